@@ -1,0 +1,1 @@
+"""A tinygrad-style tensor compiler: lazy tensors, primitive ops, fused kernels, OpenCL/CUDA renderers."""

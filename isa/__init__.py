@@ -1,0 +1,1 @@
+"""The accelerator's architecture: design parameters, instruction set, assembler and functional model."""

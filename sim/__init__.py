@@ -1,0 +1,1 @@
+"""Cycle-level, event-driven simulator of the accelerator."""
