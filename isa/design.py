@@ -1,0 +1,319 @@
+"""Architecture parameters of one accelerator design, loaded from a TOML file and validated on load.
+
+A design file drives every model (functional, simulator, RTL, area, cost, power). Each field's unit
+is in its name. Sections other than the architecture ones ([cost], [power], [reference]) are kept as
+plain tables in `Design.extras` for the workbench models, which validate them themselves.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+INPUT_DTYPES = ("int8", "fp16", "bf16", "fp32")
+ACC_DTYPE_FOR_INPUT = {"int8": "int32", "fp16": "fp32", "bf16": "fp32", "fp32": "fp32"}
+DTYPE_BYTES = {"int8": 1, "int32": 4, "fp16": 2, "bf16": 2, "fp32": 4}
+DATAFLOWS = ("os", "ws")
+DRAM_TYPES = ("DDR4", "DDR5", "LPDDR4", "LPDDR5", "GDDR6", "GDDR6X", "HBM2e", "HBM3", "HBM3e")
+EXTRA_SECTIONS = ("cost", "power", "reference")
+
+
+class DesignError(ValueError):
+    """A design file is missing, malformed, or has a field out of range; the message says where."""
+
+
+@dataclass(frozen=True)
+class MatrixUnit:
+    """The systolic matrix unit."""
+
+    rows: int
+    cols: int
+    dataflow: str  # "os" (output-stationary) or "ws" (weight-stationary)
+    input_dtype: str
+    acc_dtype: str
+    overlap_tiles: bool = True  # fill/drain of consecutive GEMMs overlap where the dataflow allows
+
+
+@dataclass(frozen=True)
+class Memory:
+    """On-chip SRAMs and the DRAM interface."""
+
+    scratchpad_bytes: int
+    scratchpad_banks: int
+    accumulator_bytes: int
+    accumulator_banks: int
+    dram_bytes: int  # size of the simulated DRAM address space
+    dram_bandwidth_bytes_per_cycle: int
+    dram_latency_cycles: int
+    dram_type: str = "LPDDR5"
+    dram_capacity_bytes: int = 0  # memory fitted to the product (cost model); 0 = same as dram_bytes
+
+
+@dataclass(frozen=True)
+class VectorUnit:
+    """The vector unit working on accumulator rows."""
+
+    lanes: int
+    special_functions: bool = False  # exp2, reciprocal, sqrt (floating-point designs)
+
+
+@dataclass(frozen=True)
+class Control:
+    """Instruction queues between fetch and the load, compute and store units."""
+
+    queue_depth: int = 8
+
+
+@dataclass(frozen=True)
+class Chip:
+    """What the core is built in and how many copies a die carries."""
+
+    clock_hz: float
+    node_nm: int
+    cores: int = 1
+
+
+@dataclass(frozen=True)
+class Design:
+    """One accelerator design: the single source of truth for every model."""
+
+    name: str
+    description: str
+    matrix: MatrixUnit
+    memory: Memory
+    vector: VectorUnit
+    control: Control
+    chip: Chip
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = "<built in>"
+
+    @property
+    def input_bytes(self) -> int:
+        """Bytes per matrix-unit input element."""
+        return DTYPE_BYTES[self.matrix.input_dtype]
+
+    @property
+    def acc_bytes(self) -> int:
+        """Bytes per accumulator element."""
+        return DTYPE_BYTES[self.matrix.acc_dtype]
+
+    @property
+    def is_float(self) -> bool:
+        """True for floating-point designs."""
+        return self.matrix.input_dtype != "int8"
+
+    @property
+    def dim(self) -> int:
+        """Elements per scratchpad row: the larger array side, so one row feeds a whole array edge."""
+        return max(self.matrix.rows, self.matrix.cols)
+
+    @property
+    def scratchpad_row_bytes(self) -> int:
+        """Bytes in one scratchpad row (`dim` input elements)."""
+        return self.dim * self.input_bytes
+
+    @property
+    def scratchpad_rows(self) -> int:
+        """Addressable scratchpad rows."""
+        return self.memory.scratchpad_bytes // self.scratchpad_row_bytes
+
+    @property
+    def accumulator_row_bytes(self) -> int:
+        """Bytes in one accumulator row (`dim` accumulator elements)."""
+        return self.dim * self.acc_bytes
+
+    @property
+    def accumulator_rows(self) -> int:
+        """Addressable accumulator rows."""
+        return self.memory.accumulator_bytes // self.accumulator_row_bytes
+
+    @property
+    def macs_per_cycle(self) -> int:
+        """Peak multiply-accumulates per cycle over the whole chip."""
+        return self.matrix.rows * self.matrix.cols * self.chip.cores
+
+    @property
+    def peak_flops(self) -> float:
+        """Peak dense FLOP/s of the chip (one MAC = 2 FLOP)."""
+        return 2.0 * self.macs_per_cycle * self.chip.clock_hz
+
+    @property
+    def dram_bandwidth_bytes_per_s(self) -> float:
+        """DRAM bandwidth of one core in bytes per second."""
+        return self.memory.dram_bandwidth_bytes_per_cycle * self.chip.clock_hz
+
+    def replace(self, **sections: Any) -> Design:
+        """A copy with whole fields replaced, re-validated (e.g. `matrix=dataclasses.replace(d.matrix, rows=4)`)."""
+        new = dataclasses.replace(self, **sections)
+        _validate(new, text="", path=new.source)
+        return new
+
+
+# (section, field): (type, low, high, must be a power of two)
+_RANGES: dict[tuple[str, str], tuple[type, float, float, bool]] = {
+    ("matrix", "rows"): (int, 1, 1024, False),
+    ("matrix", "cols"): (int, 1, 1024, False),
+    ("memory", "scratchpad_bytes"): (int, 256, 2**34, False),
+    ("memory", "scratchpad_banks"): (int, 1, 64, True),
+    ("memory", "accumulator_bytes"): (int, 64, 2**34, False),
+    ("memory", "accumulator_banks"): (int, 1, 64, True),
+    ("memory", "dram_bytes"): (int, 4096, 2**40, False),
+    ("memory", "dram_bandwidth_bytes_per_cycle"): (int, 1, 2**16, False),
+    ("memory", "dram_latency_cycles"): (int, 0, 100_000, False),
+    ("memory", "dram_capacity_bytes"): (int, 0, 2**44, False),
+    ("vector", "lanes"): (int, 1, 4096, False),
+    ("control", "queue_depth"): (int, 1, 1024, False),
+    ("chip", "clock_hz"): (float, 1e6, 1e10, False),
+    ("chip", "node_nm"): (int, 2, 180, False),
+    ("chip", "cores"): (int, 1, 1_000_000, False),
+}
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("matrix", "dataflow"): DATAFLOWS,
+    ("matrix", "input_dtype"): INPUT_DTYPES,
+    ("matrix", "acc_dtype"): ("int32", "fp32"),
+    ("memory", "dram_type"): DRAM_TYPES,
+}
+_SECTIONS = {"matrix": MatrixUnit, "memory": Memory, "vector": VectorUnit, "control": Control, "chip": Chip}
+
+
+def _line_of(text: str, section: str, key: str) -> int | None:
+    """1-based line of `key = ...` inside `[section]` of a TOML text, for error messages."""
+    current = ""
+    for i, line in enumerate(text.splitlines(), 1):
+        head = re.match(r"\s*\[([^\]]+)\]", line)
+        if head:
+            current = head.group(1).strip()
+        elif current == section and re.match(rf"\s*{re.escape(key)}\s*=", line):
+            return i
+    return None
+
+
+def _where(path: str, text: str, section: str, key: str) -> str:
+    line = _line_of(text, section, key)
+    return f"{path}:{line}" if line else path
+
+
+def _validate(design: Design, text: str, path: str) -> None:
+    for (section, key), (typ, lo, hi, pow2) in _RANGES.items():
+        value = getattr(getattr(design, section), key)
+        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if typ is int and not isinstance(value, int):
+            ok_type = False
+        if not ok_type:
+            raise DesignError(f"{_where(path, text, section, key)}: field '{section}.{key}' = {value!r} "
+                              f"must be {'an integer' if typ is int else 'a number'}")
+        if not lo <= value <= hi or (pow2 and value & (value - 1)):
+            rule = f"{lo:g}..{hi:g}" + (" and a power of two" if pow2 else "")
+            raise DesignError(f"{_where(path, text, section, key)}: field '{section}.{key}' = {value!r} "
+                              f"is out of range; allowed {rule}")
+    for (section, key), choices in _CHOICES.items():
+        value = getattr(getattr(design, section), key)
+        if value not in choices:
+            hint = difflib.get_close_matches(str(value), choices, n=1)
+            raise DesignError(f"{_where(path, text, section, key)}: field '{section}.{key}' = {value!r} "
+                              f"is not one of {', '.join(choices)}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    m = design.matrix
+    if m.acc_dtype != ACC_DTYPE_FOR_INPUT[m.input_dtype]:
+        raise DesignError(f"{_where(path, text, 'matrix', 'acc_dtype')}: field 'matrix.acc_dtype' = {m.acc_dtype!r} "
+                          f"does not fit input_dtype {m.input_dtype!r}; use {ACC_DTYPE_FOR_INPUT[m.input_dtype]!r}")
+    if design.vector.special_functions and not design.is_float:
+        raise DesignError(f"{_where(path, text, 'vector', 'special_functions')}: field 'vector.special_functions' "
+                          "needs a floating-point input_dtype (exp2/reciprocal/sqrt have no int8 meaning)")
+    mem = design.memory
+    for key, rows, banks, unit in (("scratchpad_bytes", design.scratchpad_rows, mem.scratchpad_banks, design.scratchpad_row_bytes),
+                                   ("accumulator_bytes", design.accumulator_rows, mem.accumulator_banks, design.accumulator_row_bytes)):
+        need = max(2 * design.dim, banks)
+        if rows < need or rows % banks:
+            raise DesignError(f"{_where(path, text, 'memory', key)}: field 'memory.{key}' = {getattr(mem, key)} holds "
+                              f"{rows} rows of {unit} bytes; need at least {need} rows (two array tiles) and a "
+                              f"multiple of the {banks} banks, i.e. a multiple of {unit * banks} bytes >= {need * unit}")
+    if mem.dram_bytes % 64:
+        raise DesignError(f"{_where(path, text, 'memory', 'dram_bytes')}: field 'memory.dram_bytes' must be a multiple of 64")
+
+
+def parse_design(text: str, path: str = "<string>", name: str | None = None) -> Design:
+    """Parse and validate a design from TOML text; errors name the file, line and field."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DesignError(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(data) - set(_SECTIONS) - set(EXTRA_SECTIONS) - {"name", "description"}
+    if unknown:
+        raise DesignError(f"{path}: unknown top-level entries {sorted(unknown)}; allowed: name, description, "
+                          f"[{'], ['.join([*_SECTIONS, *EXTRA_SECTIONS])}]")
+    kwargs: dict[str, Any] = {}
+    for section, cls in _SECTIONS.items():
+        table = data.get(section)
+        if not isinstance(table, dict):
+            raise DesignError(f"{path}: missing section [{section}] (fields: "
+                              f"{', '.join(f.name for f in dataclasses.fields(cls))})")
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        for key in table:
+            if key not in names:
+                hint = difflib.get_close_matches(key, names, n=1)
+                raise DesignError(f"{_where(path, text, section, key)}: unknown field '{section}.{key}'"
+                                  + (f" (did you mean '{section}.{hint[0]}'?)" if hint else
+                                     f"; allowed: {', '.join(names)}"))
+        for key, f in names.items():
+            if key not in table and f.default is dataclasses.MISSING:
+                raise DesignError(f"{path}: section [{section}] is missing required field '{section}.{key}'")
+        values = dict(table)
+        if section == "chip" and isinstance(values.get("clock_hz"), int):
+            values["clock_hz"] = float(values["clock_hz"])
+        kwargs[section] = cls(**values)
+    stem = name or (Path(path).stem if path != "<string>" else "unnamed")
+    extras = {k: data[k] for k in EXTRA_SECTIONS if k in data}
+    for k, v in extras.items():
+        if not isinstance(v, dict):
+            raise DesignError(f"{path}: [{k}] must be a table")
+    design = Design(name=str(data.get("name", stem)), description=str(data.get("description", "")),
+                    extras=extras, source=path, **kwargs)
+    _validate(design, text, path)
+    if design.memory.dram_capacity_bytes == 0:
+        design = dataclasses.replace(design, memory=dataclasses.replace(design.memory,
+                                                                         dram_capacity_bytes=design.memory.dram_bytes))
+    return design
+
+
+def shipped_designs() -> dict[str, Path]:
+    """Design names shipped with the package (the `designs/` folder), mapped to their files."""
+    source_tree = Path(__file__).resolve().parent.parent / "designs"
+    if source_tree.is_dir():  # a checkout (plain or editable install)
+        files = list(source_tree.glob("*.toml"))
+    else:  # a regular install: setuptools maps designs/ to the `isa.designs` package
+        files = [Path(str(p)) for p in resources.files("isa.designs").iterdir() if str(p).endswith(".toml")]
+    return {p.stem: p for p in sorted(files)}
+
+
+def load_design(name_or_path: str | Path) -> Design:
+    """Load a design by shipped name (e.g. `small-int8-8x8`) or by path to a TOML file."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise DesignError(f"{path}: design file not found")
+        return parse_design(path.read_text(), str(path))
+    shipped = shipped_designs()
+    if str(name_or_path) not in shipped:
+        hint = difflib.get_close_matches(str(name_or_path), shipped, n=3)
+        raise DesignError(f"unknown design {str(name_or_path)!r}; "
+                          + (f"did you mean {', '.join(hint)}? " if hint else "")
+                          + f"shipped designs: {', '.join(sorted(shipped))} (or give a path to a .toml file)")
+    p = shipped[str(name_or_path)]
+    return parse_design(p.read_text(), f"designs/{p.name}")
+
+
+DEFAULT_DESIGN = "small-int8-8x8"
+
+
+def ceil_div(a: int, b: int) -> int:
+    """Integer ceiling of a / b."""
+    return -(-a // b)
+
+
+__all__ = ["Design", "DesignError", "MatrixUnit", "Memory", "VectorUnit", "Control", "Chip", "load_design",
+           "parse_design", "shipped_designs", "DEFAULT_DESIGN", "ceil_div", "DTYPE_BYTES"]
