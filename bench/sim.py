@@ -73,10 +73,20 @@ def ours_unavailable_reason() -> str | None:
 
 
 def _run_ours(m: int, n: int, k: int, rows: int, cols: int, dataflow: str) -> int:
-    """Cycles (a count) of our simulator for one GEMM with ideal memory and no fold overlap."""
+    """Cycles (a count) of our simulator for one GEMM with ideal memory and no fold overlap.
+
+    Written against the signature on the isa-sim branch as of this commit:
+    `simulate_gemm(m, n, k, design=None, rows=, cols=, dataflow=, ideal_memory=, overlap=, values=, ...)`
+    returning a result with `.cycles`. Timing only (`values=False`) where the entry offers it.
+    """
+    import inspect
+
     from sim.gemm import simulate_gemm
 
-    res = simulate_gemm(m, n, k, rows=rows, cols=cols, dataflow=dataflow, ideal_memory=True, overlap=False)
+    kwargs = {"rows": rows, "cols": cols, "dataflow": dataflow, "ideal_memory": True, "overlap": False}
+    if "values" in inspect.signature(simulate_gemm).parameters:
+        kwargs["values"] = False
+    res = simulate_gemm(m, n, k, **kwargs)
     return int(res if isinstance(res, int) else res.cycles)
 
 
