@@ -240,7 +240,11 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
         ratios.add_row(*cells)
     con.print(ratios)
     for c, rep in columns.items():
-        con.print(f"{c}: {rep.get('device_name', '?')}{(' - ' + rep['note']) if rep.get('note') else ''}")
+        load = ""
+        if rep.get("loadavg_start") and rep.get("loadavg_end"):
+            load = f" [load average {rep['loadavg_start'][0]:.1f} -> {rep['loadavg_end'][0]:.1f}]"
+        note = f" - {rep['note']}" if rep.get("note") else ""
+        con.print(f"{c}: {rep.get('device_name', '?')}{note}{load}", markup=False)
     con.print(f"Medians of {args.runs} runs after {args.warmup} warm-up calls. First calls in a fresh "
               "process: "
               "cold = empty on-disk program caches, warm = the same caches filled by the cold run. This "

@@ -438,6 +438,7 @@ def main() -> int:
         print(json.dumps(report))
         return 0
     report["results"], report["errors"] = [], {}
+    report["loadavg_start"] = list(os.getloadavg())  # how busy the shared machine was: read with the times
     for name in [w for w in args.only.split(",") if w]:
         try:
             report["results"].append(run_workload(fw, name, args.quick, args.runs, args.warmup,
@@ -447,6 +448,7 @@ def main() -> int:
             log(traceback.format_exc(limit=4))
             report["errors"][name] = f"{type(exc).__name__}: {str(exc)[:300]}"
     report["note"] = fw.note
+    report["loadavg_end"] = list(os.getloadavg())
     print(json.dumps(report))
     return 0
 
