@@ -149,7 +149,7 @@ _add(Instruction(
               "sum_{i < ROWS} SP[a + t][i] * W[i][j]. Accumulator columns >= COLS are left unchanged.",
     timing="per iteration, latency L and pipeline occupancy O (O = L without tile overlap): "
            "OS: L = k + ROWS + COLS - 2, O = max(k, ROWS); "
-           "WS: L = P + k + ROWS + COLS - 2 with P = ROWS if preload else 0, O = max(k, P)."))
+           "WS: L = P + k + ROWS + COLS - 2 with P = ROWS if preload else 0, O = P + k."))
 _add(Instruction(
     "vec", 4, "compute", (
         Field("op", 8, 4, "vector operation", kind="enum", choices=VECTOR_OPS),
