@@ -12,6 +12,13 @@ from workbench.errors import UsageError
 USER_ERRORS: tuple[type[BaseException], ...] = (DesignError, UsageError)
 
 
+def _add(table, *cells: str) -> None:
+    """Add a row of plain text (no rich markup: "[E]" must stay visible)."""
+    from rich.text import Text
+
+    table.add_row(*(Text(str(c)) for c in cells))
+
+
 def _console():
     from rich.console import Console
 
@@ -32,7 +39,7 @@ def cmd_chips(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([c.to_json() for c in chips], indent=1))
         return 0
-    table = Table(title="Chip database (datasheet; [E] = estimate; TFLOPS = dense 16-bit matrix peak)")
+    table = Table(title="Chip database (datasheet; \\[E] = estimate; TF = TFLOPS, dense 16-bit matrix peak)")
     for col in (
         "key",
         "name",
@@ -51,13 +58,14 @@ def cmd_chips(args: argparse.Namespace) -> int:
         table.add_column(
             col,
             justify="left" if col in ("key", "name", "node", "memory") else "right",
-            overflow="ellipsis" if col in ("name", "node") else "fold",
-            no_wrap=col in ("key", "name", "node", "memory"),
-            max_width={"name": 26, "node": 16}.get(col),
+            overflow="ellipsis",
+            no_wrap=True,
+            max_width={"name": 22, "node": 14, "memory": 16}.get(col),
         )
     for c in chips:
         est = "[E]" if c.price_is_estimate and c.price_usd else ""
-        table.add_row(
+        _add(
+            table,
             c.key,
             c.name,
             f"{_fmt(c.price_usd, ',.0f')}{est}",
@@ -174,36 +182,40 @@ def _print_estimate(est, design) -> None:
         t.add_column(col, justify="right" if col == "value" else "left", overflow="fold")
     for name, f in est.figures.items():
         value = "—" if f.value is None else (f"{f.value:,.4g}" if abs(f.value) < 1e6 else f"{f.value:,.0f}")
-        t.add_row(name, value, f.unit, f.provenance, f.note)
+        _add(t, name, value, f.unit, f.provenance, f.note)
     console.print(t)
     a = Table(title=f"area at {est.area.node} (modelled, mm^2)")
     for col in ("component", "mm^2", "detail", "source"):
         a.add_column(col, overflow="fold")
     for i in est.area.items:
-        a.add_row(i.name, f"{i.mm2:,.3f}", i.detail, i.source)
-    a.add_row("total", f"{est.area.total_mm2:,.3f}", "", "")
+        _add(a, i.name, f"{i.mm2:,.3f}", i.detail, i.source)
+    _add(a, "total", f"{est.area.total_mm2:,.3f}", "", "")
     console.print(a)
     c = Table(title="unit cost (modelled, USD)")
     for col in ("term", "USD", "detail", "source"):
         c.add_column(col, overflow="fold")
     for term in est.cost.terms:
-        c.add_row(term.name, f"{term.usd:,.2f}", term.detail, term.source)
-    c.add_row("cost", f"{est.cost.cost_usd:,.2f}", "", "")
-    c.add_row("price", f"{est.cost.price_usd:,.2f}", f"cost / (1 - margin {est.cost.margin:g})", "")
+        _add(c, term.name, f"{term.usd:,.2f}", term.detail, term.source)
+    _add(c, "cost", f"{est.cost.cost_usd:,.2f}", "", "")
+    _add(c, "price", f"{est.cost.price_usd:,.2f}", f"cost / (1 - margin {est.cost.margin:g})", "")
     console.print(c)
     if est.power:
         e = Table(title="energy (modelled from simulated counters)")
         for col in ("event", "count", "pJ each", "J"):
             e.add_column(col, justify="right" if col != "event" else "left")
         for term in est.power.terms:
-            e.add_row(term.event, f"{term.count:,.0f}", f"{term.pj_each:.4f}", f"{term.joules:.4g}")
-        e.add_row(
-            "static", f"{est.power.seconds:.4g} s", f"{est.power.static_w:.1f} W", f"{est.power.static_j:.4g}"
+            _add(e, term.event, f"{term.count:,.0f}", f"{term.pj_each:.4f}", f"{term.joules:.4g}")
+        _add(
+            e,
+            "static",
+            f"{est.power.seconds:.4g} s",
+            f"{est.power.static_w:.1f} W",
+            f"{est.power.static_j:.4g}",
         )
         console.print(e)
     for chk in est.checks:
         console.print(
-            f"check {chk.name}: {chk.value:,.4g} in [{chk.low:,.4g}, {chk.high:,.4g}] -> "
+            f"check {chk.name}: {chk.value:,.4g} in \\[{chk.low:,.4g}, {chk.high:,.4g}] -> "
             + ("[green]ok[/]" if chk.ok else "[red]OUTSIDE[/]")
         )
 

@@ -17,6 +17,13 @@ DEFAULT_COMPARE_WORKLOAD = "gemm:4096x4096x4096"
 DEFAULT_COMPARE_CHIPS = ("rx-7900-xtx", "h100-sxm", "tinybox-red")
 
 
+def _add(table, *cells: str) -> None:
+    """Add a row of plain text (no rich markup: "[E]" must stay visible)."""
+    from rich.text import Text
+
+    table.add_row(*(Text(str(c)) for c in cells))
+
+
 @dataclass
 class Row:
     """One line of the comparison: a design or a chip, each figure with its provenance."""
@@ -111,7 +118,8 @@ def print_table(rows: list[Row], workload: str) -> None:
     ):
         table.add_column(col, justify="left" if col in ("name", "kind") else "right", overflow="fold")
     for r in rows:
-        table.add_row(
+        _add(
+            table,
             r.name,
             r.kind,
             _fmt(r.peak_tflops),
@@ -126,7 +134,7 @@ def print_table(rows: list[Row], workload: str) -> None:
     console.print(table)
     console.print(
         "TFLOPS/W: achieved / modelled average power for designs; peak / TDP for chips. Design prices are "
-        "modelled unit cost / (1 - margin), chip prices are street/list prices ([E] = estimate)."
+        "modelled unit cost / (1 - margin), chip prices are street/list prices (\\[E] = estimate)."
     )
 
 
