@@ -52,8 +52,8 @@ def cmd_chips(args: argparse.Namespace) -> int:
         "FP32",
         "FP16/BF16",
         "INT8",
-        "TFLOPS/$1k",
-        "TFLOPS/W",
+        "TF/$1k",
+        "TF/W",
     ):
         table.add_column(
             col,
