@@ -27,9 +27,7 @@ def dies_per_wafer(
         raise CostInputError(f"die area must be > 0 mm^2, got {die_area_mm2}")
     d = wafer_diameter_mm - 2 * edge_exclusion_mm
     if d <= 0:
-        raise CostInputError(
-            f"edge exclusion {edge_exclusion_mm} mm leaves no wafer (diameter {wafer_diameter_mm} mm)"
-        )
+        raise CostInputError(f"edge exclusion {edge_exclusion_mm} mm leaves no wafer (diameter {wafer_diameter_mm} mm)")
     return max(0.0, math.pi * (d / 2) ** 2 / die_area_mm2 - math.pi * d / math.sqrt(2 * die_area_mm2))
 
 
@@ -153,9 +151,7 @@ def cost_per_good_die(
     y = harvested_yield(die_area_mm2, d0, harvest, yield_model, alpha) if harvest else y0
     good = gross * y
     if good <= 0:
-        raise CostInputError(
-            f"{name}: {die_area_mm2} mm^2 yields no good dies on a {WAFER_DIAMETER_MM:g} mm wafer"
-        )
+        raise CostInputError(f"{name}: {die_area_mm2} mm^2 yields no good dies on a {WAFER_DIAMETER_MM:g} mm wafer")
     return DieCost(
         name=name,
         area_mm2=die_area_mm2,
@@ -281,20 +277,30 @@ def unit_cost(
         if memory_usd_per_gb_override is not None:
             per_gb, src = float(memory_usd_per_gb_override), "design file [cost] memory_usd_per_gb"
         terms.append(
-            CostTerm(
-                "memory", memory_gb * per_gb, f"{memory_gb:g} GB {memory_type} x ${per_gb:g}/GB", source=src
-            )
+            CostTerm("memory", memory_gb * per_gb, f"{memory_gb:g} GB {memory_type} x ${per_gb:g}/GB", source=src)
         )
     (pkg_default, pkg_src), (test_default, test_src) = default_packaging(memory_type)
     pkg = pkg_default if packaging_usd is None else float(packaging_usd)
     tst = test_default if test_usd is None else float(test_usd)
-    terms.append(CostTerm("packaging", pkg, "per unit", source=pkg_src if packaging_usd is None else "given"))
-    terms.append(CostTerm("test", tst, "per unit", source=test_src if test_usd is None else "given"))
+    terms.append(
+        CostTerm(
+            "packaging",
+            pkg,
+            "per unit",
+            source=pkg_src if packaging_usd is None else "set in the design [cost] or on the command line",
+        )
+    )
+    terms.append(
+        CostTerm(
+            "test",
+            tst,
+            "per unit",
+            source=test_src if test_usd is None else "set in the design [cost] or on the command line",
+        )
+    )
     if board_usd:
         terms.append(CostTerm("board", float(board_usd), "per unit", source="given"))
     if system_usd:
         terms.append(CostTerm("system", float(system_usd), "per unit", source="given"))
     cost = sum(t.usd for t in terms)
-    return UnitCost(
-        dies=[d for d, _ in dies], terms=terms, cost_usd=cost, margin=margin, price_usd=cost / (1 - margin)
-    )
+    return UnitCost(dies=[d for d, _ in dies], terms=terms, cost_usd=cost, margin=margin, price_usd=cost / (1 - margin))

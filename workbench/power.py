@@ -24,8 +24,7 @@ class PowerInputError(UsageError):
 MAC_ENERGY_45NM_PJ = {
     "int8": 0.2 + 0.1,  # 8-bit int mult + 32-bit int add
     "fp16": 1.1 + 0.9,  # 16-bit FP mult + 32-bit FP add (fp32 accumulation)
-    "bf16": 1.1
-    + 0.9,  # [E] no bf16 entry: the fp16 multiplier is used (an upper bound: bf16's mantissa is shorter)
+    "bf16": 1.1 + 0.9,  # [E] no bf16 entry: the fp16 multiplier is used (an upper bound: bf16's mantissa is shorter)
     "fp32": 3.7 + 0.9,  # 32-bit FP mult + add
 }
 # Aladdin 40 nm register, 0.009 pJ per bit written (b.3): the systolic hops each MAC causes (see pe_hop_bits).
@@ -135,8 +134,7 @@ def event_energies(design: Design) -> dict[str, EventEnergy]:
         f"macs_{dtype}": EventEnergy(
             f"macs_{dtype}",
             MAC_ENERGY_45NM_PJ[dtype] * f + hop,
-            f"{dtype} MAC {MAC_ENERGY_45NM_PJ[dtype] * f:.4f} pJ + {pe_hop_bits(design)} "
-            f"register bits {hop:.4f} pJ",
+            f"{dtype} MAC {MAC_ENERGY_45NM_PJ[dtype] * f:.4f} pJ + {pe_hop_bits(design)} register bits {hop:.4f} pJ",
             "b.1 Horowitz x b.2 energy factor; b.3 Aladdin register",
         ),
         "vector_ops": EventEnergy(
@@ -158,8 +156,7 @@ def event_energies(design: Design) -> dict[str, EventEnergy]:
             out[f"{name}_{op}_bytes"] = EventEnergy(
                 f"{name}_{op}_bytes",
                 pj,
-                f"per byte, {size // banks:,} B macro"
-                + (" (write taken equal to read [E])" if op == "write" else ""),
+                f"per byte, {size // banks:,} B macro" + (" (write taken equal to read [E])" if op == "write" else ""),
                 "b.1 Horowitz SRAM by size (log-log) x b.2",
             )
     pj_bit, src = dram_pj_per_bit(mem.dram_type)
@@ -170,12 +167,24 @@ def event_energies(design: Design) -> dict[str, EventEnergy]:
     return out
 
 
-def peak_dynamic_power_w(design: Design) -> float:
-    """Dynamic power with every MAC busy each cycle and DRAM at full bandwidth (basis for leakage)."""
+def peak_rate_dynamic_w(design: Design) -> dict[str, float]:
+    """Dynamic power by part with every MAC busy each cycle, fed from the scratchpad, and DRAM at full bandwidth.
+
+    This is the design's own worst case (a modelled TDP): it does not depend on how well a program reuses
+    data. The array reads one A column and one B row, (rows + cols) input elements, per cycle per core.
+    """
     e = event_energies(design)
-    mac = e[f"macs_{design.matrix.input_dtype}"].pj * design.macs_per_cycle * design.chip.clock_hz
-    dram = e["dram_read_bytes"].pj * design.dram_bandwidth_bytes_per_s * design.chip.cores
-    return (mac + dram) * PJ
+    clock, cores, m = design.chip.clock_hz, design.chip.cores, design.matrix
+    return {
+        "macs": e[f"macs_{m.input_dtype}"].pj * design.macs_per_cycle * clock * PJ,
+        "operand_feed": e["scratchpad_read_bytes"].pj * (m.rows + m.cols) * design.input_bytes * cores * clock * PJ,
+        "dram": e["dram_read_bytes"].pj * design.dram_bandwidth_bytes_per_s * cores * PJ,
+    }
+
+
+def peak_dynamic_power_w(design: Design) -> float:
+    """Total dynamic power at the peak rate (the basis for leakage)."""
+    return sum(peak_rate_dynamic_w(design).values())
 
 
 def static_power_w(design: Design, leakage_fraction: float = LEAKAGE_FRACTION) -> float:

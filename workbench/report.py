@@ -24,6 +24,23 @@ def _add(table, *cells: str) -> None:
     table.add_row(*(Text(str(c)) for c in cells))
 
 
+# Short provenance tags for the terminal table; the JSON and HTML carry the same tags with a legend.
+TAGS = {
+    "simulated": "sim",
+    "modelled": "mod",
+    "datasheet": "ds",
+    "datasheet [E]": "ds,E",
+    "measured (published)": "meas",
+    "": "",
+}
+LEGEND = (
+    "sim = simulated, mod = modelled, ds = datasheet, E = estimate, meas = published measurement. Designs: "
+    "price = modelled unit cost / (1 - margin); peak W = modelled power with every MAC busy and DRAM at "
+    "full bandwidth; achieved TFLOPS/W = achieved / modelled average power of the run. Chips: price = "
+    "street/list price; peak W = TDP; achieved = published measured matmul throughput."
+)
+
+
 @dataclass
 class Row:
     """One line of the comparison: a design or a chip, each figure with its provenance."""
@@ -31,16 +48,19 @@ class Row:
     kind: str  # "design" | "chip"
     name: str
     peak_tflops: float | None
+    peak_provenance: str  # modelled (design) | datasheet (chip)
     achieved_tflops: float | None
-    achieved_provenance: str  # simulated (design) | measured (published, chip) | ""
+    achieved_provenance: str  # simulated (design) | measured (published) (chip) | ""
     price_usd: float | None
-    price_provenance: str  # modelled (unit cost / (1 - margin)) | datasheet | datasheet [E]
-    power_w: float | None
-    power_provenance: str  # modelled (average over the run) | datasheet (TDP)
-    area_mm2: float | None
+    price_provenance: str  # modelled | datasheet | datasheet [E]
+    peak_power_w: float | None  # design: modelled peak-rate power; chip: TDP
+    power_provenance: str  # modelled | datasheet
+    run_power_w: float | None  # design: modelled average power of the workload; chip: None
+    margin: float | None
     peak_tflops_per_kusd: float | None
     achieved_tflops_per_kusd: float | None
-    tflops_per_w: float | None  # achieved / average power for designs; peak / TDP for chips
+    peak_tflops_per_w: float | None
+    achieved_tflops_per_w: float | None
 
     def to_json(self) -> dict:
         """Plain-dict form."""
@@ -55,41 +75,47 @@ def design_row(est: Estimate) -> Row:
     """A comparison row from an estimate."""
     f = est.figures
     peak, ach = f["peak_tflops"].value, f["achieved_tflops"].value
-    price, power = f["price_usd"].value, f["average_power_w"].value
+    price, run_w, peak_w = f["price_usd"].value, f["average_power_w"].value, f["peak_rate_power_w"].value
     return Row(
         "design",
         est.design,
         peak,
+        "modelled",
         ach,
         "simulated",
         price,
-        f"modelled (margin {est.cost.margin:g})",
-        power,
         "modelled",
-        f["die_area_costed_mm2"].value,
+        peak_w,
+        "modelled",
+        run_w,
+        est.cost.margin,
         _div(peak, price, 1000),
         _div(ach, price, 1000),
-        _div(ach, power),
+        _div(peak, peak_w),
+        _div(ach, run_w),
     )
 
 
 def chip_row(chip: Chip) -> Row:
-    """A comparison row from the chip database (datasheet peak and price; achieved = published figure)."""
-    peak, price = chip.peak_16bit_tflops, chip.price_usd
+    """A comparison row from the chip database (datasheet peak, price and TDP; achieved = published figure)."""
+    peak, price, meas = chip.peak_16bit_tflops, chip.price_usd, chip.measured_matmul_tflops
     return Row(
         "chip",
         chip.name,
         peak,
-        chip.measured_matmul_tflops,
-        "measured (published)" if chip.measured_matmul_tflops else "",
+        "datasheet",
+        meas,
+        "measured (published)" if meas else "",
         price,
         "datasheet [E]" if chip.price_is_estimate else "datasheet",
         chip.tdp_w,
-        "datasheet (TDP)",
-        chip.die_area_mm2,
+        "datasheet",
+        None,
+        None,
         _div(peak, price, 1000),
-        _div(chip.measured_matmul_tflops, price, 1000),
+        _div(meas, price, 1000),
         _div(peak, chip.tdp_w),
+        _div(meas, chip.tdp_w),
     )
 
 
@@ -97,67 +123,87 @@ def _fmt(v: float | None, spec: str = ",.1f") -> str:
     return "—" if v is None else format(v, spec)
 
 
+def _tagged(v: float | None, provenance: str, spec: str = ",.1f") -> str:
+    return "—" if v is None else f"{format(v, spec)} {TAGS.get(provenance, provenance)}"
+
+
+HEADERS = (
+    "name",
+    "kind",
+    "peak TFLOPS",
+    "achieved TFLOPS",
+    "price $",
+    "peak W",
+    "run W",
+    "TFLOPS/$1k peak",
+    "TFLOPS/$1k achieved",
+    "TFLOPS/W peak",
+    "TFLOPS/W achieved",
+)
+
+
+def row_cells(r: Row) -> list[str]:
+    """The table cells of a row, each number tagged with its provenance."""
+    derived = "mod" if r.kind == "design" else ("ds,E" if r.price_provenance.endswith("[E]") else "ds")
+    return [
+        r.name,
+        r.kind,
+        _tagged(r.peak_tflops, r.peak_provenance),
+        _tagged(r.achieved_tflops, r.achieved_provenance),
+        _tagged(r.price_usd, r.price_provenance, ",.0f"),
+        _tagged(r.peak_power_w, r.power_provenance, ",.0f"),
+        _tagged(r.run_power_w, "modelled", ",.0f"),
+        f"{_fmt(r.peak_tflops_per_kusd)} {derived}",
+        _fmt(r.achieved_tflops_per_kusd),
+        _fmt(r.peak_tflops_per_w, ".2f"),
+        _fmt(r.achieved_tflops_per_w, ".2f"),
+    ]
+
+
 def print_table(rows: list[Row], workload: str) -> None:
     """The comparison as a rich table on the terminal."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(
-        title=f"workbench compare — workload {workload} (designs: simulated + modelled; chips: datasheet)"
-    )
-    for col in (
-        "name",
-        "kind",
-        "peak TFLOPS",
-        "achieved TFLOPS",
-        "price $",
-        "power W",
-        "peak TFLOPS/$1k",
-        "achieved TFLOPS/$1k",
-        "TFLOPS/W",
-    ):
+    table = Table(title=f"workbench compare — workload {workload}")
+    for col in HEADERS:
         table.add_column(col, justify="left" if col in ("name", "kind") else "right", overflow="fold")
     for r in rows:
-        _add(
-            table,
-            r.name,
-            r.kind,
-            _fmt(r.peak_tflops),
-            f"{_fmt(r.achieved_tflops)} {r.achieved_provenance}",
-            f"{_fmt(r.price_usd, ',.0f')} {r.price_provenance}",
-            f"{_fmt(r.power_w)} {r.power_provenance}",
-            _fmt(r.peak_tflops_per_kusd),
-            _fmt(r.achieved_tflops_per_kusd),
-            _fmt(r.tflops_per_w, ".2f"),
-        )
-    console = Console(width=max(160, Console().width))
+        _add(table, *row_cells(r))
+    console = Console(width=max(170, Console().width))
     console.print(table)
-    console.print(
-        "TFLOPS/W: achieved / modelled average power for designs; peak / TDP for chips. Design prices are "
-        "modelled unit cost / (1 - margin), chip prices are street/list prices (\\[E] = estimate)."
-    )
+    console.print(LEGEND.replace("[", "\\["), highlight=False)
 
 
 def _plot_scatter(rows: list[Row], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
     for r in rows:
-        if r.tflops_per_w is None or r.peak_tflops_per_kusd is None:
+        color = "tab:blue" if r.kind == "design" else "tab:orange"
+        marker = "o" if r.kind == "design" else "s"
+        pts = [
+            (x, y)
+            for x, y in (
+                (r.peak_tflops_per_w, r.peak_tflops_per_kusd),
+                (r.achieved_tflops_per_w, r.achieved_tflops_per_kusd),
+            )
+            if x and y
+        ]
+        if not pts:
             continue
-        y = r.achieved_tflops_per_kusd if r.kind == "design" else r.peak_tflops_per_kusd
-        ax.scatter(
-            r.tflops_per_w,
-            y,
-            marker="o" if r.kind == "design" else "s",
-            color="tab:blue" if r.kind == "design" else "tab:orange",
-        )
-        ax.annotate(r.name, (r.tflops_per_w, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.scatter(*pts[0], marker=marker, color=color)
+        ax.annotate(r.name, pts[0], fontsize=7, xytext=(4, 4), textcoords="offset points")
+        if len(pts) == 2:
+            ax.scatter(*pts[1], marker=marker, facecolors="none", edgecolors=color)
+            ax.plot([pts[0][0], pts[1][0]], [pts[0][1], pts[1][1]], color=color, lw=0.6, ls=":")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("TFLOPS per W (designs: achieved / modelled power; chips: peak / TDP)")
-    ax.set_ylabel("TFLOPS per $1000 (designs: achieved / modelled price; chips: peak / price)")
-    ax.set_title("Cost-performance: designs (circles) vs real chips (squares)")
+    ax.set_xlabel("TFLOPS per W")
+    ax.set_ylabel("TFLOPS per $1000")
+    ax.set_title(
+        "Designs (circles, modelled) vs chips (squares, datasheet)\nfilled = peak, hollow = achieved", fontsize=9
+    )
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -206,19 +252,25 @@ def _plot_roofline(design: Design, est: Estimate, path: Path) -> None:
 def _plot_costs(estimates: list[Estimate], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    names = sorted({t.name for e in estimates for t in e.cost.terms})
+    def usd(e: Estimate, name: str) -> float:
+        if name == "dies":
+            return sum(t.usd for t in e.cost.terms if t.name.startswith("die:"))
+        if name == "margin":
+            return e.cost.price_usd - e.cost.cost_usd
+        return e.cost.term(name)
+
+    names = ["dies"] + sorted({t.name for e in estimates for t in e.cost.terms if not t.name.startswith("die:")})
     if any(e.cost.margin for e in estimates):
         names.append("margin")
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(estimates)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(estimates)), 4.5))
     bottom = [0.0] * len(estimates)
     for name in names:
-        vals = [
-            (e.cost.price_usd - e.cost.cost_usd) if name == "margin" else e.cost.term(name) for e in estimates
-        ]
+        vals = [usd(e, name) for e in estimates]
         ax.bar([e.design for e in estimates], vals, bottom=bottom, label=name)
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_ylabel("USD per unit (modelled)")
     ax.set_title("Unit cost breakdown")
+    ax.tick_params(axis="x", labelrotation=15, labelsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -251,36 +303,7 @@ def write_report(rows: list[Row], pairs: list[tuple[Design, Estimate]], workload
             default=str,
         )
     )
-    head = [
-        "name",
-        "kind",
-        "peak TFLOPS",
-        "achieved TFLOPS",
-        "price $",
-        "power W",
-        "peak TFLOPS/$1k",
-        "achieved TFLOPS/$1k",
-        "TFLOPS/W",
-    ]
-    trs = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(c)}</td>"
-            for c in (
-                r.name,
-                r.kind,
-                _fmt(r.peak_tflops),
-                f"{_fmt(r.achieved_tflops)} {r.achieved_provenance}",
-                f"{_fmt(r.price_usd, ',.0f')} {r.price_provenance}",
-                f"{_fmt(r.power_w)} {r.power_provenance}",
-                _fmt(r.peak_tflops_per_kusd),
-                _fmt(r.achieved_tflops_per_kusd),
-                _fmt(r.tflops_per_w, ".2f"),
-            )
-        )
-        + "</tr>"
-        for r in rows
-    )
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row_cells(r)) + "</tr>" for r in rows)
     checks = "".join(
         f"<li>{html.escape(e.design)}: {html.escape(c.name)} = {c.value:,.3g} in "
         f"[{c.low:,.3g}, {c.high:,.3g}]: {'ok' if c.ok else 'OUTSIDE'}</li>"
@@ -296,7 +319,8 @@ padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}img{{max-widt
 Designs are simulated (cycles) and modelled (area, cost, energy); chips are datasheet figures;
 "measured (published)" are third-party
 matmul measurements from the chip database. Design prices are modelled unit costs / (1 - margin).</p>
-<table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{trs}</table>
+<table><tr>{"".join(f"<th>{h}</th>" for h in HEADERS)}</tr>{trs}</table>
+<p>{html.escape(LEGEND)}</p>
 <h2>TFLOPS per $1000 against TFLOPS per watt</h2><img src="tflops_per_dollar_vs_watt.png" alt="scatter">
 <h2>Rooflines</h2>{imgs}
 <h2>Unit cost breakdown</h2>{'<img src="cost_breakdown.png" alt="costs">' if estimates else ""}
