@@ -53,6 +53,16 @@ def test_synth_calibration_overrides_logic_blocks(tmp_path):
     # 28 nm: 15.3 MTr/mm^2; 100k NAND2 x 4 transistors = 0.4 MTr -> 0.02614 mm^2
     assert a.item("matrix") == pytest.approx(0.4 / 15.3)
     assert a.calibrated_blocks == ["matrix", "vector"]
+    # the RTL report's own shape: {"blocks": {"array": {"logic_ge": ...}, "control": {...}, "buffers": {...}}}
+    rtl = {
+        "design": "t",
+        "blocks": {
+            "array": {"logic_ge": 1200.5, "sram_bits": 0},
+            "control": {"logic_ge": 300},
+            "buffers": {"logic_ge": 50, "sram_bits": 8192},
+        },
+    }
+    assert parse_synth_result(rtl) == {"matrix": 1200.5, "control": 300.0}
     with pytest.raises(SynthResultError, match="none of the blocks"):
         parse_synth_result({"blocks": {"alu": 3}})
     with pytest.raises(SynthResultError, match="non-negative"):

@@ -1,5 +1,7 @@
 """Reference designs hit datasheet peaks and published cost ranges; [cost]/[power]/[reference] validation."""
 
+from pathlib import Path
+
 import pytest
 
 from isa.design import load_design, parse_design
@@ -8,7 +10,7 @@ from workbench.chips import find_chip
 from workbench.design_tables import DesignTableError, design_tables
 from workbench.estimate import design_cost
 
-BASE = open("designs/small-int8-8x8.toml").read()
+BASE = (Path(__file__).resolve().parent.parent / "designs" / "small-int8-8x8.toml").read_text()
 
 
 @pytest.mark.parametrize("name,chip", [("rx7900xtx-like", "rx-7900-xtx"), ("h100-like", "h100-sxm")])

@@ -72,6 +72,20 @@ def default_host_pcie_lanes(memory_type: str) -> int:
 
 
 SYNTH_BLOCKS = ("matrix", "vector", "control", "dma")
+# Names an RTL synthesis report may give a block (rtl/synth.py's `workbench rtl synth --json` uses "array").
+SYNTH_ALIASES = {
+    "matrix": "matrix",
+    "array": "matrix",
+    "systolic": "matrix",
+    "vector": "vector",
+    "vec": "vector",
+    "control": "control",
+    "ctrl": "control",
+    "decoder": "control",
+    "fetch": "control",
+    "dma": "dma",
+}
+SYNTH_GATE_KEYS = ("logic_ge", "nand2_eq", "nand2_equivalents", "nand2", "gates")
 
 
 @dataclass
@@ -139,29 +153,30 @@ def load_synth_result(path: str | Path) -> dict[str, float]:
 
 
 def parse_synth_result(data: Any, where: str = "<synth>") -> dict[str, float]:
-    """Accept {"blocks": {name: gates | {"nand2_eq": gates}}} or {name: gates}; names must be SYNTH_BLOCKS."""
+    """Gates per calibrated block from {"blocks": {name: gates | {"logic_ge" | "nand2_eq": gates}}} or {name: gates}.
+
+    Block names are matched by SYNTH_ALIASES (the RTL report calls the array "array"); other blocks are ignored.
+    """
     blocks = data.get("blocks", data) if isinstance(data, dict) else None
     if not isinstance(blocks, dict) or not blocks:
         raise SynthResultError(
-            f"{where}: expected an object of blocks ({', '.join(SYNTH_BLOCKS)}) "
-            "with NAND2-equivalent gate counts"
+            f"{where}: expected an object of blocks ({', '.join(SYNTH_BLOCKS)}) with NAND2-equivalent gate counts"
         )
     out: dict[str, float] = {}
     for name, value in blocks.items():
-        if name not in SYNTH_BLOCKS:
-            continue  # other blocks (e.g. a top-level total) are not calibration targets
+        block = SYNTH_ALIASES.get(str(name).lower())
+        if block is None:
+            continue  # other blocks (e.g. buffers, counted as SRAM) are not calibration targets
         if isinstance(value, dict):
-            value = next(
-                (value[k] for k in ("nand2_eq", "nand2_equivalents", "nand2", "gates") if k in value), None
-            )
+            value = next((value[k] for k in SYNTH_GATE_KEYS if k in value), None)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise SynthResultError(
                 f"{where}: block {name!r} needs a non-negative NAND2-equivalent count, got {value!r}"
             )
-        out[name] = float(value)
+        out[block] = out.get(block, 0.0) + float(value)
     if not out:
         raise SynthResultError(
-            f"{where}: none of the blocks {', '.join(SYNTH_BLOCKS)} found (got {', '.join(map(str, blocks))})"
+            f"{where}: none of the blocks {', '.join(SYNTH_ALIASES)} found (got {', '.join(map(str, blocks))})"
         )
     return out
 
