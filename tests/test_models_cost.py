@@ -53,9 +53,7 @@ def test_worked_example_a8():
         assert die_yield(814, 0.10, model) == pytest.approx(y, abs=0.0005)
     assert die_yield(814, 0.10, alpha=2) == pytest.approx(0.505, abs=0.0005)
     # a.8 step 3 variants: $434 at $13,400; D0 0.07 -> Y 0.594, $451; D0 0.20 -> $982
-    assert cost_per_good_die(814, "N4", wafer_price_usd=13400).cost_per_good_die_usd == pytest.approx(
-        434, abs=1
-    )
+    assert cost_per_good_die(814, "N4", wafer_price_usd=13400).cost_per_good_die_usd == pytest.approx(434, abs=1)
     d07 = cost_per_good_die(814, "N4", d0_per_cm2=0.07)
     assert d07.defect_free_yield == pytest.approx(0.594, abs=0.0005)
     assert d07.cost_per_good_die_usd == pytest.approx(451, abs=1)
@@ -69,9 +67,9 @@ def test_harvesting_a8_step4():
     d = cost_per_good_die(814, "N4", harvest=h)
     assert d.good_dies_per_wafer == pytest.approx(46.6, abs=0.05)
     assert d.cost_per_good_die_usd == pytest.approx(364, abs=1)
-    assert cost_per_good_die(
-        814, "N4", harvest=h, wafer_price_usd=13400
-    ).cost_per_good_die_usd == pytest.approx(287, abs=1)
+    assert cost_per_good_die(814, "N4", harvest=h, wafer_price_usd=13400).cost_per_good_die_usd == pytest.approx(
+        287, abs=1
+    )
 
 
 def test_binomial_hand_computed():

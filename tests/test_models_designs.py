@@ -57,8 +57,6 @@ def test_table_errors_name_file_field_value_range(extra, match):
 def test_chiplet_node_error_suggests():
     from workbench.nodes import UnknownNodeError
 
-    d = parse_design(
-        BASE + "[cost]\nchiplets = [{ name = 'x', area_mm2 = 10, node = 'N8', count = 1 }]\n", "x.toml"
-    )
+    d = parse_design(BASE + "[cost]\nchiplets = [{ name = 'x', area_mm2 = 10, node = 'N8', count = 1 }]\n", "x.toml")
     with pytest.raises(UnknownNodeError, match="closest known"):
         design_cost(d, design_area(d))

@@ -110,3 +110,13 @@ def test_estimate_layers_sum(tmp_path):
     est = estimate(d, parse_workload(str(f)), simulate=_analytic_sim([]))
     assert est.figures["seconds"].value == pytest.approx((3 * 4 * 16 + 8) / 800e6)
     assert est.counters["macs_int8"] == 3 * 16**3 + 8**3
+
+
+def test_auto_workload_is_largest_fitting_square():
+    from workbench.estimate import auto_workload, resolve_workload
+
+    # tiny: 1 MiB simulated DRAM; 256^3 int8 needs 2 x 64 KiB + 256 KiB (int32 C), 512^3 needs 1.5 MiB
+    assert auto_workload(load_design("tiny-int8-4x4")).name == "gemm:256x256x256"
+    assert auto_workload(load_design("small-int8-8x8")).name == "gemm:1024x1024x1024"
+    assert resolve_workload("auto", load_design("h100-like")).name == "gemm:4096x4096x4096"
+    assert resolve_workload("gemm:8x8x8", load_design("h100-like")).flops == 2 * 512

@@ -93,9 +93,7 @@ def _harvest(text: str | None):
         blocks, required, fraction = text.split(":")
         h = Harvest(int(blocks), int(required), float(fraction))
     except ValueError:
-        raise CostInputError(
-            f"--harvest {text!r}: expected BLOCKS:REQUIRED:FRACTION, e.g. 144:132:0.6"
-        ) from None
+        raise CostInputError(f"--harvest {text!r}: expected BLOCKS:REQUIRED:FRACTION, e.g. 144:132:0.6") from None
     h.validate("--harvest")
     return h
 
@@ -114,9 +112,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
         edge_exclusion_mm=args.edge_exclusion_mm,
         harvest=_harvest(args.harvest),
     )
-    all_yields = {
-        m: die_yield(args.area_mm2, die.defect_density_per_cm2, m, args.alpha) for m in YIELD_MODELS
-    }
+    all_yields = {m: die_yield(args.area_mm2, die.defect_density_per_cm2, m, args.alpha) for m in YIELD_MODELS}
     unit = None
     if args.memory_gb or args.packaging_usd is not None or args.test_usd is not None or args.margin:
         unit = unit_cost(
@@ -222,11 +218,11 @@ def _print_estimate(est, design) -> None:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Simulate a workload on a design and apply the area, cost and power models."""
-    from workbench.estimate import estimate, parse_workload
+    from workbench.estimate import estimate, resolve_workload
 
     design = load_design(args.design)
     est = estimate(
-        design, parse_workload(args.workload), margin=args.margin, synth=_load_synth(args.rtl_synth)
+        design, resolve_workload(args.workload, design), margin=args.margin, synth=_load_synth(args.rtl_synth)
     )
     if args.json:
         print(json.dumps(est.to_json(), indent=1, default=str))
@@ -238,21 +234,23 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Designs and chips side by side; with --out, an HTML report with PNG plots."""
     from workbench.chips import find_chip
-    from workbench.estimate import estimate, parse_workload
+    from workbench.estimate import estimate, resolve_workload
     from workbench.report import DEFAULT_COMPARE_CHIPS, chip_row, design_row, print_table, write_report
 
-    workload = parse_workload(args.workload)
     chips = [find_chip(c) for c in (args.chip or DEFAULT_COMPARE_CHIPS)]
     designs = [load_design(d) for d in args.designs]
     synth = _load_synth(args.rtl_synth)
-    pairs = [(d, estimate(d, workload, margin=args.margin, synth=synth)) for d in designs]
+    pairs = [(d, estimate(d, resolve_workload(args.workload, d), margin=args.margin, synth=synth)) for d in designs]
     rows = [design_row(e) for _, e in pairs] + [chip_row(c) for c in chips]
+    workload = args.workload
+    if workload == "auto":
+        workload = "auto (per design: the largest square power-of-two GEMM up to 4096 that fits its memory)"
     if args.json:
-        print(json.dumps({"workload": args.workload, "rows": [r.to_json() for r in rows]}, indent=1))
+        print(json.dumps({"workload": workload, "rows": [r.to_json() for r in rows]}, indent=1))
     else:
-        print_table(rows, args.workload)
+        print_table(rows, workload)
     if args.out:
-        path = write_report(rows, pairs, args.workload, Path(args.out))
+        path = write_report(rows, pairs, workload, Path(args.out))
         if not args.json:
             print(f"report: {path}")
     return 0
@@ -261,28 +259,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `chips`, `cost`, `estimate` and `compare` to the CLI."""
     from workbench.cost import YIELD_MODELS
-    from workbench.report import DEFAULT_COMPARE_WORKLOAD
 
     p = sub.add_parser("chips", help="list real accelerators with peak TFLOPS per $1000 and per watt")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_chips)
 
-    p = sub.add_parser(
-        "cost", help="cost of a bare die (dies per wafer, yield, cost per good die), each term shown"
-    )
+    p = sub.add_parser("cost", help="cost of a bare die (dies per wafer, yield, cost per good die), each term shown")
     p.add_argument("--area-mm2", type=float, required=True, help="die area in mm^2")
     p.add_argument("--node", required=True, help="process node, e.g. N4, 5nm, 7")
     p.add_argument("--wafer-price-usd", type=float, help="override the node's wafer price")
     p.add_argument("--d0", type=float, help="defect density per cm^2 (default: the node's)")
     p.add_argument("--yield-model", choices=YIELD_MODELS, default="negative_binomial")
-    p.add_argument(
-        "--alpha", type=float, default=3.0, help="negative-binomial clustering (default 3, ttm-cas)"
-    )
+    p.add_argument("--alpha", type=float, default=3.0, help="negative-binomial clustering (default 3, ttm-cas)")
     p.add_argument("--edge-exclusion-mm", type=float, default=0.0)
     p.add_argument("--harvest", metavar="BLOCKS:REQUIRED:FRACTION", help="spare blocks, e.g. 144:132:0.6")
-    p.add_argument(
-        "--memory-gb", type=float, default=0.0, help="memory per unit (adds a unit-cost breakdown)"
-    )
+    p.add_argument("--memory-gb", type=float, default=0.0, help="memory per unit (adds a unit-cost breakdown)")
     p.add_argument("--memory-type", default="HBM3")
     p.add_argument("--packaging-usd", type=float)
     p.add_argument("--test-usd", type=float)
@@ -293,25 +284,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("estimate", help="simulate a workload on a design: TFLOPS, energy, area, cost, ratios")
     p.add_argument("design", help="design name (see designs/) or path to a .toml file")
     p.add_argument(
-        "--workload", default="gemm:1024x1024x1024", help="gemm:MxNxK or layers.csv (name,m,n,k[,count])"
+        "--workload",
+        default="auto",
+        help="gemm:MxNxK, layers.csv (name,m,n,k[,count]) or auto (default: the largest square power-of-two GEMM "
+        "up to 4096 that fits the design's memory)",
     )
-    p.add_argument(
-        "--margin", type=float, help="gross margin for the price (default: the design's [cost] margin or 0)"
-    )
+    p.add_argument("--margin", type=float, help="gross margin for the price (default: the design's [cost] margin or 0)")
     p.add_argument("--rtl-synth", metavar="FILE.json", help="RTL synthesis result calibrating logic areas")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)
 
-    p = sub.add_parser(
-        "compare", help="designs beside real chips: table, and an HTML report with plots (--out)"
-    )
+    p = sub.add_parser("compare", help="designs beside real chips: table, and an HTML report with plots (--out)")
     p.add_argument("designs", nargs="+", metavar="DESIGN")
     p.add_argument(
         "--chip",
         action="append",
         help="chip to compare against (repeatable; default: 7900 XTX, H100 SXM, tinybox red)",
     )
-    p.add_argument("--workload", default=DEFAULT_COMPARE_WORKLOAD)
+    p.add_argument(
+        "--workload",
+        default="auto",
+        help="gemm:MxNxK, layers.csv or auto (default: per design, the largest square power-of-two GEMM up to "
+        "4096 that fits its memory)",
+    )
     p.add_argument("--margin", type=float)
     p.add_argument("--rtl-synth", metavar="FILE.json")
     p.add_argument("--out", metavar="DIR", help="write report.html, compare.json and PNG plots here")

@@ -76,9 +76,7 @@ def _is_number(v: Any) -> bool:
 
 def _check_number(where: str, name: str, v: Any, spec: Spec, integer: bool = False) -> float:
     if not _is_number(v) or (integer and not isinstance(v, int)):
-        raise DesignTableError(
-            f"{where}: field '{name}' = {v!r} must be {'an integer' if integer else 'a number'}"
-        )
+        raise DesignTableError(f"{where}: field '{name}' = {v!r} must be {'an integer' if integer else 'a number'}")
     low_ok = v > spec.lo if spec.lo_open else v >= spec.lo
     high_ok = v < spec.hi if spec.hi_open else v <= spec.hi
     if not (low_ok and high_ok):
@@ -97,16 +95,8 @@ def _check(where: str, name: str, v: Any, spec: Spec) -> Any:
             raise DesignTableError(f"{where}: field '{name}' = {v!r} must be a string")
         return v
     if spec.kind == "range":
-        if (
-            not isinstance(v, list)
-            or len(v) != 2
-            or not all(_is_number(x) for x in v)
-            or v[0] > v[1]
-            or v[0] < 0
-        ):
-            raise DesignTableError(
-                f"{where}: field '{name}' = {v!r} must be [low, high] with 0 <= low <= high"
-            )
+        if not isinstance(v, list) or len(v) != 2 or not all(_is_number(x) for x in v) or v[0] > v[1] or v[0] < 0:
+            raise DesignTableError(f"{where}: field '{name}' = {v!r} must be [low, high] with 0 <= low <= high")
         return (float(v[0]), float(v[1]))
     if spec.kind == "harvest":
         if not isinstance(v, dict) or set(v) != {"blocks", "required", "fraction"}:
@@ -114,35 +104,25 @@ def _check(where: str, name: str, v: Any, spec: Spec) -> Any:
                 f"{where}: field '{name}' = {v!r} must be a table {{blocks = N, required = K, fraction = F}}"
             )
         blocks = _check_number(where, f"{name}.blocks", v["blocks"], Spec("int", 1, 100_000), integer=True)
-        required = _check_number(
-            where, f"{name}.required", v["required"], Spec("int", 1, blocks), integer=True
-        )
+        required = _check_number(where, f"{name}.required", v["required"], Spec("int", 1, blocks), integer=True)
         frac = _check_number(where, f"{name}.fraction", v["fraction"], Spec("number", 0, 1, True, True))
         return {"blocks": blocks, "required": required, "fraction": float(frac)}
     if spec.kind == "chiplets":
         if not isinstance(v, list):
-            raise DesignTableError(
-                f"{where}: field '{name}' must be a list of tables {{name, area_mm2, node, count}}"
-            )
+            raise DesignTableError(f"{where}: field '{name}' must be a list of tables {{name, area_mm2, node, count}}")
         out = []
         for i, c in enumerate(v):
             here = f"{name}[{i}]"
             if not isinstance(c, dict) or set(c) != {"name", "area_mm2", "node", "count"}:
-                raise DesignTableError(
-                    f"{where}: field '{here}' = {c!r} must have exactly name, area_mm2, node, count"
-                )
+                raise DesignTableError(f"{where}: field '{here}' = {c!r} must have exactly name, area_mm2, node, count")
             out.append(
                 {
                     "name": _check(where, f"{here}.name", c["name"], Spec("str")),
                     "area_mm2": float(
-                        _check_number(
-                            where, f"{here}.area_mm2", c["area_mm2"], Spec("number", 0, 900, lo_open=True)
-                        )
+                        _check_number(where, f"{here}.area_mm2", c["area_mm2"], Spec("number", 0, 900, lo_open=True))
                     ),
                     "node": str(c["node"]),
-                    "count": int(
-                        _check_number(where, f"{here}.count", c["count"], Spec("int", 1, 1000), integer=True)
-                    ),
+                    "count": int(_check_number(where, f"{here}.count", c["count"], Spec("int", 1, 1000), integer=True)),
                 }
             )
         return out

@@ -136,6 +136,37 @@ def check_fits(design: Design, layer: Layer, block_m: int, block_n: int) -> None
         )
 
 
+AUTO_GEMM_START = 4096  # large enough to keep the reference designs' arrays busy; halved until it fits
+
+
+def fits(design: Design, layer: Layer) -> bool:
+    """True if `layer` passes check_fits on `design` with the split `estimate` would use."""
+    gm, gn = core_grid(layer.m, layer.n, design)
+    try:
+        check_fits(design, layer, math.ceil(layer.m / gm), math.ceil(layer.n / gn))
+    except WorkloadError:
+        return False
+    return True
+
+
+def auto_workload(design: Design, start: int = AUTO_GEMM_START) -> Workload:
+    """The largest square power-of-two GEMM, at most `start`, whose operands fit the design's memory."""
+    n = start
+    while n >= 16:
+        layer = Layer(f"gemm {n}x{n}x{n}", n, n, n)
+        if fits(design, layer):
+            return Workload(f"gemm:{n}x{n}x{n}", (layer,))
+        n //= 2
+    raise WorkloadError(f"{design.name}: not even a 16x16x16 GEMM fits memory.dram_bytes {design.memory.dram_bytes:,}")
+
+
+def resolve_workload(spec: str | None, design: Design) -> Workload:
+    """`spec` parsed, or with None/"auto" the largest square GEMM that fits (auto_workload)."""
+    if spec is None or spec == "auto":
+        return auto_workload(design)
+    return parse_workload(spec)
+
+
 @dataclass
 class Figure:
     """One reported number with its unit and provenance."""

@@ -213,9 +213,7 @@ def _loglog(table: dict[int, float], nm: float, below_7: str) -> float:
     if nm > points[-1][0]:
         (n0, f0), (n1, f1) = points[-2], points[-1]
     else:
-        (n0, f0), (n1, f1) = next(
-            (a, b) for a, b in zip(points, points[1:], strict=False) if a[0] < nm < b[0]
-        )
+        (n0, f0), (n1, f1) = next((a, b) for a, b in zip(points, points[1:], strict=False) if a[0] < nm < b[0])
     slope = math.log(f1 / f0) / math.log(n1 / n0)
     return f0 * (nm / n0) ** slope
 

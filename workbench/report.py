@@ -13,7 +13,6 @@ from isa.design import Design
 from workbench.chips import Chip
 from workbench.estimate import Estimate
 
-DEFAULT_COMPARE_WORKLOAD = "gemm:4096x4096x4096"
 DEFAULT_COMPARE_CHIPS = ("rx-7900-xtx", "h100-sxm", "tinybox-red")
 
 
@@ -47,6 +46,7 @@ class Row:
 
     kind: str  # "design" | "chip"
     name: str
+    workload: str  # design: the simulated workload; chip: "chip"
     peak_tflops: float | None
     peak_provenance: str  # modelled (design) | datasheet (chip)
     achieved_tflops: float | None
@@ -71,6 +71,12 @@ def _div(a: float | None, b: float | None, scale: float = 1.0) -> float | None:
     return None if a is None or not b else a / b * scale
 
 
+def _short_workload(name: str) -> str:
+    """'gemm:4096x4096x4096' -> '4096^3'; other names unchanged but for the 'gemm:' prefix."""
+    dims = name.removeprefix("gemm:").split("x")
+    return f"{dims[0]}^3" if len(dims) == 3 and len(set(dims)) == 1 else name.removeprefix("gemm:")
+
+
 def design_row(est: Estimate) -> Row:
     """A comparison row from an estimate."""
     f = est.figures
@@ -79,6 +85,7 @@ def design_row(est: Estimate) -> Row:
     return Row(
         "design",
         est.design,
+        _short_workload(est.workload),
         peak,
         "modelled",
         ach,
@@ -102,6 +109,7 @@ def chip_row(chip: Chip) -> Row:
     return Row(
         "chip",
         chip.name,
+        "chip",
         peak,
         "datasheet",
         meas,
@@ -119,17 +127,22 @@ def chip_row(chip: Chip) -> Row:
     )
 
 
-def _fmt(v: float | None, spec: str = ",.1f") -> str:
-    return "—" if v is None else format(v, spec)
+def _fmt(v: float | None, spec: str = "auto") -> str:
+    """A number for the table: three significant figures below 100, whole numbers with separators above."""
+    if v is None:
+        return "—"
+    if spec != "auto":
+        return format(v, spec)
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
-def _tagged(v: float | None, provenance: str, spec: str = ",.1f") -> str:
-    return "—" if v is None else f"{format(v, spec)} {TAGS.get(provenance, provenance)}"
+def _tagged(v: float | None, provenance: str, spec: str = "auto") -> str:
+    return "—" if v is None else f"{_fmt(v, spec)} {TAGS.get(provenance, provenance)}"
 
 
 HEADERS = (
     "name",
-    "kind",
+    "workload",
     "peak TFLOPS",
     "achieved TFLOPS",
     "price $",
@@ -147,16 +160,16 @@ def row_cells(r: Row) -> list[str]:
     derived = "mod" if r.kind == "design" else ("ds,E" if r.price_provenance.endswith("[E]") else "ds")
     return [
         r.name,
-        r.kind,
+        r.workload,
         _tagged(r.peak_tflops, r.peak_provenance),
         _tagged(r.achieved_tflops, r.achieved_provenance),
         _tagged(r.price_usd, r.price_provenance, ",.0f"),
-        _tagged(r.peak_power_w, r.power_provenance, ",.0f"),
-        _tagged(r.run_power_w, "modelled", ",.0f"),
+        _tagged(r.peak_power_w, r.power_provenance),
+        _tagged(r.run_power_w, "modelled"),
         f"{_fmt(r.peak_tflops_per_kusd)} {derived}",
         _fmt(r.achieved_tflops_per_kusd),
-        _fmt(r.peak_tflops_per_w, ".2f"),
-        _fmt(r.achieved_tflops_per_w, ".2f"),
+        _fmt(r.peak_tflops_per_w),
+        _fmt(r.achieved_tflops_per_w),
     ]
 
 
@@ -167,7 +180,9 @@ def print_table(rows: list[Row], workload: str) -> None:
 
     table = Table(title=f"workbench compare — workload {workload}")
     for col in HEADERS:
-        table.add_column(col, justify="left" if col in ("name", "kind") else "right", overflow="fold")
+        table.add_column(
+            col, justify="left" if col == "name" else "right", overflow="fold", no_wrap=col in ("name", "workload")
+        )
     for r in rows:
         _add(table, *row_cells(r))
     console = Console(width=max(170, Console().width))
