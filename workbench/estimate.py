@@ -281,16 +281,19 @@ def design_static_w(design: Design) -> float:
 
 
 def simulate_workload(
-    design: Design, workload: Workload, simulate: Simulator | None = None
+    design: Design, workload: Workload, simulate: Simulator | None = None, ideal_memory: bool = False
 ) -> tuple[list[LayerRun], dict[str, float], int]:
-    """Simulate every layer (largest core block); returns the runs, whole-chip counters and total cycles."""
+    """Simulate every layer (largest core block); returns the runs, whole-chip counters and total cycles.
+
+    ideal_memory: the simulator's analysis mode (free loads and stores), the matrix unit's time alone.
+    """
     simulate = simulate or _default_simulator()
     runs, counters, cycles = [], {}, 0
     for layer in workload.layers:
         gm, gn = core_grid(layer.m, layer.n, design)
         bm, bn = math.ceil(layer.m / gm), math.ceil(layer.n / gn)
         check_fits(design, layer, bm, bn)
-        result = simulate(bm, bn, layer.k, design=design, values=False)
+        result = simulate(bm, bn, layer.k, design=design, values=False, ideal_memory=ideal_memory)
         scale = layer.m * layer.n / (bm * bn)
         for key, value in result.counters.items():
             counters[key] = counters.get(key, 0.0) + value * scale * layer.count
@@ -324,6 +327,7 @@ def estimate(
     area = design_area(design, synth=synth, host_pcie_lanes=tables["cost"].get("host_pcie_lanes"))
     cost, area_prov = design_cost(design, area, margin)
     runs, counters, cycles = simulate_workload(design, workload, simulate)
+    _, _, ideal_cycles = simulate_workload(design, workload, simulate, ideal_memory=True)
     seconds = cycles / design.chip.clock_hz
     flops = workload.flops
     achieved = flops / seconds
@@ -336,6 +340,12 @@ def estimate(
         "peak_tflops": Figure(peak / 1e12, "TFLOPS", "modelled", "2 x rows x cols x cores x clock"),
         "achieved_tflops": Figure(achieved / 1e12, "TFLOPS", "simulated", f"{cycles:,} cycles of the slowest core"),
         "utilization": Figure(achieved / peak, "fraction", "simulated"),
+        "achieved_tflops_ideal_memory": Figure(
+            flops / (ideal_cycles / design.chip.clock_hz) / 1e12,
+            "TFLOPS",
+            "simulated",
+            "simulator ideal-memory mode (free loads/stores): the array-bound upper limit",
+        ),
         "seconds": Figure(seconds, "s", "simulated"),
         "energy_j": Figure(power.energy_j, "J", "modelled", "simulated counters x energy per event + static"),
         "energy_per_flop_pj": Figure(power.energy_per_flop_j / 1e-12, "pJ/FLOP", "modelled"),
