@@ -1,0 +1,56 @@
+"""CLI: chips, cost, and clean one-line errors with exit code 2."""
+
+import json
+
+from workbench.cli import main
+
+
+def test_chips_json(capsys):
+    assert main(["chips", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    xtx = next(r for r in rows if r["key"] == "rx-7900-xtx")
+    assert xtx["provenance"] == "datasheet" and round(xtx["tflops_per_kusd"], 1) == 122.9
+
+
+def test_chips_table(capsys):
+    assert main(["chips"]) == 0
+    out = capsys.readouterr().out
+    assert "tinybox-red" in out and "27,500[E]" in out
+
+
+def test_cost_worked_example(capsys):
+    assert main(["cost", "--area-mm2", "814", "--node", "N4"]) == 0
+    out = capsys.readouterr().out
+    assert "gross dies per wafer 63.5" in out and "negative_binomial 0.487" in out and "$549.91" in out
+    assert (
+        main(
+            [
+                "cost",
+                "--area-mm2",
+                "814",
+                "--node",
+                "4nm",
+                "--harvest",
+                "144:132:0.6",
+                "--memory-gb",
+                "80",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert round(data["die"]["effective_yield"], 3) == 0.734
+    assert data["unit"]["terms"][1]["usd"] == 1200
+
+
+def test_user_errors_are_one_line(capsys):
+    assert main(["cost", "--area-mm2", "814", "--node", "N8"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "closest known: 7nm, 10nm" in err and "Traceback" not in err
+    assert main(["cost", "--area-mm2", "100", "--node", "5", "--harvest", "10:12:0.5"]) == 2
+    assert "--harvest.required = 12" in capsys.readouterr().err
+    assert main(["compare", "h100-like", "--chip", "h10"]) == 2
+    assert "did you mean h100-sxm, h100-pcie" in capsys.readouterr().err
+    assert main(["estimate", "no-such-design"]) == 2
+    assert "unknown design" in capsys.readouterr().err

@@ -1,0 +1,112 @@
+"""Cost model: each formula against hand-computed values, and the reference's a.8 worked example."""
+
+import math
+
+import pytest
+
+from workbench.cost import (
+    CostInputError,
+    Harvest,
+    at_least_k_of_n,
+    cost_per_good_die,
+    die_yield,
+    dies_per_wafer,
+    harvested_yield,
+    murphy_yield,
+    negative_binomial_yield,
+    poisson_yield,
+    seeds_yield,
+    unit_cost,
+)
+
+
+def test_dies_per_wafer_hand_computed():
+    # 100 mm^2 on 300 mm: pi*150^2/100 - pi*300/sqrt(200) = 706.858 - 66.643 = 640.215
+    assert dies_per_wafer(100) == pytest.approx(640.215, abs=1e-3)
+    # 3 mm edge exclusion: d = 294 -> pi*147^2/100 - pi*294/sqrt(200)
+    assert dies_per_wafer(100, edge_exclusion_mm=3) == pytest.approx(
+        math.pi * 147**2 / 100 - math.pi * 294 / math.sqrt(200)
+    )
+
+
+def test_yield_formulas_hand_computed():
+    assert poisson_yield(0.5) == pytest.approx(0.606531, abs=1e-6)
+    assert murphy_yield(0.5) == pytest.approx(((1 - math.exp(-0.5)) / 0.5) ** 2)
+    assert murphy_yield(0.5) == pytest.approx(0.619272, abs=1e-6)
+    assert seeds_yield(0.5) == pytest.approx(2 / 3)
+    assert negative_binomial_yield(0.5, 2) == pytest.approx(1.25**-2)
+    assert murphy_yield(0.0) == 1.0
+    # alpha -> infinity approaches Poisson (a.2)
+    assert negative_binomial_yield(0.5, 1e6) == pytest.approx(poisson_yield(0.5), rel=1e-5)
+
+
+def test_worked_example_a8():
+    """a.8: 814 mm^2 on N4 -> 63.5 gross dies, NB(alpha=3) yield 0.487, ~$550 per good die."""
+    d = cost_per_good_die(814, "N4")
+    assert d.gross_dies_per_wafer == pytest.approx(63.5, abs=0.05)
+    assert d.defect_free_yield == pytest.approx(0.487, abs=0.0005)
+    assert d.cost_per_good_die_usd == pytest.approx(550, abs=1.0)
+    assert dies_per_wafer(814, edge_exclusion_mm=3) == pytest.approx(60.5, abs=0.05)
+    # a.8 step 2: the other yield models at D0 = 0.10
+    expect = {"poisson": 0.443, "murphy": 0.468, "seeds": 0.551}
+    for model, y in expect.items():
+        assert die_yield(814, 0.10, model) == pytest.approx(y, abs=0.0005)
+    assert die_yield(814, 0.10, alpha=2) == pytest.approx(0.505, abs=0.0005)
+    # a.8 step 3 variants: $434 at $13,400; D0 0.07 -> Y 0.594, $451; D0 0.20 -> $982
+    assert cost_per_good_die(814, "N4", wafer_price_usd=13400).cost_per_good_die_usd == pytest.approx(434, abs=1)
+    d07 = cost_per_good_die(814, "N4", d0_per_cm2=0.07)
+    assert d07.defect_free_yield == pytest.approx(0.594, abs=0.0005)
+    assert d07.cost_per_good_die_usd == pytest.approx(451, abs=1)
+    assert cost_per_good_die(814, "N4", d0_per_cm2=0.20).cost_per_good_die_usd == pytest.approx(982, abs=1)
+
+
+def test_harvesting_a8_step4():
+    h = Harvest(blocks=144, required=132, fraction=0.6)
+    assert harvested_yield(814, 0.10, h) == pytest.approx(0.734, abs=0.0005)
+    assert harvested_yield(814, 0.07, h) == pytest.approx(0.803, abs=0.0005)
+    d = cost_per_good_die(814, "N4", harvest=h)
+    assert d.good_dies_per_wafer == pytest.approx(46.6, abs=0.05)
+    assert d.cost_per_good_die_usd == pytest.approx(364, abs=1)
+    assert cost_per_good_die(814, "N4", harvest=h, wafer_price_usd=13400).cost_per_good_die_usd == pytest.approx(
+        287, abs=1
+    )
+
+
+def test_binomial_hand_computed():
+    # P(>=2 of 3 good) with p = 0.9: 3*0.81*0.1 + 0.729 = 0.972
+    assert at_least_k_of_n(2, 3, 0.9) == pytest.approx(0.972)
+    assert at_least_k_of_n(3, 3, 0.5) == pytest.approx(0.125)
+    # harvesting with all blocks required equals the unharvested Poisson yield (exp is multiplicative)
+    h = Harvest(blocks=4, required=4, fraction=0.5)
+    assert harvested_yield(200, 0.1, h, model="poisson") == pytest.approx(die_yield(200, 0.1, "poisson"))
+
+
+def test_unit_cost_terms_and_margin():
+    die = cost_per_good_die(814, "N4", wafer_price_usd=13400, harvest=Harvest(144, 132, 0.6))
+    u = unit_cost([(die, 1)], memory_gb=80, memory_type="HBM3", margin=0.88)
+    # a.8 step 6: ~$300 + 80 x $15 + $750 + $920 ~ $3.2k
+    assert u.term("memory") == pytest.approx(1200)
+    assert u.term("packaging") == 750 and u.term("test") == 920
+    assert u.cost_usd == pytest.approx(die.cost_per_good_die_usd + 1200 + 750 + 920)
+    assert u.price_usd == pytest.approx(u.cost_usd / 0.12)
+    # assembly yield divides die cost; simple package defaults for non-HBM parts (a.5: $20 + $1)
+    u2 = unit_cost([(die, 2)], memory_gb=0, memory_type="LPDDR5", assembly_yield=0.5)
+    assert u2.term("die:die") == pytest.approx(4 * die.cost_per_good_die_usd)
+    assert u2.cost_usd == pytest.approx(4 * die.cost_per_good_die_usd + 21)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: dies_per_wafer(0),
+        lambda: unit_cost([], margin=1.0),
+        lambda: unit_cost([], assembly_yield=0),
+        lambda: die_yield(100, 0.1, "bogus"),
+        lambda: Harvest(10, 11, 0.5).validate(),
+        lambda: Harvest(10, 5, 1.0).validate(),
+        lambda: cost_per_good_die(100, "5nm", wafer_price_usd=-1),
+    ],
+)
+def test_bad_inputs_raise_user_errors(call):
+    with pytest.raises(CostInputError):
+        call()

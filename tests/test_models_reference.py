@@ -1,0 +1,80 @@
+"""Reference designs through the real simulator, and the compare report (headless)."""
+
+import json
+
+import pytest
+
+from isa.design import load_design
+from workbench.cli import main
+from workbench.estimate import estimate, parse_workload
+from workbench.power import event_energies, peak_rate_dynamic_w
+
+
+@pytest.mark.parametrize("name", ["rx7900xtx-like", "h100-like"])
+def test_reference_design_checks_pass_with_simulator(name):
+    d = load_design(name)
+    est = estimate(d, parse_workload("gemm:2048x2048x2048"))
+    assert est.checks and all(c.ok for c in est.checks), [(c.name, c.value, c.low, c.high) for c in est.checks]
+    names = {c.name for c in est.checks}
+    assert {"peak_tflops within 1%", "die_cost_usd", "peak_rate_energy_per_flop_pj"} <= names
+    f = est.figures
+    assert 0 < f["utilization"].value <= 1
+    assert f["achieved_tflops"].value <= f["peak_tflops"].value
+    # the simulated array MACs cover the useful work (padding only adds)
+    assert est.counters[f"macs_{d.matrix.input_dtype}"] >= 2048**3
+
+
+def test_peak_rate_power_hand_computed():
+    d = load_design("h100-like")
+    e = event_energies(d)
+    parts = peak_rate_dynamic_w(d)
+    assert parts["macs"] == pytest.approx(e["macs_bf16"].pj * 32 * 64 * 132 * 1.83e9 * 1e-12)
+    assert parts["operand_feed"] == pytest.approx(e["scratchpad_read_bytes"].pj * 96 * 2 * 132 * 1.83e9 * 1e-12)
+    assert parts["dram"] == pytest.approx(31.2 * 14 * 132 * 1.83e9 * 1e-12)
+
+
+def test_compare_writes_report(tmp_path, capsys):
+    out = tmp_path / "rep"
+    rc = main(
+        [
+            "compare",
+            "rx7900xtx-like",
+            "small-int8-8x8",
+            "--workload",
+            "gemm:256x256x256",
+            "--chip",
+            "7900xtx",
+            "--chip",
+            "tinybox red",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "rx7900xtx-like" in text and "tinybox red" in text and "report:" in text
+    files = {p.name for p in out.iterdir()}
+    assert {
+        "report.html",
+        "compare.json",
+        "tflops_per_dollar_vs_watt.png",
+        "cost_breakdown.png",
+        "roofline_rx7900xtx-like.png",
+        "roofline_small-int8-8x8.png",
+    } <= files
+    data = json.loads((out / "compare.json").read_text())
+    kinds = [r["kind"] for r in data["rows"]]
+    assert kinds == ["design", "design", "chip", "chip"]
+    assert data["rows"][0]["achieved_provenance"] == "simulated"
+    html = (out / "report.html").read_text()
+    assert "roofline_small-int8-8x8.png" in html and "Reference checks" in html
+
+
+def test_estimate_cli_json_and_fit_error(capsys):
+    assert main(["estimate", "small-int8-8x8", "--workload", "gemm:64x64x64", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["figures"]["achieved_tflops"]["provenance"] == "simulated"
+    assert data["figures"]["unit_cost_usd"]["provenance"] == "modelled"
+    assert main(["estimate", "small-int8-8x8", "--workload", "gemm:4096x4096x4096"]) == 2
+    err = capsys.readouterr().err
+    assert "memory.dram_capacity_bytes is 16,777,216" in err and "A 4096x4096 int8" in err

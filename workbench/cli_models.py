@@ -1,0 +1,314 @@
+"""CLI for the models: `chips`, `cost`, `estimate`, `compare`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from isa.design import DesignError, load_design
+from workbench.errors import UsageError
+
+USER_ERRORS: tuple[type[BaseException], ...] = (DesignError, UsageError)
+
+
+def _add(table, *cells: str) -> None:
+    """Add a row of plain text (no rich markup: "[E]" must stay visible)."""
+    from rich.text import Text
+
+    table.add_row(*(Text(str(c)) for c in cells))
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(width=max(170, Console().width))
+
+
+def _fmt(v: float | None, spec: str = ",.1f") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def cmd_chips(args: argparse.Namespace) -> int:
+    """List the chip database with peak TFLOPS per $1000 and per watt (datasheet)."""
+    from rich.table import Table
+
+    from workbench.chips import all_chips
+
+    chips = all_chips()
+    if args.json:
+        print(json.dumps([c.to_json() for c in chips], indent=1))
+        return 0
+    table = Table(title="Chip database (datasheet; \\[E] = estimate; TF = TFLOPS, dense 16-bit matrix peak)")
+    for col in (
+        "key",
+        "name",
+        "price $",
+        "node",
+        "die mm^2",
+        "TDP W",
+        "memory",
+        "GB/s",
+        "FP32",
+        "FP16/BF16",
+        "INT8",
+        "TF/$1k",
+        "TF/W",
+    ):
+        table.add_column(
+            col,
+            justify="left" if col in ("key", "name", "node", "memory") else "right",
+            overflow="ellipsis",
+            no_wrap=True,
+            max_width={"name": 22, "node": 14, "memory": 16}.get(col),
+        )
+    for c in chips:
+        est = "[E]" if c.price_is_estimate and c.price_usd else ""
+        _add(
+            table,
+            c.key,
+            c.name,
+            f"{_fmt(c.price_usd, ',.0f')}{est}",
+            c.process_node,
+            _fmt(c.die_area_mm2, ",.0f"),
+            _fmt(c.tdp_w, ",.0f"),
+            f"{_fmt(c.memory_gb, 'g')} GB {c.memory_type}",
+            _fmt(c.memory_bw_gbs, ",.0f"),
+            _fmt(c.peak_fp32_tflops),
+            _fmt(c.peak_16bit_tflops),
+            _fmt(c.peak_int8_tops_dense),
+            _fmt(c.tflops_per_kusd),
+            _fmt(c.tflops_per_w, ".2f"),
+        )
+    _console().print(table)
+    return 0
+
+
+def _harvest(text: str | None):
+    from workbench.cost import CostInputError, Harvest
+
+    if text is None:
+        return None
+    try:
+        blocks, required, fraction = text.split(":")
+        h = Harvest(int(blocks), int(required), float(fraction))
+    except ValueError:
+        raise CostInputError(f"--harvest {text!r}: expected BLOCKS:REQUIRED:FRACTION, e.g. 144:132:0.6") from None
+    h.validate("--harvest")
+    return h
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    """Cost of a bare die (and, with memory/packaging options, of a unit), each term shown."""
+    from workbench.cost import YIELD_MODELS, cost_per_good_die, die_yield, unit_cost
+
+    die = cost_per_good_die(
+        args.area_mm2,
+        args.node,
+        wafer_price_usd=args.wafer_price_usd,
+        d0_per_cm2=args.d0,
+        yield_model=args.yield_model,
+        alpha=args.alpha,
+        edge_exclusion_mm=args.edge_exclusion_mm,
+        harvest=_harvest(args.harvest),
+    )
+    all_yields = {m: die_yield(args.area_mm2, die.defect_density_per_cm2, m, args.alpha) for m in YIELD_MODELS}
+    unit = None
+    if args.memory_gb or args.packaging_usd is not None or args.test_usd is not None or args.margin:
+        unit = unit_cost(
+            [(die, 1)],
+            memory_gb=args.memory_gb,
+            memory_type=args.memory_type,
+            packaging_usd=args.packaging_usd,
+            test_usd=args.test_usd,
+            margin=args.margin,
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {"die": die.__dict__, "yield_by_model": all_yields, "unit": unit.to_json() if unit else None},
+                indent=1,
+            )
+        )
+        return 0
+    lines = [
+        f"die: {die.area_mm2:g} mm^2 at {die.node} (modelled)",
+        f"  wafer price          ${die.wafer_price_usd:,.0f} per 300 mm wafer",
+        f"  gross dies per wafer {die.gross_dies_per_wafer:.1f}  (pi(d/2)^2/A - pi d/sqrt(2A), edge excl. "
+        f"{args.edge_exclusion_mm:g} mm)",
+        f"  defect density D0    {die.defect_density_per_cm2:g} /cm^2, "
+        f"lambda = {die.defect_density_per_cm2 * die.area_mm2 / 100:.3f}",
+        "  yield by model       " + ", ".join(f"{m} {y:.3f}" for m, y in all_yields.items()),
+        f"  yield used           {die.defect_free_yield:.3f} ({die.yield_model}"
+        + (f", alpha {die.alpha:g})" if die.yield_model == "negative_binomial" else ")"),
+    ]
+    if die.harvest:
+        h = die.harvest
+        lines.append(
+            f"  with harvesting      {die.effective_yield:.3f} ({h['required']} of {h['blocks']} blocks "
+            f"covering {h['fraction']:.0%} of the die)"
+        )
+    lines += [
+        f"  good dies per wafer  {die.good_dies_per_wafer:.1f}",
+        f"  cost per good die    ${die.cost_per_good_die_usd:,.2f}",
+    ]
+    if unit:
+        lines.append("unit (modelled):")
+        lines += [f"  {t.name:<20} ${t.usd:>10,.2f}  {t.detail}  [{t.source}]" for t in unit.terms]
+        lines += [
+            f"  {'cost':<20} ${unit.cost_usd:>10,.2f}",
+            f"  {'price':<20} ${unit.price_usd:>10,.2f}  cost / (1 - margin {unit.margin:g})",
+        ]
+    print("\n".join(lines))
+    return 0
+
+
+def _load_synth(path: str | None):
+    from workbench.area import load_synth_result
+
+    return load_synth_result(path) if path else None
+
+
+def _print_estimate(est, design) -> None:
+    from rich.table import Table
+
+    console = _console()
+    t = Table(title=f"estimate: {est.design} on {est.workload}")
+    for col in ("figure", "value", "unit", "provenance", "note"):
+        t.add_column(col, justify="right" if col == "value" else "left", overflow="fold")
+    for name, f in est.figures.items():
+        value = "—" if f.value is None else (f"{f.value:,.4g}" if abs(f.value) < 1e6 else f"{f.value:,.0f}")
+        _add(t, name, value, f.unit, f.provenance, f.note)
+    console.print(t)
+    a = Table(title=f"area at {est.area.node} (modelled, mm^2)")
+    for col in ("component", "mm^2", "detail", "source"):
+        a.add_column(col, overflow="fold")
+    for i in est.area.items:
+        _add(a, i.name, f"{i.mm2:,.3f}", i.detail, i.source)
+    _add(a, "total", f"{est.area.total_mm2:,.3f}", "", "")
+    console.print(a)
+    c = Table(title="unit cost (modelled, USD)")
+    for col in ("term", "USD", "detail", "source"):
+        c.add_column(col, overflow="fold")
+    for term in est.cost.terms:
+        _add(c, term.name, f"{term.usd:,.2f}", term.detail, term.source)
+    _add(c, "cost", f"{est.cost.cost_usd:,.2f}", "", "")
+    _add(c, "price", f"{est.cost.price_usd:,.2f}", f"cost / (1 - margin {est.cost.margin:g})", "")
+    console.print(c)
+    if est.power:
+        e = Table(title="energy (modelled from simulated counters)")
+        for col in ("event", "count", "pJ each", "J"):
+            e.add_column(col, justify="right" if col != "event" else "left")
+        for term in est.power.terms:
+            _add(e, term.event, f"{term.count:,.0f}", f"{term.pj_each:.4f}", f"{term.joules:.4g}")
+        _add(
+            e,
+            "static",
+            f"{est.power.seconds:.4g} s",
+            f"{est.power.static_w:.1f} W",
+            f"{est.power.static_j:.4g}",
+        )
+        console.print(e)
+    for chk in est.checks:
+        console.print(
+            f"check {chk.name}: {chk.value:,.4g} in \\[{chk.low:,.4g}, {chk.high:,.4g}] -> "
+            + ("[green]ok[/]" if chk.ok else "[red]OUTSIDE[/]")
+        )
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """Simulate a workload on a design and apply the area, cost and power models."""
+    from workbench.estimate import estimate, resolve_workload
+
+    design = load_design(args.design)
+    est = estimate(
+        design, resolve_workload(args.workload, design), margin=args.margin, synth=_load_synth(args.rtl_synth)
+    )
+    if args.json:
+        print(json.dumps(est.to_json(), indent=1, default=str))
+    else:
+        _print_estimate(est, design)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Designs and chips side by side; with --out, an HTML report with PNG plots."""
+    from workbench.chips import find_chip
+    from workbench.estimate import estimate, resolve_workload
+    from workbench.report import DEFAULT_COMPARE_CHIPS, chip_row, design_row, print_table, write_report
+
+    chips = [find_chip(c) for c in (args.chip or DEFAULT_COMPARE_CHIPS)]
+    designs = [load_design(d) for d in args.designs]
+    synth = _load_synth(args.rtl_synth)
+    pairs = [(d, estimate(d, resolve_workload(args.workload, d), margin=args.margin, synth=synth)) for d in designs]
+    rows = [design_row(e) for _, e in pairs] + [chip_row(c) for c in chips]
+    workload = args.workload
+    if workload == "auto":
+        workload = "auto (per design: the largest square power-of-two GEMM up to 4096 that fits its memory)"
+    if args.json:
+        print(json.dumps({"workload": workload, "rows": [r.to_json() for r in rows]}, indent=1))
+    else:
+        print_table(rows, workload)
+    if args.out:
+        path = write_report(rows, pairs, workload, Path(args.out))
+        if not args.json:
+            print(f"report: {path}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `chips`, `cost`, `estimate` and `compare` to the CLI."""
+    from workbench.cost import YIELD_MODELS
+
+    p = sub.add_parser("chips", help="list real accelerators with peak TFLOPS per $1000 and per watt")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_chips)
+
+    p = sub.add_parser("cost", help="cost of a bare die (dies per wafer, yield, cost per good die), each term shown")
+    p.add_argument("--area-mm2", type=float, required=True, help="die area in mm^2")
+    p.add_argument("--node", required=True, help="process node, e.g. N4, 5nm, 7")
+    p.add_argument("--wafer-price-usd", type=float, help="override the node's wafer price")
+    p.add_argument("--d0", type=float, help="defect density per cm^2 (default: the node's)")
+    p.add_argument("--yield-model", choices=YIELD_MODELS, default="negative_binomial")
+    p.add_argument("--alpha", type=float, default=3.0, help="negative-binomial clustering (default 3, ttm-cas)")
+    p.add_argument("--edge-exclusion-mm", type=float, default=0.0)
+    p.add_argument("--harvest", metavar="BLOCKS:REQUIRED:FRACTION", help="spare blocks, e.g. 144:132:0.6")
+    p.add_argument("--memory-gb", type=float, default=0.0, help="memory per unit (adds a unit-cost breakdown)")
+    p.add_argument("--memory-type", default="HBM3")
+    p.add_argument("--packaging-usd", type=float)
+    p.add_argument("--test-usd", type=float)
+    p.add_argument("--margin", type=float, default=0.0, help="gross margin for the price, e.g. 0.6")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cost)
+
+    p = sub.add_parser("estimate", help="simulate a workload on a design: TFLOPS, energy, area, cost, ratios")
+    p.add_argument("design", help="design name (see designs/) or path to a .toml file")
+    p.add_argument(
+        "--workload",
+        default="auto",
+        help="gemm:MxNxK, layers.csv (name,m,n,k[,count]) or auto (default: the largest square power-of-two GEMM "
+        "up to 4096 that fits the design's memory)",
+    )
+    p.add_argument("--margin", type=float, help="gross margin for the price (default: the design's [cost] margin or 0)")
+    p.add_argument("--rtl-synth", metavar="FILE.json", help="RTL synthesis result calibrating logic areas")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("compare", help="designs beside real chips: table, and an HTML report with plots (--out)")
+    p.add_argument("designs", nargs="+", metavar="DESIGN")
+    p.add_argument(
+        "--chip",
+        action="append",
+        help="chip to compare against (repeatable; default: 7900 XTX, H100 SXM, tinybox red)",
+    )
+    p.add_argument(
+        "--workload",
+        default="auto",
+        help="gemm:MxNxK, layers.csv or auto (default: per design, the largest square power-of-two GEMM up to "
+        "4096 that fits its memory)",
+    )
+    p.add_argument("--margin", type=float)
+    p.add_argument("--rtl-synth", metavar="FILE.json")
+    p.add_argument("--out", metavar="DIR", help="write report.html, compare.json and PNG plots here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare)

@@ -1,0 +1,306 @@
+"""Die and unit cost: dies per wafer, yield (negative binomial, Poisson, Murphy, Seeds), harvesting, memory,
+packaging, test, board, margin. Formulas and defaults from shared/reference/cost_power_model.md section (a).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from workbench.errors import UsageError
+from workbench.nodes import Node, resolve_node
+
+WAFER_DIAMETER_MM = 300.0  # a.1: all prices in a.4 are per 300 mm wafer
+NB_ALPHA = 3.0  # a.2: ttm-cas / LLMCompass clustering parameter; a.3 recommends NB with alpha = 3
+YIELD_MODELS = ("negative_binomial", "poisson", "murphy", "seeds")
+
+
+class CostInputError(UsageError):
+    """A cost input out of range (area, yield, margin, harvesting)."""
+
+
+def dies_per_wafer(
+    die_area_mm2: float, wafer_diameter_mm: float = WAFER_DIAMETER_MM, edge_exclusion_mm: float = 0.0
+) -> float:
+    """Gross dies per wafer, pi(d/2)^2/A - pi d/sqrt(2A), with d reduced by the edge exclusion (a.1)."""
+    if die_area_mm2 <= 0:
+        raise CostInputError(f"die area must be > 0 mm^2, got {die_area_mm2}")
+    d = wafer_diameter_mm - 2 * edge_exclusion_mm
+    if d <= 0:
+        raise CostInputError(f"edge exclusion {edge_exclusion_mm} mm leaves no wafer (diameter {wafer_diameter_mm} mm)")
+    return max(0.0, math.pi * (d / 2) ** 2 / die_area_mm2 - math.pi * d / math.sqrt(2 * die_area_mm2))
+
+
+def poisson_yield(defects_per_die: float) -> float:
+    """Y = exp(-lambda): random defects, the pessimistic bound (a.2)."""
+    return math.exp(-defects_per_die)
+
+
+def murphy_yield(defects_per_die: float) -> float:
+    """Y = ((1 - exp(-lambda)) / lambda)^2, Murphy 1964 (a.2)."""
+    lam = defects_per_die
+    return 1.0 if lam == 0 else ((1 - math.exp(-lam)) / lam) ** 2
+
+
+def seeds_yield(defects_per_die: float) -> float:
+    """Y = 1 / (1 + lambda): the heavy-clustering limit (a.2; implemented by formula, not by name)."""
+    return 1.0 / (1.0 + defects_per_die)
+
+
+def negative_binomial_yield(defects_per_die: float, alpha: float = NB_ALPHA) -> float:
+    """Y = (1 + lambda/alpha)^-alpha, Stapper's negative binomial (a.2)."""
+    if alpha <= 0:
+        raise CostInputError(f"clustering alpha must be > 0, got {alpha}")
+    return (1 + defects_per_die / alpha) ** (-alpha)
+
+
+def die_yield(
+    die_area_mm2: float, d0_per_cm2: float, model: str = "negative_binomial", alpha: float = NB_ALPHA
+) -> float:
+    """Defect-free yield of a die of `die_area_mm2` at defect density D0 (per cm^2) under `model`."""
+    lam = d0_per_cm2 * die_area_mm2 / 100.0  # A in cm^2 (a.2)
+    if model == "negative_binomial":
+        return negative_binomial_yield(lam, alpha)
+    if model == "poisson":
+        return poisson_yield(lam)
+    if model == "murphy":
+        return murphy_yield(lam)
+    if model == "seeds":
+        return seeds_yield(lam)
+    raise CostInputError(f"unknown yield model {model!r}; choose one of {', '.join(YIELD_MODELS)}")
+
+
+def at_least_k_of_n(k: int, n: int, p: float) -> float:
+    """P(at least k of n independent blocks are good), each good with probability p (binomial, a.2)."""
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
+
+
+@dataclass(frozen=True)
+class Harvest:
+    """Spare blocks: `fraction` of the die is `blocks` identical blocks, `required` of which must work."""
+
+    blocks: int
+    required: int
+    fraction: float
+
+    def validate(self, where: str = "harvest") -> None:
+        """Raise CostInputError naming the field if out of range."""
+        if not 1 <= self.required <= self.blocks:
+            raise CostInputError(f"{where}.required = {self.required} must be in 1..blocks ({self.blocks})")
+        if not 0 < self.fraction < 1:
+            raise CostInputError(f"{where}.fraction = {self.fraction} must be in (0, 1) (exclusive)")
+
+
+def harvested_yield(
+    die_area_mm2: float,
+    d0_per_cm2: float,
+    harvest: Harvest,
+    model: str = "negative_binomial",
+    alpha: float = NB_ALPHA,
+) -> float:
+    """Y_eff = Y(non-redundant area) x P(>= required of blocks good) (a.2, a.8 step 4)."""
+    harvest.validate()
+    fixed = die_yield(die_area_mm2 * (1 - harvest.fraction), d0_per_cm2, model, alpha)
+    block = die_yield(die_area_mm2 * harvest.fraction / harvest.blocks, d0_per_cm2, model, alpha)
+    return fixed * at_least_k_of_n(harvest.required, harvest.blocks, block)
+
+
+@dataclass
+class DieCost:
+    """Cost of one good die, with every term of the calculation."""
+
+    name: str
+    area_mm2: float
+    node: str
+    wafer_price_usd: float
+    defect_density_per_cm2: float
+    yield_model: str
+    alpha: float
+    gross_dies_per_wafer: float
+    defect_free_yield: float
+    effective_yield: float  # with harvesting; equals defect_free_yield without
+    good_dies_per_wafer: float
+    cost_per_good_die_usd: float
+    harvest: dict | None = None
+    provenance: str = "modelled"
+    sources: str = ""
+
+
+def cost_per_good_die(
+    die_area_mm2: float,
+    node: str | int | Node,
+    *,
+    name: str = "die",
+    wafer_price_usd: float | None = None,
+    d0_per_cm2: float | None = None,
+    yield_model: str = "negative_binomial",
+    alpha: float = NB_ALPHA,
+    edge_exclusion_mm: float = 0.0,
+    harvest: Harvest | None = None,
+) -> DieCost:
+    """Wafer price / (gross dies x yield) for a die at a node; node defaults for price and D0 unless given."""
+    n = node if isinstance(node, Node) else resolve_node(node)
+    price = n.wafer_price_usd if wafer_price_usd is None else float(wafer_price_usd)
+    d0 = n.defect_density_per_cm2 if d0_per_cm2 is None else float(d0_per_cm2)
+    if price <= 0:
+        raise CostInputError(f"wafer price must be > 0 USD, got {price}")
+    if d0 < 0:
+        raise CostInputError(f"defect density must be >= 0 per cm^2, got {d0}")
+    gross = dies_per_wafer(die_area_mm2, edge_exclusion_mm=edge_exclusion_mm)
+    y0 = die_yield(die_area_mm2, d0, yield_model, alpha)
+    y = harvested_yield(die_area_mm2, d0, harvest, yield_model, alpha) if harvest else y0
+    good = gross * y
+    if good <= 0:
+        raise CostInputError(f"{name}: {die_area_mm2} mm^2 yields no good dies on a {WAFER_DIAMETER_MM:g} mm wafer")
+    return DieCost(
+        name=name,
+        area_mm2=die_area_mm2,
+        node=n.name,
+        wafer_price_usd=price,
+        defect_density_per_cm2=d0,
+        yield_model=yield_model,
+        alpha=alpha,
+        gross_dies_per_wafer=gross,
+        defect_free_yield=y0,
+        effective_yield=y,
+        good_dies_per_wafer=good,
+        cost_per_good_die_usd=price / good,
+        harvest=asdict(harvest) if harvest else None,
+        sources=f"a.1 dies/wafer; a.2 yield; {n.name}: a.3 D0, a.4 wafer price"
+        + (" [E]" if "wafer_price_usd" in n.estimated and wafer_price_usd is None else "")
+        + ("" if wafer_price_usd is None else f" (given ${price:,.0f})"),
+    )
+
+
+# Memory price per GB by type (cost_power_model.md a.7).
+MEMORY_USD_PER_GB: dict[str, tuple[float, str]] = {
+    "HBM3e": (15.0, "a.7 recommended HBM3/3e default [E] (B200 teardown ~$2.9k/192 GB)"),
+    "HBM3": (15.0, "a.7 recommended HBM3/3e default [E] (H100 teardowns $1.35-1.5k/80 GB)"),
+    "HBM2e": (15.0, "a.7 HBM default [E]; sensitivity range 7-20"),
+    "DDR5": (2.4, "a.7 LLMCompass cost_model.py (Oct 2025)"),
+    "DDR4": (2.4, "[E] DDR5 price used: a.7 has no DDR4 figure"),
+    "LPDDR5": (2.4, "[E] DDR5 price used: a.7 has no LPDDR figure (gap)"),
+    "LPDDR4": (2.4, "[E] DDR5 price used: a.7 has no LPDDR figure (gap)"),
+    # Gap in a.7: GDDR6/6X have no sourced $/GB. HBM is ~5x DDR5 per bit (TrendForce, a.7); GDDR sits between
+    # commodity DDR and HBM, so 2x DDR5 is assumed [E].
+    "GDDR6": (4.8, "[E] 2x the DDR5 price: a.7 has no GDDR6 figure (gap)"),
+    "GDDR6X": (4.8, "[E] 2x the DDR5 price: a.7 has no GDDR6X figure (gap)"),
+}
+
+# Packaging and test per unit (USD). HBM parts need 2.5D (CoWoS-class) packaging: a.6 H100 figures [E].
+# Other parts: ttm-cas's starter flip-chip package $20 + $1 assembly (a.5).
+COWOS_PACKAGING_USD = (750.0, "a.6 H100 CoWoS-S packaging ~$750 [E] (siliconanalysts cost-bridge)")
+COWOS_TEST_USD = (920.0, "a.6 H100 test & assembly ~$920 [E] (siliconanalysts cost-bridge)")
+SIMPLE_PACKAGING_USD = (20.0, "a.5 ttm-cas starter package $20")
+SIMPLE_TEST_USD = (1.0, "a.5 ttm-cas assembly $1 (no test figure sourced for simple packages)")
+
+
+def memory_usd_per_gb(memory_type: str) -> tuple[float, str]:
+    """Default $/GB and its source for a memory type."""
+    if memory_type not in MEMORY_USD_PER_GB:
+        raise CostInputError(f"unknown memory type {memory_type!r}; known: {', '.join(MEMORY_USD_PER_GB)}")
+    return MEMORY_USD_PER_GB[memory_type]
+
+
+def default_packaging(memory_type: str) -> tuple[tuple[float, str], tuple[float, str]]:
+    """(packaging, test) defaults with sources: CoWoS-class for HBM, a simple package otherwise."""
+    if memory_type.startswith("HBM"):
+        return COWOS_PACKAGING_USD, COWOS_TEST_USD
+    return SIMPLE_PACKAGING_USD, SIMPLE_TEST_USD
+
+
+@dataclass
+class CostTerm:
+    """One line of a unit-cost breakdown."""
+
+    name: str
+    usd: float
+    detail: str
+    provenance: str = "modelled"
+    source: str = ""
+
+
+@dataclass
+class UnitCost:
+    """Per-unit cost: dies / assembly yield + memory + packaging + test + board + system; then price."""
+
+    dies: list[DieCost]
+    terms: list[CostTerm]
+    cost_usd: float
+    margin: float
+    price_usd: float
+    provenance: str = "modelled"
+    notes: list[str] = field(default_factory=list)
+
+    def term(self, name: str) -> float:
+        """USD of the named term (0 if absent)."""
+        return sum(t.usd for t in self.terms if t.name == name)
+
+    def to_json(self) -> dict:
+        """Plain-dict form."""
+        return asdict(self)
+
+
+def unit_cost(
+    dies: list[tuple[DieCost, int]],
+    *,
+    memory_gb: float = 0.0,
+    memory_type: str = "HBM3",
+    memory_usd_per_gb_override: float | None = None,
+    packaging_usd: float | None = None,
+    test_usd: float | None = None,
+    assembly_yield: float = 1.0,
+    board_usd: float = 0.0,
+    system_usd: float = 0.0,
+    margin: float = 0.0,
+) -> UnitCost:
+    """Unit cost from (die, count) pairs and per-unit terms; price = cost / (1 - margin) (a.8 steps 6-7)."""
+    if not 0 < assembly_yield <= 1:
+        raise CostInputError(f"assembly_yield = {assembly_yield} must be in (0, 1]")
+    if not 0 <= margin < 1:
+        raise CostInputError(f"margin = {margin} must be in [0, 1) (a gross margin, e.g. 0.6 for 60%)")
+    if memory_gb < 0:
+        raise CostInputError(f"memory_gb = {memory_gb} must be >= 0")
+    terms: list[CostTerm] = []
+    for die, count in dies:
+        usd = count * die.cost_per_good_die_usd / assembly_yield
+        terms.append(
+            CostTerm(
+                f"die:{die.name}",
+                usd,
+                f"{count} x ${die.cost_per_good_die_usd:,.2f} / assembly yield {assembly_yield:g}",
+                source=die.sources,
+            )
+        )
+    if memory_gb:
+        per_gb, src = memory_usd_per_gb(memory_type)
+        if memory_usd_per_gb_override is not None:
+            per_gb, src = float(memory_usd_per_gb_override), "design file [cost] memory_usd_per_gb"
+        terms.append(
+            CostTerm("memory", memory_gb * per_gb, f"{memory_gb:g} GB {memory_type} x ${per_gb:g}/GB", source=src)
+        )
+    (pkg_default, pkg_src), (test_default, test_src) = default_packaging(memory_type)
+    pkg = pkg_default if packaging_usd is None else float(packaging_usd)
+    tst = test_default if test_usd is None else float(test_usd)
+    terms.append(
+        CostTerm(
+            "packaging",
+            pkg,
+            "per unit",
+            source=pkg_src if packaging_usd is None else "set in the design [cost] or on the command line",
+        )
+    )
+    terms.append(
+        CostTerm(
+            "test",
+            tst,
+            "per unit",
+            source=test_src if test_usd is None else "set in the design [cost] or on the command line",
+        )
+    )
+    if board_usd:
+        terms.append(CostTerm("board", float(board_usd), "per unit", source="given"))
+    if system_usd:
+        terms.append(CostTerm("system", float(system_usd), "per unit", source="given"))
+    cost = sum(t.usd for t in terms)
+    return UnitCost(dies=[d for d, _ in dies], terms=terms, cost_usd=cost, margin=margin, price_usd=cost / (1 - margin))

@@ -1,0 +1,161 @@
+"""Validation of a design file's [cost], [power] and [reference] tables (kept raw in `Design.extras`).
+
+Each error names the file, the field, the value and the allowed range, like the strict sections do.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from isa.design import Design
+from workbench.errors import UsageError
+
+
+class DesignTableError(UsageError):
+    """A [cost], [power] or [reference] field that is unknown, of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one field accepts: a kind ("number", "int", "str", "range", "harvest", "chiplets") and bounds."""
+
+    kind: str
+    lo: float = 0.0
+    hi: float = float("inf")
+    lo_open: bool = False
+    hi_open: bool = False
+    doc: str = ""
+
+
+INF = float("inf")
+COST_FIELDS: dict[str, Spec] = {
+    "die_area_mm2": Spec("number", 0, 900, lo_open=True, doc="die area to cost instead of the modelled area"),
+    "die_name": Spec("str", doc="label of the main die"),
+    "wafer_price_usd": Spec("number", 0, 1e6, lo_open=True),
+    "defect_density_per_cm2": Spec("number", 0, 10),
+    "yield_model": Spec("str", doc="negative_binomial, poisson, murphy or seeds"),
+    "alpha": Spec("number", 0, 100, lo_open=True),
+    "edge_exclusion_mm": Spec("number", 0, 20),
+    "harvest": Spec("harvest", doc="{blocks, required, fraction}"),
+    "chiplets": Spec("chiplets", doc="[{name, area_mm2, node, count}] extra dies in the package"),
+    "memory_gb": Spec("number", 0, 1e5),
+    "memory_usd_per_gb": Spec("number", 0, 1e4),
+    "packaging_usd": Spec("number", 0, 1e6),
+    "test_usd": Spec("number", 0, 1e6),
+    "assembly_yield": Spec("number", 0, 1, lo_open=True),
+    "board_usd": Spec("number", 0, 1e7),
+    "system_usd": Spec("number", 0, 1e7),
+    "margin": Spec("number", 0, 1, hi_open=True),
+    "host_pcie_lanes": Spec("int", 0, 256),
+    "sources": Spec("str"),
+}
+POWER_FIELDS: dict[str, Spec] = {
+    "tdp_w": Spec("number", 0, 1e6, lo_open=True),
+    "static_w": Spec("number", 0, 1e6),
+    "leakage_fraction": Spec("number", 0, 1, hi_open=True),
+    "sources": Spec("str"),
+}
+REFERENCE_FIELDS: dict[str, Spec] = {
+    "chip": Spec("str", doc="key of the imitated chip in the chip database"),
+    "peak_tflops": Spec("number", 0, INF, lo_open=True, doc="datasheet dense peak the design must reproduce"),
+    "die_cost_usd_range": Spec("range", doc="[low, high] published die cost"),
+    "unit_cost_usd_range": Spec("range", doc="[low, high] published unit (package) cost"),
+    "power_w_range": Spec("range", doc="[low, high] published power during the workload"),
+    "energy_per_flop_pj_range": Spec("range", doc="[low, high] published energy per FLOP"),
+    "sources": Spec("str"),
+    "notes": Spec("str"),
+}
+TABLES = {"cost": COST_FIELDS, "power": POWER_FIELDS, "reference": REFERENCE_FIELDS}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_number(where: str, name: str, v: Any, spec: Spec, integer: bool = False) -> float:
+    if not _is_number(v) or (integer and not isinstance(v, int)):
+        raise DesignTableError(f"{where}: field '{name}' = {v!r} must be {'an integer' if integer else 'a number'}")
+    low_ok = v > spec.lo if spec.lo_open else v >= spec.lo
+    high_ok = v < spec.hi if spec.hi_open else v <= spec.hi
+    if not (low_ok and high_ok):
+        rule = f"{'(' if spec.lo_open else '['}{spec.lo:g}, {spec.hi:g}{')' if spec.hi_open else ']'}"
+        raise DesignTableError(f"{where}: field '{name}' = {v!r} is out of range; allowed {rule}")
+    return v
+
+
+def _check(where: str, name: str, v: Any, spec: Spec) -> Any:
+    if spec.kind == "number":
+        return float(_check_number(where, name, v, spec))
+    if spec.kind == "int":
+        return int(_check_number(where, name, v, spec, integer=True))
+    if spec.kind == "str":
+        if not isinstance(v, str):
+            raise DesignTableError(f"{where}: field '{name}' = {v!r} must be a string")
+        return v
+    if spec.kind == "range":
+        if not isinstance(v, list) or len(v) != 2 or not all(_is_number(x) for x in v) or v[0] > v[1] or v[0] < 0:
+            raise DesignTableError(f"{where}: field '{name}' = {v!r} must be [low, high] with 0 <= low <= high")
+        return (float(v[0]), float(v[1]))
+    if spec.kind == "harvest":
+        if not isinstance(v, dict) or set(v) != {"blocks", "required", "fraction"}:
+            raise DesignTableError(
+                f"{where}: field '{name}' = {v!r} must be a table {{blocks = N, required = K, fraction = F}}"
+            )
+        blocks = _check_number(where, f"{name}.blocks", v["blocks"], Spec("int", 1, 100_000), integer=True)
+        required = _check_number(where, f"{name}.required", v["required"], Spec("int", 1, blocks), integer=True)
+        frac = _check_number(where, f"{name}.fraction", v["fraction"], Spec("number", 0, 1, True, True))
+        return {"blocks": blocks, "required": required, "fraction": float(frac)}
+    if spec.kind == "chiplets":
+        if not isinstance(v, list):
+            raise DesignTableError(f"{where}: field '{name}' must be a list of tables {{name, area_mm2, node, count}}")
+        out = []
+        for i, c in enumerate(v):
+            here = f"{name}[{i}]"
+            if not isinstance(c, dict) or set(c) != {"name", "area_mm2", "node", "count"}:
+                raise DesignTableError(f"{where}: field '{here}' = {c!r} must have exactly name, area_mm2, node, count")
+            out.append(
+                {
+                    "name": _check(where, f"{here}.name", c["name"], Spec("str")),
+                    "area_mm2": float(
+                        _check_number(where, f"{here}.area_mm2", c["area_mm2"], Spec("number", 0, 900, lo_open=True))
+                    ),
+                    "node": str(c["node"]),
+                    "count": int(_check_number(where, f"{here}.count", c["count"], Spec("int", 1, 1000), integer=True)),
+                }
+            )
+        return out
+    raise AssertionError(spec.kind)
+
+
+def design_tables(design: Design) -> dict[str, dict[str, Any]]:
+    """The validated [cost], [power] and [reference] tables of `design` (missing tables are empty)."""
+    out: dict[str, dict[str, Any]] = {}
+    for table, fields in TABLES.items():
+        raw = design.extras.get(table, {})
+        where = design.source
+        clean: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in fields:
+                hint = difflib.get_close_matches(key, fields, n=1)
+                raise DesignTableError(
+                    f"{where}: unknown field '{table}.{key}'"
+                    + (f" (did you mean '{table}.{hint[0]}'?)" if hint else f"; allowed: {', '.join(fields)}")
+                )
+            clean[key] = _check(where, f"{table}.{key}", value, fields[key])
+        out[table] = clean
+    return out
+
+
+@dataclass
+class Check:
+    """A modelled figure checked against a published range."""
+
+    name: str
+    value: float
+    low: float
+    high: float
+    ok: bool
+    source: str = ""
+    notes: list[str] = field(default_factory=list)

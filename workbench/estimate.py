@@ -1,0 +1,419 @@
+"""`estimate`: simulate a workload on a design, then apply the area, cost and power models.
+
+Multi-core designs: the simulator models one core. A GEMM is split over `chip.cores` as a gm x gn grid of
+output blocks (the grid with the fewest array tiles per core); the largest block is simulated, its cycles are
+the run's time (the slowest core), and its event counters are scaled by the ratio of total to block work.
+Each core has its own `dram_bandwidth_bytes_per_cycle` share and reads its own A rows and B columns (no
+sharing through a cache), which is pessimistic for DRAM traffic.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from isa.design import Design
+from workbench.area import AreaBreakdown, design_area
+from workbench.chips import Chip, find_chip
+from workbench.cost import Harvest, UnitCost, cost_per_good_die, unit_cost
+from workbench.design_tables import Check, design_tables
+from workbench.errors import UsageError
+from workbench.power import LEAKAGE_FRACTION, PowerResult, peak_dynamic_power_w, run_power, static_power_w
+
+
+class WorkloadError(UsageError):
+    """A workload spec that cannot be parsed or does not fit the design's memory."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One GEMM of a workload: C[m x n] = A[m x k] @ B[k x n], run `count` times."""
+
+    name: str
+    m: int
+    n: int
+    k: int
+    count: int = 1
+
+    @property
+    def flops(self) -> float:
+        """FLOPs of all `count` runs (1 MAC = 2 FLOP)."""
+        return 2.0 * self.m * self.n * self.k * self.count
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named list of GEMM layers run one after another."""
+
+    name: str
+    layers: tuple[Layer, ...]
+
+    @property
+    def flops(self) -> float:
+        """Total FLOPs."""
+        return sum(layer.flops for layer in self.layers)
+
+
+def parse_workload(spec: str) -> Workload:
+    """`gemm:MxNxK` or a CSV file with columns name,m,n,k[,count]."""
+    m = re.fullmatch(r"gemm:(\d+)x(\d+)x(\d+)", spec.strip(), flags=re.IGNORECASE)
+    if m:
+        dims = tuple(int(x) for x in m.groups())
+        if min(dims) < 1:
+            raise WorkloadError(f"workload {spec!r}: M, N and K must be >= 1")
+        return Workload(spec, (Layer(f"gemm {dims[0]}x{dims[1]}x{dims[2]}", *dims),))
+    path = Path(spec)
+    if spec.startswith("gemm") or not path.suffix.lower() == ".csv":
+        raise WorkloadError(
+            f"workload {spec!r}: expected gemm:MxNxK (e.g. gemm:4096x4096x4096) or a .csv file "
+            "with columns name,m,n,k[,count]"
+        )
+    if not path.is_file():
+        raise WorkloadError(f"workload file {spec} not found")
+    layers = []
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"name", "m", "n", "k"} - set(reader.fieldnames or [])
+        if missing:
+            raise WorkloadError(f"{spec}: missing column(s) {', '.join(sorted(missing))}; need name,m,n,k[,count]")
+        for line, row in enumerate(reader, 2):
+            try:
+                vals = [int(row[c]) for c in ("m", "n", "k")] + [int(row.get("count") or 1)]
+            except ValueError:
+                raise WorkloadError(f"{spec}:{line}: m, n, k and count must be integers, got {dict(row)}") from None
+            if min(vals) < 1:
+                raise WorkloadError(f"{spec}:{line}: m, n, k and count must be >= 1, got {vals}")
+            layers.append(Layer(row["name"], *vals))
+    if not layers:
+        raise WorkloadError(f"{spec}: no layers")
+    return Workload(path.stem, tuple(layers))
+
+
+def core_grid(m: int, n: int, design: Design) -> tuple[int, int]:
+    """(gm, gn) with gm x gn = cores minimizing array tiles of the largest block (ties: smaller block)."""
+    cores, rows, cols = design.chip.cores, design.matrix.rows, design.matrix.cols
+    best: tuple[tuple[int, int], tuple[int, int]] | None = None
+    for gm in range(1, cores + 1):
+        if cores % gm:
+            continue
+        gn = cores // gm
+        bm, bn = math.ceil(m / gm), math.ceil(n / gn)
+        key = (math.ceil(bm / rows) * math.ceil(bn / cols), bm * bn)
+        if best is None or key < best[0]:
+            best = (key, (gm, gn))
+    assert best is not None
+    return best[1]
+
+
+def check_fits(design: Design, layer: Layer, block_m: int, block_n: int) -> None:
+    """Raise WorkloadError naming the memory that cannot hold A, B and C (product memory, simulated DRAM)."""
+    ib, ob = design.input_bytes, design.acc_bytes
+
+    def need(mm: int, nn: int) -> tuple[int, str]:
+        a, b, c = mm * layer.k * ib, layer.k * nn * ib, mm * nn * ob
+        return a + b + c, (
+            f"A {mm}x{layer.k} {design.matrix.input_dtype} {a:,} B + B {layer.k}x{nn} {b:,} B + "
+            f"C {mm}x{nn} {design.matrix.acc_dtype} {c:,} B"
+        )
+
+    total, what = need(layer.m, layer.n)
+    cap = design.memory.dram_capacity_bytes
+    if total > cap:
+        raise WorkloadError(
+            f"{layer.name} does not fit {design.name}: {what} = {total:,} bytes, but "
+            f"memory.dram_capacity_bytes is {cap:,}"
+        )
+    total, what = need(block_m, block_n)
+    if total > design.memory.dram_bytes:
+        raise WorkloadError(
+            f"{layer.name} does not fit {design.name}'s simulated DRAM: one core's block needs "
+            f"{what} = {total:,} bytes, but memory.dram_bytes is {design.memory.dram_bytes:,}"
+        )
+
+
+AUTO_GEMM_START = 4096  # large enough to keep the reference designs' arrays busy; halved until it fits
+
+
+def fits(design: Design, layer: Layer) -> bool:
+    """True if `layer` passes check_fits on `design` with the split `estimate` would use."""
+    gm, gn = core_grid(layer.m, layer.n, design)
+    try:
+        check_fits(design, layer, math.ceil(layer.m / gm), math.ceil(layer.n / gn))
+    except WorkloadError:
+        return False
+    return True
+
+
+def auto_workload(design: Design, start: int = AUTO_GEMM_START) -> Workload:
+    """The largest square power-of-two GEMM, at most `start`, whose operands fit the design's memory."""
+    n = start
+    while n >= 16:
+        layer = Layer(f"gemm {n}x{n}x{n}", n, n, n)
+        if fits(design, layer):
+            return Workload(f"gemm:{n}x{n}x{n}", (layer,))
+        n //= 2
+    raise WorkloadError(f"{design.name}: not even a 16x16x16 GEMM fits memory.dram_bytes {design.memory.dram_bytes:,}")
+
+
+def resolve_workload(spec: str | None, design: Design) -> Workload:
+    """`spec` parsed, or with None/"auto" the largest square GEMM that fits (auto_workload)."""
+    if spec is None or spec == "auto":
+        return auto_workload(design)
+    return parse_workload(spec)
+
+
+@dataclass
+class Figure:
+    """One reported number with its unit and provenance."""
+
+    value: float | None
+    unit: str
+    provenance: str  # measured | simulated | modelled | datasheet
+    note: str = ""
+
+
+@dataclass
+class LayerRun:
+    """Simulation of one layer: the grid, the simulated block and its cycles."""
+
+    name: str
+    m: int
+    n: int
+    k: int
+    count: int
+    grid: tuple[int, int]
+    block: tuple[int, int, int]
+    cycles: int
+    scale: float  # total work / simulated block work
+
+
+@dataclass
+class Estimate:
+    """Everything `workbench estimate` reports for a design and a workload."""
+
+    design: str
+    workload: str
+    figures: dict[str, Figure]
+    layers: list[LayerRun]
+    counters: dict[str, float]
+    area: AreaBreakdown
+    cost: UnitCost
+    power: PowerResult | None
+    checks: list[Check] = field(default_factory=list)
+    reference_chip: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-dict form."""
+        return asdict(self)
+
+
+Simulator = Callable[..., Any]
+
+
+def _default_simulator() -> Simulator:
+    from sim.gemm import simulate_gemm
+
+    return simulate_gemm
+
+
+def design_cost(design: Design, area: AreaBreakdown, margin: float | None = None) -> tuple[UnitCost, str]:
+    """Unit cost of `design` from its [cost] table and area; also returns the die area's provenance."""
+    c = design_tables(design)["cost"]
+    die_area = c.get("die_area_mm2", area.total_mm2)
+    area_prov = "datasheet" if "die_area_mm2" in c else "modelled"
+    harvest = Harvest(**c["harvest"]) if "harvest" in c else None
+    main = cost_per_good_die(
+        die_area,
+        design.chip.node_nm,
+        name=c.get("die_name", "main"),
+        wafer_price_usd=c.get("wafer_price_usd"),
+        d0_per_cm2=c.get("defect_density_per_cm2"),
+        yield_model=c.get("yield_model", "negative_binomial"),
+        alpha=c.get("alpha", 3.0),
+        edge_exclusion_mm=c.get("edge_exclusion_mm", 0.0),
+        harvest=harvest,
+    )
+    dies = [(main, 1)]
+    for ch in c.get("chiplets", []):
+        dies.append((cost_per_good_die(ch["area_mm2"], ch["node"], name=ch["name"]), ch["count"]))
+    memory_gb = c.get("memory_gb", design.memory.dram_capacity_bytes / 2**30)
+    uc = unit_cost(
+        dies,
+        memory_gb=memory_gb,
+        memory_type=design.memory.dram_type,
+        memory_usd_per_gb_override=c.get("memory_usd_per_gb"),
+        packaging_usd=c.get("packaging_usd"),
+        test_usd=c.get("test_usd"),
+        assembly_yield=c.get("assembly_yield", 1.0),
+        board_usd=c.get("board_usd", 0.0),
+        system_usd=c.get("system_usd", 0.0),
+        margin=c.get("margin", 0.0) if margin is None else margin,
+    )
+    return uc, area_prov
+
+
+def reference_chip(design: Design) -> Chip | None:
+    """The chip a reference design imitates ([reference] chip), if any."""
+    ref = design_tables(design)["reference"]
+    return find_chip(ref["chip"]) if "chip" in ref else None
+
+
+def design_tdp_w(design: Design) -> float | None:
+    """TDP for the check: [power] tdp_w, else the reference chip's datasheet TDP."""
+    p = design_tables(design)["power"]
+    if "tdp_w" in p:
+        return p["tdp_w"]
+    chip = reference_chip(design)
+    return chip.tdp_w if chip else None
+
+
+def design_static_w(design: Design) -> float:
+    """Static power: [power] static_w, else leakage_fraction (default [E] 0.3) of peak dynamic power."""
+    p = design_tables(design)["power"]
+    if "static_w" in p:
+        return p["static_w"]
+    return static_power_w(design, p.get("leakage_fraction", LEAKAGE_FRACTION))
+
+
+def simulate_workload(
+    design: Design, workload: Workload, simulate: Simulator | None = None, ideal_memory: bool = False
+) -> tuple[list[LayerRun], dict[str, float], int]:
+    """Simulate every layer (largest core block); returns the runs, whole-chip counters and total cycles.
+
+    ideal_memory: the simulator's analysis mode (free loads and stores), the matrix unit's time alone.
+    """
+    simulate = simulate or _default_simulator()
+    runs, counters, cycles = [], {}, 0
+    for layer in workload.layers:
+        gm, gn = core_grid(layer.m, layer.n, design)
+        bm, bn = math.ceil(layer.m / gm), math.ceil(layer.n / gn)
+        check_fits(design, layer, bm, bn)
+        result = simulate(bm, bn, layer.k, design=design, values=False, ideal_memory=ideal_memory)
+        scale = layer.m * layer.n / (bm * bn)
+        for key, value in result.counters.items():
+            counters[key] = counters.get(key, 0.0) + value * scale * layer.count
+        cycles += int(result.cycles) * layer.count
+        runs.append(
+            LayerRun(
+                layer.name,
+                layer.m,
+                layer.n,
+                layer.k,
+                layer.count,
+                (gm, gn),
+                (bm, bn, layer.k),
+                int(result.cycles),
+                scale,
+            )
+        )
+    return runs, counters, cycles
+
+
+def estimate(
+    design: Design,
+    workload: Workload,
+    *,
+    margin: float | None = None,
+    synth: dict[str, float] | None = None,
+    simulate: Simulator | None = None,
+) -> Estimate:
+    """Simulate `workload` on `design` and report performance, energy, area, cost and their ratios."""
+    tables = design_tables(design)
+    area = design_area(design, synth=synth, host_pcie_lanes=tables["cost"].get("host_pcie_lanes"))
+    cost, area_prov = design_cost(design, area, margin)
+    runs, counters, cycles = simulate_workload(design, workload, simulate)
+    _, _, ideal_cycles = simulate_workload(design, workload, simulate, ideal_memory=True)
+    seconds = cycles / design.chip.clock_hz
+    flops = workload.flops
+    achieved = flops / seconds
+    tdp = design_tdp_w(design)
+    power = run_power(design, counters, seconds, flops, static_w=design_static_w(design), tdp_w=tdp)
+    peak = design.peak_flops
+    price = cost.price_usd
+    die_usd = sum(t.usd for t in cost.terms if t.name.startswith("die:"))
+    f = {
+        "peak_tflops": Figure(peak / 1e12, "TFLOPS", "modelled", "2 x rows x cols x cores x clock"),
+        "achieved_tflops": Figure(achieved / 1e12, "TFLOPS", "simulated", f"{cycles:,} cycles of the slowest core"),
+        "utilization": Figure(achieved / peak, "fraction", "simulated"),
+        "achieved_tflops_ideal_memory": Figure(
+            flops / (ideal_cycles / design.chip.clock_hz) / 1e12,
+            "TFLOPS",
+            "simulated",
+            "simulator ideal-memory mode (free loads/stores): the array-bound upper limit",
+        ),
+        "seconds": Figure(seconds, "s", "simulated"),
+        "energy_j": Figure(power.energy_j, "J", "modelled", "simulated counters x energy per event + static"),
+        "energy_per_flop_pj": Figure(power.energy_per_flop_j / 1e-12, "pJ/FLOP", "modelled"),
+        "average_power_w": Figure(power.average_power_w, "W", "modelled"),
+        "static_power_w": Figure(power.static_w, "W", "modelled"),
+        "area_modelled_mm2": Figure(area.total_mm2, "mm^2", "modelled"),
+        "die_area_costed_mm2": Figure(cost.dies[0].area_mm2, "mm^2", area_prov),
+        "die_cost_usd": Figure(die_usd, "USD", "modelled", "all dies, before assembly yield"),
+        "unit_cost_usd": Figure(cost.cost_usd, "USD", "modelled"),
+        "price_usd": Figure(price, "USD", "modelled", f"cost / (1 - margin {cost.margin:g})"),
+        "peak_tflops_per_kusd": Figure(peak / 1e12 / price * 1000, "TFLOPS/$1000", "modelled"),
+        "achieved_tflops_per_kusd": Figure(achieved / 1e12 / price * 1000, "TFLOPS/$1000", "modelled"),
+        "achieved_tflops_per_w": Figure(achieved / 1e12 / power.average_power_w, "TFLOPS/W", "modelled"),
+        "dram_bytes": Figure(
+            counters.get("dram_read_bytes", 0) + counters.get("dram_write_bytes", 0), "bytes", "simulated"
+        ),
+    }
+    peak_power = peak_dynamic_power_w(design) + power.static_w
+    f["peak_rate_power_w"] = Figure(peak_power, "W", "modelled", "every MAC busy, DRAM at full bandwidth, static")
+    f["peak_rate_energy_per_flop_pj"] = Figure(peak_power / peak / 1e-12, "pJ/FLOP", "modelled")
+    if tdp:
+        f["tdp_w"] = Figure(tdp, "W", "datasheet")
+    chip = reference_chip(design)
+    checks = reference_checks(design, die_usd, cost.cost_usd, power, peak_power)
+    return Estimate(
+        design.name, workload.name, f, runs, counters, area, cost, power, checks, chip.key if chip else None
+    )
+
+
+def reference_checks(
+    design: Design, die_usd: float, unit_usd: float, power: PowerResult | None, peak_power_w: float | None = None
+) -> list[Check]:
+    """Compare modelled peak, costs and power against the [reference] table's datasheet figure and ranges.
+
+    Power is checked at the peak rate (the design's modelled worst case, independent of the program's data
+    reuse): its energy per FLOP against `energy_per_flop_pj_range` and its watts against `power_w_range` and
+    the TDP; the workload's average power is checked against the TDP too.
+    """
+    ref = design_tables(design)["reference"]
+    src = ref.get("sources", "")
+    checks = []
+    if "peak_tflops" in ref:
+        want, got = ref["peak_tflops"], design.peak_flops / 1e12
+        checks.append(
+            Check("peak_tflops within 1%", got, want * 0.99, want * 1.01, abs(got - want) <= 0.01 * want, src)
+        )
+    for key, name, value in (
+        ("die_cost_usd_range", "die_cost_usd", die_usd),
+        ("unit_cost_usd_range", "unit_cost_usd", unit_usd),
+    ):
+        if key in ref:
+            lo, hi = ref[key]
+            checks.append(Check(name, value, lo, hi, lo <= value <= hi, src))
+    if peak_power_w is not None:
+        for key, name, value in (
+            ("power_w_range", "peak_rate_power_w", peak_power_w),
+            ("energy_per_flop_pj_range", "peak_rate_energy_per_flop_pj", peak_power_w / design.peak_flops / 1e-12),
+        ):
+            if key in ref:
+                lo, hi = ref[key]
+                checks.append(Check(name, value, lo, hi, lo <= value <= hi, src))
+    if power is not None and power.tdp_w is not None:
+        tdp_src = "[power] tdp_w or the reference chip's datasheet TDP"
+        if peak_power_w is not None:
+            checks.append(
+                Check("peak_rate_power_w <= TDP", peak_power_w, 0.0, power.tdp_w, peak_power_w <= power.tdp_w, tdp_src)
+            )
+        checks.append(
+            Check("average_power_w <= TDP", power.average_power_w, 0.0, power.tdp_w, bool(power.within_tdp), tdp_src)
+        )
+    return checks

@@ -1,0 +1,346 @@
+"""`compare`: designs (simulated + modelled) beside real chips (datasheet), as a terminal table and an HTML
+report with PNG plots: TFLOPS/$ against TFLOPS/W, a roofline per design with the workload point, costs.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from isa.design import Design
+from workbench.chips import Chip
+from workbench.estimate import Estimate
+
+DEFAULT_COMPARE_CHIPS = ("rx-7900-xtx", "h100-sxm", "tinybox-red")
+
+
+def _add(table, *cells: str) -> None:
+    """Add a row of plain text (no rich markup: "[E]" must stay visible)."""
+    from rich.text import Text
+
+    table.add_row(*(Text(str(c)) for c in cells))
+
+
+# Short provenance tags for the terminal table; the JSON and HTML carry the same tags with a legend.
+TAGS = {
+    "simulated": "sim",
+    "modelled": "mod",
+    "datasheet": "ds",
+    "datasheet [E]": "ds,E",
+    "measured (published)": "meas",
+    "": "",
+}
+LEGEND = (
+    "sim = simulated, mod = modelled, ds = datasheet, E = estimate, meas = published measurement. Designs: "
+    "price = modelled unit cost / (1 - margin); peak W = modelled power with every MAC busy and DRAM at "
+    "full bandwidth; achieved TFLOPS/W = achieved / modelled average power of the run. Chips: price = "
+    "street/list price; peak W = TDP; achieved = published measured matmul throughput."
+)
+
+
+@dataclass
+class Row:
+    """One line of the comparison: a design or a chip, each figure with its provenance."""
+
+    kind: str  # "design" | "chip"
+    name: str
+    workload: str  # design: the simulated workload; chip: "chip"
+    peak_tflops: float | None
+    peak_provenance: str  # modelled (design) | datasheet (chip)
+    achieved_tflops: float | None
+    achieved_provenance: str  # simulated (design) | measured (published) (chip) | ""
+    price_usd: float | None
+    price_provenance: str  # modelled | datasheet | datasheet [E]
+    peak_power_w: float | None  # design: modelled peak-rate power; chip: TDP
+    power_provenance: str  # modelled | datasheet
+    run_power_w: float | None  # design: modelled average power of the workload; chip: None
+    margin: float | None
+    peak_tflops_per_kusd: float | None
+    achieved_tflops_per_kusd: float | None
+    peak_tflops_per_w: float | None
+    achieved_tflops_per_w: float | None
+
+    def to_json(self) -> dict:
+        """Plain-dict form."""
+        return asdict(self)
+
+
+def _div(a: float | None, b: float | None, scale: float = 1.0) -> float | None:
+    return None if a is None or not b else a / b * scale
+
+
+def _short_workload(name: str) -> str:
+    """'gemm:4096x4096x4096' -> '4096^3'; other names unchanged but for the 'gemm:' prefix."""
+    dims = name.removeprefix("gemm:").split("x")
+    return f"{dims[0]}^3" if len(dims) == 3 and len(set(dims)) == 1 else name.removeprefix("gemm:")
+
+
+def design_row(est: Estimate) -> Row:
+    """A comparison row from an estimate."""
+    f = est.figures
+    peak, ach = f["peak_tflops"].value, f["achieved_tflops"].value
+    price, run_w, peak_w = f["price_usd"].value, f["average_power_w"].value, f["peak_rate_power_w"].value
+    return Row(
+        "design",
+        est.design,
+        _short_workload(est.workload),
+        peak,
+        "modelled",
+        ach,
+        "simulated",
+        price,
+        "modelled",
+        peak_w,
+        "modelled",
+        run_w,
+        est.cost.margin,
+        _div(peak, price, 1000),
+        _div(ach, price, 1000),
+        _div(peak, peak_w),
+        _div(ach, run_w),
+    )
+
+
+def chip_row(chip: Chip) -> Row:
+    """A comparison row from the chip database (datasheet peak, price and TDP; achieved = published figure)."""
+    peak, price, meas = chip.peak_16bit_tflops, chip.price_usd, chip.measured_matmul_tflops
+    return Row(
+        "chip",
+        chip.name,
+        "chip",
+        peak,
+        "datasheet",
+        meas,
+        "measured (published)" if meas else "",
+        price,
+        "datasheet [E]" if chip.price_is_estimate else "datasheet",
+        chip.tdp_w,
+        "datasheet",
+        None,
+        None,
+        _div(peak, price, 1000),
+        _div(meas, price, 1000),
+        _div(peak, chip.tdp_w),
+        _div(meas, chip.tdp_w),
+    )
+
+
+def _fmt(v: float | None, spec: str = "auto") -> str:
+    """A number for the table: three significant figures below 100, whole numbers with separators above."""
+    if v is None:
+        return "—"
+    if spec != "auto":
+        return format(v, spec)
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def _tagged(v: float | None, provenance: str, spec: str = "auto") -> str:
+    return "—" if v is None else f"{_fmt(v, spec)} {TAGS.get(provenance, provenance)}"
+
+
+HEADERS = (
+    "name",
+    "workload",
+    "peak TFLOPS",
+    "achieved TFLOPS",
+    "price $",
+    "peak W",
+    "run W",
+    "TFLOPS/$1k peak",
+    "TFLOPS/$1k achieved",
+    "TFLOPS/W peak",
+    "TFLOPS/W achieved",
+)
+
+
+def row_cells(r: Row) -> list[str]:
+    """The table cells of a row, each number tagged with its provenance."""
+    derived = "mod" if r.kind == "design" else ("ds,E" if r.price_provenance.endswith("[E]") else "ds")
+    return [
+        r.name,
+        r.workload,
+        _tagged(r.peak_tflops, r.peak_provenance),
+        _tagged(r.achieved_tflops, r.achieved_provenance),
+        _tagged(r.price_usd, r.price_provenance, ",.0f"),
+        _tagged(r.peak_power_w, r.power_provenance),
+        _tagged(r.run_power_w, "modelled"),
+        f"{_fmt(r.peak_tflops_per_kusd)} {derived}",
+        _fmt(r.achieved_tflops_per_kusd),
+        _fmt(r.peak_tflops_per_w),
+        _fmt(r.achieved_tflops_per_w),
+    ]
+
+
+def print_table(rows: list[Row], workload: str) -> None:
+    """The comparison as a rich table on the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"workbench compare — workload {workload}")
+    for col in HEADERS:
+        table.add_column(
+            col, justify="left" if col == "name" else "right", overflow="fold", no_wrap=col in ("name", "workload")
+        )
+    for r in rows:
+        _add(table, *row_cells(r))
+    console = Console(width=max(170, Console().width))
+    console.print(table)
+    console.print(LEGEND.replace("[", "\\["), highlight=False)
+
+
+def _plot_scatter(rows: list[Row], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    for r in rows:
+        color = "tab:blue" if r.kind == "design" else "tab:orange"
+        marker = "o" if r.kind == "design" else "s"
+        pts = [
+            (x, y)
+            for x, y in (
+                (r.peak_tflops_per_w, r.peak_tflops_per_kusd),
+                (r.achieved_tflops_per_w, r.achieved_tflops_per_kusd),
+            )
+            if x and y
+        ]
+        if not pts:
+            continue
+        ax.scatter(*pts[0], marker=marker, color=color)
+        ax.annotate(r.name, pts[0], fontsize=7, xytext=(4, 4), textcoords="offset points")
+        if len(pts) == 2:
+            ax.scatter(*pts[1], marker=marker, facecolors="none", edgecolors=color)
+            ax.plot([pts[0][0], pts[1][0]], [pts[0][1], pts[1][1]], color=color, lw=0.6, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("TFLOPS per W")
+    ax.set_ylabel("TFLOPS per $1000")
+    ax.set_title(
+        "Designs (circles, modelled) vs chips (squares, datasheet)\nfilled = peak, hollow = achieved", fontsize=9
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def roofline_points(design: Design, est: Estimate) -> tuple[float, float, float, float]:
+    """(peak TFLOPS, chip DRAM bandwidth TB/s, workload FLOP/byte from simulated traffic, achieved TFLOPS)."""
+    bw = design.dram_bandwidth_bytes_per_s * design.chip.cores
+    traffic = est.figures["dram_bytes"].value or 0.0
+    flops = est.power.flops if est.power else 0.0
+    intensity = flops / traffic if traffic else float("inf")
+    return design.peak_flops / 1e12, bw / 1e12, intensity, est.figures["achieved_tflops"].value
+
+
+def _plot_roofline(design: Design, est: Estimate, path: Path) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    peak, bw, ai, achieved = roofline_points(design, est)
+    ridge = peak / bw
+    hi = max(ridge, ai if np.isfinite(ai) else ridge) * 8
+    x = np.logspace(np.log10(ridge / 64), np.log10(hi), 200)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(x, np.minimum(peak, bw * x), color="black", label=f"roofline: {peak:,.1f} TFLOPS, {bw:,.2f} TB/s")
+    if np.isfinite(ai):
+        ax.scatter(
+            [ai],
+            [achieved],
+            color="tab:red",
+            zorder=3,
+            label=f"{est.workload}: {achieved:,.1f} TFLOPS at {ai:,.0f} FLOP/B (simulated)",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP per DRAM byte)")
+    ax.set_ylabel("TFLOPS")
+    ax.set_title(f"Roofline: {design.name}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_costs(estimates: list[Estimate], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    def usd(e: Estimate, name: str) -> float:
+        if name == "dies":
+            return sum(t.usd for t in e.cost.terms if t.name.startswith("die:"))
+        if name == "margin":
+            return e.cost.price_usd - e.cost.cost_usd
+        return e.cost.term(name)
+
+    names = ["dies"] + sorted({t.name for e in estimates for t in e.cost.terms if not t.name.startswith("die:")})
+    if any(e.cost.margin for e in estimates):
+        names.append("margin")
+    fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(estimates)), 4.5))
+    bottom = [0.0] * len(estimates)
+    for name in names:
+        vals = [usd(e, name) for e in estimates]
+        ax.bar([e.design for e in estimates], vals, bottom=bottom, label=name)
+        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
+    ax.set_ylabel("USD per unit (modelled)")
+    ax.set_title("Unit cost breakdown")
+    ax.tick_params(axis="x", labelrotation=15, labelsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(rows: list[Row], pairs: list[tuple[Design, Estimate]], workload: str, out: Path) -> Path:
+    """Write report.html, compare.json and PNG plots into `out`; returns the HTML path."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless
+    out.mkdir(parents=True, exist_ok=True)
+    _plot_scatter(rows, out / "tflops_per_dollar_vs_watt.png")
+    rooflines = []
+    for design, est in pairs:
+        name = f"roofline_{design.name}.png"
+        _plot_roofline(design, est, out / name)
+        rooflines.append(name)
+    estimates = [e for _, e in pairs]
+    if estimates:
+        _plot_costs(estimates, out / "cost_breakdown.png")
+    (out / "compare.json").write_text(
+        json.dumps(
+            {
+                "workload": workload,
+                "rows": [r.to_json() for r in rows],
+                "estimates": [e.to_json() for e in estimates],
+            },
+            indent=1,
+            default=str,
+        )
+    )
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row_cells(r)) + "</tr>" for r in rows)
+    checks = "".join(
+        f"<li>{html.escape(e.design)}: {html.escape(c.name)} = {c.value:,.3g} in "
+        f"[{c.low:,.3g}, {c.high:,.3g}]: {'ok' if c.ok else 'OUTSIDE'}</li>"
+        for e in estimates
+        for c in e.checks
+    )
+    imgs = "".join(f'<img src="{n}" alt="{html.escape(n)}">' for n in rooflines)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>workbench compare</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
+padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}img{{max-width:48%;margin:4px}}
+</style></head><body>
+<h1>Petaflop Workbench: compare</h1><p>Workload for designs: <b>{html.escape(workload)}</b>.
+Designs are simulated (cycles) and modelled (area, cost, energy); chips are datasheet figures;
+"measured (published)" are third-party
+matmul measurements from the chip database. Design prices are modelled unit costs / (1 - margin).</p>
+<table><tr>{"".join(f"<th>{h}</th>" for h in HEADERS)}</tr>{trs}</table>
+<p>{html.escape(LEGEND)}</p>
+<h2>TFLOPS per $1000 against TFLOPS per watt</h2><img src="tflops_per_dollar_vs_watt.png" alt="scatter">
+<h2>Rooflines</h2>{imgs}
+<h2>Unit cost breakdown</h2>{'<img src="cost_breakdown.png" alt="costs">' if estimates else ""}
+<h2>Reference checks</h2><ul>{checks or "<li>none</li>"}</ul>
+<p>Raw numbers: <a href="compare.json">compare.json</a>.</p></body></html>"""
+    path = out / "report.html"
+    path.write_text(page)
+    return path
