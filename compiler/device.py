@@ -1,4 +1,5 @@
 """Device names (`REF`, `CL`, `CL:1`...), the default device, and host<->device buffers."""
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,11 @@ class RefBuffer:
     __slots__ = ("data", "dtype", "size")
 
     def __init__(self, data: np.ndarray, dtype):
-        self.data, self.dtype, self.size = np.ascontiguousarray(data, dtype=dtype.np).reshape(-1), dtype, data.size
+        self.data, self.dtype, self.size = (
+            np.ascontiguousarray(data, dtype=dtype.np).reshape(-1),
+            dtype,
+            data.size,
+        )
 
     def numpy(self) -> np.ndarray:
         return self.data

@@ -1,4 +1,5 @@
 """The dtypes a Tensor can hold, their numpy and OpenCL C names, and the promotion rule."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,7 +57,11 @@ class dtypes:
     all = (bool, uint8, int8, int32, float16, float32)
 
 
-_BY_NAME = {d.name: d for d in dtypes.all} | {"float": dtypes.float32, "half": dtypes.float16, "int": dtypes.int32}
+_BY_NAME = {d.name: d for d in dtypes.all} | {
+    "float": dtypes.float32,
+    "half": dtypes.float16,
+    "int": dtypes.int32,
+}
 
 
 def to_dtype(x) -> DType:

@@ -1,4 +1,5 @@
 """The REF device: evaluates the primitive-op graph node by node with numpy, the oracle for every test."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,11 +20,27 @@ def _mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(b == 0, 0, a - _idiv(a, safe) * safe).astype(a.dtype)
 
 
-_UNARY = {Ops.EXP2: np.exp2, Ops.LOG2: np.log2, Ops.SIN: np.sin, Ops.SQRT: np.sqrt,
-          Ops.RECIP: lambda x: np.reciprocal(x)}
-_BINARY = {Ops.ADD: np.add, Ops.MUL: np.multiply, Ops.MAX: np.maximum, Ops.CMPLT: np.less,
-           Ops.CMPNE: np.not_equal, Ops.IDIV: _idiv, Ops.MOD: _mod, Ops.AND: np.bitwise_and,
-           Ops.OR: np.bitwise_or, Ops.XOR: np.bitwise_xor, Ops.SHL: np.left_shift, Ops.SHR: np.right_shift}
+_UNARY = {
+    Ops.EXP2: np.exp2,
+    Ops.LOG2: np.log2,
+    Ops.SIN: np.sin,
+    Ops.SQRT: np.sqrt,
+    Ops.RECIP: lambda x: np.reciprocal(x),
+}
+_BINARY = {
+    Ops.ADD: np.add,
+    Ops.MUL: np.multiply,
+    Ops.MAX: np.maximum,
+    Ops.CMPLT: np.less,
+    Ops.CMPNE: np.not_equal,
+    Ops.IDIV: _idiv,
+    Ops.MOD: _mod,
+    Ops.AND: np.bitwise_and,
+    Ops.OR: np.bitwise_or,
+    Ops.XOR: np.bitwise_xor,
+    Ops.SHL: np.left_shift,
+    Ops.SHR: np.right_shift,
+}
 
 
 def _neg(x: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
 """The kernel IR: a kernel's loop nest (global, upcast, reduce and unroll axes) and the launch it needs."""
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,7 @@ class LoopNest:
 
     @staticmethod
     def build(full_shape: tuple, reduce_axes: tuple, opts: KernelOpts) -> LoopNest:
-        """Map output axes (after upcasting) to at most three global dims: last axis -> gid0, then gid1, rest gid2."""
+        """Map output axes (after upcasting) to at most 3 global dims: last -> gid0, then gid1, rest gid2."""
         up = dict(opts.upcast)
         outs = [a for a, s in enumerate(full_shape) if a not in reduce_axes and s // up.get(a, 1) > 1]
         groups = [[outs[-1]], [outs[-2]], outs[:-2]] if len(outs) >= 2 else [outs]

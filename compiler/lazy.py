@@ -1,4 +1,5 @@
 """The lazy graph: one Node per primitive op, built by the Tensor frontend and consumed by the scheduler."""
+
 from __future__ import annotations
 
 import math

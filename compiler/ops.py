@@ -38,6 +38,7 @@ Other
   STORE  write a kernel's result to its output buffer
   CONST  one scalar value broadcast to a shape
 """
+
 from __future__ import annotations
 
 from enum import Enum, auto
@@ -46,18 +47,56 @@ from enum import Enum, auto
 class Ops(Enum):
     """The primitive ops; see the module docstring for the meaning of each."""
 
-    EXP2 = auto(); LOG2 = auto(); SIN = auto(); SQRT = auto(); RECIP = auto(); NEG = auto()  # noqa: E702
-    ADD = auto(); MUL = auto(); MAX = auto(); CMPLT = auto(); CMPNE = auto(); IDIV = auto()  # noqa: E702
-    MOD = auto(); AND = auto(); OR = auto(); XOR = auto(); SHL = auto(); SHR = auto()  # noqa: E702
+    EXP2 = auto()
+    LOG2 = auto()
+    SIN = auto()
+    SQRT = auto()
+    RECIP = auto()
+    NEG = auto()  # noqa: E702
+    ADD = auto()
+    MUL = auto()
+    MAX = auto()
+    CMPLT = auto()
+    CMPNE = auto()
+    IDIV = auto()  # noqa: E702
+    MOD = auto()
+    AND = auto()
+    OR = auto()
+    XOR = auto()
+    SHL = auto()
+    SHR = auto()  # noqa: E702
     WHERE = auto()
-    SUM = auto(); REDUCE_MAX = auto()  # noqa: E702
-    RESHAPE = auto(); PERMUTE = auto(); EXPAND = auto(); PAD = auto(); SHRINK = auto(); FLIP = auto()  # noqa: E702
-    CAST = auto(); LOAD = auto(); STORE = auto(); CONST = auto()  # noqa: E702
+    SUM = auto()
+    REDUCE_MAX = auto()  # noqa: E702
+    RESHAPE = auto()
+    PERMUTE = auto()
+    EXPAND = auto()
+    PAD = auto()
+    SHRINK = auto()
+    FLIP = auto()  # noqa: E702
+    CAST = auto()
+    LOAD = auto()
+    STORE = auto()
+    CONST = auto()  # noqa: E702
 
 
 UNARY = frozenset({Ops.EXP2, Ops.LOG2, Ops.SIN, Ops.SQRT, Ops.RECIP, Ops.NEG})
-BINARY = frozenset({Ops.ADD, Ops.MUL, Ops.MAX, Ops.CMPLT, Ops.CMPNE, Ops.IDIV, Ops.MOD, Ops.AND, Ops.OR,
-                    Ops.XOR, Ops.SHL, Ops.SHR})
+BINARY = frozenset(
+    {
+        Ops.ADD,
+        Ops.MUL,
+        Ops.MAX,
+        Ops.CMPLT,
+        Ops.CMPNE,
+        Ops.IDIV,
+        Ops.MOD,
+        Ops.AND,
+        Ops.OR,
+        Ops.XOR,
+        Ops.SHL,
+        Ops.SHR,
+    }
+)
 TERNARY = frozenset({Ops.WHERE})
 ELEMENTWISE = UNARY | BINARY | TERNARY | {Ops.CAST}
 REDUCE = frozenset({Ops.SUM, Ops.REDUCE_MAX})

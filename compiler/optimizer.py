@@ -1,4 +1,5 @@
 """Picks KernelOpts for a kernel: a heuristic by default, or (WB_SEARCH=1) timing candidates on the device."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,10 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
         inner = shape[raxes[-1]] if raxes else 1
         unroll = _largest_factor(inner, (4, 2))
         if len(outs) >= 2 and rsize >= 16:
-            up = ((outs[-1], _largest_factor(shape[outs[-1]], (4, 2))), (outs[-2], _largest_factor(shape[outs[-2]], (4, 2))))
+            up = (
+                (outs[-1], _largest_factor(shape[outs[-1]], (4, 2))),
+                (outs[-2], _largest_factor(shape[outs[-2]], (4, 2))),
+            )
             return KernelOpts(upcast=tuple(u for u in up if u[1] > 1), unroll=unroll)
         return KernelOpts(unroll=unroll, split_acc=min(4, unroll) if rsize >= 64 else 1)
     if outs and k.out.size >= 4096:
@@ -44,13 +48,17 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
         ups += [((last, f),) for f in (2, 4, 8) if shape[last] % f == 0]
         if len(outs) >= 2:
             sec = outs[-2]
-            ups += [((last, f), (sec, g)) for f in (2, 4, 8) for g in (2, 4, 8)
-                    if shape[last] % f == 0 and shape[sec] % g == 0 and f * g <= 64]
+            ups += [
+                ((last, f), (sec, g))
+                for f in (2, 4, 8)
+                for g in (2, 4, 8)
+                if shape[last] % f == 0 and shape[sec] % g == 0 and f * g <= 64
+            ]
     unrolls = [1, 2, 4, 8] if k.reduce is not None else [1]
     out = []
     for up in ups:
         for u in unrolls:
-            for split in ([1, 4] if k.reduce is not None and not up else [1]):
+            for split in [1, 4] if k.reduce is not None and not up else [1]:
                 out.append(KernelOpts(upcast=up, unroll=u, split_acc=min(split, u)))
     return out
 
@@ -77,8 +85,12 @@ def search(k: Kernel, default: KernelOpts) -> KernelOpts:
     if hit is not None:
         try:
             d = json.loads(hit)
-            return KernelOpts(tuple(tuple(u) for u in d["upcast"]), d["unroll"],
-                              tuple(d["local"]) if d["local"] else None, d["split_acc"])
+            return KernelOpts(
+                tuple(tuple(u) for u in d["upcast"]),
+                d["unroll"],
+                tuple(d["local"]) if d["local"] else None,
+                d["split_acc"],
+            )
         except (ValueError, KeyError, TypeError):
             program_cache.remove("search", key)
     bufs = [dev.alloc(n.size, n.dtype) for n in [k.out] + list({i.id: i for i in k.inputs}.values())]
@@ -91,6 +103,11 @@ def search(k: Kernel, default: KernelOpts) -> KernelOpts:
             continue
         if t < best_t:
             best, best_t = opts, t
-    program_cache.write("search", key, json.dumps({"upcast": best.upcast, "unroll": best.unroll,
-                                                    "local": best.local, "split_acc": best.split_acc}).encode())
+    program_cache.write(
+        "search",
+        key,
+        json.dumps(
+            {"upcast": best.upcast, "unroll": best.unroll, "local": best.local, "split_acc": best.split_acc}
+        ).encode(),
+    )
     return best

@@ -1,4 +1,5 @@
-"""On-disk cache of compiled device programs, keyed by source and device; a bad entry is rebuilt, never fatal."""
+"""On-disk cache of compiled device programs, keyed by source and device; bad entries are rebuilt."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Runs a schedule: compiles each kernel's program, allocates outputs, launches, and reports with WB_DEBUG."""
+
 from __future__ import annotations
 
 from .device import RefBuffer, alloc, cl_index
@@ -44,6 +45,9 @@ def run_schedule(kernels: list[Kernel]) -> None:
         bufs = [out] + [n.buffer for n in prg.buffers[1:]]
         t = dev.launch(clk, prg.global_size, prg.local_size, bufs, wait=dbg >= 1)
         if dbg >= 1:
-            print(f"{k.name:40s} {t * 1e3:9.3f} ms {k.flops / t * 1e-9:9.2f} GFLOP/s {k.bytes / t * 1e-9:9.2f} GB/s"
-                  f"  gsize={prg.global_size}")
+            print(
+                f"{k.name:40s} {t * 1e3:9.3f} ms {k.flops / t * 1e-9:9.2f} GFLOP/s "
+                f"{k.bytes / t * 1e-9:9.2f} GB/s"
+                f"  gsize={prg.global_size}"
+            )
         _mark_realized(k.out, out)

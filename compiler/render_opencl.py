@@ -1,4 +1,5 @@
-"""Renders a scheduled kernel plus its KernelOpts as OpenCL C: index math, fused expressions, loops, stores."""
+"""Renders a scheduled kernel with its KernelOpts as OpenCL C: index math, fused expressions, loops."""
+
 from __future__ import annotations
 
 import itertools
@@ -11,11 +12,26 @@ from .ops import Ops
 from .schedule import Kernel
 from .symbolic import Lin, in_range
 
-_BIN = {Ops.ADD: "({0}+{1})", Ops.MUL: "({0}*{1})", Ops.MAX: "max({0},{1})", Ops.CMPLT: "({0}<{1})",
-        Ops.CMPNE: "({0}!={1})", Ops.AND: "({0}&{1})", Ops.OR: "({0}|{1})", Ops.XOR: "({0}^{1})",
-        Ops.IDIV: "({1}==0?0:{0}/{1})", Ops.MOD: "({1}==0?0:{0}%{1})"}
-_UN = {Ops.EXP2: "exp2({0})", Ops.LOG2: "log2({0})", Ops.SIN: "sin({0})", Ops.SQRT: "sqrt({0})",
-       Ops.RECIP: "(1.0f/{0})", Ops.NEG: "(-{0})"}
+_BIN = {
+    Ops.ADD: "({0}+{1})",
+    Ops.MUL: "({0}*{1})",
+    Ops.MAX: "max({0},{1})",
+    Ops.CMPLT: "({0}<{1})",
+    Ops.CMPNE: "({0}!={1})",
+    Ops.AND: "({0}&{1})",
+    Ops.OR: "({0}|{1})",
+    Ops.XOR: "({0}^{1})",
+    Ops.IDIV: "({1}==0?0:{0}/{1})",
+    Ops.MOD: "({1}==0?0:{0}%{1})",
+}
+_UN = {
+    Ops.EXP2: "exp2({0})",
+    Ops.LOG2: "log2({0})",
+    Ops.SIN: "sin({0})",
+    Ops.SQRT: "sqrt({0})",
+    Ops.RECIP: "(1.0f/{0})",
+    Ops.NEG: "(-{0})",
+}
 
 
 def c_literal(v, dtype) -> str:
@@ -28,7 +44,7 @@ def c_literal(v, dtype) -> str:
         return f"{float(v)!r}f"
     if dtype.name == "bool":
         return "1" if v else "0"
-    return "(-2147483647-1)" if v == -2**31 else f"({int(v)})" if v < 0 else str(int(v))
+    return "(-2147483647-1)" if v == -(2**31) else f"({int(v)})" if v < 0 else str(int(v))
 
 
 def reduce_identity(op: Ops, dtype) -> str:
@@ -50,8 +66,10 @@ def linear(idx: tuple, shape: tuple) -> Lin:
 
 def unravel(lin: Lin, shape: tuple) -> tuple:
     """The index in shape of row-major position lin."""
-    return tuple(lin.floordiv(st).mod(sz) if sz > 1 else Lin()
-                 for st, sz in zip(contiguous_strides(shape), shape, strict=True))
+    return tuple(
+        lin.floordiv(st).mod(sz) if sz > 1 else Lin()
+        for st, sz in zip(contiguous_strides(shape), shape, strict=True)
+    )
 
 
 def contiguous_strides(shape: tuple) -> list[int]:
@@ -105,8 +123,13 @@ class _Renderer:
         lin = linear(idx, n.shape)
         j = self.buf_index[n.id]
         pos = lin.render()
-        val = f"vload_half({pos},data{j})" if n.dtype.cname == "half" else \
-            f"(bool)data{j}[{pos}]" if n.dtype.name == "bool" else f"data{j}[{pos}]"
+        val = (
+            f"vload_half({pos},data{j})"
+            if n.dtype.cname == "half"
+            else f"(bool)data{j}[{pos}]"
+            if n.dtype.name == "bool"
+            else f"data{j}[{pos}]"
+        )
         if valid:
             val = f"({'&&'.join(sorted(valid))}?{val}:{c_literal(0, n.dtype)})"
         out = self.tmp(n.dtype.compute, val)
@@ -130,7 +153,9 @@ class _Renderer:
         if op == Ops.SHRINK:
             return self.expr(n.src[0], tuple(i + b for i, (b, _) in zip(idx, n.arg, strict=True)), valid)
         if op == Ops.FLIP:
-            sidx = tuple((-i + (s - 1)) if a in n.arg else i for a, (i, s) in enumerate(zip(idx, n.shape, strict=True)))
+            sidx = tuple(
+                (-i + (s - 1)) if a in n.arg else i for a, (i, s) in enumerate(zip(idx, n.shape, strict=True))
+            )
             return self.expr(n.src[0], sidx, valid)
         if op == Ops.PAD:
             conds = []
@@ -173,12 +198,18 @@ class _Renderer:
                 base[a] = gv.floordiv(stride).mod(size) if len(axes) > 1 else gv
                 stride *= size
         up_axes = [a for a, f in nest.upcast.items() if f > 1]
-        lanes = [dict(zip(up_axes, us, strict=True))
-                 for us in itertools.product(*[range(nest.upcast[a]) for a in up_axes])] or [{}]
+        lanes = [
+            dict(zip(up_axes, us, strict=True))
+            for us in itertools.product(*[range(nest.upcast[a]) for a in up_axes])
+        ] or [{}]
 
         def out_idx(lane: dict) -> tuple:
-            return tuple(Lin() if a in k.reduce_axes or shape[a] == 1 else
-                         base[a] * nest.upcast.get(a, 1) + lane.get(a, 0) for a in range(len(shape)))
+            return tuple(
+                Lin()
+                if a in k.reduce_axes or shape[a] == 1
+                else base[a] * nest.upcast.get(a, 1) + lane.get(a, 0)
+                for a in range(len(shape))
+            )
 
         self.in_post = False
         if k.reduce is not None:
@@ -196,7 +227,8 @@ class _Renderer:
                 self.emit(f"data0[{p}] = ({k.out.dtype.cname})({val});")
         name = re.sub(r"\W", "_", k.name)
         args = [f"__global {k.out.dtype.cname}* restrict data0"] + [
-            f"const __global {b.dtype.cname}* restrict data{i}" for i, b in enumerate(self.bufs[1:], 1)]
+            f"const __global {b.dtype.cname}* restrict data{i}" for i, b in enumerate(self.bufs[1:], 1)
+        ]
         src = f"__kernel void {name}({', '.join(args)}) {{\n" + "\n".join(self.lines) + "\n}\n"
         return Program(src, name, nest.global_size, self.opts.local, self.bufs, self.opts)
 
@@ -227,8 +259,12 @@ class _Renderer:
         for u in range(unroll):
             for lane in lanes:
                 oi = out_idx(lane)
-                fi = tuple(ridx[a] * (unroll if a == raxes[-1] else 1) + (u if a == raxes[-1] else 0)
-                           if a in ridx else oi[a] for a in range(len(shape)))
+                fi = tuple(
+                    ridx[a] * (unroll if a == raxes[-1] else 1) + (u if a == raxes[-1] else 0)
+                    if a in ridx
+                    else oi[a]
+                    for a in range(len(shape))
+                )
                 val = self.expr(red.src[0], fi, frozenset())
                 if red.src[0].dtype.compute != ct:
                     val = f"({ct})({val})"

@@ -1,4 +1,5 @@
-"""The CL device: one context and queue per OpenCL device, buffers, and programs cached in memory and on disk."""
+"""The CL device: a context and queue per OpenCL device, buffers, programs cached in memory and on disk."""
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,9 @@ class CLBuffer:
     def copyin(self, arr: np.ndarray) -> None:
         import pyopencl as cl
 
-        cl.enqueue_copy(self.dev.queue, self.buf, np.ascontiguousarray(arr, dtype=self.dtype.np), is_blocking=True)
+        cl.enqueue_copy(
+            self.dev.queue, self.buf, np.ascontiguousarray(arr, dtype=self.dtype.np), is_blocking=True
+        )
 
     def numpy(self) -> np.ndarray:
         """The buffer's contents as a flat host array (waits for queued kernels)."""
@@ -50,7 +53,9 @@ class CLDevice:
         self.ctx = cl.Context([self.device])
         self.queue = cl.CommandQueue(self.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
         self.programs: dict[str, object] = {}  # source -> kernel object
-        self.ident = f"{self.device.name}|{self.device.driver_version}|{self.device.version}|{cl.VERSION_TEXT}"
+        self.ident = (
+            f"{self.device.name}|{self.device.driver_version}|{self.device.version}|{cl.VERSION_TEXT}"
+        )
         self.is_cpu = bool(self.device.type & cl.device_type.CPU)
 
     def alloc(self, size: int, dtype) -> CLBuffer:
@@ -79,13 +84,17 @@ class CLDevice:
             except cl.RuntimeError as e:
                 log = str(e)
                 numbered = "\n".join(f"{i + 1:4d} {line}" for i, line in enumerate(src.splitlines()))
-                raise KernelBuildError(f"OpenCL build of kernel {name} failed on {self.device.name.strip()}:\n"
-                                       f"{log}\n--- source ---\n{numbered}") from None
+                raise KernelBuildError(
+                    f"OpenCL build of kernel {name} failed on {self.device.name.strip()}:\n"
+                    f"{log}\n--- source ---\n{numbered}"
+                ) from None
             program_cache.write("cl", key, prg.get_info(cl.program_info.BINARIES)[0])
         self.programs[src] = cl.Kernel(prg, name)
         return self.programs[src]
 
-    def launch(self, kernel, gsize: tuple, lsize: tuple | None, bufs: list, wait: bool = False) -> float | None:
+    def launch(
+        self, kernel, gsize: tuple, lsize: tuple | None, bufs: list, wait: bool = False
+    ) -> float | None:
         """Enqueue a kernel; with wait, block and return its device time in seconds."""
         kernel.set_args(*[b.buf for b in bufs])
         import pyopencl as cl

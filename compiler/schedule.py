@@ -4,6 +4,7 @@ Rules: elementwise ops and views are inlined into whichever kernel consumes them
 kernel that also absorbs the single-consumer elementwise chain after it; a computed (non-leaf) value that
 is broadcast by EXPAND is realized first, so broadcasting never repeats its computation.
 """
+
 from __future__ import annotations
 
 import math
@@ -129,11 +130,17 @@ def _describe(k: Kernel, region: list[Node]) -> None:
     full, out = math.prod(k.full_shape), k.out.size
     pre = set()
     if k.reduce is not None:
-        pre = {m.id for m in _region(k.reduce.src[0], {i.id for i in k.inputs})} if not (
-            k.reduce.src[0].realized) else set()
+        pre = (
+            {m.id for m in _region(k.reduce.src[0], {i.id for i in k.inputs})}
+            if not (k.reduce.src[0].realized)
+            else set()
+        )
     alu = [m for m in region if m.op in ELEMENTWISE and m.op != Ops.CAST and m not in k.inputs]
     k.flops = sum(full if m.id in pre else out for m in alu) + (full if k.reduce is not None else 0)
-    k.bytes = sum(m.size * m.dtype.itemsize for m in {i.id: i for i in k.inputs}.values()) + out * k.out.dtype.itemsize
+    k.bytes = (
+        sum(m.size * m.dtype.itemsize for m in {i.id: i for i in k.inputs}.values())
+        + out * k.out.dtype.itemsize
+    )
     if k.reduce is not None:
         red = "x".join(str(s) for i, s in enumerate(k.full_shape) if i in k.reduce_axes)
         k.name = f"r_{'_'.join(map(str, k.out.shape)) or 'scalar'}__{red}"

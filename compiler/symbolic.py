@@ -1,7 +1,8 @@
-"""Integer index expressions for kernels: linear sums of atoms with known ranges, simplified as they are built.
+"""Integer index expressions for kernels: linear sums of ranged atoms, simplified as they are built.
 
 All values are non-negative indices, so C's truncating `/` and `%` equal floor division and modulo here.
 """
+
 from __future__ import annotations
 
 
@@ -90,7 +91,7 @@ class Lin:
 
     def _atom_div(self, m: int) -> Lin:
         if len(self.terms) == 1 and self.const == 0:
-            (a, c), = self.terms.items()
+            ((a, c),) = self.terms.items()
             if c == 1 and a.key[0] == "div":  # (x//a)//b == x//(a*b)
                 return a.key[1]._atom_div(a.key[2] * m)
         return Lin({Atom(("div", self, m), self.lo // m, self.hi // m, f"({self.render()}/{m})"): 1})
@@ -106,7 +107,10 @@ class Lin:
 
     def render(self) -> str:
         """OpenCL C source of the expression."""
-        parts = [a.text if c == 1 else f"{a.text}*{c}" for a, c in sorted(self.terms.items(), key=lambda t: t[0].text)]
+        parts = [
+            a.text if c == 1 else f"{a.text}*{c}"
+            for a, c in sorted(self.terms.items(), key=lambda t: t[0].text)
+        ]
         if self.const or not parts:
             parts.append(str(self.const))
         return parts[0] if len(parts) == 1 else "(" + "+".join(parts) + ")"

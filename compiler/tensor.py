@@ -1,4 +1,5 @@
 """The Tensor frontend: numpy/PyTorch-style API, every operation composed from the primitive ops in ops.py."""
+
 from __future__ import annotations
 
 import math
@@ -86,7 +87,8 @@ class Tensor:
         return self.shape[0]
 
     def __repr__(self) -> str:
-        return f"<Tensor {self.shape} {self.dtype.name} on {self.device}{' realized' if self.node.realized else ''}>"
+        done = " realized" if self.node.realized else ""
+        return f"<Tensor {self.shape} {self.dtype.name} on {self.device}{done}>"
 
     def realize(self, *others: Tensor) -> Tensor:
         """Run the kernels that compute this tensor (and others) now; returns self."""
@@ -131,8 +133,13 @@ class Tensor:
     def full(shape, value, dtype=None, device: str | None = None) -> Tensor:
         """A tensor of `shape` filled with value."""
         if dtype is None:
-            dtype = dtypes.bool if isinstance(value, bool) else dtypes.float32 if isinstance(value, float) else \
-                dtypes.int32
+            dtype = (
+                dtypes.bool
+                if isinstance(value, bool)
+                else dtypes.float32
+                if isinstance(value, float)
+                else dtypes.int32
+            )
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         return Tensor(lazy.const(value, shape, to_dtype(dtype), canonicalize(device)))
 
@@ -181,7 +188,9 @@ class Tensor:
         return Tensor(rng.random(_shape_arg(shape), dtype=np.float32), device=device, dtype=dtype)
 
     @classmethod
-    def randn(cls, *shape, dtype=dtypes.float32, device: str | None = None, seed: int | None = None) -> Tensor:
+    def randn(
+        cls, *shape, dtype=dtypes.float32, device: str | None = None, seed: int | None = None
+    ) -> Tensor:
         """Standard normal values from the seeded generator."""
         rng = cls._rng if seed is None else np.random.default_rng(seed)
         return Tensor(rng.standard_normal(_shape_arg(shape), dtype=np.float32), device=device, dtype=dtype)
@@ -551,7 +560,9 @@ class Tensor:
         """Pad with `value`; padding is numpy style, one (before, after) pair per axis."""
         padding = tuple(tuple(p) for p in padding)
         if len(padding) != self.ndim:
-            raise ShapeError(f"pad: {len(padding)} (before, after) pairs for a {self.ndim}-d tensor {self.shape}")
+            raise ShapeError(
+                f"pad: {len(padding)} (before, after) pairs for a {self.ndim}-d tensor {self.shape}"
+            )
         out = Tensor(lazy.movement(Ops.PAD, self.node, padding))
         if value == 0:
             return out
@@ -575,7 +586,7 @@ class Tensor:
         a = self._axis(axis)
         if self.shape[a] != 1:
             raise ShapeError(f"squeeze: axis {axis} of shape {self.shape} has size {self.shape[a]}, not 1")
-        return self.reshape(self.shape[:a] + self.shape[a + 1:])
+        return self.reshape(self.shape[:a] + self.shape[a + 1 :])
 
     def unsqueeze(self, axis: int) -> Tensor:
         """Insert a size-1 axis."""
@@ -589,16 +600,19 @@ class Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         s, e = self._axis(start_dim), self._axis(end_dim)
-        return self.reshape(self.shape[:s] + (math.prod(self.shape[s:e + 1]),) + self.shape[e + 1:])
+        return self.reshape(self.shape[:s] + (math.prod(self.shape[s : e + 1]),) + self.shape[e + 1 :])
 
     def cat(self, *others: Tensor, axis: int = 0) -> Tensor:
         """Concatenate along axis (shapes must match elsewhere)."""
         ts = [self, *others]
         a = self._axis(axis)
         for t in ts:
-            if t.ndim != self.ndim or any(i != a and s != o for i, (s, o) in enumerate(zip(t.shape, self.shape,
-                                                                                          strict=True))):
-                raise ShapeError(f"cat: shapes {' and '.join(str(t.shape) for t in ts)} differ outside axis {axis}")
+            if t.ndim != self.ndim or any(
+                i != a and s != o for i, (s, o) in enumerate(zip(t.shape, self.shape, strict=True))
+            ):
+                raise ShapeError(
+                    f"cat: shapes {' and '.join(str(t.shape) for t in ts)} differ outside axis {axis}"
+                )
         dt = ts[0].dtype
         for t in ts[1:]:
             dt = promote(dt, t.dtype)
@@ -622,7 +636,7 @@ class Tensor:
         """Repeat each element n times along axis."""
         a = self._axis(axis)
         x = self.unsqueeze(a + 1)
-        return x.expand(x.shape[:a + 1] + (n,) + x.shape[a + 2:]).flatten(a, a + 1)
+        return x.expand(x.shape[: a + 1] + (n,) + x.shape[a + 2 :]).flatten(a, a + 1)
 
     def __getitem__(self, index) -> Tensor:
         """Basic indexing: ints, slices (any step), None and Ellipsis."""
@@ -632,7 +646,7 @@ class Tensor:
             raise ShapeError(f"getitem: {n_real} indices for a {self.ndim}-d tensor {self.shape}")
         if Ellipsis in idx:
             e = idx.index(Ellipsis)
-            idx = idx[:e] + [slice(None)] * (self.ndim - n_real) + idx[e + 1:]
+            idx = idx[:e] + [slice(None)] * (self.ndim - n_real) + idx[e + 1 :]
         idx += [slice(None)] * (self.ndim - n_real - sum(1 for i in idx if i is Ellipsis))
         x, axis, final = self, 0, []
         for i in idx:
@@ -651,7 +665,9 @@ class Tensor:
                 x = x._slice_axis(axis, start, step, n)
                 final.append(n)
             else:
-                raise ShapeError(f"getitem: unsupported index {i!r} (ints, slices, None and ... are supported)")
+                raise ShapeError(
+                    f"getitem: unsupported index {i!r} (ints, slices, None and ... are supported)"
+                )
             axis += 1
         return x.reshape(tuple(final))
 
@@ -668,9 +684,9 @@ class Tensor:
         x = x.shrink([(start, end) if a == axis else None for a in range(x.ndim)])
         if step == 1:
             return x
-        x = x.reshape(x.shape[:axis] + (n, step) + x.shape[axis + 1:])
+        x = x.reshape(x.shape[:axis] + (n, step) + x.shape[axis + 1 :])
         x = x.shrink([(0, 1) if a == axis + 1 else None for a in range(x.ndim)])
-        return x.reshape(x.shape[:axis] + (n,) + x.shape[axis + 2:])
+        return x.reshape(x.shape[:axis] + (n,) + x.shape[axis + 2 :])
 
     # --- reductions --------------------------------------------------------------------------------
     def _axis(self, a: int) -> int:
@@ -705,8 +721,15 @@ class Tensor:
         x = self.permute(keep_axes + list(axes)).reshape(tuple(self.shape[a] for a in keep_axes) + (rsize,))
         chunks = 256
         if rsize % chunks:
-            ident = 0 if op == Ops.SUM else (-math.inf if self.dtype.is_float else
-                                              {"int32": -2**31, "int8": -128}.get(self.dtype.name, 0))
+            ident = (
+                0
+                if op == Ops.SUM
+                else (
+                    -math.inf
+                    if self.dtype.is_float
+                    else {"int32": -(2**31), "int8": -128}.get(self.dtype.name, 0)
+                )
+            )
             x = x.pad([(0, 0)] * (x.ndim - 1) + [(0, chunks - rsize % chunks)], value=ident)
         x = x.reshape(x.shape[:-1] + (chunks, x.shape[-1] // chunks))
         part = Tensor(lazy.reduce(op, x.node, (x.ndim - 1,)))
@@ -714,7 +737,13 @@ class Tensor:
 
     def sum(self, axis=None, keepdim: bool = False, dtype=None) -> Tensor:
         """Sum over axes; small ints and bool accumulate as int32."""
-        x = self.cast(dtype) if dtype is not None else self.cast(dtypes.int32) if self.dtype.priority < 3 else self
+        x = (
+            self.cast(dtype)
+            if dtype is not None
+            else self.cast(dtypes.int32)
+            if self.dtype.priority < 3
+            else self
+        )
         return x._reduce(Ops.SUM, axis, keepdim)
 
     def max(self, axis=None, keepdim: bool = False) -> Tensor:
@@ -778,7 +807,11 @@ class Tensor:
         x = self._float()
         m = x.max(axis, keepdim=True)
         out = (x - m).exp().sum(axis, keepdim=True).log() + m
-        return out if keepdim else out.reshape(tuple(s for i, s in enumerate(x.shape) if i not in self._axes(axis)))
+        return (
+            out
+            if keepdim
+            else out.reshape(tuple(s for i, s in enumerate(x.shape) if i not in self._axes(axis)))
+        )
 
     # --- linear algebra and nn functions ---------------------------------------------------------------
     def matmul(self, other: Tensor) -> Tensor:
@@ -794,14 +827,21 @@ class Tensor:
         if squeeze_b:
             b = b.reshape(b.shape[0], 1)
         if a.shape[-1] != b.shape[-2]:
-            raise ShapeError(f"matmul: shapes {self.shape} and {other.shape} not aligned: "
-                             f"{a.shape[-1]} (dim {a.ndim - 1}) != {b.shape[-2]} (dim {b.ndim - 2})")
+            raise ShapeError(
+                f"matmul: shapes {self.shape} and {other.shape} not aligned: "
+                f"{a.shape[-1]} (dim {a.ndim - 1}) != {b.shape[-2]} (dim {b.ndim - 2})"
+            )
         dt = promote(a.dtype, b.dtype)
         a, b = a.cast(dt), b.cast(dt)
         batch = _broadcast_shape(a.shape[:-2], b.shape[:-2], "matmul")
         m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
         a = a._broadcast_to(batch + (m, k)).reshape(batch + (m, 1, k))._broadcast_to(batch + (m, n, k))
-        bt = b._broadcast_to(batch + (k, n)).transpose(-1, -2).reshape(batch + (1, n, k))._broadcast_to(batch + (m, n, k))
+        bt = (
+            b._broadcast_to(batch + (k, n))
+            .transpose(-1, -2)
+            .reshape(batch + (1, n, k))
+            ._broadcast_to(batch + (m, n, k))
+        )
         out = (a * bt).sum(-1)
         if squeeze_a:
             out = out.reshape(out.shape[:-2] + (n,))
@@ -839,7 +879,11 @@ class Tensor:
         pre = x.shape[:-1]
         if d == 1 and k <= s:
             need = o * s
-            x = x.pad([(0, 0)] * len(pre) + [(0, need - i)]) if need > i else x.shrink([None] * len(pre) + [(0, need)])
+            x = (
+                x.pad([(0, 0)] * len(pre) + [(0, need - i)])
+                if need > i
+                else x.shrink([None] * len(pre) + [(0, need)])
+            )
             x = x.reshape(pre + (o, s)).shrink([None] * (len(pre) + 1) + [(0, k)])
         else:
             extra = max(0, o * s - i - d)
@@ -858,16 +902,19 @@ class Tensor:
         back = list(range(axis)) + [nd, nd + 1] + list(range(axis, nd))
         return x.permute(back)
 
-    def conv2d(self, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
-               groups: int = 1) -> Tensor:
+    def conv2d(
+        self, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups: int = 1
+    ) -> Tensor:
         """2-d convolution (cross-correlation) of NCHW input with (Cout, Cin/groups, KH, KW) weights."""
         if self.ndim != 4 or weight.ndim != 4:
             raise ShapeError(f"conv2d: input {self.shape} and weight {weight.shape} must both be 4-d")
         n, cin, h, w = self.shape
         cout, cg, kh, kw = weight.shape
         if cin != cg * groups or cout % groups:
-            raise ShapeError(f"conv2d: input {self.shape} with {cin} channels does not fit weight {weight.shape}"
-                             f" with groups={groups}")
+            raise ShapeError(
+                f"conv2d: input {self.shape} with {cin} channels does not fit weight {weight.shape}"
+                f" with groups={groups}"
+            )
         (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
         x = self.pad(((0, 0), (0, 0), (ph, ph), (pw, pw)))
         win = x._pool((kh, kw), (sh, sw), (dh, dw))  # (n, cin, oh, ow, kh, kw)
@@ -896,7 +943,9 @@ class Tensor:
         x = self.pad([(0, 0)] * (self.ndim - 2) + [(p[0], p[0]), (p[1], p[1])]) if any(p) else self
         return x._pool(k, s, (1, 1)).mean((-2, -1))
 
-    def layernorm(self, axis=-1, eps: float = 1e-5, weight: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+    def layernorm(
+        self, axis=-1, eps: float = 1e-5, weight: Tensor | None = None, bias: Tensor | None = None
+    ) -> Tensor:
         """(x - mean) / sqrt(var + eps) over axis, then optional weight and bias."""
         x = self._float()
         d = x - x.mean(axis, keepdim=True)
@@ -905,8 +954,9 @@ class Tensor:
             out = out * weight
         return out + bias if bias is not None else out
 
-    def batchnorm(self, weight: Tensor | None, bias: Tensor | None, mean: Tensor, var: Tensor,
-                  eps: float = 1e-5) -> Tensor:
+    def batchnorm(
+        self, weight: Tensor | None, bias: Tensor | None, mean: Tensor, var: Tensor, eps: float = 1e-5
+    ) -> Tensor:
         """Inference batch norm over axis 1 with running mean and variance."""
         shape = (1, -1) + (1,) * (self.ndim - 2)
         inv = (var.reshape(shape) + eps).rsqrt()
@@ -925,8 +975,9 @@ class Tensor:
         w = weight._broadcast_to_right(self.shape + (v, d))
         return (idx == rows).where(w, 0).sum(-2)
 
-    def scaled_dot_product_attention(self, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
-                                     is_causal: bool = False) -> Tensor:
+    def scaled_dot_product_attention(
+        self, key: Tensor, value: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False
+    ) -> Tensor:
         """softmax(q @ k^T / sqrt(d) + mask) @ v with q = self; is_causal masks future positions."""
         q = self._float()
         scores = q.matmul(key.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
@@ -950,6 +1001,7 @@ def _broadcast_shape(a: tuple, b: tuple, name: str, target: bool = False) -> tup
         if x == y or x == 1 or (y == 1 and not target):
             out.append(y if x == 1 else x)
         else:
-            raise ShapeError(f"{name}: operands could not be broadcast together with shapes "
-                             f"{tuple(a)} {tuple(b)}")
+            raise ShapeError(
+                f"{name}: operands could not be broadcast together with shapes {tuple(a)} {tuple(b)}"
+            )
     return tuple(out)
