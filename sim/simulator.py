@@ -1,0 +1,300 @@
+"""Event-driven cycle-level simulator implementing docs/timing.md exactly.
+
+Each step finds, for fetch and for the head of each queue, the earliest cycle at which it could act
+given everything already scheduled, and performs the earliest of those actions (ties: fetch, compute,
+store, load). Latencies are known at issue, so time jumps from event to event; idle cycles cost nothing.
+"""
+from __future__ import annotations
+
+import bisect
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from isa.design import Design
+from isa.encoding import Instr
+from isa.functional import ExecutionError, State, apply, check_program, new_state
+from sim.trace import trace_event, write_trace
+from sim.units import TOKEN_NAMES, UNIT_NAMES, Op, make_op
+
+__all__ = ["simulate", "SimResult", "DeadlockError", "RaceError", "ExecutionError", "COUNTER_NAMES"]
+
+NEVER = 1 << 62
+# Event counters for the energy model (macs_<dtype> is added per input dtype).
+COUNTER_NAMES = ("instructions", "vector_ops", "scratchpad_read_bytes", "scratchpad_write_bytes",
+                 "accumulator_read_bytes", "accumulator_write_bytes", "dram_read_bytes", "dram_write_bytes")
+
+
+class DeadlockError(RuntimeError):
+    """No unit can ever issue again; the message names each stuck instruction and what it waits for."""
+
+
+class RaceError(RuntimeError):
+    """Two instructions touch the same memory without a token ordering them; the message names both."""
+
+
+@dataclass
+class SimResult:
+    """Outcome of one simulation; `to_json()` gives the serializable part."""
+
+    design: str
+    cycles: int
+    utilization: float  # array MACs / (ROWS * COLS * cycles)
+    macs: int
+    dram_read_bytes: int
+    dram_write_bytes: int
+    units: dict[str, dict[str, int]]  # busy / stalled / idle / instructions per unit
+    counters: dict[str, int]
+    seconds: float  # cycles / clock
+    ideal_memory: bool
+    overlap: bool
+    values: bool  # False: timing only, memory contents were not computed
+    wall_seconds: float
+    state: State | None = field(default=None, repr=False)
+    schedule: list[tuple[int, int, int, int]] = field(default_factory=list, repr=False)  # (pc, dispatch, issue, L)
+    trace_events: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-serializable dict (no memory state, schedule or trace)."""
+        return {"design": self.design, "cycles": self.cycles, "utilization": self.utilization, "macs": self.macs,
+                "dram_read_bytes": self.dram_read_bytes, "dram_write_bytes": self.dram_write_bytes,
+                "seconds": self.seconds, "units": self.units, "counters": self.counters,
+                "ideal_memory": self.ideal_memory, "overlap": self.overlap, "values": self.values,
+                "mode": "values and timing" if self.values else "timing only (memory contents not computed)",
+                "wall_seconds": self.wall_seconds,
+                "simulated_cycles_per_second": self.cycles / self.wall_seconds if self.wall_seconds else None}
+
+    def write_trace(self, path: str) -> None:
+        """Write the Perfetto/Chrome trace (needs `simulate(..., trace=True)`)."""
+        if self.trace_events is None:
+            raise ValueError("no trace recorded: simulate with trace=True")
+        write_trace(path, self.trace_events, self.design)
+
+
+def _conflict(fa: tuple, fb: tuple) -> bool:
+    for space, lo, hi, wa in fa:
+        for space_b, lo_b, hi_b, wb in fb:
+            if space == space_b and (wa or wb) and lo < hi_b and lo_b < hi:
+                return True
+    return False
+
+
+def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarray | bytes | None = None, *,
+             ideal_memory: bool = False, overlap: bool | None = None, values: bool = True, trace: bool = False,
+             check_races: bool | None = None) -> SimResult:
+    """Simulate `program` on `design`; raises ExecutionError, DeadlockError or RaceError for a bad program.
+
+    overlap: tile overlap in the matrix unit (default: the design's matrix.overlap_tiles).
+    values: compute memory contents (result.state); False runs timing only.
+    check_races: detect data races (default: same as values).
+    """
+    wall0 = time.perf_counter()
+    program = check_program(design, program)
+    overlap = design.matrix.overlap_tiles if overlap is None else overlap
+    check_races = values if check_races is None else check_races
+    finish_pc = next(pc for pc, i in enumerate(program) if i.mnemonic == "finish")
+    ops = [make_op(design, program[pc], pc, ideal_memory, overlap) for pc in range(finish_pc)]
+    n = len(ops)
+    state = new_state(design, dram_image) if values else None
+    depth = design.control.queue_depth
+
+    qops: list[list[Op]] = [[], [], []]
+    for op in ops:
+        qops[op.queue].append(op)
+    qlen = [len(q) for q in qops]
+    qhead = [0, 0, 0]  # next entry to issue
+    qcount = [0, 0, 0]  # entries dispatched
+    qissue: list[list[int]] = [[], [], []]  # issue cycle per entry, in queue order
+    disp = [0] * n
+    issue = [0] * n
+    push_times: list[list[int]] = [[], [], [], []]
+    pops_done = [0, 0, 0, 0]
+    load_free = store_free = pipe_free = vec_done = compute_done = port_free = 1
+    dma_busy = [[0] * 64, [0] * 64]  # per sram, per bank: busy until (exclusive) on the DMA side
+    cmp_busy = [[0] * 64, [0] * 64]  # same, compute side
+    last_busy = 0
+    busy = [0] * 5
+    stalled = [0] * 5
+    busy_until = [0] * 5
+    count = [0] * 5
+    fpc = 0
+    last_d = 0
+    finish_d = -1
+    if ideal_memory:  # fetch is free: everything is dispatched in cycle 0, queues unbounded
+        qcount = qlen[:]
+        fpc = n
+        finish_d = 0
+        depth = NEVER
+    events: list[dict[str, Any]] | None = [] if trace else None
+    inflight: list[Op] = []  # issued ops with a footprint, for race checks
+    schedule: list[tuple[int, int, int, int]] = []
+
+    def head_time(q: int) -> int:
+        h = qhead[q]
+        if h >= qcount[q]:
+            return NEVER
+        op = qops[q][h]
+        t = disp[op.pc] + 1
+        if q == 0:
+            t = max(t, load_free)
+        elif q == 2:
+            t = max(t, store_free)
+        elif op.is_gemm:
+            t = max(t, pipe_free, vec_done)
+        else:
+            t = max(t, compute_done)
+        for c in op.pops:
+            times = push_times[c]
+            if len(times) <= pops_done[c]:
+                return NEVER
+            t = max(t, times[pops_done[c]])
+        if op.uses_port and port_free > t:
+            t = port_free
+        if op.banks:
+            other = cmp_busy if q != 1 else dma_busy
+            for sram, bank in op.banks:
+                if other[sram][bank] > t:
+                    t = other[sram][bank]
+        return t
+
+    while True:
+        # Fetch candidate.
+        if finish_d >= 0:
+            tf = NEVER
+        elif fpc == n:
+            tf = last_d + 1
+        else:
+            q = ops[fpc].queue
+            j = qcount[q]
+            tf = last_d + 1
+            if j >= depth:
+                k = j - depth
+                tf = NEVER if qhead[q] <= k else max(tf, qissue[q][k] + 1)
+        tc = head_time(1)
+        ts = head_time(2)
+        tl = head_time(0)
+        t = min(tf, tc, ts, tl)
+        if t >= NEVER:
+            if finish_d >= 0 and qhead == qlen:
+                break
+            raise DeadlockError(_deadlock_message(qops, qhead, qcount, push_times, pops_done, fpc, ops))
+        if t == tf:
+            if fpc == n:
+                finish_d = t
+            else:
+                op = ops[fpc]
+                disp[fpc] = t
+                stalled[0] += t - last_d - 1
+                busy[0] += 1
+                qcount[op.queue] += 1
+                fpc += 1
+            last_d = t
+            continue
+        q = 1 if t == tc else 2 if t == ts else 0
+        op = qops[q][qhead[q]]
+        qhead[q] += 1
+        qissue[q].append(t)
+        pc = op.pc
+        issue[pc] = t
+        end = t + op.latency
+        for c in op.pops:
+            pops_done[c] += 1
+        for c in op.pushes:
+            bisect.insort(push_times[c], end)
+        if q == 0:
+            load_free = end
+        elif q == 2:
+            store_free = end
+        elif op.is_gemm:
+            pipe_free = t + op.occupancy
+            compute_done = max(compute_done, end)
+        else:
+            vec_done = end
+            compute_done = max(compute_done, end)
+        if op.uses_port:
+            port_free = end
+        if op.banks:
+            mine = cmp_busy if q == 1 else dma_busy
+            for sram, bank in op.banks:
+                if mine[sram][bank] < end:
+                    mine[sram][bank] = end
+        if end - 1 > last_busy:
+            last_busy = end - 1
+        u = op.unit
+        ready = disp[pc] + 1
+        bu = busy_until[u]
+        if t > max(ready, bu):
+            stalled[u] += t - max(ready, bu)
+        if end > max(t, bu):
+            busy[u] += end - max(t, bu)
+            busy_until[u] = end
+        count[u] += 1
+        if check_races and op.foot:
+            _check_race(op, t, inflight, qops, qhead, qcount, issue)
+            inflight.append(op)
+        if values:
+            apply(design, state, op.instr)
+        if events is not None:
+            events.append(trace_event(u, op.instr.text, pc, t, op.latency))
+        schedule.append((pc, disp[pc], t, op.latency))
+
+    cycles = max(finish_d, last_busy, 1)
+    counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+    counters[f"macs_{design.matrix.input_dtype}"] = 0
+    for op in ops:
+        for key, v in op.counters.items():
+            counters[key] = counters.get(key, 0) + v
+    macs = counters[f"macs_{design.matrix.input_dtype}"]
+    units = {name: {"busy": busy[i], "stalled": stalled[i], "idle": max(0, cycles - busy[i] - stalled[i]),
+                    "instructions": count[i] if i else fpc}
+             for i, name in enumerate(UNIT_NAMES)}
+    wall = time.perf_counter() - wall0
+    return SimResult(design=design.name, cycles=cycles,
+                     utilization=macs / (design.matrix.rows * design.matrix.cols * cycles),
+                     macs=macs, dram_read_bytes=counters["dram_read_bytes"],
+                     dram_write_bytes=counters["dram_write_bytes"], units=units, counters=counters,
+                     seconds=cycles / design.chip.clock_hz, ideal_memory=ideal_memory, overlap=overlap,
+                     values=values, wall_seconds=wall, state=state, schedule=schedule, trace_events=events)
+
+
+def _check_race(op: Op, t: int, inflight: list[Op], qops: list[list[Op]], qhead: list[int],
+                qcount: list[int], issue: list[int]) -> None:
+    """Raise RaceError if an earlier instruction of another queue touching the same memory is unfinished."""
+    keep = []
+    for x in inflight:
+        end = issue[x.pc] + x.latency
+        if end > t:
+            keep.append(x)
+            if x.pc < op.pc and x.queue != op.queue and _conflict(x.foot, op.foot):
+                raise RaceError(_race_message(x, op, f"still busy until cycle {end - 1}", t))
+    inflight[:] = keep
+    for q in range(3):
+        if q == op.queue:
+            continue
+        for x in qops[q][qhead[q]:qcount[q]]:
+            if x.pc > op.pc:
+                break
+            if x.foot and _conflict(x.foot, op.foot):
+                raise RaceError(_race_message(x, op, "not issued yet", t))
+
+
+def _race_message(x: Op, y: Op, why: str, t: int) -> str:
+    return (f"data race: pc {y.pc} ({y.instr.text}) issues in cycle {t} while the earlier pc {x.pc} "
+            f"({x.instr.text}) on the same memory is {why}; order them with a token")
+
+
+def _deadlock_message(qops: list[list[Op]], qhead: list[int], qcount: list[int], push_times: list[list[int]],
+                      pops_done: list[int], fpc: int, ops: list[Op]) -> str:
+    stuck = []
+    for q, name in ((0, "load"), (1, "compute"), (2, "store")):
+        if qhead[q] < qcount[q]:
+            op = qops[q][qhead[q]]
+            need = [TOKEN_NAMES[c] for c in op.pops if len(push_times[c]) <= pops_done[c]]
+            stuck.append(f"{name} queue head pc {op.pc} ({op.instr.text}) waits for a "
+                         f"{' and a '.join(need)} token")
+    if fpc < len(ops):
+        stuck.append(f"fetch waits at pc {fpc} ({ops[fpc].instr.text}) for room in the full "
+                     f"{('load', 'compute', 'store')[ops[fpc].queue]} queue")
+    return "deadlock: " + "; ".join(stuck)

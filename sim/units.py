@@ -1,0 +1,138 @@
+"""Static timing of each instruction on a design: the latency, occupancy, resources and events of docs/timing.md.
+
+Every address in the ISA is an immediate, so all of this is known before simulation starts; the
+simulator only decides *when* each instruction issues.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from isa.design import Design, ceil_div
+from isa.encoding import Instr
+from isa.functional import dram_elem_bytes, footprint
+from isa.instructions import VECTOR_OPS, VECTOR_SHIFT_IMM, VECTOR_UNARY
+
+__all__ = ["Op", "make_op", "QUEUE_INDEX", "UNIT_NAMES", "L2C", "C2L", "C2S", "S2C", "TOKEN_NAMES",
+           "gemm_iteration_timing"]
+
+QUEUE_INDEX = {"load": 0, "compute": 1, "store": 2}
+UNIT_NAMES = ("fetch", "load", "matrix", "vector", "store")
+L2C, C2L, C2S, S2C = range(4)  # token counters
+TOKEN_NAMES = ("load->compute", "compute->load", "compute->store", "store->compute")
+# (queue, flag) -> counter popped or pushed
+_POPS = {("load", "pop_next"): C2L, ("compute", "pop_prev"): L2C, ("compute", "pop_next"): S2C,
+         ("store", "pop_prev"): C2S}
+_PUSHES = {("load", "push_next"): L2C, ("compute", "push_prev"): C2L, ("compute", "push_next"): C2S,
+           ("store", "push_prev"): S2C}
+_SRAM_INDEX = {"sp": 0, "acc": 1}
+
+
+@dataclass(slots=True)
+class Op:
+    """One instruction prepared for the simulator."""
+
+    pc: int
+    instr: Instr
+    queue: int  # 0 load, 1 compute, 2 store
+    unit: int  # index into UNIT_NAMES
+    is_gemm: bool
+    latency: int  # L: busy cycles
+    occupancy: int  # cycles before the next gemm may enter the matrix pipeline (= latency elsewhere)
+    uses_port: bool
+    pops: tuple[int, ...]
+    pushes: tuple[int, ...]
+    banks: tuple[tuple[int, int], ...]  # (sram 0 sp / 1 acc, bank) for the bank interlock
+    foot: tuple[tuple[str, int, int, bool], ...]  # footprint for race detection
+    counters: dict[str, int]
+
+
+def gemm_iteration_timing(design: Design, k: int, preload: bool, overlap: bool) -> tuple[int, int]:
+    """(Li, O) of one gemm iteration: latency and pipeline occupancy (docs/timing.md, section 3)."""
+    rows, cols = design.matrix.rows, design.matrix.cols
+    if design.matrix.dataflow == "os":
+        li = k + rows + cols - 2
+        occ = max(k, rows)
+    else:
+        p = rows if preload else 0
+        li = p + k + rows + cols - 2
+        occ = p + k
+    return li, (occ if overlap else li)
+
+
+def _banks(design: Design, foot: tuple[tuple[str, int, int, bool], ...]) -> tuple[tuple[int, int], ...]:
+    out: set[tuple[int, int]] = set()
+    for space, lo, hi, _ in foot:
+        if space == "dram" or hi <= lo:
+            continue
+        if space == "sp":
+            per = design.scratchpad_rows // design.memory.scratchpad_banks
+        else:
+            per = design.accumulator_rows // design.memory.accumulator_banks
+        out.update((_SRAM_INDEX[space], b) for b in range(lo // per, (hi - 1) // per + 1))
+    return tuple(sorted(out))
+
+
+def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: bool) -> Op:
+    """Timing record of one (checked) instruction."""
+    a = instr.args
+    name = instr.mnemonic
+    queue = instr.spec.queue
+    assert queue is not None, "finish is handled by fetch"
+    pops = tuple(c for (q, flag), c in _POPS.items() if q == queue and a[flag])
+    pushes = tuple(c for (q, flag), c in _PUSHES.items() if q == queue and a[flag])
+    foot = footprint(design, instr)
+    ib, ab = design.input_bytes, design.acc_bytes
+    dim = design.dim
+    counters: dict[str, int] = {"instructions": 1}
+    uses_port = False
+    if name in ("load", "store"):
+        rows, cols, pad = a["rows"], a["cols"], a["pad"]
+        eb = dram_elem_bytes(design, instr)
+        sram_b = ib if a["mem"] == 0 else ab
+        sram = "scratchpad" if a["mem"] == 0 else "accumulator"
+        if ideal_memory:
+            latency = 0
+        elif rows:
+            bw = design.memory.dram_bandwidth_bytes_per_cycle
+            latency = design.memory.dram_latency_cycles + rows * ceil_div(cols * eb, bw) + pad
+            uses_port = True
+        else:
+            latency = max(1, pad) if name == "load" else 1
+        if name == "load":
+            counters["dram_read_bytes"] = rows * cols * eb
+            counters[f"{sram}_write_bytes"] = (rows + pad) * dim * sram_b
+        else:
+            counters["dram_write_bytes"] = rows * cols * eb
+            counters[f"{sram}_read_bytes"] = rows * cols * sram_b
+        unit = 1 if name == "load" else 4
+        occupancy = latency
+        banks = () if ideal_memory else _banks(design, foot)
+    elif name == "gemm":
+        rows, cols = design.matrix.rows, design.matrix.cols
+        k, n = a["k"], a["repeat"] + 1
+        li, occ = gemm_iteration_timing(design, k, bool(a["preload"]), overlap)
+        latency = (n - 1) * occ + li
+        occupancy = n * occ
+        ws = design.matrix.dataflow == "ws"
+        out_rows = k if ws else rows
+        counters[f"macs_{design.matrix.input_dtype}"] = n * rows * cols * k
+        counters["scratchpad_read_bytes"] = n * ib * (k * rows + (rows * cols if ws and a["preload"] else 0)
+                                                     + (0 if ws else k * cols))
+        counters["accumulator_write_bytes"] = n * out_rows * cols * ab
+        if a["accumulate"]:
+            counters["accumulator_read_bytes"] = n * out_rows * cols * ab
+        unit = 2
+        banks = () if ideal_memory else _banks(design, foot)
+    else:  # vec
+        op = VECTOR_OPS[a["op"]]
+        rows = a["rows"]
+        latency = occupancy = rows * ceil_div(dim, design.vector.lanes)
+        reads = 1 if a["use_imm"] or op in VECTOR_UNARY | VECTOR_SHIFT_IMM else 2
+        counters["vector_ops"] = rows * dim
+        counters["accumulator_read_bytes"] = reads * rows * dim * ab
+        counters["accumulator_write_bytes"] = rows * dim * ab
+        unit = 3
+        banks = () if ideal_memory else _banks(design, foot)
+    return Op(pc=pc, instr=instr, queue=QUEUE_INDEX[queue], unit=unit, is_gemm=name == "gemm", latency=latency,
+              occupancy=occupancy, uses_port=uses_port, pops=pops, pushes=pushes, banks=banks, foot=foot,
+              counters=counters)
