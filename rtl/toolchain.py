@@ -94,7 +94,8 @@ def find_yosys() -> Tool | None:
     return Tool("yosys", (exe,), out[1] if len(out) > 1 else "unknown", "PATH")
 
 
-def run_yosys(args: list[str], cwd: str | Path | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
+def run_yosys(args: list[str], cwd: str | Path | None = None,
+              timeout: float = 1800) -> subprocess.CompletedProcess:
     """Run Yosys with `args`; raises FileNotFoundError naming the fix if it is not installed."""
     tool = find_yosys()
     if tool is None:

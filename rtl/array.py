@@ -1,0 +1,191 @@
+"""Processing elements and the systolic array, in both dataflows (output- and weight-stationary).
+
+Both arrays take unskewed vectors at their edges and skew/deskew them internally, so a sequencer
+drives one column of A (or one row of activations) per cycle and reads whole result rows.
+
+Output-stationary (`OSArray`, rows R x cols C): C[i, j] = sum_k A[i, k] * B[k, j].
+  Cycle t of a tile drives `a[i] = A[i, t]`, `b[j] = B[t, j]`, `valid`, `first` (t == 0) and `last`
+  (t == K-1). Row i of A is delayed i cycles and column j of B j cycles, so PE(i, j) sees the pair for
+  step k at cycle k + i + j. When it sees `last` it copies its finished sum into an output register,
+  which then holds C[i, j] until the next tile's last step reaches it: the next tile can stream in
+  right behind the previous one (overlapped tiles). PE(i, j)'s result is readable from cycle
+  K + i + j (counting the tile's first input cycle as 0), so a whole tile from cycle K + R + C - 2.
+
+Weight-stationary (`WSArray`, rows R = reduction depth, cols C = outputs):
+  out[m, j] = sum_k X[m, k] * W[k, j].
+  Weights are written one array row per cycle (`w_en`, `w_row`, `w[j]`) into a shadow bank. Cycle t of
+  a stream drives `x[k] = X[t, k]` with `valid`, and `first` on its first row; row k is delayed k cycles
+  and `first` travels with the data, so each PE switches to the shadow weights exactly when the new
+  stream's first row reaches it (rows of the previous stream still in flight keep the old weights).
+  The shadow bank may be rewritten once the last PE has switched, R + C - 2 cycles after `first`.
+  Partial sums flow down; the bottom of column j is delayed C-1-j more cycles so row m of the result
+  comes out whole on `out`, with `out_valid`, at cycle m + R + C - 1.
+"""
+from amaranth import Array, Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+IN_BITS = 8
+ACC_BITS = 32
+
+
+def _delay(m: Module, sig, n: int, name: str):
+    """`sig` delayed by n clock cycles through a register chain (n == 0 returns `sig`)."""
+    cur = sig
+    for d in range(n):
+        nxt = Signal.like(sig, name=f"{name}_d{d + 1}")
+        m.d.sync += nxt.eq(cur)
+        cur = nxt
+    return cur
+
+
+class OSPE(wiring.Component):
+    """Output-stationary PE: accumulates a*b, passes a right and b down, latches its sum on `last`."""
+
+    a_in: In(signed(IN_BITS))
+    b_in: In(signed(IN_BITS))
+    valid_in: In(1)
+    first_in: In(1)
+    last_in: In(1)
+    a_out: Out(signed(IN_BITS))
+    b_out: Out(signed(IN_BITS))
+    valid_out: Out(1)
+    first_out: Out(1)
+    last_out: Out(1)
+    result: Out(signed(ACC_BITS))
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = Signal(signed(ACC_BITS))
+        prod = Signal(signed(2 * IN_BITS))
+        m.d.comb += prod.eq(self.a_in * self.b_in)
+        total = Signal(signed(ACC_BITS))
+        m.d.comb += total.eq(prod + acc)
+        with m.If(self.valid_in):
+            with m.If(self.first_in):
+                m.d.comb += total.eq(prod)
+            m.d.sync += acc.eq(total)
+            with m.If(self.last_in):
+                m.d.sync += self.result.eq(total)
+        m.d.sync += [self.a_out.eq(self.a_in), self.b_out.eq(self.b_in), self.valid_out.eq(self.valid_in),
+                     self.first_out.eq(self.first_in), self.last_out.eq(self.last_in)]
+        return m
+
+
+class OSArray(wiring.Component):
+    """Output-stationary R x C array with input skew and a row-select read port for the results."""
+
+    def __init__(self, rows: int, cols: int):
+        self.rows, self.cols = rows, cols
+        super().__init__({
+            "a": In(signed(IN_BITS)).array(rows),
+            "b": In(signed(IN_BITS)).array(cols),
+            "valid": In(1), "first": In(1), "last": In(1),
+            "read_row": In(range(max(rows, 2))),
+            "row_out": Out(signed(ACC_BITS)).array(cols),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self.rows, self.cols
+        pes = [[OSPE() for _ in range(C)] for _ in range(R)]
+        for i in range(R):
+            for j in range(C):
+                m.submodules[f"pe_{i}_{j}"] = pes[i][j]
+        for i in range(R):
+            a_i = _delay(m, self.a[i], i, f"askew{i}")
+            v_i = _delay(m, self.valid, i, f"vskew{i}")
+            f_i = _delay(m, self.first, i, f"fskew{i}")
+            l_i = _delay(m, self.last, i, f"lskew{i}")
+            for j in range(C):
+                pe = pes[i][j]
+                if j == 0:
+                    m.d.comb += [pe.a_in.eq(a_i), pe.valid_in.eq(v_i), pe.first_in.eq(f_i),
+                                 pe.last_in.eq(l_i)]
+                else:
+                    left = pes[i][j - 1]
+                    m.d.comb += [pe.a_in.eq(left.a_out), pe.valid_in.eq(left.valid_out),
+                                 pe.first_in.eq(left.first_out), pe.last_in.eq(left.last_out)]
+                if i == 0:
+                    m.d.comb += pe.b_in.eq(_delay(m, self.b[j], j, f"bskew{j}"))
+                else:
+                    m.d.comb += pe.b_in.eq(pes[i - 1][j].b_out)
+        for j in range(C):
+            col = Array(pes[i][j].result for i in range(R))
+            m.d.comb += self.row_out[j].eq(col[self.read_row])
+        return m
+
+
+class WSPE(wiring.Component):
+    """Weight-stationary PE: psum_out <= psum_in + x*w; x passes right; active and shadow weight registers."""
+
+    x_in: In(signed(IN_BITS))
+    psum_in: In(signed(ACC_BITS))
+    valid_in: In(1)
+    first_in: In(1)
+    w_data: In(signed(IN_BITS))
+    w_en: In(1)
+    x_out: Out(signed(IN_BITS))
+    psum_out: Out(signed(ACC_BITS))
+    valid_out: Out(1)
+    first_out: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        w_active = Signal(signed(IN_BITS))
+        w_shadow = Signal(signed(IN_BITS))
+        w = Signal(signed(IN_BITS))
+        m.d.comb += w.eq(w_active)
+        with m.If(self.w_en):
+            m.d.sync += w_shadow.eq(self.w_data)
+        with m.If(self.valid_in & self.first_in):
+            m.d.comb += w.eq(w_shadow)
+            m.d.sync += w_active.eq(w_shadow)
+        m.d.sync += [self.x_out.eq(self.x_in), self.valid_out.eq(self.valid_in),
+                     self.first_out.eq(self.first_in),
+                     self.psum_out.eq(self.psum_in + self.x_in * w)]
+        return m
+
+
+class WSArray(wiring.Component):
+    """Weight-stationary R x C array: skewed activation input, deskewed result rows at the bottom."""
+
+    def __init__(self, rows: int, cols: int):
+        self.rows, self.cols = rows, cols
+        super().__init__({
+            "x": In(signed(IN_BITS)).array(rows),
+            "valid": In(1),
+            "w": In(signed(IN_BITS)).array(cols),
+            "w_en": In(1),
+            "w_row": In(range(max(rows, 2))),
+            "first": In(1),
+            "out": Out(signed(ACC_BITS)).array(cols),
+            "out_valid": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self.rows, self.cols
+        pes = [[WSPE() for _ in range(C)] for _ in range(R)]
+        for i in range(R):
+            for j in range(C):
+                m.submodules[f"pe_{i}_{j}"] = pes[i][j]
+        for i in range(R):
+            x_i = _delay(m, self.x[i], i, f"xskew{i}")
+            v_i = _delay(m, self.valid, i, f"vskew{i}")
+            f_i = _delay(m, self.first, i, f"fskew{i}")
+            for j in range(C):
+                pe = pes[i][j]
+                m.d.comb += [pe.w_data.eq(self.w[j]), pe.w_en.eq(self.w_en & (self.w_row == i))]
+                if j == 0:
+                    m.d.comb += [pe.x_in.eq(x_i), pe.valid_in.eq(v_i), pe.first_in.eq(f_i)]
+                else:
+                    left = pes[i][j - 1]
+                    m.d.comb += [pe.x_in.eq(left.x_out), pe.valid_in.eq(left.valid_out),
+                                 pe.first_in.eq(left.first_out)]
+                m.d.comb += pe.psum_in.eq(0 if i == 0 else pes[i - 1][j].psum_out)
+        for j in range(C):
+            m.d.comb += self.out[j].eq(_delay(m, pes[R - 1][j].psum_out, C - 1 - j, f"deskew{j}"))
+        # column 0's valid leaves the bottom row with its psum; it is then delayed like column 0.
+        m.d.comb += self.out_valid.eq(_delay(m, pes[R - 1][0].valid_out, C - 1, "vdeskew"))
+        return m
