@@ -148,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="wall-clock budget for the SCALE-Sim column (default 90 s)")
     ap.add_argument("--scalesim-timeout", type=float, default=60.0, help="seconds allowed per SCALE-Sim run")
     ap.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
+    ap.add_argument("--sim-root", metavar="DIR",
+                    help="source tree whose `sim` (and `isa`) packages are measured (default: this repo)")
     args = ap.parse_args(argv)
+    if args.sim_root:
+        sys.path.insert(0, str(Path(args.sim_root).resolve()))
 
     points = grid()
     ours, ours_grid_s, ours_reason = run_ours(points)
