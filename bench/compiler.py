@@ -81,9 +81,10 @@ def tinygrad_env(device: str) -> tuple[dict | None, str | None]:
     return env, None
 
 
-def ours_env() -> dict:
+def ours_env(root: str | None = None) -> dict:
+    """This interpreter's environment with the source tree that provides `compiler` first on the path."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(x for x in (str(REPO), env.get("PYTHONPATH")) if x)
+    env["PYTHONPATH"] = os.pathsep.join(x for x in (str(root or REPO), env.get("PYTHONPATH")) if x)
     return env
 
 
@@ -95,7 +96,11 @@ def column_command(column: str, args, extra: list[str]) -> tuple[list[str] | Non
             return None, None, reason
         jit = ["--tinygrad-jit"] if args.tinygrad_jit else []
         return [tinygrad_python(), *base, *jit, *extra], env, None
-    return [sys.executable, *base, *extra], ours_env(), None
+    env = ours_env(args.compiler_root)
+    if column == "numpy" and args.numpy_threads:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(args.numpy_threads)
+    return [sys.executable, *base, *extra], env, None
 
 
 def run_worker(cmd: list[str], env: dict, timeout: float) -> dict:
@@ -240,6 +245,9 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
         ratios.add_row(*cells)
     con.print(ratios)
     for c, rep in columns.items():
+        for w, err in (rep.get("errors") or {}).items():
+            con.print(f"{c} {w} failed: {err}", markup=False)
+    for c, rep in columns.items():
         load = ""
         if rep.get("loadavg_start") and rep.get("loadavg_end"):
             load = f" [load average {rep['loadavg_start'][0]:.1f} -> {rep['loadavg_end'][0]:.1f}]"
@@ -265,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the fresh-process cold/warm first calls")
     ap.add_argument("--tinygrad-jit", action="store_true", help="run tinygrad under TinyJit (default: eager)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed per worker process")
+    ap.add_argument("--numpy-threads", type=int, metavar="N",
+                    help="BLAS threads for the numpy column (default: BLAS's own choice, all cores)")
+    ap.add_argument("--compiler-root", metavar="DIR",
+                    help="source tree whose `compiler` package the ours column measures (default: this repo)")
     ap.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
     args = ap.parse_args(argv)
     if args.runs < 5:
@@ -304,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({
             "device": args.device, "quick": args.quick, "runs": args.runs, "warmup": args.warmup,
-            "tinygrad_jit": args.tinygrad_jit, "unavailable": unavailable,
+            "tinygrad_jit": args.tinygrad_jit, "numpy_threads": args.numpy_threads,
+            "compiler_root": str(args.compiler_root or REPO), "unavailable": unavailable,
             "columns": columns, "first_call": first, "rows": rows,
             "host": os.uname().nodename, "cpus": os.cpu_count(),
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

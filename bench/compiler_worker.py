@@ -330,12 +330,7 @@ def _dist_version(name: str) -> str:
 
 
 def _cl_device_name_tinygrad(dev) -> str:
-    try:
-        from tinygrad.runtime.autogen import opencl as cl  # noqa: F401
-
-        return str(getattr(dev, "device_name", "") or type(dev).__name__)
-    except Exception:  # naming is cosmetic
-        return type(dev).__name__
+    return str(getattr(dev, "device_name", "") or type(dev).__name__)  # naming is cosmetic
 
 
 def _cl_device_name_pyopencl(device: str) -> str:

@@ -121,9 +121,13 @@ def run_scalesim(points: list, budget_s: float, timeout_s: float) -> tuple[dict,
         return {}, reason
     out = {}
     t_start = time.perf_counter()
+    spent_cycles, spent_s = 0, 0.0
     for p in sorted(points, key=lambda p: formula_cycles(*p)):
         left = budget_s - (time.perf_counter() - t_start)
-        if left <= 0:
+        # predicted wall time: interpreter start plus cycles at the rate seen so far (don't start a
+        # run that cannot finish inside the budget)
+        predicted = 0.4 + (formula_cycles(*p) * spent_s / spent_cycles if spent_cycles else 0.0)
+        if left <= 0 or predicted > left:
             break
         try:
             res = run_gemm(*p, timeout_s=min(timeout_s, max(left, 1.0)))
@@ -135,6 +139,7 @@ def run_scalesim(points: list, budget_s: float, timeout_s: float) -> tuple[dict,
         except Exception as exc:
             out[p] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
         count = res.stall_free_cycles + 1  # SCALE-Sim prints the last cycle's index
+        spent_cycles, spent_s = spent_cycles + count, spent_s + res.wall_s
         out[p] = {"cycles": count, "raw_stall_free": res.stall_free_cycles, "stall_cycles": res.stall_cycles,
                   "wall_s": res.wall_s, "cycles_per_s": count / res.wall_s}
         print(f"  SCALE-Sim {p}: {count} cycles in {res.wall_s:.1f} s", file=sys.stderr, flush=True)
@@ -148,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="wall-clock budget for the SCALE-Sim column (default 90 s)")
     ap.add_argument("--scalesim-timeout", type=float, default=60.0, help="seconds allowed per SCALE-Sim run")
     ap.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
+    ap.add_argument("--sim-root", metavar="DIR",
+                    help="source tree whose `sim` (and `isa`) packages are measured (default: this repo)")
     args = ap.parse_args(argv)
+    if args.sim_root:
+        sys.path.insert(0, str(Path(args.sim_root).resolve()))
 
     points = grid()
     ours, ours_grid_s, ours_reason = run_ours(points)
