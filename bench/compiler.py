@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "compiler_worker.py"
-DEFAULT_TINYGRAD_PYTHON = "/work/venv-tinygrad/bin/python"
+DEFAULT_TINYGRAD_PYTHON = str(Path(__file__).resolve().parent.parent / ".venv-tinygrad" / "bin" / "python")
 WORKLOADS = ("matmul_512", "matmul_1024", "matmul_2048", "elementwise", "sum", "softmax", "conv2d",
              "gpt2_block")
 COLUMNS = ("numpy", "tinygrad", "ours")
@@ -44,7 +45,12 @@ MATMUL_1024_VS_NUMPY_TARGET = 0.40
 # Environments of the columns
 
 def tinygrad_python() -> str:
-    return os.environ.get("TINYGRAD_PYTHON", DEFAULT_TINYGRAD_PYTHON)
+    """`$TINYGRAD_PYTHON`, else this interpreter if it has tinygrad (the `bench` extra), else `.venv-tinygrad`."""
+    if "TINYGRAD_PYTHON" in os.environ:
+        return os.environ["TINYGRAD_PYTHON"]
+    if importlib.util.find_spec("tinygrad") is not None:
+        return sys.executable
+    return DEFAULT_TINYGRAD_PYTHON
 
 
 def tinygrad_env(device: str) -> tuple[dict | None, str | None]:
@@ -56,8 +62,8 @@ def tinygrad_env(device: str) -> tuple[dict | None, str | None]:
     """
     py = tinygrad_python()
     if not Path(py).exists():
-        return None, (f"{py} not found: python3 -m venv /work/venv-tinygrad && /work/venv-tinygrad/bin/pip "
-                      f"install tinygrad==0.14.0 numpy pyopencl (or set TINYGRAD_PYTHON)")
+        return None, (f"{py} not found: run `bash bench/setup_peers.sh` (or `pip install -e '.[bench]'`, "
+                      f"or set TINYGRAD_PYTHON)")
     code = "import tinygrad, pyopencl, os; print(os.path.dirname(pyopencl.__file__))"
     probe = subprocess.run([py, "-c", code], capture_output=True, text=True)
     if probe.returncode != 0:

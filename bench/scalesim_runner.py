@@ -1,11 +1,10 @@
 """Run SCALE-Sim 3.0 on one GEMM, in its own virtual environment, and parse its compute report.
 
 SCALE-Sim needs numpy < 2.4, so it never shares an interpreter with the workbench. It runs in a
-subprocess whose interpreter is `$SCALESIM_PYTHON` (default `/work/venv-scalesim/bin/python`);
+subprocess whose interpreter is `$SCALESIM_PYTHON` (default `.venv-scalesim/bin/python` in the checkout);
 make that environment with
 
-    python3 -m venv /work/venv-scalesim
-    /work/venv-scalesim/bin/pip install scalesim==3.0.0 "numpy<2.4"
+    bash bench/setup_peers.sh
 
 How a GEMM reaches SCALE-Sim (read from scalesim 3.0.0, `topology_utils.load_arrays_gemm`):
 a GEMM topology row is `name, M, N, K,` (the trailing comma matters: SCALE-Sim drops the last
@@ -39,7 +38,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_SCALESIM_PYTHON = "/work/venv-scalesim/bin/python"
+DEFAULT_SCALESIM_PYTHON = str(Path(__file__).resolve().parent.parent / ".venv-scalesim" / "bin" / "python")
 DATAFLOWS = ("os", "ws")
 RUN_NAME = "wb_gemm"
 
@@ -136,8 +135,7 @@ def scalesim_unavailable_reason(python: str | None = None) -> str | None:
     """None when SCALE-Sim can run; otherwise one line saying why not and how to fix it."""
     python = python or scalesim_python()
     if not Path(python).exists():
-        return (f"SCALE-Sim interpreter {python} not found; create it with `python3 -m venv "
-                f"/work/venv-scalesim && /work/venv-scalesim/bin/pip install scalesim==3.0.0 'numpy<2.4'` "
+        return (f"SCALE-Sim interpreter {python} not found; create it with `bash bench/setup_peers.sh` "
                 f"or point SCALESIM_PYTHON at one")
     try:
         proc = subprocess.run([python, "-c", "import scalesim.scale_sim"], capture_output=True, text=True,
