@@ -1,0 +1,111 @@
+"""Device names (`REF`, `CL`, `CL:1`...), the default device, and host<->device buffers."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import DeviceError
+
+RESERVED = ("SIM", "CUDA", "HIP")
+
+
+class RefBuffer:
+    """A REF device buffer: a flat host numpy array."""
+
+    __slots__ = ("data", "dtype", "size")
+
+    def __init__(self, data: np.ndarray, dtype):
+        self.data, self.dtype, self.size = (
+            np.ascontiguousarray(data, dtype=dtype.np).reshape(-1),
+            dtype,
+            data.size,
+        )
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+
+def _cl_count() -> int:
+    try:
+        from .opencl_devices import opencl_devices
+
+        return len(opencl_devices())
+    except Exception:  # pyopencl missing or broken ICD: no CL devices
+        return 0
+
+
+def available() -> list[str]:
+    """Every device string that works on this machine."""
+    n = _cl_count()
+    return ["REF"] + (["CL"] if n else []) + [f"CL:{i}" for i in range(1, n)]
+
+
+def canonicalize(device: str | None) -> str:
+    """The canonical name of a device string ('cl:0' -> 'CL'), or DeviceError listing the available ones."""
+    if device is None:
+        return default_device()
+    d = str(device).upper().strip()
+    if d in ("CL:0", "GPU"):
+        d = "CL"
+    if d == "REF":
+        return d
+    if d == "CL" or d.startswith("CL:"):
+        idx = 0 if d == "CL" else d[3:]
+        if str(idx).isdigit() and int(idx) < _cl_count():
+            return d
+    why = " (reserved, not implemented on this machine)" if d.split(":")[0] in RESERVED else ""
+    raise DeviceError(f"unknown device {device!r}{why}; available: {', '.join(available())}")
+
+
+_default: str | None = None
+
+
+def default_device() -> str:
+    """WB_DEVICE, else the first OpenCL device (GPUs are listed first), else REF."""
+    global _default
+    if _default is None:
+        env = os.environ.get("WB_DEVICE")
+        if env:
+            _default = canonicalize(env)
+        else:
+            _default = "CL" if _cl_count() else "REF"
+    return _default
+
+
+def cl_index(device: str) -> int:
+    """The OpenCL device index of a CL device string."""
+    return 0 if device == "CL" else int(device.split(":")[1])
+
+
+def to_device(arr: np.ndarray, dtype, device: str):
+    """A buffer on `device` holding a copy of arr."""
+    if device == "REF":
+        return RefBuffer(arr, dtype)
+    from .runtime_opencl import get_cl_device
+
+    buf = get_cl_device(cl_index(device)).alloc(arr.size, dtype)
+    buf.copyin(arr)
+    return buf
+
+
+def alloc(size: int, dtype, device: str):
+    """An uninitialised buffer on a CL device."""
+    from .runtime_opencl import get_cl_device
+
+    return get_cl_device(cl_index(device)).alloc(size, dtype)
+
+
+class Device:
+    """Namespace for device queries: `Device.DEFAULT`, `Device.available()`, `Device.canonicalize(name)`."""
+
+    available = staticmethod(available)
+    canonicalize = staticmethod(canonicalize)
+
+    @classmethod
+    def default(cls) -> str:
+        return default_device()
+
+    def __class_getitem__(cls, name):
+        return canonicalize(name)

@@ -1,0 +1,92 @@
+"""The dtypes a Tensor can hold, their numpy and OpenCL C names, and the promotion rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import DTypeError
+
+
+@dataclass(frozen=True, eq=True)
+class DType:
+    """One element type: `priority` orders promotion, `cname` is the OpenCL storage type."""
+
+    name: str
+    priority: int
+    itemsize: int
+    np: type
+    cname: str
+
+    @property
+    def is_float(self) -> bool:
+        """True for float16 and float32."""
+        return self.name.startswith("float")
+
+    @property
+    def is_int(self) -> bool:
+        """True for the integer dtypes (not bool)."""
+        return self.name.startswith("int") or self.name.startswith("uint")
+
+    @property
+    def is_unsigned(self) -> bool:
+        """True for uint8 and bool."""
+        return self.name in ("uint8", "bool")
+
+    @property
+    def compute(self) -> str:
+        """The OpenCL C type arithmetic runs in: half is stored, float is computed."""
+        return "bool" if self.name == "bool" else "float" if self.cname == "half" else self.cname
+
+    def __repr__(self) -> str:
+        return f"dtypes.{self.name}"
+
+
+class dtypes:
+    """Namespace of the supported dtypes, like `dtypes.float32`."""
+
+    bool = DType("bool", 0, 1, np.bool_, "uchar")
+    uint8 = DType("uint8", 1, 1, np.uint8, "uchar")
+    int8 = DType("int8", 2, 1, np.int8, "char")
+    int32 = DType("int32", 3, 4, np.int32, "int")
+    float16 = DType("float16", 4, 2, np.float16, "half")
+    float32 = DType("float32", 5, 4, np.float32, "float")
+    default_float = float32
+    default_int = int32
+    all = (bool, uint8, int8, int32, float16, float32)
+
+
+_BY_NAME = {d.name: d for d in dtypes.all} | {
+    "float": dtypes.float32,
+    "half": dtypes.float16,
+    "int": dtypes.int32,
+}
+
+
+def to_dtype(x) -> DType:
+    """A DType from a DType, a name like 'float32', or a numpy dtype; raises DTypeError for anything else."""
+    if isinstance(x, DType):
+        return x
+    if isinstance(x, str) and x in _BY_NAME:
+        return _BY_NAME[x]
+    try:
+        npd = np.dtype(x)
+    except TypeError:
+        npd = None
+    if npd is not None:
+        for d in dtypes.all:
+            if np.dtype(d.np) == npd:
+                return d
+        if npd.kind == "f":
+            return dtypes.float32
+        if npd.kind in "iu":
+            return dtypes.int32
+    raise DTypeError(f"unsupported dtype {x!r}; supported: {', '.join(d.name for d in dtypes.all)}")
+
+
+def promote(a: DType, b: DType) -> DType:
+    """Result dtype of a binary op: the higher of the two, with int8/uint8 mixing widening to int32."""
+    if {a.name, b.name} == {"int8", "uint8"}:
+        return dtypes.int32
+    return a if a.priority >= b.priority else b

@@ -1,0 +1,98 @@
+"""The REF device: evaluates the primitive-op graph node by node with numpy, the oracle for every test."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .lazy import Node, toposort
+from .ops import Ops
+
+
+def _idiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    safe = np.where(b == 0, 1, b)
+    q = np.abs(a) // np.abs(safe)  # truncation toward zero, like C
+    q = np.where((a < 0) != (safe < 0), -q, q)
+    return np.where(b == 0, 0, q).astype(a.dtype)
+
+
+def _mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    safe = np.where(b == 0, 1, b)
+    return np.where(b == 0, 0, a - _idiv(a, safe) * safe).astype(a.dtype)
+
+
+_UNARY = {
+    Ops.EXP2: np.exp2,
+    Ops.LOG2: np.log2,
+    Ops.SIN: np.sin,
+    Ops.SQRT: np.sqrt,
+    Ops.RECIP: lambda x: np.reciprocal(x),
+}
+_BINARY = {
+    Ops.ADD: np.add,
+    Ops.MUL: np.multiply,
+    Ops.MAX: np.maximum,
+    Ops.CMPLT: np.less,
+    Ops.CMPNE: np.not_equal,
+    Ops.IDIV: _idiv,
+    Ops.MOD: _mod,
+    Ops.AND: np.bitwise_and,
+    Ops.OR: np.bitwise_or,
+    Ops.XOR: np.bitwise_xor,
+    Ops.SHL: np.left_shift,
+    Ops.SHR: np.right_shift,
+}
+
+
+def _neg(x: np.ndarray) -> np.ndarray:
+    return np.logical_not(x) if x.dtype == np.bool_ else np.negative(x)
+
+
+def eval_node(n: Node, v: list[np.ndarray]) -> np.ndarray:
+    """The value of one node given the values of its sources, with the node's dtype."""
+    dt = n.dtype.np
+    if n.op == Ops.CONST:
+        return np.full(n.shape, n.arg, dtype=dt)
+    if n.op == Ops.NEG:
+        return _neg(v[0])
+    if n.op in _UNARY:
+        return _UNARY[n.op](v[0]).astype(dt)
+    if n.op in _BINARY:
+        if n.op in (Ops.ADD, Ops.MUL) and n.dtype.name == "bool":
+            return (np.logical_or if n.op == Ops.ADD else np.logical_and)(v[0], v[1])
+        if n.op in (Ops.SHL, Ops.SHR):
+            return _BINARY[n.op](v[0], np.clip(v[1], 0, 8 * v[0].itemsize - 1).astype(v[0].dtype)).astype(dt)
+        return _BINARY[n.op](v[0], v[1]).astype(dt)
+    if n.op == Ops.WHERE:
+        return np.where(v[0], v[1], v[2]).astype(dt)
+    if n.op == Ops.CAST:
+        return v[0].astype(dt)
+    if n.op == Ops.SUM:
+        acc = np.float32 if n.dtype.is_float else dt
+        return np.sum(v[0], axis=n.arg, keepdims=True, dtype=acc).astype(dt)
+    if n.op == Ops.REDUCE_MAX:
+        return np.max(v[0], axis=n.arg, keepdims=True)
+    if n.op == Ops.RESHAPE:
+        return v[0].reshape(n.arg)
+    if n.op == Ops.PERMUTE:
+        return v[0].transpose(n.arg)
+    if n.op == Ops.EXPAND:
+        return np.broadcast_to(v[0], n.arg)
+    if n.op == Ops.PAD:
+        return np.pad(v[0], n.arg)
+    if n.op == Ops.SHRINK:
+        return v[0][tuple(slice(b, e) for b, e in n.arg)]
+    if n.op == Ops.FLIP:
+        return np.flip(v[0], n.arg)
+    raise NotImplementedError(f"REF cannot evaluate {n.op}")
+
+
+def evaluate(root: Node) -> np.ndarray:
+    """Evaluate a graph with numpy; realized leaves are read from their host arrays."""
+    vals: dict[int, np.ndarray] = {}
+    with np.errstate(all="ignore"):
+        for n in toposort([root]):
+            if n.realized:
+                vals[n.id] = n.buffer.numpy().reshape(n.shape)
+            else:
+                vals[n.id] = eval_node(n, [vals[s.id] for s in n.src])
+    return np.ascontiguousarray(vals[root.id])

@@ -1,0 +1,158 @@
+"""The lazy graph: one Node per primitive op, built by the Tensor frontend and consumed by the scheduler."""
+
+from __future__ import annotations
+
+import math
+from itertools import count
+
+from .dtypes import DType, dtypes
+from .errors import DTypeError, ShapeError
+from .ops import BINARY, FLOAT_ONLY, INT_ONLY, MOVEMENT, REDUCE, UNARY, Ops
+
+_ids = count()
+
+
+class Node:
+    """A primitive op with its sources, argument, shape, dtype and device; `buffer` is set once realized."""
+
+    __slots__ = ("op", "src", "arg", "shape", "dtype", "device", "buffer", "id", "__weakref__")
+
+    def __init__(self, op: Ops, src: tuple, arg, shape: tuple, dtype: DType, device: str, buffer=None):
+        self.op, self.src, self.arg, self.shape, self.dtype, self.device = op, src, arg, shape, dtype, device
+        self.buffer, self.id = buffer, next(_ids)
+
+    @property
+    def realized(self) -> bool:
+        """True when the value lives in a device buffer (a LOAD leaf)."""
+        return self.buffer is not None
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def __repr__(self):
+        return f"<Node {self.op.name} {self.shape} {self.dtype.name}{' realized' if self.realized else ''}>"
+
+
+def const(value, shape: tuple, dtype: DType, device: str) -> Node:
+    """A scalar broadcast to `shape`, stored as the dtype's Python type."""
+    v = bool(value) if dtype == dtypes.bool else float(value) if dtype.is_float else int(value)
+    return Node(Ops.CONST, (), v, tuple(shape), dtype, device)
+
+
+def load(buffer, shape: tuple, dtype: DType, device: str) -> Node:
+    """A realized buffer as a graph leaf."""
+    return Node(Ops.LOAD, (), None, tuple(shape), dtype, device, buffer)
+
+
+def _check_same(op: Ops, srcs) -> None:
+    shapes = [s.shape for s in srcs]
+    if any(sh != shapes[0] for sh in shapes):
+        raise ShapeError(f"{op.name}: operand shapes {' and '.join(map(str, shapes))} differ")
+    devs = {s.device for s in srcs}
+    if len(devs) > 1:
+        raise ShapeError(f"{op.name}: operands on different devices {sorted(devs)}; use .to(device)")
+
+
+def alu(op: Ops, *srcs: Node) -> Node:
+    """An elementwise op on operands of one shape; dtypes must already agree (the frontend casts)."""
+    _check_same(op, srcs)
+    data = srcs[1:] if op == Ops.WHERE else srcs
+    if op == Ops.WHERE and srcs[0].dtype != dtypes.bool:
+        raise DTypeError(f"WHERE: condition must be bool, got {srcs[0].dtype.name}")
+    if any(d.dtype != data[0].dtype for d in data):
+        raise DTypeError(f"{op.name}: operand dtypes {' and '.join(d.dtype.name for d in data)} differ")
+    dt = data[0].dtype
+    if op in FLOAT_ONLY and not dt.is_float:
+        raise DTypeError(f"{op.name}: needs a float operand, got {dt.name}")
+    if op in INT_ONLY and not dt.is_int:
+        raise DTypeError(f"{op.name}: needs an integer operand, got {dt.name}")
+    if op in (Ops.AND, Ops.OR, Ops.XOR) and dt.is_float:
+        raise DTypeError(f"{op.name}: needs integer or bool operands, got {dt.name}")
+    assert op in UNARY | BINARY | {Ops.WHERE}
+    out = dtypes.bool if op in (Ops.CMPLT, Ops.CMPNE) else dt
+    return Node(op, srcs, None, srcs[0].shape, out, srcs[0].device)
+
+
+def cast(x: Node, dtype: DType) -> Node:
+    """Convert to another dtype; a no-op when it already has it."""
+    return x if x.dtype == dtype else Node(Ops.CAST, (x,), dtype, x.shape, dtype, x.device)
+
+
+def reduce(op: Ops, x: Node, axes: tuple) -> Node:
+    """SUM or REDUCE_MAX over axes, keeping them as size 1."""
+    assert op in REDUCE
+    axes = tuple(sorted(set(axes)))
+    if not axes:
+        return x
+    shape = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+    return Node(op, (x,), axes, shape, x.dtype, x.device)
+
+
+def movement(op: Ops, x: Node, arg) -> Node:
+    """A view op; validates its argument against the shape and skips it when it changes nothing."""
+    assert op in MOVEMENT
+    sh = x.shape
+    if op == Ops.RESHAPE:
+        arg = tuple(int(s) for s in arg)
+        if math.prod(arg) != math.prod(sh) or any(s < 0 for s in arg):
+            raise ShapeError(f"RESHAPE: cannot reshape {sh} ({math.prod(sh)} elements) to {arg}")
+        new = arg
+    elif op == Ops.PERMUTE:
+        arg = tuple(int(a) for a in arg)
+        if sorted(arg) != list(range(len(sh))):
+            raise ShapeError(f"PERMUTE: order {arg} is not a permutation of the axes of {sh}")
+        new = tuple(sh[a] for a in arg)
+    elif op == Ops.EXPAND:
+        arg = tuple(int(s) for s in arg)
+        if len(arg) != len(sh) or any(a != s and s != 1 for a, s in zip(arg, sh, strict=True)):
+            raise ShapeError(f"EXPAND: cannot expand {sh} to {arg}")
+        new = arg
+    elif op == Ops.PAD:
+        arg = tuple((int(b), int(a)) for b, a in arg)
+        if len(arg) != len(sh) or any(b < 0 or a < 0 for b, a in arg):
+            raise ShapeError(f"PAD: padding {arg} does not fit shape {sh}")
+        new = tuple(s + b + a for s, (b, a) in zip(sh, arg, strict=True))
+    elif op == Ops.SHRINK:
+        arg = tuple((int(b), int(e)) for b, e in arg)
+        if len(arg) != len(sh) or any(not (0 <= b <= e <= s) for (b, e), s in zip(arg, sh, strict=True)):
+            raise ShapeError(f"SHRINK: ranges {arg} do not fit shape {sh}")
+        new = tuple(e - b for b, e in arg)
+    else:  # FLIP
+        arg = tuple(sorted(set(int(a) for a in arg)))
+        if any(not 0 <= a < len(sh) for a in arg):
+            raise ShapeError(f"FLIP: axes {arg} out of range for shape {sh}")
+        new = sh
+    if _is_noop(op, arg, sh):
+        return x
+    return Node(op, (x,), arg, new, x.dtype, x.device)
+
+
+def _is_noop(op: Ops, arg, sh: tuple) -> bool:
+    if op in (Ops.RESHAPE, Ops.EXPAND):
+        return tuple(arg) == sh
+    if op == Ops.PERMUTE:
+        return arg == tuple(range(len(sh)))
+    if op == Ops.PAD:
+        return all(b == 0 and a == 0 for b, a in arg)
+    if op == Ops.SHRINK:
+        return all(b == 0 and e == s for (b, e), s in zip(arg, sh, strict=True))
+    return all(sh[a] == 1 for a in arg)  # FLIP of size-1 axes
+
+
+def toposort(roots: list[Node], stop_realized: bool = True) -> list[Node]:
+    """Nodes reachable from roots, sources first; realized nodes are leaves when stop_realized."""
+    order, seen = [], set()
+    stack = [(r, False) for r in reversed(roots)]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            order.append(n)
+            continue
+        if n.id in seen:
+            continue
+        seen.add(n.id)
+        stack.append((n, True))
+        if not (stop_realized and n.realized):
+            stack.extend((s, False) for s in reversed(n.src) if s.id not in seen)
+    return order

@@ -1,0 +1,105 @@
+"""The primitive ops: every Tensor operation is composed from these, and only these reach a backend.
+
+Unary (elementwise, float unless noted)
+  EXP2   2**x
+  LOG2   log base 2
+  SIN    sine (radians)
+  SQRT   square root
+  RECIP  1/x
+  NEG    -x (logical not for bool)
+Binary (elementwise, operands of one shape and dtype)
+  ADD    a+b (wraps for ints)
+  MUL    a*b
+  MAX    larger of a and b
+  CMPLT  a<b, gives bool
+  CMPNE  a!=b, gives bool
+  IDIV   integer division truncating toward zero, like C; x/0 gives 0
+  MOD    remainder with the sign of a, like C's %; x%0 gives 0
+  AND    bitwise/logical and
+  OR     bitwise/logical or
+  XOR    bitwise/logical xor
+  SHL    a<<b (ints)
+  SHR    a>>b (ints, arithmetic for signed)
+Ternary
+  WHERE  c ? a : b
+Reduce (keep reduced axes with size 1; arg is the tuple of axes)
+  SUM         sum over axes (accumulates in float32 for float16)
+  REDUCE_MAX  maximum over axes
+Movement (views: no data moves; kernels index through them)
+  RESHAPE  new shape, same element count, row-major order
+  PERMUTE  reorder axes
+  EXPAND   broadcast size-1 axes to a larger size
+  PAD      zero-pad each axis by (before, after)
+  SHRINK   keep [start, end) of each axis
+  FLIP     reverse the listed axes
+Other
+  CAST   convert to another dtype (float->int truncates)
+  LOAD   read a realized buffer (a leaf of the graph)
+  STORE  write a kernel's result to its output buffer
+  CONST  one scalar value broadcast to a shape
+"""
+
+from __future__ import annotations
+
+from enum import Enum, auto
+
+
+class Ops(Enum):
+    """The primitive ops; see the module docstring for the meaning of each."""
+
+    EXP2 = auto()
+    LOG2 = auto()
+    SIN = auto()
+    SQRT = auto()
+    RECIP = auto()
+    NEG = auto()  # noqa: E702
+    ADD = auto()
+    MUL = auto()
+    MAX = auto()
+    CMPLT = auto()
+    CMPNE = auto()
+    IDIV = auto()  # noqa: E702
+    MOD = auto()
+    AND = auto()
+    OR = auto()
+    XOR = auto()
+    SHL = auto()
+    SHR = auto()  # noqa: E702
+    WHERE = auto()
+    SUM = auto()
+    REDUCE_MAX = auto()  # noqa: E702
+    RESHAPE = auto()
+    PERMUTE = auto()
+    EXPAND = auto()
+    PAD = auto()
+    SHRINK = auto()
+    FLIP = auto()  # noqa: E702
+    CAST = auto()
+    LOAD = auto()
+    STORE = auto()
+    CONST = auto()  # noqa: E702
+
+
+UNARY = frozenset({Ops.EXP2, Ops.LOG2, Ops.SIN, Ops.SQRT, Ops.RECIP, Ops.NEG})
+BINARY = frozenset(
+    {
+        Ops.ADD,
+        Ops.MUL,
+        Ops.MAX,
+        Ops.CMPLT,
+        Ops.CMPNE,
+        Ops.IDIV,
+        Ops.MOD,
+        Ops.AND,
+        Ops.OR,
+        Ops.XOR,
+        Ops.SHL,
+        Ops.SHR,
+    }
+)
+TERNARY = frozenset({Ops.WHERE})
+ELEMENTWISE = UNARY | BINARY | TERNARY | {Ops.CAST}
+REDUCE = frozenset({Ops.SUM, Ops.REDUCE_MAX})
+MOVEMENT = frozenset({Ops.RESHAPE, Ops.PERMUTE, Ops.EXPAND, Ops.PAD, Ops.SHRINK, Ops.FLIP})
+FLOAT_ONLY = frozenset({Ops.EXP2, Ops.LOG2, Ops.SIN, Ops.SQRT, Ops.RECIP})
+INT_ONLY = frozenset({Ops.SHL, Ops.SHR, Ops.IDIV, Ops.MOD})

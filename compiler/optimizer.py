@@ -1,0 +1,113 @@
+"""Picks KernelOpts for a kernel: a heuristic by default, or (WB_SEARCH=1) timing candidates on the device."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from . import program_cache
+from .kernel_ir import KernelOpts, Program
+from .schedule import Kernel
+
+
+def _out_axes(k: Kernel) -> list[int]:
+    return [a for a, s in enumerate(k.full_shape) if a not in k.reduce_axes and s > 1]
+
+
+def _largest_factor(n: int, options=(8, 4, 2)) -> int:
+    return next((f for f in options if n % f == 0), 1)
+
+
+def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
+    """A good default: register tiles for matmul-like reduces, split accumulators for long reduces."""
+    shape, outs = k.full_shape, _out_axes(k)
+    rsize = math.prod(shape[a] for a in k.reduce_axes)
+    if k.reduce is not None:
+        raxes = [a for a in k.reduce_axes if shape[a] > 1]
+        inner = shape[raxes[-1]] if raxes else 1
+        unroll = _largest_factor(inner, (4, 2))
+        if len(outs) >= 2 and rsize >= 16:
+            up = (
+                (outs[-1], _largest_factor(shape[outs[-1]], (4, 2))),
+                (outs[-2], _largest_factor(shape[outs[-2]], (4, 2))),
+            )
+            return KernelOpts(upcast=tuple(u for u in up if u[1] > 1), unroll=unroll)
+        return KernelOpts(unroll=unroll, split_acc=min(4, unroll) if rsize >= 64 else 1)
+    if outs and k.out.size >= 4096:
+        return KernelOpts(upcast=((outs[-1], _largest_factor(shape[outs[-1]], (4, 2))),))
+    return KernelOpts()
+
+
+def candidate_opts(k: Kernel) -> list[KernelOpts]:
+    """The configurations WB_SEARCH times: upcast shapes, unroll factors and work-group sizes."""
+    shape, outs = k.full_shape, _out_axes(k)
+    ups = [()]
+    if outs:
+        last = outs[-1]
+        ups += [((last, f),) for f in (2, 4, 8) if shape[last] % f == 0]
+        if len(outs) >= 2:
+            sec = outs[-2]
+            ups += [
+                ((last, f), (sec, g))
+                for f in (2, 4, 8)
+                for g in (2, 4, 8)
+                if shape[last] % f == 0 and shape[sec] % g == 0 and f * g <= 64
+            ]
+    unrolls = [1, 2, 4, 8] if k.reduce is not None else [1]
+    out = []
+    for up in ups:
+        for u in unrolls:
+            for split in [1, 4] if k.reduce is not None and not up else [1]:
+                out.append(KernelOpts(upcast=up, unroll=u, split_acc=min(split, u)))
+    return out
+
+
+def choose_program(k: Kernel) -> Program:
+    """Render k with the heuristic's opts, or the cached/searched winner when WB_SEARCH=1 on a CL device."""
+    from .render_opencl import render
+
+    opts = heuristic_opts(k)
+    if os.environ.get("WB_SEARCH") == "1" and k.device.startswith("CL"):
+        opts = search(k, opts)
+    return render(k, opts)
+
+
+def search(k: Kernel, default: KernelOpts) -> KernelOpts:
+    """Time every candidate on the device once; the winner is cached on disk keyed by kernel and device."""
+    from .device import cl_index
+    from .render_opencl import render
+    from .runtime_opencl import get_cl_device, time_kernel
+
+    dev = get_cl_device(cl_index(k.device))
+    key = program_cache.cache_key(render(k, KernelOpts()).src, dev.ident)
+    hit = program_cache.read("search", key)
+    if hit is not None:
+        try:
+            d = json.loads(hit)
+            return KernelOpts(
+                tuple(tuple(u) for u in d["upcast"]),
+                d["unroll"],
+                tuple(d["local"]) if d["local"] else None,
+                d["split_acc"],
+            )
+        except (ValueError, KeyError, TypeError):
+            program_cache.remove("search", key)
+    bufs = [dev.alloc(n.size, n.dtype) for n in [k.out] + list({i.id: i for i in k.inputs}.values())]
+    best, best_t = default, float("inf")
+    for opts in [default] + candidate_opts(k):
+        prg = render(k, opts)
+        try:
+            t = time_kernel(dev, dev.compile(prg.src, prg.name), prg.global_size, prg.local_size, bufs)
+        except Exception:  # a candidate the device rejects is simply not a winner
+            continue
+        if t < best_t:
+            best, best_t = opts, t
+    program_cache.write(
+        "search",
+        key,
+        json.dumps(
+            {"upcast": best.upcast, "unroll": best.unroll, "local": best.local, "split_acc": best.split_acc}
+        ).encode(),
+    )
+    return best

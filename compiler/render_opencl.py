@@ -1,0 +1,286 @@
+"""Renders a scheduled kernel with its KernelOpts as OpenCL C: index math, fused expressions, loops."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+
+from .kernel_ir import KernelOpts, LoopNest, Program
+from .lazy import Node
+from .ops import Ops
+from .schedule import Kernel
+from .symbolic import Lin, in_range
+
+_BIN = {
+    Ops.ADD: "({0}+{1})",
+    Ops.MUL: "({0}*{1})",
+    Ops.MAX: "max({0},{1})",
+    Ops.CMPLT: "({0}<{1})",
+    Ops.CMPNE: "({0}!={1})",
+    Ops.AND: "({0}&{1})",
+    Ops.OR: "({0}|{1})",
+    Ops.XOR: "({0}^{1})",
+    Ops.IDIV: "({1}==0?0:{0}/{1})",
+    Ops.MOD: "({1}==0?0:{0}%{1})",
+}
+_UN = {
+    Ops.EXP2: "exp2({0})",
+    Ops.LOG2: "log2({0})",
+    Ops.SIN: "sin({0})",
+    Ops.SQRT: "sqrt({0})",
+    Ops.RECIP: "(1.0f/{0})",
+    Ops.NEG: "(-{0})",
+}
+
+
+def c_literal(v, dtype) -> str:
+    """A C literal of value v in dtype's compute type."""
+    if dtype.is_float:
+        if math.isnan(v):
+            return "NAN"
+        if math.isinf(v):
+            return "INFINITY" if v > 0 else "(-INFINITY)"
+        return f"{float(v)!r}f"
+    if dtype.name == "bool":
+        return "1" if v else "0"
+    return "(-2147483647-1)" if v == -(2**31) else f"({int(v)})" if v < 0 else str(int(v))
+
+
+def reduce_identity(op: Ops, dtype) -> str:
+    """The starting value of an accumulator."""
+    if op == Ops.SUM:
+        return c_literal(0, dtype)
+    if dtype.is_float:
+        return "(-INFINITY)"
+    return {"int32": "(-2147483647-1)", "int8": "(-128)"}.get(dtype.name, "0")
+
+
+def linear(idx: tuple, shape: tuple) -> Lin:
+    """Row-major position of idx in a contiguous array of shape."""
+    lin = Lin()
+    for i, s in zip(idx, contiguous_strides(shape), strict=True):
+        lin = lin + i * s
+    return lin
+
+
+def unravel(lin: Lin, shape: tuple) -> tuple:
+    """The index in shape of row-major position lin."""
+    return tuple(
+        lin.floordiv(st).mod(sz) if sz > 1 else Lin()
+        for st, sz in zip(contiguous_strides(shape), shape, strict=True)
+    )
+
+
+def contiguous_strides(shape: tuple) -> list[int]:
+    strides, acc = [], 1
+    for s in reversed(shape):
+        strides.append(acc if s > 1 else 0)
+        acc *= s
+    return strides[::-1]
+
+
+class _Renderer:
+    def __init__(self, k: Kernel, opts: KernelOpts):
+        self.k, self.opts = k, opts
+        self.nest = LoopNest.build(k.full_shape, k.reduce_axes, opts)
+        self.bufs: list[Node] = [k.out] + list({i.id: i for i in k.inputs}.values())
+        self.buf_index = {n.id: i for i, n in enumerate(self.bufs)}
+        self.lines: list[str] = []
+        self.memo: dict = {}
+        self.ntmp = 0
+        self.acc: dict = {}
+        self.indent = 1
+
+    def emit(self, line: str) -> None:
+        self.lines.append("  " * self.indent + line)
+
+    def tmp(self, ctype: str, expr: str) -> str:
+        name = f"t{self.ntmp}"
+        self.ntmp += 1
+        self.emit(f"{ctype} {name} = {expr};")
+        return name
+
+    # --- expressions -------------------------------------------------------------------------------
+    def expr(self, n: Node, idx: tuple, valid: frozenset) -> str:
+        if n.id in self.buf_index and n is not self.k.out:
+            return self.load(n, idx, valid)
+        if n is self.k.reduce and self.in_post:
+            return self.acc[linear(idx, n.shape)]
+        key = (n.id, idx, valid)
+        if key in self.memo:
+            return self.memo[key]
+        out = self._expr(n, idx, valid)
+        self.memo[key] = out
+        return out
+
+    def load(self, n: Node, idx: tuple, valid: frozenset) -> str:
+        if "0" in valid:
+            return c_literal(0, n.dtype)
+        key = ("load", n.id, idx, valid)
+        if key in self.memo:
+            return self.memo[key]
+        lin = linear(idx, n.shape)
+        j = self.buf_index[n.id]
+        pos = lin.render()
+        val = (
+            f"vload_half({pos},data{j})"
+            if n.dtype.cname == "half"
+            else f"(bool)data{j}[{pos}]"
+            if n.dtype.name == "bool"
+            else f"data{j}[{pos}]"
+        )
+        if valid:
+            val = f"({'&&'.join(sorted(valid))}?{val}:{c_literal(0, n.dtype)})"
+        out = self.tmp(n.dtype.compute, val)
+        self.memo[key] = out
+        return out
+
+    def _expr(self, n: Node, idx: tuple, valid: frozenset) -> str:
+        op, ct = n.op, n.dtype.compute
+        if op == Ops.CONST:
+            return c_literal(n.arg, n.dtype)
+        if op == Ops.RESHAPE:
+            return self.expr(n.src[0], unravel(linear(idx, n.shape), n.src[0].shape), valid)
+        if op == Ops.PERMUTE:
+            sidx = [Lin()] * len(idx)
+            for i, a in enumerate(n.arg):
+                sidx[a] = idx[i]
+            return self.expr(n.src[0], tuple(sidx), valid)
+        if op == Ops.EXPAND:
+            sidx = tuple(Lin() if s == 1 else i for i, s in zip(idx, n.src[0].shape, strict=True))
+            return self.expr(n.src[0], sidx, valid)
+        if op == Ops.SHRINK:
+            return self.expr(n.src[0], tuple(i + b for i, (b, _) in zip(idx, n.arg, strict=True)), valid)
+        if op == Ops.FLIP:
+            sidx = tuple(
+                (-i + (s - 1)) if a in n.arg else i for a, (i, s) in enumerate(zip(idx, n.shape, strict=True))
+            )
+            return self.expr(n.src[0], sidx, valid)
+        if op == Ops.PAD:
+            conds = []
+            for i, (b, _), s in zip(idx, n.arg, n.src[0].shape, strict=True):
+                conds += in_range(i, b, b + s)
+            if "0" in conds:
+                return c_literal(0, n.dtype)
+            sidx = tuple(i - b for i, (b, _) in zip(idx, n.arg, strict=True))
+            inner = self.expr(n.src[0], sidx, valid | frozenset(conds))
+            if not conds:
+                return inner
+            return self.tmp(ct, f"({'&&'.join(conds)}?{inner}:{c_literal(0, n.dtype)})")
+        srcs = [self.expr(s, idx, valid) for s in n.src]
+        if op == Ops.CAST:
+            return self.tmp(ct, f"({srcs[0]}!=0)" if n.dtype.name == "bool" else f"({ct})({srcs[0]})")
+        if op == Ops.WHERE:
+            return self.tmp(ct, f"({srcs[0]}?{srcs[1]}:{srcs[2]})")
+        sdt = n.src[0].dtype
+        if sdt.name == "bool" and op in (Ops.ADD, Ops.MUL, Ops.MAX, Ops.NEG):
+            tpl = {Ops.ADD: "({0}|{1})", Ops.MUL: "({0}&{1})", Ops.MAX: "({0}|{1})", Ops.NEG: "(!{0})"}[op]
+            return self.tmp(ct, tpl.format(*srcs))
+        if op in (Ops.SHL, Ops.SHR):
+            w = 8 * sdt.itemsize - 1
+            amt = f"({srcs[1]}<0?0:{srcs[1]}>{w}?{w}:{srcs[1]})"
+            return self.tmp(ct, f"({srcs[0]}{'<<' if op == Ops.SHL else '>>'}{amt})")
+        tpl = _UN.get(op) or _BIN[op]
+        return self.tmp(ct, tpl.format(*srcs))
+
+    # --- the kernel --------------------------------------------------------------------------------
+    def render(self) -> Program:
+        k, nest = self.k, self.nest
+        shape = k.full_shape
+        base = [Lin()] * len(shape)
+        for g, axes in enumerate(nest.global_dims):
+            gv = Lin.var(f"gidx{g}", nest.global_size[g])
+            self.emit(f"int gidx{g} = get_global_id({g});")
+            stride = 1
+            for a in reversed(axes):
+                size = shape[a] // nest.upcast.get(a, 1)
+                base[a] = gv.floordiv(stride).mod(size) if len(axes) > 1 else gv
+                stride *= size
+        up_axes = [a for a, f in nest.upcast.items() if f > 1]
+        lanes = [
+            dict(zip(up_axes, us, strict=True))
+            for us in itertools.product(*[range(nest.upcast[a]) for a in up_axes])
+        ] or [{}]
+
+        def out_idx(lane: dict) -> tuple:
+            return tuple(
+                Lin()
+                if a in k.reduce_axes or shape[a] == 1
+                else base[a] * nest.upcast.get(a, 1) + lane.get(a, 0)
+                for a in range(len(shape))
+            )
+
+        self.in_post = False
+        if k.reduce is not None:
+            self.render_reduce(lanes, out_idx)
+        self.in_post = True
+        self.memo = {}
+        for lane in lanes:
+            oi = out_idx(lane)
+            pos = linear(oi, k.reduce.shape if k.reduce is not None else k.out.shape)
+            val = self.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != shape else oi, frozenset())
+            p = pos.render()
+            if k.out.dtype.cname == "half":
+                self.emit(f"vstore_half({val},{p},data0);")
+            else:
+                self.emit(f"data0[{p}] = ({k.out.dtype.cname})({val});")
+        name = re.sub(r"\W", "_", k.name)
+        args = [f"__global {k.out.dtype.cname}* restrict data0"] + [
+            f"const __global {b.dtype.cname}* restrict data{i}" for i, b in enumerate(self.bufs[1:], 1)
+        ]
+        src = f"__kernel void {name}({', '.join(args)}) {{\n" + "\n".join(self.lines) + "\n}\n"
+        return Program(src, name, nest.global_size, self.opts.local, self.bufs, self.opts)
+
+    def render_reduce(self, lanes: list, out_idx) -> None:
+        k, shape, opts = self.k, self.k.full_shape, self.opts
+        red = k.reduce
+        raxes = [a for a in k.reduce_axes if shape[a] > 1]
+        ct = red.dtype.compute
+        split = max(1, opts.split_acc)
+        init = reduce_identity(red.op, red.dtype)
+        accs = {}
+        for li, lane in enumerate(lanes):
+            names = [f"acc{li}_{s}" for s in range(split)]
+            for nm in names:
+                self.emit(f"{ct} {nm} = {init};")
+            accs[linear(out_idx(lane), red.shape)] = names
+        unroll = opts.unroll if raxes and shape[raxes[-1]] % opts.unroll == 0 else 1
+        ridx = {}
+        for a in raxes:
+            n = shape[a] // (unroll if a == raxes[-1] else 1)
+            self.emit(f"for (int ridx{a} = 0; ridx{a} < {n}; ridx{a}++) {{")
+            self.indent += 1
+            ridx[a] = Lin.var(f"ridx{a}", n)
+        combine = "{0}+{1}" if red.op == Ops.SUM else "max({0},{1})"
+        if red.dtype.name == "bool":
+            combine = "{0}|{1}"
+        step = 0
+        for u in range(unroll):
+            for lane in lanes:
+                oi = out_idx(lane)
+                fi = tuple(
+                    ridx[a] * (unroll if a == raxes[-1] else 1) + (u if a == raxes[-1] else 0)
+                    if a in ridx
+                    else oi[a]
+                    for a in range(len(shape))
+                )
+                val = self.expr(red.src[0], fi, frozenset())
+                if red.src[0].dtype.compute != ct:
+                    val = f"({ct})({val})"
+                nm = accs[linear(oi, red.shape)][step % split]
+                self.emit(f"{nm} = {combine.format(nm, val)};")
+            step += 1
+        for _ in raxes:
+            self.indent -= 1
+            self.emit("}")
+        for oi, names in accs.items():
+            total = names[0]
+            for nm in names[1:]:
+                total = combine.format(total, nm)
+            self.acc[oi] = self.tmp(ct, total)
+
+
+def render(k: Kernel, opts: KernelOpts) -> Program:
+    """OpenCL C for kernel k under opts."""
+    return _Renderer(k, opts).render()

@@ -1,0 +1,148 @@
+"""The fusing scheduler: splits a lazy graph into kernels over a networkx DAG.
+
+Rules: elementwise ops and views are inlined into whichever kernel consumes them; every reduce starts a
+kernel that also absorbs the single-consumer elementwise chain after it; a computed (non-leaf) value that
+is broadcast by EXPAND is realized first, so broadcasting never repeats its computation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from .lazy import Node, toposort
+from .ops import ELEMENTWISE, MOVEMENT, REDUCE, Ops
+
+
+@dataclass(eq=False)
+class Kernel:
+    """One kernel of a schedule: computes `out` from the `inputs` buffers, with at most one reduce."""
+
+    out: Node
+    inputs: list[Node]
+    reduce: Node | None
+    name: str = ""
+    flops: int = 0
+    bytes: int = 0
+    device: str = ""
+    _program: object = field(default=None, repr=False)
+
+    @property
+    def full_shape(self) -> tuple:
+        """The iteration space: the reduce input's shape for a reduce kernel, else the output shape."""
+        return self.reduce.src[0].shape if self.reduce is not None else self.out.shape
+
+    @property
+    def reduce_axes(self) -> tuple:
+        return self.reduce.arg if self.reduce is not None else ()
+
+    @property
+    def source(self) -> str:
+        """The kernel's OpenCL C source (rendered on first access)."""
+        return self.program().src
+
+    def program(self):
+        """The rendered program (source, launch sizes) for this kernel, chosen by the optimizer."""
+        if self._program is None:
+            from .optimizer import choose_program
+
+            self._program = choose_program(self)
+        return self._program
+
+    def __repr__(self):
+        return f"<Kernel {self.name} flops={self.flops} bytes={self.bytes}>"
+
+
+def _leafy(n: Node, realize: set) -> bool:
+    """True when n is a view/cast chain over a buffer, a constant, or a value already being realized."""
+    while not (n.realized or n.op == Ops.CONST or n.id in realize):
+        if n.op not in MOVEMENT and n.op != Ops.CAST:
+            return False
+        n = n.src[0]
+    return True
+
+
+def _region(out: Node, realize: set) -> list[Node]:
+    """The nodes a kernel computes: out and its sources, stopping at buffers and other kernels' outputs."""
+    seen, order, stack = set(), [], [out]
+    while stack:
+        n = stack.pop()
+        if n.id in seen:
+            continue
+        seen.add(n.id)
+        order.append(n)
+        if n is out or not (n.realized or n.id in realize):
+            stack.extend(n.src)
+    return order
+
+
+def create_schedule(roots: list[Node]) -> list[Kernel]:
+    """The kernels that realize roots, in a valid execution order."""
+    nodes = [n for n in toposort(roots)]
+    byid = {n.id: n for n in nodes}
+    consumers: dict[int, set] = defaultdict(set)
+    for n in nodes:
+        if not n.realized:
+            for s in n.src:
+                consumers[s.id].add(n.id)
+    root_ids = {r.id for r in roots if not r.realized}
+    realize: set[int] = set(root_ids)
+    reduce_of: dict[int, Node] = {}
+    for n in nodes:
+        if n.realized:
+            continue
+        if n.op in REDUCE:
+            end = n
+            while end.id not in root_ids and len(consumers[end.id]) == 1:
+                c = byid[next(iter(consumers[end.id]))]
+                if not (c.op == Ops.RESHAPE or (c.op in ELEMENTWISE and c.shape == end.shape)):
+                    break
+                end = c
+            realize.add(end.id)
+            reduce_of[end.id] = n
+        elif n.op == Ops.EXPAND and not _leafy(n.src[0], realize):
+            m = n.src[0]
+            while m.op in MOVEMENT:
+                m = m.src[0]
+            realize.add(m.id)
+    graph = nx.DiGraph()
+    kernels: dict[int, Kernel] = {}
+    for n in nodes:
+        if n.id not in realize or n.realized:
+            continue
+        region = _region(n, realize)
+        inputs = [m for m in region if m is not n and (m.realized or m.id in realize)]
+        k = Kernel(n, inputs, reduce_of.get(n.id), device=n.device)
+        _describe(k, region)
+        kernels[n.id] = k
+        graph.add_node(n.id)
+        for m in inputs:
+            if m.id in realize:
+                graph.add_edge(m.id, n.id)
+    return [kernels[i] for i in nx.lexicographical_topological_sort(graph, key=lambda i: i)]
+
+
+def _describe(k: Kernel, region: list[Node]) -> None:
+    """Fill in name, FLOP count (one per ALU op per element) and bytes moved."""
+    full, out = math.prod(k.full_shape), k.out.size
+    pre = set()
+    if k.reduce is not None:
+        pre = (
+            {m.id for m in _region(k.reduce.src[0], {i.id for i in k.inputs})}
+            if not (k.reduce.src[0].realized)
+            else set()
+        )
+    alu = [m for m in region if m.op in ELEMENTWISE and m.op != Ops.CAST and m not in k.inputs]
+    k.flops = sum(full if m.id in pre else out for m in alu) + (full if k.reduce is not None else 0)
+    k.bytes = (
+        sum(m.size * m.dtype.itemsize for m in {i.id: i for i in k.inputs}.values())
+        + out * k.out.dtype.itemsize
+    )
+    if k.reduce is not None:
+        red = "x".join(str(s) for i, s in enumerate(k.full_shape) if i in k.reduce_axes)
+        k.name = f"r_{'_'.join(map(str, k.out.shape)) or 'scalar'}__{red}"
+    else:
+        k.name = f"E_{'_'.join(map(str, k.out.shape)) or 'scalar'}"

@@ -1,0 +1,133 @@
+"""Integer index expressions for kernels: linear sums of ranged atoms, simplified as they are built.
+
+All values are non-negative indices, so C's truncating `/` and `%` equal floor division and modulo here.
+"""
+
+from __future__ import annotations
+
+
+class Atom:
+    """A non-linear leaf of an index expression with an inclusive range [lo, hi]."""
+
+    __slots__ = ("key", "lo", "hi", "text")
+
+    def __init__(self, key: tuple, lo: int, hi: int, text: str):
+        self.key, self.lo, self.hi, self.text = key, lo, hi, text
+
+    def __eq__(self, other):
+        return isinstance(other, Atom) and self.key == other.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+
+class Lin:
+    """sum(coef * atom) + const, immutable; the only index arithmetic kernels need."""
+
+    __slots__ = ("terms", "const")
+
+    def __init__(self, terms: dict | None = None, const: int = 0):
+        self.terms = {a: c for a, c in (terms or {}).items() if c != 0}
+        self.const = const
+
+    @staticmethod
+    def var(name: str, size: int) -> Lin:
+        """A loop or work-item variable taking values 0..size-1."""
+        return Lin({Atom(("v", name), 0, size - 1, name): 1}) if size > 1 else Lin()
+
+    @property
+    def lo(self) -> int:
+        return self.const + sum(c * (a.lo if c > 0 else a.hi) for a, c in self.terms.items())
+
+    @property
+    def hi(self) -> int:
+        return self.const + sum(c * (a.hi if c > 0 else a.lo) for a, c in self.terms.items())
+
+    def __add__(self, o) -> Lin:
+        if isinstance(o, int):
+            return Lin(self.terms, self.const + o)
+        t = dict(self.terms)
+        for a, c in o.terms.items():
+            t[a] = t.get(a, 0) + c
+        return Lin(t, self.const + o.const)
+
+    def __mul__(self, k: int) -> Lin:
+        return Lin({a: c * k for a, c in self.terms.items()}, self.const * k)
+
+    def __neg__(self) -> Lin:
+        return self * -1
+
+    def __sub__(self, o) -> Lin:
+        return self + (-o if isinstance(o, Lin) else -o)
+
+    def floordiv(self, m: int) -> Lin:
+        """self // m, pulling out the terms divisible by m."""
+        if m == 1:
+            return self
+        if self.lo >= 0 and self.hi < m:
+            return Lin()
+        whole = Lin({a: c // m for a, c in self.terms.items() if c % m == 0}, self.const // m * 0)
+        rest = Lin({a: c for a, c in self.terms.items() if c % m != 0}, self.const)
+        if rest.lo >= 0 and rest.hi < m:
+            return whole
+        if not rest.terms:
+            return whole + rest.const // m
+        if rest.lo >= 0:
+            # split the constant when the variable part stays clear of a multiple of m
+            q, r = divmod(rest.const, m)
+            var_part = Lin(rest.terms, r)
+            if var_part.lo >= 0:
+                return whole + q + (Lin() if var_part.hi < m else var_part._atom_div(m))
+        return whole + rest._atom_div(m)
+
+    def mod(self, m: int) -> Lin:
+        """self % m, dropping the terms divisible by m."""
+        if m == 1:
+            return Lin()
+        rest = Lin({a: c % m for a, c in self.terms.items() if c % m != 0}, self.const % m)
+        if rest.lo >= 0 and rest.hi < m:
+            return rest
+        return rest._atom_mod(m)
+
+    def _atom_div(self, m: int) -> Lin:
+        if len(self.terms) == 1 and self.const == 0:
+            ((a, c),) = self.terms.items()
+            if c == 1 and a.key[0] == "div":  # (x//a)//b == x//(a*b)
+                return a.key[1]._atom_div(a.key[2] * m)
+        return Lin({Atom(("div", self, m), self.lo // m, self.hi // m, f"({self.render()}/{m})"): 1})
+
+    def _atom_mod(self, m: int) -> Lin:
+        return Lin({Atom(("mod", self, m), 0, min(m - 1, self.hi), f"({self.render()}%{m})"): 1})
+
+    def __eq__(self, other):
+        return isinstance(other, Lin) and self.const == other.const and self.terms == other.terms
+
+    def __hash__(self):
+        return hash((frozenset(self.terms.items()), self.const))
+
+    def render(self) -> str:
+        """OpenCL C source of the expression."""
+        parts = [
+            a.text if c == 1 else f"{a.text}*{c}"
+            for a, c in sorted(self.terms.items(), key=lambda t: t[0].text)
+        ]
+        if self.const or not parts:
+            parts.append(str(self.const))
+        return parts[0] if len(parts) == 1 else "(" + "+".join(parts) + ")"
+
+    def __repr__(self):
+        return self.render()
+
+
+def in_range(x: Lin, lo: int, hi: int) -> list[str]:
+    """Conditions (C source) for lo <= x < hi, empty when always true, ['0'] when never."""
+    if x.lo >= lo and x.hi < hi:
+        return []
+    if x.hi < lo or x.lo >= hi:
+        return ["0"]
+    conds = []
+    if x.lo < lo:
+        conds.append(f"({x.render()}>={lo})")
+    if x.hi >= hi:
+        conds.append(f"({x.render()}<{hi})")
+    return conds

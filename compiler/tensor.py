@@ -1,0 +1,1007 @@
+"""The Tensor frontend: numpy/PyTorch-style API, every operation composed from the primitive ops in ops.py."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import lazy
+from .device import canonicalize, to_device
+from .dtypes import DType, dtypes, promote, to_dtype
+from .errors import ShapeError
+from .lazy import Node
+from .ops import Ops
+
+_LOG2E, _LN2 = 1.4426950408889634, 0.6931471805599453
+
+
+def _infer_dtype(arr: np.ndarray) -> DType:
+    if arr.dtype == np.bool_:
+        return dtypes.bool
+    if arr.dtype.kind == "f":
+        return dtypes.float16 if arr.dtype == np.float16 else dtypes.float32
+    if arr.dtype.kind in "iu":
+        return {np.dtype(np.uint8): dtypes.uint8, np.dtype(np.int8): dtypes.int8}.get(arr.dtype, dtypes.int32)
+    return to_dtype(arr.dtype)
+
+
+def _shape_arg(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(s) for s in shape)
+
+
+def _pair(x, n: int = 2) -> tuple:
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,) * n
+
+
+class Tensor:
+    """A lazy n-dimensional array on a device; operations build a graph that `realize()` runs."""
+
+    __slots__ = ("node",)
+    __hash__ = object.__hash__
+    _rng = np.random.default_rng(0)
+
+    def __init__(self, data, device: str | None = None, dtype=None):
+        if isinstance(data, Node):
+            self.node = data
+            return
+        device = canonicalize(device)
+        if isinstance(data, Tensor):
+            data = data.numpy()
+        arr = np.asarray(data)
+        dt = to_dtype(dtype) if dtype is not None else _infer_dtype(arr)
+        arr = np.ascontiguousarray(arr.astype(dt.np))
+        self.node = lazy.load(to_device(arr, dt, device), arr.shape, dt, device)
+
+    # --- properties and realization ----------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.node.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self.node.dtype
+
+    @property
+    def device(self) -> str:
+        return self.node.device
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def numel(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+    @property
+    def size(self) -> int:
+        return self.numel()
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise ShapeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        done = " realized" if self.node.realized else ""
+        return f"<Tensor {self.shape} {self.dtype.name} on {self.device}{done}>"
+
+    def realize(self, *others: Tensor) -> Tensor:
+        """Run the kernels that compute this tensor (and others) now; returns self."""
+        from .realize import realize
+
+        for dev in dict.fromkeys(t.device for t in (self, *others)):
+            realize([t.node for t in (self, *others) if t.device == dev])
+        return self
+
+    def schedule(self) -> list:
+        """The kernels realizing this tensor would run, in order, without running them."""
+        from .schedule import create_schedule
+
+        return create_schedule([self.node])
+
+    def numpy(self) -> np.ndarray:
+        """The values as a new numpy array."""
+        self.realize()
+        return self.node.buffer.numpy().reshape(self.shape).copy()
+
+    def tolist(self):
+        """The values as nested Python lists."""
+        return self.numpy().tolist()
+
+    def item(self):
+        """The single value of a one-element tensor as a Python scalar."""
+        if self.numel() != 1:
+            raise ShapeError(f"item: tensor of shape {self.shape} has {self.numel()} elements, not 1")
+        return self.numpy().reshape(()).item()
+
+    def to(self, device: str) -> Tensor:
+        """A copy on another device (self when already there)."""
+        device = canonicalize(device)
+        return self if device == self.device else Tensor(self.numpy(), device=device, dtype=self.dtype)
+
+    def contiguous(self) -> Tensor:
+        """Mark nothing; kept for PyTorch compatibility (kernels index through views)."""
+        return self
+
+    # --- construction ------------------------------------------------------------------------------
+    @staticmethod
+    def full(shape, value, dtype=None, device: str | None = None) -> Tensor:
+        """A tensor of `shape` filled with value."""
+        if dtype is None:
+            dtype = (
+                dtypes.bool
+                if isinstance(value, bool)
+                else dtypes.float32
+                if isinstance(value, float)
+                else dtypes.int32
+            )
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        return Tensor(lazy.const(value, shape, to_dtype(dtype), canonicalize(device)))
+
+    @staticmethod
+    def zeros(*shape, dtype=dtypes.float32, device: str | None = None) -> Tensor:
+        """A tensor of zeros."""
+        return Tensor.full(_shape_arg(shape), 0, dtype, device)
+
+    @staticmethod
+    def ones(*shape, dtype=dtypes.float32, device: str | None = None) -> Tensor:
+        """A tensor of ones."""
+        return Tensor.full(_shape_arg(shape), 1, dtype, device)
+
+    def zeros_like(self) -> Tensor:
+        return Tensor.full(self.shape, 0, self.dtype, self.device)
+
+    def ones_like(self) -> Tensor:
+        return Tensor.full(self.shape, 1, self.dtype, self.device)
+
+    @staticmethod
+    def arange(start, stop=None, step=1, dtype=None, device: str | None = None) -> Tensor:
+        """Evenly spaced values in [start, stop), like numpy.arange."""
+        if stop is None:
+            start, stop = 0, start
+        if dtype is None:
+            dtype = dtypes.float32 if any(isinstance(v, float) for v in (start, stop, step)) else dtypes.int32
+        return Tensor(np.arange(start, stop, step), device=device, dtype=dtype)
+
+    @staticmethod
+    def eye(n: int, m: int | None = None, dtype=dtypes.float32, device: str | None = None) -> Tensor:
+        """The identity matrix (n x m)."""
+        m = n if m is None else m
+        r = Tensor.arange(n, device=device).reshape(n, 1).expand(n, m)
+        c = Tensor.arange(m, device=device).reshape(1, m).expand(n, m)
+        return (r == c).cast(dtype)
+
+    @classmethod
+    def manual_seed(cls, seed: int = 0) -> None:
+        """Seed the generator behind rand and randn."""
+        cls._rng = np.random.default_rng(seed)
+
+    @classmethod
+    def rand(cls, *shape, dtype=dtypes.float32, device: str | None = None, seed: int | None = None) -> Tensor:
+        """Uniform [0, 1) values from the seeded generator."""
+        rng = cls._rng if seed is None else np.random.default_rng(seed)
+        return Tensor(rng.random(_shape_arg(shape), dtype=np.float32), device=device, dtype=dtype)
+
+    @classmethod
+    def randn(
+        cls, *shape, dtype=dtypes.float32, device: str | None = None, seed: int | None = None
+    ) -> Tensor:
+        """Standard normal values from the seeded generator."""
+        rng = cls._rng if seed is None else np.random.default_rng(seed)
+        return Tensor(rng.standard_normal(_shape_arg(shape), dtype=np.float32), device=device, dtype=dtype)
+
+    # --- elementwise plumbing ----------------------------------------------------------------------
+    def _scalar_dtype(self, v) -> DType:
+        if isinstance(v, bool):
+            return self.dtype
+        if isinstance(v, float):
+            return self.dtype if self.dtype.is_float else dtypes.float32
+        return self.dtype if self.dtype != dtypes.bool else dtypes.int32
+
+    def _operands(self, other, name: str, reverse: bool = False) -> tuple[Tensor, Tensor]:
+        """Both operands broadcast to one shape and promoted to one dtype."""
+        x = self
+        if not isinstance(other, Tensor):
+            if isinstance(other, (np.ndarray, list, tuple)):
+                other = Tensor(other, device=self.device)
+            else:
+                dt = self._scalar_dtype(other)
+                x = x.cast(dt)
+                y = Tensor(lazy.const(other, x.shape, dt, x.device))
+                return (y, x) if reverse else (x, y)
+        y = other
+        dt = promote(x.dtype, y.dtype)
+        x, y = x.cast(dt), y.cast(dt)
+        shape = _broadcast_shape(x.shape, y.shape, name)
+        x, y = x._broadcast_to(shape), y._broadcast_to(shape)
+        return (y, x) if reverse else (x, y)
+
+    def _broadcast_to(self, shape: tuple) -> Tensor:
+        if self.shape == shape:
+            return self
+        x = self.reshape((1,) * (len(shape) - self.ndim) + self.shape)
+        return Tensor(lazy.movement(Ops.EXPAND, x.node, shape))
+
+    def _alu(self, op: Ops, *srcs: Tensor) -> Tensor:
+        return Tensor(lazy.alu(op, self.node, *[s.node for s in srcs]))
+
+    def cast(self, dtype) -> Tensor:
+        """Convert to dtype (float->int truncates toward zero)."""
+        return Tensor(lazy.cast(self.node, to_dtype(dtype)))
+
+    def float(self) -> Tensor:
+        return self.cast(dtypes.float32)
+
+    def half(self) -> Tensor:
+        return self.cast(dtypes.float16)
+
+    def int(self) -> Tensor:
+        return self.cast(dtypes.int32)
+
+    def bool(self) -> Tensor:
+        return self.cast(dtypes.bool)
+
+    def _float(self) -> Tensor:
+        return self if self.dtype.is_float else self.cast(dtypes.float32)
+
+    # --- arithmetic --------------------------------------------------------------------------------
+    def add(self, other, reverse: bool = False) -> Tensor:
+        x, y = self._operands(other, "add", reverse)
+        return x._alu(Ops.ADD, y)
+
+    def sub(self, other, reverse: bool = False) -> Tensor:
+        x, y = self._operands(other, "sub", reverse)
+        return x._alu(Ops.ADD, -y)
+
+    def mul(self, other, reverse: bool = False) -> Tensor:
+        x, y = self._operands(other, "mul", reverse)
+        return x._alu(Ops.MUL, y)
+
+    def div(self, other, reverse: bool = False) -> Tensor:
+        """True division; integer operands give float32."""
+        x, y = self._operands(other, "div", reverse)
+        x, y = x._float(), y._float()
+        return x._alu(Ops.MUL, y.reciprocal())
+
+    def floordiv(self, other, reverse: bool = False) -> Tensor:
+        """Floor division like numpy's //, built from C-truncating IDIV and MOD."""
+        x, y = self._operands(other, "floordiv", reverse)
+        if x.dtype.is_float:
+            return (x / y).floor()
+        q, r = x._alu(Ops.IDIV, y), x._alu(Ops.MOD, y)
+        fix = (r != 0) & ((r < 0) ^ (y < 0))
+        return q - fix.cast(q.dtype)
+
+    def mod(self, other, reverse: bool = False) -> Tensor:
+        """Remainder with the sign of the divisor, like numpy's %."""
+        x, y = self._operands(other, "mod", reverse)
+        if x.dtype.is_float:
+            return x - (x / y).floor() * y
+        r = x._alu(Ops.MOD, y)
+        fix = (r != 0) & ((r < 0) ^ (y < 0))
+        return fix.where(r + y, r)
+
+    def neg(self) -> Tensor:
+        return self._alu(Ops.NEG)
+
+    def reciprocal(self) -> Tensor:
+        return self._float()._alu(Ops.RECIP)
+
+    def exp2(self) -> Tensor:
+        return self._float()._alu(Ops.EXP2)
+
+    def log2(self) -> Tensor:
+        return self._float()._alu(Ops.LOG2)
+
+    def exp(self) -> Tensor:
+        return (self._float() * _LOG2E).exp2()
+
+    def log(self) -> Tensor:
+        return self.log2() * _LN2
+
+    def sqrt(self) -> Tensor:
+        return self._float()._alu(Ops.SQRT)
+
+    def rsqrt(self) -> Tensor:
+        return self.sqrt().reciprocal()
+
+    def sin(self) -> Tensor:
+        return self._float()._alu(Ops.SIN)
+
+    def cos(self) -> Tensor:
+        return (math.pi / 2 - self._float()).sin()
+
+    def tan(self) -> Tensor:
+        return self.sin() / self.cos()
+
+    def sigmoid(self) -> Tensor:
+        return (1.0 + (-self._float()).exp()).reciprocal()
+
+    def tanh(self) -> Tensor:
+        return 2.0 * (2.0 * self._float()).sigmoid() - 1.0
+
+    def relu(self) -> Tensor:
+        return self.maximum(0)
+
+    def gelu(self) -> Tensor:
+        """GELU, tanh approximation (as in GPT-2)."""
+        x = self._float()
+        return 0.5 * x * (1.0 + (0.7978845608028654 * (x + 0.044715 * x * x * x)).tanh())
+
+    def silu(self) -> Tensor:
+        return self * self.sigmoid()
+
+    def abs(self) -> Tensor:
+        return self if self.dtype.is_unsigned else self.maximum(-self)
+
+    def sign(self) -> Tensor:
+        return (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
+
+    def square(self) -> Tensor:
+        return self * self
+
+    def trunc(self) -> Tensor:
+        """Round toward zero (floats within int32 range)."""
+        return self if not self.dtype.is_float else self.cast(dtypes.int32).cast(self.dtype)
+
+    def floor(self) -> Tensor:
+        t = self.trunc()
+        return t if not self.dtype.is_float else t - (t > self).cast(self.dtype)
+
+    def ceil(self) -> Tensor:
+        t = self.trunc()
+        return t if not self.dtype.is_float else t + (t < self).cast(self.dtype)
+
+    def maximum(self, other) -> Tensor:
+        x, y = self._operands(other, "maximum")
+        return x._alu(Ops.MAX, y)
+
+    def minimum(self, other) -> Tensor:
+        x, y = self._operands(other, "minimum")
+        return (x < y).where(x, y)
+
+    def clip(self, min_=None, max_=None) -> Tensor:
+        """Limit values to [min_, max_]."""
+        x = self
+        if min_ is not None:
+            x = x.maximum(min_)
+        if max_ is not None:
+            x = x.minimum(max_)
+        return x
+
+    clamp = clip
+
+    def pow(self, exponent, reverse: bool = False) -> Tensor:
+        """self ** exponent; negative bases allowed with integer exponents."""
+        if not reverse and isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
+            if exponent == 0:
+                return self.ones_like()
+            if exponent == 0.5:
+                return self.sqrt()
+            if float(exponent).is_integer() and abs(exponent) <= 4:
+                x = self if exponent > 0 or self.dtype.is_float else self._float()
+                out = x
+                for _ in range(int(abs(exponent)) - 1):
+                    out = out * x
+                return out if exponent > 0 else out.reciprocal()
+        base, e = self._operands(exponent, "pow", reverse)
+        base, e = base._float(), e._float()
+        mag = (e * base.abs().log2()).exp2()
+        odd = (e.trunc() == e) & ((e.abs() - 2.0 * (e.abs() * 0.5).floor()) == 1.0)
+        neg = base < 0
+        out = (neg & odd).where(-mag, mag)
+        return (neg & (e.trunc() != e)).where(float("nan"), out)
+
+    def where(self, x, y) -> Tensor:
+        """Elementwise self ? x : y with broadcasting; self is the condition."""
+        cond = self.bool()
+        if not isinstance(x, Tensor):
+            x = Tensor.full((), x, y._scalar_dtype(x) if isinstance(y, Tensor) else None, self.device)
+        if not isinstance(y, Tensor):
+            y = Tensor.full((), y, x._scalar_dtype(y), self.device)
+        dt = promote(x.dtype, y.dtype)
+        shape = _broadcast_shape(_broadcast_shape(cond.shape, x.shape, "where"), y.shape, "where")
+        x, y = x.cast(dt)._broadcast_to(shape), y.cast(dt)._broadcast_to(shape)
+        return cond._broadcast_to(shape)._alu(Ops.WHERE, x, y)
+
+    # comparisons and logic
+    def __lt__(self, other) -> Tensor:
+        x, y = self._operands(other, "lt")
+        return x._alu(Ops.CMPLT, y)
+
+    def __gt__(self, other) -> Tensor:
+        x, y = self._operands(other, "gt")
+        return y._alu(Ops.CMPLT, x)
+
+    def __le__(self, other) -> Tensor:
+        return (self > other).logical_not()
+
+    def __ge__(self, other) -> Tensor:
+        return (self < other).logical_not()
+
+    def __eq__(self, other) -> Tensor:  # type: ignore[override]
+        return (self != other).logical_not()
+
+    def __ne__(self, other) -> Tensor:  # type: ignore[override]
+        x, y = self._operands(other, "ne")
+        return x._alu(Ops.CMPNE, y)
+
+    def logical_not(self) -> Tensor:
+        return self.bool()._alu(Ops.NEG)
+
+    def _bitwise(self, op: Ops, other, reverse: bool = False) -> Tensor:
+        x, y = self._operands(other, op.name.lower(), reverse)
+        return x._alu(op, y)
+
+    def __and__(self, other):
+        return self._bitwise(Ops.AND, other)
+
+    def __or__(self, other):
+        return self._bitwise(Ops.OR, other)
+
+    def __xor__(self, other):
+        return self._bitwise(Ops.XOR, other)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __invert__(self) -> Tensor:
+        return self ^ (True if self.dtype == dtypes.bool else -1 if not self.dtype.is_unsigned else 255)
+
+    def __lshift__(self, other):
+        return self._bitwise(Ops.SHL, other)
+
+    def __rshift__(self, other):
+        return self._bitwise(Ops.SHR, other)
+
+    def __add__(self, o):
+        return self.add(o)
+
+    def __radd__(self, o):
+        return self.add(o, True)
+
+    def __sub__(self, o):
+        return self.sub(o)
+
+    def __rsub__(self, o):
+        return self.sub(o, True)
+
+    def __mul__(self, o):
+        return self.mul(o)
+
+    def __rmul__(self, o):
+        return self.mul(o, True)
+
+    def __truediv__(self, o):
+        return self.div(o)
+
+    def __rtruediv__(self, o):
+        return self.div(o, True)
+
+    def __floordiv__(self, o):
+        return self.floordiv(o)
+
+    def __rfloordiv__(self, o):
+        return self.floordiv(o, True)
+
+    def __mod__(self, o):
+        return self.mod(o)
+
+    def __rmod__(self, o):
+        return self.mod(o, True)
+
+    def __pow__(self, o):
+        return self.pow(o)
+
+    def __rpow__(self, o):
+        return self.pow(o, True)
+
+    def __neg__(self):
+        return self.neg()
+
+    def __abs__(self):
+        return self.abs()
+
+    def __matmul__(self, o):
+        return self.matmul(o)
+
+    def __rmatmul__(self, o):
+        return Tensor(o, device=self.device).matmul(self) if not isinstance(o, Tensor) else o.matmul(self)
+
+    def __bool__(self):
+        raise ShapeError("the truth value of a Tensor is ambiguous; use .item(), .numpy() or comparisons")
+
+    # --- movement ----------------------------------------------------------------------------------
+    def reshape(self, *shape) -> Tensor:
+        """Same elements in a new shape; one dimension may be -1."""
+        shape = list(_shape_arg(shape))
+        if shape.count(-1) > 1:
+            raise ShapeError(f"reshape: only one -1 allowed in {tuple(shape)}")
+        if -1 in shape:
+            rest = math.prod(s for s in shape if s != -1)
+            if rest == 0 or self.numel() % rest:
+                raise ShapeError(f"reshape: cannot reshape {self.shape} to {tuple(shape)}")
+            shape[shape.index(-1)] = self.numel() // rest
+        return Tensor(lazy.movement(Ops.RESHAPE, self.node, tuple(shape)))
+
+    view = reshape
+
+    def permute(self, *order) -> Tensor:
+        """Reorder the axes."""
+        order = tuple(self._axis(a) for a in _shape_arg(order))
+        return Tensor(lazy.movement(Ops.PERMUTE, self.node, order))
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        """Swap two axes (PyTorch style; the last two by default)."""
+        order = list(range(self.ndim))
+        a, b = self._axis(dim0), self._axis(dim1)
+        order[a], order[b] = order[b], order[a]
+        return self.permute(order)
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(tuple(reversed(range(self.ndim))))
+
+    def expand(self, *shape) -> Tensor:
+        """Broadcast size-1 axes (and new leading axes) to `shape`; -1 keeps a size."""
+        shape = _shape_arg(shape)
+        cur = (1,) * (len(shape) - self.ndim) + self.shape
+        shape = tuple(c if s == -1 else s for s, c in zip(shape, cur, strict=True))
+        _broadcast_shape(cur, shape, "expand", target=True)
+        return self._broadcast_to(shape)
+
+    broadcast_to = expand
+
+    def pad(self, padding, value=0) -> Tensor:
+        """Pad with `value`; padding is numpy style, one (before, after) pair per axis."""
+        padding = tuple(tuple(p) for p in padding)
+        if len(padding) != self.ndim:
+            raise ShapeError(
+                f"pad: {len(padding)} (before, after) pairs for a {self.ndim}-d tensor {self.shape}"
+            )
+        out = Tensor(lazy.movement(Ops.PAD, self.node, padding))
+        if value == 0:
+            return out
+        mask = Tensor(lazy.movement(Ops.PAD, lazy.const(True, self.shape, dtypes.bool, self.device), padding))
+        return mask.where(out, value)
+
+    def shrink(self, arg) -> Tensor:
+        """Keep [start, end) along each axis; None keeps the whole axis."""
+        arg = tuple((0, s) if a is None else a for a, s in zip(arg, self.shape, strict=True))
+        return Tensor(lazy.movement(Ops.SHRINK, self.node, arg))
+
+    def flip(self, axis) -> Tensor:
+        """Reverse the order along axis (an int or a tuple)."""
+        axes = (axis,) if isinstance(axis, int) else tuple(axis)
+        return Tensor(lazy.movement(Ops.FLIP, self.node, tuple(self._axis(a) for a in axes)))
+
+    def squeeze(self, axis=None) -> Tensor:
+        """Drop size-1 axes (all, or the given one)."""
+        if axis is None:
+            return self.reshape(tuple(s for s in self.shape if s != 1))
+        a = self._axis(axis)
+        if self.shape[a] != 1:
+            raise ShapeError(f"squeeze: axis {axis} of shape {self.shape} has size {self.shape[a]}, not 1")
+        return self.reshape(self.shape[:a] + self.shape[a + 1 :])
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        """Insert a size-1 axis."""
+        a = axis if axis >= 0 else axis + self.ndim + 1
+        if not 0 <= a <= self.ndim:
+            raise ShapeError(f"unsqueeze: axis {axis} out of range for shape {self.shape}")
+        return self.reshape(self.shape[:a] + (1,) + self.shape[a:])
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Merge axes start_dim..end_dim into one."""
+        if self.ndim == 0:
+            return self.reshape(1)
+        s, e = self._axis(start_dim), self._axis(end_dim)
+        return self.reshape(self.shape[:s] + (math.prod(self.shape[s : e + 1]),) + self.shape[e + 1 :])
+
+    def cat(self, *others: Tensor, axis: int = 0) -> Tensor:
+        """Concatenate along axis (shapes must match elsewhere)."""
+        ts = [self, *others]
+        a = self._axis(axis)
+        for t in ts:
+            if t.ndim != self.ndim or any(
+                i != a and s != o for i, (s, o) in enumerate(zip(t.shape, self.shape, strict=True))
+            ):
+                raise ShapeError(
+                    f"cat: shapes {' and '.join(str(t.shape) for t in ts)} differ outside axis {axis}"
+                )
+        dt = ts[0].dtype
+        for t in ts[1:]:
+            dt = promote(dt, t.dtype)
+        total, off, out = sum(t.shape[a] for t in ts), 0, None
+        for t in ts:
+            pad = [(0, 0)] * self.ndim
+            pad[a] = (off, total - off - t.shape[a])
+            p = t.cast(dt).pad(pad)
+            out = p if out is None else out._alu(Ops.OR if dt == dtypes.bool else Ops.ADD, p)
+            off += t.shape[a]
+        return out
+
+    @staticmethod
+    def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+        """Join tensors of one shape along a new axis."""
+        ts = list(tensors)
+        a = axis if axis >= 0 else axis + ts[0].ndim + 1
+        return ts[0].unsqueeze(a).cat(*[t.unsqueeze(a) for t in ts[1:]], axis=a)
+
+    def repeat_interleave_axis(self, axis: int, n: int) -> Tensor:
+        """Repeat each element n times along axis."""
+        a = self._axis(axis)
+        x = self.unsqueeze(a + 1)
+        return x.expand(x.shape[: a + 1] + (n,) + x.shape[a + 2 :]).flatten(a, a + 1)
+
+    def __getitem__(self, index) -> Tensor:
+        """Basic indexing: ints, slices (any step), None and Ellipsis."""
+        idx = list(index) if isinstance(index, tuple) else [index]
+        n_real = sum(1 for i in idx if i is not None and i is not Ellipsis)
+        if n_real > self.ndim:
+            raise ShapeError(f"getitem: {n_real} indices for a {self.ndim}-d tensor {self.shape}")
+        if Ellipsis in idx:
+            e = idx.index(Ellipsis)
+            idx = idx[:e] + [slice(None)] * (self.ndim - n_real) + idx[e + 1 :]
+        idx += [slice(None)] * (self.ndim - n_real - sum(1 for i in idx if i is Ellipsis))
+        x, axis, final = self, 0, []
+        for i in idx:
+            if i is None:
+                final.append(1)
+                continue
+            size = x.shape[axis]
+            if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+                j = int(i) + size if i < 0 else int(i)
+                if not 0 <= j < size:
+                    raise ShapeError(f"getitem: index {i} out of range for axis {axis} of size {size}")
+                x = x._slice_axis(axis, j, 1, 1)
+            elif isinstance(i, slice):
+                start, stop, step = i.indices(size)
+                n = len(range(start, stop, step))
+                x = x._slice_axis(axis, start, step, n)
+                final.append(n)
+            else:
+                raise ShapeError(
+                    f"getitem: unsupported index {i!r} (ints, slices, None and ... are supported)"
+                )
+            axis += 1
+        return x.reshape(tuple(final))
+
+    def _slice_axis(self, axis: int, start: int, step: int, n: int) -> Tensor:
+        size = self.shape[axis]
+        x = self
+        if step < 0:
+            x, start, step = x.flip(axis), size - 1 - start, -step
+        if n == 0:
+            return x.shrink([(0, 0) if a == axis else None for a in range(x.ndim)])
+        end = start + n * step
+        if end > size:
+            x = x.pad([(0, end - size) if a == axis else (0, 0) for a in range(x.ndim)])
+        x = x.shrink([(start, end) if a == axis else None for a in range(x.ndim)])
+        if step == 1:
+            return x
+        x = x.reshape(x.shape[:axis] + (n, step) + x.shape[axis + 1 :])
+        x = x.shrink([(0, 1) if a == axis + 1 else None for a in range(x.ndim)])
+        return x.reshape(x.shape[:axis] + (n,) + x.shape[axis + 2 :])
+
+    # --- reductions --------------------------------------------------------------------------------
+    def _axis(self, a: int) -> int:
+        nd = max(self.ndim, 1)
+        if not -nd <= a < nd:
+            raise ShapeError(f"axis {a} out of range for a {self.ndim}-d tensor of shape {self.shape}")
+        return a % nd
+
+    def _axes(self, axis) -> tuple:
+        if axis is None:
+            return tuple(range(self.ndim))
+        return tuple(sorted({self._axis(a) for a in ((axis,) if isinstance(axis, int) else axis)}))
+
+    def _reduce(self, op: Ops, axis, keepdim: bool) -> Tensor:
+        axes = self._axes(axis)
+        x = self
+        if not axes or x.ndim == 0:
+            return x
+        if any(x.shape[a] == 0 for a in axes) and op == Ops.REDUCE_MAX:
+            raise ShapeError(f"max: zero-size reduction over axes {axes} of shape {x.shape}")
+        rsize = math.prod(x.shape[a] for a in axes)
+        keep = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+        if rsize >= 32768 and math.prod(keep) <= 64:
+            out = x._two_stage(op, axes, rsize)
+        else:
+            out = Tensor(lazy.reduce(op, x.node, axes))
+        return out.reshape(keep if keepdim else tuple(s for i, s in enumerate(x.shape) if i not in axes))
+
+    def _two_stage(self, op: Ops, axes: tuple, rsize: int) -> Tensor:
+        """A long reduce to few outputs as partial reduces over many chunks, then a short reduce."""
+        keep_axes = [a for a in range(self.ndim) if a not in axes]
+        x = self.permute(keep_axes + list(axes)).reshape(tuple(self.shape[a] for a in keep_axes) + (rsize,))
+        chunks = 256
+        if rsize % chunks:
+            ident = (
+                0
+                if op == Ops.SUM
+                else (
+                    -math.inf
+                    if self.dtype.is_float
+                    else {"int32": -(2**31), "int8": -128}.get(self.dtype.name, 0)
+                )
+            )
+            x = x.pad([(0, 0)] * (x.ndim - 1) + [(0, chunks - rsize % chunks)], value=ident)
+        x = x.reshape(x.shape[:-1] + (chunks, x.shape[-1] // chunks))
+        part = Tensor(lazy.reduce(op, x.node, (x.ndim - 1,)))
+        return Tensor(lazy.reduce(op, part.node, (x.ndim - 2,)))
+
+    def sum(self, axis=None, keepdim: bool = False, dtype=None) -> Tensor:
+        """Sum over axes; small ints and bool accumulate as int32."""
+        x = (
+            self.cast(dtype)
+            if dtype is not None
+            else self.cast(dtypes.int32)
+            if self.dtype.priority < 3
+            else self
+        )
+        return x._reduce(Ops.SUM, axis, keepdim)
+
+    def max(self, axis=None, keepdim: bool = False) -> Tensor:
+        """Maximum over axes."""
+        return self._reduce(Ops.REDUCE_MAX, axis, keepdim)
+
+    def min(self, axis=None, keepdim: bool = False) -> Tensor:
+        """Minimum over axes."""
+        if self.dtype.is_float:
+            return -((-self).max(axis, keepdim))
+        return ~((~self).max(axis, keepdim))
+
+    def mean(self, axis=None, keepdim: bool = False) -> Tensor:
+        """Arithmetic mean over axes (float result)."""
+        n = math.prod(self.shape[a] for a in self._axes(axis))
+        return self._float().sum(axis, keepdim) * (1.0 / max(n, 1))
+
+    def var(self, axis=None, keepdim: bool = False, ddof: int = 0, correction: int | None = None) -> Tensor:
+        """Variance over axes; ddof=0 like numpy (`correction` is the PyTorch name)."""
+        ddof = correction if correction is not None else ddof
+        n = math.prod(self.shape[a] for a in self._axes(axis))
+        x = self._float()
+        d = x - x.mean(axis, keepdim=True)
+        return (d * d).sum(axis, keepdim) * (1.0 / max(n - ddof, 1))
+
+    def std(self, axis=None, keepdim: bool = False, ddof: int = 0, correction: int | None = None) -> Tensor:
+        """Standard deviation over axes."""
+        return self.var(axis, keepdim, ddof, correction).sqrt()
+
+    def argmax(self, axis=None, keepdim: bool = False) -> Tensor:
+        """Index of the first maximum along axis (of the flattened tensor when axis is None)."""
+        if axis is None:
+            return self.flatten().argmax(0, keepdim=False).reshape((1,) * self.ndim if keepdim else ())
+        a = self._axis(axis)
+        n = self.shape[a]
+        m = self.max(a, keepdim=True)
+        rev = Tensor.arange(n, 0, -1, device=self.device).reshape((n,) + (1,) * (self.ndim - a - 1))
+        cand = (self == m).where(rev._broadcast_to_right(self.shape), 0)
+        return n - cand.max(a, keepdim)
+
+    def _broadcast_to_right(self, shape: tuple) -> Tensor:
+        return self.reshape((1,) * (len(shape) - self.ndim) + self.shape)._broadcast_to(shape)
+
+    def argmin(self, axis=None, keepdim: bool = False) -> Tensor:
+        """Index of the first minimum."""
+        return (-self if self.dtype.is_float else ~self).argmax(axis, keepdim)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        """exp(x - max) / sum(exp(x - max)) along axis."""
+        x = self._float()
+        e = (x - x.max(axis, keepdim=True)).exp()
+        return e / e.sum(axis, keepdim=True)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        """log(softmax(x)) computed stably."""
+        x = self._float()
+        s = x - x.max(axis, keepdim=True)
+        return s - s.exp().sum(axis, keepdim=True).log()
+
+    def logsumexp(self, axis=None, keepdim: bool = False) -> Tensor:
+        x = self._float()
+        m = x.max(axis, keepdim=True)
+        out = (x - m).exp().sum(axis, keepdim=True).log() + m
+        return (
+            out
+            if keepdim
+            else out.reshape(tuple(s for i, s in enumerate(x.shape) if i not in self._axes(axis)))
+        )
+
+    # --- linear algebra and nn functions ---------------------------------------------------------------
+    def matmul(self, other: Tensor) -> Tensor:
+        """Matrix product with numpy broadcasting of batch dims (1-d operands like numpy)."""
+        if not isinstance(other, Tensor):
+            other = Tensor(other, device=self.device)
+        a, b = self, other
+        if a.ndim == 0 or b.ndim == 0:
+            raise ShapeError(f"matmul: 0-d operand (shapes {a.shape} and {b.shape})")
+        squeeze_a, squeeze_b = a.ndim == 1, b.ndim == 1
+        if squeeze_a:
+            a = a.reshape(1, a.shape[0])
+        if squeeze_b:
+            b = b.reshape(b.shape[0], 1)
+        if a.shape[-1] != b.shape[-2]:
+            raise ShapeError(
+                f"matmul: shapes {self.shape} and {other.shape} not aligned: "
+                f"{a.shape[-1]} (dim {a.ndim - 1}) != {b.shape[-2]} (dim {b.ndim - 2})"
+            )
+        dt = promote(a.dtype, b.dtype)
+        a, b = a.cast(dt), b.cast(dt)
+        batch = _broadcast_shape(a.shape[:-2], b.shape[:-2], "matmul")
+        m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+        a = a._broadcast_to(batch + (m, k)).reshape(batch + (m, 1, k))._broadcast_to(batch + (m, n, k))
+        bt = (
+            b._broadcast_to(batch + (k, n))
+            .transpose(-1, -2)
+            .reshape(batch + (1, n, k))
+            ._broadcast_to(batch + (m, n, k))
+        )
+        out = (a * bt).sum(-1)
+        if squeeze_a:
+            out = out.reshape(out.shape[:-2] + (n,))
+        if squeeze_b:
+            out = out.reshape(out.shape[:-1])
+        return out
+
+    dot = matmul
+
+    def linear(self, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+        """self @ weight.T + bias (weight is (out, in) like PyTorch)."""
+        out = self.matmul(weight.T)
+        return out + bias if bias is not None else out
+
+    def _pool(self, kernel: tuple, stride: tuple, dilation: tuple) -> Tensor:
+        """Sliding windows over the last len(kernel) axes: (..., o1..on, k1..kn), as views only."""
+        nd = len(kernel)
+        x = self
+        lead = x.ndim - nd
+        for j in range(nd):
+            # pool axis lead+j, which sits at the end after moving it; windows go to the end
+            x = x._pool_last(lead + 2 * j, kernel[j], stride[j], dilation[j])
+        # now (..., o1, k1, o2, k2, ...) interleaved -> (..., o1..on, k1..kn)
+        order = list(range(lead)) + [lead + 2 * j for j in range(nd)] + [lead + 2 * j + 1 for j in range(nd)]
+        return x.permute(order)
+
+    def _pool_last(self, axis: int, k: int, s: int, d: int) -> Tensor:
+        """Replace axis (size i) by (o, k) windows: out[..., oo, ko, ...] = x[..., oo*s + ko*d, ...]."""
+        i = self.shape[axis]
+        o = (i - d * (k - 1) - 1) // s + 1
+        if o <= 0:
+            raise ShapeError(f"pool: window {k} (dilation {d}) larger than input size {i}")
+        order = [a for a in range(self.ndim) if a != axis] + [axis]
+        x = self.permute(order)
+        pre = x.shape[:-1]
+        if d == 1 and k <= s:
+            need = o * s
+            x = (
+                x.pad([(0, 0)] * len(pre) + [(0, need - i)])
+                if need > i
+                else x.shrink([None] * len(pre) + [(0, need)])
+            )
+            x = x.reshape(pre + (o, s)).shrink([None] * (len(pre) + 1) + [(0, k)])
+        else:
+            extra = max(0, o * s - i - d)
+            i2 = i + extra
+            if extra:
+                x = x.pad([(0, 0)] * len(pre) + [(0, extra)])
+            span = i2 + d
+            e = -(-k * span // i2)
+            x = x.reshape(pre + (1, i2))._broadcast_to(pre + (e, i2)).reshape(pre + (e * i2,))
+            x = x.shrink([None] * len(pre) + [(0, k * span)]).reshape(pre + (k, span))
+            x = x.shrink([None] * (len(pre) + 1) + [(0, o * s)]).reshape(pre + (k, o, s))
+            x = x.shrink([None] * (len(pre) + 2) + [(0, 1)]).reshape(pre + (k, o))
+            x = x.transpose(-1, -2)
+        # x is (pre..., o, k): put o back at axis and k right after it
+        nd = len(pre)
+        back = list(range(axis)) + [nd, nd + 1] + list(range(axis, nd))
+        return x.permute(back)
+
+    def conv2d(
+        self, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups: int = 1
+    ) -> Tensor:
+        """2-d convolution (cross-correlation) of NCHW input with (Cout, Cin/groups, KH, KW) weights."""
+        if self.ndim != 4 or weight.ndim != 4:
+            raise ShapeError(f"conv2d: input {self.shape} and weight {weight.shape} must both be 4-d")
+        n, cin, h, w = self.shape
+        cout, cg, kh, kw = weight.shape
+        if cin != cg * groups or cout % groups:
+            raise ShapeError(
+                f"conv2d: input {self.shape} with {cin} channels does not fit weight {weight.shape}"
+                f" with groups={groups}"
+            )
+        (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+        x = self.pad(((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        win = x._pool((kh, kw), (sh, sw), (dh, dw))  # (n, cin, oh, ow, kh, kw)
+        oh, ow = win.shape[2], win.shape[3]
+        og = cout // groups
+        win = win.reshape(n, groups, 1, cg, oh, ow, kh, kw)._broadcast_to((n, groups, og, cg, oh, ow, kh, kw))
+        win = win.reshape(n, cout, cg, oh, ow, kh, kw).permute(0, 1, 3, 4, 2, 5, 6)
+        wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
+        out = (win * wt.cast(win.dtype) if wt.dtype != win.dtype else win * wt).sum((4, 5, 6))
+        return out + bias.reshape(1, cout, 1, 1) if bias is not None else out
+
+    def max_pool2d(self, kernel_size=2, stride=None, padding=0, dilation=1) -> Tensor:
+        """Max over sliding windows of the last two axes (padding counts as -inf)."""
+        k = _pair(kernel_size)
+        s = _pair(stride) if stride is not None else k
+        p = _pair(padding)
+        lo = -math.inf if self.dtype.is_float else -(2**31)
+        x = self.pad([(0, 0)] * (self.ndim - 2) + [(p[0], p[0]), (p[1], p[1])], value=lo) if any(p) else self
+        return x._pool(k, s, _pair(dilation)).max((-2, -1))
+
+    def avg_pool2d(self, kernel_size=2, stride=None, padding=0) -> Tensor:
+        """Mean over sliding windows of the last two axes (zero padding counted, like PyTorch's default)."""
+        k = _pair(kernel_size)
+        s = _pair(stride) if stride is not None else k
+        p = _pair(padding)
+        x = self.pad([(0, 0)] * (self.ndim - 2) + [(p[0], p[0]), (p[1], p[1])]) if any(p) else self
+        return x._pool(k, s, (1, 1)).mean((-2, -1))
+
+    def layernorm(
+        self, axis=-1, eps: float = 1e-5, weight: Tensor | None = None, bias: Tensor | None = None
+    ) -> Tensor:
+        """(x - mean) / sqrt(var + eps) over axis, then optional weight and bias."""
+        x = self._float()
+        d = x - x.mean(axis, keepdim=True)
+        out = d * ((d * d).mean(axis, keepdim=True) + eps).rsqrt()
+        if weight is not None:
+            out = out * weight
+        return out + bias if bias is not None else out
+
+    def batchnorm(
+        self, weight: Tensor | None, bias: Tensor | None, mean: Tensor, var: Tensor, eps: float = 1e-5
+    ) -> Tensor:
+        """Inference batch norm over axis 1 with running mean and variance."""
+        shape = (1, -1) + (1,) * (self.ndim - 2)
+        inv = (var.reshape(shape) + eps).rsqrt()
+        if weight is not None:
+            inv = inv * weight.reshape(shape)
+        out = (self._float() - mean.reshape(shape)) * inv
+        return out + bias.reshape(shape) if bias is not None else out
+
+    def embedding(self, weight: Tensor) -> Tensor:
+        """Rows of weight (V, D) picked by the integer indices in self: shape self.shape + (D,)."""
+        if weight.ndim != 2:
+            raise ShapeError(f"embedding: weight must be 2-d (vocab, dim), got {weight.shape}")
+        v, d = weight.shape
+        idx = self.cast(dtypes.int32).reshape(self.shape + (1, 1))._broadcast_to(self.shape + (v, d))
+        rows = Tensor.arange(v, device=self.device).reshape(v, 1)._broadcast_to_right(self.shape + (v, d))
+        w = weight._broadcast_to_right(self.shape + (v, d))
+        return (idx == rows).where(w, 0).sum(-2)
+
+    def scaled_dot_product_attention(
+        self, key: Tensor, value: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False
+    ) -> Tensor:
+        """softmax(q @ k^T / sqrt(d) + mask) @ v with q = self; is_causal masks future positions."""
+        q = self._float()
+        scores = q.matmul(key.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
+        if is_causal:
+            L, S = scores.shape[-2], scores.shape[-1]
+            i = Tensor.arange(L, device=self.device).reshape(L, 1)._broadcast_to((L, S))
+            j = Tensor.arange(S, device=self.device).reshape(1, S)._broadcast_to((L, S))
+            scores = (j <= i)._broadcast_to_right(scores.shape).where(scores, -math.inf)
+        if attn_mask is not None:
+            is_bool = attn_mask.dtype == dtypes.bool
+            scores = attn_mask.where(scores, -math.inf) if is_bool else scores + attn_mask
+        return scores.softmax(-1).matmul(value)
+
+
+def _broadcast_shape(a: tuple, b: tuple, name: str, target: bool = False) -> tuple:
+    """numpy broadcasting of two shapes; ShapeError names the op and both shapes."""
+    n = max(len(a), len(b))
+    pa, pb = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(pa, pb, strict=True):
+        if x == y or x == 1 or (y == 1 and not target):
+            out.append(y if x == 1 else x)
+        else:
+            raise ShapeError(
+                f"{name}: operands could not be broadcast together with shapes {tuple(a)} {tuple(b)}"
+            )
+    return tuple(out)
