@@ -91,6 +91,7 @@ def create_schedule(roots: list[Node]) -> list[Kernel]:
     root_ids = {r.id for r in roots if not r.realized}
     realize: set[int] = set(root_ids)
     reduce_of: dict[int, Node] = {}
+    claimed: set[int] = set()  # nodes already fused after some reduce: one reduce per kernel
     for n in nodes:
         if n.realized:
             continue
@@ -98,9 +99,12 @@ def create_schedule(roots: list[Node]) -> list[Kernel]:
             end = n
             while end.id not in root_ids and len(consumers[end.id]) == 1:
                 c = byid[next(iter(consumers[end.id]))]
-                if not (c.op == Ops.RESHAPE or (c.op in ELEMENTWISE and c.shape == end.shape)):
+                if c.id in claimed or not (
+                    c.op == Ops.RESHAPE or (c.op in ELEMENTWISE and c.shape == end.shape)
+                ):
                     break
                 end = c
+                claimed.add(c.id)
             realize.add(end.id)
             reduce_of[end.id] = n
         elif n.op == Ops.EXPAND and not _leafy(n.src[0], realize):

@@ -647,7 +647,8 @@ class Tensor:
         if Ellipsis in idx:
             e = idx.index(Ellipsis)
             idx = idx[:e] + [slice(None)] * (self.ndim - n_real) + idx[e + 1 :]
-        idx += [slice(None)] * (self.ndim - n_real - sum(1 for i in idx if i is Ellipsis))
+        else:
+            idx += [slice(None)] * (self.ndim - n_real)
         x, axis, final = self, 0, []
         for i in idx:
             if i is None:

@@ -1,0 +1,62 @@
+"""Fusion counts asserted through Tensor.schedule(), and that the fused kernels compute the right values."""
+
+import numpy as np
+import pytest
+
+from compiler import Device, Tensor
+
+DEV = "CL" if "CL" in Device.available() else "REF"
+
+
+def t(*shape):
+    return Tensor(np.random.default_rng(1).standard_normal(shape).astype(np.float32), device=DEV)
+
+
+def test_elementwise_chain_is_one_kernel():
+    a, b, c = t(64, 32), t(64, 32), t(32)
+    out = (a * b + c).relu().exp2()
+    ks = out.schedule()
+    assert len(ks) == 1 and ks[0].flops > 0 and ks[0].bytes == (64 * 32 * 3 + 32) * 4
+    assert ks[0].name
+
+
+def test_batched_matmul_is_one_kernel():
+    assert len((t(3, 16, 8) @ t(3, 8, 12)).schedule()) == 1
+    assert len((t(2, 1, 16, 8) @ t(4, 8, 12)).schedule()) == 1
+
+
+def test_softmax_at_most_three_kernels():
+    assert len(t(16, 64).softmax(-1).schedule()) <= 3
+    assert len(t(16, 64).log_softmax(-1).schedule()) <= 3
+
+
+def test_conv2d_with_padding_is_one_kernel():
+    assert len(t(1, 4, 8, 8).conv2d(t(8, 4, 3, 3), padding=1).schedule()) == 1
+    assert len(t(1, 4, 8, 8).conv2d(t(8, 4, 3, 3), t(8), padding=1).schedule()) == 1
+
+
+def test_reduce_absorbs_following_elementwise():
+    assert len(t(8, 32).mean(-1).schedule()) == 1
+    assert len((t(8, 32).sum(-1) * 2 + t(8)).schedule()) == 1
+
+
+def test_schedule_does_not_run_anything():
+    x = t(8, 8) + 1
+    ks = x.schedule()
+    assert not ks[-1].out.realized and not x.node.realized
+    if DEV == "CL":
+        assert "__kernel" in ks[0].source
+
+
+def test_broadcast_computed_value_is_realized_once():
+    a = t(16, 1)
+    x = (a.exp() + 1).expand(16, 64) * t(16, 64)
+    assert len(x.schedule()) == 2
+    np.testing.assert_allclose(x.numpy(), (np.exp(a.numpy()) + 1) * t(16, 64).numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["sum", "max"])
+def test_realized_inputs_are_reused(op):
+    a = t(8, 8).realize()
+    y = getattr(a, op)(0) + getattr(a, op)(1)
+    np.testing.assert_allclose(y.numpy(), getattr(a.numpy(), op)(0) + getattr(a.numpy(), op)(1), rtol=1e-5)
