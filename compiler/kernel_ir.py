@@ -14,15 +14,17 @@ class KernelOpts:
     unroll: factor for the innermost reduce axis (several accumulation steps per loop trip).
     local: work-group size per global dim (None lets the driver choose).
     split_acc: independent partial accumulators per output, so reductions pipeline instead of chaining.
+    gemm: tile sizes of the packed GEMM template, for matmul-like kernels on CPU devices.
     """
 
     upcast: tuple = ()  # ((axis, factor), ...)
     unroll: int = 1
     local: tuple | None = None
     split_acc: int = 1
+    gemm: tuple | None = None  # (MB, NB, KB, MR, NV): use the packed GEMM template (render_gemm.py)
 
     def key(self) -> str:
-        return f"u{self.upcast}r{self.unroll}l{self.local}s{self.split_acc}"
+        return f"u{self.upcast}r{self.unroll}l{self.local}s{self.split_acc}g{self.gemm}"
 
 
 @dataclass

@@ -20,8 +20,14 @@ def _largest_factor(n: int, options=(8, 4, 2)) -> int:
 
 
 def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
-    """A good default: register tiles for matmul-like reduces, split accumulators for long reduces."""
+    """A good default: packed GEMM tiles on CPUs, register tiles for other matmul-like reduces, split
+    accumulators for long reduces."""
+    from .render_gemm import default_gemm, gemm_plan
+
     shape, outs = k.full_shape, _out_axes(k)
+    plan = gemm_plan(k) if is_cpu else None
+    if plan is not None:
+        return KernelOpts(gemm=default_gemm(plan, shape))
     rsize = math.prod(shape[a] for a in k.reduce_axes)
     if k.reduce is not None:
         raxes = [a for a in k.reduce_axes if shape[a] > 1]
@@ -54,8 +60,19 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
                 for g in (2, 4, 8)
                 if shape[last] % f == 0 and shape[sec] % g == 0 and f * g <= 64
             ]
+    from .render_gemm import gemm_plan
+
     unrolls = [1, 2, 4, 8] if k.reduce is not None else [1]
     out = []
+    if gemm_plan(k) is not None:
+        out += [
+            KernelOpts(gemm=(mb, nb, kb, mr, nv))
+            for mb in (32, 64, 128)
+            for nb in (32, 64, 128)
+            for kb in (128, 256)
+            for mr, nv in ((4, 2), (8, 1), (6, 2))
+            if mb % mr == 0
+        ]
     for up in ups:
         for u in unrolls:
             for split in [1, 4] if k.reduce is not None and not up else [1]:
@@ -65,12 +82,28 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
 
 def choose_program(k: Kernel) -> Program:
     """Render k with the heuristic's opts, or the cached/searched winner when WB_SEARCH=1 on a CL device."""
-    from .render_opencl import render
-
-    opts = heuristic_opts(k)
+    opts = heuristic_opts(k, _is_cpu(k.device))
     if os.environ.get("WB_SEARCH") == "1" and k.device.startswith("CL"):
         opts = search(k, opts)
-    return render(k, opts)
+    return render_program(k, opts)
+
+
+def _is_cpu(device: str) -> bool:
+    if not device.startswith("CL"):
+        return True
+    from .device import cl_index
+    from .runtime_opencl import get_cl_device
+
+    return get_cl_device(cl_index(device)).is_cpu
+
+
+def render_program(k: Kernel, opts: KernelOpts) -> Program:
+    """Source and launch for k under opts, through the GEMM template when opts ask for it."""
+    from .render_gemm import gemm_plan, render_gemm
+    from .render_opencl import render
+
+    plan = gemm_plan(k) if opts.gemm else None
+    return render_gemm(k, plan, opts) if plan is not None else render(k, opts)
 
 
 def search(k: Kernel, default: KernelOpts) -> KernelOpts:
@@ -90,13 +123,14 @@ def search(k: Kernel, default: KernelOpts) -> KernelOpts:
                 d["unroll"],
                 tuple(d["local"]) if d["local"] else None,
                 d["split_acc"],
+                tuple(d["gemm"]) if d.get("gemm") else None,
             )
         except (ValueError, KeyError, TypeError):
             program_cache.remove("search", key)
     bufs = [dev.alloc(n.size, n.dtype) for n in [k.out] + list({i.id: i for i in k.inputs}.values())]
     best, best_t = default, float("inf")
     for opts in [default] + candidate_opts(k):
-        prg = render(k, opts)
+        prg = render_program(k, opts)
         try:
             t = time_kernel(dev, dev.compile(prg.src, prg.name), prg.global_size, prg.local_size, bufs)
         except Exception:  # a candidate the device rejects is simply not a winner
@@ -107,7 +141,13 @@ def search(k: Kernel, default: KernelOpts) -> KernelOpts:
         "search",
         key,
         json.dumps(
-            {"upcast": best.upcast, "unroll": best.unroll, "local": best.local, "split_acc": best.split_acc}
+            {
+                "upcast": best.upcast,
+                "unroll": best.unroll,
+                "local": best.local,
+                "split_acc": best.split_acc,
+                "gemm": best.gemm,
+            }
         ).encode(),
     )
     return best

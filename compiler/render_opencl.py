@@ -15,7 +15,7 @@ from .symbolic import Lin, in_range
 _BIN = {
     Ops.ADD: "({0}+{1})",
     Ops.MUL: "({0}*{1})",
-    Ops.MAX: "max({0},{1})",
+    Ops.MAX: "({0}>{1}?{0}:{1})",  # operators, not builtins: PoCL calls builtins out of line
     Ops.CMPLT: "({0}<{1})",
     Ops.CMPNE: "({0}!={1})",
     Ops.AND: "({0}&{1})",
@@ -90,6 +90,7 @@ class _Renderer:
         self.memo: dict = {}
         self.ntmp = 0
         self.acc: dict = {}
+        self.acc_override: str | None = None  # the reduce's value as one variable (gemm epilogue)
         self.indent = 1
 
     def emit(self, line: str) -> None:
@@ -105,6 +106,8 @@ class _Renderer:
     def expr(self, n: Node, idx: tuple, valid: frozenset) -> str:
         if n.id in self.buf_index and n is not self.k.out:
             return self.load(n, idx, valid)
+        if n is self.k.reduce and self.acc_override is not None:
+            return self.acc_override
         if n is self.k.reduce and self.in_post:
             return self.acc[linear(idx, n.shape)]
         key = (n.id, idx, valid)
@@ -252,7 +255,7 @@ class _Renderer:
             self.emit(f"for (int ridx{a} = 0; ridx{a} < {n}; ridx{a}++) {{")
             self.indent += 1
             ridx[a] = Lin.var(f"ridx{a}", n)
-        combine = "{0}+{1}" if red.op == Ops.SUM else "max({0},{1})"
+        combine = "{0}+{1}" if red.op == Ops.SUM else "({0}>{1}?{0}:{1})"
         if red.dtype.name == "bool":
             combine = "{0}|{1}"
         step = 0

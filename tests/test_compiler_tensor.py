@@ -338,3 +338,21 @@ def test_misc_properties(dev):
     t = Tensor(rnd(2, 3), device=dev)
     assert t.ndim == 2 and t.numel() == 6 and len(t) == 2 and "Tensor" in repr(t)
     assert math.isclose(Tensor([2.0], device=dev).item(), 2.0)
+
+
+@pytest.mark.parametrize("sa,sb", [((70, 96), (96, 90)), ((3, 40, 33), (33, 72)), ((1, 129, 257), (257, 17))])
+def test_matmul_large_tiles(dev, sa, sb):
+    """Shapes big enough for the packed GEMM path, with sizes that do not divide the tiles."""
+    a, b = rnd(*sa), rnd(*sb)
+    out = (Tensor(a, device=dev) @ Tensor(b, device=dev)).relu() * 2
+    close(out, np.maximum(a @ b, 0) * 2, atol=2e-4)
+
+
+def test_conv2d_large_tiles_with_fused_bias(dev):
+    x, w, b = rnd(2, 8, 12, 12), rnd(16, 8, 3, 3), rnd(16)
+    out = Tensor(x, device=dev).conv2d(Tensor(w, device=dev), Tensor(b, device=dev), padding=1).relu()
+    ks = out.schedule()
+    assert len(ks) == 1
+    if dev == "CL":
+        assert ks[0].program().opts.gemm is not None and "__local" in ks[0].source
+    close(out, np.maximum(np_conv(x, w, 1, 1) + b[None, :, None, None], 0), atol=2e-4)

@@ -1,0 +1,179 @@
+"""A packed, register-tiled GEMM kernel for matmul-like reduces (matmul, conv2d) on CPU OpenCL devices.
+
+A kernel qualifies when it sums a product X*Y where X ignores some output axes (the N axes) and Y ignores
+others (the M axes). Each work-group owns an MB x NB tile of outputs: it packs KB-long slabs of X and Y
+into local memory (so any index math, padding or broadcast in X and Y is paid once per element, not per
+FMA), then runs an MR x (NV*8) micro-kernel of float8 multiply-adds from the packed slabs. Everything is
+written with operators and pointer casts: PoCL calls OpenCL builtins (vload8, fma) out of line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from .kernel_ir import KernelOpts, Program
+from .lazy import Node
+from .ops import Ops
+from .render_opencl import _Renderer, linear, unravel
+from .schedule import Kernel
+from .symbolic import Lin, in_range
+
+VEC = 8
+
+
+@dataclass
+class GemmPlan:
+    """The roles of a kernel's axes in a GEMM view: batch, M, N and K (reduce) axes, and the two factors."""
+
+    a: Node  # varies with M and K
+    b: Node  # varies with N and K
+    batch: list
+    m_axes: list
+    n_axes: list
+    k_axes: list
+
+    def sizes(self, shape: tuple) -> tuple[int, int, int, int]:
+        p = lambda axes: math.prod(shape[i] for i in axes)
+        return p(self.batch), p(self.m_axes), p(self.n_axes), p(self.k_axes)
+
+
+def _depends(k: Kernel, node: Node) -> set:
+    """The axes of the iteration space that node's value depends on."""
+    shape = k.full_shape
+    r = _Renderer(k, KernelOpts())
+    idx = tuple(Lin.var(f"pa{a}x", s) for a, s in enumerate(shape))
+    out = r.expr(node, idx, frozenset())
+    text = "\n".join(r.lines) + out
+    return {a for a in range(len(shape)) if re.search(rf"\bpa{a}x\b", text)}
+
+
+def gemm_plan(k: Kernel) -> GemmPlan | None:
+    """The GEMM view of k, or None when k is not a float sum of a product of two separable factors."""
+    red = k.reduce
+    if red is None or red.op != Ops.SUM or red.dtype.name != "float32":
+        return None
+    body = red.src[0]
+    if body.op != Ops.MUL or body.dtype.name != "float32":
+        return None
+    shape = k.full_shape
+    x, y = body.src
+    dx, dy = _depends(k, x), _depends(k, y)
+    outs = [a for a, s in enumerate(shape) if a not in k.reduce_axes and s > 1]
+    m_axes = [a for a in outs if a in dx and a not in dy]
+    n_axes = [a for a in outs if a in dy and a not in dx]
+    if not m_axes or not n_axes:
+        return None
+    batch = [a for a in outs if a not in m_axes and a not in n_axes]
+    k_axes = [a for a in k.reduce_axes if shape[a] > 1]
+    plan = GemmPlan(x, y, batch, m_axes, n_axes, k_axes)
+    _, m, n, kk = plan.sizes(shape)
+    if m * n * kk < 2**17 or n < VEC:
+        return None
+    return plan
+
+
+def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
+    """(MB, NB, KB, MR, NV): tile sizes that fit the caches and registers of a typical AVX2 core."""
+    _, m, n, kk = plan.sizes(shape)
+    nb = 64 if n >= 64 else 32 if n >= 32 else 16
+    mb = 64 if m >= 64 else max(4, 1 << (m - 1).bit_length())
+    nv = 2 if nb >= 16 else 1
+    return (mb, nb, min(256, kk), 4, nv)
+
+
+def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
+    """OpenCL C for k as a packed GEMM with the tile sizes in opts.gemm."""
+    mb, nb, kb, mr, nv = opts.gemm
+    nr = nv * VEC
+    shape = k.full_shape
+    nbatch, m_size, n_size, k_size = plan.sizes(shape)
+    r = _Renderer(k, opts)
+    r.in_post = False
+    mt, nt, kt = -(-m_size // mb), -(-n_size // nb), -(-k_size // kb)
+    emit = r.emit
+    emit(f"__local float As[{kb * mb}];")
+    emit(f"__local float Bs[{kb * nb}];")
+    emit(f"__local float Cs[{mb * nb}];")
+    emit("int gn = get_group_id(0); int gm = get_group_id(1); int gb = get_group_id(2);")
+    gn, gm, gb = Lin.var("gn", nt), Lin.var("gm", mt), Lin.var("gb", nbatch)
+    kbv = Lin.var("kb", kt)
+
+    def full_index(m: Lin, n: Lin, kk: Lin) -> list:
+        idx = [Lin()] * len(shape)
+        for axes, v in ((plan.batch, gb), (plan.m_axes, m), (plan.n_axes, n), (plan.k_axes, kk)):
+            for a, i in zip(axes, unravel(v, tuple(shape[a] for a in axes)), strict=True):
+                idx[a] = i
+        return idx
+
+    emit(f"for (int i = 0; i < {mb * nb}; i++) Cs[i] = 0.0f;")
+    emit(f"for (int kb = 0; kb < {kt}; kb++) {{")
+    r.indent += 1
+    for name, node, size, tile, tv, stride in (
+        ("As", plan.a, m_size, mb, gm, mb),
+        ("Bs", plan.b, n_size, nb, gn, nb),
+    ):
+        loops = [f"for (int kk = 0; kk < {kb}; kk++)", f"for (int j = 0; j < {tile}; j++)"]
+        emit(" ".join(loops[::-1] if name == "As" else loops) + " {")  # read each factor along its rows
+        r.indent += 1
+        r.memo = {}
+        j, kk = Lin.var("j", tile) + tv * tile, Lin.var("kk", kb) + kbv * kb
+        conds = in_range(j, 0, size) + in_range(kk, 0, k_size)
+        idx = full_index(j, Lin(), kk) if name == "As" else full_index(Lin(), j, kk)
+        val = r.expr(node, tuple(idx), frozenset(conds))
+        val = f"({'&&'.join(conds)}?{val}:0.0f)" if conds else val
+        emit(f"{name}[kk*{stride}+j] = {val};")
+        r.indent -= 1
+        emit("}")
+    emit(f"for (int mi = 0; mi < {mb}; mi += {mr}) for (int nj = 0; nj < {nb}; nj += {nr}) {{")
+    r.indent += 1
+    for i in range(mr):
+        for v in range(nv):
+            emit(f"float8 c{i}_{v} = *(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC});")
+    emit(f"for (int kk = 0; kk < {kb}; kk++) {{")
+    r.indent += 1
+    for v in range(nv):
+        emit(f"float8 b{v} = *(__local float8*)(Bs+kk*{nb}+nj+{v * VEC});")
+    for i in range(mr):
+        emit(f"float a{i} = As[kk*{mb}+mi+{i}];")
+        for v in range(nv):
+            emit(f"c{i}_{v} += a{i}*b{v};")
+    r.indent -= 1
+    emit("}")
+    for i in range(mr):
+        for v in range(nv):
+            emit(f"*(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC}) = c{i}_{v};")
+    r.indent -= 1
+    emit("}")
+    r.indent -= 1
+    emit("}")
+    # epilogue: the fused elementwise ops after the reduce, one output at a time
+    emit(f"for (int mm = 0; mm < {mb}; mm++) for (int nn = 0; nn < {nb}; nn++) {{")
+    r.indent += 1
+    m, n = Lin.var("mm", mb) + gm * mb, Lin.var("nn", nb) + gn * nb
+    conds = in_range(m, 0, m_size) + in_range(n, 0, n_size)
+    if conds:
+        emit(f"if (!({'&&'.join(conds)})) continue;")
+    r.memo = {}
+    r.in_post = True
+    r.acc_override = "acc"
+    emit(f"float acc = Cs[mm*{nb}+nn];")
+    oi = full_index(m, n, Lin())
+    pos = linear(tuple(oi), k.reduce.shape)
+    val = r.expr(
+        k.out, unravel(pos, k.out.shape) if k.out.shape != k.reduce.shape else tuple(oi), frozenset()
+    )
+    p = pos.render()
+    if k.out.dtype.cname == "half":
+        emit(f"vstore_half({val},{p},data0);")
+    else:
+        emit(f"data0[{p}] = ({k.out.dtype.cname})({val});")
+    r.indent -= 1
+    emit("}")
+    name = re.sub(r"\W", "_", k.name)
+    args = [f"__global {k.out.dtype.cname}* restrict data0"] + [
+        f"const __global {b.dtype.cname}* restrict data{i}" for i, b in enumerate(r.bufs[1:], 1)
+    ]
+    src = f"__kernel void {name}({', '.join(args)}) {{\n" + "\n".join(r.lines) + "\n}\n"
+    return Program(src, name, (nt, mt, nbatch), (1, 1, 1), r.bufs, opts)
