@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from .cl_math import prelude
 from .kernel_ir import KernelOpts, Program
 from .lazy import Node
 from .ops import Ops
@@ -175,5 +176,6 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     args = [f"__global {k.out.dtype.cname}* restrict data0"] + [
         f"const __global {b.dtype.cname}* restrict data{i}" for i, b in enumerate(r.bufs[1:], 1)
     ]
-    src = f"__kernel void {name}({', '.join(args)}) {{\n" + "\n".join(r.lines) + "\n}\n"
+    body = "\n".join(r.lines)
+    src = prelude(body) + f"__kernel void {name}({', '.join(args)}) {{\n" + body + "\n}\n"
     return Program(src, name, (nt, mt, nbatch), (1, 1, 1), r.bufs, opts)

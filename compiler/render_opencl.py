@@ -6,6 +6,7 @@ import itertools
 import math
 import re
 
+from .cl_math import prelude
 from .kernel_ir import KernelOpts, LoopNest, Program
 from .lazy import Node
 from .ops import Ops
@@ -25,10 +26,10 @@ _BIN = {
     Ops.MOD: "({1}==0?0:{0}%{1})",
 }
 _UN = {
-    Ops.EXP2: "exp2({0})",
-    Ops.LOG2: "log2({0})",
+    Ops.EXP2: "wb_exp2({0})",
+    Ops.LOG2: "wb_log2({0})",
     Ops.SIN: "sin({0})",
-    Ops.SQRT: "sqrt({0})",
+    Ops.SQRT: "wb_sqrt({0})",
     Ops.RECIP: "(1.0f/{0})",
     Ops.NEG: "(-{0})",
 }
@@ -232,7 +233,8 @@ class _Renderer:
         args = [f"__global {k.out.dtype.cname}* restrict data0"] + [
             f"const __global {b.dtype.cname}* restrict data{i}" for i, b in enumerate(self.bufs[1:], 1)
         ]
-        src = f"__kernel void {name}({', '.join(args)}) {{\n" + "\n".join(self.lines) + "\n}\n"
+        body = "\n".join(self.lines)
+        src = prelude(body) + f"__kernel void {name}({', '.join(args)}) {{\n" + body + "\n}\n"
         return Program(src, name, nest.global_size, self.opts.local, self.bufs, self.opts)
 
     def render_reduce(self, lanes: list, out_idx) -> None:
