@@ -7,7 +7,7 @@ import math
 import os
 
 from . import program_cache
-from .kernel_ir import KernelOpts, Program
+from .kernel_ir import KernelOpts, LoopNest, Program
 from .schedule import Kernel
 
 
@@ -40,7 +40,13 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
             )
             return KernelOpts(upcast=tuple(u for u in up if u[1] > 1), unroll=unroll)
         return KernelOpts(unroll=unroll, split_acc=min(4, unroll) if rsize >= 64 else 1)
-    if outs and k.out.size >= 4096:
+    if is_cpu and k.reduce is None:
+        # PoCL vectorizes across the work-items of a group; wide groups along dim 0 make that pay off
+        gs = LoopNest.build(shape, (), KernelOpts()).global_size
+        return KernelOpts(
+            local=(_largest_factor(gs[0], (512, 256, 128, 64, 32, 16, 8, 4, 2)),) + (1,) * (len(gs) - 1)
+        )
+    if outs and k.out.size >= 4096 and not is_cpu:
         return KernelOpts(upcast=((outs[-1], _largest_factor(shape[outs[-1]], (4, 2))),))
     return KernelOpts()
 

@@ -66,19 +66,15 @@ class Lin:
             return self
         if self.lo >= 0 and self.hi < m:
             return Lin()
-        whole = Lin({a: c // m for a, c in self.terms.items() if c % m == 0}, self.const // m * 0)
-        rest = Lin({a: c for a, c in self.terms.items() if c % m != 0}, self.const)
-        if rest.lo >= 0 and rest.hi < m:
-            return whole
-        if not rest.terms:
-            return whole + rest.const // m
+        whole = Lin({a: c // m for a, c in self.terms.items() if c % m == 0})
+        rest = Lin({a: c for a, c in self.terms.items() if c % m != 0})
+        q, r = divmod(self.const, m)  # floor semantics, so the split is exact for any sign of the constant
+        rest = rest + r
         if rest.lo >= 0:
-            # split the constant when the variable part stays clear of a multiple of m
-            q, r = divmod(rest.const, m)
-            var_part = Lin(rest.terms, r)
-            if var_part.lo >= 0:
-                return whole + q + (Lin() if var_part.hi < m else var_part._atom_div(m))
-        return whole + rest._atom_div(m)
+            return whole + q + (Lin() if rest.hi < m else rest._atom_div(m))
+        # terms that can go negative: keep the whole sum in one division (C truncation equals floor
+        # wherever the index is valid, i.e. non-negative)
+        return self._atom_div(m)
 
     def mod(self, m: int) -> Lin:
         """self % m, dropping the terms divisible by m."""
