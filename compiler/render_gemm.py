@@ -50,6 +50,19 @@ def _depends(k: Kernel, node: Node) -> set:
     return {a for a in range(len(shape)) if re.search(rf"\bpa{a}x\b", text)}
 
 
+def _reads_along_k(k: Kernel, plan: GemmPlan, node: Node, is_a: bool) -> bool:
+    """True when consecutive reduce indices of a factor are adjacent in memory (pack with k innermost)."""
+    shape = k.full_shape
+    r = _Renderer(k, KernelOpts())
+    idx = [Lin()] * len(shape)
+    last_k = plan.k_axes[-1]
+    idx[last_k] = Lin.var("pkx", shape[last_k])
+    tile_axes = plan.m_axes if is_a else plan.n_axes
+    idx[tile_axes[-1]] = Lin.var("pjx", shape[tile_axes[-1]])
+    text = "\n".join(r.lines) + r.expr(node, tuple(idx), frozenset())
+    return bool(re.search(r"\bpkx\b(?!\*)", text)) or not re.search(r"\bpjx\b(?!\*)", text)
+
+
 def gemm_plan(k: Kernel) -> GemmPlan | None:
     """The GEMM view of k, or None when k is not a float sum of a product of two separable factors."""
     red = k.reduce
@@ -75,13 +88,23 @@ def gemm_plan(k: Kernel) -> GemmPlan | None:
     return plan
 
 
+def _strides(sizes: list) -> list:
+    out, acc = [], 1
+    for s in reversed(sizes):
+        out.append(acc)
+        acc *= s
+    return out[::-1]
+
+
 def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
     """(MB, NB, KB, MR, NV): tile sizes that fit the caches and registers of a typical AVX2 core."""
     _, m, n, kk = plan.sizes(shape)
     nb = 64 if n >= 64 else 32 if n >= 32 else 16
     mb = 64 if m >= 64 else max(4, 1 << (m - 1).bit_length())
     nv = 2 if nb >= 16 else 1
-    return (mb, nb, min(256, kk), 4, nv)
+    # one slab for short reduces (no index divisions in the packing loops), else 256-deep slabs
+    kb = kk if kk <= 640 else next((d for d in (256, 384, 512, 128, 192) if kk % d == 0), 256)
+    return (mb, nb, kb, 4, nv)
 
 
 def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
@@ -115,16 +138,35 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         ("As", plan.a, m_size, mb, gm, mb),
         ("Bs", plan.b, n_size, nb, gn, nb),
     ):
-        loops = [f"for (int kk = 0; kk < {kb}; kk++)", f"for (int j = 0; j < {tile}; j++)"]
-        emit(" ".join(loops[::-1] if name == "As" else loops) + " {")  # read each factor along its rows
+        j = Lin.var("j", tile) + tv * tile
+        if kt == 1 and kb == k_size:
+            # the whole reduce in one slab: loop over the reduce axes themselves, so the factor's index
+            # math has no divisions by their sizes
+            ksizes = [shape[a] for a in plan.k_axes]
+            kvars = [Lin.var(f"k{i}", s) for i, s in enumerate(ksizes)]
+            kloops = [f"for (int k{i} = 0; k{i} < {s}; k{i}++)" for i, s in enumerate(ksizes)]
+            kk = Lin()
+            for v, st in zip(kvars, _strides(ksizes), strict=True):
+                kk = kk + v * st
+            kidx = kvars
+        else:
+            kk = Lin.var("kk", kb) + kbv * kb
+            kloops = [f"for (int kk = 0; kk < {kb}; kk++)"]
+            kidx = None
+        jloop = f"for (int j = 0; j < {tile}; j++)"
+        k_inner = _reads_along_k(k, plan, node, name == "As")
+        emit(" ".join([jloop] + kloops if k_inner else kloops + [jloop]) + " {")
         r.indent += 1
         r.memo = {}
-        j, kk = Lin.var("j", tile) + tv * tile, Lin.var("kk", kb) + kbv * kb
         conds = in_range(j, 0, size) + in_range(kk, 0, k_size)
         idx = full_index(j, Lin(), kk) if name == "As" else full_index(Lin(), j, kk)
+        if kidx is not None:
+            for a, v in zip(plan.k_axes, kidx, strict=True):
+                idx[a] = v
         val = r.expr(node, tuple(idx), frozenset(conds))
         val = f"({'&&'.join(conds)}?{val}:0.0f)" if conds else val
-        emit(f"{name}[kk*{stride}+j] = {val};")
+        pos = (kk - kbv * kb) * stride + Lin.var("j", tile)
+        emit(f"{name}[{pos.render()}] = {val};")
         r.indent -= 1
         emit("}")
     emit(f"for (int mi = 0; mi < {mb}; mi += {mr}) for (int nj = 0; nj < {nb}; nj += {nr}) {{")
