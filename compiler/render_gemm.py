@@ -59,7 +59,8 @@ def _reads_along_k(k: Kernel, plan: GemmPlan, node: Node, is_a: bool) -> bool:
     idx[last_k] = Lin.var("pkx", shape[last_k])
     tile_axes = plan.m_axes if is_a else plan.n_axes
     idx[tile_axes[-1]] = Lin.var("pjx", shape[tile_axes[-1]])
-    text = "\n".join(r.lines) + r.expr(node, tuple(idx), frozenset())
+    out = r.expr(node, tuple(idx), frozenset())
+    text = "\n".join(r.lines) + out
     return bool(re.search(r"\bpkx\b(?!\*)", text)) or not re.search(r"\bpjx\b(?!\*)", text)
 
 
