@@ -70,18 +70,29 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
 
     unrolls = [1, 2, 4, 8] if k.reduce is not None else [1]
     out = []
-    if gemm_plan(k) is not None:
+    plan = gemm_plan(k)
+    if plan is not None:
+        from .render_gemm import default_gemm
+
+        kb = default_gemm(plan, shape)[2]
         out += [
             KernelOpts(gemm=(mb, nb, kb, mr, nv))
             for mb in (32, 64, 128)
             for nb in (32, 64, 128)
-            for kb in (128, 256)
-            for mr, nv in ((4, 2), (8, 1), (6, 2))
-            if mb % mr == 0
+            for mr, nv in ((4, 2), (8, 1))
+            if nb >= 8 * nv
         ]
+        return out
     for up in ups:
+        if k.reduce is None:
+            gs0 = LoopNest.build(shape, (), KernelOpts(upcast=up)).global_size
+            for loc in (None, 16, 64, 256, 1024):
+                if loc is None or gs0[0] % loc == 0:
+                    local = None if loc is None else (loc,) + (1,) * (len(gs0) - 1)
+                    out.append(KernelOpts(upcast=up, local=local))
+            continue
         for u in unrolls:
-            for split in [1, 4] if k.reduce is not None and not up else [1]:
+            for split in [1, 4] if not up else [1]:
                 out.append(KernelOpts(upcast=up, unroll=u, split_acc=min(split, u)))
     return out
 

@@ -115,7 +115,6 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     shape = k.full_shape
     nbatch, m_size, n_size, k_size = plan.sizes(shape)
     r = _Renderer(k, opts)
-    r.in_post = False
     mt, nt, kt = -(-m_size // mb), -(-n_size // nb), -(-k_size // kb)
     emit = r.emit
     emit(f"__local float As[{kb * mb}];")
@@ -200,7 +199,6 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     if conds:
         emit(f"if (!({'&&'.join(conds)})) continue;")
     r.memo = {}
-    r.in_post = True
     r.acc_override = "acc"
     emit(f"float acc = Cs[mm*{nb}+nn];")
     oi = full_index(m, n, Lin())

@@ -109,8 +109,6 @@ class _Renderer:
             return self.load(n, idx, valid)
         if n is self.k.reduce and self.acc_override is not None:
             return self.acc_override
-        if n is self.k.reduce and self.in_post:
-            return self.acc[linear(idx, n.shape)]
         key = (n.id, idx, valid)
         if key in self.memo:
             return self.memo[key]
@@ -215,14 +213,16 @@ class _Renderer:
                 for a in range(len(shape))
             )
 
-        self.in_post = False
         if k.reduce is not None:
             self.render_reduce(lanes, out_idx)
-        self.in_post = True
         self.memo = {}
         for lane in lanes:
             oi = out_idx(lane)
             pos = linear(oi, k.reduce.shape if k.reduce is not None else k.out.shape)
+            if k.reduce is not None:
+                # the fused chain after a reduce keeps each element's position (elementwise ops and
+                # reshapes only), so every reference to the reduce here is this lane's accumulator
+                self.acc_override = self.acc[pos]
             val = self.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != shape else oi, frozenset())
             p = pos.render()
             if k.out.dtype.cname == "half":
