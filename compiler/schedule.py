@@ -8,8 +8,9 @@ is broadcast by EXPAND is realized first, so broadcasting never repeats its comp
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
@@ -45,15 +46,54 @@ class Kernel:
         return self.program().src
 
     def program(self):
-        """The rendered program (source, launch sizes) for this kernel, chosen by the optimizer."""
+        """The rendered program (source, launch sizes) for this kernel, chosen by the optimizer.
+
+        Programs are memoized by the kernel's structure, so rebuilding the same graph (a model's forward
+        pass called again) skips rendering."""
         if self._program is None:
             from .optimizer import choose_program
 
-            self._program = choose_program(self)
+            key = self.structure_key()
+            hit = _PROGRAMS.get(key)
+            if hit is None:
+                self._program = _PROGRAMS[key] = choose_program(self)
+            else:
+                self._program = replace(
+                    hit, buffers=[self.out] + list({i.id: i for i in self.inputs}.values())
+                )
         return self._program
+
+    def structure_key(self) -> tuple:
+        """Everything rendering depends on: ops, args, shapes, dtypes, sharing, input slots, device."""
+        slots = {n.id: i for i, n in enumerate({i.id: i for i in self.inputs}.values())}
+        ids: dict[int, int] = {}
+        rows: list = []
+
+        def visit(n: Node) -> int:
+            if n.id not in ids:
+                if n is not self.out and n.id in slots:
+                    row = ("in", slots[n.id], n.shape, n.dtype.name)
+                else:
+                    row = (
+                        n.op.value,
+                        n.arg,
+                        n.shape,
+                        n.dtype.name,
+                        tuple(visit(s) for s in n.src),
+                        n is self.reduce,
+                    )
+                rows.append(row)
+                ids[n.id] = len(rows) - 1
+            return ids[n.id]
+
+        visit(self.out)
+        return (self.device, os.environ.get("WB_SEARCH"), tuple(rows))
 
     def __repr__(self):
         return f"<Kernel {self.name} flops={self.flops} bytes={self.bytes}>"
+
+
+_PROGRAMS: dict[tuple, object] = {}  # structure key -> Program
 
 
 def _leafy(n: Node, realize: set) -> bool:
