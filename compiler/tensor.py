@@ -53,7 +53,7 @@ class Tensor:
             data = data.numpy()
         arr = np.asarray(data)
         dt = to_dtype(dtype) if dtype is not None else _infer_dtype(arr)
-        arr = np.ascontiguousarray(arr.astype(dt.np))
+        arr = arr.astype(dt.np, order="C")
         self.node = lazy.load(to_device(arr, dt, device), arr.shape, dt, device)
 
     # --- properties and realization ----------------------------------------------------------------

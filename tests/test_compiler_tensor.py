@@ -356,3 +356,30 @@ def test_conv2d_large_tiles_with_fused_bias(dev):
     if dev == "CL":
         assert ks[0].program().opts.gemm is not None and "__local" in ks[0].source
     close(out, np.maximum(np_conv(x, w, 1, 1) + b[None, :, None, None], 0), atol=2e-4)
+
+
+def test_scalars_empty_and_half_matmul(dev):
+    s = Tensor(3.5, device=dev)
+    assert (s * 2 + 1).item() == 8.0 and (s * 2).shape == ()
+    e = Tensor.zeros(0, 3, device=dev) + 1
+    assert e.numpy().shape == (0, 3) and Tensor.zeros(0, device=dev).sum().item() == 0
+    a, b = rnd(8, 16), rnd(16, 4)
+    h = Tensor(a, device=dev).half() @ Tensor(b, device=dev).half()
+    assert h.dtype == dtypes.float16
+    close(
+        h.float(),
+        a.astype(np.float16).astype(np.float32) @ b.astype(np.float16).astype(np.float32),
+        atol=3e-2,
+        rtol=1e-2,
+    )
+
+
+def test_reshape_then_pad_reads_right_elements(dev):
+    a = rnd(4, 2)
+    close(
+        Tensor(a, device=dev).reshape(2, 4).pad(((1, 0), (0, 0))), np.pad(a.reshape(2, 4), ((1, 0), (0, 0)))
+    )
+    close(
+        Tensor(a, device=dev).T.reshape(8).flip(0).reshape(2, 2, 2)[:, ::-1],
+        a.T.reshape(8)[::-1].reshape(2, 2, 2)[:, ::-1],
+    )
