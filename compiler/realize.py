@@ -54,3 +54,5 @@ def run_schedule(kernels: list[Kernel]) -> None:
                 f"  gsize={prg.global_size}"
             )
         _mark_realized(k.out, out)
+    for dev_name in {k.device for k in kernels}:
+        get_cl_device(cl_index(dev_name)).synchronize()  # realize() returns with the results computed

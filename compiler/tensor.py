@@ -91,7 +91,7 @@ class Tensor:
         return f"<Tensor {self.shape} {self.dtype.name} on {self.device}{done}>"
 
     def realize(self, *others: Tensor) -> Tensor:
-        """Run the kernels that compute this tensor (and others) now; returns self."""
+        """Run the kernels that compute this tensor (and others) and wait for them; returns self."""
         from .realize import realize
 
         for dev in dict.fromkeys(t.device for t in (self, *others)):

@@ -340,7 +340,10 @@ def test_misc_properties(dev):
     assert math.isclose(Tensor([2.0], device=dev).item(), 2.0)
 
 
-@pytest.mark.parametrize("sa,sb", [((70, 96), (96, 90)), ((3, 40, 33), (33, 72)), ((1, 129, 257), (257, 17))])
+@pytest.mark.parametrize(
+    "sa,sb",
+    [((70, 96), (96, 90)), ((3, 40, 33), (33, 72)), ((1, 129, 257), (257, 17)), ((3, 40, 48), (3, 48, 72))],
+)
 def test_matmul_large_tiles(dev, sa, sb):
     """Shapes big enough for the packed GEMM path, with sizes that do not divide the tiles."""
     a, b = rnd(*sa), rnd(*sb)
