@@ -50,6 +50,14 @@ def _depends(k: Kernel, node: Node) -> set:
     return {a for a in range(len(shape)) if re.search(rf"\bpa{a}x\b", text)}
 
 
+def _is_plain_load(k: Kernel, node: Node) -> bool:
+    """True when node is one unconditional load whose index has no divisions (a strided matrix)."""
+    r = _Renderer(k, KernelOpts())
+    out = r.expr(node, tuple(Lin.var(f"pa{a}x", s) for a, s in enumerate(k.full_shape)), frozenset())
+    text = "\n".join(r.lines) + out
+    return len(r.lines) == 1 and not any(c in text for c in "?/%")
+
+
 def _reads_along_k(k: Kernel, plan: GemmPlan, node: Node, is_a: bool) -> bool:
     """True when consecutive reduce indices of a factor are adjacent in memory (pack with k innermost)."""
     shape = k.full_shape
@@ -117,7 +125,11 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     r = _Renderer(k, opts)
     mt, nt, kt = -(-m_size // mb), -(-n_size // nb), -(-k_size // kb)
     emit = r.emit
-    emit(f"__local float As[{kb * mb}];")
+    # a plain strided factor A is read straight from global memory in the micro-kernel; packing it
+    # costs more than it saves when no index math or padding has to be paid per element
+    direct_a = m_size % mb == 0 and k_size % kb == 0 and _is_plain_load(k, plan.a)
+    if not direct_a:
+        emit(f"__local float As[{kb * mb}];")
     emit(f"__local float Bs[{kb * nb}];")
     emit(f"__local float Cs[{mb * nb}];")
     emit("int gn = get_group_id(0); int gm = get_group_id(1); int gb = get_group_id(2);")
@@ -134,10 +146,8 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     emit(f"for (int i = 0; i < {mb * nb}; i++) Cs[i] = 0.0f;")
     emit(f"for (int kb = 0; kb < {kt}; kb++) {{")
     r.indent += 1
-    for name, node, size, tile, tv, stride in (
-        ("As", plan.a, m_size, mb, gm, mb),
-        ("Bs", plan.b, n_size, nb, gn, nb),
-    ):
+    packs = [("As", plan.a, m_size, mb, gm, mb)] if not direct_a else []
+    for name, node, size, tile, tv, stride in packs + [("Bs", plan.b, n_size, nb, gn, nb)]:
         j = Lin.var("j", tile) + tv * tile
         if kt == 1 and kb == k_size:
             # the whole reduce in one slab: loop over the reduce axes themselves, so the factor's index
@@ -178,8 +188,14 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     r.indent += 1
     for v in range(nv):
         emit(f"float8 b{v} = *(__local float8*)(Bs+kk*{nb}+nj+{v * VEC});")
+    r.memo = {}
     for i in range(mr):
-        emit(f"float a{i} = As[kk*{mb}+mi+{i}];")
+        if direct_a:
+            m = gm * mb + Lin.var("mi", mb) + i
+            a_val = r.expr(plan.a, tuple(full_index(m, Lin(), kbv * kb + Lin.var("kk", kb))), frozenset())
+            emit(f"float a{i} = {a_val};")
+        else:
+            emit(f"float a{i} = As[kk*{mb}+mi+{i}];")
         for v in range(nv):
             emit(f"c{i}_{v} += a{i}*b{v};")
     r.indent -= 1
