@@ -109,7 +109,7 @@ def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
     """(MB, NB, KB, MR, NV): tile sizes that fit the caches and registers of a typical AVX2 core."""
     _, m, n, kk = plan.sizes(shape)
     nb = 64 if n >= 64 else 32 if n >= 32 else 16
-    mb = 64 if m >= 64 else max(4, 1 << (m - 1).bit_length())
+    mb = 128 if m >= 8192 else 64 if m >= 64 else max(4, 1 << (m - 1).bit_length())  # big M: amortize B packs
     nv = 2 if nb >= 16 else 1
     # one slab for short reduces (no index divisions in the packing loops), else 256-deep slabs
     kb = kk if kk <= 640 else next((d for d in (256, 384, 512, 128, 192) if kk % d == 0), 256)
