@@ -56,7 +56,8 @@ class Kernel:
             key = self.structure_key()
             hit = _PROGRAMS.get(key)
             if hit is None:
-                self._program = _PROGRAMS[key] = choose_program(self)
+                self._program = choose_program(self)
+                _PROGRAMS[key] = replace(self._program, buffers=[])  # keep no graph (or its memory) alive
             else:
                 self._program = replace(
                     hit, buffers=[self.out] + list({i.id: i for i in self.inputs}.values())
@@ -68,25 +69,24 @@ class Kernel:
         slots = {n.id: i for i, n in enumerate({i.id: i for i in self.inputs}.values())}
         ids: dict[int, int] = {}
         rows: list = []
-
-        def visit(n: Node) -> int:
-            if n.id not in ids:
-                if n is not self.out and n.id in slots:
-                    row = ("in", slots[n.id], n.shape, n.dtype.name)
-                else:
-                    row = (
-                        n.op.value,
-                        n.arg,
-                        n.shape,
-                        n.dtype.name,
-                        tuple(visit(s) for s in n.src),
-                        n is self.reduce,
-                    )
-                rows.append(row)
-                ids[n.id] = len(rows) - 1
-            return ids[n.id]
-
-        visit(self.out)
+        # iterative post-order walk (a recursive closure would be a reference cycle holding the buffers)
+        stack = [(self.out, False)]
+        while stack:
+            n, ready = stack.pop()
+            if n.id in ids:
+                continue
+            leaf = n is not self.out and n.id in slots
+            if not leaf and not ready:
+                stack.append((n, True))
+                stack.extend((s, False) for s in n.src if s.id not in ids)
+                continue
+            if leaf:
+                row = ("in", slots[n.id], n.shape, n.dtype.name)
+            else:
+                srcs = tuple(ids[s.id] for s in n.src)
+                row = (n.op.value, n.arg, n.shape, n.dtype.name, srcs, n is self.reduce)
+            rows.append(row)
+            ids[n.id] = len(rows) - 1
         return (self.device, os.environ.get("WB_SEARCH"), tuple(rows))
 
     def __repr__(self):

@@ -97,3 +97,15 @@ def test_nn_layers_against_numpy():
     idx = np.array([[4, 0, 9]], np.int32)
     np.testing.assert_allclose(emb(Tensor(idx, device="REF")).numpy(), emb.weight.numpy()[idx])
     assert len(lin.parameters()) == 2
+
+
+@needs_cl
+def test_freed_results_return_their_memory():
+    from compiler.runtime_opencl import get_cl_device
+
+    a = Tensor(np.ones(12345, np.float32), device="CL")
+    for _ in range(2):
+        r = (a * 3 + 1).realize()
+        assert r.numpy()[0] == 4.0
+        del r  # no reference cycle may keep the result alive: its buffer goes back to the pool
+    assert get_cl_device(0).free_buffers.get(12345 * 4)
