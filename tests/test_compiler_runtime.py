@@ -17,7 +17,7 @@ def test_device_names():
         assert Device.canonicalize("cl:0") == "CL"
     with pytest.raises(DeviceError, match="available"):
         Device.canonicalize("CL:99")
-    assert Device.default() in Device.available()
+    assert Device.default() in Device.available() and Device.DEFAULT == Device.default()
 
 
 @needs_cl

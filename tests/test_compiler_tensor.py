@@ -386,3 +386,10 @@ def test_reshape_then_pad_reads_right_elements(dev):
         Tensor(a, device=dev).T.reshape(8).flip(0).reshape(2, 2, 2)[:, ::-1],
         a.T.reshape(8)[::-1].reshape(2, 2, 2)[:, ::-1],
     )
+
+
+@pytest.mark.parametrize("stride,pad,dil", [(2, 1, 1), (1, 2, 2), (3, 0, 1)])
+def test_conv2d_large_tiles_strided_dilated(dev, stride, pad, dil):
+    x, w = rnd(2, 8, 17, 15), rnd(24, 8, 3, 3)
+    out = Tensor(x, device=dev).conv2d(Tensor(w, device=dev), stride=stride, padding=pad, dilation=dil)
+    close(out, np_conv(x, w, stride, pad, dil), atol=2e-4)
