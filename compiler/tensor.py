@@ -603,8 +603,9 @@ class Tensor:
         return self.reshape(self.shape[:s] + (math.prod(self.shape[s : e + 1]),) + self.shape[e + 1 :])
 
     def cat(self, *others: Tensor, axis: int = 0) -> Tensor:
-        """Concatenate along axis (shapes must match elsewhere)."""
-        ts = [self, *others]
+        """Concatenate along axis: `a.cat(b, c, axis=1)` or numpy style `Tensor.cat([a, b, c], axis=1)`."""
+        ts = list(self) + list(others) if isinstance(self, (list, tuple)) else [self, *others]
+        self = ts[0]
         a = self._axis(axis)
         for t in ts:
             if t.ndim != self.ndim or any(

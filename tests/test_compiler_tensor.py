@@ -210,6 +210,7 @@ def test_movement(dev):
     b = rnd(2, 2, 4)
     close(A.cat(Tensor(b, device=dev), axis=1), np.concatenate([a, b], 1))
     close(Tensor.stack([A, A * 2], axis=1), np.stack([a, a * 2], 1))
+    close(Tensor.cat([A, A, Tensor(b, device=dev)], axis=1), np.concatenate([a, a, b], 1))
     close(A.shrink(((0, 1), None, (1, 3))), a[0:1, :, 1:3])
 
 
