@@ -25,6 +25,7 @@ _BIN = {
     Ops.IDIV: "({1}==0?0:{0}/{1})",
     Ops.MOD: "({1}==0?0:{0}%{1})",
 }
+_FMAX = "(({0}>{1}||{0}!={0})?{0}:{1})"  # NaN wins, like numpy.maximum
 _UN = {
     Ops.EXP2: "wb_exp2({0})",
     Ops.LOG2: "wb_log2({0})",
@@ -184,6 +185,10 @@ class _Renderer:
             amt = f"({srcs[1]}<0?0:{srcs[1]}>{w}?{w}:{srcs[1]})"
             return self.tmp(ct, f"({srcs[0]}{'<<' if op == Ops.SHL else '>>'}{amt})")
         tpl = _UN.get(op) or _BIN[op]
+        if op == Ops.MAX and sdt.is_float:
+            tpl = _FMAX
+            if not re.fullmatch(r"t\d+|acc\w*", srcs[0]):  # keep literals out of the NaN test
+                srcs = srcs[::-1]
         return self.tmp(ct, tpl.format(*srcs))
 
     # --- the kernel --------------------------------------------------------------------------------
@@ -257,7 +262,7 @@ class _Renderer:
             self.emit(f"for (int ridx{a} = 0; ridx{a} < {n}; ridx{a}++) {{")
             self.indent += 1
             ridx[a] = Lin.var(f"ridx{a}", n)
-        combine = "{0}+{1}" if red.op == Ops.SUM else "({0}>{1}?{0}:{1})"
+        combine = "{0}+{1}" if red.op == Ops.SUM else _FMAX if red.dtype.is_float else "({0}>{1}?{0}:{1})"
         if red.dtype.name == "bool":
             combine = "{0}|{1}"
         step = 0

@@ -394,3 +394,14 @@ def test_conv2d_large_tiles_strided_dilated(dev, stride, pad, dil):
     x, w = rnd(2, 8, 17, 15), rnd(24, 8, 3, 3)
     out = Tensor(x, device=dev).conv2d(Tensor(w, device=dev), stride=stride, padding=pad, dilation=dil)
     close(out, np_conv(x, w, stride, pad, dil), atol=2e-4)
+
+
+def test_nan_and_inf_follow_numpy(dev):
+    a = np.array([1.0, np.nan, -np.inf, np.inf, -2.0], np.float32)
+    A = Tensor(a, device=dev)
+    np.testing.assert_array_equal(A.relu().numpy(), np.maximum(a, 0))
+    assert np.isnan(A.max().item()) and np.isnan(A.sum().item())
+    np.testing.assert_array_equal(A.exp2().numpy()[2:4], np.array([0.0, np.inf], np.float32))
+    np.testing.assert_array_equal(
+        Tensor([0.0, -1.0], device=dev).log2().numpy(), np.array([-np.inf, np.nan], np.float32)
+    )
