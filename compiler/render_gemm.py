@@ -111,8 +111,14 @@ def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
     nb = 64 if n >= 64 else 32 if n >= 32 else 16
     mb = 128 if m >= 8192 else 64 if m >= 64 else max(4, 1 << (m - 1).bit_length())  # big M: amortize B packs
     nv = 2 if nb >= 16 else 1
-    # one slab for short reduces (no index divisions in the packing loops), else 256-deep slabs
-    kb = kk if kk <= 640 else next((d for d in (256, 384, 512, 128, 192) if kk % d == 0), 256)
+    ksizes = [shape[a] for a in plan.k_axes]
+    inner = math.prod(ksizes[1:])
+    if inner > 1:
+        # several reduce axes (conv: channels x kernel window): slabs of whole channel blocks, ~128 deep
+        d = max([d for d in range(1, ksizes[0] + 1) if ksizes[0] % d == 0 and d * inner <= 128] or [1])
+        kb = d * inner
+    else:
+        kb = kk if kk <= 640 else next((d for d in (256, 384, 512, 128, 192) if kk % d == 0), 256)
     return (mb, nb, kb, 4, nv)
 
 
@@ -149,12 +155,16 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     packs = [("As", plan.a, m_size, mb, gm, mb)] if not direct_a else []
     for name, node, size, tile, tv, stride in packs + [("Bs", plan.b, n_size, nb, gn, nb)]:
         j = Lin.var("j", tile) + tv * tile
-        if kt == 1 and kb == k_size:
-            # the whole reduce in one slab: loop over the reduce axes themselves, so the factor's index
-            # math has no divisions by their sizes
-            ksizes = [shape[a] for a in plan.k_axes]
-            kvars = [Lin.var(f"k{i}", s) for i, s in enumerate(ksizes)]
-            kloops = [f"for (int k{i} = 0; k{i} < {s}; k{i}++)" for i, s in enumerate(ksizes)]
+        ksizes = [shape[a] for a in plan.k_axes]
+        inner = math.prod(ksizes[1:])
+        if kb % inner == 0 and ksizes[0] % (kb // inner) == 0:
+            # each slab is a block of the outermost reduce axis times all the inner ones: loop over the
+            # reduce axes themselves, so the factor's index math has no divisions by their sizes
+            d = kb // inner
+            kvars = [Lin.var("k0", d) + kbv * d] + [
+                Lin.var(f"k{i}", sz) for i, sz in enumerate(ksizes[1:], 1)
+            ]
+            kloops = [f"for (int k{i} = 0; k{i} < {sz}; k{i}++)" for i, sz in enumerate([d] + ksizes[1:])]
             kk = Lin()
             for v, st in zip(kvars, _strides(ksizes), strict=True):
                 kk = kk + v * st

@@ -405,3 +405,13 @@ def test_nan_and_inf_follow_numpy(dev):
     np.testing.assert_array_equal(
         Tensor([0.0, -1.0], device=dev).log2().numpy(), np.array([-np.inf, np.nan], np.float32)
     )
+
+
+def test_conv2d_many_channel_slabs(dev):
+    """Cin=32 makes the GEMM pack the reduce in several channel-block slabs."""
+    x, w = rnd(1, 32, 10, 10), rnd(16, 32, 3, 3)
+    out = Tensor(x, device=dev).conv2d(Tensor(w, device=dev), padding=1)
+    if dev == "CL":
+        opts = out.schedule()[0].program().opts
+        assert opts.gemm is not None and opts.gemm[2] < 32 * 9
+    close(out, np_conv(x, w, 1, 1), atol=3e-4)
