@@ -168,8 +168,8 @@ class _Renderer:
                 return c_literal(0, n.dtype)
             sidx = tuple(i - b for i, (b, _) in zip(idx, n.arg, strict=True))
             inner = self.expr(n.src[0], sidx, valid | frozenset(conds))
-            if not conds:
-                return inner
+            if not conds or (n.src[0].id in self.buf_index and n.src[0] is not self.k.out):
+                return inner  # a guarded load already reads 0 outside the padding conditions
             return self.tmp(ct, f"({'&&'.join(conds)}?{inner}:{c_literal(0, n.dtype)})")
         srcs = [self.expr(s, idx, valid) for s in n.src]
         if op == Ops.CAST:
