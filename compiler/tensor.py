@@ -125,7 +125,7 @@ class Tensor:
         return self if device == self.device else Tensor(self.numpy(), device=device, dtype=self.dtype)
 
     def contiguous(self) -> Tensor:
-        """Mark nothing; kept for PyTorch compatibility (kernels index through views)."""
+        """Returns self: kernels index through views, so there is nothing to copy (PyTorch compatibility)."""
         return self
 
     # --- construction ------------------------------------------------------------------------------
@@ -633,12 +633,6 @@ class Tensor:
         a = axis if axis >= 0 else axis + ts[0].ndim + 1
         return ts[0].unsqueeze(a).cat(*[t.unsqueeze(a) for t in ts[1:]], axis=a)
 
-    def repeat_interleave_axis(self, axis: int, n: int) -> Tensor:
-        """Repeat each element n times along axis."""
-        a = self._axis(axis)
-        x = self.unsqueeze(a + 1)
-        return x.expand(x.shape[: a + 1] + (n,) + x.shape[a + 2 :]).flatten(a, a + 1)
-
     def __getitem__(self, index) -> Tensor:
         """Basic indexing: ints, slices (any step), None and Ellipsis."""
         idx = list(index) if isinstance(index, tuple) else [index]
@@ -864,7 +858,7 @@ class Tensor:
         x = self
         lead = x.ndim - nd
         for j in range(nd):
-            # pool axis lead+j, which sits at the end after moving it; windows go to the end
+            # each pooled axis becomes an (o, k) pair, so spatial axis j now sits at lead + 2*j
             x = x._pool_last(lead + 2 * j, kernel[j], stride[j], dilation[j])
         # now (..., o1, k1, o2, k2, ...) interleaved -> (..., o1..on, k1..kn)
         order = list(range(lead)) + [lead + 2 * j for j in range(nd)] + [lead + 2 * j + 1 for j in range(nd)]
