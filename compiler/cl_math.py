@@ -38,9 +38,25 @@ LOG2 = """inline float wb_log2(float x) {
 SQRT = """inline float wb_sqrt(float x) { return __builtin_sqrtf(x); }
 """
 
-HELPERS = {"wb_exp2": EXP2, "wb_log2": LOG2, "wb_sqrt": SQRT}
+EXP2V = """inline float8 wb_exp2v(float8 x) {
+  float8 xc = x > 128.0f ? (float8)128.0f : (x < -125.0f ? (float8)-125.0f : x);
+  int8 n = __builtin_convertvector(xc + 125.5f, int8) - 125;
+  float8 f = xc - __builtin_convertvector(n, float8);
+  float8 p = 1.0f + f*(0.69314718056f + f*(0.24022650695f + f*(0.05550410866f + f*(0.00961812911f
+             + f*(0.00133335581f + f*(0.00015403530f + f*0.00001525273f))))));
+  float8 r = (p * 2.0f) * as_float8((n + 126) << 23);
+  r = x < -125.0f ? (float8)0.0f : r;
+  return x != x ? x : r;
+}
+"""
+
+# float8 loads from any float address (OpenCL's float8 pointers assume 32-byte alignment)
+FLOAT8U = """typedef float float8u __attribute__((ext_vector_type(8), aligned(4)));
+"""
+
+HELPERS = {"float8u": FLOAT8U, "wb_exp2v": EXP2V, "wb_exp2": EXP2, "wb_log2": LOG2, "wb_sqrt": SQRT}
 
 
 def prelude(src_body: str) -> str:
     """The helper definitions the kernel body uses."""
-    return "".join(code for name, code in HELPERS.items() if name + "(" in src_body)
+    return "".join(code for name, code in HELPERS.items() if name + "(" in src_body or name + "*" in src_body)

@@ -39,6 +39,8 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
                 (outs[-2], _largest_factor(shape[outs[-2]], (4, 2))),
             )
             return KernelOpts(upcast=tuple(u for u in up if u[1] > 1), unroll=unroll)
+        if is_cpu and inner % 8 == 0 and inner >= 64 and k.reduce.dtype.name == "float32":
+            return KernelOpts(vec=8)  # float8 loads along the reduce axis (scalar fallback if not contiguous)
         return KernelOpts(unroll=unroll, split_acc=min(4, unroll) if rsize >= 64 else 1)
     if is_cpu and k.reduce is None:
         # PoCL vectorizes across the work-items of a group; wide groups along dim 0 make that pay off

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from dataclasses import replace
 
 from .cl_math import prelude
 from .kernel_ir import KernelOpts, LoopNest, Program
@@ -26,6 +27,20 @@ _BIN = {
     Ops.MOD: "({1}==0?0:{0}%{1})",
 }
 _FMAX = "(({0}>{1}||{0}!={0})?{0}:{1})"  # NaN wins, like numpy.maximum
+
+
+class _NoVector(Exception):
+    """A kernel asked for float8 reduces has a load or an op that cannot be vectorized."""
+
+
+_VEC_OPS = {
+    Ops.ADD: "({0}+{1})",
+    Ops.MUL: "({0}*{1})",
+    Ops.NEG: "(-{0})",
+    Ops.RECIP: "(1.0f/{0})",
+    Ops.EXP2: "wb_exp2v({0})",
+    Ops.MAX: "(({0}>{1}||{0}!={0})?{0}:{1})",
+}
 _UN = {
     Ops.EXP2: "wb_exp2({0})",
     Ops.LOG2: "wb_log2({0})",
@@ -93,6 +108,8 @@ class _Renderer:
         self.ntmp = 0
         self.acc: dict = {}
         self.acc_override: str | None = None  # the reduce's value as one variable (gemm epilogue)
+        self.vec_atom = None  # the reduce loop variable that float8 loads step along (opts.vec)
+        self.vecs: set[str] = set()  # temporaries holding float8 values
         self.indent = 1
 
     def emit(self, line: str) -> None:
@@ -126,6 +143,13 @@ class _Renderer:
         lin = linear(idx, n.shape)
         j = self.buf_index[n.id]
         pos = lin.render()
+        if self.vec_atom is not None and lin.terms.get(self.vec_atom, 0):
+            if lin.terms[self.vec_atom] != self.opts.vec or valid or n.dtype.name != "float32":
+                raise _NoVector
+            out = self.tmp("float8", f"*(const __global float8u*)(data{j}+{pos})")
+            self.vecs.add(out)
+            self.memo[key] = out
+            return out
         val = (
             f"vload_half({pos},data{j})"
             if n.dtype.cname == "half"
@@ -172,6 +196,14 @@ class _Renderer:
                 return inner  # a guarded load already reads 0 outside the padding conditions
             return self.tmp(ct, f"({'&&'.join(conds)}?{inner}:{c_literal(0, n.dtype)})")
         srcs = [self.expr(s, idx, valid) for s in n.src]
+        if self.vecs.intersection(srcs):
+            if n.dtype.name != "float32" or op not in _VEC_OPS:
+                raise _NoVector
+            out = self.tmp(
+                "float8", _VEC_OPS[op].format(*[v if v in self.vecs else f"((float8)({v}))" for v in srcs])
+            )
+            self.vecs.add(out)
+            return out
         if op == Ops.CAST:
             return self.tmp(ct, f"({srcs[0]}!=0)" if n.dtype.name == "bool" else f"({ct})({srcs[0]})")
         if op == Ops.WHERE:
@@ -249,6 +281,17 @@ class _Renderer:
         ct = red.dtype.compute
         split = max(1, opts.split_acc)
         init = reduce_identity(red.op, red.dtype)
+        vec = opts.vec
+        if vec > 1:
+            if (
+                not raxes
+                or len(lanes) != 1
+                or red.dtype.name != "float32"
+                or shape[raxes[-1]] % vec
+                or (shape[raxes[-1]] // vec < 2)
+            ):
+                raise _NoVector
+            return self.render_vector_reduce(lanes[0], out_idx, raxes, vec)
         accs = {}
         for li, lane in enumerate(lanes):
             names = [f"acc{li}_{s}" for s in range(split)]
@@ -290,7 +333,42 @@ class _Renderer:
                 total = combine.format(total, nm)
             self.acc[oi] = self.tmp(ct, total)
 
+    def render_vector_reduce(self, lane: dict, out_idx, raxes: list, vec: int) -> None:
+        """One float8 accumulator; the innermost reduce axis advances vec elements per trip."""
+        k, shape = self.k, self.k.full_shape
+        red = k.reduce
+        init = reduce_identity(red.op, red.dtype)
+        self.emit(f"float8 accv = (float8)({init});")
+        ridx = {}
+        for a in raxes:
+            n = shape[a] // (vec if a == raxes[-1] else 1)
+            self.emit(f"for (int ridx{a} = 0; ridx{a} < {n}; ridx{a}++) {{")
+            self.indent += 1
+            ridx[a] = Lin.var(f"ridx{a}", n)
+        self.vec_atom = next(iter(ridx[raxes[-1]].terms))
+        oi = out_idx(lane)
+        fi = tuple(
+            (ridx[a] * vec if a == raxes[-1] else ridx[a]) if a in ridx else oi[a] for a in range(len(shape))
+        )
+        val = self.expr(red.src[0], fi, frozenset())
+        if val not in self.vecs:
+            val = f"((float8)({val}))"
+        self.emit(f"accv = {('{0}+{1}' if red.op == Ops.SUM else _FMAX).format('accv', val)};")
+        self.vec_atom = None
+        for _ in raxes:
+            self.indent -= 1
+            self.emit("}")
+        total = "accv.s0"
+        for c in range(1, vec):
+            total = ("{0}+{1}" if red.op == Ops.SUM else _FMAX).format(total, f"accv.s{c}")
+        self.acc[linear(oi, red.shape)] = self.tmp("float", total)
+
 
 def render(k: Kernel, opts: KernelOpts) -> Program:
-    """OpenCL C for kernel k under opts."""
+    """OpenCL C for kernel k under opts (float8 reduces fall back to scalar code where they cannot apply)."""
+    if opts.vec > 1:
+        try:
+            return _Renderer(k, opts).render()
+        except _NoVector:
+            opts = replace(opts, vec=1)
     return _Renderer(k, opts).render()

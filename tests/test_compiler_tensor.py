@@ -415,3 +415,21 @@ def test_conv2d_many_channel_slabs(dev):
         opts = out.schedule()[0].program().opts
         assert opts.gemm is not None and opts.gemm[2] < 32 * 9
     close(out, np_conv(x, w, 1, 1), atol=3e-4)
+
+
+def test_float8_reduces_and_their_fallback(dev):
+    """Rows of 128 take the float8 reduce path on CPUs; strided or padded reads fall back to scalars."""
+    a = rnd(6, 128)
+    a[2, 77] = np.nan
+    A = Tensor(a, device=dev)
+    close(A.sum(-1), a.sum(-1))
+    assert np.isnan(A.max(-1).numpy()[2]) and np.isnan(A.sum(-1).numpy()[2])
+    b = np.nan_to_num(a)
+    B = Tensor(b, device=dev)
+    e = np.exp(b - b.max(-1, keepdims=True))
+    close(B.softmax(-1), e / e.sum(-1, keepdims=True))
+    close(B.var(-1), b.var(-1))
+    close(B.T.sum(0), b.sum(-1))  # same values through a transposed view
+    close(B.sum(0), b.sum(0))  # strided reduce: scalar fallback
+    close(B.pad(((0, 0), (3, 5))).sum(-1), b.sum(-1))  # padded: guarded loads, scalar fallback
+    close((B * 2).reshape(6, 16, 8).max((1, 2)), (b * 2).max(-1))
