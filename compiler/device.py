@@ -97,7 +97,14 @@ def alloc(size: int, dtype, device: str):
     return get_cl_device(cl_index(device)).alloc(size, dtype)
 
 
-class Device:
+class _DeviceMeta(type):
+    @property
+    def DEFAULT(cls) -> str:  # noqa: N802 - tinygrad-style constant name
+        """The default device (WB_DEVICE, else the first OpenCL device, else REF)."""
+        return default_device()
+
+
+class Device(metaclass=_DeviceMeta):
     """Namespace for device queries: `Device.DEFAULT`, `Device.available()`, `Device.canonicalize(name)`."""
 
     available = staticmethod(available)

@@ -9,15 +9,16 @@ from .ops import Ops
 
 
 def _idiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    safe = np.where(b == 0, 1, b)
-    q = np.abs(a) // np.abs(safe)  # truncation toward zero, like C
-    q = np.where((a < 0) != (safe < 0), -q, q)
+    # in int64, like C promotes char to int: abs(-128) must not overflow
+    a64, safe = a.astype(np.int64), np.where(b == 0, 1, b).astype(np.int64)
+    q = np.abs(a64) // np.abs(safe)  # truncation toward zero, like C
+    q = np.where((a64 < 0) != (safe < 0), -q, q)
     return np.where(b == 0, 0, q).astype(a.dtype)
 
 
 def _mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    safe = np.where(b == 0, 1, b)
-    return np.where(b == 0, 0, a - _idiv(a, safe) * safe).astype(a.dtype)
+    safe = np.where(b == 0, 1, b).astype(np.int64)
+    return np.where(b == 0, 0, a.astype(np.int64) - _idiv(a, safe).astype(np.int64) * safe).astype(a.dtype)
 
 
 _UNARY = {

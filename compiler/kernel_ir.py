@@ -14,15 +14,20 @@ class KernelOpts:
     unroll: factor for the innermost reduce axis (several accumulation steps per loop trip).
     local: work-group size per global dim (None lets the driver choose).
     split_acc: independent partial accumulators per output, so reductions pipeline instead of chaining.
+    gemm: tile sizes of the packed GEMM template, for matmul-like kernels on CPU devices.
+    vec: vector width for reduces over a contiguous innermost axis (falls back to 1 when an op or a load
+    cannot be vectorized).
     """
 
     upcast: tuple = ()  # ((axis, factor), ...)
     unroll: int = 1
     local: tuple | None = None
     split_acc: int = 1
+    gemm: tuple | None = None  # (MB, NB, KB, MR, NV): use the packed GEMM template (render_gemm.py)
+    vec: int = 1  # float8 loads and accumulators along a contiguous innermost reduce axis
 
     def key(self) -> str:
-        return f"u{self.upcast}r{self.unroll}l{self.local}s{self.split_acc}"
+        return f"u{self.upcast}r{self.unroll}l{self.local}s{self.split_acc}g{self.gemm}v{self.vec}"
 
 
 @dataclass

@@ -7,7 +7,7 @@ import math
 import os
 
 from . import program_cache
-from .kernel_ir import KernelOpts, Program
+from .kernel_ir import KernelOpts, LoopNest, Program
 from .schedule import Kernel
 
 
@@ -20,8 +20,14 @@ def _largest_factor(n: int, options=(8, 4, 2)) -> int:
 
 
 def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
-    """A good default: register tiles for matmul-like reduces, split accumulators for long reduces."""
+    """A good default: packed GEMM tiles on CPUs, register tiles for other matmul-like reduces, split
+    accumulators for long reduces."""
+    from .render_gemm import default_gemm, gemm_plan
+
     shape, outs = k.full_shape, _out_axes(k)
+    plan = gemm_plan(k) if is_cpu else None
+    if plan is not None:
+        return KernelOpts(gemm=default_gemm(plan, shape))
     rsize = math.prod(shape[a] for a in k.reduce_axes)
     if k.reduce is not None:
         raxes = [a for a in k.reduce_axes if shape[a] > 1]
@@ -33,8 +39,16 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
                 (outs[-2], _largest_factor(shape[outs[-2]], (4, 2))),
             )
             return KernelOpts(upcast=tuple(u for u in up if u[1] > 1), unroll=unroll)
+        if is_cpu and inner % 8 == 0 and inner >= 64 and k.reduce.dtype.name == "float32":
+            return KernelOpts(vec=8)  # float8 loads along the reduce axis (scalar fallback if not contiguous)
         return KernelOpts(unroll=unroll, split_acc=min(4, unroll) if rsize >= 64 else 1)
-    if outs and k.out.size >= 4096:
+    if is_cpu and k.reduce is None:
+        # PoCL vectorizes across the work-items of a group; wide groups along dim 0 make that pay off
+        gs = LoopNest.build(shape, (), KernelOpts()).global_size
+        return KernelOpts(
+            local=(_largest_factor(gs[0], (512, 256, 128, 64, 32, 16, 8, 4, 2)),) + (1,) * (len(gs) - 1)
+        )
+    if outs and k.out.size >= 4096 and not is_cpu:
         return KernelOpts(upcast=((outs[-1], _largest_factor(shape[outs[-1]], (4, 2))),))
     return KernelOpts()
 
@@ -54,23 +68,61 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
                 for g in (2, 4, 8)
                 if shape[last] % f == 0 and shape[sec] % g == 0 and f * g <= 64
             ]
+    from .render_gemm import gemm_plan
+
     unrolls = [1, 2, 4, 8] if k.reduce is not None else [1]
     out = []
+    plan = gemm_plan(k)
+    if plan is not None:
+        from .render_gemm import default_gemm
+
+        kb = default_gemm(plan, shape)[2]
+        out += [
+            KernelOpts(gemm=(mb, nb, kb, mr, nv))
+            for mb in (32, 64, 128)
+            for nb in (32, 64, 128)
+            for mr, nv in ((4, 2), (8, 1))
+            if nb >= 8 * nv
+        ]
+        return out
     for up in ups:
+        if k.reduce is None:
+            gs0 = LoopNest.build(shape, (), KernelOpts(upcast=up)).global_size
+            for loc in (None, 16, 64, 256, 1024):
+                if loc is None or gs0[0] % loc == 0:
+                    local = None if loc is None else (loc,) + (1,) * (len(gs0) - 1)
+                    out.append(KernelOpts(upcast=up, local=local))
+            continue
         for u in unrolls:
-            for split in [1, 4] if k.reduce is not None and not up else [1]:
+            for split in [1, 4] if not up else [1]:
                 out.append(KernelOpts(upcast=up, unroll=u, split_acc=min(split, u)))
     return out
 
 
 def choose_program(k: Kernel) -> Program:
     """Render k with the heuristic's opts, or the cached/searched winner when WB_SEARCH=1 on a CL device."""
-    from .render_opencl import render
-
-    opts = heuristic_opts(k)
+    opts = heuristic_opts(k, _is_cpu(k.device))
     if os.environ.get("WB_SEARCH") == "1" and k.device.startswith("CL"):
         opts = search(k, opts)
-    return render(k, opts)
+    return render_program(k, opts)
+
+
+def _is_cpu(device: str) -> bool:
+    if not device.startswith("CL"):
+        return True
+    from .device import cl_index
+    from .runtime_opencl import get_cl_device
+
+    return get_cl_device(cl_index(device)).is_cpu
+
+
+def render_program(k: Kernel, opts: KernelOpts) -> Program:
+    """Source and launch for k under opts, through the GEMM template when opts ask for it."""
+    from .render_gemm import gemm_plan, render_gemm
+    from .render_opencl import render
+
+    plan = gemm_plan(k) if opts.gemm else None
+    return render_gemm(k, plan, opts) if plan is not None else render(k, opts)
 
 
 def search(k: Kernel, default: KernelOpts) -> KernelOpts:
@@ -90,13 +142,14 @@ def search(k: Kernel, default: KernelOpts) -> KernelOpts:
                 d["unroll"],
                 tuple(d["local"]) if d["local"] else None,
                 d["split_acc"],
+                tuple(d["gemm"]) if d.get("gemm") else None,
             )
         except (ValueError, KeyError, TypeError):
             program_cache.remove("search", key)
     bufs = [dev.alloc(n.size, n.dtype) for n in [k.out] + list({i.id: i for i in k.inputs}.values())]
     best, best_t = default, float("inf")
     for opts in [default] + candidate_opts(k):
-        prg = render(k, opts)
+        prg = render_program(k, opts)
         try:
             t = time_kernel(dev, dev.compile(prg.src, prg.name), prg.global_size, prg.local_size, bufs)
         except Exception:  # a candidate the device rejects is simply not a winner
@@ -107,7 +160,13 @@ def search(k: Kernel, default: KernelOpts) -> KernelOpts:
         "search",
         key,
         json.dumps(
-            {"upcast": best.upcast, "unroll": best.unroll, "local": best.local, "split_acc": best.split_acc}
+            {
+                "upcast": best.upcast,
+                "unroll": best.unroll,
+                "local": best.local,
+                "split_acc": best.split_acc,
+                "gemm": best.gemm,
+            }
         ).encode(),
     )
     return best

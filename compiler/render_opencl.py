@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from dataclasses import replace
 
+from .cl_math import prelude
 from .kernel_ir import KernelOpts, LoopNest, Program
 from .lazy import Node
 from .ops import Ops
@@ -15,7 +17,7 @@ from .symbolic import Lin, in_range
 _BIN = {
     Ops.ADD: "({0}+{1})",
     Ops.MUL: "({0}*{1})",
-    Ops.MAX: "max({0},{1})",
+    Ops.MAX: "({0}>{1}?{0}:{1})",  # operators, not builtins: PoCL calls builtins out of line
     Ops.CMPLT: "({0}<{1})",
     Ops.CMPNE: "({0}!={1})",
     Ops.AND: "({0}&{1})",
@@ -24,11 +26,26 @@ _BIN = {
     Ops.IDIV: "({1}==0?0:{0}/{1})",
     Ops.MOD: "({1}==0?0:{0}%{1})",
 }
+_FMAX = "(({0}>{1}||{0}!={0})?{0}:{1})"  # NaN wins, like numpy.maximum
+
+
+class _NoVector(Exception):
+    """A kernel asked for float8 reduces has a load or an op that cannot be vectorized."""
+
+
+_VEC_OPS = {
+    Ops.ADD: "({0}+{1})",
+    Ops.MUL: "({0}*{1})",
+    Ops.NEG: "(-{0})",
+    Ops.RECIP: "(1.0f/{0})",
+    Ops.EXP2: "wb_exp2v({0})",
+    Ops.MAX: "(({0}>{1}||{0}!={0})?{0}:{1})",
+}
 _UN = {
-    Ops.EXP2: "exp2({0})",
-    Ops.LOG2: "log2({0})",
+    Ops.EXP2: "wb_exp2({0})",
+    Ops.LOG2: "wb_log2({0})",
     Ops.SIN: "sin({0})",
-    Ops.SQRT: "sqrt({0})",
+    Ops.SQRT: "wb_sqrt({0})",
     Ops.RECIP: "(1.0f/{0})",
     Ops.NEG: "(-{0})",
 }
@@ -90,6 +107,9 @@ class _Renderer:
         self.memo: dict = {}
         self.ntmp = 0
         self.acc: dict = {}
+        self.acc_override: str | None = None  # the reduce's value as one variable (gemm epilogue)
+        self.vec_atom = None  # the reduce loop variable that float8 loads step along (opts.vec)
+        self.vecs: set[str] = set()  # temporaries holding float8 values
         self.indent = 1
 
     def emit(self, line: str) -> None:
@@ -105,8 +125,8 @@ class _Renderer:
     def expr(self, n: Node, idx: tuple, valid: frozenset) -> str:
         if n.id in self.buf_index and n is not self.k.out:
             return self.load(n, idx, valid)
-        if n is self.k.reduce and self.in_post:
-            return self.acc[linear(idx, n.shape)]
+        if n is self.k.reduce and self.acc_override is not None:
+            return self.acc_override
         key = (n.id, idx, valid)
         if key in self.memo:
             return self.memo[key]
@@ -123,6 +143,13 @@ class _Renderer:
         lin = linear(idx, n.shape)
         j = self.buf_index[n.id]
         pos = lin.render()
+        if self.vec_atom is not None and lin.terms.get(self.vec_atom, 0):
+            if lin.terms[self.vec_atom] != self.opts.vec or valid or n.dtype.name != "float32":
+                raise _NoVector
+            out = self.tmp("float8", f"*(const __global float8u*)(data{j}+{pos})")
+            self.vecs.add(out)
+            self.memo[key] = out
+            return out
         val = (
             f"vload_half({pos},data{j})"
             if n.dtype.cname == "half"
@@ -165,10 +192,18 @@ class _Renderer:
                 return c_literal(0, n.dtype)
             sidx = tuple(i - b for i, (b, _) in zip(idx, n.arg, strict=True))
             inner = self.expr(n.src[0], sidx, valid | frozenset(conds))
-            if not conds:
-                return inner
+            if not conds or (n.src[0].id in self.buf_index and n.src[0] is not self.k.out):
+                return inner  # a guarded load already reads 0 outside the padding conditions
             return self.tmp(ct, f"({'&&'.join(conds)}?{inner}:{c_literal(0, n.dtype)})")
         srcs = [self.expr(s, idx, valid) for s in n.src]
+        if self.vecs.intersection(srcs):
+            if n.dtype.name != "float32" or op not in _VEC_OPS:
+                raise _NoVector
+            out = self.tmp(
+                "float8", _VEC_OPS[op].format(*[v if v in self.vecs else f"((float8)({v}))" for v in srcs])
+            )
+            self.vecs.add(out)
+            return out
         if op == Ops.CAST:
             return self.tmp(ct, f"({srcs[0]}!=0)" if n.dtype.name == "bool" else f"({ct})({srcs[0]})")
         if op == Ops.WHERE:
@@ -182,6 +217,10 @@ class _Renderer:
             amt = f"({srcs[1]}<0?0:{srcs[1]}>{w}?{w}:{srcs[1]})"
             return self.tmp(ct, f"({srcs[0]}{'<<' if op == Ops.SHL else '>>'}{amt})")
         tpl = _UN.get(op) or _BIN[op]
+        if op == Ops.MAX and sdt.is_float:
+            tpl = _FMAX
+            if not re.fullmatch(r"t\d+|acc\w*", srcs[0]):  # keep literals out of the NaN test
+                srcs = srcs[::-1]
         return self.tmp(ct, tpl.format(*srcs))
 
     # --- the kernel --------------------------------------------------------------------------------
@@ -211,14 +250,16 @@ class _Renderer:
                 for a in range(len(shape))
             )
 
-        self.in_post = False
         if k.reduce is not None:
             self.render_reduce(lanes, out_idx)
-        self.in_post = True
         self.memo = {}
         for lane in lanes:
             oi = out_idx(lane)
             pos = linear(oi, k.reduce.shape if k.reduce is not None else k.out.shape)
+            if k.reduce is not None:
+                # the fused chain after a reduce keeps each element's position (elementwise ops and
+                # reshapes only), so every reference to the reduce here is this lane's accumulator
+                self.acc_override = self.acc[pos]
             val = self.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != shape else oi, frozenset())
             p = pos.render()
             if k.out.dtype.cname == "half":
@@ -229,7 +270,8 @@ class _Renderer:
         args = [f"__global {k.out.dtype.cname}* restrict data0"] + [
             f"const __global {b.dtype.cname}* restrict data{i}" for i, b in enumerate(self.bufs[1:], 1)
         ]
-        src = f"__kernel void {name}({', '.join(args)}) {{\n" + "\n".join(self.lines) + "\n}\n"
+        body = "\n".join(self.lines)
+        src = prelude(body) + f"__kernel void {name}({', '.join(args)}) {{\n" + body + "\n}\n"
         return Program(src, name, nest.global_size, self.opts.local, self.bufs, self.opts)
 
     def render_reduce(self, lanes: list, out_idx) -> None:
@@ -239,6 +281,17 @@ class _Renderer:
         ct = red.dtype.compute
         split = max(1, opts.split_acc)
         init = reduce_identity(red.op, red.dtype)
+        vec = opts.vec
+        if vec > 1:
+            if (
+                not raxes
+                or len(lanes) != 1
+                or red.dtype.name != "float32"
+                or shape[raxes[-1]] % vec
+                or (shape[raxes[-1]] // vec < 2)
+            ):
+                raise _NoVector
+            return self.render_vector_reduce(lanes[0], out_idx, raxes, vec)
         accs = {}
         for li, lane in enumerate(lanes):
             names = [f"acc{li}_{s}" for s in range(split)]
@@ -252,7 +305,7 @@ class _Renderer:
             self.emit(f"for (int ridx{a} = 0; ridx{a} < {n}; ridx{a}++) {{")
             self.indent += 1
             ridx[a] = Lin.var(f"ridx{a}", n)
-        combine = "{0}+{1}" if red.op == Ops.SUM else "max({0},{1})"
+        combine = "{0}+{1}" if red.op == Ops.SUM else _FMAX if red.dtype.is_float else "({0}>{1}?{0}:{1})"
         if red.dtype.name == "bool":
             combine = "{0}|{1}"
         step = 0
@@ -280,7 +333,42 @@ class _Renderer:
                 total = combine.format(total, nm)
             self.acc[oi] = self.tmp(ct, total)
 
+    def render_vector_reduce(self, lane: dict, out_idx, raxes: list, vec: int) -> None:
+        """One float8 accumulator; the innermost reduce axis advances vec elements per trip."""
+        k, shape = self.k, self.k.full_shape
+        red = k.reduce
+        init = reduce_identity(red.op, red.dtype)
+        self.emit(f"float8 accv = (float8)({init});")
+        ridx = {}
+        for a in raxes:
+            n = shape[a] // (vec if a == raxes[-1] else 1)
+            self.emit(f"for (int ridx{a} = 0; ridx{a} < {n}; ridx{a}++) {{")
+            self.indent += 1
+            ridx[a] = Lin.var(f"ridx{a}", n)
+        self.vec_atom = next(iter(ridx[raxes[-1]].terms))
+        oi = out_idx(lane)
+        fi = tuple(
+            (ridx[a] * vec if a == raxes[-1] else ridx[a]) if a in ridx else oi[a] for a in range(len(shape))
+        )
+        val = self.expr(red.src[0], fi, frozenset())
+        if val not in self.vecs:
+            val = f"((float8)({val}))"
+        self.emit(f"accv = {('{0}+{1}' if red.op == Ops.SUM else _FMAX).format('accv', val)};")
+        self.vec_atom = None
+        for _ in raxes:
+            self.indent -= 1
+            self.emit("}")
+        total = "accv.s0"
+        for c in range(1, vec):
+            total = ("{0}+{1}" if red.op == Ops.SUM else _FMAX).format(total, f"accv.s{c}")
+        self.acc[linear(oi, red.shape)] = self.tmp("float", total)
+
 
 def render(k: Kernel, opts: KernelOpts) -> Program:
-    """OpenCL C for kernel k under opts."""
+    """OpenCL C for kernel k under opts (float8 reduces fall back to scalar code where they cannot apply)."""
+    if opts.vec > 1:
+        try:
+            return _Renderer(k, opts).render()
+        except _NoVector:
+            opts = replace(opts, vec=1)
     return _Renderer(k, opts).render()

@@ -23,7 +23,16 @@ class CLBuffer:
         import pyopencl as cl
 
         self.dev, self.size, self.dtype = dev, size, dtype
-        self.buf = cl.Buffer(dev.ctx, cl.mem_flags.READ_WRITE, max(1, size * dtype.itemsize))
+        nbytes = max(1, size * dtype.itemsize)
+        pool = dev.free_buffers.get(nbytes)
+        # reuse freed device memory: fresh allocations pay page faults on first touch
+        self.buf = pool.pop() if pool else cl.Buffer(dev.ctx, cl.mem_flags.READ_WRITE, nbytes)
+
+    def __del__(self):
+        try:
+            self.dev.free_buffers.setdefault(self.buf.size, []).append(self.buf)
+        except Exception:  # interpreter shutdown: nothing to return the memory to
+            pass
 
     def copyin(self, arr: np.ndarray) -> None:
         import pyopencl as cl
@@ -52,6 +61,7 @@ class CLDevice:
         self.device = opencl_devices()[index]
         self.ctx = cl.Context([self.device])
         self.queue = cl.CommandQueue(self.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
+        self.free_buffers: dict[int, list] = {}  # nbytes -> released cl.Buffers
         self.programs: dict[str, object] = {}  # source -> kernel object
         self.ident = (
             f"{self.device.name}|{self.device.driver_version}|{self.device.version}|{cl.VERSION_TEXT}"

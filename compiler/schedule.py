@@ -8,8 +8,9 @@ is broadcast by EXPAND is realized first, so broadcasting never repeats its comp
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
@@ -45,15 +46,54 @@ class Kernel:
         return self.program().src
 
     def program(self):
-        """The rendered program (source, launch sizes) for this kernel, chosen by the optimizer."""
+        """The rendered program (source, launch sizes) for this kernel, chosen by the optimizer.
+
+        Programs are memoized by the kernel's structure, so rebuilding the same graph (a model's forward
+        pass called again) skips rendering."""
         if self._program is None:
             from .optimizer import choose_program
 
-            self._program = choose_program(self)
+            key = self.structure_key()
+            hit = _PROGRAMS.get(key)
+            if hit is None:
+                self._program = choose_program(self)
+                _PROGRAMS[key] = replace(self._program, buffers=[])  # keep no graph (or its memory) alive
+            else:
+                self._program = replace(
+                    hit, buffers=[self.out] + list({i.id: i for i in self.inputs}.values())
+                )
         return self._program
+
+    def structure_key(self) -> tuple:
+        """Everything rendering depends on: ops, args, shapes, dtypes, sharing, input slots, device."""
+        slots = {n.id: i for i, n in enumerate({i.id: i for i in self.inputs}.values())}
+        ids: dict[int, int] = {}
+        rows: list = []
+        # iterative post-order walk (a recursive closure would be a reference cycle holding the buffers)
+        stack = [(self.out, False)]
+        while stack:
+            n, ready = stack.pop()
+            if n.id in ids:
+                continue
+            leaf = n is not self.out and n.id in slots
+            if not leaf and not ready:
+                stack.append((n, True))
+                stack.extend((s, False) for s in n.src if s.id not in ids)
+                continue
+            if leaf:
+                row = ("in", slots[n.id], n.shape, n.dtype.name)
+            else:
+                srcs = tuple(ids[s.id] for s in n.src)
+                row = (n.op.value, n.arg, n.shape, n.dtype.name, srcs, n is self.reduce)
+            rows.append(row)
+            ids[n.id] = len(rows) - 1
+        return (self.device, os.environ.get("WB_SEARCH"), tuple(rows))
 
     def __repr__(self):
         return f"<Kernel {self.name} flops={self.flops} bytes={self.bytes}>"
+
+
+_PROGRAMS: dict[tuple, object] = {}  # structure key -> Program
 
 
 def _leafy(n: Node, realize: set) -> bool:

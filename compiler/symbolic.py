@@ -49,7 +49,8 @@ class Lin:
         t = dict(self.terms)
         for a, c in o.terms.items():
             t[a] = t.get(a, 0) + c
-        return Lin(t, self.const + o.const)
+        out = Lin(t, self.const + o.const)
+        return _recombine(out) if any(a.key[0] == "mod" for a in out.terms) else out
 
     def __mul__(self, k: int) -> Lin:
         return Lin({a: c * k for a, c in self.terms.items()}, self.const * k)
@@ -66,19 +67,21 @@ class Lin:
             return self
         if self.lo >= 0 and self.hi < m:
             return Lin()
-        whole = Lin({a: c // m for a, c in self.terms.items() if c % m == 0}, self.const // m * 0)
-        rest = Lin({a: c for a, c in self.terms.items() if c % m != 0}, self.const)
-        if rest.lo >= 0 and rest.hi < m:
-            return whole
-        if not rest.terms:
-            return whole + rest.const // m
+        whole = Lin({a: c // m for a, c in self.terms.items() if c % m == 0})
+        rest = Lin({a: c for a, c in self.terms.items() if c % m != 0})
+        q, r = divmod(self.const, m)  # floor semantics, so the split is exact for any sign of the constant
+        rest = rest + r
         if rest.lo >= 0:
-            # split the constant when the variable part stays clear of a multiple of m
-            q, r = divmod(rest.const, m)
-            var_part = Lin(rest.terms, r)
-            if var_part.lo >= 0:
-                return whole + q + (Lin() if var_part.hi < m else var_part._atom_div(m))
-        return whole + rest._atom_div(m)
+            if rest.hi < m:
+                return whole + q
+            split = rest._split_common(m)
+            if split is not None:  # (g*big + small)//m == big//(m/g) when 0 <= small < g
+                big, g = split
+                return whole + q + big.floordiv(m // g)
+            return whole + q + rest._atom_div(m)
+        # terms that can go negative: keep the whole sum in one division (C truncation equals floor
+        # wherever the index is valid, i.e. non-negative)
+        return self._atom_div(m)
 
     def mod(self, m: int) -> Lin:
         """self % m, dropping the terms divisible by m."""
@@ -87,7 +90,25 @@ class Lin:
         rest = Lin({a: c % m for a, c in self.terms.items() if c % m != 0}, self.const % m)
         if rest.lo >= 0 and rest.hi < m:
             return rest
+        split = rest._split_common(m) if rest.lo >= 0 else None
+        if split is not None:  # (g*big + small) % m == (big % (m/g))*g + small when 0 <= small < g
+            big, g = split
+            return big.mod(m // g) * g + (rest - big * g)
         return rest._atom_mod(m)
+
+    def _split_common(self, m: int) -> tuple[Lin, int] | None:
+        """(big, g) with self == big*g + small, g | m, g > 1 and 0 <= small < g; None if no such split."""
+        from math import gcd
+
+        for c in sorted({abs(c) for c in self.terms.values()}, reverse=True):
+            g = gcd(m, c)
+            if g <= 1:
+                continue
+            big = Lin({a: d // g for a, d in self.terms.items() if d % g == 0})
+            small = self - big * g
+            if small.lo >= 0 and small.hi < g:
+                return big, g
+        return None
 
     def _atom_div(self, m: int) -> Lin:
         if len(self.terms) == 1 and self.const == 0:
@@ -117,6 +138,20 @@ class Lin:
 
     def __repr__(self):
         return self.render()
+
+
+def _recombine(x: Lin) -> Lin:
+    """Fold c*(y//a)*a + c*(y%a) back into c*y, so views that split and re-merge an index cancel out."""
+    for atom, c in x.terms.items():
+        if atom.key[0] != "mod":
+            continue
+        y, a = atom.key[1], atom.key[2]
+        partner = y._atom_div(a)
+        ((pa, pc),) = partner.terms.items()
+        if pc == 1 and x.terms.get(pa) == c * a:
+            rest = Lin({b: d for b, d in x.terms.items() if b != atom and b != pa}, x.const)
+            return rest + y * c
+    return x
 
 
 def in_range(x: Lin, lo: int, hi: int) -> list[str]:

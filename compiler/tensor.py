@@ -53,7 +53,7 @@ class Tensor:
             data = data.numpy()
         arr = np.asarray(data)
         dt = to_dtype(dtype) if dtype is not None else _infer_dtype(arr)
-        arr = np.ascontiguousarray(arr.astype(dt.np))
+        arr = arr.astype(dt.np, order="C")
         self.node = lazy.load(to_device(arr, dt, device), arr.shape, dt, device)
 
     # --- properties and realization ----------------------------------------------------------------
@@ -91,7 +91,7 @@ class Tensor:
         return f"<Tensor {self.shape} {self.dtype.name} on {self.device}{done}>"
 
     def realize(self, *others: Tensor) -> Tensor:
-        """Run the kernels that compute this tensor (and others) now; returns self."""
+        """Run the kernels that compute this tensor (and others) and wait for them; returns self."""
         from .realize import realize
 
         for dev in dict.fromkeys(t.device for t in (self, *others)):
@@ -125,7 +125,7 @@ class Tensor:
         return self if device == self.device else Tensor(self.numpy(), device=device, dtype=self.dtype)
 
     def contiguous(self) -> Tensor:
-        """Mark nothing; kept for PyTorch compatibility (kernels index through views)."""
+        """Returns self: kernels index through views, so there is nothing to copy (PyTorch compatibility)."""
         return self
 
     # --- construction ------------------------------------------------------------------------------
@@ -603,8 +603,9 @@ class Tensor:
         return self.reshape(self.shape[:s] + (math.prod(self.shape[s : e + 1]),) + self.shape[e + 1 :])
 
     def cat(self, *others: Tensor, axis: int = 0) -> Tensor:
-        """Concatenate along axis (shapes must match elsewhere)."""
-        ts = [self, *others]
+        """Concatenate along axis: `a.cat(b, c, axis=1)` or numpy style `Tensor.cat([a, b, c], axis=1)`."""
+        ts = list(self) + list(others) if isinstance(self, (list, tuple)) else [self, *others]
+        self = ts[0]
         a = self._axis(axis)
         for t in ts:
             if t.ndim != self.ndim or any(
@@ -631,12 +632,6 @@ class Tensor:
         ts = list(tensors)
         a = axis if axis >= 0 else axis + ts[0].ndim + 1
         return ts[0].unsqueeze(a).cat(*[t.unsqueeze(a) for t in ts[1:]], axis=a)
-
-    def repeat_interleave_axis(self, axis: int, n: int) -> Tensor:
-        """Repeat each element n times along axis."""
-        a = self._axis(axis)
-        x = self.unsqueeze(a + 1)
-        return x.expand(x.shape[: a + 1] + (n,) + x.shape[a + 2 :]).flatten(a, a + 1)
 
     def __getitem__(self, index) -> Tensor:
         """Basic indexing: ints, slices (any step), None and Ellipsis."""
@@ -863,7 +858,7 @@ class Tensor:
         x = self
         lead = x.ndim - nd
         for j in range(nd):
-            # pool axis lead+j, which sits at the end after moving it; windows go to the end
+            # each pooled axis becomes an (o, k) pair, so spatial axis j now sits at lead + 2*j
             x = x._pool_last(lead + 2 * j, kernel[j], stride[j], dilation[j])
         # now (..., o1, k1, o2, k2, ...) interleaved -> (..., o1..on, k1..kn)
         order = list(range(lead)) + [lead + 2 * j for j in range(nd)] + [lead + 2 * j + 1 for j in range(nd)]

@@ -97,7 +97,9 @@ def build(shape, seed, steps, data, dev):
     return t, a
 
 
-COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+COMMON = dict(
+    deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 @settings(max_examples=60, **COMMON)
@@ -121,3 +123,41 @@ def test_cl_matches_ref(g):
     out = t.numpy()
     assert out.shape == ref.shape == a.shape
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+INT_BINARY = [
+    ("add", lambda x, y: x + y, np.add),
+    ("mul", lambda x, y: x * y, np.multiply),
+    ("floordiv", lambda x, y: x // y, np.floor_divide),
+    ("mod", lambda x, y: x % y, np.mod),
+    ("max", lambda x, y: x.maximum(y), np.maximum),
+    ("where", lambda x, y: (x < y).where(x, y * 2), lambda a, b: np.where(a < b, a, b * 2)),
+    ("xor", lambda x, y: x ^ y, np.bitwise_xor),
+    ("shl", lambda x, y: x << (y & 7), lambda a, b: a << (b & 7)),
+]
+
+
+@settings(max_examples=25, **COMMON)
+@given(
+    st.integers(0, 2**16),
+    st.lists(st.integers(0, len(INT_BINARY) - 1), min_size=1, max_size=4),
+    st.sampled_from(["int32", "int8", "uint8"]),
+)
+def test_integer_graphs_cl_ref_numpy(seed, ops, dtype):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0 if dtype == "uint8" else -20, 20, (3, 4)).astype(dtype)
+    operands = [rng.integers(1, 9, (4,)).astype(dtype) for _ in ops]
+    expect = a
+    with np.errstate(all="ignore"):
+        for i, b in zip(ops, operands, strict=True):
+            expect = INT_BINARY[i][2](expect, b).astype(dtype)
+    results = {}
+    for dev in ["REF"] + (["CL"] if HAS_CL else []):
+        t = Tensor(a, device=dev)
+        for i, b in zip(ops, operands, strict=True):
+            t = INT_BINARY[i][1](t, Tensor(b, device=dev))
+        results[dev] = t.numpy()
+    assert results["REF"].dtype == expect.dtype
+    np.testing.assert_array_equal(results["REF"], expect)
+    if HAS_CL:
+        np.testing.assert_array_equal(results["CL"], results["REF"])

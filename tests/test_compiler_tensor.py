@@ -210,6 +210,7 @@ def test_movement(dev):
     b = rnd(2, 2, 4)
     close(A.cat(Tensor(b, device=dev), axis=1), np.concatenate([a, b], 1))
     close(Tensor.stack([A, A * 2], axis=1), np.stack([a, a * 2], 1))
+    close(Tensor.cat([A, A, Tensor(b, device=dev)], axis=1), np.concatenate([a, a, b], 1))
     close(A.shrink(((0, 1), None, (1, 3))), a[0:1, :, 1:3])
 
 
@@ -338,3 +339,97 @@ def test_misc_properties(dev):
     t = Tensor(rnd(2, 3), device=dev)
     assert t.ndim == 2 and t.numel() == 6 and len(t) == 2 and "Tensor" in repr(t)
     assert math.isclose(Tensor([2.0], device=dev).item(), 2.0)
+
+
+@pytest.mark.parametrize(
+    "sa,sb",
+    [((70, 96), (96, 90)), ((3, 40, 33), (33, 72)), ((1, 129, 257), (257, 17)), ((3, 40, 48), (3, 48, 72))],
+)
+def test_matmul_large_tiles(dev, sa, sb):
+    """Shapes big enough for the packed GEMM path, with sizes that do not divide the tiles."""
+    a, b = rnd(*sa), rnd(*sb)
+    out = (Tensor(a, device=dev) @ Tensor(b, device=dev)).relu() * 2
+    close(out, np.maximum(a @ b, 0) * 2, atol=2e-4)
+
+
+def test_conv2d_large_tiles_with_fused_bias(dev):
+    x, w, b = rnd(2, 8, 12, 12), rnd(16, 8, 3, 3), rnd(16)
+    out = Tensor(x, device=dev).conv2d(Tensor(w, device=dev), Tensor(b, device=dev), padding=1).relu()
+    ks = out.schedule()
+    assert len(ks) == 1
+    if dev == "CL":
+        assert ks[0].program().opts.gemm is not None and "__local" in ks[0].source
+    close(out, np.maximum(np_conv(x, w, 1, 1) + b[None, :, None, None], 0), atol=2e-4)
+
+
+def test_scalars_empty_and_half_matmul(dev):
+    s = Tensor(3.5, device=dev)
+    assert (s * 2 + 1).item() == 8.0 and (s * 2).shape == ()
+    e = Tensor.zeros(0, 3, device=dev) + 1
+    assert e.numpy().shape == (0, 3) and Tensor.zeros(0, device=dev).sum().item() == 0
+    a, b = rnd(8, 16), rnd(16, 4)
+    h = Tensor(a, device=dev).half() @ Tensor(b, device=dev).half()
+    assert h.dtype == dtypes.float16
+    close(
+        h.float(),
+        a.astype(np.float16).astype(np.float32) @ b.astype(np.float16).astype(np.float32),
+        atol=3e-2,
+        rtol=1e-2,
+    )
+
+
+def test_reshape_then_pad_reads_right_elements(dev):
+    a = rnd(4, 2)
+    close(
+        Tensor(a, device=dev).reshape(2, 4).pad(((1, 0), (0, 0))), np.pad(a.reshape(2, 4), ((1, 0), (0, 0)))
+    )
+    close(
+        Tensor(a, device=dev).T.reshape(8).flip(0).reshape(2, 2, 2)[:, ::-1],
+        a.T.reshape(8)[::-1].reshape(2, 2, 2)[:, ::-1],
+    )
+
+
+@pytest.mark.parametrize("stride,pad,dil", [(2, 1, 1), (1, 2, 2), (3, 0, 1)])
+def test_conv2d_large_tiles_strided_dilated(dev, stride, pad, dil):
+    x, w = rnd(2, 8, 17, 15), rnd(24, 8, 3, 3)
+    out = Tensor(x, device=dev).conv2d(Tensor(w, device=dev), stride=stride, padding=pad, dilation=dil)
+    close(out, np_conv(x, w, stride, pad, dil), atol=2e-4)
+
+
+def test_nan_and_inf_follow_numpy(dev):
+    a = np.array([1.0, np.nan, -np.inf, np.inf, -2.0], np.float32)
+    A = Tensor(a, device=dev)
+    np.testing.assert_array_equal(A.relu().numpy(), np.maximum(a, 0))
+    assert np.isnan(A.max().item()) and np.isnan(A.sum().item())
+    np.testing.assert_array_equal(A.exp2().numpy()[2:4], np.array([0.0, np.inf], np.float32))
+    np.testing.assert_array_equal(
+        Tensor([0.0, -1.0], device=dev).log2().numpy(), np.array([-np.inf, np.nan], np.float32)
+    )
+
+
+def test_conv2d_many_channel_slabs(dev):
+    """Cin=32 makes the GEMM pack the reduce in several channel-block slabs."""
+    x, w = rnd(1, 32, 10, 10), rnd(16, 32, 3, 3)
+    out = Tensor(x, device=dev).conv2d(Tensor(w, device=dev), padding=1)
+    if dev == "CL":
+        opts = out.schedule()[0].program().opts
+        assert opts.gemm is not None and opts.gemm[2] < 32 * 9
+    close(out, np_conv(x, w, 1, 1), atol=3e-4)
+
+
+def test_float8_reduces_and_their_fallback(dev):
+    """Rows of 128 take the float8 reduce path on CPUs; strided or padded reads fall back to scalars."""
+    a = rnd(6, 128)
+    a[2, 77] = np.nan
+    A = Tensor(a, device=dev)
+    close(A.sum(-1), a.sum(-1))
+    assert np.isnan(A.max(-1).numpy()[2]) and np.isnan(A.sum(-1).numpy()[2])
+    b = np.nan_to_num(a)
+    B = Tensor(b, device=dev)
+    e = np.exp(b - b.max(-1, keepdims=True))
+    close(B.softmax(-1), e / e.sum(-1, keepdims=True))
+    close(B.var(-1), b.var(-1))
+    close(B.T.sum(0), b.sum(-1))  # same values through a transposed view
+    close(B.sum(0), b.sum(0))  # strided reduce: scalar fallback
+    close(B.pad(((0, 0), (3, 5))).sum(-1), b.sum(-1))  # padded: guarded loads, scalar fallback
+    close((B * 2).reshape(6, 16, 8).max((1, 2)), (b * 2).max(-1))

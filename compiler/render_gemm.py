@@ -1,0 +1,248 @@
+"""A packed, register-tiled GEMM kernel for matmul-like reduces (matmul, conv2d) on CPU OpenCL devices.
+
+A kernel qualifies when it sums a product X*Y where X ignores some output axes (the N axes) and Y ignores
+others (the M axes). Each work-group owns an MB x NB tile of outputs: it packs KB-long slabs of X and Y
+into local memory (so any index math, padding or broadcast in X and Y is paid once per element, not per
+FMA), then runs an MR x (NV*8) micro-kernel of float8 multiply-adds from the packed slabs. Everything is
+written with operators and pointer casts: PoCL calls OpenCL builtins (vload8, fma) out of line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from .cl_math import prelude
+from .kernel_ir import KernelOpts, Program
+from .lazy import Node
+from .ops import Ops
+from .render_opencl import _Renderer, linear, unravel
+from .schedule import Kernel
+from .symbolic import Lin, in_range
+
+VEC = 8
+
+
+@dataclass
+class GemmPlan:
+    """The roles of a kernel's axes in a GEMM view: batch, M, N and K (reduce) axes, and the two factors."""
+
+    a: Node  # varies with M and K
+    b: Node  # varies with N and K
+    batch: list
+    m_axes: list
+    n_axes: list
+    k_axes: list
+
+    def sizes(self, shape: tuple) -> tuple[int, int, int, int]:
+        p = lambda axes: math.prod(shape[i] for i in axes)
+        return p(self.batch), p(self.m_axes), p(self.n_axes), p(self.k_axes)
+
+
+def _depends(k: Kernel, node: Node) -> set:
+    """The axes of the iteration space that node's value depends on."""
+    shape = k.full_shape
+    r = _Renderer(k, KernelOpts())
+    idx = tuple(Lin.var(f"pa{a}x", s) for a, s in enumerate(shape))
+    out = r.expr(node, idx, frozenset())
+    text = "\n".join(r.lines) + out
+    return {a for a in range(len(shape)) if re.search(rf"\bpa{a}x\b", text)}
+
+
+def _is_plain_load(k: Kernel, node: Node) -> bool:
+    """True when node is one unconditional load whose index has no divisions (a strided matrix)."""
+    r = _Renderer(k, KernelOpts())
+    out = r.expr(node, tuple(Lin.var(f"pa{a}x", s) for a, s in enumerate(k.full_shape)), frozenset())
+    text = "\n".join(r.lines) + out
+    return len(r.lines) == 1 and not any(c in text for c in "?/%")
+
+
+def _reads_along_k(k: Kernel, plan: GemmPlan, node: Node, is_a: bool) -> bool:
+    """True when consecutive reduce indices of a factor are adjacent in memory (pack with k innermost)."""
+    shape = k.full_shape
+    r = _Renderer(k, KernelOpts())
+    idx = [Lin()] * len(shape)
+    last_k = plan.k_axes[-1]
+    idx[last_k] = Lin.var("pkx", shape[last_k])
+    tile_axes = plan.m_axes if is_a else plan.n_axes
+    idx[tile_axes[-1]] = Lin.var("pjx", shape[tile_axes[-1]])
+    out = r.expr(node, tuple(idx), frozenset())
+    text = "\n".join(r.lines) + out
+    return bool(re.search(r"\bpkx\b(?!\*)", text)) or not re.search(r"\bpjx\b(?!\*)", text)
+
+
+def gemm_plan(k: Kernel) -> GemmPlan | None:
+    """The GEMM view of k, or None when k is not a float sum of a product of two separable factors."""
+    red = k.reduce
+    if red is None or red.op != Ops.SUM or red.dtype.name != "float32":
+        return None
+    body = red.src[0]
+    if body.op != Ops.MUL or body.dtype.name != "float32":
+        return None
+    shape = k.full_shape
+    x, y = body.src
+    dx, dy = _depends(k, x), _depends(k, y)
+    outs = [a for a, s in enumerate(shape) if a not in k.reduce_axes and s > 1]
+    m_axes = [a for a in outs if a in dx and a not in dy]
+    n_axes = [a for a in outs if a in dy and a not in dx]
+    if not m_axes or not n_axes:
+        return None
+    batch = [a for a in outs if a not in m_axes and a not in n_axes]
+    k_axes = [a for a in k.reduce_axes if shape[a] > 1]
+    plan = GemmPlan(x, y, batch, m_axes, n_axes, k_axes)
+    _, m, n, kk = plan.sizes(shape)
+    if m * n * kk < 2**17 or n < VEC:
+        return None
+    return plan
+
+
+def _strides(sizes: list) -> list:
+    out, acc = [], 1
+    for s in reversed(sizes):
+        out.append(acc)
+        acc *= s
+    return out[::-1]
+
+
+def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
+    """(MB, NB, KB, MR, NV): tile sizes that fit the caches and registers of a typical AVX2 core."""
+    _, m, n, kk = plan.sizes(shape)
+    nb = 64 if n >= 64 else 32 if n >= 32 else 16
+    mb = 128 if m >= 8192 else 64 if m >= 64 else max(4, 1 << (m - 1).bit_length())  # big M: amortize B packs
+    nv = 2 if nb >= 16 else 1
+    ksizes = [shape[a] for a in plan.k_axes]
+    inner = math.prod(ksizes[1:])
+    if inner > 1:
+        # several reduce axes (conv: channels x kernel window): slabs of whole channel blocks, ~128 deep
+        d = max([d for d in range(1, ksizes[0] + 1) if ksizes[0] % d == 0 and d * inner <= 128] or [1])
+        kb = d * inner
+    else:
+        kb = kk if kk <= 640 else next((d for d in (256, 384, 512, 128, 192) if kk % d == 0), 256)
+    return (mb, nb, kb, 4, nv)
+
+
+def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
+    """OpenCL C for k as a packed GEMM with the tile sizes in opts.gemm."""
+    mb, nb, kb, mr, nv = opts.gemm
+    nr = nv * VEC
+    shape = k.full_shape
+    nbatch, m_size, n_size, k_size = plan.sizes(shape)
+    r = _Renderer(k, opts)
+    mt, nt, kt = -(-m_size // mb), -(-n_size // nb), -(-k_size // kb)
+    emit = r.emit
+    # a plain strided factor A is read straight from global memory in the micro-kernel; packing it
+    # costs more than it saves when no index math or padding has to be paid per element
+    direct_a = m_size % mb == 0 and k_size % kb == 0 and _is_plain_load(k, plan.a)
+    if not direct_a:
+        emit(f"__local float As[{kb * mb}];")
+    emit(f"__local float Bs[{kb * nb}];")
+    emit(f"__local float Cs[{mb * nb}];")
+    emit("int gn = get_group_id(0); int gm = get_group_id(1); int gb = get_group_id(2);")
+    gn, gm, gb = Lin.var("gn", nt), Lin.var("gm", mt), Lin.var("gb", nbatch)
+    kbv = Lin.var("kb", kt)
+
+    def full_index(m: Lin, n: Lin, kk: Lin) -> list:
+        idx = [Lin()] * len(shape)
+        for axes, v in ((plan.batch, gb), (plan.m_axes, m), (plan.n_axes, n), (plan.k_axes, kk)):
+            for a, i in zip(axes, unravel(v, tuple(shape[a] for a in axes)), strict=True):
+                idx[a] = i
+        return idx
+
+    emit(f"for (int i = 0; i < {mb * nb}; i++) Cs[i] = 0.0f;")
+    emit(f"for (int kb = 0; kb < {kt}; kb++) {{")
+    r.indent += 1
+    packs = [("As", plan.a, m_size, mb, gm, mb)] if not direct_a else []
+    for name, node, size, tile, tv, stride in packs + [("Bs", plan.b, n_size, nb, gn, nb)]:
+        j = Lin.var("j", tile) + tv * tile
+        ksizes = [shape[a] for a in plan.k_axes]
+        inner = math.prod(ksizes[1:])
+        if kb % inner == 0 and ksizes[0] % (kb // inner) == 0:
+            # each slab is a block of the outermost reduce axis times all the inner ones: loop over the
+            # reduce axes themselves, so the factor's index math has no divisions by their sizes
+            d = kb // inner
+            kvars = [Lin.var("k0", d) + kbv * d] + [
+                Lin.var(f"k{i}", sz) for i, sz in enumerate(ksizes[1:], 1)
+            ]
+            kloops = [f"for (int k{i} = 0; k{i} < {sz}; k{i}++)" for i, sz in enumerate([d] + ksizes[1:])]
+            kk = Lin()
+            for v, st in zip(kvars, _strides(ksizes), strict=True):
+                kk = kk + v * st
+            kidx = kvars
+        else:
+            kk = Lin.var("kk", kb) + kbv * kb
+            kloops = [f"for (int kk = 0; kk < {kb}; kk++)"]
+            kidx = None
+        jloop = f"for (int j = 0; j < {tile}; j++)"
+        k_inner = _reads_along_k(k, plan, node, name == "As")
+        emit(" ".join([jloop] + kloops if k_inner else kloops + [jloop]) + " {")
+        r.indent += 1
+        r.memo = {}
+        conds = in_range(j, 0, size) + in_range(kk, 0, k_size)
+        idx = full_index(j, Lin(), kk) if name == "As" else full_index(Lin(), j, kk)
+        if kidx is not None:
+            for a, v in zip(plan.k_axes, kidx, strict=True):
+                idx[a] = v
+        val = r.expr(node, tuple(idx), frozenset(conds))
+        val = f"({'&&'.join(conds)}?{val}:0.0f)" if conds else val
+        pos = (kk - kbv * kb) * stride + Lin.var("j", tile)
+        emit(f"{name}[{pos.render()}] = {val};")
+        r.indent -= 1
+        emit("}")
+    emit(f"for (int mi = 0; mi < {mb}; mi += {mr}) for (int nj = 0; nj < {nb}; nj += {nr}) {{")
+    r.indent += 1
+    for i in range(mr):
+        for v in range(nv):
+            emit(f"float8 c{i}_{v} = *(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC});")
+    emit(f"for (int kk = 0; kk < {kb}; kk++) {{")
+    r.indent += 1
+    for v in range(nv):
+        emit(f"float8 b{v} = *(__local float8*)(Bs+kk*{nb}+nj+{v * VEC});")
+    r.memo = {}
+    for i in range(mr):
+        if direct_a:
+            m = gm * mb + Lin.var("mi", mb) + i
+            a_val = r.expr(plan.a, tuple(full_index(m, Lin(), kbv * kb + Lin.var("kk", kb))), frozenset())
+            emit(f"float a{i} = {a_val};")
+        else:
+            emit(f"float a{i} = As[kk*{mb}+mi+{i}];")
+        for v in range(nv):
+            emit(f"c{i}_{v} += a{i}*b{v};")
+    r.indent -= 1
+    emit("}")
+    for i in range(mr):
+        for v in range(nv):
+            emit(f"*(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC}) = c{i}_{v};")
+    r.indent -= 1
+    emit("}")
+    r.indent -= 1
+    emit("}")
+    # epilogue: the fused elementwise ops after the reduce, one output at a time
+    emit(f"for (int mm = 0; mm < {mb}; mm++) for (int nn = 0; nn < {nb}; nn++) {{")
+    r.indent += 1
+    m, n = Lin.var("mm", mb) + gm * mb, Lin.var("nn", nb) + gn * nb
+    conds = in_range(m, 0, m_size) + in_range(n, 0, n_size)
+    if conds:
+        emit(f"if (!({'&&'.join(conds)})) continue;")
+    r.memo = {}
+    r.acc_override = "acc"
+    emit(f"float acc = Cs[mm*{nb}+nn];")
+    oi = full_index(m, n, Lin())
+    pos = linear(tuple(oi), k.reduce.shape)
+    val = r.expr(
+        k.out, unravel(pos, k.out.shape) if k.out.shape != k.reduce.shape else tuple(oi), frozenset()
+    )
+    p = pos.render()
+    if k.out.dtype.cname == "half":
+        emit(f"vstore_half({val},{p},data0);")
+    else:
+        emit(f"data0[{p}] = ({k.out.dtype.cname})({val});")
+    r.indent -= 1
+    emit("}")
+    name = re.sub(r"\W", "_", k.name)
+    args = [f"__global {k.out.dtype.cname}* restrict data0"] + [
+        f"const __global {b.dtype.cname}* restrict data{i}" for i, b in enumerate(r.bufs[1:], 1)
+    ]
+    body = "\n".join(r.lines)
+    src = prelude(body) + f"__kernel void {name}({', '.join(args)}) {{\n" + body + "\n}\n"
+    return Program(src, name, (nt, mt, nbatch), (1, 1, 1), r.bufs, opts)
