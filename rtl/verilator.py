@@ -1,7 +1,8 @@
 """Build Amaranth designs into Verilator models (cached on disk) and run cocotb benches on them.
 
-The flow is: Amaranth elaboratable -> Verilog text (`amaranth.back.verilog`) -> Verilator build through
-cocotb's runner (`cocotb_tools.runner`) -> run a cocotb test module against the executable.
+The flow is: Amaranth elaboratable -> Verilog text (`amaranth.back.verilog`) -> Verilator build with
+cocotb's Verilator main and VPI library (the command cocotb's runner uses, minus `--public-flat-rw`)
+-> run a cocotb test module against the executable, with the environment cocotb's runner sets.
 
 Builds are cached by a hash of the Verilog text, the top name and the tool versions, under
 `$WB_CACHE_DIR/verilator/` (default `~/.cache/petaflop-workbench/verilator/`), so a design is built
@@ -9,16 +10,15 @@ once per machine, not once per test. A lock file serializes concurrent builds of
 """
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import importlib.metadata
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,18 +47,6 @@ def to_verilog(top: Any, name: str = "top") -> str:
     from amaranth.back import verilog
 
     return verilog.convert(top, name=name, emit_src=False)
-
-
-@contextlib.contextmanager
-def _patched_environ(env: dict[str, str]) -> Iterator[None]:
-    old = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
 
 
 @dataclass(frozen=True)
@@ -90,10 +78,41 @@ def build_key(verilog_text: str, top: str) -> str:
     return h.hexdigest()[:24]
 
 
-def build(verilog_text: str, top: str = "top", log: Any = None) -> Build:
-    """Build (or fetch from the cache) a Verilator model of `verilog_text` for cocotb benches."""
-    from cocotb_tools.runner import get_runner
+def _verilate(build_dir: Path, src: Path, top: str, logfile: Path) -> None:
+    """Verilator + make, as cocotb's Verilator runner does it, but without `--public-flat-rw`.
 
+    The runner makes every internal signal public, which makes Verilator emit one giant symbol-table
+    constructor that takes g++ many minutes on a core of this size; the benches only touch top-level
+    ports, which Verilator's VPI exposes anyway.
+    """
+    import multiprocessing
+
+    import cocotb_tools.config
+
+    tool = find_verilator()
+    vlt = build_dir / "public.vlt"  # only the top module's signals (its ports) are visible to cocotb
+    vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    libs = cocotb_tools.config.libs_dir
+    main_cpp = cocotb_tools.config.share_dir / "lib" / "verilator" / "verilator.cpp"
+    cmds = [
+        [tool.path, "-cc", "--exe", "-Mdir", str(build_dir), "--top-module", top, "--vpi", "--prefix", "Vtop",
+         "-o", top, "-LDFLAGS", f"-Wl,-rpath,{libs} -L{libs} -lcocotbvpi_verilator", *VERILATOR_ARGS,
+         "--timescale", "1ns/1ps", str(vlt), str(main_cpp), str(src)],
+        ["make", "-j", str(min(4, multiprocessing.cpu_count())), "-C", str(build_dir), "-f", "Vtop.mk",
+         "VM_TRACE=0"],
+    ]
+    env = verilator_env()
+    with open(logfile, "w") as log:
+        for cmd in cmds:
+            log.write(" ".join(cmd) + "\n")
+            log.flush()
+            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=build_dir, timeout=3600)
+            if proc.returncode != 0:
+                raise RTLToolError(f"{cmd[0]} exited with {proc.returncode}")
+
+
+def build(verilog_text: str, top: str = "top") -> Build:
+    """Build (or fetch from the cache) a Verilator model of `verilog_text` for cocotb benches."""
     key = build_key(verilog_text, top)
     if key in _SESSION_BUILDS:
         return _SESSION_BUILDS[key]
@@ -113,19 +132,15 @@ def build(verilog_text: str, top: str = "top", log: Any = None) -> Build:
             t0 = time.monotonic()
             logfile = tmp / "build.log"
             try:
-                with _patched_environ(verilator_env()):
-                    runner = get_runner("verilator")
-                    runner.build(sources=[src], hdl_toplevel=top, build_dir=tmp,
-                                 build_args=list(VERILATOR_ARGS),
-                                 always=True, log_file=logfile, timescale=("1ns", "1ps"))
-            except (Exception, SystemExit) as exc:
+                _verilate(tmp, src, top, logfile)
+            except (OSError, subprocess.SubprocessError, RTLToolError) as exc:
                 tail = logfile.read_text()[-4000:] if logfile.exists() else ""
                 raise RTLToolError(f"Verilator build of {top} failed: {exc}\n{tail}") from None
             seconds = time.monotonic() - t0
             (tmp / "ok").write_text(json.dumps({"build_seconds": seconds}))
             # Keep only what running needs: the executable, the source and the log (object files are big).
             for p in tmp.iterdir():
-                if p.name not in (top, src.name, "build.log", "ok"):
+                if p.name not in (top, src.name, "build.log", "ok", "public.vlt"):
                     if p.is_dir():
                         shutil.rmtree(p, ignore_errors=True)
                     else:
