@@ -387,6 +387,7 @@ class Core(wiring.Component):
         g_sa, g_sb, g_sc = Signal(14), Signal(14), Signal(14)
         g_accum = Signal()
         next_tid = Signal(2)
+        g_tid = Signal(2)  # tile id of the running iteration
         tile_c = Array(Signal(16, name=f"tile_c{i}") for i in range(4))
         tile_acc = Array(Signal(name=f"tile_acc{i}") for i in range(4))
 
@@ -401,8 +402,11 @@ class Core(wiring.Component):
             m.d.comb += [st_valid.eq(1), st_t.eq(0), st_k.eq(gf["k"]), st_tid.eq(next_tid), st_a.eq(gf["a"]),
                          st_b.eq(gf["b"]), st_c.eq(gf["c"]), st_iters.eq(gf["repeat"])]
         with m.Else():
-            m.d.comb += [st_valid.eq(g_active & (g_wait == 0)), st_t.eq(g_t), st_k.eq(g_k), st_tid.eq(next_tid - 1),
+            m.d.comb += [st_valid.eq(g_active & (g_wait == 0)), st_t.eq(g_t), st_k.eq(g_k),
+                         st_tid.eq(Mux(g_t == 0, next_tid, g_tid)),
                          st_a.eq(g_a), st_b.eq(g_b), st_c.eq(g_c), st_iters.eq(g_iters)]
+        with m.If(st_valid):
+            m.d.sync += g_tid.eq(st_tid)
         # A new iteration (tile) starts in this cycle: record where its rows go.
         with m.If(st_valid & (st_t == 0)):
             m.d.sync += [tile_c[st_tid].eq(st_c), tile_acc[st_tid].eq(Mux(issue_g, gf["accumulate"], g_accum)),
@@ -480,6 +484,9 @@ class Core(wiring.Component):
             incr["accumulator_write_bytes"].append(Mux(hit, 4 * C, 0))
             incr["accumulator_read_bytes"].append(Mux(hit & accum, 4 * C, 0))
         m.d.comb += [acc.w1_en.eq(lane_we[1]), acc.w1_addr.eq(lane_addr[1]), acc.w1_data.eq(lane_data[1])]
+        self.debug = {"st_valid": st_valid, "st_t": st_t, "st_tid": st_tid, "st_a": st_a, "st_c": st_c,
+                      "we0": lane_we[0], "addr0": lane_addr[0], "we1": lane_we[1], "addr1": lane_addr[1],
+                      "issue_c": issue_c, "next_tid": next_tid}
 
         # ---------------------------------------------------------------- vector unit
         issue_v = issue_c & c_is_vec
