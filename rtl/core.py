@@ -37,6 +37,13 @@ COUNTERS = ("instructions", "vector_ops", "scratchpad_read_bytes", "scratchpad_w
             "macs_int8")
 _OP = {ins.mnemonic: ins.opcode for ins in INSTRUCTIONS.values()}
 L2C, C2L, C2S, S2C = range(4)
+# Blocks of the core for the area and activity reports: block -> submodule (instance) names.
+# "control" is everything else: fetch, decoder, queues, token counters, issue logic, the GEMM sequencer
+# and the accumulator drain (read-modify-write) adders.
+AREA_BLOCKS = {"array": "top.array", "vector": "top.vector", "dma": ("top.load_dma", "top.store_dma"),
+               "scratchpad": "top.scratchpad", "accumulator": "top.accumulator", "imem": "top.imem"}
+ACTIVITY_BLOCKS = {"array": "array", "vector": "vector", "dma": ("load_dma", "store_dma"),
+                   "scratchpad": "scratchpad", "accumulator": "accumulator", "imem": "imem"}
 
 
 class CoreParams:

@@ -28,9 +28,9 @@ def core_verilog(design: Design, imem_words: int = IMEM_WORDS) -> str:
     return _VERILOG[key]
 
 
-def build_core(design: Design, imem_words: int = IMEM_WORDS) -> verilator.Build:
-    """The Verilator model of the core (built once per design, cached on disk)."""
-    return verilator.build(core_verilog(design, imem_words), "top")
+def build_core(design: Design, imem_words: int = IMEM_WORDS, trace: bool = False) -> verilator.Build:
+    """The Verilator model of the core (built once per design, cached on disk); `trace` adds VCD dumping."""
+    return verilator.build(core_verilog(design, imem_words), "top", trace=trace)
 
 
 @dataclass
@@ -69,8 +69,11 @@ def _program_list(program: list[Instr] | bytes) -> list[Instr]:
 
 
 def run_on_rtl(design: Design | str, program: list[Instr] | bytes, dram_image: np.ndarray | bytes | None = None,
-               max_cycles: int = 2_000_000) -> RTLRun:
-    """Run `program` on the RTL; compare final DRAM with the functional model and cycles with the simulator."""
+               max_cycles: int = 2_000_000, vcd: str | Path | None = None) -> RTLRun:
+    """Run `program` on the RTL; compare final DRAM with the functional model and cycles with the simulator.
+
+    `vcd`: also write the waveform there (uses a separately built, traced model).
+    """
     from sim.simulator import simulate
 
     design = load_design(design) if isinstance(design, str) else design
@@ -79,7 +82,7 @@ def run_on_rtl(design: Design | str, program: list[Instr] | bytes, dram_image: n
     instrs = instrs[:finish + 1]
     if len(instrs) > IMEM_WORDS:
         raise ValueError(f"program of {len(instrs)} instructions exceeds the RTL's {IMEM_WORDS}-word instruction memory")
-    built = build_core(design)
+    built = build_core(design, trace=vcd is not None)
     image = np.zeros(design.memory.dram_bytes, dtype=np.uint8)
     if dram_image is not None:
         src = np.frombuffer(bytes(dram_image), dtype=np.uint8) if isinstance(dram_image, (bytes, bytearray)) \
@@ -93,7 +96,7 @@ def run_on_rtl(design: Design | str, program: list[Instr] | bytes, dram_image: n
                "dram_bytes": design.memory.dram_bytes, "bw": design.memory.dram_bandwidth_bytes_per_cycle,
                "lat": design.memory.dram_latency_cycles, "max_cycles": max_cycles}
         t0 = time.monotonic()
-        res = verilator.run_bench(built, "rtl.bench_core", job)
+        res = verilator.run_bench(built, "rtl.bench_core", job, vcd=vcd)
         run_s = time.monotonic() - t0
         final = np.fromfile(dout, dtype=np.uint8)
     ref = functional_run(design, instrs, image)

@@ -67,18 +67,18 @@ class Build:
 _SESSION_BUILDS: dict[str, Build] = {}
 
 
-def build_key(verilog_text: str, top: str) -> str:
+def build_key(verilog_text: str, top: str, trace: bool = False) -> str:
     """Cache key: hash of the Verilog, top name, Verilator and cocotb versions and our build flags."""
     tool = find_verilator()
     h = hashlib.sha256()
     for part in (verilog_text, top, tool.version if tool else "", importlib.metadata.version("cocotb"),
-                 " ".join(VERILATOR_ARGS)):
+                 " ".join(VERILATOR_ARGS), "trace" if trace else ""):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:24]
 
 
-def _verilate(build_dir: Path, src: Path, top: str, logfile: Path) -> None:
+def _verilate(build_dir: Path, src: Path, top: str, logfile: Path, trace: bool = False) -> None:
     """Verilator + make, as cocotb's Verilator runner does it, but without `--public-flat-rw`.
 
     The runner makes every internal signal public, which makes Verilator emit one giant symbol-table
@@ -97,9 +97,9 @@ def _verilate(build_dir: Path, src: Path, top: str, logfile: Path) -> None:
     cmds = [
         [tool.path, "-cc", "--exe", "-Mdir", str(build_dir), "--top-module", top, "--vpi", "--prefix", "Vtop",
          "-o", top, "-LDFLAGS", f"-Wl,-rpath,{libs} -L{libs} -lcocotbvpi_verilator", *VERILATOR_ARGS,
-         "--timescale", "1ns/1ps", str(vlt), str(main_cpp), str(src)],
+         *(["--trace"] if trace else []), "--timescale", "1ns/1ps", str(vlt), str(main_cpp), str(src)],
         ["make", "-j", str(min(4, multiprocessing.cpu_count())), "-C", str(build_dir), "-f", "Vtop.mk",
-         "VM_TRACE=0"],
+         f"VM_TRACE={int(trace)}"],
     ]
     env = verilator_env()
     with open(logfile, "w") as log:
@@ -111,9 +111,12 @@ def _verilate(build_dir: Path, src: Path, top: str, logfile: Path) -> None:
                 raise RTLToolError(f"{cmd[0]} exited with {proc.returncode}")
 
 
-def build(verilog_text: str, top: str = "top") -> Build:
-    """Build (or fetch from the cache) a Verilator model of `verilog_text` for cocotb benches."""
-    key = build_key(verilog_text, top)
+def build(verilog_text: str, top: str = "top", trace: bool = False) -> Build:
+    """Build (or fetch from the cache) a Verilator model of `verilog_text` for cocotb benches.
+
+    `trace=True` builds a separate model that can dump a VCD waveform (`run_bench(..., vcd=path)`).
+    """
+    key = build_key(verilog_text, top, trace)
     if key in _SESSION_BUILDS:
         return _SESSION_BUILDS[key]
     if find_verilator() is None:
@@ -132,7 +135,7 @@ def build(verilog_text: str, top: str = "top") -> Build:
             t0 = time.monotonic()
             logfile = tmp / "build.log"
             try:
-                _verilate(tmp, src, top, logfile)
+                _verilate(tmp, src, top, logfile, trace)
             except (OSError, subprocess.SubprocessError, RTLToolError) as exc:
                 tail = logfile.read_text()[-4000:] if logfile.exists() else ""
                 raise RTLToolError(f"Verilator build of {top} failed: {exc}\n{tail}") from None
@@ -178,7 +181,8 @@ def _cocotb_env(top: str, test_module: str, extra: dict[str, str]) -> dict[str, 
     return env
 
 
-def run_bench(built: Build, test_module: str, job: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
+def run_bench(built: Build, test_module: str, job: dict[str, Any], timeout: float = 1800,
+              vcd: str | Path | None = None) -> dict[str, Any]:
     """Run cocotb module `test_module` on a built model; `job` goes in as JSON, the bench's JSON comes back.
 
     The bench reads the job from the file named by `$WB_BENCH_JOB` (`bench_job()`) and writes its result to
@@ -194,8 +198,8 @@ def run_bench(built: Build, test_module: str, job: dict[str, Any], timeout: floa
         env = _cocotb_env(built.top, test_module, {
             "WB_BENCH_JOB": str(d / "job.json"), "WB_BENCH_RESULT": str(result_path),
             "COCOTB_RESULTS_FILE": str(d / "results.xml")})
-        proc = subprocess.run([str(built.executable)], cwd=d, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        argv = [str(built.executable)] + (["--trace", "--trace-file", str(vcd)] if vcd else [])
+        proc = subprocess.run(argv, cwd=d, env=env, capture_output=True, text=True, timeout=timeout)
         log = (proc.stdout + proc.stderr)[-6000:]
         if not result_path.exists():
             raise RTLToolError(f"cocotb bench {test_module} wrote no result (exit {proc.returncode}):\n{log}")
