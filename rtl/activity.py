@@ -63,11 +63,12 @@ def _parse_value(s: str) -> int:
     return int(s, 2) if s else 0
 
 
-def count_toggles(vcd_path: str | Path, blocks: dict[str, str], clock: str = "clk",
+def count_toggles(vcd_path: str | Path, blocks: dict[str, str | tuple[str, ...]], clock: str = "clk",
                   start_time: int | None = None, end_time: int | None = None) -> Activity:
-    """Count bit toggles per block in a VCD; `blocks` maps block name -> scope prefix (dot separated).
+    """Count bit toggles per block in a VCD; `blocks` maps block name -> scope name(s) (dot separated).
 
-    A signal belongs to the block with the longest prefix matching its scope path; signals matching
+    A signal belongs to the block whose scope name appears (as whole dot-separated components) in its
+    scope path, the longest such name winning; signals matching
     none go to "control". `cycles` is the number of rising edges of the first signal named `clock` in
     the counted time window.
     """
@@ -87,10 +88,11 @@ def count_toggles(vcd_path: str | Path, blocks: dict[str, str], clock: str = "cl
             width, code, name = int(tok[2]), tok[3], tok[4]
             path = ".".join(scope)
             best, best_len = "control", -1
-            for bname, prefix in blocks.items():
-                if (path == prefix or path.startswith(prefix + ".") or path.endswith("." + prefix)
-                        or f".{prefix}." in path + ".") and len(prefix) > best_len:
-                    best, best_len = bname, len(prefix)
+            for bname, prefixes in blocks.items():
+                for prefix in ((prefixes,) if isinstance(prefixes, str) else prefixes):
+                    if (path == prefix or path.startswith(prefix + ".")
+                            or f".{prefix}." in "." + path + ".") and len(prefix) > best_len:
+                        best, best_len = bname, len(prefix)
             if code not in ids:
                 ids[code] = (best, width)
             if name == clock and clock_id is None:

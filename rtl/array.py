@@ -4,12 +4,11 @@ Both arrays take unskewed vectors at their edges and skew/deskew them internally
 drives one column of A (or one row of activations) per cycle and reads whole result rows.
 
 Output-stationary (`OSArray`, rows R x cols C): C[i, j] = sum_k A[i, k] * B[k, j].
-  Cycle t of a tile drives `a[i] = A[i, t]`, `b[j] = B[t, j]`, `valid`, `first` (t == 0) and `last`
-  (t == K-1). Row i of A is delayed i cycles and column j of B j cycles, so PE(i, j) sees the pair for
-  step k at cycle k + i + j. When it sees `last` it copies its finished sum into an output register,
-  which then holds C[i, j] until the next tile's last step reaches it: the next tile can stream in
-  right behind the previous one (overlapped tiles). PE(i, j)'s result is readable from cycle
-  K + i + j (counting the tile's first input cycle as 0), so a whole tile from cycle K + R + C - 2.
+  Cycle t of a tile drives `a[i] = A[i, t]`, `b[j] = B[t, j]`, `valid`, `first` (t == 0), `last`
+  (t == K-1) and a tile id. Row i of A is delayed i cycles and column j of B j cycles, so PE(i, j) sees
+  step k at cycle k + i + j; row i is complete at cycle K - 1 + i + C - 1 (counting the first input
+  cycle as 0) and is presented whole in that cycle. Outputs are double-buffered by tile id parity, so
+  tiles can stream back to back (overlapped).
 
 Weight-stationary (`WSArray`, rows R = reduction depth, cols C = outputs):
   out[m, j] = sum_k X[m, k] * W[k, j].
@@ -21,7 +20,7 @@ Weight-stationary (`WSArray`, rows R = reduction depth, cols C = outputs):
   Partial sums flow down; the bottom of column j is delayed C-1-j more cycles so row m of the result
   comes out whole on `out`, with `out_valid`, at cycle m + R + C - 1.
 """
-from amaranth import Array, Module, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -40,50 +39,68 @@ def _delay(m: Module, sig, n: int, name: str):
 
 
 class OSPE(wiring.Component):
-    """Output-stationary PE: accumulates a*b, passes a right and b down, latches its sum on `last`."""
+    """Output-stationary PE: accumulates a*b, passes a (with its flags) right and b down.
+
+    On the last step of a tile it stores the finished sum in result register `tid % 2` (double-buffered
+    outputs: the next tile can finish while this one is still being read). `total` is the sum being
+    formed this cycle (combinational), so a row can be read in the very cycle its last PE finishes.
+    """
 
     a_in: In(signed(IN_BITS))
     b_in: In(signed(IN_BITS))
     valid_in: In(1)
     first_in: In(1)
     last_in: In(1)
+    tid_in: In(2)
     a_out: Out(signed(IN_BITS))
     b_out: Out(signed(IN_BITS))
     valid_out: Out(1)
     first_out: Out(1)
     last_out: Out(1)
-    result: Out(signed(ACC_BITS))
+    tid_out: Out(2)
+    total: Out(signed(ACC_BITS))
+    res0: Out(signed(ACC_BITS))
+    res1: Out(signed(ACC_BITS))
 
     def elaborate(self, platform):
         m = Module()
         acc = Signal(signed(ACC_BITS))
         prod = Signal(signed(2 * IN_BITS))
         m.d.comb += prod.eq(self.a_in * self.b_in)
-        total = Signal(signed(ACC_BITS))
-        m.d.comb += total.eq(prod + acc)
+        m.d.comb += self.total.eq(Mux(self.first_in, prod, prod + acc))
         with m.If(self.valid_in):
-            with m.If(self.first_in):
-                m.d.comb += total.eq(prod)
-            m.d.sync += acc.eq(total)
+            m.d.sync += acc.eq(self.total)
             with m.If(self.last_in):
-                m.d.sync += self.result.eq(total)
+                with m.If(self.tid_in[0]):
+                    m.d.sync += self.res1.eq(self.total)
+                with m.Else():
+                    m.d.sync += self.res0.eq(self.total)
         m.d.sync += [self.a_out.eq(self.a_in), self.b_out.eq(self.b_in), self.valid_out.eq(self.valid_in),
-                     self.first_out.eq(self.first_in), self.last_out.eq(self.last_in)]
+                     self.first_out.eq(self.first_in), self.last_out.eq(self.last_in), self.tid_out.eq(self.tid_in)]
         return m
 
 
 class OSArray(wiring.Component):
-    """Output-stationary R x C array with input skew and a row-select read port for the results."""
+    """Output-stationary R x C array with input skew; each result row is presented the cycle it completes.
+
+    Row i of a tile completes in the cycle PE(i, C-1) takes the tile's last step: then `done[i]` is high,
+    `done_tid[i]` names the tile and `row_<i>` holds its C sums. `pre_done[i]`/`pre_tid[i]` say the same
+    one cycle ahead (for a read-modify-write of the accumulator row). Needs C >= 2.
+    """
 
     def __init__(self, rows: int, cols: int):
+        assert cols >= 2, "the output-stationary array needs at least 2 columns"
         self.rows, self.cols = rows, cols
-        super().__init__({
+        ports = {
             "a": In(signed(IN_BITS)).array(rows),
             "b": In(signed(IN_BITS)).array(cols),
-            "valid": In(1), "first": In(1), "last": In(1),
-            "read_row": In(range(max(rows, 2))),
-            "row_out": Out(signed(ACC_BITS)).array(cols),
-        })
+            "valid": In(1), "first": In(1), "last": In(1), "tid": In(2),
+            "done": Out(1).array(rows), "done_tid": Out(2).array(rows),
+            "pre_done": Out(1).array(rows), "pre_tid": Out(2).array(rows),
+        }
+        for i in range(rows):
+            ports[f"row_{i}"] = Out(signed(ACC_BITS)).array(cols)
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -97,22 +114,30 @@ class OSArray(wiring.Component):
             v_i = _delay(m, self.valid, i, f"vskew{i}")
             f_i = _delay(m, self.first, i, f"fskew{i}")
             l_i = _delay(m, self.last, i, f"lskew{i}")
+            t_i = _delay(m, self.tid, i, f"tskew{i}")
             for j in range(C):
                 pe = pes[i][j]
                 if j == 0:
                     m.d.comb += [pe.a_in.eq(a_i), pe.valid_in.eq(v_i), pe.first_in.eq(f_i),
-                                 pe.last_in.eq(l_i)]
+                                 pe.last_in.eq(l_i), pe.tid_in.eq(t_i)]
                 else:
                     left = pes[i][j - 1]
                     m.d.comb += [pe.a_in.eq(left.a_out), pe.valid_in.eq(left.valid_out),
-                                 pe.first_in.eq(left.first_out), pe.last_in.eq(left.last_out)]
+                                 pe.first_in.eq(left.first_out), pe.last_in.eq(left.last_out),
+                                 pe.tid_in.eq(left.tid_out)]
                 if i == 0:
                     m.d.comb += pe.b_in.eq(_delay(m, self.b[j], j, f"bskew{j}"))
                 else:
                     m.d.comb += pe.b_in.eq(pes[i - 1][j].b_out)
-        for j in range(C):
-            col = Array(pes[i][j].result for i in range(R))
-            m.d.comb += self.row_out[j].eq(col[self.read_row])
+        for i in range(R):
+            end, pre = pes[i][C - 1], pes[i][C - 2]
+            m.d.comb += [self.done[i].eq(end.valid_in & end.last_in), self.done_tid[i].eq(end.tid_in),
+                         self.pre_done[i].eq(pre.valid_in & pre.last_in), self.pre_tid[i].eq(pre.tid_in)]
+            row = getattr(self, f"row_{i}")
+            for j in range(C - 1):
+                pe = pes[i][j]
+                m.d.comb += row[j].eq(Mux(end.tid_in[0], pe.res1, pe.res0))
+            m.d.comb += row[C - 1].eq(end.total)
         return m
 
 

@@ -207,12 +207,12 @@ def memories_by_module(verilog_text: str) -> dict[str, list[tuple[int, int]]]:
     return out
 
 
-def area_report(verilog_text: str, design_name: str, node_nm: int, blocks: dict[str, str],
+def area_report(verilog_text: str, design_name: str, node_nm: int, blocks: dict[str, str | tuple[str, ...]],
                 top: str = "top", depth: bool = True) -> AreaReport:
     """Synthesize and sort every module into a block by the longest matching hierarchical prefix.
 
-    `blocks` maps block name -> module-name prefix (Amaranth names modules by hierarchy, e.g.
-    `top.core.array.pe_0_0`); modules matching no prefix count as "control".
+    `blocks` maps block name -> module-name prefix or prefixes (Amaranth names modules by hierarchy,
+    e.g. `top.array.pe_0_0`); modules matching no prefix count as "control".
     """
     stat, ltp, seconds = synthesize(verilog_text, top=top, depth=depth)
     mems = memories_by_module(verilog_text)
@@ -221,9 +221,10 @@ def area_report(verilog_text: str, design_name: str, node_nm: int, blocks: dict[
     for raw_name, mod in stat["modules"].items():
         name = raw_name.lstrip("\\")
         best, best_len = "control", -1
-        for bname, prefix in blocks.items():
-            if (name == prefix or name.startswith(prefix + ".")) and len(prefix) > best_len:
-                best, best_len = bname, len(prefix)
+        for bname, prefixes in blocks.items():
+            for prefix in ((prefixes,) if isinstance(prefixes, str) else prefixes):
+                if (name == prefix or name.startswith(prefix + ".")) and len(prefix) > best_len:
+                    best, best_len = bname, len(prefix)
         blk = result[best]
         for ctype, n in mod.get("num_cells_by_type", {}).items():
             if not ctype.startswith("$"):

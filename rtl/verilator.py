@@ -1,7 +1,8 @@
 """Build Amaranth designs into Verilator models (cached on disk) and run cocotb benches on them.
 
-The flow is: Amaranth elaboratable -> Verilog text (`amaranth.back.verilog`) -> Verilator build through
-cocotb's runner (`cocotb_tools.runner`) -> run a cocotb test module against the executable.
+The flow is: Amaranth elaboratable -> Verilog text (`amaranth.back.verilog`) -> Verilator build with
+cocotb's Verilator main and VPI library (the command cocotb's runner uses, minus `--public-flat-rw`)
+-> run a cocotb test module against the executable, with the environment cocotb's runner sets.
 
 Builds are cached by a hash of the Verilog text, the top name and the tool versions, under
 `$WB_CACHE_DIR/verilator/` (default `~/.cache/petaflop-workbench/verilator/`), so a design is built
@@ -9,16 +10,15 @@ once per machine, not once per test. A lock file serializes concurrent builds of
 """
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import importlib.metadata
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,18 +49,6 @@ def to_verilog(top: Any, name: str = "top") -> str:
     return verilog.convert(top, name=name, emit_src=False)
 
 
-@contextlib.contextmanager
-def _patched_environ(env: dict[str, str]) -> Iterator[None]:
-    old = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
-
-
 @dataclass(frozen=True)
 class Build:
     """A built Verilator model: where it lives, and its build time (0 when it came from the cache)."""
@@ -79,22 +67,56 @@ class Build:
 _SESSION_BUILDS: dict[str, Build] = {}
 
 
-def build_key(verilog_text: str, top: str) -> str:
+def build_key(verilog_text: str, top: str, trace: bool = False) -> str:
     """Cache key: hash of the Verilog, top name, Verilator and cocotb versions and our build flags."""
     tool = find_verilator()
     h = hashlib.sha256()
     for part in (verilog_text, top, tool.version if tool else "", importlib.metadata.version("cocotb"),
-                 " ".join(VERILATOR_ARGS)):
+                 " ".join(VERILATOR_ARGS), "trace" if trace else ""):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:24]
 
 
-def build(verilog_text: str, top: str = "top", log: Any = None) -> Build:
-    """Build (or fetch from the cache) a Verilator model of `verilog_text` for cocotb benches."""
-    from cocotb_tools.runner import get_runner
+def _verilate(build_dir: Path, src: Path, top: str, logfile: Path, trace: bool = False) -> None:
+    """Verilator + make, as cocotb's Verilator runner does it, but without `--public-flat-rw`.
 
-    key = build_key(verilog_text, top)
+    The runner makes every internal signal public, which makes Verilator emit one giant symbol-table
+    constructor that takes g++ many minutes on a core of this size; the benches only touch top-level
+    ports, which Verilator's VPI exposes anyway.
+    """
+    import multiprocessing
+
+    import cocotb_tools.config
+
+    tool = find_verilator()
+    vlt = build_dir / "public.vlt"  # only the top module's signals (its ports) are visible to cocotb
+    vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    libs = cocotb_tools.config.libs_dir
+    main_cpp = cocotb_tools.config.share_dir / "lib" / "verilator" / "verilator.cpp"
+    cmds = [
+        [tool.path, "-cc", "--exe", "-Mdir", str(build_dir), "--top-module", top, "--vpi", "--prefix", "Vtop",
+         "-o", top, "-LDFLAGS", f"-Wl,-rpath,{libs} -L{libs} -lcocotbvpi_verilator", *VERILATOR_ARGS,
+         *(["--trace"] if trace else []), "--timescale", "1ns/1ps", str(vlt), str(main_cpp), str(src)],
+        ["make", "-j", str(min(4, multiprocessing.cpu_count())), "-C", str(build_dir), "-f", "Vtop.mk",
+         f"VM_TRACE={int(trace)}"],
+    ]
+    env = verilator_env()
+    with open(logfile, "w") as log:
+        for cmd in cmds:
+            log.write(" ".join(cmd) + "\n")
+            log.flush()
+            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=build_dir, timeout=3600)
+            if proc.returncode != 0:
+                raise RTLToolError(f"{cmd[0]} exited with {proc.returncode}")
+
+
+def build(verilog_text: str, top: str = "top", trace: bool = False) -> Build:
+    """Build (or fetch from the cache) a Verilator model of `verilog_text` for cocotb benches.
+
+    `trace=True` builds a separate model that can dump a VCD waveform (`run_bench(..., vcd=path)`).
+    """
+    key = build_key(verilog_text, top, trace)
     if key in _SESSION_BUILDS:
         return _SESSION_BUILDS[key]
     if find_verilator() is None:
@@ -113,19 +135,15 @@ def build(verilog_text: str, top: str = "top", log: Any = None) -> Build:
             t0 = time.monotonic()
             logfile = tmp / "build.log"
             try:
-                with _patched_environ(verilator_env()):
-                    runner = get_runner("verilator")
-                    runner.build(sources=[src], hdl_toplevel=top, build_dir=tmp,
-                                 build_args=list(VERILATOR_ARGS),
-                                 always=True, log_file=logfile, timescale=("1ns", "1ps"))
-            except (Exception, SystemExit) as exc:
+                _verilate(tmp, src, top, logfile, trace)
+            except (OSError, subprocess.SubprocessError, RTLToolError) as exc:
                 tail = logfile.read_text()[-4000:] if logfile.exists() else ""
                 raise RTLToolError(f"Verilator build of {top} failed: {exc}\n{tail}") from None
             seconds = time.monotonic() - t0
             (tmp / "ok").write_text(json.dumps({"build_seconds": seconds}))
             # Keep only what running needs: the executable, the source and the log (object files are big).
             for p in tmp.iterdir():
-                if p.name not in (top, src.name, "build.log", "ok"):
+                if p.name not in (top, src.name, "build.log", "ok", "public.vlt"):
                     if p.is_dir():
                         shutil.rmtree(p, ignore_errors=True)
                     else:
@@ -163,7 +181,8 @@ def _cocotb_env(top: str, test_module: str, extra: dict[str, str]) -> dict[str, 
     return env
 
 
-def run_bench(built: Build, test_module: str, job: dict[str, Any], timeout: float = 1800) -> dict[str, Any]:
+def run_bench(built: Build, test_module: str, job: dict[str, Any], timeout: float = 1800,
+              vcd: str | Path | None = None) -> dict[str, Any]:
     """Run cocotb module `test_module` on a built model; `job` goes in as JSON, the bench's JSON comes back.
 
     The bench reads the job from the file named by `$WB_BENCH_JOB` (`bench_job()`) and writes its result to
@@ -179,8 +198,8 @@ def run_bench(built: Build, test_module: str, job: dict[str, Any], timeout: floa
         env = _cocotb_env(built.top, test_module, {
             "WB_BENCH_JOB": str(d / "job.json"), "WB_BENCH_RESULT": str(result_path),
             "COCOTB_RESULTS_FILE": str(d / "results.xml")})
-        proc = subprocess.run([str(built.executable)], cwd=d, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        argv = [str(built.executable)] + (["--trace", "--trace-file", str(vcd)] if vcd else [])
+        proc = subprocess.run(argv, cwd=d, env=env, capture_output=True, text=True, timeout=timeout)
         log = (proc.stdout + proc.stderr)[-6000:]
         if not result_path.exists():
             raise RTLToolError(f"cocotb bench {test_module} wrote no result (exit {proc.returncode}):\n{log}")

@@ -16,75 +16,53 @@ def _run(dut, bench):
 
 
 @pytest.mark.parametrize("rows,cols", [(2, 2), (4, 4), (3, 5)])
-def test_os_array_back_to_back_tiles(rows, cols):
+def test_os_array_rows_complete_on_time_back_to_back(rows, cols):
+    """Tiles of different depth streamed back to back: row i of a tile started at s with depth K is
+    presented (done) exactly in cycle s + K - 1 + i + cols - 1, with pre_done one cycle earlier."""
     rng = np.random.default_rng(rows * 10 + cols)
     tiles = []
-    for K in (5, 1, 7):  # tiles of different depth, streamed back to back (overlapped)
-        A = rng.integers(-128, 128, (rows, K))
-        B = rng.integers(-128, 128, (K, cols))
-        tiles.append((A, B))
+    for K in (5, 1, 7, 2, 2):
+        tiles.append((rng.integers(-128, 128, (rows, K)), rng.integers(-128, 128, (K, cols))))
     dut = OSArray(rows, cols)
-    got = []
-
-    async def bench(ctx):
-        starts = []
-        t = 0
-        for A, B in tiles:
-            starts.append(t)
-            K = A.shape[1]
-            for k in range(K):
-                for i in range(rows):
-                    ctx.set(dut.a[i], int(A[i, k]))
-                for j in range(cols):
-                    ctx.set(dut.b[j], int(B[k, j]))
-                ctx.set(dut.valid, 1)
-                ctx.set(dut.first, k == 0)
-                ctx.set(dut.last, k == K - 1)
-                await ctx.tick()
-                t += 1
-                # Results of the previous tile are read while this one streams, as late as allowed.
-            ctx.set(dut.valid, 0)
-        # The documented readiness: PE(i, j) of a tile started at s with depth K is final from s + K + i + j
-        # until the next tile's last step reaches it. Read the last tile after it drains.
-        for _ in range(rows + cols):
-            await ctx.tick()
+    expect = {}  # cycle -> list of (row, tid, values)
+    schedule = []  # per cycle: (a column, b row, first, last, tid)
+    for n, (A, B) in enumerate(tiles):
+        K = A.shape[1]
+        start = len(schedule)
+        for k in range(K):
+            schedule.append((A[:, k], B[k, :], k == 0, k == K - 1, n % 4))
+        ref = A @ B
         for i in range(rows):
-            ctx.set(dut.read_row, i)
-            got.append([ctx.get(dut.row_out[j]) for j in range(cols)])
-
-    _run(dut, bench)
-    A, B = tiles[-1]
-    np.testing.assert_array_equal(np.array(got), A @ B)
-
-
-def test_os_array_result_ready_time():
-    rows, cols, K = 3, 4, 6
-    rng = np.random.default_rng(1)
-    A = rng.integers(-128, 128, (rows, K))
-    B = rng.integers(-128, 128, (K, cols))
-    dut = OSArray(rows, cols)
-    ref = A @ B
+            expect.setdefault(start + K - 1 + i + cols - 1, []).append((i, n % 4, [int(x) for x in ref[i]]))
+    seen = {}
+    pre_seen = {}
 
     async def bench(ctx):
-        for k in range(K + rows + cols):
-            if k < K:
+        for cyc in range(len(schedule) + rows + cols + 2):
+            step = schedule[cyc] if cyc < len(schedule) else None
+            ctx.set(dut.valid, step is not None)
+            if step is not None:
+                a, b, first, last, tid = step
                 for i in range(rows):
-                    ctx.set(dut.a[i], int(A[i, k]))
+                    ctx.set(dut.a[i], int(a[i]))
                 for j in range(cols):
-                    ctx.set(dut.b[j], int(B[k, j]))
-            ctx.set(dut.valid, k < K)
-            ctx.set(dut.first, k == 0)
-            ctx.set(dut.last, k == K - 1)
-            await ctx.tick()
-            cycle = k + 1  # cycles elapsed since the first input
+                    ctx.set(dut.b[j], int(b[j]))
+                ctx.set(dut.first, first)
+                ctx.set(dut.last, last)
+                ctx.set(dut.tid, tid)
             for i in range(rows):
-                ctx.set(dut.read_row, i)
-                row = [ctx.get(dut.row_out[j]) for j in range(cols)]
-                for j in range(cols):
-                    if cycle >= K + i + j:
-                        assert row[j] == ref[i, j], (cycle, i, j)
+                if ctx.get(dut.done[i]):
+                    row = getattr(dut, f"row_{i}")
+                    seen.setdefault(cyc, []).append((i, ctx.get(dut.done_tid[i]),
+                                                     [ctx.get(row[j]) for j in range(cols)]))
+                if ctx.get(dut.pre_done[i]):
+                    pre_seen.setdefault(cyc + 1, []).append((i, ctx.get(dut.pre_tid[i])))
+            await ctx.tick()
 
     _run(dut, bench)
+    assert {c: sorted(v) for c, v in seen.items()} == {c: sorted(v) for c, v in expect.items()}
+    assert {c: sorted(v) for c, v in pre_seen.items()} == {c: sorted((i, t) for i, t, _ in v)
+                                                           for c, v in expect.items()}
 
 
 @pytest.mark.parametrize("rows,cols", [(2, 2), (4, 4), (4, 3)])

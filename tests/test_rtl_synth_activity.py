@@ -27,7 +27,7 @@ class _Top(wiring.Component):
                      s.rd_en.eq(1)]
         m.d.comb += [arr.a[0].eq(s.rd_data[:8]), arr.a[1].eq(self.a), arr.b[0].eq(self.a),
                      arr.b[1].eq(s.rd_data[8:]), arr.valid.eq(1), arr.last.eq(self.a[0]),
-                     self.o.eq(arr.row_out[0])]
+                     self.o.eq(arr.row_0[1])]
         return m
 
 
@@ -64,6 +64,7 @@ def test_toggle_counting_on_amaranth_vcd(tmp_path):
             ctx.set(dut.valid, 1)
             ctx.set(dut.first, t % 4 == 0)
             ctx.set(dut.last, t % 4 == 3)
+            ctx.set(dut.tid, (t // 4) % 4)
             await ctx.tick()
 
     sim.add_testbench(bench)

@@ -1,0 +1,106 @@
+"""cocotb bench of the core: loads a program and a DRAM image, models DRAM, runs to FINISH, reads DRAM back.
+
+The DRAM model is the one of docs/timing.md: a read command seen in cycle s delivers beat i (bw bytes,
+one burst of ceil(row bytes / bw) beats per row) in cycle s + lat + i; write beats are applied as they
+come. The bench samples the core's outputs and drives its inputs at the falling clock edge, so the
+core's cycle n is the n-th falling edge after `run` rises (cycle 1 is the one in which it rises).
+"""
+import time
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from rtl.verilator import bench_job, bench_result
+
+COUNTERS = ("instructions", "vector_ops", "scratchpad_read_bytes", "scratchpad_write_bytes",
+            "accumulator_read_bytes", "accumulator_write_bytes", "dram_read_bytes", "dram_write_bytes",
+            "macs_int8")
+
+
+@cocotb.test()
+async def run_program(dut):
+    job = bench_job()
+    try:
+        await _run(dut, job)
+    except Exception as exc:  # report to the runner instead of only in the cocotb log
+        bench_result({"error": f"{type(exc).__name__}: {exc}"})
+        raise
+
+
+async def _run(dut, job):
+    bw, lat = job["bw"], job["lat"]
+    dram = np.fromfile(job["dram_in"], dtype=np.uint8) if job.get("dram_in") else np.zeros(0, np.uint8)
+    image = np.zeros(job["dram_bytes"], dtype=np.uint8)
+    image[:dram.size] = dram
+    words = [int(w, 16) for w in job["program"]]
+    max_cycles = job.get("max_cycles", 1_000_000)
+
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    dut.run.value = 0
+    dut.imem_we.value = 0
+    dut.dram_rvalid.value = 0
+    dut.dram_rdata.value = 0
+    await RisingEdge(dut.clk)
+    await RisingEdge(dut.clk)
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
+    for addr, w in enumerate(words):
+        await FallingEdge(dut.clk)
+        dut.imem_we.value = 1
+        dut.imem_addr.value = addr
+        dut.imem_wdata.value = w
+    await FallingEdge(dut.clk)
+    dut.imem_we.value = 0
+    t0 = time.monotonic()
+    await FallingEdge(dut.clk)
+    dut.run.value = 1  # this is cycle 1
+    beats: dict[int, int] = {}
+    cycle = 1
+    done = False
+    while cycle < max_cycles:
+        await FallingEdge(dut.clk)
+        cycle += 1
+        if dut.done.value:
+            done = True
+            break
+        if dut.error.value:
+            raise RuntimeError(f"core raised its error flag in cycle {cycle}")
+        if dut.dram_cmd_valid.value:
+            addr = int(dut.dram_cmd_addr.value)
+            stride = int(dut.dram_cmd_stride.value)
+            rows = int(dut.dram_cmd_rows.value)
+            row_bytes = int(dut.dram_cmd_row_bytes.value)
+            if not dut.dram_cmd_write.value:
+                nb = -(-row_bytes // bw)
+                i = 0
+                for r in range(rows):
+                    base = addr + r * stride
+                    for j in range(nb):
+                        lo = base + j * bw
+                        n = max(0, min(bw, row_bytes - j * bw))
+                        chunk = bytes(image[lo:lo + n]) + bytes(bw - n)
+                        beats[cycle + lat + i] = int.from_bytes(chunk, "little")
+                        i += 1
+        if dut.dram_wvalid.value:
+            waddr = int(dut.dram_waddr.value)
+            wlen = int(dut.dram_wlen.value)
+            data = int(dut.dram_wdata.value).to_bytes(bw, "little")
+            image[waddr:waddr + wlen] = np.frombuffer(data[:wlen], dtype=np.uint8)
+        beat = beats.pop(cycle, None)
+        if beat is None:
+            dut.dram_rvalid.value = 0
+        else:
+            dut.dram_rvalid.value = 1
+            dut.dram_rdata.value = beat
+    await ReadOnly()
+    wall = time.monotonic() - t0
+    result = {"done": done, "cycles": int(dut.cycle.value) if done else None, "bench_cycles": cycle,
+              "wall_seconds": wall,
+              "counters": {name: int(getattr(dut, f"cnt_{name}").value) for name in COUNTERS}}
+    image.tofile(job["dram_out"])
+    result["dram_out"] = str(Path(job["dram_out"]))
+    bench_result(result)
