@@ -54,3 +54,13 @@ def test_user_errors_are_one_line(capsys):
     assert "did you mean h100-sxm, h100-pcie" in capsys.readouterr().err
     assert main(["estimate", "no-such-design"]) == 2
     assert "unknown design" in capsys.readouterr().err
+
+
+def test_cost_for_a_design(capsys):
+    assert main(["cost", "--design", "rx7900xtx-like", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["die_area_provenance"] == "datasheet"
+    dies = sum(t["usd"] for t in data["unit"]["terms"] if t["name"].startswith("die:"))
+    assert 150 <= dies <= 170  # a.8 step 5: Navi31 GCD + 6 MCD
+    assert main(["cost", "--node", "N4"]) == 2
+    assert "--area-mm2 and --node" in capsys.readouterr().err

@@ -98,10 +98,45 @@ def _harvest(text: str | None):
     return h
 
 
+def _design_cost(args: argparse.Namespace) -> int:
+    """`cost --design`: modelled area and unit cost of a design from its [cost] table (no simulation)."""
+    from workbench.area import design_area
+    from workbench.design_tables import design_tables
+    from workbench.estimate import design_cost
+
+    design = load_design(args.design)
+    area = design_area(
+        design, synth=_load_synth(args.rtl_synth), host_pcie_lanes=design_tables(design)["cost"].get("host_pcie_lanes")
+    )
+    cost, area_prov = design_cost(design, area, args.margin if args.margin else None)
+    if args.json:
+        print(json.dumps({"area": area.to_json(), "die_area_provenance": area_prov, "unit": cost.to_json()}, indent=1))
+        return 0
+    lines = [f"{design.name}: modelled area {area.total_mm2:,.1f} mm^2 at {area.node}"]
+    lines += [f"  {i.name:<12} {i.mm2:>9,.3f} mm^2  {i.detail}" for i in area.items]
+    lines.append(f"unit cost (modelled; die area {cost.dies[0].area_mm2:,.1f} mm^2 is {area_prov}):")
+    for d in cost.dies:
+        lines.append(
+            f"  {d.name}: {d.area_mm2:g} mm^2 at {d.node}, {d.gross_dies_per_wafer:.1f} gross dies, yield "
+            f"{d.effective_yield:.3f}, ${d.cost_per_good_die_usd:,.2f} per good die"
+        )
+    lines += [f"  {t.name:<20} ${t.usd:>10,.2f}  {t.detail}  [{t.source}]" for t in cost.terms]
+    lines += [
+        f"  {'cost':<20} ${cost.cost_usd:>10,.2f}",
+        f"  {'price':<20} ${cost.price_usd:>10,.2f}  cost / (1 - margin {cost.margin:g})",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_cost(args: argparse.Namespace) -> int:
     """Cost of a bare die (and, with memory/packaging options, of a unit), each term shown."""
-    from workbench.cost import YIELD_MODELS, cost_per_good_die, die_yield, unit_cost
+    from workbench.cost import YIELD_MODELS, cost_per_good_die, die_yield, memory_usd_per_gb, unit_cost
 
+    if args.design:
+        return _design_cost(args)
+    if args.area_mm2 is None or args.node is None:
+        raise UsageError("give --area-mm2 and --node for a bare die, or --design DESIGN for a design's unit cost")
     die = cost_per_good_die(
         args.area_mm2,
         args.node,
@@ -115,10 +150,12 @@ def cmd_cost(args: argparse.Namespace) -> int:
     all_yields = {m: die_yield(args.area_mm2, die.defect_density_per_cm2, m, args.alpha) for m in YIELD_MODELS}
     unit = None
     if args.memory_gb or args.packaging_usd is not None or args.test_usd is not None or args.margin:
+        memory_usd_per_gb(args.memory_type)  # validates the type even without memory
         unit = unit_cost(
             [(die, 1)],
             memory_gb=args.memory_gb,
             memory_type=args.memory_type,
+            memory_usd_per_gb_override=args.memory_usd_per_gb,
             packaging_usd=args.packaging_usd,
             test_usd=args.test_usd,
             margin=args.margin,
@@ -265,8 +302,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_chips)
 
     p = sub.add_parser("cost", help="cost of a bare die (dies per wafer, yield, cost per good die), each term shown")
-    p.add_argument("--area-mm2", type=float, required=True, help="die area in mm^2")
-    p.add_argument("--node", required=True, help="process node, e.g. N4, 5nm, 7")
+    p.add_argument("--area-mm2", type=float, help="die area in mm^2")
+    p.add_argument("--node", help="process node, e.g. N4, 5nm, 7")
+    p.add_argument("--design", help="instead of --area-mm2/--node: a design's modelled area and unit cost")
+    p.add_argument("--rtl-synth", metavar="FILE.json", help="with --design: RTL synthesis result for logic areas")
     p.add_argument("--wafer-price-usd", type=float, help="override the node's wafer price")
     p.add_argument("--d0", type=float, help="defect density per cm^2 (default: the node's)")
     p.add_argument("--yield-model", choices=YIELD_MODELS, default="negative_binomial")
@@ -274,7 +313,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--edge-exclusion-mm", type=float, default=0.0)
     p.add_argument("--harvest", metavar="BLOCKS:REQUIRED:FRACTION", help="spare blocks, e.g. 144:132:0.6")
     p.add_argument("--memory-gb", type=float, default=0.0, help="memory per unit (adds a unit-cost breakdown)")
-    p.add_argument("--memory-type", default="HBM3")
+    p.add_argument(
+        "--memory-type", default="HBM3", help="HBM3e, HBM3, HBM2e, GDDR6X, GDDR6, DDR5, DDR4, LPDDR5, LPDDR4"
+    )
+    p.add_argument("--memory-usd-per-gb", type=float, help="override the memory type's $/GB (HBM range 7-20, a.7)")
     p.add_argument("--packaging-usd", type=float)
     p.add_argument("--test-usd", type=float)
     p.add_argument("--margin", type=float, default=0.0, help="gross margin for the price, e.g. 0.6")
