@@ -110,3 +110,19 @@ def test_unit_cost_terms_and_margin():
 def test_bad_inputs_raise_user_errors(call):
     with pytest.raises(CostInputError):
         call()
+
+
+def test_every_design_memory_type_has_defaults():
+    from isa.design import DRAM_TYPES
+    from workbench.area import PHY_BY_MEMORY
+    from workbench.cost import MEMORY_USD_PER_GB
+    from workbench.power import DRAM_PJ_PER_BIT
+
+    for t in DRAM_TYPES:
+        assert t in MEMORY_USD_PER_GB and t in DRAM_PJ_PER_BIT and t in PHY_BY_MEMORY, t
+
+
+def test_over_reticle_die_is_noted():
+    big = cost_per_good_die(900, "N5")
+    assert "858 mm^2" in unit_cost([(big, 1)]).notes[0]
+    assert unit_cost([(cost_per_good_die(800, "N5"), 1)]).notes == []

@@ -125,6 +125,7 @@ def _design_cost(args: argparse.Namespace) -> int:
         f"  {'cost':<20} ${cost.cost_usd:>10,.2f}",
         f"  {'price':<20} ${cost.price_usd:>10,.2f}  cost / (1 - margin {cost.margin:g})",
     ]
+    lines += [f"note: {n}" for n in cost.notes]
     print("\n".join(lines))
     return 0
 
@@ -232,6 +233,8 @@ def _print_estimate(est, design) -> None:
     _add(c, "cost", f"{est.cost.cost_usd:,.2f}", "", "")
     _add(c, "price", f"{est.cost.price_usd:,.2f}", f"cost / (1 - margin {est.cost.margin:g})", "")
     console.print(c)
+    for note in est.cost.notes:
+        console.print(f"note: {note}", highlight=False)
     if est.power:
         e = Table(title="energy (modelled from simulated counters)")
         for col in ("event", "count", "pJ each", "J"):

@@ -13,6 +13,7 @@ from workbench.nodes import Node, resolve_node
 WAFER_DIAMETER_MM = 300.0  # a.1: all prices in a.4 are per 300 mm wafer
 NB_ALPHA = 3.0  # a.2: ttm-cas / LLMCompass clustering parameter; a.3 recommends NB with alpha = 3
 YIELD_MODELS = ("negative_binomial", "poisson", "murphy", "seeds")
+RETICLE_MM2 = 26 * 33  # the standard scanner exposure field (26 mm x 33 mm): the largest single die
 
 
 class CostInputError(UsageError):
@@ -303,4 +304,12 @@ def unit_cost(
     if system_usd:
         terms.append(CostTerm("system", float(system_usd), "per unit", source="given"))
     cost = sum(t.usd for t in terms)
-    return UnitCost(dies=[d for d, _ in dies], terms=terms, cost_usd=cost, margin=margin, price_usd=cost / (1 - margin))
+    notes = [
+        f"{d.name}: {d.area_mm2:,.0f} mm^2 exceeds one 26 x 33 mm = 858 mm^2 lithography field; a real part "
+        "needs several dies (chiplets)"
+        for d, _ in dies
+        if d.area_mm2 > RETICLE_MM2
+    ]
+    return UnitCost(
+        dies=[d for d, _ in dies], terms=terms, cost_usd=cost, margin=margin, price_usd=cost / (1 - margin), notes=notes
+    )

@@ -252,6 +252,15 @@ def _plot_roofline(design: Design, est: Estimate, path: Path) -> None:
             zorder=3,
             label=f"{est.workload}: {achieved:,.1f} TFLOPS at {ai:,.0f} FLOP/B (simulated)",
         )
+    ideal = est.figures.get("achieved_tflops_ideal_memory")
+    if ideal and ideal.value:
+        ax.axhline(
+            ideal.value,
+            color="tab:green",
+            ls="--",
+            lw=0.8,
+            label=f"same workload, ideal memory: {ideal.value:,.1f} TFLOPS (simulated)",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP per DRAM byte)")
