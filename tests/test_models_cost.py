@@ -126,3 +126,16 @@ def test_over_reticle_die_is_noted():
     big = cost_per_good_die(900, "N5")
     assert "858 mm^2" in unit_cost([(big, 1)]).notes[0]
     assert unit_cost([(cost_per_good_die(800, "N5"), 1)]).notes == []
+
+
+def test_nre_per_unit_a5():
+    from workbench.cost import nre_cost
+
+    n5 = nre_cost("N5", 10_000)  # a.5: masks 18.1 M + IP 2.64 M + package design 0.105 M
+    assert n5.total_usd == pytest.approx(20.845e6) and n5.per_unit_usd == pytest.approx(2084.5)
+    assert n5.estimated == []
+    assert nre_cost(16, 1).estimated == ["ip_usd"]  # IP is listed only for 28, 7 and 5 nm
+    u = unit_cost([(cost_per_good_die(100, "N5"), 1)], nre=n5)
+    assert u.term("nre") == pytest.approx(2084.5)
+    with pytest.raises(CostInputError):
+        nre_cost(5, 0)

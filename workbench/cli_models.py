@@ -108,7 +108,7 @@ def _design_cost(args: argparse.Namespace) -> int:
     area = design_area(
         design, synth=_load_synth(args.rtl_synth), host_pcie_lanes=design_tables(design)["cost"].get("host_pcie_lanes")
     )
-    cost, area_prov = design_cost(design, area, args.margin if args.margin else None)
+    cost, area_prov = design_cost(design, area, args.margin if args.margin else None, args.volume)
     if args.json:
         print(json.dumps({"area": area.to_json(), "die_area_provenance": area_prov, "unit": cost.to_json()}, indent=1))
         return 0
@@ -132,7 +132,7 @@ def _design_cost(args: argparse.Namespace) -> int:
 
 def cmd_cost(args: argparse.Namespace) -> int:
     """Cost of a bare die (and, with memory/packaging options, of a unit), each term shown."""
-    from workbench.cost import YIELD_MODELS, cost_per_good_die, die_yield, memory_usd_per_gb, unit_cost
+    from workbench.cost import YIELD_MODELS, cost_per_good_die, die_yield, memory_usd_per_gb, nre_cost, unit_cost
 
     if args.design:
         return _design_cost(args)
@@ -150,13 +150,15 @@ def cmd_cost(args: argparse.Namespace) -> int:
     )
     all_yields = {m: die_yield(args.area_mm2, die.defect_density_per_cm2, m, args.alpha) for m in YIELD_MODELS}
     unit = None
-    if args.memory_gb or args.packaging_usd is not None or args.test_usd is not None or args.margin:
-        memory_usd_per_gb(args.memory_type)  # validates the type even without memory
+    if args.memory_gb or args.packaging_usd is not None or args.test_usd is not None or args.margin or args.volume:
+        if args.memory_type:
+            memory_usd_per_gb(args.memory_type)  # validates the type even without memory
         unit = unit_cost(
             [(die, 1)],
             memory_gb=args.memory_gb,
             memory_type=args.memory_type,
             memory_usd_per_gb_override=args.memory_usd_per_gb,
+            nre=nre_cost(die.node, args.volume) if args.volume else None,
             packaging_usd=args.packaging_usd,
             test_usd=args.test_usd,
             margin=args.margin,
@@ -262,7 +264,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     design = load_design(args.design)
     est = estimate(
-        design, resolve_workload(args.workload, design), margin=args.margin, synth=_load_synth(args.rtl_synth)
+        design,
+        resolve_workload(args.workload, design),
+        margin=args.margin,
+        volume=args.volume,
+        synth=_load_synth(args.rtl_synth),
     )
     if args.json:
         print(json.dumps(est.to_json(), indent=1, default=str))
@@ -280,7 +286,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     chips = [find_chip(c) for c in (args.chip or DEFAULT_COMPARE_CHIPS)]
     designs = [load_design(d) for d in args.designs]
     synth = _load_synth(args.rtl_synth)
-    pairs = [(d, estimate(d, resolve_workload(args.workload, d), margin=args.margin, synth=synth)) for d in designs]
+    pairs = [
+        (d, estimate(d, resolve_workload(args.workload, d), margin=args.margin, volume=args.volume, synth=synth))
+        for d in designs
+    ]
     rows = [design_row(e) for _, e in pairs] + [chip_row(c) for c in chips]
     workload = args.workload
     if workload == "auto":
@@ -317,12 +326,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--harvest", metavar="BLOCKS:REQUIRED:FRACTION", help="spare blocks, e.g. 144:132:0.6")
     p.add_argument("--memory-gb", type=float, default=0.0, help="memory per unit (adds a unit-cost breakdown)")
     p.add_argument(
-        "--memory-type", default="HBM3", help="HBM3e, HBM3, HBM2e, GDDR6X, GDDR6, DDR5, DDR4, LPDDR5, LPDDR4"
+        "--memory-type",
+        help="memory for --memory-gb, also the package class (HBM: CoWoS-class; else simple): HBM3e, HBM3, HBM2e, "
+        "GDDR6X, GDDR6, DDR5, DDR4, LPDDR5, LPDDR4",
     )
     p.add_argument("--memory-usd-per-gb", type=float, help="override the memory type's $/GB (HBM range 7-20, a.7)")
     p.add_argument("--packaging-usd", type=float)
     p.add_argument("--test-usd", type=float)
     p.add_argument("--margin", type=float, default=0.0, help="gross margin for the price, e.g. 0.6")
+    p.add_argument("--volume", type=int, help="units to spread the tapeout NRE (masks, IP, package design; a.5) over")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cost)
 
@@ -335,6 +347,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "up to 4096 that fits the design's memory)",
     )
     p.add_argument("--margin", type=float, help="gross margin for the price (default: the design's [cost] margin or 0)")
+    p.add_argument("--volume", type=int, help="units to spread the tapeout NRE over (default: [cost] volume_units)")
     p.add_argument("--rtl-synth", metavar="FILE.json", help="RTL synthesis result calibrating logic areas")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)
@@ -353,6 +366,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "4096 that fits its memory)",
     )
     p.add_argument("--margin", type=float)
+    p.add_argument("--volume", type=int, help="units to spread each design's tapeout NRE over")
     p.add_argument("--rtl-synth", metavar="FILE.json")
     p.add_argument("--out", metavar="DIR", help="write report.html, compare.json and PNG plots here")
     p.add_argument("--json", action="store_true")

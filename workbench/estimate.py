@@ -20,7 +20,7 @@ from typing import Any
 from isa.design import Design
 from workbench.area import AreaBreakdown, design_area
 from workbench.chips import Chip, find_chip
-from workbench.cost import Harvest, UnitCost, cost_per_good_die, unit_cost
+from workbench.cost import Harvest, UnitCost, cost_per_good_die, nre_cost, unit_cost
 from workbench.design_tables import Check, design_tables
 from workbench.errors import UsageError
 from workbench.power import LEAKAGE_FRACTION, PowerResult, peak_dynamic_power_w, run_power, static_power_w
@@ -221,9 +221,15 @@ def _default_simulator() -> Simulator:
     return simulate_gemm
 
 
-def design_cost(design: Design, area: AreaBreakdown, margin: float | None = None) -> tuple[UnitCost, str]:
-    """Unit cost of `design` from its [cost] table and area; also returns the die area's provenance."""
+def design_cost(
+    design: Design, area: AreaBreakdown, margin: float | None = None, volume: int | None = None
+) -> tuple[UnitCost, str]:
+    """Unit cost of `design` from its [cost] table and area; also returns the die area's provenance.
+
+    volume (or [cost] volume_units): spread the tapeout NRE (a.5) over that many units; absent: no NRE term.
+    """
     c = design_tables(design)["cost"]
+    volume = c.get("volume_units") if volume is None else volume
     die_area = c.get("die_area_mm2", area.total_mm2)
     area_prov = "datasheet" if "die_area_mm2" in c else "modelled"
     harvest = Harvest(**c["harvest"]) if "harvest" in c else None
@@ -252,6 +258,7 @@ def design_cost(design: Design, area: AreaBreakdown, margin: float | None = None
         assembly_yield=c.get("assembly_yield", 1.0),
         board_usd=c.get("board_usd", 0.0),
         system_usd=c.get("system_usd", 0.0),
+        nre=nre_cost(design.chip.node_nm, volume) if volume else None,
         margin=c.get("margin", 0.0) if margin is None else margin,
     )
     return uc, area_prov
@@ -319,13 +326,14 @@ def estimate(
     workload: Workload,
     *,
     margin: float | None = None,
+    volume: int | None = None,
     synth: dict[str, float] | None = None,
     simulate: Simulator | None = None,
 ) -> Estimate:
     """Simulate `workload` on `design` and report performance, energy, area, cost and their ratios."""
     tables = design_tables(design)
     area = design_area(design, synth=synth, host_pcie_lanes=tables["cost"].get("host_pcie_lanes"))
-    cost, area_prov = design_cost(design, area, margin)
+    cost, area_prov = design_cost(design, area, margin, volume)
     runs, counters, cycles = simulate_workload(design, workload, simulate)
     _, _, ideal_cycles = simulate_workload(design, workload, simulate, ideal_memory=True)
     seconds = cycles / design.chip.clock_hz
