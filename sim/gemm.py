@@ -116,20 +116,24 @@ def gemm_program(design: Design, m: int, n: int, k: int) -> GemmProgram:
     if design.matrix.dataflow == "os":
         kc = min(k, MAX_STREAM, MAX_DMA_ROWS, sp_half // 2)
         per_panel = max(1, min(n_tiles, sp_half // kc - 1, acc_half // rows, MAX_REPEAT))
-        for i0 in range(0, m, rows):
-            mr = min(rows, m - i0)
-            for j0 in range(0, n_tiles, per_panel):
-                tiles = range(j0, min(n_tiles, j0 + per_panel))
+        resident: list[tuple[int, int] | None] = [None, None]  # B panel held by each scratchpad half
+        for j0 in range(0, n_tiles, per_panel):
+            tiles = range(j0, min(n_tiles, j0 + per_panel))
+            for i0 in range(0, m, rows):
+                mr = min(rows, m - i0)
                 acc_base = (panel % 2) * acc_half
                 for kk, k0 in enumerate(range(0, k, kc)):
                     kl = min(kc, k - k0)
-                    sp_base = (len(groups) % 2) * sp_half
+                    half = len(groups) % 2
+                    sp_base = half * sp_half
                     loads = [dict(op="load.sp", sram=sp_base, dram=a_addr + (k0 * m + i0) * ib, stride=m * ib,
                                   rows=kl, cols=mr)]
-                    for t, j in enumerate(tiles):
-                        loads.append(dict(op="load.sp", sram=sp_base + kl * (t + 1),
-                                          dram=b_addr + (k0 * n + j * cols) * ib, stride=n * ib, rows=kl,
-                                          cols=min(cols, n - j * cols)))
+                    if resident[half] != (j0, k0):  # B stays put while only the A tiles change
+                        resident[half] = (j0, k0)
+                        for t, j in enumerate(tiles):
+                            loads.append(dict(op="load.sp", sram=sp_base + kl * (t + 1),
+                                              dram=b_addr + (k0 * n + j * cols) * ib, stride=n * ib, rows=kl,
+                                              cols=min(cols, n - j * cols)))
                     gemm = dict(op="gemm", a=sp_base, b=sp_base + kl, c=acc_base, k=kl, repeat=len(tiles) - 1,
                                 sb=kl, sc=rows, accumulate=int(kk > 0))
                     groups.append(_Group(loads, [gemm], panel, kk == 0))
@@ -141,6 +145,7 @@ def gemm_program(design: Design, m: int, n: int, k: int) -> GemmProgram:
         k_tiles = ceil_div(k, rows)
         mc = min(m, MAX_STREAM, MAX_DMA_ROWS, acc_half, sp_half - rows)
         per_group = max(1, min(k_tiles, sp_half // (mc + rows), MAX_REPEAT, MAX_DMA_ROWS // rows))
+        resident = [None, None]  # A tiles held by each scratchpad half
         for m0 in range(0, m, mc):
             ml = min(mc, m - m0)
             for j in range(n_tiles):
@@ -148,11 +153,16 @@ def gemm_program(design: Design, m: int, n: int, k: int) -> GemmProgram:
                 acc_base = (panel % 2) * acc_half
                 for gi, t0 in enumerate(range(0, k_tiles, per_group)):
                     kts = range(t0, min(k_tiles, t0 + per_group))
-                    sp_base = (len(groups) % 2) * sp_half
+                    half = len(groups) % 2
+                    sp_base = half * sp_half
                     b_base = sp_base + len(kts) * ml
                     b_rows = min(k, (t0 + len(kts)) * rows) - t0 * rows
-                    loads = [dict(op="load.sp", sram=sp_base + t * ml, dram=a_addr + (m0 * k + kt * rows) * ib,
-                                  stride=k * ib, rows=ml, cols=min(rows, k - kt * rows)) for t, kt in enumerate(kts)]
+                    loads = []
+                    if resident[half] != (m0, t0):  # A stays put while only the weight tiles change
+                        resident[half] = (m0, t0)
+                        loads = [dict(op="load.sp", sram=sp_base + t * ml, dram=a_addr + (m0 * k + kt * rows) * ib,
+                                      stride=k * ib, rows=ml, cols=min(rows, k - kt * rows))
+                                 for t, kt in enumerate(kts)]
                     loads.append(dict(op="load.sp", sram=b_base, dram=b_addr + (t0 * rows * n + j * cols) * ib,
                                       stride=n * ib, rows=b_rows, cols=nc, pad=len(kts) * rows - b_rows))
                     gemms = []
