@@ -7,8 +7,8 @@ import pytest
 from isa.design import load_design, parse_design
 from workbench.area import design_area
 from workbench.chips import find_chip
+from workbench.design_models import design_cost
 from workbench.design_tables import DesignTableError, design_tables
-from workbench.estimate import design_cost
 
 BASE = (Path(__file__).resolve().parent.parent / "designs" / "small-int8-8x8.toml").read_text()
 

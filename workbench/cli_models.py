@@ -101,8 +101,8 @@ def _harvest(text: str | None):
 def _design_cost(args: argparse.Namespace) -> int:
     """`cost --design`: modelled area and unit cost of a design from its [cost] table (no simulation)."""
     from workbench.area import design_area
+    from workbench.design_models import design_cost
     from workbench.design_tables import design_tables
-    from workbench.estimate import design_cost
 
     design = load_design(args.design)
     area = design_area(
