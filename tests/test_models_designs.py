@@ -60,3 +60,11 @@ def test_chiplet_node_error_suggests():
     d = parse_design(BASE + "[cost]\nchiplets = [{ name = 'x', area_mm2 = 10, node = 'N8', count = 1 }]\n", "x.toml")
     with pytest.raises(UnknownNodeError, match="closest known"):
         design_cost(d, design_area(d))
+
+
+def test_volume_adds_nre_per_unit():
+    d = parse_design(BASE + "[cost]\nvolume_units = 100000\n", "x.toml")  # 28 nm: masks 1.2 M + IP 1.03 M
+    cost, _ = design_cost(d, design_area(d))
+    assert cost.term("nre") == pytest.approx((1.2e6 + 1.03e6 + 105e3) / 1e5)
+    no_nre, _ = design_cost(load_design("small-int8-8x8"), design_area(load_design("small-int8-8x8")))
+    assert no_nre.term("nre") == 0
