@@ -139,3 +139,12 @@ def test_nre_per_unit_a5():
     assert u.term("nre") == pytest.approx(2084.5)
     with pytest.raises(CostInputError):
         nre_cost(5, 0)
+
+
+def test_operating_cost_c():
+    from workbench.cost import operating_cost_usd
+
+    # (c): 1 kW for a year at $0.10/kWh and PUE 1.5 -> 8760 kWh x 0.10 x 1.5 = $1,314
+    assert operating_cost_usd(1000, 1, 0.10, 1.5) == pytest.approx(1314.0)
+    with pytest.raises(CostInputError):
+        operating_cost_usd(100, 1, 0.1, pue=0.9)

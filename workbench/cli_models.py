@@ -277,11 +277,23 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tco(text: str) -> tuple[float, float, float]:
+    """YEARS:USD_PER_KWH[:PUE] -> (years, $/kWh, PUE)."""
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        years, usd, pue = float(parts[0]), float(parts[1]), float(parts[2]) if len(parts) == 3 else 1.0
+    except ValueError:
+        raise UsageError(f"--tco {text!r}: expected YEARS:USD_PER_KWH[:PUE], e.g. 3:0.10:1.2") from None
+    return years, usd, pue
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Designs and chips side by side; with --out, an HTML report with PNG plots."""
     from workbench.chips import find_chip
     from workbench.estimate import estimate, resolve_workload
-    from workbench.report import DEFAULT_COMPARE_CHIPS, chip_row, design_row, print_table, write_report
+    from workbench.report import DEFAULT_COMPARE_CHIPS, add_tco, chip_row, design_row, print_table, write_report
 
     chips = [find_chip(c) for c in (args.chip or DEFAULT_COMPARE_CHIPS)]
     designs = [load_design(d) for d in args.designs]
@@ -291,6 +303,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for d in designs
     ]
     rows = [design_row(e) for _, e in pairs] + [chip_row(c) for c in chips]
+    if args.tco:
+        add_tco(rows, *_tco(args.tco))
     workload = args.workload
     if workload == "auto":
         workload = "auto (per design: the largest square power-of-two GEMM up to 4096 that fits its memory)"
@@ -367,6 +381,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--margin", type=float)
     p.add_argument("--volume", type=int, help="units to spread each design's tapeout NRE over")
+    p.add_argument(
+        "--tco",
+        metavar="YEARS:USD_PER_KWH[:PUE]",
+        help="add price + electricity over YEARS (designs at run power, chips at TDP), e.g. 3:0.10:1.2",
+    )
     p.add_argument("--rtl-synth", metavar="FILE.json")
     p.add_argument("--out", metavar="DIR", help="write report.html, compare.json and PNG plots here")
     p.add_argument("--json", action="store_true")

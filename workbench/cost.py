@@ -252,6 +252,19 @@ def nre_cost(node: str | int | Node, volume_units: int) -> Nre:
     return Nre(masks, ip, PACKAGE_DESIGN_USD, total, volume_units, total / volume_units, est)
 
 
+HOURS_PER_YEAR = 8760
+
+
+def operating_cost_usd(power_w: float, years: float, usd_per_kwh: float, pue: float = 1.0) -> float:
+    """Electricity over `years`: P(kW) x 8760 h x years x $/kWh x PUE (cost_power_model.md c; inputs user-set)."""
+    if power_w < 0 or years < 0 or usd_per_kwh < 0 or pue < 1:
+        raise CostInputError(
+            f"operating cost needs power, years, $/kWh >= 0 and PUE >= 1; got {power_w} W, "
+            f"{years} years, ${usd_per_kwh}/kWh, PUE {pue}"
+        )
+    return power_w / 1000 * HOURS_PER_YEAR * years * usd_per_kwh * pue
+
+
 @dataclass
 class CostTerm:
     """One line of a unit-cost breakdown."""
