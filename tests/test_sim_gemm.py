@@ -31,7 +31,7 @@ def test_gemm_on_other_shipped_designs(design):
 
 def test_large_reduction_and_long_streams_are_chunked():
     small = load_design("small-int8-8x8")
-    gp = gemm_program(small, 40, 300, 5000)  # K above the 4095-row k field and half the scratchpad
+    gp = gemm_program(small, 40, 300, 5000)  # K above a quarter of the scratchpad: chunked
     assert max(i["k"] for i in gp.program if i.mnemonic == "gemm") <= small.scratchpad_rows // 4
     assert simulate_gemm(40, 300, 5000, dataflow="os").verified
     assert simulate_gemm(600, 20, 30, dataflow="ws").verified  # M above half the accumulator
@@ -97,3 +97,10 @@ def test_overrides_keep_sram_rows_and_validate():
     assert d.scratchpad_rows == small.scratchpad_rows
     with pytest.raises(ValueError, match=">= 1"):
         gemm_program(small, 0, 4, 4)
+
+
+def test_streams_longer_than_a_dma_are_split_and_still_one_fold():
+    m, n, k = 5000, 8, 20  # WS streams all 5000 rows per fold; each load moves at most 4095 rows
+    res = simulate_gemm(m, n, k, dataflow="ws", ideal_memory=True, overlap=False)
+    assert res.verified
+    assert res.cycles == math.ceil(k / 8) * math.ceil(n / 8) * (m + 2 * 8 + 8 - 2)
