@@ -272,6 +272,7 @@ def estimate(
 ) -> Estimate:
     """Simulate `workload` on `design` and report performance, energy, area, cost and their ratios."""
     tables = design_tables(design)
+    chip = reference_chip(design)  # an unknown chip name fails before the simulation, not after
     area = design_area(design, synth=synth, host_pcie_lanes=tables["cost"].get("host_pcie_lanes"))
     cost, area_prov = design_cost(design, area, margin, volume)
     runs, counters, cycles = simulate_workload(design, workload, simulate)
@@ -316,7 +317,6 @@ def estimate(
     f["peak_rate_energy_per_flop_pj"] = Figure(peak_power / peak / 1e-12, "pJ/FLOP", "modelled")
     if tdp:
         f["tdp_w"] = Figure(tdp, "W", "datasheet")
-    chip = reference_chip(design)
     checks = reference_checks(design, die_usd, cost.cost_usd, power, peak_power)
     return Estimate(
         design.name, workload.name, f, runs, counters, area, cost, power, checks, chip.key if chip else None
