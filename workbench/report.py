@@ -35,7 +35,8 @@ TAGS = {
 LEGEND = (
     "sim = simulated, mod = modelled, ds = datasheet, E = estimate, meas = published measurement. Designs: "
     "price = modelled unit cost / (1 - margin); peak W = modelled power with every MAC busy and DRAM at "
-    "full bandwidth; achieved TFLOPS/W = achieved / modelled average power of the run. Chips: price = "
+    "full bandwidth (a worst case: a run that moves less data draws less, so its TFLOPS/W can beat the "
+    "peak figure); achieved TFLOPS/W = achieved / modelled average power of the run. Chips: price = "
     "street/list price; peak W = TDP; achieved = published measured matmul throughput."
 )
 
