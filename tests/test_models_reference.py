@@ -90,3 +90,11 @@ def test_compare_tco_columns(capsys):
     assert row.tco_achieved_tflops_per_kusd == pytest.approx(794.5 / row.tco_usd * 1000)
     assert main(["compare", "small-int8-8x8", "--workload", "gemm:64x64x64", "--tco", "3:0.1"]) == 0
     assert "TCO $" in capsys.readouterr().out
+
+
+def test_compare_skips_designs_the_workload_does_not_fit(capsys):
+    assert main(["compare", "tiny-int8-4x4", "small-int8-8x8", "--workload", "gemm:1024x1024x1024"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped tiny-int8-4x4" in captured.err and "memory.dram_capacity_bytes" in captured.err
+    assert "small-int8-8x8" in captured.out
+    assert main(["compare", "tiny-int8-4x4", "--workload", "gemm:1024x1024x1024"]) == 2

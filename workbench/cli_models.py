@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from isa.design import DesignError, load_design
@@ -292,16 +293,23 @@ def _tco(text: str) -> tuple[float, float, float]:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Designs and chips side by side; with --out, an HTML report with PNG plots."""
     from workbench.chips import find_chip
-    from workbench.estimate import estimate, resolve_workload
+    from workbench.estimate import WorkloadError, estimate, resolve_workload
     from workbench.report import DEFAULT_COMPARE_CHIPS, add_tco, chip_row, design_row, print_table, write_report
 
     chips = [find_chip(c) for c in (args.chip or DEFAULT_COMPARE_CHIPS)]
     designs = [load_design(d) for d in args.designs]
     synth = _load_synth(args.rtl_synth)
-    pairs = [
-        (d, estimate(d, resolve_workload(args.workload, d), margin=args.margin, volume=args.volume, synth=synth))
-        for d in designs
-    ]
+    pairs, skipped = [], []
+    for d in designs:
+        try:
+            est = estimate(d, resolve_workload(args.workload, d), margin=args.margin, volume=args.volume, synth=synth)
+        except WorkloadError as exc:  # one design too small for the workload does not stop the others
+            skipped.append(exc)
+            print(f"workbench compare: skipped {d.name}: {exc}", file=sys.stderr)
+            continue
+        pairs.append((d, est))
+    if skipped and not pairs:
+        raise skipped[0]
     rows = [design_row(e) for _, e in pairs] + [chip_row(c) for c in chips]
     if args.tco:
         add_tco(rows, *_tco(args.tco))
