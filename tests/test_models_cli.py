@@ -34,6 +34,8 @@ def test_cost_worked_example(capsys):
                 "144:132:0.6",
                 "--memory-gb",
                 "80",
+                "--memory-type",
+                "HBM3",
                 "--json",
             ]
         )
@@ -50,7 +52,19 @@ def test_user_errors_are_one_line(capsys):
     assert err.count("\n") == 1 and "closest known: 7nm, 10nm" in err and "Traceback" not in err
     assert main(["cost", "--area-mm2", "100", "--node", "5", "--harvest", "10:12:0.5"]) == 2
     assert "--harvest.required = 12" in capsys.readouterr().err
+    assert main(["cost", "--area-mm2", "100", "--node", "5", "--memory-gb", "8"]) == 2
+    assert "without a memory type" in capsys.readouterr().err
     assert main(["compare", "h100-like", "--chip", "h10"]) == 2
     assert "did you mean h100-sxm, h100-pcie" in capsys.readouterr().err
     assert main(["estimate", "no-such-design"]) == 2
     assert "unknown design" in capsys.readouterr().err
+
+
+def test_cost_for_a_design(capsys):
+    assert main(["cost", "--design", "rx7900xtx-like", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["die_area_provenance"] == "datasheet"
+    dies = sum(t["usd"] for t in data["unit"]["terms"] if t["name"].startswith("die:"))
+    assert 150 <= dies <= 170  # a.8 step 5: Navi31 GCD + 6 MCD
+    assert main(["cost", "--node", "N4"]) == 2
+    assert "--area-mm2 and --node" in capsys.readouterr().err

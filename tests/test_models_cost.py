@@ -110,3 +110,41 @@ def test_unit_cost_terms_and_margin():
 def test_bad_inputs_raise_user_errors(call):
     with pytest.raises(CostInputError):
         call()
+
+
+def test_every_design_memory_type_has_defaults():
+    from isa.design import DRAM_TYPES
+    from workbench.area import PHY_BY_MEMORY
+    from workbench.cost import MEMORY_USD_PER_GB
+    from workbench.power import DRAM_PJ_PER_BIT
+
+    for t in DRAM_TYPES:
+        assert t in MEMORY_USD_PER_GB and t in DRAM_PJ_PER_BIT and t in PHY_BY_MEMORY, t
+
+
+def test_over_reticle_die_is_noted():
+    big = cost_per_good_die(900, "N5")
+    assert "858 mm^2" in unit_cost([(big, 1)]).notes[0]
+    assert unit_cost([(cost_per_good_die(800, "N5"), 1)]).notes == []
+
+
+def test_nre_per_unit_a5():
+    from workbench.cost import nre_cost
+
+    n5 = nre_cost("N5", 10_000)  # a.5: masks 18.1 M + IP 2.64 M + package design 0.105 M
+    assert n5.total_usd == pytest.approx(20.845e6) and n5.per_unit_usd == pytest.approx(2084.5)
+    assert n5.estimated == []
+    assert nre_cost(16, 1).estimated == ["ip_usd"]  # IP is listed only for 28, 7 and 5 nm
+    u = unit_cost([(cost_per_good_die(100, "N5"), 1)], nre=n5)
+    assert u.term("nre") == pytest.approx(2084.5)
+    with pytest.raises(CostInputError):
+        nre_cost(5, 0)
+
+
+def test_operating_cost_c():
+    from workbench.cost import operating_cost_usd
+
+    # (c): 1 kW for a year at $0.10/kWh and PUE 1.5 -> 8760 kWh x 0.10 x 1.5 = $1,314
+    assert operating_cost_usd(1000, 1, 0.10, 1.5) == pytest.approx(1314.0)
+    with pytest.raises(CostInputError):
+        operating_cost_usd(100, 1, 0.1, pue=0.9)

@@ -7,8 +7,8 @@ import pytest
 from isa.design import load_design, parse_design
 from workbench.area import design_area
 from workbench.chips import find_chip
+from workbench.design_models import design_cost
 from workbench.design_tables import DesignTableError, design_tables
-from workbench.estimate import design_cost
 
 BASE = (Path(__file__).resolve().parent.parent / "designs" / "small-int8-8x8.toml").read_text()
 
@@ -60,3 +60,11 @@ def test_chiplet_node_error_suggests():
     d = parse_design(BASE + "[cost]\nchiplets = [{ name = 'x', area_mm2 = 10, node = 'N8', count = 1 }]\n", "x.toml")
     with pytest.raises(UnknownNodeError, match="closest known"):
         design_cost(d, design_area(d))
+
+
+def test_volume_adds_nre_per_unit():
+    d = parse_design(BASE + "[cost]\nvolume_units = 100000\n", "x.toml")  # 28 nm: masks 1.2 M + IP 1.03 M
+    cost, _ = design_cost(d, design_area(d))
+    assert cost.term("nre") == pytest.approx((1.2e6 + 1.03e6 + 105e3) / 1e5)
+    no_nre, _ = design_cost(load_design("small-int8-8x8"), design_area(load_design("small-int8-8x8")))
+    assert no_nre.term("nre") == 0

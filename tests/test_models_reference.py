@@ -78,3 +78,23 @@ def test_estimate_cli_json_and_fit_error(capsys):
     assert main(["estimate", "small-int8-8x8", "--workload", "gemm:4096x4096x4096"]) == 2
     err = capsys.readouterr().err
     assert "memory.dram_capacity_bytes is 16,777,216" in err and "A 4096x4096 int8" in err
+
+
+def test_compare_tco_columns(capsys):
+    from workbench.chips import find_chip
+    from workbench.report import add_tco, chip_row
+
+    row = chip_row(find_chip("h100-sxm"))
+    add_tco([row], years=3, usd_per_kwh=0.10, pue=1.2)
+    assert row.tco_usd == pytest.approx(27500 + 0.7 * 8760 * 3 * 0.10 * 1.2)
+    assert row.tco_achieved_tflops_per_kusd == pytest.approx(794.5 / row.tco_usd * 1000)
+    assert main(["compare", "small-int8-8x8", "--workload", "gemm:64x64x64", "--tco", "3:0.1"]) == 0
+    assert "TCO $" in capsys.readouterr().out
+
+
+def test_compare_skips_designs_the_workload_does_not_fit(capsys):
+    assert main(["compare", "tiny-int8-4x4", "small-int8-8x8", "--workload", "gemm:1024x1024x1024"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped tiny-int8-4x4" in captured.err and "memory.dram_capacity_bytes" in captured.err
+    assert "small-int8-8x8" in captured.out
+    assert main(["compare", "tiny-int8-4x4", "--workload", "gemm:1024x1024x1024"]) == 2

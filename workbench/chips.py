@@ -82,6 +82,7 @@ class Chip:
             tflops_per_w=self.tflops_per_w,
             price_is_estimate=self.price_is_estimate,
             provenance="datasheet",
+            measured_provenance="measured (published; see sources)" if self.measured_matmul_tflops else None,
         )
         return d
 

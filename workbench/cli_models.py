@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from isa.design import DesignError, load_design
@@ -98,10 +99,46 @@ def _harvest(text: str | None):
     return h
 
 
+def _design_cost(args: argparse.Namespace) -> int:
+    """`cost --design`: modelled area and unit cost of a design from its [cost] table (no simulation)."""
+    from workbench.area import design_area
+    from workbench.design_models import design_cost
+    from workbench.design_tables import design_tables
+
+    design = load_design(args.design)
+    area = design_area(
+        design, synth=_load_synth(args.rtl_synth), host_pcie_lanes=design_tables(design)["cost"].get("host_pcie_lanes")
+    )
+    cost, area_prov = design_cost(design, area, args.margin if args.margin else None, args.volume)
+    if args.json:
+        print(json.dumps({"area": area.to_json(), "die_area_provenance": area_prov, "unit": cost.to_json()}, indent=1))
+        return 0
+    lines = [f"{design.name}: modelled area {area.total_mm2:,.1f} mm^2 at {area.node}"]
+    lines += [f"  {i.name:<12} {i.mm2:>9,.3f} mm^2  {i.detail}" for i in area.items]
+    lines.append(f"unit cost (modelled; die area {cost.dies[0].area_mm2:,.1f} mm^2 is {area_prov}):")
+    for d in cost.dies:
+        lines.append(
+            f"  {d.name}: {d.area_mm2:g} mm^2 at {d.node}, {d.gross_dies_per_wafer:.1f} gross dies, yield "
+            f"{d.effective_yield:.3f}, ${d.cost_per_good_die_usd:,.2f} per good die"
+        )
+    lines += [f"  {t.name:<20} ${t.usd:>10,.2f}  {t.detail}  [{t.source}]" for t in cost.terms]
+    lines += [
+        f"  {'cost':<20} ${cost.cost_usd:>10,.2f}",
+        f"  {'price':<20} ${cost.price_usd:>10,.2f}  cost / (1 - margin {cost.margin:g})",
+    ]
+    lines += [f"note: {n}" for n in cost.notes]
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_cost(args: argparse.Namespace) -> int:
     """Cost of a bare die (and, with memory/packaging options, of a unit), each term shown."""
-    from workbench.cost import YIELD_MODELS, cost_per_good_die, die_yield, unit_cost
+    from workbench.cost import YIELD_MODELS, cost_per_good_die, die_yield, memory_usd_per_gb, nre_cost, unit_cost
 
+    if args.design:
+        return _design_cost(args)
+    if args.area_mm2 is None or args.node is None:
+        raise UsageError("give --area-mm2 and --node for a bare die, or --design DESIGN for a design's unit cost")
     die = cost_per_good_die(
         args.area_mm2,
         args.node,
@@ -114,11 +151,15 @@ def cmd_cost(args: argparse.Namespace) -> int:
     )
     all_yields = {m: die_yield(args.area_mm2, die.defect_density_per_cm2, m, args.alpha) for m in YIELD_MODELS}
     unit = None
-    if args.memory_gb or args.packaging_usd is not None or args.test_usd is not None or args.margin:
+    if args.memory_gb or args.packaging_usd is not None or args.test_usd is not None or args.margin or args.volume:
+        if args.memory_type:
+            memory_usd_per_gb(args.memory_type)  # validates the type even without memory
         unit = unit_cost(
             [(die, 1)],
             memory_gb=args.memory_gb,
             memory_type=args.memory_type,
+            memory_usd_per_gb_override=args.memory_usd_per_gb,
+            nre=nre_cost(die.node, args.volume) if args.volume else None,
             packaging_usd=args.packaging_usd,
             test_usd=args.test_usd,
             margin=args.margin,
@@ -195,6 +236,8 @@ def _print_estimate(est, design) -> None:
     _add(c, "cost", f"{est.cost.cost_usd:,.2f}", "", "")
     _add(c, "price", f"{est.cost.price_usd:,.2f}", f"cost / (1 - margin {est.cost.margin:g})", "")
     console.print(c)
+    for note in est.cost.notes:
+        console.print(f"note: {note}", highlight=False)
     if est.power:
         e = Table(title="energy (modelled from simulated counters)")
         for col in ("event", "count", "pJ each", "J"):
@@ -222,7 +265,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     design = load_design(args.design)
     est = estimate(
-        design, resolve_workload(args.workload, design), margin=args.margin, synth=_load_synth(args.rtl_synth)
+        design,
+        resolve_workload(args.workload, design),
+        margin=args.margin,
+        volume=args.volume,
+        synth=_load_synth(args.rtl_synth),
     )
     if args.json:
         print(json.dumps(est.to_json(), indent=1, default=str))
@@ -231,17 +278,41 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tco(text: str) -> tuple[float, float, float]:
+    """YEARS:USD_PER_KWH[:PUE] -> (years, $/kWh, PUE)."""
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        years, usd, pue = float(parts[0]), float(parts[1]), float(parts[2]) if len(parts) == 3 else 1.0
+    except ValueError:
+        raise UsageError(f"--tco {text!r}: expected YEARS:USD_PER_KWH[:PUE], e.g. 3:0.10:1.2") from None
+    return years, usd, pue
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Designs and chips side by side; with --out, an HTML report with PNG plots."""
     from workbench.chips import find_chip
-    from workbench.estimate import estimate, resolve_workload
-    from workbench.report import DEFAULT_COMPARE_CHIPS, chip_row, design_row, print_table, write_report
+    from workbench.estimate import WorkloadError, estimate, resolve_workload
+    from workbench.report import DEFAULT_COMPARE_CHIPS, add_tco, chip_row, design_row, print_table, write_report
 
     chips = [find_chip(c) for c in (args.chip or DEFAULT_COMPARE_CHIPS)]
     designs = [load_design(d) for d in args.designs]
     synth = _load_synth(args.rtl_synth)
-    pairs = [(d, estimate(d, resolve_workload(args.workload, d), margin=args.margin, synth=synth)) for d in designs]
+    pairs, skipped = [], []
+    for d in designs:
+        try:
+            est = estimate(d, resolve_workload(args.workload, d), margin=args.margin, volume=args.volume, synth=synth)
+        except WorkloadError as exc:  # one design too small for the workload does not stop the others
+            skipped.append(exc)
+            print(f"workbench compare: skipped {d.name}: {exc}", file=sys.stderr)
+            continue
+        pairs.append((d, est))
+    if skipped and not pairs:
+        raise skipped[0]
     rows = [design_row(e) for _, e in pairs] + [chip_row(c) for c in chips]
+    if args.tco:
+        add_tco(rows, *_tco(args.tco))
     workload = args.workload
     if workload == "auto":
         workload = "auto (per design: the largest square power-of-two GEMM up to 4096 that fits its memory)"
@@ -265,8 +336,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_chips)
 
     p = sub.add_parser("cost", help="cost of a bare die (dies per wafer, yield, cost per good die), each term shown")
-    p.add_argument("--area-mm2", type=float, required=True, help="die area in mm^2")
-    p.add_argument("--node", required=True, help="process node, e.g. N4, 5nm, 7")
+    p.add_argument("--area-mm2", type=float, help="die area in mm^2")
+    p.add_argument("--node", help="process node, e.g. N4, 5nm, 7")
+    p.add_argument("--design", help="instead of --area-mm2/--node: a design's modelled area and unit cost")
+    p.add_argument("--rtl-synth", metavar="FILE.json", help="with --design: RTL synthesis result for logic areas")
     p.add_argument("--wafer-price-usd", type=float, help="override the node's wafer price")
     p.add_argument("--d0", type=float, help="defect density per cm^2 (default: the node's)")
     p.add_argument("--yield-model", choices=YIELD_MODELS, default="negative_binomial")
@@ -274,10 +347,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--edge-exclusion-mm", type=float, default=0.0)
     p.add_argument("--harvest", metavar="BLOCKS:REQUIRED:FRACTION", help="spare blocks, e.g. 144:132:0.6")
     p.add_argument("--memory-gb", type=float, default=0.0, help="memory per unit (adds a unit-cost breakdown)")
-    p.add_argument("--memory-type", default="HBM3")
+    p.add_argument(
+        "--memory-type",
+        help="memory for --memory-gb, also the package class (HBM: CoWoS-class; else simple): HBM3e, HBM3, HBM2e, "
+        "GDDR6X, GDDR6, DDR5, DDR4, LPDDR5, LPDDR4",
+    )
+    p.add_argument("--memory-usd-per-gb", type=float, help="override the memory type's $/GB (HBM range 7-20, a.7)")
     p.add_argument("--packaging-usd", type=float)
     p.add_argument("--test-usd", type=float)
     p.add_argument("--margin", type=float, default=0.0, help="gross margin for the price, e.g. 0.6")
+    p.add_argument("--volume", type=int, help="units to spread the tapeout NRE (masks, IP, package design; a.5) over")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cost)
 
@@ -290,6 +369,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "up to 4096 that fits the design's memory)",
     )
     p.add_argument("--margin", type=float, help="gross margin for the price (default: the design's [cost] margin or 0)")
+    p.add_argument("--volume", type=int, help="units to spread the tapeout NRE over (default: [cost] volume_units)")
     p.add_argument("--rtl-synth", metavar="FILE.json", help="RTL synthesis result calibrating logic areas")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)
@@ -308,6 +388,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "4096 that fits its memory)",
     )
     p.add_argument("--margin", type=float)
+    p.add_argument("--volume", type=int, help="units to spread each design's tapeout NRE over")
+    p.add_argument(
+        "--tco",
+        metavar="YEARS:USD_PER_KWH[:PUE]",
+        help="add price + electricity over YEARS (designs at run power, chips at TDP), e.g. 3:0.10:1.2",
+    )
     p.add_argument("--rtl-synth", metavar="FILE.json")
     p.add_argument("--out", metavar="DIR", help="write report.html, compare.json and PNG plots here")
     p.add_argument("--json", action="store_true")

@@ -13,6 +13,7 @@ from workbench.nodes import Node, resolve_node
 WAFER_DIAMETER_MM = 300.0  # a.1: all prices in a.4 are per 300 mm wafer
 NB_ALPHA = 3.0  # a.2: ttm-cas / LLMCompass clustering parameter; a.3 recommends NB with alpha = 3
 YIELD_MODELS = ("negative_binomial", "poisson", "murphy", "seeds")
+RETICLE_MM2 = 26 * 33  # the standard scanner exposure field (26 mm x 33 mm): the largest single die
 
 
 class CostInputError(UsageError):
@@ -202,11 +203,66 @@ def memory_usd_per_gb(memory_type: str) -> tuple[float, str]:
     return MEMORY_USD_PER_GB[memory_type]
 
 
-def default_packaging(memory_type: str) -> tuple[tuple[float, str], tuple[float, str]]:
+def default_packaging(memory_type: str | None) -> tuple[tuple[float, str], tuple[float, str]]:
     """(packaging, test) defaults with sources: CoWoS-class for HBM, a simple package otherwise."""
-    if memory_type.startswith("HBM"):
+    if memory_type and memory_type.startswith("HBM"):
         return COWOS_PACKAGING_USD, COWOS_TEST_USD
     return SIMPLE_PACKAGING_USD, SIMPLE_TEST_USD
+
+
+# Non-recurring engineering per tapeout (a.5, ttm-cas / Moonwalk / IC Knowledge): mask set and licensed IP, USD.
+# Nodes a.5 does not list take the nearest listed node's figure [E]: 65/90 nm the 40 nm mask set (an upper bound),
+# 6 nm the 7 nm set, 4/3/2 nm the 5 nm set (a lower bound); IP is listed only for 28, 7 and 5 nm.
+MASK_SET_USD = {40: 0.5e6, 28: 1.2e6, 20: 1.9e6, 16: 2.82e6, 10: 4.74e6, 7: 10.5e6, 5: 18.1e6}
+IP_PER_TAPEOUT_USD = {28: 1.03e6, 7: 2.34e6, 5: 2.64e6}
+PACKAGE_DESIGN_USD = 105e3  # a.5: flip-chip BGA package design
+
+
+def _nearest(table: dict[int, float], nm: int) -> tuple[float, bool]:
+    """The figure for `nm`, or the nearest listed node's (ties: the smaller node); True if it was exact."""
+    if nm in table:
+        return table[nm], True
+    key = min(table, key=lambda n: (abs(n - nm), n))
+    return table[key], False
+
+
+@dataclass
+class Nre:
+    """One-time cost of a tapeout, spread over a production volume."""
+
+    mask_set_usd: float
+    ip_usd: float
+    package_design_usd: float
+    total_usd: float
+    volume_units: int
+    per_unit_usd: float
+    estimated: list[str]
+    source: str = "a.5 (ttm-cas: masks, licensed IP, package design); engineering labour not included"
+
+
+def nre_cost(node: str | int | Node, volume_units: int) -> Nre:
+    """Mask set + licensed IP + package design for a tapeout at `node`, per unit over `volume_units` (a.5)."""
+    if volume_units < 1:
+        raise CostInputError(f"volume = {volume_units} units must be >= 1")
+    n = node if isinstance(node, Node) else resolve_node(node)
+    masks, exact_m = _nearest(MASK_SET_USD, n.nm)
+    ip, exact_ip = _nearest(IP_PER_TAPEOUT_USD, n.nm)
+    total = masks + ip + PACKAGE_DESIGN_USD
+    est = [name for name, exact in (("mask_set_usd", exact_m), ("ip_usd", exact_ip)) if not exact]
+    return Nre(masks, ip, PACKAGE_DESIGN_USD, total, volume_units, total / volume_units, est)
+
+
+HOURS_PER_YEAR = 8760
+
+
+def operating_cost_usd(power_w: float, years: float, usd_per_kwh: float, pue: float = 1.0) -> float:
+    """Electricity over `years`: P(kW) x 8760 h x years x $/kWh x PUE (cost_power_model.md c; inputs user-set)."""
+    if power_w < 0 or years < 0 or usd_per_kwh < 0 or pue < 1:
+        raise CostInputError(
+            f"operating cost needs power, years, $/kWh >= 0 and PUE >= 1; got {power_w} W, "
+            f"{years} years, ${usd_per_kwh}/kWh, PUE {pue}"
+        )
+    return power_w / 1000 * HOURS_PER_YEAR * years * usd_per_kwh * pue
 
 
 @dataclass
@@ -245,13 +301,14 @@ def unit_cost(
     dies: list[tuple[DieCost, int]],
     *,
     memory_gb: float = 0.0,
-    memory_type: str = "HBM3",
+    memory_type: str | None = None,
     memory_usd_per_gb_override: float | None = None,
     packaging_usd: float | None = None,
     test_usd: float | None = None,
     assembly_yield: float = 1.0,
     board_usd: float = 0.0,
     system_usd: float = 0.0,
+    nre: Nre | None = None,
     margin: float = 0.0,
 ) -> UnitCost:
     """Unit cost from (die, count) pairs and per-unit terms; price = cost / (1 - margin) (a.8 steps 6-7)."""
@@ -273,6 +330,8 @@ def unit_cost(
             )
         )
     if memory_gb:
+        if memory_type is None:
+            raise CostInputError("memory_gb given without a memory type (e.g. HBM3, GDDR6, LPDDR5)")
         per_gb, src = memory_usd_per_gb(memory_type)
         if memory_usd_per_gb_override is not None:
             per_gb, src = float(memory_usd_per_gb_override), "design file [cost] memory_usd_per_gb"
@@ -302,5 +361,23 @@ def unit_cost(
         terms.append(CostTerm("board", float(board_usd), "per unit", source="given"))
     if system_usd:
         terms.append(CostTerm("system", float(system_usd), "per unit", source="given"))
+    if nre is not None:
+        terms.append(
+            CostTerm(
+                "nre",
+                nre.per_unit_usd,
+                f"${nre.total_usd / 1e6:,.2f} M tapeout / {nre.volume_units:,} "
+                "units" + (f" ({', '.join(nre.estimated)} [E])" if nre.estimated else ""),
+                source=nre.source,
+            )
+        )
     cost = sum(t.usd for t in terms)
-    return UnitCost(dies=[d for d, _ in dies], terms=terms, cost_usd=cost, margin=margin, price_usd=cost / (1 - margin))
+    notes = [
+        f"{d.name}: {d.area_mm2:,.0f} mm^2 exceeds one 26 x 33 mm = 858 mm^2 lithography field; a real part "
+        "needs several dies (chiplets)"
+        for d, _ in dies
+        if d.area_mm2 > RETICLE_MM2
+    ]
+    return UnitCost(
+        dies=[d for d, _ in dies], terms=terms, cost_usd=cost, margin=margin, price_usd=cost / (1 - margin), notes=notes
+    )

@@ -48,6 +48,7 @@ COST_FIELDS: dict[str, Spec] = {
     "board_usd": Spec("number", 0, 1e7),
     "system_usd": Spec("number", 0, 1e7),
     "margin": Spec("number", 0, 1, hi_open=True),
+    "volume_units": Spec("int", 1, 1e12, doc="units the tapeout NRE (a.5) is spread over; absent: no NRE"),
     "host_pcie_lanes": Spec("int", 0, 256),
     "sources": Spec("str"),
 }

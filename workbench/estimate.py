@@ -19,11 +19,17 @@ from typing import Any
 
 from isa.design import Design
 from workbench.area import AreaBreakdown, design_area
-from workbench.chips import Chip, find_chip
-from workbench.cost import Harvest, UnitCost, cost_per_good_die, unit_cost
+from workbench.cost import UnitCost
+from workbench.design_models import (
+    design_cost,
+    design_static_w,
+    design_tdp_w,
+    reference_checks,
+    reference_chip,
+)
 from workbench.design_tables import Check, design_tables
 from workbench.errors import UsageError
-from workbench.power import LEAKAGE_FRACTION, PowerResult, peak_dynamic_power_w, run_power, static_power_w
+from workbench.power import PowerResult, peak_dynamic_power_w, run_power
 
 
 class WorkloadError(UsageError):
@@ -221,65 +227,6 @@ def _default_simulator() -> Simulator:
     return simulate_gemm
 
 
-def design_cost(design: Design, area: AreaBreakdown, margin: float | None = None) -> tuple[UnitCost, str]:
-    """Unit cost of `design` from its [cost] table and area; also returns the die area's provenance."""
-    c = design_tables(design)["cost"]
-    die_area = c.get("die_area_mm2", area.total_mm2)
-    area_prov = "datasheet" if "die_area_mm2" in c else "modelled"
-    harvest = Harvest(**c["harvest"]) if "harvest" in c else None
-    main = cost_per_good_die(
-        die_area,
-        design.chip.node_nm,
-        name=c.get("die_name", "main"),
-        wafer_price_usd=c.get("wafer_price_usd"),
-        d0_per_cm2=c.get("defect_density_per_cm2"),
-        yield_model=c.get("yield_model", "negative_binomial"),
-        alpha=c.get("alpha", 3.0),
-        edge_exclusion_mm=c.get("edge_exclusion_mm", 0.0),
-        harvest=harvest,
-    )
-    dies = [(main, 1)]
-    for ch in c.get("chiplets", []):
-        dies.append((cost_per_good_die(ch["area_mm2"], ch["node"], name=ch["name"]), ch["count"]))
-    memory_gb = c.get("memory_gb", design.memory.dram_capacity_bytes / 2**30)
-    uc = unit_cost(
-        dies,
-        memory_gb=memory_gb,
-        memory_type=design.memory.dram_type,
-        memory_usd_per_gb_override=c.get("memory_usd_per_gb"),
-        packaging_usd=c.get("packaging_usd"),
-        test_usd=c.get("test_usd"),
-        assembly_yield=c.get("assembly_yield", 1.0),
-        board_usd=c.get("board_usd", 0.0),
-        system_usd=c.get("system_usd", 0.0),
-        margin=c.get("margin", 0.0) if margin is None else margin,
-    )
-    return uc, area_prov
-
-
-def reference_chip(design: Design) -> Chip | None:
-    """The chip a reference design imitates ([reference] chip), if any."""
-    ref = design_tables(design)["reference"]
-    return find_chip(ref["chip"]) if "chip" in ref else None
-
-
-def design_tdp_w(design: Design) -> float | None:
-    """TDP for the check: [power] tdp_w, else the reference chip's datasheet TDP."""
-    p = design_tables(design)["power"]
-    if "tdp_w" in p:
-        return p["tdp_w"]
-    chip = reference_chip(design)
-    return chip.tdp_w if chip else None
-
-
-def design_static_w(design: Design) -> float:
-    """Static power: [power] static_w, else leakage_fraction (default [E] 0.3) of peak dynamic power."""
-    p = design_tables(design)["power"]
-    if "static_w" in p:
-        return p["static_w"]
-    return static_power_w(design, p.get("leakage_fraction", LEAKAGE_FRACTION))
-
-
 def simulate_workload(
     design: Design, workload: Workload, simulate: Simulator | None = None, ideal_memory: bool = False
 ) -> tuple[list[LayerRun], dict[str, float], int]:
@@ -319,13 +266,15 @@ def estimate(
     workload: Workload,
     *,
     margin: float | None = None,
+    volume: int | None = None,
     synth: dict[str, float] | None = None,
     simulate: Simulator | None = None,
 ) -> Estimate:
     """Simulate `workload` on `design` and report performance, energy, area, cost and their ratios."""
     tables = design_tables(design)
+    chip = reference_chip(design)  # an unknown chip name fails before the simulation, not after
     area = design_area(design, synth=synth, host_pcie_lanes=tables["cost"].get("host_pcie_lanes"))
-    cost, area_prov = design_cost(design, area, margin)
+    cost, area_prov = design_cost(design, area, margin, volume)
     runs, counters, cycles = simulate_workload(design, workload, simulate)
     _, _, ideal_cycles = simulate_workload(design, workload, simulate, ideal_memory=True)
     seconds = cycles / design.chip.clock_hz
@@ -368,52 +317,7 @@ def estimate(
     f["peak_rate_energy_per_flop_pj"] = Figure(peak_power / peak / 1e-12, "pJ/FLOP", "modelled")
     if tdp:
         f["tdp_w"] = Figure(tdp, "W", "datasheet")
-    chip = reference_chip(design)
     checks = reference_checks(design, die_usd, cost.cost_usd, power, peak_power)
     return Estimate(
         design.name, workload.name, f, runs, counters, area, cost, power, checks, chip.key if chip else None
     )
-
-
-def reference_checks(
-    design: Design, die_usd: float, unit_usd: float, power: PowerResult | None, peak_power_w: float | None = None
-) -> list[Check]:
-    """Compare modelled peak, costs and power against the [reference] table's datasheet figure and ranges.
-
-    Power is checked at the peak rate (the design's modelled worst case, independent of the program's data
-    reuse): its energy per FLOP against `energy_per_flop_pj_range` and its watts against `power_w_range` and
-    the TDP; the workload's average power is checked against the TDP too.
-    """
-    ref = design_tables(design)["reference"]
-    src = ref.get("sources", "")
-    checks = []
-    if "peak_tflops" in ref:
-        want, got = ref["peak_tflops"], design.peak_flops / 1e12
-        checks.append(
-            Check("peak_tflops within 1%", got, want * 0.99, want * 1.01, abs(got - want) <= 0.01 * want, src)
-        )
-    for key, name, value in (
-        ("die_cost_usd_range", "die_cost_usd", die_usd),
-        ("unit_cost_usd_range", "unit_cost_usd", unit_usd),
-    ):
-        if key in ref:
-            lo, hi = ref[key]
-            checks.append(Check(name, value, lo, hi, lo <= value <= hi, src))
-    if peak_power_w is not None:
-        for key, name, value in (
-            ("power_w_range", "peak_rate_power_w", peak_power_w),
-            ("energy_per_flop_pj_range", "peak_rate_energy_per_flop_pj", peak_power_w / design.peak_flops / 1e-12),
-        ):
-            if key in ref:
-                lo, hi = ref[key]
-                checks.append(Check(name, value, lo, hi, lo <= value <= hi, src))
-    if power is not None and power.tdp_w is not None:
-        tdp_src = "[power] tdp_w or the reference chip's datasheet TDP"
-        if peak_power_w is not None:
-            checks.append(
-                Check("peak_rate_power_w <= TDP", peak_power_w, 0.0, power.tdp_w, peak_power_w <= power.tdp_w, tdp_src)
-            )
-        checks.append(
-            Check("average_power_w <= TDP", power.average_power_w, 0.0, power.tdp_w, bool(power.within_tdp), tdp_src)
-        )
-    return checks

@@ -35,7 +35,8 @@ TAGS = {
 LEGEND = (
     "sim = simulated, mod = modelled, ds = datasheet, E = estimate, meas = published measurement. Designs: "
     "price = modelled unit cost / (1 - margin); peak W = modelled power with every MAC busy and DRAM at "
-    "full bandwidth; achieved TFLOPS/W = achieved / modelled average power of the run. Chips: price = "
+    "full bandwidth (a worst case: a run that moves less data draws less, so its TFLOPS/W can beat the "
+    "peak figure); achieved TFLOPS/W = achieved / modelled average power of the run. Chips: price = "
     "street/list price; peak W = TDP; achieved = published measured matmul throughput."
 )
 
@@ -61,6 +62,8 @@ class Row:
     achieved_tflops_per_kusd: float | None
     peak_tflops_per_w: float | None
     achieved_tflops_per_w: float | None
+    tco_usd: float | None = None  # price + electricity over the TCO period (only with --tco)
+    tco_achieved_tflops_per_kusd: float | None = None
 
     def to_json(self) -> dict:
         """Plain-dict form."""
@@ -127,6 +130,18 @@ def chip_row(chip: Chip) -> Row:
     )
 
 
+def add_tco(rows: list[Row], years: float, usd_per_kwh: float, pue: float) -> None:
+    """Fill each row's TCO: price + electricity at run power (designs) or TDP (chips) over `years` (c)."""
+    from workbench.cost import operating_cost_usd
+
+    for r in rows:
+        power = r.run_power_w if r.kind == "design" else r.peak_power_w
+        if r.price_usd is None or power is None:
+            continue
+        r.tco_usd = r.price_usd + operating_cost_usd(power, years, usd_per_kwh, pue)
+        r.tco_achieved_tflops_per_kusd = _div(r.achieved_tflops, r.tco_usd, 1000)
+
+
 def _fmt(v: float | None, spec: str = "auto") -> str:
     """A number for the table: three significant figures below 100, whole numbers with separators above."""
     if v is None:
@@ -155,8 +170,17 @@ HEADERS = (
 )
 
 
-def row_cells(r: Row) -> list[str]:
-    """The table cells of a row, each number tagged with its provenance."""
+TCO_HEADERS = ("TCO $", "TFLOPS/$1k TCO achieved")
+
+
+def headers(rows: list[Row]) -> tuple[str, ...]:
+    """Column headers; the TCO columns only when a row has a TCO."""
+    return HEADERS + (TCO_HEADERS if any(r.tco_usd is not None for r in rows) else ())
+
+
+def row_cells(r: Row, tco: bool = False) -> list[str]:
+    """The table cells of a row, each number tagged with its provenance (TCO columns if `tco`)."""
+    extra = [_fmt(r.tco_usd, ",.0f"), _fmt(r.tco_achieved_tflops_per_kusd)] if tco else []
     derived = "mod" if r.kind == "design" else ("ds,E" if r.price_provenance.endswith("[E]") else "ds")
     return [
         r.name,
@@ -170,6 +194,7 @@ def row_cells(r: Row) -> list[str]:
         _fmt(r.achieved_tflops_per_kusd),
         _fmt(r.peak_tflops_per_w),
         _fmt(r.achieved_tflops_per_w),
+        *extra,
     ]
 
 
@@ -179,12 +204,13 @@ def print_table(rows: list[Row], workload: str) -> None:
     from rich.table import Table
 
     table = Table(title=f"workbench compare — workload {workload}")
-    for col in HEADERS:
+    cols = headers(rows)
+    for col in cols:
         table.add_column(
             col, justify="left" if col == "name" else "right", overflow="fold", no_wrap=col in ("name", "workload")
         )
     for r in rows:
-        _add(table, *row_cells(r))
+        _add(table, *row_cells(r, tco=len(cols) > len(HEADERS)))
     console = Console(width=max(170, Console().width))
     console.print(table)
     console.print(LEGEND.replace("[", "\\["), highlight=False)
@@ -252,6 +278,15 @@ def _plot_roofline(design: Design, est: Estimate, path: Path) -> None:
             zorder=3,
             label=f"{est.workload}: {achieved:,.1f} TFLOPS at {ai:,.0f} FLOP/B (simulated)",
         )
+    ideal = est.figures.get("achieved_tflops_ideal_memory")
+    if ideal and ideal.value:
+        ax.axhline(
+            ideal.value,
+            color="tab:green",
+            ls="--",
+            lw=0.8,
+            label=f"same workload, ideal memory: {ideal.value:,.1f} TFLOPS (simulated)",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP per DRAM byte)")
@@ -318,7 +353,9 @@ def write_report(rows: list[Row], pairs: list[tuple[Design, Estimate]], workload
             default=str,
         )
     )
-    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row_cells(r)) + "</tr>" for r in rows)
+    cols = headers(rows)
+    tco = len(cols) > len(HEADERS)
+    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row_cells(r, tco)) + "</tr>" for r in rows)
     checks = "".join(
         f"<li>{html.escape(e.design)}: {html.escape(c.name)} = {c.value:,.3g} in "
         f"[{c.low:,.3g}, {c.high:,.3g}]: {'ok' if c.ok else 'OUTSIDE'}</li>"
@@ -334,7 +371,7 @@ padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}img{{max-widt
 Designs are simulated (cycles) and modelled (area, cost, energy); chips are datasheet figures;
 "measured (published)" are third-party
 matmul measurements from the chip database. Design prices are modelled unit costs / (1 - margin).</p>
-<table><tr>{"".join(f"<th>{h}</th>" for h in HEADERS)}</tr>{trs}</table>
+<table><tr>{"".join(f"<th>{h}</th>" for h in cols)}</tr>{trs}</table>
 <p>{html.escape(LEGEND)}</p>
 <h2>TFLOPS per $1000 against TFLOPS per watt</h2><img src="tflops_per_dollar_vs_watt.png" alt="scatter">
 <h2>Rooflines</h2>{imgs}
