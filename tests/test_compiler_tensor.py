@@ -343,12 +343,22 @@ def test_misc_properties(dev):
 
 @pytest.mark.parametrize(
     "sa,sb",
-    [((70, 96), (96, 90)), ((3, 40, 33), (33, 72)), ((1, 129, 257), (257, 17)), ((3, 40, 48), (3, 48, 72))],
+    [
+        ((70, 96), (96, 90)),
+        ((3, 40, 33), (33, 72)),
+        ((1, 129, 257), (257, 17)),
+        ((3, 40, 48), (3, 48, 72)),
+        ((128, 64), (64, 40)),
+        ((2, 64, 64), (2, 64, 32)),
+    ],
 )
 def test_matmul_large_tiles(dev, sa, sb):
-    """Shapes big enough for the packed GEMM path, with sizes that do not divide the tiles."""
+    """Shapes big enough for the GEMM path: sizes that do not divide the tiles (A packed) or do (A read
+    directly), with and without batch dims."""
     a, b = rnd(*sa), rnd(*sb)
     out = (Tensor(a, device=dev) @ Tensor(b, device=dev)).relu() * 2
+    if dev == "CL":
+        assert out.schedule()[0].program().opts.gemm is not None
     close(out, np.maximum(a @ b, 0) * 2, atol=2e-4)
 
 
