@@ -443,3 +443,21 @@ def test_float8_reduces_and_their_fallback(dev):
     close(B.sum(0), b.sum(0))  # strided reduce: scalar fallback
     close(B.pad(((0, 0), (3, 5))).sum(-1), b.sum(-1))  # padded: guarded loads, scalar fallback
     close((B * 2).reshape(6, 16, 8).max((1, 2)), (b * 2).max(-1))
+
+
+def test_remaining_api(dev):
+    a = rnd(3, 4)
+    A = Tensor(a, device=dev)
+    m = a.max(1, keepdims=True)
+    close(A.logsumexp(1), (np.log(np.exp(a - m).sum(1, keepdims=True)) + m)[:, 0])
+    close(A.sign(), np.sign(a))
+    close(A.trunc(), np.trunc(a))
+    close(A.tan(), np.tan(a), rtol=1e-3, atol=1e-3)
+    close(A.zeros_like() + A.ones_like(), np.ones((3, 4)))
+    close(A.view(4, 3), a.reshape(4, 3))
+    close(A[:1].broadcast_to((2, 3, 4)), np.broadcast_to(a[:1], (2, 3, 4)))
+    close(A.dot(A.T), a @ a.T)
+    close(A.clamp(-1, 1), np.clip(a, -1, 1))
+    close(A.reshape(3, 2, 2).flatten(1, 2), a)
+    assert A.contiguous() is A
+    close(A.linear(Tensor(a[:2], device=dev), Tensor(a[0, :2], device=dev)), a @ a[:2].T + a[0, :2])
