@@ -1,5 +1,4 @@
 """Enumerate OpenCL devices in the order `CL`, `CL:1`, ... name them (GPUs first, then the rest)."""
-
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,18 +40,8 @@ def describe_opencl_devices() -> list[OpenCLDeviceInfo]:
 
     out = []
     for i, d in enumerate(opencl_devices()):
-        kind = (
-            "GPU" if d.type & cl.device_type.GPU else "CPU" if d.type & cl.device_type.CPU else "ACCELERATOR"
-        )
-        out.append(
-            OpenCLDeviceInfo(
-                i,
-                d.platform.name.strip(),
-                d.name.strip(),
-                kind,
-                d.max_compute_units,
-                d.global_mem_size,
-                d.version.strip(),
-            )
-        )
+        kind = "GPU" if d.type & cl.device_type.GPU else "CPU" if d.type & cl.device_type.CPU else \
+            "ACCELERATOR"
+        out.append(OpenCLDeviceInfo(i, d.platform.name.strip(), d.name.strip(), kind, d.max_compute_units,
+                                    d.global_mem_size, d.version.strip()))
     return out

@@ -27,7 +27,9 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
     shape, outs = k.full_shape, _out_axes(k)
     plan = gemm_plan(k) if is_cpu else None
     if plan is not None:
-        return KernelOpts(gemm=default_gemm(plan, shape))
+        mb, nb, kb, _, _ = gemm = default_gemm(plan, shape)
+        if (kb * (mb + nb) + mb * nb) * 4 <= _local_mem_bytes(k.device):
+            return KernelOpts(gemm=gemm)
     rsize = math.prod(shape[a] for a in k.reduce_axes)
     if k.reduce is not None:
         raxes = [a for a in k.reduce_axes if shape[a] > 1]
@@ -105,6 +107,16 @@ def choose_program(k: Kernel) -> Program:
     if os.environ.get("WB_SEARCH") == "1" and k.device.startswith("CL"):
         opts = search(k, opts)
     return render_program(k, opts)
+
+
+def _local_mem_bytes(device: str) -> int:
+    """__local memory per work-group on a CL device (PoCL's CPU device has 1 MiB)."""
+    if not device.startswith("CL"):
+        return 1 << 20
+    from .device import cl_index
+    from .runtime_opencl import get_cl_device
+
+    return get_cl_device(cl_index(device)).device.local_mem_size
 
 
 def _is_cpu(device: str) -> bool:

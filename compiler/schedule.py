@@ -119,6 +119,37 @@ def _region(out: Node, realize: set) -> list[Node]:
     return order
 
 
+def _joins(c: Node, x: Node, n_exits: int) -> bool:
+    """Whether consumer c of x can join a reduce's epilogue: same-shape elementwise, or a lone reshape."""
+    return (c.op in ELEMENTWISE and c.shape == x.shape) or (c.op == Ops.RESHAPE and n_exits == 1)
+
+
+def _epilogue(red: Node, consumers: dict, byid: dict, root_ids: set, claimed: set, limit: int = 32):
+    """The node ending the fused epilogue of a reduce, and the nodes between.
+
+    The epilogue grows through elementwise consumers of the same shape (and reshapes on a single path),
+    and is only ever cut where exactly one of its nodes is used outside it, so a value used twice (gelu's
+    x) fuses as long as both uses meet again. Every node in it then sits at the reduce's element position.
+    """
+    region = {red.id}
+    best = (red, set(region))
+    while len(region) < limit:
+        exits = [x for x in region if consumers[x] - region or x in root_ids]
+        if len(exits) == 1:
+            best = (byid[exits[0]], set(region))
+            if exits[0] in root_ids:
+                break
+        grow = set()
+        for x in exits:  # an exit used by anything that cannot join stays an exit; the others grow
+            new = consumers[x] - region
+            if all(c not in claimed and _joins(byid[c], byid[x], len(exits)) for c in new):
+                grow |= new
+        if not grow:
+            break
+        region |= grow
+    return best
+
+
 def create_schedule(roots: list[Node]) -> list[Kernel]:
     """The kernels that realize roots, in a valid execution order."""
     nodes = [n for n in toposort(roots)]
@@ -136,15 +167,8 @@ def create_schedule(roots: list[Node]) -> list[Kernel]:
         if n.realized:
             continue
         if n.op in REDUCE:
-            end = n
-            while end.id not in root_ids and len(consumers[end.id]) == 1:
-                c = byid[next(iter(consumers[end.id]))]
-                if c.id in claimed or not (
-                    c.op == Ops.RESHAPE or (c.op in ELEMENTWISE and c.shape == end.shape)
-                ):
-                    break
-                end = c
-                claimed.add(c.id)
+            end, members = _epilogue(n, consumers, byid, root_ids, claimed)
+            claimed |= members - {n.id}
             realize.add(end.id)
             reduce_of[end.id] = n
         elif n.op == Ops.EXPAND and not _leafy(n.src[0], realize):

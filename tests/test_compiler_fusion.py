@@ -60,3 +60,23 @@ def test_realized_inputs_are_reused(op):
     a = t(8, 8).realize()
     y = getattr(a, op)(0) + getattr(a, op)(1)
     np.testing.assert_allclose(y.numpy(), getattr(a.numpy(), op)(0) + getattr(a.numpy(), op)(1), rtol=1e-5)
+
+
+def test_epilogue_fuses_values_used_twice():
+    """gelu uses its input three times; the uses meet again, so linear + bias + gelu is one kernel."""
+    x, w, b = t(16, 32), t(64, 32), t(64)
+    y = x.linear(w, b).gelu()
+    assert len(y.schedule()) == 1
+    z = x.linear(w, b)
+    ref = z.numpy()
+    ref = 0.5 * ref * (1 + np.tanh(0.7978845608 * (ref + 0.044715 * ref**3)))
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-4, atol=1e-5)
+    s = x.sum(-1)
+    assert len(((s * 2).exp() + s).schedule()) == 1
+
+
+def test_epilogue_stops_where_a_value_leaves():
+    x = t(16, 32)
+    m = x.max(-1, keepdim=True)
+    out = (x - m).exp()  # m is broadcast: it must be realized on its own
+    assert len(out.schedule()) == 2

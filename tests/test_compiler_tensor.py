@@ -343,12 +343,22 @@ def test_misc_properties(dev):
 
 @pytest.mark.parametrize(
     "sa,sb",
-    [((70, 96), (96, 90)), ((3, 40, 33), (33, 72)), ((1, 129, 257), (257, 17)), ((3, 40, 48), (3, 48, 72))],
+    [
+        ((70, 96), (96, 90)),
+        ((3, 40, 33), (33, 72)),
+        ((1, 129, 257), (257, 17)),
+        ((3, 40, 48), (3, 48, 72)),
+        ((128, 64), (64, 40)),
+        ((2, 64, 64), (2, 64, 32)),
+    ],
 )
 def test_matmul_large_tiles(dev, sa, sb):
-    """Shapes big enough for the packed GEMM path, with sizes that do not divide the tiles."""
+    """Shapes big enough for the GEMM path: sizes that do not divide the tiles (A packed) or do (A read
+    directly), with and without batch dims."""
     a, b = rnd(*sa), rnd(*sb)
     out = (Tensor(a, device=dev) @ Tensor(b, device=dev)).relu() * 2
+    if dev == "CL":
+        assert out.schedule()[0].program().opts.gemm is not None
     close(out, np.maximum(a @ b, 0) * 2, atol=2e-4)
 
 
@@ -433,3 +443,21 @@ def test_float8_reduces_and_their_fallback(dev):
     close(B.sum(0), b.sum(0))  # strided reduce: scalar fallback
     close(B.pad(((0, 0), (3, 5))).sum(-1), b.sum(-1))  # padded: guarded loads, scalar fallback
     close((B * 2).reshape(6, 16, 8).max((1, 2)), (b * 2).max(-1))
+
+
+def test_remaining_api(dev):
+    a = rnd(3, 4)
+    A = Tensor(a, device=dev)
+    m = a.max(1, keepdims=True)
+    close(A.logsumexp(1), (np.log(np.exp(a - m).sum(1, keepdims=True)) + m)[:, 0])
+    close(A.sign(), np.sign(a))
+    close(A.trunc(), np.trunc(a))
+    close(A.tan(), np.tan(a), rtol=1e-3, atol=1e-3)
+    close(A.zeros_like() + A.ones_like(), np.ones((3, 4)))
+    close(A.view(4, 3), a.reshape(4, 3))
+    close(A[:1].broadcast_to((2, 3, 4)), np.broadcast_to(a[:1], (2, 3, 4)))
+    close(A.dot(A.T), a @ a.T)
+    close(A.clamp(-1, 1), np.clip(a, -1, 1))
+    close(A.reshape(3, 2, 2).flatten(1, 2), a)
+    assert A.contiguous() is A
+    close(A.linear(Tensor(a[:2], device=dev), Tensor(a[0, :2], device=dev)), a @ a[:2].T + a[0, :2])
