@@ -39,3 +39,9 @@ def test_quantize_round_trip_and_flops():
     assert q.dtype == np.int8 and q.max() == 127 and q.min() == -127
     assert np.max(np.abs(q * s - a)) <= s / 2 + 1e-7
     assert mlp_flops() == pytest.approx(2 * 64 * (512 * 1024 + 1024 * 512))
+
+
+def test_demo_unknown_device_lists_the_available_ones(capsys):
+    assert main(["demo", "--device", "NOPE"]) == 2
+    err = capsys.readouterr().err
+    assert "NOPE" in err and "CL" in err and "Traceback" not in err
