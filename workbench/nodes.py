@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 
+from isa.technology import area_factor, energy_factor, logic_density_mtr_per_mm2  # noqa: F401
 from workbench.errors import UsageError
 
 
@@ -196,33 +197,4 @@ def resolve_node(name: str | int) -> Node:
     return Node(f"{nm}nm", nm, price, d0, logic, sram, est, src)
 
 
-# Stillmaker & Baas 2017 factors relative to 45 nm, as used by Accelergy's hwcomponents (b.2).
-# Energy at a fixed 0.8 V; area. Points between listed nodes are interpolated log-log [E]; above 45 nm the
-# 32->45 nm slope is extended [E]; below 7 nm hwcomponents' rule is used: area linear in node, energy as the
-# square root of the node ratio (b.2).
-_ENERGY_FACTOR = {45: 1.0, 32: 0.66, 20: 0.22, 16: 0.17, 14: 0.14, 10: 0.12, 7: 0.094}
-_AREA_FACTOR = {45: 1.0, 32: 0.46, 20: 0.21, 16: 0.19, 14: 0.17, 10: 0.10, 7: 0.059}
-
-
-def _loglog(table: dict[int, float], nm: float, below_7: str) -> float:
-    if nm < 7:
-        return table[7] * (nm / 7 if below_7 == "linear" else math.sqrt(nm / 7))
-    if nm in table:
-        return table[int(nm)]
-    points = sorted(table.items())
-    if nm > points[-1][0]:
-        (n0, f0), (n1, f1) = points[-2], points[-1]
-    else:
-        (n0, f0), (n1, f1) = next((a, b) for a, b in zip(points, points[1:], strict=False) if a[0] < nm < b[0])
-    slope = math.log(f1 / f0) / math.log(n1 / n0)
-    return f0 * (nm / n0) ** slope
-
-
-def energy_factor(nm: float) -> float:
-    """Energy per operation at `nm` relative to 45 nm (Stillmaker-Baas via hwcomponents, b.2)."""
-    return _loglog(_ENERGY_FACTOR, nm, "sqrt")
-
-
-def area_factor(nm: float) -> float:
-    """Area of a logic block at `nm` relative to 45 nm (Stillmaker-Baas via hwcomponents, b.2)."""
-    return _loglog(_AREA_FACTOR, nm, "linear")
+# Node scaling lives in isa.technology, shared with the RTL flows; re-exported here for the models.
