@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+# Run as `python bench/sim.py`, this file's folder comes first on sys.path and this module would shadow
+# the `sim` package: put the checkout first and drop the bench folder.
+sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from bench.scalesim_runner import ScaleSimUnavailable, run_gemm, scalesim_unavailable_reason  # noqa: E402
 
@@ -57,8 +58,10 @@ def _formula_module():
 
 
 def formula_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str) -> int:
-    """SCALE-Sim's stall-free cycles as a COUNT (its raw figure + 1: the one place this bench converts)."""
-    return _formula_module().stall_free_formula(m, n, k, rows, cols, dataflow) + 1
+    """SCALE-Sim's stall-free cycles as a count, converted by sim.scalesim (the project's one place)."""
+    from sim.scalesim import cycles_from_scalesim
+
+    return cycles_from_scalesim(_formula_module().stall_free_formula(m, n, k, rows, cols, dataflow), 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -138,7 +141,10 @@ def run_scalesim(points: list, budget_s: float, timeout_s: float) -> tuple[dict,
             break
         except Exception as exc:
             out[p] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-        count = res.stall_free_cycles + 1  # SCALE-Sim prints the last cycle's index
+            continue
+        from sim.scalesim import cycles_from_scalesim
+
+        count = cycles_from_scalesim(res.total_cycles, res.stall_cycles)
         spent_cycles, spent_s = spent_cycles + count, spent_s + res.wall_s
         out[p] = {"cycles": count, "raw_stall_free": res.stall_free_cycles, "stall_cycles": res.stall_cycles,
                   "wall_s": res.wall_s, "cycles_per_s": count / res.wall_s}
