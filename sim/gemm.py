@@ -21,6 +21,7 @@ from isa.encoding import Instr, make
 from isa.functional import from_dram_bytes, round_to_input, to_dram_bytes
 from isa.instructions import INSTRUCTIONS
 from sim.simulator import SimResult, simulate
+from sim.tiling import os_block
 
 __all__ = ["GemmProgram", "gemm_program", "simulate_gemm", "GemmResult", "gemm_design", "MAX_STREAM"]
 
@@ -99,9 +100,55 @@ def _split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int, c_addr: int,
+               whole_k: bool) -> list[_Group]:
+    """Output-stationary groups: per bm x bn block of C tiles, one group per reduction chunk of kc rows."""
+    rows, cols = design.matrix.rows, design.matrix.cols
+    ib, ab = design.input_bytes, design.acc_bytes
+    sp_half, acc_half = design.scratchpad_rows // 2, design.accumulator_rows // 2
+    blk = os_block(design, m, n, k, whole_k)
+    bm, bn, kc = blk.bm, blk.bn, blk.kc
+    m_tiles, n_tiles = ceil_div(m, rows), ceil_div(n, cols)
+    groups: list[_Group] = []
+    resident_a: list[tuple[int, int] | None] = [None, None]  # A tiles held by each scratchpad half
+    resident_b: list[tuple[int, int] | None] = [None, None]  # B tiles held by each scratchpad half
+    panel = 0
+    for j0 in range(0, n_tiles, bn):
+        col_tiles = range(j0, min(n_tiles, j0 + bn))
+        for i0 in range(0, m_tiles, bm):
+            row_tiles = range(i0, min(m_tiles, i0 + bm))
+            acc_base = (panel % 2) * acc_half
+            for kk, k0 in enumerate(range(0, k, kc)):
+                kl = min(kc, k - k0)
+                half = len(groups) % 2
+                sp_base = half * sp_half
+                loads = []
+                if resident_a[half] != (i0, k0):  # with one chunk, A or B may still be there from two groups ago
+                    resident_a[half] = (i0, k0)
+                    loads += [dict(op="load.sp", sram=sp_base + t * kc, dram=a_addr + (k0 * m + i * rows) * ib,
+                                   stride=m * ib, rows=kl, cols=min(rows, m - i * rows)) for t, i in enumerate(row_tiles)]
+                if resident_b[half] != (j0, k0):
+                    resident_b[half] = (j0, k0)
+                    loads += [dict(op="load.sp", sram=sp_base + (bm + t) * kc, dram=b_addr + (k0 * n + j * cols) * ib,
+                                   stride=n * ib, rows=kl, cols=min(cols, n - j * cols)) for t, j in enumerate(col_tiles)]
+                if not loads:  # the group still needs a load to carry its tokens: an empty one
+                    loads = [dict(op="load.sp", sram=sp_base, dram=0, stride=0, rows=0, cols=1)]
+                gemms = [dict(op="gemm", a=sp_base + t * kc, b=sp_base + bm * kc, c=acc_base + t * bn * rows, k=kl,
+                              repeat=len(col_tiles) - 1, sb=kc, sc=rows, accumulate=int(kk > 0))
+                         for t in range(len(row_tiles))]
+                groups.append(_Group(loads, gemms, panel, kk == 0))
+            groups[-1].stores = [dict(op="store.acc", sram=acc_base + (ti * bn + tj) * rows,
+                                      dram=c_addr + (i * rows * n + j * cols) * ab, stride=n * ab,
+                                      rows=min(rows, m - i * rows), cols=min(cols, n - j * cols))
+                                 for ti, i in enumerate(row_tiles) for tj, j in enumerate(col_tiles)]
+            panel += 1
+    return groups
+
+
 def _emit(groups: list[_Group]) -> list[Instr]:
     """Instructions of the groups with the double-buffering tokens."""
     prog: list[Instr] = []
+    pending: list[dict[str, Any]] = []  # stores of the previous group, emitted after this group's loads
     for g, grp in enumerate(groups):
         loads = [dict(x) for x in grp.loads]
         gemms = [dict(x) for x in grp.gemms]
@@ -119,13 +166,21 @@ def _emit(groups: list[_Group]) -> list[Instr]:
             stores[-1]["push_prev"] = 1
         else:
             stores = []
-        prog += [make(x.pop("op"), **x) for x in _split_dma(loads) + gemms + _split_dma(stores)]
+        # Stores after the next group's loads: fetch is in order, so a block's stores waiting in a full store
+        # queue (for their gemms) would otherwise hold back the prefetch of the next group.
+        prog += [make(x.pop("op"), **x) for x in _split_dma(loads) + pending + gemms]
+        pending = _split_dma(stores)
+    prog += [make(x.pop("op"), **x) for x in pending]
     prog.append(make("finish"))
     return prog
 
 
-def gemm_program(design: Design, m: int, n: int, k: int) -> GemmProgram:
-    """Tile an M x K by K x N GEMM onto `design` (ragged sizes zero-padded by the loads)."""
+def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False) -> GemmProgram:
+    """Tile an M x K by K x N GEMM onto `design` (ragged sizes zero-padded by the loads).
+
+    whole_k: keep SCALE-Sim's fold structure (each OS tile streams the whole reduction in one gemm) for the
+    ideal-memory mode, where loads are free and only the folds count.
+    """
     if min(m, n, k) < 1:
         raise ValueError(f"GEMM sizes must be >= 1, got m={m} n={n} k={k}")
     rows, cols = design.matrix.rows, design.matrix.cols
@@ -140,33 +195,7 @@ def gemm_program(design: Design, m: int, n: int, k: int) -> GemmProgram:
     groups: list[_Group] = []
     panel = 0
     if design.matrix.dataflow == "os":
-        kc = min(k, MAX_STREAM, sp_half // 2)
-        per_panel = max(1, min(n_tiles, sp_half // kc - 1, acc_half // rows, MAX_REPEAT))
-        resident: list[tuple[int, int] | None] = [None, None]  # B panel held by each scratchpad half
-        for j0 in range(0, n_tiles, per_panel):
-            tiles = range(j0, min(n_tiles, j0 + per_panel))
-            for i0 in range(0, m, rows):
-                mr = min(rows, m - i0)
-                acc_base = (panel % 2) * acc_half
-                for kk, k0 in enumerate(range(0, k, kc)):
-                    kl = min(kc, k - k0)
-                    half = len(groups) % 2
-                    sp_base = half * sp_half
-                    loads = [dict(op="load.sp", sram=sp_base, dram=a_addr + (k0 * m + i0) * ib, stride=m * ib,
-                                  rows=kl, cols=mr)]
-                    if resident[half] != (j0, k0):  # B stays put while only the A tiles change
-                        resident[half] = (j0, k0)
-                        for t, j in enumerate(tiles):
-                            loads.append(dict(op="load.sp", sram=sp_base + kl * (t + 1),
-                                              dram=b_addr + (k0 * n + j * cols) * ib, stride=n * ib, rows=kl,
-                                              cols=min(cols, n - j * cols)))
-                    gemm = dict(op="gemm", a=sp_base, b=sp_base + kl, c=acc_base, k=kl, repeat=len(tiles) - 1,
-                                sb=kl, sc=rows, accumulate=int(kk > 0))
-                    groups.append(_Group(loads, [gemm], panel, kk == 0))
-                groups[-1].stores = [dict(op="store.acc", sram=acc_base + t * rows,
-                                          dram=c_addr + (i0 * n + j * cols) * ab, stride=n * ab, rows=mr,
-                                          cols=min(cols, n - j * cols)) for t, j in enumerate(tiles)]
-                panel += 1
+        groups = _os_groups(design, m, n, k, a_addr, b_addr, c_addr, whole_k)
     else:
         k_tiles = ceil_div(k, rows)
         mc = min(m, MAX_STREAM, acc_half, sp_half - rows)
@@ -314,7 +343,7 @@ def simulate_gemm(m: int, n: int, k: int, design: Design | str | None = None, ro
                   trace: bool = False) -> GemmResult:
     """Generate, simulate and (with values) verify C = A x B against numpy on random operands."""
     d = gemm_design(design, rows, cols, dataflow, m, n, k, ideal_memory)
-    gp = gemm_program(d, m, n, k)
+    gp = gemm_program(d, m, n, k, whole_k=ideal_memory)
     verified = None
     if values:
         if gp.dram_bytes > d.memory.dram_bytes:  # the simulated address space grows to fit the operands
