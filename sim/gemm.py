@@ -21,7 +21,7 @@ from isa.encoding import Instr, make
 from isa.functional import from_dram_bytes, round_to_input, to_dram_bytes
 from isa.instructions import INSTRUCTIONS
 from sim.simulator import SimResult, simulate
-from sim.tiling import os_block
+from sim.tiling import os_block, ws_block
 
 __all__ = ["GemmProgram", "gemm_program", "simulate_gemm", "GemmResult", "gemm_design", "MAX_STREAM"]
 
@@ -145,6 +145,60 @@ def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
     return groups
 
 
+def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int, c_addr: int,
+               whole_k: bool) -> list[_Group]:
+    """Weight-stationary groups: per block of ml rows x bn column tiles of C, one group per kg K tiles.
+
+    The kg A tiles (ml x ROWS each) of a group are loaded once and streamed against the weight tiles of all
+    bn column tiles, so A is read once per column block instead of once per column tile.
+    """
+    rows, cols = design.matrix.rows, design.matrix.cols
+    ib, ab = design.input_bytes, design.acc_bytes
+    sp_half, acc_half = design.scratchpad_rows // 2, design.accumulator_rows // 2
+    blk = ws_block(design, m, n, k, whole_k)
+    mc, bn, kg = blk.ml, blk.bn, blk.kg
+    k_tiles, n_tiles = ceil_div(k, rows), ceil_div(n, cols)
+    groups: list[_Group] = []
+    resident: list[tuple[int, int] | None] = [None, None]  # A tiles held by each scratchpad half
+    panel = 0
+    for m0 in range(0, m, mc):
+        ml = min(mc, m - m0)
+        for j0 in range(0, n_tiles, bn):
+            col_tiles = range(j0, min(n_tiles, j0 + bn))
+            acc_base = (panel % 2) * acc_half
+            for gi, t0 in enumerate(range(0, k_tiles, kg)):
+                kts = range(t0, min(k_tiles, t0 + kg))
+                half = len(groups) % 2
+                sp_base = half * sp_half
+                b_rows = min(k, (t0 + len(kts)) * rows) - t0 * rows
+                loads = []
+                if resident[half] != (m0, t0):  # A stays put while only the weight tiles change
+                    resident[half] = (m0, t0)
+                    loads = [dict(op="load.sp", sram=sp_base + t * mc, dram=a_addr + (m0 * k + kt * rows) * ib,
+                                  stride=k * ib, rows=ml, cols=min(rows, k - kt * rows)) for t, kt in enumerate(kts)]
+                gemms = []
+                for tj, j in enumerate(col_tiles):
+                    b_base = sp_base + kg * mc + tj * kg * rows
+                    c = acc_base + tj * mc
+                    loads.append(dict(op="load.sp", sram=b_base, dram=b_addr + (t0 * rows * n + j * cols) * ib,
+                                      stride=n * ib, rows=b_rows, cols=min(cols, n - j * cols),
+                                      pad=len(kts) * rows - b_rows))
+                    first = 0
+                    if gi == 0:  # the first K tile overwrites the accumulator rows, the rest accumulate
+                        gemms.append(dict(op="gemm", a=sp_base, b=b_base, c=c, k=ml, preload=1))
+                        first = 1
+                    if len(kts) > first:
+                        gemms.append(dict(op="gemm", a=sp_base + first * mc, b=b_base + first * rows, c=c,
+                                          k=ml, preload=1, accumulate=1, repeat=len(kts) - first - 1, sa=mc,
+                                          sb=rows))
+                groups.append(_Group(loads, gemms, panel, gi == 0))
+            groups[-1].stores = [dict(op="store.acc", sram=acc_base + tj * mc, dram=c_addr + (m0 * n + j * cols) * ab,
+                                      stride=n * ab, rows=ml, cols=min(cols, n - j * cols))
+                                 for tj, j in enumerate(col_tiles)]
+            panel += 1
+    return groups
+
+
 def _emit(groups: list[_Group]) -> list[Instr]:
     """Instructions of the groups with the double-buffering tokens."""
     prog: list[Instr] = []
@@ -183,56 +237,15 @@ def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False) 
     """
     if min(m, n, k) < 1:
         raise ValueError(f"GEMM sizes must be >= 1, got m={m} n={n} k={k}")
-    rows, cols = design.matrix.rows, design.matrix.cols
     ib, ab = design.input_bytes, design.acc_bytes
     a_addr = 0
     b_addr = _align(m * k * ib)
     c_addr = _align(b_addr + k * n * ib)
     dram_bytes = _align(c_addr + m * n * ab)
-    sp_half = design.scratchpad_rows // 2
-    acc_half = design.accumulator_rows // 2
-    n_tiles = ceil_div(n, cols)
-    groups: list[_Group] = []
-    panel = 0
     if design.matrix.dataflow == "os":
         groups = _os_groups(design, m, n, k, a_addr, b_addr, c_addr, whole_k)
     else:
-        k_tiles = ceil_div(k, rows)
-        mc = min(m, MAX_STREAM, acc_half, sp_half - rows)
-        per_group = max(1, min(k_tiles, sp_half // (mc + rows), MAX_REPEAT))
-        resident = [None, None]  # A tiles held by each scratchpad half
-        for m0 in range(0, m, mc):
-            ml = min(mc, m - m0)
-            for j in range(n_tiles):
-                nc = min(cols, n - j * cols)
-                acc_base = (panel % 2) * acc_half
-                for gi, t0 in enumerate(range(0, k_tiles, per_group)):
-                    kts = range(t0, min(k_tiles, t0 + per_group))
-                    half = len(groups) % 2
-                    sp_base = half * sp_half
-                    b_base = sp_base + len(kts) * ml
-                    b_rows = min(k, (t0 + len(kts)) * rows) - t0 * rows
-                    loads = []
-                    if resident[half] != (m0, t0):  # A stays put while only the weight tiles change
-                        resident[half] = (m0, t0)
-                        loads = [dict(op="load.sp", sram=sp_base + t * ml, dram=a_addr + (m0 * k + kt * rows) * ib,
-                                      stride=k * ib, rows=ml, cols=min(rows, k - kt * rows))
-                                 for t, kt in enumerate(kts)]
-                    loads.append(dict(op="load.sp", sram=b_base, dram=b_addr + (t0 * rows * n + j * cols) * ib,
-                                      stride=n * ib, rows=b_rows, cols=nc, pad=len(kts) * rows - b_rows))
-                    gemms = []
-                    first = 0
-                    if gi == 0:  # the first K tile overwrites the accumulator rows, the rest accumulate
-                        gemms.append(dict(op="gemm", a=sp_base, b=b_base, c=acc_base, k=ml, preload=1))
-                        first = 1
-                    if len(kts) > first:
-                        gemms.append(dict(op="gemm", a=sp_base + first * ml, b=b_base + first * rows, c=acc_base,
-                                          k=ml, preload=1, accumulate=1, repeat=len(kts) - first - 1, sa=ml,
-                                          sb=rows))
-                    groups.append(_Group(loads, gemms, panel, gi == 0))
-                groups[-1].stores = [dict(op="store.acc", sram=acc_base, dram=c_addr + (m0 * n + j * cols) * ab,
-                                          stride=n * ab, rows=ml, cols=nc)]
-                panel += 1
+        groups = _ws_groups(design, m, n, k, a_addr, b_addr, c_addr, whole_k)
     return GemmProgram(design, m, n, k, _emit(groups), a_addr, b_addr, c_addr, dram_bytes)
 
 

@@ -29,6 +29,15 @@ class OsBlock:
     kc: int
 
 
+@dataclass(frozen=True)
+class WsBlock:
+    """Weight-stationary blocking: `ml` streamed rows x `bn` column tiles of C, `kg` K tiles per load group."""
+
+    ml: int
+    bn: int
+    kg: int
+
+
 def _beats(design: Design, elems: int, elem_bytes: int) -> int:
     """DRAM port cycles per row of `elems` elements (one burst per row)."""
     return ceil_div(elems * elem_bytes, design.memory.dram_bandwidth_bytes_per_cycle)
@@ -104,4 +113,62 @@ def os_block(design: Design, m: int, n: int, k: int, whole_k: bool = False) -> O
                 best = (*key, OsBlock(bm, bn, kc))
     if best is None:  # not even one A and one B row fit a half: the caller's design is unusable anyway
         return OsBlock(1, 1, 1)
+    return best[2]
+
+
+def _ws_cycles(design: Design, m: int, n_tiles: int, k_tiles: int, ml: int, bn: int, kg: int) -> int:
+    """Estimated cycles of the whole WS GEMM with this blocking (same block model as `_os_cycles`)."""
+    rows, cols = design.matrix.rows, design.matrix.cols
+    beat_a = _beats(design, rows, design.input_bytes)
+    beat_b = _beats(design, cols, design.input_bytes)
+    beat_c = _beats(design, cols, design.acc_bytes)
+    lat = design.memory.dram_latency_cycles
+    groups = _splits(k_tiles, kg)
+    one_group = sum(c for _, c in groups) == 1
+    j_blocks = [bj for bj, c in _splits(n_tiles, bn) for _ in range(c)]
+    total = total_compute = blocks = 0
+    first_load = last_store = 0
+    for bi, ni in _splits(m, ml):
+        for _ in range(ni):
+            for pos, bj in enumerate(j_blocks):
+                load_a = not (one_group and pos >= 2)
+                compute = sum(c * kl * bj * (rows + bi) for kl, c in groups)
+                loads = sum(c * (load_a * kl * _dma(design, bi, beat_a) + bj * (lat + kl * rows * beat_b))
+                            for kl, c in groups)
+                last_store = bj * _dma(design, bi, beat_c)
+                if blocks == 0:
+                    first_load = loads // sum(c for _, c in groups)
+                total += max(compute, loads + last_store)
+                total_compute += compute
+                blocks += 1
+    return max(total, total_compute + first_load + last_store) + rows + cols
+
+
+def ws_block(design: Design, m: int, n: int, k: int, whole_k: bool = False) -> WsBlock:
+    """The WS blocking with the fewest estimated cycles that fits half the scratchpad and accumulator.
+
+    whole_k: each fold streams all the M rows it can (up to the `k` field and half the accumulator), one
+    column tile at a time, the fold structure SCALE-Sim's formula counts in the ideal-memory mode.
+    """
+    rows = design.matrix.rows
+    sp_half, acc_half = design.scratchpad_rows // 2, design.accumulator_rows // 2
+    k_tiles, n_tiles = ceil_div(k, rows), ceil_div(n, design.matrix.cols)
+    ml_max = max(1, min(m, MAX_STREAM, acc_half, sp_half - rows))
+    if whole_k:
+        return WsBlock(ml_max, 1, max(1, min(k_tiles, sp_half // (ml_max + rows), MAX_REPEAT)))
+    best: tuple[int, int, WsBlock] | None = None
+    for parts in range(ceil_div(m, ml_max), ceil_div(m, ceil_div(ml_max, 8)) + 1):
+        ml = ceil_div(m, parts)  # equal row chunks
+        if ml < rows and parts > ceil_div(m, ml_max):
+            break  # shorter streams than a preload only add preload time
+        for bn in range(1, min(n_tiles, acc_half // ml) + 1):
+            kg_max = min(k_tiles, MAX_REPEAT, sp_half // (ml + bn * rows))
+            if kg_max < 1:
+                continue
+            kg = ceil_div(k_tiles, ceil_div(k_tiles, kg_max))
+            key = (_ws_cycles(design, m, n_tiles, k_tiles, ml, bn, kg), -ml)
+            if best is None or key < best[:2]:
+                best = (*key, WsBlock(ml, bn, kg))
+    if best is None:
+        return WsBlock(ml_max, 1, 1)
     return best[2]
