@@ -1,12 +1,20 @@
 """GEMM programs: tile C = A x B of any M, N, K onto a design as a double-buffered ISA program, and simulate it.
 
-DRAM layout (bytes, each matrix row-major, 64-byte aligned): OS designs take A transposed (`AT`, K x M),
-since the output-stationary array consumes one column of A per cycle; WS designs take A (M x K). B is
-K x N, C is M x N in the accumulator dtype (int32 / fp32).
+DRAM layout (bytes, 64-byte aligned regions): OS designs take A transposed (`AT`, K x M), since the
+output-stationary array consumes one column of A per cycle, and B (K x N), both as panels (`_panels`): per
+reduction chunk of `kc` rows, the ROWS-wide (A) or COLS-wide (B) tiles one after another, zero-padded to
+whole tiles, so that one DMA fetches all the tiles of a block (the DRAM latency is paid per DMA). WS
+designs take A (M x K) and B (K x N) row-major. C is M x N row-major in the accumulator dtype
+(int32 / fp32). `GemmProgram.dram_image` / `read_c` build and read these images.
+
+Blocking (sizes from `sim.tiling`): OS keeps a bm x bn block of C tiles in one accumulator half while the
+reduction streams in chunks of kc rows (bm A tiles and bn B tiles loaded per chunk); WS keeps ml rows x bn
+column tiles and streams each loaded A panel against the bn weight tiles. With `whole_k` (ideal memory)
+the folds are SCALE-Sim's: each OS tile streams the whole K, each WS fold all the M rows it can.
 
 Double buffering: the scratchpad and the accumulator are each split in two halves (in different banks),
-used alternately by consecutive load groups / output panels; tokens order load -> gemm -> store and
-hand buffers back (docs/timing.md). A `gemm` with `repeat` covers a whole panel of output tiles.
+used alternately by consecutive load groups / output blocks; tokens order load -> gemm -> store and
+hand buffers back (docs/timing.md). A `gemm` with `repeat` covers a row of a block's output tiles.
 """
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ from isa.encoding import Instr, make
 from isa.functional import from_dram_bytes, round_to_input, to_dram_bytes
 from isa.instructions import INSTRUCTIONS
 from sim.simulator import SimResult, simulate
-from sim.tiling import os_block, ws_block
+from sim.tiling import OsBlock, os_block, ws_block
 
 __all__ = ["GemmProgram", "gemm_program", "simulate_gemm", "GemmResult", "gemm_design", "MAX_STREAM"]
 
@@ -45,14 +53,19 @@ class GemmProgram:
     b_addr: int
     c_addr: int
     dram_bytes: int  # bytes of DRAM the operands need
+    kc: int = 0  # OS: reduction chunk of the panel layout (see _panels)
 
     def dram_image(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """DRAM bytes holding A (transposed for OS) and B in the design's input dtype."""
+        """DRAM bytes holding A and B in the design's input dtype (OS: as panels, WS: A and B row-major)."""
         dtype = self.design.matrix.input_dtype
         image = np.zeros(self.dram_bytes, dtype=np.uint8)
-        a_src = a.T if self.design.matrix.dataflow == "os" else a
+        if self.design.matrix.dataflow == "os":
+            rows, cols = self.design.matrix.rows, self.design.matrix.cols
+            a_src, b_src = _panels(np.asarray(a).T, rows, self.kc), _panels(np.asarray(b), cols, self.kc)
+        else:
+            a_src, b_src = a, b
         raw_a = to_dram_bytes(np.ascontiguousarray(a_src), dtype)
-        raw_b = to_dram_bytes(np.ascontiguousarray(b), dtype)
+        raw_b = to_dram_bytes(np.ascontiguousarray(b_src), dtype)
         image[self.a_addr:self.a_addr + raw_a.size] = raw_a
         image[self.b_addr:self.b_addr + raw_b.size] = raw_b
         return image
@@ -62,6 +75,25 @@ class GemmProgram:
         nbytes = self.m * self.n * self.design.acc_bytes
         return from_dram_bytes(dram[self.c_addr:self.c_addr + nbytes], self.design.matrix.acc_dtype) \
             .reshape(self.m, self.n)
+
+
+def _panels(x: np.ndarray, width: int, kc: int) -> np.ndarray:
+    """K x W operand in the OS panel layout: per reduction chunk, per tile of `width` columns, its rows.
+
+    Chunk c (rows k0 .. k0 + kl of x) holds the tiles one after another, each `kl` rows of `width` elements
+    (zero-padded past W), so one DMA of bm * kl rows fetches bm consecutive tiles of a chunk.
+    """
+    k, w = x.shape
+    tiles = ceil_div(w, width)
+    padded = np.zeros((k, tiles * width), dtype=x.dtype)
+    padded[:, :w] = x
+    return np.concatenate([padded[k0:k0 + kc].reshape(-1, tiles, width).transpose(1, 0, 2).reshape(-1, width)
+                           for k0 in range(0, k, kc)])
+
+
+def _panel_row(k: int, kc: int, tiles: int, k0: int, tile: int) -> int:
+    """Row (of tile width) of the panel layout where tile `tile` of the chunk starting at `k0` begins."""
+    return k0 * tiles + tile * min(kc, k - k0)
 
 
 def _align(x: int) -> int:
@@ -101,12 +133,11 @@ def _split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int, c_addr: int,
-               whole_k: bool) -> list[_Group]:
+               blk: OsBlock) -> list[_Group]:
     """Output-stationary groups: per bm x bn block of C tiles, one group per reduction chunk of kc rows."""
     rows, cols = design.matrix.rows, design.matrix.cols
     ib, ab = design.input_bytes, design.acc_bytes
     sp_half, acc_half = design.scratchpad_rows // 2, design.accumulator_rows // 2
-    blk = os_block(design, m, n, k, whole_k)
     bm, bn, kc = blk.bm, blk.bn, blk.kc
     m_tiles, n_tiles = ceil_div(m, rows), ceil_div(n, cols)
     groups: list[_Group] = []
@@ -123,18 +154,21 @@ def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
                 half = len(groups) % 2
                 sp_base = half * sp_half
                 loads = []
+                # The panel layout puts the chunk's tiles back to back: one DMA each for the A and the B tiles,
+                # so the DRAM latency is paid twice per group, not once per tile.
                 if resident_a[half] != (i0, k0):  # with one chunk, A or B may still be there from two groups ago
                     resident_a[half] = (i0, k0)
-                    loads += [dict(op="load.sp", sram=sp_base + t * kc, dram=a_addr + (k0 * m + i * rows) * ib,
-                                   stride=m * ib, rows=kl, cols=min(rows, m - i * rows)) for t, i in enumerate(row_tiles)]
+                    loads.append(dict(op="load.sp", sram=sp_base, dram=a_addr + _panel_row(k, kc, m_tiles, k0, i0)
+                                      * rows * ib, stride=rows * ib, rows=kl * len(row_tiles), cols=rows))
                 if resident_b[half] != (j0, k0):
                     resident_b[half] = (j0, k0)
-                    loads += [dict(op="load.sp", sram=sp_base + (bm + t) * kc, dram=b_addr + (k0 * n + j * cols) * ib,
-                                   stride=n * ib, rows=kl, cols=min(cols, n - j * cols)) for t, j in enumerate(col_tiles)]
+                    loads.append(dict(op="load.sp", sram=sp_base + bm * kc, dram=b_addr
+                                      + _panel_row(k, kc, n_tiles, k0, j0) * cols * ib, stride=cols * ib,
+                                      rows=kl * len(col_tiles), cols=cols))
                 if not loads:  # the group still needs a load to carry its tokens: an empty one
                     loads = [dict(op="load.sp", sram=sp_base, dram=0, stride=0, rows=0, cols=1)]
-                gemms = [dict(op="gemm", a=sp_base + t * kc, b=sp_base + bm * kc, c=acc_base + t * bn * rows, k=kl,
-                              repeat=len(col_tiles) - 1, sb=kc, sc=rows, accumulate=int(kk > 0))
+                gemms = [dict(op="gemm", a=sp_base + t * kl, b=sp_base + bm * kc, c=acc_base + t * bn * rows, k=kl,
+                              repeat=len(col_tiles) - 1, sb=kl, sc=rows, accumulate=int(kk > 0))
                          for t in range(len(row_tiles))]
                 groups.append(_Group(loads, gemms, panel, kk == 0))
             groups[-1].stores = [dict(op="store.acc", sram=acc_base + (ti * bn + tj) * rows,
@@ -238,15 +272,20 @@ def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False) 
     if min(m, n, k) < 1:
         raise ValueError(f"GEMM sizes must be >= 1, got m={m} n={n} k={k}")
     ib, ab = design.input_bytes, design.acc_bytes
+    rows, cols = design.matrix.rows, design.matrix.cols
+    os = design.matrix.dataflow == "os"
+    a_elems = ceil_div(m, rows) * rows * k if os else m * k  # OS panels pad M and N to whole tiles
+    b_elems = k * ceil_div(n, cols) * cols if os else k * n
     a_addr = 0
-    b_addr = _align(m * k * ib)
-    c_addr = _align(b_addr + k * n * ib)
+    b_addr = _align(a_elems * ib)
+    c_addr = _align(b_addr + b_elems * ib)
     dram_bytes = _align(c_addr + m * n * ab)
-    if design.matrix.dataflow == "os":
-        groups = _os_groups(design, m, n, k, a_addr, b_addr, c_addr, whole_k)
+    if os:
+        blk = os_block(design, m, n, k, whole_k)
+        groups = _os_groups(design, m, n, k, a_addr, b_addr, c_addr, blk)
     else:
         groups = _ws_groups(design, m, n, k, a_addr, b_addr, c_addr, whole_k)
-    return GemmProgram(design, m, n, k, _emit(groups), a_addr, b_addr, c_addr, dram_bytes)
+    return GemmProgram(design, m, n, k, _emit(groups), a_addr, b_addr, c_addr, dram_bytes, blk.kc if os else 0)
 
 
 def gemm_design(design: Design | str | None = None, rows: int | None = None, cols: int | None = None,
@@ -378,6 +417,8 @@ def simulate_gemm(m: int, n: int, k: int, design: Design | str | None = None, ro
         else:
             verified = bool(np.array_equal(c, a.astype(np.int64) @ b.astype(np.int64)))
     else:
+        if gp.dram_bytes > d.memory.dram_bytes:  # the panel layout pads M and N to whole tiles
+            d = d.replace(memory=dataclasses.replace(d.memory, dram_bytes=gp.dram_bytes))
         result = simulate(d, gp.program, None, ideal_memory=ideal_memory, overlap=overlap, values=False,
                           trace=trace)
     return GemmResult(m, n, k, d.matrix.rows, d.matrix.cols, d.matrix.dataflow, result, verified,

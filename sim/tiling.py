@@ -77,7 +77,7 @@ def _os_cycles(design: Design, m_tiles: int, n_tiles: int, k: int, bm: int, bn: 
                 load_a = not (one_chunk and len(i_blocks) == 1 and blocks >= 2)
                 load_b = not (one_chunk and pos >= 2)
                 compute = sum(c * bi * bj * max(kl, rows) for kl, c in chunks)
-                loads = sum(c * (load_a * bi * _dma(design, kl, beat_a) + load_b * bj * _dma(design, kl, beat_b))
+                loads = sum(c * (load_a * _dma(design, bi * kl, beat_a) + load_b * _dma(design, bj * kl, beat_b))
                             for kl, c in chunks)
                 last_store = bi * bj * _dma(design, rows, beat_c)
                 if blocks == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -173,3 +174,23 @@ def test_blocked_program_is_race_free_on_a_large_ragged_gemm():
     gp = gemm_program(d, 300, 200, 3000)
     res = simulate(gp.design, gp.program, None, check_races=True, values=False)
     assert res.counters["macs_bf16"] >= 300 * 200 * 3000
+
+
+def test_os_panel_layout_loads_each_block_with_two_dmas():
+    d = load_design("h100-like")
+    gp = gemm_program(d, 200, 150, 900)
+    blk = tiling.os_block(d, 200, 150, 900)
+    loads = [i for i in gp.program if i.mnemonic == "load"]
+    gemms = [i for i in gp.program if i.mnemonic == "gemm"]
+    assert blk.bm > 1 and len(loads) <= 2 * len(gemms) / blk.bm + 2  # one A and one B DMA per group
+    assert simulate_gemm(200, 150, 900, design=d, seed=3).verified is True
+
+
+def test_os_panels_hold_each_chunk_tile_by_tile():
+    from sim.gemm import _panels
+    x = np.arange(5 * 3).reshape(5, 3)  # K=5, W=3, tiles of 2 columns, chunks of 2 rows
+    p = _panels(x, 2, 2)
+    assert p.shape == (5 * 2, 2)
+    assert p[:2].tolist() == [[0, 1], [3, 4]] and p[2:4].tolist() == [[2, 0], [5, 0]]  # chunk 0: tile 0, tile 1
+    assert p[4:8].tolist() == [[6, 7], [9, 10], [8, 0], [11, 0]]
+    assert p[8:].tolist() == [[12, 13], [14, 0]]  # the short last chunk: its tiles are 1 row apart
