@@ -107,6 +107,7 @@ class _Group:
     panel: int
     first_in_panel: bool
     stores: list[dict[str, Any]] = field(default_factory=list)  # set on the last group of a panel
+    acc_buffers: int = 2  # accumulator buffers the panels rotate through
 
 
 def _split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -137,7 +138,7 @@ def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
     """Output-stationary groups: per bm x bn block of C tiles, one group per reduction chunk of kc rows."""
     rows, cols = design.matrix.rows, design.matrix.cols
     ib, ab = design.input_bytes, design.acc_bytes
-    sp_half, acc_half = design.scratchpad_rows // 2, design.accumulator_rows // 2
+    sp_half, acc_buf = design.scratchpad_rows // 2, design.accumulator_rows // blk.acc_buffers
     bm, bn, kc = blk.bm, blk.bn, blk.kc
     m_tiles, n_tiles = ceil_div(m, rows), ceil_div(n, cols)
     groups: list[_Group] = []
@@ -148,7 +149,7 @@ def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
         col_tiles = range(j0, min(n_tiles, j0 + bn))
         for i0 in range(0, m_tiles, bm):
             row_tiles = range(i0, min(m_tiles, i0 + bm))
-            acc_base = (panel % 2) * acc_half
+            acc_base = (panel % blk.acc_buffers) * acc_buf
             for kk, k0 in enumerate(range(0, k, kc)):
                 kl = min(kc, k - k0)
                 half = len(groups) % 2
@@ -170,7 +171,7 @@ def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
                 gemms = [dict(op="gemm", a=sp_base + t * kl, b=sp_base + bm * kc, c=acc_base + t * bn * rows, k=kl,
                               repeat=len(col_tiles) - 1, sb=kl, sc=rows, accumulate=int(kk > 0))
                          for t in range(len(row_tiles))]
-                groups.append(_Group(loads, gemms, panel, kk == 0))
+                groups.append(_Group(loads, gemms, panel, kk == 0, acc_buffers=blk.acc_buffers))
             groups[-1].stores = [dict(op="store.acc", sram=acc_base + (ti * bn + tj) * rows,
                                       dram=c_addr + (i * rows * n + j * cols) * ab, stride=n * ab,
                                       rows=min(rows, m - i * rows), cols=min(cols, n - j * cols))
@@ -233,32 +234,47 @@ def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
     return groups
 
 
-def _emit(groups: list[_Group]) -> list[Instr]:
-    """Instructions of the groups with the double-buffering tokens."""
-    prog: list[Instr] = []
-    pending: list[dict[str, Any]] = []  # stores of the previous group, emitted after this group's loads
-    for g, grp in enumerate(groups):
-        loads = [dict(x) for x in grp.loads]
-        gemms = [dict(x) for x in grp.gemms]
-        if g >= 2:
-            loads[0]["pop_next"] = 1  # scratchpad half free again (gemm of group g - 2 done)
-        loads[-1]["push_next"] = 1
-        gemms[0]["pop_prev"] = 1
-        gemms[-1]["push_prev"] = 1
-        if grp.first_in_panel and grp.panel >= 2:
-            gemms[0]["pop_next"] = 1  # accumulator half free again (stores of panel - 2 done)
-        if grp.stores:
-            gemms[-1]["push_next"] = 1
-            stores = [dict(x) for x in grp.stores]
-            stores[0]["pop_prev"] = 1
-            stores[-1]["push_prev"] = 1
-        else:
-            stores = []
-        # Stores after the next group's loads: fetch is in order, so a block's stores waiting in a full store
-        # queue (for their gemms) would otherwise hold back the prefetch of the next group.
-        prog += [make(x.pop("op"), **x) for x in _split_dma(loads) + pending + gemms]
-        pending = _split_dma(stores)
-    prog += [make(x.pop("op"), **x) for x in pending]
+def _tokens(g: int, grp: _Group) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Loads, gemms and stores of group `g` with the double-buffering token flags set."""
+    loads = [dict(x) for x in grp.loads]
+    gemms = [dict(x) for x in grp.gemms]
+    stores = [dict(x) for x in grp.stores]
+    if g >= 2:
+        loads[0]["pop_next"] = 1  # scratchpad half free again (gemm of group g - 2 done)
+    loads[-1]["push_next"] = 1
+    gemms[0]["pop_prev"] = 1
+    gemms[-1]["push_prev"] = 1
+    if grp.first_in_panel and grp.panel >= grp.acc_buffers:
+        gemms[0]["pop_next"] = 1  # accumulator buffer free again (stores of panel - buffers done)
+    if stores:
+        gemms[-1]["push_next"] = 1
+        stores[0]["pop_prev"] = 1
+        stores[-1]["push_prev"] = 1
+    return _split_dma(loads), gemms, _split_dma(stores)
+
+
+def _emit(groups: list[_Group], depth: int) -> list[Instr]:
+    """Instructions of the groups with the double-buffering tokens, in a software-pipelined order.
+
+    Fetch is in order and queues hold `depth` entries, so the program lists the loads of group g + 1 before
+    the gemms of group g when they fit half a queue (a long run of gemms waiting for their loads would
+    otherwise keep the next loads from being fetched; more loads than that would keep the gemms from being
+    fetched instead), and a block's stores after the following group's loads (stores waiting for their gemms
+    in a full store queue would hold back the prefetch). Tokens, not program order, order the units.
+    """
+    parts = [_tokens(g, grp) for g, grp in enumerate(groups)]
+    seq: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []  # stores of the previous group
+    ahead = False  # this group's loads were already emitted
+    for g, (loads, gemms, stores) in enumerate(parts):
+        if not ahead:
+            seq += loads
+        ahead = g + 1 < len(parts) and len(parts[g + 1][0]) <= depth // 2
+        if ahead:
+            seq += parts[g + 1][0]
+        seq += pending + gemms
+        pending = stores
+    prog = [make(x.pop("op"), **x) for x in seq + pending]
     prog.append(make("finish"))
     return prog
 
@@ -285,7 +301,7 @@ def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False) 
         groups = _os_groups(design, m, n, k, a_addr, b_addr, c_addr, blk)
     else:
         groups = _ws_groups(design, m, n, k, a_addr, b_addr, c_addr, whole_k)
-    return GemmProgram(design, m, n, k, _emit(groups), a_addr, b_addr, c_addr, dram_bytes, blk.kc if os else 0)
+    return GemmProgram(design, m, n, k, _emit(groups, design.control.queue_depth), a_addr, b_addr, c_addr, dram_bytes, blk.kc if os else 0)
 
 
 def gemm_design(design: Design | str | None = None, rows: int | None = None, cols: int | None = None,

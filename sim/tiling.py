@@ -27,6 +27,7 @@ class OsBlock:
     bm: int
     bn: int
     kc: int
+    acc_buffers: int = 2  # 1: the block fills the whole accumulator and its stores hold up the next block
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ def _splits(total: int, block: int) -> list[tuple[int, int]]:
     return [(block, full)] + ([(rest, 1)] if rest else [])
 
 
-def _os_cycles(design: Design, m_tiles: int, n_tiles: int, k: int, bm: int, bn: int, kc: int) -> int:
+def _os_cycles(design: Design, m_tiles: int, n_tiles: int, k: int, bm: int, bn: int, kc: int,
+               acc_buffers: int = 2) -> int:
     """Estimated cycles of the whole OS GEMM with this blocking.
 
     Each block takes the longer of its matrix time and its DRAM port time (loads overlap the previous
@@ -82,7 +84,10 @@ def _os_cycles(design: Design, m_tiles: int, n_tiles: int, k: int, bm: int, bn: 
                 last_store = bi * bj * _dma(design, rows, beat_c)
                 if blocks == 0:
                     first_load = loads // sum(c for _, c in chunks)
-                total += max(compute, loads + last_store)
+                if acc_buffers == 1:  # the next block's gemms wait for these stores
+                    total += max(compute, loads) + last_store
+                else:
+                    total += max(compute, loads + last_store)
                 total_compute += compute
                 blocks += 1
     return max(total, total_compute + first_load + last_store) + rows + cols
@@ -95,22 +100,26 @@ def os_block(design: Design, m: int, n: int, k: int, whole_k: bool = False) -> O
     (SCALE-Sim) mode needs; blocks then grow only along N, the fold structure the formula counts.
     """
     rows = design.matrix.rows
-    sp_half, acc_tiles = design.scratchpad_rows // 2, max(1, design.accumulator_rows // 2 // rows)
+    sp_half = design.scratchpad_rows // 2
     m_tiles, n_tiles = ceil_div(m, rows), ceil_div(n, design.matrix.cols)
     if whole_k:
         kc = min(k, MAX_STREAM, sp_half // 2)
-        bn = max(1, min(n_tiles, sp_half // kc - 1, acc_tiles, MAX_REPEAT))
+        bn = max(1, min(n_tiles, sp_half // kc - 1, design.accumulator_rows // 2 // rows, MAX_REPEAT))
         return OsBlock(1, bn, kc)
     best: tuple[int, int, OsBlock] | None = None
-    for bm in range(1, min(m_tiles, acc_tiles) + 1):
-        for bn in range(1, min(n_tiles, acc_tiles // bm, MAX_REPEAT) + 1):
-            kc_max = min(k, MAX_STREAM, sp_half // (bm + bn))
-            if kc_max < 1:
-                continue
-            kc = ceil_div(k, ceil_div(k, kc_max))  # equal chunks: no short tail chunk
-            key = (_os_cycles(design, m_tiles, n_tiles, k, bm, bn, kc), bm * bn)
-            if best is None or key < best[:2]:
-                best = (*key, OsBlock(bm, bn, kc))
+    # Two accumulator buffers hide a block's stores; one buffer doubles the block (more reuse per DRAM byte)
+    # at the price of exposed stores, which pays off when loads dominate and stores are rare (long K).
+    for buffers in (2, 1):
+        acc_tiles = design.accumulator_rows // buffers // rows
+        for bm in range(1, min(m_tiles, acc_tiles) + 1):
+            for bn in range(1, min(n_tiles, acc_tiles // bm, MAX_REPEAT) + 1):
+                kc_max = min(k, MAX_STREAM, sp_half // (bm + bn))
+                if kc_max < 1:
+                    continue
+                kc = ceil_div(k, ceil_div(k, kc_max))  # equal chunks: no short tail chunk
+                key = (_os_cycles(design, m_tiles, n_tiles, k, bm, bn, kc, buffers), bm * bn)
+                if best is None or key < best[:2]:
+                    best = (*key, OsBlock(bm, bn, kc, buffers))
     if best is None:  # not even one A and one B row fit a half: the caller's design is unusable anyway
         return OsBlock(1, 1, 1)
     return best[2]

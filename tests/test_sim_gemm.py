@@ -128,7 +128,8 @@ def test_blocked_bf16_gemm_ragged(m, n, k, dataflow):
     assert simulate_gemm(m, n, k, design=d).verified is True
 
 
-@pytest.mark.parametrize("block", [(1, 1, 7), (2, 3, 64), (4, 4, 32), (3, 1, 100), (1, 5, 1)])
+@pytest.mark.parametrize("block", [(1, 1, 7), (2, 3, 64), (4, 4, 32), (3, 1, 100), (1, 5, 1), (4, 8, 40, 1),
+                                   (2, 2, 120, 1)])
 def test_forced_os_blocks_are_exact(monkeypatch, block):
     """Any block the chooser could pick gives the exact result: ragged edges in all three dimensions."""
     monkeypatch.setattr("sim.gemm.os_block", lambda *a, **kw: tiling.OsBlock(*block))
@@ -151,7 +152,7 @@ def test_blocks_fit_the_buffers_and_fields(design):
         if d.matrix.dataflow == "os":
             b = tiling.os_block(d, m, n, k)
             assert (b.bm + b.bn) * b.kc <= d.scratchpad_rows // 2
-            assert b.bm * b.bn * rows <= max(rows, d.accumulator_rows // 2)
+            assert b.bm * b.bn * rows <= max(rows, d.accumulator_rows // b.acc_buffers)
             assert b.bn <= 256 and b.kc <= 65535
         else:
             b = tiling.ws_block(d, m, n, k)
