@@ -1,12 +1,20 @@
 """GEMM programs: tile C = A x B of any M, N, K onto a design as a double-buffered ISA program, and simulate it.
 
-DRAM layout (bytes, each matrix row-major, 64-byte aligned): OS designs take A transposed (`AT`, K x M),
-since the output-stationary array consumes one column of A per cycle; WS designs take A (M x K). B is
-K x N, C is M x N in the accumulator dtype (int32 / fp32).
+DRAM layout (bytes, 64-byte aligned regions): OS designs take A transposed (`AT`, K x M), since the
+output-stationary array consumes one column of A per cycle, and B (K x N), both as panels (`_panels`): per
+reduction chunk of `kc` rows, the ROWS-wide (A) or COLS-wide (B) tiles one after another, zero-padded to
+whole tiles, so that one DMA fetches all the tiles of a block (the DRAM latency is paid per DMA). WS
+designs take A (M x K) and B (K x N) row-major. C is M x N row-major in the accumulator dtype
+(int32 / fp32). `GemmProgram.dram_image` / `read_c` build and read these images.
+
+Blocking (sizes from `sim.tiling`): OS keeps a bm x bn block of C tiles in one accumulator half while the
+reduction streams in chunks of kc rows (bm A tiles and bn B tiles loaded per chunk); WS keeps ml rows x bn
+column tiles and streams each loaded A panel against the bn weight tiles. With `whole_k` (ideal memory)
+the folds are SCALE-Sim's: each OS tile streams the whole K, each WS fold all the M rows it can.
 
 Double buffering: the scratchpad and the accumulator are each split in two halves (in different banks),
-used alternately by consecutive load groups / output panels; tokens order load -> gemm -> store and
-hand buffers back (docs/timing.md). A `gemm` with `repeat` covers a whole panel of output tiles.
+used alternately by consecutive load groups / output blocks; tokens order load -> gemm -> store and
+hand buffers back (docs/timing.md). A `gemm` with `repeat` covers a row of a block's output tiles.
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from isa.encoding import Instr, make
 from isa.functional import from_dram_bytes, round_to_input, to_dram_bytes
 from isa.instructions import INSTRUCTIONS
 from sim.simulator import SimResult, simulate
+from sim.tiling import OsBlock, os_block, ws_block
 
 __all__ = ["GemmProgram", "gemm_program", "simulate_gemm", "GemmResult", "gemm_design", "MAX_STREAM"]
 
@@ -44,14 +53,19 @@ class GemmProgram:
     b_addr: int
     c_addr: int
     dram_bytes: int  # bytes of DRAM the operands need
+    kc: int = 0  # OS: reduction chunk of the panel layout (see _panels)
 
     def dram_image(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """DRAM bytes holding A (transposed for OS) and B in the design's input dtype."""
+        """DRAM bytes holding A and B in the design's input dtype (OS: as panels, WS: A and B row-major)."""
         dtype = self.design.matrix.input_dtype
         image = np.zeros(self.dram_bytes, dtype=np.uint8)
-        a_src = a.T if self.design.matrix.dataflow == "os" else a
+        if self.design.matrix.dataflow == "os":
+            rows, cols = self.design.matrix.rows, self.design.matrix.cols
+            a_src, b_src = _panels(np.asarray(a).T, rows, self.kc), _panels(np.asarray(b), cols, self.kc)
+        else:
+            a_src, b_src = a, b
         raw_a = to_dram_bytes(np.ascontiguousarray(a_src), dtype)
-        raw_b = to_dram_bytes(np.ascontiguousarray(b), dtype)
+        raw_b = to_dram_bytes(np.ascontiguousarray(b_src), dtype)
         image[self.a_addr:self.a_addr + raw_a.size] = raw_a
         image[self.b_addr:self.b_addr + raw_b.size] = raw_b
         return image
@@ -61,6 +75,25 @@ class GemmProgram:
         nbytes = self.m * self.n * self.design.acc_bytes
         return from_dram_bytes(dram[self.c_addr:self.c_addr + nbytes], self.design.matrix.acc_dtype) \
             .reshape(self.m, self.n)
+
+
+def _panels(x: np.ndarray, width: int, kc: int) -> np.ndarray:
+    """K x W operand in the OS panel layout: per reduction chunk, per tile of `width` columns, its rows.
+
+    Chunk c (rows k0 .. k0 + kl of x) holds the tiles one after another, each `kl` rows of `width` elements
+    (zero-padded past W), so one DMA of bm * kl rows fetches bm consecutive tiles of a chunk.
+    """
+    k, w = x.shape
+    tiles = ceil_div(w, width)
+    padded = np.zeros((k, tiles * width), dtype=x.dtype)
+    padded[:, :w] = x
+    return np.concatenate([padded[k0:k0 + kc].reshape(-1, tiles, width).transpose(1, 0, 2).reshape(-1, width)
+                           for k0 in range(0, k, kc)])
+
+
+def _panel_row(k: int, kc: int, tiles: int, k0: int, tile: int) -> int:
+    """Row (of tile width) of the panel layout where tile `tile` of the chunk starting at `k0` begins."""
+    return k0 * tiles + tile * min(kc, k - k0)
 
 
 def _align(x: int) -> int:
@@ -74,6 +107,7 @@ class _Group:
     panel: int
     first_in_panel: bool
     stores: list[dict[str, Any]] = field(default_factory=list)  # set on the last group of a panel
+    acc_buffers: int = 2  # accumulator buffers the panels rotate through
 
 
 def _split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,112 +133,175 @@ def _split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _emit(groups: list[_Group]) -> list[Instr]:
-    """Instructions of the groups with the double-buffering tokens."""
-    prog: list[Instr] = []
-    for g, grp in enumerate(groups):
-        loads = [dict(x) for x in grp.loads]
-        gemms = [dict(x) for x in grp.gemms]
-        if g >= 2:
-            loads[0]["pop_next"] = 1  # scratchpad half free again (gemm of group g - 2 done)
-        loads[-1]["push_next"] = 1
-        gemms[0]["pop_prev"] = 1
-        gemms[-1]["push_prev"] = 1
-        if grp.first_in_panel and grp.panel >= 2:
-            gemms[0]["pop_next"] = 1  # accumulator half free again (stores of panel - 2 done)
-        if grp.stores:
-            gemms[-1]["push_next"] = 1
-            stores = [dict(x) for x in grp.stores]
-            stores[0]["pop_prev"] = 1
-            stores[-1]["push_prev"] = 1
-        else:
-            stores = []
-        prog += [make(x.pop("op"), **x) for x in _split_dma(loads) + gemms + _split_dma(stores)]
+def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int, c_addr: int,
+               blk: OsBlock) -> list[_Group]:
+    """Output-stationary groups: per bm x bn block of C tiles, one group per reduction chunk of kc rows."""
+    rows, cols = design.matrix.rows, design.matrix.cols
+    ib, ab = design.input_bytes, design.acc_bytes
+    sp_half, acc_buf = design.scratchpad_rows // 2, design.accumulator_rows // blk.acc_buffers
+    bm, bn, kc = blk.bm, blk.bn, blk.kc
+    m_tiles, n_tiles = ceil_div(m, rows), ceil_div(n, cols)
+    groups: list[_Group] = []
+    resident_a: list[tuple[int, int] | None] = [None, None]  # A tiles held by each scratchpad half
+    resident_b: list[tuple[int, int] | None] = [None, None]  # B tiles held by each scratchpad half
+    panel = 0
+    for j0 in range(0, n_tiles, bn):
+        col_tiles = range(j0, min(n_tiles, j0 + bn))
+        for i0 in range(0, m_tiles, bm):
+            row_tiles = range(i0, min(m_tiles, i0 + bm))
+            acc_base = (panel % blk.acc_buffers) * acc_buf
+            for kk, k0 in enumerate(range(0, k, kc)):
+                kl = min(kc, k - k0)
+                half = len(groups) % 2
+                sp_base = half * sp_half
+                loads = []
+                # The panel layout puts the chunk's tiles back to back: one DMA each for the A and the B tiles,
+                # so the DRAM latency is paid twice per group, not once per tile.
+                if resident_a[half] != (i0, k0):  # with one chunk, A or B may still be there from two groups ago
+                    resident_a[half] = (i0, k0)
+                    loads.append(dict(op="load.sp", sram=sp_base, dram=a_addr + _panel_row(k, kc, m_tiles, k0, i0)
+                                      * rows * ib, stride=rows * ib, rows=kl * len(row_tiles), cols=rows))
+                if resident_b[half] != (j0, k0):
+                    resident_b[half] = (j0, k0)
+                    loads.append(dict(op="load.sp", sram=sp_base + bm * kc, dram=b_addr
+                                      + _panel_row(k, kc, n_tiles, k0, j0) * cols * ib, stride=cols * ib,
+                                      rows=kl * len(col_tiles), cols=cols))
+                if not loads:  # the group still needs a load to carry its tokens: an empty one
+                    loads = [dict(op="load.sp", sram=sp_base, dram=0, stride=0, rows=0, cols=1)]
+                gemms = [dict(op="gemm", a=sp_base + t * kl, b=sp_base + bm * kc, c=acc_base + t * bn * rows, k=kl,
+                              repeat=len(col_tiles) - 1, sb=kl, sc=rows, accumulate=int(kk > 0))
+                         for t in range(len(row_tiles))]
+                groups.append(_Group(loads, gemms, panel, kk == 0, acc_buffers=blk.acc_buffers))
+            groups[-1].stores = [dict(op="store.acc", sram=acc_base + (ti * bn + tj) * rows,
+                                      dram=c_addr + (i * rows * n + j * cols) * ab, stride=n * ab,
+                                      rows=min(rows, m - i * rows), cols=min(cols, n - j * cols))
+                                 for ti, i in enumerate(row_tiles) for tj, j in enumerate(col_tiles)]
+            panel += 1
+    return groups
+
+
+def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int, c_addr: int,
+               whole_k: bool) -> list[_Group]:
+    """Weight-stationary groups: per block of ml rows x bn column tiles of C, one group per kg K tiles.
+
+    The kg A tiles (ml x ROWS each) of a group are loaded once and streamed against the weight tiles of all
+    bn column tiles, so A is read once per column block instead of once per column tile.
+    """
+    rows, cols = design.matrix.rows, design.matrix.cols
+    ib, ab = design.input_bytes, design.acc_bytes
+    sp_half, acc_half = design.scratchpad_rows // 2, design.accumulator_rows // 2
+    blk = ws_block(design, m, n, k, whole_k)
+    mc, bn, kg = blk.ml, blk.bn, blk.kg
+    k_tiles, n_tiles = ceil_div(k, rows), ceil_div(n, cols)
+    groups: list[_Group] = []
+    resident: list[tuple[int, int] | None] = [None, None]  # A tiles held by each scratchpad half
+    panel = 0
+    for m0 in range(0, m, mc):
+        ml = min(mc, m - m0)
+        for j0 in range(0, n_tiles, bn):
+            col_tiles = range(j0, min(n_tiles, j0 + bn))
+            acc_base = (panel % 2) * acc_half
+            for gi, t0 in enumerate(range(0, k_tiles, kg)):
+                kts = range(t0, min(k_tiles, t0 + kg))
+                half = len(groups) % 2
+                sp_base = half * sp_half
+                b_rows = min(k, (t0 + len(kts)) * rows) - t0 * rows
+                loads = []
+                if resident[half] != (m0, t0):  # A stays put while only the weight tiles change
+                    resident[half] = (m0, t0)
+                    loads = [dict(op="load.sp", sram=sp_base + t * mc, dram=a_addr + (m0 * k + kt * rows) * ib,
+                                  stride=k * ib, rows=ml, cols=min(rows, k - kt * rows)) for t, kt in enumerate(kts)]
+                gemms = []
+                for tj, j in enumerate(col_tiles):
+                    b_base = sp_base + kg * mc + tj * kg * rows
+                    c = acc_base + tj * mc
+                    loads.append(dict(op="load.sp", sram=b_base, dram=b_addr + (t0 * rows * n + j * cols) * ib,
+                                      stride=n * ib, rows=b_rows, cols=min(cols, n - j * cols),
+                                      pad=len(kts) * rows - b_rows))
+                    first = 0
+                    if gi == 0:  # the first K tile overwrites the accumulator rows, the rest accumulate
+                        gemms.append(dict(op="gemm", a=sp_base, b=b_base, c=c, k=ml, preload=1))
+                        first = 1
+                    if len(kts) > first:
+                        gemms.append(dict(op="gemm", a=sp_base + first * mc, b=b_base + first * rows, c=c,
+                                          k=ml, preload=1, accumulate=1, repeat=len(kts) - first - 1, sa=mc,
+                                          sb=rows))
+                groups.append(_Group(loads, gemms, panel, gi == 0))
+            groups[-1].stores = [dict(op="store.acc", sram=acc_base + tj * mc, dram=c_addr + (m0 * n + j * cols) * ab,
+                                      stride=n * ab, rows=ml, cols=min(cols, n - j * cols))
+                                 for tj, j in enumerate(col_tiles)]
+            panel += 1
+    return groups
+
+
+def _tokens(g: int, grp: _Group) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Loads, gemms and stores of group `g` with the double-buffering token flags set."""
+    loads = [dict(x) for x in grp.loads]
+    gemms = [dict(x) for x in grp.gemms]
+    stores = [dict(x) for x in grp.stores]
+    if g >= 2:
+        loads[0]["pop_next"] = 1  # scratchpad half free again (gemm of group g - 2 done)
+    loads[-1]["push_next"] = 1
+    gemms[0]["pop_prev"] = 1
+    gemms[-1]["push_prev"] = 1
+    if grp.first_in_panel and grp.panel >= grp.acc_buffers:
+        gemms[0]["pop_next"] = 1  # accumulator buffer free again (stores of panel - buffers done)
+    if stores:
+        gemms[-1]["push_next"] = 1
+        stores[0]["pop_prev"] = 1
+        stores[-1]["push_prev"] = 1
+    return _split_dma(loads), gemms, _split_dma(stores)
+
+
+def _emit(groups: list[_Group], depth: int) -> list[Instr]:
+    """Instructions of the groups with the double-buffering tokens, in a software-pipelined order.
+
+    Fetch is in order and queues hold `depth` entries, so the program lists the loads of group g + 1 before
+    the gemms of group g when they fit half a queue (a long run of gemms waiting for their loads would
+    otherwise keep the next loads from being fetched; more loads than that would keep the gemms from being
+    fetched instead), and a block's stores after the following group's loads (stores waiting for their gemms
+    in a full store queue would hold back the prefetch). Tokens, not program order, order the units.
+    """
+    parts = [_tokens(g, grp) for g, grp in enumerate(groups)]
+    seq: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []  # stores of the previous group
+    ahead = False  # this group's loads were already emitted
+    for g, (loads, gemms, stores) in enumerate(parts):
+        if not ahead:
+            seq += loads
+        ahead = g + 1 < len(parts) and len(parts[g + 1][0]) <= depth // 2
+        if ahead:
+            seq += parts[g + 1][0]
+        seq += pending + gemms
+        pending = stores
+    prog = [make(x.pop("op"), **x) for x in seq + pending]
     prog.append(make("finish"))
     return prog
 
 
-def gemm_program(design: Design, m: int, n: int, k: int) -> GemmProgram:
-    """Tile an M x K by K x N GEMM onto `design` (ragged sizes zero-padded by the loads)."""
+def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False) -> GemmProgram:
+    """Tile an M x K by K x N GEMM onto `design` (ragged sizes zero-padded by the loads).
+
+    whole_k: keep SCALE-Sim's fold structure (each OS tile streams the whole reduction in one gemm) for the
+    ideal-memory mode, where loads are free and only the folds count.
+    """
     if min(m, n, k) < 1:
         raise ValueError(f"GEMM sizes must be >= 1, got m={m} n={n} k={k}")
-    rows, cols = design.matrix.rows, design.matrix.cols
     ib, ab = design.input_bytes, design.acc_bytes
+    rows, cols = design.matrix.rows, design.matrix.cols
+    os = design.matrix.dataflow == "os"
+    a_elems = ceil_div(m, rows) * rows * k if os else m * k  # OS panels pad M and N to whole tiles
+    b_elems = k * ceil_div(n, cols) * cols if os else k * n
     a_addr = 0
-    b_addr = _align(m * k * ib)
-    c_addr = _align(b_addr + k * n * ib)
+    b_addr = _align(a_elems * ib)
+    c_addr = _align(b_addr + b_elems * ib)
     dram_bytes = _align(c_addr + m * n * ab)
-    sp_half = design.scratchpad_rows // 2
-    acc_half = design.accumulator_rows // 2
-    n_tiles = ceil_div(n, cols)
-    groups: list[_Group] = []
-    panel = 0
-    if design.matrix.dataflow == "os":
-        kc = min(k, MAX_STREAM, sp_half // 2)
-        per_panel = max(1, min(n_tiles, sp_half // kc - 1, acc_half // rows, MAX_REPEAT))
-        resident: list[tuple[int, int] | None] = [None, None]  # B panel held by each scratchpad half
-        for j0 in range(0, n_tiles, per_panel):
-            tiles = range(j0, min(n_tiles, j0 + per_panel))
-            for i0 in range(0, m, rows):
-                mr = min(rows, m - i0)
-                acc_base = (panel % 2) * acc_half
-                for kk, k0 in enumerate(range(0, k, kc)):
-                    kl = min(kc, k - k0)
-                    half = len(groups) % 2
-                    sp_base = half * sp_half
-                    loads = [dict(op="load.sp", sram=sp_base, dram=a_addr + (k0 * m + i0) * ib, stride=m * ib,
-                                  rows=kl, cols=mr)]
-                    if resident[half] != (j0, k0):  # B stays put while only the A tiles change
-                        resident[half] = (j0, k0)
-                        for t, j in enumerate(tiles):
-                            loads.append(dict(op="load.sp", sram=sp_base + kl * (t + 1),
-                                              dram=b_addr + (k0 * n + j * cols) * ib, stride=n * ib, rows=kl,
-                                              cols=min(cols, n - j * cols)))
-                    gemm = dict(op="gemm", a=sp_base, b=sp_base + kl, c=acc_base, k=kl, repeat=len(tiles) - 1,
-                                sb=kl, sc=rows, accumulate=int(kk > 0))
-                    groups.append(_Group(loads, [gemm], panel, kk == 0))
-                groups[-1].stores = [dict(op="store.acc", sram=acc_base + t * rows,
-                                          dram=c_addr + (i0 * n + j * cols) * ab, stride=n * ab, rows=mr,
-                                          cols=min(cols, n - j * cols)) for t, j in enumerate(tiles)]
-                panel += 1
+    if os:
+        blk = os_block(design, m, n, k, whole_k)
+        groups = _os_groups(design, m, n, k, a_addr, b_addr, c_addr, blk)
     else:
-        k_tiles = ceil_div(k, rows)
-        mc = min(m, MAX_STREAM, acc_half, sp_half - rows)
-        per_group = max(1, min(k_tiles, sp_half // (mc + rows), MAX_REPEAT))
-        resident = [None, None]  # A tiles held by each scratchpad half
-        for m0 in range(0, m, mc):
-            ml = min(mc, m - m0)
-            for j in range(n_tiles):
-                nc = min(cols, n - j * cols)
-                acc_base = (panel % 2) * acc_half
-                for gi, t0 in enumerate(range(0, k_tiles, per_group)):
-                    kts = range(t0, min(k_tiles, t0 + per_group))
-                    half = len(groups) % 2
-                    sp_base = half * sp_half
-                    b_base = sp_base + len(kts) * ml
-                    b_rows = min(k, (t0 + len(kts)) * rows) - t0 * rows
-                    loads = []
-                    if resident[half] != (m0, t0):  # A stays put while only the weight tiles change
-                        resident[half] = (m0, t0)
-                        loads = [dict(op="load.sp", sram=sp_base + t * ml, dram=a_addr + (m0 * k + kt * rows) * ib,
-                                      stride=k * ib, rows=ml, cols=min(rows, k - kt * rows))
-                                 for t, kt in enumerate(kts)]
-                    loads.append(dict(op="load.sp", sram=b_base, dram=b_addr + (t0 * rows * n + j * cols) * ib,
-                                      stride=n * ib, rows=b_rows, cols=nc, pad=len(kts) * rows - b_rows))
-                    gemms = []
-                    first = 0
-                    if gi == 0:  # the first K tile overwrites the accumulator rows, the rest accumulate
-                        gemms.append(dict(op="gemm", a=sp_base, b=b_base, c=acc_base, k=ml, preload=1))
-                        first = 1
-                    if len(kts) > first:
-                        gemms.append(dict(op="gemm", a=sp_base + first * ml, b=b_base + first * rows, c=acc_base,
-                                          k=ml, preload=1, accumulate=1, repeat=len(kts) - first - 1, sa=ml,
-                                          sb=rows))
-                    groups.append(_Group(loads, gemms, panel, gi == 0))
-                groups[-1].stores = [dict(op="store.acc", sram=acc_base, dram=c_addr + (m0 * n + j * cols) * ab,
-                                          stride=n * ab, rows=ml, cols=nc)]
-                panel += 1
-    return GemmProgram(design, m, n, k, _emit(groups), a_addr, b_addr, c_addr, dram_bytes)
+        groups = _ws_groups(design, m, n, k, a_addr, b_addr, c_addr, whole_k)
+    return GemmProgram(design, m, n, k, _emit(groups, design.control.queue_depth), a_addr, b_addr, c_addr, dram_bytes, blk.kc if os else 0)
 
 
 def gemm_design(design: Design | str | None = None, rows: int | None = None, cols: int | None = None,
@@ -314,7 +411,7 @@ def simulate_gemm(m: int, n: int, k: int, design: Design | str | None = None, ro
                   trace: bool = False) -> GemmResult:
     """Generate, simulate and (with values) verify C = A x B against numpy on random operands."""
     d = gemm_design(design, rows, cols, dataflow, m, n, k, ideal_memory)
-    gp = gemm_program(d, m, n, k)
+    gp = gemm_program(d, m, n, k, whole_k=ideal_memory)
     verified = None
     if values:
         if gp.dram_bytes > d.memory.dram_bytes:  # the simulated address space grows to fit the operands
@@ -336,6 +433,8 @@ def simulate_gemm(m: int, n: int, k: int, design: Design | str | None = None, ro
         else:
             verified = bool(np.array_equal(c, a.astype(np.int64) @ b.astype(np.int64)))
     else:
+        if gp.dram_bytes > d.memory.dram_bytes:  # the panel layout pads M and N to whole tiles
+            d = d.replace(memory=dataclasses.replace(d.memory, dram_bytes=gp.dram_bytes))
         result = simulate(d, gp.program, None, ideal_memory=ideal_memory, overlap=overlap, values=False,
                           trace=trace)
     return GemmResult(m, n, k, d.matrix.rows, d.matrix.cols, d.matrix.dataflow, result, verified,
