@@ -8,8 +8,9 @@ Tokens order load -> gemm -> store and hand each half back before it is reused, 
 race free by construction; every candidate is also run through the simulator's checks (a program it
 rejects is redrawn).
 
-Patterns the RTL documents as unsupported (ISA_ISSUES.md) are never drawn: GEMM iterations whose
-accumulator rows partially overlap (0 < |c2 - c1| < ROWS), and VEC whose source rows (src or src2) start
+Patterns the RTL documents as unsupported (ISA_ISSUES.md) are never drawn: GEMMs in flight together
+whose accumulator rows partially overlap (0 < |c2 - c1| < ROWS; here every block has one GEMM and the
+blocks alternate halves), and VEC whose source rows (src or src2) start
 below dst but reach it (dst - rows < src < dst): there the RTL, streaming row by row, reads rows the
 same instruction already rewrote, while the functional model reads all rows first.
 """

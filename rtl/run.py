@@ -51,6 +51,7 @@ class RTLRun:
     run_seconds: float
     cycles_per_second: float
     mismatch: str = ""
+    window_ps: tuple[int, int] | None = None  # simulation time of cycle 1 .. FINISH (for waveforms)
     dram: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -124,4 +125,4 @@ def run_on_rtl(design: Design | str, program: list[Instr] | bytes, dram_image: n
                   sim_counters=sim_counters, counters_match=counters_match, build_seconds=built.build_seconds,
                   build_cached=built.cached, run_seconds=run_s,
                   cycles_per_second=(res.get("bench_cycles", 0) / max(res.get("wall_seconds", 1e-9), 1e-9)),
-                  mismatch="; ".join(mism), dram=final)
+                  mismatch="; ".join(mism), window_ps=(res.get("t_start_ps"), res.get("t_end_ps")), dram=final)
