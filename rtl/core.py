@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from isa.design import Design, ceil_div
 from isa.instructions import INSTRUCTIONS, OPCODE_BITS, VECTOR_OPS, VECTOR_SHIFT_IMM, VECTOR_UNARY, WORD_BITS
-from rtl.array import ACC_BITS, OSArray
+from rtl.array import ACC_BITS, OSArray, WSArray
 from rtl.decoder import Decoder, decode_fields
 from rtl.sram import BankedSRAM
 
@@ -53,9 +53,9 @@ class CoreParams:
         if design.is_float:
             raise NotImplementedError("the RTL implements the integer designs (int8 inputs, int32 accumulators)")
         m, mem = design.matrix, design.memory
-        if m.dataflow != "os":
-            raise NotImplementedError("the RTL core implements the output-stationary dataflow; "
-                                      f"{design.name} is weight-stationary")
+        self.ws = m.dataflow == "ws"
+        if m.cols < 2 or m.rows < 2:
+            raise NotImplementedError("the RTL needs an array of at least 2 x 2")
         self.design = design
         self.R, self.C, self.dim = m.rows, m.cols, design.dim
         self.overlap = m.overlap_tiles
@@ -180,11 +180,16 @@ class Core(wiring.Component):
         m.d.comb += s_L.eq(Mux(s_rows_nz, p.lat + sf["rows"] * s_beats, 1))
         g_Li = Signal(T)
         g_O = Signal(T)
-        m.d.comb += g_Li.eq(gf["k"] + (R + C - 2))
-        if p.overlap:
-            m.d.comb += g_O.eq(Mux(gf["k"] > R, gf["k"], R))
+        g_P = Signal(range(R + 1))  # WS weight preload cycles of the head gemm
+        g_len = Signal(13)  # array-stage steps of one iteration (OS: k; WS: P + k)
+        if p.ws:
+            m.d.comb += [g_P.eq(Mux(gf["preload"], R, 0)), g_len.eq(g_P + gf["k"])]
+            m.d.comb += g_Li.eq(g_P + gf["k"] + (R + C - 2))
+            m.d.comb += g_O.eq(g_P + gf["k"] if p.overlap else g_Li)
         else:
-            m.d.comb += g_O.eq(g_Li)
+            m.d.comb += [g_P.eq(0), g_len.eq(gf["k"])]
+            m.d.comb += g_Li.eq(gf["k"] + (R + C - 2))
+            m.d.comb += g_O.eq(Mux(gf["k"] > R, gf["k"], R) if p.overlap else g_Li)
         g_L = Signal(T)
         g_occ = Signal(T)
         m.d.comb += [g_L.eq(gf["repeat"] * g_O + g_Li), g_occ.eq((gf["repeat"] + 1) * g_O)]
@@ -204,9 +209,15 @@ class Core(wiring.Component):
         s_lo, s_hi = sf["sram"], sf["sram"] + sf["rows"] + sf["pad"]
         s_sp = Mux(sf["mem"] == 0, _bank_mask(s_lo, s_hi, p.sp_rows, SPB), 0)
         s_ac = Mux(sf["mem"] == 1, _bank_mask(s_lo, s_hi, p.acc_rows, ACB), 0)
-        g_sp = (_bank_mask(gf["a"], gf["a"] + gf["repeat"] * gf["sa"] + gf["k"], p.sp_rows, SPB)
-                | _bank_mask(gf["b"], gf["b"] + gf["repeat"] * gf["sb"] + gf["k"], p.sp_rows, SPB))
-        g_ac = _bank_mask(gf["c"], gf["c"] + gf["repeat"] * gf["sc"] + R, p.acc_rows, ACB)
+        if p.ws:
+            g_sp = (_bank_mask(gf["a"], gf["a"] + gf["repeat"] * gf["sa"] + gf["k"], p.sp_rows, SPB)
+                    | Mux(gf["preload"], _bank_mask(gf["b"], gf["b"] + gf["repeat"] * gf["sb"] + R, p.sp_rows, SPB),
+                          0))
+            g_ac = _bank_mask(gf["c"], gf["c"] + gf["repeat"] * gf["sc"] + gf["k"], p.acc_rows, ACB)
+        else:
+            g_sp = (_bank_mask(gf["a"], gf["a"] + gf["repeat"] * gf["sa"] + gf["k"], p.sp_rows, SPB)
+                    | _bank_mask(gf["b"], gf["b"] + gf["repeat"] * gf["sb"] + gf["k"], p.sp_rows, SPB))
+            g_ac = _bank_mask(gf["c"], gf["c"] + gf["repeat"] * gf["sc"] + R, p.acc_rows, ACB)
         v_ac = (_bank_mask(vf["src"], vf["src"] + vf["rows"], p.acc_rows, ACB)
                 | _bank_mask(vf["dst"], vf["dst"] + vf["rows"], p.acc_rows, ACB)
                 | Mux(v_two_src, _bank_mask(vf["src2"], vf["src2"] + vf["rows"], p.acc_rows, ACB), 0))
@@ -380,12 +391,15 @@ class Core(wiring.Component):
         incr["scratchpad_read_bytes"].append(sdma.cnt_sp)
         incr["accumulator_read_bytes"].append(sdma.cnt_acc)
 
-        # ---------------------------------------------------------------- matrix unit (OS gemm sequencer)
-        m.submodules.array = arr = OSArray(R, C)
+        # ---------------------------------------------------------------- matrix unit (gemm sequencer)
+        # One "step" per cycle in the array stage: OS: stream row t of an iteration (t < k); WS: weight
+        # row u (u < P) then stream row t = u - P. Iteration i of a gemm starts O cycles after i - 1.
+        m.submodules.array = arr = WSArray(R, C) if p.ws else OSArray(R, C)
         issue_g = issue_c & c_is_gemm
         g_active = Signal()
-        g_t = Signal(12)
-        g_k = Signal(12)
+        g_t = Signal(13)
+        g_k = Signal(13)
+        g_Preg = Signal(range(R + 1))
         g_wait = Signal(T)
         g_gap = Signal(T)  # O - k of the running gemm
         g_iters = Signal(8)  # iterations left after the current one
@@ -400,13 +414,14 @@ class Core(wiring.Component):
 
         # The step in the array stage this cycle.
         st_valid = Signal()
-        st_t, st_k = Signal(12), Signal(12)
+        st_t, st_k = Signal(13), Signal(13)
+        st_P = Mux(issue_g, g_P, g_Preg)
         st_tid = Signal(2)
         st_a, st_b = Signal(20), Signal(20)
         st_c = Signal(16)
         st_iters = Signal(8)
         with m.If(issue_g):
-            m.d.comb += [st_valid.eq(1), st_t.eq(0), st_k.eq(gf["k"]), st_tid.eq(next_tid), st_a.eq(gf["a"]),
+            m.d.comb += [st_valid.eq(1), st_t.eq(0), st_k.eq(g_len), st_tid.eq(next_tid), st_a.eq(gf["a"]),
                          st_b.eq(gf["b"]), st_c.eq(gf["c"]), st_iters.eq(gf["repeat"])]
         with m.Else():
             m.d.comb += [st_valid.eq(g_active & (g_wait == 0)), st_t.eq(g_t), st_k.eq(g_k),
@@ -420,13 +435,13 @@ class Core(wiring.Component):
                          next_tid.eq(st_tid + 1)]
         with m.If(issue_g):
             m.d.sync += [g_sa.eq(gf["sa"]), g_sb.eq(gf["sb"]), g_sc.eq(gf["sc"]), g_accum.eq(gf["accumulate"]),
-                         g_gap.eq(g_O - gf["k"]), g_k.eq(gf["k"])]
+                         g_gap.eq(g_O - g_len), g_k.eq(g_len), g_Preg.eq(g_P)]
         cur_sa = Mux(issue_g, gf["sa"], g_sa)
         cur_sb = Mux(issue_g, gf["sb"], g_sb)
         cur_sc = Mux(issue_g, gf["sc"], g_sc)
-        cur_gap = Mux(issue_g, g_O - gf["k"], g_gap)
+        cur_gap = Mux(issue_g, g_O - g_len, g_gap)
         # Next state (the array stage of the next cycle).
-        n_active, n_t, n_wait = Signal(), Signal(12), Signal(T)
+        n_active, n_t, n_wait = Signal(), Signal(13), Signal(T)
         n_a, n_b, n_c, n_iters = Signal(20), Signal(20), Signal(16), Signal(8)
         m.d.comb += [n_active.eq(g_active), n_t.eq(g_t), n_wait.eq(g_wait), n_a.eq(g_a), n_b.eq(g_b),
                      n_c.eq(g_c), n_iters.eq(g_iters)]
@@ -443,57 +458,60 @@ class Core(wiring.Component):
             m.d.comb += n_wait.eq(g_wait - 1)
         m.d.sync += [g_active.eq(n_active), g_t.eq(n_t), g_wait.eq(n_wait), g_a.eq(n_a), g_b.eq(n_b),
                      g_c.eq(n_c), g_iters.eq(n_iters)]
-        # Scratchpad reads for the next cycle's step; when none, for the head of the compute queue.
-        n_step = n_active & (n_wait == 0)
-        m.d.comb += [sp.r0_en.eq(1), sp.r1_en.eq(1),
-                     sp.r0_addr.eq(Mux(n_step, n_a + n_t, nf_g["a"])),
-                     sp.r1_addr.eq(Mux(n_step, n_b + n_t, nf_g["b"]))]
-        for i in range(R):
-            m.d.comb += arr.a[i].eq(sp.r0_data[8 * i:8 * i + 8].as_signed())
-        for j in range(C):
-            m.d.comb += arr.b[j].eq(sp.r1_data[8 * j:8 * j + 8].as_signed())
-        m.d.comb += [arr.valid.eq(st_valid), arr.first.eq(st_t == 0), arr.last.eq(st_t + 1 == st_k),
-                     arr.tid.eq(st_tid)]
-        incr["macs_int8"].append(Mux(st_valid, R * C, 0))
-        incr["scratchpad_read_bytes"].append(Mux(st_valid, R + C, 0))
+        if p.ws:
+            self._ws_datapath(m, arr, sp, acc, incr, gf, issue_g, st_valid, st_t, st_P, st_a, st_b, st_c,
+                              n_active, n_wait, n_t, n_a, n_b, nf_g, g_accum)
+            lane_we, lane_addr, lane_data = [Const(0)], [Const(0)], [Const(0)]
+        else:
+            # Scratchpad reads for the next cycle's step; when none, for the head of the compute queue.
+            n_step = n_active & (n_wait == 0)
+            m.d.comb += [sp.r0_en.eq(1), sp.r1_en.eq(1),
+                         sp.r0_addr.eq(Mux(n_step, n_a + n_t, nf_g["a"])),
+                         sp.r1_addr.eq(Mux(n_step, n_b + n_t, nf_g["b"]))]
+            for i in range(R):
+                m.d.comb += arr.a[i].eq(sp.r0_data[8 * i:8 * i + 8].as_signed())
+            for j in range(C):
+                m.d.comb += arr.b[j].eq(sp.r1_data[8 * j:8 * j + 8].as_signed())
+            m.d.comb += [arr.valid.eq(st_valid), arr.first.eq(st_t == 0), arr.last.eq(st_t + 1 == st_k),
+                         arr.tid.eq(st_tid)]
+            incr["macs_int8"].append(Mux(st_valid, R * C, 0))
+            incr["scratchpad_read_bytes"].append(Mux(st_valid, R + C, 0))
 
-        # Drain: two lanes by tile parity; the accumulator row is read one cycle ahead and written in the
-        # cycle the array completes the row.
-        lane_we, lane_addr, lane_data = [], [], []
-        for lane in range(2):
-            rd_port = lane
-            pre_hit = [arr.pre_done[i] & (arr.pre_tid[i][0] == lane) for i in range(R)]
-            pre_addr = Signal(16, name=f"drain{lane}_pre_addr")
-            for i in range(R):
-                with m.If(pre_hit[i]):
-                    m.d.comb += pre_addr.eq(tile_c[arr.pre_tid[i]] + i)
-            m.d.comb += [getattr(acc, f"r{rd_port}_en").eq(1), getattr(acc, f"r{rd_port}_addr").eq(pre_addr)]
-            old = getattr(acc, f"r{rd_port}_data")
-            hit = Signal(name=f"drain{lane}_hit")
-            addr = Signal(16, name=f"drain{lane}_addr")
-            accum = Signal(name=f"drain{lane}_accum")
-            newrow = [Signal(signed(ACC_BITS), name=f"drain{lane}_v{j}") for j in range(C)]
-            for i in range(R):
-                with m.If(arr.done[i] & (arr.done_tid[i][0] == lane)):
-                    m.d.comb += [hit.eq(1), addr.eq(tile_c[arr.done_tid[i]] + i), accum.eq(tile_acc[arr.done_tid[i]])]
-                    row = getattr(arr, f"row_{i}")
-                    m.d.comb += [newrow[j].eq(row[j]) for j in range(C)]
-            data = []
-            for j in range(dim):
-                o = old[ACC_BITS * j:ACC_BITS * (j + 1)].as_signed()
-                if j < C:
-                    data.append(Mux(accum, o + newrow[j], newrow[j])[:ACC_BITS])
-                else:
-                    data.append(o)
-            lane_we.append(hit)
-            lane_addr.append(addr)
-            lane_data.append(Cat(*data))
-            incr["accumulator_write_bytes"].append(Mux(hit, 4 * C, 0))
-            incr["accumulator_read_bytes"].append(Mux(hit & accum, 4 * C, 0))
-        m.d.comb += [acc.w1_en.eq(lane_we[1]), acc.w1_addr.eq(lane_addr[1]), acc.w1_data.eq(lane_data[1])]
-        self.debug = {"st_valid": st_valid, "st_t": st_t, "st_tid": st_tid, "st_a": st_a, "st_c": st_c,
-                      "we0": lane_we[0], "addr0": lane_addr[0], "we1": lane_we[1], "addr1": lane_addr[1],
-                      "issue_c": issue_c, "next_tid": next_tid}
+            # Drain: two lanes by tile parity; the accumulator row is read one cycle ahead and written in the
+            # cycle the array completes the row.
+            lane_we, lane_addr, lane_data = [], [], []
+            for lane in range(2):
+                rd_port = lane
+                pre_hit = [arr.pre_done[i] & (arr.pre_tid[i][0] == lane) for i in range(R)]
+                pre_addr = Signal(16, name=f"drain{lane}_pre_addr")
+                for i in range(R):
+                    with m.If(pre_hit[i]):
+                        m.d.comb += pre_addr.eq(tile_c[arr.pre_tid[i]] + i)
+                m.d.comb += [getattr(acc, f"r{rd_port}_en").eq(1), getattr(acc, f"r{rd_port}_addr").eq(pre_addr)]
+                old = getattr(acc, f"r{rd_port}_data")
+                hit = Signal(name=f"drain{lane}_hit")
+                addr = Signal(16, name=f"drain{lane}_addr")
+                accum = Signal(name=f"drain{lane}_accum")
+                newrow = [Signal(signed(ACC_BITS), name=f"drain{lane}_v{j}") for j in range(C)]
+                for i in range(R):
+                    with m.If(arr.done[i] & (arr.done_tid[i][0] == lane)):
+                        m.d.comb += [hit.eq(1), addr.eq(tile_c[arr.done_tid[i]] + i), accum.eq(tile_acc[arr.done_tid[i]])]
+                        row = getattr(arr, f"row_{i}")
+                        m.d.comb += [newrow[j].eq(row[j]) for j in range(C)]
+                data = []
+                for j in range(dim):
+                    o = old[ACC_BITS * j:ACC_BITS * (j + 1)].as_signed()
+                    if j < C:
+                        data.append(Mux(accum, o + newrow[j], newrow[j])[:ACC_BITS])
+                    else:
+                        data.append(o)
+                lane_we.append(hit)
+                lane_addr.append(addr)
+                lane_data.append(Cat(*data))
+                incr["accumulator_write_bytes"].append(Mux(hit, 4 * C, 0))
+                incr["accumulator_read_bytes"].append(Mux(hit & accum, 4 * C, 0))
+            m.d.comb += [acc.w1_en.eq(lane_we[1]), acc.w1_addr.eq(lane_addr[1]), acc.w1_data.eq(lane_data[1])]
+        self.debug = {"st_valid": st_valid, "st_t": st_t, "st_a": st_a, "st_c": st_c, "issue_c": issue_c}
 
         # ---------------------------------------------------------------- vector unit
         issue_v = issue_c & c_is_vec
@@ -554,6 +572,69 @@ class Core(wiring.Component):
                 total = total + v
             m.d.sync += counters[name].eq(counters[name] + total)
         return m
+
+
+def _ws_datapath_impl(self, m, arr, sp, acc, incr, gf, issue_g, st_valid, st_t, st_P, st_a, st_b, st_c,
+                      n_active, n_wait, n_t, n_a, n_b, nf_g, g_accum):
+    """Weight-stationary hookup: weight preload into the idle bank, the stream, and one drain lane.
+
+    Result row t of a stream entering in cycle E is complete (combinationally) in E + R + C - 2; its
+    accumulator row address travels through a delay line of that length, tapped one cycle early for the
+    read-modify-write read.
+    """
+    p = self.p
+    R, C, dim = p.R, p.C, p.dim
+    cur_wbank = Signal()
+    g_bank = Signal()
+    is_pre = st_valid & (st_t < st_P)
+    is_str = st_valid & (st_t >= st_P)
+    t = (st_t - st_P)[:13]
+    start = st_valid & (st_t == 0)
+    preload = Mux(issue_g, gf["preload"], st_P != 0)
+    bank_i = Mux(preload, ~cur_wbank, cur_wbank)
+    st_bank = Mux(start, bank_i, g_bank)
+    with m.If(start):
+        m.d.sync += [cur_wbank.eq(bank_i), g_bank.eq(bank_i)]
+    accumulate = Mux(issue_g, gf["accumulate"], g_accum)
+    # Reads one cycle ahead: port 0 the stream row, port 1 the weight row.
+    n_step = n_active & (n_wait == 0)
+    n_P = st_P
+    m.d.comb += [sp.r0_en.eq(1), sp.r1_en.eq(1),
+                 sp.r0_addr.eq(Mux(n_step, n_a + (n_t - n_P)[:13], nf_g["a"])),
+                 sp.r1_addr.eq(Mux(n_step, n_b + n_t, nf_g["b"]))]
+    for i in range(R):
+        m.d.comb += arr.x[i].eq(sp.r0_data[8 * i:8 * i + 8].as_signed())
+    for j in range(C):
+        m.d.comb += arr.w[j].eq(sp.r1_data[8 * j:8 * j + 8].as_signed())
+    m.d.comb += [arr.valid.eq(is_str), arr.bank.eq(st_bank), arr.w_en.eq(is_pre), arr.w_row.eq(st_t),
+                 arr.w_bank.eq(st_bank)]
+    incr["macs_int8"].append(Mux(is_str, R * C, 0))
+    incr["scratchpad_read_bytes"].append(Mux(is_str, R, 0) + Mux(is_pre, C, 0))
+    # Output row metadata: valid, accumulator row, accumulate.
+    lat = R + C - 2
+    meta = Cat(is_str, (st_c + t)[:16], accumulate)
+    line = [meta]
+    for d in range(lat):
+        nxt = Signal(len(meta), name=f"ws_meta_d{d + 1}")
+        m.d.sync += nxt.eq(line[-1])
+        line.append(nxt)
+    pre, now = line[lat - 1], line[lat]
+    m.d.comb += [acc.r1_en.eq(1), acc.r1_addr.eq(pre[1:17])]
+    old = acc.r1_data
+    hit, addr, accum = now[0], now[1:17], now[17]
+    data = []
+    for j in range(dim):
+        o = old[ACC_BITS * j:ACC_BITS * (j + 1)].as_signed()
+        if j < C:
+            data.append(Mux(accum, o + arr.out[j], arr.out[j])[:ACC_BITS])
+        else:
+            data.append(o)
+    m.d.comb += [acc.w1_en.eq(hit), acc.w1_addr.eq(addr), acc.w1_data.eq(Cat(*data))]
+    incr["accumulator_write_bytes"].append(Mux(hit, 4 * C, 0))
+    incr["accumulator_read_bytes"].append(Mux(hit & accum, 4 * C, 0))
+
+
+Core._ws_datapath = _ws_datapath_impl
 
 
 class _IMem(wiring.Component):

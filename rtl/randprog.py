@@ -46,7 +46,9 @@ def random_program(design: Design, seed: int, blocks: int | None = None) -> tupl
         sa = int(rng.integers(0, k + 1))
         sb = int(rng.integers(0, k + 1))
         a_rows = k + repeat * sa
-        b_rows = k + repeat * sb
+        ws = design.matrix.dataflow == "ws"
+        preload = ws and bool(rng.random() < 0.8)
+        b_rows = max(k, R) + repeat * sb
         a0, b0 = sp0, sp0 + a_rows
         need = a_rows + b_rows
         assert need <= sp_half
@@ -59,8 +61,9 @@ def random_program(design: Design, seed: int, blocks: int | None = None) -> tupl
                           pad=pad_a))
         loads.append(make("load.sp", sram=b0, dram=int(rng.integers(0, 512)), stride=int(rng.integers(dim, 3 * dim)),
                           rows=b_rows, cols=dim))
-        sc = int(rng.choice([0, R, R + int(rng.integers(0, 3))]))
-        c_rows = R + repeat * sc
+        out_rows = k if ws else R
+        sc = int(rng.choice([0, out_rows, out_rows + int(rng.integers(0, 3))]))
+        c_rows = out_rows + repeat * sc
         c0 = ac0 + int(rng.integers(0, max(1, acc_half - c_rows - 8)))
         accumulate = bool(rng.random() < 0.5)
         if accumulate and b < 2 and rng.random() < 0.5:  # seed the accumulator from DRAM
@@ -78,7 +81,7 @@ def random_program(design: Design, seed: int, blocks: int | None = None) -> tupl
         prog += loads
         # ---- compute
         gemm = make("gemm", a=a0, b=b0, c=c0, k=k, repeat=repeat, sa=sa, sb=sb, sc=sc,
-                    accumulate=int(accumulate), pop_prev=1, pop_next=int(reuse))
+                    accumulate=int(accumulate), preload=int(preload), pop_prev=1, pop_next=int(reuse))
         comp = [gemm]
         for _ in range(int(rng.integers(0, 4))):
             op = str(rng.choice(INT_VEC_OPS))

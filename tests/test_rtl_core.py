@@ -16,6 +16,15 @@ pytestmark = [pytest.mark.rtl, pytest.mark.skipif(find_verilator() is None, reas
 TINY, SMALL = "tiny-int8-4x4", "small-int8-8x8"
 
 
+def tiny_ws():
+    """The 4x4 design with a weight-stationary array (the shipped WS design is the 16x16 edge one)."""
+    import dataclasses
+
+    base = load_design(TINY)
+    d = base.replace(matrix=dataclasses.replace(base.matrix, dataflow="ws"))
+    return dataclasses.replace(d, name="tiny-int8-4x4-ws")
+
+
 def _check(res):
     assert res.cycles_match, res.mismatch
     assert res.values_match, res.mismatch
@@ -65,3 +74,39 @@ def test_simulator_gemm_generator_program_agrees(design, mnk):
     res = run_on_rtl(d, gp.program, gp.dram_image(a, b))
     _check(res)
     np.testing.assert_array_equal(gp.read_c(res.dram), a @ b)
+
+
+@pytest.mark.parametrize("seed", range(200, 208))
+def test_random_program_agrees_tiny_weight_stationary(seed):
+    from rtl.run import run_on_rtl
+
+    d = tiny_ws()
+    prog, image = valid_random_program(d, seed)
+    assert any(i.mnemonic == "gemm" and i.args["preload"] for i in prog) or seed != 200
+    _check(run_on_rtl(d, prog, image))
+
+
+def test_simulator_gemm_generator_program_agrees_weight_stationary():
+    from rtl.run import run_on_rtl
+    from sim.gemm import gemm_program
+
+    d = tiny_ws()
+    m, n, k = 7, 6, 9
+    gp = gemm_program(d, m, n, k)
+    rng = np.random.default_rng(8)
+    a = rng.integers(-128, 128, (m, k))
+    b = rng.integers(-128, 128, (k, n))
+    res = run_on_rtl(d, gp.program, gp.dram_image(a, b))
+    _check(res)
+    np.testing.assert_array_equal(gp.read_c(res.dram), a @ b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(300, 303))
+def test_random_program_agrees_edge_16x16_ws(seed):
+    """The shipped 16x16 weight-stationary design (a long Verilator build: marked slow)."""
+    from rtl.run import run_on_rtl
+
+    d = load_design("edge-int8-16x16")
+    prog, image = valid_random_program(d, seed)
+    _check(run_on_rtl(d, prog, image))
