@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -92,42 +93,42 @@ class Design:
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "<built in>"
 
-    @property
+    @functools.cached_property  # hot in the simulator; a frozen dataclass never changes
     def input_bytes(self) -> int:
         """Bytes per matrix-unit input element."""
         return DTYPE_BYTES[self.matrix.input_dtype]
 
-    @property
+    @functools.cached_property  # hot in the simulator; a frozen dataclass never changes
     def acc_bytes(self) -> int:
         """Bytes per accumulator element."""
         return DTYPE_BYTES[self.matrix.acc_dtype]
 
-    @property
+    @functools.cached_property  # hot in the simulator; a frozen dataclass never changes
     def is_float(self) -> bool:
         """True for floating-point designs."""
         return self.matrix.input_dtype != "int8"
 
-    @property
+    @functools.cached_property  # hot in the simulator; a frozen dataclass never changes
     def dim(self) -> int:
         """Elements per scratchpad row: the larger array side, so one row feeds a whole array edge."""
         return max(self.matrix.rows, self.matrix.cols)
 
-    @property
+    @functools.cached_property  # hot in the simulator; a frozen dataclass never changes
     def scratchpad_row_bytes(self) -> int:
         """Bytes in one scratchpad row (`dim` input elements)."""
         return self.dim * self.input_bytes
 
-    @property
+    @functools.cached_property  # hot in the simulator; a frozen dataclass never changes
     def scratchpad_rows(self) -> int:
         """Addressable scratchpad rows."""
         return self.memory.scratchpad_bytes // self.scratchpad_row_bytes
 
-    @property
+    @functools.cached_property  # hot in the simulator; a frozen dataclass never changes
     def accumulator_row_bytes(self) -> int:
         """Bytes in one accumulator row (`dim` accumulator elements)."""
         return self.dim * self.acc_bytes
 
-    @property
+    @functools.cached_property  # hot in the simulator; a frozen dataclass never changes
     def accumulator_rows(self) -> int:
         """Addressable accumulator rows."""
         return self.memory.accumulator_bytes // self.accumulator_row_bytes

@@ -49,30 +49,40 @@ class Instr:
         return format_instr(self)
 
 
+# Per mnemonic spelling ("load.sp", "gemm"): the spec, the enum value and each field's (name, min, max).
+_SPELLINGS: dict[str, tuple[Instruction, dict[str, int], tuple[tuple[str, int, int], ...]]] = {}
+for _ins in INSTRUCTIONS.values():
+    _limits = tuple((f.name, f.min, f.max) for f in _ins.all_fields[1:] if f.kind != "enum")
+    _enum = _ins.enum_field
+    for _choice in (_enum.choices if _enum else ("",)):
+        _fixed = {_enum.name: _enum.choices.index(_choice)} if _enum else {}
+        _SPELLINGS[_ins.mnemonic + ("." + _choice if _choice else "")] = (_ins, _fixed, _limits)
+
+
 def make(mnemonic: str, **values: int | bool | str) -> Instr:
     """Build an instruction from keyword fields; missing fields are 0, enum fields take their choice name."""
-    base, _, suffix = mnemonic.partition(".")
-    spec = INSTRUCTIONS.get(base)
-    if spec is None:
-        raise EncodingError(f"unknown instruction {mnemonic!r}; known: {', '.join(INSTRUCTIONS)}")
-    args: dict[str, int] = {}
-    enum = spec.enum_field
-    if enum is not None:
-        if suffix not in enum.choices:
+    entry = _SPELLINGS.get(mnemonic)
+    if entry is None:
+        base, _, suffix = mnemonic.partition(".")
+        spec = INSTRUCTIONS.get(base)
+        if spec is None:
+            raise EncodingError(f"unknown instruction {mnemonic!r}; known: {', '.join(INSTRUCTIONS)}")
+        enum = spec.enum_field
+        if enum is not None:
             raise EncodingError(f"{base} needs a suffix, one of {', '.join('.' + c for c in enum.choices)}")
-        args[enum.name] = enum.choices.index(suffix)
-    elif suffix:
         raise EncodingError(f"{base} takes no suffix (got .{suffix})")
-    names = {f.name for f in spec.all_fields} - {"opcode"}
-    for key, value in values.items():
-        if key not in names:
-            raise EncodingError(f"{base} has no field {key!r}; fields: {', '.join(sorted(names))}")
-        args[key] = int(value)
-    for f in spec.all_fields[1:]:
-        args.setdefault(f.name, 0)
-        v = args[f.name]
-        if not f.min <= v <= f.max:
-            raise EncodingError(f"{base}: field {f.name} = {v} out of range {f.min}..{f.max} ({f.width} bits)")
+    spec, fixed, limits = entry
+    args = dict(fixed)
+    for name, lo, hi in limits:
+        v = values.pop(name, 0)
+        if type(v) is not int:
+            v = int(v)
+        if not lo <= v <= hi:
+            raise EncodingError(f"{spec.mnemonic}: field {name} = {v} out of range {lo}..{hi}")
+        args[name] = v
+    if values:
+        names = sorted(f.name for f in spec.all_fields[1:])
+        raise EncodingError(f"{spec.mnemonic} has no field {next(iter(values))!r}; fields: {', '.join(names)}")
     return Instr(spec, args)
 
 

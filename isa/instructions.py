@@ -132,10 +132,10 @@ _add(Instruction(
         Field("accumulate", 8, 1, "add into the accumulator rows (else overwrite them)", kind="flag"),
         Field("preload", 9, 1, "weight-stationary only: load the rows x cols weight tile from b first "
               "(else reuse the weights held in the array)", kind="flag"),
-        Field("a", 10, 20, "scratchpad row of the first streamed input row"),
-        Field("b", 30, 20, "scratchpad row of the first B row (OS) or weight row (WS)"),
-        Field("c", 50, 16, "accumulator row of the first output row"),
-        Field("k", 66, 12, "streamed rows: the reduction length (OS) or output rows (WS), >= 1"),
+        Field("a", 10, 18, "scratchpad row of the first streamed input row"),
+        Field("b", 28, 18, "scratchpad row of the first B row (OS) or weight row (WS)"),
+        Field("c", 46, 16, "accumulator row of the first output row"),
+        Field("k", 62, 16, "streamed rows: the reduction length (OS) or output rows (WS), >= 1"),
         Field("repeat", 78, 8, "extra iterations: the GEMM runs repeat + 1 times; iteration i uses "
               "a + i*sa, b + i*sb, c + i*sc"),
         Field("sa", 86, 14, "a stride per iteration (rows)"),

@@ -19,13 +19,16 @@ import numpy as np
 from isa.design import DEFAULT_DESIGN, Design, ceil_div, load_design
 from isa.encoding import Instr, make
 from isa.functional import from_dram_bytes, round_to_input, to_dram_bytes
+from isa.instructions import INSTRUCTIONS
 from sim.simulator import SimResult, simulate
 
 __all__ = ["GemmProgram", "gemm_program", "simulate_gemm", "GemmResult", "gemm_design", "MAX_STREAM"]
 
-MAX_STREAM = 4095  # largest k field (12 bits)
-MAX_REPEAT = 256  # repeat field + 1 (8 bits)
-MAX_DMA_ROWS = 4095
+MAX_STREAM = INSTRUCTIONS["gemm"].field("k").max  # longest stream of one gemm
+MAX_REPEAT = INSTRUCTIONS["gemm"].field("repeat").max + 1  # iterations of one gemm
+MAX_DMA_ROWS = INSTRUCTIONS["load"].field("rows").max  # rows of one load or store; longer ones are split
+MAX_SP_ROWS = INSTRUCTIONS["gemm"].field("a").max + 1  # scratchpad rows a gemm can address
+MAX_ACC_ROWS = INSTRUCTIONS["gemm"].field("c").max + 1
 
 
 @dataclass
@@ -73,6 +76,29 @@ class _Group:
     stores: list[dict[str, Any]] = field(default_factory=list)  # set on the last group of a panel
 
 
+def _split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """DMAs with more rows than the rows field holds, as several; tokens stay on the first and last."""
+    out = []
+    for x in dmas:
+        if x["rows"] <= MAX_DMA_ROWS:
+            out.append(x)
+            continue
+        parts = []
+        for r0 in range(0, x["rows"], MAX_DMA_ROWS):
+            part = {key: v for key, v in x.items() if not key.startswith(("pop", "push", "pad"))}
+            part.update(sram=x["sram"] + r0, dram=x["dram"] + r0 * x["stride"], rows=min(MAX_DMA_ROWS, x["rows"] - r0))
+            parts.append(part)
+        parts[-1]["pad"] = x.get("pad", 0)
+        for key in ("pop_prev", "pop_next"):
+            if x.get(key):
+                parts[0][key] = 1
+        for key in ("push_prev", "push_next"):
+            if x.get(key):
+                parts[-1][key] = 1
+        out += parts
+    return out
+
+
 def _emit(groups: list[_Group]) -> list[Instr]:
     """Instructions of the groups with the double-buffering tokens."""
     prog: list[Instr] = []
@@ -93,7 +119,7 @@ def _emit(groups: list[_Group]) -> list[Instr]:
             stores[-1]["push_prev"] = 1
         else:
             stores = []
-        prog += [make(x.pop("op"), **x) for x in loads + gemms + stores]
+        prog += [make(x.pop("op"), **x) for x in _split_dma(loads) + gemms + _split_dma(stores)]
     prog.append(make("finish"))
     return prog
 
@@ -114,22 +140,26 @@ def gemm_program(design: Design, m: int, n: int, k: int) -> GemmProgram:
     groups: list[_Group] = []
     panel = 0
     if design.matrix.dataflow == "os":
-        kc = min(k, MAX_STREAM, MAX_DMA_ROWS, sp_half // 2)
+        kc = min(k, MAX_STREAM, sp_half // 2)
         per_panel = max(1, min(n_tiles, sp_half // kc - 1, acc_half // rows, MAX_REPEAT))
-        for i0 in range(0, m, rows):
-            mr = min(rows, m - i0)
-            for j0 in range(0, n_tiles, per_panel):
-                tiles = range(j0, min(n_tiles, j0 + per_panel))
+        resident: list[tuple[int, int] | None] = [None, None]  # B panel held by each scratchpad half
+        for j0 in range(0, n_tiles, per_panel):
+            tiles = range(j0, min(n_tiles, j0 + per_panel))
+            for i0 in range(0, m, rows):
+                mr = min(rows, m - i0)
                 acc_base = (panel % 2) * acc_half
                 for kk, k0 in enumerate(range(0, k, kc)):
                     kl = min(kc, k - k0)
-                    sp_base = (len(groups) % 2) * sp_half
+                    half = len(groups) % 2
+                    sp_base = half * sp_half
                     loads = [dict(op="load.sp", sram=sp_base, dram=a_addr + (k0 * m + i0) * ib, stride=m * ib,
                                   rows=kl, cols=mr)]
-                    for t, j in enumerate(tiles):
-                        loads.append(dict(op="load.sp", sram=sp_base + kl * (t + 1),
-                                          dram=b_addr + (k0 * n + j * cols) * ib, stride=n * ib, rows=kl,
-                                          cols=min(cols, n - j * cols)))
+                    if resident[half] != (j0, k0):  # B stays put while only the A tiles change
+                        resident[half] = (j0, k0)
+                        for t, j in enumerate(tiles):
+                            loads.append(dict(op="load.sp", sram=sp_base + kl * (t + 1),
+                                              dram=b_addr + (k0 * n + j * cols) * ib, stride=n * ib, rows=kl,
+                                              cols=min(cols, n - j * cols)))
                     gemm = dict(op="gemm", a=sp_base, b=sp_base + kl, c=acc_base, k=kl, repeat=len(tiles) - 1,
                                 sb=kl, sc=rows, accumulate=int(kk > 0))
                     groups.append(_Group(loads, [gemm], panel, kk == 0))
@@ -139,8 +169,9 @@ def gemm_program(design: Design, m: int, n: int, k: int) -> GemmProgram:
                 panel += 1
     else:
         k_tiles = ceil_div(k, rows)
-        mc = min(m, MAX_STREAM, MAX_DMA_ROWS, acc_half, sp_half - rows)
-        per_group = max(1, min(k_tiles, sp_half // (mc + rows), MAX_REPEAT, MAX_DMA_ROWS // rows))
+        mc = min(m, MAX_STREAM, acc_half, sp_half - rows)
+        per_group = max(1, min(k_tiles, sp_half // (mc + rows), MAX_REPEAT))
+        resident = [None, None]  # A tiles held by each scratchpad half
         for m0 in range(0, m, mc):
             ml = min(mc, m - m0)
             for j in range(n_tiles):
@@ -148,11 +179,16 @@ def gemm_program(design: Design, m: int, n: int, k: int) -> GemmProgram:
                 acc_base = (panel % 2) * acc_half
                 for gi, t0 in enumerate(range(0, k_tiles, per_group)):
                     kts = range(t0, min(k_tiles, t0 + per_group))
-                    sp_base = (len(groups) % 2) * sp_half
+                    half = len(groups) % 2
+                    sp_base = half * sp_half
                     b_base = sp_base + len(kts) * ml
                     b_rows = min(k, (t0 + len(kts)) * rows) - t0 * rows
-                    loads = [dict(op="load.sp", sram=sp_base + t * ml, dram=a_addr + (m0 * k + kt * rows) * ib,
-                                  stride=k * ib, rows=ml, cols=min(rows, k - kt * rows)) for t, kt in enumerate(kts)]
+                    loads = []
+                    if resident[half] != (m0, t0):  # A stays put while only the weight tiles change
+                        resident[half] = (m0, t0)
+                        loads = [dict(op="load.sp", sram=sp_base + t * ml, dram=a_addr + (m0 * k + kt * rows) * ib,
+                                      stride=k * ib, rows=ml, cols=min(rows, k - kt * rows))
+                                 for t, kt in enumerate(kts)]
                     loads.append(dict(op="load.sp", sram=b_base, dram=b_addr + (t0 * rows * n + j * cols) * ib,
                                       stride=n * ib, rows=b_rows, cols=nc, pad=len(kts) * rows - b_rows))
                     gemms = []
@@ -177,7 +213,7 @@ def gemm_design(design: Design | str | None = None, rows: int | None = None, col
     """The design a GEMM runs on: overrides applied, SRAM rows kept (bytes scale with the array edge).
 
     With ideal memory, the scratchpad and accumulator grow so that each fold streams the whole
-    reduction (OS) or all M rows (WS), up to the 4095-row field limit, as SCALE-Sim assumes.
+    reduction (OS) or all M rows (WS), up to the 65535-row `k` field, as SCALE-Sim assumes.
     """
     if design is None:
         design = DEFAULT_DESIGN
@@ -200,8 +236,8 @@ def gemm_design(design: Design | str | None = None, rows: int | None = None, col
             mc = min(m, MAX_STREAM)
             need_sp = 2 * (mc + r) * ceil_div(k, r)
             need_acc = 2 * mc
-        sp_rows = max(d.scratchpad_rows, _round_up(need_sp, d.memory.scratchpad_banks))
-        acc_rows = max(d.accumulator_rows, _round_up(need_acc, d.memory.accumulator_banks))
+        sp_rows = max(d.scratchpad_rows, min(_round_up(need_sp, d.memory.scratchpad_banks), MAX_SP_ROWS))
+        acc_rows = max(d.accumulator_rows, min(_round_up(need_acc, d.memory.accumulator_banks), MAX_ACC_ROWS))
         mem = dataclasses.replace(d.memory, scratchpad_bytes=sp_rows * d.scratchpad_row_bytes,
                                   accumulator_bytes=acc_rows * d.accumulator_row_bytes)
         d = d.replace(memory=mem)

@@ -95,7 +95,12 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
     overlap = design.matrix.overlap_tiles if overlap is None else overlap
     check_races = values if check_races is None else check_races
     finish_pc = next(pc for pc, i in enumerate(program) if i.mnemonic == "finish")
-    ops = [make_op(design, program[pc], pc, ideal_memory, overlap) for pc in range(finish_pc)]
+    counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+    macs_key = f"macs_{design.matrix.input_dtype}"
+    counters[macs_key] = 0
+    memo: dict = {}
+    ops = [make_op(design, program[pc], pc, ideal_memory, overlap, counters, check_races, memo)
+           for pc in range(finish_pc)]
     n = len(ops)
     state = new_state(design, dram_image) if values else None
     depth = design.control.queue_depth
@@ -130,6 +135,8 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
     events: list[dict[str, Any]] | None = [] if trace else None
     inflight: list[Op] = []  # issued ops with a footprint, for race checks
     schedule: list[tuple[int, int, int, int]] = []
+    stale = True
+    tl = tc = ts = NEVER
 
     def head_time(q: int) -> int:
         h = qhead[q]
@@ -172,9 +179,9 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
             if j >= depth:
                 k = j - depth
                 tf = NEVER if qhead[q] <= k else max(tf, qissue[q][k] + 1)
-        tc = head_time(1)
-        ts = head_time(2)
-        tl = head_time(0)
+        if stale:  # heads change only when something issues (or a queue gets a new head)
+            tl, tc, ts = head_time(0), head_time(1), head_time(2)
+            stale = False
         t = min(tf, tc, ts, tl)
         if t >= NEVER:
             if finish_d >= 0 and qhead == qlen:
@@ -188,13 +195,22 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
                 disp[fpc] = t
                 stalled[0] += t - last_d - 1
                 busy[0] += 1
-                qcount[op.queue] += 1
+                q = op.queue
+                qcount[q] += 1
                 fpc += 1
+                if qhead[q] == qcount[q] - 1:  # the queue was empty: it has a new head
+                    if q == 0:
+                        tl = head_time(0)
+                    elif q == 1:
+                        tc = head_time(1)
+                    else:
+                        ts = head_time(2)
             last_d = t
             continue
         q = 1 if t == tc else 2 if t == ts else 0
         op = qops[q][qhead[q]]
         qhead[q] += 1
+        stale = True
         qissue[q].append(t)
         pc = op.pc
         issue[pc] = t
@@ -241,12 +257,7 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
         schedule.append((pc, disp[pc], t, op.latency))
 
     cycles = max(finish_d, last_busy, 1)
-    counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
-    counters[f"macs_{design.matrix.input_dtype}"] = 0
-    for op in ops:
-        for key, v in op.counters.items():
-            counters[key] = counters.get(key, 0) + v
-    macs = counters[f"macs_{design.matrix.input_dtype}"]
+    macs = counters[macs_key]
     units = {name: {"busy": busy[i], "stalled": stalled[i], "idle": max(0, cycles - busy[i] - stalled[i]),
                     "instructions": count[i] if i else fpc}
              for i, name in enumerate(UNIT_NAMES)}

@@ -43,7 +43,6 @@ class Op:
     pushes: tuple[int, ...]
     banks: tuple[tuple[int, int], ...]  # (sram 0 sp / 1 acc, bank) for the bank interlock
     foot: tuple[tuple[str, int, int, bool], ...]  # footprint for race detection
-    counters: dict[str, int]
 
 
 def gemm_iteration_timing(design: Design, k: int, preload: bool, overlap: bool) -> tuple[int, int]:
@@ -60,30 +59,47 @@ def gemm_iteration_timing(design: Design, k: int, preload: bool, overlap: bool) 
 
 
 def _banks(design: Design, foot: tuple[tuple[str, int, int, bool], ...]) -> tuple[tuple[int, int], ...]:
+    per_sp = design.scratchpad_rows // design.memory.scratchpad_banks
+    per_acc = design.accumulator_rows // design.memory.accumulator_banks
     out: set[tuple[int, int]] = set()
     for space, lo, hi, _ in foot:
         if space == "dram" or hi <= lo:
             continue
-        if space == "sp":
-            per = design.scratchpad_rows // design.memory.scratchpad_banks
-        else:
-            per = design.accumulator_rows // design.memory.accumulator_banks
-        out.update((_SRAM_INDEX[space], b) for b in range(lo // per, (hi - 1) // per + 1))
+        sram, per = (0, per_sp) if space == "sp" else (1, per_acc)
+        out.update((sram, b) for b in range(lo // per, (hi - 1) // per + 1))
     return tuple(sorted(out))
 
 
-def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: bool) -> Op:
-    """Timing record of one (checked) instruction."""
+_QUEUE_POPS = {q: tuple((flag, c) for (qq, flag), c in _POPS.items() if qq == q) for q in QUEUE_INDEX}
+_QUEUE_PUSHES = {q: tuple((flag, c) for (qq, flag), c in _PUSHES.items() if qq == q) for q in QUEUE_INDEX}
+
+
+def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: bool,
+            counters: dict[str, int], need_footprint: bool = True, memo: dict | None = None) -> Op:
+    """Timing record of one (checked) instruction; adds its event counts to `counters`.
+
+    need_footprint: compute the footprint (for race checks). Without it, records are shared through
+    `memo` between instructions that differ only in their DRAM address (timing never depends on it).
+    """
     a = instr.args
+    key = None
+    if not need_footprint and memo is not None:
+        key = (instr.spec.opcode, *(v for f, v in a.items() if f != "dram"))
+        hit = memo.get(key)
+        if hit is not None:
+            fields, incs = hit
+            for name_, v in incs:
+                counters[name_] += v
+            return Op(pc, instr, *fields)
+    incs: list[tuple[str, int]] = [("instructions", 1)]
     name = instr.mnemonic
     queue = instr.spec.queue
     assert queue is not None, "finish is handled by fetch"
-    pops = tuple(c for (q, flag), c in _POPS.items() if q == queue and a[flag])
-    pushes = tuple(c for (q, flag), c in _PUSHES.items() if q == queue and a[flag])
-    foot = footprint(design, instr)
+    pops = tuple(c for flag, c in _QUEUE_POPS[queue] if a[flag])
+    pushes = tuple(c for flag, c in _QUEUE_PUSHES[queue] if a[flag])
+    foot = footprint(design, instr) if need_footprint or not ideal_memory else ()
     ib, ab = design.input_bytes, design.acc_bytes
     dim = design.dim
-    counters: dict[str, int] = {"instructions": 1}
     uses_port = False
     if name in ("load", "store"):
         rows, cols, pad = a["rows"], a["cols"], a["pad"]
@@ -99,11 +115,11 @@ def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: 
         else:
             latency = max(1, pad) if name == "load" else 1
         if name == "load":
-            counters["dram_read_bytes"] = rows * cols * eb
-            counters[f"{sram}_write_bytes"] = (rows + pad) * dim * sram_b
+            incs.append(("dram_read_bytes", rows * cols * eb))
+            incs.append((f"{sram}_write_bytes", (rows + pad) * dim * sram_b))
         else:
-            counters["dram_write_bytes"] = rows * cols * eb
-            counters[f"{sram}_read_bytes"] = rows * cols * sram_b
+            incs.append(("dram_write_bytes", rows * cols * eb))
+            incs.append((f"{sram}_read_bytes", rows * cols * sram_b))
         unit = 1 if name == "load" else 4
         occupancy = latency
         banks = () if ideal_memory else _banks(design, foot)
@@ -115,12 +131,12 @@ def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: 
         occupancy = n * occ
         ws = design.matrix.dataflow == "ws"
         out_rows = k if ws else rows
-        counters[f"macs_{design.matrix.input_dtype}"] = n * rows * cols * k
-        counters["scratchpad_read_bytes"] = n * ib * (k * rows + (rows * cols if ws and a["preload"] else 0)
-                                                     + (0 if ws else k * cols))
-        counters["accumulator_write_bytes"] = n * out_rows * cols * ab
+        incs.append((f"macs_{design.matrix.input_dtype}", n * rows * cols * k))
+        incs.append(("scratchpad_read_bytes", n * ib * (k * rows + (rows * cols if ws and a["preload"] else 0)
+                                                        + (0 if ws else k * cols))))
+        incs.append(("accumulator_write_bytes", n * out_rows * cols * ab))
         if a["accumulate"]:
-            counters["accumulator_read_bytes"] = n * out_rows * cols * ab
+            incs.append(("accumulator_read_bytes", n * out_rows * cols * ab))
         unit = 2
         banks = () if ideal_memory else _banks(design, foot)
     else:  # vec
@@ -128,11 +144,14 @@ def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: 
         rows = a["rows"]
         latency = occupancy = rows * ceil_div(dim, design.vector.lanes)
         reads = 1 if a["use_imm"] or op in VECTOR_UNARY | VECTOR_SHIFT_IMM else 2
-        counters["vector_ops"] = rows * dim
-        counters["accumulator_read_bytes"] = reads * rows * dim * ab
-        counters["accumulator_write_bytes"] = rows * dim * ab
+        incs.append(("vector_ops", rows * dim))
+        incs.append(("accumulator_read_bytes", reads * rows * dim * ab))
+        incs.append(("accumulator_write_bytes", rows * dim * ab))
         unit = 3
         banks = () if ideal_memory else _banks(design, foot)
-    return Op(pc=pc, instr=instr, queue=QUEUE_INDEX[queue], unit=unit, is_gemm=name == "gemm", latency=latency,
-              occupancy=occupancy, uses_port=uses_port, pops=pops, pushes=pushes, banks=banks, foot=foot,
-              counters=counters)
+    fields = (QUEUE_INDEX[queue], unit, name == "gemm", latency, occupancy, uses_port, pops, pushes, banks, foot)
+    for name_, v in incs:
+        counters[name_] += v
+    if key is not None:
+        memo[key] = (fields, incs)
+    return Op(pc, instr, *fields)

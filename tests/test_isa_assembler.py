@@ -60,7 +60,7 @@ def test_random_instructions_round_trip_through_text(data):
 @pytest.mark.parametrize("text, where, message", [
     ("gemm k=8 zz=1", "1:10", "no field 'zz'"),
     ("\n  load.xx rows=1", "2:3", "suffix"),
-    ("gemm k=5000", "1:8", "out of range 0..4095"),
+    ("gemm k=70000", "1:8", "out of range 0..65535"),
     ("gemm k=(1+", "1:8", "incomplete"),
     ("frob a=1", "1:1", "unknown instruction 'frob'"),
     ("gemm k=NOPE", "1:8", "undefined name 'NOPE'"),

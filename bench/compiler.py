@@ -1,0 +1,313 @@
+"""Benchmark this project's compiler against numpy and tinygrad 0.14 on the same OpenCL device.
+
+    /work/venv/bin/python bench/compiler.py                  # everything, full sizes
+    /work/venv/bin/python bench/compiler.py --quick          # small sizes, a smoke run
+    /work/venv/bin/python bench/compiler.py --only matmul_1024 --only gpt2_block --json out.json
+
+Workloads: fp32 matmul 512/1024/2048; exp2(relu(a*b+c)) on 16M floats; sum of 16M floats; row
+softmax on 4096x4096; conv2d batch 8, 64->64, 56x56, 3x3, padding 1; one GPT-2-small block
+forward (batch 1, 128 tokens, d_model 768, 12 heads, MLP 3072).
+
+Each column runs in its own subprocess (bench/compiler_worker.py) so frameworks cannot interfere:
+numpy and this project (`ours`) in this interpreter's environment, tinygrad in its own virtual
+environment (`$TINYGRAD_PYTHON`, default /work/venv-tinygrad/bin/python) with `DEV=<device>`.
+Columns run one after another, never at once. Times are the median of >= 5 runs after warm-up;
+the first call (compile) is reported separately, and for `ours` and tinygrad also in a fresh
+process with an empty on-disk program cache (cold) and again with that cache filled (warm).
+
+A column that cannot run prints "<column> column: not available (reason)" and is left out.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).resolve().parent / "compiler_worker.py"
+DEFAULT_TINYGRAD_PYTHON = "/work/venv-tinygrad/bin/python"
+WORKLOADS = ("matmul_512", "matmul_1024", "matmul_2048", "elementwise", "sum", "softmax", "conv2d",
+             "gpt2_block")
+COLUMNS = ("numpy", "tinygrad", "ours")
+GPT2_WARM_FIRST_CALL_TARGET_S = 2.0
+MATMUL_1024_VS_NUMPY_TARGET = 0.40
+
+
+# ----------------------------------------------------------------------------------------------
+# Environments of the columns
+
+def tinygrad_python() -> str:
+    return os.environ.get("TINYGRAD_PYTHON", DEFAULT_TINYGRAD_PYTHON)
+
+
+def tinygrad_env(device: str) -> tuple[dict | None, str | None]:
+    """The environment tinygrad's CL device needs here, or (None, reason) when it cannot run.
+
+    tinygrad loads libOpenCL itself (ctypes); the pyopencl wheel in tinygrad's venv brings an ICD
+    loader and PoCL, found through OPENCL_PATH, PYOPENCL_HOME and LD_LIBRARY_PATH. Its CPU helpers
+    compile C with `$CC` (default clang): Debian's clang-15 works (`apt-get install clang-15`).
+    """
+    py = tinygrad_python()
+    if not Path(py).exists():
+        return None, (f"{py} not found: python3 -m venv /work/venv-tinygrad && /work/venv-tinygrad/bin/pip "
+                      f"install tinygrad==0.14.0 numpy pyopencl (or set TINYGRAD_PYTHON)")
+    code = "import tinygrad, pyopencl, os; print(os.path.dirname(pyopencl.__file__))"
+    probe = subprocess.run([py, "-c", code], capture_output=True, text=True)
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+        return None, f"{py} cannot import tinygrad and pyopencl ({last})"
+    pyopencl_dir = probe.stdout.strip().splitlines()[-1]
+    libs = sorted(glob.glob(os.path.join(pyopencl_dir, ".libs", "libOpenCL*.so*")))
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # keep this repository's packages out of tinygrad's process
+    if libs:
+        env.setdefault("OPENCL_PATH", libs[0])
+        env.setdefault("PYOPENCL_HOME", pyopencl_dir)
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            x for x in (os.path.join(pyopencl_dir, ".libs"), env.get("LD_LIBRARY_PATH")) if x)
+    if "CC" not in env:
+        cc = next((c for c in ("clang", "clang-15", "clang-16", "clang-14") if shutil.which(c)), None)
+        if cc is None:
+            return None, "tinygrad needs clang for its CPU helpers: apt-get install -y clang-15 (or set CC)"
+        env["CC"] = cc
+    env["DEV"] = device
+    return env, None
+
+
+def ours_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(x for x in (str(REPO), env.get("PYTHONPATH")) if x)
+    return env
+
+
+def column_command(column: str, args, extra: list[str]) -> tuple[list[str] | None, dict | None, str | None]:
+    base = [str(WORKER), "--column", column, "--device", args.device] + (["--quick"] if args.quick else [])
+    if column == "tinygrad":
+        env, reason = tinygrad_env(args.device)
+        if env is None:
+            return None, None, reason
+        jit = ["--tinygrad-jit"] if args.tinygrad_jit else []
+        return [tinygrad_python(), *base, *jit, *extra], env, None
+    return [sys.executable, *base, *extra], ours_env(), None
+
+
+def run_worker(cmd: list[str], env: dict, timeout: float) -> dict:
+    """Run one worker; its last stdout line is its JSON report. Progress lines pass through to stderr."""
+    proc = subprocess.run(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=None, text=True,
+                          timeout=timeout)
+    lines = [ln for ln in proc.stdout.strip().splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"available": False, "reason": f"worker exited {proc.returncode} without a report"}
+    return json.loads(lines[-1])
+
+
+# ----------------------------------------------------------------------------------------------
+# First call in a fresh process: cold (empty on-disk caches) and warm (the same caches, filled)
+
+def first_call_env(column: str, env: dict, cache: Path) -> dict:
+    env = dict(env)
+    env["POCL_CACHE_DIR"] = str(cache / "pocl")  # PoCL keeps compiled kernels on disk too
+    if column == "ours":
+        env["WB_CACHE_DIR"] = str(cache / "wb")
+    elif column == "tinygrad":
+        env["CACHEDB"] = str(cache / "tinygrad" / "cache.db")
+    return env
+
+
+def first_calls(column: str, args, workloads: list[str]) -> dict:
+    out = {}
+    for w in workloads:
+        cmd, env, reason = column_command(column, args, ["--first-call", w])
+        if cmd is None:
+            return {}
+        with tempfile.TemporaryDirectory(prefix=f"wb_bench_{column}_") as tmp:
+            rec = {}
+            for phase in ("cold", "warm"):
+                t0 = time.perf_counter()
+                rep = run_worker(cmd, first_call_env(column, env, Path(tmp)), args.timeout)
+                wall = time.perf_counter() - t0
+                if not rep.get("available") or "first_call" not in rep:
+                    rec[phase] = None
+                    rec[phase + "_error"] = rep.get("error") or rep.get("reason")
+                    break
+                rec[phase] = rep["first_call"]["first_call_s"]
+                rec[phase + "_process_s"] = wall
+                rec[phase + "_import_s"] = rep.get("import_s")
+            out[w] = rec
+            print(f"  {column:8s} {w:12s} first call in a fresh process: cold {_fmt_s(rec.get('cold'))}, "
+                  f"warm {_fmt_s(rec.get('warm'))}", file=sys.stderr, flush=True)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Report
+
+def _fmt_s(s: float | None) -> str:
+    if s is None:
+        return "-"
+    return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def summarize(columns: dict, first: dict, workloads: list[str]) -> list[dict]:
+    """One row per workload: per-column time and GFLOP/s, speed ratios, targets."""
+    rows = []
+    for w in workloads:
+        row = {"workload": w}
+        for c, rep in columns.items():
+            rec = next((r for r in rep.get("results", []) if r["workload"] == w), None)
+            if rec is None:
+                row[c] = {"error": rep.get("errors", {}).get(w) or rep.get("reason")}
+                continue
+            row[c] = {k: rec.get(k) for k in ("median_s", "min_s", "gflops", "first_call_s", "check", "flop",
+                                              "params")}
+        t = {c: row.get(c, {}).get("median_s") for c in COLUMNS}
+        ok_ours = (row.get("ours", {}).get("check") or {}).get("ok")
+        # speed ratios: how many times faster the first is than the second (> 1: faster)
+        row["ours_vs_numpy"] = _ratio(t["numpy"], t["ours"]) if ok_ours else None
+        row["ours_vs_tinygrad"] = _ratio(t["tinygrad"], t["ours"]) if ok_ours else None
+        row["tinygrad_vs_numpy"] = _ratio(t["numpy"], t["tinygrad"])
+        row["first_call"] = {c: first.get(c, {}).get(w) for c in first}
+        targets = []
+        r = row["ours_vs_tinygrad"]
+        targets.append({"target": "as fast as tinygrad", "value": r, "pass": None if r is None else r >= 1.0})
+        if w == "matmul_1024":
+            g_o, g_n = row.get("ours", {}).get("gflops"), row.get("numpy", {}).get("gflops")
+            r = g_o / g_n if (g_o and g_n and ok_ours) else None
+            targets.append({"target": f">= {MATMUL_1024_VS_NUMPY_TARGET:.0%} of numpy GFLOP/s",
+                            "value": r, "pass": None if r is None else r >= MATMUL_1024_VS_NUMPY_TARGET})
+        if w == "gpt2_block":
+            warm, limit = (row["first_call"].get("ours") or {}).get("warm"), GPT2_WARM_FIRST_CALL_TARGET_S
+            targets.append({"target": f"warm first call < {limit:.0f} s", "value": warm,
+                            "pass": None if warm is None else warm < limit})
+        row["targets"] = targets
+        rows.append(row)
+    return rows
+
+
+def print_table(rows: list[dict], columns: dict, args) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(width=max(Console().width, 120))
+    present = [c for c in COLUMNS if c in columns]
+    fmt_r = lambda r: "-" if r is None else f"{r:.2f}x"
+    sizes = "quick sizes" if args.quick else "full sizes"
+    times = Table(title=f"compiler benchmark: median time (GFLOP/s), device {args.device}, {sizes}")
+    times.add_column("workload")
+    times.add_column("GFLOP", justify="right")
+    for c in present:
+        times.add_column(c, justify="right")
+    for row in rows:
+        flop = next((row[c]["flop"] for c in present if row.get(c, {}).get("flop")), None)
+        cells = [row["workload"], "-" if flop is None else f"{flop / 1e9:.3f}"]
+        for c in present:
+            rec = row.get(c, {})
+            if rec.get("median_s") is None:
+                cells.append("[red]error[/red]" if rec.get("error") else "-")
+                continue
+            bad = rec.get("check") and not rec["check"].get("ok")
+            cell = f"{_fmt_s(rec['median_s'])} ({rec['gflops']:.1f})"
+            cells.append(("[red]WRONG[/red] " if bad else "") + cell)
+        times.add_row(*cells)
+    con.print(times)
+
+    ratios = Table(title="speed ratios (> 1: the first is faster), first call, targets")
+    for name in ("workload", "ours vs numpy", "ours vs tinygrad", "tinygrad vs numpy",
+                 "first call ours\n(cold / warm)", "first call tinygrad\n(cold / warm)", "targets"):
+        ratios.add_column(name, justify="left" if name in ("workload", "targets") else "right")
+    for row in rows:
+        cells = [row["workload"], fmt_r(row["ours_vs_numpy"]), fmt_r(row["ours_vs_tinygrad"]),
+                 fmt_r(row["tinygrad_vs_numpy"])]
+        for c in ("ours", "tinygrad"):
+            fc = row["first_call"].get(c)
+            cells.append("-" if not fc else f"{_fmt_s(fc.get('cold'))} / {_fmt_s(fc.get('warm'))}")
+        marks = []
+        for t in row["targets"]:
+            mark = {True: "[green]PASS[/green]", False: "[red]MISS[/red]", None: "n/a"}[t["pass"]]
+            marks.append(f"{mark} {t['target']}")
+        cells.append("\n".join(marks) or "-")
+        ratios.add_row(*cells)
+    con.print(ratios)
+    for c, rep in columns.items():
+        con.print(f"{c}: {rep.get('device_name', '?')}{(' - ' + rep['note']) if rep.get('note') else ''}")
+    con.print(f"Medians of {args.runs} runs after {args.warmup} warm-up calls. First calls in a fresh "
+              "process: "
+              "cold = empty on-disk program caches, warm = the same caches filled by the cold run. This "
+              "machine is small and shared, so timings are noisy.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", action="append", metavar="WORKLOAD",
+                    help=f"run only this workload (repeatable, or comma separated): {', '.join(WORKLOADS)}")
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--device", default="CL", help="OpenCL device for ours and tinygrad (default CL)")
+    ap.add_argument("--columns", default=",".join(COLUMNS),
+                    help="comma separated subset of numpy,tinygrad,ours (default: all)")
+    ap.add_argument("--runs", type=int, default=5, help="timed runs per workload (at least 5)")
+    ap.add_argument("--warmup", type=int, default=2, help="warm-up calls before timing (default 2)")
+    ap.add_argument("--no-first-call", action="store_true",
+                    help="skip the fresh-process cold/warm first calls")
+    ap.add_argument("--tinygrad-jit", action="store_true", help="run tinygrad under TinyJit (default: eager)")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed per worker process")
+    ap.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
+    args = ap.parse_args(argv)
+    if args.runs < 5:
+        ap.error("--runs must be at least 5 (the median of at least 5 runs is reported)")
+    workloads = [w for o in (args.only or [",".join(WORKLOADS)]) for w in o.split(",") if w]
+    unknown = [w for w in workloads if w not in WORKLOADS]
+    if unknown:
+        ap.error(f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}")
+    wanted = [c for c in args.columns.split(",") if c]
+
+    columns: dict = {}
+    unavailable: dict = {}
+    extra = ["--only", ",".join(workloads), "--runs", str(args.runs), "--warmup", str(args.warmup)]
+    for c in wanted:
+        cmd, env, reason = column_command(c, args, extra)
+        if cmd is None:
+            unavailable[c] = reason
+            print(f"{c} column: not available ({reason})", flush=True)
+            continue
+        print(f"running the {c} column...", file=sys.stderr, flush=True)
+        rep = run_worker(cmd, env, args.timeout)
+        if not rep.get("available"):
+            unavailable[c] = rep.get("reason")
+            print(f"{c} column: not available ({rep.get('reason')})", flush=True)
+            continue
+        columns[c] = rep
+
+    first: dict = {}
+    if not args.no_first_call:
+        for c in ("ours", "tinygrad"):
+            if c in columns:
+                print(f"first calls of the {c} column in fresh processes...", file=sys.stderr, flush=True)
+                first[c] = first_calls(c, args, workloads)
+
+    rows = summarize(columns, first, workloads)
+    print_table(rows, columns, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "device": args.device, "quick": args.quick, "runs": args.runs, "warmup": args.warmup,
+            "tinygrad_jit": args.tinygrad_jit, "unavailable": unavailable,
+            "columns": columns, "first_call": first, "rows": rows,
+            "host": os.uname().nodename, "cpus": os.cpu_count(),
+            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
