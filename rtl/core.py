@@ -37,6 +37,18 @@ COUNTERS = ("instructions", "vector_ops", "scratchpad_read_bytes", "scratchpad_w
             "macs_int8")
 _OP = {ins.mnemonic: ins.opcode for ins in INSTRUCTIONS.values()}
 L2C, C2L, C2S, S2C = range(4)
+
+
+def _w(mnemonic: str, field: str) -> int:
+    """Width of an instruction field, from the ISA table."""
+    return INSTRUCTIONS[mnemonic].field(field).width
+
+
+GA, GB, GC, GK = _w("gemm", "a"), _w("gemm", "b"), _w("gemm", "c"), _w("gemm", "k")
+GR, GSA, GSB, GSC = _w("gemm", "repeat"), _w("gemm", "sa"), _w("gemm", "sb"), _w("gemm", "sc")
+VA, VR = max(_w("vec", "dst"), _w("vec", "src"), _w("vec", "src2")), _w("vec", "rows")
+DS, DR, DP, DC = _w("load", "sram"), _w("load", "rows"), _w("load", "pad"), _w("load", "cols")
+DD, DT = _w("load", "dram"), _w("load", "stride")
 # Blocks of the core for the area and activity reports: block -> submodule (instance) names.
 # "control" is everything else: fetch, decoder, queues, token counters, issue logic, the GEMM sequencer
 # and the accumulator drain (read-modify-write) adders.
@@ -93,8 +105,8 @@ class Core(wiring.Component):
         ports = {
             "run": In(1), "done": Out(1), "cycle": Out(T), "error": Out(1),
             "imem_we": In(1), "imem_addr": In(range(imem_words)), "imem_wdata": In(WORD_BITS),
-            "dram_cmd_valid": Out(1), "dram_cmd_write": Out(1), "dram_cmd_addr": Out(32),
-            "dram_cmd_stride": Out(24), "dram_cmd_rows": Out(12), "dram_cmd_row_bytes": Out(16),
+            "dram_cmd_valid": Out(1), "dram_cmd_write": Out(1), "dram_cmd_addr": Out(DD),
+            "dram_cmd_stride": Out(DT), "dram_cmd_rows": Out(DR), "dram_cmd_row_bytes": Out(16),
             "dram_rvalid": In(1), "dram_rdata": In(8 * p.bw),
             "dram_wvalid": Out(1), "dram_waddr": Out(32), "dram_wlen": Out(range(p.bw + 1)),
             "dram_wdata": Out(8 * p.bw),
@@ -181,7 +193,7 @@ class Core(wiring.Component):
         g_Li = Signal(T)
         g_O = Signal(T)
         g_P = Signal(range(R + 1))  # WS weight preload cycles of the head gemm
-        g_len = Signal(13)  # array-stage steps of one iteration (OS: k; WS: P + k)
+        g_len = Signal(GK + 1)  # array-stage steps of one iteration (OS: k; WS: P + k)
         if p.ws:
             m.d.comb += [g_P.eq(Mux(gf["preload"], R, 0)), g_len.eq(g_P + gf["k"])]
             m.d.comb += g_Li.eq(g_P + gf["k"] + (R + C - 2))
@@ -397,29 +409,29 @@ class Core(wiring.Component):
         m.submodules.array = arr = WSArray(R, C) if p.ws else OSArray(R, C)
         issue_g = issue_c & c_is_gemm
         g_active = Signal()
-        g_t = Signal(13)
-        g_k = Signal(13)
+        g_t = Signal(GK + 1)
+        g_k = Signal(GK + 1)
         g_Preg = Signal(range(R + 1))
         g_wait = Signal(T)
         g_gap = Signal(T)  # O - k of the running gemm
-        g_iters = Signal(8)  # iterations left after the current one
-        g_a, g_b = Signal(20), Signal(20)
-        g_c = Signal(16)
-        g_sa, g_sb, g_sc = Signal(14), Signal(14), Signal(14)
+        g_iters = Signal(GR)  # iterations left after the current one
+        g_a, g_b = Signal(GA), Signal(GB)
+        g_c = Signal(GC)
+        g_sa, g_sb, g_sc = Signal(GSA), Signal(GSB), Signal(GSC)
         g_accum = Signal()
         next_tid = Signal(2)
         g_tid = Signal(2)  # tile id of the running iteration
-        tile_c = Array(Signal(16, name=f"tile_c{i}") for i in range(4))
+        tile_c = Array(Signal(GC, name=f"tile_c{i}") for i in range(4))
         tile_acc = Array(Signal(name=f"tile_acc{i}") for i in range(4))
 
         # The step in the array stage this cycle.
         st_valid = Signal()
-        st_t, st_k = Signal(13), Signal(13)
+        st_t, st_k = Signal(GK + 1), Signal(GK + 1)
         st_P = Mux(issue_g, g_P, g_Preg)
         st_tid = Signal(2)
-        st_a, st_b = Signal(20), Signal(20)
-        st_c = Signal(16)
-        st_iters = Signal(8)
+        st_a, st_b = Signal(GA), Signal(GB)
+        st_c = Signal(GC)
+        st_iters = Signal(GR)
         with m.If(issue_g):
             m.d.comb += [st_valid.eq(1), st_t.eq(0), st_k.eq(g_len), st_tid.eq(next_tid), st_a.eq(gf["a"]),
                          st_b.eq(gf["b"]), st_c.eq(gf["c"]), st_iters.eq(gf["repeat"])]
@@ -441,8 +453,8 @@ class Core(wiring.Component):
         cur_sc = Mux(issue_g, gf["sc"], g_sc)
         cur_gap = Mux(issue_g, g_O - g_len, g_gap)
         # Next state (the array stage of the next cycle).
-        n_active, n_t, n_wait = Signal(), Signal(13), Signal(T)
-        n_a, n_b, n_c, n_iters = Signal(20), Signal(20), Signal(16), Signal(8)
+        n_active, n_t, n_wait = Signal(), Signal(GK + 1), Signal(T)
+        n_a, n_b, n_c, n_iters = Signal(GA), Signal(GB), Signal(GC), Signal(GR)
         m.d.comb += [n_active.eq(g_active), n_t.eq(g_t), n_wait.eq(g_wait), n_a.eq(g_a), n_b.eq(g_b),
                      n_c.eq(g_c), n_iters.eq(g_iters)]
         with m.If(st_valid):
@@ -483,14 +495,14 @@ class Core(wiring.Component):
             for lane in range(2):
                 rd_port = lane
                 pre_hit = [arr.pre_done[i] & (arr.pre_tid[i][0] == lane) for i in range(R)]
-                pre_addr = Signal(16, name=f"drain{lane}_pre_addr")
+                pre_addr = Signal(GC, name=f"drain{lane}_pre_addr")
                 for i in range(R):
                     with m.If(pre_hit[i]):
                         m.d.comb += pre_addr.eq(tile_c[arr.pre_tid[i]] + i)
                 m.d.comb += [getattr(acc, f"r{rd_port}_en").eq(1), getattr(acc, f"r{rd_port}_addr").eq(pre_addr)]
                 old = getattr(acc, f"r{rd_port}_data")
                 hit = Signal(name=f"drain{lane}_hit")
-                addr = Signal(16, name=f"drain{lane}_addr")
+                addr = Signal(GC, name=f"drain{lane}_addr")
                 accum = Signal(name=f"drain{lane}_accum")
                 newrow = [Signal(signed(ACC_BITS), name=f"drain{lane}_v{j}") for j in range(C)]
                 for i in range(R):
@@ -516,13 +528,13 @@ class Core(wiring.Component):
         # ---------------------------------------------------------------- vector unit
         issue_v = issue_c & c_is_vec
         v_active = Signal()
-        v_rows = Signal(12)  # rows left after the current one
+        v_rows = Signal(VR)  # rows left after the current one
         v_wait = Signal(range(p.ch + 1))
-        v_src, v_src2, v_dst = Signal(16), Signal(16), Signal(16)
+        v_src, v_src2, v_dst = Signal(VA), Signal(VA), Signal(VA)
         v_opr, v_imm, v_useimm = Signal(4), Signal(signed(32)), Signal()
         vr_valid = Signal()
-        vr_src, vr_src2, vr_dst = Signal(16), Signal(16), Signal(16)
-        vr_left = Signal(12)
+        vr_src, vr_src2, vr_dst = Signal(VA), Signal(VA), Signal(VA)
+        vr_left = Signal(VR)
         vr_op, vr_imm, vr_useimm = Signal(4), Signal(signed(32)), Signal()
         with m.If(issue_v):
             m.d.comb += [vr_valid.eq(1), vr_src.eq(vf["src"]), vr_src2.eq(vf["src2"]), vr_dst.eq(vf["dst"]),
@@ -534,7 +546,7 @@ class Core(wiring.Component):
                          vr_dst.eq(v_dst), vr_left.eq(v_rows), vr_op.eq(v_opr), vr_imm.eq(v_imm),
                          vr_useimm.eq(v_useimm)]
         nv_active, nv_wait = Signal(), Signal(range(p.ch + 1))
-        nv_src, nv_src2, nv_dst, nv_rows = Signal(16), Signal(16), Signal(16), Signal(12)
+        nv_src, nv_src2, nv_dst, nv_rows = Signal(VA), Signal(VA), Signal(VA), Signal(VR)
         m.d.comb += [nv_active.eq(v_active), nv_wait.eq(v_wait), nv_src.eq(v_src), nv_src2.eq(v_src2),
                      nv_dst.eq(v_dst), nv_rows.eq(v_rows)]
         with m.If(vr_valid):
@@ -588,7 +600,7 @@ def _ws_datapath_impl(self, m, arr, sp, acc, incr, gf, issue_g, st_valid, st_t, 
     g_bank = Signal()
     is_pre = st_valid & (st_t < st_P)
     is_str = st_valid & (st_t >= st_P)
-    t = (st_t - st_P)[:13]
+    t = (st_t - st_P)[:GK + 1]
     start = st_valid & (st_t == 0)
     preload = Mux(issue_g, gf["preload"], st_P != 0)
     bank_i = Mux(preload, ~cur_wbank, cur_wbank)
@@ -600,7 +612,7 @@ def _ws_datapath_impl(self, m, arr, sp, acc, incr, gf, issue_g, st_valid, st_t, 
     n_step = n_active & (n_wait == 0)
     n_P = st_P
     m.d.comb += [sp.r0_en.eq(1), sp.r1_en.eq(1),
-                 sp.r0_addr.eq(Mux(n_step, n_a + (n_t - n_P)[:13], nf_g["a"])),
+                 sp.r0_addr.eq(Mux(n_step, n_a + (n_t - n_P)[:GK + 1], nf_g["a"])),
                  sp.r1_addr.eq(Mux(n_step, n_b + n_t, nf_g["b"]))]
     for i in range(R):
         m.d.comb += arr.x[i].eq(sp.r0_data[8 * i:8 * i + 8].as_signed())
@@ -612,16 +624,16 @@ def _ws_datapath_impl(self, m, arr, sp, acc, incr, gf, issue_g, st_valid, st_t, 
     incr["scratchpad_read_bytes"].append(Mux(is_str, R, 0) + Mux(is_pre, C, 0))
     # Output row metadata: valid, accumulator row, accumulate.
     lat = R + C - 2
-    meta = Cat(is_str, (st_c + t)[:16], accumulate)
+    meta = Cat(is_str, (st_c + t)[:GC], accumulate)
     line = [meta]
     for d in range(lat):
         nxt = Signal(len(meta), name=f"ws_meta_d{d + 1}")
         m.d.sync += nxt.eq(line[-1])
         line.append(nxt)
     pre, now = line[lat - 1], line[lat]
-    m.d.comb += [acc.r1_en.eq(1), acc.r1_addr.eq(pre[1:17])]
+    m.d.comb += [acc.r1_en.eq(1), acc.r1_addr.eq(pre[1:1 + GC])]
     old = acc.r1_data
-    hit, addr, accum = now[0], now[1:17], now[17]
+    hit, addr, accum = now[0], now[1:1 + GC], now[1 + GC]
     data = []
     for j in range(dim):
         o = old[ACC_BITS * j:ACC_BITS * (j + 1)].as_signed()
@@ -662,7 +674,7 @@ class LoadDMA(wiring.Component):
         self.p = p
         super().__init__({
             "issue": In(1), "word": In(WORD_BITS), "rvalid": In(1), "rdata": In(8 * p.bw),
-            "wr_en": Out(1), "wr_mem": Out(1), "wr_addr": Out(20),
+            "wr_en": Out(1), "wr_mem": Out(1), "wr_addr": Out(DS),
             "wr_data_sp": Out(8 * p.dim), "wr_data_acc": Out(ACC_BITS * p.dim), "cnt_dram": Out(16),
         })
 
@@ -670,7 +682,7 @@ class LoadDMA(wiring.Component):
         p = self.p
         m = Module()
         f = decode_fields(self.word, "load")
-        mem, row, rows_left, pad_left, cols = Signal(), Signal(20), Signal(12), Signal(8), Signal(12)
+        mem, row, rows_left, pad_left, cols = Signal(), Signal(DS), Signal(DR), Signal(DP), Signal(DC)
         beat, nbeats = Signal(range(p.max_beats + 1)), Signal(range(p.max_beats + 1))
         buf_bytes = p.max_beats * p.bw
         buf = Signal(8 * buf_bytes)
@@ -718,7 +730,7 @@ class StoreDMA(wiring.Component):
         super().__init__({
             "issue": In(1), "word": In(WORD_BITS), "issue_beats": In(range(p.max_beats + 1)),
             "issue_row_bytes": In(16),
-            "rd_en": Out(1), "rd_mem": Out(1), "rd_addr": Out(20),
+            "rd_en": Out(1), "rd_mem": Out(1), "rd_addr": Out(DS),
             "rd_data_sp": In(8 * p.dim), "rd_data_acc": In(ACC_BITS * p.dim),
             "wvalid": Out(1), "waddr": Out(32), "wlen": Out(range(p.bw + 1)), "wdata": Out(8 * p.bw),
             "cnt_dram": Out(16), "cnt_sp": Out(16), "cnt_acc": Out(16),
@@ -732,14 +744,14 @@ class StoreDMA(wiring.Component):
         busy = Signal()
         tau = Signal(T)  # cycles since issue (the issue cycle is 0)
         next_read = Signal(T)
-        rows_read, rows_sent = Signal(12), Signal(12)
-        rows = Signal(12)
-        sram = Signal(20)
+        rows_read, rows_sent = Signal(DR), Signal(DR)
+        rows = Signal(DR)
+        sram = Signal(DS)
         nbeats = Signal(range(p.max_beats + 1))
         beat = Signal(range(p.max_beats + 1))
         row_bytes = Signal(16)
-        cols = Signal(12)
-        addr, stride = Signal(32), Signal(24)
+        cols = Signal(DC)
+        addr, stride = Signal(DD), Signal(DT)
         buf_bytes = p.max_beats * p.bw
         rowreg = Signal(8 * buf_bytes)
         with m.If(self.issue & (f["rows"] != 0)):
