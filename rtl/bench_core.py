@@ -103,7 +103,8 @@ async def _run(dut, job):
     wall = time.monotonic() - t0
     result = {"done": done, "cycles": int(dut.cycle.value) if done else None, "bench_cycles": cycle,
               "wall_seconds": wall, "t_start_ps": t_start, "t_end_ps": t_end,
-              "counters": {name: int(getattr(dut, f"cnt_{name}").value) for name in COUNTERS}}
+              "counters": {name: int(getattr(dut, f"cnt_{name}").value) for name in COUNTERS},
+              "units": {name: int(getattr(dut, f"unit_{name}").value) for name in job.get("unit_counters", [])}}
     image.tofile(job["dram_out"])
     result["dram_out"] = str(Path(job["dram_out"]))
     bench_result(result)

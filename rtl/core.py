@@ -37,6 +37,8 @@ COUNTERS = ("instructions", "vector_ops", "scratchpad_read_bytes", "scratchpad_w
             "macs_int8")
 _OP = {ins.mnemonic: ins.opcode for ins in INSTRUCTIONS.values()}
 L2C, C2L, C2S, S2C = range(4)
+UNIT_COUNTERS = ("fetch_instructions", "fetch_last_dispatch", *(f"{u}_{k}" for u in ("load", "matrix", "vector", "store")
+                                                               for k in ("busy", "stalled", "instructions")))
 
 
 def _w(mnemonic: str, field: str) -> int:
@@ -113,6 +115,8 @@ class Core(wiring.Component):
         }
         for name in COUNTERS:
             ports[f"cnt_{name}"] = Out(48)
+        for name in UNIT_COUNTERS:
+            ports[f"unit_{name}"] = Out(T)
         super().__init__(ports)
 
     def elaborate(self, platform):  # noqa: C901 - one place for the whole timing contract
@@ -583,6 +587,31 @@ class Core(wiring.Component):
             for v in incr[name]:
                 total = total + v
             m.d.sync += counters[name].eq(counters[name] + total)
+
+        # Per-unit accounting, as the simulator's `units`: a unit is busy in a cycle covered by one of its
+        # instructions' busy windows; it is stalled in a cycle where its oldest waiting instruction has
+        # been dispatched, the unit is free, and it does not issue. Fetch: busy = dispatches; stalled =
+        # the cycle of the last (non-FINISH) dispatch minus the number of dispatches.
+        ucnt = {name: Signal(T, name=f"unit_{name}_r") for name in UNIT_COUNTERS}
+        for name in UNIT_COUNTERS:
+            m.d.comb += getattr(self, f"unit_{name}").eq(ucnt[name])
+        n_gemm, n_vec = Signal(range(p.depth + 1)), Signal(range(p.depth + 1))
+        disp_g = cq.w_en & cq.w_rdy & dec.is_gemm
+        disp_v = cq.w_en & cq.w_rdy & dec.is_vec
+        m.d.sync += [n_gemm.eq(n_gemm + disp_g - issue_g), n_vec.eq(n_vec + disp_v - issue_v)]
+        units = (("load", issue_l, l_end, lq.r_rdy), ("matrix", issue_g, c_end, n_gemm != 0),
+                 ("vector", issue_v, c_end, n_vec != 0), ("store", issue_s, s_end, sq.r_rdy))
+        for name, iss, end, waiting in units:
+            bu = Signal(T, name=f"unit_{name}_busy_until")
+            with m.If(iss & (end > bu)):
+                m.d.sync += bu.eq(end)
+            with m.If(active):
+                m.d.sync += [ucnt[f"{name}_busy"].eq(ucnt[f"{name}_busy"] + (iss | (cyc < bu))),
+                             ucnt[f"{name}_stalled"].eq(ucnt[f"{name}_stalled"] + (waiting & (cyc >= bu) & ~iss)),
+                             ucnt[f"{name}_instructions"].eq(ucnt[f"{name}_instructions"] + iss)]
+        with m.If(dispatched):
+            m.d.sync += [ucnt["fetch_instructions"].eq(ucnt["fetch_instructions"] + 1),
+                         ucnt["fetch_last_dispatch"].eq(cyc)]
         return m
 
 
