@@ -144,7 +144,7 @@ def _directed_timing_programs():
             for values in marks[0].args[1]:
                 values = values if isinstance(values, (tuple, list)) else (values,)
                 try:
-                    fn(**dict(zip(names, values)))
+                    fn(**dict(zip(names, values, strict=True)))
                 except Exception:  # noqa: BLE001 - their assertions are theirs; we only want the programs
                     pass
         elif not params:
