@@ -142,48 +142,57 @@ class OSArray(wiring.Component):
 
 
 class WSPE(wiring.Component):
-    """Weight-stationary PE: psum_out <= psum_in + x*w; x passes right; active and shadow weight registers."""
+    """Weight-stationary PE: psum_out <= psum_in + x * w[bank]; x and its flags pass right.
+
+    Two weight registers (banks): a stream uses the bank named by the `bank` flag travelling with its
+    rows, so the next tile's weights can be written into the other bank while this stream is in flight.
+    `psum` is the sum formed this cycle (combinational), `psum_out` the registered one.
+    """
 
     x_in: In(signed(IN_BITS))
     psum_in: In(signed(ACC_BITS))
     valid_in: In(1)
-    first_in: In(1)
+    bank_in: In(1)
     w_data: In(signed(IN_BITS))
     w_en: In(1)
+    w_bank: In(1)
     x_out: Out(signed(IN_BITS))
-    psum_out: Out(signed(ACC_BITS))
     valid_out: Out(1)
-    first_out: Out(1)
+    bank_out: Out(1)
+    psum: Out(signed(ACC_BITS))
+    psum_out: Out(signed(ACC_BITS))
 
     def elaborate(self, platform):
         m = Module()
-        w_active = Signal(signed(IN_BITS))
-        w_shadow = Signal(signed(IN_BITS))
-        w = Signal(signed(IN_BITS))
-        m.d.comb += w.eq(w_active)
-        with m.If(self.w_en):
-            m.d.sync += w_shadow.eq(self.w_data)
-        with m.If(self.valid_in & self.first_in):
-            m.d.comb += w.eq(w_shadow)
-            m.d.sync += w_active.eq(w_shadow)
-        m.d.sync += [self.x_out.eq(self.x_in), self.valid_out.eq(self.valid_in),
-                     self.first_out.eq(self.first_in),
-                     self.psum_out.eq(self.psum_in + self.x_in * w)]
+        w0 = Signal(signed(IN_BITS))
+        w1 = Signal(signed(IN_BITS))
+        with m.If(self.w_en & ~self.w_bank):
+            m.d.sync += w0.eq(self.w_data)
+        with m.If(self.w_en & self.w_bank):
+            m.d.sync += w1.eq(self.w_data)
+        m.d.comb += self.psum.eq(self.psum_in + self.x_in * Mux(self.bank_in, w1, w0))
+        m.d.sync += [self.x_out.eq(self.x_in), self.valid_out.eq(self.valid_in), self.bank_out.eq(self.bank_in),
+                     self.psum_out.eq(self.psum)]
         return m
 
 
 class WSArray(wiring.Component):
-    """Weight-stationary R x C array: skewed activation input, deskewed result rows at the bottom."""
+    """Weight-stationary R x C array: skewed activation input, one whole result row out per cycle.
+
+    Cycle t of a stream drives `x[i] = X[t, i]` with `valid` and the weight `bank`; row i is delayed i
+    cycles. Weights are written one array row per cycle (`w_en`, `w_row`, `w_bank`, `w[j]`). Result row t
+    (sum over i of X[t, i] * W[i, j]) is presented on `out` with `out_valid` in cycle t + R + C - 2
+    (counting the stream's first cycle as 0): column C-1 straight from the bottom PE's adder, the other
+    columns from its register, delayed to line up.
+    """
 
     def __init__(self, rows: int, cols: int):
         self.rows, self.cols = rows, cols
         super().__init__({
             "x": In(signed(IN_BITS)).array(rows),
-            "valid": In(1),
+            "valid": In(1), "bank": In(1),
             "w": In(signed(IN_BITS)).array(cols),
-            "w_en": In(1),
-            "w_row": In(range(max(rows, 2))),
-            "first": In(1),
+            "w_en": In(1), "w_row": In(range(max(rows, 2))), "w_bank": In(1),
             "out": Out(signed(ACC_BITS)).array(cols),
             "out_valid": Out(1),
         })
@@ -198,19 +207,20 @@ class WSArray(wiring.Component):
         for i in range(R):
             x_i = _delay(m, self.x[i], i, f"xskew{i}")
             v_i = _delay(m, self.valid, i, f"vskew{i}")
-            f_i = _delay(m, self.first, i, f"fskew{i}")
+            b_i = _delay(m, self.bank, i, f"bskew{i}")
             for j in range(C):
                 pe = pes[i][j]
-                m.d.comb += [pe.w_data.eq(self.w[j]), pe.w_en.eq(self.w_en & (self.w_row == i))]
+                m.d.comb += [pe.w_data.eq(self.w[j]), pe.w_en.eq(self.w_en & (self.w_row == i)),
+                             pe.w_bank.eq(self.w_bank)]
                 if j == 0:
-                    m.d.comb += [pe.x_in.eq(x_i), pe.valid_in.eq(v_i), pe.first_in.eq(f_i)]
+                    m.d.comb += [pe.x_in.eq(x_i), pe.valid_in.eq(v_i), pe.bank_in.eq(b_i)]
                 else:
                     left = pes[i][j - 1]
                     m.d.comb += [pe.x_in.eq(left.x_out), pe.valid_in.eq(left.valid_out),
-                                 pe.first_in.eq(left.first_out)]
+                                 pe.bank_in.eq(left.bank_out)]
                 m.d.comb += pe.psum_in.eq(0 if i == 0 else pes[i - 1][j].psum_out)
-        for j in range(C):
-            m.d.comb += self.out[j].eq(_delay(m, pes[R - 1][j].psum_out, C - 1 - j, f"deskew{j}"))
-        # column 0's valid leaves the bottom row with its psum; it is then delayed like column 0.
-        m.d.comb += self.out_valid.eq(_delay(m, pes[R - 1][0].valid_out, C - 1, "vdeskew"))
+        bottom = pes[R - 1]
+        for j in range(C - 1):
+            m.d.comb += self.out[j].eq(_delay(m, bottom[j].psum_out, C - 2 - j, f"deskew{j}"))
+        m.d.comb += [self.out[C - 1].eq(bottom[C - 1].psum), self.out_valid.eq(bottom[C - 1].valid_in)]
         return m

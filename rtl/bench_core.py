@@ -12,6 +12,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+from cocotb.utils import get_sim_time
 
 from rtl.verilator import bench_job, bench_result
 
@@ -58,6 +59,7 @@ async def _run(dut, job):
     t0 = time.monotonic()
     await FallingEdge(dut.clk)
     dut.run.value = 1  # this is cycle 1
+    t_start = get_sim_time("ps")
     beats: dict[int, int] = {}
     cycle = 1
     done = False
@@ -96,11 +98,13 @@ async def _run(dut, job):
         else:
             dut.dram_rvalid.value = 1
             dut.dram_rdata.value = beat
+    t_end = get_sim_time("ps")
     await ReadOnly()
     wall = time.monotonic() - t0
     result = {"done": done, "cycles": int(dut.cycle.value) if done else None, "bench_cycles": cycle,
-              "wall_seconds": wall,
-              "counters": {name: int(getattr(dut, f"cnt_{name}").value) for name in COUNTERS}}
+              "wall_seconds": wall, "t_start_ps": t_start, "t_end_ps": t_end,
+              "counters": {name: int(getattr(dut, f"cnt_{name}").value) for name in COUNTERS},
+              "units": {name: int(getattr(dut, f"unit_{name}").value) for name in job.get("unit_counters", [])}}
     image.tofile(job["dram_out"])
     result["dram_out"] = str(Path(job["dram_out"]))
     bench_result(result)

@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from isa.design import Design, ceil_div
 from isa.instructions import INSTRUCTIONS, OPCODE_BITS, VECTOR_OPS, VECTOR_SHIFT_IMM, VECTOR_UNARY, WORD_BITS
-from rtl.array import ACC_BITS, OSArray
+from rtl.array import ACC_BITS, OSArray, WSArray
 from rtl.decoder import Decoder, decode_fields
 from rtl.sram import BankedSRAM
 
@@ -37,6 +37,20 @@ COUNTERS = ("instructions", "vector_ops", "scratchpad_read_bytes", "scratchpad_w
             "macs_int8")
 _OP = {ins.mnemonic: ins.opcode for ins in INSTRUCTIONS.values()}
 L2C, C2L, C2S, S2C = range(4)
+UNIT_COUNTERS = ("fetch_instructions", "fetch_last_dispatch", *(f"{u}_{k}" for u in ("load", "matrix", "vector", "store")
+                                                               for k in ("busy", "stalled", "instructions")))
+
+
+def _w(mnemonic: str, field: str) -> int:
+    """Width of an instruction field, from the ISA table."""
+    return INSTRUCTIONS[mnemonic].field(field).width
+
+
+GA, GB, GC, GK = _w("gemm", "a"), _w("gemm", "b"), _w("gemm", "c"), _w("gemm", "k")
+GR, GSA, GSB, GSC = _w("gemm", "repeat"), _w("gemm", "sa"), _w("gemm", "sb"), _w("gemm", "sc")
+VA, VR = max(_w("vec", "dst"), _w("vec", "src"), _w("vec", "src2")), _w("vec", "rows")
+DS, DR, DP, DC = _w("load", "sram"), _w("load", "rows"), _w("load", "pad"), _w("load", "cols")
+DD, DT = _w("load", "dram"), _w("load", "stride")
 # Blocks of the core for the area and activity reports: block -> submodule (instance) names.
 # "control" is everything else: fetch, decoder, queues, token counters, issue logic, the GEMM sequencer
 # and the accumulator drain (read-modify-write) adders.
@@ -53,9 +67,9 @@ class CoreParams:
         if design.is_float:
             raise NotImplementedError("the RTL implements the integer designs (int8 inputs, int32 accumulators)")
         m, mem = design.matrix, design.memory
-        if m.dataflow != "os":
-            raise NotImplementedError("the RTL core implements the output-stationary dataflow; "
-                                      f"{design.name} is weight-stationary")
+        self.ws = m.dataflow == "ws"
+        if m.cols < 2 or m.rows < 2:
+            raise NotImplementedError("the RTL needs an array of at least 2 x 2")
         self.design = design
         self.R, self.C, self.dim = m.rows, m.cols, design.dim
         self.overlap = m.overlap_tiles
@@ -93,14 +107,16 @@ class Core(wiring.Component):
         ports = {
             "run": In(1), "done": Out(1), "cycle": Out(T), "error": Out(1),
             "imem_we": In(1), "imem_addr": In(range(imem_words)), "imem_wdata": In(WORD_BITS),
-            "dram_cmd_valid": Out(1), "dram_cmd_write": Out(1), "dram_cmd_addr": Out(32),
-            "dram_cmd_stride": Out(24), "dram_cmd_rows": Out(12), "dram_cmd_row_bytes": Out(16),
+            "dram_cmd_valid": Out(1), "dram_cmd_write": Out(1), "dram_cmd_addr": Out(DD),
+            "dram_cmd_stride": Out(DT), "dram_cmd_rows": Out(DR), "dram_cmd_row_bytes": Out(16),
             "dram_rvalid": In(1), "dram_rdata": In(8 * p.bw),
             "dram_wvalid": Out(1), "dram_waddr": Out(32), "dram_wlen": Out(range(p.bw + 1)),
             "dram_wdata": Out(8 * p.bw),
         }
         for name in COUNTERS:
             ports[f"cnt_{name}"] = Out(48)
+        for name in UNIT_COUNTERS:
+            ports[f"unit_{name}"] = Out(T)
         super().__init__(ports)
 
     def elaborate(self, platform):  # noqa: C901 - one place for the whole timing contract
@@ -180,11 +196,16 @@ class Core(wiring.Component):
         m.d.comb += s_L.eq(Mux(s_rows_nz, p.lat + sf["rows"] * s_beats, 1))
         g_Li = Signal(T)
         g_O = Signal(T)
-        m.d.comb += g_Li.eq(gf["k"] + (R + C - 2))
-        if p.overlap:
-            m.d.comb += g_O.eq(Mux(gf["k"] > R, gf["k"], R))
+        g_P = Signal(range(R + 1))  # WS weight preload cycles of the head gemm
+        g_len = Signal(GK + 1)  # array-stage steps of one iteration (OS: k; WS: P + k)
+        if p.ws:
+            m.d.comb += [g_P.eq(Mux(gf["preload"], R, 0)), g_len.eq(g_P + gf["k"])]
+            m.d.comb += g_Li.eq(g_P + gf["k"] + (R + C - 2))
+            m.d.comb += g_O.eq(g_P + gf["k"] if p.overlap else g_Li)
         else:
-            m.d.comb += g_O.eq(g_Li)
+            m.d.comb += [g_P.eq(0), g_len.eq(gf["k"])]
+            m.d.comb += g_Li.eq(gf["k"] + (R + C - 2))
+            m.d.comb += g_O.eq(Mux(gf["k"] > R, gf["k"], R) if p.overlap else g_Li)
         g_L = Signal(T)
         g_occ = Signal(T)
         m.d.comb += [g_L.eq(gf["repeat"] * g_O + g_Li), g_occ.eq((gf["repeat"] + 1) * g_O)]
@@ -204,9 +225,15 @@ class Core(wiring.Component):
         s_lo, s_hi = sf["sram"], sf["sram"] + sf["rows"] + sf["pad"]
         s_sp = Mux(sf["mem"] == 0, _bank_mask(s_lo, s_hi, p.sp_rows, SPB), 0)
         s_ac = Mux(sf["mem"] == 1, _bank_mask(s_lo, s_hi, p.acc_rows, ACB), 0)
-        g_sp = (_bank_mask(gf["a"], gf["a"] + gf["repeat"] * gf["sa"] + gf["k"], p.sp_rows, SPB)
-                | _bank_mask(gf["b"], gf["b"] + gf["repeat"] * gf["sb"] + gf["k"], p.sp_rows, SPB))
-        g_ac = _bank_mask(gf["c"], gf["c"] + gf["repeat"] * gf["sc"] + R, p.acc_rows, ACB)
+        if p.ws:
+            g_sp = (_bank_mask(gf["a"], gf["a"] + gf["repeat"] * gf["sa"] + gf["k"], p.sp_rows, SPB)
+                    | Mux(gf["preload"], _bank_mask(gf["b"], gf["b"] + gf["repeat"] * gf["sb"] + R, p.sp_rows, SPB),
+                          0))
+            g_ac = _bank_mask(gf["c"], gf["c"] + gf["repeat"] * gf["sc"] + gf["k"], p.acc_rows, ACB)
+        else:
+            g_sp = (_bank_mask(gf["a"], gf["a"] + gf["repeat"] * gf["sa"] + gf["k"], p.sp_rows, SPB)
+                    | _bank_mask(gf["b"], gf["b"] + gf["repeat"] * gf["sb"] + gf["k"], p.sp_rows, SPB))
+            g_ac = _bank_mask(gf["c"], gf["c"] + gf["repeat"] * gf["sc"] + R, p.acc_rows, ACB)
         v_ac = (_bank_mask(vf["src"], vf["src"] + vf["rows"], p.acc_rows, ACB)
                 | _bank_mask(vf["dst"], vf["dst"] + vf["rows"], p.acc_rows, ACB)
                 | Mux(v_two_src, _bank_mask(vf["src2"], vf["src2"] + vf["rows"], p.acc_rows, ACB), 0))
@@ -380,33 +407,37 @@ class Core(wiring.Component):
         incr["scratchpad_read_bytes"].append(sdma.cnt_sp)
         incr["accumulator_read_bytes"].append(sdma.cnt_acc)
 
-        # ---------------------------------------------------------------- matrix unit (OS gemm sequencer)
-        m.submodules.array = arr = OSArray(R, C)
+        # ---------------------------------------------------------------- matrix unit (gemm sequencer)
+        # One "step" per cycle in the array stage: OS: stream row t of an iteration (t < k); WS: weight
+        # row u (u < P) then stream row t = u - P. Iteration i of a gemm starts O cycles after i - 1.
+        m.submodules.array = arr = WSArray(R, C) if p.ws else OSArray(R, C)
         issue_g = issue_c & c_is_gemm
         g_active = Signal()
-        g_t = Signal(12)
-        g_k = Signal(12)
+        g_t = Signal(GK + 1)
+        g_k = Signal(GK + 1)
+        g_Preg = Signal(range(R + 1))
         g_wait = Signal(T)
         g_gap = Signal(T)  # O - k of the running gemm
-        g_iters = Signal(8)  # iterations left after the current one
-        g_a, g_b = Signal(20), Signal(20)
-        g_c = Signal(16)
-        g_sa, g_sb, g_sc = Signal(14), Signal(14), Signal(14)
+        g_iters = Signal(GR)  # iterations left after the current one
+        g_a, g_b = Signal(GA), Signal(GB)
+        g_c = Signal(GC)
+        g_sa, g_sb, g_sc = Signal(GSA), Signal(GSB), Signal(GSC)
         g_accum = Signal()
         next_tid = Signal(2)
         g_tid = Signal(2)  # tile id of the running iteration
-        tile_c = Array(Signal(16, name=f"tile_c{i}") for i in range(4))
+        tile_c = Array(Signal(GC, name=f"tile_c{i}") for i in range(4))
         tile_acc = Array(Signal(name=f"tile_acc{i}") for i in range(4))
 
         # The step in the array stage this cycle.
         st_valid = Signal()
-        st_t, st_k = Signal(12), Signal(12)
+        st_t, st_k = Signal(GK + 1), Signal(GK + 1)
+        st_P = Mux(issue_g, g_P, g_Preg)
         st_tid = Signal(2)
-        st_a, st_b = Signal(20), Signal(20)
-        st_c = Signal(16)
-        st_iters = Signal(8)
+        st_a, st_b = Signal(GA), Signal(GB)
+        st_c = Signal(GC)
+        st_iters = Signal(GR)
         with m.If(issue_g):
-            m.d.comb += [st_valid.eq(1), st_t.eq(0), st_k.eq(gf["k"]), st_tid.eq(next_tid), st_a.eq(gf["a"]),
+            m.d.comb += [st_valid.eq(1), st_t.eq(0), st_k.eq(g_len), st_tid.eq(next_tid), st_a.eq(gf["a"]),
                          st_b.eq(gf["b"]), st_c.eq(gf["c"]), st_iters.eq(gf["repeat"])]
         with m.Else():
             m.d.comb += [st_valid.eq(g_active & (g_wait == 0)), st_t.eq(g_t), st_k.eq(g_k),
@@ -420,14 +451,14 @@ class Core(wiring.Component):
                          next_tid.eq(st_tid + 1)]
         with m.If(issue_g):
             m.d.sync += [g_sa.eq(gf["sa"]), g_sb.eq(gf["sb"]), g_sc.eq(gf["sc"]), g_accum.eq(gf["accumulate"]),
-                         g_gap.eq(g_O - gf["k"]), g_k.eq(gf["k"])]
+                         g_gap.eq(g_O - g_len), g_k.eq(g_len), g_Preg.eq(g_P)]
         cur_sa = Mux(issue_g, gf["sa"], g_sa)
         cur_sb = Mux(issue_g, gf["sb"], g_sb)
         cur_sc = Mux(issue_g, gf["sc"], g_sc)
-        cur_gap = Mux(issue_g, g_O - gf["k"], g_gap)
+        cur_gap = Mux(issue_g, g_O - g_len, g_gap)
         # Next state (the array stage of the next cycle).
-        n_active, n_t, n_wait = Signal(), Signal(12), Signal(T)
-        n_a, n_b, n_c, n_iters = Signal(20), Signal(20), Signal(16), Signal(8)
+        n_active, n_t, n_wait = Signal(), Signal(GK + 1), Signal(T)
+        n_a, n_b, n_c, n_iters = Signal(GA), Signal(GB), Signal(GC), Signal(GR)
         m.d.comb += [n_active.eq(g_active), n_t.eq(g_t), n_wait.eq(g_wait), n_a.eq(g_a), n_b.eq(g_b),
                      n_c.eq(g_c), n_iters.eq(g_iters)]
         with m.If(st_valid):
@@ -443,68 +474,71 @@ class Core(wiring.Component):
             m.d.comb += n_wait.eq(g_wait - 1)
         m.d.sync += [g_active.eq(n_active), g_t.eq(n_t), g_wait.eq(n_wait), g_a.eq(n_a), g_b.eq(n_b),
                      g_c.eq(n_c), g_iters.eq(n_iters)]
-        # Scratchpad reads for the next cycle's step; when none, for the head of the compute queue.
-        n_step = n_active & (n_wait == 0)
-        m.d.comb += [sp.r0_en.eq(1), sp.r1_en.eq(1),
-                     sp.r0_addr.eq(Mux(n_step, n_a + n_t, nf_g["a"])),
-                     sp.r1_addr.eq(Mux(n_step, n_b + n_t, nf_g["b"]))]
-        for i in range(R):
-            m.d.comb += arr.a[i].eq(sp.r0_data[8 * i:8 * i + 8].as_signed())
-        for j in range(C):
-            m.d.comb += arr.b[j].eq(sp.r1_data[8 * j:8 * j + 8].as_signed())
-        m.d.comb += [arr.valid.eq(st_valid), arr.first.eq(st_t == 0), arr.last.eq(st_t + 1 == st_k),
-                     arr.tid.eq(st_tid)]
-        incr["macs_int8"].append(Mux(st_valid, R * C, 0))
-        incr["scratchpad_read_bytes"].append(Mux(st_valid, R + C, 0))
+        if p.ws:
+            self._ws_datapath(m, arr, sp, acc, incr, gf, issue_g, st_valid, st_t, st_P, st_a, st_b, st_c,
+                              n_active, n_wait, n_t, n_a, n_b, nf_g, g_accum)
+            lane_we, lane_addr, lane_data = [Const(0)], [Const(0)], [Const(0)]
+        else:
+            # Scratchpad reads for the next cycle's step; when none, for the head of the compute queue.
+            n_step = n_active & (n_wait == 0)
+            m.d.comb += [sp.r0_en.eq(1), sp.r1_en.eq(1),
+                         sp.r0_addr.eq(Mux(n_step, n_a + n_t, nf_g["a"])),
+                         sp.r1_addr.eq(Mux(n_step, n_b + n_t, nf_g["b"]))]
+            for i in range(R):
+                m.d.comb += arr.a[i].eq(sp.r0_data[8 * i:8 * i + 8].as_signed())
+            for j in range(C):
+                m.d.comb += arr.b[j].eq(sp.r1_data[8 * j:8 * j + 8].as_signed())
+            m.d.comb += [arr.valid.eq(st_valid), arr.first.eq(st_t == 0), arr.last.eq(st_t + 1 == st_k),
+                         arr.tid.eq(st_tid)]
+            incr["macs_int8"].append(Mux(st_valid, R * C, 0))
+            incr["scratchpad_read_bytes"].append(Mux(st_valid, R + C, 0))
 
-        # Drain: two lanes by tile parity; the accumulator row is read one cycle ahead and written in the
-        # cycle the array completes the row.
-        lane_we, lane_addr, lane_data = [], [], []
-        for lane in range(2):
-            rd_port = lane
-            pre_hit = [arr.pre_done[i] & (arr.pre_tid[i][0] == lane) for i in range(R)]
-            pre_addr = Signal(16, name=f"drain{lane}_pre_addr")
-            for i in range(R):
-                with m.If(pre_hit[i]):
-                    m.d.comb += pre_addr.eq(tile_c[arr.pre_tid[i]] + i)
-            m.d.comb += [getattr(acc, f"r{rd_port}_en").eq(1), getattr(acc, f"r{rd_port}_addr").eq(pre_addr)]
-            old = getattr(acc, f"r{rd_port}_data")
-            hit = Signal(name=f"drain{lane}_hit")
-            addr = Signal(16, name=f"drain{lane}_addr")
-            accum = Signal(name=f"drain{lane}_accum")
-            newrow = [Signal(signed(ACC_BITS), name=f"drain{lane}_v{j}") for j in range(C)]
-            for i in range(R):
-                with m.If(arr.done[i] & (arr.done_tid[i][0] == lane)):
-                    m.d.comb += [hit.eq(1), addr.eq(tile_c[arr.done_tid[i]] + i), accum.eq(tile_acc[arr.done_tid[i]])]
-                    row = getattr(arr, f"row_{i}")
-                    m.d.comb += [newrow[j].eq(row[j]) for j in range(C)]
-            data = []
-            for j in range(dim):
-                o = old[ACC_BITS * j:ACC_BITS * (j + 1)].as_signed()
-                if j < C:
-                    data.append(Mux(accum, o + newrow[j], newrow[j])[:ACC_BITS])
-                else:
-                    data.append(o)
-            lane_we.append(hit)
-            lane_addr.append(addr)
-            lane_data.append(Cat(*data))
-            incr["accumulator_write_bytes"].append(Mux(hit, 4 * C, 0))
-            incr["accumulator_read_bytes"].append(Mux(hit & accum, 4 * C, 0))
-        m.d.comb += [acc.w1_en.eq(lane_we[1]), acc.w1_addr.eq(lane_addr[1]), acc.w1_data.eq(lane_data[1])]
-        self.debug = {"st_valid": st_valid, "st_t": st_t, "st_tid": st_tid, "st_a": st_a, "st_c": st_c,
-                      "we0": lane_we[0], "addr0": lane_addr[0], "we1": lane_we[1], "addr1": lane_addr[1],
-                      "issue_c": issue_c, "next_tid": next_tid}
+            # Drain: two lanes by tile parity; the accumulator row is read one cycle ahead and written in the
+            # cycle the array completes the row.
+            lane_we, lane_addr, lane_data = [], [], []
+            for lane in range(2):
+                rd_port = lane
+                pre_hit = [arr.pre_done[i] & (arr.pre_tid[i][0] == lane) for i in range(R)]
+                pre_addr = Signal(GC, name=f"drain{lane}_pre_addr")
+                for i in range(R):
+                    with m.If(pre_hit[i]):
+                        m.d.comb += pre_addr.eq(tile_c[arr.pre_tid[i]] + i)
+                m.d.comb += [getattr(acc, f"r{rd_port}_en").eq(1), getattr(acc, f"r{rd_port}_addr").eq(pre_addr)]
+                old = getattr(acc, f"r{rd_port}_data")
+                hit = Signal(name=f"drain{lane}_hit")
+                addr = Signal(GC, name=f"drain{lane}_addr")
+                accum = Signal(name=f"drain{lane}_accum")
+                newrow = [Signal(signed(ACC_BITS), name=f"drain{lane}_v{j}") for j in range(C)]
+                for i in range(R):
+                    with m.If(arr.done[i] & (arr.done_tid[i][0] == lane)):
+                        m.d.comb += [hit.eq(1), addr.eq(tile_c[arr.done_tid[i]] + i), accum.eq(tile_acc[arr.done_tid[i]])]
+                        row = getattr(arr, f"row_{i}")
+                        m.d.comb += [newrow[j].eq(row[j]) for j in range(C)]
+                data = []
+                for j in range(dim):
+                    o = old[ACC_BITS * j:ACC_BITS * (j + 1)].as_signed()
+                    if j < C:
+                        data.append(Mux(accum, o + newrow[j], newrow[j])[:ACC_BITS])
+                    else:
+                        data.append(o)
+                lane_we.append(hit)
+                lane_addr.append(addr)
+                lane_data.append(Cat(*data))
+                incr["accumulator_write_bytes"].append(Mux(hit, 4 * C, 0))
+                incr["accumulator_read_bytes"].append(Mux(hit & accum, 4 * C, 0))
+            m.d.comb += [acc.w1_en.eq(lane_we[1]), acc.w1_addr.eq(lane_addr[1]), acc.w1_data.eq(lane_data[1])]
+        self.debug = {"st_valid": st_valid, "st_t": st_t, "st_a": st_a, "st_c": st_c, "issue_c": issue_c}
 
         # ---------------------------------------------------------------- vector unit
         issue_v = issue_c & c_is_vec
         v_active = Signal()
-        v_rows = Signal(12)  # rows left after the current one
+        v_rows = Signal(VR)  # rows left after the current one
         v_wait = Signal(range(p.ch + 1))
-        v_src, v_src2, v_dst = Signal(16), Signal(16), Signal(16)
+        v_src, v_src2, v_dst = Signal(VA), Signal(VA), Signal(VA)
         v_opr, v_imm, v_useimm = Signal(4), Signal(signed(32)), Signal()
         vr_valid = Signal()
-        vr_src, vr_src2, vr_dst = Signal(16), Signal(16), Signal(16)
-        vr_left = Signal(12)
+        vr_src, vr_src2, vr_dst = Signal(VA), Signal(VA), Signal(VA)
+        vr_left = Signal(VR)
         vr_op, vr_imm, vr_useimm = Signal(4), Signal(signed(32)), Signal()
         with m.If(issue_v):
             m.d.comb += [vr_valid.eq(1), vr_src.eq(vf["src"]), vr_src2.eq(vf["src2"]), vr_dst.eq(vf["dst"]),
@@ -516,7 +550,7 @@ class Core(wiring.Component):
                          vr_dst.eq(v_dst), vr_left.eq(v_rows), vr_op.eq(v_opr), vr_imm.eq(v_imm),
                          vr_useimm.eq(v_useimm)]
         nv_active, nv_wait = Signal(), Signal(range(p.ch + 1))
-        nv_src, nv_src2, nv_dst, nv_rows = Signal(16), Signal(16), Signal(16), Signal(12)
+        nv_src, nv_src2, nv_dst, nv_rows = Signal(VA), Signal(VA), Signal(VA), Signal(VR)
         m.d.comb += [nv_active.eq(v_active), nv_wait.eq(v_wait), nv_src.eq(v_src), nv_src2.eq(v_src2),
                      nv_dst.eq(v_dst), nv_rows.eq(v_rows)]
         with m.If(vr_valid):
@@ -553,7 +587,95 @@ class Core(wiring.Component):
             for v in incr[name]:
                 total = total + v
             m.d.sync += counters[name].eq(counters[name] + total)
+
+        # Per-unit accounting, as the simulator's `units`: a unit is busy in a cycle covered by one of its
+        # instructions' busy windows; it is stalled in a cycle where its oldest waiting instruction has
+        # been dispatched, the unit is free, and it does not issue. Fetch: busy = dispatches; stalled =
+        # the cycle of the last (non-FINISH) dispatch minus the number of dispatches.
+        ucnt = {name: Signal(T, name=f"unit_{name}_r") for name in UNIT_COUNTERS}
+        for name in UNIT_COUNTERS:
+            m.d.comb += getattr(self, f"unit_{name}").eq(ucnt[name])
+        n_gemm, n_vec = Signal(range(p.depth + 1)), Signal(range(p.depth + 1))
+        disp_g = cq.w_en & cq.w_rdy & dec.is_gemm
+        disp_v = cq.w_en & cq.w_rdy & dec.is_vec
+        m.d.sync += [n_gemm.eq(n_gemm + disp_g - issue_g), n_vec.eq(n_vec + disp_v - issue_v)]
+        units = (("load", issue_l, l_end, lq.r_rdy), ("matrix", issue_g, c_end, n_gemm != 0),
+                 ("vector", issue_v, c_end, n_vec != 0), ("store", issue_s, s_end, sq.r_rdy))
+        for name, iss, end, waiting in units:
+            bu = Signal(T, name=f"unit_{name}_busy_until")
+            with m.If(iss & (end > bu)):
+                m.d.sync += bu.eq(end)
+            with m.If(active):
+                m.d.sync += [ucnt[f"{name}_busy"].eq(ucnt[f"{name}_busy"] + (iss | (cyc < bu))),
+                             ucnt[f"{name}_stalled"].eq(ucnt[f"{name}_stalled"] + (waiting & (cyc >= bu) & ~iss)),
+                             ucnt[f"{name}_instructions"].eq(ucnt[f"{name}_instructions"] + iss)]
+        with m.If(dispatched):
+            m.d.sync += [ucnt["fetch_instructions"].eq(ucnt["fetch_instructions"] + 1),
+                         ucnt["fetch_last_dispatch"].eq(cyc)]
         return m
+
+
+def _ws_datapath_impl(self, m, arr, sp, acc, incr, gf, issue_g, st_valid, st_t, st_P, st_a, st_b, st_c,
+                      n_active, n_wait, n_t, n_a, n_b, nf_g, g_accum):
+    """Weight-stationary hookup: weight preload into the idle bank, the stream, and one drain lane.
+
+    Result row t of a stream entering in cycle E is complete (combinationally) in E + R + C - 2; its
+    accumulator row address travels through a delay line of that length, tapped one cycle early for the
+    read-modify-write read.
+    """
+    p = self.p
+    R, C, dim = p.R, p.C, p.dim
+    cur_wbank = Signal()
+    g_bank = Signal()
+    is_pre = st_valid & (st_t < st_P)
+    is_str = st_valid & (st_t >= st_P)
+    t = (st_t - st_P)[:GK + 1]
+    start = st_valid & (st_t == 0)
+    preload = Mux(issue_g, gf["preload"], st_P != 0)
+    bank_i = Mux(preload, ~cur_wbank, cur_wbank)
+    st_bank = Mux(start, bank_i, g_bank)
+    with m.If(start):
+        m.d.sync += [cur_wbank.eq(bank_i), g_bank.eq(bank_i)]
+    accumulate = Mux(issue_g, gf["accumulate"], g_accum)
+    # Reads one cycle ahead: port 0 the stream row, port 1 the weight row.
+    n_step = n_active & (n_wait == 0)
+    n_P = st_P
+    m.d.comb += [sp.r0_en.eq(1), sp.r1_en.eq(1),
+                 sp.r0_addr.eq(Mux(n_step, n_a + (n_t - n_P)[:GK + 1], nf_g["a"])),
+                 sp.r1_addr.eq(Mux(n_step, n_b + n_t, nf_g["b"]))]
+    for i in range(R):
+        m.d.comb += arr.x[i].eq(sp.r0_data[8 * i:8 * i + 8].as_signed())
+    for j in range(C):
+        m.d.comb += arr.w[j].eq(sp.r1_data[8 * j:8 * j + 8].as_signed())
+    m.d.comb += [arr.valid.eq(is_str), arr.bank.eq(st_bank), arr.w_en.eq(is_pre), arr.w_row.eq(st_t),
+                 arr.w_bank.eq(st_bank)]
+    incr["macs_int8"].append(Mux(is_str, R * C, 0))
+    incr["scratchpad_read_bytes"].append(Mux(is_str, R, 0) + Mux(is_pre, C, 0))
+    # Output row metadata: valid, accumulator row, accumulate.
+    lat = R + C - 2
+    meta = Cat(is_str, (st_c + t)[:GC], accumulate)
+    line = [meta]
+    for d in range(lat):
+        nxt = Signal(len(meta), name=f"ws_meta_d{d + 1}")
+        m.d.sync += nxt.eq(line[-1])
+        line.append(nxt)
+    pre, now = line[lat - 1], line[lat]
+    m.d.comb += [acc.r1_en.eq(1), acc.r1_addr.eq(pre[1:1 + GC])]
+    old = acc.r1_data
+    hit, addr, accum = now[0], now[1:1 + GC], now[1 + GC]
+    data = []
+    for j in range(dim):
+        o = old[ACC_BITS * j:ACC_BITS * (j + 1)].as_signed()
+        if j < C:
+            data.append(Mux(accum, o + arr.out[j], arr.out[j])[:ACC_BITS])
+        else:
+            data.append(o)
+    m.d.comb += [acc.w1_en.eq(hit), acc.w1_addr.eq(addr), acc.w1_data.eq(Cat(*data))]
+    incr["accumulator_write_bytes"].append(Mux(hit, 4 * C, 0))
+    incr["accumulator_read_bytes"].append(Mux(hit & accum, 4 * C, 0))
+
+
+Core._ws_datapath = _ws_datapath_impl
 
 
 class _IMem(wiring.Component):
@@ -581,7 +703,7 @@ class LoadDMA(wiring.Component):
         self.p = p
         super().__init__({
             "issue": In(1), "word": In(WORD_BITS), "rvalid": In(1), "rdata": In(8 * p.bw),
-            "wr_en": Out(1), "wr_mem": Out(1), "wr_addr": Out(20),
+            "wr_en": Out(1), "wr_mem": Out(1), "wr_addr": Out(DS),
             "wr_data_sp": Out(8 * p.dim), "wr_data_acc": Out(ACC_BITS * p.dim), "cnt_dram": Out(16),
         })
 
@@ -589,7 +711,7 @@ class LoadDMA(wiring.Component):
         p = self.p
         m = Module()
         f = decode_fields(self.word, "load")
-        mem, row, rows_left, pad_left, cols = Signal(), Signal(20), Signal(12), Signal(8), Signal(12)
+        mem, row, rows_left, pad_left, cols = Signal(), Signal(DS), Signal(DR), Signal(DP), Signal(DC)
         beat, nbeats = Signal(range(p.max_beats + 1)), Signal(range(p.max_beats + 1))
         buf_bytes = p.max_beats * p.bw
         buf = Signal(8 * buf_bytes)
@@ -637,7 +759,7 @@ class StoreDMA(wiring.Component):
         super().__init__({
             "issue": In(1), "word": In(WORD_BITS), "issue_beats": In(range(p.max_beats + 1)),
             "issue_row_bytes": In(16),
-            "rd_en": Out(1), "rd_mem": Out(1), "rd_addr": Out(20),
+            "rd_en": Out(1), "rd_mem": Out(1), "rd_addr": Out(DS),
             "rd_data_sp": In(8 * p.dim), "rd_data_acc": In(ACC_BITS * p.dim),
             "wvalid": Out(1), "waddr": Out(32), "wlen": Out(range(p.bw + 1)), "wdata": Out(8 * p.bw),
             "cnt_dram": Out(16), "cnt_sp": Out(16), "cnt_acc": Out(16),
@@ -651,14 +773,14 @@ class StoreDMA(wiring.Component):
         busy = Signal()
         tau = Signal(T)  # cycles since issue (the issue cycle is 0)
         next_read = Signal(T)
-        rows_read, rows_sent = Signal(12), Signal(12)
-        rows = Signal(12)
-        sram = Signal(20)
+        rows_read, rows_sent = Signal(DR), Signal(DR)
+        rows = Signal(DR)
+        sram = Signal(DS)
         nbeats = Signal(range(p.max_beats + 1))
         beat = Signal(range(p.max_beats + 1))
         row_bytes = Signal(16)
-        cols = Signal(12)
-        addr, stride = Signal(32), Signal(24)
+        cols = Signal(DC)
+        addr, stride = Signal(DD), Signal(DT)
         buf_bytes = p.max_beats * p.bw
         rowreg = Signal(8 * buf_bytes)
         with m.If(self.issue & (f["rows"] != 0)):

