@@ -156,6 +156,12 @@ def check_instr(design: Design, instr: Instr) -> str | None:
                                        else [])
         if max(ends) + a["rows"] > design.accumulator_rows:
             return f"rows exceed the accumulator's {design.accumulator_rows} rows"
+        # The unit streams row by row: a source range that starts below dst and reaches it would read rows
+        # this same instruction already rewrote, which a read-everything-first model computes differently.
+        for name_src, src in zip(("src", "src2"), ends[1:], strict=False):
+            if a["dst"] - a["rows"] < src < a["dst"]:
+                return (f"{name_src} rows {src}..{src + a['rows'] - 1} start below dst {a['dst']} and reach it; "
+                        "the unit streams row by row, so use disjoint ranges or src >= dst")
         if op in VECTOR_SPECIAL and not design.vector.special_functions:
             return f"{op} needs a special-function unit (vector.special_functions)"
         if op in VECTOR_INT_ONLY and design.is_float:

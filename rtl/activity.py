@@ -14,31 +14,12 @@ glitches or nets the simulator optimized away, so it is a floor on switching ene
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from isa.technology import energy_factor
+
 ALADDIN_REG_PJ_PER_BIT_40NM = 0.009
-# Stillmaker & Baas energy factors vs 45 nm at 0.8 V (cost_power_model.md b.2).
-_ENERGY_FACTOR = {45: 1.0, 32: 0.66, 20: 0.22, 16: 0.17, 14: 0.14, 10: 0.12, 7: 0.094}
-
-
-def energy_factor(node_nm: float) -> float:
-    """Stillmaker & Baas dynamic-energy factor of `node_nm` relative to 45 nm (log-interpolated)."""
-    keys = sorted(_ENERGY_FACTOR)
-    if node_nm >= keys[-1]:
-        lo, hi = keys[-2], keys[-1]
-    elif node_nm <= keys[0]:
-        lo, hi = keys[0], keys[1]
-    else:
-        lo = max(k for k in keys if k <= node_nm)
-        hi = min(k for k in keys if k >= node_nm)
-        if lo == hi:
-            return _ENERGY_FACTOR[lo]
-    f = (node_nm - lo) / (hi - lo)
-    a, b = math.log(_ENERGY_FACTOR[lo]), math.log(_ENERGY_FACTOR[hi])
-    return math.exp(a + f * (b - a))
-
 
 def energy_per_toggle_pj(node_nm: float) -> float:
     """Dynamic energy of one bit toggle at `node_nm`, in pJ (see the module docstring for the source)."""

@@ -30,6 +30,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from isa.technology import area_factor, logic_density_mtr_per_mm2
 from rtl.toolchain import run_yosys
 
 NAND2_UM2_NANGATE45 = 0.798
@@ -61,43 +62,30 @@ def ge_of_cell(cell_type: str) -> float:
     raise KeyError(f"no gate-equivalent weight for cell type {cell_type}")
 
 
-# Stillmaker & Baas area factors vs 45 nm (cost_power_model.md b.2); 45 -> 1.0; others interpolated.
-_AREA_FACTOR = {45: 1.0, 32: 0.46, 20: 0.21, 16: 0.19, 14: 0.17, 10: 0.10, 7: 0.059}
-# Typical logic density, MTr/mm^2 (ttm-cas / CSET, b.6).
-_LOGIC_MTR_MM2 = {90: 1.6, 65: 3.3, 40: 7.7, 28: 15.3, 20: 22.1, 16: 28.9, 14: 28.9, 10: 52.5, 7: 96.3,
-                  6: 114.2, 5: 138.2}
+# Node scaling (Stillmaker & Baas area factors, typical logic density) comes from isa.technology, shared
+# with the workbench's area model.
 # LLMCompass SRAM array efficiency by macro size in KiB (b.5).
 _SRAM_EFFICIENCY = {4: 0.076, 8: 0.142, 16: 0.247, 32: 0.393, 64: 0.559, 128: 0.704, 256: 0.526, 512: 0.602}
 SRAM_BIT_UM2_7NM = 0.17
 
 
-def _interp(table: dict[int, float], node: float, log: bool = False) -> float:
-    import math
-
-    keys = sorted(table)
-    if node <= keys[0]:
-        lo, hi = keys[0], keys[1]
-    elif node >= keys[-1]:
-        lo, hi = keys[-2], keys[-1]
-    else:
-        lo = max(k for k in keys if k <= node)
-        hi = min(k for k in keys if k >= node)
-        if lo == hi:
-            return table[lo]
-    f = (node - lo) / (hi - lo)
-    if log:
-        return math.exp(math.log(table[lo]) + f * (math.log(table[hi]) - math.log(table[lo])))
-    return table[lo] + f * (table[hi] - table[lo])
-
-
-def area_factor(node_nm: float) -> float:
-    """Stillmaker & Baas area factor of `node_nm` relative to 45 nm (log-interpolated)."""
-    return _interp(_AREA_FACTOR, node_nm, log=True)
+def _sram_efficiency(kib: float) -> float:
+    """LLMCompass array efficiency at a macro of `kib` KiB, linear between its listed sizes (b.5)."""
+    keys = sorted(_SRAM_EFFICIENCY)
+    if kib <= keys[0]:
+        return _SRAM_EFFICIENCY[keys[0]]
+    if kib >= keys[-1]:
+        return _SRAM_EFFICIENCY[keys[-1]]
+    lo = max(k for k in keys if k <= kib)
+    hi = min(k for k in keys if k >= kib)
+    if lo == hi:
+        return _SRAM_EFFICIENCY[lo]
+    return _SRAM_EFFICIENCY[lo] + (kib - lo) / (hi - lo) * (_SRAM_EFFICIENCY[hi] - _SRAM_EFFICIENCY[lo])
 
 
 def um2_per_ge(node_nm: float) -> float:
     """Silicon area of one NAND2 equivalent: 4 transistors at the node's typical logic density."""
-    return 4.0 / _interp(_LOGIC_MTR_MM2, node_nm, log=True)
+    return 4.0 / logic_density_mtr_per_mm2(node_nm)
 
 
 def sram_um2(bits: int, node_nm: float) -> float:
@@ -107,7 +95,7 @@ def sram_um2(bits: int, node_nm: float) -> float:
     while kib > 512:  # LLMCompass splits big buffers into 512 KiB units
         kib /= 2
         units *= 2
-    eff = _interp(_SRAM_EFFICIENCY, kib, log=False)
+    eff = _sram_efficiency(kib)
     return units * (kib * 8 * 1024) * SRAM_BIT_UM2_7NM * area_factor(node_nm) / area_factor(7) / eff
 
 
@@ -252,7 +240,7 @@ def area_report(verilog_text: str, design_name: str, node_nm: int, blocks: dict[
         um2_per_ge=ge_area, yosys_seconds=seconds,
         assumptions=[
             "GE weights: Nangate FreePDK45 X1 cell areas / NAND2_X1 (0.798 um^2)",
-            f"logic: 4 transistors per NAND2 at {_interp(_LOGIC_MTR_MM2, node_nm, log=True):.1f} MTr/mm^2 "
+            f"logic: 4 transistors per NAND2 at {logic_density_mtr_per_mm2(node_nm):.1f} MTr/mm^2 "
             "(ttm-cas typical density, cost_power_model.md b.6); cell area only",
             "SRAM: LLMCompass effective bit area 0.17 um^2 @7nm / array efficiency by macro size, "
             "Stillmaker-Baas area scaling (b.2, b.5)",

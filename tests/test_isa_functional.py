@@ -145,6 +145,8 @@ def test_round_to_bf16_nearest_even():
     (make("vec.exp2", rows=1), "special-function"),
     (make("vec.shr", rows=1, imm=40), "0..31"),
     (make("load.sp", rows=1, cols=1, pop_prev=1), "no prev unit"),
+    (make("vec.add", dst=4, src=2, src2=20, rows=4), "start below dst"),
+    (make("vec.relu", dst=4, src=1, rows=4), "start below dst"),
 ])
 def test_errors_name_pc_and_instruction(instr, message):
     prog = [make("gemm", k=1), instr, make("finish")]
@@ -159,3 +161,9 @@ def test_unknown_opcode_and_missing_finish():
         F.run(SMALL, to_bytes([make("gemm", k=1)]) + bytes(16))
     with pytest.raises(F.ExecutionError, match="without finish"):
         F.run(SMALL, [make("gemm", k=1)])
+
+
+def test_vector_ranges_that_stream_safely_are_accepted():
+    # src >= dst (in place or ahead) and disjoint ranges read rows before the unit rewrites them
+    for kwargs in (dict(dst=4, src=4, src2=4), dict(dst=4, src=6, src2=0), dict(dst=0, src=8, src2=16)):
+        F.run(SMALL, [make("vec.add", rows=4, **kwargs), make("finish")])
