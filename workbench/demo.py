@@ -183,7 +183,7 @@ def demo(args: argparse.Namespace) -> int:
     table = Table(title="3. Cost-performance side by side")
     for col in ("", "TFLOPS", "price $", "power W", "TFLOPS/$1k", "TFLOPS/W", "provenance"):
         table.add_column(col, justify="right" if col not in ("", "provenance") else "left")
-    table.add_row(f"{dev.device}: {dev.device_name[:32]}", f"{dev.gflops / 1e3:.4f}", "-", "-", "-", "-",
+    table.add_row(f"{dev.device}: {dev.device_name}", f"{dev.gflops / 1e3:.4f}", "-", "-", "-", "-",
                   "measured (no price/power known for this host device)")
     price = fig["price_usd"].value
     watts = fig["average_power_w"].value
