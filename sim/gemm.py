@@ -405,18 +405,32 @@ class GemmResult:
         return out
 
 
+def run_gemm(design: Design, a: np.ndarray, b: np.ndarray, ideal_memory: bool = False,
+             overlap: bool | None = None, trace: bool = False) -> tuple[np.ndarray, SimResult, int]:
+    """Simulate C = a @ b on `design` with these operands; returns C, the result and the program length.
+
+    The simulated address space grows to fit the operands (the design's `dram_bytes` bounds programs,
+    not the data a caller brings).
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    gp = gemm_program(design, m, n, k, whole_k=ideal_memory)
+    if gp.dram_bytes > design.memory.dram_bytes:
+        design = design.replace(memory=dataclasses.replace(design.memory, dram_bytes=gp.dram_bytes))
+        gp = dataclasses.replace(gp, design=design)
+    result = simulate(design, gp.program, gp.dram_image(a, b), ideal_memory=ideal_memory, overlap=overlap,
+                      trace=trace)
+    return gp.read_c(result.state.dram), result, len(gp.program)
+
+
 def simulate_gemm(m: int, n: int, k: int, design: Design | str | None = None, rows: int | None = None,
                   cols: int | None = None, dataflow: str | None = None, ideal_memory: bool = False,
                   overlap: bool | None = None, values: bool = True, seed: int = 0,
                   trace: bool = False) -> GemmResult:
     """Generate, simulate and (with values) verify C = A x B against numpy on random operands."""
     d = gemm_design(design, rows, cols, dataflow, m, n, k, ideal_memory)
-    gp = gemm_program(d, m, n, k, whole_k=ideal_memory)
     verified = None
     if values:
-        if gp.dram_bytes > d.memory.dram_bytes:  # the simulated address space grows to fit the operands
-            d = d.replace(memory=dataclasses.replace(d.memory, dram_bytes=gp.dram_bytes))
-            gp = dataclasses.replace(gp, design=d)
         rng = np.random.default_rng(seed)
         if d.is_float:
             a = round_to_input(rng.standard_normal((m, k)).astype(np.float32), d.matrix.input_dtype)
@@ -424,18 +438,17 @@ def simulate_gemm(m: int, n: int, k: int, design: Design | str | None = None, ro
         else:
             a = rng.integers(-128, 128, (m, k), dtype=np.int8)
             b = rng.integers(-128, 128, (k, n), dtype=np.int8)
-        result = simulate(d, gp.program, gp.dram_image(a, b), ideal_memory=ideal_memory, overlap=overlap,
-                          trace=trace)
-        c = gp.read_c(result.state.dram)
+        c, result, instructions = run_gemm(d, a, b, ideal_memory=ideal_memory, overlap=overlap, trace=trace)
         if d.is_float:
             ref = a.astype(np.float64) @ b.astype(np.float64)
             verified = bool(np.allclose(c, ref, rtol=1e-4, atol=1e-3 * np.sqrt(k)))
         else:
             verified = bool(np.array_equal(c, a.astype(np.int64) @ b.astype(np.int64)))
     else:
+        gp = gemm_program(d, m, n, k, whole_k=ideal_memory)
         if gp.dram_bytes > d.memory.dram_bytes:  # the panel layout pads M and N to whole tiles
             d = d.replace(memory=dataclasses.replace(d.memory, dram_bytes=gp.dram_bytes))
         result = simulate(d, gp.program, None, ideal_memory=ideal_memory, overlap=overlap, values=False,
                           trace=trace)
-    return GemmResult(m, n, k, d.matrix.rows, d.matrix.cols, d.matrix.dataflow, result, verified,
-                      len(gp.program))
+        instructions = len(gp.program)
+    return GemmResult(m, n, k, d.matrix.rows, d.matrix.cols, d.matrix.dataflow, result, verified, instructions)

@@ -33,12 +33,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, tuple[type[BaseException], 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     user_errors: list[type[BaseException]] = [UsageError]
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # an area not merged yet; removed once all areas land
-            if exc.name != name:
-                raise
-            continue
+        module = importlib.import_module(name)
         module.register(sub)
         user_errors.extend(getattr(module, "USER_ERRORS", ()))
     return parser, tuple(user_errors)

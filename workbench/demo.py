@@ -106,8 +106,7 @@ def _quantize(a: np.ndarray) -> tuple[np.ndarray, float]:
 
 def run_on_simulator(design_name: str) -> SimRun:
     """The MLP int8-quantized on the simulated design: each GEMM simulated with values, checked exact."""
-    from sim.gemm import gemm_program
-    from sim.simulator import simulate
+    from sim.gemm import run_gemm
 
     design = load_design(design_name)
     if design.is_float:
@@ -120,13 +119,7 @@ def run_on_simulator(design_name: str) -> SimRun:
 
     def gemm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         nonlocal cycles, exact, busy_macs
-        gp = gemm_program(design, a.shape[0], b.shape[1], a.shape[1])
-        d = design
-        if gp.dram_bytes > d.memory.dram_bytes:
-            raise DesignError(f"{design_name}: the demo's operands need {gp.dram_bytes:,} bytes of DRAM, "
-                              f"memory.dram_bytes is {d.memory.dram_bytes:,}")
-        result = simulate(d, gp.program, gp.dram_image(a, b))
-        c = gp.read_c(result.state.dram)
+        c, result, _ = run_gemm(design, a, b)
         exact &= bool(np.array_equal(c, a.astype(np.int64) @ b.astype(np.int64)))
         cycles += result.cycles
         busy_macs += a.shape[0] * a.shape[1] * b.shape[1]
