@@ -14,6 +14,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
+from isa.design import ceil_div
 from rtl.verilator import bench_job, bench_result
 
 COUNTERS = ("instructions", "vector_ops", "scratchpad_read_bytes", "scratchpad_write_bytes",
@@ -77,7 +78,7 @@ async def _run(dut, job):
             rows = int(dut.dram_cmd_rows.value)
             row_bytes = int(dut.dram_cmd_row_bytes.value)
             if not dut.dram_cmd_write.value:
-                nb = -(-row_bytes // bw)
+                nb = ceil_div(row_bytes, bw)
                 i = 0
                 for r in range(rows):
                     base = addr + r * stride
