@@ -408,6 +408,13 @@ def _check_value(loc: _Locator, keys: tuple[str, ...], base: Design, name: str, 
             raise loc.error(keys, f"parameter {name!r} = {value!r}: {msg} (design loader); fix the value") from None
 
 
+def _base_value(base: Design, name: str) -> Any:
+    section, key = name.split(".", 1)
+    if section in _EXTRA_FIELDS:
+        return base.extras.get(section, {}).get(key)
+    return getattr(getattr(base, section), key)
+
+
 def _strip_where(message: str) -> str:
     """A loader message without its leading `path[:line]: `."""
     return re.sub(r"^[^\s:]+(:\d+)?: ", "", message, count=1)
@@ -496,7 +503,8 @@ def _validate_space(loc: _Locator, spec: SweepSpec) -> None:
                 spec.invalid[index] = msg
                 continue
             params = spec.params(index)
-            named = [n for n in params if f"'{n}'" in msg]
+            # blame the varied field the loader names, else the first one that differs from the base design
+            named = [n for n in params if f"'{n}'" in msg] or [n for n, v in params.items() if v != _base_value(spec.base, n)]
             keys = ("parameters", named[0]) if named else ("parameters",)
             point = ", ".join(f"{k} = {_fmt(v)}" for k, v in params.items())
             raise loc.error(keys, f"the design loader rejects the point {{{point}}}: {msg}; fix: change these "
