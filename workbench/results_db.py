@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS results (
     figures TEXT,
     {_METRIC_COLUMNS},
     eval_seconds REAL,
+    eval_cpu_seconds REAL,
     worker TEXT,
     version TEXT NOT NULL,
     created_utc TEXT NOT NULL
@@ -147,12 +148,12 @@ class ResultsDB:
         """Store one result and its sweep membership in a single transaction (a duplicate key is ignored)."""
         metrics = row.get("metrics") or {}
         cols = ["key", "design_name", "workload", "params", "design", "workload_key", "status", "error", "figures",
-                *METRICS, "eval_seconds", "worker", "version", "created_utc"]
+                *METRICS, "eval_seconds", "eval_cpu_seconds", "worker", "version", "created_utc"]
         values = [row["key"], row["design_name"], row["workload"], json.dumps(row["params"]),
                   json.dumps(row["design"], sort_keys=True), json.dumps(row["workload_key"], sort_keys=True),
                   row["status"], row.get("error"), json.dumps(row["figures"]) if row.get("figures") else None,
                   *(metrics.get(m, {}).get("value") for m in METRICS),
-                  row.get("eval_seconds"), row.get("worker"), __version__, _now()]
+                  row.get("eval_seconds"), row.get("eval_cpu_seconds"), row.get("worker"), __version__, _now()]
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             self.conn.execute(f"INSERT OR IGNORE INTO results ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",

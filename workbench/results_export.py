@@ -73,10 +73,10 @@ def flat_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any
     cols = ["key", "design_name", "workload", "status", *params]
     for m in METRICS:
         cols += [m, f"{m}_provenance"]
-    cols += ["error", "eval_seconds", "worker"]
+    cols += ["error", "eval_seconds", "eval_cpu_seconds", "worker"]
     out = []
     for r in rows:
-        rec = {c: r.get(c) for c in ("key", "design_name", "workload", "status", "error", "eval_seconds", "worker")}
+        rec = {c: r.get(c) for c in ("key", "design_name", "workload", "status", "error", "eval_seconds", "eval_cpu_seconds", "worker")}
         rec.update({p: (r.get("params") or {}).get(p) for p in params})
         figures = r.get("figures") or {}
         for m, metric in METRICS.items():

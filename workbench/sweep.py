@@ -47,9 +47,10 @@ class Task:
 
 def run_point(design: Design, workload: SweepWorkload) -> dict[str, Any]:
     """Evaluate one point (on a worker): status, figures or error, seconds taken and where it ran."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = evaluate_point(design, workload)
     out["eval_seconds"] = time.perf_counter() - t0
+    out["eval_cpu_seconds"] = time.process_time() - c0  # unlike wall time, not inflated by a busy machine
     out["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     return out
 
@@ -83,6 +84,7 @@ def result_row(task: Task, out: dict[str, Any]) -> dict[str, Any]:
         "figures": figures,
         "metrics": metrics_from_figures(figures) if figures else {},
         "eval_seconds": out.get("eval_seconds"),
+        "eval_cpu_seconds": out.get("eval_cpu_seconds"),
         "worker": out.get("worker"),
     }
 
