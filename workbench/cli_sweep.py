@@ -18,7 +18,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (SweepSpecError, ResultsDBError, 
 def _console():
     from rich.console import Console
 
-    return Console(width=max(140, Console().width))
+    return Console(width=max(200, Console().width))
 
 
 def _table(rows: list[dict[str, Any]], objectives: list[str], title: str, limit: int | None = None) -> None:
@@ -57,7 +57,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise SweepSpecError(f"--workers {args.workers}: need at least 1")
     progress = not args.json and not args.quiet
-    summary = run_sweep(spec, db, scheduler=args.scheduler, workers=args.workers, progress=progress)
+    try:
+        summary = run_sweep(spec, db, scheduler=args.scheduler, workers=args.workers, progress=progress)
+    except KeyboardInterrupt:
+        print(f"sweep {spec.name}: stopped; finished points are in {db}: run the same command to resume",
+              file=sys.stderr)
+        raise
     if args.report:
         from workbench.results_db import ResultsDB
 
