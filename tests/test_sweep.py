@@ -167,3 +167,33 @@ def test_cli_sweep_json_results_export_and_report(spec_path, tmp_path, capsys):
     assert page.count("data:image/png;base64") == 4 and "Frontier designs" in page  # 3D + 3 pairs
     assert main(["results", str(db), "--where", "bogus>1"]) == 2
     assert "unknown field 'bogus'" in capsys.readouterr().err
+
+
+def test_shared_simulation_gives_the_same_figures_as_estimate(tmp_path):
+    # points differing only in clock, node or [cost] reuse one simulation: the figures must equal a fresh estimate
+    from workbench.estimate import Workload, estimate
+    from workbench.sweep import group_tasks
+    from workbench.sweep_workloads import _TIMINGS
+
+    path = tmp_path / "s.toml"
+    path.write_text("""\
+[sweep]
+base = "edge-int8-16x16"
+[parameters]
+"matrix.dataflow" = ["os", "ws"]
+"chip.clock_hz" = [0.5e9, 1.5e9]
+"chip.node_nm" = [16, 5]
+"cost.margin" = [0.0, 0.6]
+[[workloads]]
+gemm = "96x80x200"
+""")
+    spec = load_spec(path)
+    _TIMINGS.clear()
+    tasks = make_tasks(spec, spec.grid())
+    assert sorted(len(g) for g in group_tasks(tasks)) == [8, 8]
+    for t in tasks:
+        fresh = estimate(t.design, Workload(t.workload.name, t.workload.layers))
+        want = {k: {"value": f.value, "unit": f.unit, "provenance": f.provenance, "note": f.note}
+                for k, f in fresh.figures.items()}
+        assert t.workload.evaluate(t.design) == want
+    assert len(_TIMINGS) == 4  # 2 dataflows x (as-is, ideal memory)

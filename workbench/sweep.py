@@ -2,7 +2,8 @@
 
 The client builds the points, skips the ones whose content key is already in the database (resume), submits
 the rest to a Dask cluster (a `LocalCluster` here, or `--scheduler tcp://HOST:PORT`), and records each result in
-one SQLite transaction. The simulator work runs on the workers (`run_point`). A worker lost mid-point has its
+one SQLite transaction. The simulator work runs on the workers (`run_points`: one task per group of points that
+share a simulation, see `group_tasks`). A worker lost mid-point has its
 task rescheduled by Dask; a point whose model raises is recorded with its error and the sweep goes on.
 
 Adaptive strategy: a quarter of the budget goes to a seeded random sample of the space; then, in rounds of
@@ -14,6 +15,8 @@ Rounds are synchronous, so a sweep with the same seed always picks the same poin
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import random
@@ -29,7 +32,7 @@ from workbench.pareto import feasible, rank_rows
 from workbench.results_db import ResultsDB, design_content, point_key
 from workbench.sweep_metrics import METRICS, metrics_from_figures
 from workbench.sweep_spec import SweepSpec, SweepSpecError
-from workbench.sweep_workloads import SweepWorkload, evaluate_point
+from workbench.sweep_workloads import SweepWorkload, evaluate_point, timing_key
 
 DEFAULT_WORKERS = 2
 
@@ -53,6 +56,25 @@ def run_point(design: Design, workload: SweepWorkload) -> dict[str, Any]:
     out["eval_cpu_seconds"] = time.process_time() - c0  # unlike wall time, not inflated by a busy machine
     out["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     return out
+
+
+def run_points(pairs: list[tuple[Design, SweepWorkload]]) -> list[dict[str, Any]]:
+    """`run_point` for a group of points (on one worker, so points sharing a simulation compute it once)."""
+    return [run_point(design, workload) for design, workload in pairs]
+
+
+MAX_GROUP = 16  # points per Dask task: enough to share simulations, small enough for a live progress bar
+
+
+def group_tasks(tasks: list[Task]) -> list[list[Task]]:
+    """Tasks grouped by what their simulation depends on (`timing_key`, workload), at most MAX_GROUP each."""
+    groups: dict[Any, list[list[Task]]] = {}
+    for t in tasks:
+        bucket = groups.setdefault((timing_key(t.design), json.dumps(t.workload.key(), sort_keys=True)), [[]])
+        if len(bucket[-1]) == MAX_GROUP:
+            bucket.append([])
+        bucket[-1].append(t)
+    return [g for buckets in groups.values() for g in buckets]
 
 
 def make_tasks(spec: SweepSpec, indices: Iterable[tuple[int, ...]]) -> list[Task]:
@@ -117,17 +139,21 @@ class DaskExecutor:
 
         by_key = {}
         futures = []
-        for t in tasks:
-            # the content key names the task: the scheduler never runs one point twice at once
-            fut = self.client.submit(run_point, t.design, t.workload, key=f"sweep-point-{t.key}", pure=False)
-            by_key[fut.key] = t
+        for group in group_tasks(tasks):
+            # named by the points' content keys: the scheduler never runs the same group twice at once
+            name = hashlib.sha256("".join(t.key for t in group).encode()).hexdigest()
+            fut = self.client.submit(run_points, [(t.design, t.workload) for t in group], key=f"sweep-{name}",
+                                     pure=False)
+            by_key[fut.key] = group
             futures.append(fut)
         try:
             for fut in as_completed(futures):
+                group = by_key[fut.key]
                 try:
-                    yield by_key[fut.key], fut.result()
+                    outs = fut.result()
                 except Exception as exc:  # noqa: BLE001 - lost to the cluster, not the model: not recorded
-                    yield by_key[fut.key], exc
+                    outs = [exc] * len(group)
+                yield from zip(group, outs, strict=True)
                 fut.release()
         finally:
             for fut in futures:
