@@ -197,3 +197,11 @@ gemm = "96x80x200"
                 for k, f in fresh.figures.items()}
         assert t.workload.evaluate(t.design) == want
     assert len(_TIMINGS) == 4  # 2 dataflows x (as-is, ideal memory)
+
+
+def test_cli_unreachable_scheduler_is_a_user_error(spec_path, tmp_path, capsys):
+    db = tmp_path / "x.db"
+    assert main(["sweep", str(spec_path), "--db", str(db), "--scheduler", "127.0.0.1:notaport"]) == 2
+    err = capsys.readouterr().err
+    assert "--scheduler 127.0.0.1:notaport: cannot reach a Dask scheduler" in err and "dask scheduler" in err
+    assert not db.exists()

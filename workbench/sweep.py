@@ -124,7 +124,7 @@ class DaskExecutor:
         if address:
             try:
                 self.client = Client(address, timeout="10s")
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 raise SweepSpecError(f"--scheduler {address}: cannot reach a Dask scheduler ({exc}); start one with "
                                      "`dask scheduler` and workers with `dask worker ADDRESS` (docs/sweeps.md)") from None
         else:
@@ -286,13 +286,18 @@ def run_sweep(spec: SweepSpec, db_path: str | Path, *, scheduler: str | None = N
     scheduler: None for a LocalCluster of `workers` processes, "inline" for this process, else a Dask address.
     """
     t0 = time.perf_counter()
-    db = ResultsDB(db_path)
+    own = executor is None
+    if own:  # before the database: an unreachable scheduler leaves no file behind
+        executor = InlineExecutor() if scheduler == "inline" else DaskExecutor(scheduler, workers)
+    try:
+        db = ResultsDB(db_path)
+    except BaseException:
+        if own:
+            executor.close()
+        raise
     spec_text = Path(spec.path).read_text() if Path(spec.path).is_file() else ""
     constraints = [{"metric": c.metric, "min": c.low, "max": c.high} for c in spec.constraints]
     db.begin_sweep(spec.name, spec.path, spec_text, spec.strategy, spec.frontier, constraints)
-    own = executor is None
-    if own:
-        executor = InlineExecutor() if scheduler == "inline" else DaskExecutor(scheduler, workers)
     state = {"computed": 0, "reused": 0, "errors": 0, "lost": 0, "done": 0}
     bar = Progress(0, progress, f"sweep {spec.name}")
     rows_cache: list[dict[str, Any]] = []
