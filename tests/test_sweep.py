@@ -7,6 +7,8 @@ import sqlite3
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workbench.cli import main
 from workbench.pareto import pareto_mask, pareto_ranks
@@ -205,3 +207,16 @@ def test_cli_unreachable_scheduler_is_a_user_error(spec_path, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--scheduler 127.0.0.1:notaport: cannot reach a Dask scheduler" in err and "dask scheduler" in err
     assert not db.exists()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 40), st.integers(2, 3), st.integers(0, 2**32 - 1))
+def test_pareto_mask_matches_the_definition(n, k, seed):
+    rng = np.random.default_rng(seed)
+    v = rng.integers(0, 4, (n, k)).astype(float)  # small integers: many ties and duplicates
+    maximize = list(rng.random(k) < 0.5)
+    w = np.where(maximize, -v, v)
+    dominated = [bool(np.any(np.all(w <= w[i], axis=1) & np.any(w < w[i], axis=1))) for i in range(n)]
+    assert pareto_mask(v, maximize).tolist() == [not d for d in dominated]
+    ranks = pareto_ranks(v, maximize)
+    assert (ranks == 0).tolist() == [not d for d in dominated] and ranks.min() == 0

@@ -147,12 +147,11 @@ class DaskExecutor:
             by_key[fut.key] = group
             futures.append(fut)
         try:
-            for fut in as_completed(futures):
+            # with_results: the results come back with the completion notice, not in a round trip per task
+            for fut, outs in as_completed(futures, with_results=True, raise_errors=False):
                 group = by_key[fut.key]
-                try:
-                    outs = fut.result()
-                except Exception as exc:  # noqa: BLE001 - lost to the cluster, not the model: not recorded
-                    outs = [exc] * len(group)
+                if fut.status == "error" or isinstance(outs, BaseException):  # lost to the cluster (KilledWorker),
+                    outs = [fut.exception() if fut.status == "error" else outs] * len(group)  # not the model
                 yield from zip(group, outs, strict=True)
                 fut.release()
         finally:
