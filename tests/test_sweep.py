@@ -192,7 +192,10 @@ gemm = "96x80x200"
     spec = load_spec(path)
     _TIMINGS.clear()
     tasks = make_tasks(spec, spec.grid())
-    assert sorted(len(g) for g in group_tasks(tasks)) == [8, 8]
+    assert [len(g) for g in group_tasks(tasks)] == [16]
+    by8 = group_tasks(tasks, 8)  # the points sharing a simulation stay together
+    assert [len({t.design.matrix.dataflow for t in g}) for g in by8] == [1, 1]
+    assert sorted(len(g) for g in group_tasks(tasks, 5)) == [3, 3, 5, 5]
     for t in tasks:
         fresh = estimate(t.design, Workload(t.workload.name, t.workload.layers))
         want = {k: {"value": f.value, "unit": f.unit, "provenance": f.provenance, "note": f.note}

@@ -63,18 +63,23 @@ def run_points(pairs: list[tuple[Design, SweepWorkload]]) -> list[dict[str, Any]
     return [run_point(design, workload) for design, workload in pairs]
 
 
-MAX_GROUP = 16  # points per Dask task: enough to share simulations, small enough for a live progress bar
+MAX_GROUP = 16  # points per Dask task at most: amortizes Dask's per-task cost, keeps the progress bar live
 
 
-def group_tasks(tasks: list[Task]) -> list[list[Task]]:
-    """Tasks grouped by what their simulation depends on (`timing_key`, workload), at most MAX_GROUP each."""
-    groups: dict[Any, list[list[Task]]] = {}
+def group_tasks(tasks: list[Task], size: int = MAX_GROUP) -> list[list[Task]]:
+    """Tasks packed into groups of at most `size`, the points that share a simulation (`timing_key`, workload)
+    kept together, in grid order."""
+    shared: dict[Any, list[Task]] = {}
     for t in tasks:
-        bucket = groups.setdefault((timing_key(t.design), json.dumps(t.workload.key(), sort_keys=True)), [[]])
-        if len(bucket[-1]) == MAX_GROUP:
-            bucket.append([])
-        bucket[-1].append(t)
-    return [g for buckets in groups.values() for g in buckets]
+        shared.setdefault((timing_key(t.design), json.dumps(t.workload.key(), sort_keys=True)), []).append(t)
+    groups: list[list[Task]] = [[]]
+    for members in shared.values():
+        for i in range(0, len(members), size):
+            part = members[i:i + size]
+            if len(groups[-1]) + len(part) > size:
+                groups.append([])
+            groups[-1].extend(part)
+    return [g for g in groups if g]
 
 
 def make_tasks(spec: SweepSpec, indices: Iterable[tuple[int, ...]]) -> list[Task]:
@@ -111,6 +116,12 @@ def result_row(task: Task, out: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _import_models() -> None:
+    """Import the simulator and the models (run once on each worker)."""
+    import sim.gemm  # noqa: F401
+    import workbench.estimate  # noqa: F401
+
+
 # ---- executors: where the points run ------------------------------------------------------------------------
 
 
@@ -132,6 +143,7 @@ class DaskExecutor:
                                         dashboard_address=None, silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         self.address = self.client.scheduler.address
+        self.client.run(_import_models)  # each worker's one-time imports, before the first point's clock starts
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any] | BaseException]]:
         """(task, result) as each finishes; a task Dask gave up on (e.g. KilledWorker) yields its exception."""
@@ -139,7 +151,9 @@ class DaskExecutor:
 
         by_key = {}
         futures = []
-        for group in group_tasks(tasks):
+        threads = max(1, sum(self.client.nthreads().values()))
+        size = max(1, min(MAX_GROUP, -(-len(tasks) // (8 * threads))))  # >= 8 tasks per worker thread to balance
+        for group in group_tasks(tasks, size):
             # named by the points' content keys: the scheduler never runs the same group twice at once
             name = hashlib.sha256("".join(t.key for t in group).encode()).hexdigest()
             fut = self.client.submit(run_points, [(t.design, t.workload) for t in group], key=f"sweep-{name}",
