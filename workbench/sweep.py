@@ -274,7 +274,8 @@ def frontier_rows(rows: list[dict[str, Any]], spec: SweepSpec) -> list[dict[str,
         if rank == 0:
             out.append({"design": r["design_name"], "workload": r["workload"], "params": r["params"],
                         **{m: r[m] for m in METRICS}})
-    return out
+    first = METRICS[spec.frontier[0]]
+    return sorted(out, key=lambda f: f[first.name], reverse=first.maximize)
 
 
 def _describe(row: dict[str, Any] | None, metric: str) -> str:
