@@ -223,3 +223,14 @@ def test_pareto_mask_matches_the_definition(n, k, seed):
     assert pareto_mask(v, maximize).tolist() == [not d for d in dominated]
     ranks = pareto_ranks(v, maximize)
     assert (ranks == 0).tolist() == [not d for d in dominated] and ranks.min() == 0
+
+
+def test_progress_bar_and_report_from_the_sweep_command(spec_path, tmp_path, capsys):
+    db, report = tmp_path / "p.db", tmp_path / "p.html"
+    assert main(["sweep", str(spec_path), "--db", str(db), "--scheduler", "inline", "--report", str(report)]) == 0
+    captured = capsys.readouterr()
+    assert "points/s" in captured.err and "best tflops_per_kusd" in captured.err  # the bar, on stderr
+    assert "sweep tiny: 16 results (8 design points x 2 workloads)" in captured.out and "Frontier over" in captured.out
+    page = report.read_text()
+    assert page.count("data:image/png;base64") == 1  # the workload that never fits has no points to plot
+    assert "Chips (orange squares)" in page and "Workload too-big" in page and "8 failed" in page
