@@ -78,7 +78,7 @@ def gemm_plan(k: Kernel) -> GemmPlan | None:
     if red is None or red.op != Ops.SUM or red.dtype.name != "float32":
         return None
     body = red.src[0]
-    if body.op != Ops.MUL or body.dtype.name != "float32":
+    if body.realized or body.op != Ops.MUL or body.dtype.name != "float32":  # a realized MUL is a buffer
         return None
     shape = k.full_shape
     x, y = body.src
