@@ -23,7 +23,7 @@ _SPEC = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16
 
 def to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
     """float32 values as bfloat16 bit patterns (uint16), rounded to nearest even; NaN stays NaN."""
-    b = np.ascontiguousarray(x, np.float32).view(np.uint32)
+    b = np.asarray(x, np.float32).copy(order="C").view(np.uint32)
     rounded = (b + (0x7FFF + ((b >> 16) & 1))) >> 16
     return np.where(np.isnan(x), 0x7FC0, rounded).astype(np.uint16)
 
@@ -56,7 +56,7 @@ def save_safetensors(state, path: str | os.PathLike, dtype: str | None = None, m
         raise DTypeError(f"save_safetensors: dtype {dtype!r} must be float32, float16 or bfloat16")
     specs, keep = {}, []
     for name, a in _arrays(state).items():
-        a = np.ascontiguousarray(a)
+        a = np.asarray(a).copy(order="C")  # (ascontiguousarray would turn a 0-d tensor into 1-d)
         if a.dtype.kind == "f" and dtype == "bfloat16":
             a, st = to_bfloat16_bits(a), "BF16"
         else:
@@ -65,7 +65,6 @@ def save_safetensors(state, path: str | os.PathLike, dtype: str | None = None, m
             st = next((k for k, v in _ST.items() if np.dtype(v) == a.dtype), None)
             if st is None:
                 raise DTypeError(f"save_safetensors: {name} has unsupported dtype {a.dtype}")
-            a = np.ascontiguousarray(a)
         keep.append(a)
         specs[name] = TensorSpec(dtype=_SPEC[st], shape=list(a.shape), data_ptr=a.ctypes.data, data_len=a.nbytes)
     path = Path(path)
