@@ -47,7 +47,9 @@ def canonicalize(device: str | None) -> str:
     if device is None:
         return default_device()
     d = str(device).upper().strip()
-    if d in ("CL:0", "GPU"):
+    if d == "GPU":  # PyTorch/tinygrad habit: the first OpenCL GPU, never silently the CPU device
+        return _first_gpu(device)
+    if d == "CL:0":
         d = "CL"
     if d == "REF":
         return d
@@ -57,6 +59,23 @@ def canonicalize(device: str | None) -> str:
             return d
     why = " (reserved, not implemented on this machine)" if d.split(":")[0] in RESERVED else ""
     raise DeviceError(f"unknown device {device!r}{why}; available: {', '.join(available())}")
+
+
+def _first_gpu(device: str) -> str:
+    """'CL' when the first OpenCL device is a GPU (GPUs are listed first), else DeviceError."""
+    try:
+        from .opencl_devices import describe_opencl_devices
+
+        devs = describe_opencl_devices()
+    except Exception:  # pyopencl missing or broken ICD: no GPU either
+        devs = []
+    if devs and devs[0].is_gpu:
+        return "CL"
+    found = ", ".join(f"{d.name} ({d.kind})" for d in devs) or "no OpenCL devices"
+    raise DeviceError(
+        f"device {device!r}: no OpenCL GPU on this machine (found {found}); use 'CL' for the CPU OpenCL"
+        f" device or 'REF'"
+    )
 
 
 _default: str | None = None

@@ -5,12 +5,14 @@ from __future__ import annotations
 from .device import RefBuffer, alloc, cl_index
 from .interpreter import evaluate
 from .lazy import Node
+from .ops import Ops
 from .runtime_opencl import debug_level, get_cl_device
 from .schedule import Kernel, create_schedule
 
 
 def _mark_realized(n: Node, buf) -> None:
-    n.buffer = buf
+    # the node becomes a LOAD leaf: nothing may still see it as the op it was (a MUL with no sources)
+    n.buffer, n.op, n.arg = buf, Ops.LOAD, None
     n.src = ()  # cut the graph so the inputs' memory can be freed
 
 

@@ -26,7 +26,9 @@ _BIN = {
     Ops.IDIV: "({1}==0?0:{0}/{1})",
     Ops.MOD: "({1}==0?0:{0}%{1})",
 }
-_FMAX = "(({0}>{1}||{0}!={0})?{0}:{1})"  # NaN wins, like numpy.maximum
+# NaN wins, like numpy.maximum; a helper function, so nested maxima (the combine of split accumulators)
+# do not repeat their operands and grow the source exponentially
+_FMAX = "wb_fmax({0},{1})"
 
 
 class _NoVector(Exception):
@@ -39,7 +41,7 @@ _VEC_OPS = {
     Ops.NEG: "(-{0})",
     Ops.RECIP: "(1.0f/{0})",
     Ops.EXP2: "wb_exp2v({0})",
-    Ops.MAX: "(({0}>{1}||{0}!={0})?{0}:{1})",
+    Ops.MAX: _FMAX,
 }
 _UN = {
     Ops.EXP2: "wb_exp2({0})",
@@ -289,6 +291,7 @@ class _Renderer:
                 or red.dtype.name != "float32"
                 or shape[raxes[-1]] % vec
                 or (shape[raxes[-1]] // vec < 2)
+                or _has_pad(red.src[0], self.buf_index)
             ):
                 raise _NoVector
             return self.render_vector_reduce(lanes[0], out_idx, raxes, vec)
@@ -362,6 +365,21 @@ class _Renderer:
         for c in range(1, vec):
             total = ("{0}+{1}" if red.op == Ops.SUM else _FMAX).format(total, f"accv.s{c}")
         self.acc[linear(oi, red.shape)] = self.tmp("float", total)
+
+
+def _has_pad(n: Node, buffers: dict) -> bool:
+    """Whether a PAD sits between n and the kernel's buffers: its bounds test covers one index, while a
+    float8 load reads eight, so padded reads stay scalar."""
+    stack, seen = [n], set()
+    while stack:
+        m = stack.pop()
+        if m.id in seen or m.id in buffers:
+            continue
+        seen.add(m.id)
+        if m.op == Ops.PAD:
+            return True
+        stack.extend(m.src)
+    return False
 
 
 def render(k: Kernel, opts: KernelOpts) -> Program:
