@@ -23,8 +23,9 @@ _BIN = {
     Ops.AND: "({0}&{1})",
     Ops.OR: "({0}|{1})",
     Ops.XOR: "({0}^{1})",
-    Ops.IDIV: "({1}==0?0:{0}/{1})",
-    Ops.MOD: "({1}==0?0:{0}%{1})",
+    # x/0 and x%0 give 0; x/-1 and x%-1 never divide, because INT_MIN/-1 overflows (and traps on x86)
+    Ops.IDIV: "({1}==0?0:{1}==-1?-{0}:{0}/{1})",
+    Ops.MOD: "(({1}==0||{1}==-1)?0:{0}%{1})",
 }
 # NaN wins, like numpy.maximum; a helper function, so nested maxima (the combine of split accumulators)
 # do not repeat their operands and grow the source exponentially

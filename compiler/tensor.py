@@ -493,10 +493,13 @@ class Tensor:
         return y._alu(Ops.CMPLT, x)
 
     def __le__(self, other) -> Tensor:
-        return (self > other).logical_not()
+        x, y = self._operands(other, "le")
+        # not (x > y) would call NaN <= 1 true; floats ask "less or equal" directly
+        return (x < y) | (x == y) if x.dtype.is_float else (x > y).logical_not()
 
     def __ge__(self, other) -> Tensor:
-        return (self < other).logical_not()
+        x, y = self._operands(other, "ge")
+        return (y < x) | (x == y) if x.dtype.is_float else (x < y).logical_not()
 
     def __eq__(self, other) -> Tensor:  # type: ignore[override]
         return (self != other).logical_not()
