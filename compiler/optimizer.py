@@ -42,6 +42,10 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
             )
             return KernelOpts(upcast=tuple(u for u in up if u[1] > 1), unroll=unroll)
         if is_cpu and inner % 8 == 0 and inner >= 64 and k.reduce.dtype.name == "float32":
+            if len(outs) == 1 and shape[outs[0]] % 16 == 0 and _reduce_is_strided(k):
+                # x @ W, column sums: the reduce walks memory with a stride, the output axis is contiguous;
+                # 16 neighbouring outputs per work-item turn each step into one contiguous row segment
+                return KernelOpts(upcast=((outs[0], 16),), unroll=4 if inner % 4 == 0 else 1)
             return KernelOpts(vec=8)  # float8 loads along the reduce axis (scalar fallback if not contiguous)
         return KernelOpts(unroll=unroll, split_acc=min(4, unroll) if rsize >= 64 else 1)
     if is_cpu and k.reduce is None:
@@ -55,13 +59,20 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
     return KernelOpts()
 
 
+def _reduce_is_strided(k: Kernel) -> bool:
+    """Whether float8 loads along k's innermost reduce axis are impossible (a strided or padded read)."""
+    from .render_opencl import render
+
+    return render(k, KernelOpts(vec=8)).opts.vec == 1
+
+
 def candidate_opts(k: Kernel) -> list[KernelOpts]:
     """The configurations WB_SEARCH times: upcast shapes, unroll factors and work-group sizes."""
     shape, outs = k.full_shape, _out_axes(k)
     ups = [()]
     if outs:
         last = outs[-1]
-        ups += [((last, f),) for f in (2, 4, 8) if shape[last] % f == 0]
+        ups += [((last, f),) for f in (2, 4, 8, 16, 32) if shape[last] % f == 0]
         if len(outs) >= 2:
             sec = outs[-2]
             ups += [

@@ -220,3 +220,16 @@ def test_dim_and_correction_names(dev):
     assert t.unsqueeze(dim=1).shape == (3, 1, 4, 5) and t.unsqueeze(1).squeeze(dim=1).shape == (3, 4, 5)
     with pytest.raises(TypeError, match="both"):
         t.sum(axis=0, dim=1)
+
+
+# x @ W with W stored (in, out): the one-row GEMM path, odd sizes and a fused epilogue
+@pytest.mark.parametrize("k,n", [(300, 1000), (4097, 77), (64, 1030)])
+def test_matrix_vector_product(dev, k, n):
+    rng = np.random.default_rng(k)
+    v, w = rng.standard_normal(k).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    V, W = Tensor(v, device=dev), Tensor(w, device=dev)
+    np.testing.assert_allclose((V @ W).numpy(), v @ w, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        (V.reshape(1, k) @ W + 1.0).relu().numpy(), np.maximum(v[None] @ w + 1, 0), rtol=1e-4, atol=1e-3
+    )
+    np.testing.assert_allclose(W.sum(0).numpy(), w.sum(0), rtol=1e-4, atol=1e-3)  # strided column sums
