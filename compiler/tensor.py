@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -1113,10 +1114,8 @@ class Tensor:
         q = self._float()
         scores = q.matmul(key.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
         if is_causal:
-            L, S = scores.shape[-2], scores.shape[-1]
-            i = Tensor.arange(L, device=self.device).reshape(L, 1)._broadcast_to((L, S))
-            j = Tensor.arange(S, device=self.device).reshape(1, S)._broadcast_to((L, S))
-            scores = (j <= i)._broadcast_to_right(scores.shape).where(scores, -math.inf)
+            mask = _causal_mask(scores.shape[-2], scores.shape[-1], self.device)
+            scores = mask._broadcast_to_right(scores.shape).where(scores, -math.inf)
         if attn_mask is not None:
             is_bool = attn_mask.dtype == dtypes.bool
             scores = attn_mask.where(scores, -math.inf) if is_bool else scores + attn_mask
@@ -1143,6 +1142,13 @@ def _broadcast_shape(a: tuple, b: tuple, name: str, target: bool = False) -> tup
 _SUM_BLOCK_MIN = 4096
 # short enough that even a scalar (unvectorized) block adds few enough values in a row for ~1e-6
 _SUM_BLOCK = 64
+
+
+@functools.lru_cache(maxsize=64)
+def _causal_mask(L: int, S: int, device: str) -> Tensor:
+    """The (L, S) lower-triangular bool mask, made once per size and device and kept as a buffer, so a
+    model's forward pass reads it instead of rebuilding it as a kernel every call."""
+    return Tensor(np.tril(np.ones((L, S), np.bool_)), device=device)
 
 
 def _axis_arg(axis, dim, keepdim: bool, keepdims) -> tuple:

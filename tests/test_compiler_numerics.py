@@ -233,3 +233,19 @@ def test_matrix_vector_product(dev, k, n):
         (V.reshape(1, k) @ W + 1.0).relu().numpy(), np.maximum(v[None] @ w + 1, 0), rtol=1e-4, atol=1e-3
     )
     np.testing.assert_allclose(W.sum(0).numpy(), w.sum(0), rtol=1e-4, atol=1e-3)  # strided column sums
+
+
+def test_causal_mask_is_made_once(dev):
+    from compiler.nn import GPT2Block
+
+    blk = GPT2Block(d_model=32, n_heads=2, d_hidden=64, device=dev)
+    x = Tensor.rand(1, 8, 32, device=dev, seed=3)
+    first = blk(x).schedule()
+    assert len(first) == 15  # no kernel computes the mask
+    q = Tensor.rand(1, 2, 5, 4, device=dev, seed=4)
+    k = Tensor.rand(1, 2, 5, 4, device=dev, seed=5)
+    out = q.scaled_dot_product_attention(k, k, is_causal=True).numpy()
+    s = q.numpy() @ k.numpy().transpose(0, 1, 3, 2) / 2.0
+    s = np.where(np.tril(np.ones((5, 5), bool)), s, -np.inf)
+    e = np.exp(s - s.max(-1, keepdims=True))
+    np.testing.assert_allclose(out, (e / e.sum(-1, keepdims=True)) @ k.numpy(), rtol=1e-5, atol=1e-6)
