@@ -238,7 +238,7 @@ def test_cl_matches_numpy(case):
 @pytest.mark.parametrize("device", DEVICES)
 def test_differential_large_budget(device):
     """A larger, randomized budget: new examples on every run."""
-    n = 2000 if device == "REF" else 250
+    n = 1000 if device == "REF" else 100
 
     @settings(max_examples=n, derandomize=False, database=None, **COMMON)
     @given(cases())
