@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from compiler.device import describe
 from compiler.errors import CompilerError
 from isa.design import DEFAULT_DESIGN, DesignError, load_design
 
@@ -83,19 +84,8 @@ def run_on_device(device: str | None, repeats: int = 5) -> DeviceRun:
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     err = float(np.max(np.abs(out - ref)))
-    return DeviceRun(tx.device, _device_name(tx.device), first, med, mlp_flops() / med / 1e9, err,
+    return DeviceRun(tx.device, describe(tx.device), first, med, mlp_flops() / med / 1e9, err,
                      bool(np.allclose(out, ref, rtol=1e-3, atol=1e-3)))
-
-
-def _device_name(device: str) -> str:
-    if device.startswith("CL"):
-        from compiler.opencl_devices import describe_opencl_devices
-
-        index = int(device.split(":")[1]) if ":" in device else 0
-        infos = describe_opencl_devices()
-        if index < len(infos):
-            return f"{infos[index].name} ({infos[index].platform})"
-    return device
 
 
 def _quantize(a: np.ndarray) -> tuple[np.ndarray, float]:
