@@ -18,13 +18,14 @@ from __future__ import annotations
 import re
 import struct
 
-from isa.encoding import EncodingError, Instr, from_bytes, make, to_bytes
+from isa.encoding import EncodingError, Instr, format_instr, from_bytes, make, to_bytes
+from isa.errors import UserError
 from isa.instructions import INSTRUCTIONS
 
 __all__ = ["AssemblyError", "assemble", "assemble_to_bytes", "disassemble", "format_instr"]
 
 
-class AssemblyError(ValueError):
+class AssemblyError(UserError):
     """A syntax or range error in assembly text; the message starts with file:line:column."""
 
 
@@ -233,23 +234,6 @@ def assemble(text: str, path: str = "<string>") -> list[Instr]:
 def assemble_to_bytes(text: str, path: str = "<string>") -> bytes:
     """Assemble text straight to a binary image."""
     return to_bytes(assemble(text, path))
-
-
-def format_instr(instr: Instr) -> str:
-    """One instruction as assembly text: non-zero fields in table order, flags as bare names."""
-    spec = instr.spec
-    head = spec.mnemonic
-    parts: list[str] = []
-    for f in spec.all_fields[1:]:
-        v = instr.args.get(f.name, 0)
-        if f.kind == "enum":
-            head += "." + f.choices[v]
-        elif f.kind == "flag":
-            if v:
-                parts.append(f.name)
-        elif v:
-            parts.append(f"{f.name}={v}")
-    return " ".join([head, *parts])
 
 
 def disassemble(program: list[Instr] | bytes) -> str:

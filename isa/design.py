@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from isa.errors import UserError
+
 INPUT_DTYPES = ("int8", "fp16", "bf16", "fp32")
 ACC_DTYPE_FOR_INPUT = {"int8": "int32", "fp16": "fp32", "bf16": "fp32", "fp32": "fp32"}
 DTYPE_BYTES = {"int8": 1, "int32": 4, "fp16": 2, "bf16": 2, "fp32": 4}
@@ -24,7 +26,7 @@ DRAM_TYPES = ("DDR4", "DDR5", "LPDDR4", "LPDDR5", "GDDR6", "GDDR6X", "HBM2e", "H
 EXTRA_SECTIONS = ("cost", "power", "reference")
 
 
-class DesignError(ValueError):
+class DesignError(UserError):
     """A design file is missing, malformed, or has a field out of range; the message says where."""
 
 

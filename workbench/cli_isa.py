@@ -8,14 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from isa.assembler import AssemblyError, assemble, disassemble
-from isa.design import DEFAULT_DESIGN, DesignError, load_design
+from isa.assembler import assemble, disassemble
+from isa.design import DEFAULT_DESIGN, load_design
 from isa.encoding import EncodingError, Instr, from_bytes, to_bytes
 from isa.functional import ExecutionError
-from sim.simulator import DeadlockError, RaceError, simulate
+from sim.simulator import simulate
 from workbench.errors import UsageError
 
-USER_ERRORS = (AssemblyError, EncodingError, ExecutionError, DeadlockError, RaceError, DesignError)
 # Above this many MACs `sim gemm` runs timing only unless --values is given (memory contents cost RAM and time).
 VALUES_MAC_LIMIT = 1 << 26
 

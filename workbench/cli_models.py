@@ -7,10 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from isa.design import DesignError, load_design
+from isa.design import load_design
 from workbench.errors import UsageError
-
-USER_ERRORS: tuple[type[BaseException], ...] = (DesignError, UsageError)
 
 
 def _add(table, *cells: str) -> None:
