@@ -27,7 +27,9 @@ class Spec:
 
     def rule(self) -> str:
         """The allowed range as the error message states it: `1..1024` or `[0, 1)`."""
-        if not (self.lo_open or self.hi_open):
+        if self.hi == math.inf:
+            text = f"{'>' if self.lo_open else '>='} {self.lo:g}"
+        elif not (self.lo_open or self.hi_open):
             text = f"{self.lo:g}..{self.hi:g}"
         else:
             text = f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
