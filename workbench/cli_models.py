@@ -315,14 +315,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Designs and chips side by side; with --out, an HTML report with PNG plots."""
     from workbench.chips import find_chip
     from workbench.estimate import AUTO_GEMM_START, WorkloadError, estimate, resolve_workload
-    from workbench.report import DEFAULT_COMPARE_CHIPS, add_tco, chip_row, design_row, print_table, write_report
+    from workbench.outputs import check_output_folder
+    from workbench.report import (
+        DEFAULT_COMPARE_CHIPS,
+        add_tco,
+        chip_row,
+        design_row,
+        print_table,
+        report_files,
+        write_report,
+    )
 
+    designs = [load_design(d) for d in args.designs]
+    if args.out:  # before any simulation: a report folder that cannot be written fails now, not at the end
+        check_output_folder(args.out, report_files([d.name for d in designs]))
     chips = [find_chip(c) for c in (args.chip or DEFAULT_COMPARE_CHIPS)]
     for chip in chips:
         if chip.peak_16bit_tflops is None:
             raise UsageError(f"--chip {chip.key}: the chip database has no 16-bit peak for {chip.name}, so there is "
                              "nothing to compare; `workbench chips` lists the figures each chip has")
-    designs = [load_design(d) for d in args.designs]
     synth = _load_synth(args.rtl_synth)
     pairs, skipped = [], []
     for d in designs:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from isa.design import load_design
 from isa.errors import UserError
+from workbench.outputs import check_output_file, check_output_folder, staged_file
 
 
 def _design(name: str):
@@ -47,11 +48,11 @@ def cmd_verilog(args: argparse.Namespace) -> int:
     from rtl.verilator import to_verilog
 
     design = _design(args.design)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
     top = "core_" + "".join(c if c.isalnum() else "_" for c in design.name)
+    out = check_output_folder(args.output, [f"{top}.v"])  # before the (slow) elaboration
     path = out / f"{top}.v"
-    path.write_text(to_verilog(Core(design, IMEM_WORDS), top))
+    with staged_file(path) as tmp:
+        tmp.write_text(to_verilog(Core(design, IMEM_WORDS), top))
     print(f"wrote {path} (module {top}, design {design.name})")
     return 0
 
@@ -114,6 +115,8 @@ def cmd_activity(args: argparse.Namespace) -> int:
     from rtl.core import ACTIVITY_BLOCKS
     from rtl.run import run_on_rtl
 
+    if args.vcd:
+        check_output_file(args.vcd, "waveform")
     design = _design(args.design)
     instrs, image = _program_and_image(design, args.program, args.dram, args.seed)
     with tempfile.TemporaryDirectory(prefix="wb-activity-") as d:
