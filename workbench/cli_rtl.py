@@ -7,36 +7,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from isa.assembler import AssemblyError
-from isa.design import DesignError, load_design
-from isa.encoding import EncodingError
-from isa.functional import ExecutionError
-
-
-class RTLUsageError(Exception):
-    """A user mistake for the RTL commands (unsupported design, missing file, bad program)."""
-
-
-def _errors() -> tuple[type[BaseException], ...]:
-    errs: list[type[BaseException]] = [RTLUsageError, DesignError, AssemblyError, EncodingError, ExecutionError,
-                                       FileNotFoundError, NotImplementedError]
-    try:
-        from sim.simulator import DeadlockError, RaceError
-
-        errs += [DeadlockError, RaceError]
-    except ImportError:  # pragma: no cover - the simulator ships with the ISA
-        pass
-    return tuple(errs)
-
-
-USER_ERRORS = _errors()
+from isa.design import load_design
+from isa.errors import UserError
+from workbench.outputs import check_output_file, check_output_folder, staged_file
 
 
 def _design(name: str):
     design = load_design(name)
     from rtl.core import CoreParams
 
-    CoreParams(design)  # raises NotImplementedError with the reason for designs the RTL does not build
+    try:
+        CoreParams(design)
+    except NotImplementedError as exc:  # rtl.core's way of saying which designs it does not build
+        raise UserError(f"{design.source}: the RTL cannot build design {design.name!r}: {exc}") from None
     return design
 
 
@@ -45,15 +28,15 @@ def _program_and_image(design, program: str, dram: str | None, seed: int):
 
     path = Path(program)
     if not path.is_file():
-        raise RTLUsageError(f"{program}: program file not found (assembly .s or a binary)")
+        raise UserError(f"{program}: program file not found (assembly .s or a binary)")
     instrs = load_program(design, path)
     if dram:
         dpath = Path(dram)
         if not dpath.is_file():
-            raise RTLUsageError(f"{dram}: DRAM image not found")
+            raise UserError(f"{dram}: DRAM image not found")
         image = dpath.read_bytes()
         if len(image) > design.memory.dram_bytes:
-            raise RTLUsageError(f"{dram}: {len(image)} bytes exceed the design's DRAM of {design.memory.dram_bytes}")
+            raise UserError(f"{dram}: {len(image)} bytes exceed the design's DRAM of {design.memory.dram_bytes}")
     else:
         image = dram_image(design, seed)
     return instrs, image
@@ -65,11 +48,11 @@ def cmd_verilog(args: argparse.Namespace) -> int:
     from rtl.verilator import to_verilog
 
     design = _design(args.design)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
     top = "core_" + "".join(c if c.isalnum() else "_" for c in design.name)
+    out = check_output_folder(args.output, [f"{top}.v"])  # before the (slow) elaboration
     path = out / f"{top}.v"
-    path.write_text(to_verilog(Core(design, IMEM_WORDS), top))
+    with staged_file(path) as tmp:
+        tmp.write_text(to_verilog(Core(design, IMEM_WORDS), top))
     print(f"wrote {path} (module {top}, design {design.name})")
     return 0
 
@@ -105,7 +88,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     design = _design(args.design)
     text = to_verilog(Core(design, args.imem_words or IMEM_WORDS), "top")
-    rep = area_report(text, design.name, design.chip.node_nm, AREA_BLOCKS, depth=not args.no_depth)
+    try:
+        rep = area_report(text, design.name, design.chip.node_nm, AREA_BLOCKS, depth=not args.no_depth)
+    except FileNotFoundError as exc:  # rtl.toolchain: Yosys is not installed; the message names the fix
+        raise UserError(str(exc)) from None
     data = rep.to_json()
     data["clock_hz"] = design.chip.clock_hz
     if args.json:
@@ -129,6 +115,8 @@ def cmd_activity(args: argparse.Namespace) -> int:
     from rtl.core import ACTIVITY_BLOCKS
     from rtl.run import run_on_rtl
 
+    if args.vcd:
+        check_output_file(args.vcd, "waveform")
     design = _design(args.design)
     instrs, image = _program_and_image(design, args.program, args.dram, args.seed)
     with tempfile.TemporaryDirectory(prefix="wb-activity-") as d:

@@ -16,11 +16,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from compiler.device import describe
-from compiler.errors import CompilerError
 from isa.design import DEFAULT_DESIGN, DesignError, load_design
 
 BATCH, D_IN, D_HIDDEN, D_OUT = 64, 512, 1024, 512
-USER_ERRORS = (DesignError, CompilerError)
 
 
 @dataclass
