@@ -93,6 +93,19 @@ def _beats(row_bytes, p: CoreParams):
     return total
 
 
+# Vector ops that never read src2 (unary, or shift amount from imm), in opcode order: a fixed order keeps
+# the generated Verilog identical from run to run (iterating the frozensets follows the hash seed).
+_ONE_SOURCE_OPS = tuple(i for i, name in enumerate(VECTOR_OPS) if name in VECTOR_UNARY | VECTOR_SHIFT_IMM)
+
+
+def _reads_src2(op, use_imm):
+    """True when vector op `op` reads a second accumulator row (not an immediate, not a one-source op)."""
+    two = ~use_imm
+    for code in _ONE_SOURCE_OPS:
+        two = two & (op != code)
+    return two
+
+
 def _bank_mask(lo, hi, rows: int, banks: int):
     """Bit b set when rows [lo, hi) touch bank b (rows of bank b: [b*per, (b+1)*per))."""
     per = rows // banks
@@ -212,9 +225,7 @@ class Core(wiring.Component):
         v_L = Signal(T)
         m.d.comb += v_L.eq(vf["rows"] * p.ch)
         v_op = vf["op"]
-        v_two_src = ~vf["use_imm"]
-        for name in VECTOR_UNARY | VECTOR_SHIFT_IMM:
-            v_two_src = v_two_src & (v_op != VECTOR_OPS.index(name))
+        v_two_src = _reads_src2(v_op, vf["use_imm"])
         c_L = Mux(c_is_gemm, g_L, v_L)
 
         # Bank sets (section 5): index 0 scratchpad, 1 accumulator.
@@ -570,9 +581,7 @@ class Core(wiring.Component):
         m.submodules.vector = valu = VectorALU(dim)
         m.d.comb += [valu.x.eq(acc.r2_data), valu.y_row.eq(acc.r3_data), valu.op.eq(vr_op), valu.imm.eq(vr_imm),
                      valu.use_imm.eq(vr_useimm)]
-        vr_two = ~vr_useimm
-        for name in VECTOR_UNARY | VECTOR_SHIFT_IMM:
-            vr_two = vr_two & (vr_op != VECTOR_OPS.index(name))
+        vr_two = _reads_src2(vr_op, vr_useimm)
         incr["vector_ops"].append(Mux(vr_valid, dim, 0))
         incr["accumulator_read_bytes"].append(Mux(vr_valid, Mux(vr_two, 8 * dim, 4 * dim), 0))
         incr["accumulator_write_bytes"].append(Mux(vr_valid, 4 * dim, 0))
