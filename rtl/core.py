@@ -60,16 +60,22 @@ ACTIVITY_BLOCKS = {"array": "array", "vector": "vector", "dma": ("load_dma", "st
                    "scratchpad": "scratchpad", "accumulator": "accumulator", "imem": "imem"}
 
 
+class UnsupportedDesignError(ValueError):
+    """The design is valid but outside what the RTL implements; the message says which limit and why."""
+
+
 class CoreParams:
     """The design numbers the RTL is built from (all from the design file)."""
 
     def __init__(self, design: Design, imem_words: int = 1024):
         if design.is_float:
-            raise NotImplementedError("the RTL implements the integer designs (int8 inputs, int32 accumulators)")
+            raise UnsupportedDesignError(f"design {design.name}: the RTL implements the integer designs (int8 inputs, "
+                                         "int32 accumulators); simulate a float design with `workbench sim run`")
         m, mem = design.matrix, design.memory
         self.ws = m.dataflow == "ws"
         if m.cols < 2 or m.rows < 2:
-            raise NotImplementedError("the RTL needs an array of at least 2 x 2")
+            raise UnsupportedDesignError(f"design {design.name}: the RTL needs an array of at least 2 x 2 "
+                                         f"(matrix.rows = {m.rows}, matrix.cols = {m.cols})")
         self.design = design
         self.R, self.C, self.dim = m.rows, m.cols, design.dim
         self.overlap = m.overlap_tiles
@@ -77,7 +83,7 @@ class CoreParams:
         self.sp_banks, self.acc_banks = mem.scratchpad_banks, mem.accumulator_banks
         self.bw, self.lat = mem.dram_bandwidth_bytes_per_cycle, mem.dram_latency_cycles
         if self.lat < 1:
-            raise NotImplementedError("the RTL's DMA needs dram_latency_cycles >= 1")
+            raise UnsupportedDesignError(f"design {design.name}: the RTL's DMA needs memory.dram_latency_cycles >= 1")
         self.depth = design.control.queue_depth
         self.lanes = design.vector.lanes
         self.ch = ceil_div(self.dim, self.lanes)
