@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from isa.design import Design
+from isa.errors import UserError
 from workbench.estimate import Layer, Workload, WorkloadError, estimate, parse_workload
 
 
@@ -50,7 +51,7 @@ class GemmLayers:
                 for k, f in est.figures.items()}
 
 
-class WorkloadSpecError(ValueError):
+class WorkloadSpecError(UserError):
     """A `[[workloads]]` entry that cannot be used; the caller adds the spec's file:line."""
 
 
