@@ -61,9 +61,9 @@ def test_random_program_agrees_small(seed):
 
 @pytest.mark.parametrize("design,mnk", [(TINY, (6, 5, 9)), (SMALL, (16, 12, 20))])
 def test_simulator_gemm_generator_program_agrees(design, mnk):
-    """The ISA engineer's double-buffered GEMM generator (sim.gemm), run on the RTL: C = A x B."""
+    """The ISA engineer's double-buffered GEMM generator (compiler.accel.gemm_lowering), run on the RTL: C = A x B."""
     from rtl.run import run_on_rtl
-    from sim.gemm import gemm_program
+    from compiler.accel.gemm_lowering import gemm_program
 
     d = load_design(design)
     m, n, k = mnk
@@ -88,7 +88,7 @@ def test_random_program_agrees_tiny_weight_stationary(seed):
 
 def test_simulator_gemm_generator_program_agrees_weight_stationary():
     from rtl.run import run_on_rtl
-    from sim.gemm import gemm_program
+    from compiler.accel.gemm_lowering import gemm_program
 
     d = tiny_ws()
     m, n, k = 7, 6, 9

@@ -124,7 +124,7 @@ def cmd_sim_run(args: argparse.Namespace) -> int:
 
 def cmd_sim_gemm(args: argparse.Namespace) -> int:
     """Generate, simulate and verify a tiled GEMM."""
-    from sim.gemm import simulate_gemm
+    from compiler.accel.gemm_run import simulate_gemm
 
     for name in ("m", "n", "k", "rows", "cols"):
         value = getattr(args, name)

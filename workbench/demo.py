@@ -106,7 +106,7 @@ def _quantize(a: np.ndarray) -> tuple[np.ndarray, float]:
 
 def run_on_simulator(design_name: str) -> SimRun:
     """The MLP int8-quantized on the simulated design: each GEMM simulated with values, checked exact."""
-    from sim.gemm import run_gemm
+    from compiler.accel.gemm_run import run_gemm
 
     design = load_design(design_name)
     if design.is_float:
