@@ -23,6 +23,11 @@ def realize(roots: list[Node]) -> None:
         for r in roots:
             _mark_realized(r, RefBuffer(evaluate(r), r.dtype))
         return
+    if roots[0].device.startswith("SIM"):
+        from .accel.runtime import run_schedule_sim
+
+        run_schedule_sim(create_schedule(roots), _mark_realized)
+        return
     run_schedule(create_schedule(roots))
 
 

@@ -30,7 +30,7 @@ from isa.encoding import Instr, make
 from isa.functional import from_dram_bytes, to_dram_bytes
 from isa.instructions import INSTRUCTIONS
 
-__all__ = ["GemmProgram", "gemm_program", "gemm_design", "MAX_STREAM"]
+__all__ = ["GemmProgram", "gemm_program", "gemm_design", "MAX_STREAM", "Group", "emit_groups", "split_dma"]
 
 MAX_STREAM = INSTRUCTIONS["gemm"].field("k").max  # longest stream of one gemm
 MAX_REPEAT = INSTRUCTIONS["gemm"].field("repeat").max + 1  # iterations of one gemm
@@ -100,7 +100,9 @@ def _align(x: int) -> int:
 
 
 @dataclass
-class _Group:
+class Group:
+    """One double-buffered step: loads into a scratchpad/accumulator half, compute on it, stores of finished output."""
+
     loads: list[dict[str, Any]]
     gemms: list[dict[str, Any]]
     panel: int
@@ -109,7 +111,7 @@ class _Group:
     acc_buffers: int = 2  # accumulator buffers the panels rotate through
 
 
-def _split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """DMAs with more rows than the rows field holds, as several; tokens stay on the first and last."""
     out = []
     for x in dmas:
@@ -133,14 +135,14 @@ def _split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int, c_addr: int,
-               blk: OsBlock) -> list[_Group]:
+               blk: OsBlock) -> list[Group]:
     """Output-stationary groups: per bm x bn block of C tiles, one group per reduction chunk of kc rows."""
     rows, cols = design.matrix.rows, design.matrix.cols
     ib, ab = design.input_bytes, design.acc_bytes
     sp_half, acc_buf = design.scratchpad_rows // 2, design.accumulator_rows // blk.acc_buffers
     bm, bn, kc = blk.bm, blk.bn, blk.kc
     m_tiles, n_tiles = ceil_div(m, rows), ceil_div(n, cols)
-    groups: list[_Group] = []
+    groups: list[Group] = []
     resident_a: list[tuple[int, int] | None] = [None, None]  # A tiles held by each scratchpad half
     resident_b: list[tuple[int, int] | None] = [None, None]  # B tiles held by each scratchpad half
     panel = 0
@@ -170,7 +172,7 @@ def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
                 gemms = [dict(op="gemm", a=sp_base + t * kl, b=sp_base + bm * kc, c=acc_base + t * bn * rows, k=kl,
                               repeat=len(col_tiles) - 1, sb=kl, sc=rows, accumulate=int(kk > 0))
                          for t in range(len(row_tiles))]
-                groups.append(_Group(loads, gemms, panel, kk == 0, acc_buffers=blk.acc_buffers))
+                groups.append(Group(loads, gemms, panel, kk == 0, acc_buffers=blk.acc_buffers))
             groups[-1].stores = [dict(op="store.acc", sram=acc_base + (ti * bn + tj) * rows,
                                       dram=c_addr + (i * rows * n + j * cols) * ab, stride=n * ab,
                                       rows=min(rows, m - i * rows), cols=min(cols, n - j * cols))
@@ -180,7 +182,7 @@ def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
 
 
 def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int, c_addr: int,
-               whole_k: bool) -> list[_Group]:
+               whole_k: bool) -> list[Group]:
     """Weight-stationary groups: per block of ml rows x bn column tiles of C, one group per kg K tiles.
 
     The kg A tiles (ml x ROWS each) of a group are loaded once and streamed against the weight tiles of all
@@ -192,7 +194,7 @@ def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
     blk = ws_block(design, m, n, k, whole_k)
     mc, bn, kg = blk.ml, blk.bn, blk.kg
     k_tiles, n_tiles = ceil_div(k, rows), ceil_div(n, cols)
-    groups: list[_Group] = []
+    groups: list[Group] = []
     resident: list[tuple[int, int] | None] = [None, None]  # A tiles held by each scratchpad half
     panel = 0
     for m0 in range(0, m, mc):
@@ -225,7 +227,7 @@ def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
                         gemms.append(dict(op="gemm", a=sp_base + first * mc, b=b_base + first * rows, c=c,
                                           k=ml, preload=1, accumulate=1, repeat=len(kts) - first - 1, sa=mc,
                                           sb=rows))
-                groups.append(_Group(loads, gemms, panel, gi == 0))
+                groups.append(Group(loads, gemms, panel, gi == 0))
             groups[-1].stores = [dict(op="store.acc", sram=acc_base + tj * mc, dram=c_addr + (m0 * n + j * cols) * ab,
                                       stride=n * ab, rows=ml, cols=min(cols, n - j * cols))
                                  for tj, j in enumerate(col_tiles)]
@@ -233,7 +235,7 @@ def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
     return groups
 
 
-def _tokens(g: int, grp: _Group) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+def _tokens(g: int, grp: Group) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Loads, gemms and stores of group `g` with the double-buffering token flags set."""
     loads = [dict(x) for x in grp.loads]
     gemms = [dict(x) for x in grp.gemms]
@@ -249,10 +251,10 @@ def _tokens(g: int, grp: _Group) -> tuple[list[dict[str, Any]], list[dict[str, A
         gemms[-1]["push_next"] = 1
         stores[0]["pop_prev"] = 1
         stores[-1]["push_prev"] = 1
-    return _split_dma(loads), gemms, _split_dma(stores)
+    return split_dma(loads), gemms, split_dma(stores)
 
 
-def _emit(groups: list[_Group], depth: int) -> list[Instr]:
+def emit_groups(groups: list[Group], depth: int) -> list[Instr]:
     """Instructions of the groups with the double-buffering tokens, in a software-pipelined order.
 
     Fetch is in order and queues hold `depth` entries, so the program lists the loads of group g + 1 before
@@ -300,7 +302,7 @@ def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False) 
         groups = _os_groups(design, m, n, k, a_addr, b_addr, c_addr, blk)
     else:
         groups = _ws_groups(design, m, n, k, a_addr, b_addr, c_addr, whole_k)
-    return GemmProgram(design, m, n, k, _emit(groups, design.control.queue_depth), a_addr, b_addr, c_addr, dram_bytes, blk.kc if os else 0)
+    return GemmProgram(design, m, n, k, emit_groups(groups, design.control.queue_depth), a_addr, b_addr, c_addr, dram_bytes, blk.kc if os else 0)
 
 
 def gemm_design(design: Design | str | None = None, rows: int | None = None, cols: int | None = None,
