@@ -129,7 +129,19 @@ class _GemmAxes:
     k: list[int]
 
 
+def _same_along(a: np.ndarray, i: int) -> bool:
+    """True when a does not vary along axis i: a stride-0 broadcast, or (a copied view) equal values."""
+    if a.strides[i] == 0:
+        return True
+    return bool(np.array_equal(a, np.broadcast_to(_take0(a, [i]), a.shape)))
+
+
 def _classify(shape: tuple, red_axes: tuple, x: np.ndarray, y: np.ndarray) -> _GemmAxes:
+    """Batch, M, N and K axes of a product's full shape from which operand varies along each axis.
+
+    A view chain may copy a broadcast (numpy reshapes), so equal values count as not varying: taking index 0
+    of an operand along an axis it does not vary on gives the same product, so the GEMM stays exact.
+    """
     ax = _GemmAxes([], [], [], [])
     for i, s in enumerate(shape):
         if i in red_axes:
@@ -138,10 +150,12 @@ def _classify(shape: tuple, red_axes: tuple, x: np.ndarray, y: np.ndarray) -> _G
             ax.batch.append(i)
         elif y.strides[i] == 0 and x.strides[i] != 0:
             ax.m.append(i)
-        elif x.strides[i] == 0 and y.strides[i] != 0:
-            ax.n.append(i)
         elif x.strides[i] == 0:
-            ax.m.append(i)  # both broadcast: a repeated row of A
+            ax.n.append(i) if y.strides[i] != 0 else ax.m.append(i)
+        elif _same_along(y, i):
+            ax.m.append(i)
+        elif _same_along(x, i):
+            ax.n.append(i)
         else:
             ax.batch.append(i)
     return ax
@@ -163,17 +177,14 @@ def run_kernel(k, design, trace: bool = False) -> tuple[np.ndarray, KernelRecord
     match = _match_gemm(k, design, leaf_ids)
     if not isinstance(match, str):
         return _run_gemm_kernel(k, design, match, nodes, leaf_ids, trace)
-    if k.reduce is not None and k.reduce.op == Ops.SUM and k.reduce.src[0].op == Ops.MUL:
-        why = match
+    plan = plan_vector(k.out, leaf_ids, design, reduce=k.reduce)
+    if isinstance(plan, VecPlan):
+        try:
+            return _run_vector_kernel(k, design, plan, leaf_ids, trace)
+        except VectorDoesNotFit as exc:
+            why = f"vector unit: {exc}"
     else:
-        plan = plan_vector(k.out, leaf_ids, design, reduce=k.reduce)
-        if isinstance(plan, VecPlan):
-            try:
-                return _run_vector_kernel(k, design, plan, leaf_ids, trace)
-            except VectorDoesNotFit as exc:
-                why = f"vector unit: {exc}"
-        else:
-            why = plan
+        why = plan if k.reduce is None or k.reduce.src[0].op != Ops.MUL else f"{match}; vector unit: {plan}"
     rec = KernelRecord(k.name, "host", flops=flops)
     rec.host = HostOp(k.name, why, flops, k.bytes)
     return _host_value(k.out), rec, []

@@ -122,8 +122,8 @@ class _Planner:
             self.p.steps.append(VecStep("add", fresh, out, imm=zero, phase=self.p.slot_phase[out]))
             out = fresh
         self.p.out_slot = out
-        if not self.p.leaves:
-            raise _Unsupported("no input buffer: nothing for the vector unit to load")
+        if all(chain_base(n, self.leaf_ids).op == Ops.CONST for _, n, _ in self.p.leaves):
+            raise _Unsupported("constants only: nothing for the vector unit to load")
         return self.p
 
     def leaf(self, n: Node, phase: str) -> int:
@@ -140,9 +140,7 @@ class _Planner:
         if self.reduce is not None and n is self.reduce:
             s = self._reduce(n)
         elif is_leaf_chain(n, self.leaf_ids):
-            if chain_base(n, self.leaf_ids).op == Ops.CONST:
-                raise _Unsupported("a constant as a whole operand")
-            return self.leaf(n, phase)
+            return self.leaf(n, phase)  # a constant here (no immediate slot) is loaded as a repeated row
         else:
             s = self._alu(n, phase)
         self.slots[n.id] = s
