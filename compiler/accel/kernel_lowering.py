@@ -96,6 +96,20 @@ def _host_value(root: Node, sub: dict[int, np.ndarray] | None = None) -> np.ndar
             n.buffer = None
 
 
+def _int8_valued(x: Node, leaf_ids: set[int]) -> bool:
+    """True when a leaf chain's values fit int8: it passes through an int8 node and only widens after, or its
+    int32 buffer holds only int8 values (a requantized activation the scheduler stored as int32)."""
+    while True:
+        if x.dtype.name == "int8":
+            return True
+        if x.dtype.name != "int32" or x.op == Ops.CONST:
+            return False
+        if x.id in leaf_ids or x.realized:
+            v = x.buffer.numpy()
+            return v.size > 0 and -128 <= int(v.min()) and int(v.max()) <= 127
+        x = x.src[0]
+
+
 def _gemm_dtypes_ok(design, red: Node, operands: tuple[Node, Node], leaf_ids: set[int]) -> str | None:
     if red.dtype.name != acc_dtype_name(design):
         return f"reduce in {red.dtype.name}, the array accumulates in {design.matrix.acc_dtype}"
@@ -105,7 +119,7 @@ def _gemm_dtypes_ok(design, red: Node, operands: tuple[Node, Node], leaf_ids: se
             return "a product with a constant is no matrix product"
         if design.is_float and not base.dtype.is_float:
             return f"{base.dtype.name} operand on a {design.matrix.input_dtype} array"
-        if not design.is_float and base.dtype.name != "int8":
+        if not design.is_float and not _int8_valued(x, leaf_ids):
             return f"{base.dtype.name} operand on an int8 array (quantize the model: compiler.quantize)"
     return None
 

@@ -71,6 +71,19 @@ def value_range(n: Node, leaf_ids: set[int]) -> tuple[float, float]:
     c = _const(n, leaf_ids)
     if c is not None:
         return float(c), float(c)
+    if n.realized or n.id in leaf_ids or not n.src:
+        if n.dtype.name in ("int8", "uint8"):
+            info = np.iinfo(n.dtype.np)
+            return float(info.min), float(info.max)
+        if n.realized and n.dtype.is_int and n.size:  # a stored activation: its actual values
+            v = n.buffer.numpy()
+            return float(v.min()), float(v.max())
+        return (0.0, 1.0) if n.dtype.name == "bool" else (-math.inf, math.inf)
+    if n.op == Ops.CAST and n.src[0].dtype.name in ("int8", "uint8", "bool"):
+        info = np.iinfo(n.src[0].dtype.np) if n.src[0].dtype.name != "bool" else None
+        return (float(info.min), float(info.max)) if info is not None else (0.0, 1.0)
+    if n.op in (Ops.RESHAPE, Ops.PERMUTE, Ops.EXPAND, Ops.SHRINK, Ops.FLIP, Ops.REDUCE_MAX):
+        return value_range(n.src[0], leaf_ids)
     if n.op == Ops.MAX:
         (la, ha), (lb, hb) = (value_range(s, leaf_ids) for s in n.src)
         return max(la, lb), max(ha, hb)
@@ -108,16 +121,31 @@ class _Planner:
     def plan(self, root: Node) -> VecPlan:
         narrow_types = {"int8": "int8", "fp16": "float16"}
         src = root
-        if root.op == Ops.CAST and root.dtype.name == narrow_types.get(self.design.matrix.input_dtype):
-            lo, hi = value_range(root.src[0], self.leaf_ids)
-            if root.dtype.name == "int8" and not (-128 <= lo and hi <= 127):
+        def skip(n: Node) -> Node:
+            while n.op == Ops.RESHAPE and n.id not in self.leaf_ids:
+                n = n.src[0]  # layouts follow the flat element order, which a reshape keeps
+            return n
+
+        src = skip(src)
+        # int8 values stored as int32 (a cast back to int32 for the next matmul): store them narrow
+        widened = src.op == Ops.CAST and src.dtype.name == self.acc == "int32" and skip(src.src[0]).op == Ops.CAST \
+            and skip(src.src[0]).dtype.name == "int8"
+        if widened:
+            src = skip(src.src[0])
+        if src.op == Ops.CAST and src.dtype.name == narrow_types.get(self.design.matrix.input_dtype):
+            lo, hi = value_range(src.src[0], self.leaf_ids)
+            if src.dtype.name == "int8" and not (-128 <= lo and hi <= 127):
                 raise _Unsupported("cast to int8 of a value not clamped to [-128, 127] (the store saturates)")
-            self.p.narrow, src = True, root.src[0]
+            self.p.narrow, src = True, src.src[0]
+        elif widened:
+            raise _Unsupported("cast to int8 on a float design")
         out = self.value(src, "post" if self.reduce is not None else "pre")
-        if self.p.slot_phase[out] != ("post" if self.reduce is not None else "pre") or any(
-            s == out for s, _, _ in self.p.leaves
-        ):
-            fresh = self._new(self.p.slot_phase[out])  # the stored slot is never a loaded one (double buffering)
+        loaded = {s for s, _, _ in self.p.leaves}
+        if self.p.reduce_out is not None and self.p.reduce_slot in loaded:
+            loaded.add(self.p.reduce_out)
+        # the stored slot is never a loaded one: a load two chunks on would overwrite it before the store
+        if self.p.slot_phase[out] != ("post" if self.reduce is not None else "pre") or out in loaded:
+            fresh = self._new(self.p.slot_phase[out])
             zero = 0.0 if self.design.is_float else 0
             self.p.steps.append(VecStep("add", fresh, out, imm=zero, phase=self.p.slot_phase[out]))
             out = fresh
@@ -151,12 +179,7 @@ class _Planner:
             raise _Unsupported(f"reduce {n.op.name}")
         if n.dtype.name != self.acc:
             raise _Unsupported(f"{n.op.name} in {n.dtype.name}, not the accumulator's {self.acc}")
-        s = self.value(n.src[0], "pre")
-        if any(x == s for x, _, _ in self.p.leaves):  # reduce a copy: loaded slots stay read-only
-            t = self._new("pre")
-            zero = 0.0 if self.design.is_float else 0
-            self.p.steps.append(VecStep("add", t, s, imm=zero, phase="pre"))
-            s = t
+        s = self.value(n.src[0], "pre")  # the tree may fold a loaded slot in place: the next load waits for it
         self.p.reduce, self.p.reduce_slot = ("add" if n.op == Ops.SUM else "max"), s
         t = self._new("post")  # the first rows of s after the tree; aliased by the program builder
         self.p.reduce_out = t
