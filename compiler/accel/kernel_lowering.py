@@ -112,7 +112,9 @@ def _int8_valued(x: Node, leaf_ids: set[int]) -> bool:
 
 def _gemm_dtypes_ok(design, red: Node, operands: tuple[Node, Node], leaf_ids: set[int]) -> str | None:
     if red.dtype.name != acc_dtype_name(design):
-        return f"reduce in {red.dtype.name}, the array accumulates in {design.matrix.acc_dtype}"
+        hint = " (quantize the model: compiler.quantize)" if red.dtype.is_float and not design.is_float else ""
+        return f"{red.dtype.name} matmul on a {design.matrix.input_dtype} array accumulating in " \
+               f"{design.matrix.acc_dtype}{hint}"
     for x in operands:
         base = chain_base(x, leaf_ids)
         if base.op == Ops.CONST:
