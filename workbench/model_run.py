@@ -79,14 +79,14 @@ def _accuracy(ref: np.ndarray, got: np.ndarray, classifier: bool) -> dict[str, A
     return out
 
 
-def run_model(spec: str, device: str = "SIM", quantize: str = "auto", batch: int | None = None,
+def run_model(spec, device: str = "SIM", quantize: str = "auto", batch: int | None = None,
               trace: bool = False):
-    """Run the model on device; returns (ModelRun, SimRun or None)."""
+    """Run the model (a name, a .py file, or a compiler.models.Sequential) on device; returns (ModelRun, SimRun or None)."""
     from compiler import Device, Tensor
     from compiler.accel.runtime import design_of, sim_run
     from compiler.quantize import quantize as quantize_model
 
-    model = load_model(spec, batch)
+    model = load_model(spec, batch) if isinstance(spec, str) else spec
     device = Device.canonicalize(device)
     x = model.sample_input()
     float_ref = model(Tensor(x, device="REF")).numpy()
