@@ -24,7 +24,7 @@ from .dtypes import dtypes
 from .tensor import Tensor
 
 __all__ = ["QLayer", "QPool", "QFlatten", "QuantizedModel", "quantize", "QuantReport", "quantize_report",
-           "fake_quantize_int4", "requant_params"]
+           "fake_quantize_int4", "requant_params", "QLinearFloatIO", "QuantizedBlock"]
 
 PRECISION_BITS = 14  # the multiplier keeps at least this many bits when the accumulator bound allows
 
@@ -160,10 +160,93 @@ def _layer_float_ops(model: M.Sequential) -> list:
     return out
 
 
-def quantize(model: M.Sequential, calib: np.ndarray, method: str = "minmax", percentile: float = 99.99) -> QuantizedModel:
-    """Post-training int8 quantization of a layer model, calibrated on `calib` (a float input batch)."""
+class QLinearFloatIO:
+    """A Linear inside a float model (a transformer block): int8 GEMM, float in and out.
+
+    x is quantized with its calibrated per-tensor scale (round half up, clamp), multiplied by the per-channel
+    int8 weights with int32 accumulation, and scaled back to float with the bias added. The GEMM runs on an
+    int8 array; the float quantize/dequantize steps run wherever float ops can (the host on int8 designs).
+    """
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, x_calib: np.ndarray, method: str,
+                 percentile: float):
+        self.s_w = np.maximum(np.abs(weight).max(axis=1), 1e-12) / 127.0
+        self.w_q = np.clip(np.round(weight / self.s_w[:, None]), -127, 127).astype(np.int8)
+        self.s_in = _act_scale(x_calib, method, percentile)
+        self.scale = (self.s_in * self.s_w).astype(np.float32)
+        self.bias = None if bias is None else bias.astype(np.float32)
+        self._tensors: dict = {}
+
+    def _t(self, name: str, device: str) -> Tensor:
+        if (name, device) not in self._tensors:
+            self._tensors[(name, device)] = Tensor(getattr(self, name), device=device)
+        return self._tensors[(name, device)]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        dev = x.device
+        xq = (x * (1.0 / self.s_in) + 0.5).floor().clip(-128, 127).cast(dtypes.int8)
+        y = xq.linear(self._t("w_q", dev)).cast(dtypes.float32) * self._t("scale", dev)
+        return y + self._t("bias", dev) if self.bias is not None else y
+
+
+_BLOCK_LINEARS = (("attn", "qkv"), ("attn", "proj"), ("mlp", "fc"), ("mlp", "proj"))
+
+
+class QuantizedBlock:
+    """A GPT-2 block whose four Linears are int8 GEMMs (QLinearFloatIO); float in and out."""
+
+    def __init__(self, model: M.Sequential, calib: np.ndarray, method: str, percentile: float):
+        self.name, self.block, self.method = model.name, model.layers[0], method
+        ref = self._nn_block("REF")
+        seen: dict[tuple, np.ndarray] = {}
+        originals = {p: getattr(getattr(ref, p[0]), p[1]) for p in _BLOCK_LINEARS}
+        for path, lin in originals.items():
+            def record(x, lin=lin, path=path):  # calibration: remember each Linear's float input
+                seen[path] = x.numpy()
+                return lin(x)
+
+            setattr(getattr(ref, path[0]), path[1], record)
+        try:
+            self.block(Tensor(calib, device="REF")).realize()
+        finally:
+            for path, lin in originals.items():
+                setattr(getattr(ref, path[0]), path[1], lin)
+        self.linears = {path: QLinearFloatIO(lin.weight.numpy(), None if lin.bias is None else lin.bias.numpy(),
+                                             seen[path], method, percentile) for path, lin in originals.items()}
+
+    def _nn_block(self, device: str):
+        if device not in self.block.blocks:
+            self.block(Tensor(np.zeros((1, 1, self.block.args[0]), np.float32), device=device))
+        return self.block.blocks[device]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        nb = self._nn_block(x.device)
+        saved = {p: getattr(getattr(nb, p[0]), p[1]) for p in _BLOCK_LINEARS}
+        for p, q in self.linears.items():
+            setattr(getattr(nb, p[0]), p[1], q)
+        try:
+            return nb(x)
+        finally:
+            for p, lin in saved.items():
+                setattr(getattr(nb, p[0]), p[1], lin)
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        return x  # float in: each Linear quantizes its own input
+
+    def dequantize(self, out: np.ndarray) -> np.ndarray:
+        return out
+
+
+def quantize(model: M.Sequential, calib: np.ndarray, method: str = "minmax", percentile: float = 99.99):
+    """Post-training int8 quantization of a layer model, calibrated on `calib` (a float input batch).
+
+    Layer models (Linear/Conv2d/ReLU/MaxPool2d/Flatten) become a QuantizedModel, int8 end to end; a GPT-2
+    block becomes a QuantizedBlock whose Linears are int8 GEMMs between float ops.
+    """
     if method not in ("minmax", "percentile"):
         raise ValueError(f"quantize: method {method!r} is not 'minmax' or 'percentile'")
+    if len(model.layers) == 1 and isinstance(model.layers[0], M._Block):
+        return QuantizedBlock(model, calib, method, percentile)
     groups = _layer_float_ops(model)
     # calibration: the float activations at every quantization point (REF, numpy)
     x = Tensor(calib, device="REF")
