@@ -47,7 +47,7 @@ def canonicalize(device: str | None) -> str:
     if device is None:
         return default_device()
     if str(device).strip().upper().split(":")[0] == "SIM":  # the design name after the colon keeps its case
-        from .accel.runtime import sim_device_name
+        from .accel.sim_device import sim_device_name
 
         return sim_device_name(str(device))
     d = str(device).upper().strip()
@@ -55,10 +55,9 @@ def canonicalize(device: str | None) -> str:
         d = "CL"
     if d == "REF":
         return d
-    if d == "CL" or d.startswith("CL:"):
-        idx = 0 if d == "CL" else d[3:]
-        if str(idx).isdigit() and int(idx) < _cl_count():
-            return d
+    idx = _cl_number(d)
+    if idx is not None and idx < _cl_count():
+        return d
     why = " (reserved, not implemented on this machine)" if d.split(":")[0] in RESERVED else ""
     raise DeviceError(f"unknown device {device!r}{why}; available: {', '.join(available())}")
 
@@ -78,9 +77,31 @@ def default_device() -> str:
     return _default
 
 
+def _cl_number(device: str) -> int | None:
+    """n for 'CL:n' (0 for 'CL'), None for anything that is not an OpenCL device name."""
+    if device == "CL":
+        return 0
+    head, _, n = device.partition(":")
+    return int(n) if head == "CL" and n.isdigit() else None
+
+
 def cl_index(device: str) -> int:
-    """The OpenCL device index of a CL device string."""
-    return 0 if device == "CL" else int(device.split(":")[1])
+    """The OpenCL device index of a CL device string ('CL' -> 0, 'CL:2' -> 2)."""
+    idx = _cl_number(device.upper().strip())
+    if idx is None:
+        raise DeviceError(f"{device!r} is not an OpenCL device; name one as CL or CL:n")
+    return idx
+
+
+def describe(device: str) -> str:
+    """The hardware behind a device string: 'name (platform)' for an OpenCL device, else the string."""
+    idx = _cl_number(str(device).upper().strip())
+    if idx is None:
+        return device
+    from .opencl_devices import describe_opencl_devices
+
+    infos = describe_opencl_devices()
+    return f"{infos[idx].name} ({infos[idx].platform})" if idx < len(infos) else device
 
 
 def to_device(arr: np.ndarray, dtype, device: str):
@@ -92,13 +113,6 @@ def to_device(arr: np.ndarray, dtype, device: str):
     buf = get_cl_device(cl_index(device)).alloc(arr.size, dtype)
     buf.copyin(arr)
     return buf
-
-
-def alloc(size: int, dtype, device: str):
-    """An uninitialised buffer on a CL device."""
-    from .runtime_opencl import get_cl_device
-
-    return get_cl_device(cl_index(device)).alloc(size, dtype)
 
 
 class _DeviceMeta(type):

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import lazy
 from .device import canonicalize, to_device
-from .dtypes import DType, dtypes, promote, to_dtype
+from .dtypes import DType, dtypes, promote, reduce_identity, to_dtype
 from .errors import ShapeError
 from .lazy import Node
 from .ops import Ops
@@ -717,15 +717,7 @@ class Tensor:
         x = self.permute(keep_axes + list(axes)).reshape(tuple(self.shape[a] for a in keep_axes) + (rsize,))
         chunks = 256
         if rsize % chunks:
-            ident = (
-                0
-                if op == Ops.SUM
-                else (
-                    -math.inf
-                    if self.dtype.is_float
-                    else {"int32": -(2**31), "int8": -128}.get(self.dtype.name, 0)
-                )
-            )
+            ident = reduce_identity(op, self.dtype)
             x = x.pad([(0, 0)] * (x.ndim - 1) + [(0, chunks - rsize % chunks)], value=ident)
         x = x.reshape(x.shape[:-1] + (chunks, x.shape[-1] // chunks))
         part = Tensor(lazy.reduce(op, x.node, (x.ndim - 1,)))

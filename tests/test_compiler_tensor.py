@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from compiler import Device, Tensor, dtypes
+from compiler.backend import program_for
 
 DEVICES = ["REF"] + (["CL"] if "CL" in Device.available() else [])
 rng = np.random.default_rng(0)
@@ -372,7 +373,7 @@ def test_matmul_large_tiles(dev, sa, sb):
     a, b = rnd(*sa), rnd(*sb)
     out = (Tensor(a, device=dev) @ Tensor(b, device=dev)).relu() * 2
     if dev == "CL":
-        assert out.schedule()[0].program().opts.gemm is not None
+        assert program_for(out.schedule()[0]).opts.gemm is not None
     close(out, np.maximum(a @ b, 0) * 2, atol=2e-4)
 
 
@@ -382,7 +383,7 @@ def test_conv2d_large_tiles_with_fused_bias(dev):
     ks = out.schedule()
     assert len(ks) == 1
     if dev == "CL":
-        assert ks[0].program().opts.gemm is not None and "__local" in ks[0].source
+        assert program_for(ks[0]).opts.gemm is not None and "__local" in program_for(ks[0]).src
     close(out, np.maximum(np_conv(x, w, 1, 1) + b[None, :, None, None], 0), atol=2e-4)
 
 
@@ -436,7 +437,7 @@ def test_conv2d_many_channel_slabs(dev):
     x, w = rnd(1, 32, 10, 10), rnd(16, 32, 3, 3)
     out = Tensor(x, device=dev).conv2d(Tensor(w, device=dev), padding=1)
     if dev == "CL":
-        opts = out.schedule()[0].program().opts
+        opts = program_for(out.schedule()[0]).opts
         assert opts.gemm is not None and opts.gemm[2] < 32 * 9
     close(out, np_conv(x, w, 1, 1), atol=3e-4)
 

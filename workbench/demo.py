@@ -15,11 +15,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from compiler.errors import CompilerError
+from compiler.device import describe
 from isa.design import DEFAULT_DESIGN, DesignError, load_design
 
 BATCH, D_IN, D_HIDDEN, D_OUT = 64, 512, 1024, 512
-USER_ERRORS = (DesignError, CompilerError)
 
 
 @dataclass
@@ -85,19 +84,10 @@ def run_on_device(device: str | None, repeats: int = 5) -> DeviceRun:
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     err = float(np.max(np.abs(out - ref)))
-    return DeviceRun(tx.device, _device_name(tx.device), first, med, mlp_flops() / med / 1e9, err,
+    return DeviceRun(tx.device, describe(tx.device), first, med, mlp_flops() / med / 1e9, err,
                      bool(np.allclose(out, ref, rtol=1e-3, atol=1e-3)))
 
 
-def _device_name(device: str) -> str:
-    if device.startswith("CL"):
-        from compiler.opencl_devices import describe_opencl_devices
-
-        index = int(device.split(":")[1]) if ":" in device else 0
-        infos = describe_opencl_devices()
-        if index < len(infos):
-            return f"{infos[index].name} ({infos[index].platform})"
-    return device
 
 
 def run_on_simulator(design_name: str) -> SimRun:

@@ -27,16 +27,24 @@ import numpy as np
 from compiler.accel.tiling import OsBlock, os_block, ws_block
 from isa.design import DEFAULT_DESIGN, Design, ceil_div, load_design
 from isa.encoding import Instr, make
+from isa.errors import UserError
 from isa.functional import from_dram_bytes, to_dram_bytes
 from isa.instructions import INSTRUCTIONS
 
-__all__ = ["GemmProgram", "gemm_program", "gemm_design", "MAX_STREAM", "Group", "emit_groups", "split_dma"]
+__all__ = ["GemmProgram", "gemm_program", "gemm_design", "MAX_STREAM", "GemmSizeError", "check_gemm_size",
+           "Group", "emit_groups", "split_dma"]
 
 MAX_STREAM = INSTRUCTIONS["gemm"].field("k").max  # longest stream of one gemm
 MAX_REPEAT = INSTRUCTIONS["gemm"].field("repeat").max + 1  # iterations of one gemm
 MAX_DMA_ROWS = INSTRUCTIONS["load"].field("rows").max  # rows of one load or store; longer ones are split
 MAX_SP_ROWS = INSTRUCTIONS["gemm"].field("a").max + 1  # scratchpad rows a gemm can address
 MAX_ACC_ROWS = INSTRUCTIONS["gemm"].field("c").max + 1
+MAX_DRAM_BYTES = INSTRUCTIONS["load"].field("dram").max + 1  # DRAM bytes a load or store can address
+MAX_DRAM_STRIDE = INSTRUCTIONS["load"].field("stride").max  # bytes between the rows of one DMA
+
+
+class GemmSizeError(UserError):
+    """A GEMM the instruction set cannot express on this design (sizes below 1, operands beyond its DRAM reach)."""
 
 
 @dataclass
@@ -280,23 +288,45 @@ def emit_groups(groups: list[Group], depth: int) -> list[Instr]:
     return prog
 
 
+def _layout(design: Design, m: int, n: int, k: int) -> tuple[int, int, int, int]:
+    """(A address, B address, C address, DRAM bytes needed) of the operands in DRAM."""
+    ib, ab = design.input_bytes, design.acc_bytes
+    rows, cols = design.matrix.rows, design.matrix.cols
+    os = design.matrix.dataflow == "os"
+    a_elems = ceil_div(m, rows) * rows * k if os else m * k  # OS panels pad M and N to whole tiles
+    b_elems = k * ceil_div(n, cols) * cols if os else k * n
+    b_addr = _align(a_elems * ib)
+    c_addr = _align(b_addr + b_elems * ib)
+    return 0, b_addr, c_addr, _align(c_addr + m * n * ab)
+
+
+def check_gemm_size(design: Design, m: int, n: int, k: int) -> None:
+    """Raise GemmSizeError, before any work, if the ISA cannot express this GEMM on `design`."""
+    if min(m, n, k) < 1:
+        raise GemmSizeError(f"GEMM sizes must be >= 1, got m={m} n={n} k={k}")
+    need = _layout(design, m, n, k)[3]
+    if need > MAX_DRAM_BYTES:
+        raise GemmSizeError(f"GEMM {m}x{n}x{k} needs {need:,} bytes of DRAM for A, B and C, but loads and stores "
+                            f"address at most {MAX_DRAM_BYTES:,} (the 'dram' field); use smaller sizes")
+    ib, ab = design.input_bytes, design.acc_bytes
+    strides = {"a row of C (N)": n * ab}
+    if design.matrix.dataflow == "ws":
+        strides.update({"a row of A (K)": k * ib, "a row of B (N)": n * ib})
+    for what, stride in strides.items():
+        if stride > MAX_DRAM_STRIDE:
+            raise GemmSizeError(f"GEMM {m}x{n}x{k}: {what} is {stride:,} bytes, above the largest DMA stride "
+                                f"{MAX_DRAM_STRIDE:,} (the 'stride' field); use smaller sizes")
+
+
 def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False) -> GemmProgram:
     """Tile an M x K by K x N GEMM onto `design` (ragged sizes zero-padded by the loads).
 
     whole_k: keep SCALE-Sim's fold structure (each OS tile streams the whole reduction in one gemm) for the
     ideal-memory mode, where loads are free and only the folds count.
     """
-    if min(m, n, k) < 1:
-        raise ValueError(f"GEMM sizes must be >= 1, got m={m} n={n} k={k}")
-    ib, ab = design.input_bytes, design.acc_bytes
-    rows, cols = design.matrix.rows, design.matrix.cols
+    check_gemm_size(design, m, n, k)
+    a_addr, b_addr, c_addr, dram_bytes = _layout(design, m, n, k)
     os = design.matrix.dataflow == "os"
-    a_elems = ceil_div(m, rows) * rows * k if os else m * k  # OS panels pad M and N to whole tiles
-    b_elems = k * ceil_div(n, cols) * cols if os else k * n
-    a_addr = 0
-    b_addr = _align(a_elems * ib)
-    c_addr = _align(b_addr + b_elems * ib)
-    dram_bytes = _align(c_addr + m * n * ab)
     if os:
         blk = os_block(design, m, n, k, whole_k)
         groups = _os_groups(design, m, n, k, a_addr, b_addr, c_addr, blk)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.accel.gemm_lowering import gemm_design, gemm_program
+from compiler.accel.gemm_lowering import check_gemm_size, gemm_design, gemm_program
 from isa.design import Design
 from isa.functional import round_to_input
 from sim.simulator import SimResult, simulate
@@ -98,6 +98,7 @@ def simulate_gemm(m: int, n: int, k: int, design: Design | str | None = None, ro
                   trace: bool = False) -> GemmResult:
     """Generate, simulate and (with values) verify C = A x B against numpy on random operands."""
     d = gemm_design(design, rows, cols, dataflow, m, n, k, ideal_memory)
+    check_gemm_size(d, m, n, k)  # before allocating operands
     verified = None
     if values:
         rng = np.random.default_rng(seed)

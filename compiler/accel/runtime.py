@@ -1,6 +1,7 @@
 """The SIM device: runs a schedule's kernels on a simulated design and keeps the run's record.
 
-`realize()` on a `SIM` tensor calls `run_schedule_sim`; every kernel it runs is appended to the current run.
+`realize()` on a `SIM` tensor runs each kernel through `backend_sim.SimBackend`, which appends the kernel's
+record to the current run of its device.
 `sim_run()` is a context manager that starts a fresh run and hands back its `SimRun` (cycles, per-kernel
 cycles and utilization, per-unit busy/stall, DRAM bytes, event counters for the energy model, host ops,
 the Perfetto trace); `take_run(device)` returns the run so far and starts a new one.
@@ -9,37 +10,13 @@ the Perfetto trace); `take_run(device)` returns the run so far and starts a new 
 from __future__ import annotations
 
 import contextlib
-import functools
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from isa.design import DEFAULT_DESIGN, Design, DesignError, load_design
+from .kernel_lowering import HostOp, KernelRecord
+from .sim_device import design_of
 
-from ..device import RefBuffer
-from ..errors import DeviceError
-from .kernel_lowering import HostOp, KernelRecord, run_kernel
-
-__all__ = ["SimRun", "design_of", "run_schedule_sim", "sim_run", "take_run", "sim_device_name"]
-
-
-def sim_device_name(spec: str) -> str:
-    """The canonical SIM device string for 'SIM' or 'SIM:<design name or TOML path>' (DeviceError if invalid)."""
-    name = spec.strip()[4:].strip() if ":" in spec else ""
-    if name in ("", DEFAULT_DESIGN):
-        return "SIM"
-    design_of(f"SIM:{name}")
-    return f"SIM:{name}"
-
-
-@functools.lru_cache(maxsize=32)
-def design_of(device: str) -> Design:
-    """The design a SIM device string names."""
-    name = device[4:] if device.startswith("SIM:") else DEFAULT_DESIGN
-    try:
-        return load_design(name)
-    except DesignError as exc:
-        raise DeviceError(f"device {device!r}: {exc}") from None
+__all__ = ["SimRun", "sim_run", "take_run", "record", "tracing"]
 
 
 @dataclass
@@ -174,23 +151,17 @@ def sim_run(device: str = "SIM", trace: bool = False):
             _runs.pop(device)
 
 
-def run_schedule_sim(kernels: list, mark) -> None:
-    """Execute kernels in order on their SIM device; `mark(node, buffer)` records each result."""
-    for k in kernels:
-        device = k.device
-        run = _runs.setdefault(device, _new_run(device))
-        if k.out.size == 0:
-            import numpy as np
+def tracing() -> bool:
+    """Whether the current sim_run asked for trace events."""
+    return _trace["on"]
 
-            mark(k.out, RefBuffer(np.zeros(0, dtype=k.out.dtype.np), k.out.dtype))
-            continue
-        t0 = time.perf_counter()
-        value, rec, events = run_kernel(k, design_of(device), trace=_trace["on"])
-        run.wall_seconds += time.perf_counter() - t0
-        start = run.cycles
-        if events:
-            for e in events:
-                e["ts"] += start
-            run.trace_events += events
-        run.kernels.append(rec)
-        mark(k.out, RefBuffer(value, k.out.dtype))
+
+def record(device: str, rec: KernelRecord, events: list, wall_seconds: float) -> None:
+    """Append one kernel's record (and its trace events, placed after the run so far) to device's run."""
+    run = _runs.setdefault(device, _new_run(device))
+    start = run.cycles
+    for e in events:
+        e["ts"] += start
+    run.trace_events += events
+    run.kernels.append(rec)
+    run.wall_seconds += wall_seconds
