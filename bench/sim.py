@@ -12,7 +12,7 @@ Grid: GEMMs (M x N x K; M = output rows, N = output columns, K = reduction) 64^3
 Columns:
 - formula: SCALE-Sim's stall-free cycles in closed form (tests/fixtures/scalesim/README.md), as a
   count of cycles;
-- ours: `sim.gemm.simulate_gemm` through `_run_ours` (ideal memory, folds not overlapped), its
+- ours: `compiler.accel.gemm_run.simulate_gemm` through `_run_ours` (ideal memory, folds not overlapped), its
   cycles and simulated cycles per wall-clock second; "not available (reason)" until it lands;
 - SCALE-Sim: run for real (bench/scalesim_runner.py) on the smallest points first, within a time
   budget; it simulates a few thousand cycles per second, so it cannot do the whole grid.
@@ -57,7 +57,7 @@ def formula_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str) 
 
 def ours_unavailable_reason() -> str | None:
     try:
-        from sim.gemm import simulate_gemm  # noqa: F401
+        from compiler.accel.gemm_run import simulate_gemm  # noqa: F401
     except Exception as exc:  # not merged yet, or broken: say which
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -72,7 +72,7 @@ def _run_ours(m: int, n: int, k: int, rows: int, cols: int, dataflow: str) -> in
     """
     import inspect
 
-    from sim.gemm import simulate_gemm
+    from compiler.accel.gemm_run import simulate_gemm
 
     kwargs = {"rows": rows, "cols": cols, "dataflow": dataflow, "ideal_memory": True, "overlap": False}
     if "values" in inspect.signature(simulate_gemm).parameters:

@@ -37,7 +37,13 @@ class Backend(Protocol):
         ...
 
 
-_FACTORIES: dict[str, Callable[[str], Backend]] = {"CL": OpenCLBackend}
+def _sim_backend(device: str) -> Backend:
+    from .accel.backend_sim import SimBackend  # the accelerator backend imports isa and sim: load it on demand
+
+    return SimBackend(device)
+
+
+_FACTORIES: dict[str, Callable[[str], Backend]] = {"CL": OpenCLBackend, "SIM": _sim_backend}
 _BACKENDS: dict[str, Backend] = {}
 
 

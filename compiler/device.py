@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import DeviceError
 
-RESERVED = ("SIM", "CUDA", "HIP")
+RESERVED = ("CUDA", "HIP")
 
 
 class RefBuffer:
@@ -39,13 +39,17 @@ def _cl_count() -> int:
 def available() -> list[str]:
     """Every device string that works on this machine."""
     n = _cl_count()
-    return ["REF"] + (["CL"] if n else []) + [f"CL:{i}" for i in range(1, n)]
+    return ["REF"] + (["CL"] if n else []) + [f"CL:{i}" for i in range(1, n)] + ["SIM"]
 
 
 def canonicalize(device: str | None) -> str:
     """The canonical name of a device string ('cl:0' -> 'CL'), or DeviceError listing the available ones."""
     if device is None:
         return default_device()
+    if str(device).strip().upper().split(":")[0] == "SIM":  # the design name after the colon keeps its case
+        from .accel.sim_device import sim_device_name
+
+        return sim_device_name(str(device))
     d = str(device).upper().strip()
     if d in ("CL:0", "GPU"):
         d = "CL"
@@ -102,7 +106,7 @@ def describe(device: str) -> str:
 
 def to_device(arr: np.ndarray, dtype, device: str):
     """A buffer on `device` holding a copy of arr."""
-    if device == "REF":
+    if device == "REF" or device.startswith("SIM"):  # SIM buffers live on the host between programs
         return RefBuffer(arr, dtype)
     from .runtime_opencl import get_cl_device
 

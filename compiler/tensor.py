@@ -819,7 +819,7 @@ class Tensor:
                 f"matmul: shapes {self.shape} and {other.shape} not aligned: "
                 f"{a.shape[-1]} (dim {a.ndim - 1}) != {b.shape[-2]} (dim {b.ndim - 2})"
             )
-        dt = promote(a.dtype, b.dtype)
+        dt = _matmul_acc(promote(a.dtype, b.dtype))
         a, b = a.cast(dt), b.cast(dt)
         batch = _broadcast_shape(a.shape[:-2], b.shape[:-2], "matmul")
         m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
@@ -911,7 +911,8 @@ class Tensor:
         win = win.reshape(n, groups, 1, cg, oh, ow, kh, kw)._broadcast_to((n, groups, og, cg, oh, ow, kh, kw))
         win = win.reshape(n, cout, cg, oh, ow, kh, kw).permute(0, 1, 3, 4, 2, 5, 6)
         wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
-        out = (win * wt.cast(win.dtype) if wt.dtype != win.dtype else win * wt).sum((4, 5, 6))
+        acc = _matmul_acc(win.dtype)  # the weight follows the input dtype, as before
+        out = (win.cast(acc) * wt.cast(acc)).sum((4, 5, 6))
         return out + bias.reshape(1, cout, 1, 1) if bias is not None else out
 
     def max_pool2d(self, kernel_size=2, stride=None, padding=0, dilation=1) -> Tensor:
@@ -978,6 +979,11 @@ class Tensor:
             is_bool = attn_mask.dtype == dtypes.bool
             scores = attn_mask.where(scores, -math.inf) if is_bool else scores + attn_mask
         return scores.softmax(-1).matmul(value)
+
+
+def _matmul_acc(dt: DType) -> DType:
+    """The dtype a matmul or convolution multiplies and accumulates in: int32 for 8-bit ints (no wrap in int8)."""
+    return dtypes.int32 if dt in (dtypes.int8, dtypes.uint8) else dt
 
 
 def _broadcast_shape(a: tuple, b: tuple, name: str, target: bool = False) -> tuple:
