@@ -1,7 +1,8 @@
 """User-facing errors of the compiler: one base class so callers (the CLI) can treat them as user errors."""
+from isa.errors import UserError
 
 
-class CompilerError(ValueError):
+class CompilerError(UserError):
     """Base class for every mistake a user of the compiler can make (shapes, devices, dtypes)."""
 
 

@@ -1,4 +1,8 @@
-"""Picks KernelOpts for a kernel: a heuristic by default, or (WB_SEARCH=1) timing candidates on the device."""
+"""Program selection for OpenCL devices: picks KernelOpts for a kernel (a heuristic by default, or with
+WB_SEARCH=1 the fastest of the candidates timed on the device) and renders the kernel with them.
+
+`cached_program` is what the OpenCL backend asks for: programs are memoized by the kernel's structure,
+so rebuilding the same graph (a model's forward pass called again) skips selection and rendering."""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ import math
 import os
 
 from . import program_cache
-from .kernel_ir import KernelOpts, LoopNest, Program
-from .schedule import Kernel
+from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
 
 
 def _out_axes(k: Kernel) -> list[int]:
@@ -112,6 +115,18 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
     return out
 
 
+_PROGRAMS: dict[tuple, Program] = {}  # (structure key, WB_SEARCH) -> Program
+
+
+def cached_program(k: Kernel) -> Program:
+    """The program choose_program picks for k, memoized by k's structure key (and WB_SEARCH)."""
+    key = (k.structure_key(), os.environ.get("WB_SEARCH"))
+    prg = _PROGRAMS.get(key)
+    if prg is None:
+        prg = _PROGRAMS[key] = choose_program(k)
+    return prg
+
+
 def choose_program(k: Kernel) -> Program:
     """Render k with the heuristic's opts, or the cached/searched winner when WB_SEARCH=1 on a CL device."""
     opts = heuristic_opts(k, _is_cpu(k.device))
@@ -169,7 +184,7 @@ def search(k: Kernel, default: KernelOpts) -> KernelOpts:
             )
         except (ValueError, KeyError, TypeError):
             program_cache.remove("search", key)
-    bufs = [dev.alloc(n.size, n.dtype) for n in [k.out] + list({i.id: i for i in k.inputs}.values())]
+    bufs = [dev.alloc(n.size, n.dtype) for n in k.buffers]
     best, best_t = default, float("inf")
     for opts in [default] + candidate_opts(k):
         prg = render_program(k, opts)

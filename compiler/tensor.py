@@ -11,7 +11,7 @@ import numpy as np
 
 from . import lazy
 from .device import canonicalize, to_device
-from .dtypes import DType, dtypes, promote, to_dtype
+from .dtypes import DType, dtypes, promote, reduce_identity, to_dtype
 from .errors import DTypeError, IndexOutOfRangeError, ShapeError
 from .lazy import Node
 from .ops import Ops
@@ -828,8 +828,8 @@ class Tensor:
         x = self.permute(keep_axes + list(axes)).reshape(tuple(self.shape[a] for a in keep_axes) + (rsize,))
         chunks = 256
         if rsize % chunks:
-            x = x.pad([(0, 0)] * (x.ndim - 1) + [(0, chunks - rsize % chunks)], value=_lowest(self.dtype)
-                      if op == Ops.REDUCE_MAX else 0)
+            ident = reduce_identity(op, self.dtype)
+            x = x.pad([(0, 0)] * (x.ndim - 1) + [(0, chunks - rsize % chunks)], value=ident)
         x = x.reshape(x.shape[:-1] + (chunks, x.shape[-1] // chunks))
         part = Tensor(lazy.reduce(op, x.node, (x.ndim - 1,)))
         return Tensor(lazy.reduce(op, part.node, (x.ndim - 2,)))
@@ -955,7 +955,7 @@ class Tensor:
                 f"matmul: shapes {self.shape} and {other.shape} not aligned: "
                 f"{a.shape[-1]} (dim {a.ndim - 1}) != {b.shape[-2]} (dim {b.ndim - 2})"
             )
-        dt = promote(a.dtype, b.dtype)
+        dt = _matmul_acc(promote(a.dtype, b.dtype))
         a, b = a.cast(dt), b.cast(dt)
         batch = _broadcast_shape(a.shape[:-2], b.shape[:-2], "matmul")
         m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
@@ -1047,7 +1047,8 @@ class Tensor:
         win = win.reshape(n, groups, 1, cg, oh, ow, kh, kw)._broadcast_to((n, groups, og, cg, oh, ow, kh, kw))
         win = win.reshape(n, cout, cg, oh, ow, kh, kw).permute(0, 1, 3, 4, 2, 5, 6)
         wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
-        out = (win * wt.cast(win.dtype) if wt.dtype != win.dtype else win * wt).sum((4, 5, 6))
+        acc = _matmul_acc(win.dtype)  # the weight follows the input dtype, as before
+        out = (win.cast(acc) * wt.cast(acc)).sum((4, 5, 6))
         return out + bias.reshape(1, cout, 1, 1) if bias is not None else out
 
     def max_pool2d(self, kernel_size=2, stride=None, padding=0, dilation=1) -> Tensor:
@@ -1055,7 +1056,7 @@ class Tensor:
         k = _pair(kernel_size)
         s = _pair(stride) if stride is not None else k
         p = _pair(padding)
-        lo = _lowest(self.dtype)
+        lo = self.dtype.min
         x = self.pad([(0, 0)] * (self.ndim - 2) + [(p[0], p[0]), (p[1], p[1])], value=lo) if any(p) else self
         return x._pool(k, s, _pair(dilation)).max((-2, -1))
 
@@ -1122,6 +1123,11 @@ class Tensor:
         return scores.softmax(-1).matmul(value)
 
 
+def _matmul_acc(dt: DType) -> DType:
+    """The dtype a matmul or convolution multiplies and accumulates in: int32 for 8-bit ints (no wrap in int8)."""
+    return dtypes.int32 if dt in (dtypes.int8, dtypes.uint8) else dt
+
+
 def _broadcast_shape(a: tuple, b: tuple, name: str, target: bool = False) -> tuple:
     """numpy broadcasting of two shapes; ShapeError names the op and both shapes."""
     n = max(len(a), len(b))
@@ -1161,13 +1167,6 @@ def _axis_arg(axis, dim, keepdim: bool, keepdims) -> tuple:
     if keepdims is not None:
         keepdim = bool(keepdims)
     return axis, keepdim
-
-
-def _lowest(dtype: DType):
-    """The smallest value of a dtype (-inf for floats): the identity of max, the padding of max pools."""
-    if dtype.is_float:
-        return -math.inf
-    return False if dtype == dtypes.bool else int(np.iinfo(dtype.np).min)
 
 
 def _is_contraction(n: Node) -> bool:
