@@ -6,9 +6,12 @@ so rebuilding the same graph (a model's forward pass called again) skips selecti
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 import os
+from pathlib import Path
 
 from . import program_cache
 from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
@@ -119,12 +122,60 @@ _PROGRAMS: dict[tuple, Program] = {}  # (structure key, WB_SEARCH) -> Program
 
 
 def cached_program(k: Kernel) -> Program:
-    """The program choose_program picks for k, memoized by k's structure key (and WB_SEARCH)."""
+    """The program choose_program picks for k, memoized by k's structure key (and WB_SEARCH) in memory
+    and on disk, so a new process running a model it ran before skips rendering too."""
     key = (k.structure_key(), os.environ.get("WB_SEARCH"))
     prg = _PROGRAMS.get(key)
     if prg is None:
-        prg = _PROGRAMS[key] = choose_program(k)
+        disk_key = _disk_key(k, key)
+        prg = _read_program(disk_key)
+        if prg is None:
+            prg = choose_program(k)
+            program_cache.write("programs", disk_key, _program_json(prg).encode())
+        _PROGRAMS[key] = prg
     return prg
+
+
+@functools.cache
+def _code_version() -> str:
+    """A hash of the compiler's sources: a rendered program is only reused by the code that rendered it."""
+    here = Path(__file__).resolve().parent
+    return program_cache.cache_key(*(f.read_text() for f in sorted(here.glob("*.py"))))
+
+
+def _disk_key(k: Kernel, key: tuple) -> str:
+    ident = ""
+    if k.device.startswith("CL"):
+        from .device import cl_index
+        from .runtime_opencl import get_cl_device
+
+        ident = get_cl_device(cl_index(k.device)).ident  # tiles depend on the device (local memory, CPU)
+    return program_cache.cache_key(repr(key), ident, _code_version())
+
+
+def _program_json(prg: Program) -> str:
+    return json.dumps({"src": prg.src, "name": prg.name, "global_size": prg.global_size,
+                       "local_size": prg.local_size, "opts": dataclasses.asdict(prg.opts)})
+
+
+def _read_program(disk_key: str) -> Program | None:
+    """A program from the disk cache, or None (a missing or unreadable entry is dropped, never fatal)."""
+    raw = program_cache.read("programs", disk_key)
+    if raw is None:
+        return None
+    try:
+        d = json.loads(raw)
+        o = d["opts"]
+        opts = KernelOpts(
+            upcast=tuple(tuple(u) for u in o["upcast"]), unroll=o["unroll"],
+            local=tuple(o["local"]) if o["local"] else None, split_acc=o["split_acc"],
+            gemm=tuple(o["gemm"]) if o["gemm"] else None, vec=o["vec"],
+        )
+        local = tuple(d["local_size"]) if d["local_size"] else None
+        return Program(d["src"], d["name"], tuple(d["global_size"]), local, opts)
+    except (ValueError, KeyError, TypeError):
+        program_cache.remove("programs", disk_key)
+        return None
 
 
 def choose_program(k: Kernel) -> Program:
