@@ -61,7 +61,7 @@ def main() -> int:
     args = ap.parse_args()
     rows = [bench(d, args.t) for d in (args.design or list(TARGETS))]
     for r in rows:
-        ok = "" if r["target_s"] is None else (" (target < %.0f s: %s)" % (r["target_s"], "met" if r["sim_wall_s"] < r["target_s"] else "MISSED"))
+        ok = "" if r["target_s"] is None else (" (target < {:.0f} s: {})".format(r["target_s"], "met" if r["sim_wall_s"] < r["target_s"] else "MISSED"))
         print(f"{r['design']:26s} {r['precision']:13s} T={r['t']}: SIM {r['sim_wall_s']:6.2f} s{ok}, REF {r['ref_wall_s']:6.2f} s, "
               f"{r['cycles']:,} cycles = {r['simulated_cycles_per_s']:,.0f} cycles/s, utilization {r['utilization']:.1%}, "
               f"host {r['host_flops'] / max(r['flops'], 1):.1%} of FLOP, max |SIM-REF| {r['max_abs_diff_vs_ref']:.3g}")

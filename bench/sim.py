@@ -23,8 +23,6 @@ least 1M simulated cycles/s on 1024^3 on a 32x32 array. Timings are noisy on a s
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib.util
 import json
 import subprocess
 import sys
@@ -47,21 +45,11 @@ RATE_TARGET = 1e6  # simulated cycles per second on 1024^3, 32x32
 RATE_TARGET_POINT = (1024, 1024, 1024, 32, 32)
 
 
-@functools.cache
-def _formula_module():
-    """The closed form lives with the fixture it was verified against; load it from there."""
-    path = REPO / "tests" / "fixtures" / "scalesim" / "make_fixture.py"
-    spec = importlib.util.spec_from_file_location("scalesim_make_fixture", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def formula_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str) -> int:
     """SCALE-Sim's stall-free cycles as a count, converted by sim.scalesim (the project's one place)."""
-    from sim.scalesim import cycles_from_scalesim
+    from sim.scalesim import cycles_from_scalesim, stall_free_formula
 
-    return cycles_from_scalesim(_formula_module().stall_free_formula(m, n, k, rows, cols, dataflow), 0)
+    return cycles_from_scalesim(stall_free_formula(m, n, k, rows, cols, dataflow), 0)
 
 
 # ----------------------------------------------------------------------------------------------

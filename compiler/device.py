@@ -117,7 +117,7 @@ def to_device(arr: np.ndarray, dtype, device: str):
 
 class _DeviceMeta(type):
     @property
-    def DEFAULT(cls) -> str:  # noqa: N802 - tinygrad-style constant name
+    def DEFAULT(cls) -> str:  # an upper-case name, as tinygrad spells it
         """The default device (WB_DEVICE, else the first OpenCL device, else REF)."""
         return default_device()
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from compiler.device import describe
-from isa.design import DEFAULT_DESIGN, DesignError, load_design
+from isa.design import DEFAULT_DESIGN, load_design
 
 BATCH, D_IN, D_HIDDEN, D_OUT = 64, 512, 1024, 512
 

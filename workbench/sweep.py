@@ -126,7 +126,7 @@ class DaskExecutor:
             for fut in as_completed(futures):
                 try:
                     yield by_key[fut.key], fut.result()
-                except Exception as exc:  # noqa: BLE001 - lost to the cluster, not the model: not recorded
+                except Exception as exc:  # lost to the cluster, not the model: not recorded
                     yield by_key[fut.key], exc
                 fut.release()
         finally:

@@ -96,5 +96,5 @@ def evaluate_point(design: Design, workload: SweepWorkload) -> dict[str, Any]:
     """{status: ok, figures} or {status: error, error}: a point that fails is a result, not an exception."""
     try:
         return {"status": "ok", "figures": workload.evaluate(design), "error": None}
-    except Exception as exc:  # noqa: BLE001 - any model failure is recorded with the point and the sweep goes on
+    except Exception as exc:  # any model failure is recorded with the point and the sweep goes on
         return {"status": "error", "figures": None, "error": f"{type(exc).__name__}: {exc}"}

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.accel.tiling import OsBlock, os_block, ws_block
+from compiler.accel.tiling import MAX_DMA_ROWS, MAX_REPEAT, MAX_STREAM, OsBlock, os_block, ws_block
 from isa.design import DEFAULT_DESIGN, Design, ceil_div, load_design
 from isa.encoding import Instr, make
 from isa.errors import UserError
@@ -34,9 +34,6 @@ from isa.instructions import INSTRUCTIONS
 __all__ = ["GemmProgram", "gemm_program", "gemm_design", "MAX_STREAM", "GemmSizeError", "check_gemm_size",
            "Group", "emit_groups", "split_dma"]
 
-MAX_STREAM = INSTRUCTIONS["gemm"].field("k").max  # longest stream of one gemm
-MAX_REPEAT = INSTRUCTIONS["gemm"].field("repeat").max + 1  # iterations of one gemm
-MAX_DMA_ROWS = INSTRUCTIONS["load"].field("rows").max  # rows of one load or store; longer ones are split
 MAX_SP_ROWS = INSTRUCTIONS["gemm"].field("a").max + 1  # scratchpad rows a gemm can address
 MAX_ACC_ROWS = INSTRUCTIONS["gemm"].field("c").max + 1
 MAX_DRAM_BYTES = INSTRUCTIONS["load"].field("dram").max + 1  # DRAM bytes a load or store can address
