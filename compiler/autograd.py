@@ -91,16 +91,16 @@ def _max_share(a: Node, b: Node) -> Node:
     return _add(win, _mul(tie, _const(0.5, a)))
 
 
-def _reduce_max(n: Node, g: Node, x: Node) -> Node:
+def _reduce_max(n: Node, axes: tuple, g: Node, x: Node) -> Node:
     # the gradient is split evenly between the elements equal to the maximum
     hit = lazy.cast(_eq(x, _expand(n, x.shape)), x.dtype)
-    share = _mul(g, _recip(lazy.reduce(Ops.SUM, hit, n.arg)))
+    share = _mul(g, _recip(lazy.reduce(Ops.SUM, hit, axes)))
     return _mul(hit, _expand(share, x.shape))
 
 
-def _gather(n: Node, g: Node, x: Node, idx: Node) -> Node:
+def _gather(ax: int, g: Node, x: Node, idx: Node) -> Node:
     """Scatter-add of g into x's shape along the gathered axis, as a compare-and-sum over positions."""
-    ax, size, k = n.arg, x.shape[n.arg], idx.shape[n.arg]
+    size, k = x.shape[ax], idx.shape[ax]
     # shapes with an extra axis right after `ax`: target position (size) x gathered position (k)
     shp = x.shape[:ax] + (size, k) + x.shape[ax + 1 :]
     ar = lazy.movement(Ops.RESHAPE, _arange(size, idx), (1,) * ax + (size, 1) + (1,) * (len(x.shape) - ax - 1))
@@ -129,33 +129,34 @@ def _inverse(perm: tuple) -> tuple:
     return tuple(out)
 
 
+# a rule gets (node, its op's arg, the node's gradient, *sources); the node stands for its own value
 Rule = Callable[..., tuple]
 
 RULES: dict[Ops, Rule] = {
-    Ops.ADD: lambda n, g, a, b: (g, g),
-    Ops.MUL: lambda n, g, a, b: (_mul(g, b), _mul(g, a)),
-    Ops.NEG: lambda n, g, a: (_neg(g),),
-    Ops.RECIP: lambda n, g, a: (_neg(_mul(g, _mul(n, n))),),
-    Ops.EXP2: lambda n, g, a: (_mul(g, _mul(n, _const(_LN2, n))),),
-    Ops.LOG2: lambda n, g, a: (_mul(g, _recip(_mul(a, _const(_LN2, a)))),),
-    Ops.SQRT: lambda n, g, a: (_mul(g, _recip(_mul(n, _const(2.0, n)))),),
-    Ops.SIN: lambda n, g, a: (_mul(g, lazy.alu(Ops.SIN, _add(_neg(a), _const(math.pi / 2, a)))),),
-    Ops.MAX: lambda n, g, a, b: (_mul(g, _max_share(a, b)), _mul(g, _max_share(b, a))),
-    Ops.WHERE: lambda n, g, c, a, b: (None, _where(c, g, _const(0.0, g)), _where(c, _const(0.0, g), g)),
-    Ops.CAST: lambda n, g, a: (lazy.cast(g, a.dtype) if a.dtype.is_float else None,),
-    Ops.SUM: lambda n, g, a: (_expand(g, a.shape),),
-    Ops.REDUCE_MAX: lambda n, g, a: (_reduce_max(n, g, a),),
-    Ops.RESHAPE: lambda n, g, a: (lazy.movement(Ops.RESHAPE, g, a.shape),),
-    Ops.PERMUTE: lambda n, g, a: (lazy.movement(Ops.PERMUTE, g, _inverse(n.arg)),),
-    Ops.EXPAND: lambda n, g, a: (_sum_to(g, a.shape),),
-    Ops.PAD: lambda n, g, a: (
-        lazy.movement(Ops.SHRINK, g, tuple((b, b + s) for (b, _), s in zip(n.arg, a.shape, strict=True))),
+    Ops.ADD: lambda n, arg, g, a, b: (g, g),
+    Ops.MUL: lambda n, arg, g, a, b: (_mul(g, b), _mul(g, a)),
+    Ops.NEG: lambda n, arg, g, a: (_neg(g),),
+    Ops.RECIP: lambda n, arg, g, a: (_neg(_mul(g, _mul(n, n))),),
+    Ops.EXP2: lambda n, arg, g, a: (_mul(g, _mul(n, _const(_LN2, n))),),
+    Ops.LOG2: lambda n, arg, g, a: (_mul(g, _recip(_mul(a, _const(_LN2, a)))),),
+    Ops.SQRT: lambda n, arg, g, a: (_mul(g, _recip(_mul(n, _const(2.0, n)))),),
+    Ops.SIN: lambda n, arg, g, a: (_mul(g, lazy.alu(Ops.SIN, _add(_neg(a), _const(math.pi / 2, a)))),),
+    Ops.MAX: lambda n, arg, g, a, b: (_mul(g, _max_share(a, b)), _mul(g, _max_share(b, a))),
+    Ops.WHERE: lambda n, arg, g, c, a, b: (None, _where(c, g, _const(0.0, g)), _where(c, _const(0.0, g), g)),
+    Ops.CAST: lambda n, arg, g, a: (lazy.cast(g, a.dtype) if a.dtype.is_float else None,),
+    Ops.SUM: lambda n, arg, g, a: (_expand(g, a.shape),),
+    Ops.REDUCE_MAX: lambda n, arg, g, a: (_reduce_max(n, arg, g, a),),
+    Ops.RESHAPE: lambda n, arg, g, a: (lazy.movement(Ops.RESHAPE, g, a.shape),),
+    Ops.PERMUTE: lambda n, arg, g, a: (lazy.movement(Ops.PERMUTE, g, _inverse(arg)),),
+    Ops.EXPAND: lambda n, arg, g, a: (_sum_to(g, a.shape),),
+    Ops.PAD: lambda n, arg, g, a: (
+        lazy.movement(Ops.SHRINK, g, tuple((b, b + s) for (b, _), s in zip(arg, a.shape, strict=True))),
     ),
-    Ops.SHRINK: lambda n, g, a: (
-        lazy.movement(Ops.PAD, g, tuple((b, s - e) for (b, e), s in zip(n.arg, a.shape, strict=True))),
+    Ops.SHRINK: lambda n, arg, g, a: (
+        lazy.movement(Ops.PAD, g, tuple((b, s - e) for (b, e), s in zip(arg, a.shape, strict=True))),
     ),
-    Ops.FLIP: lambda n, g, a: (lazy.movement(Ops.FLIP, g, n.arg),),
-    Ops.GATHER: lambda n, g, x, idx: (_gather(n, g, x, idx), None),
+    Ops.FLIP: lambda n, arg, g, a: (lazy.movement(Ops.FLIP, g, arg),),
+    Ops.GATHER: lambda n, arg, g, x, idx: (_gather(arg, g, x, idx), None),
 }
 # ops with no gradient: comparisons, integer and bitwise ops give non-float results (never tracked)
 NO_GRADIENT = frozenset({Ops.CMPLT, Ops.CMPNE, Ops.IDIV, Ops.MOD, Ops.AND, Ops.OR, Ops.XOR, Ops.SHL, Ops.SHR})
@@ -174,7 +175,8 @@ def _graph(root: Node) -> list[Node]:
             continue
         seen.add(n.id)
         stack.append((n, True))
-        stack.extend((s, False) for s in (n.ad or ()) if s.requires_grad and s.id not in seen)
+        srcs = n.ad[2] if n.ad is not None else ()
+        stack.extend((s, False) for s in srcs if s.requires_grad and s.id not in seen)
     return order
 
 
@@ -205,8 +207,9 @@ def gradients(root: Node, grad: Node | None = None, retain_graph: bool = False) 
             if n.ad is None:
                 leaves[n.id] = (n, g)
                 continue
-            outs = RULES[n.op](n, g, *n.ad)
-            for s, gs in zip(n.ad, outs, strict=True):
+            op, arg, srcs = n.ad
+            outs = RULES[op](n, arg, g, *srcs)
+            for s, gs in zip(srcs, outs, strict=True):
                 if gs is None or not s.requires_grad:
                     continue
                 grads[s.id] = _add(grads[s.id], gs) if s.id in grads else gs

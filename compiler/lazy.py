@@ -21,8 +21,8 @@ class GradMode:
 class Node:
     """A primitive op with its sources, argument, shape, dtype and device; `buffer` is set once realized.
 
-    `requires_grad` marks float nodes that depend on a parameter; such nodes keep their sources in `ad`
-    (realizing cuts `src` to free memory, but backward still needs the graph)."""
+    `requires_grad` marks float nodes that depend on a parameter; such nodes keep (op, arg, sources) in
+    `ad` (realizing turns a node into a LOAD without sources, but backward still needs the graph)."""
 
     __slots__ = (
         "op", "src", "arg", "shape", "dtype", "device", "buffer", "id", "requires_grad", "ad", "__weakref__"
@@ -32,7 +32,7 @@ class Node:
         self.op, self.src, self.arg, self.shape, self.dtype, self.device = op, src, arg, shape, dtype, device
         self.buffer, self.id = buffer, next(_ids)
         track = GradMode.enabled and dtype.is_float and any(s.requires_grad for s in src)
-        self.requires_grad, self.ad = track, (src if track else None)
+        self.requires_grad, self.ad = track, ((op, arg, src) if track else None)
 
     @property
     def realized(self) -> bool:

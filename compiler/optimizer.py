@@ -1,14 +1,20 @@
-"""Picks KernelOpts for a kernel: a heuristic by default, or (WB_SEARCH=1) timing candidates on the device."""
+"""Program selection for OpenCL devices: picks KernelOpts for a kernel (a heuristic by default, or with
+WB_SEARCH=1 the fastest of the candidates timed on the device) and renders the kernel with them.
+
+`cached_program` is what the OpenCL backend asks for: programs are memoized by the kernel's structure,
+so rebuilding the same graph (a model's forward pass called again) skips selection and rendering."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 import os
+from pathlib import Path
 
 from . import program_cache
-from .kernel_ir import KernelOpts, LoopNest, Program
-from .schedule import Kernel
+from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
 
 
 def _out_axes(k: Kernel) -> list[int]:
@@ -42,6 +48,10 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
             )
             return KernelOpts(upcast=tuple(u for u in up if u[1] > 1), unroll=unroll)
         if is_cpu and inner % 8 == 0 and inner >= 64 and k.reduce.dtype.name == "float32":
+            if len(outs) == 1 and shape[outs[0]] % 16 == 0 and _reduce_is_strided(k):
+                # x @ W, column sums: the reduce walks memory with a stride, the output axis is contiguous;
+                # 16 neighbouring outputs per work-item turn each step into one contiguous row segment
+                return KernelOpts(upcast=((outs[0], 16),), unroll=4 if inner % 4 == 0 else 1)
             return KernelOpts(vec=8)  # float8 loads along the reduce axis (scalar fallback if not contiguous)
         return KernelOpts(unroll=unroll, split_acc=min(4, unroll) if rsize >= 64 else 1)
     if is_cpu and k.reduce is None:
@@ -55,13 +65,20 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
     return KernelOpts()
 
 
+def _reduce_is_strided(k: Kernel) -> bool:
+    """Whether float8 loads along k's innermost reduce axis are impossible (a strided or padded read)."""
+    from .render_opencl import render
+
+    return render(k, KernelOpts(vec=8)).opts.vec == 1
+
+
 def candidate_opts(k: Kernel) -> list[KernelOpts]:
     """The configurations WB_SEARCH times: upcast shapes, unroll factors and work-group sizes."""
     shape, outs = k.full_shape, _out_axes(k)
     ups = [()]
     if outs:
         last = outs[-1]
-        ups += [((last, f),) for f in (2, 4, 8) if shape[last] % f == 0]
+        ups += [((last, f),) for f in (2, 4, 8, 16, 32) if shape[last] % f == 0]
         if len(outs) >= 2:
             sec = outs[-2]
             ups += [
@@ -99,6 +116,66 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
             for split in [1, 4] if not up else [1]:
                 out.append(KernelOpts(upcast=up, unroll=u, split_acc=min(split, u)))
     return out
+
+
+_PROGRAMS: dict[tuple, Program] = {}  # (structure key, WB_SEARCH) -> Program
+
+
+def cached_program(k: Kernel) -> Program:
+    """The program choose_program picks for k, memoized by k's structure key (and WB_SEARCH) in memory
+    and on disk, so a new process running a model it ran before skips rendering too."""
+    key = (k.structure_key(), os.environ.get("WB_SEARCH"))
+    prg = _PROGRAMS.get(key)
+    if prg is None:
+        disk_key = _disk_key(k, key)
+        prg = _read_program(disk_key)
+        if prg is None:
+            prg = choose_program(k)
+            program_cache.write("programs", disk_key, _program_json(prg).encode())
+        _PROGRAMS[key] = prg
+    return prg
+
+
+@functools.cache
+def _code_version() -> str:
+    """A hash of the compiler's sources: a rendered program is only reused by the code that rendered it."""
+    here = Path(__file__).resolve().parent
+    return program_cache.cache_key(*(f.read_text() for f in sorted(here.glob("*.py"))))
+
+
+def _disk_key(k: Kernel, key: tuple) -> str:
+    ident = ""
+    if k.device.startswith("CL"):
+        from .device import cl_index
+        from .runtime_opencl import get_cl_device
+
+        ident = get_cl_device(cl_index(k.device)).ident  # tiles depend on the device (local memory, CPU)
+    return program_cache.cache_key(repr(key), ident, _code_version())
+
+
+def _program_json(prg: Program) -> str:
+    return json.dumps({"src": prg.src, "name": prg.name, "global_size": prg.global_size,
+                       "local_size": prg.local_size, "opts": dataclasses.asdict(prg.opts)})
+
+
+def _read_program(disk_key: str) -> Program | None:
+    """A program from the disk cache, or None (a missing or unreadable entry is dropped, never fatal)."""
+    raw = program_cache.read("programs", disk_key)
+    if raw is None:
+        return None
+    try:
+        d = json.loads(raw)
+        o = d["opts"]
+        opts = KernelOpts(
+            upcast=tuple(tuple(u) for u in o["upcast"]), unroll=o["unroll"],
+            local=tuple(o["local"]) if o["local"] else None, split_acc=o["split_acc"],
+            gemm=tuple(o["gemm"]) if o["gemm"] else None, vec=o["vec"],
+        )
+        local = tuple(d["local_size"]) if d["local_size"] else None
+        return Program(d["src"], d["name"], tuple(d["global_size"]), local, opts)
+    except (ValueError, KeyError, TypeError):
+        program_cache.remove("programs", disk_key)
+        return None
 
 
 def choose_program(k: Kernel) -> Program:
@@ -158,7 +235,7 @@ def search(k: Kernel, default: KernelOpts) -> KernelOpts:
             )
         except (ValueError, KeyError, TypeError):
             program_cache.remove("search", key)
-    bufs = [dev.alloc(n.size, n.dtype) for n in [k.out] + list({i.id: i for i in k.inputs}.values())]
+    bufs = [dev.alloc(n.size, n.dtype) for n in k.buffers]
     best, best_t = default, float("inf")
     for opts in [default] + candidate_opts(k):
         prg = render_program(k, opts)

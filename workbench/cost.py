@@ -14,6 +14,8 @@ WAFER_DIAMETER_MM = 300.0  # a.1: all prices in a.4 are per 300 mm wafer
 NB_ALPHA = 3.0  # a.2: ttm-cas / LLMCompass clustering parameter; a.3 recommends NB with alpha = 3
 YIELD_MODELS = ("negative_binomial", "poisson", "murphy", "seeds")
 RETICLE_MM2 = 26 * 33  # the standard scanner exposure field (26 mm x 33 mm): the largest single die
+RETICLE_NOTE = ("{area:,.0f} mm^2 exceeds one 26 x 33 mm = 858 mm^2 lithography field (the reticle limit); "
+                "a real part needs several dies (chiplets) or wafer-scale stitching")
 
 
 class CostInputError(UsageError):
@@ -372,12 +374,7 @@ def unit_cost(
             )
         )
     cost = sum(t.usd for t in terms)
-    notes = [
-        f"{d.name}: {d.area_mm2:,.0f} mm^2 exceeds one 26 x 33 mm = 858 mm^2 lithography field; a real part "
-        "needs several dies (chiplets)"
-        for d, _ in dies
-        if d.area_mm2 > RETICLE_MM2
-    ]
+    notes = [f"{d.name}: {RETICLE_NOTE.format(area=d.area_mm2)}" for d, _ in dies if d.area_mm2 > RETICLE_MM2]
     return UnitCost(
         dies=[d for d, _ in dies], terms=terms, cost_usd=cost, margin=margin, price_usd=cost / (1 - margin), notes=notes
     )

@@ -10,6 +10,7 @@ sharing through a cache), which is pessimistic for DRAM traffic.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from isa.design import Design
+from isa.files import read_text
 from workbench.area import AreaBreakdown, design_area
 from workbench.cost import UnitCost
 from workbench.design_models import (
@@ -79,10 +81,10 @@ def parse_workload(spec: str) -> Workload:
             f"workload {spec!r}: expected gemm:MxNxK (e.g. gemm:4096x4096x4096) or a .csv file "
             "with columns name,m,n,k[,count]"
         )
-    if not path.is_file():
+    if not path.exists():
         raise WorkloadError(f"workload file {spec} not found")
     layers = []
-    with path.open(newline="") as fh:
+    with io.StringIO(read_text(path, "workload CSV", WorkloadError), newline="") as fh:
         reader = csv.DictReader(fh)
         missing = {"name", "m", "n", "k"} - set(reader.fieldnames or [])
         if missing:
@@ -222,7 +224,7 @@ Simulator = Callable[..., Any]
 
 
 def _default_simulator() -> Simulator:
-    from sim.gemm import simulate_gemm
+    from compiler.accel.gemm_run import simulate_gemm
 
     return simulate_gemm
 

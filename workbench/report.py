@@ -247,7 +247,7 @@ def _plot_scatter(rows: list[Row], path: Path) -> None:
     )
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -295,7 +295,7 @@ def _plot_roofline(design: Design, est: Estimate, path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -323,36 +323,55 @@ def _plot_costs(estimates: list[Estimate], path: Path) -> None:
     ax.tick_params(axis="x", labelrotation=15, labelsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
+SCATTER_PNG, COSTS_PNG, REPORT_HTML, REPORT_JSON = (
+    "tflops_per_dollar_vs_watt.png", "cost_breakdown.png", "report.html", "compare.json")
+
+
+def roofline_png(design_name: str) -> str:
+    """File name of a design's roofline plot (any character unsafe in a file name becomes '_')."""
+    return "roofline_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in design_name) + ".png"
+
+
+def report_files(design_names: list[str]) -> list[str]:
+    """Every file `write_report` writes for these designs (to check the output folder before any work)."""
+    return [REPORT_HTML, REPORT_JSON, SCATTER_PNG, COSTS_PNG, *(roofline_png(n) for n in design_names)]
+
+
 def write_report(rows: list[Row], pairs: list[tuple[Design, Estimate]], workload: str, out: Path) -> Path:
-    """Write report.html, compare.json and PNG plots into `out`; returns the HTML path."""
+    """Write report.html, compare.json and PNG plots into `out`, all or none; returns the HTML path."""
     import matplotlib
 
+    from workbench.outputs import check_output_folder, staged_files
+
     matplotlib.use("Agg")  # headless
-    out.mkdir(parents=True, exist_ok=True)
-    _plot_scatter(rows, out / "tflops_per_dollar_vs_watt.png")
-    rooflines = []
-    for design, est in pairs:
-        name = f"roofline_{design.name}.png"
-        _plot_roofline(design, est, out / name)
-        rooflines.append(name)
     estimates = [e for _, e in pairs]
-    if estimates:
-        _plot_costs(estimates, out / "cost_breakdown.png")
-    (out / "compare.json").write_text(
-        json.dumps(
-            {
-                "workload": workload,
-                "rows": [r.to_json() for r in rows],
-                "estimates": [e.to_json() for e in estimates],
-            },
-            indent=1,
-            default=str,
+    rooflines = [roofline_png(d.name) for d, _ in pairs]
+    names = [REPORT_HTML, REPORT_JSON, SCATTER_PNG, *rooflines, *([COSTS_PNG] if estimates else [])]
+    check_output_folder(out, names)
+    with staged_files([out / n for n in names]) as temps:
+        tmp = dict(zip(names, temps, strict=True))
+        _plot_scatter(rows, tmp[SCATTER_PNG])
+        for (design, est), name in zip(pairs, rooflines, strict=True):
+            _plot_roofline(design, est, tmp[name])
+        if estimates:
+            _plot_costs(estimates, tmp[COSTS_PNG])
+        tmp[REPORT_JSON].write_text(
+            json.dumps(
+                {"workload": workload, "rows": [r.to_json() for r in rows], "estimates": [e.to_json() for e in estimates]},
+                indent=1,
+                default=str,
+            )
         )
-    )
+        tmp[REPORT_HTML].write_text(_page(rows, estimates, rooflines, workload))
+    return out / REPORT_HTML
+
+
+def _page(rows: list[Row], estimates: list[Estimate], rooflines: list[str], workload: str) -> str:
+    """The HTML page of the report."""
     cols = headers(rows)
     tco = len(cols) > len(HEADERS)
     trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row_cells(r, tco)) + "</tr>" for r in rows)
@@ -378,6 +397,4 @@ matmul measurements from the chip database. Design prices are modelled unit cost
 <h2>Unit cost breakdown</h2>{'<img src="cost_breakdown.png" alt="costs">' if estimates else ""}
 <h2>Reference checks</h2><ul>{checks or "<li>none</li>"}</ul>
 <p>Raw numbers: <a href="compare.json">compare.json</a>.</p></body></html>"""
-    path = out / "report.html"
-    path.write_text(page)
-    return path
+    return page
