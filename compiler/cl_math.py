@@ -57,6 +57,7 @@ FLOAT8U = """typedef float float8u __attribute__((ext_vector_type(8), aligned(4)
 HELPERS = {"float8u": FLOAT8U, "wb_exp2v": EXP2V, "wb_exp2": EXP2, "wb_log2": LOG2, "wb_sqrt": SQRT}
 
 
-def prelude(src_body: str) -> str:
-    """The helper definitions the kernel body uses."""
-    return "".join(code for name, code in HELPERS.items() if name + "(" in src_body or name + "*" in src_body)
+def prelude(src_body: str, qualifier: str = "inline") -> str:
+    """The helper definitions the kernel body uses, each declared with qualifier (CUDA: `__device__ ...`)."""
+    used = [code for name, code in HELPERS.items() if name + "(" in src_body or name + "*" in src_body]
+    return "".join(code if qualifier == "inline" else code.replace("inline ", qualifier + " ", 1) for code in used)

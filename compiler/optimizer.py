@@ -135,6 +135,8 @@ def _local_mem_bytes(device: str) -> int:
 
 
 def _is_cpu(device: str) -> bool:
+    if device.split(":")[0] in ("CUDA", "HIP"):
+        return False
     if not device.startswith("CL"):
         return True
     from .device import cl_index
@@ -143,13 +145,16 @@ def _is_cpu(device: str) -> bool:
     return get_cl_device(cl_index(device)).is_cpu
 
 
-def render_program(k: Kernel, opts: KernelOpts) -> Program:
-    """Source and launch for k under opts, through the GEMM template when opts ask for it."""
+def render_program(k: Kernel, opts: KernelOpts, dialect=None) -> Program:
+    """Source and launch for k under opts in dialect (default: the one k's device compiles), through the
+    GEMM template when opts ask for it."""
+    from .dialects import dialect_for
     from .render_gemm import gemm_plan, render_gemm
     from .render_opencl import render
 
+    dialect = dialect or dialect_for(k.device)
     plan = gemm_plan(k) if opts.gemm else None
-    return render_gemm(k, plan, opts) if plan is not None else render(k, opts)
+    return render_gemm(k, plan, opts) if plan is not None else render(k, opts, dialect)
 
 
 def search(k: Kernel, default: KernelOpts) -> KernelOpts:
