@@ -37,7 +37,19 @@ class Backend(Protocol):
         ...
 
 
-_FACTORIES: dict[str, Callable[[str], Backend]] = {"CL": OpenCLBackend}
+def _cuda(device: str) -> Backend:
+    from .backend_cuda import CUDABackend
+
+    return CUDABackend(device)
+
+
+def _hip(device: str) -> Backend:
+    from .backend_hip import HIPBackend
+
+    return HIPBackend(device)
+
+
+_FACTORIES: dict[str, Callable[[str], Backend]] = {"CL": OpenCLBackend, "CUDA": _cuda, "HIP": _hip}
 _BACKENDS: dict[str, Backend] = {}
 
 

@@ -85,3 +85,15 @@ def build(name: str, device: str, arrays: list[np.ndarray] | None = None) -> Ten
     specs, fn = CORPUS[name]
     arrays = inputs(name) if arrays is None else arrays
     return fn(*[Tensor(a, device=device) for a in arrays])
+
+
+def one_translation_unit(dialect, sources: list[str]) -> str:
+    """Many rendered CUDA or HIP kernels as one source (each in its own namespace, the dialect's header
+    once), so a compile test pays the compiler's start-up once rather than per kernel."""
+    parts = [dialect.header]
+    for i, src in enumerate(sources):
+        if not src.startswith(dialect.header):
+            raise ValueError(f"kernel {i} was not rendered in the {dialect.name} dialect")
+        body = src[len(dialect.header):].replace('extern "C" ', "")
+        parts.append(f"namespace k{i} {{\n{body}}}\n")
+    return "".join(parts)

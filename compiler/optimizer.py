@@ -28,6 +28,10 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
     from .render_gemm import default_gemm, gemm_plan
 
     shape, outs = k.full_shape, _out_axes(k)
+    if not is_cpu:
+        gpu = gpu_gemm_opts(k)
+        if gpu is not None:
+            return gpu
     plan = gemm_plan(k) if is_cpu else None
     if plan is not None:
         mb, nb, kb, _, _ = gemm = default_gemm(plan, shape)
@@ -58,6 +62,22 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
     return KernelOpts()
 
 
+def gpu_gemm_opts(k: Kernel) -> KernelOpts | None:
+    """GPU GEMM templates for a matmul-like kernel: tensor cores for 16-bit factors on CUDA, the shared-memory
+    tiled float32 GEMM on every GPU dialect; None when k is not such a kernel."""
+    from .render_gemm import gemm_plan
+    from .render_gemm_gpu import MMA_DEFAULT, TILED_DEFAULT, mma_eligible
+
+    plan = gemm_plan(k, ("float32", "float16", "bfloat16"))
+    if plan is None:
+        return None
+    if mma_eligible(plan) and k.device.split(":")[0] == "CUDA":
+        return KernelOpts(mma_gemm=MMA_DEFAULT)
+    if plan.a.dtype.name == "float32" and plan.b.dtype.name == "float32":
+        return KernelOpts(gpu_gemm=TILED_DEFAULT)
+    return None
+
+
 def candidate_opts(k: Kernel) -> list[KernelOpts]:
     """The configurations WB_SEARCH times: upcast shapes, unroll factors and work-group sizes."""
     shape, outs = k.full_shape, _out_axes(k)
@@ -74,9 +94,15 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
                 if shape[last] % f == 0 and shape[sec] % g == 0 and f * g <= 64
             ]
     from .render_gemm import gemm_plan
+    from .render_gemm_gpu import mma_candidates, tiled_candidates
 
     unrolls = [1, 2, 4, 8] if k.reduce is not None else [1]
     out = []
+    gpu = None if _is_cpu(k.device) else gpu_gemm_opts(k)
+    if gpu is not None:
+        if gpu.mma_gemm:
+            return [KernelOpts(mma_gemm=t) for t in mma_candidates()]
+        return [KernelOpts(gpu_gemm=t) for t in tiled_candidates()]
     plan = gemm_plan(k)
     if plan is not None:
         from .render_gemm import default_gemm
@@ -153,6 +179,13 @@ def render_program(k: Kernel, opts: KernelOpts, dialect=None) -> Program:
     from .render_opencl import render
 
     dialect = dialect or dialect_for(k.device)
+    if opts.gpu_gemm or opts.mma_gemm:
+        from .render_gemm_gpu import render_mma_gemm, render_tiled_gemm
+
+        plan = gemm_plan(k, ("float32", "float16", "bfloat16"))
+        if opts.mma_gemm:
+            return render_mma_gemm(k, plan, opts)
+        return render_tiled_gemm(k, plan, opts, dialect)
     plan = gemm_plan(k) if opts.gemm else None
     return render_gemm(k, plan, opts) if plan is not None else render(k, opts, dialect)
 
