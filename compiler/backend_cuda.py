@@ -3,15 +3,10 @@ and tiled GEMMs included), launches through the driver API (runtime_cuda.py)."""
 
 from __future__ import annotations
 
+from .device import gpu_index
 from .kernel_ir import Kernel, Program
 from .optimizer import cached_program
 from .runtime_cuda import get_cuda_device
-
-
-def device_index(device: str) -> int:
-    """n of 'CUDA:n' or 'HIP:n' (0 without a number)."""
-    _, _, n = device.partition(":")
-    return int(n) if n else 0
 
 
 class CUDABackend:
@@ -19,7 +14,7 @@ class CUDABackend:
 
     def __init__(self, device: str):
         self.device = device
-        self.dev = get_cuda_device(device_index(device))
+        self.dev = get_cuda_device(gpu_index(device))
 
     def program(self, kernel: Kernel) -> Program:
         """The optimizer's program for kernel (memoized by the kernel's structure)."""

@@ -135,6 +135,12 @@ def _cl_number(device: str) -> int | None:
     return int(n) if head == "CL" and n.isdigit() else None
 
 
+def gpu_index(device: str) -> int:
+    """n of a 'CUDA:n' or 'HIP:n' device string (0 for plain 'CUDA' or 'HIP')."""
+    n = device.partition(":")[2]
+    return int(n) if n.isdigit() else 0
+
+
 def cl_index(device: str) -> int:
     """The OpenCL device index of a CL device string ('CL' -> 0, 'CL:2' -> 2)."""
     idx = _cl_number(device.upper().strip())
@@ -149,7 +155,7 @@ def describe(device: str) -> str:
     if d.split(":")[0] == "CUDA":
         from .runtime_cuda import get_cuda_device
 
-        return f"{get_cuda_device(int(d.partition(':')[2] or 0)).name} (CUDA)"
+        return f"{get_cuda_device(gpu_index(d)).name} (CUDA)"
     idx = _cl_number(d)
     if idx is None:
         return device
@@ -165,7 +171,7 @@ def to_device(arr: np.ndarray, dtype, device: str):
         return RefBuffer(arr, dtype)
     fam = device.split(":")[0]
     if fam in GPU_FAMILIES:
-        index = int(device.partition(":")[2] or 0)
+        index = gpu_index(device)
         if fam == "CUDA":
             from .runtime_cuda import get_cuda_device as get_gpu
         else:
