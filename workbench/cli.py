@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "workbench.cli_isa",
     "workbench.cli_rtl",
     "workbench.cli_models",
+    "workbench.cli_measure",
 )
 
 DESCRIPTION = """\
