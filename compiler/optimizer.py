@@ -143,9 +143,10 @@ def cached_program(k: Kernel) -> Program:
 
 
 def choose_program(k: Kernel) -> Program:
-    """Render k with the heuristic's opts, or the cached/searched winner when WB_SEARCH=1 on a CL device."""
+    """Render k with the heuristic's opts, or the cached/searched winner when WB_SEARCH=1 on a CL, CUDA or
+    HIP device."""
     opts = heuristic_opts(k, _is_cpu(k.device))
-    if os.environ.get("WB_SEARCH") == "1" and k.device.startswith("CL"):
+    if os.environ.get("WB_SEARCH") == "1" and k.device.split(":")[0] in ("CL", "CUDA", "HIP"):
         opts = search(k, opts)
     return render_program(k, opts)
 
@@ -190,48 +191,71 @@ def render_program(k: Kernel, opts: KernelOpts, dialect=None) -> Program:
     return render_gemm(k, plan, opts) if plan is not None else render(k, opts, dialect)
 
 
+def _timer(device: str):
+    """(device identity, alloc(size, dtype), seconds(program, buffers)) for timing candidates on device."""
+    fam = device.split(":")[0]
+    if fam == "CL":
+        from .device import cl_index
+        from .runtime_opencl import get_cl_device, time_kernel
+
+        dev = get_cl_device(cl_index(device))
+        return dev.ident, dev.alloc, lambda p, bufs: time_kernel(
+            dev, dev.compile(p.src, p.name), p.global_size, p.local_size, bufs
+        )
+    from .device import gpu_index
+
+    if fam == "CUDA":
+        from .runtime_cuda import get_cuda_device as get_gpu
+    else:
+        from .runtime_hip import get_hip_device as get_gpu
+    dev = get_gpu(gpu_index(device))
+
+    def seconds(p: Program, bufs: list) -> float:
+        fn = dev.compile(p.src, p.name)
+        return min(dev.launch(fn, p.global_size, p.local_size, bufs, wait=True, name=p.name) for _ in range(3))
+
+    return dev.ident, dev.alloc, seconds
+
+
+_OPTS_FIELDS = ("upcast", "unroll", "local", "split_acc", "gemm", "vec", "gpu_gemm", "mma_gemm")
+
+
+def _opts_from_json(d: dict) -> KernelOpts:
+    tup = lambda v: tuple(v) if v else None
+    return KernelOpts(
+        upcast=tuple(tuple(u) for u in d["upcast"]),
+        unroll=d["unroll"],
+        local=tup(d["local"]),
+        split_acc=d["split_acc"],
+        gemm=tup(d.get("gemm")),
+        vec=d.get("vec", 1),
+        gpu_gemm=tup(d.get("gpu_gemm")),
+        mma_gemm=tup(d.get("mma_gemm")),
+    )
+
+
 def search(k: Kernel, default: KernelOpts) -> KernelOpts:
     """Time every candidate on the device once; the winner is cached on disk keyed by kernel and device."""
-    from .device import cl_index
+    from .dialects import dialect_for
     from .render_opencl import render
-    from .runtime_opencl import get_cl_device, time_kernel
 
-    dev = get_cl_device(cl_index(k.device))
-    key = program_cache.cache_key(render(k, KernelOpts()).src, dev.ident)
+    ident, alloc, seconds = _timer(k.device)
+    key = program_cache.cache_key(render(k, KernelOpts(), dialect_for(k.device)).src, ident)
     hit = program_cache.read("search", key)
     if hit is not None:
         try:
-            d = json.loads(hit)
-            return KernelOpts(
-                tuple(tuple(u) for u in d["upcast"]),
-                d["unroll"],
-                tuple(d["local"]) if d["local"] else None,
-                d["split_acc"],
-                tuple(d["gemm"]) if d.get("gemm") else None,
-            )
+            return _opts_from_json(json.loads(hit))
         except (ValueError, KeyError, TypeError):
             program_cache.remove("search", key)
-    bufs = [dev.alloc(n.size, n.dtype) for n in k.buffers]
+    bufs = [alloc(n.size, n.dtype) for n in k.buffers]
     best, best_t = default, float("inf")
     for opts in [default] + candidate_opts(k):
         prg = render_program(k, opts)
         try:
-            t = time_kernel(dev, dev.compile(prg.src, prg.name), prg.global_size, prg.local_size, bufs)
+            t = seconds(prg, bufs)
         except Exception:  # a candidate the device rejects is simply not a winner
             continue
         if t < best_t:
             best, best_t = opts, t
-    program_cache.write(
-        "search",
-        key,
-        json.dumps(
-            {
-                "upcast": best.upcast,
-                "unroll": best.unroll,
-                "local": best.local,
-                "split_acc": best.split_acc,
-                "gemm": best.gemm,
-            }
-        ).encode(),
-    )
+    program_cache.write("search", key, json.dumps({f: getattr(best, f) for f in _OPTS_FIELDS}).encode())
     return best

@@ -78,3 +78,20 @@ def test_a_bad_launch_is_a_device_error():
     fn = dev.compile('extern "C" __global__ void k(float* x) { x[0] = 1.0f; }', "k")
     with pytest.raises(DeviceError, match="launch of kernel k"):
         dev.launch(fn, (1 << 20,), (4096,), [dev.alloc(1, __import__("compiler").dtypes.float32)], name="k")
+
+
+def test_search_on_cuda_times_the_gemm_templates_and_caches_the_winner(tmp_path, monkeypatch):
+    from compiler import Tensor, optimizer
+
+    monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("WB_SEARCH", "1")
+    monkeypatch.setattr(optimizer, "_PROGRAMS", {})
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((512, 384)).astype(np.float16)
+    b = rng.standard_normal((384, 640)).astype(np.float16)
+    t = Tensor(a, device="CUDA") @ Tensor(b, device="CUDA")
+    np.testing.assert_allclose(t.numpy().astype(np.float32), a.astype(np.float32) @ b.astype(np.float32),
+                               rtol=2e-2, atol=5e-2)
+    assert len(list((tmp_path / "search").iterdir())) == 1
+    k = (Tensor(a, device="CUDA") @ Tensor(b, device="CUDA")).schedule()[0]
+    assert optimizer.search(k, None).mma_gemm is not None  # read back from the cache: a tensor-core tile
