@@ -81,7 +81,7 @@ def _workload(spec: str, device: str, dtype: str):
     )
 
 
-class _Runner:
+class KernelRunner:
     """The workload's kernels with their programs and buffers, run back to back."""
 
     def __init__(self, out, device: str):
@@ -142,7 +142,7 @@ def measure(spec: str, device: str | None = None, dtype: str = "float32", repeat
     if device == "REF":
         raise UsageError("--device REF is the numpy reference interpreter; measure a real device (CL, CUDA, HIP)")
     out, flops = _workload(spec, device, dtype)
-    runner = _Runner(out, device)
+    runner = KernelRunner(out, device)
     runner.run()  # compile and warm up
     times = [runner.run() for _ in range(repeats)]
     handle = _nvml_handle(device)
