@@ -37,6 +37,12 @@ class Backend(Protocol):
         ...
 
 
+def _sim_backend(device: str) -> Backend:
+    from .accel.backend_sim import SimBackend  # the accelerator backend imports isa and sim: load it on demand
+
+    return SimBackend(device)
+
+
 def _cuda(device: str) -> Backend:
     from .backend_cuda import CUDABackend
 
@@ -49,7 +55,12 @@ def _hip(device: str) -> Backend:
     return HIPBackend(device)
 
 
-_FACTORIES: dict[str, Callable[[str], Backend]] = {"CL": OpenCLBackend, "CUDA": _cuda, "HIP": _hip}
+_FACTORIES: dict[str, Callable[[str], Backend]] = {
+    "CL": OpenCLBackend,
+    "SIM": _sim_backend,
+    "CUDA": _cuda,
+    "HIP": _hip,
+}
 _BACKENDS: dict[str, Backend] = {}
 
 

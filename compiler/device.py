@@ -9,7 +9,6 @@ import numpy as np
 
 from .errors import DeviceError
 
-RESERVED = ("SIM",)
 GPU_FAMILIES = ("CUDA", "HIP")
 
 
@@ -72,15 +71,21 @@ def _numbered(family: str, n: int) -> list[str]:
 def available() -> list[str]:
     """Every device string that works on this machine (GPU families first)."""
     gpus = [d for fam in GPU_FAMILIES for d in _numbered(fam, gpu_count(fam))]
-    return ["REF"] + gpus + _numbered("CL", _cl_count())
+    return ["REF"] + gpus + _numbered("CL", _cl_count()) + ["SIM"]
 
 
 def canonicalize(device: str | None) -> str:
     """The canonical name of a device string ('cl:0' -> 'CL'), or DeviceError listing the available ones."""
     if device is None:
         return default_device()
+    if str(device).strip().upper().split(":")[0] == "SIM":  # the design name after the colon keeps its case
+        from .accel.sim_device import sim_device_name
+
+        return sim_device_name(str(device))
     d = str(device).upper().strip()
-    if d in ("CL:0", "GPU"):
+    if d == "GPU":  # PyTorch/tinygrad habit: the first OpenCL GPU, never silently the CPU device
+        return _first_gpu(device)
+    if d == "CL:0":
         d = "CL"
     if d == "REF":
         return d
@@ -95,8 +100,24 @@ def canonicalize(device: str | None) -> str:
             return d
         why = why or f"the {fam} driver sees {gpu_count(fam)} GPU(s)"
         raise DeviceError(f"device {device!r} is unavailable: {why}; available: {', '.join(available())}")
-    why = " (reserved, not implemented on this machine)" if fam in RESERVED else ""
-    raise DeviceError(f"unknown device {device!r}{why}; available: {', '.join(available())}")
+    raise DeviceError(f"unknown device {device!r}; available: {', '.join(available())}")
+
+
+def _first_gpu(device: str) -> str:
+    """'CL' when the first OpenCL device is a GPU (GPUs are listed first), else DeviceError."""
+    try:
+        from .opencl_devices import describe_opencl_devices
+
+        devs = describe_opencl_devices()
+    except Exception:  # pyopencl missing or broken ICD: no GPU either
+        devs = []
+    if devs and devs[0].is_gpu:
+        return "CL"
+    found = ", ".join(f"{d.name} ({d.kind})" for d in devs) or "no OpenCL devices"
+    raise DeviceError(
+        f"device {device!r}: no OpenCL GPU on this machine (found {found}); use 'CL' for the CPU OpenCL"
+        f" device or 'REF'"
+    )
 
 
 _default: str | None = None
@@ -167,7 +188,7 @@ def describe(device: str) -> str:
 
 def to_device(arr: np.ndarray, dtype, device: str):
     """A buffer on `device` holding a copy of arr."""
-    if device == "REF":
+    if device == "REF" or device.startswith("SIM"):  # SIM buffers live on the host between programs
         return RefBuffer(arr, dtype)
     fam = device.split(":")[0]
     if fam in GPU_FAMILIES:
@@ -188,7 +209,7 @@ def to_device(arr: np.ndarray, dtype, device: str):
 
 class _DeviceMeta(type):
     @property
-    def DEFAULT(cls) -> str:  # noqa: N802 - tinygrad-style constant name
+    def DEFAULT(cls) -> str:  # an upper-case name, as tinygrad spells it
         """The default device (WB_DEVICE, else the first OpenCL device, else REF)."""
         return default_device()
 

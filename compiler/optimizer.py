@@ -6,9 +6,12 @@ so rebuilding the same graph (a model's forward pass called again) skips selecti
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 import os
+from pathlib import Path
 
 from . import program_cache
 from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
@@ -49,6 +52,10 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
             )
             return KernelOpts(upcast=tuple(u for u in up if u[1] > 1), unroll=unroll)
         if is_cpu and inner % 8 == 0 and inner >= 64 and k.reduce.dtype.name == "float32":
+            if len(outs) == 1 and shape[outs[0]] % 16 == 0 and _reduce_is_strided(k):
+                # x @ W, column sums: the reduce walks memory with a stride, the output axis is contiguous;
+                # 16 neighbouring outputs per work-item turn each step into one contiguous row segment
+                return KernelOpts(upcast=((outs[0], 16),), unroll=4 if inner % 4 == 0 else 1)
             return KernelOpts(vec=8)  # float8 loads along the reduce axis (scalar fallback if not contiguous)
         return KernelOpts(unroll=unroll, split_acc=min(4, unroll) if rsize >= 64 else 1)
     if is_cpu and k.reduce is None:
@@ -78,13 +85,20 @@ def gpu_gemm_opts(k: Kernel) -> KernelOpts | None:
     return None
 
 
+def _reduce_is_strided(k: Kernel) -> bool:
+    """Whether float8 loads along k's innermost reduce axis are impossible (a strided or padded read)."""
+    from .render_opencl import render
+
+    return render(k, KernelOpts(vec=8)).opts.vec == 1
+
+
 def candidate_opts(k: Kernel) -> list[KernelOpts]:
     """The configurations WB_SEARCH times: upcast shapes, unroll factors and work-group sizes."""
     shape, outs = k.full_shape, _out_axes(k)
     ups = [()]
     if outs:
         last = outs[-1]
-        ups += [((last, f),) for f in (2, 4, 8) if shape[last] % f == 0]
+        ups += [((last, f),) for f in (2, 4, 8, 16, 32) if shape[last] % f == 0]
         if len(outs) >= 2:
             sec = outs[-2]
             ups += [
@@ -134,12 +148,52 @@ _PROGRAMS: dict[tuple, Program] = {}  # (structure key, WB_SEARCH) -> Program
 
 
 def cached_program(k: Kernel) -> Program:
-    """The program choose_program picks for k, memoized by k's structure key (and WB_SEARCH)."""
+    """The program choose_program picks for k, memoized by k's structure key (and WB_SEARCH) in memory
+    and on disk, so a new process running a model it ran before skips rendering too."""
     key = (k.structure_key(), os.environ.get("WB_SEARCH"))
     prg = _PROGRAMS.get(key)
     if prg is None:
-        prg = _PROGRAMS[key] = choose_program(k)
+        disk_key = _disk_key(k, key)
+        prg = _read_program(disk_key)
+        if prg is None:
+            prg = choose_program(k)
+            program_cache.write("programs", disk_key, _program_json(prg).encode())
+        _PROGRAMS[key] = prg
     return prg
+
+
+@functools.cache
+def _code_version() -> str:
+    """A hash of the compiler's sources: a rendered program is only reused by the code that rendered it."""
+    here = Path(__file__).resolve().parent
+    return program_cache.cache_key(*(f.read_text() for f in sorted(here.glob("*.py"))))
+
+
+def _disk_key(k: Kernel, key: tuple) -> str:
+    ident = ""
+    if k.device.split(":")[0] in ("CL", "CUDA", "HIP"):
+        ident = _timer(k.device)[0]  # tiles depend on the device (local memory, CPU, searched winners)
+    return program_cache.cache_key(repr(key), ident, _code_version())
+
+
+def _program_json(prg: Program) -> str:
+    return json.dumps({"src": prg.src, "name": prg.name, "global_size": prg.global_size,
+                       "local_size": prg.local_size, "opts": dataclasses.asdict(prg.opts)})
+
+
+def _read_program(disk_key: str) -> Program | None:
+    """A program from the disk cache, or None (a missing or unreadable entry is dropped, never fatal)."""
+    raw = program_cache.read("programs", disk_key)
+    if raw is None:
+        return None
+    try:
+        d = json.loads(raw)
+        opts = _opts_from_json(d["opts"])
+        local = tuple(d["local_size"]) if d["local_size"] else None
+        return Program(d["src"], d["name"], tuple(d["global_size"]), local, opts)
+    except (ValueError, KeyError, TypeError):
+        program_cache.remove("programs", disk_key)
+        return None
 
 
 def choose_program(k: Kernel) -> Program:

@@ -29,10 +29,13 @@ _BIN = {
     Ops.AND: "({0}&{1})",
     Ops.OR: "({0}|{1})",
     Ops.XOR: "({0}^{1})",
-    Ops.IDIV: "({1}==0?0:{0}/{1})",
-    Ops.MOD: "({1}==0?0:{0}%{1})",
+    # x/0 and x%0 give 0; x/-1 and x%-1 never divide, because INT_MIN/-1 overflows (and traps on x86)
+    Ops.IDIV: "({1}==0?0:{1}==-1?-{0}:{0}/{1})",
+    Ops.MOD: "(({1}==0||{1}==-1)?0:{0}%{1})",
 }
-_FMAX = "(({0}>{1}||{0}!={0})?{0}:{1})"  # NaN wins, like numpy.maximum
+# NaN wins, like numpy.maximum; a helper function, so nested maxima (the combine of split accumulators)
+# do not repeat their operands and grow the source exponentially
+_FMAX = "wb_fmax({0},{1})"
 
 
 class _NoVector(Exception):
@@ -45,7 +48,7 @@ _VEC_OPS = {
     Ops.NEG: "(-{0})",
     Ops.RECIP: "(1.0f/{0})",
     Ops.EXP2: "wb_exp2v({0})",
-    Ops.MAX: "(({0}>{1}||{0}!={0})?{0}:{1})",
+    Ops.MAX: _FMAX,
 }
 _UN = {
     Ops.EXP2: "wb_exp2({0})",
@@ -303,6 +306,7 @@ class _Renderer(ExprWriter):
                 or red.dtype.name != "float32"
                 or shape[raxes[-1]] % vec
                 or (shape[raxes[-1]] // vec < 2)
+                or _has_pad(red.src[0], self.buf_index)
             ):
                 raise _NoVector
             split, unroll, step = 1, 1, vec
@@ -356,6 +360,21 @@ def gpu_local_size(global_size: tuple) -> tuple:
     """A work-group size for a GPU launch of global_size: up to 256 work-items along the first dim."""
     first = min(256, 1 << max(0, (global_size[0] - 1).bit_length()))
     return (max(32, first) if global_size[0] > 32 else first,) + (1,) * (len(global_size) - 1)
+
+
+def _has_pad(n: Node, buffers: dict) -> bool:
+    """Whether a PAD sits between n and the kernel's buffers: its bounds test covers one index, while a
+    float8 load reads eight, so padded reads stay scalar."""
+    stack, seen = [n], set()
+    while stack:
+        m = stack.pop()
+        if m.id in seen or m.id in buffers:
+            continue
+        seen.add(m.id)
+        if m.op == Ops.PAD:
+            return True
+        stack.extend(m.src)
+    return False
 
 
 def render(k: Kernel, opts: KernelOpts, dialect: Dialect = OPENCL) -> Program:

@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "workbench.cli_isa",
     "workbench.cli_rtl",
     "workbench.cli_models",
+    "workbench.cli_run",
+    "workbench.cli_sweep",
     "workbench.cli_measure",
 )
 

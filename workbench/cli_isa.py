@@ -144,7 +144,8 @@ def check_gemm_work(m: int, n: int, k: int, rows: int, cols: int) -> None:
 
 def cmd_sim_gemm(args: argparse.Namespace) -> int:
     """Generate, simulate and verify a tiled GEMM."""
-    from sim.gemm import check_gemm_size, gemm_design, simulate_gemm
+    from compiler.accel.gemm_lowering import check_gemm_size, gemm_design
+    from compiler.accel.gemm_run import simulate_gemm
 
     for name in ("m", "n", "k", "rows", "cols"):
         value = getattr(args, name)

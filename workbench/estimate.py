@@ -224,7 +224,7 @@ Simulator = Callable[..., Any]
 
 
 def _default_simulator() -> Simulator:
-    from sim.gemm import simulate_gemm
+    from compiler.accel.gemm_run import simulate_gemm
 
     return simulate_gemm
 
