@@ -287,10 +287,18 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         volume=args.volume,
         synth=_load_synth(args.rtl_synth),
     )
+    measured = _measured(args)
     if args.json:
-        print(json.dumps(est.to_json(), indent=1, default=str))
+        out = est.to_json()
+        if measured:
+            out["measured"] = [m.to_json() for m in measured]
+        print(json.dumps(out, indent=1, default=str))
     else:
         _print_estimate(est, design)
+        if measured:
+            from workbench.report import design_row, measured_row, print_table
+
+            print_table([design_row(est)] + [measured_row(m) for m in measured], est.workload)
     return 0
 
 
@@ -311,6 +319,13 @@ def _tco(text: str) -> tuple[float, float, float]:
     return years, usd, pue
 
 
+def _measured(args: argparse.Namespace) -> list:
+    """The `workbench measure` results named by --measured (none without it)."""
+    from workbench.measure import load_measurements
+
+    return [m for path in (args.measured or []) for m in load_measurements(path)]
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Designs and chips side by side; with --out, an HTML report with PNG plots."""
     from workbench.chips import find_chip
@@ -321,6 +336,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         add_tco,
         chip_row,
         design_row,
+        measured_row,
         print_table,
         report_files,
         write_report,
@@ -346,7 +362,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         pairs.append((d, est))
     if skipped and not pairs:
         raise skipped[0]
-    rows = [design_row(e) for _, e in pairs] + [chip_row(c) for c in chips]
+    rows = [design_row(e) for _, e in pairs] + [measured_row(m) for m in _measured(args)] + [chip_row(c) for c in chips]
     if args.tco:
         add_tco(rows, *_tco(args.tco))
     workload = args.workload
@@ -412,6 +428,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="gross margin for the price, 0 <= margin < 1 (default: the design's [cost] margin or 0)")
     p.add_argument("--volume", type=COUNT, help="units to spread the tapeout NRE over (default: [cost] volume_units)")
     p.add_argument("--rtl-synth", metavar="FILE.json", help="RTL synthesis result calibrating logic areas")
+    p.add_argument("--measured", action="append", metavar="FILE.json",
+                   help="a `workbench measure --out` result to show beside the design (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_estimate)
 
@@ -429,6 +447,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tco", metavar="YEARS:USD_PER_KWH[:PUE]",
                    help="add price + electricity over YEARS (designs at run power, chips at TDP), e.g. 3:0.10:1.2")
     p.add_argument("--rtl-synth", metavar="FILE.json", help="RTL synthesis result calibrating logic areas")
+    p.add_argument("--measured", action="append", metavar="FILE.json",
+                   help="a `workbench measure --out` result to show as a measured row (repeatable)")
     p.add_argument("--out", metavar="DIR", help="write report.html, compare.json and PNG plots here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_compare)

@@ -30,6 +30,7 @@ TAGS = {
     "datasheet": "ds",
     "datasheet [E]": "ds,E",
     "measured (published)": "meas",
+    "measured": "here",
     "": "",
 }
 LEGEND = (
@@ -37,7 +38,8 @@ LEGEND = (
     "price = modelled unit cost / (1 - margin); peak W = modelled power with every MAC busy and DRAM at "
     "full bandwidth (a worst case: a run that moves less data draws less, so its TFLOPS/W can beat the "
     "peak figure); achieved TFLOPS/W = achieved / modelled average power of the run. Chips: price = "
-    "street/list price; peak W = TDP; achieved = published measured matmul throughput."
+    "street/list price; peak W = TDP; achieved = published measured matmul throughput. here = measured on a "
+    "device by `workbench measure` (device time; run W = board power from NVML where available)."
 )
 
 
@@ -64,6 +66,7 @@ class Row:
     achieved_tflops_per_w: float | None
     tco_usd: float | None = None  # price + electricity over the TCO period (only with --tco)
     tco_achieved_tflops_per_kusd: float | None = None
+    run_power_provenance: str = "modelled"  # "measured" for a `workbench measure` row
 
     def to_json(self) -> dict:
         """Plain-dict form."""
@@ -130,6 +133,30 @@ def chip_row(chip: Chip) -> Row:
     )
 
 
+def measured_row(m) -> Row:
+    """A comparison row from a `workbench measure` result (workbench.measure.Measurement)."""
+    return Row(
+        "measured",
+        f"{m.device_name} ({m.device}, {m.dtype})",
+        _short_workload(m.workload),
+        None,
+        "",
+        m.tflops,
+        "measured",
+        None,
+        "",
+        None,
+        "",
+        m.power_w,
+        None,
+        None,
+        None,
+        None,
+        m.tflops_per_w,
+        run_power_provenance="measured",
+    )
+
+
 def add_tco(rows: list[Row], years: float, usd_per_kwh: float, pue: float) -> None:
     """Fill each row's TCO: price + electricity at run power (designs) or TDP (chips) over `years` (c)."""
     from workbench.cost import operating_cost_usd
@@ -181,7 +208,7 @@ def headers(rows: list[Row]) -> tuple[str, ...]:
 def row_cells(r: Row, tco: bool = False) -> list[str]:
     """The table cells of a row, each number tagged with its provenance (TCO columns if `tco`)."""
     extra = [_fmt(r.tco_usd, ",.0f"), _fmt(r.tco_achieved_tflops_per_kusd)] if tco else []
-    derived = "mod" if r.kind == "design" else ("ds,E" if r.price_provenance.endswith("[E]") else "ds")
+    derived = "mod" if r.kind == "design" else "" if r.kind == "measured" else ("ds,E" if r.price_provenance.endswith("[E]") else "ds")
     return [
         r.name,
         r.workload,
@@ -189,7 +216,7 @@ def row_cells(r: Row, tco: bool = False) -> list[str]:
         _tagged(r.achieved_tflops, r.achieved_provenance),
         _tagged(r.price_usd, r.price_provenance, ",.0f"),
         _tagged(r.peak_power_w, r.power_provenance),
-        _tagged(r.run_power_w, "modelled"),
+        _tagged(r.run_power_w, r.run_power_provenance),
         f"{_fmt(r.peak_tflops_per_kusd)} {derived}",
         _fmt(r.achieved_tflops_per_kusd),
         _fmt(r.peak_tflops_per_w),
