@@ -78,6 +78,9 @@ def at_least_k_of_n(k: int, n: int, p: float) -> float:
     return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
 
 
+MAX_HARVEST_BLOCKS = 100_000  # far above real parts (H100: 144 SMs); keeps the binomial sum quick
+
+
 @dataclass(frozen=True)
 class Harvest:
     """Spare blocks: `fraction` of the die is `blocks` identical blocks, `required` of which must work."""
@@ -88,6 +91,8 @@ class Harvest:
 
     def validate(self, where: str = "harvest") -> None:
         """Raise CostInputError naming the field if out of range."""
+        if not 1 <= self.blocks <= MAX_HARVEST_BLOCKS:
+            raise CostInputError(f"{where}.blocks = {self.blocks} must be in 1..{MAX_HARVEST_BLOCKS:,}")
         if not 1 <= self.required <= self.blocks:
             raise CostInputError(f"{where}.required = {self.required} must be in 1..blocks ({self.blocks})")
         if not 0 < self.fraction < 1:

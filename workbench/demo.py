@@ -148,14 +148,17 @@ def demo(args: argparse.Namespace) -> int:
 
     from workbench.chips import find_chip
 
-    console = Console(width=max(Console().width, 130))
+    design = load_design(args.design)  # the design and the chip are checked before the (longer) runs
+    if design.is_float:
+        raise DesignError(f"{args.design}: the demo's simulated model is int8; pick an int8 design")
+    chip = find_chip(args.chip)
+    console = Console()  # rich fits the terminal's width; --json is the form for machines
     if not args.json:
         console.print(f"[bold]Petaflop Workbench demo[/]: MLP {BATCH}x{D_IN} -> {D_HIDDEN} (ReLU) -> {D_OUT}, "
                       f"{mlp_flops() / 1e6:.1f} MFLOP per forward pass")
     dev = run_on_device(args.device)
     sim = run_on_simulator(args.design)
     est = model_cost_performance(args.design)
-    chip = find_chip(args.chip)
     fig = est.figures
     if args.json:
         print(json.dumps({"device": asdict(dev), "simulated": asdict(sim),
