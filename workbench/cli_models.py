@@ -12,6 +12,7 @@ from isa.design import load_design
 from isa.fields import Spec
 from workbench.cli_args import COUNT, MARGIN, NON_NEGATIVE, POSITIVE, spec_type
 from workbench.errors import UsageError
+from workbench.tables import Column, fit_table
 
 
 def _add(table, *cells: str) -> None:
@@ -24,53 +25,43 @@ def _add(table, *cells: str) -> None:
 def _console():
     from rich.console import Console
 
-    return Console(width=max(170, Console().width))
+    return Console()  # the terminal's width (80 when not a terminal, or $COLUMNS)
 
 
 def _fmt(v: float | None, spec: str = ",.1f") -> str:
     return "—" if v is None else format(v, spec)
 
 
-def cmd_chips(args: argparse.Namespace) -> int:
-    """List the chip database with peak TFLOPS per $1000 and per watt (datasheet)."""
-    from rich.table import Table
+CHIP_COLUMNS = (
+    Column("key", "left"),
+    Column("name", "left", wrap=True),
+    Column("price $", priority=1),
+    Column("node", "left", wrap=True, priority=4),
+    Column("die mm^2", priority=5),
+    Column("TDP W", priority=2),
+    Column("memory", "left", wrap=True, priority=4),
+    Column("GB/s", priority=3),
+    Column("FP32 TFLOPS", priority=3),
+    Column("16-bit TFLOPS", priority=0),
+    Column("INT8 TOPS", priority=2),
+    Column("16-bit TFLOPS/$1k", priority=1),
+    Column("16-bit TFLOPS/W", priority=1),
+)
 
+
+def cmd_chips(args: argparse.Namespace) -> int:
+    """List the chip database with peak 16-bit TFLOPS per $1000 and per watt (datasheet)."""
     from workbench.chips import all_chips
 
     chips = all_chips()
     if args.json:
         print(json.dumps([c.to_json() for c in chips], indent=1))
         return 0
-    table = Table(title="Chip database (datasheet; \\[E] = estimate; TF = TFLOPS, dense 16-bit matrix peak)")
-    for col in (
-        "key",
-        "name",
-        "price $",
-        "node",
-        "die mm^2",
-        "TDP W",
-        "memory",
-        "GB/s",
-        "FP32",
-        "FP16/BF16",
-        "INT8",
-        "TF/$1k",
-        "TF/W",
-    ):
-        table.add_column(
-            col,
-            justify="left" if col in ("key", "name", "node", "memory") else "right",
-            overflow="ellipsis",
-            no_wrap=True,
-            max_width={"name": 22, "node": 14, "memory": 16}.get(col),
-        )
-    for c in chips:
-        est = "[E]" if c.price_is_estimate and c.price_usd else ""
-        _add(
-            table,
+    rows = [
+        (
             c.key,
             c.name,
-            f"{_fmt(c.price_usd, ',.0f')}{est}",
+            f"{_fmt(c.price_usd, ',.0f')}{'[E]' if c.price_is_estimate and c.price_usd else ''}",
             c.process_node,
             _fmt(c.die_area_mm2, ",.0f"),
             _fmt(c.tdp_w, ",.0f"),
@@ -82,7 +73,11 @@ def cmd_chips(args: argparse.Namespace) -> int:
             _fmt(c.tflops_per_kusd),
             _fmt(c.tflops_per_w, ".2f"),
         )
-    _console().print(table)
+        for c in chips
+    ]
+    console = _console()
+    title = "Chip database: datasheet dense peaks (TFLOPS: FP32 and 16-bit FP16/BF16; TOPS: INT8); street/list prices"
+    console.print(fit_table(title, CHIP_COLUMNS, rows, console, caption="[E] = estimate."))
     return 0
 
 

@@ -33,11 +33,14 @@ TAGS = {
     "": "",
 }
 LEGEND = (
-    "sim = simulated, mod = modelled, ds = datasheet, E = estimate, meas = published measurement. Designs: "
-    "price = modelled unit cost / (1 - margin); peak W = modelled power with every MAC busy and DRAM at "
-    "full bandwidth (a worst case: a run that moves less data draws less, so its TFLOPS/W can beat the "
-    "peak figure); achieved TFLOPS/W = achieved / modelled average power of the run. Chips: price = "
-    "street/list price; peak W = TDP; achieved = published measured matmul throughput."
+    "sim = simulated, mod = modelled, ds = datasheet, E = estimate, meas = published measurement. Rates are "
+    "in the row's unit (column 'ops'): TOPS for int8 designs, TFLOPS for floating-point designs and for the "
+    "chips' dense 16-bit (FP16/BF16) peaks. Prices are not alike: a design's is its modelled cost to make "
+    "one unit (die, memory, package, test; no board, no margin unless --margin) ('make'), a chip's is "
+    "its street/list price ('street'). Designs: peak W = modelled power with every MAC busy and DRAM at "
+    "full bandwidth (a worst case: a run that moves less data draws less, so its achieved per W can beat "
+    "the peak figure); achieved per W = achieved / modelled average power of the run. Chips: peak W = TDP; "
+    "achieved = published measured matmul throughput."
 )
 
 
@@ -64,6 +67,7 @@ class Row:
     achieved_tflops_per_w: float | None
     tco_usd: float | None = None  # price + electricity over the TCO period (only with --tco)
     tco_achieved_tflops_per_kusd: float | None = None
+    ops: str = "TFLOPS 16-bit"  # the unit of the rates and the precision: "TOPS int8", "TFLOPS bf16", ...
 
     def to_json(self) -> dict:
         """Plain-dict form."""
@@ -103,6 +107,7 @@ def design_row(est: Estimate) -> Row:
         _div(ach, price, 1000),
         _div(peak, peak_w),
         _div(ach, run_w),
+        ops=f["peak_tflops"].unit,
     )
 
 
@@ -158,19 +163,22 @@ def _tagged(v: float | None, provenance: str, spec: str = "auto") -> str:
 HEADERS = (
     "name",
     "workload",
-    "peak TFLOPS",
-    "achieved TFLOPS",
+    "ops",
+    "peak",
+    "achieved",
     "price $",
     "peak W",
     "run W",
-    "TFLOPS/$1k peak",
-    "TFLOPS/$1k achieved",
-    "TFLOPS/W peak",
-    "TFLOPS/W achieved",
+    "peak per $1k",
+    "achieved per $1k",
+    "peak per W",
+    "achieved per W",
 )
+# Which columns give way first on a narrow terminal (0: always shown); see workbench.tables.
+PRIORITY = {"workload": 3, "peak W": 4, "run W": 4, "achieved": 2, "peak per $1k": 2, "peak per W": 2,
+            "achieved per W": 1, "TCO $": 3}
 
-
-TCO_HEADERS = ("TCO $", "TFLOPS/$1k TCO achieved")
+TCO_HEADERS = ("TCO $", "achieved per $1k TCO")
 
 
 def headers(rows: list[Row]) -> tuple[str, ...]:
@@ -182,12 +190,15 @@ def row_cells(r: Row, tco: bool = False) -> list[str]:
     """The table cells of a row, each number tagged with its provenance (TCO columns if `tco`)."""
     extra = [_fmt(r.tco_usd, ",.0f"), _fmt(r.tco_achieved_tflops_per_kusd)] if tco else []
     derived = "mod" if r.kind == "design" else ("ds,E" if r.price_provenance.endswith("[E]") else "ds")
+    basis = ("make" if not r.margin else f"make+{r.margin:.0%}") if r.kind == "design" else \
+        ("street,E" if r.price_provenance.endswith("[E]") else "street")
     return [
         r.name,
         r.workload,
+        r.ops,
         _tagged(r.peak_tflops, r.peak_provenance),
         _tagged(r.achieved_tflops, r.achieved_provenance),
-        _tagged(r.price_usd, r.price_provenance, ",.0f"),
+        "—" if r.price_usd is None else f"{_fmt(r.price_usd, ',.0f')} {basis}",
         _tagged(r.peak_power_w, r.power_provenance),
         _tagged(r.run_power_w, "modelled"),
         f"{_fmt(r.peak_tflops_per_kusd)} {derived}",
@@ -201,18 +212,15 @@ def row_cells(r: Row, tco: bool = False) -> list[str]:
 def print_table(rows: list[Row], workload: str) -> None:
     """The comparison as a rich table on the terminal."""
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"workbench compare — workload {workload}")
+    from workbench.tables import Column, fit_table
+
     cols = headers(rows)
-    for col in cols:
-        table.add_column(
-            col, justify="left" if col == "name" else "right", overflow="fold", no_wrap=col in ("name", "workload")
-        )
-    for r in rows:
-        _add(table, *row_cells(r, tco=len(cols) > len(HEADERS)))
-    console = Console(width=max(170, Console().width))
-    console.print(table)
+    columns = [Column(c, "left" if c in ("name", "ops") else "right", wrap=c in ("name", "workload", "ops"),
+                      priority=PRIORITY.get(c, 0)) for c in cols]
+    cells = [row_cells(r, tco=len(cols) > len(HEADERS)) for r in rows]
+    console = Console()  # fits the terminal; --json for machines
+    console.print(fit_table(f"workbench compare — workload {workload}", columns, cells, console))
     console.print(LEGEND.replace("[", "\\["), highlight=False)
 
 
