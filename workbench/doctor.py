@@ -94,14 +94,40 @@ def check_yosys() -> Check:
     return Check("yosys", True, f"{tool.version} ({tool.origin}) at {tool.path}")
 
 
+def _lines(argv: list[str]) -> list[str] | None:
+    """Output lines of a command, or None if it is missing, fails or hangs."""
+    path = shutil.which(argv[0])
+    if path is None:
+        return None
+    try:
+        out = subprocess.run([path, *argv[1:]], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.splitlines() if out.returncode == 0 else None
+
+
+def nvidia_gpus() -> list[str]:
+    """NVIDIA GPUs the driver can see (`nvidia-smi -L`); empty without a driver or a GPU."""
+    return [ln.strip() for ln in _lines(["nvidia-smi", "-L"]) or [] if ln.strip().startswith("GPU ")]
+
+
+def amd_gpus() -> list[str]:
+    """AMD GPU agents ROCm can see (`rocminfo`); empty without ROCm or a GPU."""
+    names = [ln.split(":", 1)[1].strip() for ln in _lines(["rocminfo"]) or [] if ln.strip().startswith("Name:")]
+    return sorted({n for n in names if n.startswith("gfx") and n != "gfx000"})
+
+
 def check_gpu_compilers() -> list[Check]:
-    """nvcc/CUDA and hipcc/HIP are optional: reported when present."""
+    """CUDA and HIP are optional; each is ok only with its compiler on PATH *and* a GPU its driver can see."""
     checks = []
-    for name, exe, fix in (("cuda", "nvcc", "install the CUDA toolkit for the CUDA device"),
-                           ("hip", "hipcc", "install ROCm for the HIP device")):
+    for name, exe, gpus, fix in (("cuda", "nvcc", nvidia_gpus, "install the CUDA toolkit and an NVIDIA driver"),
+                                 ("hip", "hipcc", amd_gpus, "install ROCm and an AMD GPU driver")):
         path = shutil.which(exe)
-        detail = f"{_first_line([path, '--version'])} at {path}" if path else "not found (optional)"
-        checks.append(Check(name, path is not None, detail, fix, required=False))
+        found = gpus()
+        compiler = f"{exe} {_first_line([path, '--version'])[:60]} at {path}" if path else f"{exe} not found"
+        device = f"{len(found)} GPU(s): {'; '.join(found)}" if found else "no GPU visible to the driver"
+        checks.append(Check(name, bool(path and found), f"{compiler}; {device}" if path or found else
+                            "not found (optional)", fix, required=False))
     return checks
 
 
