@@ -215,3 +215,116 @@ def test_one_validator_for_the_whole_design_file(tmp_path):
     bad_table.write_text(base + "\n[reference]\npeak_tflops = inf\n")
     with pytest.raises(DesignTableError, match=r"field 'reference.peak_tflops' = inf must be a finite number; allowed > 0"):
         design_tables(load_design(bad_table))
+
+
+# 11. The facts the models cite ship with the project.
+def test_citations_resolve_in_docs_sources():
+    import re
+
+    sources = (ROOT / "docs" / "sources.md").read_text()
+    headings = set(re.findall(r"^### ([a-d]\.\d+)\b", sources, flags=re.M))
+    cited: set[str] = set()
+    for folder in ("workbench", "isa", "designs", "docs"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix not in (".py", ".toml", ".md") or path.name == "sources.md":
+                continue
+            text = path.read_text()
+            assert "shared/reference" not in text and "cost_power_model.md" not in text, path
+            for line in text.splitlines():
+                if "docs/sources.md" in line or "sources = " in line:
+                    cited |= set(re.findall(r"\b([a-d]\.\d+)\b", line))
+    assert cited and cited <= headings, sorted(cited - headings)
+    from workbench.chips import all_chips
+
+    for chip in all_chips():
+        assert f"### {chip.key}: {chip.name}" in sources
+
+
+def test_every_argument_has_help_and_the_tool_describes_itself(capsys):
+    import argparse
+
+    from workbench.cli import build_parser
+
+    missing = []
+
+    def walk(parser, prefix):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*prefix, name])
+            elif not action.help and not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                missing.append(" ".join([*prefix, *(action.option_strings or [action.dest])]))
+
+    walk(build_parser(), ["workbench"])
+    assert not missing
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "what does a petaflop cost" in text and "workbench demo" in text and "exit code 2" in text
+
+
+def test_doctor_needs_a_gpu_not_just_nvcc(tmp_path, monkeypatch):
+    from workbench import doctor
+
+    fake = tmp_path / "nvcc"
+    fake.write_text("#!/bin/sh\necho 'Cuda compilation tools, release 12.4'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")  # an nvcc, but no nvidia-smi and no GPU
+    cuda = next(c for c in doctor.check_gpu_compilers() if c.name == "cuda")
+    assert not cuda.ok and "release 12.4" in cuda.detail and "no GPU visible" in cuda.detail
+    monkeypatch.setattr(doctor, "nvidia_gpus", lambda: ["GPU 0: NVIDIA H100 (UUID: x)"])
+    cuda = next(c for c in doctor.check_gpu_compilers() if c.name == "cuda")
+    assert cuda.ok and "1 GPU(s): GPU 0: NVIDIA H100" in cuda.detail
+
+
+# 9. Output fits the terminal; names are never cut.
+@pytest.mark.parametrize("argv", [["chips"], ["compare", TINY, "--workload", "gemm:16x16x16"]])
+@pytest.mark.parametrize("columns", [80, 200])
+def test_tables_fit_the_terminal(argv, columns, monkeypatch, capsys):
+    from workbench.chips import all_chips
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= columns
+    assert "…" not in out
+    words = set(out.split())
+    names = [c.name for c in all_chips()] if argv == ["chips"] else ["NVIDIA H100 SXM", "AMD Radeon RX 7900 XTX"]
+    for name in names:  # a wrapped name keeps every word
+        assert set(name.split()) <= words, name
+    if columns == 200 and argv == ["chips"]:
+        assert "left out" not in out
+
+
+# 10. Units and prices say what they are, in the tables and the plots.
+def test_compare_labels_tops_precision_and_price_basis(capsys):
+    assert main(["compare", TINY, "datacenter-bf16-128x128", "--workload", "gemm:16x16x16", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows[TINY]["ops"] == "TOPS int8" and rows["datacenter-bf16-128x128"]["ops"] == "TFLOPS bf16"
+    assert rows["NVIDIA H100 SXM"]["ops"] == "TFLOPS 16-bit"
+    from workbench.report import LEGEND, Row, row_cells
+    cells = row_cells(Row(**rows[TINY]))
+    assert "TOPS int8" in cells and any(c.endswith(" make") for c in cells)
+    assert any(c.endswith(" street,E") for c in row_cells(Row(**rows["NVIDIA H100 SXM"])))
+    assert "cost to make" in LEGEND and "street/list price" in LEGEND
+
+
+def test_plots_label_units_points_and_use_a_log_cost_axis():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from workbench.chips import find_chip
+    from workbench.estimate import estimate, parse_workload
+    from workbench.report import chip_row, cost_figure, design_row, roofline_figure, scatter_figure
+
+    tiny = load_design(TINY)
+    est = estimate(tiny, parse_workload("gemm:64x64x64"))
+    legend = [t.get_text() for t in roofline_figure(tiny, est).axes[0].get_legend().get_texts()]
+    assert legend[0] == "roofline: 0.016 TOPS, 0.002 TB/s"  # three significant digits, not "0.0 TFLOPS, 0.00 TB/s"
+    assert " TOPS at " in legend[1] and "OP/B" in legend[1]
+    rows = [design_row(est), chip_row(find_chip("h100-sxm"))]
+    labels = [t.get_text() for t in scatter_figure(rows).axes[0].texts]
+    assert f"{TINY} (TOPS int8, peak)" in labels and f"{TINY} (achieved)" in labels
+    assert "NVIDIA H100 SXM (achieved)" in labels
+    ax = cost_figure([est]).axes[0]
+    assert ax.get_yscale() == "log" and "cost to make" in ax.get_ylabel()
