@@ -225,13 +225,14 @@ def _print_estimate(est, design) -> None:
     from rich.table import Table
 
     console = _console()
-    t = Table(title=f"estimate: {est.design} on {est.workload}")
-    for col in ("figure", "value", "unit", "provenance", "note"):
-        t.add_column(col, justify="right" if col == "value" else "left", overflow="fold")
-    for name, f in est.figures.items():
-        value = "—" if f.value is None else (f"{f.value:,.4g}" if abs(f.value) < 1e6 else f"{f.value:,.0f}")
-        _add(t, name, value, f.unit, f.provenance, f.note)
-    console.print(t)
+    rows = [
+        (name, "—" if f.value is None else (f"{f.value:,.4g}" if abs(f.value) < 1e6 else f"{f.value:,.0f}"), f.unit,
+         f.provenance, f.note)
+        for name, f in est.figures.items()
+    ]
+    columns = (Column("figure", "left", wrap=True), Column("value"), Column("unit", "left", wrap=True),
+               Column("provenance", "left", wrap=True, priority=1), Column("note", "left", wrap=True, priority=2))
+    console.print(fit_table(f"estimate: {est.design} on {est.workload}", columns, rows, console))
     a = Table(title=f"area at {est.area.node} (modelled, mm^2)")
     for col in ("component", "mm^2", "detail", "source"):
         a.add_column(col, overflow="fold")
@@ -239,7 +240,7 @@ def _print_estimate(est, design) -> None:
         _add(a, i.name, f"{i.mm2:,.3f}", i.detail, i.source)
     _add(a, "total", f"{est.area.total_mm2:,.3f}", "", "")
     console.print(a)
-    c = Table(title="unit cost (modelled, USD)")
+    c = Table(title="unit cost to make (modelled, USD; no board)")
     for col in ("term", "USD", "detail", "source"):
         c.add_column(col, overflow="fold")
     for term in est.cost.terms:
