@@ -205,3 +205,23 @@ def test_hostile_output_folders(argv, kind, out_root, capsys):
                                   ["compare"], ["sim", "gemm", "--m", "8"]])
 def test_bare_and_odd_commands(argv, out_root, capsys):
     _run(argv, out_root, capsys)
+
+
+def test_every_subcommand_is_fuzzed():
+    """A new subcommand needs cases above (the message names it)."""
+    import argparse
+
+    from workbench.cli import build_parser
+
+    def leaves(parser, prefix):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            return [" ".join(prefix)]
+        return [leaf for name, sub in subs[0].choices.items() for leaf in leaves(sub, [*prefix, name])]
+
+    argvs = [a for a, _ in FILE_CASES + RTL_PROGRAM_CASES] + NUMBER_CASES + OUTPUT_CASES + \
+        [a for a, _ in FOLDER_OUTPUT_CASES]
+    covered = {" ".join(a[:2]) for a in argvs} | {a[0] for a in argvs}
+    missing = [leaf for leaf in leaves(build_parser(), []) if leaf not in covered and leaf.split()[0] not in
+               ("doctor", "chips")]  # no file or number arguments: test_bare_and_odd_commands runs them
+    assert not missing, f"add fuzz cases for: {', '.join(missing)}"
