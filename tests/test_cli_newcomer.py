@@ -70,12 +70,12 @@ def test_undefined_name_says_where_names_come_from(tmp_path, capsys):
     (["--m", "16", "--n", "16", "--k", "20000000", "--dataflow", "ws"], "a row of A (K) is 20,000,000 bytes"),
 ])
 def test_sim_gemm_size_checked_up_front(argv, message, capsys, monkeypatch):
-    import sim.gemm
+    import compiler.accel.gemm_lowering as lowering
 
     def no_generation(*args, **kwargs):
         raise AssertionError("the program was generated before the size check")
 
-    monkeypatch.setattr(sim.gemm, "_emit", no_generation)
+    monkeypatch.setattr(lowering, "emit_groups", no_generation)
     assert main(["sim", "gemm", *argv]) == 2
     assert message in _err(capsys)
 
@@ -161,8 +161,7 @@ def test_compare_chip_names(capsys):
 
 # Issue 13: one user-error base class, which the CLI maps to exit code 2.
 def test_every_error_class_of_ours_is_a_user_error():
-    from sim.gemm import GemmSizeError
-
+    from compiler.accel.gemm_lowering import GemmSizeError
     from compiler.errors import CompilerError
     from isa.assembler import AssemblyError
     from isa.design import DesignError
