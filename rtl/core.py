@@ -26,6 +26,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from isa.design import Design, ceil_div
+from isa.errors import UserError
 from isa.instructions import INSTRUCTIONS, OPCODE_BITS, VECTOR_OPS, VECTOR_SHIFT_IMM, VECTOR_UNARY, WORD_BITS
 from rtl.array import ACC_BITS, OSArray, WSArray
 from rtl.decoder import Decoder, decode_fields
@@ -60,16 +61,22 @@ ACTIVITY_BLOCKS = {"array": "array", "vector": "vector", "dma": ("load_dma", "st
                    "scratchpad": "scratchpad", "accumulator": "accumulator", "imem": "imem"}
 
 
+class UnsupportedDesignError(UserError):
+    """The design is valid but outside what the RTL implements; the message says which limit and why."""
+
+
 class CoreParams:
     """The design numbers the RTL is built from (all from the design file)."""
 
     def __init__(self, design: Design, imem_words: int = 1024):
         if design.is_float:
-            raise NotImplementedError("the RTL implements the integer designs (int8 inputs, int32 accumulators)")
+            raise UnsupportedDesignError(f"design {design.name}: the RTL implements the integer designs (int8 inputs, "
+                                         "int32 accumulators); simulate a float design with `workbench sim run`")
         m, mem = design.matrix, design.memory
         self.ws = m.dataflow == "ws"
         if m.cols < 2 or m.rows < 2:
-            raise NotImplementedError("the RTL needs an array of at least 2 x 2")
+            raise UnsupportedDesignError(f"design {design.name}: the RTL needs an array of at least 2 x 2 "
+                                         f"(matrix.rows = {m.rows}, matrix.cols = {m.cols})")
         self.design = design
         self.R, self.C, self.dim = m.rows, m.cols, design.dim
         self.overlap = m.overlap_tiles
@@ -77,7 +84,7 @@ class CoreParams:
         self.sp_banks, self.acc_banks = mem.scratchpad_banks, mem.accumulator_banks
         self.bw, self.lat = mem.dram_bandwidth_bytes_per_cycle, mem.dram_latency_cycles
         if self.lat < 1:
-            raise NotImplementedError("the RTL's DMA needs dram_latency_cycles >= 1")
+            raise UnsupportedDesignError(f"design {design.name}: the RTL's DMA needs memory.dram_latency_cycles >= 1")
         self.depth = design.control.queue_depth
         self.lanes = design.vector.lanes
         self.ch = ceil_div(self.dim, self.lanes)
@@ -91,6 +98,19 @@ def _beats(row_bytes, p: CoreParams):
     for m_ in range(1, p.max_beats + 1):
         total = total + (row_bytes > (m_ - 1) * p.bw)
     return total
+
+
+# Vector ops that never read src2 (unary, or shift amount from imm), in opcode order: a fixed order keeps
+# the generated Verilog identical from run to run (iterating the frozensets follows the hash seed).
+_ONE_SOURCE_OPS = tuple(i for i, name in enumerate(VECTOR_OPS) if name in VECTOR_UNARY | VECTOR_SHIFT_IMM)
+
+
+def _reads_src2(op, use_imm):
+    """True when vector op `op` reads a second accumulator row (not an immediate, not a one-source op)."""
+    two = ~use_imm
+    for code in _ONE_SOURCE_OPS:
+        two = two & (op != code)
+    return two
 
 
 def _bank_mask(lo, hi, rows: int, banks: int):
@@ -212,9 +232,7 @@ class Core(wiring.Component):
         v_L = Signal(T)
         m.d.comb += v_L.eq(vf["rows"] * p.ch)
         v_op = vf["op"]
-        v_two_src = ~vf["use_imm"]
-        for name in VECTOR_UNARY | VECTOR_SHIFT_IMM:
-            v_two_src = v_two_src & (v_op != VECTOR_OPS.index(name))
+        v_two_src = _reads_src2(v_op, vf["use_imm"])
         c_L = Mux(c_is_gemm, g_L, v_L)
 
         # Bank sets (section 5): index 0 scratchpad, 1 accumulator.
@@ -570,9 +588,7 @@ class Core(wiring.Component):
         m.submodules.vector = valu = VectorALU(dim)
         m.d.comb += [valu.x.eq(acc.r2_data), valu.y_row.eq(acc.r3_data), valu.op.eq(vr_op), valu.imm.eq(vr_imm),
                      valu.use_imm.eq(vr_useimm)]
-        vr_two = ~vr_useimm
-        for name in VECTOR_UNARY | VECTOR_SHIFT_IMM:
-            vr_two = vr_two & (vr_op != VECTOR_OPS.index(name))
+        vr_two = _reads_src2(vr_op, vr_useimm)
         incr["vector_ops"].append(Mux(vr_valid, dim, 0))
         incr["accumulator_read_bytes"].append(Mux(vr_valid, Mux(vr_two, 8 * dim, 4 * dim), 0))
         incr["accumulator_write_bytes"].append(Mux(vr_valid, 4 * dim, 0))

@@ -78,6 +78,13 @@ def build_key(verilog_text: str, top: str, trace: bool = False) -> str:
     return h.hexdigest()[:24]
 
 
+def is_cached(verilog_text: str, top: str = "top", trace: bool = False) -> bool:
+    """Whether `build` would return a model without building (this session or the disk cache has it)."""
+    key = build_key(verilog_text, top, trace)
+    final = cache_root() / key
+    return key in _SESSION_BUILDS or ((final / top).exists() and (final / "ok").exists())
+
+
 def _verilate(build_dir: Path, src: Path, top: str, logfile: Path, trace: bool = False) -> None:
     """Verilator + make, as cocotb's Verilator runner does it, but without `--public-flat-rw`.
 

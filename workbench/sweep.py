@@ -118,7 +118,7 @@ def result_row(task: Task, out: dict[str, Any]) -> dict[str, Any]:
 
 def _import_models() -> None:
     """Import the simulator and the models (run once on each worker)."""
-    import sim.gemm  # noqa: F401
+    import compiler.accel.gemm_run  # noqa: F401
     import workbench.estimate  # noqa: F401
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from isa.design import Design, DesignError, load_design
+from isa.errors import UserError
 from workbench.design_tables import COST_FIELDS, POWER_FIELDS, DesignTableError, design_tables
 from workbench.sweep_metrics import METRICS
 from workbench.sweep_workloads import WORKLOAD_KINDS, SweepWorkload, WorkloadSpecError
@@ -35,11 +36,8 @@ _EXTRA_FIELDS = {"cost": COST_FIELDS, "power": POWER_FIELDS}
 _EXTRA_TYPES = {"number": "float", "int": "int", "str": "str"}
 
 
-class SweepSpecError(ValueError):
-    """A sweep spec that cannot run; the message names the spec's file:line and the fix.
-
-    Derived from ValueError: the shared user-error base (isa/errors.py UserError) does not exist yet.
-    """
+class SweepSpecError(UserError):
+    """A sweep spec that cannot run; the message names the spec's file:line and the fix."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from isa.design import Design
+from isa.errors import UserError
 from workbench.estimate import Layer, Workload, WorkloadError, estimate, parse_workload
 
 
@@ -60,7 +61,7 @@ class GemmTiming:
 
 def simulate_gemm_timing(m: int, n: int, k: int, *, design: Design, values: bool = False,
                          ideal_memory: bool = False) -> GemmTiming:
-    """`sim.gemm.simulate_gemm`'s cycles and counters, memoized on what determines them.
+    """`compiler.accel.gemm_run.simulate_gemm`'s cycles and counters, memoized on what determines them.
 
     The simulator's cycles and counters depend on the matrix unit, memories, vector unit, control and core
     count, never on the clock, the node or the [cost]/[power] tables (only its `seconds` uses the clock, and
@@ -71,7 +72,7 @@ def simulate_gemm_timing(m: int, n: int, k: int, *, design: Design, values: bool
     key = (*timing_key(design), m, n, k, ideal_memory)
     hit = _TIMINGS.get(key)
     if hit is None:
-        from sim.gemm import simulate_gemm
+        from compiler.accel.gemm_run import simulate_gemm
 
         result = simulate_gemm(m, n, k, design=design, values=False, ideal_memory=ideal_memory)
         hit = GemmTiming(int(result.cycles), dict(result.counters))
@@ -90,7 +91,7 @@ _TIMINGS: dict[tuple, GemmTiming] = {}
 _MAX_TIMINGS = 4096
 
 
-class WorkloadSpecError(ValueError):
+class WorkloadSpecError(UserError):
     """A `[[workloads]]` entry that cannot be used; the caller adds the spec's file:line."""
 
 
@@ -135,5 +136,5 @@ def evaluate_point(design: Design, workload: SweepWorkload) -> dict[str, Any]:
     """{status: ok, figures} or {status: error, error}: a point that fails is a result, not an exception."""
     try:
         return {"status": "ok", "figures": workload.evaluate(design), "error": None}
-    except Exception as exc:  # noqa: BLE001 - any model failure is recorded with the point and the sweep goes on
+    except Exception as exc:  # any model failure is recorded with the point and the sweep goes on
         return {"status": "error", "figures": None, "error": f"{type(exc).__name__}: {exc}"}
