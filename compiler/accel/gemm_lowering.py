@@ -358,7 +358,8 @@ def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False,
     """
     check_gemm_size(design, m, n, k)
     a_addr, b_addr, c_addr, dram_bytes = _layout(design, m, n, k)
-    tiling = design if epilogue is None or not epilogue.operands else _epilogue_tiling_design(design, epilogue)
+    tiling = design if epilogue is None or not epilogue.operands else \
+        _epilogue_tiling_design(design, epilogue, m, n, k, whole_k)
     os = design.matrix.dataflow == "os"
     if os:
         blk = os_block(tiling, m, n, k, whole_k)
@@ -376,17 +377,37 @@ def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False,
                        dram_bytes, blk.kc if os else 0, epilogue, op_addrs)
 
 
-def _epilogue_tiling_design(design: Design, epilogue: Epilogue) -> Design:
-    """The design the blocking sees: an accumulator small enough that the blocks' operand rows fit beside it.
+def _epilogue_tiling_design(design: Design, epilogue: Epilogue, m: int, n: int, k: int, whole_k: bool) -> Design:
+    """The design the blocking sees: an accumulator small enough that two blocks' operand rows fit beside it.
 
-    A block of bm x bn tiles (OS) or ml rows x bn tiles (WS) takes at most the whole blocking accumulator;
-    its operands take `operands * bn * (tile rows)` rows, at most `operands` times that, for each of two
-    blocks in flight, so 1 + 2 * operands shares of the accumulator are enough.
+    The operand rows of a block are `operands * bn * (tile rows)`; the blocking is asked again with the
+    accumulator shrunk by what the last choice needed until it fits, so big accumulators lose only the rows
+    the operands take. 1 + 2 * operands shares of the accumulator always fit (a block takes at most one share).
     """
     unit = 2 * design.memory.accumulator_banks
-    rows = design.accumulator_rows // (1 + 2 * epilogue.operands) // unit * unit
+    rows = design.accumulator_rows
+    safe = rows // (1 + 2 * epilogue.operands) // unit * unit
+    for _ in range(8):
+        try:
+            tiling = design.replace(memory=dataclasses.replace(
+                design.memory, accumulator_bytes=rows * design.accumulator_row_bytes))
+        except DesignError:
+            break
+        if design.matrix.dataflow == "os":
+            blk = os_block(tiling, m, n, k, whole_k)
+            bn, rep = blk.bn, design.matrix.rows
+        else:
+            wblk = ws_block(tiling, m, n, k, whole_k)
+            bn, rep = wblk.bn, wblk.ml
+        need = 2 * epilogue.operands * bn * rep
+        if rows + need <= design.accumulator_rows:
+            return tiling
+        rows = (design.accumulator_rows - need) // unit * unit
+        if rows <= safe:
+            break
     try:
-        return design.replace(memory=dataclasses.replace(design.memory, accumulator_bytes=rows * design.accumulator_row_bytes))
+        return design.replace(memory=dataclasses.replace(
+            design.memory, accumulator_bytes=safe * design.accumulator_row_bytes))
     except DesignError:
         raise EpilogueDoesNotFit(f"{design.accumulator_rows} accumulator rows cannot hold output blocks and "
                                  f"{epilogue.operands} operand(s)") from None
