@@ -20,3 +20,7 @@ class DeviceError(CompilerError):
 
 class KernelBuildError(CompilerError):
     """The device compiler rejected a generated kernel; the message holds the source and the build log."""
+
+
+class IndexOutOfRangeError(CompilerError, IndexError):
+    """An index outside the axis it selects from (an embedding row, say); also an IndexError, like PyTorch."""

@@ -7,12 +7,14 @@ from .device import RefBuffer
 from .interpreter import evaluate
 from .kernel_ir import Kernel
 from .lazy import Node
+from .ops import Ops
 from .runtime_opencl import debug_level
 from .schedule import create_schedule
 
 
 def _mark_realized(n: Node, buf) -> None:
-    n.buffer = buf
+    # the node becomes a LOAD leaf: nothing may still see it as the op it was (a MUL with no sources)
+    n.buffer, n.op, n.arg = buf, Ops.LOAD, None
     n.src = ()  # cut the graph so the inputs' memory can be freed
 
 
@@ -35,12 +37,18 @@ def run_schedule(kernels: list[Kernel]) -> None:
         print(f"schedule: {len(kernels)} kernels")
         for i, k in enumerate(kernels):
             print(f"  {i:3d} {k.name:40s} in={[n.shape for n in k.inputs]} flops={k.flops} bytes={k.bytes}")
+    # every program first, so a backend that can build them all at once (in parallel) does: cold start
+    programs = {id(k): get_backend(k.device).program(k) for k in kernels if k.out.size}
+    for dev_name in dict.fromkeys(k.device for k in kernels):
+        prepare = getattr(get_backend(dev_name), "prepare", None)
+        if prepare is not None:
+            prepare([programs[id(k)] for k in kernels if k.device == dev_name and id(k) in programs])
     for k in kernels:
         be = get_backend(k.device)
         if k.out.size == 0:  # nothing to compute; an empty buffer stands for the result
             _mark_realized(k.out, be.alloc(0, k.out.dtype))
             continue
-        prg = be.program(k)
+        prg = programs[id(k)]
         if dbg >= 4:
             print(f"IR {k.name}: full_shape={k.full_shape} reduce_axes={k.reduce_axes} opts={prg.opts}")
         if dbg >= 3:

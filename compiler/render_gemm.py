@@ -61,18 +61,21 @@ def _reads_along_k(k: Kernel, plan: GemmPlan, node: Node, is_a: bool) -> bool:
     last_k = plan.k_axes[-1]
     idx[last_k] = Lin.var("k", shape[last_k])
     tile_axes = plan.m_axes if is_a else plan.n_axes
+    if not tile_axes:  # a single row (x in x @ W): only the reduce index moves
+        return True
     idx[tile_axes[-1]] = Lin.var("j", shape[tile_axes[-1]])
     unit = set().union(*(e.unit_variables() for e in reads(k, node, tuple(idx)).index_exprs()))
     return "k" in unit or "j" not in unit
 
 
-def gemm_plan(k: Kernel) -> GemmPlan | None:
-    """The GEMM view of k, or None when k is not a float sum of a product of two separable factors."""
+def gemm_plan(k: Kernel, dtypes: tuple = ("float32",)) -> GemmPlan | None:
+    """The GEMM view of k, or None when k is not a sum (in one of dtypes) of a product of two separable
+    factors."""
     red = k.reduce
-    if red is None or red.op != Ops.SUM or red.dtype.name != "float32":
+    if red is None or red.op != Ops.SUM or red.dtype.name not in dtypes:
         return None
     body = red.src[0]
-    if body.op != Ops.MUL or body.dtype.name != "float32":
+    if body.realized or body.op != Ops.MUL or body.dtype.name not in dtypes:  # a realized MUL is a buffer
         return None
     shape = k.full_shape
     x, y = body.src
@@ -80,11 +83,15 @@ def gemm_plan(k: Kernel) -> GemmPlan | None:
     outs = [a for a, s in enumerate(shape) if a not in k.reduce_axes and s > 1]
     m_axes = [a for a in outs if a in dx and a not in dy]
     n_axes = [a for a in outs if a in dy and a not in dx]
-    if not m_axes or not n_axes:
+    if not n_axes:
         return None
     batch = [a for a in outs if a not in m_axes and a not in n_axes]
     k_axes = [a for a in k.reduce_axes if shape[a] > 1]
     plan = GemmPlan(x, y, batch, m_axes, n_axes, k_axes)
+    if not m_axes and (not k_axes or _reads_along_k(k, plan, y, is_a=False)):
+        # one row of outputs: worth a GEMM only as x @ W with W's rows along the outputs (each work-group
+        # then streams row segments of W); a matrix stored along the reduce does better with float8 rows
+        return None
     _, m, n, kk = plan.sizes(shape)
     if m * n * kk < 2**17 or n < VEC:
         return None
@@ -104,6 +111,10 @@ def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
     _, m, n, kk = plan.sizes(shape)
     nb = 64 if n >= 64 else 32 if n >= 32 else 16
     mb = 128 if m >= 8192 else 64 if m >= 64 else max(4, 1 << (m - 1).bit_length())  # big M: amortize B packs
+    mr = 4
+    if m == 1 and len(plan.k_axes) == 1:
+        # x @ W: no rows to tile; wide column slabs so each work-group reads long contiguous runs of W's rows
+        return (1, min(1024, -(-n // 16) * 16), min(kk, 64), 1, 2)  # 64 x 1024 slab: 256 KiB of __local
     nv = 2 if nb >= 16 else 1
     ksizes = [shape[a] for a in plan.k_axes]
     inner = math.prod(ksizes[1:])
@@ -113,7 +124,7 @@ def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
         kb = d * inner
     else:
         kb = kk if kk <= 640 else next((d for d in (256, 384, 512, 128, 192) if kk % d == 0), 256)
-    return (mb, nb, kb, 4, nv)
+    return (mb, nb, kb, mr, nv)
 
 
 def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:

@@ -185,7 +185,9 @@ def test_large_sum_two_stage(dev):
     A = Tensor(a, device=dev)
     close(A.sum(), a.sum(dtype=np.float64), rtol=1e-4, atol=1e-2)
     close(A.max(), a.max())
-    assert len(A.sum().schedule()) == 2
+    assert len(A.max().schedule()) == 2  # 256 partial maxima, then one
+    # float sums add in a tree of blocks of <= 64: 70001 -> 1094 -> 18 -> 1
+    assert len(A.sum().schedule()) == 3
 
 
 def test_movement(dev):
