@@ -147,6 +147,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
         yield_model=args.yield_model,
         alpha=args.alpha,
         edge_exclusion_mm=args.edge_exclusion_mm,
+        scribe_mm=args.scribe_mm,
+        year=args.year,
         harvest=_harvest(args.harvest),
     )
     all_yields = {m: die_yield(args.area_mm2, die.defect_density_per_cm2, m, args.alpha) for m in YIELD_MODELS}
@@ -175,8 +177,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
     lines = [
         f"die: {die.area_mm2:g} mm^2 at {die.node} (modelled)",
         f"  wafer price          ${die.wafer_price_usd:,.0f} per 300 mm wafer",
-        f"  gross dies per wafer {die.gross_dies_per_wafer:.1f}  (pi(d/2)^2/A - pi d/sqrt(2A), edge excl. "
-        f"{args.edge_exclusion_mm:g} mm)",
+        f"  gross dies per wafer {die.gross_dies_per_wafer:.1f}  (pi(d/2)^2/A' - pi d/sqrt(2A'), edge excl. "
+        f"{die.edge_exclusion_mm:g} mm, scribe {die.scribe_mm:g} mm)",
         f"  defect density D0    {die.defect_density_per_cm2:g} /cm^2, "
         f"lambda = {die.defect_density_per_cm2 * die.area_mm2 / 100:.3f}",
         "  yield by model       " + ", ".join(f"{m} {y:.3f}" for m, y in all_yields.items()),
@@ -344,7 +346,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--d0", type=float, help="defect density per cm^2 (default: the node's)")
     p.add_argument("--yield-model", choices=YIELD_MODELS, default="negative_binomial")
     p.add_argument("--alpha", type=float, default=3.0, help="negative-binomial clustering (default 3, ttm-cas)")
-    p.add_argument("--edge-exclusion-mm", type=float, default=0.0)
+    p.add_argument("--edge-exclusion-mm", type=float, help="wafer rim lost, mm (default 3, cost.EDGE_EXCLUSION_MM)")
+    p.add_argument("--scribe-mm", type=float, help="saw lane between dies, mm (default 0.1, cost.SCRIBE_MM)")
+    p.add_argument("--year", type=float, help="calendar year of the node's defect density (default: mature)")
     p.add_argument("--harvest", metavar="BLOCKS:REQUIRED:FRACTION", help="spare blocks, e.g. 144:132:0.6")
     p.add_argument("--memory-gb", type=float, default=0.0, help="memory per unit (adds a unit-cost breakdown)")
     p.add_argument(
