@@ -84,8 +84,6 @@ MEMORY_PHY_PJ_PER_BIT: dict[str, tuple[float, str]] = {
 STATIC_FRACTION_FINFET = 80.3 / 592.8
 STATIC_FRACTION_PLANAR = 0.40
 FINFET_MAX_NM = 16
-# Kept for designs that set [power] leakage_fraction (a fraction of sustained dynamic power, the old basis).
-LEAKAGE_FRACTION = STATIC_FRACTION_FINFET / (1 - STATIC_FRACTION_FINFET)
 
 
 @dataclass
@@ -363,11 +361,6 @@ def throttle_clock_scale(dynamic_w: float, static_w: float, tdp_w: float | None)
             "leakage ([power] static_w / leakage_fraction)"
         )
     return (tdp_w - static_w) / dynamic_w
-
-
-def peak_rate_dynamic_w(design: Design) -> dict[str, float]:
-    """Dynamic power by part at sustained load (sustained_power without static), watts."""
-    return {i.name: i.watts for i in sustained_power(design).items if i.name != "static"}
 
 
 def peak_dynamic_power_w(design: Design) -> float:
