@@ -152,3 +152,31 @@ def test_quantize_report_measures_accuracy():
     for r in reports:
         assert 0.9 < r.cosine <= 1.0 and r.max_abs_error >= 0 and 0 <= r.top1_agreement <= 1
     assert reports[0].cosine > 0.999 and reports[0].runs_on == "SIM:edge-int8-16x16"
+
+
+@pytest.mark.parametrize("device", INT8_DESIGNS)
+def test_quantized_gpt2_block_linears_on_the_array_host_ops_accounted(device):
+    model = models.gpt2_block(t=6, d_model=32, n_heads=2, d_hidden=64)
+    x = model.sample_input()
+    qm = quantize(model, x)
+    with sim_run(device) as run:
+        got = qm(Tensor(x, device=device)).numpy()
+    np.testing.assert_array_equal(got, qm(Tensor(x, device="REF")).numpy())  # the same graph, bit for bit
+    gemms = [k for k in run.kernels if k.unit.startswith("matrix")]
+    assert len(gemms) == 4 and sum(k.macs for k in gemms) == 6 * 32 * (3 * 32 + 32 + 64) + 6 * 64 * 32
+    assert run.host_ops and all(h.flops >= 0 and h.bytes > 0 for h in run.host_ops)  # layernorm, softmax, GELU
+    float_ref = model(Tensor(x, device="REF")).numpy()
+    cos = np.sum(got * float_ref) / (np.linalg.norm(got) * np.linalg.norm(float_ref))
+    assert cos > 0.99
+
+
+def test_float_gpt2_block_on_a_float_design_vector_unit():
+    model = models.gpt2_block(t=5, d_model=32, n_heads=2, d_hidden=64)
+    x = model.sample_input()
+    dev = "SIM:datacenter-bf16-128x128"
+    with sim_run(dev) as run:
+        got = model(Tensor(x, device=dev)).numpy()
+    ref = model(Tensor(x, device="REF")).numpy()
+    assert np.max(np.abs(got - ref)) < 0.05 * np.max(np.abs(ref))
+    # only the causal mask's bool ops stay on the host; layernorm, softmax and GELU run on the vector unit
+    assert run.host_flops < 0.01 * run.flops and sum(k.unit == "vector" for k in run.kernels) >= 6

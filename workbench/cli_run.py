@@ -71,8 +71,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.matches_reference else 1
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    """Accuracy of the model's int8 (and int4 weight-only) forms against its float reference."""
+    from compiler import Device
+    from compiler.quantize import quantize_report
+    from workbench.model_run import load_model
+
+    model = load_model(args.model, args.batch)
+    device = Device.canonicalize(args.device)
+    # calibrated on one seeded batch, measured on another
+    reports = quantize_report(model, model.sample_input(seed=1), calib=model.sample_input(seed=2), device=device)
+    if args.json:
+        print(json.dumps([r.to_json() for r in reports], indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"quantization of {model.name} vs its float model ({model.input_shape} inputs; calibrated on "
+                        "another batch)")
+    for col in ("scheme", "runs on", "cosine", "max |error|", "relative error", "top-1 agreement"):
+        table.add_column(col, justify="left" if col in ("scheme", "runs on") else "right")
+    for r in reports:
+        table.add_row(r.scheme, r.runs_on, f"{r.cosine:.5f}", f"{r.max_abs_error:.3g}", f"{r.relative_error:.3g}",
+                      "-" if r.top1_agreement is None else f"{r.top1_agreement:.1%}")
+    Console(width=max(Console().width, 120)).print(table)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add `run` to the CLI."""
+    """Add `run` and `quantize` to the CLI."""
     p = sub.add_parser("run", help="run a model (mlp, cnn, gpt2-block or a .py file) on a device, e.g. SIM:<design>")
     p.add_argument("model", help="mlp, cnn, gpt2-block, or a Python file defining model() -> compiler.models.Sequential")
     p.add_argument("--device", default="SIM", help="SIM (default design), SIM:<design name or .toml>, REF or CL")
@@ -82,3 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--trace", metavar="OUT.json", help="write the Perfetto trace of the simulated run")
     p.set_defaults(func=cmd_run)
+    q = sub.add_parser("quantize", help="accuracy report of a model's int8 and int4 forms against its float model")
+    q.add_argument("model", help="mlp, cnn, gpt2-block, or a Python file defining model()")
+    q.add_argument("--device", default="REF", help="device the int8 graph runs on (REF, or SIM:<int8 design>)")
+    q.add_argument("--batch", type=int, default=None, help="batch size (sequence length for gpt2-block)")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=cmd_quantize)

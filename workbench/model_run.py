@@ -95,7 +95,8 @@ def run_model(spec, device: str = "SIM", quantize: str = "auto", batch: int | No
     notes = []
     if use_int8:
         try:
-            qm = quantize_model(model, x, "minmax" if quantize == "auto" else quantize)
+            calib = model.sample_input(seed=2)  # calibrate on another batch than the one measured
+            qm = quantize_model(model, calib, "minmax" if quantize == "auto" else quantize)
         except ValueError as exc:
             use_int8 = False
             notes.append(f"not quantized ({exc}); float ops on an int8 design run on the host")

@@ -75,11 +75,12 @@ class GemmResult:
 
 
 def run_gemm(design: Design, a: np.ndarray, b: np.ndarray, ideal_memory: bool = False,
-             overlap: bool | None = None, trace: bool = False) -> tuple[np.ndarray, SimResult, int]:
+             overlap: bool | None = None, trace: bool = False,
+             sink: list | None = None) -> tuple[np.ndarray, SimResult, int]:
     """Simulate C = a @ b on `design` with these operands; returns C, the result and the program length.
 
     The simulated address space grows to fit the operands (the design's `dram_bytes` bounds programs,
-    not the data a caller brings).
+    not the data a caller brings). `sink`: append (design, program, DRAM image) for replay (e.g. on the RTL).
     """
     m, k = a.shape
     n = b.shape[1]
@@ -87,8 +88,10 @@ def run_gemm(design: Design, a: np.ndarray, b: np.ndarray, ideal_memory: bool = 
     if gp.dram_bytes > design.memory.dram_bytes:
         design = design.replace(memory=dataclasses.replace(design.memory, dram_bytes=gp.dram_bytes))
         gp = dataclasses.replace(gp, design=design)
-    result = simulate(design, gp.program, gp.dram_image(a, b), ideal_memory=ideal_memory, overlap=overlap,
-                      trace=trace)
+    image = gp.dram_image(a, b)
+    if sink is not None:
+        sink.append((design, gp.program, image))
+    result = simulate(design, gp.program, image, ideal_memory=ideal_memory, overlap=overlap, trace=trace)
     return gp.read_c(result.state.dram), result, len(gp.program)
 
 

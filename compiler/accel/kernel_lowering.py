@@ -26,7 +26,10 @@ from .host_values import chain_base, is_leaf_chain, leaf_value
 from .vector_lowering import VectorDoesNotFit, run_vector, vector_program
 from .vector_plan import VecPlan, acc_dtype_name, plan_vector
 
-__all__ = ["KernelRecord", "HostOp", "run_kernel"]
+__all__ = ["KernelRecord", "HostOp", "run_kernel", "PROGRAM_SINK"]
+
+# When a list, every simulated program is appended as (design, program, DRAM image): `runtime.sim_run(keep_programs=True)`.
+PROGRAM_SINK: dict[str, list | None] = {"programs": None}
 
 
 @dataclass
@@ -231,7 +234,7 @@ def _run_gemm_kernel(k, design, ops: tuple[Node, Node], nodes, leaf_ids, trace):
     acc_np = np.float32 if design.is_float else np.int32
     c = np.empty((bs, ms, ns), dtype=acc_np)
     for i in range(bs):
-        c[i], res, n_instr = run_gemm(design, a[i], b[i], trace=trace)
+        c[i], res, n_instr = run_gemm(design, a[i], b[i], trace=trace, sink=PROGRAM_SINK["programs"])
         events += _offset_events(res.trace_events, rec.cycles, k.name)
         rec.add_sim(res, n_instr)
     # C back to the reduce's shape: (batch, M, N) axes in full-shape order, reduced axes as size 1
@@ -260,7 +263,7 @@ def _run_gemm_kernel(k, design, ops: tuple[Node, Node], nodes, leaf_ids, trace):
             except VectorDoesNotFit as exc:
                 plan = f"vector unit: {exc}"
             else:
-                grid, res = run_vector(vp, trace=trace)
+                grid, res = run_vector(vp, trace=trace, sink=PROGRAM_SINK["programs"])
                 events += _offset_events(res.trace_events, rec.cycles, k.name + " epilogue")
                 rec.add_sim(res, len(vp.program))
                 rec.unit = "matrix+vector"
@@ -304,7 +307,7 @@ def _run_vector_kernel(k, design, plan: VecPlan, leaf_ids, trace):
         else:
             arrays[s] = flat(v, 1)
     vp = vector_program(design, plan, arrays, r, q, dim)
-    grid, res = run_vector(vp, trace=trace)
+    grid, res = run_vector(vp, trace=trace, sink=PROGRAM_SINK["programs"])
     rec = KernelRecord(k.name, "vector", flops=k.flops)
     rec.add_sim(res, len(vp.program))
     rec.host_layout_bytes = sum(a.nbytes for a in arrays.values())

@@ -13,7 +13,7 @@ import contextlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .kernel_lowering import HostOp, KernelRecord
+from .kernel_lowering import PROGRAM_SINK, HostOp, KernelRecord
 from .sim_device import design_of
 
 __all__ = ["SimRun", "sim_run", "take_run", "record", "tracing"]
@@ -33,6 +33,7 @@ class SimRun:
     peak_macs_per_cycle: int
     kernels: list[KernelRecord] = field(default_factory=list)
     trace_events: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    programs: list = field(default_factory=list, repr=False)  # (design, isa program, DRAM image) with keep_programs
     wall_seconds: float = 0.0
 
     @property
@@ -134,8 +135,11 @@ def take_run(device: str = "SIM") -> SimRun:
 
 
 @contextlib.contextmanager
-def sim_run(device: str = "SIM", trace: bool = False):
-    """`with sim_run("SIM:small-int8-8x8") as run: model(x).realize()`: run holds what was simulated."""
+def sim_run(device: str = "SIM", trace: bool = False, keep_programs: bool = False):
+    """`with sim_run("SIM:small-int8-8x8") as run: model(x).realize()`: run holds what was simulated.
+
+    trace: record Perfetto events; keep_programs: keep every isa program with its DRAM image (run.programs),
+    e.g. to replay them on the RTL."""
     from ..device import canonicalize
 
     device = canonicalize(device)
@@ -143,10 +147,14 @@ def sim_run(device: str = "SIM", trace: bool = False):
     run = _new_run(device)
     _runs[device] = run
     old, _trace["on"] = _trace["on"], trace
+    old_sink = PROGRAM_SINK["programs"]
+    if keep_programs:
+        PROGRAM_SINK["programs"] = run.programs
     try:
         yield run
     finally:
         _trace["on"] = old
+        PROGRAM_SINK["programs"] = old_sink
         if _runs.get(device) is run:
             _runs.pop(device)
 

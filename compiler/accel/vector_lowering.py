@@ -167,8 +167,12 @@ def _vec(design: Design, st, offset: dict[int, int], rows: int) -> dict:
     return x
 
 
-def run_vector(vp: VecProgram, trace: bool = False) -> tuple[np.ndarray, SimResult]:
-    """Simulate the program with values; returns the (Q, W) output and the simulator's result."""
+def run_vector(vp: VecProgram, trace: bool = False, sink: list | None = None) -> tuple[np.ndarray, SimResult]:
+    """Simulate the program with values; returns the (Q, W) output and the simulator's result.
+
+    `sink`: append (design, program, DRAM image) for replay (e.g. on the RTL)."""
+    if sink is not None:
+        sink.append((vp.design, vp.program, vp.image))
     result = simulate(vp.design, vp.program, vp.image, trace=trace)
     eb = 1 if vp.out_dtype == "int8" else 2 if vp.out_dtype in ("fp16", "bf16") else 4
     raw = result.state.dram[vp.out_addr:vp.out_addr + vp.q * vp.w * eb]
