@@ -74,7 +74,8 @@ def gemm_plan(k: Kernel) -> GemmPlan | None:
     if red is None or red.op != Ops.SUM or red.dtype.name != "float32":
         return None
     body = red.src[0]
-    if body.realized or body.op != Ops.MUL or body.dtype.name != "float32":  # a realized MUL is a buffer
+    # a MUL that is one of the kernel's inputs (realized by an earlier kernel of the schedule) is a buffer
+    if any(body is i for i in k.inputs) or body.op != Ops.MUL or body.dtype.name != "float32":
         return None
     shape = k.full_shape
     x, y = body.src
