@@ -158,14 +158,16 @@ def tinygrad_step(model: str, device: str, jit: bool):
     net = Net()
     opt = nn.optim.Adam(nn.state.get_parameters(net), lr=1e-3)
 
+    for p in nn.state.get_parameters(net):
+        p.requires_grad_(True)
+
     def raw(x, y):
-        with Tensor.train():
-            out = net(x)
-            loss = out.reshape(-1, out.shape[-1]).sparse_categorical_crossentropy(y.reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss.realize()
+        out = net(x)
+        loss = out.reshape(-1, out.shape[-1]).sparse_categorical_crossentropy(y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.realize()
 
     fn = TinyJit(raw) if jit else raw
 
