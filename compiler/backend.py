@@ -43,7 +43,24 @@ def _sim_backend(device: str) -> Backend:
     return SimBackend(device)
 
 
-_FACTORIES: dict[str, Callable[[str], Backend]] = {"CL": OpenCLBackend, "SIM": _sim_backend}
+def _cuda(device: str) -> Backend:
+    from .backend_cuda import CUDABackend
+
+    return CUDABackend(device)
+
+
+def _hip(device: str) -> Backend:
+    from .backend_hip import HIPBackend
+
+    return HIPBackend(device)
+
+
+_FACTORIES: dict[str, Callable[[str], Backend]] = {
+    "CL": OpenCLBackend,
+    "SIM": _sim_backend,
+    "CUDA": _cuda,
+    "HIP": _hip,
+}
 _BACKENDS: dict[str, Backend] = {}
 
 

@@ -69,6 +69,7 @@ inline float8 __attribute__((overloadable)) wb_fmax(float8 a, float8 b) { return
 HELPERS = {"wb_fmax": FMAX, "float8u": FLOAT8U, "wb_exp2v": EXP2V, "wb_exp2": EXP2, "wb_log2": LOG2, "wb_sqrt": SQRT}
 
 
-def prelude(src_body: str) -> str:
-    """The helper definitions the kernel body uses."""
-    return "".join(code for name, code in HELPERS.items() if name + "(" in src_body or name + "*" in src_body)
+def prelude(src_body: str, qualifier: str = "inline") -> str:
+    """The helper definitions the kernel body uses, each declared with qualifier (CUDA: `__device__ ...`)."""
+    used = [code for name, code in HELPERS.items() if name + "(" in src_body or name + "*" in src_body]
+    return "".join(code if qualifier == "inline" else code.replace("inline ", qualifier + " ", 1) for code in used)

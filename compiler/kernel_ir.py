@@ -89,9 +89,15 @@ class KernelOpts:
     split_acc: int = 1
     gemm: tuple | None = None  # (MB, NB, KB, MR, NV): use the packed GEMM template (render_gemm.py)
     vec: int = 1  # float8 loads and accumulators along a contiguous innermost reduce axis
+    gpu_gemm: tuple | None = None  # (BM, BN, BK, TM, TN): shared-memory tiled float32 GEMM (render_gemm_gpu.py)
+    mma_gemm: tuple | None = None  # (BM, BN, BK, WM, WN): tensor-core GEMM for 16-bit factors (CUDA)
 
     def key(self) -> str:
-        return f"u{self.upcast}r{self.unroll}l{self.local}s{self.split_acc}g{self.gemm}v{self.vec}"
+        return (
+            f"u{self.upcast}r{self.unroll}l{self.local}s{self.split_acc}g{self.gemm}v{self.vec}"
+            + (f"G{self.gpu_gemm}" if self.gpu_gemm else "")
+            + (f"T{self.mma_gemm}" if self.mma_gemm else "")
+        )
 
 
 @dataclass

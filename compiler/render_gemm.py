@@ -68,14 +68,16 @@ def _reads_along_k(k: Kernel, plan: GemmPlan, node: Node, is_a: bool) -> bool:
     return "k" in unit or "j" not in unit
 
 
-def gemm_plan(k: Kernel) -> GemmPlan | None:
-    """The GEMM view of k, or None when k is not a float sum of a product of two separable factors."""
+def gemm_plan(k: Kernel, dtypes: tuple = ("float32",)) -> GemmPlan | None:
+    """The GEMM view of k, or None when k is not a sum (in one of dtypes) of a product of two separable
+    factors."""
     red = k.reduce
-    if red is None or red.op != Ops.SUM or red.dtype.name != "float32":
+    if red is None or red.op != Ops.SUM or red.dtype.name not in dtypes:
         return None
     body = red.src[0]
-    # a MUL that is one of the kernel's inputs (realized by an earlier kernel of the schedule) is a buffer
-    if any(body is i for i in k.inputs) or body.op != Ops.MUL or body.dtype.name != "float32":
+    # a MUL that is an input of the kernel (realized, or computed by an earlier kernel of the schedule:
+    # programs are built before the kernels before them run) is a buffer
+    if any(body is i for i in k.inputs) or body.realized or body.op != Ops.MUL or body.dtype.name not in dtypes:
         return None
     shape = k.full_shape
     x, y = body.src

@@ -1,4 +1,5 @@
-"""Renders a scheduled kernel with its KernelOpts as OpenCL C: index math, fused expressions, loops.
+"""Renders a scheduled kernel with its KernelOpts as C: index math, fused expressions, loops; OpenCL C by
+default, CUDA or HIP C++ through a `dialects.Dialect` (the same statements, other spellings).
 
 `ExprWriter` is the public building block other OpenCL templates (render_gemm.py) write kernels with:
 values through views and fused ops as C statements, and the finished kernel's source."""
@@ -11,6 +12,7 @@ import re
 from dataclasses import replace
 
 from .cl_math import prelude
+from .dialects import OPENCL, Dialect
 from .dtypes import reduce_identity as identity_value
 from .indexing import linear, unravel, view_index
 from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
@@ -90,8 +92,8 @@ class ExprWriter:
     Arguments are k.buffers in order, named data0 (the output), data1, ...
     """
 
-    def __init__(self, k: Kernel, opts: KernelOpts):
-        self.k, self.opts = k, opts
+    def __init__(self, k: Kernel, opts: KernelOpts, dialect: Dialect = OPENCL):
+        self.k, self.opts, self.d = k, opts, dialect
         self.bufs: list[Node] = k.buffers
         self.buf_index = {n.id: i for i, n in enumerate(self.bufs)}
         self.lines: list[str] = []
@@ -108,10 +110,10 @@ class ExprWriter:
         self.lines.append("  " * self.indent + line)
 
     def tmp(self, ctype: str, expr: str) -> str:
-        """Emit `ctype tN = expr;` and return the new temporary's name."""
+        """Emit `ctype tN = expr;` (ctype an OpenCL type name) and return the new temporary's name."""
         name = f"t{self.ntmp}"
         self.ntmp += 1
-        self.emit(f"{ctype} {name} = {expr};")
+        self.emit(f"{self.d.ctype(ctype)} {name} = {expr};")
         return name
 
     # --- expressions -------------------------------------------------------------------------------
@@ -139,14 +141,19 @@ class ExprWriter:
         j = self.buf_index[n.id]
         pos = lin.render()
         if self.vec_atom is not None and lin.terms.get(self.vec_atom, 0):
-            if lin.terms[self.vec_atom] != self.opts.vec or valid or n.dtype.name != "float32":
+            if (
+                lin.terms[self.vec_atom] != self.opts.vec
+                or valid
+                or n.dtype.name != "float32"
+                or not self.d.vectors
+            ):
                 raise _NoVector
             out = self.tmp("float8", f"*(const __global float8u*)(data{j}+{pos})")
             self.vecs.add(out)
             self.memo[key] = out
             return out
         val = (
-            f"vload_half({pos},data{j})"
+            self.d.load_half(f"data{j}", pos)
             if n.dtype.cname == "half"
             else f"(bool)data{j}[{pos}]"
             if n.dtype.name == "bool"
@@ -190,7 +197,8 @@ class ExprWriter:
             self.vecs.add(out)
             return out
         if op == Ops.CAST:
-            return self.tmp(ct, f"({srcs[0]}!=0)" if n.dtype.name == "bool" else f"({ct})({srcs[0]})")
+            cast = f"({srcs[0]}!=0)" if n.dtype.name == "bool" else f"({self.d.ctype(ct)})({srcs[0]})"
+            return self.tmp(ct, cast)
         if op == Ops.WHERE:
             return self.tmp(ct, f"({srcs[0]}?{srcs[1]}:{srcs[2]})")
         sdt = n.src[0].dtype
@@ -201,7 +209,7 @@ class ExprWriter:
             w = 8 * sdt.itemsize - 1
             amt = f"({srcs[1]}<0?0:{srcs[1]}>{w}?{w}:{srcs[1]})"
             return self.tmp(ct, f"({srcs[0]}{'<<' if op == Ops.SHL else '>>'}{amt})")
-        tpl = _UN.get(op) or _BIN[op]
+        tpl = self.d.unary.get(op.name) or _UN.get(op) or _BIN[op]
         if op == Ops.MAX and sdt.is_float:
             tpl = _FMAX
             if not re.fullmatch(r"t\d+|acc\w*", srcs[0]):  # keep literals out of the NaN test
@@ -212,40 +220,49 @@ class ExprWriter:
         """Emit the write of val to the output at row-major position pos."""
         p = pos.render()
         if self.k.out.dtype.cname == "half":
-            self.emit(f"vstore_half({val},{p},data0);")
+            self.emit(self.d.store_half(val, p, "data0"))
         else:
-            self.emit(f"data0[{p}] = ({self.k.out.dtype.cname})({val});")
+            self.emit(f"data0[{p}] = ({self.d.ctype(self.k.out.dtype.cname)})({val});")
 
     def kernel_source(self) -> tuple[str, str]:
         """(source, entry name) of the kernel whose body is every statement emitted so far."""
-        k = self.k
+        k, d = self.k, self.d
         name = re.sub(r"\W", "_", k.name)
-        args = [f"__global {k.out.dtype.cname}* restrict data0"] + [
-            f"const __global {b.dtype.cname}* restrict data{i}" for i, b in enumerate(self.bufs[1:], 1)
+        args = [f"{d.global_arg}{d.ctype(k.out.dtype.cname)}* {d.restrict} data0"] + [
+            f"const {d.global_arg}{d.ctype(b.dtype.cname)}* {d.restrict} data{i}"
+            for i, b in enumerate(self.bufs[1:], 1)
         ]
         body = "\n".join(self.lines)
-        return prelude(body) + f"__kernel void {name}({', '.join(args)}) {{\n" + body + "\n}\n", name
+        helpers = prelude(body, d.func)
+        return d.header + helpers + f"{d.kernel_head} {name}({', '.join(args)}) {{\n" + body + "\n}\n", name
 
 
 class _Renderer(ExprWriter):
     """The general loop-nest kernel: global work-items over output axes, loops over reduce axes."""
 
-    def __init__(self, k: Kernel, opts: KernelOpts):
-        super().__init__(k, opts)
+    def __init__(self, k: Kernel, opts: KernelOpts, dialect: Dialect = OPENCL):
+        super().__init__(k, opts, dialect)
         self.nest = LoopNest.build(k.full_shape, k.reduce_axes, opts)
 
     def render(self) -> Program:
         k, nest = self.k, self.nest
         shape = k.full_shape
         base = [Lin()] * len(shape)
+        local = self.opts.local
+        if self.d.fixed_local:
+            local = local or gpu_local_size(nest.global_size)
+            guard = [f"gidx{g}>={s}" for g, (s, lo) in enumerate(zip(nest.global_size, local, strict=True)) if s % lo]
         for g, axes in enumerate(nest.global_dims):
             gv = Lin.var(f"gidx{g}", nest.global_size[g])
-            self.emit(f"int gidx{g} = get_global_id({g});")
+            self.emit(f"int gidx{g} = {self.d.global_id(g, local[g] if local else 1)};")
             stride = 1
             for a in reversed(axes):
                 size = shape[a] // nest.upcast.get(a, 1)
                 base[a] = gv.floordiv(stride).mod(size) if len(axes) > 1 else gv
                 stride *= size
+        if self.d.fixed_local and guard:
+            # the grid is rounded up to whole work-groups; the extra work-items do nothing
+            self.emit(f"if ({'||'.join(guard)}) return;")
         up_axes = [a for a, f in nest.upcast.items() if f > 1]
         lanes = [
             dict(zip(up_axes, us, strict=True))
@@ -273,7 +290,7 @@ class _Renderer(ExprWriter):
             val = self.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != shape else oi, frozenset())
             self.store(val, pos)
         src, name = self.kernel_source()
-        return Program(src, name, nest.global_size, self.opts.local, self.opts)
+        return Program(src, name, nest.global_size, local, self.opts)
 
     def render_reduce(self, lanes: list, out_idx) -> None:
         """Accumulators, the loops over the reduce axes, and each output's reduced value in self.acc.
@@ -346,6 +363,12 @@ class _Renderer(ExprWriter):
             self.acc[oi] = self.tmp(ct, total)
 
 
+def gpu_local_size(global_size: tuple) -> tuple:
+    """A work-group size for a GPU launch of global_size: up to 256 work-items along the first dim."""
+    first = min(256, 1 << max(0, (global_size[0] - 1).bit_length()))
+    return (max(32, first) if global_size[0] > 32 else first,) + (1,) * (len(global_size) - 1)
+
+
 def _has_pad(n: Node, buffers: dict) -> bool:
     """Whether a PAD sits between n and the kernel's buffers: its bounds test covers one index, while a
     float8 load reads eight, so padded reads stay scalar."""
@@ -361,11 +384,11 @@ def _has_pad(n: Node, buffers: dict) -> bool:
     return False
 
 
-def render(k: Kernel, opts: KernelOpts) -> Program:
-    """OpenCL C for kernel k under opts (float8 reduces fall back to scalar code where they cannot apply)."""
+def render(k: Kernel, opts: KernelOpts, dialect: Dialect = OPENCL) -> Program:
+    """C for kernel k under opts in dialect (float8 reduces fall back to scalar code where they cannot apply)."""
     if opts.vec > 1:
         try:
-            return _Renderer(k, opts).render()
+            return _Renderer(k, opts, dialect).render()
         except _NoVector:
             opts = replace(opts, vec=1)
-    return _Renderer(k, opts).render()
+    return _Renderer(k, opts, dialect).render()

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "workbench.cli_models",
     "workbench.cli_run",
     "workbench.cli_sweep",
+    "workbench.cli_measure",
 )
 
 DESCRIPTION = """\
