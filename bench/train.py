@@ -113,7 +113,7 @@ def torch_step(model: str, device: str):
 
 
 def tinygrad_step(model: str, device: str, jit: bool):
-    from tinygrad import Tensor, TinyJit, nn
+    from tinygrad import Context, Tensor, TinyJit, nn
 
     Tensor.manual_seed(0)
     if model == "cnn":
@@ -147,10 +147,9 @@ def tinygrad_step(model: str, device: str, jit: bool):
                 self.wte, self.wpe = nn.Embedding(VOCAB, WIDTH), nn.Embedding(BLOCK, WIDTH)
                 self.h = [Block() for _ in range(LAYERS)]
                 self.ln_f = nn.LayerNorm(WIDTH)
-                self.pos = Tensor.arange(BLOCK).reshape(1, BLOCK)
 
             def __call__(self, idx):
-                x = self.wte(idx) + self.wpe(self.pos)
+                x = self.wte(idx) + self.wpe(Tensor.arange(BLOCK).reshape(1, BLOCK))
                 for b in self.h:
                     x = b(x)
                 return self.ln_f(x) @ self.wte.weight.T
@@ -159,15 +158,16 @@ def tinygrad_step(model: str, device: str, jit: bool):
     opt = nn.optim.Adam(nn.state.get_parameters(net), lr=1e-3)
 
     for p in nn.state.get_parameters(net):
-        p.requires_grad_(True)
+        p.requires_grad = True
 
     def raw(x, y):
-        out = net(x)
-        loss = out.reshape(-1, out.shape[-1]).sparse_categorical_crossentropy(y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.realize()
+        with Context(TRAINING=1):
+            out = net(x)
+            loss = out.reshape(-1, out.shape[-1]).sparse_categorical_crossentropy(y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss.realize()
 
     fn = TinyJit(raw) if jit else raw
 
