@@ -214,6 +214,8 @@ def spawn(column: str, model: str, args) -> dict:
         cmd[0] = tinygrad_python()
     elif column == "torch":
         env["PYTHONPATH"] = ""
+        if args.torch_threads:  # OpenMP spin-waits badly when other processes hold the cores
+            env["OMP_NUM_THREADS"] = str(args.torch_threads)
     else:
         env["PYTHONPATH"] = str(REPO)
     try:
@@ -234,6 +236,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--device", default="CL")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--torch-threads", type=int, help="PyTorch's thread count (default: PyTorch's own choice)")
     ap.add_argument("--column", help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()

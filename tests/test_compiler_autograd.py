@@ -229,7 +229,7 @@ def _grad_graph(shape, steps, choices, seed, dev):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_CL, reason="no OpenCL device")
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grad_graphs())
 def test_random_graph_gradients_cl_match_ref(g):
     ref = _grad_graph(*g, "REF")
