@@ -113,7 +113,7 @@ def torch_step(model: str, device: str):
 
 
 def tinygrad_step(model: str, device: str, jit: bool):
-    from tinygrad import Tensor, TinyJit, nn
+    from tinygrad import Context, Tensor, TinyJit, nn
 
     Tensor.manual_seed(0)
     if model == "cnn":
@@ -147,10 +147,9 @@ def tinygrad_step(model: str, device: str, jit: bool):
                 self.wte, self.wpe = nn.Embedding(VOCAB, WIDTH), nn.Embedding(BLOCK, WIDTH)
                 self.h = [Block() for _ in range(LAYERS)]
                 self.ln_f = nn.LayerNorm(WIDTH)
-                self.pos = Tensor.arange(BLOCK).reshape(1, BLOCK)
 
             def __call__(self, idx):
-                x = self.wte(idx) + self.wpe(self.pos)
+                x = self.wte(idx) + self.wpe(Tensor.arange(BLOCK).reshape(1, BLOCK))
                 for b in self.h:
                     x = b(x)
                 return self.ln_f(x) @ self.wte.weight.T
@@ -158,8 +157,11 @@ def tinygrad_step(model: str, device: str, jit: bool):
     net = Net()
     opt = nn.optim.Adam(nn.state.get_parameters(net), lr=1e-3)
 
+    for p in nn.state.get_parameters(net):
+        p.requires_grad = True
+
     def raw(x, y):
-        with Tensor.train():
+        with Context(TRAINING=1):
             out = net(x)
             loss = out.reshape(-1, out.shape[-1]).sparse_categorical_crossentropy(y.reshape(-1))
             opt.zero_grad()
@@ -212,6 +214,8 @@ def spawn(column: str, model: str, args) -> dict:
         cmd[0] = tinygrad_python()
     elif column == "torch":
         env["PYTHONPATH"] = ""
+        if args.torch_threads:  # OpenMP spin-waits badly when other processes hold the cores
+            env["OMP_NUM_THREADS"] = str(args.torch_threads)
     else:
         env["PYTHONPATH"] = str(REPO)
     try:
@@ -232,6 +236,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--device", default="CL")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--torch-threads", type=int, help="PyTorch's thread count (default: PyTorch's own choice)")
     ap.add_argument("--column", help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()

@@ -75,7 +75,9 @@ def gemm_plan(k: Kernel, dtypes: tuple = ("float32",)) -> GemmPlan | None:
     if red is None or red.op != Ops.SUM or red.dtype.name not in dtypes:
         return None
     body = red.src[0]
-    if body.realized or body.op != Ops.MUL or body.dtype.name not in dtypes:  # a realized MUL is a buffer
+    # a MUL that is an input of the kernel (realized, or computed by an earlier kernel of the schedule:
+    # programs are built before the kernels before them run) is a buffer
+    if any(body is i for i in k.inputs) or body.realized or body.op != Ops.MUL or body.dtype.name not in dtypes:
         return None
     shape = k.full_shape
     x, y = body.src

@@ -7,11 +7,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from digits import load_digits_split, train_classifier  # noqa: E402
+from digits import accuracy, load_digits_split, train_classifier  # noqa: E402
 
 from compiler import Device  # noqa: E402
 from compiler.models import SmallCNN  # noqa: E402
 from compiler.optim import Adam, cosine_lr  # noqa: E402
+from compiler.quantize_weights import compare_formats  # noqa: E402
 
 
 def train(device: str | None = None, seed: int = 0, epochs: int = 15, log=print) -> tuple:
@@ -25,5 +26,15 @@ def train(device: str | None = None, seed: int = 0, epochs: int = 15, log=print)
     return model, res
 
 
+def quantization_report(model, device: str | None = None, seed: int = 0, log=print) -> dict[str, float]:
+    """Held-out accuracy with the trained weights and with int8, int4 (group 32) and bfloat16 weights."""
+    device = device or Device.DEFAULT
+    _, _, x_te, y_te = load_digits_split(seed)
+    table = compare_formats(model, lambda m: accuracy(m, x_te, y_te, device))
+    for fmt, acc in table.items():
+        log(f"{fmt:9s} weights: held-out accuracy {acc * 100:.2f}% ({(acc - table['float32']) * 100:+.2f} points)")
+    return table
+
+
 if __name__ == "__main__":
-    train()
+    quantization_report(train()[0])

@@ -229,7 +229,7 @@ def _grad_graph(shape, steps, choices, seed, dev):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_CL, reason="no OpenCL device")
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grad_graphs())
 def test_random_graph_gradients_cl_match_ref(g):
     ref = _grad_graph(*g, "REF")
@@ -244,3 +244,19 @@ def test_gradient_of_unused_parameter_stays_none():
     v = Tensor(np.ones(2, np.float32), device="REF", requires_grad=True)
     (w * 2).sum().backward()
     assert v.grad is None and math.isclose(float(w.grad.numpy()[0]), 2.0)
+
+
+def test_gradients_on_sim_match_ref():
+    from compiler import nn
+    from compiler.losses import cross_entropy
+
+    grads = {}
+    for dev in ("SIM", "REF"):
+        lin = nn.Linear(16, 4, device=dev, seed=1)
+        emb = nn.Embedding(10, 16, device=dev, seed=2)
+        idx = Tensor(np.array([1, 5, 9, 2], np.int32), device=dev)
+        loss = cross_entropy(lin(emb(idx)), Tensor(np.array([0, 1, 2, 3], np.int32), device=dev))
+        loss.backward()
+        grads[dev] = (loss.item(), lin.weight.grad.numpy(), emb.weight.grad.numpy())
+    for s, r in zip(grads["SIM"], grads["REF"], strict=True):
+        np.testing.assert_allclose(s, r, rtol=1e-5, atol=1e-7)

@@ -11,7 +11,10 @@ class MLP(nn.Module):
 
     def __init__(self, in_features: int, hidden: tuple = (128, 64), classes: int = 10, device=None, seed: int = 0):
         sizes = (in_features,) + tuple(hidden)
-        self.layers = [nn.Linear(a, b, device=device, seed=seed + i) for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False))]
+        self.layers = [
+            nn.Linear(a, b, device=device, seed=seed + i)
+            for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False))
+        ]
         self.head = nn.Linear(sizes[-1], classes, device=device, seed=seed + len(sizes))
 
     def forward(self, x: Tensor) -> Tensor:
