@@ -104,7 +104,10 @@ def canonicalize(device: str | None) -> str:
 
 
 def _first_gpu(device: str) -> str:
-    """'CL' when the first OpenCL device is a GPU (GPUs are listed first), else DeviceError."""
+    """The first GPU: CUDA, then HIP, then 'CL' when the first OpenCL device is a GPU; else DeviceError."""
+    for fam in GPU_FAMILIES:
+        if gpu_count(fam):
+            return fam
     try:
         from .opencl_devices import describe_opencl_devices
 
@@ -115,8 +118,8 @@ def _first_gpu(device: str) -> str:
         return "CL"
     found = ", ".join(f"{d.name} ({d.kind})" for d in devs) or "no OpenCL devices"
     raise DeviceError(
-        f"device {device!r}: no OpenCL GPU on this machine (found {found}); use 'CL' for the CPU OpenCL"
-        f" device or 'REF'"
+        f"device {device!r}: no GPU on this machine (no CUDA or HIP GPU, no OpenCL GPU: found {found}); use"
+        f" 'CL' for the CPU OpenCL device or 'REF'"
     )
 
 

@@ -50,6 +50,7 @@ def cuda_programs():
     return _programs("CUDA")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_every_corpus_kernel_compiles_with_nvrtc(cuda_programs, arch):
     from compiler.nvrtc import compile_cuda
