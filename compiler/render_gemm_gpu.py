@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from .dialects import CUDA, Dialect
-from .indexing import linear, unravel
+from .indexing import linear, reads, unravel
 from .kernel_ir import Kernel, KernelOpts, Program
 from .render_gemm import GemmPlan, _reads_along_k
 from .render_opencl import ExprWriter
@@ -86,6 +86,60 @@ class _Tiles:
         r.emit(store(val))
         r.indent -= 1
         r.emit("}")
+
+    def stage_16bit_rows(self, r: ExprWriter, is_a: bool, nthreads: int, lda: int) -> bool:
+        """Emit this K step's slab of a 16-bit factor into shared array As/Bs (rows of lda elements, K
+        innermost) with 16-byte global loads of 8 neighbours, when the factor is one plain load whose
+        elements are adjacent along K (copied as they are) or along the tile's rows (scattered into the
+        rows); False, with nothing emitted, when neither holds."""
+        tile = self.bm if is_a else self.bn
+        node, size = (self.plan.a, self.m) if is_a else (self.plan.b, self.n)
+        tv = self.gm if is_a else self.gn
+        name = "As" if is_a else "Bs"
+        for along_k in (True, False):
+            if along_k:
+                groups, count = self.bk // 8, tile * (self.bk // 8)
+                inner, full = self.kk, self.bk % 8 == 0
+                q = Lin.var("q", self.bk // 8)
+                j, kk = Lin.var("j", tile) + tv * tile, q * 8 + self.kbv * self.bk
+            else:
+                groups, count = tile // 8, (tile // 8) * self.bk
+                inner, full = size, tile % 8 == 0
+                q = Lin.var("q", tile // 8)
+                j, kk = q * 8 + tv * tile, Lin.var("kk", self.bk) + self.kbv * self.bk
+            if not full or inner % 8 or count % nthreads or lda % 8 or not q.terms:
+                continue
+            idx = self.full_index(j, Lin(), kk) if is_a else self.full_index(Lin(), j, kk)
+            rd = reads(self.k, node, tuple(idx))
+            if rd.computes or rd.checks or len(rd.loads) != 1:
+                return False
+            buf, pos = rd.loads[0]
+            q_atom = next(iter(q.terms))
+            if (
+                buf.dtype.itemsize != 2
+                or not pos.is_affine
+                or pos.terms.get(q_atom) != 8
+                or pos.const % 8
+                or any(c % 8 for a, c in pos.terms.items() if a is not q_atom)
+            ):
+                continue
+            conds = in_range(j, 0, size) + in_range(kk, 0, self.kk)
+            r.emit(f"for (int l = 0; l < {count // nthreads}; l++) {{")
+            r.indent += 1
+            split = "int j = e / {0}; int q = e % {0};" if along_k else "int kk = e / {0}; int q = e % {0};"
+            r.emit(f"int e = tid + l*{nthreads}; " + split.format(groups))
+            r.emit("uint4 v = {0u, 0u, 0u, 0u};")
+            load = f"v = *(const uint4*)(data{r.buf_index[buf.id]}+{pos.render()});"
+            r.emit(f"if ({'&&'.join(conds)}) {load}" if conds else load)
+            if along_k:
+                r.emit(f"*(uint4*)({name}+j*{lda}+q*8) = v;")
+            else:  # eight rows' elements at one k: scatter them down the K-innermost rows
+                r.emit("const unsigned short* h = (const unsigned short*)&v;")
+                r.emit(f"for (int i = 0; i < 8; i++) {name}[(q*8+i)*{lda}+kk] = h[i];")
+            r.indent -= 1
+            r.emit("}")
+            return True
+        return False
 
     def epilogue(self, r: ExprWriter, acc: str, m: Lin, n: Lin) -> None:
         """Emit the fused ops after the reduce for the output (m, n) whose sum is in variable acc."""
@@ -173,8 +227,12 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     emit(f"for (int kb = 0; kb < {t.kt}; kb++) {{")
     r.indent += 1
     to16 = _TO_16[dt]
-    t.stage(r, "As", True, nthreads, lambda v: f"As[j*{lda}+kk] = {to16}({v});")
-    t.stage(r, "Bs", False, nthreads, lambda v: f"Bs[j*{lda}+kk] = {to16}({v});")
+    # a plain 16-bit factor with K contiguous moves in 16-byte copies; anything else (a conv window,
+    # padding, a transposed view) goes through the general per-element staging
+    if not t.stage_16bit_rows(r, True, nthreads, lda):
+        t.stage(r, "As", True, nthreads, lambda v: f"As[j*{lda}+kk] = {to16}({v});")
+    if not t.stage_16bit_rows(r, False, nthreads, lda):
+        t.stage(r, "Bs", False, nthreads, lambda v: f"Bs[j*{lda}+kk] = {to16}({v});")
     emit("__syncthreads();")
     emit(f"for (int ks = 0; ks < {bk}; ks += 16) {{")
     r.indent += 1

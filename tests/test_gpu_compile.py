@@ -86,6 +86,16 @@ def test_tensor_core_ptx_holds_mma_instructions(cuda_programs):
     assert "mma.sync" not in compile_cuda(plain.src, plain.name, "sm_80").decode()
 
 
+def test_tensor_core_gemm_stages_plain_fp16_factors_with_16_byte_loads():
+    from compiler.nvrtc import compile_cuda
+
+    plain = render_program(_one("matmul_f16", "CUDA"), KernelOpts(mma_gemm=mma_candidates()[0]))
+    assert plain.src.count("uint4 v") == 2  # A along K, B along N (scattered into K-innermost rows)
+    assert compile_cuda(plain.src, plain.name, "sm_80").decode().count("ld.global.nc.v4") >= 2
+    conv = render_program(_one("conv2d_f16", "CUDA"), KernelOpts(mma_gemm=mma_candidates()[0]))
+    assert "uint4" not in conv.src  # a padded conv window goes through the per-element staging
+
+
 def test_nvrtc_errors_name_the_kernel_and_carry_the_log():
     from compiler.errors import KernelBuildError
     from compiler.nvrtc import compile_cuda
