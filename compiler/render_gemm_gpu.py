@@ -87,27 +87,34 @@ class _Tiles:
         r.indent -= 1
         r.emit("}")
 
-    def stage_16bit_rows(self, r: ExprWriter, is_a: bool, nthreads: int, lda: int) -> bool:
-        """Emit this K step's slab of a 16-bit factor into shared array As/Bs (rows of lda elements, K
-        innermost) with 16-byte global loads of 8 neighbours, when the factor is one plain load whose
-        elements are adjacent along K (copied as they are) or along the tile's rows (scattered into the
-        rows); False, with nothing emitted, when neither holds."""
+    def stage_vectors(self, r: ExprWriter, is_a: bool, nthreads: int, k_inner: bool, ld: int, vtype: str) -> bool:
+        """Emit this K step's slab of a factor into shared array As/Bs with 16-byte global loads (vtype:
+        uint4 for 16-bit elements, float4 for float32) when the factor is one plain load whose elements
+        are adjacent along K or along the tile's rows and 16-byte aligned; False, with nothing emitted,
+        otherwise. The shared layout is rows of the tile with K innermost (k_inner, row length ld) or K
+        rows of ld elements; loads along the layout's inner dimension are stored whole, the others
+        scattered."""
         tile = self.bm if is_a else self.bn
         node, size = (self.plan.a, self.m) if is_a else (self.plan.b, self.n)
         tv = self.gm if is_a else self.gn
         name = "As" if is_a else "Bs"
+        d = r.d
         for along_k in (True, False):
+            rd0 = reads(self.k, node, tuple(self.full_index(Lin(), Lin(), Lin())))
+            if rd0.computes or rd0.checks or len(rd0.loads) != 1:
+                return False
+            width = 16 // rd0.loads[0][0].dtype.itemsize
             if along_k:
-                groups, count = self.bk // 8, tile * (self.bk // 8)
-                inner, full = self.kk, self.bk % 8 == 0
-                q = Lin.var("q", self.bk // 8)
-                j, kk = Lin.var("j", tile) + tv * tile, q * 8 + self.kbv * self.bk
+                groups, count = self.bk // width, tile * (self.bk // width)
+                inner, full = self.kk, self.bk % width == 0
+                q = Lin.var("q", self.bk // width)
+                j, kk = Lin.var("j", tile) + tv * tile, q * width + self.kbv * self.bk
             else:
-                groups, count = tile // 8, (tile // 8) * self.bk
-                inner, full = size, tile % 8 == 0
-                q = Lin.var("q", tile // 8)
-                j, kk = q * 8 + tv * tile, Lin.var("kk", self.bk) + self.kbv * self.bk
-            if not full or inner % 8 or count % nthreads or lda % 8 or not q.terms:
+                groups, count = tile // width, (tile // width) * self.bk
+                inner, full = size, tile % width == 0
+                q = Lin.var("q", tile // width)
+                j, kk = q * width + tv * tile, Lin.var("kk", self.bk) + self.kbv * self.bk
+            if not full or inner % width or count % nthreads or ld % width or not q.terms:
                 continue
             idx = self.full_index(j, Lin(), kk) if is_a else self.full_index(Lin(), j, kk)
             rd = reads(self.k, node, tuple(idx))
@@ -116,11 +123,12 @@ class _Tiles:
             buf, pos = rd.loads[0]
             q_atom = next(iter(q.terms))
             if (
-                buf.dtype.itemsize != 2
+                buf.dtype.itemsize not in (2, 4)
+                or (buf.dtype.itemsize == 2) != (vtype == "uint4")
                 or not pos.is_affine
-                or pos.terms.get(q_atom) != 8
-                or pos.const % 8
-                or any(c % 8 for a, c in pos.terms.items() if a is not q_atom)
+                or pos.terms.get(q_atom) != width
+                or pos.const % width
+                or any(c % width for a, c in pos.terms.items() if a is not q_atom)
             ):
                 continue
             conds = in_range(j, 0, size) + in_range(kk, 0, self.kk)
@@ -128,14 +136,20 @@ class _Tiles:
             r.indent += 1
             split = "int j = e / {0}; int q = e % {0};" if along_k else "int kk = e / {0}; int q = e % {0};"
             r.emit(f"int e = tid + l*{nthreads}; " + split.format(groups))
-            r.emit("uint4 v = {0u, 0u, 0u, 0u};")
-            load = f"v = *(const uint4*)(data{r.buf_index[buf.id]}+{pos.render()});"
+            zero = "0u" if vtype == "uint4" else "0.0f"
+            r.emit(f"{vtype} v = {{{', '.join([zero] * 4)}}};" if d.name != "opencl" else f"{vtype} v = ({vtype})({zero});")
+            load = f"v = *(const {d.global_arg}{vtype}*)(data{r.buf_index[buf.id]}+{pos.render()});"
             r.emit(f"if ({'&&'.join(conds)}) {load}" if conds else load)
-            if along_k:
-                r.emit(f"*(uint4*)({name}+j*{lda}+q*8) = v;")
-            else:  # eight rows' elements at one k: scatter them down the K-innermost rows
-                r.emit("const unsigned short* h = (const unsigned short*)&v;")
-                r.emit(f"for (int i = 0; i < 8; i++) {name}[(q*8+i)*{lda}+kk] = h[i];")
+            # (row, k) of element i of the vector, and where it lives in the shared layout
+            row, col = ("j", f"q*{width}+i") if along_k else (f"q*{width}+i", "kk")
+            at = f"({row})*{ld}+{col}" if k_inner else f"({col})*{ld}+{row}"
+            if along_k == k_inner:  # the vector runs along the shared array's rows: store it whole
+                first = at.replace("+i", "")
+                r.emit(f"*({d.shared_ptr}{vtype}*)({name}+{first}) = v;")
+            else:
+                elem = "unsigned short" if vtype == "uint4" else "float"
+                r.emit(f"const {elem}* h = (const {elem}*)&v;")
+                r.emit(f"for (int i = 0; i < {width}; i++) {name}[{at}] = h[i];")
             r.indent -= 1
             r.emit("}")
             return True
@@ -177,8 +191,11 @@ def render_tiled_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts, d: Dialect) -
         emit(" ".join(f"float c{i}_{j} = 0.0f;" for j in range(tn)))
     emit(f"for (int kb = 0; kb < {t.kt}; kb++) {{")
     r.indent += 1
-    t.stage(r, "As", True, nthreads, lambda v: f"As[kk*{bm}+j] = {v};")
-    t.stage(r, "Bs", False, nthreads, lambda v: f"Bs[kk*{bn}+j] = {v};")
+    # plain float32 factors move in 16-byte float4 loads; anything else element by element
+    if not t.stage_vectors(r, True, nthreads, False, bm, "float4"):
+        t.stage(r, "As", True, nthreads, lambda v: f"As[kk*{bm}+j] = {v};")
+    if not t.stage_vectors(r, False, nthreads, False, bn, "float4"):
+        t.stage(r, "Bs", False, nthreads, lambda v: f"Bs[kk*{bn}+j] = {v};")
     emit(d.barrier)
     emit(f"for (int kk = 0; kk < {bk}; kk++) {{")
     r.indent += 1
@@ -229,9 +246,9 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     to16 = _TO_16[dt]
     # a plain 16-bit factor with K contiguous moves in 16-byte copies; anything else (a conv window,
     # padding, a transposed view) goes through the general per-element staging
-    if not t.stage_16bit_rows(r, True, nthreads, lda):
+    if not t.stage_vectors(r, True, nthreads, True, lda, "uint4"):
         t.stage(r, "As", True, nthreads, lambda v: f"As[j*{lda}+kk] = {to16}({v});")
-    if not t.stage_16bit_rows(r, False, nthreads, lda):
+    if not t.stage_vectors(r, False, nthreads, True, lda, "uint4"):
         t.stage(r, "Bs", False, nthreads, lambda v: f"Bs[j*{lda}+kk] = {to16}({v});")
     emit("__syncthreads();")
     emit(f"for (int ks = 0; ks < {bk}; ks += 16) {{")

@@ -141,6 +141,10 @@ def test_gpu_shaped_opencl_gemm_values_on_pocl(name, monkeypatch):
     monkeypatch.setitem(backend._FACTORIES, "CL", _GpuShapedCL)
     ks = build(name, "CL").schedule()
     assert any(gpu_gemm_opts(k) is not None for k in ks), "the corpus entry must exercise the GPU GEMM"
+    srcs = [render_program(k, gpu_gemm_opts(k), OPENCL).src for k in ks if gpu_gemm_opts(k) is not None]
+    # aligned plain factors move in float4 loads (A scattered along K, B stored whole); ragged ones (K=70,
+    # K=75) and conv windows do not
+    assert any("float4 v" in src for src in srcs) == (name == "matmul_bias_gelu")
     arrs = inputs(name)
     got = build(name, "CL", arrs).numpy()
     ref = build(name, "REF", arrs).numpy()
