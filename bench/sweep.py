@@ -10,9 +10,9 @@ Runs, each into a fresh database (nothing reused):
   last result stored, and without the cluster start.
   "point CPU s" sums each point's process CPU time on its worker: unlike wall time, a busy machine does not
   inflate it, so CPU s / workers is the sweep time on idle cores, less Dask's own share.
-- overhead: the first `--overhead-points` points of the same spec, evaluated (1) in a plain loop in this process
-  (`run_point` one after another, no Dask, no database), (2) through `run_sweep` on a 1-worker LocalCluster,
-  (3) on a 2-worker LocalCluster. Dask overhead = loop rate / 1-worker rate (1.0 = none); the 2-worker speedup
+- overhead: a seeded random `--overhead-points` points of the same spec, evaluated (1) in a plain loop in this
+  process (`run_point` one after another, no Dask, no database), (1b) the same without the shared-simulation fast
+  path (each point simulated afresh), (2) through `run_sweep` on a 1-worker LocalCluster, (3) on a 2-worker one. Dask overhead = loop rate / 1-worker rate (1.0 = none); the 2-worker speedup
   is over the loop. On the shared 2-core machine other work steals cores: read the load average printed.
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != 
 from workbench.results_db import ResultsDB  # noqa: E402
 from workbench.sweep import DaskExecutor, make_tasks, run_point, run_sweep  # noqa: E402
 from workbench.sweep_spec import load_spec  # noqa: E402
+from workbench.sweep_workloads import _TIMINGS  # noqa: E402
 
 
 def _load() -> str:
@@ -55,13 +56,22 @@ def dask_run(spec, workers: int, folder: Path, label: str) -> dict:
             "errors": summary.errors, "load": _load(), "frontier": summary.frontier}
 
 
-def loop_run(spec) -> dict:
-    """The same points, evaluated one after another in this process (no Dask, no database)."""
+def loop_run(spec, share: bool = True) -> dict:
+    """The same points, evaluated one after another in this process (no Dask, no database).
+
+    share=False forgets the simulations after each point: what every point costs without the shared-simulation
+    fast path (docs/sweeps.md, Speed).
+    """
     tasks = make_tasks(spec, spec.initial_points())
+    _TIMINGS.clear()
     t0 = time.perf_counter()
-    cpu = sum(run_point(t.design, t.workload)["eval_cpu_seconds"] for t in tasks)
+    cpu = 0.0
+    for t in tasks:
+        cpu += run_point(t.design, t.workload)["eval_cpu_seconds"]
+        if not share:
+            _TIMINGS.clear()
     s = time.perf_counter() - t0
-    return {"cpu_s": cpu, "run": "plain loop", "workers": 1, "points": len(tasks), "cluster_start_s": 0.0, "sweep_s": s,
+    return {"cpu_s": cpu, "run": "plain loop" if share else "loop, nothing shared", "workers": 1, "points": len(tasks), "cluster_start_s": 0.0, "sweep_s": s,
             "total_s": s, "points_per_s": len(tasks) / s, "errors": None, "load": _load()}
 
 
@@ -82,6 +92,7 @@ def main() -> int:
         if args.overhead_points:
             small = load_spec(args.spec, strategy="random", points=args.overhead_points)
             out.append(loop_run(small))
+            out.append(loop_run(small, share=False))
             out.append(dask_run(small, 1, folder, "overhead, 1 worker"))
             out.append(dask_run(small, 2, folder, "overhead, 2 workers"))
     print(f"{'run':<22} {'points':>6} {'start s':>8} {'sweep s':>8} {'total s':>8} {'points/s':>9} {'point CPU s':>11}"

@@ -111,6 +111,11 @@ def reads(k: Kernel, node: Node, idx: tuple) -> Reads:
             stack.append((n.src[0], sidx))
         elif n.op in REDUCE:
             raise ValueError(f"reads: {n.op} inside a value of kernel {k.name} has its own loop")
+        elif n.op == Ops.GATHER:  # the gathered axis is read at a loaded (data-dependent) position
+            out.computes = True
+            size = n.src[0].shape[n.arg]
+            sidx = tuple(Lin.var(f"gather{n.id}", size) if a == n.arg else j for a, j in enumerate(ix))
+            stack.extend([(n.src[1], ix), (n.src[0], sidx)])
         else:
             out.computes = True
             stack.extend((s, ix) for s in n.src)

@@ -75,7 +75,7 @@ def gemm_plan(k: Kernel, dtypes: tuple = ("float32",)) -> GemmPlan | None:
     if red is None or red.op != Ops.SUM or red.dtype.name not in dtypes:
         return None
     body = red.src[0]
-    if body.op != Ops.MUL or body.dtype.name not in dtypes:
+    if body.realized or body.op != Ops.MUL or body.dtype.name not in dtypes:  # a realized MUL is a buffer
         return None
     shape = k.full_shape
     x, y = body.src

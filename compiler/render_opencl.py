@@ -180,6 +180,13 @@ class ExprWriter:
             if not conds or (n.src[0].id in self.buf_index and n.src[0] is not self.k.out):
                 return inner  # a guarded load already reads 0 outside the padding conditions
             return self.tmp(ct, f"({'&&'.join(conds)}?{inner}:{c_literal(0, n.dtype)})")
+        if op == Ops.GATHER:
+            # the loaded index becomes an index atom clamped to the axis, so any view of the source works
+            size = n.src[0].shape[n.arg]
+            i = self.expr(n.src[1], idx, valid)
+            pos = self.tmp("int", f"({i}<0?0:{i}>{size - 1}?{size - 1}:{i})")
+            sidx = tuple(Lin.var(pos, size) if a == n.arg else j for a, j in enumerate(idx))
+            return self.expr(n.src[0], sidx, valid)
         srcs = [self.expr(s, idx, valid) for s in n.src]
         if self.vecs.intersection(srcs):
             if n.dtype.name != "float32" or op not in _VEC_OPS:

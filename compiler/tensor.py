@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
 
-from . import lazy
+from . import autograd, lazy
 from .device import canonicalize, to_device
 from .dtypes import DType, dtypes, promote, reduce_identity, to_dtype
 from .errors import DTypeError, IndexOutOfRangeError, ShapeError
@@ -61,14 +62,20 @@ def _pair(x, n: int = 2) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,) * n
 
 
+# leaf tensors with requires_grad, by node id: backward() stores each leaf's gradient in its `.grad`
+_LEAVES: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()
+
+
 class Tensor:
     """A lazy n-dimensional array on a device; operations build a graph that `realize()` runs."""
 
-    __slots__ = ("node",)
+    __slots__ = ("node", "grad", "__weakref__")
     __hash__ = object.__hash__
     _rng = np.random.default_rng(0)
+    training = False  # layers such as dropout and batch norm read this (nn modules keep their own flag)
 
-    def __init__(self, data, device: str | None = None, dtype=None):
+    def __init__(self, data, device: str | None = None, dtype=None, requires_grad: bool = False):
+        self.grad: Tensor | None = None
         if isinstance(data, Node):
             self.node = data
             return
@@ -80,6 +87,75 @@ class Tensor:
         _check_conversion(arr, dt, warn_narrowing=dtype is None and isinstance(data, np.ndarray))
         arr = arr.astype(dt.np, order="C")
         self.node = lazy.load(to_device(arr, dt, device), arr.shape, dt, device)
+        if requires_grad:
+            self.requires_grad = True
+
+    # --- autograd ----------------------------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients flow to (a parameter) or through (a value computed from one) this tensor."""
+        return self.node.requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and not self.dtype.is_float:
+            raise DTypeError(f"requires_grad: only float tensors can have gradients, this one is {self.dtype.name}")
+        if self.node.ad is not None:
+            raise DTypeError("requires_grad: set it on leaf tensors (parameters); use .detach() on computed ones")
+        self.node.requires_grad = bool(value)
+        if value:
+            _LEAVES[self.node.id] = self
+        else:
+            _LEAVES.pop(self.node.id, None)
+
+    def requires_grad_(self, value: bool = True) -> Tensor:
+        """Set requires_grad in place; returns self."""
+        self.requires_grad = value
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors that backward() gives a `.grad` (not computed from a parameter)."""
+        return self.node.ad is None
+
+    def backward(self, gradient: Tensor | None = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf with requires_grad; runs the kernels."""
+        leaves = autograd.gradients(self.node, None if gradient is None else gradient.node, retain_graph)
+        done = []
+        with autograd.no_grad():
+            for nid, (n, g) in leaves.items():
+                t = _LEAVES.get(nid)
+                if t is None or t.node is not n:
+                    continue
+                t.grad = Tensor(g) if t.grad is None else t.grad + Tensor(g)
+                done.append(t.grad)
+        self.realize(*done)
+
+    def detach(self) -> Tensor:
+        """The same values with no gradient history."""
+        n = self.node
+        if n.realized:
+            return Tensor(lazy.load(n.buffer, n.shape, n.dtype, n.device))
+        with autograd.no_grad():
+            return Tensor(Node(n.op, n.src, n.arg, n.shape, n.dtype, n.device))
+
+    def assign(self, value) -> Tensor:
+        """Replace the values in place (same shape and dtype), keeping requires_grad; returns self."""
+        v = value if isinstance(value, Tensor) else Tensor(value, device=self.device, dtype=self.dtype)
+        if v.shape != self.shape:
+            raise ShapeError(f"assign: value of shape {v.shape} for a tensor of shape {self.shape}")
+        if v.device != self.device:
+            v = v.to(self.device)
+        v = v.cast(self.dtype)
+        keep = self.requires_grad
+        if keep or v.node.requires_grad:
+            v = v.detach()  # a node of its own: marking it a leaf must not touch the value's other users
+        if keep:
+            _LEAVES.pop(self.node.id, None)
+        self.node = v.node
+        if keep:
+            self.requires_grad = True
+        return self
 
     # --- properties and realization ----------------------------------------------------------------
     @property
@@ -721,8 +797,16 @@ class Tensor:
         return ts[0].unsqueeze(a).cat(*[t.unsqueeze(a) for t in ts[1:]], axis=a)
 
     def __getitem__(self, index) -> Tensor:
-        """Basic indexing: ints, slices (any step), None and Ellipsis."""
+        """Basic indexing (ints, slices with any step, None, Ellipsis) plus one integer array index."""
         idx = list(index) if isinstance(index, tuple) else [index]
+        arrays = [k for k, i in enumerate(idx) if isinstance(i, (Tensor, list, np.ndarray))]
+        if arrays:
+            k = arrays[0]
+            if len(arrays) > 1 or Ellipsis in idx[:k]:
+                raise ShapeError("getitem: one integer array index is supported, with no ... before it")
+            rest = self[tuple(idx[:k] + [slice(None)] + idx[k + 1 :])]
+            axis = sum(1 for i in idx[:k] if i is None or isinstance(i, slice))
+            return rest.take(idx[k], axis=axis)
         n_real = sum(1 for i in idx if i is not None and i is not Ellipsis)
         if n_real > self.ndim:
             raise ShapeError(f"getitem: {n_real} indices for a {self.ndim}-d tensor {self.shape}")
@@ -1102,11 +1186,44 @@ class Tensor:
                 raise IndexOutOfRangeError(
                     f"embedding: index {bad.flat[0]} out of range for a table of {v} rows (valid: 0..{v - 1})"
                 )
-        idx = self.cast(dtypes.int32).reshape(self.shape + (1, 1))._broadcast_to(self.shape + (v, d))
-        rows = Tensor.arange(v, device=self.device).reshape(v, 1)._broadcast_to_right(self.shape + (v, d))
-        w = weight._broadcast_to_right(self.shape + (v, d))
-        # one term per row is non-zero, so the sum is exact in one pass (no blocked sum)
-        return (idx == rows).where(w, 0)._reduce(Ops.SUM, -2, False)
+        return weight.take(self, axis=0)
+
+    def gather(self, dim: int, index: Tensor) -> Tensor:
+        """torch.gather: out[p] = self[p with p[dim] = index[p]]; index has self's rank, and its size may
+        differ from self's on dim only (indices are clamped to the axis)."""
+        index = _as_index(index, self.device, "gather")
+        a = self._axis(dim)
+        return Tensor(lazy.gather(self.node, index.node, a))
+
+    def take(self, indices, axis: int = 0) -> Tensor:
+        """numpy.take: slices of self along axis at integer indices (negative ones count from the end);
+        the result has shape self.shape[:axis] + indices.shape + self.shape[axis + 1:]."""
+        idx = _as_index(indices, self.device, "take")
+        a = self._axis(axis)
+        n, ishape = self.shape[a], idx.shape
+        p, q, m = math.prod(self.shape[:a]), math.prod(self.shape[a + 1 :]), idx.numel()
+        idx = (idx < 0).where(idx + n, idx).reshape(1, m, 1)._broadcast_to((p, m, q))
+        out = Tensor(lazy.gather(self.reshape(p, n, q).node, idx.node, 1))
+        return out.reshape(self.shape[:a] + ishape + self.shape[a + 1 :])
+
+    def cumsum(self, axis: int = 0) -> Tensor:
+        """Running sum along axis (as a masked sum over a lower-triangular window: O(n^2) per row)."""
+        a = self._axis(axis)
+        n = self.shape[a]
+        x = self.transpose(a, -1) if a != self.ndim - 1 else self
+        tri = Tensor.arange(n, device=self.device).reshape(n, 1) >= Tensor.arange(n, device=self.device).reshape(1, n)
+        out = tri.where(x.unsqueeze(-2), 0).sum(-1, dtype=x.dtype if x.dtype.priority >= 3 else None)
+        return out.transpose(a, -1) if a != self.ndim - 1 else out
+
+    def dropout(self, p: float = 0.5, training: bool | None = None) -> Tensor:
+        """Zero each element with probability p and scale the rest by 1/(1-p) while training."""
+        training = Tensor.training if training is None else training
+        if not training or p == 0:
+            return self
+        if not 0 <= p < 1:
+            raise ShapeError(f"dropout: probability {p} must be in [0, 1)")
+        keep = Tensor.rand(*self.shape, device=self.device) >= p
+        return keep.where(self * (1.0 / (1.0 - p)), 0.0)
 
     def scaled_dot_product_attention(
         self, key: Tensor, value: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False
@@ -1121,6 +1238,18 @@ class Tensor:
             is_bool = attn_mask.dtype == dtypes.bool
             scores = attn_mask.where(scores, -math.inf) if is_bool else scores + attn_mask
         return scores.softmax(-1).matmul(value)
+
+
+def _as_index(idx, device: str, name: str) -> Tensor:
+    """Integer indices as an int32 tensor on device; floats are rejected with the cast to use."""
+    if not isinstance(idx, Tensor):
+        arr = np.asarray(idx)
+        if arr.dtype.kind not in "iu":
+            raise DTypeError(f"{name}: indices must be integers, got {arr.dtype}; cast with .astype(np.int32)")
+        idx = Tensor(arr, device=device, dtype=dtypes.int32)
+    if not idx.dtype.is_int:
+        raise DTypeError(f"{name}: indices must be an integer tensor, got {idx.dtype.name}; use .int()")
+    return idx.cast(dtypes.int32)
 
 
 def _matmul_acc(dt: DType) -> DType:

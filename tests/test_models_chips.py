@@ -28,7 +28,7 @@ def test_required_chips_present_with_sources():
 
 
 def test_ratios_match_reference_c():
-    # cost_power_model.md (c): 7900 XTX 123 TFLOPS/$1k, 0.35 TFLOPS/W; H100 SXM ~36, 1.41; tinybox red 49
+    # docs/sources.md (c): 7900 XTX 123 TFLOPS/$1k, 0.35 TFLOPS/W; H100 SXM ~36, 1.41; tinybox red 49
     xtx = find_chip("7900xtx")
     assert xtx.tflops_per_kusd == pytest.approx(122.9, abs=0.1)
     assert xtx.tflops_per_w == pytest.approx(0.346, abs=0.001)

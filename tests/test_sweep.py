@@ -7,6 +7,8 @@ import sqlite3
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from workbench.cli import main
 from workbench.pareto import pareto_mask, pareto_ranks
@@ -167,3 +169,77 @@ def test_cli_sweep_json_results_export_and_report(spec_path, tmp_path, capsys):
     assert page.count("data:image/png;base64") == 4 and "Frontier designs" in page  # 3D + 3 pairs
     assert main(["results", str(db), "--where", "bogus>1"]) == 2
     assert "unknown field 'bogus'" in capsys.readouterr().err
+
+
+def test_shared_simulation_gives_the_same_figures_as_estimate(tmp_path):
+    # points differing only in clock, node or [cost] reuse one simulation: the figures must equal a fresh estimate
+    from workbench.estimate import Workload, estimate
+    from workbench.sweep import group_tasks
+    from workbench.sweep_workloads import _TIMINGS
+
+    path = tmp_path / "s.toml"
+    path.write_text("""\
+[sweep]
+base = "edge-int8-16x16"
+[parameters]
+"matrix.dataflow" = ["os", "ws"]
+"chip.clock_hz" = [0.5e9, 1.5e9]
+"chip.node_nm" = [16, 5]
+"cost.margin" = [0.0, 0.6]
+[[workloads]]
+gemm = "96x80x200"
+""")
+    spec = load_spec(path)
+    _TIMINGS.clear()
+    tasks = make_tasks(spec, spec.grid())
+    assert [len(g) for g in group_tasks(tasks)] == [16]
+    by8 = group_tasks(tasks, 8)  # the points sharing a simulation stay together
+    assert [len({t.design.matrix.dataflow for t in g}) for g in by8] == [1, 1]
+    assert sorted(len(g) for g in group_tasks(tasks, 5)) == [3, 3, 5, 5]
+    for t in tasks:
+        fresh = estimate(t.design, Workload(t.workload.name, t.workload.layers))
+        want = {k: {"value": f.value, "unit": f.unit, "provenance": f.provenance, "note": f.note}
+                for k, f in fresh.figures.items()}
+        assert t.workload.evaluate(t.design) == want
+    assert len(_TIMINGS) == 4  # 2 dataflows x (as-is, ideal memory)
+
+
+def test_cli_unreachable_scheduler_is_a_user_error(spec_path, tmp_path, capsys):
+    db = tmp_path / "x.db"
+    assert main(["sweep", str(spec_path), "--db", str(db), "--scheduler", "127.0.0.1:notaport"]) == 2
+    err = capsys.readouterr().err
+    assert "--scheduler 127.0.0.1:notaport: cannot reach a Dask scheduler" in err and "dask scheduler" in err
+    assert not db.exists()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 40), st.integers(2, 3), st.integers(0, 2**32 - 1))
+def test_pareto_mask_matches_the_definition(n, k, seed):
+    rng = np.random.default_rng(seed)
+    v = rng.integers(0, 4, (n, k)).astype(float)  # small integers: many ties and duplicates
+    maximize = list(rng.random(k) < 0.5)
+    w = np.where(maximize, -v, v)
+    dominated = [bool(np.any(np.all(w <= w[i], axis=1) & np.any(w < w[i], axis=1))) for i in range(n)]
+    assert pareto_mask(v, maximize).tolist() == [not d for d in dominated]
+    ranks = pareto_ranks(v, maximize)
+    assert (ranks == 0).tolist() == [not d for d in dominated] and ranks.min() == 0
+
+
+def test_progress_bar_and_report_from_the_sweep_command(spec_path, tmp_path, capsys):
+    db, report = tmp_path / "p.db", tmp_path / "p.html"
+    assert main(["sweep", str(spec_path), "--db", str(db), "--scheduler", "inline", "--report", str(report)]) == 0
+    captured = capsys.readouterr()
+    assert "points/s" in captured.err and "best tflops_per_kusd" in captured.err  # the bar, on stderr
+    assert "sweep tiny: 16 results (8 design points x 2 workloads)" in captured.out and "Frontier over" in captured.out
+    page = report.read_text()
+    assert page.count("data:image/png;base64") == 1  # the workload that never fits has no points to plot
+    assert "Chips (orange squares)" in page and "Workload too-big" in page and "8 failed" in page
+
+
+def test_results_of_a_file_that_is_not_a_database(tmp_path, capsys):
+    bad = tmp_path / "notes.db"
+    bad.write_text("not sqlite at all " * 100)
+    assert main(["results", str(bad)]) == 2
+    assert "not a results database" in capsys.readouterr().err
+    assert main(["results", str(tmp_path / "missing.db")]) == 2
+    assert "results database not found" in capsys.readouterr().err

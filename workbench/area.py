@@ -1,7 +1,7 @@
 """Per-component die area of a design at its node: MAC array, SRAMs, vector unit, control, DMA and PHYs.
 
 Logic areas start from 45 nm (Horowitz) or 40 nm (Aladdin) figures and are scaled by Stillmaker-Baas area
-factors (cost_power_model.md b.2); SRAM uses an effective die-level density (b.5); PHYs do not scale (b.7).
+factors (docs/sources.md b.2); SRAM uses an effective die-level density (b.5); PHYs do not scale (b.7).
 An RTL synthesis result (NAND2-equivalent gates per block, per core) replaces the modelled logic area of
 the blocks it names.
 """

@@ -1,6 +1,6 @@
 """The chip database: real accelerators with datasheet figures, sources and which fields are estimates.
 
-Data: `workbench/chips.csv`, a copy of shared/reference/chips.csv with a short `key` per chip and a
+Data: `workbench/chips.csv`, a copy of the project's reference chip table (sources in docs/sources.md (e)) with a short `key` per chip and a
 `measured_matmul_tflops` column (published measured dense 16-bit matmul throughput, taken from the
 reference file's notes: stas00/ml-engineering MAMF for datacenter parts, the tinygrad/ROCm figure for the
 7900 XTX).

@@ -12,6 +12,7 @@ from isa.design import load_design
 from isa.fields import Spec
 from workbench.cli_args import COUNT, MARGIN, NON_NEGATIVE, POSITIVE, spec_type
 from workbench.errors import UsageError
+from workbench.tables import Column, fit_table
 
 
 def _add(table, *cells: str) -> None:
@@ -24,53 +25,43 @@ def _add(table, *cells: str) -> None:
 def _console():
     from rich.console import Console
 
-    return Console(width=max(170, Console().width))
+    return Console()  # the terminal's width (80 when not a terminal, or $COLUMNS)
 
 
 def _fmt(v: float | None, spec: str = ",.1f") -> str:
     return "—" if v is None else format(v, spec)
 
 
-def cmd_chips(args: argparse.Namespace) -> int:
-    """List the chip database with peak TFLOPS per $1000 and per watt (datasheet)."""
-    from rich.table import Table
+CHIP_COLUMNS = (
+    Column("key", "left"),
+    Column("name", "left", wrap=True),
+    Column("price $", priority=1),
+    Column("node", "left", wrap=True, priority=4),
+    Column("die mm^2", priority=5),
+    Column("TDP W", priority=2),
+    Column("memory", "left", wrap=True, priority=4),
+    Column("GB/s", priority=3),
+    Column("FP32 TFLOPS", priority=3),
+    Column("16-bit TFLOPS", priority=0),
+    Column("INT8 TOPS", priority=2),
+    Column("16-bit TFLOPS/$1k", priority=1),
+    Column("16-bit TFLOPS/W", priority=1),
+)
 
+
+def cmd_chips(args: argparse.Namespace) -> int:
+    """List the chip database with peak 16-bit TFLOPS per $1000 and per watt (datasheet)."""
     from workbench.chips import all_chips
 
     chips = all_chips()
     if args.json:
         print(json.dumps([c.to_json() for c in chips], indent=1))
         return 0
-    table = Table(title="Chip database (datasheet; \\[E] = estimate; TF = TFLOPS, dense 16-bit matrix peak)")
-    for col in (
-        "key",
-        "name",
-        "price $",
-        "node",
-        "die mm^2",
-        "TDP W",
-        "memory",
-        "GB/s",
-        "FP32",
-        "FP16/BF16",
-        "INT8",
-        "TF/$1k",
-        "TF/W",
-    ):
-        table.add_column(
-            col,
-            justify="left" if col in ("key", "name", "node", "memory") else "right",
-            overflow="ellipsis",
-            no_wrap=True,
-            max_width={"name": 22, "node": 14, "memory": 16}.get(col),
-        )
-    for c in chips:
-        est = "[E]" if c.price_is_estimate and c.price_usd else ""
-        _add(
-            table,
+    rows = [
+        (
             c.key,
             c.name,
-            f"{_fmt(c.price_usd, ',.0f')}{est}",
+            f"{_fmt(c.price_usd, ',.0f')}{'[E]' if c.price_is_estimate and c.price_usd else ''}",
             c.process_node,
             _fmt(c.die_area_mm2, ",.0f"),
             _fmt(c.tdp_w, ",.0f"),
@@ -82,7 +73,11 @@ def cmd_chips(args: argparse.Namespace) -> int:
             _fmt(c.tflops_per_kusd),
             _fmt(c.tflops_per_w, ".2f"),
         )
-    _console().print(table)
+        for c in chips
+    ]
+    console = _console()
+    title = "Chip database: datasheet dense peaks (TFLOPS: FP32 and 16-bit FP16/BF16; TOPS: INT8); street/list prices"
+    console.print(fit_table(title, CHIP_COLUMNS, rows, console, caption="[E] = estimate."))
     return 0
 
 
@@ -230,13 +225,14 @@ def _print_estimate(est, design) -> None:
     from rich.table import Table
 
     console = _console()
-    t = Table(title=f"estimate: {est.design} on {est.workload}")
-    for col in ("figure", "value", "unit", "provenance", "note"):
-        t.add_column(col, justify="right" if col == "value" else "left", overflow="fold")
-    for name, f in est.figures.items():
-        value = "—" if f.value is None else (f"{f.value:,.4g}" if abs(f.value) < 1e6 else f"{f.value:,.0f}")
-        _add(t, name, value, f.unit, f.provenance, f.note)
-    console.print(t)
+    rows = [
+        (name, "—" if f.value is None else (f"{f.value:,.4g}" if abs(f.value) < 1e6 else f"{f.value:,.0f}"), f.unit,
+         f.provenance, f.note)
+        for name, f in est.figures.items()
+    ]
+    columns = (Column("figure", "left", wrap=True), Column("value"), Column("unit", "left", wrap=True),
+               Column("provenance", "left", wrap=True, priority=1), Column("note", "left", wrap=True, priority=2))
+    console.print(fit_table(f"estimate: {est.design} on {est.workload}", columns, rows, console))
     a = Table(title=f"area at {est.area.node} (modelled, mm^2)")
     for col in ("component", "mm^2", "detail", "source"):
         a.add_column(col, overflow="fold")
@@ -244,7 +240,7 @@ def _print_estimate(est, design) -> None:
         _add(a, i.name, f"{i.mm2:,.3f}", i.detail, i.source)
     _add(a, "total", f"{est.area.total_mm2:,.3f}", "", "")
     console.print(a)
-    c = Table(title="unit cost (modelled, USD)")
+    c = Table(title="unit cost to make (modelled, USD; no board)")
     for col in ("term", "USD", "detail", "source"):
         c.add_column(col, overflow="fold")
     for term in est.cost.terms:

@@ -112,18 +112,19 @@ def model_cost_performance(design_name: str):
 def demo(args: argparse.Namespace) -> int:
     """Run every stage and print the comparison."""
     from rich.console import Console
-    from rich.table import Table
 
     from workbench.chips import find_chip
+    from workbench.tables import Column, fit_table
 
-    console = Console(width=max(Console().width, 130))
+    load_design(args.design)  # the design and the chip are checked before the (longer) runs
+    chip = find_chip(args.chip)
+    console = Console()  # rich fits the terminal's width; --json is the form for machines
     if not args.json:
         console.print(f"[bold]Petaflop Workbench demo[/]: MLP {BATCH}x{D_IN} -> {D_HIDDEN} (ReLU) -> {D_OUT}, "
                       f"{mlp_flops() / 1e6:.1f} MFLOP per forward pass")
     dev = run_on_device(args.device)
     sim = run_on_simulator(args.design)
     est = model_cost_performance(args.design)
-    chip = find_chip(args.chip)
     fig = est.figures
     if args.json:
         print(json.dumps({"device": asdict(dev), "simulated": asdict(sim),
@@ -141,27 +142,29 @@ def demo(args: argparse.Namespace) -> int:
                   + ("[green]bit-exact vs the same graph on REF[/]" if sim.bit_exact else "[red]DIFFERS from REF[/]")
                   + f"; vs the float model cosine {sim.cosine_to_float:.4f}, top-1 agreement {sim.top1_agreement:.0%}"
                   + (f"; {sim.host_ops} kernel(s) on the host" if sim.host_ops else ""))
-    table = Table(title="3. Cost-performance side by side")
-    for col in ("", "TFLOPS", "price $", "power W", "TFLOPS/$1k", "TFLOPS/W", "provenance"):
-        table.add_column(col, justify="right" if col not in ("", "provenance") else "left")
-    table.add_row(f"{dev.device}: {dev.device_name}", f"{dev.gflops / 1e3:.4f}", "-", "-", "-", "-",
-                  "measured (no price/power known for this host device)")
     price = fig["price_usd"].value
     watts = fig["average_power_w"].value
     achieved = fig["achieved_tflops"].value
-    table.add_row(f"{sim.design} on this MLP", f"{achieved:.4f}", f"{price:,.0f}", f"{watts:.2f}",
-                  f"{achieved / price * 1e3:.3f}", f"{achieved / watts:.3f}", "simulated + modelled")
     peak = fig["peak_tflops"].value
     peak_w = fig["peak_rate_power_w"].value
-    table.add_row(f"{sim.design} at peak", f"{peak:.4f}", f"{price:,.0f}", f"{peak_w:.2f}",
-                  f"{peak / price * 1e3:.3f}", f"{peak / peak_w:.3f}", "modelled")
+    ops = fig["peak_tflops"].unit  # "TOPS int8": the simulated model is integer
     cp = chip.peak_16bit_tflops
-    per_k = f"{chip.tflops_per_kusd:.1f}" if chip.tflops_per_kusd else "-"
-    per_w = f"{chip.tflops_per_w:.2f}" if chip.tflops_per_w else "-"
-    table.add_row(f"{chip.name} at peak (16-bit)", f"{cp:.1f}" if cp else "-",
-                  f"{chip.price_usd:,.0f}" if chip.price_usd else "-",
-                  f"{chip.tdp_w:.0f}" if chip.tdp_w else "-", per_k, per_w, "datasheet")
-    console.print(table)
+    rows = [
+        (f"{dev.device}: {dev.device_name}", "TFLOPS fp32", f"{dev.gflops / 1e3:.4f}", "-", "-", "-", "-",
+         "measured (no price or power known for this host device)"),
+        (f"{sim.design} on this MLP", ops, f"{achieved:.4f}", f"{price:,.0f} make", f"{watts:.2f}",
+         f"{achieved / price * 1e3:.3f}", f"{achieved / watts:.3f}", "simulated + modelled; price = cost to make"),
+        (f"{sim.design} at peak", ops, f"{peak:.4f}", f"{price:,.0f} make", f"{peak_w:.2f}",
+         f"{peak / price * 1e3:.3f}", f"{peak / peak_w:.3f}", "modelled; price = cost to make"),
+        (f"{chip.name} at peak", "TFLOPS 16-bit", f"{cp:.1f}" if cp else "-",
+         f"{chip.price_usd:,.0f} street" if chip.price_usd else "-", f"{chip.tdp_w:.0f}" if chip.tdp_w else "-",
+         f"{chip.tflops_per_kusd:.1f}" if chip.tflops_per_kusd else "-",
+         f"{chip.tflops_per_w:.2f}" if chip.tflops_per_w else "-", "datasheet; price = street/list price"),
+    ]
+    columns = [Column("", "left", wrap=True), Column("ops", "left", wrap=True), Column("rate"),
+               Column("price $"), Column("power W", priority=2), Column("rate per $1k"), Column("rate per W"),
+               Column("provenance", "left", wrap=True, priority=1)]
+    console.print(fit_table("3. Cost-performance side by side (rate in the row's ops unit)", columns, rows, console))
     console.print("[dim]Next: `workbench compare` for every shipped design beside real chips, "
                   "`workbench sim gemm --help`, `workbench rtl --help`.[/]")
     return 0 if dev.matches_numpy and sim.bit_exact else 1

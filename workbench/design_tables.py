@@ -12,6 +12,7 @@ from typing import Any
 
 from isa.design import Design
 from isa.fields import Spec, check_number, is_number
+from workbench.cost import MAX_HARVEST_BLOCKS
 from workbench.errors import UsageError
 
 
@@ -85,7 +86,7 @@ def _check(where: str, name: str, v: Any, spec: Spec) -> Any:
             raise DesignTableError(
                 f"{where}: field '{name}' = {v!r} must be a table {{blocks = N, required = K, fraction = F}}"
             )
-        blocks = check_number(where, f"{name}.blocks", v["blocks"], Spec("int", 1, 100_000), DesignTableError)
+        blocks = check_number(where, f"{name}.blocks", v["blocks"], Spec("int", 1, MAX_HARVEST_BLOCKS), DesignTableError)
         required = check_number(where, f"{name}.required", v["required"], Spec("int", 1, blocks), DesignTableError)
         frac = check_number(
             where, f"{name}.fraction", v["fraction"], Spec("number", 0, 1, True, True), DesignTableError

@@ -105,7 +105,7 @@ def check_gpu_backends() -> list[Check]:
 
         checks.append(Check("cuda nvrtc", True, f"NVRTC {nvrtc_version()} (compiles CUDA kernels without a GPU)",
                             required=False))
-    except Exception as exc:  # noqa: BLE001 - the reason is the report
+    except Exception as exc:  # the reason is the report
         checks.append(Check("cuda nvrtc", False, str(exc).splitlines()[0], "pip install 'petaflop-workbench[cuda]'",
                             required=False))
     for fam, fix in (("CUDA", "install the NVIDIA driver and 'petaflop-workbench[cuda]'"),
@@ -119,7 +119,7 @@ def check_gpu_backends() -> list[Check]:
 
         checks.append(Check("hip offline compile", True, f"zig {zig_version()} clang (HIP kernels -> gfx objects)",
                             required=False))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         checks.append(Check("hip offline compile", False, str(exc).splitlines()[0], "pip install ziglang",
                             required=False))
     env = os.environ.get("WB_DEVICE")
@@ -128,7 +128,7 @@ def check_gpu_backends() -> list[Check]:
         why = "from WB_DEVICE" if env else "the first GPU found" if default.split(":")[0] in ("CUDA", "HIP") or (
             default.startswith("CL") and "GPU" in device.describe(default)) else "no GPU found"
         checks.append(Check("default device", True, f"{default} = {device.describe(default)} ({why})"))
-    except Exception as exc:  # noqa: BLE001 - a bad WB_DEVICE
+    except Exception as exc:  # a bad WB_DEVICE
         checks.append(Check("default device", False, str(exc).splitlines()[0], "unset WB_DEVICE or name an available device"))
     return checks
 
@@ -155,7 +155,7 @@ def doctor(args: argparse.Namespace) -> int:
         for c in checks:
             status = "[green]ok[/]" if c.ok else ("[red]MISSING[/]" if c.required else "[yellow]optional[/]")
             table.add_row(c.name, status, escape(c.detail), "" if c.ok else escape(c.fix))  # "[cuda]" is no markup
-        console = Console(width=max(120, Console().width))
+        console = Console()  # fits the terminal; columns fold rather than overflow
         console.print(table)
         if missing:
             console.print(f"[red]{len(missing)} required item(s) missing:[/] " + "; ".join(

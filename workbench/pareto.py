@@ -14,20 +14,25 @@ def _as_min(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
     return np.where(np.asarray(maximize, dtype=bool), -v, v)
 
 
-def dominated_by_any(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
-    """Boolean mask: True where some other point is at least as good everywhere and better somewhere."""
-    v = _as_min(values, maximize)
-    out = np.zeros(len(v), dtype=bool)
-    for i in range(len(v)):
-        no_worse = np.all(v <= v[i], axis=1)
-        better = np.any(v < v[i], axis=1)
-        out[i] = bool(np.any(no_worse & better))
-    return out
-
-
 def pareto_mask(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
-    """Boolean mask of the non-dominated points (ties are all kept)."""
-    return ~dominated_by_any(values, maximize)
+    """Boolean mask of the non-dominated points (ties are all kept).
+
+    A point is dominated when another is at least as good on every objective and better on one. Each kept
+    point in turn drops every point it dominates, so the cost is O(points x frontier size).
+    """
+    v = _as_min(values, maximize)
+    order = np.argsort(v.sum(axis=1), kind="stable")  # likely dominators first: fewer survivors to scan
+    pts, idx = v[order], order
+    i = 0
+    while i < len(pts):
+        p = pts[i]
+        keep = np.any(pts < p, axis=1) | np.all(pts == p, axis=1)
+        keep[i] = True
+        pts, idx = pts[keep], idx[keep]
+        i = int(np.count_nonzero(keep[:i])) + 1
+    mask = np.zeros(len(v), dtype=bool)
+    mask[idx] = True
+    return mask
 
 
 def pareto_ranks(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 The client builds the points, skips the ones whose content key is already in the database (resume), submits
 the rest to a Dask cluster (a `LocalCluster` here, or `--scheduler tcp://HOST:PORT`), and records each result in
-one SQLite transaction. The simulator work runs on the workers (`run_point`). A worker lost mid-point has its
+one SQLite transaction. The simulator work runs on the workers (`run_points`: one task per group of points that
+share a simulation, see `group_tasks`). A worker lost mid-point has its
 task rescheduled by Dask; a point whose model raises is recorded with its error and the sweep goes on.
 
 Adaptive strategy: a quarter of the budget goes to a seeded random sample of the space; then, in rounds of
@@ -14,6 +15,8 @@ Rounds are synchronous, so a sweep with the same seed always picks the same poin
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import random
@@ -29,7 +32,7 @@ from workbench.pareto import feasible, rank_rows
 from workbench.results_db import ResultsDB, design_content, point_key
 from workbench.sweep_metrics import METRICS, metrics_from_figures
 from workbench.sweep_spec import SweepSpec, SweepSpecError
-from workbench.sweep_workloads import SweepWorkload, evaluate_point
+from workbench.sweep_workloads import SweepWorkload, evaluate_point, timing_key
 
 DEFAULT_WORKERS = 2
 
@@ -53,6 +56,30 @@ def run_point(design: Design, workload: SweepWorkload) -> dict[str, Any]:
     out["eval_cpu_seconds"] = time.process_time() - c0  # unlike wall time, not inflated by a busy machine
     out["worker"] = f"{socket.gethostname()}:{os.getpid()}"
     return out
+
+
+def run_points(pairs: list[tuple[Design, SweepWorkload]]) -> list[dict[str, Any]]:
+    """`run_point` for a group of points (on one worker, so points sharing a simulation compute it once)."""
+    return [run_point(design, workload) for design, workload in pairs]
+
+
+MAX_GROUP = 16  # points per Dask task at most: amortizes Dask's per-task cost, keeps the progress bar live
+
+
+def group_tasks(tasks: list[Task], size: int = MAX_GROUP) -> list[list[Task]]:
+    """Tasks packed into groups of at most `size`, the points that share a simulation (`timing_key`, workload)
+    kept together, in grid order."""
+    shared: dict[Any, list[Task]] = {}
+    for t in tasks:
+        shared.setdefault((timing_key(t.design), json.dumps(t.workload.key(), sort_keys=True)), []).append(t)
+    groups: list[list[Task]] = [[]]
+    for members in shared.values():
+        for i in range(0, len(members), size):
+            part = members[i:i + size]
+            if len(groups[-1]) + len(part) > size:
+                groups.append([])
+            groups[-1].extend(part)
+    return [g for g in groups if g]
 
 
 def make_tasks(spec: SweepSpec, indices: Iterable[tuple[int, ...]]) -> list[Task]:
@@ -89,6 +116,12 @@ def result_row(task: Task, out: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _import_models() -> None:
+    """Import the simulator and the models (run once on each worker)."""
+    import compiler.accel.gemm_run  # noqa: F401
+    import workbench.estimate  # noqa: F401
+
+
 # ---- executors: where the points run ------------------------------------------------------------------------
 
 
@@ -102,7 +135,7 @@ class DaskExecutor:
         if address:
             try:
                 self.client = Client(address, timeout="10s")
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 raise SweepSpecError(f"--scheduler {address}: cannot reach a Dask scheduler ({exc}); start one with "
                                      "`dask scheduler` and workers with `dask worker ADDRESS` (docs/sweeps.md)") from None
         else:
@@ -110,6 +143,7 @@ class DaskExecutor:
                                         dashboard_address=None, silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         self.address = self.client.scheduler.address
+        self.client.run(_import_models)  # each worker's one-time imports, before the first point's clock starts
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any] | BaseException]]:
         """(task, result) as each finishes; a task Dask gave up on (e.g. KilledWorker) yields its exception."""
@@ -117,17 +151,22 @@ class DaskExecutor:
 
         by_key = {}
         futures = []
-        for t in tasks:
-            # the content key names the task: the scheduler never runs one point twice at once
-            fut = self.client.submit(run_point, t.design, t.workload, key=f"sweep-point-{t.key}", pure=False)
-            by_key[fut.key] = t
+        threads = max(1, sum(self.client.nthreads().values()))
+        size = max(1, min(MAX_GROUP, -(-len(tasks) // (8 * threads))))  # >= 8 tasks per worker thread to balance
+        for group in group_tasks(tasks, size):
+            # named by the points' content keys: the scheduler never runs the same group twice at once
+            name = hashlib.sha256("".join(t.key for t in group).encode()).hexdigest()
+            fut = self.client.submit(run_points, [(t.design, t.workload) for t in group], key=f"sweep-{name}",
+                                     pure=False)
+            by_key[fut.key] = group
             futures.append(fut)
         try:
-            for fut in as_completed(futures):
-                try:
-                    yield by_key[fut.key], fut.result()
-                except Exception as exc:  # lost to the cluster, not the model: not recorded
-                    yield by_key[fut.key], exc
+            # with_results: the results come back with the completion notice, not in a round trip per task
+            for fut, outs in as_completed(futures, with_results=True, raise_errors=False):
+                group = by_key[fut.key]
+                if fut.status == "error" or isinstance(outs, BaseException):  # lost to the cluster (KilledWorker),
+                    outs = [fut.exception() if fut.status == "error" else outs] * len(group)  # not the model
+                yield from zip(group, outs, strict=True)
                 fut.release()
         finally:
             for fut in futures:
@@ -235,7 +274,8 @@ def frontier_rows(rows: list[dict[str, Any]], spec: SweepSpec) -> list[dict[str,
         if rank == 0:
             out.append({"design": r["design_name"], "workload": r["workload"], "params": r["params"],
                         **{m: r[m] for m in METRICS}})
-    return out
+    first = METRICS[spec.frontier[0]]
+    return sorted(out, key=lambda f: f[first.name], reverse=first.maximize)
 
 
 def _describe(row: dict[str, Any] | None, metric: str) -> str:
@@ -245,7 +285,7 @@ def _describe(row: dict[str, Any] | None, metric: str) -> str:
     return f"best {metric} {row[metric]:.4g} {m.unit}: {row['design_name']}"
 
 
-def _summary_row(row: dict[str, Any] | None, spec: SweepSpec) -> dict[str, Any] | None:
+def _summary_row(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
     return {"design": row["design_name"], "workload": row["workload"], "params": row["params"],
@@ -260,13 +300,17 @@ def run_sweep(spec: SweepSpec, db_path: str | Path, *, scheduler: str | None = N
     scheduler: None for a LocalCluster of `workers` processes, "inline" for this process, else a Dask address.
     """
     t0 = time.perf_counter()
-    db = ResultsDB(db_path)
+    own = executor is None
+    if own:  # before the database: an unreachable scheduler leaves no file behind
+        executor = InlineExecutor() if scheduler == "inline" else DaskExecutor(scheduler, workers)
+    try:
+        db = ResultsDB(db_path)
+    except BaseException:
+        if own:
+            executor.close()
+        raise
     spec_text = Path(spec.path).read_text() if Path(spec.path).is_file() else ""
     constraints = [{"metric": c.metric, "min": c.low, "max": c.high} for c in spec.constraints]
-    db.begin_sweep(spec.name, spec.path, spec_text, spec.strategy, spec.frontier, constraints)
-    own = executor is None
-    if own:
-        executor = InlineExecutor() if scheduler == "inline" else DaskExecutor(scheduler, workers)
     state = {"computed": 0, "reused": 0, "errors": 0, "lost": 0, "done": 0}
     bar = Progress(0, progress, f"sweep {spec.name}")
     rows_cache: list[dict[str, Any]] = []
@@ -299,6 +343,7 @@ def run_sweep(spec: SweepSpec, db_path: str | Path, *, scheduler: str | None = N
             bar.update(state["done"], rate, _describe(best, spec.frontier[0]))
 
     try:
+        db.begin_sweep(spec.name, spec.path, spec_text, spec.strategy, spec.frontier, constraints)
         if spec.strategy == "adaptive":
             _adaptive(spec, run_batch, lambda: rows_cache, bar)
         else:
@@ -320,7 +365,7 @@ def run_sweep(spec: SweepSpec, db_path: str | Path, *, scheduler: str | None = N
         results=len(rows), computed=state["computed"], reused=state["reused"], errors=state["errors"],
         lost=state["lost"], invalid_skipped=len(spec.invalid), seconds=seconds,
         points_per_s=state["computed"] / seconds if seconds else 0.0,
-        frontier=frontier_rows(rows, spec), best=_summary_row(best_row(rows, spec), spec))
+        frontier=frontier_rows(rows, spec), best=_summary_row(best_row(rows, spec)))
 
 
 def _neighbours(spec: SweepSpec, index: tuple[int, ...]) -> Iterator[tuple[int, ...]]:

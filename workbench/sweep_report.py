@@ -107,9 +107,14 @@ def plot_3d(rows: list[dict[str, Any]], objectives: Sequence[str], title: str) -
     for c, v in _chips_for(objectives):
         ax.scatter(*v, marker="s", color="tab:orange", s=20)
         ax.text(*v, c.key, fontsize=6)
-    ax.set_xlabel(objectives[0], fontsize=8)
-    ax.set_ylabel(objectives[1], fontsize=8)
-    ax.set_zlabel(objectives[2], fontsize=8)
+    every = np.vstack([vals, *(np.array([v]) for _, v in _chips_for(objectives))])
+    for axis, col in zip("xyz", every.T, strict=True):
+        lo, hi = float(np.nanmin(col)), float(np.nanmax(col))
+        pad = (hi - lo) * 0.05 or abs(hi) * 0.05 or 1.0
+        getattr(ax, f"set_{axis}lim")(lo - pad, hi + pad)  # 3D autoscale misses ranges far below 1
+    ax.set_xlabel(_label(objectives[0]), fontsize=7)
+    ax.set_ylabel(_label(objectives[1]), fontsize=7)
+    ax.set_zlabel(_label(objectives[2]), fontsize=7)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -156,8 +161,8 @@ def write_report(rows: list[dict[str, Any]], objectives: Sequence[str], constrai
         ok = [r for r in mine if feasible(r, constraints) and all(r.get(m) is not None for m in objectives)]
         failed = sum(r["status"] == "error" for r in mine)
         infeasible = sum(r["status"] == "ok" for r in mine) - len(ok)
-        plots = [plot_2d(ok, x, y, f"{wl}: {y} against {x}") for x, y in itertools.combinations(objectives, 2)]
-        if len(objectives) == 3:
+        plots = [plot_2d(ok, x, y, f"{wl}: {y} against {x}") for x, y in itertools.combinations(objectives, 2)] if ok else []
+        if len(objectives) == 3 and ok:
             plots.insert(0, plot_3d(ok, objectives, f"{wl}: frontier over {', '.join(objectives)}"))
         imgs = "".join(f'<img src="data:image/png;base64,{p}" alt="frontier plot">' for p in plots)
         sections.append(

@@ -247,7 +247,8 @@ def parse_spec(text: str, path: str = "<spec>", strategy: str | None = None, poi
     ref = base_dir / base_ref if base_ref.endswith(".toml") and not Path(base_ref).is_absolute() else base_ref
     try:
         base = load_design(ref)
-    except DesignError as exc:
+        design_tables(base)  # its [cost]/[power]/[reference] tables, which the loader leaves to the models
+    except (DesignError, DesignTableError) as exc:
         raise loc.error(("sweep", "base"), f"base design: {exc}") from None
 
     strategy = strategy or sweep.get("strategy", "grid")

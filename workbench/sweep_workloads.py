@@ -46,9 +46,49 @@ class GemmLayers:
 
     def evaluate(self, design: Design) -> dict[str, Any]:
         """Simulate the layers on `design` and apply the area, cost and power models."""
-        est = estimate(design, Workload(self.name, self.layers))
+        est = estimate(design, Workload(self.name, self.layers), simulate=simulate_gemm_timing)
         return {k: {"value": f.value, "unit": f.unit, "provenance": f.provenance, "note": f.note}
                 for k, f in est.figures.items()}
+
+
+@dataclass(frozen=True)
+class GemmTiming:
+    """What `estimate` reads of a simulated GEMM: its cycles and event counters."""
+
+    cycles: int
+    counters: dict[str, float]
+
+
+def simulate_gemm_timing(m: int, n: int, k: int, *, design: Design, values: bool = False,
+                         ideal_memory: bool = False) -> GemmTiming:
+    """`compiler.accel.gemm_run.simulate_gemm`'s cycles and counters, memoized on what determines them.
+
+    The simulator's cycles and counters depend on the matrix unit, memories, vector unit, control and core
+    count, never on the clock, the node or the [cost]/[power] tables (only its `seconds` uses the clock, and
+    `estimate` recomputes that). So the points of a sweep that differ only there share one simulation per
+    worker process: the same numbers, computed once.
+    """
+    assert not values, "timing only"
+    key = (*timing_key(design), m, n, k, ideal_memory)
+    hit = _TIMINGS.get(key)
+    if hit is None:
+        from compiler.accel.gemm_run import simulate_gemm
+
+        result = simulate_gemm(m, n, k, design=design, values=False, ideal_memory=ideal_memory)
+        hit = GemmTiming(int(result.cycles), dict(result.counters))
+        if len(_TIMINGS) >= _MAX_TIMINGS:
+            _TIMINGS.pop(next(iter(_TIMINGS)))  # oldest first
+        _TIMINGS[key] = hit
+    return hit
+
+
+def timing_key(design: Design) -> tuple:
+    """The design fields the simulated cycles and counters depend on (see simulate_gemm_timing)."""
+    return (design.matrix, design.memory, design.vector, design.control, design.chip.cores)
+
+
+_TIMINGS: dict[tuple, GemmTiming] = {}
+_MAX_TIMINGS = 4096
 
 
 class WorkloadSpecError(UserError):

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .tensor import Tensor
+from ..tensor import Tensor
 
 __all__ = ["Linear", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Sequential", "mlp", "cnn", "gpt2_block",
            "BUILTIN", "build"]
@@ -110,7 +110,7 @@ class _Block(_Params):
         self.blocks: dict[str, object] = {}
 
     def __call__(self, x: Tensor) -> Tensor:
-        from .nn import GPT2Block
+        from ..nn import GPT2Block
 
         if x.device not in self.blocks:
             d, h, f, s = self.args
