@@ -42,6 +42,8 @@ FILE_CASES = [
     (["cost", "--design", TINY, "--rtl-synth", "F"], ".json"),
     (["compare", "F", *FAST], ".toml"),
     (["compare", TINY, *FAST, "--workload", "F"], ".csv"),
+    (["compare", TINY, *FAST, "--measured", "F"], ".json"),
+    (["estimate", TINY, *FAST, "--measured", "F"], ".json"),
     (["demo", "--design", "F"], ".toml"),
     (["rtl", "verilog", "F", "-o", "OUTDIR"], ".toml"),
     (["rtl", "synth", "F"], ".toml"),
@@ -75,6 +77,8 @@ NUMBER_CASES = [
     ["compare", TINY, *FAST, "--margin", "N"],
     ["compare", TINY, *FAST, "--tco", "N:0.1"],
     ["compare", TINY, *FAST, "--tco", "3:0.1:N"],
+    ["measure", "gemm:Nx8x8", "--device", "CL", "--repeats", "1"],
+    ["measure", "gemm:8x8x8", "--device", "CL", "--repeats", "N"],
 ]
 OUTPUT_CASES = [
     ["asm", GEMM_S, "-o", "O"],
@@ -82,6 +86,7 @@ OUTPUT_CASES = [
     ["sim", "run", TINY, GEMM_S, "--trace", "O"],
     ["sim", "run", TINY, GEMM_S, "--dram-out", "O"],
     ["sim", "gemm", "--m", "8", "--n", "8", "--k", "8", "--trace", "O"],
+    ["measure", "gemm:8x8x8", "--device", "CL", "--repeats", "1", "--out", "O"],
 ]
 # Folder outputs get the locations that are refused: the others would elaborate a core or plot a report
 # (tests/test_models_reference.py writes a whole report).
