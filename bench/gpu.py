@@ -88,7 +88,8 @@ def bench_gemm(n: int, dtype: str, reps: int) -> dict:
     row = {"workload": f"gemm {n}^3", "dtype": dtype, "flops": 2.0 * n**3}
     npdt = {"float16": np.float16, "float32": np.float32}.get(dtype)
     if npdt is None or not hasattr(dtypes, dtype):
-        row["ours"] = f"not available (the compiler has no {dtype} dtype yet)"
+        has = "has a" if hasattr(dtypes, dtype) else "has no"
+        row["ours"] = f"not available (the compiler {has} {dtype} dtype; numpy has no {dtype} input for it here)"
         return row
     rng = np.random.default_rng(0)
     a = (rng.standard_normal((n, n)) * 0.1).astype(npdt)

@@ -5,6 +5,8 @@ work-items; these inline versions are accurate to a few float32 ulp over the who
 subnormal inputs and results included (exp2 below -125 runs 64 higher and scales back by 2**-64).
 """
 
+import re
+
 EXP2 = """inline float wb_exp2(float x) {
   int sub = x < -125.0f;
   float xs = sub ? x + 64.0f : x;
@@ -69,7 +71,13 @@ inline float8 __attribute__((overloadable)) wb_fmax(float8 a, float8 b) { return
 HELPERS = {"wb_fmax": FMAX, "float8u": FLOAT8U, "wb_exp2v": EXP2V, "wb_exp2": EXP2, "wb_log2": LOG2, "wb_sqrt": SQRT}
 
 
-def prelude(src_body: str, qualifier: str = "inline") -> str:
-    """The helper definitions the kernel body uses, each declared with qualifier (CUDA: `__device__ ...`)."""
-    used = [code for name, code in HELPERS.items() if name + "(" in src_body or name + "*" in src_body]
-    return "".join(code if qualifier == "inline" else code.replace("inline ", qualifier + " ", 1) for code in used)
+def prelude(src_body: str, qualifier: str = "inline", overrides: dict | None = None) -> str:
+    """The helper definitions the kernel body uses, each declared with qualifier (CUDA: `__device__ ...`);
+    overrides holds a dialect's own definition of a helper (name -> code)."""
+    overrides = overrides or {}
+    used = [
+        overrides.get(name, code)
+        for name, code in HELPERS.items()
+        if name + "(" in src_body or name + "*" in src_body
+    ]
+    return "".join(code if qualifier == "inline" else re.sub(r"(?m)^inline ", qualifier + " ", code) for code in used)

@@ -3,6 +3,7 @@ buffers."""
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -39,10 +40,17 @@ def _cl_count() -> int:
 
 def gpu_count(family: str) -> int:
     """How many GPUs of family ('CUDA' or 'HIP') work here; 0 when its runtime or driver is missing."""
+    return _probe(family)[0]
+
+
+@functools.cache
+def _probe(family: str) -> tuple[int, str]:
+    """(GPU count, why none) of a family, probed once per process (drivers do not come and go)."""
     try:
-        return _gpu_count_or_raise(family)
-    except Exception:  # a missing binding, driver or GPU: none of this family
-        return 0
+        n = _gpu_count_or_raise(family)
+    except Exception as e:  # a missing binding, driver or GPU: none of this family, and why
+        return 0, str(e).splitlines()[0]
+    return n, "" if n else f"the {family} driver sees no GPU"
 
 
 def _gpu_count_or_raise(family: str) -> int:
@@ -57,11 +65,7 @@ def _gpu_count_or_raise(family: str) -> int:
 
 def unavailable_reason(family: str) -> str:
     """Why no device of family ('CUDA', 'HIP') works here, or '' when one does."""
-    try:
-        n = _gpu_count_or_raise(family)
-    except Exception as e:
-        return str(e).splitlines()[0]
-    return "" if n else f"the {family} driver sees no GPU"
+    return _probe(family)[1]
 
 
 def _numbered(family: str, n: int) -> list[str]:
@@ -104,7 +108,10 @@ def canonicalize(device: str | None) -> str:
 
 
 def _first_gpu(device: str) -> str:
-    """'CL' when the first OpenCL device is a GPU (GPUs are listed first), else DeviceError."""
+    """The first GPU: CUDA, then HIP, then 'CL' when the first OpenCL device is a GPU; else DeviceError."""
+    for fam in GPU_FAMILIES:
+        if gpu_count(fam):
+            return fam
     try:
         from .opencl_devices import describe_opencl_devices
 
@@ -115,8 +122,8 @@ def _first_gpu(device: str) -> str:
         return "CL"
     found = ", ".join(f"{d.name} ({d.kind})" for d in devs) or "no OpenCL devices"
     raise DeviceError(
-        f"device {device!r}: no OpenCL GPU on this machine (found {found}); use 'CL' for the CPU OpenCL"
-        f" device or 'REF'"
+        f"device {device!r}: no GPU on this machine (no CUDA or HIP GPU, no OpenCL GPU: found {found}); use"
+        f" 'CL' for the CPU OpenCL device or 'REF'"
     )
 
 

@@ -40,13 +40,16 @@ _HIP_HEADER = r"""#ifndef __global__
 #define wb_sin sinf
 #else
 #define wb_sin __builtin_sinf
+typedef float float4 __attribute__((ext_vector_type(4)));
 #endif
 #define INFINITY __builtin_inff()
 #define NAN __builtin_nanf("")
 #define as_float(x) __builtin_bit_cast(float, (x))
 #define as_int(x) __builtin_bit_cast(int, (x))
-typedef float float4 __attribute__((ext_vector_type(4)));
 """
+
+# C++ overloads without OpenCL's attribute, and no float8 (GPU dialects render no vector reduces)
+_CPP_HELPERS = {"wb_fmax": "inline float wb_fmax(float a, float b) { return (a > b || a != a) ? a : b; }\n"}
 
 _HIP_BARRIER = (
     '__builtin_amdgcn_fence(__ATOMIC_RELEASE, "workgroup"); __builtin_amdgcn_s_barrier(); '
@@ -74,6 +77,7 @@ class Dialect:
     vectors: bool = False  # float8 and as_float8 (OpenCL/clang vector types) are available
     fixed_local: bool = True  # the renderer fixes the work-group size and guards the global ids
     unary: dict = field(default_factory=dict)  # op name -> C template where this dialect differs from OpenCL
+    helpers: dict = field(default_factory=dict)  # helper name -> this dialect's definition (cl_math.HELPERS)
 
     def ctype(self, cl_name: str) -> str:
         """This dialect's spelling of an OpenCL C type name."""
@@ -134,6 +138,7 @@ CUDA = Dialect(
     header=_CUDA_HEADER,
     types=_CPP_TYPES,
     unary={"SIN": "sinf({0})", "SQRT": "sqrtf({0})"},
+    helpers=_CPP_HELPERS,
     half_store_type="wb_half",
 )
 
@@ -151,6 +156,7 @@ HIP = Dialect(
     header=_HIP_HEADER,
     types=_CPP_TYPES,
     unary={"SIN": "wb_sin({0})", "SQRT": "__builtin_sqrtf({0})"},
+    helpers=_CPP_HELPERS,
     half_store_type="_Float16",
 )
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from .dialects import CUDA, Dialect
-from .indexing import linear, unravel
+from .indexing import linear, reads, unravel
 from .kernel_ir import Kernel, KernelOpts, Program
 from .render_gemm import GemmPlan, _reads_along_k
 from .render_opencl import ExprWriter
@@ -87,6 +87,74 @@ class _Tiles:
         r.indent -= 1
         r.emit("}")
 
+    def stage_vectors(self, r: ExprWriter, is_a: bool, nthreads: int, k_inner: bool, ld: int, vtype: str) -> bool:
+        """Emit this K step's slab of a factor into shared array As/Bs with 16-byte global loads (vtype:
+        uint4 for 16-bit elements, float4 for float32) when the factor is one plain load whose elements
+        are adjacent along K or along the tile's rows and 16-byte aligned; False, with nothing emitted,
+        otherwise. The shared layout is rows of the tile with K innermost (k_inner, row length ld) or K
+        rows of ld elements; loads along the layout's inner dimension are stored whole, the others
+        scattered."""
+        tile = self.bm if is_a else self.bn
+        node, size = (self.plan.a, self.m) if is_a else (self.plan.b, self.n)
+        tv = self.gm if is_a else self.gn
+        name = "As" if is_a else "Bs"
+        d = r.d
+        for along_k in (True, False):
+            rd0 = reads(self.k, node, tuple(self.full_index(Lin(), Lin(), Lin())))
+            if rd0.computes or rd0.checks or len(rd0.loads) != 1:
+                return False
+            width = 16 // rd0.loads[0][0].dtype.itemsize
+            if along_k:
+                groups, count = self.bk // width, tile * (self.bk // width)
+                inner, full = self.kk, self.bk % width == 0
+                q = Lin.var("q", self.bk // width)
+                j, kk = Lin.var("j", tile) + tv * tile, q * width + self.kbv * self.bk
+            else:
+                groups, count = tile // width, (tile // width) * self.bk
+                inner, full = size, tile % width == 0
+                q = Lin.var("q", tile // width)
+                j, kk = q * width + tv * tile, Lin.var("kk", self.bk) + self.kbv * self.bk
+            if not full or inner % width or count % nthreads or ld % width or not q.terms:
+                continue
+            idx = self.full_index(j, Lin(), kk) if is_a else self.full_index(Lin(), j, kk)
+            rd = reads(self.k, node, tuple(idx))
+            if rd.computes or rd.checks or len(rd.loads) != 1:
+                return False
+            buf, pos = rd.loads[0]
+            q_atom = next(iter(q.terms))
+            if (
+                buf.dtype.itemsize not in (2, 4)
+                or (buf.dtype.itemsize == 2) != (vtype == "uint4")
+                or not pos.is_affine
+                or pos.terms.get(q_atom) != width
+                or pos.const % width
+                or any(c % width for a, c in pos.terms.items() if a is not q_atom)
+            ):
+                continue
+            conds = in_range(j, 0, size) + in_range(kk, 0, self.kk)
+            r.emit(f"for (int l = 0; l < {count // nthreads}; l++) {{")
+            r.indent += 1
+            split = "int j = e / {0}; int q = e % {0};" if along_k else "int kk = e / {0}; int q = e % {0};"
+            r.emit(f"int e = tid + l*{nthreads}; " + split.format(groups))
+            zero = "0u" if vtype == "uint4" else "0.0f"
+            r.emit(f"{vtype} v = {{{', '.join([zero] * 4)}}};" if d.name != "opencl" else f"{vtype} v = ({vtype})({zero});")
+            load = f"v = *(const {d.global_arg}{vtype}*)(data{r.buf_index[buf.id]}+{pos.render()});"
+            r.emit(f"if ({'&&'.join(conds)}) {load}" if conds else load)
+            # (row, k) of element i of the vector, and where it lives in the shared layout
+            row, col = ("j", f"q*{width}+i") if along_k else (f"q*{width}+i", "kk")
+            at = f"({row})*{ld}+{col}" if k_inner else f"({col})*{ld}+{row}"
+            if along_k == k_inner:  # the vector runs along the shared array's rows: store it whole
+                first = at.replace("+i", "")
+                r.emit(f"*({d.shared_ptr}{vtype}*)({name}+{first}) = v;")
+            else:
+                elem = "unsigned short" if vtype == "uint4" else "float"
+                r.emit(f"const {elem}* h = (const {elem}*)&v;")
+                r.emit(f"for (int i = 0; i < {width}; i++) {name}[{at}] = h[i];")
+            r.indent -= 1
+            r.emit("}")
+            return True
+        return False
+
     def epilogue(self, r: ExprWriter, acc: str, m: Lin, n: Lin) -> None:
         """Emit the fused ops after the reduce for the output (m, n) whose sum is in variable acc."""
         conds = in_range(m, 0, self.m) + in_range(n, 0, self.n)
@@ -123,8 +191,11 @@ def render_tiled_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts, d: Dialect) -
         emit(" ".join(f"float c{i}_{j} = 0.0f;" for j in range(tn)))
     emit(f"for (int kb = 0; kb < {t.kt}; kb++) {{")
     r.indent += 1
-    t.stage(r, "As", True, nthreads, lambda v: f"As[kk*{bm}+j] = {v};")
-    t.stage(r, "Bs", False, nthreads, lambda v: f"Bs[kk*{bn}+j] = {v};")
+    # plain float32 factors move in 16-byte float4 loads; anything else element by element
+    if not t.stage_vectors(r, True, nthreads, False, bm, "float4"):
+        t.stage(r, "As", True, nthreads, lambda v: f"As[kk*{bm}+j] = {v};")
+    if not t.stage_vectors(r, False, nthreads, False, bn, "float4"):
+        t.stage(r, "Bs", False, nthreads, lambda v: f"Bs[kk*{bn}+j] = {v};")
     emit(d.barrier)
     emit(f"for (int kk = 0; kk < {bk}; kk++) {{")
     r.indent += 1
@@ -173,8 +244,12 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     emit(f"for (int kb = 0; kb < {t.kt}; kb++) {{")
     r.indent += 1
     to16 = _TO_16[dt]
-    t.stage(r, "As", True, nthreads, lambda v: f"As[j*{lda}+kk] = {to16}({v});")
-    t.stage(r, "Bs", False, nthreads, lambda v: f"Bs[j*{lda}+kk] = {to16}({v});")
+    # a plain 16-bit factor with K contiguous moves in 16-byte copies; anything else (a conv window,
+    # padding, a transposed view) goes through the general per-element staging
+    if not t.stage_vectors(r, True, nthreads, True, lda, "uint4"):
+        t.stage(r, "As", True, nthreads, lambda v: f"As[j*{lda}+kk] = {to16}({v});")
+    if not t.stage_vectors(r, False, nthreads, True, lda, "uint4"):
+        t.stage(r, "Bs", False, nthreads, lambda v: f"Bs[j*{lda}+kk] = {to16}({v});")
     emit("__syncthreads();")
     emit(f"for (int ks = 0; ks < {bk}; ks += 16) {{")
     r.indent += 1

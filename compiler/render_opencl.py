@@ -233,7 +233,7 @@ class ExprWriter:
             for i, b in enumerate(self.bufs[1:], 1)
         ]
         body = "\n".join(self.lines)
-        helpers = prelude(body, d.func)
+        helpers = prelude(body, d.func, d.helpers)
         return d.header + helpers + f"{d.kernel_head} {name}({', '.join(args)}) {{\n" + body + "\n}\n", name
 
 

@@ -36,10 +36,18 @@ def _name(driver, err) -> str:
         return str(err)
 
 
+_TOOLKIT_TOO_NEW = ("UNSUPPORTED_PTX_VERSION", "INVALID_IMAGE", "NO_BINARY_FOR_GPU", "INVALID_PTX")
+
+
 def _check(driver, result, what: str):
     err = result[0]
     if err != driver.CUresult.CUDA_SUCCESS:
-        raise DeviceError(f"CUDA {what} failed: {_name(driver, err)}")
+        name = _name(driver, err)
+        hint = ""
+        if any(t in name for t in _TOOLKIT_TOO_NEW):
+            hint = (" (NVRTC may be newer than the driver: install the nvidia-cuda-nvrtc matching the CUDA version"
+                    " nvidia-smi reports)")
+        raise DeviceError(f"CUDA {what} failed: {name}{hint}")
     return result[1] if len(result) == 2 else result[1:]
 
 

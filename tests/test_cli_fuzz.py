@@ -43,6 +43,8 @@ FILE_CASES = [
     (["cost", "--design", TINY, "--rtl-synth", "F"], ".json"),
     (["compare", "F", *FAST], ".toml"),
     (["compare", TINY, *FAST, "--workload", "F"], ".csv"),
+    (["compare", TINY, *FAST, "--measured", "F"], ".json"),
+    (["estimate", TINY, *FAST, "--measured", "F"], ".json"),
     (["demo", "--design", "F"], ".toml"),
     (["rtl", "verilog", "F", "-o", "OUTDIR"], ".toml"),
     (["rtl", "synth", "F"], ".toml"),

@@ -191,7 +191,10 @@ def test_gpu_device_name_is_not_the_cpu():
     from compiler.opencl_devices import describe_opencl_devices
 
     devs = describe_opencl_devices() if "CL" in Device.available() else []
-    if devs and devs[0].is_gpu:
+    gpus = [fam for fam in ("CUDA", "HIP") if fam in Device.available()]
+    if gpus:  # CUDA, then HIP, come before an OpenCL GPU
+        assert Tensor([1.0], device="GPU").device == gpus[0]
+    elif devs and devs[0].is_gpu:
         assert Tensor([1.0], device="GPU").device == "CL"
     else:
         with pytest.raises(DeviceError, match="no OpenCL GPU"):

@@ -50,6 +50,7 @@ def cuda_programs():
     return _programs("CUDA")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_every_corpus_kernel_compiles_with_nvrtc(cuda_programs, arch):
     from compiler.nvrtc import compile_cuda
@@ -83,6 +84,16 @@ def test_tensor_core_ptx_holds_mma_instructions(cuda_programs):
         assert re.search(r"mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32", ptx), p.name
     plain = next(p for p in cuda_programs if p.opts.gpu_gemm)
     assert "mma.sync" not in compile_cuda(plain.src, plain.name, "sm_80").decode()
+
+
+def test_tensor_core_gemm_stages_plain_fp16_factors_with_16_byte_loads():
+    from compiler.nvrtc import compile_cuda
+
+    plain = render_program(_one("matmul_f16", "CUDA"), KernelOpts(mma_gemm=mma_candidates()[0]))
+    assert plain.src.count("uint4 v") == 2  # A along K, B along N (scattered into K-innermost rows)
+    assert compile_cuda(plain.src, plain.name, "sm_80").decode().count("ld.global.nc.v4") >= 2
+    conv = render_program(_one("conv2d_f16", "CUDA"), KernelOpts(mma_gemm=mma_candidates()[0]))
+    assert "uint4" not in conv.src  # a padded conv window goes through the per-element staging
 
 
 def test_nvrtc_errors_name_the_kernel_and_carry_the_log():
@@ -130,6 +141,10 @@ def test_gpu_shaped_opencl_gemm_values_on_pocl(name, monkeypatch):
     monkeypatch.setitem(backend._FACTORIES, "CL", _GpuShapedCL)
     ks = build(name, "CL").schedule()
     assert any(gpu_gemm_opts(k) is not None for k in ks), "the corpus entry must exercise the GPU GEMM"
+    srcs = [render_program(k, gpu_gemm_opts(k), OPENCL).src for k in ks if gpu_gemm_opts(k) is not None]
+    # aligned plain factors move in float4 loads (A scattered along K, B stored whole); ragged ones (K=70,
+    # K=75) and conv windows do not
+    assert any("float4 v" in src for src in srcs) == (name == "matmul_bias_gelu")
     arrs = inputs(name)
     got = build(name, "CL", arrs).numpy()
     ref = build(name, "REF", arrs).numpy()

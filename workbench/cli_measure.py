@@ -4,7 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from workbench.cli_args import COUNT
+from isa.fields import Spec
+from workbench.cli_args import spec_type
+
+REPEATS = spec_type(Spec("int", 1, 100_000))
 
 
 def _print(m) -> None:
@@ -54,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="CL, CL:n, CUDA, CUDA:n, HIP (default: WB_DEVICE, else the first GPU, else CL)")
     p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                    help="element type of a GEMM's operands (float16 runs on tensor cores on CUDA)")
-    p.add_argument("--repeats", type=COUNT, default=10, help="timed runs after one warm-up (default 10)")
+    p.add_argument("--repeats", type=REPEATS, default=10, help="timed runs after one warm-up (default 10)")
     p.add_argument("--out", metavar="FILE.json", help="also write the measurement here (for compare --measured)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_measure)

@@ -278,6 +278,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from workbench.estimate import estimate, resolve_workload
 
     design = load_design(args.design)
+    measured = _measured(args)  # a bad --measured file fails before the simulation
     est = estimate(
         design,
         resolve_workload(args.workload, design),
@@ -285,7 +286,6 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         volume=args.volume,
         synth=_load_synth(args.rtl_synth),
     )
-    measured = _measured(args)
     if args.json:
         out = est.to_json()
         if measured:
@@ -349,6 +349,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise UsageError(f"--chip {chip.key}: the chip database has no 16-bit peak for {chip.name}, so there is "
                              "nothing to compare; `workbench chips` lists the figures each chip has")
     synth = _load_synth(args.rtl_synth)
+    measured = _measured(args)  # a bad --measured file fails before any simulation
     pairs, skipped = [], []
     for d in designs:
         try:
@@ -360,7 +361,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         pairs.append((d, est))
     if skipped and not pairs:
         raise skipped[0]
-    rows = [design_row(e) for _, e in pairs] + [measured_row(m) for m in _measured(args)] + [chip_row(c) for c in chips]
+    rows = [design_row(e) for _, e in pairs] + [measured_row(m) for m in measured] + [chip_row(c) for c in chips]
     if args.tco:
         add_tco(rows, *_tco(args.tco))
     workload = args.workload

@@ -21,6 +21,7 @@ from workbench.errors import UsageError
 
 POWER_WINDOW_S = 2.0  # NVML's power reading averages over about a second; run well past it
 POWER_SAMPLE_S = 0.02
+MAX_OPERAND_ELEMENTS = 2**31  # a GEMM operand larger than this does not fit any device's memory
 MODELS = {"gpt2-block": "one GPT-2-small block forward (d_model 768, 12 heads, MLP 3072) on T tokens (default 128)"}
 
 
@@ -61,6 +62,9 @@ def _workload(spec: str, device: str, dtype: str):
         mm, nn, kk = (int(x) for x in m.groups())
         if min(mm, nn, kk) < 1:
             raise UsageError(f"workload {spec!r}: M, N and K must be >= 1")
+        if max(mm * kk, kk * nn, mm * nn) > MAX_OPERAND_ELEMENTS:
+            raise UsageError(f"workload {spec!r}: an operand of more than {MAX_OPERAND_ELEMENTS} elements fits no "
+                             "device's memory; use smaller M, N, K")
         a = Tensor((rng.standard_normal((mm, kk)) * 0.1).astype(npdt), device=device)
         b = Tensor((rng.standard_normal((kk, nn)) * 0.1).astype(npdt), device=device)
         return a @ b, 2.0 * mm * nn * kk
@@ -69,6 +73,8 @@ def _workload(spec: str, device: str, dtype: str):
         from compiler.nn import GPT2Block
 
         t = int(m.group(1) or 128)
+        if not 1 <= t <= 65536:
+            raise UsageError(f"workload {spec!r}: T (tokens) must be 1..65536")
         d, h = 768, 3072
         x = Tensor((rng.standard_normal((1, t, d)) * 0.5).astype(np.float32), device=device)
         block = GPT2Block(d, 12, h, device=device)
@@ -186,11 +192,16 @@ def load_measurements(path: str) -> list[Measurement]:
         raise UsageError(f"--measured {path}: not JSON ({exc})") from None
     rows = data if isinstance(data, list) else [data]
     fields = set(Measurement.__dataclass_fields__)
+    numbers = {"flops", "seconds", "seconds_min", "seconds_max", "tflops", "power_w", "tflops_per_w"}
     out = []
     for i, r in enumerate(rows):
         missing = sorted(fields - {"provenance"} - set(r)) if isinstance(r, dict) else ["everything"]
         if missing:
             raise UsageError(f"--measured {path}: entry {i} is not a `workbench measure` result (missing "
                              f"{', '.join(missing)})")
+        bad = [k for k in sorted(numbers) if not (isinstance(r[k], int | float) or (r[k] is None and k in (
+            "power_w", "tflops_per_w")))]
+        if bad:
+            raise UsageError(f"--measured {path}: entry {i} has non-numeric {', '.join(bad)}")
         out.append(Measurement(**{k: v for k, v in r.items() if k in fields}))
     return out
