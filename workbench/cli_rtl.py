@@ -13,7 +13,7 @@ from isa.assembler import AssemblyError
 from isa.design import DesignError, load_design
 from isa.encoding import EncodingError
 from isa.functional import ExecutionError
-from rtl.core import UnsupportedDesignError
+from rtl.params import UnsupportedDesignError
 from rtl.run import ProgramTooLargeError
 from sim.simulator import DeadlockError, RaceError
 from workbench.errors import UsageError
@@ -78,7 +78,7 @@ def _positive_int(text: str) -> int:
 
 
 def _design(name: str):
-    from rtl.core import CoreParams
+    from rtl.params import CoreParams
 
     design = load_design(name)
     CoreParams(design)  # raises UnsupportedDesignError with the reason for designs the RTL does not build
@@ -133,7 +133,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def cmd_verilog(args: argparse.Namespace) -> int:
     from rtl.core import Core
-    from rtl.run import IMEM_WORDS
+    from rtl.params import IMEM_WORDS
     from rtl.verilator import to_verilog
 
     design = _design(args.design)
@@ -188,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from rtl.core import AREA_BLOCKS, Core
-    from rtl.run import IMEM_WORDS
+    from rtl.params import IMEM_WORDS
     from rtl.synth import area_report
     from rtl.verilator import to_verilog
 
