@@ -270,7 +270,7 @@ class Ours(Framework):
 
         self.Tensor, self.device = Tensor, device
         self.version = getattr(compiler, "__version__", "source")
-        self.device_name = f"compiler {device}: " + _cl_device_name_pyopencl(device)
+        self.device_name = f"compiler {device}: " + _cl_device_name_ours(device)
         self.api = {
             "conv2d": lambda x, w: x.conv2d(w, padding=1),
             "layernorm": _ours_layernorm,
@@ -333,14 +333,11 @@ def _cl_device_name_tinygrad(dev) -> str:
     return str(getattr(dev, "device_name", "") or type(dev).__name__)  # naming is cosmetic
 
 
-def _cl_device_name_pyopencl(device: str) -> str:
+def _cl_device_name_ours(device: str) -> str:
     try:
-        import pyopencl as cl
+        from compiler.device import describe  # type: ignore
 
-        devs = [d for p in cl.get_platforms() for d in p.get_devices()]
-        devs.sort(key=lambda d: 0 if d.type & cl.device_type.GPU else 1)
-        idx = int(device.split(":")[1]) if ":" in device else 0
-        return f"{devs[idx].name.strip()} ({devs[idx].platform.name.strip()})"
+        return describe(device)
     except Exception:  # naming is cosmetic
         return "?"
 

@@ -12,7 +12,7 @@ Grid: GEMMs (M x N x K; M = output rows, N = output columns, K = reduction) 64^3
 Columns:
 - formula: SCALE-Sim's stall-free cycles in closed form (tests/fixtures/scalesim/README.md), as a
   count of cycles;
-- ours: `sim.gemm.simulate_gemm` through `_run_ours` (ideal memory, folds not overlapped), its
+- ours: `compiler.accel.gemm_run.simulate_gemm` through `_run_ours` (ideal memory, folds not overlapped), its
   cycles and simulated cycles per wall-clock second; "not available (reason)" until it lands;
 - SCALE-Sim: run for real (bench/scalesim_runner.py) on the smallest points first, within a time
   budget; it simulates a few thousand cycles per second, so it cannot do the whole grid.
@@ -23,8 +23,6 @@ least 1M simulated cycles/s on 1024^3 on a 32x32 array. Timings are noisy on a s
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib.util
 import json
 import subprocess
 import sys
@@ -47,21 +45,11 @@ RATE_TARGET = 1e6  # simulated cycles per second on 1024^3, 32x32
 RATE_TARGET_POINT = (1024, 1024, 1024, 32, 32)
 
 
-@functools.cache
-def _formula_module():
-    """The closed form lives with the fixture it was verified against; load it from there."""
-    path = REPO / "tests" / "fixtures" / "scalesim" / "make_fixture.py"
-    spec = importlib.util.spec_from_file_location("scalesim_make_fixture", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def formula_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str) -> int:
     """SCALE-Sim's stall-free cycles as a count, converted by sim.scalesim (the project's one place)."""
-    from sim.scalesim import cycles_from_scalesim
+    from sim.scalesim import cycles_from_scalesim, stall_free_formula
 
-    return cycles_from_scalesim(_formula_module().stall_free_formula(m, n, k, rows, cols, dataflow), 0)
+    return cycles_from_scalesim(stall_free_formula(m, n, k, rows, cols, dataflow), 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -69,7 +57,7 @@ def formula_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str) 
 
 def ours_unavailable_reason() -> str | None:
     try:
-        from sim.gemm import simulate_gemm  # noqa: F401
+        from compiler.accel.gemm_run import simulate_gemm  # noqa: F401
     except Exception as exc:  # not merged yet, or broken: say which
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -84,7 +72,7 @@ def _run_ours(m: int, n: int, k: int, rows: int, cols: int, dataflow: str) -> in
     """
     import inspect
 
-    from sim.gemm import simulate_gemm
+    from compiler.accel.gemm_run import simulate_gemm
 
     kwargs = {"rows": rows, "cols": cols, "dataflow": dataflow, "ideal_memory": True, "overlap": False}
     if "values" in inspect.signature(simulate_gemm).parameters:

@@ -1,25 +1,29 @@
 """exp2 and log2 written with operators, prepended to kernels that use them.
 
 PoCL compiles OpenCL builtins into out-of-line calls, which is slow and stops vectorization across
-work-items; these inline versions are accurate to a few float32 ulp over the normal range (results below
-2**-125 flush to zero, like a GPU's fast path).
+work-items; these inline versions are accurate to a few float32 ulp over the whole float32 range,
+subnormal inputs and results included (exp2 below -125 runs 64 higher and scales back by 2**-64).
 """
 
 EXP2 = """inline float wb_exp2(float x) {
-  float xc = x > 128.0f ? 128.0f : (x < -125.0f ? -125.0f : x);
+  int sub = x < -125.0f;
+  float xs = sub ? x + 64.0f : x;
+  float xc = xs > 128.0f ? 128.0f : (xs < -125.0f ? -125.0f : xs);
   int n = (int)(xc + 125.5f) - 125;
   float f = xc - (float)n;
   float p = 1.0f + f*(0.69314718056f + f*(0.24022650695f + f*(0.05550410866f + f*(0.00961812911f
             + f*(0.00133335581f + f*(0.00015403530f + f*0.00001525273f))))));
   float r = (p * 2.0f) * as_float((n + 126) << 23);
-  r = x < -125.0f ? 0.0f : r;
+  r = sub ? r * 5.421010862427522e-20f : r;
+  r = x < -151.0f ? 0.0f : r;
   return x != x ? x : r;
 }
 """
 
 LOG2 = """inline float wb_log2(float x) {
-  int i = as_int(x);
-  int e = ((i >> 23) & 255) - 127;
+  int sub = x < 1.17549435e-38f;
+  int i = as_int(sub ? x * 8388608.0f : x);
+  int e = ((i >> 23) & 255) - (sub ? 150 : 127);
   float m = as_float((i & 0x007fffff) | 0x3f800000);
   int big = m > 1.41421356f;
   m = big ? m * 0.5f : m;
@@ -39,13 +43,16 @@ SQRT = """inline float wb_sqrt(float x) { return __builtin_sqrtf(x); }
 """
 
 EXP2V = """inline float8 wb_exp2v(float8 x) {
-  float8 xc = x > 128.0f ? (float8)128.0f : (x < -125.0f ? (float8)-125.0f : x);
+  int8 sub = x < -125.0f;
+  float8 xs = sub ? x + 64.0f : x;
+  float8 xc = xs > 128.0f ? (float8)128.0f : (xs < -125.0f ? (float8)-125.0f : xs);
   int8 n = __builtin_convertvector(xc + 125.5f, int8) - 125;
   float8 f = xc - __builtin_convertvector(n, float8);
   float8 p = 1.0f + f*(0.69314718056f + f*(0.24022650695f + f*(0.05550410866f + f*(0.00961812911f
              + f*(0.00133335581f + f*(0.00015403530f + f*0.00001525273f))))));
   float8 r = (p * 2.0f) * as_float8((n + 126) << 23);
-  r = x < -125.0f ? (float8)0.0f : r;
+  r = sub ? r * 5.421010862427522e-20f : r;
+  r = x < -151.0f ? (float8)0.0f : r;
   return x != x ? x : r;
 }
 """
@@ -54,9 +61,15 @@ EXP2V = """inline float8 wb_exp2v(float8 x) {
 FLOAT8U = """typedef float float8u __attribute__((ext_vector_type(8), aligned(4)));
 """
 
-HELPERS = {"float8u": FLOAT8U, "wb_exp2v": EXP2V, "wb_exp2": EXP2, "wb_log2": LOG2, "wb_sqrt": SQRT}
+# NaN-propagating max, for float and float8 (overloaded); inline, unlike the fmax builtin under PoCL
+FMAX = """inline float __attribute__((overloadable)) wb_fmax(float a, float b) { return (a > b || a != a) ? a : b; }
+inline float8 __attribute__((overloadable)) wb_fmax(float8 a, float8 b) { return (a > b || a != a) ? a : b; }
+"""
+
+HELPERS = {"wb_fmax": FMAX, "float8u": FLOAT8U, "wb_exp2v": EXP2V, "wb_exp2": EXP2, "wb_log2": LOG2, "wb_sqrt": SQRT}
 
 
-def prelude(src_body: str) -> str:
-    """The helper definitions the kernel body uses."""
-    return "".join(code for name, code in HELPERS.items() if name + "(" in src_body or name + "*" in src_body)
+def prelude(src_body: str, qualifier: str = "inline") -> str:
+    """The helper definitions the kernel body uses, each declared with qualifier (CUDA: `__device__ ...`)."""
+    used = [code for name, code in HELPERS.items() if name + "(" in src_body or name + "*" in src_body]
+    return "".join(code if qualifier == "inline" else code.replace("inline ", qualifier + " ", 1) for code in used)

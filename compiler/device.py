@@ -1,4 +1,5 @@
-"""Device names (`REF`, `CL`, `CL:1`...), the default device, and host<->device buffers."""
+"""Device names (`REF`, `CL`, `CL:1`, `CUDA`, `CUDA:1`, `HIP`...), the default device, and host<->device
+buffers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 
 from .errors import DeviceError
 
-RESERVED = ("SIM", "CUDA", "HIP")
+GPU_FAMILIES = ("CUDA", "HIP")
 
 
 class RefBuffer:
@@ -36,53 +37,169 @@ def _cl_count() -> int:
         return 0
 
 
+def gpu_count(family: str) -> int:
+    """How many GPUs of family ('CUDA' or 'HIP') work here; 0 when its runtime or driver is missing."""
+    try:
+        return _gpu_count_or_raise(family)
+    except Exception:  # a missing binding, driver or GPU: none of this family
+        return 0
+
+
+def _gpu_count_or_raise(family: str) -> int:
+    if family == "CUDA":
+        from .runtime_cuda import cuda_device_count
+
+        return cuda_device_count()
+    from .runtime_hip import hip_device_count
+
+    return hip_device_count()
+
+
+def unavailable_reason(family: str) -> str:
+    """Why no device of family ('CUDA', 'HIP') works here, or '' when one does."""
+    try:
+        n = _gpu_count_or_raise(family)
+    except Exception as e:
+        return str(e).splitlines()[0]
+    return "" if n else f"the {family} driver sees no GPU"
+
+
+def _numbered(family: str, n: int) -> list[str]:
+    return ([family] if n else []) + [f"{family}:{i}" for i in range(1, n)]
+
+
 def available() -> list[str]:
-    """Every device string that works on this machine."""
-    n = _cl_count()
-    return ["REF"] + (["CL"] if n else []) + [f"CL:{i}" for i in range(1, n)]
+    """Every device string that works on this machine (GPU families first)."""
+    gpus = [d for fam in GPU_FAMILIES for d in _numbered(fam, gpu_count(fam))]
+    return ["REF"] + gpus + _numbered("CL", _cl_count()) + ["SIM"]
 
 
 def canonicalize(device: str | None) -> str:
     """The canonical name of a device string ('cl:0' -> 'CL'), or DeviceError listing the available ones."""
     if device is None:
         return default_device()
+    if str(device).strip().upper().split(":")[0] == "SIM":  # the design name after the colon keeps its case
+        from .accel.sim_device import sim_device_name
+
+        return sim_device_name(str(device))
     d = str(device).upper().strip()
-    if d in ("CL:0", "GPU"):
+    if d == "GPU":  # PyTorch/tinygrad habit: the first OpenCL GPU, never silently the CPU device
+        return _first_gpu(device)
+    if d == "CL:0":
         d = "CL"
     if d == "REF":
         return d
-    if d == "CL" or d.startswith("CL:"):
-        idx = 0 if d == "CL" else d[3:]
-        if str(idx).isdigit() and int(idx) < _cl_count():
+    idx = _cl_number(d)
+    if idx is not None and idx < _cl_count():
+        return d
+    fam, _, num = d.partition(":")
+    if fam in GPU_FAMILIES and (num.isdigit() or not num):
+        d = fam if num in ("", "0") else d
+        why = unavailable_reason(fam)
+        if not why and int(num or 0) < gpu_count(fam):
             return d
-    why = " (reserved, not implemented on this machine)" if d.split(":")[0] in RESERVED else ""
-    raise DeviceError(f"unknown device {device!r}{why}; available: {', '.join(available())}")
+        why = why or f"the {fam} driver sees {gpu_count(fam)} GPU(s)"
+        raise DeviceError(f"device {device!r} is unavailable: {why}; available: {', '.join(available())}")
+    raise DeviceError(f"unknown device {device!r}; available: {', '.join(available())}")
+
+
+def _first_gpu(device: str) -> str:
+    """'CL' when the first OpenCL device is a GPU (GPUs are listed first), else DeviceError."""
+    try:
+        from .opencl_devices import describe_opencl_devices
+
+        devs = describe_opencl_devices()
+    except Exception:  # pyopencl missing or broken ICD: no GPU either
+        devs = []
+    if devs and devs[0].is_gpu:
+        return "CL"
+    found = ", ".join(f"{d.name} ({d.kind})" for d in devs) or "no OpenCL devices"
+    raise DeviceError(
+        f"device {device!r}: no OpenCL GPU on this machine (found {found}); use 'CL' for the CPU OpenCL"
+        f" device or 'REF'"
+    )
 
 
 _default: str | None = None
 
 
 def default_device() -> str:
-    """WB_DEVICE, else the first OpenCL device (GPUs are listed first), else REF."""
+    """WB_DEVICE, else the first GPU (CUDA, then HIP, then an OpenCL GPU), else CL (PoCL), else REF."""
     global _default
     if _default is None:
         env = os.environ.get("WB_DEVICE")
-        if env:
-            _default = canonicalize(env)
-        else:
-            _default = "CL" if _cl_count() else "REF"
+        _default = canonicalize(env) if env else _first_device()
     return _default
 
 
+def _first_device() -> str:
+    for fam in GPU_FAMILIES:
+        if gpu_count(fam):
+            return fam
+    try:
+        from .opencl_devices import describe_opencl_devices
+
+        infos = describe_opencl_devices()
+    except Exception:  # pyopencl missing or broken ICD: no CL devices
+        infos = []
+    gpu = next((i for i, info in enumerate(infos) if info.is_gpu), None)
+    if gpu is not None:
+        return "CL" if gpu == 0 else f"CL:{gpu}"
+    return "CL" if _cl_count() else "REF"
+
+
+def _cl_number(device: str) -> int | None:
+    """n for 'CL:n' (0 for 'CL'), None for anything that is not an OpenCL device name."""
+    if device == "CL":
+        return 0
+    head, _, n = device.partition(":")
+    return int(n) if head == "CL" and n.isdigit() else None
+
+
+def gpu_index(device: str) -> int:
+    """n of a 'CUDA:n' or 'HIP:n' device string (0 for plain 'CUDA' or 'HIP')."""
+    n = device.partition(":")[2]
+    return int(n) if n.isdigit() else 0
+
+
 def cl_index(device: str) -> int:
-    """The OpenCL device index of a CL device string."""
-    return 0 if device == "CL" else int(device.split(":")[1])
+    """The OpenCL device index of a CL device string ('CL' -> 0, 'CL:2' -> 2)."""
+    idx = _cl_number(device.upper().strip())
+    if idx is None:
+        raise DeviceError(f"{device!r} is not an OpenCL device; name one as CL or CL:n")
+    return idx
+
+
+def describe(device: str) -> str:
+    """The hardware behind a device string: 'name (platform)' for an OpenCL device, else the string."""
+    d = str(device).upper().strip()
+    if d.split(":")[0] == "CUDA":
+        from .runtime_cuda import get_cuda_device
+
+        return f"{get_cuda_device(gpu_index(d)).name} (CUDA)"
+    idx = _cl_number(d)
+    if idx is None:
+        return device
+    from .opencl_devices import describe_opencl_devices
+
+    infos = describe_opencl_devices()
+    return f"{infos[idx].name} ({infos[idx].platform})" if idx < len(infos) else device
 
 
 def to_device(arr: np.ndarray, dtype, device: str):
     """A buffer on `device` holding a copy of arr."""
-    if device == "REF":
+    if device == "REF" or device.startswith("SIM"):  # SIM buffers live on the host between programs
         return RefBuffer(arr, dtype)
+    fam = device.split(":")[0]
+    if fam in GPU_FAMILIES:
+        index = gpu_index(device)
+        if fam == "CUDA":
+            from .runtime_cuda import get_cuda_device as get_gpu
+        else:
+            from .runtime_hip import get_hip_device as get_gpu
+        buf = get_gpu(index).alloc(arr.size, dtype)
+        buf.copyin(arr)
+        return buf
     from .runtime_opencl import get_cl_device
 
     buf = get_cl_device(cl_index(device)).alloc(arr.size, dtype)
@@ -90,16 +207,9 @@ def to_device(arr: np.ndarray, dtype, device: str):
     return buf
 
 
-def alloc(size: int, dtype, device: str):
-    """An uninitialised buffer on a CL device."""
-    from .runtime_opencl import get_cl_device
-
-    return get_cl_device(cl_index(device)).alloc(size, dtype)
-
-
 class _DeviceMeta(type):
     @property
-    def DEFAULT(cls) -> str:  # noqa: N802 - tinygrad-style constant name
+    def DEFAULT(cls) -> str:  # an upper-case name, as tinygrad spells it
         """The default device (WB_DEVICE, else the first OpenCL device, else REF)."""
         return default_device()
 

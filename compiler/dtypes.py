@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import DTypeError
+from .ops import Ops
 
 
 @dataclass(frozen=True, eq=True)
@@ -33,6 +35,11 @@ class DType:
     def is_unsigned(self) -> bool:
         """True for uint8 and bool."""
         return self.name in ("uint8", "bool")
+
+    @property
+    def min(self) -> float | int:
+        """The lowest value the dtype holds (-inf for floats, 0 for bool)."""
+        return -math.inf if self.is_float else int(np.iinfo(self.np).min) if self.is_int else 0
 
     @property
     def compute(self) -> str:
@@ -90,3 +97,8 @@ def promote(a: DType, b: DType) -> DType:
     if {a.name, b.name} == {"int8", "uint8"}:
         return dtypes.int32
     return a if a.priority >= b.priority else b
+
+
+def reduce_identity(op: Ops, dtype: DType) -> float | int:
+    """The value a reduce starts from, so padding with it changes nothing: 0 for SUM, dtype.min for MAX."""
+    return 0 if op == Ops.SUM else dtype.min

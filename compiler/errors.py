@@ -1,7 +1,8 @@
 """User-facing errors of the compiler: one base class so callers (the CLI) can treat them as user errors."""
+from isa.errors import UserError
 
 
-class CompilerError(ValueError):
+class CompilerError(UserError):
     """Base class for every mistake a user of the compiler can make (shapes, devices, dtypes)."""
 
 
@@ -19,3 +20,7 @@ class DeviceError(CompilerError):
 
 class KernelBuildError(CompilerError):
     """The device compiler rejected a generated kernel; the message holds the source and the build log."""
+
+
+class IndexOutOfRangeError(CompilerError, IndexError):
+    """An index outside the axis it selects from (an embedding row, say); also an IndexError, like PyTorch."""

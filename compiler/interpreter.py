@@ -48,9 +48,10 @@ def _neg(x: np.ndarray) -> np.ndarray:
     return np.logical_not(x) if x.dtype == np.bool_ else np.negative(x)
 
 
-def eval_node(n: Node, v: list[np.ndarray]) -> np.ndarray:
-    """The value of one node given the values of its sources, with the node's dtype."""
-    dt = n.dtype.np
+def eval_node(n: Node, v: list[np.ndarray], float_np=None) -> np.ndarray:
+    """The value of one node given the values of its sources, with the node's dtype (float nodes in
+    float_np instead when given: float64 evaluation is what gradient checks difference against)."""
+    dt = float_np if float_np is not None and n.dtype.is_float else n.dtype.np
     if n.op == Ops.CONST:
         return np.full(n.shape, n.arg, dtype=dt)
     if n.op == Ops.NEG:
@@ -68,7 +69,7 @@ def eval_node(n: Node, v: list[np.ndarray]) -> np.ndarray:
     if n.op == Ops.CAST:
         return v[0].astype(dt)
     if n.op == Ops.SUM:
-        acc = np.float32 if n.dtype.is_float else dt
+        acc = (float_np or np.float32) if n.dtype.is_float else dt
         return np.sum(v[0], axis=n.arg, keepdims=True, dtype=acc).astype(dt)
     if n.op == Ops.REDUCE_MAX:
         return np.max(v[0], axis=n.arg, keepdims=True)
@@ -84,16 +85,22 @@ def eval_node(n: Node, v: list[np.ndarray]) -> np.ndarray:
         return v[0][tuple(slice(b, e) for b, e in n.arg)]
     if n.op == Ops.FLIP:
         return np.flip(v[0], n.arg)
+    if n.op == Ops.GATHER:
+        idx = np.clip(v[1], 0, v[0].shape[n.arg] - 1).astype(np.int64)
+        return np.take_along_axis(v[0], idx, axis=n.arg)
     raise NotImplementedError(f"REF cannot evaluate {n.op}")
 
 
-def evaluate(root: Node) -> np.ndarray:
-    """Evaluate a graph with numpy; realized leaves are read from their host arrays."""
+def evaluate(root: Node, float_np=None) -> np.ndarray:
+    """Evaluate a graph with numpy; realized leaves are read from their host arrays (float values
+    computed in float_np when given, e.g. np.float64)."""
     vals: dict[int, np.ndarray] = {}
     with np.errstate(all="ignore"):
         for n in toposort([root]):
             if n.realized:
                 vals[n.id] = n.buffer.numpy().reshape(n.shape)
+                if float_np is not None and n.dtype.is_float:
+                    vals[n.id] = vals[n.id].astype(float_np)
             else:
-                vals[n.id] = eval_node(n, [vals[s.id] for s in n.src])
+                vals[n.id] = eval_node(n, [vals[s.id] for s in n.src], float_np)
     return np.ascontiguousarray(vals[root.id])

@@ -1,9 +1,73 @@
-"""The kernel IR: a kernel's loop nest (global, upcast, reduce and unroll axes) and the launch it needs."""
+"""The kernel IR: what the scheduler hands to a backend (`Kernel`), how to map it (`KernelOpts`, `LoopNest`),
+and what a backend makes of it (`Program`).
+
+A Kernel is plain data: it knows nothing of program selection, rendering or devices' runtimes, so the
+scheduler never depends on a backend (see `backend.py` for how a backend turns Kernels into Programs).
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
+from .lazy import Node
+
+
+@dataclass(eq=False)
+class Kernel:
+    """One kernel of a schedule: computes `out` from the `inputs` buffers, with at most one reduce."""
+
+    out: Node
+    inputs: list[Node]
+    reduce: Node | None
+    name: str = ""
+    flops: int = 0
+    bytes: int = 0
+    device: str = ""
+
+    @property
+    def full_shape(self) -> tuple:
+        """The iteration space: the reduce input's shape for a reduce kernel, else the output shape."""
+        return self.reduce.src[0].shape if self.reduce is not None else self.out.shape
+
+    @property
+    def reduce_axes(self) -> tuple:
+        """The axes of full_shape that the reduce sums or maxes over (empty without a reduce)."""
+        return self.reduce.arg if self.reduce is not None else ()
+
+    @property
+    def buffers(self) -> list[Node]:
+        """The kernel's arguments in order: the output, then each distinct input once."""
+        return [self.out] + list({i.id: i for i in self.inputs}.values())
+
+    def structure_key(self) -> tuple:
+        """Everything a program for this kernel depends on: ops, args, shapes, dtypes, sharing, input
+        slots and device (not the node ids, so rebuilding the same graph gives the same key)."""
+        slots = {n.id: i for i, n in enumerate(self.buffers[1:])}
+        ids: dict[int, int] = {}
+        rows: list = []
+        # iterative post-order walk (a recursive closure would be a reference cycle holding the buffers)
+        stack = [(self.out, False)]
+        while stack:
+            n, ready = stack.pop()
+            if n.id in ids:
+                continue
+            leaf = n is not self.out and n.id in slots
+            if not leaf and not ready:
+                stack.append((n, True))
+                stack.extend((s, False) for s in n.src if s.id not in ids)
+                continue
+            if leaf:
+                row = ("in", slots[n.id], n.shape, n.dtype.name)
+            else:
+                srcs = tuple(ids[s.id] for s in n.src)
+                row = (n.op.value, n.arg, n.shape, n.dtype.name, srcs, n is self.reduce)
+            rows.append(row)
+            ids[n.id] = len(rows) - 1
+        return (self.device, tuple(rows))
+
+    def __repr__(self):
+        return f"<Kernel {self.name} flops={self.flops} bytes={self.bytes}>"
 
 
 @dataclass(frozen=True)
@@ -25,20 +89,27 @@ class KernelOpts:
     split_acc: int = 1
     gemm: tuple | None = None  # (MB, NB, KB, MR, NV): use the packed GEMM template (render_gemm.py)
     vec: int = 1  # float8 loads and accumulators along a contiguous innermost reduce axis
+    gpu_gemm: tuple | None = None  # (BM, BN, BK, TM, TN): shared-memory tiled float32 GEMM (render_gemm_gpu.py)
+    mma_gemm: tuple | None = None  # (BM, BN, BK, WM, WN): tensor-core GEMM for 16-bit factors (CUDA)
 
     def key(self) -> str:
-        return f"u{self.upcast}r{self.unroll}l{self.local}s{self.split_acc}g{self.gemm}v{self.vec}"
+        return (
+            f"u{self.upcast}r{self.unroll}l{self.local}s{self.split_acc}g{self.gemm}v{self.vec}"
+            + (f"G{self.gpu_gemm}" if self.gpu_gemm else "")
+            + (f"T{self.mma_gemm}" if self.mma_gemm else "")
+        )
 
 
 @dataclass
 class Program:
-    """A rendered kernel: source, entry name, launch sizes and the buffers in argument order."""
+    """A rendered kernel: source, entry name and launch sizes; its arguments are its Kernel's `buffers`.
+
+    It holds no graph nodes, so one Program serves every kernel with the same structure key."""
 
     src: str
     name: str
     global_size: tuple
     local_size: tuple | None
-    buffers: list = field(default_factory=list)  # Nodes: output first, then inputs
     opts: KernelOpts = field(default_factory=KernelOpts)
 
 

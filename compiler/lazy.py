@@ -12,14 +12,27 @@ from .ops import BINARY, FLOAT_ONLY, INT_ONLY, MOVEMENT, REDUCE, UNARY, Ops
 _ids = count()
 
 
-class Node:
-    """A primitive op with its sources, argument, shape, dtype and device; `buffer` is set once realized."""
+class GradMode:
+    """Whether new nodes record their sources for autograd (`compiler.autograd.no_grad` turns it off)."""
 
-    __slots__ = ("op", "src", "arg", "shape", "dtype", "device", "buffer", "id", "__weakref__")
+    enabled = True
+
+
+class Node:
+    """A primitive op with its sources, argument, shape, dtype and device; `buffer` is set once realized.
+
+    `requires_grad` marks float nodes that depend on a parameter; such nodes keep (op, arg, sources) in
+    `ad` (realizing turns a node into a LOAD without sources, but backward still needs the graph)."""
+
+    __slots__ = (
+        "op", "src", "arg", "shape", "dtype", "device", "buffer", "id", "requires_grad", "ad", "__weakref__"
+    )  # fmt: skip
 
     def __init__(self, op: Ops, src: tuple, arg, shape: tuple, dtype: DType, device: str, buffer=None):
         self.op, self.src, self.arg, self.shape, self.dtype, self.device = op, src, arg, shape, dtype, device
         self.buffer, self.id = buffer, next(_ids)
+        track = GradMode.enabled and dtype.is_float and any(s.requires_grad for s in src)
+        self.requires_grad, self.ad = track, ((op, arg, src) if track else None)
 
     @property
     def realized(self) -> bool:
@@ -87,6 +100,19 @@ def reduce(op: Ops, x: Node, axes: tuple) -> Node:
         return x
     shape = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
     return Node(op, (x,), axes, shape, x.dtype, x.device)
+
+
+def gather(x: Node, idx: Node, axis: int) -> Node:
+    """GATHER: x's values at the int32 positions idx along axis (torch.gather with full-size index)."""
+    if idx.dtype != dtypes.int32:
+        raise DTypeError(f"GATHER: indices must be int32, got {idx.dtype.name}; cast them with .int()")
+    if not 0 <= axis < len(x.shape) or len(idx.shape) != len(x.shape):
+        raise ShapeError(f"GATHER: index shape {idx.shape} and axis {axis} do not fit source shape {x.shape}")
+    if any(i != s for a, (i, s) in enumerate(zip(idx.shape, x.shape, strict=True)) if a != axis):
+        raise ShapeError(f"GATHER: index shape {idx.shape} must equal source shape {x.shape} except on axis {axis}")
+    if x.device != idx.device:
+        raise ShapeError(f"GATHER: source on {x.device} and indices on {idx.device}; use .to(device)")
+    return Node(Ops.GATHER, (x, idx), axis, idx.shape, x.dtype, x.device)
 
 
 def movement(op: Ops, x: Node, arg) -> Node:

@@ -32,6 +32,10 @@ Movement (views: no data moves; kernels index through them)
   PAD      zero-pad each axis by (before, after)
   SHRINK   keep [start, end) of each axis
   FLIP     reverse the listed axes
+Indexing
+  GATHER values of src[0] at the int32 positions src[1] along axis `arg` (torch.gather): the index has
+         src[0]'s rank and shape except along `arg`; out[p] = src[0][p with p[arg] = idx[p]]. Indices are
+         clamped to the axis (out-of-range never reads outside the buffer).
 Other
   CAST   convert to another dtype (float->int truncates)
   LOAD   read a realized buffer (a leaf of the graph)
@@ -74,6 +78,7 @@ class Ops(Enum):
     PAD = auto()
     SHRINK = auto()
     FLIP = auto()  # noqa: E702
+    GATHER = auto()
     CAST = auto()
     LOAD = auto()
     STORE = auto()

@@ -1,14 +1,20 @@
-"""Picks KernelOpts for a kernel: a heuristic by default, or (WB_SEARCH=1) timing candidates on the device."""
+"""Program selection for OpenCL devices: picks KernelOpts for a kernel (a heuristic by default, or with
+WB_SEARCH=1 the fastest of the candidates timed on the device) and renders the kernel with them.
+
+`cached_program` is what the OpenCL backend asks for: programs are memoized by the kernel's structure,
+so rebuilding the same graph (a model's forward pass called again) skips selection and rendering."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 import os
+from pathlib import Path
 
 from . import program_cache
-from .kernel_ir import KernelOpts, LoopNest, Program
-from .schedule import Kernel
+from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
 
 
 def _out_axes(k: Kernel) -> list[int]:
@@ -25,6 +31,10 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
     from .render_gemm import default_gemm, gemm_plan
 
     shape, outs = k.full_shape, _out_axes(k)
+    if not is_cpu:
+        gpu = gpu_gemm_opts(k)
+        if gpu is not None:
+            return gpu
     plan = gemm_plan(k) if is_cpu else None
     if plan is not None:
         mb, nb, kb, _, _ = gemm = default_gemm(plan, shape)
@@ -42,6 +52,10 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
             )
             return KernelOpts(upcast=tuple(u for u in up if u[1] > 1), unroll=unroll)
         if is_cpu and inner % 8 == 0 and inner >= 64 and k.reduce.dtype.name == "float32":
+            if len(outs) == 1 and shape[outs[0]] % 16 == 0 and _reduce_is_strided(k):
+                # x @ W, column sums: the reduce walks memory with a stride, the output axis is contiguous;
+                # 16 neighbouring outputs per work-item turn each step into one contiguous row segment
+                return KernelOpts(upcast=((outs[0], 16),), unroll=4 if inner % 4 == 0 else 1)
             return KernelOpts(vec=8)  # float8 loads along the reduce axis (scalar fallback if not contiguous)
         return KernelOpts(unroll=unroll, split_acc=min(4, unroll) if rsize >= 64 else 1)
     if is_cpu and k.reduce is None:
@@ -55,13 +69,36 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
     return KernelOpts()
 
 
+def gpu_gemm_opts(k: Kernel) -> KernelOpts | None:
+    """GPU GEMM templates for a matmul-like kernel: tensor cores for 16-bit factors on CUDA, the shared-memory
+    tiled float32 GEMM on every GPU dialect; None when k is not such a kernel."""
+    from .render_gemm import gemm_plan
+    from .render_gemm_gpu import MMA_DEFAULT, TILED_DEFAULT, mma_eligible
+
+    plan = gemm_plan(k, ("float32", "float16", "bfloat16"))
+    if plan is None:
+        return None
+    if mma_eligible(plan) and k.device.split(":")[0] == "CUDA":
+        return KernelOpts(mma_gemm=MMA_DEFAULT)
+    if plan.a.dtype.name == "float32" and plan.b.dtype.name == "float32":
+        return KernelOpts(gpu_gemm=TILED_DEFAULT)
+    return None
+
+
+def _reduce_is_strided(k: Kernel) -> bool:
+    """Whether float8 loads along k's innermost reduce axis are impossible (a strided or padded read)."""
+    from .render_opencl import render
+
+    return render(k, KernelOpts(vec=8)).opts.vec == 1
+
+
 def candidate_opts(k: Kernel) -> list[KernelOpts]:
     """The configurations WB_SEARCH times: upcast shapes, unroll factors and work-group sizes."""
     shape, outs = k.full_shape, _out_axes(k)
     ups = [()]
     if outs:
         last = outs[-1]
-        ups += [((last, f),) for f in (2, 4, 8) if shape[last] % f == 0]
+        ups += [((last, f),) for f in (2, 4, 8, 16, 32) if shape[last] % f == 0]
         if len(outs) >= 2:
             sec = outs[-2]
             ups += [
@@ -71,9 +108,15 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
                 if shape[last] % f == 0 and shape[sec] % g == 0 and f * g <= 64
             ]
     from .render_gemm import gemm_plan
+    from .render_gemm_gpu import mma_candidates, tiled_candidates
 
     unrolls = [1, 2, 4, 8] if k.reduce is not None else [1]
     out = []
+    gpu = None if _is_cpu(k.device) else gpu_gemm_opts(k)
+    if gpu is not None:
+        if gpu.mma_gemm:
+            return [KernelOpts(mma_gemm=t) for t in mma_candidates()]
+        return [KernelOpts(gpu_gemm=t) for t in tiled_candidates()]
     plan = gemm_plan(k)
     if plan is not None:
         from .render_gemm import default_gemm
@@ -101,10 +144,63 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
     return out
 
 
+_PROGRAMS: dict[tuple, Program] = {}  # (structure key, WB_SEARCH) -> Program
+
+
+def cached_program(k: Kernel) -> Program:
+    """The program choose_program picks for k, memoized by k's structure key (and WB_SEARCH) in memory
+    and on disk, so a new process running a model it ran before skips rendering too."""
+    key = (k.structure_key(), os.environ.get("WB_SEARCH"))
+    prg = _PROGRAMS.get(key)
+    if prg is None:
+        disk_key = _disk_key(k, key)
+        prg = _read_program(disk_key)
+        if prg is None:
+            prg = choose_program(k)
+            program_cache.write("programs", disk_key, _program_json(prg).encode())
+        _PROGRAMS[key] = prg
+    return prg
+
+
+@functools.cache
+def _code_version() -> str:
+    """A hash of the compiler's sources: a rendered program is only reused by the code that rendered it."""
+    here = Path(__file__).resolve().parent
+    return program_cache.cache_key(*(f.read_text() for f in sorted(here.glob("*.py"))))
+
+
+def _disk_key(k: Kernel, key: tuple) -> str:
+    ident = ""
+    if k.device.split(":")[0] in ("CL", "CUDA", "HIP"):
+        ident = _timer(k.device)[0]  # tiles depend on the device (local memory, CPU, searched winners)
+    return program_cache.cache_key(repr(key), ident, _code_version())
+
+
+def _program_json(prg: Program) -> str:
+    return json.dumps({"src": prg.src, "name": prg.name, "global_size": prg.global_size,
+                       "local_size": prg.local_size, "opts": dataclasses.asdict(prg.opts)})
+
+
+def _read_program(disk_key: str) -> Program | None:
+    """A program from the disk cache, or None (a missing or unreadable entry is dropped, never fatal)."""
+    raw = program_cache.read("programs", disk_key)
+    if raw is None:
+        return None
+    try:
+        d = json.loads(raw)
+        opts = _opts_from_json(d["opts"])
+        local = tuple(d["local_size"]) if d["local_size"] else None
+        return Program(d["src"], d["name"], tuple(d["global_size"]), local, opts)
+    except (ValueError, KeyError, TypeError):
+        program_cache.remove("programs", disk_key)
+        return None
+
+
 def choose_program(k: Kernel) -> Program:
-    """Render k with the heuristic's opts, or the cached/searched winner when WB_SEARCH=1 on a CL device."""
+    """Render k with the heuristic's opts, or the cached/searched winner when WB_SEARCH=1 on a CL, CUDA or
+    HIP device."""
     opts = heuristic_opts(k, _is_cpu(k.device))
-    if os.environ.get("WB_SEARCH") == "1" and k.device.startswith("CL"):
+    if os.environ.get("WB_SEARCH") == "1" and k.device.split(":")[0] in ("CL", "CUDA", "HIP"):
         opts = search(k, opts)
     return render_program(k, opts)
 
@@ -120,6 +216,8 @@ def _local_mem_bytes(device: str) -> int:
 
 
 def _is_cpu(device: str) -> bool:
+    if device.split(":")[0] in ("CUDA", "HIP"):
+        return False
     if not device.startswith("CL"):
         return True
     from .device import cl_index
@@ -128,57 +226,90 @@ def _is_cpu(device: str) -> bool:
     return get_cl_device(cl_index(device)).is_cpu
 
 
-def render_program(k: Kernel, opts: KernelOpts) -> Program:
-    """Source and launch for k under opts, through the GEMM template when opts ask for it."""
+def render_program(k: Kernel, opts: KernelOpts, dialect=None) -> Program:
+    """Source and launch for k under opts in dialect (default: the one k's device compiles), through the
+    GEMM template when opts ask for it."""
+    from .dialects import dialect_for
     from .render_gemm import gemm_plan, render_gemm
     from .render_opencl import render
 
+    dialect = dialect or dialect_for(k.device)
+    if opts.gpu_gemm or opts.mma_gemm:
+        from .render_gemm_gpu import render_mma_gemm, render_tiled_gemm
+
+        plan = gemm_plan(k, ("float32", "float16", "bfloat16"))
+        if opts.mma_gemm:
+            return render_mma_gemm(k, plan, opts)
+        return render_tiled_gemm(k, plan, opts, dialect)
     plan = gemm_plan(k) if opts.gemm else None
-    return render_gemm(k, plan, opts) if plan is not None else render(k, opts)
+    return render_gemm(k, plan, opts) if plan is not None else render(k, opts, dialect)
+
+
+def _timer(device: str):
+    """(device identity, alloc(size, dtype), seconds(program, buffers)) for timing candidates on device."""
+    fam = device.split(":")[0]
+    if fam == "CL":
+        from .device import cl_index
+        from .runtime_opencl import get_cl_device, time_kernel
+
+        dev = get_cl_device(cl_index(device))
+        return dev.ident, dev.alloc, lambda p, bufs: time_kernel(
+            dev, dev.compile(p.src, p.name), p.global_size, p.local_size, bufs
+        )
+    from .device import gpu_index
+
+    if fam == "CUDA":
+        from .runtime_cuda import get_cuda_device as get_gpu
+    else:
+        from .runtime_hip import get_hip_device as get_gpu
+    dev = get_gpu(gpu_index(device))
+
+    def seconds(p: Program, bufs: list) -> float:
+        fn = dev.compile(p.src, p.name)
+        return min(dev.launch(fn, p.global_size, p.local_size, bufs, wait=True, name=p.name) for _ in range(3))
+
+    return dev.ident, dev.alloc, seconds
+
+
+_OPTS_FIELDS = ("upcast", "unroll", "local", "split_acc", "gemm", "vec", "gpu_gemm", "mma_gemm")
+
+
+def _opts_from_json(d: dict) -> KernelOpts:
+    tup = lambda v: tuple(v) if v else None
+    return KernelOpts(
+        upcast=tuple(tuple(u) for u in d["upcast"]),
+        unroll=d["unroll"],
+        local=tup(d["local"]),
+        split_acc=d["split_acc"],
+        gemm=tup(d.get("gemm")),
+        vec=d.get("vec", 1),
+        gpu_gemm=tup(d.get("gpu_gemm")),
+        mma_gemm=tup(d.get("mma_gemm")),
+    )
 
 
 def search(k: Kernel, default: KernelOpts) -> KernelOpts:
     """Time every candidate on the device once; the winner is cached on disk keyed by kernel and device."""
-    from .device import cl_index
+    from .dialects import dialect_for
     from .render_opencl import render
-    from .runtime_opencl import get_cl_device, time_kernel
 
-    dev = get_cl_device(cl_index(k.device))
-    key = program_cache.cache_key(render(k, KernelOpts()).src, dev.ident)
+    ident, alloc, seconds = _timer(k.device)
+    key = program_cache.cache_key(render(k, KernelOpts(), dialect_for(k.device)).src, ident)
     hit = program_cache.read("search", key)
     if hit is not None:
         try:
-            d = json.loads(hit)
-            return KernelOpts(
-                tuple(tuple(u) for u in d["upcast"]),
-                d["unroll"],
-                tuple(d["local"]) if d["local"] else None,
-                d["split_acc"],
-                tuple(d["gemm"]) if d.get("gemm") else None,
-            )
+            return _opts_from_json(json.loads(hit))
         except (ValueError, KeyError, TypeError):
             program_cache.remove("search", key)
-    bufs = [dev.alloc(n.size, n.dtype) for n in [k.out] + list({i.id: i for i in k.inputs}.values())]
+    bufs = [alloc(n.size, n.dtype) for n in k.buffers]
     best, best_t = default, float("inf")
     for opts in [default] + candidate_opts(k):
         prg = render_program(k, opts)
         try:
-            t = time_kernel(dev, dev.compile(prg.src, prg.name), prg.global_size, prg.local_size, bufs)
+            t = seconds(prg, bufs)
         except Exception:  # a candidate the device rejects is simply not a winner
             continue
         if t < best_t:
             best, best_t = opts, t
-    program_cache.write(
-        "search",
-        key,
-        json.dumps(
-            {
-                "upcast": best.upcast,
-                "unroll": best.unroll,
-                "local": best.local,
-                "split_acc": best.split_acc,
-                "gemm": best.gemm,
-            }
-        ).encode(),
-    )
+    program_cache.write("search", key, json.dumps({f: getattr(best, f) for f in _OPTS_FIELDS}).encode())
     return best

@@ -1,16 +1,20 @@
-"""Runs a schedule: compiles each kernel's program, allocates outputs, launches, and reports with WB_DEBUG."""
+"""Runs a schedule: each kernel's program and launch come from its device's backend; WB_DEBUG reports."""
 
 from __future__ import annotations
 
-from .device import RefBuffer, alloc, cl_index
+from .backend import get_backend
+from .device import RefBuffer
 from .interpreter import evaluate
+from .kernel_ir import Kernel
 from .lazy import Node
-from .runtime_opencl import debug_level, get_cl_device
-from .schedule import Kernel, create_schedule
+from .ops import Ops
+from .runtime_opencl import debug_level
+from .schedule import create_schedule
 
 
 def _mark_realized(n: Node, buf) -> None:
-    n.buffer = buf
+    # the node becomes a LOAD leaf: nothing may still see it as the op it was (a MUL with no sources)
+    n.buffer, n.op, n.arg = buf, Ops.LOAD, None
     n.src = ()  # cut the graph so the inputs' memory can be freed
 
 
@@ -27,26 +31,30 @@ def realize(roots: list[Node]) -> None:
 
 
 def run_schedule(kernels: list[Kernel]) -> None:
-    """Execute kernels in order on their CL devices."""
+    """Execute kernels in order, each on its device's backend."""
     dbg = debug_level()
     if dbg >= 2:
         print(f"schedule: {len(kernels)} kernels")
         for i, k in enumerate(kernels):
             print(f"  {i:3d} {k.name:40s} in={[n.shape for n in k.inputs]} flops={k.flops} bytes={k.bytes}")
+    # every program first, so a backend that can build them all at once (in parallel) does: cold start
+    programs = {id(k): get_backend(k.device).program(k) for k in kernels if k.out.size}
+    for dev_name in dict.fromkeys(k.device for k in kernels):
+        prepare = getattr(get_backend(dev_name), "prepare", None)
+        if prepare is not None:
+            prepare([programs[id(k)] for k in kernels if k.device == dev_name and id(k) in programs])
     for k in kernels:
+        be = get_backend(k.device)
         if k.out.size == 0:  # nothing to compute; an empty buffer stands for the result
-            _mark_realized(k.out, alloc(0, k.out.dtype, k.device))
+            _mark_realized(k.out, be.alloc(0, k.out.dtype))
             continue
-        prg = k.program()
-        dev = get_cl_device(cl_index(k.device))
+        prg = programs[id(k)]
         if dbg >= 4:
             print(f"IR {k.name}: full_shape={k.full_shape} reduce_axes={k.reduce_axes} opts={prg.opts}")
         if dbg >= 3:
             print(prg.src)
-        clk = dev.compile(prg.src, prg.name)
-        out = alloc(k.out.size, k.out.dtype, k.device)
-        bufs = [out] + [n.buffer for n in prg.buffers[1:]]
-        t = dev.launch(clk, prg.global_size, prg.local_size, bufs, wait=dbg >= 1)
+        out = be.alloc(k.out.size, k.out.dtype)
+        t = be.run(prg, [out] + [n.buffer for n in k.buffers[1:]], wait=dbg >= 1)
         if dbg >= 1:
             print(
                 f"{k.name:40s} {t * 1e3:9.3f} ms {k.flops / t * 1e-9:9.2f} GFLOP/s "
@@ -55,4 +63,4 @@ def run_schedule(kernels: list[Kernel]) -> None:
             )
         _mark_realized(k.out, out)
     for dev_name in {k.device for k in kernels}:
-        get_cl_device(cl_index(dev_name)).synchronize()  # realize() returns with the results computed
+        get_backend(dev_name).synchronize()  # realize() returns with the results computed

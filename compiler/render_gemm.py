@@ -10,15 +10,13 @@ written with operators and pointer casts: PoCL calls OpenCL builtins (vload8, fm
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
-from .cl_math import prelude
-from .kernel_ir import KernelOpts, Program
+from .indexing import linear, reads, unravel
+from .kernel_ir import Kernel, KernelOpts, Program
 from .lazy import Node
 from .ops import Ops
-from .render_opencl import _Renderer, linear, unravel
-from .schedule import Kernel
+from .render_opencl import ExprWriter
 from .symbolic import Lin, in_range
 
 VEC = 8
@@ -40,45 +38,44 @@ class GemmPlan:
         return p(self.batch), p(self.m_axes), p(self.n_axes), p(self.k_axes)
 
 
+def _axis_vars(shape: tuple) -> tuple:
+    return tuple(Lin.var(f"a{a}", s) for a, s in enumerate(shape))
+
+
 def _depends(k: Kernel, node: Node) -> set:
     """The axes of the iteration space that node's value depends on."""
-    shape = k.full_shape
-    r = _Renderer(k, KernelOpts())
-    idx = tuple(Lin.var(f"pa{a}x", s) for a, s in enumerate(shape))
-    out = r.expr(node, idx, frozenset())
-    text = "\n".join(r.lines) + out
-    return {a for a in range(len(shape)) if re.search(rf"\bpa{a}x\b", text)}
+    used = reads(k, node, _axis_vars(k.full_shape)).variables()
+    return {a for a in range(len(k.full_shape)) if f"a{a}" in used}
 
 
 def _is_plain_load(k: Kernel, node: Node) -> bool:
     """True when node is one unconditional load whose index has no divisions (a strided matrix)."""
-    r = _Renderer(k, KernelOpts())
-    out = r.expr(node, tuple(Lin.var(f"pa{a}x", s) for a, s in enumerate(k.full_shape)), frozenset())
-    text = "\n".join(r.lines) + out
-    return len(r.lines) == 1 and not any(c in text for c in "?/%")
+    r = reads(k, node, _axis_vars(k.full_shape))
+    return not r.computes and not r.checks and len(r.loads) == 1 and r.loads[0][1].is_affine
 
 
 def _reads_along_k(k: Kernel, plan: GemmPlan, node: Node, is_a: bool) -> bool:
     """True when consecutive reduce indices of a factor are adjacent in memory (pack with k innermost)."""
     shape = k.full_shape
-    r = _Renderer(k, KernelOpts())
     idx = [Lin()] * len(shape)
     last_k = plan.k_axes[-1]
-    idx[last_k] = Lin.var("pkx", shape[last_k])
+    idx[last_k] = Lin.var("k", shape[last_k])
     tile_axes = plan.m_axes if is_a else plan.n_axes
-    idx[tile_axes[-1]] = Lin.var("pjx", shape[tile_axes[-1]])
-    out = r.expr(node, tuple(idx), frozenset())
-    text = "\n".join(r.lines) + out
-    return bool(re.search(r"\bpkx\b(?!\*)", text)) or not re.search(r"\bpjx\b(?!\*)", text)
+    if not tile_axes:  # a single row (x in x @ W): only the reduce index moves
+        return True
+    idx[tile_axes[-1]] = Lin.var("j", shape[tile_axes[-1]])
+    unit = set().union(*(e.unit_variables() for e in reads(k, node, tuple(idx)).index_exprs()))
+    return "k" in unit or "j" not in unit
 
 
-def gemm_plan(k: Kernel) -> GemmPlan | None:
-    """The GEMM view of k, or None when k is not a float sum of a product of two separable factors."""
+def gemm_plan(k: Kernel, dtypes: tuple = ("float32",)) -> GemmPlan | None:
+    """The GEMM view of k, or None when k is not a sum (in one of dtypes) of a product of two separable
+    factors."""
     red = k.reduce
-    if red is None or red.op != Ops.SUM or red.dtype.name != "float32":
+    if red is None or red.op != Ops.SUM or red.dtype.name not in dtypes:
         return None
     body = red.src[0]
-    if body.op != Ops.MUL or body.dtype.name != "float32":
+    if body.realized or body.op != Ops.MUL or body.dtype.name not in dtypes:  # a realized MUL is a buffer
         return None
     shape = k.full_shape
     x, y = body.src
@@ -86,11 +83,15 @@ def gemm_plan(k: Kernel) -> GemmPlan | None:
     outs = [a for a, s in enumerate(shape) if a not in k.reduce_axes and s > 1]
     m_axes = [a for a in outs if a in dx and a not in dy]
     n_axes = [a for a in outs if a in dy and a not in dx]
-    if not m_axes or not n_axes:
+    if not n_axes:
         return None
     batch = [a for a in outs if a not in m_axes and a not in n_axes]
     k_axes = [a for a in k.reduce_axes if shape[a] > 1]
     plan = GemmPlan(x, y, batch, m_axes, n_axes, k_axes)
+    if not m_axes and (not k_axes or _reads_along_k(k, plan, y, is_a=False)):
+        # one row of outputs: worth a GEMM only as x @ W with W's rows along the outputs (each work-group
+        # then streams row segments of W); a matrix stored along the reduce does better with float8 rows
+        return None
     _, m, n, kk = plan.sizes(shape)
     if m * n * kk < 2**17 or n < VEC:
         return None
@@ -110,6 +111,10 @@ def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
     _, m, n, kk = plan.sizes(shape)
     nb = 64 if n >= 64 else 32 if n >= 32 else 16
     mb = 128 if m >= 8192 else 64 if m >= 64 else max(4, 1 << (m - 1).bit_length())  # big M: amortize B packs
+    mr = 4
+    if m == 1 and len(plan.k_axes) == 1:
+        # x @ W: no rows to tile; wide column slabs so each work-group reads long contiguous runs of W's rows
+        return (1, min(1024, -(-n // 16) * 16), min(kk, 64), 1, 2)  # 64 x 1024 slab: 256 KiB of __local
     nv = 2 if nb >= 16 else 1
     ksizes = [shape[a] for a in plan.k_axes]
     inner = math.prod(ksizes[1:])
@@ -119,7 +124,7 @@ def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
         kb = d * inner
     else:
         kb = kk if kk <= 640 else next((d for d in (256, 384, 512, 128, 192) if kk % d == 0), 256)
-    return (mb, nb, kb, 4, nv)
+    return (mb, nb, kb, mr, nv)
 
 
 def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
@@ -128,7 +133,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     nr = nv * VEC
     shape = k.full_shape
     nbatch, m_size, n_size, k_size = plan.sizes(shape)
-    r = _Renderer(k, opts)
+    r = ExprWriter(k, opts)
     mt, nt, kt = -(-m_size // mb), -(-n_size // nb), -(-k_size // kb)
     emit = r.emit
     # a plain strided factor A is read straight from global memory in the micro-kernel; packing it
@@ -232,17 +237,8 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     val = r.expr(
         k.out, unravel(pos, k.out.shape) if k.out.shape != k.reduce.shape else tuple(oi), frozenset()
     )
-    p = pos.render()
-    if k.out.dtype.cname == "half":
-        emit(f"vstore_half({val},{p},data0);")
-    else:
-        emit(f"data0[{p}] = ({k.out.dtype.cname})({val});")
+    r.store(val, pos)
     r.indent -= 1
     emit("}")
-    name = re.sub(r"\W", "_", k.name)
-    args = [f"__global {k.out.dtype.cname}* restrict data0"] + [
-        f"const __global {b.dtype.cname}* restrict data{i}" for i, b in enumerate(r.bufs[1:], 1)
-    ]
-    body = "\n".join(r.lines)
-    src = prelude(body) + f"__kernel void {name}({', '.join(args)}) {{\n" + body + "\n}\n"
-    return Program(src, name, (nt, mt, nbatch), (1, 1, 1), r.bufs, opts)
+    src, name = r.kernel_source()
+    return Program(src, name, (nt, mt, nbatch), (1, 1, 1), opts)

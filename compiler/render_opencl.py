@@ -1,4 +1,8 @@
-"""Renders a scheduled kernel with its KernelOpts as OpenCL C: index math, fused expressions, loops."""
+"""Renders a scheduled kernel with its KernelOpts as C: index math, fused expressions, loops; OpenCL C by
+default, CUDA or HIP C++ through a `dialects.Dialect` (the same statements, other spellings).
+
+`ExprWriter` is the public building block other OpenCL templates (render_gemm.py) write kernels with:
+values through views and fused ops as C statements, and the finished kernel's source."""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ import re
 from dataclasses import replace
 
 from .cl_math import prelude
-from .kernel_ir import KernelOpts, LoopNest, Program
+from .dialects import OPENCL, Dialect
+from .dtypes import reduce_identity as identity_value
+from .indexing import linear, unravel, view_index
+from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
 from .lazy import Node
-from .ops import Ops
-from .schedule import Kernel
+from .ops import MOVEMENT, Ops
 from .symbolic import Lin, in_range
 
 _BIN = {
@@ -23,10 +29,13 @@ _BIN = {
     Ops.AND: "({0}&{1})",
     Ops.OR: "({0}|{1})",
     Ops.XOR: "({0}^{1})",
-    Ops.IDIV: "({1}==0?0:{0}/{1})",
-    Ops.MOD: "({1}==0?0:{0}%{1})",
+    # x/0 and x%0 give 0; x/-1 and x%-1 never divide, because INT_MIN/-1 overflows (and traps on x86)
+    Ops.IDIV: "({1}==0?0:{1}==-1?-{0}:{0}/{1})",
+    Ops.MOD: "(({1}==0||{1}==-1)?0:{0}%{1})",
 }
-_FMAX = "(({0}>{1}||{0}!={0})?{0}:{1})"  # NaN wins, like numpy.maximum
+# NaN wins, like numpy.maximum; a helper function, so nested maxima (the combine of split accumulators)
+# do not repeat their operands and grow the source exponentially
+_FMAX = "wb_fmax({0},{1})"
 
 
 class _NoVector(Exception):
@@ -39,7 +48,7 @@ _VEC_OPS = {
     Ops.NEG: "(-{0})",
     Ops.RECIP: "(1.0f/{0})",
     Ops.EXP2: "wb_exp2v({0})",
-    Ops.MAX: "(({0}>{1}||{0}!={0})?{0}:{1})",
+    Ops.MAX: _FMAX,
 }
 _UN = {
     Ops.EXP2: "wb_exp2({0})",
@@ -65,43 +74,27 @@ def c_literal(v, dtype) -> str:
 
 
 def reduce_identity(op: Ops, dtype) -> str:
-    """The starting value of an accumulator."""
-    if op == Ops.SUM:
-        return c_literal(0, dtype)
-    if dtype.is_float:
-        return "(-INFINITY)"
-    return {"int32": "(-2147483647-1)", "int8": "(-128)"}.get(dtype.name, "0")
+    """The starting value of an accumulator, as a C literal."""
+    return c_literal(identity_value(op, dtype), dtype)
 
 
-def linear(idx: tuple, shape: tuple) -> Lin:
-    """Row-major position of idx in a contiguous array of shape."""
-    lin = Lin()
-    for i, s in zip(idx, contiguous_strides(shape), strict=True):
-        lin = lin + i * s
-    return lin
+def reduce_combine(op: Ops, dtype) -> str:
+    """The C template ({0}, {1}) that folds one more value into a reduce's accumulator."""
+    if dtype.name == "bool":
+        return "{0}|{1}"
+    return "{0}+{1}" if op == Ops.SUM else _FMAX if dtype.is_float else "({0}>{1}?{0}:{1})"
 
 
-def unravel(lin: Lin, shape: tuple) -> tuple:
-    """The index in shape of row-major position lin."""
-    return tuple(
-        lin.floordiv(st).mod(sz) if sz > 1 else Lin()
-        for st, sz in zip(contiguous_strides(shape), shape, strict=True)
-    )
+class ExprWriter:
+    """Writes the statements of one OpenCL kernel for k: each value at an index (loads through views,
+    fused ops) becomes C temporaries; `kernel_source` wraps what was emitted as the kernel's body.
 
+    Arguments are k.buffers in order, named data0 (the output), data1, ...
+    """
 
-def contiguous_strides(shape: tuple) -> list[int]:
-    strides, acc = [], 1
-    for s in reversed(shape):
-        strides.append(acc if s > 1 else 0)
-        acc *= s
-    return strides[::-1]
-
-
-class _Renderer:
-    def __init__(self, k: Kernel, opts: KernelOpts):
-        self.k, self.opts = k, opts
-        self.nest = LoopNest.build(k.full_shape, k.reduce_axes, opts)
-        self.bufs: list[Node] = [k.out] + list({i.id: i for i in k.inputs}.values())
+    def __init__(self, k: Kernel, opts: KernelOpts, dialect: Dialect = OPENCL):
+        self.k, self.opts, self.d = k, opts, dialect
+        self.bufs: list[Node] = k.buffers
         self.buf_index = {n.id: i for i, n in enumerate(self.bufs)}
         self.lines: list[str] = []
         self.memo: dict = {}
@@ -113,16 +106,20 @@ class _Renderer:
         self.indent = 1
 
     def emit(self, line: str) -> None:
+        """Append one statement at the current indent."""
         self.lines.append("  " * self.indent + line)
 
     def tmp(self, ctype: str, expr: str) -> str:
+        """Emit `ctype tN = expr;` (ctype an OpenCL type name) and return the new temporary's name."""
         name = f"t{self.ntmp}"
         self.ntmp += 1
-        self.emit(f"{ctype} {name} = {expr};")
+        self.emit(f"{self.d.ctype(ctype)} {name} = {expr};")
         return name
 
     # --- expressions -------------------------------------------------------------------------------
     def expr(self, n: Node, idx: tuple, valid: frozenset) -> str:
+        """C for node n's value at index idx (Lins over n.shape), guarded by the conditions in valid
+        (outside them the value reads as 0); statements it needs are emitted first."""
         if n.id in self.buf_index and n is not self.k.out:
             return self.load(n, idx, valid)
         if n is self.k.reduce and self.acc_override is not None:
@@ -144,14 +141,19 @@ class _Renderer:
         j = self.buf_index[n.id]
         pos = lin.render()
         if self.vec_atom is not None and lin.terms.get(self.vec_atom, 0):
-            if lin.terms[self.vec_atom] != self.opts.vec or valid or n.dtype.name != "float32":
+            if (
+                lin.terms[self.vec_atom] != self.opts.vec
+                or valid
+                or n.dtype.name != "float32"
+                or not self.d.vectors
+            ):
                 raise _NoVector
             out = self.tmp("float8", f"*(const __global float8u*)(data{j}+{pos})")
             self.vecs.add(out)
             self.memo[key] = out
             return out
         val = (
-            f"vload_half({pos},data{j})"
+            self.d.load_half(f"data{j}", pos)
             if n.dtype.cname == "half"
             else f"(bool)data{j}[{pos}]"
             if n.dtype.name == "bool"
@@ -167,34 +169,24 @@ class _Renderer:
         op, ct = n.op, n.dtype.compute
         if op == Ops.CONST:
             return c_literal(n.arg, n.dtype)
-        if op == Ops.RESHAPE:
-            return self.expr(n.src[0], unravel(linear(idx, n.shape), n.src[0].shape), valid)
-        if op == Ops.PERMUTE:
-            sidx = [Lin()] * len(idx)
-            for i, a in enumerate(n.arg):
-                sidx[a] = idx[i]
-            return self.expr(n.src[0], tuple(sidx), valid)
-        if op == Ops.EXPAND:
-            sidx = tuple(Lin() if s == 1 else i for i, s in zip(idx, n.src[0].shape, strict=True))
-            return self.expr(n.src[0], sidx, valid)
-        if op == Ops.SHRINK:
-            return self.expr(n.src[0], tuple(i + b for i, (b, _) in zip(idx, n.arg, strict=True)), valid)
-        if op == Ops.FLIP:
-            sidx = tuple(
-                (-i + (s - 1)) if a in n.arg else i for a, (i, s) in enumerate(zip(idx, n.shape, strict=True))
-            )
-            return self.expr(n.src[0], sidx, valid)
-        if op == Ops.PAD:
-            conds = []
-            for i, (b, _), s in zip(idx, n.arg, n.src[0].shape, strict=True):
-                conds += in_range(i, b, b + s)
+        if op in MOVEMENT:
+            sidx, bounds = view_index(n, idx)
+            if op != Ops.PAD:
+                return self.expr(n.src[0], sidx, valid)
+            conds = [c for b in bounds for c in in_range(*b)]
             if "0" in conds:
                 return c_literal(0, n.dtype)
-            sidx = tuple(i - b for i, (b, _) in zip(idx, n.arg, strict=True))
             inner = self.expr(n.src[0], sidx, valid | frozenset(conds))
             if not conds or (n.src[0].id in self.buf_index and n.src[0] is not self.k.out):
                 return inner  # a guarded load already reads 0 outside the padding conditions
             return self.tmp(ct, f"({'&&'.join(conds)}?{inner}:{c_literal(0, n.dtype)})")
+        if op == Ops.GATHER:
+            # the loaded index becomes an index atom clamped to the axis, so any view of the source works
+            size = n.src[0].shape[n.arg]
+            i = self.expr(n.src[1], idx, valid)
+            pos = self.tmp("int", f"({i}<0?0:{i}>{size - 1}?{size - 1}:{i})")
+            sidx = tuple(Lin.var(pos, size) if a == n.arg else j for a, j in enumerate(idx))
+            return self.expr(n.src[0], sidx, valid)
         srcs = [self.expr(s, idx, valid) for s in n.src]
         if self.vecs.intersection(srcs):
             if n.dtype.name != "float32" or op not in _VEC_OPS:
@@ -205,7 +197,8 @@ class _Renderer:
             self.vecs.add(out)
             return out
         if op == Ops.CAST:
-            return self.tmp(ct, f"({srcs[0]}!=0)" if n.dtype.name == "bool" else f"({ct})({srcs[0]})")
+            cast = f"({srcs[0]}!=0)" if n.dtype.name == "bool" else f"({self.d.ctype(ct)})({srcs[0]})"
+            return self.tmp(ct, cast)
         if op == Ops.WHERE:
             return self.tmp(ct, f"({srcs[0]}?{srcs[1]}:{srcs[2]})")
         sdt = n.src[0].dtype
@@ -216,26 +209,60 @@ class _Renderer:
             w = 8 * sdt.itemsize - 1
             amt = f"({srcs[1]}<0?0:{srcs[1]}>{w}?{w}:{srcs[1]})"
             return self.tmp(ct, f"({srcs[0]}{'<<' if op == Ops.SHL else '>>'}{amt})")
-        tpl = _UN.get(op) or _BIN[op]
+        tpl = self.d.unary.get(op.name) or _UN.get(op) or _BIN[op]
         if op == Ops.MAX and sdt.is_float:
             tpl = _FMAX
             if not re.fullmatch(r"t\d+|acc\w*", srcs[0]):  # keep literals out of the NaN test
                 srcs = srcs[::-1]
         return self.tmp(ct, tpl.format(*srcs))
 
-    # --- the kernel --------------------------------------------------------------------------------
+    def store(self, val: str, pos: Lin) -> None:
+        """Emit the write of val to the output at row-major position pos."""
+        p = pos.render()
+        if self.k.out.dtype.cname == "half":
+            self.emit(self.d.store_half(val, p, "data0"))
+        else:
+            self.emit(f"data0[{p}] = ({self.d.ctype(self.k.out.dtype.cname)})({val});")
+
+    def kernel_source(self) -> tuple[str, str]:
+        """(source, entry name) of the kernel whose body is every statement emitted so far."""
+        k, d = self.k, self.d
+        name = re.sub(r"\W", "_", k.name)
+        args = [f"{d.global_arg}{d.ctype(k.out.dtype.cname)}* {d.restrict} data0"] + [
+            f"const {d.global_arg}{d.ctype(b.dtype.cname)}* {d.restrict} data{i}"
+            for i, b in enumerate(self.bufs[1:], 1)
+        ]
+        body = "\n".join(self.lines)
+        helpers = prelude(body, d.func)
+        return d.header + helpers + f"{d.kernel_head} {name}({', '.join(args)}) {{\n" + body + "\n}\n", name
+
+
+class _Renderer(ExprWriter):
+    """The general loop-nest kernel: global work-items over output axes, loops over reduce axes."""
+
+    def __init__(self, k: Kernel, opts: KernelOpts, dialect: Dialect = OPENCL):
+        super().__init__(k, opts, dialect)
+        self.nest = LoopNest.build(k.full_shape, k.reduce_axes, opts)
+
     def render(self) -> Program:
         k, nest = self.k, self.nest
         shape = k.full_shape
         base = [Lin()] * len(shape)
+        local = self.opts.local
+        if self.d.fixed_local:
+            local = local or gpu_local_size(nest.global_size)
+            guard = [f"gidx{g}>={s}" for g, (s, lo) in enumerate(zip(nest.global_size, local, strict=True)) if s % lo]
         for g, axes in enumerate(nest.global_dims):
             gv = Lin.var(f"gidx{g}", nest.global_size[g])
-            self.emit(f"int gidx{g} = get_global_id({g});")
+            self.emit(f"int gidx{g} = {self.d.global_id(g, local[g] if local else 1)};")
             stride = 1
             for a in reversed(axes):
                 size = shape[a] // nest.upcast.get(a, 1)
                 base[a] = gv.floordiv(stride).mod(size) if len(axes) > 1 else gv
                 stride *= size
+        if self.d.fixed_local and guard:
+            # the grid is rounded up to whole work-groups; the extra work-items do nothing
+            self.emit(f"if ({'||'.join(guard)}) return;")
         up_axes = [a for a, f in nest.upcast.items() if f > 1]
         lanes = [
             dict(zip(up_axes, us, strict=True))
@@ -261,27 +288,24 @@ class _Renderer:
                 # reshapes only), so every reference to the reduce here is this lane's accumulator
                 self.acc_override = self.acc[pos]
             val = self.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != shape else oi, frozenset())
-            p = pos.render()
-            if k.out.dtype.cname == "half":
-                self.emit(f"vstore_half({val},{p},data0);")
-            else:
-                self.emit(f"data0[{p}] = ({k.out.dtype.cname})({val});")
-        name = re.sub(r"\W", "_", k.name)
-        args = [f"__global {k.out.dtype.cname}* restrict data0"] + [
-            f"const __global {b.dtype.cname}* restrict data{i}" for i, b in enumerate(self.bufs[1:], 1)
-        ]
-        body = "\n".join(self.lines)
-        src = prelude(body) + f"__kernel void {name}({', '.join(args)}) {{\n" + body + "\n}\n"
-        return Program(src, name, nest.global_size, self.opts.local, self.bufs, self.opts)
+            self.store(val, pos)
+        src, name = self.kernel_source()
+        return Program(src, name, nest.global_size, local, self.opts)
 
     def render_reduce(self, lanes: list, out_idx) -> None:
+        """Accumulators, the loops over the reduce axes, and each output's reduced value in self.acc.
+
+        Scalar accumulators: opts.split_acc of them per output lane, the innermost loop unrolled
+        opts.unroll times. With opts.vec: one float8 accumulator, the innermost loop stepping vec elements
+        (loads along it become float8), folded to a scalar after the loops."""
         k, shape, opts = self.k, self.k.full_shape, self.opts
         red = k.reduce
         raxes = [a for a in k.reduce_axes if shape[a] > 1]
         ct = red.dtype.compute
-        split = max(1, opts.split_acc)
         init = reduce_identity(red.op, red.dtype)
+        combine = reduce_combine(red.op, red.dtype)
         vec = opts.vec
+        accs = {}
         if vec > 1:
             if (
                 not raxes
@@ -289,86 +313,82 @@ class _Renderer:
                 or red.dtype.name != "float32"
                 or shape[raxes[-1]] % vec
                 or (shape[raxes[-1]] // vec < 2)
+                or _has_pad(red.src[0], self.buf_index)
             ):
                 raise _NoVector
-            return self.render_vector_reduce(lanes[0], out_idx, raxes, vec)
-        accs = {}
-        for li, lane in enumerate(lanes):
-            names = [f"acc{li}_{s}" for s in range(split)]
-            for nm in names:
-                self.emit(f"{ct} {nm} = {init};")
-            accs[linear(out_idx(lane), red.shape)] = names
-        unroll = opts.unroll if raxes and shape[raxes[-1]] % opts.unroll == 0 else 1
+            split, unroll, step = 1, 1, vec
+            self.emit(f"float8 accv = (float8)({init});")
+            accs[linear(out_idx(lanes[0]), red.shape)] = ["accv"]
+        else:
+            split = max(1, opts.split_acc)
+            for li, lane in enumerate(lanes):
+                names = [f"acc{li}_{s}" for s in range(split)]
+                for nm in names:
+                    self.emit(f"{ct} {nm} = {init};")
+                accs[linear(out_idx(lane), red.shape)] = names
+            unroll = step = opts.unroll if raxes and shape[raxes[-1]] % opts.unroll == 0 else 1
         ridx = {}
         for a in raxes:
-            n = shape[a] // (unroll if a == raxes[-1] else 1)
+            n = shape[a] // (step if a == raxes[-1] else 1)
             self.emit(f"for (int ridx{a} = 0; ridx{a} < {n}; ridx{a}++) {{")
             self.indent += 1
             ridx[a] = Lin.var(f"ridx{a}", n)
-        combine = "{0}+{1}" if red.op == Ops.SUM else _FMAX if red.dtype.is_float else "({0}>{1}?{0}:{1})"
-        if red.dtype.name == "bool":
-            combine = "{0}|{1}"
-        step = 0
+        if vec > 1:
+            self.vec_atom = next(iter(ridx[raxes[-1]].terms))
         for u in range(unroll):
             for lane in lanes:
                 oi = out_idx(lane)
                 fi = tuple(
-                    ridx[a] * (unroll if a == raxes[-1] else 1) + (u if a == raxes[-1] else 0)
+                    ridx[a] * (step if a == raxes[-1] else 1) + (u if a == raxes[-1] else 0)
                     if a in ridx
                     else oi[a]
                     for a in range(len(shape))
                 )
                 val = self.expr(red.src[0], fi, frozenset())
-                if red.src[0].dtype.compute != ct:
+                if vec > 1:
+                    val = val if val in self.vecs else f"((float8)({val}))"
+                elif red.src[0].dtype.compute != ct:
                     val = f"({ct})({val})"
-                nm = accs[linear(oi, red.shape)][step % split]
+                nm = accs[linear(oi, red.shape)][u % split]
                 self.emit(f"{nm} = {combine.format(nm, val)};")
-            step += 1
-        for _ in raxes:
-            self.indent -= 1
-            self.emit("}")
-        for oi, names in accs.items():
-            total = names[0]
-            for nm in names[1:]:
-                total = combine.format(total, nm)
-            self.acc[oi] = self.tmp(ct, total)
-
-    def render_vector_reduce(self, lane: dict, out_idx, raxes: list, vec: int) -> None:
-        """One float8 accumulator; the innermost reduce axis advances vec elements per trip."""
-        k, shape = self.k, self.k.full_shape
-        red = k.reduce
-        init = reduce_identity(red.op, red.dtype)
-        self.emit(f"float8 accv = (float8)({init});")
-        ridx = {}
-        for a in raxes:
-            n = shape[a] // (vec if a == raxes[-1] else 1)
-            self.emit(f"for (int ridx{a} = 0; ridx{a} < {n}; ridx{a}++) {{")
-            self.indent += 1
-            ridx[a] = Lin.var(f"ridx{a}", n)
-        self.vec_atom = next(iter(ridx[raxes[-1]].terms))
-        oi = out_idx(lane)
-        fi = tuple(
-            (ridx[a] * vec if a == raxes[-1] else ridx[a]) if a in ridx else oi[a] for a in range(len(shape))
-        )
-        val = self.expr(red.src[0], fi, frozenset())
-        if val not in self.vecs:
-            val = f"((float8)({val}))"
-        self.emit(f"accv = {('{0}+{1}' if red.op == Ops.SUM else _FMAX).format('accv', val)};")
         self.vec_atom = None
         for _ in raxes:
             self.indent -= 1
             self.emit("}")
-        total = "accv.s0"
-        for c in range(1, vec):
-            total = ("{0}+{1}" if red.op == Ops.SUM else _FMAX).format(total, f"accv.s{c}")
-        self.acc[linear(oi, red.shape)] = self.tmp("float", total)
+        for oi, names in accs.items():
+            parts = [f"accv.s{c}" for c in range(vec)] if vec > 1 else names
+            total = parts[0]
+            for nm in parts[1:]:
+                total = combine.format(total, nm)
+            self.acc[oi] = self.tmp(ct, total)
 
 
-def render(k: Kernel, opts: KernelOpts) -> Program:
-    """OpenCL C for kernel k under opts (float8 reduces fall back to scalar code where they cannot apply)."""
+def gpu_local_size(global_size: tuple) -> tuple:
+    """A work-group size for a GPU launch of global_size: up to 256 work-items along the first dim."""
+    first = min(256, 1 << max(0, (global_size[0] - 1).bit_length()))
+    return (max(32, first) if global_size[0] > 32 else first,) + (1,) * (len(global_size) - 1)
+
+
+def _has_pad(n: Node, buffers: dict) -> bool:
+    """Whether a PAD sits between n and the kernel's buffers: its bounds test covers one index, while a
+    float8 load reads eight, so padded reads stay scalar."""
+    stack, seen = [n], set()
+    while stack:
+        m = stack.pop()
+        if m.id in seen or m.id in buffers:
+            continue
+        seen.add(m.id)
+        if m.op == Ops.PAD:
+            return True
+        stack.extend(m.src)
+    return False
+
+
+def render(k: Kernel, opts: KernelOpts, dialect: Dialect = OPENCL) -> Program:
+    """C for kernel k under opts in dialect (float8 reduces fall back to scalar code where they cannot apply)."""
     if opts.vec > 1:
         try:
-            return _Renderer(k, opts).render()
+            return _Renderer(k, opts, dialect).render()
         except _NoVector:
             opts = replace(opts, vec=1)
-    return _Renderer(k, opts).render()
+    return _Renderer(k, opts, dialect).render()

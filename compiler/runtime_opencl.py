@@ -102,6 +102,20 @@ class CLDevice:
         self.programs[src] = cl.Kernel(prg, name)
         return self.programs[src]
 
+    def compile_many(self, items: list[tuple[str, str]]) -> None:
+        """compile() each (src, name) not built yet, in a pool of threads: pyopencl lets go of the GIL
+        while PoCL builds, so N cores build N kernels at a time."""
+        todo = list(dict.fromkeys((src, name) for src, name in items if src not in self.programs))
+        if len(todo) < 2:
+            for src, name in todo:
+                self.compile(src, name)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:
+            for f in [pool.submit(self.compile, src, name) for src, name in todo]:
+                f.result()  # re-raises a KernelBuildError
+
     def launch(
         self, kernel, gsize: tuple, lsize: tuple | None, bufs: list, wait: bool = False
     ) -> float | None:

@@ -3,97 +3,21 @@
 Rules: elementwise ops and views are inlined into whichever kernel consumes them; every reduce starts a
 kernel that also absorbs the single-consumer elementwise chain after it; a computed (non-leaf) value that
 is broadcast by EXPAND is realized first, so broadcasting never repeats its computation.
+
+The kernels it returns are plain data (`kernel_ir.Kernel`); choosing and running their programs is the
+backends' job (`backend.py`), so nothing here depends on how or where a kernel runs.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
+from .kernel_ir import Kernel
 from .lazy import Node, toposort
 from .ops import ELEMENTWISE, MOVEMENT, REDUCE, Ops
-
-
-@dataclass(eq=False)
-class Kernel:
-    """One kernel of a schedule: computes `out` from the `inputs` buffers, with at most one reduce."""
-
-    out: Node
-    inputs: list[Node]
-    reduce: Node | None
-    name: str = ""
-    flops: int = 0
-    bytes: int = 0
-    device: str = ""
-    _program: object = field(default=None, repr=False)
-
-    @property
-    def full_shape(self) -> tuple:
-        """The iteration space: the reduce input's shape for a reduce kernel, else the output shape."""
-        return self.reduce.src[0].shape if self.reduce is not None else self.out.shape
-
-    @property
-    def reduce_axes(self) -> tuple:
-        return self.reduce.arg if self.reduce is not None else ()
-
-    @property
-    def source(self) -> str:
-        """The kernel's OpenCL C source (rendered on first access)."""
-        return self.program().src
-
-    def program(self):
-        """The rendered program (source, launch sizes) for this kernel, chosen by the optimizer.
-
-        Programs are memoized by the kernel's structure, so rebuilding the same graph (a model's forward
-        pass called again) skips rendering."""
-        if self._program is None:
-            from .optimizer import choose_program
-
-            key = self.structure_key()
-            hit = _PROGRAMS.get(key)
-            if hit is None:
-                self._program = choose_program(self)
-                _PROGRAMS[key] = replace(self._program, buffers=[])  # keep no graph (or its memory) alive
-            else:
-                self._program = replace(
-                    hit, buffers=[self.out] + list({i.id: i for i in self.inputs}.values())
-                )
-        return self._program
-
-    def structure_key(self) -> tuple:
-        """Everything rendering depends on: ops, args, shapes, dtypes, sharing, input slots, device."""
-        slots = {n.id: i for i, n in enumerate({i.id: i for i in self.inputs}.values())}
-        ids: dict[int, int] = {}
-        rows: list = []
-        # iterative post-order walk (a recursive closure would be a reference cycle holding the buffers)
-        stack = [(self.out, False)]
-        while stack:
-            n, ready = stack.pop()
-            if n.id in ids:
-                continue
-            leaf = n is not self.out and n.id in slots
-            if not leaf and not ready:
-                stack.append((n, True))
-                stack.extend((s, False) for s in n.src if s.id not in ids)
-                continue
-            if leaf:
-                row = ("in", slots[n.id], n.shape, n.dtype.name)
-            else:
-                srcs = tuple(ids[s.id] for s in n.src)
-                row = (n.op.value, n.arg, n.shape, n.dtype.name, srcs, n is self.reduce)
-            rows.append(row)
-            ids[n.id] = len(rows) - 1
-        return (self.device, os.environ.get("WB_SEARCH"), tuple(rows))
-
-    def __repr__(self):
-        return f"<Kernel {self.name} flops={self.flops} bytes={self.bytes}>"
-
-
-_PROGRAMS: dict[tuple, object] = {}  # structure key -> Program
 
 
 def _leafy(n: Node, realize: set) -> bool:

@@ -120,6 +120,28 @@ class Lin:
     def _atom_mod(self, m: int) -> Lin:
         return Lin({Atom(("mod", self, m), 0, min(m - 1, self.hi), f"({self.render()}%{m})"): 1})
 
+    def variables(self) -> set[str]:
+        """Names of the variables the expression uses, inside divisions and remainders too."""
+        out: set[str] = set()
+        for a in self.terms:
+            out |= {a.key[1]} if a.key[0] == "v" else a.key[1].variables()
+        return out
+
+    def unit_variables(self) -> set[str]:
+        """Variables added with coefficient 1 somewhere in the expression (a stride-1 use), at any depth."""
+        out: set[str] = set()
+        for a, c in self.terms.items():
+            if a.key[0] == "v":
+                out |= {a.key[1]} if c == 1 else set()
+            else:
+                out |= a.key[1].unit_variables()
+        return out
+
+    @property
+    def is_affine(self) -> bool:
+        """True when the expression has no division or remainder: a plain strided index."""
+        return all(a.key[0] == "v" for a in self.terms)
+
     def __eq__(self, other):
         return isinstance(other, Lin) and self.const == other.const and self.terms == other.terms
 

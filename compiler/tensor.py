@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
 
-from . import lazy
+from . import autograd, lazy
 from .device import canonicalize, to_device
-from .dtypes import DType, dtypes, promote, to_dtype
-from .errors import ShapeError
+from .dtypes import DType, dtypes, promote, reduce_identity, to_dtype
+from .errors import DTypeError, IndexOutOfRangeError, ShapeError
 from .lazy import Node
 from .ops import Ops
 
 _LOG2E, _LN2 = 1.4426950408889634, 0.6931471805599453
+# ln 2 split so that n * _LN2_HI is exact in float32 for |n| < 2**8 (Cody-Waite argument reduction)
+_LN2_HI, _LN2_LO = 0.693145751953125, 1.4286068203094172e-06
+_NO_FRACTION = 2.0**23  # float32 values at least this large are integers
 
 
 def _infer_dtype(arr: np.ndarray) -> DType:
@@ -27,6 +33,25 @@ def _infer_dtype(arr: np.ndarray) -> DType:
     return to_dtype(arr.dtype)
 
 
+def _check_conversion(arr: np.ndarray, dt: DType, warn_narrowing: bool) -> None:
+    """Refuse integers the target dtype cannot hold; say so when a float64 array is stored as float32."""
+    if arr.dtype.kind in "iu" and dt.is_int and arr.size:
+        info = np.iinfo(dt.np)
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < info.min or hi > info.max:
+            bad = lo if lo < info.min else hi
+            raise DTypeError(
+                f"Tensor: value {bad} does not fit {dt.name} ({info.min}..{info.max}); the workbench has no"
+                f" 64-bit integers, so scale or split the values, or pass dtype='float32'"
+            )
+    elif warn_narrowing and arr.dtype == np.float64:
+        warnings.warn(
+            "Tensor: float64 array stored as float32 (the widest float dtype here); pass dtype='float32' or"
+            " a float32 array to say so",
+            stacklevel=3,
+        )
+
+
 def _shape_arg(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
@@ -37,14 +62,20 @@ def _pair(x, n: int = 2) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,) * n
 
 
+# leaf tensors with requires_grad, by node id: backward() stores each leaf's gradient in its `.grad`
+_LEAVES: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()
+
+
 class Tensor:
     """A lazy n-dimensional array on a device; operations build a graph that `realize()` runs."""
 
-    __slots__ = ("node",)
+    __slots__ = ("node", "grad", "__weakref__")
     __hash__ = object.__hash__
     _rng = np.random.default_rng(0)
+    training = False  # layers such as dropout and batch norm read this (nn modules keep their own flag)
 
-    def __init__(self, data, device: str | None = None, dtype=None):
+    def __init__(self, data, device: str | None = None, dtype=None, requires_grad: bool = False):
+        self.grad: Tensor | None = None
         if isinstance(data, Node):
             self.node = data
             return
@@ -53,8 +84,78 @@ class Tensor:
             data = data.numpy()
         arr = np.asarray(data)
         dt = to_dtype(dtype) if dtype is not None else _infer_dtype(arr)
+        _check_conversion(arr, dt, warn_narrowing=dtype is None and isinstance(data, np.ndarray))
         arr = arr.astype(dt.np, order="C")
         self.node = lazy.load(to_device(arr, dt, device), arr.shape, dt, device)
+        if requires_grad:
+            self.requires_grad = True
+
+    # --- autograd ----------------------------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients flow to (a parameter) or through (a value computed from one) this tensor."""
+        return self.node.requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and not self.dtype.is_float:
+            raise DTypeError(f"requires_grad: only float tensors can have gradients, this one is {self.dtype.name}")
+        if self.node.ad is not None:
+            raise DTypeError("requires_grad: set it on leaf tensors (parameters); use .detach() on computed ones")
+        self.node.requires_grad = bool(value)
+        if value:
+            _LEAVES[self.node.id] = self
+        else:
+            _LEAVES.pop(self.node.id, None)
+
+    def requires_grad_(self, value: bool = True) -> Tensor:
+        """Set requires_grad in place; returns self."""
+        self.requires_grad = value
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors that backward() gives a `.grad` (not computed from a parameter)."""
+        return self.node.ad is None
+
+    def backward(self, gradient: Tensor | None = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf with requires_grad; runs the kernels."""
+        leaves = autograd.gradients(self.node, None if gradient is None else gradient.node, retain_graph)
+        done = []
+        with autograd.no_grad():
+            for nid, (n, g) in leaves.items():
+                t = _LEAVES.get(nid)
+                if t is None or t.node is not n:
+                    continue
+                t.grad = Tensor(g) if t.grad is None else t.grad + Tensor(g)
+                done.append(t.grad)
+        self.realize(*done)
+
+    def detach(self) -> Tensor:
+        """The same values with no gradient history."""
+        n = self.node
+        if n.realized:
+            return Tensor(lazy.load(n.buffer, n.shape, n.dtype, n.device))
+        with autograd.no_grad():
+            return Tensor(Node(n.op, n.src, n.arg, n.shape, n.dtype, n.device))
+
+    def assign(self, value) -> Tensor:
+        """Replace the values in place (same shape and dtype), keeping requires_grad; returns self."""
+        v = value if isinstance(value, Tensor) else Tensor(value, device=self.device, dtype=self.dtype)
+        if v.shape != self.shape:
+            raise ShapeError(f"assign: value of shape {v.shape} for a tensor of shape {self.shape}")
+        if v.device != self.device:
+            v = v.to(self.device)
+        v = v.cast(self.dtype)
+        keep = self.requires_grad
+        if keep or v.node.requires_grad:
+            v = v.detach()  # a node of its own: marking it a leaf must not touch the value's other users
+        if keep:
+            _LEAVES.pop(self.node.id, None)
+        self.node = v.node
+        if keep:
+            self.requires_grad = True
+        return self
 
     # --- properties and realization ----------------------------------------------------------------
     @property
@@ -299,7 +400,16 @@ class Tensor:
         return self._float()._alu(Ops.LOG2)
 
     def exp(self) -> Tensor:
-        return (self._float() * _LOG2E).exp2()
+        """e**x to a few ulp: x = n*ln2 + r with n an integer, so only the small r meets the rounding
+        of a product with log2(e); 2**n is exact."""
+        x = self._float()
+        x32 = x.cast(dtypes.float32)
+        t = x32 * _LOG2E
+        # n = round(t) clamped to [-151, 127] (beyond, the result is 0 or inf anyway; NaN ends up in r)
+        t = (t < 127.0).where(t, 127.0).maximum(-151.0)
+        n = (t + 256.5).cast(dtypes.int32).cast(dtypes.float32) + -256.0
+        r = x32 + n * -_LN2_HI + n * -_LN2_LO
+        return ((r * _LOG2E).exp2() * n.exp2()).cast(x.dtype)
 
     def log(self) -> Tensor:
         return self.log2() * _LN2
@@ -314,7 +424,9 @@ class Tensor:
         return self._float()._alu(Ops.SIN)
 
     def cos(self) -> Tensor:
-        return (math.pi / 2 - self._float()).sin()
+        """cos x = 1 - 2 sin^2(x/2): halving is exact, where pi/2 - x would round away x's low bits."""
+        s = (self._float() * 0.5).sin()
+        return 1.0 - 2.0 * s * s
 
     def tan(self) -> Tensor:
         return self.sin() / self.cos()
@@ -323,7 +435,14 @@ class Tensor:
         return (1.0 + (-self._float()).exp()).reciprocal()
 
     def tanh(self) -> Tensor:
-        return 2.0 * (2.0 * self._float()).sigmoid() - 1.0
+        """(1 - e^-2|x|) / (1 + e^-2|x|) with the sign of x; its Taylor series near 0, where 1 - e cancels."""
+        x = self._float()
+        e = (-2.0 * x.abs()).exp()
+        t = (1.0 - e) / (1.0 + e)
+        big = (x < 0).where(-t, t)
+        x2 = x * x
+        small = x * (1.0 + x2 * (-1 / 3 + x2 * (2 / 15 + x2 * (-17 / 315 + x2 * (62 / 2835)))))
+        return (x.abs() < 0.25).where(small, big)
 
     def relu(self) -> Tensor:
         return self.maximum(0)
@@ -331,7 +450,8 @@ class Tensor:
     def gelu(self) -> Tensor:
         """GELU, tanh approximation (as in GPT-2)."""
         x = self._float()
-        return 0.5 * x * (1.0 + (0.7978845608028654 * (x + 0.044715 * x * x * x)).tanh())
+        # 0.5 * (1 + tanh(u)) == sigmoid(2u): the same function with fewer ops and no 1 - e cancellation
+        return x * (1.5957691216057308 * (x + 0.044715 * x * x * x)).sigmoid()
 
     def silu(self) -> Tensor:
         return self * self.sigmoid()
@@ -340,14 +460,19 @@ class Tensor:
         return self if self.dtype.is_unsigned else self.maximum(-self)
 
     def sign(self) -> Tensor:
-        return (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
+        """-1, 0 or 1 by the sign of each element; NaN stays NaN like numpy."""
+        s = (self > 0).cast(self.dtype) - (self < 0).cast(self.dtype)
+        return (self != self).where(self, s) if self.dtype.is_float else s
 
     def square(self) -> Tensor:
         return self * self
 
     def trunc(self) -> Tensor:
-        """Round toward zero (floats within int32 range)."""
-        return self if not self.dtype.is_float else self.cast(dtypes.int32).cast(self.dtype)
+        """Round toward zero; NaN, inf and floats too large to have a fraction come back unchanged."""
+        if not self.dtype.is_float:
+            return self
+        # only |x| < 2**23 can have a fraction, and those fit int32; larger values, inf and NaN pass through
+        return (self.abs() < _NO_FRACTION).where(self.cast(dtypes.int32).cast(self.dtype), self)
 
     def floor(self) -> Tensor:
         t = self.trunc()
@@ -362,8 +487,9 @@ class Tensor:
         return x._alu(Ops.MAX, y)
 
     def minimum(self, other) -> Tensor:
+        """Elementwise smaller value; NaN in either operand gives NaN like numpy.minimum."""
         x, y = self._operands(other, "minimum")
-        return (x < y).where(x, y)
+        return -((-x)._alu(Ops.MAX, -y)) if x.dtype.is_float else (x < y).where(x, y)
 
     def clip(self, min_=None, max_=None) -> Tensor:
         """Limit values to [min_, max_]."""
@@ -377,25 +503,50 @@ class Tensor:
     clamp = clip
 
     def pow(self, exponent, reverse: bool = False) -> Tensor:
-        """self ** exponent; negative bases allowed with integer exponents."""
+        """self ** exponent like numpy: integers stay integers, integer exponents multiply exactly,
+        negative bases allowed with integer exponents, x**0 == 1 and 1**y == 1 even for NaN."""
         if not reverse and isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
             if exponent == 0:
                 return self.ones_like()
             if exponent == 0.5:
                 return self.sqrt()
-            if float(exponent).is_integer() and abs(exponent) <= 4:
+            if float(exponent).is_integer() and abs(exponent) <= 64:
                 x = self if exponent > 0 or self.dtype.is_float else self._float()
-                out = x
-                for _ in range(int(abs(exponent)) - 1):
-                    out = out * x
+                out = x._int_power(int(abs(exponent)))
                 return out if exponent > 0 else out.reciprocal()
         base, e = self._operands(exponent, "pow", reverse)
+        if base.dtype.is_int and e.dtype.is_int:
+            return base._int_pow_tensor(e)
         base, e = base._float(), e._float()
         mag = (e * base.abs().log2()).exp2()
         odd = (e.trunc() == e) & ((e.abs() - 2.0 * (e.abs() * 0.5).floor()) == 1.0)
         neg = base < 0
         out = (neg & odd).where(-mag, mag)
-        return (neg & (e.trunc() != e)).where(float("nan"), out)
+        out = (neg & (e.trunc() != e)).where(float("nan"), out)
+        return ((e == 0) | (base == 1)).where(1.0, out)
+
+    def _int_power(self, n: int) -> Tensor:
+        """self ** n for a Python int n >= 1 by repeated squaring (exact for integers)."""
+        out, sq = None, self
+        while n:
+            if n & 1:
+                out = sq if out is None else out * sq
+            n >>= 1
+            if n:
+                sq = sq * sq
+        return out
+
+    def _int_pow_tensor(self, e: Tensor) -> Tensor:
+        """Integer base ** integer exponent tensor by squaring over the exponent's bits; a negative exponent
+        gives 1 for base 1, +-1 for base -1 and 0 otherwise (the integer part of the true value)."""
+        out, sq, bits = self.ones_like(), self, e.maximum(0)
+        for _ in range(8 * e.dtype.itemsize - 1):
+            out = ((bits & 1) != 0).where(out * sq, out)
+            sq, bits = sq * sq, bits >> 1
+        odd = (e & 1) != 0
+        minus_one = (self == -1).where(odd.where(-1, 1), 0) if not self.dtype.is_unsigned else 0
+        neg_e = (self == 1).where(1, minus_one).cast(self.dtype)
+        return (e < 0).where(neg_e, out)
 
     def where(self, x, y) -> Tensor:
         """Elementwise self ? x : y with broadcasting; self is the condition."""
@@ -419,10 +570,13 @@ class Tensor:
         return y._alu(Ops.CMPLT, x)
 
     def __le__(self, other) -> Tensor:
-        return (self > other).logical_not()
+        x, y = self._operands(other, "le")
+        # not (x > y) would call NaN <= 1 true; floats ask "less or equal" directly
+        return (x < y) | (x == y) if x.dtype.is_float else (x > y).logical_not()
 
     def __ge__(self, other) -> Tensor:
-        return (self < other).logical_not()
+        x, y = self._operands(other, "ge")
+        return (y < x) | (x == y) if x.dtype.is_float else (x < y).logical_not()
 
     def __eq__(self, other) -> Tensor:  # type: ignore[override]
         return (self != other).logical_not()
@@ -574,13 +728,17 @@ class Tensor:
         arg = tuple((0, s) if a is None else a for a, s in zip(arg, self.shape, strict=True))
         return Tensor(lazy.movement(Ops.SHRINK, self.node, arg))
 
-    def flip(self, axis) -> Tensor:
-        """Reverse the order along axis (an int or a tuple)."""
+    def flip(self, axis=None, *, dim=None, dims=None) -> Tensor:
+        """Reverse the order along axis (an int or a tuple; `dim`/`dims` are the PyTorch names)."""
+        axis = axis if axis is not None else dim if dim is not None else dims
+        if axis is None:
+            axis = tuple(range(self.ndim))
         axes = (axis,) if isinstance(axis, int) else tuple(axis)
         return Tensor(lazy.movement(Ops.FLIP, self.node, tuple(self._axis(a) for a in axes)))
 
-    def squeeze(self, axis=None) -> Tensor:
+    def squeeze(self, axis=None, *, dim=None) -> Tensor:
         """Drop size-1 axes (all, or the given one)."""
+        axis = dim if dim is not None else axis
         if axis is None:
             return self.reshape(tuple(s for s in self.shape if s != 1))
         a = self._axis(axis)
@@ -588,8 +746,11 @@ class Tensor:
             raise ShapeError(f"squeeze: axis {axis} of shape {self.shape} has size {self.shape[a]}, not 1")
         return self.reshape(self.shape[:a] + self.shape[a + 1 :])
 
-    def unsqueeze(self, axis: int) -> Tensor:
+    def unsqueeze(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
         """Insert a size-1 axis."""
+        axis = dim if dim is not None else axis
+        if axis is None:
+            raise TypeError("unsqueeze: give the new axis (axis= or dim=)")
         a = axis if axis >= 0 else axis + self.ndim + 1
         if not 0 <= a <= self.ndim:
             raise ShapeError(f"unsqueeze: axis {axis} out of range for shape {self.shape}")
@@ -602,8 +763,9 @@ class Tensor:
         s, e = self._axis(start_dim), self._axis(end_dim)
         return self.reshape(self.shape[:s] + (math.prod(self.shape[s : e + 1]),) + self.shape[e + 1 :])
 
-    def cat(self, *others: Tensor, axis: int = 0) -> Tensor:
+    def cat(self, *others: Tensor, axis: int = 0, dim: int | None = None) -> Tensor:
         """Concatenate along axis: `a.cat(b, c, axis=1)` or numpy style `Tensor.cat([a, b, c], axis=1)`."""
+        axis = dim if dim is not None else axis
         ts = list(self) + list(others) if isinstance(self, (list, tuple)) else [self, *others]
         self = ts[0]
         a = self._axis(axis)
@@ -627,15 +789,24 @@ class Tensor:
         return out
 
     @staticmethod
-    def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    def stack(tensors: Sequence[Tensor], axis: int = 0, dim: int | None = None) -> Tensor:
         """Join tensors of one shape along a new axis."""
+        axis = dim if dim is not None else axis
         ts = list(tensors)
         a = axis if axis >= 0 else axis + ts[0].ndim + 1
         return ts[0].unsqueeze(a).cat(*[t.unsqueeze(a) for t in ts[1:]], axis=a)
 
     def __getitem__(self, index) -> Tensor:
-        """Basic indexing: ints, slices (any step), None and Ellipsis."""
+        """Basic indexing (ints, slices with any step, None, Ellipsis) plus one integer array index."""
         idx = list(index) if isinstance(index, tuple) else [index]
+        arrays = [k for k, i in enumerate(idx) if isinstance(i, (Tensor, list, np.ndarray))]
+        if arrays:
+            k = arrays[0]
+            if len(arrays) > 1 or Ellipsis in idx[:k]:
+                raise ShapeError("getitem: one integer array index is supported, with no ... before it")
+            rest = self[tuple(idx[:k] + [slice(None)] + idx[k + 1 :])]
+            axis = sum(1 for i in idx[:k] if i is None or isinstance(i, slice))
+            return rest.take(idx[k], axis=axis)
         n_real = sum(1 for i in idx if i is not None and i is not Ellipsis)
         if n_real > self.ndim:
             raise ShapeError(f"getitem: {n_real} indices for a {self.ndim}-d tensor {self.shape}")
@@ -696,20 +867,44 @@ class Tensor:
             return tuple(range(self.ndim))
         return tuple(sorted({self._axis(a) for a in ((axis,) if isinstance(axis, int) else axis)}))
 
-    def _reduce(self, op: Ops, axis, keepdim: bool) -> Tensor:
+    def _reduce(self, op: Ops, axis, keepdim: bool, blocked: bool = False) -> Tensor:
         axes = self._axes(axis)
         x = self
         if not axes or x.ndim == 0:
             return x
-        if any(x.shape[a] == 0 for a in axes) and op == Ops.REDUCE_MAX:
-            raise ShapeError(f"max: zero-size reduction over axes {axes} of shape {x.shape}")
-        rsize = math.prod(x.shape[a] for a in axes)
         keep = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
-        if rsize >= 32768 and math.prod(keep) <= 64:
+        final = keep if keepdim else tuple(s for i, s in enumerate(x.shape) if i not in axes)
+        rsize = math.prod(x.shape[a] for a in axes)
+        if rsize == 0:  # an empty sum is 0 (numpy); an empty max has no value
+            if op == Ops.REDUCE_MAX:
+                raise ShapeError(f"max: zero-size reduction over axes {axes} of shape {x.shape}")
+            return Tensor.full(final, 0, x.dtype, x.device)
+        if blocked and x.dtype.is_float and rsize > _SUM_BLOCK_MIN and not _is_contraction(x.node):
+            out = x._blocked_sum(axes, rsize)
+        elif rsize >= 32768 and math.prod(keep) <= 64:
             out = x._two_stage(op, axes, rsize)
         else:
             out = Tensor(lazy.reduce(op, x.node, axes))
-        return out.reshape(keep if keepdim else tuple(s for i, s in enumerate(x.shape) if i not in axes))
+        return out.reshape(final)
+
+    def _blocked_sum(self, axes: tuple, rsize: int) -> Tensor:
+        """A long float sum as a tree of short sums (numpy's pairwise summation in spirit): each level adds
+        blocks of at most _SUM_BLOCK values, so rounding error grows with the number of levels (log n), not
+        with n, and the same graph gives the same accuracy on every device."""
+        keep_axes = [a for a in range(self.ndim) if a not in axes]
+        pre = tuple(self.shape[a] for a in keep_axes)
+        x = self.permute(keep_axes + list(axes)).reshape(pre + (rsize,))
+        n = rsize
+        while n > _SUM_BLOCK:
+            # a block size that divides n keeps loads unguarded (and vectorizable); else pad with zeros
+            b = next((d for d in range(_SUM_BLOCK, _SUM_BLOCK // 2 - 1, -8) if n % d == 0), _SUM_BLOCK)
+            if n % b:
+                x = x.pad([(0, 0)] * len(pre) + [(0, b - n % b)])
+                n += b - n % b
+            x = x.reshape(pre + (n // b, b))
+            n //= b
+            x = Tensor(lazy.reduce(Ops.SUM, x.node, (len(pre) + 1,))).reshape(pre + (n,))
+        return Tensor(lazy.reduce(Ops.SUM, x.node, (len(pre),)))
 
     def _two_stage(self, op: Ops, axes: tuple, rsize: int) -> Tensor:
         """A long reduce to few outputs as partial reduces over many chunks, then a short reduce."""
@@ -717,22 +912,15 @@ class Tensor:
         x = self.permute(keep_axes + list(axes)).reshape(tuple(self.shape[a] for a in keep_axes) + (rsize,))
         chunks = 256
         if rsize % chunks:
-            ident = (
-                0
-                if op == Ops.SUM
-                else (
-                    -math.inf
-                    if self.dtype.is_float
-                    else {"int32": -(2**31), "int8": -128}.get(self.dtype.name, 0)
-                )
-            )
+            ident = reduce_identity(op, self.dtype)
             x = x.pad([(0, 0)] * (x.ndim - 1) + [(0, chunks - rsize % chunks)], value=ident)
         x = x.reshape(x.shape[:-1] + (chunks, x.shape[-1] // chunks))
         part = Tensor(lazy.reduce(op, x.node, (x.ndim - 1,)))
         return Tensor(lazy.reduce(op, part.node, (x.ndim - 2,)))
 
-    def sum(self, axis=None, keepdim: bool = False, dtype=None) -> Tensor:
-        """Sum over axes; small ints and bool accumulate as int32."""
+    def sum(self, axis=None, keepdim: bool = False, dtype=None, *, dim=None, keepdims=None) -> Tensor:
+        """Sum over axes; small ints and bool accumulate as int32. Long float sums add in a tree of blocks."""
+        axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
         x = (
             self.cast(dtype)
             if dtype is not None
@@ -740,66 +928,90 @@ class Tensor:
             if self.dtype.priority < 3
             else self
         )
-        return x._reduce(Ops.SUM, axis, keepdim)
+        return x._reduce(Ops.SUM, axis, keepdim, blocked=True)
 
-    def max(self, axis=None, keepdim: bool = False) -> Tensor:
-        """Maximum over axes."""
+    def max(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
+        """Maximum over axes (NaN if any element is NaN, like numpy)."""
+        axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
         return self._reduce(Ops.REDUCE_MAX, axis, keepdim)
 
-    def min(self, axis=None, keepdim: bool = False) -> Tensor:
+    def min(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
         """Minimum over axes."""
+        axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
         if self.dtype.is_float:
             return -((-self).max(axis, keepdim))
         return ~((~self).max(axis, keepdim))
 
-    def mean(self, axis=None, keepdim: bool = False) -> Tensor:
-        """Arithmetic mean over axes (float result)."""
+    def mean(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
+        """Arithmetic mean over axes (float result; float16 accumulates in float32, like numpy)."""
+        axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
         n = math.prod(self.shape[a] for a in self._axes(axis))
-        return self._float().sum(axis, keepdim) * (1.0 / max(n, 1))
+        x = self._float()
+        s = x.sum(axis, keepdim, dtype=dtypes.float32) * (1.0 / n if n else math.nan)
+        return s.cast(x.dtype)
 
-    def var(self, axis=None, keepdim: bool = False, ddof: int = 0, correction: int | None = None) -> Tensor:
-        """Variance over axes; ddof=0 like numpy (`correction` is the PyTorch name)."""
+    def var(
+        self, axis=None, keepdim: bool = False, ddof: int = 0, correction: int | None = None, *, dim=None,
+        keepdims=None,
+    ) -> Tensor:
+        """Variance over axes; ddof=0 like numpy (`correction` is the PyTorch name for ddof)."""
+        axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
         ddof = correction if correction is not None else ddof
         n = math.prod(self.shape[a] for a in self._axes(axis))
         x = self._float()
-        d = x - x.mean(axis, keepdim=True)
-        return (d * d).sum(axis, keepdim) * (1.0 / max(n - ddof, 1))
+        x32 = x.cast(dtypes.float32)
+        d = x32 - x32.mean(axis, keepdim=True)
+        return ((d * d).sum(axis, keepdim) * (1.0 / (n - ddof) if n > ddof else math.nan)).cast(x.dtype)
 
-    def std(self, axis=None, keepdim: bool = False, ddof: int = 0, correction: int | None = None) -> Tensor:
+    def std(
+        self, axis=None, keepdim: bool = False, ddof: int = 0, correction: int | None = None, *, dim=None,
+        keepdims=None,
+    ) -> Tensor:
         """Standard deviation over axes."""
+        axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
         return self.var(axis, keepdim, ddof, correction).sqrt()
 
-    def argmax(self, axis=None, keepdim: bool = False) -> Tensor:
-        """Index of the first maximum along axis (of the flattened tensor when axis is None)."""
+    def argmax(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
+        """Index of the first maximum along axis (of the flattened tensor when axis is None); the first NaN
+        counts as the maximum, like numpy."""
+        axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
         if axis is None:
             return self.flatten().argmax(0, keepdim=False).reshape((1,) * self.ndim if keepdim else ())
         a = self._axis(axis)
         n = self.shape[a]
+        if n == 0:
+            raise ShapeError(f"argmax: zero-size axis {a} of shape {self.shape}")
         m = self.max(a, keepdim=True)
         rev = Tensor.arange(n, 0, -1, device=self.device).reshape((n,) + (1,) * (self.ndim - a - 1))
-        cand = (self == m).where(rev._broadcast_to_right(self.shape), 0)
+        hit = (self == m) | (self != self) if self.dtype.is_float else self == m
+        cand = hit.where(rev._broadcast_to_right(self.shape), 0)
         return n - cand.max(a, keepdim)
 
     def _broadcast_to_right(self, shape: tuple) -> Tensor:
         return self.reshape((1,) * (len(shape) - self.ndim) + self.shape)._broadcast_to(shape)
 
-    def argmin(self, axis=None, keepdim: bool = False) -> Tensor:
+    def argmin(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
         """Index of the first minimum."""
+        axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
         return (-self if self.dtype.is_float else ~self).argmax(axis, keepdim)
 
-    def softmax(self, axis: int = -1) -> Tensor:
+    def softmax(self, axis: int = -1, *, dim=None) -> Tensor:
         """exp(x - max) / sum(exp(x - max)) along axis."""
+        axis, _ = _axis_arg(axis, dim, False, None)
         x = self._float()
         e = (x - x.max(axis, keepdim=True)).exp()
         return e / e.sum(axis, keepdim=True)
 
-    def log_softmax(self, axis: int = -1) -> Tensor:
+    def log_softmax(self, axis: int = -1, *, dim=None) -> Tensor:
         """log(softmax(x)) computed stably."""
+        axis, _ = _axis_arg(axis, dim, False, None)
         x = self._float()
         s = x - x.max(axis, keepdim=True)
         return s - s.exp().sum(axis, keepdim=True).log()
 
-    def logsumexp(self, axis=None, keepdim: bool = False) -> Tensor:
+    def logsumexp(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
+        """log(sum(exp(x))) over axes, computed stably."""
+        axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
         x = self._float()
         m = x.max(axis, keepdim=True)
         out = (x - m).exp().sum(axis, keepdim=True).log() + m
@@ -827,7 +1039,7 @@ class Tensor:
                 f"matmul: shapes {self.shape} and {other.shape} not aligned: "
                 f"{a.shape[-1]} (dim {a.ndim - 1}) != {b.shape[-2]} (dim {b.ndim - 2})"
             )
-        dt = promote(a.dtype, b.dtype)
+        dt = _matmul_acc(promote(a.dtype, b.dtype))
         a, b = a.cast(dt), b.cast(dt)
         batch = _broadcast_shape(a.shape[:-2], b.shape[:-2], "matmul")
         m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
@@ -919,7 +1131,8 @@ class Tensor:
         win = win.reshape(n, groups, 1, cg, oh, ow, kh, kw)._broadcast_to((n, groups, og, cg, oh, ow, kh, kw))
         win = win.reshape(n, cout, cg, oh, ow, kh, kw).permute(0, 1, 3, 4, 2, 5, 6)
         wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
-        out = (win * wt.cast(win.dtype) if wt.dtype != win.dtype else win * wt).sum((4, 5, 6))
+        acc = _matmul_acc(win.dtype)  # the weight follows the input dtype, as before
+        out = (win.cast(acc) * wt.cast(acc)).sum((4, 5, 6))
         return out + bias.reshape(1, cout, 1, 1) if bias is not None else out
 
     def max_pool2d(self, kernel_size=2, stride=None, padding=0, dilation=1) -> Tensor:
@@ -927,7 +1140,7 @@ class Tensor:
         k = _pair(kernel_size)
         s = _pair(stride) if stride is not None else k
         p = _pair(padding)
-        lo = -math.inf if self.dtype.is_float else -(2**31)
+        lo = self.dtype.min
         x = self.pad([(0, 0)] * (self.ndim - 2) + [(p[0], p[0]), (p[1], p[1])], value=lo) if any(p) else self
         return x._pool(k, s, _pair(dilation)).max((-2, -1))
 
@@ -966,10 +1179,51 @@ class Tensor:
         if weight.ndim != 2:
             raise ShapeError(f"embedding: weight must be 2-d (vocab, dim), got {weight.shape}")
         v, d = weight.shape
-        idx = self.cast(dtypes.int32).reshape(self.shape + (1, 1))._broadcast_to(self.shape + (v, d))
-        rows = Tensor.arange(v, device=self.device).reshape(v, 1)._broadcast_to_right(self.shape + (v, d))
-        w = weight._broadcast_to_right(self.shape + (v, d))
-        return (idx == rows).where(w, 0).sum(-2)
+        if self.node.realized and self.numel():  # indices known on the host: refuse bad ones like PyTorch
+            host = self.numpy()
+            bad = host[(host < 0) | (host >= v)]
+            if bad.size:
+                raise IndexOutOfRangeError(
+                    f"embedding: index {bad.flat[0]} out of range for a table of {v} rows (valid: 0..{v - 1})"
+                )
+        return weight.take(self, axis=0)
+
+    def gather(self, dim: int, index: Tensor) -> Tensor:
+        """torch.gather: out[p] = self[p with p[dim] = index[p]]; index has self's rank, and its size may
+        differ from self's on dim only (indices are clamped to the axis)."""
+        index = _as_index(index, self.device, "gather")
+        a = self._axis(dim)
+        return Tensor(lazy.gather(self.node, index.node, a))
+
+    def take(self, indices, axis: int = 0) -> Tensor:
+        """numpy.take: slices of self along axis at integer indices (negative ones count from the end);
+        the result has shape self.shape[:axis] + indices.shape + self.shape[axis + 1:]."""
+        idx = _as_index(indices, self.device, "take")
+        a = self._axis(axis)
+        n, ishape = self.shape[a], idx.shape
+        p, q, m = math.prod(self.shape[:a]), math.prod(self.shape[a + 1 :]), idx.numel()
+        idx = (idx < 0).where(idx + n, idx).reshape(1, m, 1)._broadcast_to((p, m, q))
+        out = Tensor(lazy.gather(self.reshape(p, n, q).node, idx.node, 1))
+        return out.reshape(self.shape[:a] + ishape + self.shape[a + 1 :])
+
+    def cumsum(self, axis: int = 0) -> Tensor:
+        """Running sum along axis (as a masked sum over a lower-triangular window: O(n^2) per row)."""
+        a = self._axis(axis)
+        n = self.shape[a]
+        x = self.transpose(a, -1) if a != self.ndim - 1 else self
+        tri = Tensor.arange(n, device=self.device).reshape(n, 1) >= Tensor.arange(n, device=self.device).reshape(1, n)
+        out = tri.where(x.unsqueeze(-2), 0).sum(-1, dtype=x.dtype if x.dtype.priority >= 3 else None)
+        return out.transpose(a, -1) if a != self.ndim - 1 else out
+
+    def dropout(self, p: float = 0.5, training: bool | None = None) -> Tensor:
+        """Zero each element with probability p and scale the rest by 1/(1-p) while training."""
+        training = Tensor.training if training is None else training
+        if not training or p == 0:
+            return self
+        if not 0 <= p < 1:
+            raise ShapeError(f"dropout: probability {p} must be in [0, 1)")
+        keep = Tensor.rand(*self.shape, device=self.device) >= p
+        return keep.where(self * (1.0 / (1.0 - p)), 0.0)
 
     def scaled_dot_product_attention(
         self, key: Tensor, value: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False
@@ -978,14 +1232,29 @@ class Tensor:
         q = self._float()
         scores = q.matmul(key.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
         if is_causal:
-            L, S = scores.shape[-2], scores.shape[-1]
-            i = Tensor.arange(L, device=self.device).reshape(L, 1)._broadcast_to((L, S))
-            j = Tensor.arange(S, device=self.device).reshape(1, S)._broadcast_to((L, S))
-            scores = (j <= i)._broadcast_to_right(scores.shape).where(scores, -math.inf)
+            mask = _causal_mask(scores.shape[-2], scores.shape[-1], self.device)
+            scores = mask._broadcast_to_right(scores.shape).where(scores, -math.inf)
         if attn_mask is not None:
             is_bool = attn_mask.dtype == dtypes.bool
             scores = attn_mask.where(scores, -math.inf) if is_bool else scores + attn_mask
         return scores.softmax(-1).matmul(value)
+
+
+def _as_index(idx, device: str, name: str) -> Tensor:
+    """Integer indices as an int32 tensor on device; floats are rejected with the cast to use."""
+    if not isinstance(idx, Tensor):
+        arr = np.asarray(idx)
+        if arr.dtype.kind not in "iu":
+            raise DTypeError(f"{name}: indices must be integers, got {arr.dtype}; cast with .astype(np.int32)")
+        idx = Tensor(arr, device=device, dtype=dtypes.int32)
+    if not idx.dtype.is_int:
+        raise DTypeError(f"{name}: indices must be an integer tensor, got {idx.dtype.name}; use .int()")
+    return idx.cast(dtypes.int32)
+
+
+def _matmul_acc(dt: DType) -> DType:
+    """The dtype a matmul or convolution multiplies and accumulates in: int32 for 8-bit ints (no wrap in int8)."""
+    return dtypes.int32 if dt in (dtypes.int8, dtypes.uint8) else dt
 
 
 def _broadcast_shape(a: tuple, b: tuple, name: str, target: bool = False) -> tuple:
@@ -1001,3 +1270,42 @@ def _broadcast_shape(a: tuple, b: tuple, name: str, target: bool = False) -> tup
                 f"{name}: operands could not be broadcast together with shapes {tuple(a)} {tuple(b)}"
             )
     return tuple(out)
+
+
+# float sums longer than this add in a tree of blocks of at most _SUM_BLOCK values (Tensor._blocked_sum);
+# shorter ones (a model's rows: 768, 3072, 4096) stay one kernel
+_SUM_BLOCK_MIN = 4096
+# short enough that even a scalar (unvectorized) block adds few enough values in a row for ~1e-6
+_SUM_BLOCK = 64
+
+
+@functools.lru_cache(maxsize=64)
+def _causal_mask(L: int, S: int, device: str) -> Tensor:
+    """The (L, S) lower-triangular bool mask, made once per size and device and kept as a buffer, so a
+    model's forward pass reads it instead of rebuilding it as a kernel every call."""
+    return Tensor(np.tril(np.ones((L, S), np.bool_)), device=device)
+
+
+def _axis_arg(axis, dim, keepdim: bool, keepdims) -> tuple:
+    """The axis and keepdim of a reduction called with numpy (`axis=`, `keepdims=`) or PyTorch (`dim=`,
+    `keepdim=`) names; giving both names of one argument is an error."""
+    if dim is not None:
+        if axis is not None and axis != -1:
+            raise TypeError(f"got both axis={axis!r} and dim={dim!r}; pass one of them")
+        axis = dim
+    if keepdims is not None:
+        keepdim = bool(keepdims)
+    return axis, keepdim
+
+
+def _is_contraction(n: Node) -> bool:
+    """True for a product of broadcast operands (matmul, conv): numpy contracts those with BLAS in one
+    pass, and the GEMM kernel needs the reduce whole."""
+    if n.op != Ops.MUL:
+        return False
+    for s in n.src:
+        while s.op in (Ops.CAST, Ops.RESHAPE, Ops.PERMUTE, Ops.SHRINK, Ops.PAD, Ops.FLIP):
+            s = s.src[0]
+        if s.op == Ops.EXPAND:
+            return True
+    return False

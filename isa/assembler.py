@@ -17,15 +17,35 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Mapping
 
-from isa.encoding import EncodingError, Instr, from_bytes, make, to_bytes
+from isa.encoding import EncodingError, Instr, format_instr, from_bytes, make, to_bytes
+from isa.errors import UserError
 from isa.instructions import INSTRUCTIONS
 
 __all__ = ["AssemblyError", "assemble", "assemble_to_bytes", "disassemble", "format_instr"]
 
 
-class AssemblyError(ValueError):
+class AssemblyError(UserError):
     """A syntax or range error in assembly text; the message starts with file:line:column."""
+
+
+class _UndefinedName(ValueError):
+    def __init__(self, name: str):
+        super().__init__(f"undefined name {name!r}")
+        self.name = name
+
+
+def _undefined_hint(name: str, constants: Mapping[str, int] | None) -> str:
+    """Where names come from, for an undefined-name error."""
+    from isa.program_constants import DESIGN_CONSTANT_NAMES
+
+    hint = f"; define it with '.equ {name} VALUE' or as a label '{name}:'"
+    if constants:
+        return hint + f" (the design constants here are {', '.join(constants)})"
+    if name in DESIGN_CONSTANT_NAMES:
+        return hint + f", or assemble for a design, which predefines {', '.join(DESIGN_CONSTANT_NAMES)}"
+    return hint
 
 
 _TOKEN = re.compile(r"\s*(?:(?P<num>0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*)|(?P<name>[A-Za-z_][\w.]*)"
@@ -58,7 +78,7 @@ def _eval(expr: str, symbols: dict[str, int]) -> int:
             return int(text.replace("_", ""), 0)
         if kind == "name":
             if text not in symbols:
-                raise ValueError(f"undefined name {text!r}")
+                raise _UndefinedName(text)
             return symbols[text]
         if text == "-":
             return -atom()
@@ -142,10 +162,15 @@ def _words(line: str) -> list[tuple[int, str]]:
     return words
 
 
-def assemble(text: str, path: str = "<string>") -> list[Instr]:
-    """Assemble text into instructions; errors raise AssemblyError naming path:line:column."""
+def assemble(text: str, path: str = "<string>", constants: Mapping[str, int] | None = None) -> list[Instr]:
+    """Assemble text into instructions; errors raise AssemblyError naming path:line:column.
+
+    `constants` are names defined before the first line (e.g. `isa.program_constants.design_constants`);
+    the file's own `.equ` lines and labels override them.
+    """
     lines = text.splitlines()
-    symbols: dict[str, int] = {}
+    symbols: dict[str, int] = dict(constants or {})
+    defined: set[str] = set()  # names the file itself defines (a predefined constant may be redefined)
     count = 0
     # Pass 1: labels and constants, so later lines may refer to them.
     for ln, raw in enumerate(lines, 1):
@@ -154,9 +179,10 @@ def assemble(text: str, path: str = "<string>") -> list[Instr]:
         body = line.strip()
         while (m := re.match(r"([A-Za-z_]\w*)\s*:", body)):
             name = m.group(1)
-            if name in symbols:
+            if name in defined:
                 raise AssemblyError(f"{path}:{ln}:{col}: label {name!r} defined twice")
             symbols[name] = count
+            defined.add(name)
             col += m.end() + (len(body) - len(body[m.end():].lstrip()) - m.end())
             body = body[m.end():].lstrip()
         if not body:
@@ -167,8 +193,12 @@ def assemble(text: str, path: str = "<string>") -> list[Instr]:
                 raise AssemblyError(f"{path}:{ln}:{col}: expected '.equ NAME VALUE'")
             try:
                 symbols[parts[1]] = _eval(parts[2], symbols)
+            except _UndefinedName as exc:
+                raise AssemblyError(f"{path}:{ln}:{col + body.find(parts[2])}: {exc}"
+                                    f"{_undefined_hint(exc.name, constants)}") from None
             except ValueError as exc:
                 raise AssemblyError(f"{path}:{ln}:{col + body.find(parts[2])}: {exc}") from None
+            defined.add(parts[1])
             continue
         if body.startswith("."):
             raise AssemblyError(f"{path}:{ln}:{col}: unknown directive {body.split()[0]!r}; known: .equ")
@@ -217,6 +247,8 @@ def assemble(text: str, path: str = "<string>") -> list[Instr]:
                     v = struct.unpack("<i", struct.pack("<f", float(value)))[0]
                 else:
                     v = _eval(value, symbols)
+            except _UndefinedName as exc:
+                raise AssemblyError(f"{path}:{ln}:{vcol}: {exc}{_undefined_hint(exc.name, constants)}") from None
             except (ValueError, OverflowError) as exc:
                 raise AssemblyError(f"{path}:{ln}:{vcol}: {exc}") from None
             if not field.min <= v <= field.max:
@@ -230,26 +262,9 @@ def assemble(text: str, path: str = "<string>") -> list[Instr]:
     return program
 
 
-def assemble_to_bytes(text: str, path: str = "<string>") -> bytes:
+def assemble_to_bytes(text: str, path: str = "<string>", constants: Mapping[str, int] | None = None) -> bytes:
     """Assemble text straight to a binary image."""
-    return to_bytes(assemble(text, path))
-
-
-def format_instr(instr: Instr) -> str:
-    """One instruction as assembly text: non-zero fields in table order, flags as bare names."""
-    spec = instr.spec
-    head = spec.mnemonic
-    parts: list[str] = []
-    for f in spec.all_fields[1:]:
-        v = instr.args.get(f.name, 0)
-        if f.kind == "enum":
-            head += "." + f.choices[v]
-        elif f.kind == "flag":
-            if v:
-                parts.append(f.name)
-        elif v:
-            parts.append(f"{f.name}={v}")
-    return " ".join([head, *parts])
+    return to_bytes(assemble(text, path, constants))
 
 
 def disassemble(program: list[Instr] | bytes) -> str:

@@ -16,6 +16,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from isa.errors import UserError
+from isa.fields import Spec, check_number
+from isa.files import read_text
+
 INPUT_DTYPES = ("int8", "fp16", "bf16", "fp32")
 ACC_DTYPE_FOR_INPUT = {"int8": "int32", "fp16": "fp32", "bf16": "fp32", "fp32": "fp32"}
 DTYPE_BYTES = {"int8": 1, "int32": 4, "fp16": 2, "bf16": 2, "fp32": 4}
@@ -24,7 +28,7 @@ DRAM_TYPES = ("DDR4", "DDR5", "LPDDR4", "LPDDR5", "GDDR6", "GDDR6X", "HBM2e", "H
 EXTRA_SECTIONS = ("cost", "power", "reference")
 
 
-class DesignError(ValueError):
+class DesignError(UserError):
     """A design file is missing, malformed, or has a field out of range; the message says where."""
 
 
@@ -155,23 +159,23 @@ class Design:
         return new
 
 
-# (section, field): (type, low, high, must be a power of two)
-_RANGES: dict[tuple[str, str], tuple[type, float, float, bool]] = {
-    ("matrix", "rows"): (int, 1, 1024, False),
-    ("matrix", "cols"): (int, 1, 1024, False),
-    ("memory", "scratchpad_bytes"): (int, 256, 2**34, False),
-    ("memory", "scratchpad_banks"): (int, 1, 64, True),
-    ("memory", "accumulator_bytes"): (int, 64, 2**34, False),
-    ("memory", "accumulator_banks"): (int, 1, 64, True),
-    ("memory", "dram_bytes"): (int, 4096, 2**40, False),
-    ("memory", "dram_bandwidth_bytes_per_cycle"): (int, 1, 2**16, False),
-    ("memory", "dram_latency_cycles"): (int, 0, 100_000, False),
-    ("memory", "dram_capacity_bytes"): (int, 0, 2**44, False),
-    ("vector", "lanes"): (int, 1, 4096, False),
-    ("control", "queue_depth"): (int, 1, 1024, False),
-    ("chip", "clock_hz"): (float, 1e6, 1e10, False),
-    ("chip", "node_nm"): (int, 2, 180, False),
-    ("chip", "cores"): (int, 1, 1_000_000, False),
+# (section, field): what it accepts (isa.fields.Spec, shared with the workbench's [cost]/[power] tables)
+_RANGES: dict[tuple[str, str], Spec] = {
+    ("matrix", "rows"): Spec("int", 1, 1024),
+    ("matrix", "cols"): Spec("int", 1, 1024),
+    ("memory", "scratchpad_bytes"): Spec("int", 256, 2**34),
+    ("memory", "scratchpad_banks"): Spec("int", 1, 64, pow2=True),
+    ("memory", "accumulator_bytes"): Spec("int", 64, 2**34),
+    ("memory", "accumulator_banks"): Spec("int", 1, 64, pow2=True),
+    ("memory", "dram_bytes"): Spec("int", 4096, 2**40),
+    ("memory", "dram_bandwidth_bytes_per_cycle"): Spec("int", 1, 2**16),
+    ("memory", "dram_latency_cycles"): Spec("int", 0, 100_000),
+    ("memory", "dram_capacity_bytes"): Spec("int", 0, 2**44),
+    ("vector", "lanes"): Spec("int", 1, 4096),
+    ("control", "queue_depth"): Spec("int", 1, 1024),
+    ("chip", "clock_hz"): Spec("number", 1e6, 1e10),
+    ("chip", "node_nm"): Spec("int", 2, 180),
+    ("chip", "cores"): Spec("int", 1, 1_000_000),
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("matrix", "dataflow"): DATAFLOWS,
@@ -200,18 +204,9 @@ def _where(path: str, text: str, section: str, key: str) -> str:
 
 
 def _validate(design: Design, text: str, path: str) -> None:
-    for (section, key), (typ, lo, hi, pow2) in _RANGES.items():
-        value = getattr(getattr(design, section), key)
-        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if typ is int and not isinstance(value, int):
-            ok_type = False
-        if not ok_type:
-            raise DesignError(f"{_where(path, text, section, key)}: field '{section}.{key}' = {value!r} "
-                              f"must be {'an integer' if typ is int else 'a number'}")
-        if not lo <= value <= hi or (pow2 and value & (value - 1)):
-            rule = f"{lo:g}..{hi:g}" + (" and a power of two" if pow2 else "")
-            raise DesignError(f"{_where(path, text, section, key)}: field '{section}.{key}' = {value!r} "
-                              f"is out of range; allowed {rule}")
+    for (section, key), spec in _RANGES.items():
+        check_number(_where(path, text, section, key), f"{section}.{key}", getattr(getattr(design, section), key),
+                     spec, DesignError)
     for (section, key), choices in _CHOICES.items():
         value = getattr(getattr(design, section), key)
         if value not in choices:
@@ -295,9 +290,9 @@ def load_design(name_or_path: str | Path) -> Design:
     """Load a design by shipped name (e.g. `small-int8-8x8`) or by path to a TOML file."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
+        if not path.exists():
             raise DesignError(f"{path}: design file not found")
-        return parse_design(path.read_text(), str(path))
+        return parse_design(read_text(path, "design file", DesignError), str(path))
     shipped = shipped_designs()
     if str(name_or_path) not in shipped:
         hint = difflib.get_close_matches(str(name_or_path), shipped, n=3)

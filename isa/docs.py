@@ -19,6 +19,7 @@ for ins in INSTRUCTIONS.values():        # Instruction: mnemonic, opcode, queue 
         word_bits = (word >> f.lsb) & ((1 << f.width) - 1)
 from isa.encoding import encode, decode, make, to_bytes, from_bytes   # Instr(.spec, .args, .text)
 from isa.assembler import assemble, disassemble                      # AssemblyError has path:line:col
+from isa.program_constants import design_constants  # assemble(text, path, design_constants(design)): DIM, ROWS...
 from isa.functional import run, apply, check_program, footprint       # ExecutionError names pc + text
 ```
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from isa.errors import UserError
 from isa.instructions import INSTRUCTIONS, OPCODE_BITS, OPCODES, WORD_BITS, WORD_BYTES, Instruction
 
-__all__ = ["Instr", "EncodingError", "encode", "decode", "to_bytes", "from_bytes", "make", "OPCODE_BITS"]
+__all__ = ["Instr", "EncodingError", "encode", "decode", "to_bytes", "from_bytes", "make", "format_instr", "OPCODE_BITS"]
 
 
-class EncodingError(ValueError):
+class EncodingError(UserError):
     """A word or field value that the instruction set cannot represent."""
 
 
@@ -45,8 +46,27 @@ class Instr:
     @property
     def text(self) -> str:
         """Assembly text of this instruction (the disassembler's spelling)."""
-        from isa.assembler import format_instr  # the text syntax lives with the assembler
         return format_instr(self)
+
+
+def format_instr(instr: Instr) -> str:
+    """One instruction as assembly text: non-zero fields in table order, flags as bare names.
+
+    It lives here, not in the assembler, so `Instr.text` needs no import back from the assembler.
+    """
+    spec = instr.spec
+    head = spec.mnemonic
+    parts: list[str] = []
+    for f in spec.all_fields[1:]:
+        v = instr.args.get(f.name, 0)
+        if f.kind == "enum":
+            head += "." + f.choices[v]
+        elif f.kind == "flag":
+            if v:
+                parts.append(f.name)
+        elif v:
+            parts.append(f"{f.name}={v}")
+    return " ".join([head, *parts])
 
 
 # Per mnemonic spelling ("load.sp", "gemm"): the spec, the enum value and each field's (name, min, max).

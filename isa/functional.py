@@ -10,13 +10,14 @@ import numpy as np
 
 from isa.design import Design, ceil_div
 from isa.encoding import EncodingError, Instr, from_bytes
+from isa.errors import UserError
 from isa.instructions import VECTOR_INT_ONLY, VECTOR_OPS, VECTOR_SHIFT_IMM, VECTOR_SPECIAL, VECTOR_UNARY
 
 __all__ = ["ExecutionError", "State", "new_state", "run", "check_instr", "check_program", "apply",
            "footprint", "dram_elem_bytes", "to_dram_bytes", "from_dram_bytes", "round_to_input"]
 
 
-class ExecutionError(RuntimeError):
+class ExecutionError(UserError, RuntimeError):
     """An instruction that cannot execute on this design; the message names the pc and the instruction."""
 
 

@@ -1,6 +1,6 @@
 """Process-technology scaling shared by every model that turns a design's `chip.node_nm` into area or energy.
 
-One table per fact, each citing `shared/reference/cost_power_model.md` by section: the RTL's area and
+One table per fact, each citing `docs/sources.md` by section: the RTL's area and
 activity flows and the workbench's area and power models all scale through these functions, so they
 cannot disagree about a node.
 """

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from isa.counters import MACS_COUNTER, event_counters
 from isa.design import Design, ceil_div
+from isa.errors import UserError
 from isa.instructions import INSTRUCTIONS
 
 IMEM_WORDS = 1024  # instruction memory of the RTL (the bench loads the program into it before `run`)
@@ -31,7 +32,7 @@ DD, DT = field_width("load", "dram"), field_width("load", "stride")
 ROW_BYTES = DC + 2  # bits of a DMA row's byte count: cols elements of up to 4 bytes
 
 
-class UnsupportedDesignError(ValueError):
+class UnsupportedDesignError(UserError):
     """The design is valid but outside what the RTL implements; the message says which limit and why."""
 
 

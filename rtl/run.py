@@ -15,6 +15,7 @@ import numpy as np
 
 from isa.design import Design
 from isa.encoding import Instr, encode
+from isa.errors import UserError
 from rtl import verilator
 from rtl.params import COUNTERS, IMEM_WORDS, UNIT_COUNTERS, UNITS
 
@@ -24,7 +25,7 @@ _VERILOG: dict[tuple[str, int], str] = {}
 Progress = Callable[[str], None]
 
 
-class ProgramTooLargeError(ValueError):
+class ProgramTooLargeError(UserError):
     """The program does not fit the RTL's instruction memory."""
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from isa.counters import EVENT_COUNTERS, MACS_COUNTER
 from isa.design import Design
 from isa.encoding import Instr
+from isa.errors import UserError
 from isa.functional import ExecutionError, State, apply, check_program, new_state
 from sim.trace import trace_event, write_trace
 from sim.units import TOKEN_NAMES, UNIT_NAMES, Op, make_op
@@ -27,11 +28,11 @@ NEVER = 1 << 62
 COUNTER_NAMES = EVENT_COUNTERS
 
 
-class DeadlockError(RuntimeError):
+class DeadlockError(UserError, RuntimeError):
     """No unit can ever issue again; the message names each stuck instruction and what it waits for."""
 
 
-class RaceError(RuntimeError):
+class RaceError(UserError, RuntimeError):
     """Two instructions touch the same memory without a token ordering them; the message names both."""
 
 

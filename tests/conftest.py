@@ -17,7 +17,7 @@ def gpu_available() -> str | None:
         gpus = [d for d in describe_opencl_devices() if d.is_gpu]
         if gpus:
             return f"OpenCL GPU {gpus[0].name}"
-    except Exception:  # noqa: BLE001 - any OpenCL failure just means "no OpenCL GPU"
+    except Exception:  # any OpenCL failure just means "no OpenCL GPU"
         pass
     smi = shutil.which("nvidia-smi")
     if smi and subprocess.run([smi, "-L"], capture_output=True, timeout=30).returncode == 0:

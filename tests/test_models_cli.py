@@ -55,7 +55,7 @@ def test_user_errors_are_one_line(capsys):
     assert main(["cost", "--area-mm2", "100", "--node", "5", "--memory-gb", "8"]) == 2
     assert "without a memory type" in capsys.readouterr().err
     assert main(["compare", "h100-like", "--chip", "h10"]) == 2
-    assert "did you mean h100-sxm, h100-pcie" in capsys.readouterr().err
+    assert "ambiguous: it matches h100-sxm (NVIDIA H100 SXM), h100-pcie" in capsys.readouterr().err
     assert main(["estimate", "no-such-design"]) == 2
     assert "unknown design" in capsys.readouterr().err
 

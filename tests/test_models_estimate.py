@@ -54,7 +54,7 @@ def test_fit_check_names_the_memory():
 
 
 def _analytic_sim(calls):
-    """A simple timing model standing in for sim.gemm: one array tile per k cycles, A and B read once."""
+    """A simple timing model standing in for compiler.accel.gemm_run: one array tile per k cycles, A and B read once."""
 
     def simulate(m, n, k, design, values, ideal_memory=False):
         if not ideal_memory:

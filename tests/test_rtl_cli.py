@@ -66,7 +66,7 @@ def test_verilog_output_that_is_a_file_is_a_user_error(tmp_path, capsys):
     target = tmp_path / "file.v"
     target.write_text("keep")
     assert main(["rtl", "verilog", TINY, "-o", str(target)]) == 2
-    assert "not a directory" in capsys.readouterr().err and target.read_text() == "keep"
+    assert "is not a folder" in capsys.readouterr().err and target.read_text() == "keep"
 
 
 @needs_verilator

@@ -45,8 +45,8 @@ def test_random_program_agrees(design, seed):
 @pytest.mark.parametrize("design,mnk,seed", [(TINY, (6, 5, 9), 7), (SMALL, (16, 12, 20), 7),
                                              (TINY_WS, (7, 6, 9), 8)])
 def test_simulator_gemm_generator_program_agrees(design, mnk, seed):
-    """The ISA engineer's double-buffered GEMM generator (sim.gemm), run on the RTL: C = A x B."""
-    from sim.gemm import gemm_program
+    """The ISA engineer's double-buffered GEMM generator (compiler.accel.gemm_lowering), run on the RTL: C = A x B."""
+    from compiler.accel.gemm_lowering import gemm_program
 
     d = sweep_design(design)
     m, n, k = mnk

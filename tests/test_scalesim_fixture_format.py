@@ -55,7 +55,8 @@ def test_closed_form_matches_every_point():
 
 
 def test_closed_form_example_from_readme():
-    f = _load_maker().stall_free_formula
+    from sim.scalesim import stall_free_formula as f
+
     assert f(10, 7, 5, 4, 4, "os") + 1 == 3 * 2 * (5 + 4 + 4 - 2)
     assert f(10, 7, 5, 4, 4, "ws") + 1 == 2 * 2 * (10 + 2 * 4 + 4 - 2)
 

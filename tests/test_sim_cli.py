@@ -72,11 +72,11 @@ def test_sim_gemm_json_and_scalesim_mode(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["sim", "run", "tiny-int8-4x4", "/nonexistent.s"], "cannot read /nonexistent.s"),
+    (["sim", "run", "tiny-int8-4x4", "/nonexistent.s"], "/nonexistent.s: assembly program not found"),
     (["sim", "run", "no-such-design", "PROGRAM"], "unknown design 'no-such-design'"),
     (["sim", "gemm", "--m", "0", "--n", "1", "--k", "1"], "--m must be >= 1"),
     (["disasm", "BAD"], "bad.bin: binary program of 5 bytes is not a multiple of 16-byte words"),
-    (["sim", "run", "tiny-int8-4x4", "PROGRAM", "--dram", "/nonexistent.npy"], "cannot read DRAM image"),
+    (["sim", "run", "tiny-int8-4x4", "PROGRAM", "--dram", "/nonexistent.npy"], "/nonexistent.npy: DRAM image not found"),
 ])
 def test_user_errors_are_one_line_exit_2(argv, message, source, tmp_path, capsys):
     bad = tmp_path / "bad.bin"

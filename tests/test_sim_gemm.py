@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from compiler.accel import tiling
+from compiler.accel.gemm_lowering import gemm_design, gemm_program
+from compiler.accel.gemm_run import simulate_gemm
 from isa.design import load_design
-from sim import tiling
-from sim.gemm import gemm_design, gemm_program, simulate_gemm
 from sim.simulator import simulate
 
 
@@ -108,7 +109,7 @@ def test_streams_longer_than_a_dma_are_split_and_still_one_fold():
     assert res.cycles == math.ceil(k / 8) * math.ceil(n / 8) * (m + 2 * 8 + 8 - 2)
 
 
-# Blocking (sim/tiling.py): several output tiles per loaded A/B panel, reduction in chunks.
+# Blocking (compiler/accel/tiling.py): several output tiles per loaded A/B panel, reduction in chunks.
 
 RAGGED = [(1, 1, 1), (3, 2, 1), (37, 21, 500), (5, 70, 33), (130, 3, 77), (2, 9, 260), (61, 47, 1)]
 
@@ -132,13 +133,13 @@ def test_blocked_bf16_gemm_ragged(m, n, k, dataflow):
                                    (2, 2, 120, 1)])
 def test_forced_os_blocks_are_exact(monkeypatch, block):
     """Any block the chooser could pick gives the exact result: ragged edges in all three dimensions."""
-    monkeypatch.setattr("sim.gemm.os_block", lambda *a, **kw: tiling.OsBlock(*block))
+    monkeypatch.setattr("compiler.accel.gemm_lowering.os_block", lambda *a, **kw: tiling.OsBlock(*block))
     assert simulate_gemm(19, 23, 130, design="tiny-int8-4x4", seed=5).verified is True
 
 
 @pytest.mark.parametrize("block", [(7, 1, 1), (16, 3, 2), (30, 2, 5), (9, 4, 3)])
 def test_forced_ws_blocks_are_exact(monkeypatch, block):
-    monkeypatch.setattr("sim.gemm.ws_block", lambda *a, **kw: tiling.WsBlock(*block))
+    monkeypatch.setattr("compiler.accel.gemm_lowering.ws_block", lambda *a, **kw: tiling.WsBlock(*block))
     d = gemm_design("tiny-int8-4x4", dataflow="ws")
     assert simulate_gemm(31, 17, 23, design=d, seed=6).verified is True
 
@@ -188,7 +189,7 @@ def test_os_panel_layout_loads_each_block_with_two_dmas():
 
 
 def test_os_panels_hold_each_chunk_tile_by_tile():
-    from sim.gemm import _panels
+    from compiler.accel.gemm_lowering import _panels
     x = np.arange(5 * 3).reshape(5, 3)  # K=5, W=3, tiles of 2 columns, chunks of 2 rows
     p = _panels(x, 2, 2)
     assert p.shape == (5 * 2, 2)

@@ -35,7 +35,7 @@ def programs(draw, design):
     prog = []
     for _ in range(draw(st.integers(1, 14))):
         kind = draw(st.sampled_from(["load.sp", "load.acc", "gemm", "gemm", "vec", "store.acc", "store.sp"]))
-        flag = lambda p: int(draw(st.integers(0, 99)) < p)  # noqa: E731
+        flag = lambda p: int(draw(st.integers(0, 99)) < p)
         if kind.startswith(("load", "store")):
             acc = kind.endswith("acc")
             narrow = int(kind == "store.acc" and flag(50))

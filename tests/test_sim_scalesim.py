@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.gemm import simulate_gemm
+from compiler.accel.gemm_run import simulate_gemm
 from sim.scalesim import cycles_from_scalesim
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "scalesim" / "gemm_points.json"

@@ -30,7 +30,7 @@ def test_between_nodes_is_log_log_and_monotonic():
 
 
 def test_below_7nm_follows_hwcomponents_rule():
-    # area linear in node, energy as the square root of the node ratio (cost_power_model.md b.2)
+    # area linear in node, energy as the square root of the node ratio (docs/sources.md b.2)
     assert area_factor(3.5) == pytest.approx(0.059 / 2)
     assert energy_factor(3.5) == pytest.approx(0.094 / 2**0.5)
 

@@ -1,7 +1,7 @@
 """Per-component die area of a design at its node: MAC array, SRAMs, vector unit, control, DMA and PHYs.
 
 Logic areas start from 45 nm (Horowitz) or 40 nm (Aladdin) figures and are scaled by Stillmaker-Baas area
-factors (cost_power_model.md b.2); SRAM uses an effective die-level density (b.5); PHYs do not scale (b.7).
+factors (docs/sources.md b.2); SRAM uses an effective die-level density (b.5); PHYs do not scale (b.7).
 An RTL synthesis result (NAND2-equivalent gates per block, per core) replaces the modelled logic area of
 the blocks it names.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from isa.design import DTYPE_BYTES, Design
+from isa.files import read_text
 from workbench.errors import UsageError
 from workbench.nodes import area_factor, resolve_node
 
@@ -144,9 +145,7 @@ def load_synth_result(path: str | Path) -> dict[str, float]:
     """NAND2-eq gates per block (per core) from an RTL synthesis JSON (`workbench rtl synth --json`)."""
     p = Path(path)
     try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise SynthResultError(f"{p}: synthesis result not found") from None
+        data = json.loads(read_text(p, "synthesis result (JSON)", SynthResultError))
     except json.JSONDecodeError as exc:
         raise SynthResultError(f"{p}: not valid JSON: {exc}") from None
     return parse_synth_result(data, str(p))
@@ -169,7 +168,7 @@ def parse_synth_result(data: Any, where: str = "<synth>") -> dict[str, float]:
             continue  # other blocks (e.g. buffers, counted as SRAM) are not calibration targets
         if isinstance(value, dict):
             value = next((value[k] for k in SYNTH_GATE_KEYS if k in value), None)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
             raise SynthResultError(
                 f"{where}: block {name!r} needs a non-negative NAND2-equivalent count, got {value!r}"
             )

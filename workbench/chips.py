@@ -1,6 +1,6 @@
 """The chip database: real accelerators with datasheet figures, sources and which fields are estimates.
 
-Data: `workbench/chips.csv`, a copy of shared/reference/chips.csv with a short `key` per chip and a
+Data: `workbench/chips.csv`, a copy of the project's reference chip table (sources in docs/sources.md (e)) with a short `key` per chip and a
 `measured_matmul_tflops` column (published measured dense 16-bit matmul throughput, taken from the
 reference file's notes: stas00/ml-engineering MAMF for datacenter parts, the tinygrad/ROCm figure for the
 7900 XTX).
@@ -137,14 +137,14 @@ def _norm(text: str) -> str:
 
 
 # Short names people type that would otherwise be ambiguous.
+# Common short names that mean one chip. Names shared by several chips ("h100": SXM and PCIe, "tinybox":
+# red and green) are deliberately absent: find_chip asks which one rather than guessing.
 _ALIASES = {
-    "h100": "h100-sxm",
     "a100": "a100-sxm",
     "7900xtx": "rx-7900-xtx",
     "xtx": "rx-7900-xtx",
     "4090": "rtx-4090",
     "3090": "rtx-3090",
-    "tinybox": "tinybox-red",
 }
 
 
@@ -159,8 +159,14 @@ def find_chip(name: str) -> Chip:
     partial = [c for c in chips if want and (want in _norm(c.key) or want in _norm(c.name))]
     if len(partial) == 1:
         return partial[0]
+    if len(partial) > 1:
+        raise UnknownChipError(
+            f"chip {name!r} is ambiguous: it matches "
+            + ", ".join(f"{c.key} ({c.name})" for c in partial)
+            + "; give one of these keys"
+        )
     keys = [c.key for c in chips]
-    close = [c.key for c in partial] or difflib.get_close_matches(name.lower(), keys, n=3, cutoff=0.4)
+    close = difflib.get_close_matches(name.lower(), keys, n=3, cutoff=0.4)
     raise UnknownChipError(
         f"unknown chip {name!r}; "
         + (f"did you mean {', '.join(close)}? " if close else "")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
-from isa.design import DesignError, load_design
+from isa.design import load_design
+from isa.fields import Spec
+from workbench.cli_args import COUNT, MARGIN, NON_NEGATIVE, POSITIVE, spec_type
 from workbench.errors import UsageError
-
-USER_ERRORS: tuple[type[BaseException], ...] = (DesignError, UsageError)
+from workbench.tables import Column, fit_table
 
 
 def _add(table, *cells: str) -> None:
@@ -23,53 +25,43 @@ def _add(table, *cells: str) -> None:
 def _console():
     from rich.console import Console
 
-    return Console(width=max(170, Console().width))
+    return Console()  # the terminal's width (80 when not a terminal, or $COLUMNS)
 
 
 def _fmt(v: float | None, spec: str = ",.1f") -> str:
     return "—" if v is None else format(v, spec)
 
 
-def cmd_chips(args: argparse.Namespace) -> int:
-    """List the chip database with peak TFLOPS per $1000 and per watt (datasheet)."""
-    from rich.table import Table
+CHIP_COLUMNS = (
+    Column("key", "left"),
+    Column("name", "left", wrap=True),
+    Column("price $", priority=1),
+    Column("node", "left", wrap=True, priority=4),
+    Column("die mm^2", priority=5),
+    Column("TDP W", priority=2),
+    Column("memory", "left", wrap=True, priority=4),
+    Column("GB/s", priority=3),
+    Column("FP32 TFLOPS", priority=3),
+    Column("16-bit TFLOPS", priority=0),
+    Column("INT8 TOPS", priority=2),
+    Column("16-bit TFLOPS/$1k", priority=1),
+    Column("16-bit TFLOPS/W", priority=1),
+)
 
+
+def cmd_chips(args: argparse.Namespace) -> int:
+    """List the chip database with peak 16-bit TFLOPS per $1000 and per watt (datasheet)."""
     from workbench.chips import all_chips
 
     chips = all_chips()
     if args.json:
         print(json.dumps([c.to_json() for c in chips], indent=1))
         return 0
-    table = Table(title="Chip database (datasheet; \\[E] = estimate; TF = TFLOPS, dense 16-bit matrix peak)")
-    for col in (
-        "key",
-        "name",
-        "price $",
-        "node",
-        "die mm^2",
-        "TDP W",
-        "memory",
-        "GB/s",
-        "FP32",
-        "FP16/BF16",
-        "INT8",
-        "TF/$1k",
-        "TF/W",
-    ):
-        table.add_column(
-            col,
-            justify="left" if col in ("key", "name", "node", "memory") else "right",
-            overflow="ellipsis",
-            no_wrap=True,
-            max_width={"name": 22, "node": 14, "memory": 16}.get(col),
-        )
-    for c in chips:
-        est = "[E]" if c.price_is_estimate and c.price_usd else ""
-        _add(
-            table,
+    rows = [
+        (
             c.key,
             c.name,
-            f"{_fmt(c.price_usd, ',.0f')}{est}",
+            f"{_fmt(c.price_usd, ',.0f')}{'[E]' if c.price_is_estimate and c.price_usd else ''}",
             c.process_node,
             _fmt(c.die_area_mm2, ",.0f"),
             _fmt(c.tdp_w, ",.0f"),
@@ -81,7 +73,11 @@ def cmd_chips(args: argparse.Namespace) -> int:
             _fmt(c.tflops_per_kusd),
             _fmt(c.tflops_per_w, ".2f"),
         )
-    _console().print(table)
+        for c in chips
+    ]
+    console = _console()
+    title = "Chip database: datasheet dense peaks (TFLOPS: FP32 and 16-bit FP16/BF16; TOPS: INT8); street/list prices"
+    console.print(fit_table(title, CHIP_COLUMNS, rows, console, caption="[E] = estimate."))
     return 0
 
 
@@ -133,10 +129,23 @@ def _design_cost(args: argparse.Namespace) -> int:
 
 def cmd_cost(args: argparse.Namespace) -> int:
     """Cost of a bare die (and, with memory/packaging options, of a unit), each term shown."""
-    from workbench.cost import YIELD_MODELS, cost_per_good_die, die_yield, memory_usd_per_gb, nre_cost, unit_cost
+    from workbench.cost import (
+        RETICLE_MM2,
+        RETICLE_NOTE,
+        YIELD_MODELS,
+        cost_per_good_die,
+        die_yield,
+        memory_usd_per_gb,
+        nre_cost,
+        unit_cost,
+    )
 
     if args.design:
+        if args.area_mm2 is not None or args.node is not None:
+            raise UsageError("--design takes the die area and node from the design; drop --area-mm2 and --node")
         return _design_cost(args)
+    if args.rtl_synth:
+        raise UsageError("--rtl-synth calibrates a design's logic area; use it with --design DESIGN")
     if args.area_mm2 is None or args.node is None:
         raise UsageError("give --area-mm2 and --node for a bare die, or --design DESIGN for a design's unit cost")
     die = cost_per_good_die(
@@ -167,7 +176,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                {"die": die.__dict__, "yield_by_model": all_yields, "unit": unit.to_json() if unit else None},
+                {"die": die.__dict__, "yield_by_model": all_yields, "unit": unit.to_json() if unit else None,
+                 "notes": [RETICLE_NOTE.format(area=die.area_mm2)] if die.area_mm2 > RETICLE_MM2 else []},
                 indent=1,
             )
         )
@@ -179,6 +189,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
         f"{args.edge_exclusion_mm:g} mm)",
         f"  defect density D0    {die.defect_density_per_cm2:g} /cm^2, "
         f"lambda = {die.defect_density_per_cm2 * die.area_mm2 / 100:.3f}",
+        *([f"  note: {RETICLE_NOTE.format(area=die.area_mm2)}"] if die.area_mm2 > RETICLE_MM2 else []),
         "  yield by model       " + ", ".join(f"{m} {y:.3f}" for m, y in all_yields.items()),
         f"  yield used           {die.defect_free_yield:.3f} ({die.yield_model}"
         + (f", alpha {die.alpha:g})" if die.yield_model == "negative_binomial" else ")"),
@@ -214,13 +225,14 @@ def _print_estimate(est, design) -> None:
     from rich.table import Table
 
     console = _console()
-    t = Table(title=f"estimate: {est.design} on {est.workload}")
-    for col in ("figure", "value", "unit", "provenance", "note"):
-        t.add_column(col, justify="right" if col == "value" else "left", overflow="fold")
-    for name, f in est.figures.items():
-        value = "—" if f.value is None else (f"{f.value:,.4g}" if abs(f.value) < 1e6 else f"{f.value:,.0f}")
-        _add(t, name, value, f.unit, f.provenance, f.note)
-    console.print(t)
+    rows = [
+        (name, "—" if f.value is None else (f"{f.value:,.4g}" if abs(f.value) < 1e6 else f"{f.value:,.0f}"), f.unit,
+         f.provenance, f.note)
+        for name, f in est.figures.items()
+    ]
+    columns = (Column("figure", "left", wrap=True), Column("value"), Column("unit", "left", wrap=True),
+               Column("provenance", "left", wrap=True, priority=1), Column("note", "left", wrap=True, priority=2))
+    console.print(fit_table(f"estimate: {est.design} on {est.workload}", columns, rows, console))
     a = Table(title=f"area at {est.area.node} (modelled, mm^2)")
     for col in ("component", "mm^2", "detail", "source"):
         a.add_column(col, overflow="fold")
@@ -228,7 +240,7 @@ def _print_estimate(est, design) -> None:
         _add(a, i.name, f"{i.mm2:,.3f}", i.detail, i.source)
     _add(a, "total", f"{est.area.total_mm2:,.3f}", "", "")
     console.print(a)
-    c = Table(title="unit cost (modelled, USD)")
+    c = Table(title="unit cost to make (modelled, USD; no board)")
     for col in ("term", "USD", "detail", "source"):
         c.add_column(col, overflow="fold")
     for term in est.cost.terms:
@@ -271,10 +283,18 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         volume=args.volume,
         synth=_load_synth(args.rtl_synth),
     )
+    measured = _measured(args)
     if args.json:
-        print(json.dumps(est.to_json(), indent=1, default=str))
+        out = est.to_json()
+        if measured:
+            out["measured"] = [m.to_json() for m in measured]
+        print(json.dumps(out, indent=1, default=str))
     else:
         _print_estimate(est, design)
+        if measured:
+            from workbench.report import design_row, measured_row, print_table
+
+            print_table([design_row(est)] + [measured_row(m) for m in measured], est.workload)
     return 0
 
 
@@ -287,17 +307,45 @@ def _tco(text: str) -> tuple[float, float, float]:
         years, usd, pue = float(parts[0]), float(parts[1]), float(parts[2]) if len(parts) == 3 else 1.0
     except ValueError:
         raise UsageError(f"--tco {text!r}: expected YEARS:USD_PER_KWH[:PUE], e.g. 3:0.10:1.2") from None
+    rules = ((years, Spec("number", 0, 100, lo_open=True), "YEARS"), (usd, Spec("number", 0, 100), "USD_PER_KWH"),
+             (pue, Spec("number", 1, 10), "PUE"))
+    for value, spec, name in rules:
+        if not (math.isfinite(value) and spec.admits(value)):
+            raise UsageError(f"--tco {text!r}: {name} = {value:g} is out of range; allowed {spec.rule()}")
     return years, usd, pue
+
+
+def _measured(args: argparse.Namespace) -> list:
+    """The `workbench measure` results named by --measured (none without it)."""
+    from workbench.measure import load_measurements
+
+    return [m for path in (args.measured or []) for m in load_measurements(path)]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Designs and chips side by side; with --out, an HTML report with PNG plots."""
     from workbench.chips import find_chip
-    from workbench.estimate import WorkloadError, estimate, resolve_workload
-    from workbench.report import DEFAULT_COMPARE_CHIPS, add_tco, chip_row, design_row, print_table, write_report
+    from workbench.estimate import AUTO_GEMM_START, WorkloadError, estimate, resolve_workload
+    from workbench.outputs import check_output_folder
+    from workbench.report import (
+        DEFAULT_COMPARE_CHIPS,
+        add_tco,
+        chip_row,
+        design_row,
+        measured_row,
+        print_table,
+        report_files,
+        write_report,
+    )
 
-    chips = [find_chip(c) for c in (args.chip or DEFAULT_COMPARE_CHIPS)]
     designs = [load_design(d) for d in args.designs]
+    if args.out:  # before any simulation: a report folder that cannot be written fails now, not at the end
+        check_output_folder(args.out, report_files([d.name for d in designs]))
+    chips = [find_chip(c) for c in (args.chip or DEFAULT_COMPARE_CHIPS)]
+    for chip in chips:
+        if chip.peak_16bit_tflops is None:
+            raise UsageError(f"--chip {chip.key}: the chip database has no 16-bit peak for {chip.name}, so there is "
+                             "nothing to compare; `workbench chips` lists the figures each chip has")
     synth = _load_synth(args.rtl_synth)
     pairs, skipped = [], []
     for d in designs:
@@ -310,12 +358,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         pairs.append((d, est))
     if skipped and not pairs:
         raise skipped[0]
-    rows = [design_row(e) for _, e in pairs] + [chip_row(c) for c in chips]
+    rows = [design_row(e) for _, e in pairs] + [measured_row(m) for m in _measured(args)] + [chip_row(c) for c in chips]
     if args.tco:
         add_tco(rows, *_tco(args.tco))
     workload = args.workload
     if workload == "auto":
-        workload = "auto (per design: the largest square power-of-two GEMM up to 4096 that fits its memory)"
+        workload = f"auto (per design: the largest square power-of-two GEMM up to {AUTO_GEMM_START} that fits its memory)"
     if args.json:
         print(json.dumps({"workload": workload, "rows": [r.to_json() for r in rows]}, indent=1))
     else:
@@ -329,72 +377,74 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `chips`, `cost`, `estimate` and `compare` to the CLI."""
-    from workbench.cost import YIELD_MODELS
+    from workbench.cost import NB_ALPHA, WAFER_DIAMETER_MM, YIELD_MODELS
+    from workbench.estimate import AUTO_GEMM_START
+    from workbench.report import DEFAULT_COMPARE_CHIPS
 
+    auto = f"the largest square power-of-two GEMM up to {AUTO_GEMM_START} that fits the design's memory"
     p = sub.add_parser("chips", help="list real accelerators with peak TFLOPS per $1000 and per watt")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_chips)
 
     p = sub.add_parser("cost", help="cost of a bare die (dies per wafer, yield, cost per good die), each term shown")
-    p.add_argument("--area-mm2", type=float, help="die area in mm^2")
+    p.add_argument("--area-mm2", type=POSITIVE, help="die area in mm^2 (one exposure prints at most 858)")
     p.add_argument("--node", help="process node, e.g. N4, 5nm, 7")
     p.add_argument("--design", help="instead of --area-mm2/--node: a design's modelled area and unit cost")
     p.add_argument("--rtl-synth", metavar="FILE.json", help="with --design: RTL synthesis result for logic areas")
-    p.add_argument("--wafer-price-usd", type=float, help="override the node's wafer price")
-    p.add_argument("--d0", type=float, help="defect density per cm^2 (default: the node's)")
-    p.add_argument("--yield-model", choices=YIELD_MODELS, default="negative_binomial")
-    p.add_argument("--alpha", type=float, default=3.0, help="negative-binomial clustering (default 3, ttm-cas)")
-    p.add_argument("--edge-exclusion-mm", type=float, default=0.0)
+    p.add_argument("--wafer-price-usd", type=POSITIVE, help="override the node's wafer price (USD per 300 mm wafer)")
+    p.add_argument("--d0", type=NON_NEGATIVE, help="defect density per cm^2 (default: the node's)")
+    p.add_argument("--yield-model", choices=YIELD_MODELS, default="negative_binomial",
+                   help="die yield model (default negative_binomial)")
+    p.add_argument("--alpha", type=POSITIVE, default=NB_ALPHA,
+                   help=f"negative-binomial clustering (default {NB_ALPHA:g}, ttm-cas; docs/sources.md a.2)")
+    p.add_argument("--edge-exclusion-mm", type=spec_type(Spec("number", 0, WAFER_DIAMETER_MM / 2, hi_open=True)),
+                   default=0.0, help="unusable ring at the wafer edge in mm (default 0)")
     p.add_argument("--harvest", metavar="BLOCKS:REQUIRED:FRACTION", help="spare blocks, e.g. 144:132:0.6")
-    p.add_argument("--memory-gb", type=float, default=0.0, help="memory per unit (adds a unit-cost breakdown)")
+    p.add_argument("--memory-gb", type=NON_NEGATIVE, default=0.0, help="memory per unit (adds a unit-cost breakdown)")
     p.add_argument(
         "--memory-type",
         help="memory for --memory-gb, also the package class (HBM: CoWoS-class; else simple): HBM3e, HBM3, HBM2e, "
         "GDDR6X, GDDR6, DDR5, DDR4, LPDDR5, LPDDR4",
     )
-    p.add_argument("--memory-usd-per-gb", type=float, help="override the memory type's $/GB (HBM range 7-20, a.7)")
-    p.add_argument("--packaging-usd", type=float)
-    p.add_argument("--test-usd", type=float)
-    p.add_argument("--margin", type=float, default=0.0, help="gross margin for the price, e.g. 0.6")
-    p.add_argument("--volume", type=int, help="units to spread the tapeout NRE (masks, IP, package design; a.5) over")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--memory-usd-per-gb", type=NON_NEGATIVE,
+                   help="override the memory type's $/GB (HBM range 7-20, a.7)")
+    p.add_argument("--packaging-usd", type=NON_NEGATIVE, help="packaging per unit (default: by memory type, a.5/a.6)")
+    p.add_argument("--test-usd", type=NON_NEGATIVE, help="assembly and test per unit (default: by memory type)")
+    p.add_argument("--margin", type=MARGIN, default=0.0,
+                   help="gross margin for the price, 0 <= margin < 1, e.g. 0.6 (default 0: price = cost)")
+    p.add_argument("--volume", type=COUNT, help="units to spread the tapeout NRE (masks, IP, package design; a.5) over")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_cost)
 
     p = sub.add_parser("estimate", help="simulate a workload on a design: TFLOPS, energy, area, cost, ratios")
     p.add_argument("design", help="design name (see designs/) or path to a .toml file")
-    p.add_argument(
-        "--workload",
-        default="auto",
-        help="gemm:MxNxK, layers.csv (name,m,n,k[,count]) or auto (default: the largest square power-of-two GEMM "
-        "up to 4096 that fits the design's memory)",
-    )
-    p.add_argument("--margin", type=float, help="gross margin for the price (default: the design's [cost] margin or 0)")
-    p.add_argument("--volume", type=int, help="units to spread the tapeout NRE over (default: [cost] volume_units)")
+    p.add_argument("--workload", default="auto",
+                   help=f"gemm:MxNxK, layers.csv (name,m,n,k[,count]) or auto (default: {auto})")
+    p.add_argument("--margin", type=MARGIN,
+                   help="gross margin for the price, 0 <= margin < 1 (default: the design's [cost] margin or 0)")
+    p.add_argument("--volume", type=COUNT, help="units to spread the tapeout NRE over (default: [cost] volume_units)")
     p.add_argument("--rtl-synth", metavar="FILE.json", help="RTL synthesis result calibrating logic areas")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--measured", action="append", metavar="FILE.json",
+                   help="a `workbench measure --out` result to show beside the design (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("compare", help="designs beside real chips: table, and an HTML report with plots (--out)")
-    p.add_argument("designs", nargs="+", metavar="DESIGN")
-    p.add_argument(
-        "--chip",
-        action="append",
-        help="chip to compare against (repeatable; default: 7900 XTX, H100 SXM, tinybox red)",
-    )
-    p.add_argument(
-        "--workload",
-        default="auto",
-        help="gemm:MxNxK, layers.csv or auto (default: per design, the largest square power-of-two GEMM up to "
-        "4096 that fits its memory)",
-    )
-    p.add_argument("--margin", type=float)
-    p.add_argument("--volume", type=int, help="units to spread each design's tapeout NRE over")
-    p.add_argument(
-        "--tco",
-        metavar="YEARS:USD_PER_KWH[:PUE]",
-        help="add price + electricity over YEARS (designs at run power, chips at TDP), e.g. 3:0.10:1.2",
-    )
-    p.add_argument("--rtl-synth", metavar="FILE.json")
+    p.add_argument("designs", nargs="+", metavar="DESIGN", help="design names (see designs/) or .toml paths")
+    p.add_argument("--chip", action="append",
+                   help=f"chip key to compare against (repeatable; see `workbench chips`; default: "
+                        f"{', '.join(DEFAULT_COMPARE_CHIPS)})")
+    p.add_argument("--workload", default="auto",
+                   help=f"gemm:MxNxK, layers.csv or auto (default: per design, {auto})")
+    p.add_argument("--margin", type=MARGIN,
+                   help="gross margin on the designs' cost, 0 <= margin < 1 (default: each design's [cost] margin "
+                        "or 0, i.e. designs at cost to make)")
+    p.add_argument("--volume", type=COUNT, help="units to spread each design's tapeout NRE over")
+    p.add_argument("--tco", metavar="YEARS:USD_PER_KWH[:PUE]",
+                   help="add price + electricity over YEARS (designs at run power, chips at TDP), e.g. 3:0.10:1.2")
+    p.add_argument("--rtl-synth", metavar="FILE.json", help="RTL synthesis result calibrating logic areas")
+    p.add_argument("--measured", action="append", metavar="FILE.json",
+                   help="a `workbench measure --out` result to show as a measured row (repeatable)")
     p.add_argument("--out", metavar="DIR", help="write report.html, compare.json and PNG plots here")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_compare)

@@ -3,23 +3,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from isa.assembler import AssemblyError
-from isa.design import DesignError, load_design
-from isa.encoding import EncodingError
-from isa.functional import ExecutionError
-from rtl.params import UnsupportedDesignError
-from rtl.run import ProgramTooLargeError
-from sim.simulator import DeadlockError, RaceError
-from workbench.errors import UsageError
+from isa.design import load_design
+from isa.errors import UserError
+from workbench.outputs import check_output_file, check_output_folder, staged_file
 
-USER_ERRORS = (DesignError, AssemblyError, EncodingError, ExecutionError, DeadlockError, RaceError,
-               UnsupportedDesignError, ProgramTooLargeError)
 DESIGN_HELP = "design name (a file of designs/, e.g. tiny-int8-4x4) or path to a design .toml; integer designs only"
 
 
@@ -81,54 +73,42 @@ def _design(name: str):
     from rtl.params import CoreParams
 
     design = load_design(name)
-    CoreParams(design)  # raises UnsupportedDesignError with the reason for designs the RTL does not build
+    CoreParams(design)  # raises rtl.params.UnsupportedDesignError (a UserError) for designs the RTL does not build
     return design
 
 
 def _program_and_image(design, program: str, dram: str | None, seed: int):
     from isa.functional import check_program
     from rtl.programs import dram_image, load_program
-    from rtl.run import check_fits
+    from rtl.run import ProgramTooLargeError, check_fits
 
     path = Path(program)
     if not path.is_file():
-        raise UsageError(f"{program}: program file not found (assembly .s or a binary)")
+        raise UserError(f"{program}: program file not found (assembly .s or a binary)")
     try:
         instrs = check_program(design, load_program(design, path))
     except UnicodeDecodeError:
-        raise UsageError(f"{program}: assembly must be UTF-8 text") from None
+        raise UserError(f"{program}: assembly must be UTF-8 text") from None
     except OSError as exc:
-        raise UsageError(f"cannot read {program}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot read {program}: {exc.strerror or exc}") from None
     finish = next(i for i, ins in enumerate(instrs) if ins.mnemonic == "finish")
     try:
         check_fits(instrs[:finish + 1])
     except ProgramTooLargeError as exc:
-        raise UsageError(f"{program}: {exc}") from None
+        raise UserError(f"{program}: {exc}") from None
     if dram:
         dpath = Path(dram)
         if not dpath.is_file():
-            raise UsageError(f"{dram}: DRAM image not found")
+            raise UserError(f"{dram}: DRAM image not found")
         try:
             image = dpath.read_bytes()
         except OSError as exc:
-            raise UsageError(f"cannot read {dram}: {exc.strerror or exc}") from None
+            raise UserError(f"cannot read {dram}: {exc.strerror or exc}") from None
         if len(image) > design.memory.dram_bytes:
-            raise UsageError(f"{dram}: {len(image)} bytes exceed the design's DRAM of {design.memory.dram_bytes}")
+            raise UserError(f"{dram}: {len(image)} bytes exceed the design's DRAM of {design.memory.dram_bytes}")
     else:
         image = dram_image(design, seed)
     return instrs, image
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place (never a half-written file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cmd_verilog(args: argparse.Namespace) -> int:
@@ -137,22 +117,11 @@ def cmd_verilog(args: argparse.Namespace) -> int:
     from rtl.verilator import to_verilog
 
     design = _design(args.design)
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"-o {out}: not a directory (give the directory to write the .v file into)")
     top = "core_" + "".join(c if c.isalnum() else "_" for c in design.name)
+    out = check_output_folder(args.output, [f"{top}.v"])  # before the (slow) elaboration
     path = out / f"{top}.v"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK):
-            raise PermissionError(13, "Permission denied")
-    except OSError as exc:
-        raise UsageError(f"-o {out}: cannot write there: {exc.strerror or exc}") from None
-    text = to_verilog(Core(design, IMEM_WORDS), top)
-    try:
-        _write_atomic(path, text)
-    except OSError as exc:
-        raise UsageError(f"-o {out}: cannot write {path.name}: {exc.strerror or exc}") from None
+    with staged_file(path) as tmp:
+        tmp.write_text(to_verilog(Core(design, IMEM_WORDS), top))
     print(f"wrote {path} (module {top}, design {design.name})")
     return 0
 
@@ -197,7 +166,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         steps("generating Verilog")
         text = to_verilog(Core(design, args.imem_words or IMEM_WORDS), "top")
         steps("yosys synthesis" + (" and logic depth" if not args.no_depth else "") + " (minutes)")
-        rep = area_report(text, design.name, design.chip.node_nm, AREA_BLOCKS, depth=not args.no_depth)
+        try:
+            rep = area_report(text, design.name, design.chip.node_nm, AREA_BLOCKS, depth=not args.no_depth)
+        except FileNotFoundError as exc:  # rtl.toolchain: Yosys is not installed; the message names the fix
+            raise UserError(str(exc)) from None
     data = rep.to_json()
     data["clock_hz"] = design.chip.clock_hz
     if args.json:
@@ -221,6 +193,8 @@ def cmd_activity(args: argparse.Namespace) -> int:
     from rtl.core import ACTIVITY_BLOCKS
     from workbench.rtl_agreement import run_on_rtl
 
+    if args.vcd:
+        check_output_file(args.vcd, "waveform")
     design = _design(args.design)
     instrs, image = _program_and_image(design, args.program, args.dram, args.seed)
     with _Steps("rtl activity") as steps, tempfile.TemporaryDirectory(prefix="wb-activity-") as d:

@@ -1,5 +1,5 @@
 """Die and unit cost: dies per wafer, yield (negative binomial, Poisson, Murphy, Seeds), harvesting, memory,
-packaging, test, board, margin. Formulas and defaults from shared/reference/cost_power_model.md section (a).
+packaging, test, board, margin. Formulas and defaults from docs/sources.md section (a).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ WAFER_DIAMETER_MM = 300.0  # a.1: all prices in a.4 are per 300 mm wafer
 NB_ALPHA = 3.0  # a.2: ttm-cas / LLMCompass clustering parameter; a.3 recommends NB with alpha = 3
 YIELD_MODELS = ("negative_binomial", "poisson", "murphy", "seeds")
 RETICLE_MM2 = 26 * 33  # the standard scanner exposure field (26 mm x 33 mm): the largest single die
+RETICLE_NOTE = ("{area:,.0f} mm^2 exceeds one 26 x 33 mm = 858 mm^2 lithography field (the reticle limit); "
+                "a real part needs several dies (chiplets) or wafer-scale stitching")
 
 
 class CostInputError(UsageError):
@@ -76,6 +78,9 @@ def at_least_k_of_n(k: int, n: int, p: float) -> float:
     return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
 
 
+MAX_HARVEST_BLOCKS = 100_000  # far above real parts (H100: 144 SMs); keeps the binomial sum quick
+
+
 @dataclass(frozen=True)
 class Harvest:
     """Spare blocks: `fraction` of the die is `blocks` identical blocks, `required` of which must work."""
@@ -86,6 +91,8 @@ class Harvest:
 
     def validate(self, where: str = "harvest") -> None:
         """Raise CostInputError naming the field if out of range."""
+        if not 1 <= self.blocks <= MAX_HARVEST_BLOCKS:
+            raise CostInputError(f"{where}.blocks = {self.blocks} must be in 1..{MAX_HARVEST_BLOCKS:,}")
         if not 1 <= self.required <= self.blocks:
             raise CostInputError(f"{where}.required = {self.required} must be in 1..blocks ({self.blocks})")
         if not 0 < self.fraction < 1:
@@ -173,7 +180,7 @@ def cost_per_good_die(
     )
 
 
-# Memory price per GB by type (cost_power_model.md a.7).
+# Memory price per GB by type (docs/sources.md a.7).
 MEMORY_USD_PER_GB: dict[str, tuple[float, str]] = {
     "HBM3e": (15.0, "a.7 recommended HBM3/3e default [E] (B200 teardown ~$2.9k/192 GB)"),
     "HBM3": (15.0, "a.7 recommended HBM3/3e default [E] (H100 teardowns $1.35-1.5k/80 GB)"),
@@ -256,7 +263,7 @@ HOURS_PER_YEAR = 8760
 
 
 def operating_cost_usd(power_w: float, years: float, usd_per_kwh: float, pue: float = 1.0) -> float:
-    """Electricity over `years`: P(kW) x 8760 h x years x $/kWh x PUE (cost_power_model.md c; inputs user-set)."""
+    """Electricity over `years`: P(kW) x 8760 h x years x $/kWh x PUE (docs/sources.md c; inputs user-set)."""
     if power_w < 0 or years < 0 or usd_per_kwh < 0 or pue < 1:
         raise CostInputError(
             f"operating cost needs power, years, $/kWh >= 0 and PUE >= 1; got {power_w} W, "
@@ -372,12 +379,7 @@ def unit_cost(
             )
         )
     cost = sum(t.usd for t in terms)
-    notes = [
-        f"{d.name}: {d.area_mm2:,.0f} mm^2 exceeds one 26 x 33 mm = 858 mm^2 lithography field; a real part "
-        "needs several dies (chiplets)"
-        for d, _ in dies
-        if d.area_mm2 > RETICLE_MM2
-    ]
+    notes = [f"{d.name}: {RETICLE_NOTE.format(area=d.area_mm2)}" for d, _ in dies if d.area_mm2 > RETICLE_MM2]
     return UnitCost(
         dies=[d for d, _ in dies], terms=terms, cost_usd=cost, margin=margin, price_usd=cost / (1 - margin), notes=notes
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from isa.design import Design
 from workbench.area import AreaBreakdown
 from workbench.chips import Chip, find_chip
-from workbench.cost import Harvest, UnitCost, cost_per_good_die, nre_cost, unit_cost
+from workbench.cost import NB_ALPHA, Harvest, UnitCost, cost_per_good_die, nre_cost, unit_cost
 from workbench.design_tables import Check, design_tables
 from workbench.power import LEAKAGE_FRACTION, PowerResult, static_power_w
 
@@ -29,7 +29,7 @@ def design_cost(
         wafer_price_usd=c.get("wafer_price_usd"),
         d0_per_cm2=c.get("defect_density_per_cm2"),
         yield_model=c.get("yield_model", "negative_binomial"),
-        alpha=c.get("alpha", 3.0),
+        alpha=c.get("alpha", NB_ALPHA),
         edge_exclusion_mm=c.get("edge_exclusion_mm", 0.0),
         harvest=harvest,
     )

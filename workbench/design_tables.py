@@ -6,27 +6,18 @@ Each error names the file, the field, the value and the allowed range, like the 
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from isa.design import Design
+from isa.fields import Spec, check_number, is_number
+from workbench.cost import MAX_HARVEST_BLOCKS
 from workbench.errors import UsageError
 
 
 class DesignTableError(UsageError):
     """A [cost], [power] or [reference] field that is unknown, of the wrong type or out of range."""
-
-
-@dataclass(frozen=True)
-class Spec:
-    """What one field accepts: a kind ("number", "int", "str", "range", "harvest", "chiplets") and bounds."""
-
-    kind: str
-    lo: float = 0.0
-    hi: float = float("inf")
-    lo_open: bool = False
-    hi_open: bool = False
-    doc: str = ""
 
 
 INF = float("inf")
@@ -71,32 +62,23 @@ REFERENCE_FIELDS: dict[str, Spec] = {
 TABLES = {"cost": COST_FIELDS, "power": POWER_FIELDS, "reference": REFERENCE_FIELDS}
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _check_number(where: str, name: str, v: Any, spec: Spec, integer: bool = False) -> float:
-    if not _is_number(v) or (integer and not isinstance(v, int)):
-        raise DesignTableError(f"{where}: field '{name}' = {v!r} must be {'an integer' if integer else 'a number'}")
-    low_ok = v > spec.lo if spec.lo_open else v >= spec.lo
-    high_ok = v < spec.hi if spec.hi_open else v <= spec.hi
-    if not (low_ok and high_ok):
-        rule = f"{'(' if spec.lo_open else '['}{spec.lo:g}, {spec.hi:g}{')' if spec.hi_open else ']'}"
-        raise DesignTableError(f"{where}: field '{name}' = {v!r} is out of range; allowed {rule}")
-    return v
-
-
 def _check(where: str, name: str, v: Any, spec: Spec) -> Any:
     if spec.kind == "number":
-        return float(_check_number(where, name, v, spec))
+        return float(check_number(where, name, v, spec, DesignTableError))
     if spec.kind == "int":
-        return int(_check_number(where, name, v, spec, integer=True))
+        return int(check_number(where, name, v, spec, DesignTableError))
     if spec.kind == "str":
         if not isinstance(v, str):
             raise DesignTableError(f"{where}: field '{name}' = {v!r} must be a string")
         return v
     if spec.kind == "range":
-        if not isinstance(v, list) or len(v) != 2 or not all(_is_number(x) for x in v) or v[0] > v[1] or v[0] < 0:
+        if (
+            not isinstance(v, list)
+            or len(v) != 2
+            or not all(is_number(x) and math.isfinite(x) for x in v)
+            or v[0] > v[1]
+            or v[0] < 0
+        ):
             raise DesignTableError(f"{where}: field '{name}' = {v!r} must be [low, high] with 0 <= low <= high")
         return (float(v[0]), float(v[1]))
     if spec.kind == "harvest":
@@ -104,9 +86,11 @@ def _check(where: str, name: str, v: Any, spec: Spec) -> Any:
             raise DesignTableError(
                 f"{where}: field '{name}' = {v!r} must be a table {{blocks = N, required = K, fraction = F}}"
             )
-        blocks = _check_number(where, f"{name}.blocks", v["blocks"], Spec("int", 1, 100_000), integer=True)
-        required = _check_number(where, f"{name}.required", v["required"], Spec("int", 1, blocks), integer=True)
-        frac = _check_number(where, f"{name}.fraction", v["fraction"], Spec("number", 0, 1, True, True))
+        blocks = check_number(where, f"{name}.blocks", v["blocks"], Spec("int", 1, MAX_HARVEST_BLOCKS), DesignTableError)
+        required = check_number(where, f"{name}.required", v["required"], Spec("int", 1, blocks), DesignTableError)
+        frac = check_number(
+            where, f"{name}.fraction", v["fraction"], Spec("number", 0, 1, True, True), DesignTableError
+        )
         return {"blocks": blocks, "required": required, "fraction": float(frac)}
     if spec.kind == "chiplets":
         if not isinstance(v, list):
@@ -120,10 +104,18 @@ def _check(where: str, name: str, v: Any, spec: Spec) -> Any:
                 {
                     "name": _check(where, f"{here}.name", c["name"], Spec("str")),
                     "area_mm2": float(
-                        _check_number(where, f"{here}.area_mm2", c["area_mm2"], Spec("number", 0, 900, lo_open=True))
+                        check_number(
+                            where,
+                            f"{here}.area_mm2",
+                            c["area_mm2"],
+                            Spec("number", 0, 900, lo_open=True),
+                            DesignTableError,
+                        )
                     ),
                     "node": str(c["node"]),
-                    "count": int(_check_number(where, f"{here}.count", c["count"], Spec("int", 1, 1000), integer=True)),
+                    "count": int(
+                        check_number(where, f"{here}.count", c["count"], Spec("int", 1, 1000), DesignTableError)
+                    ),
                 }
             )
         return out

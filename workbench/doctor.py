@@ -94,20 +94,48 @@ def check_yosys() -> Check:
     return Check("yosys", True, f"{tool.version} ({tool.origin}) at {tool.path}")
 
 
-def check_gpu_compilers() -> list[Check]:
-    """nvcc/CUDA and hipcc/HIP are optional: reported when present."""
+def check_gpu_backends() -> list[Check]:
+    """CUDA and HIP are optional: what their compilers and devices are, or why each is unavailable, and which
+    device runs by default."""
+    from compiler import device
+
     checks = []
-    for name, exe, fix in (("cuda", "nvcc", "install the CUDA toolkit for the CUDA device"),
-                           ("hip", "hipcc", "install ROCm for the HIP device")):
-        path = shutil.which(exe)
-        detail = f"{_first_line([path, '--version'])} at {path}" if path else "not found (optional)"
-        checks.append(Check(name, path is not None, detail, fix, required=False))
+    try:
+        from compiler.nvrtc import nvrtc_version
+
+        checks.append(Check("cuda nvrtc", True, f"NVRTC {nvrtc_version()} (compiles CUDA kernels without a GPU)",
+                            required=False))
+    except Exception as exc:  # the reason is the report
+        checks.append(Check("cuda nvrtc", False, str(exc).splitlines()[0], "pip install 'petaflop-workbench[cuda]'",
+                            required=False))
+    for fam, fix in (("CUDA", "install the NVIDIA driver and 'petaflop-workbench[cuda]'"),
+                     ("HIP", "install ROCm and 'petaflop-workbench[hip]'")):
+        why = device.unavailable_reason(fam)
+        detail = why or ", ".join(
+            f"{d}: {device.describe(d) if fam == 'CUDA' else d}" for d in device.available() if d.startswith(fam))
+        checks.append(Check(f"{fam.lower()} device", not why, detail, fix, required=False))
+    try:
+        from compiler.amdgpu_offline import zig_version
+
+        checks.append(Check("hip offline compile", True, f"zig {zig_version()} clang (HIP kernels -> gfx objects)",
+                            required=False))
+    except Exception as exc:
+        checks.append(Check("hip offline compile", False, str(exc).splitlines()[0], "pip install ziglang",
+                            required=False))
+    env = os.environ.get("WB_DEVICE")
+    try:
+        default = device.default_device()
+        why = "from WB_DEVICE" if env else "the first GPU found" if default.split(":")[0] in ("CUDA", "HIP") or (
+            default.startswith("CL") and "GPU" in device.describe(default)) else "no GPU found"
+        checks.append(Check("default device", True, f"{default} = {device.describe(default)} ({why})"))
+    except Exception as exc:  # a bad WB_DEVICE
+        checks.append(Check("default device", False, str(exc).splitlines()[0], "unset WB_DEVICE or name an available device"))
     return checks
 
 
 def run_checks() -> list[Check]:
     """Every check, in report order."""
-    return [check_python(), *check_opencl(), *check_verilator(), check_yosys(), *check_gpu_compilers()]
+    return [check_python(), *check_opencl(), *check_verilator(), check_yosys(), *check_gpu_backends()]
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -118,6 +146,7 @@ def doctor(args: argparse.Namespace) -> int:
         print(json.dumps({"ok": not missing, "checks": [asdict(c) for c in checks]}, indent=2))
     else:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(title="workbench doctor", show_lines=False)
@@ -125,8 +154,8 @@ def doctor(args: argparse.Namespace) -> int:
             table.add_column(col, overflow="fold")
         for c in checks:
             status = "[green]ok[/]" if c.ok else ("[red]MISSING[/]" if c.required else "[yellow]optional[/]")
-            table.add_row(c.name, status, c.detail, "" if c.ok else c.fix)
-        console = Console(width=max(120, Console().width))
+            table.add_row(c.name, status, escape(c.detail), "" if c.ok else escape(c.fix))  # "[cuda]" is no markup
+        console = Console()  # fits the terminal; columns fold rather than overflow
         console.print(table)
         if missing:
             console.print(f"[red]{len(missing)} required item(s) missing:[/] " + "; ".join(

@@ -1,5 +1,6 @@
-"""The one exception type the CLI turns into a clean message and exit code 2."""
+"""The CLI's user-error type: the project-wide `isa.errors.UserError`, under the name workbench modules use."""
+from isa.errors import UserError
 
+UsageError = UserError  # one class, two names: `except UsageError` and `except UserError` catch the same errors
 
-class UsageError(Exception):
-    """A mistake by the user (bad file, field, shape, name): the message says what and how to fix it."""
+__all__ = ["UsageError", "UserError"]

@@ -10,6 +10,7 @@ sharing through a cache), which is pessimistic for DRAM traffic.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from isa.design import Design
+from isa.files import read_text
 from workbench.area import AreaBreakdown, design_area
 from workbench.cost import UnitCost
 from workbench.design_models import (
@@ -79,10 +81,10 @@ def parse_workload(spec: str) -> Workload:
             f"workload {spec!r}: expected gemm:MxNxK (e.g. gemm:4096x4096x4096) or a .csv file "
             "with columns name,m,n,k[,count]"
         )
-    if not path.is_file():
+    if not path.exists():
         raise WorkloadError(f"workload file {spec} not found")
     layers = []
-    with path.open(newline="") as fh:
+    with io.StringIO(read_text(path, "workload CSV", WorkloadError), newline="") as fh:
         reader = csv.DictReader(fh)
         missing = {"name", "m", "n", "k"} - set(reader.fieldnames or [])
         if missing:
@@ -140,6 +142,18 @@ def check_fits(design: Design, layer: Layer, block_m: int, block_n: int) -> None
             f"{layer.name} does not fit {design.name}'s simulated DRAM: one core's block needs "
             f"{what} = {total:,} bytes, but memory.dram_bytes is {design.memory.dram_bytes:,}"
         )
+
+
+def ops_unit(design: Design) -> str:
+    """The unit of a design's rates: TOPS for integer designs, TFLOPS for floating-point ones."""
+    return "TFLOPS" if design.is_float else "TOPS"
+
+
+def price_basis(margin: float) -> str:
+    """What a design's price means: its modelled cost to make, with the margin if one is given."""
+    if not margin:
+        return "cost to make one unit (no margin, no board), not a street price"
+    return f"cost to make / (1 - margin {margin:g}), no board"
 
 
 AUTO_GEMM_START = 4096  # large enough to keep the reference designs' arrays busy; halved until it fits
@@ -222,7 +236,7 @@ Simulator = Callable[..., Any]
 
 
 def _default_simulator() -> Simulator:
-    from sim.gemm import simulate_gemm
+    from compiler.accel.gemm_run import simulate_gemm
 
     return simulate_gemm
 
@@ -285,13 +299,14 @@ def estimate(
     peak = design.peak_flops
     price = cost.price_usd
     die_usd = sum(t.usd for t in cost.terms if t.name.startswith("die:"))
+    ops = f"{ops_unit(design)} {design.matrix.input_dtype}"  # int8 designs do integer ops: TOPS, not TFLOPS
     f = {
-        "peak_tflops": Figure(peak / 1e12, "TFLOPS", "modelled", "2 x rows x cols x cores x clock"),
-        "achieved_tflops": Figure(achieved / 1e12, "TFLOPS", "simulated", f"{cycles:,} cycles of the slowest core"),
+        "peak_tflops": Figure(peak / 1e12, ops, "modelled", "2 x rows x cols x cores x clock"),
+        "achieved_tflops": Figure(achieved / 1e12, ops, "simulated", f"{cycles:,} cycles of the slowest core"),
         "utilization": Figure(achieved / peak, "fraction", "simulated"),
         "achieved_tflops_ideal_memory": Figure(
             flops / (ideal_cycles / design.chip.clock_hz) / 1e12,
-            "TFLOPS",
+            ops,
             "simulated",
             "simulator ideal-memory mode (free loads/stores): the array-bound upper limit",
         ),
@@ -303,11 +318,11 @@ def estimate(
         "area_modelled_mm2": Figure(area.total_mm2, "mm^2", "modelled"),
         "die_area_costed_mm2": Figure(cost.dies[0].area_mm2, "mm^2", area_prov),
         "die_cost_usd": Figure(die_usd, "USD", "modelled", "all dies, before assembly yield"),
-        "unit_cost_usd": Figure(cost.cost_usd, "USD", "modelled"),
-        "price_usd": Figure(price, "USD", "modelled", f"cost / (1 - margin {cost.margin:g})"),
-        "peak_tflops_per_kusd": Figure(peak / 1e12 / price * 1000, "TFLOPS/$1000", "modelled"),
-        "achieved_tflops_per_kusd": Figure(achieved / 1e12 / price * 1000, "TFLOPS/$1000", "modelled"),
-        "achieved_tflops_per_w": Figure(achieved / 1e12 / power.average_power_w, "TFLOPS/W", "modelled"),
+        "unit_cost_usd": Figure(cost.cost_usd, "USD", "modelled", "cost to make one unit: no margin, no board"),
+        "price_usd": Figure(price, "USD", "modelled", price_basis(cost.margin)),
+        "peak_tflops_per_kusd": Figure(peak / 1e12 / price * 1000, f"{ops}/$1000", "modelled"),
+        "achieved_tflops_per_kusd": Figure(achieved / 1e12 / price * 1000, f"{ops}/$1000", "modelled"),
+        "achieved_tflops_per_w": Figure(achieved / 1e12 / power.average_power_w, f"{ops}/W", "modelled"),
         "dram_bytes": Figure(
             counters.get("dram_read_bytes", 0) + counters.get("dram_write_bytes", 0), "bytes", "simulated"
         ),

@@ -1,6 +1,6 @@
 """Per-node process facts (wafer price, defect density, logic and SRAM density) and 45 nm scaling factors.
 
-Every figure cites `shared/reference/cost_power_model.md` by section; [E] marks an estimate, with the
+Every figure cites `docs/sources.md` by section; [E] marks an estimate, with the
 reasoning next to it. Node names are forgiving: "N4", "4nm", "4", "4N", "TSMC 4NP" all mean 4 nm.
 """
 
@@ -37,9 +37,9 @@ class Node:
         return asdict(self)
 
 
-_CSET = "cost_power_model.md a.4 (CSET, Khan & Mann 2020, App. D)"
-_D0_MATURE = "cost_power_model.md a.3 recommended: 28/16 nm 0.05; mature N7/N5/N4 0.10; early N3/N2 0.20"
-_CSET_DENSITY = "cost_power_model.md b.6 (CSET / ttm-cas transistor_density_arr)"
+_CSET = "docs/sources.md a.4 (CSET, Khan & Mann 2020, App. D)"
+_D0_MATURE = "docs/sources.md a.3 recommended: 28/16 nm 0.05; mature N7/N5/N4 0.10; early N3/N2 0.20"
+_CSET_DENSITY = "docs/sources.md b.6 (CSET / ttm-cas transistor_density_arr)"
 
 # nm: (wafer $, D0, logic MTr/mm^2, SRAM Mbit/mm^2, estimated fields, sources)
 # SRAM densities: b.5 recommends 3 Mbit/mm^2 at N7 and 4 at N5 for large caches [E, derived from LLMCompass's
@@ -148,7 +148,7 @@ _TABLE: dict[int, tuple[float, float, float, float, tuple[str, ...], str]] = {
         215 * 138.2 / 171.3,
         4.0,
         ("wafer_price_usd", "logic_density_mtr_per_mm2", "sram_density_mbit_per_mm2"),
-        "cost_power_model.md a.4 recommended 3 nm default [E]; a.3; b.6; b.5",
+        "docs/sources.md a.4 recommended 3 nm default [E]; a.3; b.6; b.5",
     ),
     # N2: wafer 30k [E] (a.4). No density source: 1.1x N3 [E]. SRAM: bitcell 0.0175 vs 0.021 (b.5) [E].
     2: (
@@ -157,7 +157,7 @@ _TABLE: dict[int, tuple[float, float, float, float, tuple[str, ...], str]] = {
         1.1 * 215 * 138.2 / 171.3,
         4.0 * 0.021 / 0.0175,
         ("wafer_price_usd", "logic_density_mtr_per_mm2", "sram_density_mbit_per_mm2"),
-        "cost_power_model.md a.4 recommended 2 nm default [E]; a.3; b.5",
+        "docs/sources.md a.4 recommended 2 nm default [E]; a.3; b.5",
     ),
 }
 

@@ -1,6 +1,6 @@
 """Energy per event at a design's node and the average power of a run, from the simulator's event counters.
 
-Horowitz's 45 nm energies (cost_power_model.md b.1) scaled by Stillmaker-Baas factors (b.2); DRAM energy
+Horowitz's 45 nm energies (docs/sources.md b.1) scaled by Stillmaker-Baas factors (b.2); DRAM energy
 per bit by memory type (b.4); leakage as a fraction of peak dynamic power (basis b.3, fraction [E]).
 """
 

@@ -30,14 +30,19 @@ TAGS = {
     "datasheet": "ds",
     "datasheet [E]": "ds,E",
     "measured (published)": "meas",
+    "measured": "here",
     "": "",
 }
 LEGEND = (
-    "sim = simulated, mod = modelled, ds = datasheet, E = estimate, meas = published measurement. Designs: "
-    "price = modelled unit cost / (1 - margin); peak W = modelled power with every MAC busy and DRAM at "
-    "full bandwidth (a worst case: a run that moves less data draws less, so its TFLOPS/W can beat the "
-    "peak figure); achieved TFLOPS/W = achieved / modelled average power of the run. Chips: price = "
-    "street/list price; peak W = TDP; achieved = published measured matmul throughput."
+    "sim = simulated, mod = modelled, ds = datasheet, E = estimate, meas = published measurement. Rates are "
+    "in the row's unit (column 'ops'): TOPS for int8 designs, TFLOPS for floating-point designs and for the "
+    "chips' dense 16-bit (FP16/BF16) peaks. Prices are not alike: a design's is its modelled cost to make "
+    "one unit (die, memory, package, test; no board, no margin unless --margin) ('make'), a chip's is "
+    "its street/list price ('street'). Designs: peak W = modelled power with every MAC busy and DRAM at "
+    "full bandwidth (a worst case: a run that moves less data draws less, so its achieved per W can beat "
+    "the peak figure); achieved per W = achieved / modelled average power of the run. Chips: peak W = TDP; "
+    "achieved = published measured matmul throughput. here = measured on a device by `workbench measure` "
+    "(device time; run W = board power from NVML where available)."
 )
 
 
@@ -64,6 +69,8 @@ class Row:
     achieved_tflops_per_w: float | None
     tco_usd: float | None = None  # price + electricity over the TCO period (only with --tco)
     tco_achieved_tflops_per_kusd: float | None = None
+    run_power_provenance: str = "modelled"  # "measured" for a `workbench measure` row
+    ops: str = "TFLOPS 16-bit"  # the unit of the rates and the precision: "TOPS int8", "TFLOPS bf16", ...
 
     def to_json(self) -> dict:
         """Plain-dict form."""
@@ -103,6 +110,7 @@ def design_row(est: Estimate) -> Row:
         _div(ach, price, 1000),
         _div(peak, peak_w),
         _div(ach, run_w),
+        ops=f["peak_tflops"].unit,
     )
 
 
@@ -127,6 +135,31 @@ def chip_row(chip: Chip) -> Row:
         _div(meas, price, 1000),
         _div(peak, chip.tdp_w),
         _div(meas, chip.tdp_w),
+    )
+
+
+def measured_row(m) -> Row:
+    """A comparison row from a `workbench measure` result (workbench.measure.Measurement)."""
+    return Row(
+        "measured",
+        f"{m.device_name} ({m.device}, {m.dtype})",
+        _short_workload(m.workload),
+        None,
+        "",
+        m.tflops,
+        "measured",
+        None,
+        "",
+        None,
+        "",
+        m.power_w,
+        None,
+        None,
+        None,
+        None,
+        m.tflops_per_w,
+        run_power_provenance="measured",
+        ops=f"TFLOPS {'fp32' if m.dtype == 'float32' else 'fp16' if m.dtype == 'float16' else m.dtype}",
     )
 
 
@@ -158,19 +191,22 @@ def _tagged(v: float | None, provenance: str, spec: str = "auto") -> str:
 HEADERS = (
     "name",
     "workload",
-    "peak TFLOPS",
-    "achieved TFLOPS",
+    "ops",
+    "peak",
+    "achieved",
     "price $",
     "peak W",
     "run W",
-    "TFLOPS/$1k peak",
-    "TFLOPS/$1k achieved",
-    "TFLOPS/W peak",
-    "TFLOPS/W achieved",
+    "peak per $1k",
+    "achieved per $1k",
+    "peak per W",
+    "achieved per W",
 )
+# Which columns give way first on a narrow terminal (0: always shown); see workbench.tables.
+PRIORITY = {"workload": 3, "peak W": 4, "run W": 4, "achieved": 2, "peak per $1k": 2, "peak per W": 2,
+            "achieved per W": 1, "TCO $": 3}
 
-
-TCO_HEADERS = ("TCO $", "TFLOPS/$1k TCO achieved")
+TCO_HEADERS = ("TCO $", "achieved per $1k TCO")
 
 
 def headers(rows: list[Row]) -> tuple[str, ...]:
@@ -181,15 +217,18 @@ def headers(rows: list[Row]) -> tuple[str, ...]:
 def row_cells(r: Row, tco: bool = False) -> list[str]:
     """The table cells of a row, each number tagged with its provenance (TCO columns if `tco`)."""
     extra = [_fmt(r.tco_usd, ",.0f"), _fmt(r.tco_achieved_tflops_per_kusd)] if tco else []
-    derived = "mod" if r.kind == "design" else ("ds,E" if r.price_provenance.endswith("[E]") else "ds")
+    derived = "mod" if r.kind == "design" else "" if r.kind == "measured" else ("ds,E" if r.price_provenance.endswith("[E]") else "ds")
+    basis = ("make" if not r.margin else f"make+{r.margin:.0%}") if r.kind == "design" else \
+        ("street,E" if r.price_provenance.endswith("[E]") else "street")
     return [
         r.name,
         r.workload,
+        r.ops,
         _tagged(r.peak_tflops, r.peak_provenance),
         _tagged(r.achieved_tflops, r.achieved_provenance),
-        _tagged(r.price_usd, r.price_provenance, ",.0f"),
+        "—" if r.price_usd is None else f"{_fmt(r.price_usd, ',.0f')} {basis}",
         _tagged(r.peak_power_w, r.power_provenance),
-        _tagged(r.run_power_w, "modelled"),
+        _tagged(r.run_power_w, r.run_power_provenance),
         f"{_fmt(r.peak_tflops_per_kusd)} {derived}",
         _fmt(r.achieved_tflops_per_kusd),
         _fmt(r.peak_tflops_per_w),
@@ -201,58 +240,70 @@ def row_cells(r: Row, tco: bool = False) -> list[str]:
 def print_table(rows: list[Row], workload: str) -> None:
     """The comparison as a rich table on the terminal."""
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"workbench compare — workload {workload}")
+    from workbench.tables import Column, fit_table
+
     cols = headers(rows)
-    for col in cols:
-        table.add_column(
-            col, justify="left" if col == "name" else "right", overflow="fold", no_wrap=col in ("name", "workload")
-        )
-    for r in rows:
-        _add(table, *row_cells(r, tco=len(cols) > len(HEADERS)))
-    console = Console(width=max(170, Console().width))
-    console.print(table)
+    columns = [Column(c, "left" if c in ("name", "ops") else "right", wrap=c in ("name", "workload", "ops"),
+                      priority=PRIORITY.get(c, 0)) for c in cols]
+    cells = [row_cells(r, tco=len(cols) > len(HEADERS)) for r in rows]
+    console = Console()  # fits the terminal; --json for machines
+    console.print(fit_table(f"workbench compare — workload {workload}", columns, cells, console))
     console.print(LEGEND.replace("[", "\\["), highlight=False)
 
 
-def _plot_scatter(rows: list[Row], path: Path) -> None:
+def _sig(v: float, unit: str) -> str:
+    """A figure with three significant digits and its unit, at any scale: 0.0164 TOPS, 197 TFLOPS, 2.05 TB/s."""
+    return f"{v:,.0f} {unit}" if abs(v) >= 1000 else f"{v:.3g} {unit}"
+
+
+def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    for r in rows:
-        color = "tab:blue" if r.kind == "design" else "tab:orange"
-        marker = "o" if r.kind == "design" else "s"
-        pts = [
-            (x, y)
-            for x, y in (
-                (r.peak_tflops_per_w, r.peak_tflops_per_kusd),
-                (r.achieved_tflops_per_w, r.achieved_tflops_per_kusd),
-            )
-            if x and y
-        ]
-        if not pts:
-            continue
-        ax.scatter(*pts[0], marker=marker, color=color)
-        ax.annotate(r.name, pts[0], fontsize=7, xytext=(4, 4), textcoords="offset points")
-        if len(pts) == 2:
-            ax.scatter(*pts[1], marker=marker, facecolors="none", edgecolors=color)
-            ax.plot([pts[0][0], pts[1][0]], [pts[0][1], pts[1][1]], color=color, lw=0.6, ls=":")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("TFLOPS per W")
-    ax.set_ylabel("TFLOPS per $1000")
-    ax.set_title(
-        "Designs (circles, modelled) vs chips (squares, datasheet)\nfilled = peak, hollow = achieved", fontsize=9
-    )
-    ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")  # format given: the path is a temporary name
     plt.close(fig)
 
 
+def scatter_figure(rows: list[Row]):
+    """Rate per $1000 against rate per watt, every point labelled (peak filled, achieved hollow)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 6))
+    for r in rows:
+        color = "tab:blue" if r.kind == "design" else "tab:orange"
+        marker = "o" if r.kind == "design" else "s"
+        points = [
+            (x, y, label)
+            for x, y, label in (
+                (r.peak_tflops_per_w, r.peak_tflops_per_kusd, f"{r.name} ({r.ops}, peak)"),
+                (r.achieved_tflops_per_w, r.achieved_tflops_per_kusd, f"{r.name} (achieved)"),
+            )
+            if x and y
+        ]
+        for k, (x, y, label) in enumerate(points):
+            hollow = label.endswith("(achieved)")
+            ax.scatter(x, y, marker=marker, color=None if hollow else color,
+                       facecolors="none" if hollow else color, edgecolors=color)
+            ax.annotate(label, (x, y), fontsize=6.5, xytext=(4, -9 if hollow else 4), textcoords="offset points",
+                        color="dimgray" if hollow else "black")
+            if k == 1:
+                ax.plot([points[0][0], x], [points[0][1], y], color=color, lw=0.6, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("TOPS (int8 designs) or TFLOPS (float designs; chips: 16-bit) per W")
+    ax.set_ylabel("TOPS or TFLOPS per $1000")
+    ax.set_title(
+        "Designs (circles; simulated + modelled, priced at cost to make) vs chips (squares; datasheet, street price)"
+        "\nfilled = peak, hollow = achieved",
+        fontsize=8,
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
 def roofline_points(design: Design, est: Estimate) -> tuple[float, float, float, float]:
-    """(peak TFLOPS, chip DRAM bandwidth TB/s, workload FLOP/byte from simulated traffic, achieved TFLOPS)."""
+    """(peak T(FL)OPS, chip DRAM bandwidth TB/s, workload ops/byte from simulated traffic, achieved T(FL)OPS)."""
     bw = design.dram_bandwidth_bytes_per_s * design.chip.cores
     traffic = est.figures["dram_bytes"].value or 0.0
     flops = est.power.flops if est.power else 0.0
@@ -260,46 +311,40 @@ def roofline_points(design: Design, est: Estimate) -> tuple[float, float, float,
     return design.peak_flops / 1e12, bw / 1e12, intensity, est.figures["achieved_tflops"].value
 
 
-def _plot_roofline(design: Design, est: Estimate, path: Path) -> None:
+def roofline_figure(design: Design, est: Estimate):
+    """The design's roofline with the workload's simulated point; legend figures at three significant digits."""
     import matplotlib.pyplot as plt
     import numpy as np
 
+    from workbench.estimate import ops_unit
+
+    unit = ops_unit(design)
+    op = "OP" if unit == "TOPS" else "FLOP"
     peak, bw, ai, achieved = roofline_points(design, est)
     ridge = peak / bw
     hi = max(ridge, ai if np.isfinite(ai) else ridge) * 8
     x = np.logspace(np.log10(ridge / 64), np.log10(hi), 200)
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    ax.plot(x, np.minimum(peak, bw * x), color="black", label=f"roofline: {peak:,.1f} TFLOPS, {bw:,.2f} TB/s")
+    ax.plot(x, np.minimum(peak, bw * x), color="black", label=f"roofline: {_sig(peak, unit)}, {_sig(bw, 'TB/s')}")
     if np.isfinite(ai):
-        ax.scatter(
-            [ai],
-            [achieved],
-            color="tab:red",
-            zorder=3,
-            label=f"{est.workload}: {achieved:,.1f} TFLOPS at {ai:,.0f} FLOP/B (simulated)",
-        )
+        ax.scatter([ai], [achieved], color="tab:red", zorder=3,
+                   label=f"{est.workload}: {_sig(achieved, unit)} at {_sig(ai, f'{op}/B')} (simulated)")
     ideal = est.figures.get("achieved_tflops_ideal_memory")
     if ideal and ideal.value:
-        ax.axhline(
-            ideal.value,
-            color="tab:green",
-            ls="--",
-            lw=0.8,
-            label=f"same workload, ideal memory: {ideal.value:,.1f} TFLOPS (simulated)",
-        )
+        ax.axhline(ideal.value, color="tab:green", ls="--", lw=0.8,
+                   label=f"same workload, ideal memory: {_sig(ideal.value, unit)} (simulated)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("arithmetic intensity (FLOP per DRAM byte)")
-    ax.set_ylabel("TFLOPS")
+    ax.set_xlabel(f"arithmetic intensity ({op} per DRAM byte)")
+    ax.set_ylabel(f"{unit} ({design.matrix.input_dtype})")
     ax.set_title(f"Roofline: {design.name}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def _plot_costs(estimates: list[Estimate], path: Path) -> None:
+def cost_figure(estimates: list[Estimate]):
+    """Stacked unit-cost terms per design on a log axis (designs differ by orders of magnitude), totals marked."""
     import matplotlib.pyplot as plt
 
     def usd(e: Estimate, name: str) -> float:
@@ -313,46 +358,69 @@ def _plot_costs(estimates: list[Estimate], path: Path) -> None:
     if any(e.cost.margin for e in estimates):
         names.append("margin")
     fig, ax = plt.subplots(figsize=(max(5, 1.8 * len(estimates)), 4.5))
+    labels = [e.design for e in estimates]
     bottom = [0.0] * len(estimates)
     for name in names:
         vals = [usd(e, name) for e in estimates]
-        ax.bar([e.design for e in estimates], vals, bottom=bottom, label=name)
+        ax.bar(labels, vals, bottom=bottom, label=name)
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-    ax.set_ylabel("USD per unit (modelled)")
-    ax.set_title("Unit cost breakdown")
+    for label, total in zip(labels, bottom, strict=True):
+        ax.annotate(f"${total:,.0f}" if total >= 100 else f"${total:.3g}", (label, total), ha="center",
+                    xytext=(0, 3), textcoords="offset points", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("USD per unit, log scale (modelled cost to make" + (" + margin)" if "margin" in names else ")"))
+    ax.set_title("Unit cost breakdown\n(designs at cost to make, no board: not comparable with street prices)",
+                 fontsize=8)
     ax.tick_params(axis="x", labelrotation=15, labelsize=8)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+SCATTER_PNG, COSTS_PNG, REPORT_HTML, REPORT_JSON = (
+    "tflops_per_dollar_vs_watt.png", "cost_breakdown.png", "report.html", "compare.json")
+
+
+def roofline_png(design_name: str) -> str:
+    """File name of a design's roofline plot (any character unsafe in a file name becomes '_')."""
+    return "roofline_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in design_name) + ".png"
+
+
+def report_files(design_names: list[str]) -> list[str]:
+    """Every file `write_report` writes for these designs (to check the output folder before any work)."""
+    return [REPORT_HTML, REPORT_JSON, SCATTER_PNG, COSTS_PNG, *(roofline_png(n) for n in design_names)]
 
 
 def write_report(rows: list[Row], pairs: list[tuple[Design, Estimate]], workload: str, out: Path) -> Path:
-    """Write report.html, compare.json and PNG plots into `out`; returns the HTML path."""
+    """Write report.html, compare.json and PNG plots into `out`, all or none; returns the HTML path."""
     import matplotlib
 
+    from workbench.outputs import check_output_folder, staged_files
+
     matplotlib.use("Agg")  # headless
-    out.mkdir(parents=True, exist_ok=True)
-    _plot_scatter(rows, out / "tflops_per_dollar_vs_watt.png")
-    rooflines = []
-    for design, est in pairs:
-        name = f"roofline_{design.name}.png"
-        _plot_roofline(design, est, out / name)
-        rooflines.append(name)
     estimates = [e for _, e in pairs]
-    if estimates:
-        _plot_costs(estimates, out / "cost_breakdown.png")
-    (out / "compare.json").write_text(
-        json.dumps(
-            {
-                "workload": workload,
-                "rows": [r.to_json() for r in rows],
-                "estimates": [e.to_json() for e in estimates],
-            },
-            indent=1,
-            default=str,
+    rooflines = [roofline_png(d.name) for d, _ in pairs]
+    names = [REPORT_HTML, REPORT_JSON, SCATTER_PNG, *rooflines, *([COSTS_PNG] if estimates else [])]
+    check_output_folder(out, names)
+    with staged_files([out / n for n in names]) as temps:
+        tmp = dict(zip(names, temps, strict=True))
+        _save(scatter_figure(rows), tmp[SCATTER_PNG])
+        for (design, est), name in zip(pairs, rooflines, strict=True):
+            _save(roofline_figure(design, est), tmp[name])
+        if estimates:
+            _save(cost_figure(estimates), tmp[COSTS_PNG])
+        tmp[REPORT_JSON].write_text(
+            json.dumps(
+                {"workload": workload, "rows": [r.to_json() for r in rows], "estimates": [e.to_json() for e in estimates]},
+                indent=1,
+                default=str,
+            )
         )
-    )
+        tmp[REPORT_HTML].write_text(_page(rows, estimates, rooflines, workload))
+    return out / REPORT_HTML
+
+
+def _page(rows: list[Row], estimates: list[Estimate], rooflines: list[str], workload: str) -> str:
+    """The HTML page of the report."""
     cols = headers(rows)
     tco = len(cols) > len(HEADERS)
     trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row_cells(r, tco)) + "</tr>" for r in rows)
@@ -370,14 +438,13 @@ padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}img{{max-widt
 <h1>Petaflop Workbench: compare</h1><p>Workload for designs: <b>{html.escape(workload)}</b>.
 Designs are simulated (cycles) and modelled (area, cost, energy); chips are datasheet figures;
 "measured (published)" are third-party
-matmul measurements from the chip database. Design prices are modelled unit costs / (1 - margin).</p>
+matmul measurements from the chip database. Design prices are modelled costs to make one unit (no board;
+/ (1 - margin) where a margin is given); chip prices are street/list prices. int8 rates are TOPS.</p>
 <table><tr>{"".join(f"<th>{h}</th>" for h in cols)}</tr>{trs}</table>
 <p>{html.escape(LEGEND)}</p>
-<h2>TFLOPS per $1000 against TFLOPS per watt</h2><img src="tflops_per_dollar_vs_watt.png" alt="scatter">
+<h2>TOPS or TFLOPS per $1000 against per watt</h2><img src="tflops_per_dollar_vs_watt.png" alt="scatter">
 <h2>Rooflines</h2>{imgs}
 <h2>Unit cost breakdown</h2>{'<img src="cost_breakdown.png" alt="costs">' if estimates else ""}
 <h2>Reference checks</h2><ul>{checks or "<li>none</li>"}</ul>
 <p>Raw numbers: <a href="compare.json">compare.json</a>.</p></body></html>"""
-    path = out / "report.html"
-    path.write_text(page)
-    return path
+    return page

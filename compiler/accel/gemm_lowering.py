@@ -1,4 +1,4 @@
-"""GEMM programs: tile C = A x B of any M, N, K onto a design as a double-buffered ISA program, and simulate it.
+"""GEMM lowering: tile C = A x B of any M, N, K onto a design as a double-buffered ISA program.
 
 DRAM layout (bytes, 64-byte aligned regions): OS designs take A transposed (`AT`, K x M), since the
 output-stationary array consumes one column of A per cycle, and B (K x N), both as panels (`_panels`): per
@@ -7,7 +7,7 @@ whole tiles, so that one DMA fetches all the tiles of a block (the DRAM latency 
 designs take A (M x K) and B (K x N) row-major. C is M x N row-major in the accumulator dtype
 (int32 / fp32). `GemmProgram.dram_image` / `read_c` build and read these images.
 
-Blocking (sizes from `sim.tiling`): OS keeps a bm x bn block of C tiles in one accumulator half while the
+Blocking (sizes from `compiler.accel.tiling`): OS keeps a bm x bn block of C tiles in one accumulator half while the
 reduction streams in chunks of kc rows (bm A tiles and bn B tiles loaded per chunk); WS keeps ml rows x bn
 column tiles and streams each loaded A panel against the bn weight tiles. With `whole_k` (ideal memory)
 the folds are SCALE-Sim's: each OS tile streams the whole K, each WS fold all the M rows it can.
@@ -24,20 +24,24 @@ from typing import Any
 
 import numpy as np
 
+from compiler.accel.tiling import MAX_DMA_ROWS, MAX_REPEAT, MAX_STREAM, OsBlock, os_block, ws_block
 from isa.design import DEFAULT_DESIGN, Design, ceil_div, load_design
 from isa.encoding import Instr, make
-from isa.functional import from_dram_bytes, round_to_input, to_dram_bytes
+from isa.errors import UserError
+from isa.functional import from_dram_bytes, to_dram_bytes
 from isa.instructions import INSTRUCTIONS
-from sim.simulator import SimResult, simulate
-from sim.tiling import OsBlock, os_block, ws_block
 
-__all__ = ["GemmProgram", "gemm_program", "simulate_gemm", "GemmResult", "gemm_design", "MAX_STREAM"]
+__all__ = ["GemmProgram", "gemm_program", "gemm_design", "MAX_STREAM", "GemmSizeError", "check_gemm_size",
+           "Group", "emit_groups", "split_dma"]
 
-MAX_STREAM = INSTRUCTIONS["gemm"].field("k").max  # longest stream of one gemm
-MAX_REPEAT = INSTRUCTIONS["gemm"].field("repeat").max + 1  # iterations of one gemm
-MAX_DMA_ROWS = INSTRUCTIONS["load"].field("rows").max  # rows of one load or store; longer ones are split
 MAX_SP_ROWS = INSTRUCTIONS["gemm"].field("a").max + 1  # scratchpad rows a gemm can address
 MAX_ACC_ROWS = INSTRUCTIONS["gemm"].field("c").max + 1
+MAX_DRAM_BYTES = INSTRUCTIONS["load"].field("dram").max + 1  # DRAM bytes a load or store can address
+MAX_DRAM_STRIDE = INSTRUCTIONS["load"].field("stride").max  # bytes between the rows of one DMA
+
+
+class GemmSizeError(UserError):
+    """A GEMM the instruction set cannot express on this design (sizes below 1, operands beyond its DRAM reach)."""
 
 
 @dataclass
@@ -101,7 +105,9 @@ def _align(x: int) -> int:
 
 
 @dataclass
-class _Group:
+class Group:
+    """One double-buffered step: loads into a scratchpad/accumulator half, compute on it, stores of finished output."""
+
     loads: list[dict[str, Any]]
     gemms: list[dict[str, Any]]
     panel: int
@@ -110,7 +116,7 @@ class _Group:
     acc_buffers: int = 2  # accumulator buffers the panels rotate through
 
 
-def _split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """DMAs with more rows than the rows field holds, as several; tokens stay on the first and last."""
     out = []
     for x in dmas:
@@ -134,14 +140,14 @@ def _split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int, c_addr: int,
-               blk: OsBlock) -> list[_Group]:
+               blk: OsBlock) -> list[Group]:
     """Output-stationary groups: per bm x bn block of C tiles, one group per reduction chunk of kc rows."""
     rows, cols = design.matrix.rows, design.matrix.cols
     ib, ab = design.input_bytes, design.acc_bytes
     sp_half, acc_buf = design.scratchpad_rows // 2, design.accumulator_rows // blk.acc_buffers
     bm, bn, kc = blk.bm, blk.bn, blk.kc
     m_tiles, n_tiles = ceil_div(m, rows), ceil_div(n, cols)
-    groups: list[_Group] = []
+    groups: list[Group] = []
     resident_a: list[tuple[int, int] | None] = [None, None]  # A tiles held by each scratchpad half
     resident_b: list[tuple[int, int] | None] = [None, None]  # B tiles held by each scratchpad half
     panel = 0
@@ -171,7 +177,7 @@ def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
                 gemms = [dict(op="gemm", a=sp_base + t * kl, b=sp_base + bm * kc, c=acc_base + t * bn * rows, k=kl,
                               repeat=len(col_tiles) - 1, sb=kl, sc=rows, accumulate=int(kk > 0))
                          for t in range(len(row_tiles))]
-                groups.append(_Group(loads, gemms, panel, kk == 0, acc_buffers=blk.acc_buffers))
+                groups.append(Group(loads, gemms, panel, kk == 0, acc_buffers=blk.acc_buffers))
             groups[-1].stores = [dict(op="store.acc", sram=acc_base + (ti * bn + tj) * rows,
                                       dram=c_addr + (i * rows * n + j * cols) * ab, stride=n * ab,
                                       rows=min(rows, m - i * rows), cols=min(cols, n - j * cols))
@@ -181,7 +187,7 @@ def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
 
 
 def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int, c_addr: int,
-               whole_k: bool) -> list[_Group]:
+               whole_k: bool) -> list[Group]:
     """Weight-stationary groups: per block of ml rows x bn column tiles of C, one group per kg K tiles.
 
     The kg A tiles (ml x ROWS each) of a group are loaded once and streamed against the weight tiles of all
@@ -193,7 +199,7 @@ def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
     blk = ws_block(design, m, n, k, whole_k)
     mc, bn, kg = blk.ml, blk.bn, blk.kg
     k_tiles, n_tiles = ceil_div(k, rows), ceil_div(n, cols)
-    groups: list[_Group] = []
+    groups: list[Group] = []
     resident: list[tuple[int, int] | None] = [None, None]  # A tiles held by each scratchpad half
     panel = 0
     for m0 in range(0, m, mc):
@@ -226,7 +232,7 @@ def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
                         gemms.append(dict(op="gemm", a=sp_base + first * mc, b=b_base + first * rows, c=c,
                                           k=ml, preload=1, accumulate=1, repeat=len(kts) - first - 1, sa=mc,
                                           sb=rows))
-                groups.append(_Group(loads, gemms, panel, gi == 0))
+                groups.append(Group(loads, gemms, panel, gi == 0))
             groups[-1].stores = [dict(op="store.acc", sram=acc_base + tj * mc, dram=c_addr + (m0 * n + j * cols) * ab,
                                       stride=n * ab, rows=ml, cols=min(cols, n - j * cols))
                                  for tj, j in enumerate(col_tiles)]
@@ -234,7 +240,7 @@ def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
     return groups
 
 
-def _tokens(g: int, grp: _Group) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+def _tokens(g: int, grp: Group) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Loads, gemms and stores of group `g` with the double-buffering token flags set."""
     loads = [dict(x) for x in grp.loads]
     gemms = [dict(x) for x in grp.gemms]
@@ -250,10 +256,10 @@ def _tokens(g: int, grp: _Group) -> tuple[list[dict[str, Any]], list[dict[str, A
         gemms[-1]["push_next"] = 1
         stores[0]["pop_prev"] = 1
         stores[-1]["push_prev"] = 1
-    return _split_dma(loads), gemms, _split_dma(stores)
+    return split_dma(loads), gemms, split_dma(stores)
 
 
-def _emit(groups: list[_Group], depth: int) -> list[Instr]:
+def emit_groups(groups: list[Group], depth: int) -> list[Instr]:
     """Instructions of the groups with the double-buffering tokens, in a software-pipelined order.
 
     Fetch is in order and queues hold `depth` entries, so the program lists the loads of group g + 1 before
@@ -279,29 +285,51 @@ def _emit(groups: list[_Group], depth: int) -> list[Instr]:
     return prog
 
 
+def _layout(design: Design, m: int, n: int, k: int) -> tuple[int, int, int, int]:
+    """(A address, B address, C address, DRAM bytes needed) of the operands in DRAM."""
+    ib, ab = design.input_bytes, design.acc_bytes
+    rows, cols = design.matrix.rows, design.matrix.cols
+    os = design.matrix.dataflow == "os"
+    a_elems = ceil_div(m, rows) * rows * k if os else m * k  # OS panels pad M and N to whole tiles
+    b_elems = k * ceil_div(n, cols) * cols if os else k * n
+    b_addr = _align(a_elems * ib)
+    c_addr = _align(b_addr + b_elems * ib)
+    return 0, b_addr, c_addr, _align(c_addr + m * n * ab)
+
+
+def check_gemm_size(design: Design, m: int, n: int, k: int) -> None:
+    """Raise GemmSizeError, before any work, if the ISA cannot express this GEMM on `design`."""
+    if min(m, n, k) < 1:
+        raise GemmSizeError(f"GEMM sizes must be >= 1, got m={m} n={n} k={k}")
+    need = _layout(design, m, n, k)[3]
+    if need > MAX_DRAM_BYTES:
+        raise GemmSizeError(f"GEMM {m}x{n}x{k} needs {need:,} bytes of DRAM for A, B and C, but loads and stores "
+                            f"address at most {MAX_DRAM_BYTES:,} (the 'dram' field); use smaller sizes")
+    ib, ab = design.input_bytes, design.acc_bytes
+    strides = {"a row of C (N)": n * ab}
+    if design.matrix.dataflow == "ws":
+        strides.update({"a row of A (K)": k * ib, "a row of B (N)": n * ib})
+    for what, stride in strides.items():
+        if stride > MAX_DRAM_STRIDE:
+            raise GemmSizeError(f"GEMM {m}x{n}x{k}: {what} is {stride:,} bytes, above the largest DMA stride "
+                                f"{MAX_DRAM_STRIDE:,} (the 'stride' field); use smaller sizes")
+
+
 def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False) -> GemmProgram:
     """Tile an M x K by K x N GEMM onto `design` (ragged sizes zero-padded by the loads).
 
     whole_k: keep SCALE-Sim's fold structure (each OS tile streams the whole reduction in one gemm) for the
     ideal-memory mode, where loads are free and only the folds count.
     """
-    if min(m, n, k) < 1:
-        raise ValueError(f"GEMM sizes must be >= 1, got m={m} n={n} k={k}")
-    ib, ab = design.input_bytes, design.acc_bytes
-    rows, cols = design.matrix.rows, design.matrix.cols
+    check_gemm_size(design, m, n, k)
+    a_addr, b_addr, c_addr, dram_bytes = _layout(design, m, n, k)
     os = design.matrix.dataflow == "os"
-    a_elems = ceil_div(m, rows) * rows * k if os else m * k  # OS panels pad M and N to whole tiles
-    b_elems = k * ceil_div(n, cols) * cols if os else k * n
-    a_addr = 0
-    b_addr = _align(a_elems * ib)
-    c_addr = _align(b_addr + b_elems * ib)
-    dram_bytes = _align(c_addr + m * n * ab)
     if os:
         blk = os_block(design, m, n, k, whole_k)
         groups = _os_groups(design, m, n, k, a_addr, b_addr, c_addr, blk)
     else:
         groups = _ws_groups(design, m, n, k, a_addr, b_addr, c_addr, whole_k)
-    return GemmProgram(design, m, n, k, _emit(groups, design.control.queue_depth), a_addr, b_addr, c_addr, dram_bytes, blk.kc if os else 0)
+    return GemmProgram(design, m, n, k, emit_groups(groups, design.control.queue_depth), a_addr, b_addr, c_addr, dram_bytes, blk.kc if os else 0)
 
 
 def gemm_design(design: Design | str | None = None, rows: int | None = None, cols: int | None = None,
@@ -344,111 +372,3 @@ def gemm_design(design: Design | str | None = None, rows: int | None = None, col
 def _round_up(x: int, multiple: int) -> int:
     # keep each half a whole number of banks so the two buffers never share a bank
     return ceil_div(x, 2 * multiple) * 2 * multiple
-
-
-@dataclass
-class GemmResult:
-    """A simulated GEMM: the simulator's result plus the problem and whether C matched numpy."""
-
-    m: int
-    n: int
-    k: int
-    rows: int
-    cols: int
-    dataflow: str
-    sim: SimResult
-    verified: bool | None  # C == numpy's A @ B (None: timing only)
-    instructions: int
-
-    @property
-    def cycles(self) -> int:
-        """Total cycles."""
-        return self.sim.cycles
-
-    @property
-    def macs(self) -> int:
-        """Useful multiply-accumulates: M * N * K."""
-        return self.m * self.n * self.k
-
-    @property
-    def utilization(self) -> float:
-        """Useful MACs over the array's peak in the same cycles."""
-        return self.macs / (self.rows * self.cols * self.cycles)
-
-    @property
-    def dram_read_bytes(self) -> int:
-        """DRAM bytes read."""
-        return self.sim.dram_read_bytes
-
-    @property
-    def dram_write_bytes(self) -> int:
-        """DRAM bytes written."""
-        return self.sim.dram_write_bytes
-
-    @property
-    def units(self) -> dict[str, dict[str, int]]:
-        """Busy, stalled and idle cycles per unit."""
-        return self.sim.units
-
-    @property
-    def counters(self) -> dict[str, int]:
-        """Event counters for the energy model (array MACs include zero padding)."""
-        return self.sim.counters
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-serializable summary."""
-        out = self.sim.to_json()
-        out.update({"m": self.m, "n": self.n, "k": self.k, "rows": self.rows, "cols": self.cols,
-                    "dataflow": self.dataflow, "cycles": self.cycles, "macs": self.macs,
-                    "utilization": self.utilization, "array_macs": self.sim.macs,
-                    "verified": self.verified, "program_instructions": self.instructions})
-        return out
-
-
-def run_gemm(design: Design, a: np.ndarray, b: np.ndarray, ideal_memory: bool = False,
-             overlap: bool | None = None, trace: bool = False) -> tuple[np.ndarray, SimResult, int]:
-    """Simulate C = a @ b on `design` with these operands; returns C, the result and the program length.
-
-    The simulated address space grows to fit the operands (the design's `dram_bytes` bounds programs,
-    not the data a caller brings).
-    """
-    m, k = a.shape
-    n = b.shape[1]
-    gp = gemm_program(design, m, n, k, whole_k=ideal_memory)
-    if gp.dram_bytes > design.memory.dram_bytes:
-        design = design.replace(memory=dataclasses.replace(design.memory, dram_bytes=gp.dram_bytes))
-        gp = dataclasses.replace(gp, design=design)
-    result = simulate(design, gp.program, gp.dram_image(a, b), ideal_memory=ideal_memory, overlap=overlap,
-                      trace=trace)
-    return gp.read_c(result.state.dram), result, len(gp.program)
-
-
-def simulate_gemm(m: int, n: int, k: int, design: Design | str | None = None, rows: int | None = None,
-                  cols: int | None = None, dataflow: str | None = None, ideal_memory: bool = False,
-                  overlap: bool | None = None, values: bool = True, seed: int = 0,
-                  trace: bool = False) -> GemmResult:
-    """Generate, simulate and (with values) verify C = A x B against numpy on random operands."""
-    d = gemm_design(design, rows, cols, dataflow, m, n, k, ideal_memory)
-    verified = None
-    if values:
-        rng = np.random.default_rng(seed)
-        if d.is_float:
-            a = round_to_input(rng.standard_normal((m, k)).astype(np.float32), d.matrix.input_dtype)
-            b = round_to_input(rng.standard_normal((k, n)).astype(np.float32), d.matrix.input_dtype)
-        else:
-            a = rng.integers(-128, 128, (m, k), dtype=np.int8)
-            b = rng.integers(-128, 128, (k, n), dtype=np.int8)
-        c, result, instructions = run_gemm(d, a, b, ideal_memory=ideal_memory, overlap=overlap, trace=trace)
-        if d.is_float:
-            ref = a.astype(np.float64) @ b.astype(np.float64)
-            verified = bool(np.allclose(c, ref, rtol=1e-4, atol=1e-3 * np.sqrt(k)))
-        else:
-            verified = bool(np.array_equal(c, a.astype(np.int64) @ b.astype(np.int64)))
-    else:
-        gp = gemm_program(d, m, n, k, whole_k=ideal_memory)
-        if gp.dram_bytes > d.memory.dram_bytes:  # the panel layout pads M and N to whole tiles
-            d = d.replace(memory=dataclasses.replace(d.memory, dram_bytes=gp.dram_bytes))
-        result = simulate(d, gp.program, None, ideal_memory=ideal_memory, overlap=overlap, values=False,
-                          trace=trace)
-        instructions = len(gp.program)
-    return GemmResult(m, n, k, d.matrix.rows, d.matrix.cols, d.matrix.dataflow, result, verified, instructions)

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from isa.design import Design, ceil_div
 from isa.instructions import INSTRUCTIONS
 
-MAX_STREAM = INSTRUCTIONS["gemm"].field("k").max
-MAX_REPEAT = INSTRUCTIONS["gemm"].field("repeat").max + 1
-MAX_DMA_ROWS = INSTRUCTIONS["load"].field("rows").max
+# The ISA's field widths, read from the instruction table (the one source); the lowering imports them from here.
+MAX_STREAM = INSTRUCTIONS["gemm"].field("k").max  # longest stream of one gemm
+MAX_REPEAT = INSTRUCTIONS["gemm"].field("repeat").max + 1  # iterations of one gemm
+MAX_DMA_ROWS = INSTRUCTIONS["load"].field("rows").max  # rows of one load or store; longer ones are split
 
 
 @dataclass(frozen=True)

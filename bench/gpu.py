@@ -1,0 +1,227 @@
+"""The GPU bars of issue 11 on a CUDA GPU, each against its peer in the same run:
+
+- GEMM on tensor cores (fp16; bf16 where the compiler has the dtype) and fp32 at 4096 and 8192: this
+  project's kernel (device time of its one kernel) vs cuBLAS through PyTorch (or CuPy); bar >= 50%.
+- One GPT-2-small block forward (batch 1, 128 tokens, fp32): this project on CUDA vs PyTorch eager (bar:
+  within 2x) and tinygrad's CUDA backend where it is installed (bar: faster). End-to-end wall time per
+  forward with the device synchronised, graph building and scheduling included, median of the runs.
+
+    python bench/gpu.py --out results.json [--quick]
+
+Every result is checked against the peer's output before it is timed; a column that cannot run prints
+"<column>: not available (reason)".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.compiler_worker import flops as workload_flops  # noqa: E402
+from bench.compiler_worker import make_inputs, sizes, tensor_gpt2_block  # noqa: E402
+
+GEMM_BAR = 0.50  # fraction of cuBLAS
+GPT2_EAGER_BAR = 2.0  # at most this many times PyTorch eager's time
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _torch():
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None, "PyTorch sees no CUDA device"
+        return torch, ""
+    except ImportError as e:
+        return None, f"PyTorch not installed ({e})"
+
+
+def _torch_gemm_seconds(torch, a, b, reps: int) -> tuple[float, object]:
+    out = a @ b
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        out = a @ b
+        e.record()
+        e.synchronize()
+        times.append(s.elapsed_time(e) * 1e-3)
+    return statistics.median(times), out
+
+
+def _cupy_gemm_seconds(n: int, dtype: str, reps: int) -> float:
+    import cupy as cp
+
+    a = cp.random.standard_normal((n, n), dtype=cp.float32).astype(dtype)
+    b = cp.random.standard_normal((n, n), dtype=cp.float32).astype(dtype)
+    a @ b
+    times = []
+    for _ in range(reps):
+        s, e = cp.cuda.Event(), cp.cuda.Event()
+        s.record()
+        a @ b
+        e.record()
+        e.synchronize()
+        times.append(cp.cuda.get_elapsed_time(s, e) * 1e-3)
+    return statistics.median(times)
+
+
+def bench_gemm(n: int, dtype: str, reps: int) -> dict:
+    """Ours vs cuBLAS for an n^3 GEMM in dtype."""
+    from compiler import Tensor
+    from compiler.dtypes import dtypes
+    from workbench.measure import KernelRunner
+
+    row = {"workload": f"gemm {n}^3", "dtype": dtype, "flops": 2.0 * n**3}
+    npdt = {"float16": np.float16, "float32": np.float32}.get(dtype)
+    if npdt is None or not hasattr(dtypes, dtype):
+        row["ours"] = f"not available (the compiler has no {dtype} dtype yet)"
+        return row
+    rng = np.random.default_rng(0)
+    a = (rng.standard_normal((n, n)) * 0.1).astype(npdt)
+    b = (rng.standard_normal((n, n)) * 0.1).astype(npdt)
+    out = Tensor(a, device="CUDA") @ Tensor(b, device="CUDA")
+    runner = KernelRunner(out, "CUDA")
+    runner.run()
+    ours_t = statistics.median(runner.run() for _ in range(reps))
+    row["ours_s"], row["ours_tflops"] = ours_t, row["flops"] / ours_t / 1e12
+    row["ours_program"] = runner.steps[0][0].opts.key()
+    torch, why = _torch()
+    if torch is not None:
+        ta, tb = (torch.from_numpy(x).cuda() for x in (a, b))
+        peer_t, ref = _torch_gemm_seconds(torch, ta, tb, reps)
+        row["peer"] = f"cuBLAS via PyTorch {torch.__version__}"
+        got = runner.steps[0][1][0].numpy().reshape(n, n).astype(np.float32)
+        ref = ref.float().cpu().numpy()
+        row["max_rel_err_vs_peer"] = float(np.abs(got - ref).max() / (np.abs(ref).max() + 1e-12))
+    else:
+        try:
+            peer_t = _cupy_gemm_seconds(n, dtype, reps)
+            row["peer"] = "cuBLAS via CuPy"
+        except Exception as e:  # noqa: BLE001 - reported as not available
+            row["peer"] = f"not available ({why}; CuPy: {e})"
+            return row
+    row["peer_s"], row["peer_tflops"] = peer_t, row["flops"] / peer_t / 1e12
+    row["ratio"] = peer_t / ours_t
+    row["bar"] = f">= {GEMM_BAR:.0%} of cuBLAS: {'PASS' if row['ratio'] >= GEMM_BAR else 'FAIL'}"
+    return row
+
+
+def _wall(fn, finish, reps: int) -> float:
+    finish(fn())
+    finish(fn())
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        finish(fn())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_gpt2(reps: int, quick: bool) -> dict:
+    """Ours vs PyTorch eager vs tinygrad on one GPT-2-small block forward."""
+    from compiler import Tensor
+
+    p = sizes("gpt2_block", quick)
+    arrays = make_inputs("gpt2_block", p)
+    row = {"workload": f"gpt2 block b{p['batch']} t{p['tokens']} d{p['d_model']}", "flops": workload_flops("gpt2_block", p)}
+    api = {
+        "layernorm": lambda x, g, b: x.layernorm(axis=-1, eps=1e-5) * g + b,
+        "sdpa_causal": lambda q, k, v: q.scaled_dot_product_attention(k, v, is_causal=True),
+    }
+    ins = [Tensor(a, device="CUDA").realize() for a in arrays]
+    ours_out = tensor_gpt2_block(p, api, *ins).numpy()
+    row["ours_s"] = _wall(lambda: tensor_gpt2_block(p, api, *ins), lambda o: o.realize(), reps)
+    torch, why = _torch()
+    if torch is not None:
+        import torch.nn.functional as F
+
+        def layernorm(x, g, b):
+            return F.layer_norm(x, (x.shape[-1],), g, b, 1e-5)
+
+        def block(x, ln1_g, ln1_b, wq, bq, wk, bk, wv, bv, wo, bo, ln2_g, ln2_b, w_fc, b_fc, w_pr, b_pr):
+            b, t, d, nh = p["batch"], p["tokens"], p["d_model"], p["heads"]
+            heads = lambda y: y.reshape(b, t, nh, d // nh).permute(0, 2, 1, 3)
+            h = layernorm(x, ln1_g, ln1_b)
+            y = F.scaled_dot_product_attention(heads(h @ wq + bq), heads(h @ wk + bk), heads(h @ wv + bv),
+                                               is_causal=True)
+            x = x + (y.permute(0, 2, 1, 3).reshape(b, t, d) @ wo + bo)
+            h = layernorm(x, ln2_g, ln2_b)
+            return x + (F.gelu(h @ w_fc + b_fc, approximate="tanh") @ w_pr + b_pr)
+
+        targs = [torch.from_numpy(a).cuda() for a in arrays]
+        with torch.no_grad():
+            ref = block(*targs).cpu().numpy()
+            row["max_abs_err_vs_torch"] = float(np.abs(ours_out - ref).max())
+            row["torch_eager_s"] = _wall(lambda: block(*targs), lambda o: torch.cuda.synchronize(), reps)
+        row["torch"] = f"PyTorch {torch.__version__} eager"
+        row["ratio_vs_eager"] = row["ours_s"] / row["torch_eager_s"]
+        row["bar_eager"] = (f"within {GPT2_EAGER_BAR:g}x of PyTorch eager: "
+                            f"{'PASS' if row['ratio_vs_eager'] <= GPT2_EAGER_BAR else 'FAIL'}")
+    else:
+        row["torch"] = f"not available ({why})"
+    try:
+        os.environ.setdefault("DEV", "CUDA")
+        from bench.compiler_worker import Tinygrad
+
+        tg = Tinygrad("CUDA", jit=True)
+        tins = [tg.to_device(a) for a in arrays]
+        f = tg.fn("gpt2_block", p)
+        row["tinygrad_s"] = _wall(lambda: f(*tins), tg.finish, reps)
+        row["tinygrad"] = f"tinygrad {tg.version} CUDA, TinyJit"
+        row["bar_tinygrad"] = f"faster than tinygrad: {'PASS' if row['ours_s'] < row['tinygrad_s'] else 'FAIL'}"
+    except Exception as e:  # noqa: BLE001 - reported as not available
+        row["tinygrad"] = f"not available ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    return row
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", help="write the results here as JSON")
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    ap.add_argument("--reps", type=int, default=10)
+    args = ap.parse_args(argv)
+    from compiler.device import describe, unavailable_reason
+
+    why = unavailable_reason("CUDA")
+    if why:
+        log(f"CUDA: not available ({why})")
+        return 2
+    results = {"device": describe("CUDA"), "gemm": [], "gpt2": None}
+    log(f"device: {results['device']}")
+    sizes_ = (1024,) if args.quick else (4096, 8192)
+    for dtype in ("float16", "bfloat16", "float32"):
+        for n in sizes_:
+            try:
+                row = bench_gemm(n, dtype, args.reps)
+            except Exception as e:  # noqa: BLE001 - one failed row does not stop the others
+                row = {"workload": f"gemm {n}^3", "dtype": dtype, "error": f"{type(e).__name__}: {e}"[:2000]}
+            results["gemm"].append(row)
+            log(json.dumps(row))
+    try:
+        results["gpt2"] = bench_gpt2(args.reps, args.quick)
+    except Exception as e:  # noqa: BLE001
+        results["gpt2"] = {"error": f"{type(e).__name__}: {e}"[:2000]}
+    log(json.dumps(results["gpt2"]))
+    if args.out:
+        tmp = Path(args.out).with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        tmp.replace(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""One training step (forward, backward, Adam update) of the digits CNN and of the small char GPT: this
+project on CL against PyTorch on the CPU and tinygrad 0.14 on the same OpenCL device.
+
+    python bench/train.py                 # both models, all columns
+    python bench/train.py --only cnn --steps 10 --json out.json
+
+Each column runs in its own subprocess (this file with --column), one after another. A column times the
+median step over --steps steps after 3 warm-up steps (compilation happens in the warm-up). The models
+have the same layer shapes everywhere: CNN conv3x3(1->16)-ReLU-pool-conv3x3(16->32)-ReLU-pool-Linear(128->10)
+at batch 64 on 8x8 images; GPT vocab 128, context 64, 2 layers, 4 heads, width 64, batch 32, tied head.
+tinygrad runs without TinyJit (like this project, which has no JIT) and, where it works, with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("cnn", "gpt")
+COLUMNS = ("ours", "torch", "tinygrad", "tinygrad_jit")
+CNN_BATCH, GPT_BATCH, VOCAB, BLOCK, WIDTH, HEADS, LAYERS = 64, 32, 128, 64, 64, 4, 2
+
+
+def _data(model: str, step: int):
+    rng = np.random.default_rng(step)
+    if model == "cnn":
+        return rng.random((CNN_BATCH, 1, 8, 8), dtype=np.float32), rng.integers(0, 10, CNN_BATCH).astype(np.int32)
+    x = rng.integers(0, VOCAB, (GPT_BATCH, BLOCK)).astype(np.int32)
+    return x, rng.integers(0, VOCAB, (GPT_BATCH, BLOCK)).astype(np.int32)
+
+
+# --- the columns ---------------------------------------------------------------------------------
+def ours_step(model: str, device: str):
+    sys.path.insert(0, str(REPO))
+    from compiler import Tensor
+    from compiler.losses import cross_entropy
+    from compiler.models import GPT, GPTConfig, SmallCNN
+    from compiler.optim import Adam
+
+    net = SmallCNN(device=device) if model == "cnn" else GPT(GPTConfig(VOCAB, BLOCK, LAYERS, HEADS, WIDTH), device)
+    opt = Adam(net.parameters(), lr=1e-3)
+
+    def step(x, y):
+        out = net(Tensor(x, device=device))
+        loss = cross_entropy(out.reshape(-1, out.shape[-1]), Tensor(y.reshape(-1), device=device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def torch_step(model: str, device: str):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    if model == "cnn":
+        net = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10),
+        )  # fmt: skip
+    else:
+
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.ln1, self.ln2 = nn.LayerNorm(WIDTH), nn.LayerNorm(WIDTH)
+                self.qkv, self.proj = nn.Linear(WIDTH, 3 * WIDTH), nn.Linear(WIDTH, WIDTH)
+                self.fc, self.out = nn.Linear(WIDTH, 4 * WIDTH), nn.Linear(4 * WIDTH, WIDTH)
+
+            def forward(self, x):
+                b, t, c = x.shape
+                q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, HEADS, c // HEADS).permute(2, 0, 3, 1, 4)
+                y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+                x = x + self.proj(y.transpose(1, 2).reshape(b, t, c))
+                return x + self.out(torch.nn.functional.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+        class GPT(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.wte, self.wpe = nn.Embedding(VOCAB, WIDTH), nn.Embedding(BLOCK, WIDTH)
+                self.h = nn.ModuleList(Block() for _ in range(LAYERS))
+                self.ln_f = nn.LayerNorm(WIDTH)
+
+            def forward(self, idx):
+                x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+                for b in self.h:
+                    x = b(x)
+                return self.ln_f(x) @ self.wte.weight.T
+
+        net = GPT()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step(x, y):
+        out = net(torch.from_numpy(x) if model == "cnn" else torch.from_numpy(x).long())
+        loss = torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), torch.from_numpy(y).long().reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def tinygrad_step(model: str, device: str, jit: bool):
+    from tinygrad import Tensor, TinyJit, nn
+
+    Tensor.manual_seed(0)
+    if model == "cnn":
+
+        class Net:
+            def __init__(self):
+                self.c1, self.c2 = nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1)
+                self.fc = nn.Linear(128, 10)
+
+            def __call__(self, x):
+                x = self.c1(x).relu().max_pool2d(2)
+                return self.fc(self.c2(x).relu().max_pool2d(2).flatten(1))
+
+    else:
+
+        class Block:
+            def __init__(self):
+                self.ln1, self.ln2 = nn.LayerNorm(WIDTH), nn.LayerNorm(WIDTH)
+                self.qkv, self.proj = nn.Linear(WIDTH, 3 * WIDTH), nn.Linear(WIDTH, WIDTH)
+                self.fc, self.out = nn.Linear(WIDTH, 4 * WIDTH), nn.Linear(4 * WIDTH, WIDTH)
+
+            def __call__(self, x):
+                b, t, c = x.shape
+                q, k, v = self.qkv(self.ln1(x)).reshape(b, t, 3, HEADS, c // HEADS).permute(2, 0, 3, 1, 4)
+                y = q.scaled_dot_product_attention(k, v, is_causal=True)
+                x = x + self.proj(y.transpose(1, 2).reshape(b, t, c))
+                return x + self.out(self.fc(self.ln2(x)).gelu())
+
+        class Net:
+            def __init__(self):
+                self.wte, self.wpe = nn.Embedding(VOCAB, WIDTH), nn.Embedding(BLOCK, WIDTH)
+                self.h = [Block() for _ in range(LAYERS)]
+                self.ln_f = nn.LayerNorm(WIDTH)
+                self.pos = Tensor.arange(BLOCK).reshape(1, BLOCK)
+
+            def __call__(self, idx):
+                x = self.wte(idx) + self.wpe(self.pos)
+                for b in self.h:
+                    x = b(x)
+                return self.ln_f(x) @ self.wte.weight.T
+
+    net = Net()
+    opt = nn.optim.Adam(nn.state.get_parameters(net), lr=1e-3)
+
+    def raw(x, y):
+        with Tensor.train():
+            out = net(x)
+            loss = out.reshape(-1, out.shape[-1]).sparse_categorical_crossentropy(y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss.realize()
+
+    fn = TinyJit(raw) if jit else raw
+
+    def step(x, y):
+        return fn(Tensor(x), Tensor(y)).item()
+
+    return step
+
+
+def run_column(column: str, model: str, device: str, steps: int) -> dict:
+    """Warm up 3 steps (the first compiles), then time `steps` steps; the median is the step time."""
+    if column == "ours":
+        step = ours_step(model, device)
+    elif column == "torch":
+        step = torch_step(model, device)
+    else:
+        step = tinygrad_step(model, device, jit=column == "tinygrad_jit")
+    t0 = time.perf_counter()
+    step(*_data(model, 0))
+    first = time.perf_counter() - t0
+    for i in range(1, 3):
+        step(*_data(model, i))
+    times = []
+    for i in range(steps):
+        x, y = _data(model, 3 + i)
+        t0 = time.perf_counter()
+        loss = step(x, y)
+        times.append(time.perf_counter() - t0)
+    return {"available": True, "median_s": float(np.median(times)), "min_s": float(min(times)),
+            "max_s": float(max(times)), "first_s": first, "loss": float(loss)}  # fmt: skip
+
+
+def spawn(column: str, model: str, args) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--column", column, "--only", model,
+           "--steps", str(args.steps), "--device", args.device]  # fmt: skip
+    env = dict(os.environ)
+    if column.startswith("tinygrad"):
+        sys.path.insert(0, str(REPO))
+        from bench.compiler import tinygrad_env, tinygrad_python
+
+        env, reason = tinygrad_env(args.device)
+        if env is None:
+            return {"available": False, "reason": reason}
+        cmd[0] = tinygrad_python()
+    elif column == "torch":
+        env["PYTHONPATH"] = ""
+    else:
+        env["PYTHONPATH"] = str(REPO)
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"available": False, "reason": f"timed out after {args.timeout} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {"available": False, "reason": f"exited {proc.returncode}: {tail}"}
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", action="append", choices=MODELS)
+    ap.add_argument("--columns", default=",".join(COLUMNS), help=f"comma-separated subset of {','.join(COLUMNS)}")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--device", default="CL")
+    ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--column", help=argparse.SUPPRESS)
+    ap.add_argument("--json", help="also write the results to this file")
+    args = ap.parse_args()
+    models = args.only or list(MODELS)
+    if args.column:  # worker mode
+        try:
+            res = run_column(args.column, models[0], args.device, args.steps)
+        except ImportError as e:
+            res = {"available": False, "reason": f"{e}"}
+        print(json.dumps(res))
+        return
+    results = {}
+    for model in models:
+        results[model] = {}
+        for column in args.columns.split(","):
+            r = spawn(column, model, args)
+            results[model][column] = r
+            if r["available"]:
+                print(f"{model:4s} {column:13s} step {r['median_s'] * 1e3:9.1f} ms (min {r['min_s'] * 1e3:.1f}, "
+                      f"max {r['max_s'] * 1e3:.1f}; first {r['first_s']:.1f} s)", flush=True)  # fmt: skip
+            else:
+                print(f"{model:4s} {column:13s} not available ({r['reason']})", flush=True)
+        ours = results[model].get("ours", {})
+        for peer in ("torch", "tinygrad", "tinygrad_jit"):
+            p = results[model].get(peer, {})
+            if ours.get("available") and p.get("available"):
+                print(f"{model:4s} ours / {peer}: {ours['median_s'] / p['median_s']:.2f}x step time")
+    if args.json:
+        tmp = Path(args.json).with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=2))
+        os.replace(tmp, args.json)
+
+
+if __name__ == "__main__":
+    main()

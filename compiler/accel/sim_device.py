@@ -1,0 +1,30 @@
+"""SIM device strings: 'SIM' (the default design) or 'SIM:<design name or TOML path>', and the design each names."""
+
+from __future__ import annotations
+
+import functools
+
+from isa.design import DEFAULT_DESIGN, Design, DesignError, load_design
+
+from ..errors import DeviceError
+
+__all__ = ["sim_device_name", "design_of"]
+
+
+def sim_device_name(spec: str) -> str:
+    """The canonical SIM device string for 'SIM' or 'SIM:<design name or TOML path>' (DeviceError if invalid)."""
+    name = spec.strip()[4:].strip() if ":" in spec else ""
+    if name in ("", DEFAULT_DESIGN):
+        return "SIM"
+    design_of(f"SIM:{name}")
+    return f"SIM:{name}"
+
+
+@functools.lru_cache(maxsize=32)
+def design_of(device: str) -> Design:
+    """The design a SIM device string names."""
+    name = device[4:] if device.startswith("SIM:") else DEFAULT_DESIGN
+    try:
+        return load_design(name)
+    except DesignError as exc:
+        raise DeviceError(f"device {device!r}: {exc}") from None

@@ -1,0 +1,106 @@
+"""`workbench run MODEL --device SIM:<design>`: a compiled model on a device, with the simulated run's figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from isa.errors import UserError
+from workbench.outputs import check_output_file, write_file
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the model and print (or --json) what it did."""
+    from workbench.model_run import run_model
+
+    if args.trace and not args.device.upper().startswith("SIM"):
+        raise UserError(f"--trace needs a SIM device, got --device {args.device}")
+    if args.trace:
+        check_output_file(args.trace, "trace")  # before the (long) run
+    result, run = run_model(args.model, args.device, args.quantize, args.batch, trace=bool(args.trace))
+    if args.trace:
+        from sim.trace import trace_document
+
+        write_file(args.trace, json.dumps(trace_document(run.trace_events, run.design)))
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, default=str))
+        return 0 if result.matches_reference else 1
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()  # rich fits the terminal; --json is the form for machines
+    console.print(f"[bold]{result.model}[/] on [bold]{result.device}[/] ({result.precision}): output "
+                  + ("[green]matches[/]" if result.matches_reference else "[red]DIFFERS from[/]")
+                  + f" {result.reference}; max |error| {result.max_abs_error_vs_reference:.3g}")
+    acc = result.accuracy
+    console.print("accuracy vs the float model: cosine {:.5f}, max |error| {:.3g}".format(acc["cosine"], acc["max_abs_error"])
+                  + (f", top-1 agreement {acc['top1_agreement']:.1%}" if "top1_agreement" in acc else ""))
+    if result.sim is not None:
+        s = result.sim
+        table = Table(title=f"kernels on {result.design} (simulated)")
+        for col in ("kernel", "unit", "cycles", "utilization", "DRAM read B", "DRAM write B", "host FLOP"):
+            table.add_column(col, justify="left" if col in ("kernel", "unit") else "right")
+        for k in s["kernels"]:
+            host = k["host"]["flops"] if k["host"] else 0
+            table.add_row(k["name"], k["unit"], f"{k['cycles']:,}", f"{k['utilization']:.1%}",
+                          f"{k['dram_read_bytes']:,}", f"{k['dram_write_bytes']:,}", f"{host:,}" if host else "")
+        console.print(table)
+        line = (f"total {s['cycles']:,} cycles ({s['seconds'] * 1e6:.1f} us), array utilization "
+                f"{s['utilization']:.1%}, DRAM {s['dram_read_bytes'] + s['dram_write_bytes']:,} B")
+        if result.energy:
+            e = result.energy
+            line += f", energy {e['energy_j'] * 1e6:.2f} uJ (modelled), {e['average_power_w']:.3f} W average"
+        console.print(line)
+        for h in s["host_ops"]:
+            console.print(f"[yellow]host[/] {h['kernel']}: {h['flops']:,} FLOP, {h['bytes']:,} B ({h['reason']})")
+    for note in result.notes:
+        console.print(f"[dim]{note}[/]")
+    if args.trace:
+        console.print(f"trace written to {args.trace} (open in ui.perfetto.dev)")
+    return 0 if result.matches_reference else 1
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    """Accuracy of the model's int8 (and int4 weight-only) forms against its float reference."""
+    from compiler import Device
+    from compiler.quantize import quantize_report
+    from workbench.model_run import load_model
+
+    model = load_model(args.model, args.batch)
+    device = Device.canonicalize(args.device)
+    # calibrated on one seeded batch, measured on another
+    reports = quantize_report(model, model.sample_input(seed=1), calib=model.sample_input(seed=2), device=device)
+    if args.json:
+        print(json.dumps([r.to_json() for r in reports], indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"quantization of {model.name} vs its float model ({model.input_shape} inputs; calibrated on "
+                        "another batch)")
+    for col in ("scheme", "runs on", "cosine", "max |error|", "relative error", "top-1 agreement"):
+        table.add_column(col, justify="left" if col in ("scheme", "runs on") else "right")
+    for r in reports:
+        table.add_row(r.scheme, r.runs_on, f"{r.cosine:.5f}", f"{r.max_abs_error:.3g}", f"{r.relative_error:.3g}",
+                      "-" if r.top1_agreement is None else f"{r.top1_agreement:.1%}")
+    Console().print(table)  # fits the terminal
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `run` and `quantize` to the CLI."""
+    p = sub.add_parser("run", help="run a model (mlp, cnn, gpt2-block or a .py file) on a device, e.g. SIM:<design>")
+    p.add_argument("model", help="mlp, cnn, gpt2-block, or a Python file defining model() -> compiler.models.Sequential")
+    p.add_argument("--device", default="SIM", help="SIM (default design), SIM:<design name or .toml>, REF or CL")
+    p.add_argument("--quantize", default="auto", choices=("auto", "minmax", "percentile", "none"),
+                   help="int8 post-training quantization (auto: on int8 designs, minmax calibration)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (sequence length for gpt2-block)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--trace", metavar="OUT.json", help="write the Perfetto trace of the simulated run")
+    p.set_defaults(func=cmd_run)
+    q = sub.add_parser("quantize", help="accuracy report of a model's int8 and int4 forms against its float model")
+    q.add_argument("model", help="mlp, cnn, gpt2-block, or a Python file defining model()")
+    q.add_argument("--device", default="REF", help="device the int8 graph runs on (REF, or SIM:<int8 design>)")
+    q.add_argument("--batch", type=int, default=None, help="batch size (sequence length for gpt2-block)")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=cmd_quantize)
