@@ -84,7 +84,7 @@ class OSArray(wiring.Component):
     """Output-stationary R x C array with input skew; each result row is presented the cycle it completes.
 
     Row i of a tile completes in the cycle PE(i, C-1) takes the tile's last step: then `done[i]` is high,
-    `done_tid[i]` names the tile and `row_<i>` holds its C sums. `pre_done[i]`/`pre_tid[i]` say the same
+    `done_tid[i]` names the tile and `result[i]` holds its C sums. `pre_done[i]`/`pre_tid[i]` say the same
     one cycle ahead (for a read-modify-write of the accumulator row). Needs C >= 2.
     """
 
@@ -97,9 +97,8 @@ class OSArray(wiring.Component):
             "valid": In(1), "first": In(1), "last": In(1), "tid": In(2),
             "done": Out(1).array(rows), "done_tid": Out(2).array(rows),
             "pre_done": Out(1).array(rows), "pre_tid": Out(2).array(rows),
+            "result": Out(signed(ACC_BITS)).array(rows, cols),
         }
-        for i in range(rows):
-            ports[f"row_{i}"] = Out(signed(ACC_BITS)).array(cols)
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -133,7 +132,7 @@ class OSArray(wiring.Component):
             end, pre = pes[i][C - 1], pes[i][C - 2]
             m.d.comb += [self.done[i].eq(end.valid_in & end.last_in), self.done_tid[i].eq(end.tid_in),
                          self.pre_done[i].eq(pre.valid_in & pre.last_in), self.pre_tid[i].eq(pre.tid_in)]
-            row = getattr(self, f"row_{i}")
+            row = self.result[i]
             for j in range(C - 1):
                 pe = pes[i][j]
                 m.d.comb += row[j].eq(Mux(end.tid_in[0], pe.res1, pe.res0))

@@ -4,6 +4,8 @@ The DRAM model is the one of docs/timing.md: a read command seen in cycle s deli
 one burst of ceil(row bytes / bw) beats per row) in cycle s + lat + i; write beats are applied as they
 come. The bench samples the core's outputs and drives its inputs at the falling clock edge, so the
 core's cycle n is the n-th falling edge after `run` rises (cycle 1 is the one in which it rises).
+Ports are the core's wiring signature flattened by Amaranth (`dram.cmd.valid` is `dram__cmd__valid`);
+the counters to read back are named in the job (`rtl.params.COUNTERS`, `UNIT_COUNTERS`).
 """
 import time
 from pathlib import Path
@@ -16,10 +18,6 @@ from cocotb.utils import get_sim_time
 
 from isa.design import ceil_div
 from rtl.verilator import bench_job, bench_result
-
-COUNTERS = ("instructions", "vector_ops", "scratchpad_read_bytes", "scratchpad_write_bytes",
-            "accumulator_read_bytes", "accumulator_write_bytes", "dram_read_bytes", "dram_write_bytes",
-            "macs_int8")
 
 
 @cocotb.test()
@@ -43,20 +41,20 @@ async def _run(dut, job):
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
     dut.run.value = 0
-    dut.imem_we.value = 0
-    dut.dram_rvalid.value = 0
-    dut.dram_rdata.value = 0
+    dut.imem__en.value = 0
+    dut.dram__read__valid.value = 0
+    dut.dram__read__data.value = 0
     await RisingEdge(dut.clk)
     await RisingEdge(dut.clk)
     await FallingEdge(dut.clk)
     dut.rst.value = 0
     for addr, w in enumerate(words):
         await FallingEdge(dut.clk)
-        dut.imem_we.value = 1
-        dut.imem_addr.value = addr
-        dut.imem_wdata.value = w
+        dut.imem__en.value = 1
+        dut.imem__addr.value = addr
+        dut.imem__data.value = w
     await FallingEdge(dut.clk)
-    dut.imem_we.value = 0
+    dut.imem__en.value = 0
     t0 = time.monotonic()
     await FallingEdge(dut.clk)
     dut.run.value = 1  # this is cycle 1
@@ -72,12 +70,12 @@ async def _run(dut, job):
             break
         if dut.error.value:
             raise RuntimeError(f"core raised its error flag in cycle {cycle}")
-        if dut.dram_cmd_valid.value:
-            addr = int(dut.dram_cmd_addr.value)
-            stride = int(dut.dram_cmd_stride.value)
-            rows = int(dut.dram_cmd_rows.value)
-            row_bytes = int(dut.dram_cmd_row_bytes.value)
-            if not dut.dram_cmd_write.value:
+        if dut.dram__cmd__valid.value:
+            addr = int(dut.dram__cmd__addr.value)
+            stride = int(dut.dram__cmd__stride.value)
+            rows = int(dut.dram__cmd__rows.value)
+            row_bytes = int(dut.dram__cmd__row_bytes.value)
+            if not dut.dram__cmd__write.value:
                 nb = ceil_div(row_bytes, bw)
                 i = 0
                 for r in range(rows):
@@ -88,24 +86,24 @@ async def _run(dut, job):
                         chunk = bytes(image[lo:lo + n]) + bytes(bw - n)
                         beats[cycle + lat + i] = int.from_bytes(chunk, "little")
                         i += 1
-        if dut.dram_wvalid.value:
-            waddr = int(dut.dram_waddr.value)
-            wlen = int(dut.dram_wlen.value)
-            data = int(dut.dram_wdata.value).to_bytes(bw, "little")
+        if dut.dram__write__valid.value:
+            waddr = int(dut.dram__write__addr.value)
+            wlen = int(dut.dram__write__len.value)
+            data = int(dut.dram__write__data.value).to_bytes(bw, "little")
             image[waddr:waddr + wlen] = np.frombuffer(data[:wlen], dtype=np.uint8)
         beat = beats.pop(cycle, None)
         if beat is None:
-            dut.dram_rvalid.value = 0
+            dut.dram__read__valid.value = 0
         else:
-            dut.dram_rvalid.value = 1
-            dut.dram_rdata.value = beat
+            dut.dram__read__valid.value = 1
+            dut.dram__read__data.value = beat
     t_end = get_sim_time("ps")
     await ReadOnly()
     wall = time.monotonic() - t0
     result = {"done": done, "cycles": int(dut.cycle.value) if done else None, "bench_cycles": cycle,
               "wall_seconds": wall, "t_start_ps": t_start, "t_end_ps": t_end,
-              "counters": {name: int(getattr(dut, f"cnt_{name}").value) for name in COUNTERS},
-              "units": {name: int(getattr(dut, f"unit_{name}").value) for name in job.get("unit_counters", [])}}
+              "counters": {name: int(getattr(dut, f"counters__{name}").value) for name in job["counters"]},
+              "units": {name: int(getattr(dut, f"units__{name}").value) for name in job["unit_counters"]}}
     image.tofile(job["dram_out"])
     result["dram_out"] = str(Path(job["dram_out"]))
     bench_result(result)

@@ -59,3 +59,8 @@ def decode_fields(word, mnemonic: str) -> dict:
     """Field name -> Amaranth value for one instruction of the table, sliced straight from `word`."""
     ins = INSTRUCTIONS[mnemonic]
     return {f.name: field_slice(word, f) for f in ins.all_fields}
+
+
+def opcode_of(mnemonic: str) -> int:
+    """The opcode of an instruction, from the table."""
+    return INSTRUCTIONS[mnemonic].opcode

@@ -17,11 +17,9 @@ from isa.design import Design
 from isa.encoding import Instr, encode
 from isa.errors import UserError
 from rtl import verilator
-from rtl.core import UNIT_COUNTERS
+from rtl.params import COUNTERS, IMEM_WORDS, UNIT_COUNTERS, UNITS
 
 _VERILOG: dict[tuple[str, int], str] = {}
-IMEM_WORDS = 1024
-UNITS = ("load", "matrix", "vector", "store")
 
 # A callback told the name of each step as it starts (the CLI shows it with the elapsed time).
 Progress = Callable[[str], None]
@@ -120,7 +118,7 @@ def run_core(design: Design, instrs: list[Instr], dram_image: np.ndarray | bytes
         job = {"program": [f"{encode(i):x}" for i in instrs], "dram_in": str(din), "dram_out": str(dout),
                "dram_bytes": design.memory.dram_bytes, "bw": design.memory.dram_bandwidth_bytes_per_cycle,
                "lat": design.memory.dram_latency_cycles, "max_cycles": max_cycles + 1,
-               "unit_counters": list(UNIT_COUNTERS)}
+               "counters": list(COUNTERS), "unit_counters": list(UNIT_COUNTERS)}
         t0 = time.monotonic()
         res = verilator.run_bench(built, "rtl.bench_core", job, vcd=vcd)
         run_s = time.monotonic() - t0

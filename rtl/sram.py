@@ -8,6 +8,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from rtl.signatures import sram_read, sram_write
+
 
 class SRAM(wiring.Component):
     """`depth` words of `width` bits; read data appears the cycle after `rd_en` (registered read)."""
@@ -30,16 +32,8 @@ class SRAM(wiring.Component):
 
 
 def _ports(width: int, depth: int, n_read: int, n_write: int) -> dict:
-    ports = {}
-    for p in range(n_read):
-        ports[f"r{p}_addr"] = In(range(max(depth, 2)))
-        ports[f"r{p}_en"] = In(1)
-        ports[f"r{p}_data"] = Out(width)
-    for w in range(n_write):
-        ports[f"w{w}_addr"] = In(range(max(depth, 2)))
-        ports[f"w{w}_en"] = In(1)
-        ports[f"w{w}_data"] = In(width)
-    return ports
+    """`read[i]` and `write[i]` ports, flipped: the memory is the side that answers them."""
+    return {"read": In(sram_read(width, depth)).array(n_read), "write": In(sram_write(width, depth)).array(n_write)}
 
 
 class Bank(wiring.Component):
@@ -57,15 +51,13 @@ class Bank(wiring.Component):
         m = Module()
         m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth, init=[])
         wps = []
-        for w in range(self.n_write):
+        for port in self.write:
             wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(getattr(self, f"w{w}_addr")), wp.en.eq(getattr(self, f"w{w}_en")),
-                         wp.data.eq(getattr(self, f"w{w}_data"))]
+            m.d.comb += [wp.addr.eq(port.addr), wp.en.eq(port.en), wp.data.eq(port.data)]
             wps.append(wp)
-        for p in range(self.n_read):
+        for port in self.read:
             rp = mem.read_port(transparent_for=wps)
-            m.d.comb += [rp.addr.eq(getattr(self, f"r{p}_addr")), rp.en.eq(getattr(self, f"r{p}_en")),
-                         getattr(self, f"r{p}_data").eq(rp.data)]
+            m.d.comb += [rp.addr.eq(port.addr), rp.en.eq(port.en), port.data.eq(rp.data)]
         return m
 
 
@@ -85,28 +77,23 @@ class BankedSRAM(wiring.Component):
             bank = Bank(self.width, per, self.n_read, self.n_write)
             m.submodules[f"bank{b}"] = bank
             banks.append(bank)
-        for w in range(self.n_write):
-            addr = getattr(self, f"w{w}_addr")
+        for w, port in enumerate(self.write):
             for b, bank in enumerate(banks):
-                hit = (addr >= b * per) & (addr < (b + 1) * per)
-                m.d.comb += [getattr(bank, f"w{w}_addr").eq(addr - b * per),
-                             getattr(bank, f"w{w}_en").eq(getattr(self, f"w{w}_en") & hit),
-                             getattr(bank, f"w{w}_data").eq(getattr(self, f"w{w}_data"))]
-        for p in range(self.n_read):
-            addr = getattr(self, f"r{p}_addr")
-            en = getattr(self, f"r{p}_en")
+                hit = (port.addr >= b * per) & (port.addr < (b + 1) * per)
+                m.d.comb += [bank.write[w].addr.eq(port.addr - b * per), bank.write[w].en.eq(port.en & hit),
+                             bank.write[w].data.eq(port.data)]
+        for p, port in enumerate(self.read):
             sel = Signal(self.banks, name=f"r{p}_sel")
             hits = []
             for b, bank in enumerate(banks):
-                hit = (addr >= b * per) & (addr < (b + 1) * per)
+                hit = (port.addr >= b * per) & (port.addr < (b + 1) * per)
                 hits.append(hit)
-                m.d.comb += [getattr(bank, f"r{p}_addr").eq(addr - b * per),
-                             getattr(bank, f"r{p}_en").eq(en & hit)]
-            with m.If(en):
+                m.d.comb += [bank.read[p].addr.eq(port.addr - b * per), bank.read[p].en.eq(port.en & hit)]
+            with m.If(port.en):
                 for b in range(self.banks):
                     m.d.sync += sel[b].eq(hits[b])
             data = 0
             for b, bank in enumerate(banks):
-                data = data | (getattr(bank, f"r{p}_data") & sel[b].replicate(self.width))
-            m.d.comb += getattr(self, f"r{p}_data").eq(data)
+                data = data | (bank.read[p].data & sel[b].replicate(self.width))
+            m.d.comb += port.data.eq(data)
         return m

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from isa.counters import EVENT_COUNTERS, MACS_COUNTER
 from isa.design import Design
 from isa.encoding import Instr
 from isa.errors import UserError
@@ -23,9 +24,8 @@ from sim.units import TOKEN_NAMES, UNIT_NAMES, Op, make_op
 __all__ = ["simulate", "SimResult", "DeadlockError", "RaceError", "ExecutionError", "COUNTER_NAMES"]
 
 NEVER = 1 << 62
-# Event counters for the energy model (macs_<dtype> is added per input dtype).
-COUNTER_NAMES = ("instructions", "vector_ops", "scratchpad_read_bytes", "scratchpad_write_bytes",
-                 "accumulator_read_bytes", "accumulator_write_bytes", "dram_read_bytes", "dram_write_bytes")
+# Event counters for the energy model (the MAC counter, isa.counters.MACS_COUNTER, is added per input dtype).
+COUNTER_NAMES = EVENT_COUNTERS
 
 
 class DeadlockError(UserError, RuntimeError):
@@ -97,7 +97,7 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
     check_races = values if check_races is None else check_races
     finish_pc = next(pc for pc, i in enumerate(program) if i.mnemonic == "finish")
     counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
-    macs_key = f"macs_{design.matrix.input_dtype}"
+    macs_key = MACS_COUNTER[design.matrix.input_dtype]
     counters[macs_key] = 0
     memo: dict = {}
     ops = [make_op(design, program[pc], pc, ideal_memory, overlap, counters, check_races, memo)

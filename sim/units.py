@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from isa.counters import C2L, C2S, L2C, MACS_COUNTER, S2C, TOKEN_NAMES
 from isa.design import Design, ceil_div
 from isa.encoding import Instr
 from isa.functional import dram_elem_bytes, footprint
@@ -17,8 +18,6 @@ __all__ = ["Op", "make_op", "QUEUE_INDEX", "UNIT_NAMES", "L2C", "C2L", "C2S", "S
 
 QUEUE_INDEX = {"load": 0, "compute": 1, "store": 2}
 UNIT_NAMES = ("fetch", "load", "matrix", "vector", "store")
-L2C, C2L, C2S, S2C = range(4)  # token counters
-TOKEN_NAMES = ("load->compute", "compute->load", "compute->store", "store->compute")
 # (queue, flag) -> counter popped or pushed
 _POPS = {("load", "pop_next"): C2L, ("compute", "pop_prev"): L2C, ("compute", "pop_next"): S2C,
          ("store", "pop_prev"): C2S}
@@ -131,7 +130,7 @@ def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: 
         occupancy = n * occ
         ws = design.matrix.dataflow == "ws"
         out_rows = k if ws else rows
-        incs.append((f"macs_{design.matrix.input_dtype}", n * rows * cols * k))
+        incs.append((MACS_COUNTER[design.matrix.input_dtype], n * rows * cols * k))
         incs.append(("scratchpad_read_bytes", n * ib * (k * rows + (rows * cols if ws and a["preload"] else 0)
                                                         + (0 if ws else k * cols))))
         incs.append(("accumulator_write_bytes", n * out_rows * cols * ab))

@@ -52,7 +52,7 @@ def test_os_array_rows_complete_on_time_back_to_back(rows, cols):
                 ctx.set(dut.tid, tid)
             for i in range(rows):
                 if ctx.get(dut.done[i]):
-                    row = getattr(dut, f"row_{i}")
+                    row = dut.result[i]
                     seen.setdefault(cyc, []).append((i, ctx.get(dut.done_tid[i]),
                                                      [ctx.get(row[j]) for j in range(cols)]))
                 if ctx.get(dut.pre_done[i]):

@@ -14,7 +14,7 @@ TINY = "tiny-int8-4x4"
 def test_verilog_export(tmp_path, capsys):
     assert main(["rtl", "verilog", TINY, "-o", str(tmp_path)]) == 0
     text = (tmp_path / "core_tiny_int8_4x4.v").read_text()
-    assert "module core_tiny_int8_4x4(" in text and "module \\core_tiny_int8_4x4.array.pe_3_3" in text
+    assert "module core_tiny_int8_4x4(" in text and "module \\core_tiny_int8_4x4.matrix.array.pe_3_3" in text
 
 
 def test_user_errors_exit_2(tmp_path, capsys):

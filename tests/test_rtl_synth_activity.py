@@ -27,7 +27,7 @@ class _Top(wiring.Component):
                      s.rd_en.eq(1)]
         m.d.comb += [arr.a[0].eq(s.rd_data[:8]), arr.a[1].eq(self.a), arr.b[0].eq(self.a),
                      arr.b[1].eq(s.rd_data[8:]), arr.valid.eq(1), arr.last.eq(self.a[0]),
-                     self.o.eq(arr.row_0[1])]
+                     self.o.eq(arr.result[0][1])]
         return m
 
 

@@ -70,10 +70,10 @@ def _positive_int(text: str) -> int:
 
 
 def _design(name: str):
-    from rtl.core import CoreParams
+    from rtl.params import CoreParams
 
     design = load_design(name)
-    CoreParams(design)  # raises rtl.core.UnsupportedDesignError (a UserError) for designs the RTL does not build
+    CoreParams(design)  # raises rtl.params.UnsupportedDesignError (a UserError) for designs the RTL does not build
     return design
 
 
@@ -113,7 +113,7 @@ def _program_and_image(design, program: str, dram: str | None, seed: int):
 
 def cmd_verilog(args: argparse.Namespace) -> int:
     from rtl.core import Core
-    from rtl.run import IMEM_WORDS
+    from rtl.params import IMEM_WORDS
     from rtl.verilator import to_verilog
 
     design = _design(args.design)
@@ -157,7 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from rtl.core import AREA_BLOCKS, Core
-    from rtl.run import IMEM_WORDS
+    from rtl.params import IMEM_WORDS
     from rtl.synth import area_report
     from rtl.verilator import to_verilog
 
