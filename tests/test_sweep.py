@@ -234,3 +234,12 @@ def test_progress_bar_and_report_from_the_sweep_command(spec_path, tmp_path, cap
     page = report.read_text()
     assert page.count("data:image/png;base64") == 1  # the workload that never fits has no points to plot
     assert "Chips (orange squares)" in page and "Workload too-big" in page and "8 failed" in page
+
+
+def test_results_of_a_file_that_is_not_a_database(tmp_path, capsys):
+    bad = tmp_path / "notes.db"
+    bad.write_text("not sqlite at all " * 100)
+    assert main(["results", str(bad)]) == 2
+    assert "not a results database" in capsys.readouterr().err
+    assert main(["results", str(tmp_path / "missing.db")]) == 2
+    assert "results database not found" in capsys.readouterr().err

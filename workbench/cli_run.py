@@ -4,20 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
 
-from compiler.errors import CompilerError
-from isa.design import DesignError
-
-USER_ERRORS = (CompilerError, DesignError)
-
-
-def _write_atomic(path: str, text: str) -> None:
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, p)
+from isa.errors import UserError
+from workbench.outputs import check_output_file, write_file
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -25,21 +14,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     from workbench.model_run import run_model
 
     if args.trace and not args.device.upper().startswith("SIM"):
-        from workbench.errors import UsageError
-
-        raise UsageError(f"--trace needs a SIM device, got --device {args.device}")
+        raise UserError(f"--trace needs a SIM device, got --device {args.device}")
+    if args.trace:
+        check_output_file(args.trace, "trace")  # before the (long) run
     result, run = run_model(args.model, args.device, args.quantize, args.batch, trace=bool(args.trace))
     if args.trace:
         from sim.trace import trace_document
 
-        _write_atomic(args.trace, json.dumps(trace_document(run.trace_events, run.design)))
+        write_file(args.trace, json.dumps(trace_document(run.trace_events, run.design)))
     if args.json:
         print(json.dumps(result.to_json(), indent=2, default=str))
         return 0 if result.matches_reference else 1
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 120))
+    console = Console()  # rich fits the terminal; --json is the form for machines
     console.print(f"[bold]{result.model}[/] on [bold]{result.device}[/] ({result.precision}): output "
                   + ("[green]matches[/]" if result.matches_reference else "[red]DIFFERS from[/]")
                   + f" {result.reference}; max |error| {result.max_abs_error_vs_reference:.3g}")
@@ -94,7 +83,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     for r in reports:
         table.add_row(r.scheme, r.runs_on, f"{r.cosine:.5f}", f"{r.max_abs_error:.3g}", f"{r.relative_error:.3g}",
                       "-" if r.top1_agreement is None else f"{r.top1_agreement:.1%}")
-    Console(width=max(Console().width, 120)).print(table)
+    Console().print(table)  # fits the terminal
     return 0
 
 

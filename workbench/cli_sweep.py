@@ -12,13 +12,11 @@ from workbench.results_db import ResultsDBError
 from workbench.results_export import FilterError
 from workbench.sweep_spec import STRATEGIES, SweepSpecError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (SweepSpecError, ResultsDBError, FilterError)
-
 
 def _console():
     from rich.console import Console
 
-    return Console(width=max(200, Console().width))
+    return Console()  # fits the terminal; --json is the form for machines
 
 
 def _table(rows: list[dict[str, Any]], objectives: list[str], title: str, limit: int | None = None) -> None:

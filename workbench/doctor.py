@@ -155,7 +155,7 @@ def doctor(args: argparse.Namespace) -> int:
         for c in checks:
             status = "[green]ok[/]" if c.ok else ("[red]MISSING[/]" if c.required else "[yellow]optional[/]")
             table.add_row(c.name, status, escape(c.detail), "" if c.ok else escape(c.fix))  # "[cuda]" is no markup
-        console = Console(width=max(120, Console().width))
+        console = Console()  # fits the terminal; columns fold rather than overflow
         console.print(table)
         if missing:
             console.print(f"[red]{len(missing)} required item(s) missing:[/] " + "; ".join(

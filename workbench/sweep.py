@@ -285,7 +285,7 @@ def _describe(row: dict[str, Any] | None, metric: str) -> str:
     return f"best {metric} {row[metric]:.4g} {m.unit}: {row['design_name']}"
 
 
-def _summary_row(row: dict[str, Any] | None, spec: SweepSpec) -> dict[str, Any] | None:
+def _summary_row(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
     return {"design": row["design_name"], "workload": row["workload"], "params": row["params"],
@@ -311,7 +311,6 @@ def run_sweep(spec: SweepSpec, db_path: str | Path, *, scheduler: str | None = N
         raise
     spec_text = Path(spec.path).read_text() if Path(spec.path).is_file() else ""
     constraints = [{"metric": c.metric, "min": c.low, "max": c.high} for c in spec.constraints]
-    db.begin_sweep(spec.name, spec.path, spec_text, spec.strategy, spec.frontier, constraints)
     state = {"computed": 0, "reused": 0, "errors": 0, "lost": 0, "done": 0}
     bar = Progress(0, progress, f"sweep {spec.name}")
     rows_cache: list[dict[str, Any]] = []
@@ -344,6 +343,7 @@ def run_sweep(spec: SweepSpec, db_path: str | Path, *, scheduler: str | None = N
             bar.update(state["done"], rate, _describe(best, spec.frontier[0]))
 
     try:
+        db.begin_sweep(spec.name, spec.path, spec_text, spec.strategy, spec.frontier, constraints)
         if spec.strategy == "adaptive":
             _adaptive(spec, run_batch, lambda: rows_cache, bar)
         else:
@@ -365,7 +365,7 @@ def run_sweep(spec: SweepSpec, db_path: str | Path, *, scheduler: str | None = N
         results=len(rows), computed=state["computed"], reused=state["reused"], errors=state["errors"],
         lost=state["lost"], invalid_skipped=len(spec.invalid), seconds=seconds,
         points_per_s=state["computed"] / seconds if seconds else 0.0,
-        frontier=frontier_rows(rows, spec), best=_summary_row(best_row(rows, spec), spec))
+        frontier=frontier_rows(rows, spec), best=_summary_row(best_row(rows, spec)))
 
 
 def _neighbours(spec: SweepSpec, index: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
