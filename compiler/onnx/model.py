@@ -42,7 +42,8 @@ def _value_info_shape(vi: onnx.ValueInfoProto) -> tuple:
     t = vi.type.tensor_type
     if not t.HasField("shape"):
         return ()
-    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim)
+    return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None)
+                 for d in t.shape.dim)
 
 
 class OnnxModel:

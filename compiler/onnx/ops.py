@@ -162,6 +162,12 @@ def _gelu(c: NodeCtx) -> Tensor:
     return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
 
 
+@op("Swish")
+def _swish(c):
+    x = _f(c.t(0))
+    return x * (x * c.attr("alpha", 1.0)).sigmoid()
+
+
 @op("Elu")
 def _elu(c):
     x, a = c.t(0), c.attr("alpha", 1.0)
@@ -260,8 +266,8 @@ for _n, _fn in {
 def _mod(c):
     a, b = c.t(0), c.t(1)
     if c.attr("fmod", 0):  # C fmod: the sign of the dividend
-        if a.dtype.is_float:
-            return a - (a / b).trunc() * b
+        if a.dtype.is_float:  # fmod(x, +-inf) = x
+            return (b.abs() == math.inf).where(a, a - (a / b).trunc() * b)
         return a - (a.float() / b.float()).trunc().cast(a.dtype) * b
     return a % b
 
@@ -589,7 +595,8 @@ def _s2d(c):
     x = c.t(0)
     b = int(c.attr("blocksize"))
     n, ch, h, w = x.shape
-    y = x.reshape(n, ch, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4)
+    order = (0, 1, 3, 5, 2, 4) if c.attr("mode", "DCR") == "CRD" else (0, 3, 5, 1, 2, 4)
+    y = x.reshape(n, ch, h // b, b, w // b, b).permute(order)
     return y.reshape(n, ch * b * b, h // b, w // b)
 
 
@@ -832,7 +839,7 @@ def _pool(c: NodeCtx, kind: str) -> Tensor:
     xp = x._float().pad(lead + new)
     s = xp._pool(kernel, strides, dil).sum(tuple(range(-nd, 0)))
     if c.attr("count_include_pad", 0):
-        ones = Tensor.ones(*x.shape[2:], device=c.device).pad(pads).pad(extra)
+        ones = Tensor.ones(*x.shape[2:], device=c.device).pad(pads, value=1.0).pad(extra)
     else:
         ones = Tensor.ones(*x.shape[2:], device=c.device).pad(new)
     cnt = ones._pool(kernel, strides, dil).sum(tuple(range(-nd, 0)))
@@ -890,6 +897,42 @@ def _layernorm(c):
     if c.has(2):
         out = out + c.t(2)
     return [out, mean, inv][: len(c.node.output)]
+
+
+@op("RMSNormalization", since=23)
+def _rmsnorm(c):
+    x0 = c.t(0)
+    x = _f(x0)
+    a = int(c.attr("axis", -1))
+    a = a + x.ndim if a < 0 else a
+    axes = tuple(range(a, x.ndim))
+    out = x * ((x * x).mean(axes, keepdim=True) + c.attr("epsilon", 1e-5)).rsqrt()
+    return (out * c.t(1)).cast(x0.dtype)
+
+
+@op("GroupNormalization", since=18)
+def _groupnorm(c):
+    x0 = c.t(0)
+    x = _f(x0)
+    g = int(c.attr("num_groups"))
+    n, ch = x.shape[:2]
+    y = x.reshape(n, g, -1) if x.ndim > 1 else x
+    d = y - y.mean(-1, keepdim=True)
+    y = (d * ((d * d).mean(-1, keepdim=True) + c.attr("epsilon", 1e-5)).rsqrt()).reshape(x.shape)
+    shape = (1, ch) + (1,) * (x.ndim - 2)
+    scale, bias = c.t(1), c.t(2)
+    if scale.shape[0] != ch:  # opset 18: one scale per group
+        scale = scale.reshape(g, 1).expand(g, ch // g).reshape(ch)
+        bias = bias.reshape(g, 1).expand(g, ch // g).reshape(ch)
+    return (y * scale.reshape(shape) + bias.reshape(shape)).cast(x0.dtype)
+
+
+@op("LpNormalization")
+def _lpnorm(c):
+    x = _f(c.t(0))
+    a, p = int(c.attr("axis", -1)), int(c.attr("p", 2))
+    norm = x.abs().sum(a, keepdim=True) if p == 1 else (x * x).sum(a, keepdim=True).sqrt()
+    return x / norm
 
 
 @op("MeanVarianceNormalization", since=9)
