@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 
@@ -28,7 +27,7 @@ def test_pytorch_exported_models_match_pytorch(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["mlp", "cnn", "transformer_block"])
 def test_pytorch_exported_models_match_pytorch_on_cl(name):
-    exp = np.load(FIX / f"expected.npz")
+    exp = np.load(FIX / "expected.npz")
     m = load_onnx(FIX / f"{name}.onnx", device="CL")
     np.testing.assert_allclose(m.run({"x": exp[f"{name}_x"]})["y"], exp[f"{name}_y"], rtol=1e-4, atol=1e-5)
 
