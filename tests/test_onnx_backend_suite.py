@@ -1,5 +1,5 @@
 """The ONNX backend test suite (node cases + the pytorch-operator and simple model groups) through the importer:
-every runnable case on REF, a deterministic subset on CL (all of them under the slow mark); see docs/onnx.md."""
+every runnable case on REF, a deterministic 40-case subset on CL (300 under the slow mark); see docs/onnx.md."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from compiler.onnx import suite
 # the bar of issue 10; the measured count is printed and documented in docs/onnx.md
 MIN_REF_PASSES = 1000
 CL_SUBSET = 40
+# the whole suite on CL is ~1,100 cases x ~1 s of kernel compiles: over the slow budget, so slow runs a wider spread
+CL_SLOW_SUBSET = 300
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,5 +59,5 @@ def test_node_suite_subset_on_cl_agrees_with_ref():
 
 
 @pytest.mark.slow
-def test_node_suite_on_cl_agrees_with_ref():
-    assert _cl_agrees(_cases()) == []
+def test_node_suite_wide_subset_on_cl_agrees_with_ref():
+    assert _cl_agrees(suite.subset(_cases(), CL_SLOW_SUBSET)) == []
