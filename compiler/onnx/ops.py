@@ -1007,3 +1007,33 @@ def _if(c):
     from .model import run_nodes
     env = dict(c.env)
     return run_nodes(branch, env, c.opset, c.device)
+
+
+# --- losses (inference graphs of trained models carry them; the expanded SCE graphs use NLL) -------------
+def _nll(c: NodeCtx, logp: Tensor, target: Tensor, weight: Tensor | None) -> Tensor:
+    ignore = c.attr("ignore_index", None)
+    keep = (target != ignore) if ignore is not None else None
+    t = keep.where(target, 0) if keep is not None else target
+    picked = logp.gather(1, t.unsqueeze(1)).squeeze(1)
+    w = weight.take(t) if weight is not None else None
+    if keep is not None:
+        w = keep.where(w if w is not None else 1.0, 0.0).cast(logp.dtype)
+    loss = -(picked * w) if w is not None else -picked
+    red = c.attr("reduction", "mean")
+    if red == "none":
+        return loss
+    if red == "sum":
+        return loss.sum()
+    return loss.sum() / (w.sum() if w is not None else loss.numel())
+
+
+@op("NegativeLogLikelihoodLoss", since=12)
+def _nll_loss(c):
+    return _nll(c, c.t(0), c.t(1), c.t(2) if c.has(2) else None)
+
+
+@op("SoftmaxCrossEntropyLoss", since=12)
+def _sce_loss(c):
+    logp = _f(c.t(0)).log_softmax(1)
+    loss = _nll(c, logp, c.t(1), c.t(2) if c.has(2) else None)
+    return [loss, logp][: len(c.node.output)]
