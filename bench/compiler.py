@@ -1,19 +1,22 @@
-"""Benchmark this project's compiler against numpy and tinygrad 0.14 on the same OpenCL device.
+"""Benchmark this project's compiler against numpy, PyTorch (CPU) and tinygrad 0.14 on one machine.
 
-    /work/venv/bin/python bench/compiler.py                  # everything, full sizes
-    /work/venv/bin/python bench/compiler.py --quick          # small sizes, a smoke run
-    /work/venv/bin/python bench/compiler.py --only matmul_1024 --only gpt2_block --json out.json
+    python bench/compiler.py                  # everything, full sizes
+    python bench/compiler.py --quick          # small sizes, a smoke run
+    python bench/compiler.py --only matmul_1024 --only gpt2_block --json out.json
 
-Workloads: fp32 matmul 512/1024/2048; exp2(relu(a*b+c)) on 16M floats; sum of 16M floats; row
-softmax on 4096x4096; conv2d batch 8, 64->64, 56x56, 3x3, padding 1; one GPT-2-small block
-forward (batch 1, 128 tokens, d_model 768, 12 heads, MLP 3072).
+Workloads: fp32 matmul 512/1024/2048; x @ W with W 4096x4096 (a matrix-vector product, W stored in x
+out); exp2(relu(a*b+c)) on 16M floats; sum of 16M floats; row softmax on 4096x4096; conv2d batch 8,
+64->64, 56x56, 3x3, padding 1; one GPT-2-small block forward (batch 1, 128 tokens, d_model 768, 12
+heads, MLP 3072).
 
 Each column runs in its own subprocess (bench/compiler_worker.py) so frameworks cannot interfere:
-numpy and this project (`ours`) in this interpreter's environment, tinygrad in its own virtual
-environment (`$TINYGRAD_PYTHON`, default /work/venv-tinygrad/bin/python) with `DEV=<device>`.
-Columns run one after another, never at once. Times are the median of >= 5 runs after warm-up;
-the first call (compile) is reported separately, and for `ours` and tinygrad also in a fresh
-process with an empty on-disk program cache (cold) and again with that cache filled (warm).
+numpy and this project (`ours`) in this interpreter's environment; PyTorch on the CPU (eager, its
+default thread count) in this interpreter if it has torch (the `bench` extra), else `$TORCH_PYTHON`
+or `.venv-torch`; tinygrad likewise (`$TINYGRAD_PYTHON`, `.venv-tinygrad`) with `DEV=<device>`.
+PyPI's only Linux x86-64 torch wheel is the CUDA build (about 550 MB plus the nvidia-* wheels); it runs
+on the CPU without a GPU. Columns run one after another, never at once. Times are the median of >= 5
+runs after warm-up; the first call (compile) is reported separately, and for `ours` and tinygrad also
+in a fresh process with an empty on-disk program cache (cold) and again with that cache filled (warm).
 
 A column that cannot run prints "<column> column: not available (reason)" and is left out.
 """
@@ -34,9 +37,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "compiler_worker.py"
 DEFAULT_TINYGRAD_PYTHON = str(Path(__file__).resolve().parent.parent / ".venv-tinygrad" / "bin" / "python")
-WORKLOADS = ("matmul_512", "matmul_1024", "matmul_2048", "elementwise", "sum", "softmax", "conv2d",
-             "gpt2_block")
-COLUMNS = ("numpy", "tinygrad", "ours")
+WORKLOADS = ("matmul_512", "matmul_1024", "matmul_2048", "gemv_4096", "elementwise", "sum", "softmax",
+             "conv2d", "gpt2_block")
+COLUMNS = ("numpy", "torch", "tinygrad", "ours")
+DEFAULT_TORCH_PYTHON = str(Path(__file__).resolve().parent.parent / ".venv-torch" / "bin" / "python")
+TORCH_TARGET_WORKLOADS = ("softmax", "conv2d", "gpt2_block")  # issue 17: at least as fast as PyTorch there
 GPT2_WARM_FIRST_CALL_TARGET_S = 2.0
 MATMUL_1024_VS_NUMPY_TARGET = 0.40
 
@@ -51,6 +56,29 @@ def tinygrad_python() -> str:
     if importlib.util.find_spec("tinygrad") is not None:
         return sys.executable
     return DEFAULT_TINYGRAD_PYTHON
+
+
+def torch_python() -> str:
+    """`$TORCH_PYTHON`, else this interpreter if it has torch (the `bench` extra), else `.venv-torch`."""
+    if "TORCH_PYTHON" in os.environ:
+        return os.environ["TORCH_PYTHON"]
+    if importlib.util.find_spec("torch") is not None:
+        return sys.executable
+    return DEFAULT_TORCH_PYTHON
+
+
+def torch_env() -> tuple[dict | None, str | None]:
+    """The environment of the PyTorch (CPU) column, or (None, reason) when torch cannot be imported."""
+    py = torch_python()
+    if not Path(py).exists():
+        return None, f"{py} not found: `pip install -e '.[bench]'` (or set TORCH_PYTHON)"
+    probe = subprocess.run([py, "-c", "import torch, numpy"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+        return None, f"{py} cannot import torch and numpy ({last})"
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return env, None
 
 
 def tinygrad_env(device: str) -> tuple[dict | None, str | None]:
@@ -102,6 +130,11 @@ def column_command(column: str, args, extra: list[str]) -> tuple[list[str] | Non
             return None, None, reason
         jit = ["--tinygrad-jit"] if args.tinygrad_jit else []
         return [tinygrad_python(), *base, *jit, *extra], env, None
+    if column == "torch":
+        env, reason = torch_env()
+        if env is None:
+            return None, None, reason
+        return [torch_python(), *base, *extra], env, None
     env = ours_env(args.compiler_root)
     if column == "numpy" and args.numpy_threads:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -187,11 +220,16 @@ def summarize(columns: dict, first: dict, workloads: list[str]) -> list[dict]:
         # speed ratios: how many times faster the first is than the second (> 1: faster)
         row["ours_vs_numpy"] = _ratio(t["numpy"], t["ours"]) if ok_ours else None
         row["ours_vs_tinygrad"] = _ratio(t["tinygrad"], t["ours"]) if ok_ours else None
+        row["ours_vs_torch"] = _ratio(t["torch"], t["ours"]) if ok_ours else None
         row["tinygrad_vs_numpy"] = _ratio(t["numpy"], t["tinygrad"])
+        row["torch_vs_numpy"] = _ratio(t["numpy"], t["torch"])
         row["first_call"] = {c: first.get(c, {}).get(w) for c in first}
         targets = []
         r = row["ours_vs_tinygrad"]
         targets.append({"target": "as fast as tinygrad", "value": r, "pass": None if r is None else r >= 1.0})
+        if w in TORCH_TARGET_WORKLOADS:
+            r = row["ours_vs_torch"]
+            targets.append({"target": "as fast as PyTorch", "value": r, "pass": None if r is None else r >= 1.0})
         if w == "matmul_1024":
             g_o, g_n = row.get("ours", {}).get("gflops"), row.get("numpy", {}).get("gflops")
             r = g_o / g_n if (g_o and g_n and ok_ours) else None
@@ -234,12 +272,13 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
     con.print(times)
 
     ratios = Table(title="speed ratios (> 1: the first is faster), first call, targets")
-    for name in ("workload", "ours vs numpy", "ours vs tinygrad", "tinygrad vs numpy",
+    for name in ("workload", "ours vs numpy", "ours vs torch", "ours vs tinygrad", "torch vs numpy",
+                 "tinygrad vs numpy",
                  "first call ours\n(cold / warm)", "first call tinygrad\n(cold / warm)", "targets"):
         ratios.add_column(name, justify="left" if name in ("workload", "targets") else "right")
     for row in rows:
-        cells = [row["workload"], fmt_r(row["ours_vs_numpy"]), fmt_r(row["ours_vs_tinygrad"]),
-                 fmt_r(row["tinygrad_vs_numpy"])]
+        cells = [row["workload"], fmt_r(row["ours_vs_numpy"]), fmt_r(row["ours_vs_torch"]),
+                 fmt_r(row["ours_vs_tinygrad"]), fmt_r(row["torch_vs_numpy"]), fmt_r(row["tinygrad_vs_numpy"])]
         for c in ("ours", "tinygrad"):
             fc = row["first_call"].get(c)
             cells.append("-" if not fc else f"{_fmt_s(fc.get('cold'))} / {_fmt_s(fc.get('warm'))}")
@@ -272,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--device", default="CL", help="OpenCL device for ours and tinygrad (default CL)")
     ap.add_argument("--columns", default=",".join(COLUMNS),
-                    help="comma separated subset of numpy,tinygrad,ours (default: all)")
+                    help="comma separated subset of numpy,torch,tinygrad,ours (default: all)")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per workload (at least 5)")
     ap.add_argument("--warmup", type=int, default=2, help="warm-up calls before timing (default 2)")
     ap.add_argument("--no-first-call", action="store_true",

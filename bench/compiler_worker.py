@@ -2,11 +2,11 @@
 
 Run by the driver in a fresh subprocess per column, so frameworks never share a process:
 
-    python bench/compiler_worker.py --column numpy|tinygrad|ours [--device CL] [--quick] \
+    python bench/compiler_worker.py --column numpy|torch|tinygrad|ours [--device CL] [--quick] \
         [--only w1,w2] [--runs 5] [--warmup 2] [--first-call WORKLOAD]
 
-It imports only numpy and the framework it measures (the tinygrad column runs in tinygrad's own
-virtual environment), so it must stay a standalone script: no imports from the repository besides
+It imports only numpy and the framework it measures (the tinygrad and torch columns may run in their
+own virtual environments), so it must stay a standalone script: no imports from the repository besides
 `compiler` in the `ours` column.
 
 Every workload is written once per framework below; the two tensor frameworks share one spelling
@@ -34,8 +34,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
 
 SEED = 1234
-WORKLOADS = ("matmul_512", "matmul_1024", "matmul_2048", "elementwise", "sum", "softmax", "conv2d",
-             "gpt2_block")
+WORKLOADS = ("matmul_512", "matmul_1024", "matmul_2048", "gemv_4096", "elementwise", "sum", "softmax",
+             "conv2d", "gpt2_block")
 
 
 def log(msg: str) -> None:
@@ -46,7 +46,7 @@ def log(msg: str) -> None:
 # Workload sizes, inputs and FLOP counts (one MAC = 2 FLOP; elementwise: one FLOP per op per element)
 
 def sizes(name: str, quick: bool) -> dict:
-    if name.startswith("matmul_"):
+    if name.startswith("matmul_") or name.startswith("gemv_"):
         n = int(name.split("_")[1])
         return {"n": n // 4 if quick else n}
     if name in ("elementwise", "sum"):
@@ -65,6 +65,8 @@ def sizes(name: str, quick: bool) -> dict:
 def flops(name: str, p: dict) -> float:
     if name.startswith("matmul_"):
         return 2.0 * p["n"] ** 3
+    if name.startswith("gemv_"):  # x @ W, W stored (in, out)
+        return 2.0 * p["n"] ** 2
     if name == "elementwise":  # a*b, +c, relu, exp2
         return 4.0 * p["n"]
     if name == "sum":  # one add per element
@@ -87,6 +89,8 @@ def make_inputs(name: str, p: dict) -> list[np.ndarray]:
     f32 = lambda *shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32)
     if name.startswith("matmul_"):
         return [f32(p["n"], p["n"]), f32(p["n"], p["n"])]
+    if name.startswith("gemv_"):
+        return [f32(p["n"]), f32(p["n"], p["n"])]
     if name == "elementwise":
         return [f32(p["n"]), f32(p["n"]), f32(p["n"])]
     if name == "sum":
@@ -151,7 +155,7 @@ def np_gpt2_block(p, x, ln1_g, ln1_b, wq, bq, wk, bk, wv, bv, wo, bo, ln2_g, ln2
 
 
 def numpy_fn(name: str, p: dict):
-    if name.startswith("matmul_"):
+    if name.startswith("matmul_") or name.startswith("gemv_"):
         return lambda a, b: a @ b
     if name == "elementwise":
         return lambda a, b, c: np.exp2(np.maximum(a * b + c, np.float32(0)))
@@ -171,14 +175,14 @@ def numpy_fn(name: str, p: dict):
 
 def tensor_fn(name: str, p: dict, api: dict):
     """The workload written against a tensor API; `api` holds the per-framework adapters."""
-    if name.startswith("matmul_"):
+    if name.startswith("matmul_") or name.startswith("gemv_"):
         return lambda a, b: a @ b
     if name == "elementwise":
         return lambda a, b, c: (a * b + c).relu().exp2()
     if name == "sum":
         return lambda a: a.sum()
     if name == "softmax":
-        return lambda a: a.softmax(axis=-1)
+        return lambda a: api["softmax"](a)
     if name == "conv2d":
         return lambda x, w: api["conv2d"](x, w)
     if name == "gpt2_block":
@@ -196,7 +200,7 @@ def tensor_gpt2_block(p, api, x, ln1_g, ln1_b, wq, bq, wk, bk, wv, bv, wo, bo, l
     y = api["sdpa_causal"](q, k, v).permute(0, 2, 1, 3).reshape(b, t, d)
     x = x + (y @ wo + bo)
     h = api["layernorm"](x, ln2_g, ln2_b)
-    return x + ((h @ w_fc + b_fc).gelu() @ w_pr + b_pr)
+    return x + (api["gelu"](h @ w_fc + b_fc) @ w_pr + b_pr)
 
 
 class Framework:
@@ -239,6 +243,8 @@ class Tinygrad(Framework):
             "conv2d": lambda x, w: x.conv2d(w, padding=1),
             "layernorm": lambda x, g, b: x.layernorm(axis=-1, eps=1e-5) * g + b,
             "sdpa_causal": lambda q, k, v: q.scaled_dot_product_attention(k, v, is_causal=True),
+            "softmax": lambda a: a.softmax(axis=-1),
+            "gelu": lambda a: a.gelu(),
         }
 
     def to_device(self, arr):
@@ -275,6 +281,8 @@ class Ours(Framework):
             "conv2d": lambda x, w: x.conv2d(w, padding=1),
             "layernorm": _ours_layernorm,
             "sdpa_causal": lambda q, k, v: q.scaled_dot_product_attention(k, v, is_causal=True),
+            "softmax": lambda a: a.softmax(axis=-1),
+            "gelu": lambda a: a.gelu(),
         }
         self._sync = _ours_synchronizer(device)
 
@@ -288,6 +296,40 @@ class Ours(Framework):
         out = out.realize()
         self._sync(out)
         return out
+
+    def to_numpy(self, out):
+        return out.numpy()
+
+
+class Torch(Framework):
+    """PyTorch on the CPU (eager, its default thread count): what most users would pick instead."""
+
+    name = "torch"
+
+    def __init__(self):
+        import torch
+        import torch.nn.functional as F
+
+        torch.manual_seed(0)
+        self.torch = torch
+        self.version = torch.__version__
+        self.device_name = f"PyTorch {torch.__version__} CPU, {torch.get_num_threads()} threads"
+        self.note = "eager, no torch.compile; inference under torch.inference_mode()"
+        self.api = {
+            "conv2d": lambda x, w: F.conv2d(x, w, padding=1),
+            "layernorm": lambda x, g, b: F.layer_norm(x, x.shape[-1:], g, b, eps=1e-5),
+            "sdpa_causal": lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+            "softmax": lambda a: a.softmax(dim=-1),
+            "gelu": lambda a: F.gelu(a, approximate="tanh"),
+        }
+        self._mode = torch.inference_mode()
+        self._mode.__enter__()
+
+    def to_device(self, arr):
+        return self.torch.from_numpy(np.ascontiguousarray(arr))
+
+    def fn(self, name, p):
+        return tensor_fn(name, p, self.api)
 
     def to_numpy(self, out):
         return out.numpy()
@@ -396,6 +438,8 @@ def make_framework(column: str, device: str, jit: bool) -> Framework:
         return Framework()
     if column == "tinygrad":
         return Tinygrad(device, jit)
+    if column == "torch":
+        return Torch()
     if column == "ours":
         return Ours(device)
     raise SystemExit(f"unknown column {column}")
@@ -403,7 +447,7 @@ def make_framework(column: str, device: str, jit: bool) -> Framework:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--column", required=True, choices=("numpy", "tinygrad", "ours"))
+    ap.add_argument("--column", required=True, choices=("numpy", "torch", "tinygrad", "ours"))
     ap.add_argument("--device", default="CL")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default=",".join(WORKLOADS))

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import models as M
 from .dtypes import dtypes
+from .models import builtin as M
 from .tensor import Tensor
 
 __all__ = ["QLayer", "QPool", "QFlatten", "QuantizedModel", "quantize", "QuantReport", "quantize_report",

@@ -21,6 +21,7 @@ _LOG2E, _LN2 = 1.4426950408889634, 0.6931471805599453
 # ln 2 split so that n * _LN2_HI is exact in float32 for |n| < 2**8 (Cody-Waite argument reduction)
 _LN2_HI, _LN2_LO = 0.693145751953125, 1.4286068203094172e-06
 _NO_FRACTION = 2.0**23  # float32 values at least this large are integers
+_ROUNDER = 1.5 * 2.0**23  # x + _ROUNDER - _ROUNDER == round(x) in float32 for |x| < 2**22
 
 
 def _infer_dtype(arr: np.ndarray) -> DType:
@@ -405,9 +406,11 @@ class Tensor:
         x = self._float()
         x32 = x.cast(dtypes.float32)
         t = x32 * _LOG2E
-        # n = round(t) clamped to [-151, 127] (beyond, the result is 0 or inf anyway; NaN ends up in r)
-        t = (t < 127.0).where(t, 127.0).maximum(-151.0)
-        n = (t + 256.5).cast(dtypes.int32).cast(dtypes.float32) + -256.0
+        # n = round(t) clamped to [-151, 127] (beyond, the result is 0 or inf anyway; NaN stays NaN)
+        t = t.minimum(127.0).maximum(-151.0)
+        # round to an integer without a cast (a vector unit may have none): adding 1.5 * 2**23 leaves no
+        # fraction bits, so the float add itself rounds, and subtracting it again is exact
+        n = (t + _ROUNDER) + -_ROUNDER
         r = x32 + n * -_LN2_HI + n * -_LN2_LO
         return ((r * _LOG2E).exp2() * n.exp2()).cast(x.dtype)
 
@@ -999,7 +1002,10 @@ class Tensor:
         """exp(x - max) / sum(exp(x - max)) along axis."""
         axis, _ = _axis_arg(axis, dim, False, None)
         x = self._float()
-        e = (x - x.max(axis, keepdim=True)).exp()
+        # exp2((x - max) * log2 e): x - max <= 0, and where the product's rounding grows (x - max < -20)
+        # the probabilities are below 1e-9 of the largest, so two ops do what exp's twenty would. The
+        # final kernel recomputes this instead of storing it: recomputing is cheaper than the traffic.
+        e = ((x - x.max(axis, keepdim=True)) * _LOG2E).exp2()
         return e / e.sum(axis, keepdim=True)
 
     def log_softmax(self, axis: int = -1, *, dim=None) -> Tensor:

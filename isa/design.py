@@ -81,6 +81,7 @@ class Chip:
     clock_hz: float
     node_nm: int
     cores: int = 1
+    tdp_w: float = 0.0  # thermal design power the clock is throttled to (power models); 0 = not given
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ _RANGES: dict[tuple[str, str], Spec] = {
     ("chip", "clock_hz"): Spec("number", 1e6, 1e10),
     ("chip", "node_nm"): Spec("int", 2, 180),
     ("chip", "cores"): Spec("int", 1, 1_000_000),
+    ("chip", "tdp_w"): Spec("number", 0, 1e6),
 }
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("matrix", "dataflow"): DATAFLOWS,
@@ -259,8 +261,9 @@ def parse_design(text: str, path: str = "<string>", name: str | None = None) -> 
             if key not in table and f.default is dataclasses.MISSING:
                 raise DesignError(f"{path}: section [{section}] is missing required field '{section}.{key}'")
         values = dict(table)
-        if section == "chip" and isinstance(values.get("clock_hz"), int):
-            values["clock_hz"] = float(values["clock_hz"])
+        for key in ("clock_hz", "tdp_w"):
+            if section == "chip" and isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
+                values[key] = float(values[key])
         kwargs[section] = cls(**values)
     stem = name or (Path(path).stem if path != "<string>" else "unnamed")
     extras = {k: data[k] for k in EXTRA_SECTIONS if k in data}

@@ -57,8 +57,11 @@ def round_to_input(values: np.ndarray, dtype: str) -> np.ndarray:
         return v.astype(np.float16).astype(np.float32)
     bits = v.view(np.uint32).astype(np.uint64)
     rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
-    out = (rounded & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
-    return np.where(np.isnan(v), np.float32(np.nan), out)
+    # a NaN is truncated, not rounded (rounding could carry its payload into the sign), and made quiet; its
+    # sign survives, as in a hardware bf16 narrowing (0xFFC00000 -> 0xFFC0, not 0x7FC0)
+    nan_bits = (bits & 0xFFFF0000) | 0x00400000
+    out = (np.where(np.isnan(v), nan_bits, rounded) & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
+    return out
 
 
 def to_dram_bytes(values: np.ndarray, dtype: str) -> np.ndarray:

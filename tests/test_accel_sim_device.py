@@ -180,3 +180,29 @@ def test_float_gpt2_block_on_a_float_design_vector_unit():
     assert np.max(np.abs(got - ref)) < 0.05 * np.max(np.abs(ref))
     # only the causal mask's bool ops stay on the host; layernorm, softmax and GELU run on the vector unit
     assert run.host_flops < 0.01 * run.flops and sum(k.unit == "vector" for k in run.kernels) >= 6
+
+
+@pytest.mark.parametrize("device", INT8_DESIGNS + ["SIM:tiny-int8-4x4"])
+def test_requantizing_epilogue_runs_inside_the_gemm_program(device):
+    model = models.build("mlp", batch=5, d_in=24, d_hidden=40, d_out=6)
+    x = model.sample_input()
+    qm = quantize(model, x)
+    with sim_run(device) as run:
+        got = qm(Tensor(qm.quantize_input(x), device=device)).numpy()
+    np.testing.assert_array_equal(got, int8_reference(qm, qm.quantize_input(x)))
+    first = run.kernels[0]
+    assert first.programs == 1  # bias, requantization and ReLU on the accumulator tiles, no second program
+    assert first.dram_write_bytes == 5 * 40  # the activation leaves the chip as int8
+    assert first.counters["vector_ops"] > 0
+
+
+def test_residual_epilogue_falls_back_to_its_own_vector_program():
+    rng = np.random.default_rng(4)
+    a = rng.integers(-128, 128, (6, 9)).astype(np.int8)
+    b = rng.integers(-128, 128, (9, 7)).astype(np.int8)
+    r = rng.integers(-999, 999, (6, 7)).astype(np.int32)
+    dev = "SIM:small-int8-8x8"
+    with sim_run(dev) as run:
+        got = (Tensor(a, device=dev) @ Tensor(b, device=dev) + Tensor(r, device=dev)).numpy()
+    np.testing.assert_array_equal(got, a.astype(np.int64) @ b + r)
+    assert run.kernels[0].programs == 2 and run.kernels[0].unit == "matrix+vector"

@@ -19,6 +19,7 @@ from workbench.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 GEMM_S = str(ROOT / "examples" / "programs" / "gemm.s")
 TINY = "tiny-int8-4x4"
+SWEEP_SPEC = str(ROOT / "examples" / "sweep-edge.toml")
 FAST = ["--workload", "gemm:16x16x16"]
 SEED = 15
 
@@ -47,6 +48,9 @@ FILE_CASES = [
     (["rtl", "synth", "F"], ".toml"),
     (["rtl", "run", "F", GEMM_S], ".toml"),
     (["rtl", "activity", "F", GEMM_S], ".toml"),
+    (["run", "F", "--device", "REF"], ".py"),
+    (["sweep", "F", "--quiet"], ".toml"),
+    (["results", "F"], ".db"),
 ]
 # An empty program is a valid (empty) input for the RTL flows, which would build a core: they get the others.
 RTL_PROGRAM_CASES = [(["rtl", "run", TINY, "F"], ".s"), (["rtl", "activity", TINY, "F"], ".s")]
@@ -75,6 +79,11 @@ NUMBER_CASES = [
     ["compare", TINY, *FAST, "--margin", "N"],
     ["compare", TINY, *FAST, "--tco", "N:0.1"],
     ["compare", TINY, *FAST, "--tco", "3:0.1:N"],
+    ["run", "mlp", "--device", "REF", "--batch", "N"],
+    ["measure", "gemm:Nx8x8", "--device", "CL"],
+    ["measure", "gemm:8x8x8", "--device", "CL", "--repeats", "N"],
+    ["sweep", SWEEP_SPEC, "--quiet", "--workers", "N"],
+    ["sweep", SWEEP_SPEC, "--quiet", "--points", "N"],
 ]
 OUTPUT_CASES = [
     ["asm", GEMM_S, "-o", "O"],
@@ -82,6 +91,10 @@ OUTPUT_CASES = [
     ["sim", "run", TINY, GEMM_S, "--trace", "O"],
     ["sim", "run", TINY, GEMM_S, "--dram-out", "O"],
     ["sim", "gemm", "--m", "8", "--n", "8", "--k", "8", "--trace", "O"],
+    ["run", "mlp", "--device", "SIM:tiny-int8-4x4", "--trace", "O"],
+    ["measure", "gemm:8x8x8", "--device", "CL", "--out", "O"],
+    ["sweep", SWEEP_SPEC, "--quiet", "--db", "O"],
+    ["sweep", SWEEP_SPEC, "--quiet", "--report", "O"],
 ]
 # Folder outputs get the locations that are refused: the others would elaborate a core or plot a report
 # (tests/test_models_reference.py writes a whole report).

@@ -212,7 +212,7 @@ def test_citations_resolve_in_docs_sources():
     import re
 
     sources = (ROOT / "docs" / "sources.md").read_text()
-    headings = set(re.findall(r"^### ([a-d]\.\d+)\b", sources, flags=re.M))
+    headings = set(re.findall(r"^### ([a-d]\.\d+|[CP]\.\d+)\b", sources, flags=re.M))
     cited: set[str] = set()
     for folder in ("workbench", "isa", "designs", "docs"):
         for path in (ROOT / folder).rglob("*"):
@@ -222,7 +222,7 @@ def test_citations_resolve_in_docs_sources():
             assert "shared/reference" not in text and "cost_power_model.md" not in text, path
             for line in text.splitlines():
                 if "docs/sources.md" in line or "sources = " in line:
-                    cited |= set(re.findall(r"\b([a-d]\.\d+)\b", line))
+                    cited |= set(re.findall(r"\b([a-d]\.\d+|[CP]\.\d+)\b", line))
     assert cited and cited <= headings, sorted(cited - headings)
     from workbench.chips import all_chips
 

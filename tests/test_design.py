@@ -49,3 +49,14 @@ def test_missing_required_field_and_bad_toml_and_unknown_name():
         load_design("small-int8-8x9")
     with pytest.raises(DesignError, match="not found"):
         load_design("/nonexistent/d.toml")
+
+
+def test_tdp_is_a_validated_optional_chip_field():
+    assert parse_design(SMALL_TEXT, "x.toml").chip.tdp_w == 0.0  # optional: files without it keep loading
+    with_tdp = SMALL_TEXT.replace("[chip]\n", "[chip]\ntdp_w = 5\n", 1)
+    assert parse_design(with_tdp, "x.toml").chip.tdp_w == 5.0  # an integer is accepted as watts
+    with pytest.raises(DesignError, match=r"x.toml:\d+: field 'chip.tdp_w' = -1.0 is out of range; allowed 0..1e\+06"):
+        parse_design(SMALL_TEXT.replace("[chip]\n", "[chip]\ntdp_w = -1.0\n", 1), "x.toml")
+    with pytest.raises(DesignError, match="field 'chip.tdp_w' = 'hot' must be a number"):
+        parse_design(SMALL_TEXT.replace("[chip]\n", "[chip]\ntdp_w = \"hot\"\n", 1), "x.toml")
+    assert load_design("h100-like").chip.tdp_w == 700 and load_design("rx7900xtx-like").chip.tdp_w == 355

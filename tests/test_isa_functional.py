@@ -167,3 +167,12 @@ def test_vector_ranges_that_stream_safely_are_accepted():
     # src >= dst (in place or ahead) and disjoint ranges read rows before the unit rewrites them
     for kwargs in (dict(dst=4, src=4, src2=4), dict(dst=4, src=6, src2=0), dict(dst=0, src=8, src2=16)):
         F.run(SMALL, [make("vec.add", rows=4, **kwargs), make("finish")])
+
+
+def test_bf16_narrowing_keeps_the_sign_of_nan():
+    # issue 14: a bf16 narrow store turned the negative quiet NaN 0xFFC00000 into 0x7FC0
+    vals = np.array([0xFFC00000, 0x7FC00000, 0xFF800001, 0x7FFFFFFF], dtype=np.uint32).view(np.float32)
+    raw = F.to_dram_bytes(vals, "bf16").view(np.uint16)
+    assert [hex(x) for x in raw] == ["0xffc0", "0x7fc0", "0xffc0", "0x7fff"]
+    back = F.from_dram_bytes(F.to_dram_bytes(vals, "bf16"), "bf16")
+    assert np.isnan(back).all() and list(np.signbit(back)) == [True, False, True, False]

@@ -16,31 +16,47 @@ from workbench.area import (
 )
 
 
-def test_mac_area_hand_computed():
-    # int8 at 7 nm: (282 + 137) um^2 x 0.059 + 48 register bits x 5.98 um^2 x 0.059 / area_factor(40)
-    from workbench.nodes import area_factor
+def test_mac_area_against_published_fpu_areas():
+    # LLMCompass (b.7): an FP16 FPU is ~25.3k transistors = 183 um^2 at 5 nm; a bf16/fp16 MAC with its pipeline
+    # registers (modelled from Horowitz and Aladdin) must be the same order: within 2x
+    assert 183 / 2 <= mac_area_um2("fp16", 5) <= 2 * 183
+    # Horowitz (b.1): the 8-bit int arithmetic is ~14x smaller than 16-bit FP (419 vs 5,824 um^2); the shared
+    # pipeline registers narrow the gap, but an fp16 PE stays several times an int8 one
+    assert 5 <= mac_area_um2("fp16", 7) / mac_area_um2("int8", 7) <= 14
 
-    expect = 419 * 0.059 + 48 * 5.98 * 0.059 / area_factor(40)
-    assert mac_area_um2("int8", 7) == pytest.approx(expect)
-    assert mac_area_um2("bf16", 7) > 10 * mac_area_um2("int8", 7) / 2  # fp MACs are far larger
+
+def test_sram_area_agrees_with_rtl_synth_for_the_same_macros():
+    """Issue 14: `rtl synth` and `estimate` disagreed 16x (0.91 vs 0.057 mm^2) on tiny-int8-4x4's 4 KB scratchpad."""
+    from rtl.synth import sram_um2
+
+    d = load_design("tiny-int8-4x4")  # 4 KiB scratchpad in 2 banks at 28 nm
+    est = design_area(d).item("scratchpad")
+    assert est == pytest.approx(2 * sram_um2(2048 * 8, 28) / 1e6, rel=1e-9)
+    assert est == pytest.approx(0.91, abs=0.01)  # the `rtl synth` figure quoted in issue 14
+    # the same bytes split into more banks cost more (each small macro pays its periphery)
+    assert sram_area_mm2(2**20, 16, 7) > sram_area_mm2(2**20, 2, 7)
 
 
-def test_sram_and_phy():
-    # 1 MiB at 3 Mbit/mm^2 = 8,388,608 bits / 3e6 = 2.796 mm^2 (b.5 N7 default)
-    assert sram_area_mm2(2**20, 3.0) == pytest.approx(2.796, abs=1e-3)
-    # H100: 3,350 GB/s of HBM3 at 819.2 GB/s per stack -> 5 stacks
+def test_memory_phy_counts_match_the_real_chips():
+    # H100 SXM: 3,350 GB/s from five active HBM3 stacks (80 GB = 5 x 16 GB, chips.csv)
     assert memory_phy_units("HBM3", 3350e9) == 5
-    assert memory_phy_units("GDDR6", 960e9) == 12  # 12 x 32-bit = 384-bit bus at 20 Gb/s
+    # RX 7900 XTX: 960 GB/s on a 384-bit GDDR6 bus = 12 x 32-bit channels
+    assert memory_phy_units("GDDR6", 960e9) == 12
 
 
 def test_design_area_components_sum():
     d = load_design("datacenter-bf16-128x128")
     a = design_area(d)
     assert a.total_mm2 == pytest.approx(sum(i.mm2 for i in a.items))
-    # 16 MiB scratchpad x 4 cores at N5's 4 Mbit/mm^2
-    assert a.item("scratchpad") == pytest.approx(4 * 16 * 2**20 * 8 / 4e6)
-    assert a.item("matrix") == pytest.approx(4 * 128 * 128 * mac_area_um2("bf16", 5) / 1e6)
-    assert a.item("host_phy") == pytest.approx(16 * 0.64)
+    assert a.item("host_phy") == pytest.approx(16 * 0.64)  # b.7: 0.64 mm^2 per PCIe5 lane, x16
+    # doubling the cores doubles every per-core component and leaves the PHYs alone
+    import dataclasses
+
+    d2 = d.replace(chip=dataclasses.replace(d.chip, cores=2 * d.chip.cores))
+    a2 = design_area(d2)
+    for name in ("matrix", "vector", "scratchpad", "accumulator", "control", "dma"):
+        assert a2.item(name) == pytest.approx(2 * a.item(name))
+    assert a2.item("host_phy") == a.item("host_phy")
 
 
 def test_synth_calibration_overrides_logic_blocks(tmp_path):

@@ -86,12 +86,13 @@ def test_estimate_composes_models():
     assert est.counters["macs_bf16"] == 1024 * 1024 * 512
     assert est.counters["instructions"] == 40
     e = event_energies(d)
-    dyn = (
+    dram_bytes = 4 * (1024 + 256) * 512 * 2 + 1024 * 1024 * 4
+    on_chip = (
         1024 * 1024 * 512 * e["macs_bf16"].pj
-        + 4 * (1024 + 256) * 512 * 2 * e["dram_read_bytes"].pj
-        + 1024 * 1024 * 4 * e["dram_write_bytes"].pj
         + 40 * e["instructions"].pj
-    ) * 1e-12
+        + dram_bytes * (e["l2_bytes"].pj + e["noc_bytes"].pj + e["memory_phy_bytes"].pj)
+    )
+    dyn = (on_chip / 0.75 + dram_bytes * e["dram_read_bytes"].pj) * 1e-12  # clock tree: a quarter of on-chip power
     assert est.power.dynamic_j == pytest.approx(dyn)
     assert f["average_power_w"].value == pytest.approx(dyn / seconds + est.power.static_w)
     assert f["price_usd"].value == pytest.approx(est.cost.cost_usd)  # no margin

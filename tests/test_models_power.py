@@ -1,53 +1,99 @@
-"""Power model: energies per event against hand-computed values, and run power composition."""
+"""Power model against independent oracles: cited published figures, hand-computed cases and observable
+behaviour (linearity, the power cap), not a restatement of the implementation's formulas."""
+
+import dataclasses
 
 import pytest
 
 from isa.design import load_design
-from workbench.nodes import energy_factor
 from workbench.power import (
     PowerInputError,
-    event_energies,
-    peak_dynamic_power_w,
     run_power,
     sram_pj_per_byte_45nm,
+    sustained_power,
+    wire_fj_per_bit_mm,
 )
 
 
-def test_sram_energy_by_macro_size():
-    # Horowitz 45 nm: 8 KB 10 pJ, 32 KB 20 pJ, 1 MB 100 pJ per 64-bit read -> per byte / 8
-    assert sram_pj_per_byte_45nm(8 * 1024) == pytest.approx(1.25)
-    assert sram_pj_per_byte_45nm(32 * 1024) == pytest.approx(2.5)
-    assert sram_pj_per_byte_45nm(2**20) == pytest.approx(12.5)
-    # log-log midpoint of 8 KB and 32 KB (16 KB) -> geometric mean of 10 and 20 pJ
-    assert sram_pj_per_byte_45nm(16 * 1024) == pytest.approx((200**0.5) / 8)
+def test_sram_energy_by_macro_size_reproduces_horowitz():
+    # Horowitz ISSCC 2014 (b.1), 45 nm, per 64-bit read: 8 KB 10 pJ, 32 KB 20 pJ, 1 MB 100 pJ
+    assert 8 * sram_pj_per_byte_45nm(8 * 1024) == pytest.approx(10.0)
+    assert 8 * sram_pj_per_byte_45nm(32 * 1024) == pytest.approx(20.0)
+    assert 8 * sram_pj_per_byte_45nm(2**20) == pytest.approx(100.0)
+    # log-log midpoint of 8 KB and 32 KB (16 KB): the geometric mean of 10 and 20 pJ
+    assert 8 * sram_pj_per_byte_45nm(16 * 1024) == pytest.approx(200**0.5)
 
 
-def test_event_energies_hand_computed():
-    d = load_design("edge-int8-16x16")  # 16 nm, ws dataflow, LPDDR5
-    e = event_energies(d)
-    f = energy_factor(16)  # 0.17
-    hop = (8 + 32) * 0.009 * f / energy_factor(40)  # ws: A + partial sum per MAC
-    assert e["macs_int8"].pj == pytest.approx(0.3 * f + hop)
-    assert e["dram_read_bytes"].pj == pytest.approx(8 * 7.5)
-    assert e["instructions"].pj == pytest.approx(30.0)  # Dally's figure taken at 16 nm
-    # scratchpad 256 KiB in 4 banks -> 64 KiB macro
-    assert e["scratchpad_read_bytes"].pj == pytest.approx(sram_pj_per_byte_45nm(64 * 1024) * f)
+def test_full_swing_wire_costs_more_than_published_low_swing_links():
+    # Park et al. (DATE 2013): a low-swing mesh NoC link at 45 nm reaches 40.4 fJ/bit/mm; a conventional
+    # full-swing wire cannot be cheaper than that, nor dearer than the 130 nm full-swing survey figure (310)
+    assert 40.4 < wire_fj_per_bit_mm() < 310
 
 
-def test_run_power_composition():
+def test_sustained_dram_power_hand_computed():
+    # h100-like: 14 B/cycle x 132 cores x 1.83 GHz = 3.382 TB/s of HBM3 at 3.9 pJ/bit (b.4) = 105.5 W
+    sp = sustained_power(load_design("h100-like"))
+    assert sp.item("dram") == pytest.approx(14 * 132 * 1.83e9 * 8 * 3.9e-12, rel=1e-9)
+    assert sp.total_w == pytest.approx(sum(i.watts for i in sp.items))
+    assert all(i.watts >= 0 for i in sp.items)
+
+
+@pytest.mark.parametrize("name", ["h100-like", "rx7900xtx-like"])
+def test_on_chip_energy_no_better_than_the_best_published_silicon(name):
+    # Samsung's 4 nm NPU (JSSC 2023, b.3) reaches 0.235 pJ/FLOP FP16 at macro level: the best published silicon
+    # at 4-5 nm; a modelled chip at those nodes must not beat it
+    assert sustained_power(load_design(name)).on_chip_pj_per_flop >= 0.235
+
+
+@pytest.mark.xfail(strict=True, reason="sustained power is 37% (h100-like) and 51% (rx7900xtx-like) under the TDP "
+                   "with the cited per-event energies; see docs/models.md 'Power'")
+@pytest.mark.parametrize("name,tdp", [("h100-like", 700), ("rx7900xtx-like", 355)])
+def test_sustained_gemm_power_within_15_percent_of_tdp(name, tdp):
+    # H100s run large GEMMs at their power cap (issue 14); the 7900 XTX likewise at its board power
+    assert abs(sustained_power(load_design(name)).total_w / tdp - 1) <= 0.15
+
+
+def test_run_energy_is_linear_in_the_counters():
     d = load_design("small-int8-8x8")
-    e = event_energies(d)
-    counters = {"macs_int8": 1e9, "dram_read_bytes": 1e6, "unknown_counter": 5}
-    r = run_power(d, counters, seconds=2.0, flops=2e9, static_w=0.5, tdp_w=1.0)
-    dyn = (1e9 * e["macs_int8"].pj + 1e6 * e["dram_read_bytes"].pj) * 1e-12
-    assert r.dynamic_j == pytest.approx(dyn)
-    assert r.energy_j == pytest.approx(dyn + 1.0)
-    assert r.average_power_w == pytest.approx((dyn + 1.0) / 2)
-    assert r.energy_per_flop_j == pytest.approx((dyn + 1.0) / 2e9)
-    assert r.within_tdp == (r.average_power_w <= 1.0)
-    # default static = 0.3 x peak dynamic
-    assert run_power(d, counters, 2.0, 2e9).static_w == pytest.approx(0.3 * peak_dynamic_power_w(d))
+    counters = {"macs_int8": 1e9, "dram_read_bytes": 1e6, "scratchpad_read_bytes": 3e6, "unknown_counter": 5}
+    one = run_power(d, counters, seconds=2.0, flops=2e9, static_w=0.0)
+    two = run_power(d, {k: 2 * v for k, v in counters.items()}, seconds=2.0, flops=4e9, static_w=0.0)
+    assert two.dynamic_j == pytest.approx(2 * one.dynamic_j)
+    # every DRAM byte also crosses the memory PHY, an L2 bank and the network-on-chip
+    assert {"memory_phy_bytes", "l2_bytes", "noc_bytes", "clock_tree"} <= {t.event for t in one.terms}
     with pytest.raises(PowerInputError, match="does not match"):
         run_power(d, {"macs_bf16": 1}, 1.0, 2.0)
     with pytest.raises(PowerInputError):
         run_power(d, counters, 0.0, 1.0)
+
+
+def test_power_cap_throttles_the_clock_and_stretches_time():
+    d = load_design("small-int8-8x8")
+    counters = {"macs_int8": 1e12, "dram_read_bytes": 1e9}
+    free = run_power(d, counters, seconds=1.0, flops=2e12, static_w=0.1)
+    assert free.clock_scale == 1.0 and free.seconds == 1.0
+    tdp = free.average_power_w / 2  # a cap at half the power the run wants
+    capped = run_power(d, counters, seconds=1.0, flops=2e12, static_w=0.1, tdp_w=tdp)
+    # observable behaviour of a throttled chip: power sits at the cap, the work (dynamic energy) is unchanged,
+    # and the time grows by exactly dynamic / (TDP - static)
+    assert capped.average_power_w == pytest.approx(tdp)
+    assert capped.dynamic_j == pytest.approx(free.dynamic_j)
+    assert capped.seconds == pytest.approx(free.dynamic_j / (tdp - 0.1))
+    assert capped.clock_scale == pytest.approx(1.0 / capped.seconds) and capped.within_tdp
+    assert capped.unthrottled_power_w == pytest.approx(free.average_power_w)
+    assert "power cap" in capped.notes[0]
+    with pytest.raises(PowerInputError, match="static power"):
+        run_power(d, counters, 1.0, 2e12, static_w=tdp * 2, tdp_w=tdp)
+
+
+def test_estimate_applies_the_cap_from_the_design_tdp():
+    from workbench.estimate import estimate, parse_workload
+
+    d = load_design("small-int8-8x8")
+    free = estimate(d, parse_workload("gemm:64x64x64"))
+    capped_design = d.replace(chip=dataclasses.replace(d.chip, tdp_w=free.power.static_w * 1.01))
+    capped = estimate(capped_design, parse_workload("gemm:64x64x64"))
+    assert capped.power.clock_scale < 1
+    assert capped.figures["seconds"].value > free.figures["seconds"].value
+    assert capped.figures["achieved_tflops"].value < free.figures["achieved_tflops"].value
+    assert "throttled" in capped.figures["achieved_tflops"].note

@@ -7,7 +7,7 @@ import pytest
 from isa.design import load_design
 from workbench.cli import main
 from workbench.estimate import estimate, parse_workload
-from workbench.power import event_energies, peak_rate_dynamic_w
+from workbench.power import sustained_power
 
 
 @pytest.mark.parametrize("name", ["rx7900xtx-like", "h100-like"])
@@ -24,13 +24,17 @@ def test_reference_design_checks_pass_with_simulator(name):
     assert est.counters[f"macs_{d.matrix.input_dtype}"] >= 2048**3
 
 
-def test_peak_rate_power_hand_computed():
+def test_sustained_power_breakdown_is_shown_and_consistent():
     d = load_design("h100-like")
-    e = event_energies(d)
-    parts = peak_rate_dynamic_w(d)
-    assert parts["macs"] == pytest.approx(e["macs_bf16"].pj * 32 * 64 * 132 * 1.83e9 * 1e-12)
-    assert parts["operand_feed"] == pytest.approx(e["scratchpad_read_bytes"].pj * 96 * 2 * 132 * 1.83e9 * 1e-12)
-    assert parts["dram"] == pytest.approx(31.2 * 14 * 132 * 1.83e9 * 1e-12)
+    est = estimate(d, parse_workload("gemm:256x256x256"))
+    sp = sustained_power(d, 700)
+    f = est.figures
+    for item in sp.items:  # every part of the breakdown reaches the `estimate` output
+        assert f[f"sustained_{item.name}_w"].value == pytest.approx(item.watts)
+    assert f["peak_rate_power_w"].value == pytest.approx(sp.total_w)
+    assert f["sustained_power_vs_tdp"].value == pytest.approx(sp.total_w / 700 - 1)
+    # the HBM3 devices at full bandwidth: 3.382 TB/s x 3.9 pJ/bit (b.4)
+    assert sp.item("dram") == pytest.approx(3.382e12 * 8 * 3.9e-12, rel=1e-3)
 
 
 def test_compare_writes_report(tmp_path, capsys):

@@ -14,10 +14,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isa.design import DTYPE_BYTES, Design
+from isa.design import ACC_DTYPE_FOR_INPUT, DTYPE_BYTES, Design
 from isa.files import read_text
+from isa.technology import (
+    TRANSISTORS_PER_NAND2,
+    area_factor,
+    nand2_um2,
+    register_area_um2_per_bit,
+    sram_macro_um2,
+)
 from workbench.errors import UsageError
-from workbench.nodes import area_factor, resolve_node
+from workbench.nodes import resolve_node
 
 
 class SynthResultError(UsageError):
@@ -32,9 +39,8 @@ MAC_AREA_45NM_UM2 = {
     "bf16": 1640 + 4184,  # [E] no bf16 entry: fp16 multiplier used (bf16's 8-bit mantissa makes it smaller)
     "fp32": 7700 + 4184,  # 32-bit FP mult + 32-bit FP add
 }
-# Aladdin 40 nm register, 5.98 um^2 per bit (b.3). Each processing element holds two input-width pipeline
-# registers and one accumulator-width register (both dataflows: A pass-through + B/weight + partial sum).
-REGISTER_AREA_40NM_UM2_PER_BIT = 5.98
+# Each processing element holds two input-width pipeline registers and one accumulator-width register (both
+# dataflows: A pass-through + B/weight + partial sum), at Aladdin's register area (isa.technology, b.3).
 # Vector lane: an FP32 FMA for float designs (fp32 mult + add, b.1); int32 mult + add for int8 requantization.
 VECTOR_LANE_AREA_45NM_UM2 = {True: 7700 + 4184, False: 3495 + 137}
 # [E] special functions (exp2, reciprocal, sqrt) assumed to cost one more FP32 multiplier per lane (b.1 area).
@@ -43,8 +49,6 @@ SPECIAL_FUNCTION_AREA_45NM_UM2 = 7700
 CONTROL_TRANSISTORS_PER_CORE = 1.0e6
 # [E] no source: a DMA engine (address generators, descriptor queue) assumed half the control block.
 DMA_TRANSISTORS_PER_CORE = 0.5e6
-# [E] a NAND2 gate is 4 transistors: turns synthesized NAND2-equivalents into area at the node's density.
-TRANSISTORS_PER_NAND2 = 4
 
 # Memory PHY per type: (mm^2 per unit, bits per unit, Gbit/s per pin). Areas do not scale with node (b.7).
 # HBM: LLMCompass's HBM2e PHY, 10.45 mm^2 per 1024-bit stack interface (b.7), reused for HBM3/3e [E].
@@ -122,16 +126,17 @@ class AreaBreakdown:
 
 def mac_area_um2(input_dtype: str, nm: float) -> float:
     """One processing element (MAC plus its pipeline registers) at `nm`, um^2."""
-    acc_dtype = "int32" if input_dtype == "int8" else "fp32"
-    reg_bits = 2 * 8 * DTYPE_BYTES[input_dtype] + 8 * DTYPE_BYTES[acc_dtype]
-    mac = MAC_AREA_45NM_UM2[input_dtype] * area_factor(nm)
-    regs = reg_bits * REGISTER_AREA_40NM_UM2_PER_BIT * area_factor(nm) / area_factor(40)
-    return mac + regs
+    reg_bits = 2 * 8 * DTYPE_BYTES[input_dtype] + 8 * DTYPE_BYTES[ACC_DTYPE_FOR_INPUT[input_dtype]]
+    return MAC_AREA_45NM_UM2[input_dtype] * area_factor(nm) + reg_bits * register_area_um2_per_bit(nm)
 
 
-def sram_area_mm2(size_bytes: int, density_mbit_per_mm2: float) -> float:
-    """Area of an SRAM of `size_bytes` at an effective density (b.5)."""
-    return size_bytes * 8 / (density_mbit_per_mm2 * 1e6)
+def sram_area_mm2(size_bytes: int, banks: int, nm: float) -> float:
+    """Area of an SRAM of `size_bytes` built as `banks` equal macros at `nm` (LLMCompass model, b.5).
+
+    The same model as `rtl synth` (isa.technology.sram_macro_um2), so both report the same area for the same
+    macros: small macros pay for their periphery (array efficiency 0.076 at 4 KiB, 0.6 at 512 KiB).
+    """
+    return banks * sram_macro_um2(size_bytes * 8 / banks, nm) / 1e6
 
 
 def memory_phy_units(memory_type: str, bandwidth_bytes_per_s: float) -> int:
@@ -208,17 +213,17 @@ def design_area(
             "b.1 Horowitz 45 nm area scaled by b.2; special functions [E]",
         )
     )
-    density = node.sram_density_mbit_per_mm2
-    for name, size in (
-        ("scratchpad", design.memory.scratchpad_bytes),
-        ("accumulator", design.memory.accumulator_bytes),
+    for name, size, banks in (
+        ("scratchpad", design.memory.scratchpad_bytes, design.memory.scratchpad_banks),
+        ("accumulator", design.memory.accumulator_bytes, design.memory.accumulator_banks),
     ):
+        mm2 = cores * sram_area_mm2(size, banks, nm)
         items.append(
             AreaItem(
                 name,
-                cores * sram_area_mm2(size, density),
-                f"{cores} x {size:,} B at {density:.2f} Mbit/mm^2",
-                f"b.5 effective density; {node.name}",
+                mm2,
+                f"{cores} x {banks} macros of {size // banks:,} B ({cores * size * 8 / mm2 / 1e6:.2f} Mbit/mm^2)",
+                f"b.5 LLMCompass bit area / array efficiency by macro size; {node.name}",
             )
         )
     per_transistor_mm2 = 1.0 / (node.logic_density_mtr_per_mm2 * 1e6)
@@ -241,7 +246,7 @@ def design_area(
     calibrated = []
     for block, gates in (synth or {}).items():
         item = next(i for i in items if i.name == block)
-        item.mm2 = cores * gates * TRANSISTORS_PER_NAND2 * per_transistor_mm2
+        item.mm2 = cores * gates * nand2_um2(nm) / 1e6
         item.detail = f"{cores} x {gates:,.0f} NAND2-eq from RTL synthesis"
         item.source = f"RTL synthesis; [E] {TRANSISTORS_PER_NAND2} transistors/NAND2 at b.6 density"
         calibrated.append(block)

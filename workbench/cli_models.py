@@ -156,6 +156,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
         yield_model=args.yield_model,
         alpha=args.alpha,
         edge_exclusion_mm=args.edge_exclusion_mm,
+        scribe_mm=args.scribe_mm,
+        year=args.year,
         harvest=_harvest(args.harvest),
     )
     all_yields = {m: die_yield(args.area_mm2, die.defect_density_per_cm2, m, args.alpha) for m in YIELD_MODELS}
@@ -185,8 +187,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
     lines = [
         f"die: {die.area_mm2:g} mm^2 at {die.node} (modelled)",
         f"  wafer price          ${die.wafer_price_usd:,.0f} per 300 mm wafer",
-        f"  gross dies per wafer {die.gross_dies_per_wafer:.1f}  (pi(d/2)^2/A - pi d/sqrt(2A), edge excl. "
-        f"{args.edge_exclusion_mm:g} mm)",
+        f"  gross dies per wafer {die.gross_dies_per_wafer:.1f}  (pi(d/2)^2/A' - pi d/sqrt(2A'), edge excl. "
+        f"{die.edge_exclusion_mm:g} mm, scribe {die.scribe_mm:g} mm)",
         f"  defect density D0    {die.defect_density_per_cm2:g} /cm^2, "
         f"lambda = {die.defect_density_per_cm2 * die.area_mm2 / 100:.3f}",
         *([f"  note: {RETICLE_NOTE.format(area=die.area_mm2)}"] if die.area_mm2 > RETICLE_MM2 else []),
@@ -377,7 +379,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `chips`, `cost`, `estimate` and `compare` to the CLI."""
-    from workbench.cost import NB_ALPHA, WAFER_DIAMETER_MM, YIELD_MODELS
+    from workbench.cost import EDGE_EXCLUSION_MM, NB_ALPHA, SCRIBE_MM, WAFER_DIAMETER_MM, YIELD_MODELS
     from workbench.estimate import AUTO_GEMM_START
     from workbench.report import DEFAULT_COMPARE_CHIPS
 
@@ -392,13 +394,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--design", help="instead of --area-mm2/--node: a design's modelled area and unit cost")
     p.add_argument("--rtl-synth", metavar="FILE.json", help="with --design: RTL synthesis result for logic areas")
     p.add_argument("--wafer-price-usd", type=POSITIVE, help="override the node's wafer price (USD per 300 mm wafer)")
-    p.add_argument("--d0", type=NON_NEGATIVE, help="defect density per cm^2 (default: the node's)")
+    p.add_argument("--d0", type=NON_NEGATIVE, help="defect density per cm^2 (default: the node's, see --year)")
     p.add_argument("--yield-model", choices=YIELD_MODELS, default="negative_binomial",
                    help="die yield model (default negative_binomial)")
     p.add_argument("--alpha", type=POSITIVE, default=NB_ALPHA,
                    help=f"negative-binomial clustering (default {NB_ALPHA:g}, ttm-cas; docs/sources.md a.2)")
     p.add_argument("--edge-exclusion-mm", type=spec_type(Spec("number", 0, WAFER_DIAMETER_MM / 2, hi_open=True)),
-                   default=0.0, help="unusable ring at the wafer edge in mm (default 0)")
+                   help=f"unusable ring at the wafer edge in mm (default {EDGE_EXCLUSION_MM:g}; docs/sources.md C.1)")
+    p.add_argument("--scribe-mm", type=NON_NEGATIVE,
+                   help=f"saw lane between dies in mm (default {SCRIBE_MM:g}; docs/sources.md C.1)")
+    p.add_argument("--year", type=spec_type(Spec("number", 1990, 2100)),
+                   help="calendar year of the node's defect density (default: the mature value; docs/sources.md C.2)")
     p.add_argument("--harvest", metavar="BLOCKS:REQUIRED:FRACTION", help="spare blocks, e.g. 144:132:0.6")
     p.add_argument("--memory-gb", type=NON_NEGATIVE, default=0.0, help="memory per unit (adds a unit-cost breakdown)")
     p.add_argument(

@@ -8,9 +8,15 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from workbench.errors import UsageError
-from workbench.nodes import Node, resolve_node
+from workbench.nodes import Node, defect_density, resolve_node
 
 WAFER_DIAMETER_MM = 300.0  # a.1: all prices in a.4 are per 300 mm wafer
+# a.1: the usable wafer excludes a rim of 2-5 mm (citicalculator.com; coldcalculator.com says 3-10 mm); 3 mm is
+# taken by default, the value of the worked 300 mm exercise with a 100 um scribe line (docs/sources.md C.1).
+EDGE_EXCLUSION_MM = 3.0
+# Dies are separated by scribe (saw) lanes: 100 um by default (same exercise; GF180MCU's DRM makes a scribe
+# line and guard ring mandatory on every side, C.1). Each die occupies (sqrt(A) + scribe)^2 of the wafer.
+SCRIBE_MM = 0.1
 NB_ALPHA = 3.0  # a.2: ttm-cas / LLMCompass clustering parameter; a.3 recommends NB with alpha = 3
 YIELD_MODELS = ("negative_binomial", "poisson", "murphy", "seeds")
 RETICLE_MM2 = 26 * 33  # the standard scanner exposure field (26 mm x 33 mm): the largest single die
@@ -23,15 +29,24 @@ class CostInputError(UsageError):
 
 
 def dies_per_wafer(
-    die_area_mm2: float, wafer_diameter_mm: float = WAFER_DIAMETER_MM, edge_exclusion_mm: float = 0.0
+    die_area_mm2: float,
+    wafer_diameter_mm: float = WAFER_DIAMETER_MM,
+    edge_exclusion_mm: float | None = None,
+    scribe_mm: float | None = None,
 ) -> float:
-    """Gross dies per wafer, pi(d/2)^2/A - pi d/sqrt(2A), with d reduced by the edge exclusion (a.1)."""
+    """Gross dies per wafer, pi(d/2)^2/A' - pi d/sqrt(2A') (a.1): d less twice the edge exclusion, A' the die
+    with its scribe lane, (sqrt(A) + scribe)^2. None takes EDGE_EXCLUSION_MM and SCRIBE_MM."""
+    edge = EDGE_EXCLUSION_MM if edge_exclusion_mm is None else edge_exclusion_mm
+    scribe = SCRIBE_MM if scribe_mm is None else scribe_mm
     if die_area_mm2 <= 0:
         raise CostInputError(f"die area must be > 0 mm^2, got {die_area_mm2}")
-    d = wafer_diameter_mm - 2 * edge_exclusion_mm
+    if edge < 0 or scribe < 0:
+        raise CostInputError(f"edge exclusion ({edge} mm) and scribe width ({scribe} mm) must be >= 0")
+    d = wafer_diameter_mm - 2 * edge
     if d <= 0:
-        raise CostInputError(f"edge exclusion {edge_exclusion_mm} mm leaves no wafer (diameter {wafer_diameter_mm} mm)")
-    return max(0.0, math.pi * (d / 2) ** 2 / die_area_mm2 - math.pi * d / math.sqrt(2 * die_area_mm2))
+        raise CostInputError(f"edge exclusion {edge} mm leaves no wafer (diameter {wafer_diameter_mm} mm)")
+    site = (math.sqrt(die_area_mm2) + scribe) ** 2
+    return max(0.0, math.pi * (d / 2) ** 2 / site - math.pi * d / math.sqrt(2 * site))
 
 
 def poisson_yield(defects_per_die: float) -> float:
@@ -130,6 +145,9 @@ class DieCost:
     good_dies_per_wafer: float
     cost_per_good_die_usd: float
     harvest: dict | None = None
+    edge_exclusion_mm: float = EDGE_EXCLUSION_MM
+    scribe_mm: float = SCRIBE_MM
+    year: float | None = None
     provenance: str = "modelled"
     sources: str = ""
 
@@ -143,18 +161,23 @@ def cost_per_good_die(
     d0_per_cm2: float | None = None,
     yield_model: str = "negative_binomial",
     alpha: float = NB_ALPHA,
-    edge_exclusion_mm: float = 0.0,
+    edge_exclusion_mm: float | None = None,
+    scribe_mm: float | None = None,
     harvest: Harvest | None = None,
+    year: float | None = None,
 ) -> DieCost:
-    """Wafer price / (gross dies x yield) for a die at a node; node defaults for price and D0 unless given."""
+    """Wafer price / (gross dies x yield) for a die at a node; node defaults for price and D0 unless given.
+
+    year: the node's D0 in that year (nodes.defect_density); None takes the node's mature D0.
+    """
     n = node if isinstance(node, Node) else resolve_node(node)
     price = n.wafer_price_usd if wafer_price_usd is None else float(wafer_price_usd)
-    d0 = n.defect_density_per_cm2 if d0_per_cm2 is None else float(d0_per_cm2)
+    d0 = defect_density(n.nm, year) if d0_per_cm2 is None else float(d0_per_cm2)
     if price <= 0:
         raise CostInputError(f"wafer price must be > 0 USD, got {price}")
     if d0 < 0:
         raise CostInputError(f"defect density must be >= 0 per cm^2, got {d0}")
-    gross = dies_per_wafer(die_area_mm2, edge_exclusion_mm=edge_exclusion_mm)
+    gross = dies_per_wafer(die_area_mm2, edge_exclusion_mm=edge_exclusion_mm, scribe_mm=scribe_mm)
     y0 = die_yield(die_area_mm2, d0, yield_model, alpha)
     y = harvested_yield(die_area_mm2, d0, harvest, yield_model, alpha) if harvest else y0
     good = gross * y
@@ -174,7 +197,12 @@ def cost_per_good_die(
         good_dies_per_wafer=good,
         cost_per_good_die_usd=price / good,
         harvest=asdict(harvest) if harvest else None,
-        sources=f"a.1 dies/wafer; a.2 yield; {n.name}: a.3 D0, a.4 wafer price"
+        edge_exclusion_mm=EDGE_EXCLUSION_MM if edge_exclusion_mm is None else edge_exclusion_mm,
+        scribe_mm=SCRIBE_MM if scribe_mm is None else scribe_mm,
+        year=year,
+        sources=f"a.1 dies/wafer (edge exclusion, scribe: C.1); a.2 yield; {n.name}: D0 C.2"
+        + ("" if year is None else f" in {year:g}")
+        + ", a.4 wafer price"
         + (" [E]" if "wafer_price_usd" in n.estimated and wafer_price_usd is None else "")
         + ("" if wafer_price_usd is None else f" (given ${price:,.0f})"),
     )
@@ -195,11 +223,24 @@ MEMORY_USD_PER_GB: dict[str, tuple[float, str]] = {
     "GDDR6X": (4.8, "[E] 2x the DDR5 price: a.7 has no GDDR6X figure (gap)"),
 }
 
-# Packaging and test per unit (USD). HBM parts need 2.5D (CoWoS-class) packaging: a.6 H100 figures [E].
-# Other parts: ttm-cas's starter flip-chip package $20 + $1 assembly (a.5).
-COWOS_PACKAGING_USD = (750.0, "a.6 H100 CoWoS-S packaging ~$750 [E] (siliconanalysts cost-bridge)")
-COWOS_TEST_USD = (920.0, "a.6 H100 test & assembly ~$920 [E] (siliconanalysts cost-bridge)")
-SIMPLE_PACKAGING_USD = (20.0, "a.5 ttm-cas starter package $20")
+# Packaging and test per unit. HBM parts need 2.5D (CoWoS-class) packaging; the only itemized published figures
+# are a.6's H100 ones [E]: CoWoS-S packaging ~$750 and test & assembly ~$920 for the 814 mm^2 GH100 with five
+# active 16 GB HBM3 stacks (80 GB, chips.csv). They are scaled, not charged as constants:
+# - packaging by the silicon the interposer carries (logic dies + HBM stacks), the interposer's area being what
+#   the 2.5D process prices [E]; a stack's footprint is taken as 11 x 10 mm (the HBM2E KGSD outline) [E];
+# - test & assembly by logic area: ttm-cas models OSAT test time as proportional to transistor count (a.5,
+#   supply_chain_model.py osat_time), i.e. to logic area at one node.
+# Checks (docs/models.md): B200 (2 x ~800 mm^2, 8 stacks) gives ~$1.4k against a published ~$1.1k; MI300X
+# (~2.4k mm^2 of chiplets, 8 stacks) ~$1.8k against ~$1.2k: the area rule overstates multi-die parts.
+# Other parts: ttm-cas's starter flip-chip package $20 + $1 assembly (a.5), for small packages only; no
+# size-scaled figure for large organic packages was found (gap).
+COWOS_REF_PACKAGING_USD = 750.0
+COWOS_REF_TEST_USD = 920.0
+COWOS_REF_LOGIC_MM2 = 814.0
+COWOS_REF_HBM_STACKS = 5
+HBM_STACK_FOOTPRINT_MM2 = 11.0 * 10.0
+HBM_GB_PER_STACK = 16.0  # H100: 80 GB over five active stacks (chips.csv), used when the stack count is not given
+SIMPLE_PACKAGING_USD = (20.0, "a.5 ttm-cas starter package $20 (small packages; gap for large organic ones)")
 SIMPLE_TEST_USD = (1.0, "a.5 ttm-cas assembly $1 (no test figure sourced for simple packages)")
 
 
@@ -210,11 +251,23 @@ def memory_usd_per_gb(memory_type: str) -> tuple[float, str]:
     return MEMORY_USD_PER_GB[memory_type]
 
 
-def default_packaging(memory_type: str | None) -> tuple[tuple[float, str], tuple[float, str]]:
-    """(packaging, test) defaults with sources: CoWoS-class for HBM, a simple package otherwise."""
-    if memory_type and memory_type.startswith("HBM"):
-        return COWOS_PACKAGING_USD, COWOS_TEST_USD
-    return SIMPLE_PACKAGING_USD, SIMPLE_TEST_USD
+def default_packaging(
+    memory_type: str | None, logic_mm2: float = COWOS_REF_LOGIC_MM2, hbm_stacks: int | None = None
+) -> tuple[tuple[float, str], tuple[float, str]]:
+    """(packaging, test) USD with sources: CoWoS-class scaled by interposer silicon for HBM, else a simple package."""
+    if not (memory_type and memory_type.startswith("HBM")):
+        return SIMPLE_PACKAGING_USD, SIMPLE_TEST_USD
+    stacks = COWOS_REF_HBM_STACKS if hbm_stacks is None else hbm_stacks
+    ref_silicon = COWOS_REF_LOGIC_MM2 + COWOS_REF_HBM_STACKS * HBM_STACK_FOOTPRINT_MM2
+    silicon = logic_mm2 + stacks * HBM_STACK_FOOTPRINT_MM2
+    pkg = COWOS_REF_PACKAGING_USD * silicon / ref_silicon
+    test = COWOS_REF_TEST_USD * logic_mm2 / COWOS_REF_LOGIC_MM2
+    return (
+        (pkg, f"a.6 H100 CoWoS-S ~$750 [E] x interposer silicon {silicon:,.0f} / {ref_silicon:,.0f} mm^2 "
+         f"({stacks} HBM stacks of {HBM_STACK_FOOTPRINT_MM2:g} mm^2 [E])"),
+        (test, f"a.6 H100 test & assembly ~$920 [E] x logic area {logic_mm2:,.0f} / {COWOS_REF_LOGIC_MM2:g} mm^2 "
+         "(ttm-cas: test time ~ transistors)"),
+    )
 
 
 # Non-recurring engineering per tapeout (a.5, ttm-cas / Moonwalk / IC Knowledge): mask set and licensed IP, USD.
@@ -317,6 +370,7 @@ def unit_cost(
     system_usd: float = 0.0,
     nre: Nre | None = None,
     margin: float = 0.0,
+    hbm_stacks: int | None = None,
 ) -> UnitCost:
     """Unit cost from (die, count) pairs and per-unit terms; price = cost / (1 - margin) (a.8 steps 6-7)."""
     if not 0 < assembly_yield <= 1:
@@ -345,7 +399,10 @@ def unit_cost(
         terms.append(
             CostTerm("memory", memory_gb * per_gb, f"{memory_gb:g} GB {memory_type} x ${per_gb:g}/GB", source=src)
         )
-    (pkg_default, pkg_src), (test_default, test_src) = default_packaging(memory_type)
+    logic_mm2 = sum(die.area_mm2 * count for die, count in dies)
+    if hbm_stacks is None and memory_gb and memory_type and memory_type.startswith("HBM"):
+        hbm_stacks = math.ceil(memory_gb / HBM_GB_PER_STACK)
+    (pkg_default, pkg_src), (test_default, test_src) = default_packaging(memory_type, logic_mm2, hbm_stacks)
     pkg = pkg_default if packaging_usd is None else float(packaging_usd)
     tst = test_default if test_usd is None else float(test_usd)
     terms.append(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from isa.design import Design
-from workbench.area import AreaBreakdown
+from workbench.area import AreaBreakdown, memory_phy_units
 from workbench.chips import Chip, find_chip
 from workbench.cost import NB_ALPHA, Harvest, UnitCost, cost_per_good_die, nre_cost, unit_cost
 from workbench.design_tables import Check, design_tables
-from workbench.power import LEAKAGE_FRACTION, PowerResult, static_power_w
+from workbench.power import PowerResult, static_power_w
 
 
 def design_cost(
@@ -30,12 +30,14 @@ def design_cost(
         d0_per_cm2=c.get("defect_density_per_cm2"),
         yield_model=c.get("yield_model", "negative_binomial"),
         alpha=c.get("alpha", NB_ALPHA),
-        edge_exclusion_mm=c.get("edge_exclusion_mm", 0.0),
+        edge_exclusion_mm=c.get("edge_exclusion_mm"),
+        scribe_mm=c.get("scribe_mm"),
         harvest=harvest,
+        year=c.get("year"),
     )
     dies = [(main, 1)]
     for ch in c.get("chiplets", []):
-        dies.append((cost_per_good_die(ch["area_mm2"], ch["node"], name=ch["name"]), ch["count"]))
+        dies.append((cost_per_good_die(ch["area_mm2"], ch["node"], name=ch["name"], year=c.get("year")), ch["count"]))
     memory_gb = c.get("memory_gb", design.memory.dram_capacity_bytes / 2**30)
     uc = unit_cost(
         dies,
@@ -49,8 +51,17 @@ def design_cost(
         system_usd=c.get("system_usd", 0.0),
         nre=nre_cost(design.chip.node_nm, volume) if volume else None,
         margin=c.get("margin", 0.0) if margin is None else margin,
+        hbm_stacks=hbm_stacks(design),
     )
     return uc, area_prov
+
+
+def hbm_stacks(design: Design) -> int | None:
+    """HBM stacks the design's bandwidth needs (its memory PHY count), None for other memory types."""
+    mem = design.memory
+    if not mem.dram_type.startswith("HBM"):
+        return None
+    return memory_phy_units(mem.dram_type, mem.dram_bandwidth_bytes_per_cycle * design.chip.cores * design.chip.clock_hz)
 
 
 def reference_chip(design: Design) -> Chip | None:
@@ -60,7 +71,9 @@ def reference_chip(design: Design) -> Chip | None:
 
 
 def design_tdp_w(design: Design) -> float | None:
-    """TDP for the check: [power] tdp_w, else the reference chip's datasheet TDP."""
+    """TDP the power cap and checks use: [chip] tdp_w, else [power] tdp_w, else the reference chip's datasheet TDP."""
+    if design.chip.tdp_w:
+        return design.chip.tdp_w
     p = design_tables(design)["power"]
     if "tdp_w" in p:
         return p["tdp_w"]
@@ -69,11 +82,12 @@ def design_tdp_w(design: Design) -> float | None:
 
 
 def design_static_w(design: Design) -> float:
-    """Static power: [power] static_w, else leakage_fraction (default [E] 0.3) of peak dynamic power."""
+    """Static power: [power] static_w, else leakage_fraction of sustained dynamic power, else the node's static
+    fraction of the power under load (power.static_fraction, P.4)."""
     p = design_tables(design)["power"]
     if "static_w" in p:
         return p["static_w"]
-    return static_power_w(design, p.get("leakage_fraction", LEAKAGE_FRACTION))
+    return static_power_w(design, p.get("leakage_fraction"))
 
 
 def reference_checks(
@@ -109,7 +123,7 @@ def reference_checks(
                 lo, hi = ref[key]
                 checks.append(Check(name, value, lo, hi, lo <= value <= hi, src))
     if power is not None and power.tdp_w is not None:
-        tdp_src = "[power] tdp_w or the reference chip's datasheet TDP"
+        tdp_src = "[chip] tdp_w, [power] tdp_w or the reference chip's datasheet TDP"
         if peak_power_w is not None:
             checks.append(
                 Check("peak_rate_power_w <= TDP", peak_power_w, 0.0, power.tdp_w, peak_power_w <= power.tdp_w, tdp_src)

@@ -31,7 +31,7 @@ from workbench.design_models import (
 )
 from workbench.design_tables import Check, design_tables
 from workbench.errors import UsageError
-from workbench.power import PowerResult, peak_dynamic_power_w, run_power
+from workbench.power import PowerResult, SustainedPower, run_power, sustained_power
 
 
 class WorkloadError(UsageError):
@@ -226,6 +226,7 @@ class Estimate:
     power: PowerResult | None
     checks: list[Check] = field(default_factory=list)
     reference_chip: str | None = None
+    sustained: SustainedPower | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain-dict form."""
@@ -291,18 +292,26 @@ def estimate(
     cost, area_prov = design_cost(design, area, margin, volume)
     runs, counters, cycles = simulate_workload(design, workload, simulate)
     _, _, ideal_cycles = simulate_workload(design, workload, simulate, ideal_memory=True)
-    seconds = cycles / design.chip.clock_hz
     flops = workload.flops
-    achieved = flops / seconds
     tdp = design_tdp_w(design)
-    power = run_power(design, counters, seconds, flops, static_w=design_static_w(design), tdp_w=tdp)
+    static_w = design_static_w(design)
+    # the power cap: above the TDP the clock is throttled and the run takes longer (power.run_power)
+    power = run_power(design, counters, cycles / design.chip.clock_hz, flops, static_w=static_w, tdp_w=tdp)
+    seconds = power.seconds
+    achieved = flops / seconds
     peak = design.peak_flops
     price = cost.price_usd
     die_usd = sum(t.usd for t in cost.terms if t.name.startswith("die:"))
     ops = f"{ops_unit(design)} {design.matrix.input_dtype}"  # int8 designs do integer ops: TOPS, not TFLOPS
     f = {
         "peak_tflops": Figure(peak / 1e12, ops, "modelled", "2 x rows x cols x cores x clock"),
-        "achieved_tflops": Figure(achieved / 1e12, ops, "simulated", f"{cycles:,} cycles of the slowest core"),
+        "achieved_tflops": Figure(
+            achieved / 1e12,
+            ops,
+            "simulated",
+            f"{cycles:,} cycles of the slowest core"
+            + (f", clock throttled to {power.clock_scale:.1%} by the TDP" if power.clock_scale < 1 else ""),
+        ),
         "utilization": Figure(achieved / peak, "fraction", "simulated"),
         "achieved_tflops_ideal_memory": Figure(
             flops / (ideal_cycles / design.chip.clock_hz) / 1e12,
@@ -327,12 +336,25 @@ def estimate(
             counters.get("dram_read_bytes", 0) + counters.get("dram_write_bytes", 0), "bytes", "simulated"
         ),
     }
-    peak_power = peak_dynamic_power_w(design) + power.static_w
-    f["peak_rate_power_w"] = Figure(peak_power, "W", "modelled", "every MAC busy, DRAM at full bandwidth, static")
+    sus = sustained_power(design, tdp)
+    peak_power = sus.dynamic_w + power.static_w
+    f["peak_rate_power_w"] = Figure(
+        peak_power, "W", "modelled", "sustained large-GEMM load: every MAC busy at the nominal clock, DRAM at full "
+        "bandwidth, static"
+    )
     f["peak_rate_energy_per_flop_pj"] = Figure(peak_power / peak / 1e-12, "pJ/FLOP", "modelled")
+    f["sustained_on_chip_pj_per_flop"] = Figure(
+        sus.on_chip_pj_per_flop, "pJ/FLOP", "modelled", "on-die energy per FLOP at sustained load (no DRAM devices)"
+    )
+    for item in sus.items:
+        f[f"sustained_{item.name}_w"] = Figure(item.watts, "W", "modelled", f"{item.detail} [{item.source}]")
     if tdp:
         f["tdp_w"] = Figure(tdp, "W", "datasheet")
+        f["sustained_power_vs_tdp"] = Figure(
+            peak_power / tdp - 1, "fraction", "modelled", "sustained large-GEMM power relative to the TDP"
+        )
+        f["sustained_clock_scale"] = Figure(sus.clock_scale, "fraction", "modelled", "clock the TDP allows")
     checks = reference_checks(design, die_usd, cost.cost_usd, power, peak_power)
     return Estimate(
-        design.name, workload.name, f, runs, counters, area, cost, power, checks, chip.key if chip else None
+        design.name, workload.name, f, runs, counters, area, cost, power, checks, chip.key if chip else None, sus
     )

@@ -60,7 +60,13 @@ def load_model(spec: str, batch: int | None = None):
         raise UsageError(f"{spec}: model file not found")
     mod_spec = importlib.util.spec_from_file_location(f"_wb_model_{path.stem}", path)
     module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
+    try:
+        mod_spec.loader.exec_module(module)
+    except SyntaxError as exc:  # also a file that is not UTF-8 text: Python reports that as a SyntaxError
+        where = f"{spec}:{exc.lineno}" if exc.lineno else spec
+        raise UsageError(f"{where}: not a Python model file: {exc.msg}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {spec}: {exc.strerror or exc}") from None
     if not hasattr(module, "model"):
         raise UsageError(f"{spec}: defines no model() function returning the model to run")
     model = module.model()

@@ -7,11 +7,15 @@ reasoning next to it. Node names are forgiving: "N4", "4nm", "4", "4N", "TSMC 4N
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from dataclasses import asdict, dataclass, field
 
-from isa.technology import area_factor, energy_factor, logic_density_mtr_per_mm2  # noqa: F401
+from isa.technology import (  # noqa: F401  (area_factor and energy_factor are re-exported for the models)
+    area_factor,
+    energy_factor,
+    logic_density_mtr_per_mm2,
+    sram_density_mbit_per_mm2,
+)
 from workbench.errors import UsageError
 
 
@@ -26,7 +30,7 @@ class Node:
     name: str  # canonical name, e.g. "4nm"
     nm: int
     wafer_price_usd: float  # foundry sale price of one 300 mm wafer
-    defect_density_per_cm2: float  # D0, killer defects per cm^2
+    defect_density_per_cm2: float  # D0, killer defects per cm^2, mature value (defect_density() by year)
     logic_density_mtr_per_mm2: float  # typical (not peak) logic density, million transistors per mm^2
     sram_density_mbit_per_mm2: float  # effective die-level SRAM density for large arrays
     estimated: tuple[str, ...] = field(default=())  # which of the fields above are estimates [E]
@@ -38,128 +42,58 @@ class Node:
 
 
 _CSET = "docs/sources.md a.4 (CSET, Khan & Mann 2020, App. D)"
-_D0_MATURE = "docs/sources.md a.3 recommended: 28/16 nm 0.05; mature N7/N5/N4 0.10; early N3/N2 0.20"
-_CSET_DENSITY = "docs/sources.md b.6 (CSET / ttm-cas transistor_density_arr)"
+_DENSITY = "isa.technology (b.6 logic, b.5 LLMCompass SRAM)"
 
-# nm: (wafer $, D0, logic MTr/mm^2, SRAM Mbit/mm^2, estimated fields, sources)
-# SRAM densities: b.5 recommends 3 Mbit/mm^2 at N7 and 4 at N5 for large caches [E, derived from LLMCompass's
-# effective bitcell / array efficiency, calibrated on the A100 die]. Other nodes are scaled from those by the
-# HD-bitcell ratio (b.5 table) or, above 16 nm where no bitcell is listed, by logic-density ratio (b.6) [E].
-_TABLE: dict[int, tuple[float, float, float, float, tuple[str, ...], str]] = {
-    90: (
-        1650,
-        0.05,
-        1.6,
-        1.09 * 1.6 / 28.9,
-        ("sram_density_mbit_per_mm2",),
-        f"{_CSET}; {_D0_MATURE}; {_CSET_DENSITY}",
-    ),
-    65: (
-        1937,
-        0.05,
-        3.3,
-        1.09 * 3.3 / 28.9,
-        ("sram_density_mbit_per_mm2",),
-        f"{_CSET}; {_D0_MATURE}; {_CSET_DENSITY}",
-    ),
-    40: (
-        2274,
-        0.05,
-        7.7,
-        1.09 * 7.7 / 28.9,
-        ("sram_density_mbit_per_mm2",),
-        f"{_CSET}; {_D0_MATURE}; {_CSET_DENSITY}",
-    ),
-    28: (
-        2891,
-        0.05,
-        15.3,
-        1.09 * 15.3 / 28.9,
-        ("sram_density_mbit_per_mm2",),
-        f"{_CSET}; {_D0_MATURE}; {_CSET_DENSITY}",
-    ),
-    20: (
-        3677,
-        0.05,
-        22.1,
-        1.09 * 22.1 / 28.9,
-        ("sram_density_mbit_per_mm2",),
-        f"{_CSET}; {_D0_MATURE}; {_CSET_DENSITY}",
-    ),
-    # 16 nm SRAM: N7's 3 Mbit/mm^2 x (N7 bitcell 0.027 / 16 nm bitcell 0.074 um^2), b.5 [E] = 1.09
-    16: (
-        3984,
-        0.05,
-        28.9,
-        3.0 * 0.027 / 0.074,
-        ("sram_density_mbit_per_mm2",),
-        f"{_CSET}; {_D0_MATURE}; {_CSET_DENSITY}",
-    ),
-    # 10 nm: D0 not in a.3's recommendation; a mature FinFET node like N7 [E]. SRAM: geometric mean of
-    # the 16 nm and N7 figures [E] (no 10 nm bitcell in b.5).
-    10: (
-        5992,
-        0.10,
-        52.5,
-        math.sqrt(3.0 * 0.027 / 0.074 * 3.0),
-        ("defect_density_per_cm2", "sram_density_mbit_per_mm2"),
-        f"{_CSET}; {_CSET_DENSITY}",
-    ),
-    7: (
-        9346,
-        0.10,
-        96.3,
-        3.0,
-        ("sram_density_mbit_per_mm2",),
-        f"{_CSET}; {_D0_MATURE}; {_CSET_DENSITY}; b.5",
-    ),
-    # N6 (a 7 nm derivative): no wafer price in a.4, so the 7 nm price is used [E]; logic density 114.2 is
-    # LLMCompass's 6 nm figure (b.6); SRAM scaled by the effective bitcell 0.17 (7 nm) / 0.14 (6 nm), b.5 [E].
-    6: (
-        9346,
-        0.10,
-        114.2,
-        3.0 * 0.17 / 0.14,
-        ("wafer_price_usd", "sram_density_mbit_per_mm2"),
-        f"{_CSET} (7 nm price); {_D0_MATURE}; {_CSET_DENSITY} (LLMCompass 6 nm); b.5",
-    ),
-    5: (
-        16988,
-        0.10,
-        138.2,
-        4.0,
-        ("sram_density_mbit_per_mm2",),
-        f"{_CSET}; {_D0_MATURE}; {_CSET_DENSITY}; b.5",
-    ),
-    # N4/4N/4NP: a.4 says treat as the N5 price [E]; density taken as N5's (4 nm is an N5-family node) [E].
-    4: (
-        16988,
-        0.10,
-        138.2,
-        4.0,
-        ("wafer_price_usd", "logic_density_mtr_per_mm2", "sram_density_mbit_per_mm2"),
-        f"{_CSET} (N5 price, per a.4); {_D0_MATURE}; {_CSET_DENSITY} (N5 value); b.5",
-    ),
-    # N3: wafer 20k [E] (a.4 recommended default). Logic: Angstronomics' N3E <=215 MTr/mm^2 (b.6) times the N5
-    # typical/peak ratio 138.2/171.3 (b.6) [E] = 173. SRAM: N3E bitcell 0.021 = N5's (b.5): 4 Mbit/mm^2 [E].
-    3: (
-        20000,
-        0.20,
-        215 * 138.2 / 171.3,
-        4.0,
-        ("wafer_price_usd", "logic_density_mtr_per_mm2", "sram_density_mbit_per_mm2"),
-        "docs/sources.md a.4 recommended 3 nm default [E]; a.3; b.6; b.5",
-    ),
-    # N2: wafer 30k [E] (a.4). No density source: 1.1x N3 [E]. SRAM: bitcell 0.0175 vs 0.021 (b.5) [E].
-    2: (
-        30000,
-        0.20,
-        1.1 * 215 * 138.2 / 171.3,
-        4.0 * 0.021 / 0.0175,
-        ("wafer_price_usd", "logic_density_mtr_per_mm2", "sram_density_mbit_per_mm2"),
-        "docs/sources.md a.4 recommended 2 nm default [E]; a.3; b.5",
-    ),
+# nm: (wafer $, estimated fields, sources). Logic and SRAM densities are not retyped here: they come from
+# isa.technology, the one table the RTL flows read too. D0 comes from DEFECT_DENSITY below.
+_TABLE: dict[int, tuple[float, tuple[str, ...], str]] = {
+    90: (1650, (), _CSET),
+    65: (1937, (), _CSET),
+    40: (2274, (), _CSET),
+    28: (2891, (), _CSET),
+    20: (3677, (), _CSET),
+    16: (3984, (), _CSET),
+    10: (5992, ("defect_density_per_cm2",), _CSET),
+    7: (9346, (), _CSET),
+    # N6 (a 7 nm derivative): no wafer price in a.4, so the 7 nm price is used [E].
+    6: (9346, ("wafer_price_usd",), f"{_CSET} (7 nm price)"),
+    5: (16988, (), _CSET),
+    # N4/4N/4NP: a.4 says treat as the N5 price [E]; density and D0 as N5's (an N5-family node) [E].
+    4: (16988, ("wafer_price_usd", "logic_density_mtr_per_mm2", "defect_density_per_cm2"),
+        f"{_CSET} (N5 price, per a.4)"),
+    3: (20000, ("wafer_price_usd", "logic_density_mtr_per_mm2", "sram_density_mbit_per_mm2"),
+        "docs/sources.md a.4 recommended 3 nm default [E]"),
+    2: (30000, ("wafer_price_usd", "logic_density_mtr_per_mm2", "sram_density_mbit_per_mm2"),
+        "docs/sources.md a.4 recommended 2 nm default [E]"),
 }
+
+# Defect density D0 (killer defects per cm^2) by node and calendar year, from published points only
+# (docs/sources.md C.2): (year, D0). A year between points takes the latest point at or before it; a
+# year before the first point takes the first; no year takes the last (the mature value).
+# - N7: 0.09 three quarters after HVM, i.e. early 2019 (TSMC at VLSI 2019, via AnandTech 16028).
+# - N5: 0.10-0.11 in mid-2020, below 0.10 as HVM ramped (AnandTech 16028); ~0.06 by 2H 2021 read off TSMC's
+#   2020 symposium projection (SemiWiki thread 12942) [E].
+# - N6 follows N7 and N4 follows N5 (derivative nodes on the same lines) [E].
+# - 28/16 nm and older: 0.05 mature (a.3 recommendation); 10 nm: 0.10 (a mature FinFET node like N7) [E].
+# - N3/N2: 0.20 early ramp (a.3 recommendation); no later published figure.
+DEFECT_DENSITY: dict[int, tuple[tuple[float, float], ...]] = {
+    90: ((2005.0, 0.05),), 65: ((2007.0, 0.05),), 40: ((2009.0, 0.05),), 28: ((2012.0, 0.05),),
+    20: ((2015.0, 0.05),), 16: ((2016.0, 0.05),), 10: ((2017.0, 0.10),),
+    7: ((2019.0, 0.09),), 6: ((2019.0, 0.09),),
+    5: ((2020.5, 0.105), (2021.5, 0.06)), 4: ((2020.5, 0.105), (2021.5, 0.06)),
+    3: ((2023.0, 0.20),), 2: ((2025.5, 0.20),),
+}
+_D0_SOURCE = "docs/sources.md C.2 (TSMC via AnandTech 16028, SemiWiki 12942 [E]; a.3)"
+
+
+def defect_density(nm: int, year: float | None = None) -> float:
+    """D0 per cm^2 of node `nm` in `year` (latest published point at or before it); None: the mature value."""
+    points = DEFECT_DENSITY[nm]
+    if year is None:
+        return points[-1][1]
+    earlier = [d0 for y, d0 in points if y <= year]
+    return earlier[-1] if earlier else points[0][1]
+
 
 # Foundry names that share a row: 12/14 nm FinFET nodes are sold with 16 nm (CSET's "16/12 nm" row, a.4).
 _ALIAS_NM = {12: 16, 14: 16}
@@ -193,8 +127,17 @@ def resolve_node(name: str | int) -> Node:
             + (f"closest known: {hint} " if hint else "")
             + f"(known: {', '.join(NODE_NAMES)}; also written N4, 4N, N5P, 12nm, 14nm)"
         )
-    price, d0, logic, sram, est, src = _TABLE[nm]
-    return Node(f"{nm}nm", nm, price, d0, logic, sram, est, src)
+    price, est, src = _TABLE[nm]
+    return Node(
+        f"{nm}nm",
+        nm,
+        price,
+        defect_density(nm),
+        logic_density_mtr_per_mm2(nm),
+        sram_density_mbit_per_mm2(nm),
+        est,
+        f"{src}; D0 {_D0_SOURCE}; densities {_DENSITY}",
+    )
 
 
 # Node scaling lives in isa.technology, shared with the RTL flows; re-exported here for the models.

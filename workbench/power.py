@@ -1,7 +1,14 @@
-"""Energy per event at a design's node and the average power of a run, from the simulator's event counters.
+"""Chip-level power: energy per event at a design's node, the power of a run, the sustained-GEMM breakdown and
+the power cap.
 
-Horowitz's 45 nm energies (docs/sources.md b.1) scaled by Stillmaker-Baas factors (b.2); DRAM energy
-per bit by memory type (b.4); leakage as a fraction of peak dynamic power (basis b.3, fraction [E]).
+Each term cites a figure (docs/sources.md by section: a.n/b.n, and P.n for the chip-level terms):
+- datapath: Horowitz's 45 nm MAC energies (b.1) scaled by Stillmaker-Baas (b.2), plus Aladdin register bits (b.3);
+- register file (accumulator), L1 (scratchpad) and L2: Horowitz SRAM read energy by macro size (b.1);
+- network-on-chip: full-swing on-chip wire energy per bit and mm (P.1) over the mean core-to-L2 distance;
+- clock tree: a quarter of on-chip power (P.2);
+- DRAM device energy per bit (b.4); memory controller + PHY per bit (P.3);
+- leakage and other static power: a fraction of the power under load by device type (P.4).
+When modelled power exceeds the design's TDP, the clock is throttled: energy per event stays, time grows.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from isa.design import Design
+from isa.technology import register_energy_pj_per_bit
 from workbench.errors import UsageError
 from workbench.nodes import energy_factor, resolve_node
 
@@ -27,8 +35,6 @@ MAC_ENERGY_45NM_PJ = {
     "bf16": 1.1 + 0.9,  # [E] no bf16 entry: the fp16 multiplier is used (an upper bound: bf16's mantissa is shorter)
     "fp32": 3.7 + 0.9,  # 32-bit FP mult + add
 }
-# Aladdin 40 nm register, 0.009 pJ per bit written (b.3): the systolic hops each MAC causes (see pe_hop_bits).
-REGISTER_ENERGY_40NM_PJ_PER_BIT = 0.009
 # Horowitz 45 nm SRAM read of 64 bits by macro size (b.1): 8 KB 10 pJ, 32 KB 20 pJ, 1 MB 100 pJ.
 SRAM_64BIT_READ_45NM_PJ = ((8 * 1024, 10.0), (32 * 1024, 20.0), (1024 * 1024, 100.0))
 # Vector unit, per element op: FP32 FMA (3.7 + 0.9) for float designs, int32 mult + add (3.1 + 0.1) (b.1).
@@ -51,9 +57,33 @@ DRAM_PJ_PER_BIT: dict[str, tuple[float, str]] = {
     "DDR4": (20.0, "[E] b.1 Horowitz DRAM, low end of 20-40 pJ/bit"),
     "DDR5": (20.0, "[E] b.1 Horowitz DRAM, low end of 20-40 pJ/bit"),
 }
-# [E] Leakage as a fraction of peak dynamic power. Basis: TPU v4's measured idle power is about half its mean
-# (90 of 170 W, b.3); idle includes clocks, refresh and I/O that are not pure leakage, so 0.3 is taken.
-LEAKAGE_FRACTION = 0.3
+# L2 / shared global buffer: no capacity in the design schema yet, so its banks are taken as 1 MiB macros [E],
+# read at Horowitz's 1 MB figure (b.1). Every byte a core loads or stores passes through it.
+L2_MACRO_BYTES = 1 << 20
+# Network-on-chip: conventional full-swing repeated wire, 310 fJ/bit/mm at 130 nm, 1.2 V (P.1, survey Table 1),
+# moved to hwcomponents' 0.8 V by CV^2 (b.2); the wire capacitance per mm is taken as node-independent [E].
+WIRE_FJ_PER_BIT_MM_130NM = 310.0
+WIRE_VDD_130NM = 1.2
+MODEL_VDD = 0.8
+# Mean Manhattan distance between two uniform random points of a square of side L is 2L/3 (L/3 per axis): the
+# core-to-L2-slice distance when slices are spread over the die.
+MEAN_HOP_FRACTION_OF_SIDE = 2.0 / 3.0
+# Clock distribution "consumes at least a quarter of the power budget" of microprocessors (P.2).
+CLOCK_TREE_FRACTION = 0.25
+# Memory controller + PHY on the logic die, pJ per bit moved (P.3): a 4 nm HBM3 interface at 0.29 pJ/bit
+# (JSSC 2024); a 40 nm GDDR5/DDR3 tri-modal interface at 5.0 mW/Gbps = 5 pJ/bit, used for every non-HBM type [E].
+MEMORY_PHY_PJ_PER_BIT: dict[str, tuple[float, str]] = {
+    "HBM": (0.29, "P.3 4 nm HBM3 interface, 0.29 pJ/bit (JSSC 59(1), 2024)"),
+    "other": (5.0, "P.3 40 nm GDDR5/DDR3 interface, 5.0 mW/Gbps (Rambus) [E] for GDDR/DDR/LPDDR"),
+}
+# Static power as a fraction of the power under sustained load (P.4):
+# - FinFET nodes (<= 16 nm): an H200 SXM idles at 80.3 W against 592.8 W under load (13.5%); idle includes HBM
+#   refresh and I/O, so this bounds leakage from above;
+# - planar nodes (> 16 nm): leakage "more than 40% of total power budget in processors fabricated in 65 nm
+#   technology and beyond" (Kannan et al., citing ITRS), used as 40%.
+STATIC_FRACTION_FINFET = 80.3 / 592.8
+STATIC_FRACTION_PLANAR = 0.40
+FINFET_MAX_NM = 16
 
 
 @dataclass
@@ -78,7 +108,11 @@ class EnergyTerm:
 
 @dataclass
 class PowerResult:
-    """Energy and average power of one run, with each term."""
+    """Energy and average power of one run, with each term; throttled to the TDP where it would exceed it.
+
+    `seconds` is the run time after any throttling; `unthrottled_seconds` and `unthrottled_power_w` are the run at
+    the nominal clock, and `clock_scale` (<= 1) is the clock the power cap allows.
+    """
 
     terms: list[EnergyTerm]
     dynamic_j: float
@@ -91,12 +125,55 @@ class PowerResult:
     energy_per_flop_j: float
     tdp_w: float | None
     within_tdp: bool | None
+    unthrottled_seconds: float = 0.0
+    unthrottled_power_w: float = 0.0
+    clock_scale: float = 1.0
     provenance: str = "modelled"
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         """Plain-dict form."""
         return asdict(self)
+
+
+@dataclass
+class PowerItem:
+    """One part of the chip's power at sustained load."""
+
+    name: str
+    watts: float
+    detail: str
+    source: str
+    on_chip: bool = True
+
+
+@dataclass
+class SustainedPower:
+    """Power by part with every MAC busy at the nominal clock (a large GEMM's steady state), and the cap."""
+
+    design: str
+    items: list[PowerItem]
+    dynamic_w: float
+    static_w: float
+    total_w: float
+    on_chip_w: float
+    flops_per_s: float
+    tdp_w: float | None
+    clock_scale: float  # the clock the TDP allows at this load (1 = no throttling)
+    provenance: str = "modelled"
+
+    def item(self, name: str) -> float:
+        """Watts of the named part (0 if absent)."""
+        return sum(i.watts for i in self.items if i.name == name)
+
+    @property
+    def on_chip_pj_per_flop(self) -> float:
+        """On-die energy per FLOP (everything but the DRAM devices), pJ."""
+        return self.on_chip_w / self.flops_per_s / PJ
+
+    def to_json(self) -> dict:
+        """Plain-dict form, with the on-chip energy per FLOP."""
+        return {**asdict(self), "on_chip_pj_per_flop": self.on_chip_pj_per_flop}
 
 
 def pe_hop_bits(design: Design) -> int:
@@ -123,12 +200,37 @@ def dram_pj_per_bit(memory_type: str) -> tuple[float, str]:
     return DRAM_PJ_PER_BIT[memory_type]
 
 
+def memory_phy_pj_per_bit(memory_type: str) -> tuple[float, str]:
+    """Memory controller + PHY energy per bit on the logic die, and its source (P.3)."""
+    return MEMORY_PHY_PJ_PER_BIT["HBM" if memory_type.startswith("HBM") else "other"]
+
+
+def wire_fj_per_bit_mm() -> float:
+    """Full-swing on-chip wire energy per bit and mm at MODEL_VDD (P.1 scaled by CV^2)."""
+    return WIRE_FJ_PER_BIT_MM_130NM * (MODEL_VDD / WIRE_VDD_130NM) ** 2
+
+
+def die_side_mm(design: Design) -> float:
+    """Side of the (square) die: [cost] die_area_mm2 if given, else the modelled area."""
+    from workbench.area import design_area  # area imports nothing from power; late import keeps the module light
+    from workbench.design_tables import design_tables
+
+    area = design_tables(design)["cost"].get("die_area_mm2") or design_area(design).total_mm2
+    return math.sqrt(area)
+
+
+def static_fraction(nm: int) -> float:
+    """Static power as a fraction of the power under load (P.4): FinFET or planar."""
+    return STATIC_FRACTION_FINFET if nm <= FINFET_MAX_NM else STATIC_FRACTION_PLANAR
+
+
 def event_energies(design: Design) -> dict[str, EventEnergy]:
-    """Energy per event of `design` at its node, keyed by simulator counter name."""
+    """Energy per event of `design` at its node, keyed by simulator counter name (plus the per-byte L2, NoC and
+    memory-PHY energies, which are charged on every DRAM byte)."""
     nm = resolve_node(design.chip.node_nm).nm
     f = energy_factor(nm)
     dtype = design.matrix.input_dtype
-    hop = pe_hop_bits(design) * REGISTER_ENERGY_40NM_PJ_PER_BIT * f / energy_factor(40)
+    hop = pe_hop_bits(design) * register_energy_pj_per_bit(nm)  # the systolic hops each MAC causes
     mem = design.memory
     out = {
         f"macs_{dtype}": EventEnergy(
@@ -164,31 +266,113 @@ def event_energies(design: Design) -> dict[str, EventEnergy]:
         out[f"dram_{op}_bytes"] = EventEnergy(
             f"dram_{op}_bytes", 8 * pj_bit, f"per byte, {mem.dram_type} {pj_bit} pJ/bit", src
         )
+    out["l2_bytes"] = EventEnergy(
+        "l2_bytes",
+        sram_pj_per_byte_45nm(L2_MACRO_BYTES) * f,
+        f"per byte into or out of a core, {L2_MACRO_BYTES >> 20} MiB L2 bank [E]",
+        "b.1 Horowitz 1 MB SRAM x b.2",
+    )
+    hop_mm = MEAN_HOP_FRACTION_OF_SIDE * die_side_mm(design)
+    out["noc_bytes"] = EventEnergy(
+        "noc_bytes",
+        8 * wire_fj_per_bit_mm() * hop_mm / 1000,
+        f"per byte, {wire_fj_per_bit_mm():.0f} fJ/bit/mm over {hop_mm:.1f} mm (2/3 of the die side)",
+        "P.1 full-swing wire, CV^2 to 0.8 V",
+    )
+    phy_bit, phy_src = memory_phy_pj_per_bit(mem.dram_type)
+    out["memory_phy_bytes"] = EventEnergy("memory_phy_bytes", 8 * phy_bit, f"per byte, {phy_bit} pJ/bit", phy_src)
     return out
 
 
-def peak_rate_dynamic_w(design: Design) -> dict[str, float]:
-    """Dynamic power by part with every MAC busy each cycle, fed from the scratchpad, and DRAM at full bandwidth.
+# Energies charged on every DRAM byte besides the device itself: the byte crosses the memory PHY, an L2 bank and
+# the network-on-chip to reach its core (the simulator's cores load straight from DRAM; issue 14 adds the L2).
+_PER_DRAM_BYTE = ("l2_bytes", "noc_bytes", "memory_phy_bytes")
+_OFF_CHIP = ("dram_read_bytes", "dram_write_bytes")
 
-    This is the design's own worst case (a modelled TDP): it does not depend on how well a program reuses
-    data. The array reads one A column and one B row, (rows + cols) input elements, per cycle per core.
+
+def sustained_power(design: Design, tdp_w: float | None = None) -> SustainedPower:
+    """Power by part at sustained large-GEMM load: every MAC busy each cycle at the nominal clock.
+
+    Per core and cycle the array reads one A column and one B row, (rows + cols) input elements, from the
+    scratchpad; the accumulator reads and writes one row; the core's DRAM port runs at its full bandwidth, each
+    byte also written into the scratchpad and crossing the memory PHY, an L2 bank and the network-on-chip. These
+    are the design's own worst-case rates, independent of how well a program reuses data. Clock tree and static
+    power follow from the other parts (P.2, P.4); `tdp_w` gives the clock the cap allows.
     """
     e = event_energies(design)
     clock, cores, m = design.chip.clock_hz, design.chip.cores, design.matrix
-    return {
-        "macs": e[f"macs_{m.input_dtype}"].pj * design.macs_per_cycle * clock * PJ,
-        "operand_feed": e["scratchpad_read_bytes"].pj * (m.rows + m.cols) * design.input_bytes * cores * clock * PJ,
-        "dram": e["dram_read_bytes"].pj * design.dram_bandwidth_bytes_per_s * cores * PJ,
-    }
+    cycles_per_s = clock * cores
+    port_bytes_per_s = design.memory.dram_bandwidth_bytes_per_cycle * cycles_per_s
+    macs = e[f"macs_{m.input_dtype}"]
+    hop = pe_hop_bits(design) * register_energy_pj_per_bit(resolve_node(design.chip.node_nm).nm)
+    feed = (m.rows + m.cols) * design.input_bytes
+    acc_row = design.accumulator_row_bytes
+    items = [
+        PowerItem("datapath", (macs.pj - hop) * design.macs_per_cycle * clock * PJ,
+                  f"{design.macs_per_cycle:,} MACs x {clock / 1e9:g} GHz", macs.source),
+        PowerItem("pe_registers", hop * design.macs_per_cycle * clock * PJ,
+                  f"{pe_hop_bits(design)} register bits per MAC", "b.3 Aladdin register x b.2"),
+        PowerItem("register_file", 2 * acc_row * e["accumulator_read_bytes"].pj * cycles_per_s * PJ,
+                  f"accumulator: one {acc_row} B row read + written per cycle per core", e["accumulator_read_bytes"].source),
+        PowerItem("l1_scratchpad", (feed + port_bytes_per_s / cycles_per_s) * e["scratchpad_read_bytes"].pj
+                  * cycles_per_s * PJ,
+                  f"{feed} B operand reads + {design.memory.dram_bandwidth_bytes_per_cycle} B fills per cycle per core",
+                  e["scratchpad_read_bytes"].source),
+        PowerItem("l2", port_bytes_per_s * e["l2_bytes"].pj * PJ,
+                  f"{port_bytes_per_s / 1e12:.2f} TB/s into the cores", e["l2_bytes"].source),
+        PowerItem("network_on_chip", port_bytes_per_s * e["noc_bytes"].pj * PJ, e["noc_bytes"].detail,
+                  e["noc_bytes"].source),
+        PowerItem("memory_phy", port_bytes_per_s * e["memory_phy_bytes"].pj * PJ,
+                  f"{port_bytes_per_s / 1e12:.2f} TB/s, {e['memory_phy_bytes'].detail}", e["memory_phy_bytes"].source),
+    ]
+    logic = sum(i.watts for i in items)
+    items.append(PowerItem("clock_tree", logic * CLOCK_TREE_FRACTION / (1 - CLOCK_TREE_FRACTION),
+                           f"{CLOCK_TREE_FRACTION:.0%} of on-chip power", "P.2"))
+    items.append(PowerItem("dram", port_bytes_per_s * e["dram_read_bytes"].pj * PJ,
+                           f"{port_bytes_per_s / 1e12:.2f} TB/s, {e['dram_read_bytes'].detail}",
+                           e["dram_read_bytes"].source, on_chip=False))
+    dynamic = sum(i.watts for i in items)
+    nm = resolve_node(design.chip.node_nm).nm
+    frac = static_fraction(nm)
+    static = dynamic * frac / (1 - frac)
+    items.append(PowerItem("static", static, f"{frac:.1%} of the power under load "
+                           f"({'FinFET' if nm <= FINFET_MAX_NM else 'planar'} {nm} nm)", "P.4"))
+    total = dynamic + static
+    return SustainedPower(
+        design=design.name,
+        items=items,
+        dynamic_w=dynamic,
+        static_w=static,
+        total_w=total,
+        on_chip_w=sum(i.watts for i in items if i.on_chip),
+        flops_per_s=design.peak_flops,
+        tdp_w=tdp_w,
+        clock_scale=throttle_clock_scale(dynamic, static, tdp_w),
+    )
+
+
+def throttle_clock_scale(dynamic_w: float, static_w: float, tdp_w: float | None) -> float:
+    """Clock fraction that brings dynamic + static power down to `tdp_w` (energy per event fixed), at most 1."""
+    if tdp_w is None or dynamic_w + static_w <= tdp_w:
+        return 1.0
+    if static_w >= tdp_w:
+        raise PowerInputError(
+            f"static power {static_w:,.1f} W alone exceeds the TDP {tdp_w:,.1f} W; raise [chip] tdp_w or lower the "
+            "leakage ([power] static_w / leakage_fraction)"
+        )
+    return (tdp_w - static_w) / dynamic_w
 
 
 def peak_dynamic_power_w(design: Design) -> float:
-    """Total dynamic power at the peak rate (the basis for leakage)."""
-    return sum(peak_rate_dynamic_w(design).values())
+    """Total dynamic power at sustained load."""
+    return sustained_power(design).dynamic_w
 
 
-def static_power_w(design: Design, leakage_fraction: float = LEAKAGE_FRACTION) -> float:
-    """Leakage power: a fraction of peak dynamic power ([E], basis b.3)."""
+def static_power_w(design: Design, leakage_fraction: float | None = None) -> float:
+    """Static power: the node's fraction of the power under sustained load (P.4), or `leakage_fraction` of the
+    sustained dynamic power where a design sets one."""
+    if leakage_fraction is None:
+        return sustained_power(design).static_w
     if not 0 <= leakage_fraction < 1:
         raise PowerInputError(f"leakage_fraction = {leakage_fraction} must be in [0, 1)")
     return leakage_fraction * peak_dynamic_power_w(design)
@@ -203,7 +387,12 @@ def run_power(
     static_w: float | None = None,
     tdp_w: float | None = None,
 ) -> PowerResult:
-    """Energy of a run from event counters (whole chip) and its average power; checked against `tdp_w`."""
+    """Energy of a run from event counters (whole chip) and its average power, capped at `tdp_w`.
+
+    Every DRAM byte is also charged its memory-PHY, L2 and network-on-chip energy, and the on-chip dynamic energy
+    its clock-tree share. Above the TDP the clock is throttled: the dynamic energy stays, the time stretches to
+    dynamic / (TDP - static), and the static energy grows with it.
+    """
     if seconds <= 0:
         raise PowerInputError(f"run time must be > 0 s, got {seconds}")
     energies = event_energies(design)
@@ -211,7 +400,7 @@ def run_power(
     for name, count in counters.items():
         if not count:
             continue
-        if name not in energies:
+        if name not in energies or name in _PER_DRAM_BYTE:
             if name.startswith("macs_"):
                 raise PowerInputError(
                     f"counter {name!r} does not match the design's input dtype {design.matrix.input_dtype!r}"
@@ -219,20 +408,42 @@ def run_power(
             continue  # counters without an energy (e.g. DMA descriptors) are not charged
         e = energies[name]
         terms.append(EnergyTerm(name, float(count), e.pj, float(count) * e.pj * PJ))
+    dram_bytes = sum(float(counters.get(k, 0)) for k in _OFF_CHIP)
+    if dram_bytes:
+        for name in _PER_DRAM_BYTE:
+            e = energies[name]
+            terms.append(EnergyTerm(name, dram_bytes, e.pj, dram_bytes * e.pj * PJ))
+    on_chip = sum(t.joules for t in terms if t.event not in _OFF_CHIP)
+    if on_chip:
+        clock_j = on_chip * CLOCK_TREE_FRACTION / (1 - CLOCK_TREE_FRACTION)
+        terms.append(EnergyTerm("clock_tree", on_chip, CLOCK_TREE_FRACTION / (1 - CLOCK_TREE_FRACTION), clock_j))
     dynamic = sum(t.joules for t in terms)
     static = static_power_w(design) if static_w is None else float(static_w)
-    energy = dynamic + static * seconds
-    power = energy / seconds
+    power0 = dynamic / seconds + static
+    scale = throttle_clock_scale(dynamic / seconds, static, tdp_w)
+    run_s = seconds / scale
+    energy = dynamic + static * run_s
+    power = energy / run_s
+    notes = []
+    if scale < 1:
+        notes.append(
+            f"power cap: {power0:,.1f} W at the nominal clock exceeds the TDP {tdp_w:,.1f} W; clock throttled to "
+            f"{scale:.1%}, run time {seconds:.4g} s -> {run_s:.4g} s"
+        )
     return PowerResult(
         terms=terms,
         dynamic_j=dynamic,
-        seconds=seconds,
+        seconds=run_s,
         static_w=static,
-        static_j=static * seconds,
+        static_j=static * run_s,
         energy_j=energy,
         average_power_w=power,
         flops=flops,
         energy_per_flop_j=energy / flops if flops else float("nan"),
         tdp_w=tdp_w,
-        within_tdp=None if tdp_w is None else power <= tdp_w,
+        within_tdp=None if tdp_w is None else power <= tdp_w * (1 + 1e-9),
+        unthrottled_seconds=seconds,
+        unthrottled_power_w=power0,
+        clock_scale=scale,
+        notes=notes,
     )

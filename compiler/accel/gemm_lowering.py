@@ -25,14 +25,14 @@ from typing import Any
 import numpy as np
 
 from compiler.accel.tiling import MAX_DMA_ROWS, MAX_REPEAT, MAX_STREAM, OsBlock, os_block, ws_block
-from isa.design import DEFAULT_DESIGN, Design, ceil_div, load_design
+from isa.design import DEFAULT_DESIGN, DTYPE_BYTES, Design, DesignError, ceil_div, load_design
 from isa.encoding import Instr, make
 from isa.errors import UserError
 from isa.functional import from_dram_bytes, to_dram_bytes
 from isa.instructions import INSTRUCTIONS
 
 __all__ = ["GemmProgram", "gemm_program", "gemm_design", "MAX_STREAM", "GemmSizeError", "check_gemm_size",
-           "Group", "emit_groups", "split_dma"]
+           "Group", "emit_groups", "split_dma", "Epilogue", "EpilogueDoesNotFit"]
 
 MAX_SP_ROWS = INSTRUCTIONS["gemm"].field("a").max + 1  # scratchpad rows a gemm can address
 MAX_ACC_ROWS = INSTRUCTIONS["gemm"].field("c").max + 1
@@ -42,6 +42,25 @@ MAX_DRAM_STRIDE = INSTRUCTIONS["load"].field("stride").max  # bytes between the 
 
 class GemmSizeError(UserError):
     """A GEMM the instruction set cannot express on this design (sizes below 1, operands beyond its DRAM reach)."""
+
+
+class EpilogueDoesNotFit(ValueError):
+    """The accumulator cannot hold the output blocks and the epilogue's per-column operands together."""
+
+
+@dataclass(frozen=True)
+class Epilogue:
+    """Vector ops applied in place to every finished block of C in the accumulator, before its store.
+
+    steps: (vec op, per-column operand index or None, immediate or None); each reads the tile and writes it
+    back. Operand o is a row of N accumulator-dtype values (a bias, a per-channel multiplier), loaded once per
+    block and column tile with a stride-0 DMA that repeats it over the tile's rows. narrow: store C in the
+    input dtype (int8 saturating / bf16 / fp16), so a requantized activation leaves the chip as int8.
+    """
+
+    steps: tuple[tuple[str, int | None, float | int | None], ...]
+    operands: int = 0
+    narrow: bool = False
 
 
 @dataclass
@@ -58,9 +77,12 @@ class GemmProgram:
     c_addr: int
     dram_bytes: int  # bytes of DRAM the operands need
     kc: int = 0  # OS: reduction chunk of the panel layout (see _panels)
+    epilogue: Epilogue | None = None
+    operand_addrs: tuple[int, ...] = ()  # the epilogue's per-column operand rows
 
-    def dram_image(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """DRAM bytes holding A and B in the design's input dtype (OS: as panels, WS: A and B row-major)."""
+    def dram_image(self, a: np.ndarray, b: np.ndarray, operands: tuple = ()) -> np.ndarray:
+        """DRAM bytes holding A and B in the design's input dtype (OS: as panels, WS: A and B row-major),
+        and the epilogue's per-column operand rows (N values each, accumulator dtype)."""
         dtype = self.design.matrix.input_dtype
         image = np.zeros(self.dram_bytes, dtype=np.uint8)
         if self.design.matrix.dataflow == "os":
@@ -72,13 +94,23 @@ class GemmProgram:
         raw_b = to_dram_bytes(np.ascontiguousarray(b_src), dtype)
         image[self.a_addr:self.a_addr + raw_a.size] = raw_a
         image[self.b_addr:self.b_addr + raw_b.size] = raw_b
+        if len(operands) != len(self.operand_addrs):
+            raise ValueError(f"the epilogue takes {len(self.operand_addrs)} operand rows, got {len(operands)}")
+        for addr, row in zip(self.operand_addrs, operands, strict=True):
+            raw = to_dram_bytes(np.asarray(row).reshape(-1)[:self.n], self.design.matrix.acc_dtype)
+            image[addr:addr + raw.size] = raw
         return image
+
+    @property
+    def c_dtype(self) -> str:
+        """The isa dtype C is stored in: the accumulator's, or the input dtype after a narrowing epilogue."""
+        narrow = self.epilogue is not None and self.epilogue.narrow
+        return self.design.matrix.input_dtype if narrow else self.design.matrix.acc_dtype
 
     def read_c(self, dram: np.ndarray) -> np.ndarray:
         """The M x N result from a final DRAM image."""
-        nbytes = self.m * self.n * self.design.acc_bytes
-        return from_dram_bytes(dram[self.c_addr:self.c_addr + nbytes], self.design.matrix.acc_dtype) \
-            .reshape(self.m, self.n)
+        nbytes = self.m * self.n * DTYPE_BYTES[self.c_dtype]
+        return from_dram_bytes(dram[self.c_addr:self.c_addr + nbytes], self.c_dtype).reshape(self.m, self.n)
 
 
 def _panels(x: np.ndarray, width: int, kc: int) -> np.ndarray:
@@ -315,21 +347,117 @@ def check_gemm_size(design: Design, m: int, n: int, k: int) -> None:
                                 f"{MAX_DRAM_STRIDE:,} (the 'stride' field); use smaller sizes")
 
 
-def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False) -> GemmProgram:
+def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False,
+                 epilogue: Epilogue | None = None) -> GemmProgram:
     """Tile an M x K by K x N GEMM onto `design` (ragged sizes zero-padded by the loads).
 
     whole_k: keep SCALE-Sim's fold structure (each OS tile streams the whole reduction in one gemm) for the
     ideal-memory mode, where loads are free and only the folds count.
+    epilogue: vector ops on each finished block before its store (raises EpilogueDoesNotFit when the
+    accumulator cannot also hold its operands).
     """
     check_gemm_size(design, m, n, k)
     a_addr, b_addr, c_addr, dram_bytes = _layout(design, m, n, k)
+    tiling = design if epilogue is None or not epilogue.operands else \
+        _epilogue_tiling_design(design, epilogue, m, n, k, whole_k)
     os = design.matrix.dataflow == "os"
     if os:
-        blk = os_block(design, m, n, k, whole_k)
-        groups = _os_groups(design, m, n, k, a_addr, b_addr, c_addr, blk)
+        blk = os_block(tiling, m, n, k, whole_k)
+        groups = _os_groups(tiling, m, n, k, a_addr, b_addr, c_addr, blk)
     else:
-        groups = _ws_groups(design, m, n, k, a_addr, b_addr, c_addr, whole_k)
-    return GemmProgram(design, m, n, k, emit_groups(groups, design.control.queue_depth), a_addr, b_addr, c_addr, dram_bytes, blk.kc if os else 0)
+        groups = _ws_groups(tiling, m, n, k, a_addr, b_addr, c_addr, whole_k)
+    op_addrs: tuple[int, ...] = ()
+    if epilogue is not None:
+        row_bytes = ceil_div(n, design.matrix.cols) * design.matrix.cols * design.acc_bytes
+        op_addrs = tuple(dram_bytes + o * _align(row_bytes) for o in range(epilogue.operands))
+        dram_bytes += epilogue.operands * _align(row_bytes)
+        rep = design.matrix.rows if os else ws_block(tiling, m, n, k, whole_k).ml
+        _add_epilogue(design, groups, epilogue, n, c_addr, op_addrs, tiling.accumulator_rows, rep)
+    return GemmProgram(design, m, n, k, emit_groups(groups, design.control.queue_depth), a_addr, b_addr, c_addr,
+                       dram_bytes, blk.kc if os else 0, epilogue, op_addrs)
+
+
+def _epilogue_tiling_design(design: Design, epilogue: Epilogue, m: int, n: int, k: int, whole_k: bool) -> Design:
+    """The design the blocking sees: an accumulator small enough that two blocks' operand rows fit beside it.
+
+    The operand rows of a block are `operands * bn * (tile rows)`; the blocking is asked again with the
+    accumulator shrunk by what the last choice needed until it fits, so big accumulators lose only the rows
+    the operands take. 1 + 2 * operands shares of the accumulator always fit (a block takes at most one share).
+    """
+    unit = 2 * design.memory.accumulator_banks
+    rows = design.accumulator_rows
+    safe = rows // (1 + 2 * epilogue.operands) // unit * unit
+    for _ in range(8):
+        try:
+            tiling = design.replace(memory=dataclasses.replace(
+                design.memory, accumulator_bytes=rows * design.accumulator_row_bytes))
+        except DesignError:
+            break
+        if design.matrix.dataflow == "os":
+            blk = os_block(tiling, m, n, k, whole_k)
+            bn, rep = blk.bn, design.matrix.rows
+        else:
+            wblk = ws_block(tiling, m, n, k, whole_k)
+            bn, rep = wblk.bn, wblk.ml
+        need = 2 * epilogue.operands * bn * rep
+        if rows + need <= design.accumulator_rows:
+            return tiling
+        rows = (design.accumulator_rows - need) // unit * unit
+        if rows <= safe:
+            break
+    try:
+        return design.replace(memory=dataclasses.replace(
+            design.memory, accumulator_bytes=safe * design.accumulator_row_bytes))
+    except DesignError:
+        raise EpilogueDoesNotFit(f"{design.accumulator_rows} accumulator rows cannot hold output blocks and "
+                                 f"{epilogue.operands} operand(s)") from None
+
+
+def _add_epilogue(design: Design, groups: list[Group], epi: Epilogue, n: int, c_addr: int,
+                  op_addrs: tuple[int, ...], reserved_base: int, rep: int) -> None:
+    """Per block: operand loads with its first group, vec ops after its last gemm, stores narrowed.
+
+    Operand rows of block p live at reserved_base + (p % 2) * (operands * bn * rep): the loads of block p + 2
+    wait (compute->load token of two groups back) for block p's vec ops, the last compute of its group.
+    """
+    cols, ab = design.matrix.cols, design.acc_bytes
+    out_b = design.input_bytes if epi.narrow else ab
+    panels: dict[int, list[Group]] = {}
+    for g in groups:
+        panels.setdefault(g.panel, []).append(g)
+    per_panel = max((len({_col(s, c_addr, ab, n, cols) for s in grp[-1].stores}) for grp in panels.values()),
+                    default=1) * epi.operands * rep
+    if reserved_base + 2 * per_panel > design.accumulator_rows:
+        raise EpilogueDoesNotFit(f"the epilogue's operands need {2 * per_panel} accumulator rows beyond "
+                                 f"{reserved_base}; the design has {design.accumulator_rows}")
+    for p, grp in panels.items():
+        stores = grp[-1].stores
+        col_tiles = sorted({_col(s, c_addr, ab, n, cols) for s in stores})
+        where = {j: reserved_base + (p % 2) * per_panel + t * epi.operands * rep for t, j in enumerate(col_tiles)}
+        for j in col_tiles:
+            for o in range(epi.operands):
+                grp[0].loads.append(dict(op="load.acc", sram=where[j] + o * rep, dram=op_addrs[o] + j * cols * ab,
+                                         stride=0, rows=rep, cols=min(cols, n - j * cols)))
+        vecs = []
+        for st in stores:
+            j = _col(st, c_addr, ab, n, cols)
+            for op, operand, imm in epi.steps:
+                v = dict(op=f"vec.{op}", dst=st["sram"], src=st["sram"], rows=st["rows"])
+                if operand is not None:
+                    v["src2"] = where[j] + operand * rep
+                elif imm is not None:
+                    v.update(use_imm=1, imm=int(np.array(imm, dtype=np.float32).view(np.int32)) if design.is_float
+                             else int(imm))
+                vecs.append(v)
+        grp[-1].gemms += vecs
+        for st in stores:
+            e = (st["dram"] - c_addr) // ab
+            st.update(narrow=int(epi.narrow), dram=c_addr + e * out_b, stride=n * out_b)
+
+
+def _col(store: dict[str, Any], c_addr: int, ab: int, n: int, cols: int) -> int:
+    """The column tile a store of C writes (from its DRAM address)."""
+    return ((store["dram"] - c_addr) // ab % n) // cols
 
 
 def gemm_design(design: Design | str | None = None, rows: int | None = None, cols: int | None = None,

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler.accel.gemm_lowering import check_gemm_size, gemm_design, gemm_program
+from compiler.accel.gemm_lowering import Epilogue, check_gemm_size, gemm_design, gemm_program
 from isa.design import Design
 from isa.functional import round_to_input
 from sim.simulator import SimResult, simulate
@@ -75,20 +75,21 @@ class GemmResult:
 
 
 def run_gemm(design: Design, a: np.ndarray, b: np.ndarray, ideal_memory: bool = False,
-             overlap: bool | None = None, trace: bool = False,
-             sink: list | None = None) -> tuple[np.ndarray, SimResult, int]:
+             overlap: bool | None = None, trace: bool = False, sink: list | None = None,
+             epilogue: Epilogue | None = None, operands: tuple = ()) -> tuple[np.ndarray, SimResult, int]:
     """Simulate C = a @ b on `design` with these operands; returns C, the result and the program length.
 
     The simulated address space grows to fit the operands (the design's `dram_bytes` bounds programs,
     not the data a caller brings). `sink`: append (design, program, DRAM image) for replay (e.g. on the RTL).
+    `epilogue`/`operands`: vector ops on each output block before its store (C comes back transformed).
     """
     m, k = a.shape
     n = b.shape[1]
-    gp = gemm_program(design, m, n, k, whole_k=ideal_memory)
+    gp = gemm_program(design, m, n, k, whole_k=ideal_memory, epilogue=epilogue)
     if gp.dram_bytes > design.memory.dram_bytes:
         design = design.replace(memory=dataclasses.replace(design.memory, dram_bytes=gp.dram_bytes))
         gp = dataclasses.replace(gp, design=design)
-    image = gp.dram_image(a, b)
+    image = gp.dram_image(a, b, operands)
     if sink is not None:
         sink.append((design, gp.program, image))
     result = simulate(design, gp.program, image, ideal_memory=ideal_memory, overlap=overlap, trace=trace)

@@ -21,6 +21,7 @@ from ..device import RefBuffer
 from ..interpreter import evaluate
 from ..lazy import Node, toposort
 from ..ops import ELEMENTWISE, Ops
+from .gemm_lowering import Epilogue, EpilogueDoesNotFit
 from .gemm_run import run_gemm
 from .host_values import chain_base, is_leaf_chain, leaf_value
 from .vector_lowering import VectorDoesNotFit, run_vector, vector_program
@@ -232,26 +233,41 @@ def _run_gemm_kernel(k, design, ops: tuple[Node, Node], nodes, leaf_ids, trace):
     rec.host_layout_bytes = a.nbytes + b.nbytes
     events: list = []
     acc_np = np.float32 if design.is_float else np.int32
-    c = np.empty((bs, ms, ns), dtype=acc_np)
-    for i in range(bs):
-        c[i], res, n_instr = run_gemm(design, a[i], b[i], trace=trace, sink=PROGRAM_SINK["programs"])
-        events += _offset_events(res.trace_events, rec.cycles, k.name)
-        rec.add_sim(res, n_instr)
-    # C back to the reduce's shape: (batch, M, N) axes in full-shape order, reduced axes as size 1
     keep = ax.batch + ax.m + ax.n
     order = np.argsort(keep)
-    red_val = c.reshape([shape[i] for i in keep]).transpose(order).reshape(red.shape)
+
+    def to_c(v: np.ndarray) -> np.ndarray:
+        """A value of the epilogue (any reshape of the reduce's shape) in C's (batch*M, N) layout."""
+        full = np.broadcast_to(v, v.shape).reshape(red.shape).reshape([shape[i] for i in sorted(keep)])
+        return full.transpose([sorted(keep).index(i) for i in keep]).reshape(bs * ms, ns)
+
     tail = k.out
     while tail is not red and tail.op == Ops.RESHAPE:
         tail = tail.src[0]
+    plan = plan_vector(k.out, leaf_ids | {red.id}, design) if tail is not red else None
+    fused = _fuse(plan, red, leaf_ids, to_c, acc_np) if isinstance(plan, VecPlan) else None
+    c = np.empty((bs, ms, ns), dtype=acc_np)
+    i = 0
+    while i < bs:
+        try:
+            c[i], res, n_instr = run_gemm(design, a[i], b[i], trace=trace, sink=PROGRAM_SINK["programs"],
+                                          epilogue=fused[0] if fused else None, operands=fused[1] if fused else ())
+        except EpilogueDoesNotFit:
+            fused = None  # every batch runs the epilogue as its own program instead
+            continue
+        events += _offset_events(res.trace_events, rec.cycles, k.name)
+        rec.add_sim(res, n_instr)
+        i += 1
+    if fused:  # C left the chip already transformed (and narrowed)
+        rec.unit = "matrix+vector"
+        out = c.reshape([shape[i] for i in keep]).transpose(order).reshape(k.out.shape).astype(k.out.dtype.np)
+        rec.utilization = rec.macs / (design.matrix.rows * design.matrix.cols * rec.cycles) if rec.cycles else 0.0
+        return np.ascontiguousarray(out), rec, events
+    # C back to the reduce's shape: (batch, M, N) axes in full-shape order, reduced axes as size 1
+    red_val = c.reshape([shape[i] for i in keep]).transpose(order).reshape(red.shape)
     if tail is red:  # no epilogue but a reshape: the result is C as it is
         out = red_val
     else:
-        def to_c(v: np.ndarray) -> np.ndarray:
-            full = np.broadcast_to(v, v.shape).reshape(red.shape).reshape([shape[i] for i in sorted(keep)])
-            return full.transpose([sorted(keep).index(i) for i in keep]).reshape(bs * ms, ns)
-
-        plan = plan_vector(k.out, leaf_ids | {red.id}, design)
         value = None
         if isinstance(plan, VecPlan):
             arrays = {}
@@ -278,6 +294,34 @@ def _run_gemm_kernel(k, design, ops: tuple[Node, Node], nodes, leaf_ids, trace):
         out = value
     rec.utilization = rec.macs / (design.matrix.rows * design.matrix.cols * rec.cycles) if rec.cycles else 0.0
     return np.ascontiguousarray(out).reshape(k.out.shape), rec, events
+
+
+def _fuse(plan: VecPlan, red: Node, leaf_ids: set[int], to_c, acc_np) -> tuple[Epilogue, tuple] | None:
+    """The epilogue as in-place vec ops on C's tiles inside the GEMM program, when it is a chain over C
+    whose other operands are per-column rows (a bias, a per-channel multiplier) or immediates."""
+    ids = leaf_ids | {red.id}
+    c_slots = [s for s, node, _ in plan.leaves if chain_base(node, ids) is red]
+    if len(c_slots) != 1:
+        return None
+    operands: dict[int, int] = {}
+    rows = []
+    for s, node, _ in plan.leaves:
+        if s == c_slots[0]:
+            continue
+        grid = to_c(np.asarray(leaf_value(node, leaf_ids), dtype=acc_np))
+        if grid.shape[0] > 1 and not (grid == grid[:1]).all():
+            return None  # varies by row (a residual): needs its own load per tile
+        operands[s] = len(rows)
+        rows.append(np.ascontiguousarray(grid[0]))
+    current, steps = c_slots[0], []
+    for st in plan.steps:
+        if st.src != current or (st.src2 is not None and st.src2 not in operands):
+            return None
+        steps.append((st.op, operands[st.src2] if st.src2 is not None else None, st.imm))
+        current = st.dst
+    if current != plan.out_slot:
+        return None
+    return Epilogue(tuple(steps), len(rows), plan.narrow), tuple(rows)
 
 
 def _run_vector_kernel(k, design, plan: VecPlan, leaf_ids, trace):

@@ -66,6 +66,14 @@ def _const(n: Node, leaf_ids: set[int]) -> float | int | None:
     return v[0].item() if v.size else None
 
 
+def _same(a: Node, b: Node, leaf_ids: set[int]) -> bool:
+    """The same value: one node, or two constants equal everywhere."""
+    if a is b:
+        return True
+    ca = _const(a, leaf_ids)
+    return ca is not None and a.shape == b.shape and ca == _const(b, leaf_ids)
+
+
 def value_range(n: Node, leaf_ids: set[int]) -> tuple[float, float]:
     """Bounds of a node's values known from its structure (constants, max, min), else (-inf, inf)."""
     c = _const(n, leaf_ids)
@@ -87,11 +95,15 @@ def value_range(n: Node, leaf_ids: set[int]) -> tuple[float, float]:
     if n.op == Ops.MAX:
         (la, ha), (lb, hb) = (value_range(s, leaf_ids) for s in n.src)
         return max(la, lb), max(ha, hb)
+    if n.op == Ops.ADD:
+        (la, ha), (lb, hb) = (value_range(s, leaf_ids) for s in n.src)
+        return la + lb, ha + hb
     if n.op == Ops.WHERE and n.src[0].op == Ops.CMPLT:
         p, q = n.src[0].src
-        if n.src[1] is p and n.src[2] is q or n.src[1] is q and n.src[2] is p:
+        if _same(n.src[1], p, leaf_ids) and _same(n.src[2], q, leaf_ids) or \
+                _same(n.src[1], q, leaf_ids) and _same(n.src[2], p, leaf_ids):
             (la, ha), (lb, hb) = value_range(p, leaf_ids), value_range(q, leaf_ids)
-            if n.src[1] is p:  # min
+            if _same(n.src[1], p, leaf_ids):  # min
                 return min(la, lb), min(ha, hb)
             return max(la, lb), max(ha, hb)
     return -math.inf, math.inf
@@ -213,6 +225,32 @@ class _Planner:
         self.p.steps.append(VecStep(op, dst, src, imm=imm, phase=phase))
         return dst
 
+    def _trunc(self, y: Node, phase: str) -> int:
+        """float(int(y)) for y known to lie in [1, 2^22): round to an integer through 2^23, then subtract 1
+        where that rounded up. Every step is exact in fp32: the rounding error d = r - y is a multiple of
+        ulp(lower bound), so d * (1 / that ulp) clamped to [0, 1] is 1 exactly when r > y."""
+        lo, hi = value_range(y, self.leaf_ids)
+        if not (1.0 <= lo and hi < 2.0**22):
+            raise _Unsupported(f"float->int cast of values in [{lo}, {hi}] (the vector unit truncates only [1, 2^22))")
+        big = 2.0 ** (23 - math.floor(math.log2(lo)))
+        src = self.value(y, phase)
+        seq = [("add", 2.0**23), ("add", -(2.0**23))]
+        r = src
+        for op, imm in seq:
+            dst = self._new(phase)
+            self.p.steps.append(VecStep(op, dst, r, imm=imm, phase=phase))
+            r = dst
+        d = self._new(phase)
+        self.p.steps.append(VecStep("sub", d, r, src, phase=phase))
+        cur = d
+        for op, imm in (("mul", big), ("max", 0.0), ("min", 1.0)):
+            dst = self._new(phase)
+            self.p.steps.append(VecStep(op, dst, cur, imm=imm, phase=phase))
+            cur = dst
+        out = self._new(phase)
+        self.p.steps.append(VecStep("sub", out, r, cur, phase=phase))
+        return out
+
     def _alu(self, n: Node, phase: str) -> int:
         if n.op == Ops.RESHAPE and (phase == "post" or self.reduce is None):
             return self.value(n.src[0], phase)  # layouts follow the flat element order, which a reshape keeps
@@ -229,14 +267,17 @@ class _Planner:
             return self._unary("mul", n.src[0], phase, imm=-1.0 if self.design.is_float else -1)
         if n.op == Ops.WHERE and n.src[0].op == Ops.CMPLT:
             p, q = n.src[0].src
-            if n.src[1] is p and n.src[2] is q:
+            if _same(n.src[1], p, self.leaf_ids) and _same(n.src[2], q, self.leaf_ids):
                 return self._binary("min", p, q, phase, n)
-            if n.src[1] is q and n.src[2] is p:
+            if _same(n.src[1], q, self.leaf_ids) and _same(n.src[2], p, self.leaf_ids):
                 return self._binary("max", p, q, phase, n)
         if n.op in (Ops.EXP2, Ops.RECIP, Ops.SQRT):
             if not special:
                 raise _Unsupported(f"{n.op.name} needs vector.special_functions")
             return self._unary(n.op.name.lower(), n.src[0], phase)
+        if n.op == Ops.CAST and self.design.is_float and n.src[0].op == Ops.CAST and n.src[0].dtype.name == "int32" \
+                and n.src[0].src[0].dtype.name == "float32":
+            return self._trunc(n.src[0].src[0], phase)
         if n.op == Ops.SHL and not self.design.is_float:
             s = _const(n.src[1], self.leaf_ids)
             if s is not None and 0 <= s <= 31:

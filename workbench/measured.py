@@ -1,0 +1,157 @@
+"""Published measured GEMM throughput of real chips (`measured_gemm.csv`) and the check of the reference designs
+against it: every row cites its source; `compare_to_design` simulates the same shape on the design that imitates
+the chip ([reference] chip) and reports the error."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from isa.design import Design, load_design, shipped_designs
+from workbench.errors import UsageError
+
+DATA_FILE = Path(__file__).with_name("measured_gemm.csv")
+COLUMNS = ("chip", "dtype", "m", "n", "k", "batch", "kind", "measured_tflops", "library", "source_url", "source_note")
+KINDS = ("square", "skinny", "batched", "gemv")
+DTYPES = ("fp16", "bf16", "fp32", "int8")
+
+
+class MeasuredDataError(UsageError):
+    """A malformed row of the measured-GEMM data file; the message names the line and the field."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One published GEMM measurement: C[m x n] = A[m x k] @ B[k x n], `batch` times."""
+
+    chip: str
+    dtype: str
+    m: int
+    n: int
+    k: int
+    batch: int
+    kind: str
+    measured_tflops: float
+    library: str
+    source_url: str
+    source_note: str
+
+    @property
+    def flops(self) -> float:
+        """FLOPs of the measured call (1 MAC = 2 FLOP)."""
+        return 2.0 * self.batch * self.m * self.n * self.k
+
+
+def shape_kind(m: int, n: int, k: int, batch: int) -> str:
+    """square (m = n = k), gemv (m or n is 1), batched (batch > 1), else skinny."""
+    if min(m, n) == 1:
+        return "gemv"
+    if batch > 1:
+        return "batched"
+    return "square" if m == n == k else "skinny"
+
+
+def load_measurements(path: str | Path = DATA_FILE) -> list[Measurement]:
+    """Rows of the data file, validated: names the file, line and field of the first bad value."""
+    p = Path(path)
+    lines = [line for line in p.read_text().splitlines() if not line.startswith("#")]
+    reader = csv.DictReader(lines)
+    if tuple(reader.fieldnames or ()) != COLUMNS:
+        raise MeasuredDataError(f"{p}: columns must be {','.join(COLUMNS)}, got {','.join(reader.fieldnames or ())}")
+    comments = sum(1 for line in p.read_text().splitlines() if line.startswith("#"))
+    out = []
+    for i, row in enumerate(reader):
+        where = f"{p}:{comments + i + 2}"
+        try:
+            m, n, k, batch = (int(row[c]) for c in ("m", "n", "k", "batch"))
+            tflops = float(row["measured_tflops"])
+        except ValueError:
+            raise MeasuredDataError(f"{where}: m, n, k, batch must be integers and measured_tflops a number") from None
+        if min(m, n, k, batch) < 1 or not tflops > 0:
+            raise MeasuredDataError(f"{where}: m, n, k, batch must be >= 1 and measured_tflops > 0")
+        if row["dtype"] not in DTYPES:
+            raise MeasuredDataError(f"{where}: field 'dtype' = {row['dtype']!r} is not one of {', '.join(DTYPES)}")
+        if row["kind"] != shape_kind(m, n, k, batch):
+            raise MeasuredDataError(f"{where}: field 'kind' = {row['kind']!r} but the shape is "
+                                    f"{shape_kind(m, n, k, batch)!r}")
+        if not row["source_url"].startswith("https://") or not row["source_note"].strip():
+            raise MeasuredDataError(f"{where}: every row needs an https source_url and a source_note")
+        out.append(Measurement(row["chip"], row["dtype"], m, n, k, batch, row["kind"], tflops, row["library"],
+                               row["source_url"], row["source_note"]))
+    return out
+
+
+def reference_design_for(chip_key: str) -> Design:
+    """The shipped design whose [reference] chip is `chip_key`."""
+    for name in shipped_designs():
+        d = load_design(name)
+        if d.extras.get("reference", {}).get("chip") == chip_key:
+            return d
+    raise MeasuredDataError(f"no shipped design imitates chip {chip_key!r} (set [reference] chip in a design)")
+
+
+@dataclass
+class Comparison:
+    """One measurement against the reference design's simulated throughput."""
+
+    chip: str
+    design: str
+    dtype: str
+    m: int
+    n: int
+    k: int
+    batch: int
+    kind: str
+    measured_tflops: float
+    simulated_tflops: float | None
+    error: float | None  # simulated / measured - 1
+    note: str = ""
+    source_url: str = ""
+
+    def to_json(self) -> dict:
+        """Plain-dict form."""
+        return asdict(self)
+
+
+def compare_to_design(rows: list[Measurement], design: Design, simulate=None) -> list[Comparison]:
+    """Simulate each row's shape on `design` (`estimate`, power cap included) and compare with the measurement.
+
+    Rows in a dtype other than the design's are compared too (the same array runs fp16 and bf16 at one rate);
+    shapes that do not fit the design's memory get no simulated figure and a note.
+    """
+    from workbench.estimate import Layer, Workload, WorkloadError, estimate
+
+    out = []
+    simulated: dict[tuple[int, int, int, int], float | str] = {}  # one simulation per shape
+    for r in rows:
+        shape = (r.m, r.n, r.k, r.batch)
+        if shape not in simulated:
+            layer = Layer(f"{r.m}x{r.n}x{r.k}", r.m, r.n, r.k, r.batch)
+            try:
+                est = estimate(design, Workload(layer.name, (layer,)), simulate=simulate)
+                simulated[shape] = est.figures["achieved_tflops"].value
+            except WorkloadError as exc:
+                simulated[shape] = str(exc)
+        sim = simulated[shape]
+        if isinstance(sim, str):
+            out.append(Comparison(r.chip, design.name, r.dtype, r.m, r.n, r.k, r.batch, r.kind, r.measured_tflops,
+                                  None, None, sim, r.source_url))
+            continue
+        out.append(Comparison(r.chip, design.name, r.dtype, r.m, r.n, r.k, r.batch, r.kind, r.measured_tflops, sim,
+                              sim / r.measured_tflops - 1, "", r.source_url))
+    return out
+
+
+def error_stats(results: list[Comparison]) -> dict[str, float]:
+    """Median and worst absolute relative error, and the signed median, over rows with a simulated figure."""
+    errs = [c.error for c in results if c.error is not None]
+    if not errs:
+        return {"count": 0}
+    return {
+        "count": len(errs),
+        "median_abs_error": statistics.median(abs(e) for e in errs),
+        "worst_abs_error": max(abs(e) for e in errs),
+        "median_signed_error": statistics.median(errs),
+    }
