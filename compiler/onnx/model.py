@@ -154,7 +154,7 @@ def run_nodes(graph: onnx.GraphProto, env: dict[str, Any], opset: int, device: s
             if n and n not in env:
                 raise OnnxImportError(f"node {node.name or node.op_type}: input {n!r} is not produced by any"
                                       " earlier node, initializer or graph input")
-        ctx = NodeCtx(node, ins, opset, device, env)
+        ctx = NodeCtx(node, ins, opset, device, env, run_nodes)
         host = all(v is None or (isinstance(v, np.ndarray) and v.size <= HOST_MAX) for v in ins) and any(
             v is not None for v in ins) and node.op_type not in ("RandomNormal", "RandomUniform")
         if host and node.op_type != "If":

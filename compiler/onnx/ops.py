@@ -52,8 +52,9 @@ def supported_ops() -> list[str]:
 class NodeCtx:
     """One node being run: its attributes and inputs, as device Tensors (`t`) or host arrays (`host`)."""
 
-    def __init__(self, node, ins: list, opset: int, device: str | None, env: dict):
+    def __init__(self, node, ins: list, opset: int, device: str | None, env: dict, run_graph: Callable):
         self.node, self.ins, self.opset, self.device, self.env = node, ins, opset, device, env
+        self.run_graph = run_graph  # runs a subgraph (If branches): model.run_nodes, passed in to avoid a cycle
         self._attrs = {a.name: a for a in node.attribute}
 
     @property
@@ -1004,9 +1005,7 @@ def _einsum(c):
 def _if(c):
     cond = c.host(0)
     branch = c.attr("then_branch") if bool(cond.reshape(-1)[0]) else c.attr("else_branch")
-    from .model import run_nodes
-    env = dict(c.env)
-    return run_nodes(branch, env, c.opset, c.device)
+    return c.run_graph(branch, dict(c.env), c.opset, c.device)
 
 
 # --- losses (inference graphs of trained models carry them; the expanded SCE graphs use NLL) -------------
