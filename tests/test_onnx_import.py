@@ -32,7 +32,7 @@ def test_pytorch_exported_models_match_pytorch_on_cl(name):
     np.testing.assert_allclose(m.run({"x": exp[f"{name}_x"]})["y"], exp[f"{name}_y"], rtol=1e-4, atol=1e-5)
 
 
-def _cls_input(batch=2, seed=0):
+def _cls_input(batch=8, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, (batch, 3, 48, 192)).astype(np.float32)
 
 
