@@ -81,7 +81,10 @@ def gemm_plan(k: Kernel, dtypes: tuple = ("float32",)) -> GemmPlan | None:
         return None
     shape = k.full_shape
     x, y = body.src
-    dx, dy = _depends(k, x), _depends(k, y)
+    try:
+        dx, dy = _depends(k, x), _depends(k, y)
+    except ValueError:  # a factor with a reduce fused into it (conv of a global pool) is no plain matrix
+        return None
     outs = [a for a, s in enumerate(shape) if a not in k.reduce_axes and s > 1]
     m_axes = [a for a in outs if a in dx and a not in dy]
     n_axes = [a for a in outs if a in dy and a not in dx]

@@ -11,6 +11,10 @@ from workbench.outputs import check_output_file, write_file
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the model and print (or --json) what it did."""
+    if args.model.lower().endswith(".onnx"):
+        return cmd_run_onnx(args)
+    if args.input or args.out:
+        raise UserError("--input and --out are for .onnx models; built-in models make their own inputs")
     from workbench.model_run import run_model
 
     if args.trace and not args.device.upper().startswith("SIM"):
@@ -60,6 +64,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.matches_reference else 1
 
 
+def cmd_run_onnx(args: argparse.Namespace) -> int:
+    """`workbench run model.onnx`: outputs summary, timing and on SIM the simulated figures."""
+    from workbench.onnx_run import run_onnx
+
+    if args.trace:
+        raise UserError("--trace is for the built-in models; not supported with .onnx files yet")
+    r = run_onnx(args.model, args.device, args.input, args.out)
+    if args.json:
+        print(json.dumps(r.to_json(), indent=2, default=str))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{r.model}[/] on [bold]{r.device}[/]: loaded in {r.load_seconds * 1e3:.1f} ms, first call"
+                  f" {r.first_call_seconds * 1e3:.1f} ms" + ("" if r.sim else f", warm call {r.call_seconds * 1e3:.2f} ms"))
+    table = Table(title="outputs")
+    for col in ("output", "shape", "dtype", "min", "max", "mean"):
+        table.add_column(col, justify="left" if col in ("output", "dtype") else "right")
+    for name, s in r.summary().items():
+        table.add_row(name, str(tuple(s["shape"])), s["dtype"], *(f"{s[k]:.4g}" if k in s else "-"
+                                                               for k in ("min", "max", "mean")))
+    console.print(table)
+    if r.sim is not None:
+        s = r.sim
+        line = (f"simulated on {s['design']}: {s['cycles']:,} cycles ({s['seconds'] * 1e6:.1f} us), array utilization"
+                f" {s['utilization']:.1%}, DRAM {s['dram_read_bytes'] + s['dram_write_bytes']:,} B")
+        if r.energy:
+            line += f", energy {r.energy['energy_j'] * 1e6:.2f} uJ (modelled)"
+        console.print(line)
+        if s["host_ops"]:
+            console.print(f"[yellow]{len(s['host_ops'])} kernel(s) ran on the host[/] ({s['host_flops']:,} FLOP)")
+    if args.out:
+        console.print(f"outputs saved to {args.out}/ as .npy")
+    return 0
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
     """Accuracy of the model's int8 (and int4 weight-only) forms against its float reference."""
     from compiler import Device
@@ -90,13 +131,17 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `run` and `quantize` to the CLI."""
     p = sub.add_parser("run", help="run a model (mlp, cnn, gpt2-block or a .py file) on a device, e.g. SIM:<design>")
-    p.add_argument("model", help="mlp, cnn, gpt2-block, or a Python file defining model() -> compiler.models.Sequential")
+    p.add_argument("model", help="mlp, cnn, gpt2-block, a model.onnx file, or a Python file defining model() ->"
+                   " compiler.models.Sequential")
     p.add_argument("--device", default="SIM", help="SIM (default design), SIM:<design name or .toml>, REF or CL")
     p.add_argument("--quantize", default="auto", choices=("auto", "minmax", "percentile", "none"),
                    help="int8 post-training quantization (auto: on int8 designs, minmax calibration)")
     p.add_argument("--batch", type=int, default=None, help="batch size (sequence length for gpt2-block)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--trace", metavar="OUT.json", help="write the Perfetto trace of the simulated run")
+    p.add_argument("--input", action="append", metavar="NAME=FILE.npy",
+                   help="an input of a .onnx model (repeatable); inputs not given are seeded random")
+    p.add_argument("--out", metavar="DIR", help="save a .onnx model's outputs as DIR/<name>.npy")
     p.set_defaults(func=cmd_run)
     q = sub.add_parser("quantize", help="accuracy report of a model's int8 and int4 forms against its float model")
     q.add_argument("model", help="mlp, cnn, gpt2-block, or a Python file defining model()")

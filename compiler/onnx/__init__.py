@@ -1,0 +1,7 @@
+"""ONNX import: run a model trained elsewhere as a `compiler.Tensor` graph on any device (REF, CL, SIM:...)."""
+
+from .errors import OnnxImportError
+from .model import OnnxModel, load_onnx
+from .ops import HANDLERS, supported_ops
+
+__all__ = ["HANDLERS", "OnnxImportError", "OnnxModel", "load_onnx", "supported_ops"]

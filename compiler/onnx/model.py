@@ -1,0 +1,182 @@
+"""`OnnxModel`: an ONNX graph checked at load time and run node by node as lazy `compiler.Tensor` operations."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from compiler.tensor import Tensor
+
+from .errors import OnnxImportError
+from .ops import HANDLERS, HOST_MAX, NodeCtx, handler_for
+from .types import held_array, held_dtype, np_dtype, type_name
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    for o in model.opset_import:
+        if o.domain in DEFAULT_DOMAINS:
+            return int(o.version)
+    return 1
+
+
+def _check_graph(graph: onnx.GraphProto, opset: int, where: str = "") -> None:
+    """Every node's op has a handler at this opset (subgraphs of If included), or OnnxImportError now."""
+    for node in graph.node:
+        if node.domain not in DEFAULT_DOMAINS:
+            raise OnnxImportError(f"node {node.name or '(unnamed)'}{where}: op {node.domain}.{node.op_type} is from"
+                                  f" domain {node.domain!r}; only the default ONNX domain is supported")
+        handler_for(node.op_type, opset, node.name)
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                _check_graph(a.g, opset, f" (inside {node.op_type} {node.name or '(unnamed)'})")
+
+
+def _value_info_shape(vi: onnx.ValueInfoProto) -> tuple:
+    """A graph input's shape: ints for fixed dims, the dim_param name (or None) for dynamic ones."""
+    t = vi.type.tensor_type
+    if not t.HasField("shape"):
+        return ()
+    return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None)
+                 for d in t.shape.dim)
+
+
+class OnnxModel:
+    """A loaded ONNX model: `model(x, ...)` or `model(name=x)` returns its outputs as lazy Tensors on `device`;
+    `model.run({name: array})` returns numpy arrays with the dtypes the graph declares."""
+
+    def __init__(self, model: onnx.ModelProto | str | os.PathLike | bytes, device: str | None = None):
+        if isinstance(model, (str, os.PathLike)):
+            try:
+                model = onnx.load(os.fspath(model))
+            except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, Exception) as e:  # noqa: BLE001
+                raise OnnxImportError(f"{model}: cannot read an ONNX model ({e})") from None
+        elif isinstance(model, bytes):
+            model = onnx.load_from_string(model)
+        self.proto: onnx.ModelProto = model
+        self.graph = model.graph
+        self.opset = _opset(model)
+        self.device = device
+        _check_graph(self.graph, self.opset)
+        self.initializers: dict[str, np.ndarray] = {
+            t.name: numpy_helper.to_array(t) for t in self.graph.initializer
+        }
+        for sp in self.graph.sparse_initializer:
+            raise OnnxImportError(f"initializer {sp.values.name}: sparse initializers are not supported")
+        self.inputs = [i for i in self.graph.input if i.name not in self.initializers]
+        self.input_names = [i.name for i in self.inputs]
+        self.output_names = [o.name for o in self.graph.output]
+        self._weights: dict[tuple, Any] = {}
+
+    # --- description -------------------------------------------------------------------------------
+    def input_specs(self) -> list[tuple[str, tuple, np.dtype]]:
+        """(name, shape with None/str for dynamic dims, numpy dtype) of each graph input the caller feeds."""
+        return [(i.name, _value_info_shape(i), np_dtype(i.type.tensor_type.elem_type)) for i in self.inputs]
+
+    def output_dtypes(self) -> list[np.dtype | None]:
+        """The numpy dtype each graph output declares (None where it declares none)."""
+        return [np_dtype(o.type.tensor_type.elem_type) if o.type.tensor_type.elem_type else None
+                for o in self.graph.output]
+
+    # --- running -----------------------------------------------------------------------------------
+    def __call__(self, *args, device: str | None = None, **kwargs) -> list[Tensor | np.ndarray]:
+        """The outputs (Tensors, or host arrays where the output is shape arithmetic) for positional or named
+        inputs (Tensors or numpy arrays)."""
+        if len(args) > len(self.input_names):
+            raise OnnxImportError(f"model takes {len(self.input_names)} inputs ({', '.join(self.input_names)}),"
+                                  f" got {len(args)}")
+        feeds = dict(zip(self.input_names, args, strict=False)) | kwargs
+        return self._run_graph(feeds, device or self.device)
+
+    def run(self, feeds: dict[str, Any], device: str | None = None) -> dict[str, np.ndarray]:
+        """Run on device and return {output name: numpy array} in the dtypes the graph declares."""
+        outs = self._run_graph(dict(feeds), device or self.device)
+        tens = [o for o in outs if isinstance(o, Tensor)]
+        if tens:
+            tens[0].realize(*tens[1:])
+        result = {}
+        for name, o, dt in zip(self.output_names, outs, self.output_dtypes(), strict=True):
+            arr = o.numpy() if isinstance(o, Tensor) else np.asarray(o)
+            result[name] = arr.astype(dt) if dt is not None and dt.kind != "O" else arr
+        return result
+
+    def _run_graph(self, feeds: dict[str, Any], device: str | None) -> list:
+        env: dict[str, Any] = {}
+        for name in feeds:
+            if name not in self.input_names and name not in self.initializers:
+                raise OnnxImportError(f"input {name!r}: the model has no such input (inputs: "
+                                      f"{', '.join(self.input_names)})")
+        for vi in self.inputs:
+            if vi.name not in feeds:
+                raise OnnxImportError(f"input {vi.name!r} not given (shape {_value_info_shape(vi)},"
+                                      f" {type_name(vi.type.tensor_type.elem_type)})")
+            env[vi.name] = self._feed(vi, feeds[vi.name], device)
+        for name, arr in self.initializers.items():
+            env[name] = feeds[name] if name in feeds else self._weight(name, arr, device)
+        return run_nodes(self.graph, env, self.opset, device)
+
+    def _weight(self, name: str, arr: np.ndarray, device: str | None) -> Any:
+        """Small initializers stay on the host (shape arithmetic); large ones are uploaded once per device."""
+        if arr.size <= HOST_MAX or arr.dtype.kind not in "biuf":
+            return arr
+        key = (name, device)
+        if key not in self._weights:
+            self._weights[key] = Tensor(held_array(arr, f"initializer {name!r}")[0], device=device)
+        return self._weights[key]
+
+    def _feed(self, vi: onnx.ValueInfoProto, x: Any, device: str | None) -> Any:
+        if isinstance(x, Tensor):
+            return x.to(device) if device is not None and x.device != Tensor.zeros(1, device=device).device else x
+        arr = np.asarray(x)
+        want = _value_info_shape(vi)
+        if want and (len(want) != arr.ndim or any(isinstance(w, int) and w and w != s
+                                                  for w, s in zip(want, arr.shape, strict=False))):
+            raise OnnxImportError(f"input {vi.name!r}: shape {arr.shape} does not fit the model's {want}")
+        elem = vi.type.tensor_type.elem_type
+        if elem:
+            held_dtype(elem, f"input {vi.name!r}")
+            arr = arr.astype(np_dtype(elem), copy=False)
+        held, dt = held_array(arr, f"input {vi.name!r}")
+        return Tensor(held, device=device, dtype=dt)
+
+
+def run_nodes(graph: onnx.GraphProto, env: dict[str, Any], opset: int, device: str | None) -> list:
+    """Run a graph's nodes in order on env (name -> Tensor or host array) and return its outputs."""
+    for node in graph.node:
+        handler = handler_for(node.op_type, opset, node.name)
+        ins = [env[n] if n else None for n in node.input]
+        for n in node.input:
+            if n and n not in env:
+                raise OnnxImportError(f"node {node.name or node.op_type}: input {n!r} is not produced by any"
+                                      " earlier node, initializer or graph input")
+        ctx = NodeCtx(node, ins, opset, device, env, run_nodes)
+        host = all(v is None or (isinstance(v, np.ndarray) and v.size <= HOST_MAX) for v in ins) and any(
+            v is not None for v in ins) and node.op_type not in ("RandomNormal", "RandomUniform")
+        if host and node.op_type != "If":
+            ctx.device = "REF"  # shape arithmetic on small host values: evaluated now, kept on the host
+        outs = handler(ctx)
+        if not isinstance(outs, (list, tuple)):
+            outs = [outs]
+        for name, val in zip(node.output, outs, strict=False):
+            if not name:
+                continue
+            if host and isinstance(val, Tensor):
+                val = val.numpy()
+            env[name] = val
+    missing = [o.name for o in graph.output if o.name not in env]
+    if missing:
+        raise OnnxImportError(f"graph outputs {missing} are not produced by any node")
+    return [env[o.name] for o in graph.output]
+
+
+def load_onnx(model: onnx.ModelProto | str | os.PathLike | bytes, device: str | None = None) -> OnnxModel:
+    """Load an ONNX model (path, bytes or ModelProto) and check that every op is supported."""
+    return OnnxModel(model, device)
+
+
+__all__ = ["OnnxModel", "load_onnx", "held_array", "HANDLERS"]
