@@ -1,7 +1,7 @@
 """Benchmark the compiler's accelerator backend: compile and simulate a GPT-2-small block on the SIM device.
 
-    python bench/accel.py                 # T=128 on datacenter-bf16-128x128 and small-int8-8x8
-    python bench/accel.py --t 64 --json out.json
+    python -m bench.accel                 # T=128 on datacenter-bf16-128x128 and small-int8-8x8
+    python -m bench.accel --t 64 --json out.json
 
 Per design: the float block (bf16 design) or the int8-quantized block (int8 design: its Linears on the array,
 layernorm/softmax/GELU/attention on the host, accounted) is scheduled, lowered to isa programs and simulated
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +25,6 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import numpy as np  # noqa: E402
 

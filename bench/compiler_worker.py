@@ -1,4 +1,4 @@
-"""One column of bench/compiler.py: runs the workloads on ONE framework and prints a JSON report.
+"""One column of bench/compiler_bench.py: runs the workloads on ONE framework and prints a JSON report.
 
 Run by the driver in a fresh subprocess per column, so frameworks never share a process:
 
@@ -28,10 +28,6 @@ import time
 import traceback
 
 import numpy as np
-
-# This script's folder (bench/) holds bench/compiler.py, which would shadow the `compiler` package.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) != _HERE]
 
 SEED = 1234
 WORKLOADS = ("matmul_512", "matmul_1024", "matmul_2048", "gemv_4096", "elementwise", "sum", "softmax",

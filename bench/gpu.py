@@ -6,7 +6,7 @@
   within 2x) and tinygrad's CUDA backend where it is installed (bar: faster). End-to-end wall time per
   forward with the device synchronised, graph building and scheduling included, median of the runs.
 
-    python bench/gpu.py --out results.json [--quick]
+    python -m bench.gpu --out results.json [--quick]
 
 Every result is checked against the peer's output before it is timed; a column that cannot run prints
 "<column>: not available (reason)".
@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.compiler_worker import flops as workload_flops  # noqa: E402
 from bench.compiler_worker import make_inputs, sizes, tensor_gpt2_block  # noqa: E402

@@ -47,7 +47,7 @@ timeout 240 "$PY" -m pytest -q -rs -x -p no:cacheprovider tests/test_gpu_cuda.py
 echo "pytest exit $?" >> "$OUT/pytest_gpu.txt"; tail -3 "$OUT/pytest_gpu.txt"
 
 step "3 bench vs cuBLAS / PyTorch eager / tinygrad"
-timeout 240 "$PY" bench/gpu.py --out "$OUT/bench_gpu.json" > "$OUT/bench_gpu.txt" 2>&1
+timeout 240 "$PY" -m bench.gpu --out "$OUT/bench_gpu.json" > "$OUT/bench_gpu.txt" 2>&1
 echo "bench exit $?" >> "$OUT/bench_gpu.txt"; tail -4 "$OUT/bench_gpu.txt"
 
 step "4 workbench measure gemm:8192x8192x8192"

@@ -1,7 +1,7 @@
 """Benchmark ONNX import: the PP-OCR mobile text-direction classifier (a real pretrained model shipped in the
 `rapidocr_onnxruntime` wheel, kept as tests/fixtures/onnx/) on CL vs onnxruntime on the CPU, in the same run.
 
-    python bench/onnx_bench.py [--batch 8] [--repeats 10] [--json out.json]
+    python -m bench.onnx_bench [--batch 8] [--repeats 10] [--json out.json]
 
 Printed: load time; the first call on CL (graph build + schedule + kernel compiles or program-cache hits: run
 it twice, the second run shows the warm-cache first call); the median warm call on CL and on onnxruntime
@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 MODEL = REPO / "tests" / "fixtures" / "onnx" / "ch_ppocr_mobile_v2.0_cls_infer.onnx"
 
 
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from compiler.onnx import load_onnx
 
-    p = argparse.ArgumentParser(prog="python bench/onnx_bench.py")
+    p = argparse.ArgumentParser(prog="python -m bench.onnx_bench")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--device", default="CL")

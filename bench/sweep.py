@@ -1,8 +1,8 @@
 """Benchmark the design-space sweep: points per second through Dask against the same points in a plain loop.
 
-    python bench/sweep.py                          # 2,000-point sweep on a 2-worker LocalCluster + overhead runs
-    python bench/sweep.py --overhead-points 100 --no-full
-    python bench/sweep.py --spec my.toml --json out.json
+    python -m bench.sweep                          # 2,000-point sweep on a 2-worker LocalCluster + overhead runs
+    python -m bench.sweep --overhead-points 100 --no-full
+    python -m bench.sweep --spec my.toml --json out.json
 
 Runs, each into a fresh database (nothing reused):
 - full: `bench/sweep-2000.toml` (a seeded random 2,000 of 2,880 design points x one 512x512x512 GEMM) through
@@ -20,13 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from workbench.results_db import ResultsDB  # noqa: E402
 from workbench.sweep import DaskExecutor, make_tasks, run_point, run_sweep  # noqa: E402

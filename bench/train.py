@@ -1,8 +1,8 @@
 """One training step (forward, backward, Adam update) of the digits CNN and of the small char GPT: this
 project on CL against PyTorch on the CPU and tinygrad 0.14 on the same OpenCL device.
 
-    python bench/train.py                 # both models, all columns
-    python bench/train.py --only cnn --steps 10 --json out.json
+    python -m bench.train                 # both models, all columns
+    python -m bench.train --only cnn --steps 10 --json out.json
 
 Each column runs in its own subprocess (this file with --column), one after another. A column times the
 median step over --steps steps after 3 warm-up steps (compilation happens in the warm-up). The models
@@ -206,7 +206,7 @@ def spawn(column: str, model: str, args) -> dict:
     env = dict(os.environ)
     if column.startswith("tinygrad"):
         sys.path.insert(0, str(REPO))
-        from bench.compiler import tinygrad_env, tinygrad_python
+        from bench.compiler_bench import tinygrad_env, tinygrad_python
 
         env, reason = tinygrad_env(args.device)
         if env is None:

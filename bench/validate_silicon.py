@@ -1,7 +1,7 @@
 """Compare the reference designs' simulated GEMM throughput with published measurements of the real chips.
 
-    PYTHONPATH=$PWD python bench/validate_silicon.py            # table and error statistics per chip
-    PYTHONPATH=$PWD python bench/validate_silicon.py --json out.json
+    PYTHONPATH=$PWD python -m bench.validate_silicon            # table and error statistics per chip
+    PYTHONPATH=$PWD python -m bench.validate_silicon --json out.json
 
 Data: workbench/measured_gemm.csv (each row cites its source; docs/models.md tabulates them). For each chip the
 design whose [reference] chip names it is simulated on the same shape through `workbench.estimate` (the cycle
@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from workbench.measured import (  # noqa: E402
     compare_to_design,

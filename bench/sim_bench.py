@@ -1,8 +1,8 @@
 """Benchmark the cycle-level simulator's GEMM entry against SCALE-Sim 3.0 on a grid of GEMMs.
 
-    /work/venv/bin/python bench/sim.py                        # whole grid; SCALE-Sim on a subset
-    /work/venv/bin/python bench/sim.py --no-scalesim --json out.json
-    /work/venv/bin/python bench/sim.py --scalesim-seconds 30  # smaller SCALE-Sim budget
+    python -m bench.sim_bench                        # whole grid; SCALE-Sim on a subset
+    python -m bench.sim_bench --no-scalesim --json out.json
+    python -m bench.sim_bench --scalesim-seconds 30  # smaller SCALE-Sim budget
 
 Grid: GEMMs (M x N x K; M = output rows, N = output columns, K = reduction) 64^3, 128^3, 256^3,
 512^3, 1024^3, 128x3072x768 (a GPT-2 MLP layer), and two ResNet-18 convolutions as GEMMs,
@@ -30,9 +30,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# Run as `python bench/sim.py`, this file's folder comes first on sys.path and this module would shadow
-# the `sim` package: put the checkout first and drop the bench folder.
-sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from bench.scalesim_runner import ScaleSimUnavailable, run_gemm, scalesim_unavailable_reason  # noqa: E402
 

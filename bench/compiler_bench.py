@@ -1,8 +1,8 @@
 """Benchmark this project's compiler against numpy, PyTorch (CPU) and tinygrad 0.14 on one machine.
 
-    python bench/compiler.py                  # everything, full sizes
-    python bench/compiler.py --quick          # small sizes, a smoke run
-    python bench/compiler.py --only matmul_1024 --only gpt2_block --json out.json
+    python -m bench.compiler_bench                  # everything, full sizes
+    python -m bench.compiler_bench --quick          # small sizes, a smoke run
+    python -m bench.compiler_bench --only matmul_1024 --only gpt2_block --json out.json
 
 Workloads: fp32 matmul 512/1024/2048; x @ W with W 4096x4096 (a matrix-vector product, W stored in x
 out); exp2(relu(a*b+c)) on 16M floats; sum of 16M floats; row softmax on 4096x4096; conv2d batch 8,
