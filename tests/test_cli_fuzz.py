@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GEMM_S = str(ROOT / "examples" / "programs" / "gemm.s")
 TINY = "tiny-int8-4x4"
 SWEEP_SPEC = str(ROOT / "examples" / "sweep-edge.toml")
+ONE_POINT = ["--strategy", "random", "--points", "1", "--scheduler", "inline"]  # never a whole sweep
 FAST = ["--workload", "gemm:16x16x16"]
 SEED = 15
 
@@ -51,7 +52,8 @@ FILE_CASES = [
     (["rtl", "run", "F", GEMM_S], ".toml"),
     (["rtl", "activity", "F", GEMM_S], ".toml"),
     (["run", "F", "--device", "REF"], ".py"),
-    (["sweep", "F", "--quiet"], ".toml"),
+    (["quantize", "F"], ".py"),
+    (["sweep", "F", "--quiet", *ONE_POINT], ".toml"),
     (["results", "F"], ".db"),
 ]
 # An empty program is a valid (empty) input for the RTL flows, which would build a core: they get the others.
@@ -82,10 +84,11 @@ NUMBER_CASES = [
     ["compare", TINY, *FAST, "--tco", "N:0.1"],
     ["compare", TINY, *FAST, "--tco", "3:0.1:N"],
     ["run", "mlp", "--device", "REF", "--batch", "N"],
+    ["quantize", "mlp", "--batch", "N"],
     ["measure", "gemm:Nx8x8", "--device", "CL"],
     ["measure", "gemm:8x8x8", "--device", "CL", "--repeats", "N"],
-    ["sweep", SWEEP_SPEC, "--quiet", "--workers", "N"],
-    ["sweep", SWEEP_SPEC, "--quiet", "--points", "N"],
+    ["sweep", SWEEP_SPEC, "--quiet", "--strategy", "random", "--points", "1", "--workers", "N"],
+    ["sweep", SWEEP_SPEC, "--quiet", "--strategy", "random", "--scheduler", "inline", "--points", "N"],
 ]
 OUTPUT_CASES = [
     ["asm", GEMM_S, "-o", "O"],
@@ -95,8 +98,8 @@ OUTPUT_CASES = [
     ["sim", "gemm", "--m", "8", "--n", "8", "--k", "8", "--trace", "O"],
     ["run", "mlp", "--device", "SIM:tiny-int8-4x4", "--trace", "O"],
     ["measure", "gemm:8x8x8", "--device", "CL", "--out", "O"],
-    ["sweep", SWEEP_SPEC, "--quiet", "--db", "O"],
-    ["sweep", SWEEP_SPEC, "--quiet", "--report", "O"],
+    ["sweep", SWEEP_SPEC, "--quiet", *ONE_POINT, "--db", "O"],
+    ["sweep", SWEEP_SPEC, "--quiet", *ONE_POINT, "--report", "O"],
 ]
 # Folder outputs get the locations that are refused: the others would elaborate a core or plot a report
 # (tests/test_models_reference.py writes a whole report).

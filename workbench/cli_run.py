@@ -6,7 +6,11 @@ import argparse
 import json
 
 from isa.errors import UserError
+from isa.fields import Spec
+from workbench.cli_args import spec_type
 from workbench.outputs import check_output_file, write_file
+
+BATCH = spec_type(Spec("int", 1, 65_536))  # a model's batch (or sequence length): larger fits no simulated DRAM
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -136,7 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="SIM", help="SIM (default design), SIM:<design name or .toml>, REF or CL")
     p.add_argument("--quantize", default="auto", choices=("auto", "minmax", "percentile", "none"),
                    help="int8 post-training quantization (auto: on int8 designs, minmax calibration)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (sequence length for gpt2-block)")
+    p.add_argument("--batch", type=BATCH, default=None, help="batch size (sequence length for gpt2-block)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--trace", metavar="OUT.json", help="write the Perfetto trace of the simulated run")
     p.add_argument("--input", action="append", metavar="NAME=FILE.npy",
@@ -146,6 +150,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser("quantize", help="accuracy report of a model's int8 and int4 forms against its float model")
     q.add_argument("model", help="mlp, cnn, gpt2-block, or a Python file defining model()")
     q.add_argument("--device", default="REF", help="device the int8 graph runs on (REF, or SIM:<int8 design>)")
-    q.add_argument("--batch", type=int, default=None, help="batch size (sequence length for gpt2-block)")
+    q.add_argument("--batch", type=BATCH, default=None, help="batch size (sequence length for gpt2-block)")
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=cmd_quantize)

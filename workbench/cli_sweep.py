@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from isa.fields import Spec
+from workbench.cli_args import COUNT, spec_type
+from workbench.outputs import check_output_file, write_file
 from workbench.results_db import ResultsDBError
 from workbench.results_export import FilterError
-from workbench.sweep_spec import STRATEGIES, SweepSpecError
+from workbench.sweep_spec import MAX_POINTS, STRATEGIES
 
 
 def _console():
@@ -52,8 +55,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec, strategy=args.strategy, points=args.points)  # every check before any work
     db = args.db or f"{Path(args.spec).stem}.db"
-    if args.workers < 1:
-        raise SweepSpecError(f"--workers {args.workers}: need at least 1")
+    check_output_file(db, "results database")
+    if args.report:
+        check_output_file(args.report, "report")
     progress = not args.json and not args.quiet
     try:
         summary = run_sweep(spec, db, scheduler=args.scheduler, workers=args.workers, progress=progress)
@@ -94,10 +98,13 @@ def cmd_results(args: argparse.Namespace) -> int:
     """List, filter and export the results stored by `workbench sweep`."""
     from workbench.pareto import rank_rows
     from workbench.results_db import ResultsDB
-    from workbench.results_export import parse_filter, to_csv, to_json, write_atomic
+    from workbench.results_export import parse_filter, to_csv, to_json
     from workbench.sweep_metrics import METRICS
     from workbench.sweep_report import write_report
 
+    for path, what in ((args.report, "report"), (None if args.csv == "-" else args.csv, "CSV file")):
+        if path:
+            check_output_file(path, what)  # before any work
     with ResultsDB(args.db, create=False) as db:
         sweeps = db.sweeps()
         names = [s["name"] for s in sweeps]
@@ -131,7 +138,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         print(f"report: {args.report}", file=sys.stderr)
     if args.csv:
         text = to_csv(rows)
-        sys.stdout.write(text) if args.csv == "-" else write_atomic(args.csv, text)
+        sys.stdout.write(text) if args.csv == "-" else write_file(args.csv, text)
         return 0
     if args.json:
         print(to_json(rows))
@@ -158,10 +165,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", metavar="SPEC.toml", help="sweep spec (see examples/sweep-edge.toml)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="an existing Dask scheduler (default: a LocalCluster on this machine; 'inline': no Dask)")
-    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
+    p.add_argument("--workers", type=spec_type(Spec("int", 1, 1024)), default=2,
+                   help="LocalCluster worker processes (default 2)")
     p.add_argument("--db", metavar="FILE", help="results database (default: SPEC's name + .db in this folder)")
     p.add_argument("--strategy", choices=STRATEGIES, help="override the spec's strategy")
-    p.add_argument("--points", type=int, help="design points for random/adaptive (overrides the spec)")
+    p.add_argument("--points", type=spec_type(Spec("int", 1, MAX_POINTS)),
+                   help="design points for random/adaptive (overrides the spec)")
     p.add_argument("--report", metavar="FILE.html", help="also write the HTML report with the frontier plots")
     p.add_argument("--json", action="store_true", help="machine-readable summary on stdout (no progress bar)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -178,7 +187,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only the Pareto frontier over these objectives (default: the sweep's)")
     r.add_argument("--only-frontier", action="store_true", help="only the frontier over the sweep's objectives")
     r.add_argument("--sort", metavar="OBJECTIVE", help="sort best first by this objective")
-    r.add_argument("--limit", type=int, default=30, help="rows in the terminal table (default 30)")
+    r.add_argument("--limit", type=COUNT, default=30, help="rows in the terminal table (default 30)")
     r.add_argument("--csv", metavar="FILE", help="export as CSV ('-' for stdout)")
     r.add_argument("--json", action="store_true", help="export as JSON on stdout")
     r.add_argument("--report", metavar="FILE.html", help="write the HTML report of the selected results")

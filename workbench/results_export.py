@@ -5,11 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from isa.errors import UserError
@@ -100,18 +97,3 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 def to_json(rows: list[dict[str, Any]]) -> str:
     """JSON text of the rows, every figure with its unit and provenance."""
     return json.dumps(rows, indent=1, default=str)
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write `text` to a temporary file in the same folder, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

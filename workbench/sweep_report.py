@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from workbench.chips import Chip, all_chips
+from workbench.outputs import write_file
 from workbench.pareto import feasible, pareto_mask
-from workbench.results_export import write_atomic
 from workbench.sweep_metrics import METRICS
 
 # The chip database's figure for an objective (datasheet; the dense 16-bit peak, TDP as power).
@@ -183,4 +183,4 @@ Chips (orange squares) are datasheet figures from the chip database: dense 16-bi
 area; a design point's TFLOPS is what it achieves on the workload, so a chip's square is its upper bound.
 Pale points are dominated (some other point is at least as good on every objective and better on one).</p>
 {''.join(sections)}</body></html>"""
-    return write_atomic(path, page)
+    return write_file(path, page)

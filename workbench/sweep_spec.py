@@ -22,6 +22,7 @@ from typing import Any
 
 from isa.design import Design, DesignError, load_design
 from isa.errors import UserError
+from isa.files import read_text
 from workbench.design_tables import COST_FIELDS, POWER_FIELDS, DesignTableError, design_tables
 from workbench.sweep_metrics import METRICS
 from workbench.sweep_workloads import WORKLOAD_KINDS, SweepWorkload, WorkloadSpecError
@@ -30,6 +31,7 @@ STRATEGIES = ("grid", "random", "adaptive")
 DEFAULT_FRONTIER = ("tflops_per_kusd", "tflops_per_w")
 MAX_SPACE_POINTS = 200_000  # every point is validated up front (~0.1 ms each)
 SWEEP_KEYS = ("name", "base", "strategy", "points", "seed", "skip_invalid")
+MAX_POINTS = 1_000_000  # design points one sweep may ask for: each is stored, so more would fill the disk first
 TOP_KEYS = ("sweep", "parameters", "workloads", "objectives", "constraints")
 _DESIGN_SECTIONS = ("matrix", "memory", "vector", "control", "chip")
 _EXTRA_FIELDS = {"cost": COST_FIELDS, "power": POWER_FIELDS}
@@ -224,7 +226,7 @@ def load_spec(path: str | Path, strategy: str | None = None, points: int | None 
     p = Path(path)
     if not p.is_file():
         raise SweepSpecError(f"{p}: sweep spec not found (give the path of a .toml file, e.g. examples/sweep-edge.toml)")
-    return parse_spec(p.read_text(), str(p), strategy=strategy, points=points)
+    return parse_spec(read_text(p, "sweep spec", SweepSpecError), str(p), strategy=strategy, points=points)
 
 
 def parse_spec(text: str, path: str = "<spec>", strategy: str | None = None, points: int | None = None) -> SweepSpec:
@@ -257,8 +259,9 @@ def parse_spec(text: str, path: str = "<spec>", strategy: str | None = None, poi
         raise loc.error(("sweep", "strategy"), f"strategy = {strategy!r} is not one of {', '.join(STRATEGIES)}"
                         + (f" (did you mean {hint[0]!r}?)" if hint else ""))
     points = points if points is not None else sweep.get("points")
-    if points is not None and (not isinstance(points, int) or isinstance(points, bool) or points < 1):
-        raise loc.error(("sweep", "points"), f"points = {points!r} must be an integer >= 1")
+    if points is not None and (not isinstance(points, int) or isinstance(points, bool)
+                               or not 1 <= points <= MAX_POINTS):
+        raise loc.error(("sweep", "points"), f"points = {points!r} must be an integer from 1 to {MAX_POINTS:,}")
     if strategy != "grid" and points is None:
         raise loc.error(("sweep",), f"strategy {strategy!r} needs points = N (design points to evaluate) in [sweep]")
     seed = sweep.get("seed", 0)
