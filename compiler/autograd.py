@@ -16,7 +16,7 @@ import numpy as np
 from . import lazy
 from .device import to_device
 from .errors import CompilerError
-from .lazy import GradMode, Node
+from .lazy import GradMode, Node, toposort
 from .ops import Ops
 
 _LN2 = math.log(2.0)
@@ -165,19 +165,7 @@ LEAVES = frozenset({Ops.LOAD, Ops.CONST})
 
 def _graph(root: Node) -> list[Node]:
     """The nodes that need a gradient, reachable from root through recorded sources, sources first."""
-    order, seen, stack = [], set(), [(root, False)]
-    while stack:
-        n, done = stack.pop()
-        if done:
-            order.append(n)
-            continue
-        if n.id in seen:
-            continue
-        seen.add(n.id)
-        stack.append((n, True))
-        srcs = n.ad[2] if n.ad is not None else ()
-        stack.extend((s, False) for s in srcs if s.requires_grad and s.id not in seen)
-    return order
+    return toposort([root], sources=lambda n: [s for s in (n.ad[2] if n.ad is not None else ()) if s.requires_grad])
 
 
 def gradients(root: Node, grad: Node | None = None, retain_graph: bool = False) -> dict[int, tuple[Node, Node]]:

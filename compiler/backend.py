@@ -43,23 +43,17 @@ def _sim_backend(device: str) -> Backend:
     return SimBackend(device)
 
 
-def _cuda(device: str) -> Backend:
-    from .backend_cuda import CUDABackend
+def _gpu(device: str) -> Backend:
+    from .backend_gpu import GPUBackend  # loads the CUDA or HIP bindings only when such a device is used
 
-    return CUDABackend(device)
-
-
-def _hip(device: str) -> Backend:
-    from .backend_hip import HIPBackend
-
-    return HIPBackend(device)
+    return GPUBackend(device)
 
 
 _FACTORIES: dict[str, Callable[[str], Backend]] = {
     "CL": OpenCLBackend,
     "SIM": _sim_backend,
-    "CUDA": _cuda,
-    "HIP": _hip,
+    "CUDA": _gpu,
+    "HIP": _gpu,
 }
 _BACKENDS: dict[str, Backend] = {}
 

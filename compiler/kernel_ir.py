@@ -132,3 +132,15 @@ class LoopNest:
         groups = [g for g in groups if g]
         sizes = tuple(math.prod(full_shape[a] // up.get(a, 1) for a in g) for g in groups) or (1,)
         return LoopNest(full_shape, reduce_axes, up, groups, sizes)
+
+
+def launch_geometry(global_size: tuple, local_size: tuple, buffers: list) -> tuple[list[int], tuple, object, list]:
+    """A CUDA/HIP launch of a program: (grid in blocks, block size, the kernel-argument array, what keeps the
+    argument pointers alive until the launch has read them). Sizes are padded to three dimensions."""
+    import numpy as np
+
+    gsize = tuple(global_size) + (1,) * (3 - len(global_size))
+    lsize = tuple(local_size) + (1,) * (3 - len(local_size))
+    grid = [-(-g // b) for g, b in zip(gsize, lsize, strict=True)]
+    ptrs = [np.array([int(b.ptr)], dtype=np.uint64) for b in buffers]
+    return grid, lsize, np.array([p.ctypes.data for p in ptrs], dtype=np.uint64), ptrs

@@ -166,8 +166,10 @@ def _is_noop(op: Ops, arg, sh: tuple) -> bool:
     return all(sh[a] == 1 for a in arg)  # FLIP of size-1 axes
 
 
-def toposort(roots: list[Node], stop_realized: bool = True) -> list[Node]:
-    """Nodes reachable from roots, sources first; realized nodes are leaves when stop_realized."""
+def toposort(roots: list[Node], stop_realized: bool = True, sources=None) -> list[Node]:
+    """Nodes reachable from roots, sources first; realized nodes are leaves when stop_realized.
+
+    `sources(node)` replaces a node's `src` as the edges to follow (autograd walks its recorded sources)."""
     order, seen = [], set()
     stack = [(r, False) for r in reversed(roots)]
     while stack:
@@ -179,6 +181,8 @@ def toposort(roots: list[Node], stop_realized: bool = True) -> list[Node]:
             continue
         seen.add(n.id)
         stack.append((n, True))
-        if not (stop_realized and n.realized):
+        if sources is not None:
+            stack.extend((s, False) for s in reversed(sources(n)) if s.id not in seen)
+        elif not (stop_realized and n.realized):
             stack.extend((s, False) for s in reversed(n.src) if s.id not in seen)
     return order

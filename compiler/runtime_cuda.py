@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import DeviceError
+from .kernel_ir import launch_geometry
 from .nvrtc import INSTALL_HINT, compile_cuda
 
 
@@ -132,11 +133,7 @@ class CUDADevice:
     def launch(self, fn, gsize: tuple, lsize: tuple, bufs: list, wait: bool = False, name: str = "") -> float | None:
         """Launch fn over gsize work-items in blocks of lsize; with wait, block and return its time in seconds."""
         drv = self.drv
-        gsize = tuple(gsize) + (1,) * (3 - len(gsize))
-        lsize = tuple(lsize) + (1,) * (3 - len(lsize))
-        grid = [-(-g // b) for g, b in zip(gsize, lsize, strict=True)]
-        ptrs = [np.array([int(b.ptr)], dtype=np.uint64) for b in bufs]
-        args = np.array([p.ctypes.data for p in ptrs], dtype=np.uint64)
+        grid, lsize, args, _keep = launch_geometry(gsize, lsize, bufs)
         if wait:
             start, end = (_check(drv, drv.cuEventCreate(0), "event") for _ in range(2))
             _check(drv, (drv.cuEventRecord(start, self.stream)[0], None), "event record")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import DeviceError, KernelBuildError
+from .kernel_ir import launch_geometry
 
 INSTALL_HINT = "pip install 'petaflop-workbench[hip]' (hip-python matching the ROCm version)"
 
@@ -127,11 +128,7 @@ class HIPDevice:
     def launch(self, fn, gsize: tuple, lsize: tuple, bufs: list, wait: bool = False, name: str = "") -> float | None:
         """Launch fn over gsize work-items in blocks of lsize; with wait, block and return seconds."""
         hip = self.hip
-        gsize = tuple(gsize) + (1,) * (3 - len(gsize))
-        lsize = tuple(lsize) + (1,) * (3 - len(lsize))
-        grid = [-(-g // b) for g, b in zip(gsize, lsize, strict=True)]
-        ptrs = [np.array([int(b.ptr)], dtype=np.uint64) for b in bufs]
-        args = np.array([p.ctypes.data for p in ptrs], dtype=np.uint64)
+        grid, lsize, args, _keep = launch_geometry(gsize, lsize, bufs)
         if wait:
             start, end = _check(hip.hipEventCreate(), "event"), _check(hip.hipEventCreate(), "event")
             hip.hipEventRecord(start, self.stream)

@@ -1,20 +1,29 @@
-"""The HIP backend (devices HIP, HIP:1, ...): programs from the optimizer in the HIP dialect (the tiled
-GEMM included), launches through hip-python (runtime_hip.py; never run on AMD hardware)."""
+"""The CUDA and HIP backends (devices CUDA, CUDA:1, HIP, HIP:1, ...): programs from the optimizer in the device
+family's dialect (tensor-core and tiled GEMMs included), launched by that family's runtime: the driver API
+(runtime_cuda.py) or hip-python (runtime_hip.py; never run on AMD hardware)."""
 
 from __future__ import annotations
 
 from .device import gpu_index
 from .kernel_ir import Kernel, Program
 from .optimizer import cached_program
-from .runtime_hip import get_hip_device
 
 
-class HIPBackend:
-    """One AMD GPU as a `backend.Backend`."""
+def _runtime_device(device: str):
+    """The runtime's handle of a CUDA or HIP device string (imported on demand: each runtime needs its bindings)."""
+    if device.split(":")[0] == "CUDA":
+        from .runtime_cuda import get_cuda_device as get
+    else:
+        from .runtime_hip import get_hip_device as get
+    return get(gpu_index(device))
+
+
+class GPUBackend:
+    """One CUDA or HIP GPU as a `backend.Backend`."""
 
     def __init__(self, device: str):
         self.device = device
-        self.dev = get_hip_device(gpu_index(device))
+        self.dev = _runtime_device(device)
 
     def program(self, kernel: Kernel) -> Program:
         """The optimizer's program for kernel (memoized by the kernel's structure)."""
