@@ -17,13 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from isa.technology import energy_factor
+from isa.technology import register_energy_pj_per_bit
 
-ALADDIN_REG_PJ_PER_BIT_40NM = 0.009
 
 def energy_per_toggle_pj(node_nm: float) -> float:
     """Dynamic energy of one bit toggle at `node_nm`, in pJ (see the module docstring for the source)."""
-    return ALADDIN_REG_PJ_PER_BIT_40NM * energy_factor(node_nm) / energy_factor(40)
+    return register_energy_pj_per_bit(node_nm)
 
 
 @dataclass

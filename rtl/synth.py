@@ -30,7 +30,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from isa.technology import area_factor, logic_density_mtr_per_mm2
+from isa.technology import TRANSISTORS_PER_NAND2, logic_density_mtr_per_mm2, nand2_um2, sram_macro_um2
 from rtl.toolchain import run_yosys
 
 NAND2_UM2_NANGATE45 = 0.798
@@ -62,41 +62,8 @@ def ge_of_cell(cell_type: str) -> float:
     raise KeyError(f"no gate-equivalent weight for cell type {cell_type}")
 
 
-# Node scaling (Stillmaker & Baas area factors, typical logic density) comes from isa.technology, shared
-# with the workbench's area model.
-# LLMCompass SRAM array efficiency by macro size in KiB (b.5).
-_SRAM_EFFICIENCY = {4: 0.076, 8: 0.142, 16: 0.247, 32: 0.393, 64: 0.559, 128: 0.704, 256: 0.526, 512: 0.602}
-SRAM_BIT_UM2_7NM = 0.17
-
-
-def _sram_efficiency(kib: float) -> float:
-    """LLMCompass array efficiency at a macro of `kib` KiB, linear between its listed sizes (b.5)."""
-    keys = sorted(_SRAM_EFFICIENCY)
-    if kib <= keys[0]:
-        return _SRAM_EFFICIENCY[keys[0]]
-    if kib >= keys[-1]:
-        return _SRAM_EFFICIENCY[keys[-1]]
-    lo = max(k for k in keys if k <= kib)
-    hi = min(k for k in keys if k >= kib)
-    if lo == hi:
-        return _SRAM_EFFICIENCY[lo]
-    return _SRAM_EFFICIENCY[lo] + (kib - lo) / (hi - lo) * (_SRAM_EFFICIENCY[hi] - _SRAM_EFFICIENCY[lo])
-
-
-def um2_per_ge(node_nm: float) -> float:
-    """Silicon area of one NAND2 equivalent: 4 transistors at the node's typical logic density."""
-    return 4.0 / logic_density_mtr_per_mm2(node_nm)
-
-
-def sram_um2(bits: int, node_nm: float) -> float:
-    """Area of one SRAM macro of `bits` bits (LLMCompass bit area / array efficiency, node-scaled)."""
-    kib = max(bits / 8 / 1024, 4)
-    units = 1
-    while kib > 512:  # LLMCompass splits big buffers into 512 KiB units
-        kib /= 2
-        units *= 2
-    eff = _sram_efficiency(kib)
-    return units * (kib * 8 * 1024) * SRAM_BIT_UM2_7NM * area_factor(node_nm) / area_factor(7) / eff
+# Node scaling, the NAND2 gate area and the SRAM macro model come from isa.technology, the one table the
+# workbench's area model reads too (so `rtl synth` and `estimate` agree on every macro).
 
 
 def fo4_ps(node_nm: float) -> float:
@@ -205,7 +172,7 @@ def area_report(verilog_text: str, design_name: str, node_nm: int, blocks: dict[
     stat, ltp, seconds = synthesize(verilog_text, top=top, depth=depth)
     mems = memories_by_module(verilog_text)
     result: dict[str, BlockArea] = {name: BlockArea() for name in [*blocks, "control"]}
-    ge_area = um2_per_ge(node_nm)
+    ge_area = nand2_um2(node_nm)
     for raw_name, mod in stat["modules"].items():
         name = raw_name.lstrip("\\")
         best, best_len = "control", -1
@@ -226,7 +193,7 @@ def area_report(verilog_text: str, design_name: str, node_nm: int, blocks: dict[
         for width, words in mems.get(name, []):
             blk.sram_bits += width * words
             blk.sram_macros += 1
-            blk.sram_mm2 += sram_um2(width * words, node_nm) * 1e-6
+            blk.sram_mm2 += sram_macro_um2(width * words, node_nm) * 1e-6
     for blk in result.values():
         blk.logic_mm2 = blk.logic_ge * ge_area * 1e-6
     total_ge = sum(b.logic_ge for b in result.values())
@@ -240,7 +207,7 @@ def area_report(verilog_text: str, design_name: str, node_nm: int, blocks: dict[
         um2_per_ge=ge_area, yosys_seconds=seconds,
         assumptions=[
             "GE weights: Nangate FreePDK45 X1 cell areas / NAND2_X1 (0.798 um^2)",
-            f"logic: 4 transistors per NAND2 at {logic_density_mtr_per_mm2(node_nm):.1f} MTr/mm^2 "
+            f"logic: {TRANSISTORS_PER_NAND2} transistors per NAND2 at {logic_density_mtr_per_mm2(node_nm):.1f} MTr/mm^2 "
             "(ttm-cas typical density, cost_power_model.md b.6); cell area only",
             "SRAM: LLMCompass effective bit area 0.17 um^2 @7nm / array efficiency by macro size, "
             "Stillmaker-Baas area scaling (b.2, b.5)",

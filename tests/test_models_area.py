@@ -27,7 +27,7 @@ def test_mac_area_against_published_fpu_areas():
 
 def test_sram_area_agrees_with_rtl_synth_for_the_same_macros():
     """Issue 14: `rtl synth` and `estimate` disagreed 16x (0.91 vs 0.057 mm^2) on tiny-int8-4x4's 4 KB scratchpad."""
-    from rtl.synth import sram_um2
+    from isa.technology import sram_macro_um2 as sram_um2
 
     d = load_design("tiny-int8-4x4")  # 4 KiB scratchpad in 2 banks at 28 nm
     est = design_area(d).item("scratchpad")

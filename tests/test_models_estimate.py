@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from isa.counters import MACS_COUNTER
 from isa.design import load_design
 from workbench.estimate import (
     Layer,
@@ -61,7 +62,7 @@ def _analytic_sim(calls):
             calls.append((m, n, k, values))
         cycles = math.ceil(m / design.matrix.rows) * math.ceil(n / design.matrix.cols) * k
         counters = {
-            f"macs_{design.matrix.input_dtype}": m * n * k,
+            MACS_COUNTER[design.matrix.input_dtype]: m * n * k,
             "dram_read_bytes": (m + n) * k * 2,
             "dram_write_bytes": m * n * 4,
             "instructions": 10,

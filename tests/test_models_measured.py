@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from isa.counters import MACS_COUNTER
 from workbench.chips import find_chip
 from workbench.measured import (
     MeasuredDataError,
@@ -49,7 +50,7 @@ def test_comparison_errors_and_statistics():
         # a stand-in timing model: the array at half its rate
         macs = m * n * k
         cycles = 2 * macs / (design.matrix.rows * design.matrix.cols)
-        return SimpleNamespace(cycles=cycles, counters={f"macs_{design.matrix.input_dtype}": macs})
+        return SimpleNamespace(cycles=cycles, counters={MACS_COUNTER[design.matrix.input_dtype]: macs})
 
     rows = [r for r in load_measurements() if r.chip == "rx-7900-xtx"][:2]
     design = reference_design_for("rx-7900-xtx")

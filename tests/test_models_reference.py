@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from isa.counters import MACS_COUNTER
 from isa.design import load_design
 from workbench.cli import main
 from workbench.estimate import estimate, parse_workload
@@ -21,7 +22,7 @@ def test_reference_design_checks_pass_with_simulator(name):
     assert 0 < f["utilization"].value <= 1
     assert f["achieved_tflops"].value <= f["peak_tflops"].value
     # the simulated array MACs cover the useful work (padding only adds)
-    assert est.counters[f"macs_{d.matrix.input_dtype}"] >= 2048**3
+    assert est.counters[MACS_COUNTER[d.matrix.input_dtype]] >= 2048**3
 
 
 def test_sustained_power_breakdown_is_shown_and_consistent():

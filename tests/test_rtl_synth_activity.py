@@ -6,10 +6,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from isa.technology import nand2_um2 as um2_per_ge
+from isa.technology import sram_macro_um2 as sram_um2
 from rtl.activity import count_toggles, energy_per_toggle_pj, energy_report
 from rtl.array import OSArray
 from rtl.sram import SRAM
-from rtl.synth import area_report, ge_of_cell, memories_by_module, sram_um2, um2_per_ge
+from rtl.synth import area_report, ge_of_cell, memories_by_module
 from rtl.verilator import to_verilog
 
 pytestmark = pytest.mark.rtl

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from isa.counters import MACS_COUNTER
 from isa.design import Design
 from isa.technology import register_energy_pj_per_bit
 from workbench.errors import UsageError
@@ -233,8 +234,8 @@ def event_energies(design: Design) -> dict[str, EventEnergy]:
     hop = pe_hop_bits(design) * register_energy_pj_per_bit(nm)  # the systolic hops each MAC causes
     mem = design.memory
     out = {
-        f"macs_{dtype}": EventEnergy(
-            f"macs_{dtype}",
+        MACS_COUNTER[dtype]: EventEnergy(
+            MACS_COUNTER[dtype],
             MAC_ENERGY_45NM_PJ[dtype] * f + hop,
             f"{dtype} MAC {MAC_ENERGY_45NM_PJ[dtype] * f:.4f} pJ + {pe_hop_bits(design)} register bits {hop:.4f} pJ",
             "b.1 Horowitz x b.2 energy factor; b.3 Aladdin register",
@@ -303,7 +304,7 @@ def sustained_power(design: Design, tdp_w: float | None = None) -> SustainedPowe
     clock, cores, m = design.chip.clock_hz, design.chip.cores, design.matrix
     cycles_per_s = clock * cores
     port_bytes_per_s = design.memory.dram_bandwidth_bytes_per_cycle * cycles_per_s
-    macs = e[f"macs_{m.input_dtype}"]
+    macs = e[MACS_COUNTER[m.input_dtype]]
     hop = pe_hop_bits(design) * register_energy_pj_per_bit(resolve_node(design.chip.node_nm).nm)
     feed = (m.rows + m.cols) * design.input_bytes
     acc_row = design.accumulator_row_bytes
@@ -401,7 +402,7 @@ def run_power(
         if not count:
             continue
         if name not in energies or name in _PER_DRAM_BYTE:
-            if name.startswith("macs_"):
+            if name in MACS_COUNTER.values():
                 raise PowerInputError(
                     f"counter {name!r} does not match the design's input dtype {design.matrix.input_dtype!r}"
                 )
