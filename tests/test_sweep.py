@@ -243,3 +243,46 @@ def test_results_of_a_file_that_is_not_a_database(tmp_path, capsys):
     assert "not a results database" in capsys.readouterr().err
     assert main(["results", str(tmp_path / "missing.db")]) == 2
     assert "results database not found" in capsys.readouterr().err
+
+
+MODEL_SPEC = """\
+[sweep]
+name = "models"
+base = "datacenter-bf16-128x128"
+
+[parameters]
+"matrix.rows" = [64, 128]
+
+[[workloads]]
+model = "mlp"
+batch = 8
+
+[[workloads]]
+onnx = "{onnx}"
+"""
+
+
+def test_model_and_onnx_workloads_run_compiled_on_each_design_point(tmp_path):
+    """Issue 12: the compiler's built-in models and ONNX files are sweep workloads, compiled for each point."""
+    from pathlib import Path
+
+    from compiler.accel.sim_device import device_for_design
+    from workbench.model_run import run_model
+
+    onnx = Path(__file__).parent / "fixtures" / "onnx" / "mlp.onnx"
+    spec_path = tmp_path / "models.toml"
+    spec_path.write_text(MODEL_SPEC.format(onnx=onnx))
+    spec = load_spec(spec_path)
+    summary = run_sweep(spec, tmp_path / "m.db", scheduler="inline")
+    assert summary.results == 4 and summary.errors == 0
+    with ResultsDB(tmp_path / "m.db") as db:
+        rows = db.rows("models")
+    by = {(r["workload"], r["params"]["matrix.rows"]): r for r in rows}
+    assert set(by) == {("mlp:8", 64), ("mlp:8", 128), ("mlp.onnx", 64), ("mlp.onnx", 128)}
+    assert all(r["status"] == "ok" and r["figures"]["achieved_tflops"]["provenance"] == "simulated" for r in rows)
+    # a point's latency is its own compiled run's cycles at the design's clock (the MLP draws far below any cap)
+    point = next(t.design for t in make_tasks(spec, spec.grid()) if t.design.matrix.rows == 64 and t.workload.name == "mlp:8")
+    _, run = run_model("mlp", device_for_design(point), batch=8)
+    assert by[("mlp:8", 64)]["latency_s"] == pytest.approx(run.cycles / point.chip.clock_hz, rel=1e-9)
+    # a batch of 8 uses a small part of a 128-row array: half the rows are busier on the same model
+    assert by[("mlp:8", 64)]["utilization"] > by[("mlp:8", 128)]["utilization"]

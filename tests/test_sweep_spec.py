@@ -65,7 +65,9 @@ BAD = [
      ["rejects the point", "matrix.rows = 128", "memory.accumulator_bytes", "skip_invalid"]),
     ('chip.node_nm = [16, 7]', 'chip.node_nm = [16, 7]\n"matrix.dataflow" = ["os", "wss"]', 7, ["not one of os, ws", "did you mean 'ws'"]),
     ('gemm = "128x128x128"', 'gemm = "128x128"', 9, ["expected \"MxNxK\""]),
-    ('gemm = "128x128x128"', 'onnx = "model.onnx"', 8, ["not available yet", "SIM device"]),
+    ('gemm = "128x128x128"', 'onnx = "model.onnx"', 9, ["onnx = 'model.onnx'", "no such file"]),
+    ('gemm = "128x128x128"', 'model = "resnet"', 9, ["model = 'resnet'", "mlp", ".py file"]),
+    ('gemm = "128x128x128"', 'model = "mlp"\nbatch = 0', 10, ["batch = 0", "1 to 65,536"]),
     ('base = "edge-int8-16x16"', 'base = "edge-int8-16x61"', 2, ["unknown design", "did you mean edge-int8-16x16"]),
     ('base = "edge-int8-16x16"', 'base = "edge-int8-16x16"\nstrategy = "adaptive"', 1, ["needs points = N"]),
 ]

@@ -286,13 +286,33 @@ def estimate(
     simulate: Simulator | None = None,
 ) -> Estimate:
     """Simulate `workload` on `design` and report performance, energy, area, cost and their ratios."""
-    tables = design_tables(design)
-    chip = reference_chip(design)  # an unknown chip name fails before the simulation, not after
-    area = design_area(design, synth=synth, host_pcie_lanes=tables["cost"].get("host_pcie_lanes"))
-    cost, area_prov = design_cost(design, area, margin, volume)
+    reference_chip(design)  # an unknown chip name fails before the simulation, not after
+    design_tables(design)
     runs, counters, cycles = simulate_workload(design, workload, simulate)
     _, _, ideal_cycles = simulate_workload(design, workload, simulate, ideal_memory=True)
-    flops = workload.flops
+    return estimate_from_run(design, workload.name, workload.flops, counters, cycles, ideal_cycles, runs,
+                             margin=margin, volume=volume, synth=synth)
+
+
+def estimate_from_run(
+    design: Design,
+    workload_name: str,
+    flops: float,
+    counters: dict[str, float],
+    cycles: int,
+    ideal_cycles: int | None = None,
+    runs: list[LayerRun] | None = None,
+    *,
+    margin: float | None = None,
+    volume: int | None = None,
+    synth: dict[str, float] | None = None,
+) -> Estimate:
+    """The figures of `estimate` from a simulated run's whole-chip counters and cycles (any program: GEMM
+    layers, or a model compiled for the SIM device); ideal_cycles, when known, gives the array-bound figure."""
+    tables = design_tables(design)
+    chip = reference_chip(design)
+    area = design_area(design, synth=synth, host_pcie_lanes=tables["cost"].get("host_pcie_lanes"))
+    cost, area_prov = design_cost(design, area, margin, volume)
     tdp = design_tdp_w(design)
     static_w = design_static_w(design)
     # the power cap: above the TDP the clock is throttled and the run takes longer (power.run_power)
@@ -313,12 +333,6 @@ def estimate(
             + (f", clock throttled to {power.clock_scale:.1%} by the TDP" if power.clock_scale < 1 else ""),
         ),
         "utilization": Figure(achieved / peak, "fraction", "simulated"),
-        "achieved_tflops_ideal_memory": Figure(
-            flops / (ideal_cycles / design.chip.clock_hz) / 1e12,
-            ops,
-            "simulated",
-            "simulator ideal-memory mode (free loads/stores): the array-bound upper limit",
-        ),
         "seconds": Figure(seconds, "s", "simulated"),
         "energy_j": Figure(power.energy_j, "J", "modelled", "simulated counters x energy per event + static"),
         "energy_per_flop_pj": Figure(power.energy_per_flop_j / 1e-12, "pJ/FLOP", "modelled"),
@@ -354,7 +368,15 @@ def estimate(
             peak_power / tdp - 1, "fraction", "modelled", "sustained large-GEMM power relative to the TDP"
         )
         f["sustained_clock_scale"] = Figure(sus.clock_scale, "fraction", "modelled", "clock the TDP allows")
+    if ideal_cycles:
+        f["achieved_tflops_ideal_memory"] = Figure(
+            flops / (ideal_cycles / design.chip.clock_hz) / 1e12,
+            ops,
+            "simulated",
+            "simulator ideal-memory mode (free loads/stores): the array-bound upper limit",
+        )
     checks = reference_checks(design, die_usd, cost.cost_usd, power, peak_power)
     return Estimate(
-        design.name, workload.name, f, runs, counters, area, cost, power, checks, chip.key if chip else None, sus
+        design.name, workload_name, f, runs or [], counters, area, cost, power, checks, chip.key if chip else None,
+        sus,
     )

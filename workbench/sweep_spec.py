@@ -432,17 +432,14 @@ def _workloads(loc: _Locator, raw: Any, base_dir: Path) -> tuple[SweepWorkload, 
         keys = ("workloads", i)
         kinds = [k for k in table if k in WORKLOAD_KINDS]
         if len(kinds) != 1:
-            future = [k for k in table if k in ("model", "onnx")]
-            why = (f"kind {future[0]!r} is not available yet (it needs models running on the SIM device)"
-                   if future else f"found {sorted(kinds) or 'none'}")
             raise loc.error(keys, f"[[workloads]] entry {i + 1} needs exactly one kind key of "
-                                  f"{', '.join(WORKLOAD_KINDS)}; {why}")
+                                  f"{', '.join(WORKLOAD_KINDS)}; found {sorted(kinds) or 'none'}")
         parse, extra = WORKLOAD_KINDS[kinds[0]]
         _known(loc, keys, table, (kinds[0], *extra), f"key of a {kinds[0]} workload")
         try:
             out.append(parse(table, base_dir))
         except WorkloadSpecError as exc:
-            raise loc.error((*keys, kinds[0]), str(exc)) from None
+            raise loc.error((*keys, exc.key or kinds[0]), str(exc)) from None
     names = [w.name for w in out]
     dup = [n for i, n in enumerate(names) if n in names[:i]]
     if dup:

@@ -2,12 +2,15 @@
 
 A kind turns its spec table (`[[workloads]]` entry) into a `SweepWorkload`: a name, a `key` (the content
 that identifies it in the results database) and `evaluate(design)`, which returns the figures of
-`workbench.estimate`. New kinds (the compiler's built-in models or ONNX files run on the `SIM` device) register a
-parser in `WORKLOAD_KINDS`; nothing else in the sweep changes.
+`workbench.estimate`. Kinds: `gemm` and `layers` (GEMM layers through the GEMM program generator), `model` (a
+built-in model or a Python model file) and `onnx` (an ONNX file), the last two compiled by the compiler for the
+`SIM` device of each design point (int8-quantized on int8 designs) and run whole. A new kind registers a parser in
+`WORKLOAD_KINDS`; nothing else in the sweep changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +19,7 @@ from typing import Any, Protocol
 
 from isa.design import Design
 from isa.errors import UserError
-from workbench.estimate import Layer, Workload, WorkloadError, estimate, parse_workload
+from workbench.estimate import Layer, Workload, WorkloadError, estimate, estimate_from_run, parse_workload
 
 
 class SweepWorkload(Protocol):
@@ -92,7 +95,11 @@ _MAX_TIMINGS = 4096
 
 
 class WorkloadSpecError(UserError):
-    """A `[[workloads]]` entry that cannot be used; the caller adds the spec's file:line."""
+    """A `[[workloads]]` entry that cannot be used; the caller adds the spec's file:line (of `key`, when given)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 def _gemm(table: dict[str, Any], base_dir: Path) -> SweepWorkload:
@@ -125,10 +132,111 @@ def _layers(table: dict[str, Any], base_dir: Path) -> SweepWorkload:
     return GemmLayers(str(table.get("name", wl.name)), wl.layers)
 
 
+def _figures_of_run(design: Design, name: str, run) -> dict[str, Any]:
+    """`estimate` figures of a model's SIM run: its cycles and counters; FLOPs are the accelerator's MACs x 2."""
+    if not run.cycles:
+        raise UserError(f"{name}: no kernel ran on the accelerator of {design.name} (every op ran on the host)")
+    est = estimate_from_run(design, name, 2.0 * run.macs, run.counters, run.cycles)
+    figures = {k: {"value": f.value, "unit": f.unit, "provenance": f.provenance, "note": f.note}
+               for k, f in est.figures.items()}
+    figures["host_flops"] = {"value": float(run.host_flops), "unit": "FLOP", "provenance": "modelled",
+                             "note": "work of the ops that ran on the host: not in the accelerator's figures"}
+    return figures
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    """A built-in model (mlp, cnn, gpt2-block) or a Python model file, compiled for each design point's SIM device."""
+
+    name: str
+    model: str
+    batch: int | None
+    content: str  # the model file's hash ("" for a built-in model): a changed file is a new workload
+
+    def key(self) -> dict[str, Any]:
+        """Kind, model, batch and the file's content hash."""
+        return {"kind": "model", "model": self.model, "batch": self.batch, "content": self.content}
+
+    def evaluate(self, design: Design) -> dict[str, Any]:
+        """Compile and run the model on the design (quantized on int8 designs); the figures of the run."""
+        from compiler.accel.sim_device import device_for_design
+        from workbench.model_run import run_model
+
+        result, run = run_model(self.model, device_for_design(design), batch=self.batch)
+        if not result.matches_reference:
+            raise UserError(f"{self.name}: the SIM output differs from {result.reference} "
+                            f"(max error {result.max_abs_error_vs_reference:.3g})")
+        return _figures_of_run(design, self.name, run)
+
+
+@dataclass(frozen=True)
+class OnnxFile:
+    """An ONNX model file (seeded random inputs) compiled for each design point's SIM device."""
+
+    name: str
+    path: str
+    content: str
+
+    def key(self) -> dict[str, Any]:
+        """Kind and the file's content hash (its path does not change the result)."""
+        return {"kind": "onnx", "content": self.content}
+
+    def evaluate(self, design: Design) -> dict[str, Any]:
+        """Import and run the model on the design; the figures of the run."""
+        from compiler.accel.runtime import sim_run
+        from compiler.accel.sim_device import device_for_design
+        from compiler.onnx import load_onnx
+        from workbench.onnx_run import random_inputs
+
+        device = device_for_design(design)
+        model = load_onnx(self.path, device=device)
+        with sim_run(device) as run:
+            model.run(random_inputs(model, {}))
+        return _figures_of_run(design, self.name, run)
+
+
+def _model_file(value: Any, key: str, suffix: str, base_dir: Path) -> Path:
+    if not isinstance(value, str) or not value.lower().endswith(suffix):
+        raise WorkloadSpecError(f"{key} = {value!r}: expected a {suffix} file")
+    path = Path(value) if Path(value).is_absolute() else base_dir / value
+    if not path.is_file():
+        raise WorkloadSpecError(f"{key} = {value!r}: no such file ({path})")
+    return path
+
+
+def _model(table: dict[str, Any], base_dir: Path) -> SweepWorkload:
+    from compiler.models import BUILTIN
+
+    model, batch = table["model"], table.get("batch")
+    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= 65_536):
+        raise WorkloadSpecError(f"batch = {batch!r}: must be an integer from 1 to 65,536", key="batch")
+    if isinstance(model, str) and model in BUILTIN:
+        spec, content = model, ""
+    else:
+        if not isinstance(model, str) or not model.endswith(".py"):
+            raise WorkloadSpecError(f"model = {model!r}: expected one of {', '.join(BUILTIN)} or a .py file "
+                                    "defining model()")
+        path = _model_file(model, "model", ".py", base_dir)
+        spec, content = str(path), _file_sha256(path)
+    name = str(table.get("name", model + (f":{batch}" if batch else "")))
+    return CompiledModel(name, spec, batch, content)
+
+
+def _onnx(table: dict[str, Any], base_dir: Path) -> SweepWorkload:
+    path = _model_file(table["onnx"], "onnx", ".onnx", base_dir)
+    return OnnxFile(str(table.get("name", path.name)), str(path), _file_sha256(path))
+
+
 # kind (the key that selects it in a [[workloads]] entry) -> (parser, the other keys it accepts)
 WORKLOAD_KINDS: dict[str, tuple[Callable[[dict[str, Any], Path], SweepWorkload], tuple[str, ...]]] = {
     "gemm": (_gemm, ("name", "count")),
     "layers": (_layers, ("name",)),
+    "model": (_model, ("name", "batch")),
+    "onnx": (_onnx, ("name",)),
 }
 
 
