@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.compiler_worker import flops as workload_flops  # noqa: E402
-from bench.compiler_worker import make_inputs, sizes, tensor_gpt2_block  # noqa: E402
+from bench.compiler_worker import flops as workload_flops
+from bench.compiler_worker import make_inputs, sizes, tensor_gpt2_block
 
 GEMM_BAR = 0.50  # fraction of cuBLAS
 GPT2_EAGER_BAR = 2.0  # at most this many times PyTorch eager's time
@@ -110,7 +110,7 @@ def bench_gemm(n: int, dtype: str, reps: int) -> dict:
         try:
             peer_t = _cupy_gemm_seconds(n, dtype, reps)
             row["peer"] = "cuBLAS via CuPy"
-        except Exception as e:  # noqa: BLE001 - reported as not available
+        except Exception as e:  # reported as not available
             row["peer"] = f"not available ({why}; CuPy: {e})"
             return row
     row["peer_s"], row["peer_tflops"] = peer_t, row["flops"] / peer_t / 1e12
@@ -182,7 +182,7 @@ def bench_gpt2(reps: int, quick: bool) -> dict:
         row["tinygrad_s"] = _wall(lambda: f(*tins), tg.finish, reps)
         row["tinygrad"] = f"tinygrad {tg.version} CUDA, TinyJit"
         row["bar_tinygrad"] = f"faster than tinygrad: {'PASS' if row['ours_s'] < row['tinygrad_s'] else 'FAIL'}"
-    except Exception as e:  # noqa: BLE001 - reported as not available
+    except Exception as e:  # reported as not available
         row["tinygrad"] = f"not available ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
     return row
 
@@ -206,13 +206,13 @@ def main(argv=None) -> int:
         for n in sizes_:
             try:
                 row = bench_gemm(n, dtype, args.reps)
-            except Exception as e:  # noqa: BLE001 - one failed row does not stop the others
+            except Exception as e:  # one failed row does not stop the others
                 row = {"workload": f"gemm {n}^3", "dtype": dtype, "error": f"{type(e).__name__}: {e}"[:2000]}
             results["gemm"].append(row)
             log(json.dumps(row))
     try:
         results["gpt2"] = bench_gpt2(args.reps, args.quick)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         results["gpt2"] = {"error": f"{type(e).__name__}: {e}"[:2000]}
     log(json.dumps(results["gpt2"]))
     if args.out:

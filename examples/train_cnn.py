@@ -7,12 +7,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from digits import accuracy, load_digits_split, train_classifier  # noqa: E402
+from digits import accuracy, load_digits_split, train_classifier
 
-from compiler import Device  # noqa: E402
-from compiler.models import SmallCNN  # noqa: E402
-from compiler.optim import Adam, cosine_lr  # noqa: E402
-from compiler.quantize_weights import compare_formats  # noqa: E402
+from compiler import Device
+from compiler.models import SmallCNN
+from compiler.optim import Adam, cosine_lr
+from compiler.quantize_weights import compare_formats
 
 
 def train(device: str | None = None, seed: int = 0, epochs: int = 15, log=print) -> tuple:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from digits import load_digits_split, train_classifier  # noqa: E402
+from digits import load_digits_split, train_classifier
 
-from compiler import Device  # noqa: E402
-from compiler.models import MLP  # noqa: E402
-from compiler.optim import Adam, cosine_lr  # noqa: E402
+from compiler import Device
+from compiler.models import MLP
+from compiler.optim import Adam, cosine_lr
 
 
 def train(device: str | None = None, seed: int = 0, epochs: int = 20, log=print) -> tuple:

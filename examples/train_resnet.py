@@ -8,11 +8,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from digits import load_digits_split, train_classifier  # noqa: E402
+from digits import load_digits_split, train_classifier
 
-from compiler import Device  # noqa: E402
-from compiler.models import ResNet  # noqa: E402
-from compiler.optim import SGD, cosine_lr  # noqa: E402
+from compiler import Device
+from compiler.models import ResNet
+from compiler.optim import SGD, cosine_lr
 
 
 def train(device: str | None = None, seed: int = 0, epochs: int = 10, log=print) -> tuple:

@@ -50,7 +50,7 @@ class IssueUnit(wiring.Component):
             "gemm": Out(gemm_timing(p)), "dram_cmd": Out(dram_command()),
         })
 
-    def elaborate(self, platform):  # noqa: C901 - one place for the issue rules of the timing contract
+    def elaborate(self, platform):  # one place for the issue rules of the timing contract
         p = self.p
         m = Module()
         R, C = p.R, p.C

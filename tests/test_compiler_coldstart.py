@@ -12,7 +12,7 @@ def test_rendered_programs_come_back_from_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(optimizer, "_PROGRAMS", {})
     a = np.arange(24, dtype=np.float32).reshape(4, 6)
-    f = lambda: (Tensor(a, device="CL").exp2().sum(1) * 0.5).numpy()  # noqa: E731
+    f = lambda: (Tensor(a, device="CL").exp2().sum(1) * 0.5).numpy()
     first = f()
     stored = list((tmp_path / "programs").iterdir())
     assert len(stored) == 1

@@ -125,7 +125,7 @@ def _nvml_handle(device: str):
         dev = get_cuda_device(gpu_index(device))
         bus = dev.drv.cuDeviceGetPCIBusId(64, dev.handle)[1].split(b"\0")[0].decode()
         return pynvml.nvmlDeviceGetHandleByPciBusId(bus)
-    except Exception as exc:  # noqa: BLE001 - the reason is the report
+    except Exception as exc:  # the reason is the report
         return f"NVML could not be used: {exc}"
 
 
@@ -135,7 +135,7 @@ def _sample_power(handle, stop: threading.Event, out: list) -> None:
     while not stop.is_set():
         try:
             out.append(pynvml.nvmlDeviceGetPowerUsage(handle) / 1000.0)  # mW -> W
-        except Exception:  # noqa: BLE001 - a failed read is a missing sample, not a failed measurement
+        except Exception:  # a failed read is a missing sample, not a failed measurement
             pass
         time.sleep(POWER_SAMPLE_S)
 

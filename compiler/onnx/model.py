@@ -54,7 +54,7 @@ class OnnxModel:
         if isinstance(model, (str, os.PathLike)):
             try:
                 model = onnx.load(os.fspath(model))
-            except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, Exception) as e:  # noqa: BLE001
+            except (OSError, onnx.onnx_cpp2py_export.checker.ValidationError, Exception) as e:
                 raise OnnxImportError(f"{model}: cannot read an ONNX model ({e})") from None
         elif isinstance(model, bytes):
             model = onnx.load_from_string(model)
