@@ -130,7 +130,25 @@ def _merge_row(old, new, accumulate, dim: int, C: int):
     return Cat(*data)
 
 
-class OSMatrixUnit(wiring.Component):
+class _MatrixUnit(wiring.Component):
+    """What the OS and WS matrix units share: their ports (`LANES` result lanes) and the GEMM sequencer."""
+
+    LANES = 1
+
+    def __init__(self, p: CoreParams):
+        self.p = p
+        super().__init__(_matrix_ports(p, self.LANES))
+
+    def _sequencer(self, m: Module):
+        """The GEMM sequencer, wired to this unit's issue, head and timing ports: (it, its step, its look-ahead,
+        the next head's gemm fields)."""
+        m.submodules.sequencer = seq = GemmSequencer(self.p)
+        m.d.comb += [seq.issue.eq(self.issue), seq.head.eq(self.head)]
+        wiring.connect(m, wiring.flipped(self.timing), seq.timing)
+        return seq, seq.step, seq.ahead, decode_fields(self.next_head, "gemm")
+
+
+class OSMatrixUnit(_MatrixUnit):
     """Output-stationary: A rows and B columns stream in; finished rows drain through two lanes (tile parity).
 
     Two overlapped tiles can complete rows in the same cycle, hence two lanes, each with its own
@@ -139,19 +157,11 @@ class OSMatrixUnit(wiring.Component):
 
     LANES = 2
 
-    def __init__(self, p: CoreParams):
-        self.p = p
-        super().__init__(_matrix_ports(p, self.LANES))
-
     def elaborate(self, platform):
         p = self.p
         m = Module()
         R, C = p.R, p.C
-        m.submodules.sequencer = seq = GemmSequencer(p)
-        m.d.comb += [seq.issue.eq(self.issue), seq.head.eq(self.head)]
-        wiring.connect(m, wiring.flipped(self.timing), seq.timing)
-        st, ahead = seq.step, seq.ahead
-        nf_g = decode_fields(self.next_head, "gemm")
+        seq, st, ahead, nf_g = self._sequencer(m)
         m.submodules.array = arr = OSArray(R, C)
         # Where each tile's rows go, by tile id (written when the tile's first step enters the array).
         tile_c = Array(Signal(GC, name=f"tile_c{i}") for i in range(TILE_IDS))
@@ -194,7 +204,7 @@ class OSMatrixUnit(wiring.Component):
         return m
 
 
-class WSMatrixUnit(wiring.Component):
+class WSMatrixUnit(_MatrixUnit):
     """Weight-stationary: weight preload into the idle bank, the activation stream, and one drain lane.
 
     Result row t of a stream entering in cycle E is complete (combinationally) in E + R + C - 2; its
@@ -204,19 +214,11 @@ class WSMatrixUnit(wiring.Component):
 
     LANES = 1
 
-    def __init__(self, p: CoreParams):
-        self.p = p
-        super().__init__(_matrix_ports(p, self.LANES))
-
     def elaborate(self, platform):
         p = self.p
         m = Module()
         R, C = p.R, p.C
-        m.submodules.sequencer = seq = GemmSequencer(p)
-        m.d.comb += [seq.issue.eq(self.issue), seq.head.eq(self.head)]
-        wiring.connect(m, wiring.flipped(self.timing), seq.timing)
-        st, ahead = seq.step, seq.ahead
-        nf_g = decode_fields(self.next_head, "gemm")
+        seq, st, ahead, nf_g = self._sequencer(m)
         m.submodules.array = arr = WSArray(R, C)
         cur_wbank = Signal()
         g_bank = Signal()
