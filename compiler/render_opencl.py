@@ -140,9 +140,13 @@ class ExprWriter:
         lin = linear(idx, n.shape)
         j = self.buf_index[n.id]
         pos = lin.render()
-        if self.vec_atom is not None and lin.terms.get(self.vec_atom, 0):
+        if self.vec_atom is not None and self.vec_atom.key[1] in lin.variables():
+            # a float8 load needs the loop variable as a plain term of stride vec; one hidden in a division or
+            # remainder (a reshaped view) would be read as a broadcast scalar: such a kernel stays scalar
+            nested = any(a.key[0] != "v" and self.vec_atom.key[1] in a.key[1].variables() for a in lin.terms)
             if (
-                lin.terms[self.vec_atom] != self.opts.vec
+                nested
+                or lin.terms.get(self.vec_atom, 0) != self.opts.vec
                 or valid
                 or n.dtype.name != "float32"
                 or not self.d.vectors

@@ -252,3 +252,13 @@ def test_causal_mask_is_made_once(dev):
     s = np.where(np.tril(np.ones((5, 5), bool)), s, -np.inf)
     e = np.exp(s - s.max(-1, keepdims=True))
     np.testing.assert_allclose(out, (e / e.sum(-1, keepdims=True)) @ k.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape, view", [((2, 3, 4, 5), (1, 120)), ((2, 3, 4, 5), (120,)), ((3, 5, 8), (1, 120))])
+@pytest.mark.parametrize("op", ["sum", "max", "mean"])
+def test_vector_reduce_over_a_reshaped_view(shape, view, op):
+    """A reduce over a reshaped buffer whose index divides the loop variable: float8 loads must not broadcast one
+    element (found by the ONNX layer-norm axis-0 case: each element was summed 8 times)."""
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    got = getattr(Tensor(x, device="CL").reshape(*view), op)(-1).numpy()
+    np.testing.assert_allclose(got, getattr(x.reshape(view), op)(-1), rtol=1e-5, atol=1e-5)
