@@ -58,7 +58,8 @@ class Optimizer:
             outs[0].realize(*outs[1:])
 
     def _update(self, p: Tensor, g: Tensor, state: dict) -> tuple[Tensor, dict]:
-        raise NotImplementedError
+        """The new value of parameter p from its gradient g and state (each optimizer defines its own rule)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no update rule (_update)")
 
 
 class SGD(Optimizer):
