@@ -107,19 +107,27 @@ def canonicalize(device: str | None) -> str:
     raise DeviceError(f"unknown device {device!r}; available: {', '.join(available())}")
 
 
-def _first_gpu(device: str) -> str:
-    """The first GPU: CUDA, then HIP, then 'CL' when the first OpenCL device is a GPU; else DeviceError."""
+def _gpu_search() -> tuple[str | None, list]:
+    """The first GPU's device string (CUDA, then HIP, then the first OpenCL GPU) or None, and the OpenCL devices
+    seen: the one rule behind both the 'GPU' alias and the default device."""
     for fam in GPU_FAMILIES:
         if gpu_count(fam):
-            return fam
+            return fam, []
     try:
         from .opencl_devices import describe_opencl_devices
 
-        devs = describe_opencl_devices()
-    except Exception:  # pyopencl missing or broken ICD: no GPU either
-        devs = []
-    if devs and devs[0].is_gpu:
-        return "CL"
+        infos = describe_opencl_devices()
+    except Exception:  # pyopencl missing or broken ICD: no OpenCL GPU either
+        infos = []
+    gpu = next((i for i, info in enumerate(infos) if info.is_gpu), None)
+    return (None if gpu is None else "CL" if gpu == 0 else f"CL:{gpu}"), infos
+
+
+def _first_gpu(device: str) -> str:
+    """The first GPU (see _gpu_search); DeviceError naming what was found when there is none."""
+    gpu, devs = _gpu_search()
+    if gpu is not None:
+        return gpu
     found = ", ".join(f"{d.name} ({d.kind})" for d in devs) or "no OpenCL devices"
     raise DeviceError(
         f"device {device!r}: no GPU on this machine (no CUDA or HIP GPU, no OpenCL GPU: found {found}); use"
@@ -140,19 +148,8 @@ def default_device() -> str:
 
 
 def _first_device() -> str:
-    for fam in GPU_FAMILIES:
-        if gpu_count(fam):
-            return fam
-    try:
-        from .opencl_devices import describe_opencl_devices
-
-        infos = describe_opencl_devices()
-    except Exception:  # pyopencl missing or broken ICD: no CL devices
-        infos = []
-    gpu = next((i for i, info in enumerate(infos) if info.is_gpu), None)
-    if gpu is not None:
-        return "CL" if gpu == 0 else f"CL:{gpu}"
-    return "CL" if _cl_count() else "REF"
+    gpu, _ = _gpu_search()
+    return gpu or ("CL" if _cl_count() else "REF")
 
 
 def _cl_number(device: str) -> int | None:
