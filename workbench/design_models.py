@@ -7,7 +7,7 @@ from workbench.area import AreaBreakdown, memory_phy_units
 from workbench.chips import Chip, find_chip
 from workbench.cost import NB_ALPHA, Harvest, UnitCost, cost_per_good_die, nre_cost, unit_cost
 from workbench.design_tables import Check, design_tables
-from workbench.power import PowerResult, static_power_w
+from workbench.power import PowerResult, run_power, static_power_w
 
 
 def design_cost(
@@ -88,6 +88,11 @@ def design_static_w(design: Design) -> float:
     if "static_w" in p:
         return p["static_w"]
     return static_power_w(design, p.get("leakage_fraction"))
+
+
+def design_run_power(design: Design, counters: dict[str, float], seconds: float, flops: float) -> PowerResult:
+    """A simulated run's energy and power with the design's own static power and TDP cap (as `estimate` reports)."""
+    return run_power(design, counters, seconds, flops, static_w=design_static_w(design), tdp_w=design_tdp_w(design))
 
 
 def reference_checks(

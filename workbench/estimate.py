@@ -24,14 +24,14 @@ from workbench.area import AreaBreakdown, design_area
 from workbench.cost import UnitCost
 from workbench.design_models import (
     design_cost,
-    design_static_w,
+    design_run_power,
     design_tdp_w,
     reference_checks,
     reference_chip,
 )
 from workbench.design_tables import Check, design_tables
 from workbench.errors import UsageError
-from workbench.power import PowerResult, SustainedPower, run_power, sustained_power
+from workbench.power import PowerResult, SustainedPower, sustained_power
 
 
 class WorkloadError(UsageError):
@@ -314,9 +314,8 @@ def estimate_from_run(
     area = design_area(design, synth=synth, host_pcie_lanes=tables["cost"].get("host_pcie_lanes"))
     cost, area_prov = design_cost(design, area, margin, volume)
     tdp = design_tdp_w(design)
-    static_w = design_static_w(design)
     # the power cap: above the TDP the clock is throttled and the run takes longer (power.run_power)
-    power = run_power(design, counters, cycles / design.chip.clock_hz, flops, static_w=static_w, tdp_w=tdp)
+    power = design_run_power(design, counters, cycles / design.chip.clock_hz, flops)
     seconds = power.seconds
     achieved = flops / seconds
     peak = design.peak_flops

@@ -3,8 +3,9 @@
 On an int8 design the model is quantized first (`compiler.quantize`, calibrated on the sample input) and
 the SIM output is compared bit for bit with the same int8 graph on REF; on a float design the float model
 runs and is compared with REF within the input dtype's rounding. Accuracy against the float model is
-always measured. Energy comes from the power model (`workbench.power.run_power`) fed with the run's event
-counters, so the compiler never imports the workbench.
+always measured. Energy comes from the power model (`workbench.design_models.design_run_power`: the design's
+static power and TDP cap, as `estimate` uses them) fed with the run's event counters, so the compiler never
+imports the workbench.
 """
 
 from __future__ import annotations
@@ -142,9 +143,9 @@ def run_model(spec, device: str = "SIM", quantize: str = "auto", batch: int | No
     if run is not None:
         result.sim = run.to_json()
         if run.cycles:
-            from workbench.power import run_power
+            from workbench.design_models import design_run_power
 
-            power = run_power(design, run.counters, run.seconds, 2.0 * run.macs)
+            power = design_run_power(design, run.counters, run.seconds, 2.0 * run.macs)
             result.energy = power.to_json()
         if run.host_ops:
             result.notes.append(f"{len(run.host_ops)} kernel(s) ran on the host ({run.host_flops:,} FLOP): "

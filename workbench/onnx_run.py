@@ -103,9 +103,9 @@ def run_onnx(path: str, device: str, input_specs: list[str] | None = None, out_d
         first = time.perf_counter() - t0
         sim = run.to_json()
         if run.cycles:
-            from workbench.power import run_power
+            from workbench.design_models import design_run_power
 
-            energy = run_power(design_of(device), run.counters, run.seconds, 2.0 * run.macs).to_json()
+            energy = design_run_power(design_of(device), run.counters, run.seconds, 2.0 * run.macs).to_json()
         warm = first
     else:
         outs = model.run(feeds)
