@@ -69,8 +69,12 @@ def save_safetensors(state, path: str | os.PathLike, dtype: str | None = None, m
         specs[name] = TensorSpec(dtype=_SPEC[st], shape=list(a.shape), data_ptr=a.ctypes.data, data_len=a.nbytes)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    serialize_file(specs, str(tmp), {k: str(v) for k, v in (metadata or {}).items()} or None)
-    os.replace(tmp, path)
+    try:
+        serialize_file(specs, str(tmp), {k: str(v) for k, v in (metadata or {}).items()} or None)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed save leaves neither a half-written file nor its temporary
+        raise
 
 
 def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
