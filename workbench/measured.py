@@ -155,3 +155,54 @@ def error_stats(results: list[Comparison]) -> dict[str, float]:
         "worst_abs_error": max(abs(e) for e in errs),
         "median_signed_error": statistics.median(errs),
     }
+
+
+# docs/models.md holds the generated validation table between these two lines; `replace_docs_block` rewrites it.
+DOCS_BEGIN = "<!-- BEGIN bench/validate_silicon.py: generated, do not edit by hand -->"
+DOCS_END = "<!-- END bench/validate_silicon.py -->"
+
+
+def source_label(url: str) -> str:
+    """A short citation for a table cell: `repo#N` for a GitHub issue or pull request, else the host name."""
+    parts = url.removeprefix("https://").split("/")
+    if parts[0] == "github.com" and len(parts) >= 5 and parts[3] in ("issues", "pull"):
+        return f"{parts[2]}#{parts[4]}"
+    return parts[0]
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.1%}".replace("-", "−")
+
+
+def comparison_markdown(by_chip: dict[str, list[Comparison]]) -> str:
+    """Markdown tables of every comparison per chip, then the error statistics per chip and shape kind."""
+    lines = ["| chip / design | dtype | shape (batch × M × N × K) | kind | measured TFLOPS | simulated | error "
+             "| source |", "|---|---|---|---|---|---|---|---|"]
+    stats_lines = ["| chip / design | kind | rows | distinct shapes | median abs error | worst abs error "
+                   "| median signed |", "|---|---|---|---|---|---|---|"]
+    for chip, results in by_chip.items():
+        design = results[0].design if results else ""
+        for c in results:
+            sim = "n/a" if c.simulated_tflops is None else f"{c.simulated_tflops:.1f}"
+            err = _pct(c.error) if c.error is not None else f"n/a ({c.note})"
+            lines.append(f"| {chip} / {design} | {c.dtype} | {c.batch} × {c.m} × {c.n} × {c.k} | {c.kind} "
+                         f"| {c.measured_tflops:g} | {sim} | {err} | {source_label(c.source_url)} |")
+        groups = {"all": results} | {k: [c for c in results if c.kind == k] for k in KINDS}
+        for kind, rows in groups.items():
+            s = error_stats(rows)
+            if not s.get("count"):
+                continue
+            shapes = len({(c.batch, c.m, c.n, c.k) for c in rows})
+            stats_lines.append(f"| {chip} / {design} | {kind} | {s['count']} | {shapes} | {s['median_abs_error']:.1%} "
+                               f"| {s['worst_abs_error']:.1%} | {_pct(s['median_signed_error'])} |")
+    return "\n".join(lines) + "\n\nError statistics (simulated / measured − 1):\n\n" + "\n".join(stats_lines) + "\n"
+
+
+def replace_docs_block(text: str, block: str) -> str:
+    """`text` with the part between DOCS_BEGIN and DOCS_END replaced by `block`; names the missing marker."""
+    start, end = text.find(DOCS_BEGIN), text.find(DOCS_END)
+    if start < 0 or end < start:
+        missing = DOCS_BEGIN if start < 0 else DOCS_END
+        raise MeasuredDataError(f"the document has no line {missing!r} (after the begin marker); add both markers "
+                                "where the validation table belongs")
+    return text[: start + len(DOCS_BEGIN)] + "\n" + block.rstrip("\n") + "\n" + text[end:]
