@@ -93,7 +93,7 @@ def test_markdown_table_statistics_and_docs_block():
     table = [line for line in md.splitlines() if line.startswith("| rx-7900-xtx")]
     assert len(table) == 3 + 2  # one line per measurement, then 'all' and 'square' statistics
     # errors -10%, +20%, -50%: median |error| 20%, worst 50%, median signed -10%
-    assert "| all | 3 | 3 | 20.0% | 50.0% | −10.0% |" in md
+    assert "| all | 3 | 3 | 0 | 20.0% | 50.0% | −10.0% |" in md
     assert source_label(rows[0].source_url) in table[0] and "torch-performance-test-data#" in table[0]
     assert source_label("https://example.org/a/b") == "example.org"
     doc = f"intro\n{DOCS_BEGIN}\nstale\n{DOCS_END}\noutro\n"
@@ -109,3 +109,18 @@ def test_bench_writes_markdown_and_refuses_a_bad_output_path(tmp_path, capsys):
 
     assert main(["--chip", "rx-7900-xtx", "--json", str(tmp_path / "missing" / "x.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_shape_the_toolchain_cannot_run_gets_a_note_not_a_crash():
+    from workbench.errors import UsageError
+
+    def refuses_long_k(m, n, k, design, values, ideal_memory=False):
+        if k > 4096:
+            raise UsageError(f"gemm: field k = {k} out of range")
+        return _half_peak(m, n, k, design, values, ideal_memory)
+
+    rows = [r for r in load_measurements() if r.chip == "rx-7900-xtx" and r.m in (1024, 8192)][:4]
+    res = compare_to_design(rows, reference_design_for("rx-7900-xtx"), simulate=refuses_long_k)
+    skipped = [c for c in res if c.m == 8192]
+    assert skipped and all(c.simulated_tflops is None and "out of range" in c.note for c in skipped)
+    assert error_stats(res)["count"] == len(res) - len(skipped)

@@ -119,9 +119,10 @@ def compare_to_design(rows: list[Measurement], design: Design, simulate=None) ->
     """Simulate each row's shape on `design` (`estimate`, power cap included) and compare with the measurement.
 
     Rows in a dtype other than the design's are compared too (the same array runs fp16 and bf16 at one rate);
-    shapes that do not fit the design's memory get no simulated figure and a note.
+    shapes the design or the toolchain cannot run (memory does not fit, an instruction field overflows) get no
+    simulated figure and the error as a note, so one such shape does not stop the others.
     """
-    from workbench.estimate import Layer, Workload, WorkloadError, estimate
+    from workbench.estimate import Layer, Workload, estimate
 
     out = []
     simulated: dict[tuple[int, int, int, int], float | str] = {}  # one simulation per shape
@@ -132,7 +133,7 @@ def compare_to_design(rows: list[Measurement], design: Design, simulate=None) ->
             try:
                 est = estimate(design, Workload(layer.name, (layer,)), simulate=simulate)
                 simulated[shape] = est.figures["achieved_tflops"].value
-            except WorkloadError as exc:
+            except UsageError as exc:  # WorkloadError and the ISA's field-range errors alike
                 simulated[shape] = str(exc)
         sim = simulated[shape]
         if isinstance(sim, str):
@@ -178,8 +179,8 @@ def comparison_markdown(by_chip: dict[str, list[Comparison]]) -> str:
     """Markdown tables of every comparison per chip, then the error statistics per chip and shape kind."""
     lines = ["| chip / design | dtype | shape (batch × M × N × K) | kind | measured TFLOPS | simulated | error "
              "| source |", "|---|---|---|---|---|---|---|---|"]
-    stats_lines = ["| chip / design | kind | rows | distinct shapes | median abs error | worst abs error "
-                   "| median signed |", "|---|---|---|---|---|---|---|"]
+    stats_lines = ["| chip / design | kind | rows | distinct shapes | not simulated | median abs error "
+                   "| worst abs error | median signed |", "|---|---|---|---|---|---|---|---|"]
     for chip, results in by_chip.items():
         design = results[0].design if results else ""
         for c in results:
@@ -189,12 +190,17 @@ def comparison_markdown(by_chip: dict[str, list[Comparison]]) -> str:
                          f"| {c.measured_tflops:g} | {sim} | {err} | {source_label(c.source_url)} |")
         groups = {"all": results} | {k: [c for c in results if c.kind == k] for k in KINDS}
         for kind, rows in groups.items():
-            s = error_stats(rows)
-            if not s.get("count"):
+            if not rows:
                 continue
+            s = error_stats(rows)
             shapes = len({(c.batch, c.m, c.n, c.k) for c in rows})
-            stats_lines.append(f"| {chip} / {design} | {kind} | {s['count']} | {shapes} | {s['median_abs_error']:.1%} "
-                               f"| {s['worst_abs_error']:.1%} | {_pct(s['median_signed_error'])} |")
+            missing = sum(c.error is None for c in rows)
+            if not s.get("count"):
+                stats_lines.append(f"| {chip} / {design} | {kind} | {len(rows)} | {shapes} | {missing} | n/a | n/a | n/a |")
+                continue
+            stats_lines.append(f"| {chip} / {design} | {kind} | {len(rows)} | {shapes} | {missing} "
+                               f"| {s['median_abs_error']:.1%} | {s['worst_abs_error']:.1%} "
+                               f"| {_pct(s['median_signed_error'])} |")
     return "\n".join(lines) + "\n\nError statistics (simulated / measured − 1):\n\n" + "\n".join(stats_lines) + "\n"
 
 
