@@ -81,6 +81,8 @@ def test_real_estimate_path_on_one_shape_per_chip():
         (c,) = compare_to_design([row], design)
         est = estimate(design, parse_workload("gemm:1024x1024x1024"))
         assert c.simulated_tflops == pytest.approx(est.figures["achieved_tflops"].value)
+        assert c.ideal_memory_tflops == pytest.approx(est.figures["achieved_tflops_ideal_memory"].value)
+        assert c.ideal_memory_tflops >= c.simulated_tflops  # free loads and stores never make a GEMM slower
         assert c.error == pytest.approx(c.simulated_tflops / row.measured_tflops - 1)
 
 
