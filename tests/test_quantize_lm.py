@@ -97,3 +97,11 @@ def test_training_run_is_cached_once(tmp_path, monkeypatch):
     assert trained and path.is_file() and path.parent == tmp_path / "weights" and "steps7" in path.name
     assert char_gpt.trained_weights(7) == (path, False) and calls == [7]
     assert not list(path.parent.glob("*.tmp*"))  # written whole, then renamed
+
+
+def test_cli_without_weights_or_cache_on_a_machine_without_opencl_says_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("WB_DEVICE", "REF")
+    assert main(["quantize", "char-gpt", "--train-steps", "3"]) == 2
+    assert "--weights" in capsys.readouterr().err
+    assert not (tmp_path / "weights").exists() or not list((tmp_path / "weights").iterdir())

@@ -35,6 +35,11 @@ def load_char_gpt(weights: str | None, train_steps: int, train_device: str | Non
     if weights is None:
         path = cached_weights_path(train_steps)
         if not path.is_file():
+            from compiler import Device
+
+            if (train_device or Device.DEFAULT) == "REF":
+                raise UserError("char-gpt: no cached weights, and training them needs an OpenCL device (on REF "
+                                "it takes hours); run `workbench doctor`, or pass --weights FILE.safetensors")
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             cols = (TextColumn("training the char GPT ({task.fields[loss]})"), BarColumn(), MofNCompleteColumn(),
