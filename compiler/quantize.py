@@ -448,9 +448,9 @@ def gpt_quantize_report(model: GPT, val_ids: np.ndarray, calib_ids: np.ndarray, 
     for method in ("minmax", "percentile"):
         step(f"int8 {method} ({device})")
         qg = quantize(model, calib, method)
-        reports.append(row(f"int8 w8a8, {method} calibration", device, logits_of(qg, wins, device)))
+        reports.append(row(f"int8 w8a8, {method}", device, logits_of(qg, wins, device)))
     step("int4 weight-only (REF)")
     int4 = float_model(quantize_state(state, "int4"))
-    reports.append(row("int4 weight-only, groups of 32", "host (REF): no int4 load in the ISA",
+    reports.append(row("int4 weights, groups of 32", "host (REF): no int4 load in the ISA",
                        logits_of(int4, wins, "REF")))
     return reports

@@ -37,7 +37,7 @@ def test_gpt_report_gives_perplexity_and_logit_errors_per_form(corpus):
     train_ids, val_ids = corpus
     model = GPT(TINY, device="REF", seed=1)
     reports = gpt_quantize_report(model, val_ids, train_ids, device="SIM:small-int8-8x8", windows=4)
-    assert [r.scheme.split(",")[0] for r in reports] == ["int8 w8a8", "int8 w8a8", "int4 weight-only"]
+    assert [r.scheme.split(",")[0] for r in reports] == ["int8 w8a8", "int8 w8a8", "int4 weights"]
     ref_ppl = char_gpt.perplexity_from_logits(
         char_gpt.logits_of(model, char_gpt.eval_windows(val_ids, 16, 4, 1), "REF"),
         np.concatenate([y for _, y in char_gpt.eval_windows(val_ids, 16, 4, 1)]))
