@@ -11,6 +11,8 @@
 - The last layer keeps its int32 accumulator; the host scales it back to float (the logits).
 - int4 weight-only (group-wise scales along the input axis) is evaluated for accuracy with fake-quantized
   float weights; it does not run on the accelerator (the ISA has no int4 weight load).
+- A language model (the char GPT, `QuantizedGPT`): every Linear of its blocks and its tied head become int8
+  GEMMs with float in and out (as in a GPT-2 block); the report adds held-out perplexity.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import numpy as np
 
 from .dtypes import dtypes
 from .models import builtin as M
+from .models.gpt import GPT
 from .tensor import Tensor
 
 __all__ = ["QLayer", "QPool", "QFlatten", "QuantizedModel", "quantize", "QuantReport", "quantize_report",
-           "fake_quantize_int4", "requant_params", "QLinearFloatIO", "QuantizedBlock"]
+           "fake_quantize_int4", "requant_params", "QLinearFloatIO", "QuantizedBlock", "QuantizedGPT",
+           "gpt_quantize_report"]
 
 PRECISION_BITS = 14  # the multiplier keeps at least this many bits when the accumulator bound allows
 
@@ -237,14 +241,61 @@ class QuantizedBlock:
         return out
 
 
+class QuantizedGPT:
+    """A GPT whose block Linears and tied head are int8 GEMMs (QLinearFloatIO); token ids in, float logits out.
+
+    Embeddings, layer norms, attention scores, softmax and GELU stay float (on the host of an int8 design).
+    Calibrated on `calib` token windows (B, T): each GEMM's float input there sets its activation scale.
+    """
+
+    def __init__(self, model: GPT, calib: np.ndarray, method: str, percentile: float):
+        self.config, self.method = model.config, method
+        self.state = {k: v.numpy() for k, v in model.state_dict().items()}
+        ref = self._float_copy("REF")  # a private copy: its Linears are wrapped for calibration
+        originals = {(i, *p): getattr(getattr(blk, p[0]), p[1]) for i, blk in enumerate(ref.h) for p in _BLOCK_LINEARS}
+        seen: dict[tuple, np.ndarray] = {}
+        for key, lin in originals.items():
+            def record(x, lin=lin, key=key):  # calibration: remember each Linear's float input
+                seen[key] = x.numpy()
+                return lin(x)
+
+            setattr(getattr(ref.h[key[0]], key[1]), key[2], record)
+        hidden = ref.hidden(Tensor(np.asarray(calib, np.int32), device="REF")).numpy()
+        self.linears = {key: QLinearFloatIO(lin.weight.numpy(), None if lin.bias is None else lin.bias.numpy(),
+                                            seen[key], method, percentile) for key, lin in originals.items()}
+        self.head = QLinearFloatIO(self.state["wte.weight"], None, hidden, method, percentile)
+        self._copies: dict[str, GPT] = {}
+
+    def _float_copy(self, device: str) -> GPT:
+        g = GPT(self.config, device=device)
+        g.load_state_dict(self.state)
+        g.eval()
+        return g
+
+    def _on(self, device: str) -> GPT:
+        """The model on device with its Linears replaced by the int8 ones (made once per device)."""
+        if device not in self._copies:
+            g = self._float_copy(device)
+            for (i, part, name), q in self.linears.items():
+                setattr(getattr(g.h[i], part), name, q)
+            self._copies[device] = g
+        return self._copies[device]
+
+    def __call__(self, idx: Tensor) -> Tensor:
+        return self.head(self._on(idx.device).hidden(idx))
+
+
 def quantize(model: M.Sequential, calib: np.ndarray, method: str = "minmax", percentile: float = 99.99):
     """Post-training int8 quantization of a layer model, calibrated on `calib` (a float input batch).
 
     Layer models (Linear/Conv2d/ReLU/MaxPool2d/Flatten) become a QuantizedModel, int8 end to end; a GPT-2
-    block becomes a QuantizedBlock whose Linears are int8 GEMMs between float ops.
+    block becomes a QuantizedBlock whose Linears are int8 GEMMs between float ops; a GPT (calib: token
+    windows) becomes a QuantizedGPT.
     """
     if method not in ("minmax", "percentile"):
         raise ValueError(f"quantize: method {method!r} is not 'minmax' or 'percentile'")
+    if isinstance(model, GPT):
+        return QuantizedGPT(model, calib, method, percentile)
     if len(model.layers) == 1 and isinstance(model.layers[0], M._Block):
         return QuantizedBlock(model, calib, method, percentile)
     groups = _layer_float_ops(model)
@@ -308,6 +359,8 @@ class QuantReport:
     max_abs_error: float
     relative_error: float  # ||q - f|| / ||f||
     top1_agreement: float | None  # classifiers: fraction of samples whose arg-max matches
+    perplexity: float | None = None  # language models: the quantized model's held-out perplexity
+    float_perplexity: float | None = None  # ... and the float model's on the same text
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -349,4 +402,55 @@ def quantize_report(model: M.Sequential, x: np.ndarray, calib: np.ndarray | None
             layer.__dict__.pop("_tensors", None)
     reports.append(_compare(model.name, f"int4 weight-only, groups of {int4_group}", "host (REF): no int4 load "
                             "in the ISA", ref, got, model.classifier))
+    return reports
+
+
+def gpt_quantize_report(model: GPT, val_ids: np.ndarray, calib_ids: np.ndarray, device: str = "REF",
+                        windows: int = 64, batch: int = 16, calib_windows: int = 8,
+                        progress=None) -> list[QuantReport]:
+    """Float vs int8 (w8a8, minmax and percentile, run on `device`) vs int4 weight-only (REF) for a GPT.
+
+    int8: every block Linear and the tied head are int8 GEMMs (QuantizedGPT); int4: every weight of two or
+    more dimensions (the tied embedding too) in groups of 32, as `quantize_weights.quantize_state`.
+
+    Each form predicts the same `windows` evenly spaced held-out windows of val_ids (block_size characters
+    each); the report gives its perplexity next to the float model's, and cosine and max |error| of its
+    logits against the float logits. Calibration uses `calib_windows` windows of calib_ids (other text).
+    progress(label) is called before each form is evaluated.
+    """
+    from .models.char_gpt import eval_windows, logits_of, perplexity_from_logits
+    from .quantize_weights import quantize_state
+
+    block, batch = model.config.block_size, min(batch, windows)
+    wins = eval_windows(val_ids, block, batch, -(-windows // batch))  # whole batches: windows rounded up
+    targets = np.concatenate([y for _, y in wins])
+    calib = np.concatenate([x for x, _ in eval_windows(calib_ids, block, calib_windows, 1)])
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    step = progress or (lambda label: None)
+
+    def float_model(weights: dict) -> GPT:
+        g = GPT(model.config, device="REF")
+        g.load_state_dict(weights)
+        return g.eval()
+
+    step("float32 (REF)")
+    ref = logits_of(float_model(state), wins, "REF")
+    ref_ppl = perplexity_from_logits(ref, targets)
+
+    def row(scheme: str, runs_on: str, got: np.ndarray) -> QuantReport:
+        # one sample per predicted character: cosine and max |error| over all of their logits
+        r = _compare("char-gpt", scheme, runs_on, ref.reshape(-1, ref.shape[-1]), got.reshape(-1, got.shape[-1]),
+                     False)
+        r.perplexity, r.float_perplexity = perplexity_from_logits(got, targets), ref_ppl
+        return r
+
+    reports = []
+    for method in ("minmax", "percentile"):
+        step(f"int8 {method} ({device})")
+        qg = quantize(model, calib, method)
+        reports.append(row(f"int8 w8a8, {method}", device, logits_of(qg, wins, device)))
+    step("int4 weight-only (REF)")
+    int4 = float_model(quantize_state(state, "int4"))
+    reports.append(row("int4 weights, groups of 32", "host (REF): no int4 load in the ISA",
+                       logits_of(int4, wins, "REF")))
     return reports

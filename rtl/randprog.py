@@ -11,7 +11,7 @@ through the simulator's checks and redraws a program it rejects.
 Patterns outside the agreement (docs/timing.md, "Known contract gaps") are never drawn: GEMMs in flight
 together whose accumulator rows partially overlap (0 < |c2 - c1| < ROWS; here every block has one GEMM
 and the blocks alternate halves), and VEC whose source rows (src or src2) start below dst but reach it
-(dst - rows < src < dst), which the functional model rejects.
+(dst - rows < src < dst); the simulator rejects the first as a race and the functional model the second.
 """
 from __future__ import annotations
 

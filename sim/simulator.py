@@ -281,6 +281,10 @@ def _check_race(op: Op, t: int, inflight: list[Op], qops: list[list[Op]], qhead:
             keep.append(x)
             if x.pc < op.pc and x.queue != op.queue and _conflict(x.foot, op.foot):
                 raise RaceError(_race_message(x, op, f"still busy until cycle {end - 1}", t))
+            if x.is_gemm and op.is_gemm and x.pc < op.pc:
+                row = _partial_acc_overlap(x, op)
+                if row is not None:
+                    raise RaceError(_gemm_race_message(x, op, row, end, t))
     inflight[:] = keep
     for q in range(3):
         if q == op.queue:
@@ -290,6 +294,41 @@ def _check_race(op: Op, t: int, inflight: list[Op], qops: list[list[Op]], qhead:
                 break
             if x.foot and _conflict(x.foot, op.foot):
                 raise RaceError(_race_message(x, op, "not issued yet", t))
+
+
+def _acc_blocks(op: Op) -> tuple[np.ndarray, int]:
+    """First accumulator row written by each iteration of a gemm, and the rows each iteration writes."""
+    a = op.instr.args
+    lo, hi = next((lo, hi) for space, lo, hi, write in op.foot if space == "acc" and write)
+    return lo + a["sc"] * np.arange(a["repeat"] + 1, dtype=np.int64), hi - lo - a["repeat"] * a["sc"]
+
+
+def _partial_acc_overlap(x: Op, y: Op) -> int | None:
+    """An accumulator row that an iteration of gemm x and one of gemm y both write from different first rows.
+
+    Identical row blocks complete in program order (same skew, later entry) and disjoint ones do not
+    interact; blocks that overlap partially can complete the later gemm's rows first (docs/timing.md, "Errors the simulator reports").
+    """
+    fx = next(f for f in x.foot if f[0] == "acc" and f[3])
+    fy = next(f for f in y.foot if f[0] == "acc" and f[3])
+    if fx[2] <= fy[1] or fy[2] <= fx[1]:
+        return None
+    sx, rx = _acc_blocks(x)
+    sy, ry = _acc_blocks(y)
+    d = sy[None, :] - sx[:, None]  # first row of y's block minus first row of x's
+    bad = (d != 0) & (d < rx) & (d > -ry)
+    if not bad.any():
+        return None
+    i, j = np.argwhere(bad)[0]
+    return int(max(sx[i], sy[j]))
+
+
+def _gemm_race_message(x: Op, y: Op, row: int, end: int, t: int) -> str:
+    return (f"data race: gemm pc {y.pc} ({y.instr.text}) issues in cycle {t} while the earlier gemm pc {x.pc} "
+            f"({x.instr.text}) is in flight until cycle {end - 1}, and their accumulator row blocks overlap "
+            f"partially (both write row {row} from different first rows), so the matrix unit may complete the "
+            "later gemm's rows first; use identical or disjoint row blocks, or let the first drain (a vec "
+            "between them waits for it)")
 
 
 def _race_message(x: Op, y: Op, why: str, t: int) -> str:

@@ -53,6 +53,7 @@ FILE_CASES = [
     (["rtl", "activity", "F", GEMM_S], ".toml"),
     (["run", "F", "--device", "REF"], ".py"),
     (["quantize", "F"], ".py"),
+    (["quantize", "char-gpt", "--weights", "F"], ".safetensors"),
     (["sweep", "F", "--quiet", *ONE_POINT], ".toml"),
     (["results", "F"], ".db"),
 ]

@@ -26,20 +26,26 @@ def test_user_errors_exit_2(tmp_path, capsys):
     assert main(["rtl", "verilog", "no-such-design", "-o", str(tmp_path)]) == 2
 
 
-def test_deadlock_is_reported_by_the_simulator_before_any_build(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("what, text", [
+    ("deadlock", "gemm a=0 b=4 c=0 k=4 pop_prev\n"),  # the gemm waits for a load that never pushes its token
+    # two gemms in flight whose accumulator rows overlap partially: the RTL gave other DRAM (issue 14)
+    ("overlap partially", "load.sp sram=0 rows=8 cols=4 push_next\ngemm a=0 b=4 c=0 k=4 pop_prev\n"
+                          "gemm a=0 b=4 c=2 k=1 push_next\nstore.acc sram=0 rows=8 cols=4 stride=16 pop_prev\n"),
+])
+def test_bad_program_is_reported_by_the_simulator_before_any_build(tmp_path, capsys, monkeypatch, what, text):
     from rtl import run
 
     def no_build(*a, **k):
         raise AssertionError("the RTL must not be built for a program the simulator rejects")
 
     monkeypatch.setattr(run, "build_core", no_build)
-    dead = tmp_path / "dead.s"  # the gemm waits for a load that never pushes its token
-    dead.write_text("gemm a=0 b=4 c=0 k=4 pop_prev\nfinish\n")
-    assert main(["sim", "run", TINY, str(dead)]) == 2
+    bad = tmp_path / "bad.s"
+    bad.write_text(text + "finish\n")
+    assert main(["sim", "run", TINY, str(bad)]) == 2
     sim_err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert main(["rtl", "run", TINY, str(dead)]) == 2
+    assert main(["rtl", "run", TINY, str(bad)]) == 2
     rtl_err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "deadlock" in sim_err and rtl_err.partition("error: ")[2] == sim_err.partition("error: ")[2]
+    assert what in sim_err and rtl_err.partition("error: ")[2] == sim_err.partition("error: ")[2]
 
 
 def test_bad_max_cycles_and_oversized_program_are_one_line_errors(tmp_path, capsys):

@@ -69,3 +69,34 @@ def test_ordering_by_tokens_removes_the_race_and_races_can_be_switched_off():
 def test_bad_instruction_is_reported_before_simulation():
     with pytest.raises(ExecutionError, match=r"pc 1: gemm c=126 k=4: accumulator rows"):
         run("load.sp rows=1 cols=4\ngemm k=4 c=126")
+
+
+PARTIAL = ("load.sp sram=0 rows=8 cols=4 push_next\ngemm a=0 b=4 c=0 k=4 pop_prev\n{between}"
+           "gemm a=0 b=4 c={c} k=1 {acc}push_next\nstore.acc sram=0 rows=8 cols=4 stride=16 pop_prev")
+
+
+def test_gemms_in_flight_with_partially_overlapping_accumulator_rows_are_a_race():
+    # The RTL completes the k=1 gemm's row 2 before the k=4 gemm's (issue 14: 13 DRAM bytes differed).
+    with pytest.raises(RaceError) as err:
+        run(PARTIAL.format(between="", c=2, acc=""))
+    msg = str(err.value)
+    assert "gemm pc 2 (gemm push_next b=4 c=2 k=1) issues in cycle 22" in msg
+    assert "earlier gemm pc 1 (gemm pop_prev b=4 k=4) is in flight until cycle 27" in msg
+    assert "row 2" in msg
+    with pytest.raises(RaceError, match="overlap partially"):  # accumulating does not make it safe
+        run(PARTIAL.format(between="", c=1, acc="accumulate "))
+
+
+@pytest.mark.parametrize("between, c, acc", [("", 0, ""), ("", 0, "accumulate "), ("", 4, ""),
+                                             ("vec.relu dst=64 src=64 rows=1\n", 2, "")])
+def test_identical_disjoint_or_drained_accumulator_blocks_are_not_a_race(between, c, acc):
+    assert run(PARTIAL.format(between=between, c=c, acc=acc)).cycles > 0
+
+
+def test_partial_overlap_between_iterations_of_two_repeated_gemms_is_a_race():
+    # blocks 0..3 and 4..7 against 2..5 and 6..9: the second iteration pairs overlap partially too
+    with pytest.raises(RaceError, match="row 2"):
+        run("load.sp sram=0 rows=8 cols=4 push_next\ngemm a=0 b=4 c=0 k=4 repeat=1 sc=4 pop_prev\n"
+            "gemm a=0 b=4 c=2 k=1 repeat=1 sc=4")
+    assert run("load.sp sram=0 rows=8 cols=4 push_next\ngemm a=0 b=4 c=0 k=4 repeat=1 sc=4 pop_prev\n"
+               "gemm a=0 b=4 c=4 k=1 repeat=1 sc=4 accumulate").cycles > 0  # block 4..7 identical

@@ -196,3 +196,26 @@ def test_os_panels_hold_each_chunk_tile_by_tile():
     assert p[:2].tolist() == [[0, 1], [3, 4]] and p[2:4].tolist() == [[2, 0], [5, 0]]  # chunk 0: tile 0, tile 1
     assert p[4:8].tolist() == [[6, 7], [9, 10], [8, 0], [11, 0]]
     assert p[8:].tolist() == [[12, 13], [14, 0]]  # the short last chunk: its tiles are 1 row apart
+
+
+def test_float_check_follows_the_summed_magnitudes_not_the_result():
+    # Cancellation-heavy bf16 data (issue 14): C = A1 B1 - (A1 + E) B1 is small next to the partial sums, so
+    # fp32 accumulation errors exceed a 1e-4 relative tolerance of C while staying within fp32's bound.
+    from compiler.accel.gemm_run import float_gemm_matches, run_gemm
+    from isa.functional import round_to_input
+
+    rng = np.random.default_rng(0)
+
+    def bf16(*shape, scale=1.0):
+        return round_to_input(rng.standard_normal(shape).astype(np.float32) * scale, "bf16")
+
+    a1, b1 = bf16(8, 32, scale=1000), bf16(32, 8, scale=1000)
+    a = round_to_input(np.concatenate([a1, a1 + bf16(8, 32)], 1), "bf16")
+    b = np.concatenate([b1, -b1], 0)
+    c, _, _ = run_gemm(load_design("datacenter-bf16-128x128"), a, b)
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    assert not np.allclose(c, ref, rtol=1e-4, atol=1e-3 * np.sqrt(64))  # the old check failed here
+    assert float_gemm_matches(c, a, b)
+    wrong = c.copy()
+    wrong[3, 5] += a[3, 7] * b[7, 5]  # one product counted twice
+    assert not float_gemm_matches(wrong, a, b)

@@ -11,6 +11,8 @@ from workbench.cli_args import spec_type
 from workbench.outputs import check_output_file, write_file
 
 BATCH = spec_type(Spec("int", 1, 65_536))  # a model's batch (or sequence length): larger fits no simulated DRAM
+TRAIN_STEPS = spec_type(Spec("int", 1, 1_000_000))
+WINDOWS = spec_type(Spec("int", 1, 100_000))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -110,7 +112,12 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from compiler import Device
     from compiler.quantize import quantize_report
     from workbench.model_run import load_model
+    from workbench.quantize_lm import LM_MODELS, cmd_quantize_lm
 
+    if args.model in LM_MODELS:
+        return cmd_quantize_lm(args)
+    if args.weights is not None:
+        raise UserError(f"--weights is for {', '.join(LM_MODELS)}; {args.model} builds its own seeded weights")
     model = load_model(args.model, args.batch)
     device = Device.canonicalize(args.device)
     # calibrated on one seeded batch, measured on another
@@ -147,9 +154,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="an input of a .onnx model (repeatable); inputs not given are seeded random")
     p.add_argument("--out", metavar="DIR", help="save a .onnx model's outputs as DIR/<name>.npy")
     p.set_defaults(func=cmd_run)
-    q = sub.add_parser("quantize", help="accuracy report of a model's int8 and int4 forms against its float model")
-    q.add_argument("model", help="mlp, cnn, gpt2-block, or a Python file defining model()")
+    q = sub.add_parser("quantize", help="accuracy report of a model's int8 and int4 forms against its float model"
+                       " (top-1 agreement for classifiers, held-out perplexity for char-gpt)")
+    q.add_argument("model", help="mlp, cnn, gpt2-block, char-gpt (the character-level language model of "
+                   "examples/train_gpt.py), or a Python file defining model()")
     q.add_argument("--device", default="REF", help="device the int8 graph runs on (REF, or SIM:<int8 design>)")
     q.add_argument("--batch", type=BATCH, default=None, help="batch size (sequence length for gpt2-block)")
+    q.add_argument("--weights", metavar="FILE.safetensors", default=None,
+                   help="char-gpt: trained weights (examples/train_gpt.py --save); default: the cached training run")
+    q.add_argument("--train-steps", type=TRAIN_STEPS, default=500,
+                   help="char-gpt without --weights: steps of the cached training run (trained once if absent)")
+    q.add_argument("--windows", type=WINDOWS, default=32,
+                   help="char-gpt: held-out windows of 64 characters to evaluate (rounded up to batches of 16)")
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=cmd_quantize)

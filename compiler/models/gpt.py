@@ -38,6 +38,10 @@ class GPT(nn.Module):
         self._pos: dict[int, Tensor] = {}
 
     def forward(self, idx: Tensor) -> Tensor:
+        return self.hidden(idx).matmul(self.wte.weight.T)  # tied head
+
+    def hidden(self, idx: Tensor) -> Tensor:
+        """The final LayerNorm's output (B, T, n_embd), the input of the tied head."""
         b, t = idx.shape
         if t > self.config.block_size:
             raise ShapeError(f"GPT: sequence length {t} exceeds block_size {self.config.block_size}")
@@ -46,7 +50,7 @@ class GPT(nn.Module):
         x = self.wte(idx) + self.wpe(self._pos[t]).reshape(1, t, -1)
         for blk in self.h:
             x = blk(x)
-        return self.ln_f(x).matmul(self.wte.weight.T)  # tied head
+        return self.ln_f(x)
 
     def generate(self, idx: np.ndarray, new_tokens: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
         """Sample new_tokens continuations of idx (B, T) autoregressively (no KV cache: a demo)."""
