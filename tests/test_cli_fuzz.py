@@ -159,6 +159,12 @@ def _run(argv: list[str], out_root: Path, capsys) -> int:
     return code
 
 
+@pytest.fixture(autouse=True)
+def _scratch_cwd(tmp_path, monkeypatch):
+    """Cases that succeed write their default outputs (e.g. a sweep's `<spec>.db`) to the current folder."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def out_root(tmp_path):
     root = tmp_path / "out"
