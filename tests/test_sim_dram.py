@@ -10,16 +10,19 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_sim_random import DESIGNS as RANDOM_DESIGNS
+from test_sim_random import DRAM_SPAN, programs
 
 from compiler.accel.gemm_lowering import gemm_design, gemm_program
 from compiler.accel.gemm_run import run_gemm
+from isa import functional as F
 from isa.assembler import assemble
 from isa.design import DesignError, load_design, parse_design, shipped_designs
 from rtl.params import CoreParams, UnsupportedDesignError
 from rtl.randprog import random_program
-from sim.simulator import simulate
+from sim.simulator import DeadlockError, RaceError, simulate
 from workbench.cli import main
 
 TINY = load_design("tiny-int8-4x4")
@@ -186,3 +189,76 @@ def test_options_never_cost_cycles_on_random_programs_and_keep_the_values(seed, 
     off = simulate(d, prog, image)
     on = simulate(dram(d, *options), prog, image)
     assert np.array_equal(on.state.dram, off.state.dram) and on.cycles <= off.cycles
+
+
+
+@st.composite
+def read_back_chains(draw):
+    """Blocks of: store accumulator rows (posted) -> vec -> load DRAM bytes that often overlap the store's ->
+    vec -> next store, each step ordered by a token, all in a 256-byte DRAM window."""
+    lines = []
+    for b in range(draw(st.integers(1, 4))):
+        rows, cols = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+        narrow = draw(st.booleans())
+        eb = 1 if narrow else 4
+        stride = cols * eb + eb * draw(st.integers(0, 1))
+        span = (rows - 1) * stride + cols * eb
+        at = eb * draw(st.integers(0, (256 - span) // eb))
+        lines.append(f"store.acc sram={4 * b} dram={at} stride={stride} rows={rows} cols={cols} "
+                     f"{'narrow ' if narrow else ''}push_prev{' pop_prev' if b else ''}")
+        lines.append("vec.add dst=100 src=100 src2=100 rows=1 pop_next push_prev")
+        l_rows, l_cols = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+        l_stride = l_cols + draw(st.integers(0, 2))
+        l_at = draw(st.integers(0, 256 - ((l_rows - 1) * l_stride + l_cols)))
+        lines.append(f"load.sp sram={8 * b} dram={l_at} stride={l_stride} rows={l_rows} cols={l_cols} "
+                     "pop_next push_next")
+        lines.append("vec.add dst=100 src=100 src2=100 rows=1 pop_prev push_next")
+    return assemble("\n".join(lines) + "\nfinish")
+
+
+def _check_posted_order(d, prog, res) -> int:
+    """Assert no load issued before an overlapping earlier posted store arrived; return how many such pairs."""
+    issue = {pc: t for pc, _, t, _ in res.schedule}
+    dmas = [(pc, i, F.footprint(d, i)[0]) for pc, i in enumerate(prog) if i.mnemonic in ("load", "store")
+            and i.args["rows"]]
+    pairs = 0
+    for pc, instr, (_, lo, hi, _) in dmas:
+        if instr.mnemonic != "store":
+            continue
+        arrival = issue[pc] + d.memory.dram_latency_cycles + F.dma_beats(d, instr)
+        assert res.cycles >= arrival - 1  # FINISH waits for the data
+        for pc2, instr2, (_, lo2, hi2, _) in dmas:
+            if pc2 > pc and instr2.mnemonic == "load" and lo < hi2 and lo2 < hi:
+                assert issue[pc2] >= arrival, (instr.text, instr2.text)
+                pairs += 1
+    return pairs
+
+
+@settings(max_examples=40, deadline=None)
+@given(prog=read_back_chains(), n=st.sampled_from([1, 2, 8]), merge=st.booleans())
+def test_a_load_never_reads_bytes_before_a_posted_store_has_written_them(prog, n, merge):
+    image = np.random.default_rng(n).integers(0, 256, 4096, dtype=np.uint8)
+    d = dram(n=n, merge=merge, posted=True)
+    res = simulate(d, prog, image)
+    ref = F.run(d, prog, image)  # program order: every load sees every earlier store
+    assert np.array_equal(res.state.dram, ref.dram) and np.array_equal(res.state.sp, ref.sp)
+    _check_posted_order(d, prog, res)
+    assert res.cycles <= simulate(TINY, prog, image).cycles
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), flavour=st.sampled_from(["int8-os", "int8-ws"]), n=st.sampled_from([1, 2, 8]),
+       merge=st.booleans())
+def test_posted_stores_in_random_programs_keep_program_order(data, flavour, n, merge):
+    """Random programs whose loads and stores share a small DRAM window (test_sim_random's generator)."""
+    d = dram(RANDOM_DESIGNS[flavour], n=n, merge=merge, posted=True)
+    prog = data.draw(programs(d))
+    image = np.random.default_rng(n).integers(0, 256, DRAM_SPAN, dtype=np.uint8)
+    try:
+        res = simulate(d, prog, image)
+    except (DeadlockError, RaceError):
+        return
+    ref = F.run(d, prog, image)
+    assert np.array_equal(res.state.dram, ref.dram) and np.array_equal(res.state.sp, ref.sp)
+    assert np.array_equal(res.state.acc, ref.acc)
+    _check_posted_order(d, prog, res)
