@@ -17,6 +17,7 @@ import numpy as np
 
 from compiler import Device, Tensor
 from compiler.autograd import no_grad
+from compiler.jit import jit
 from compiler.losses import cross_entropy
 from compiler.models import GPT, GPTConfig
 from compiler.optim import AdamW, cosine_lr
@@ -72,15 +73,20 @@ def train(steps: int = 600, batch: int = 32, lr: float = 3e-3, device: str | Non
     model = GPT(CONFIG, device=device, seed=seed)
     opt = AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     data = batches(train_ids, batch, CONFIG.block_size, np.random.default_rng(seed))
+
+    @jit  # from the fourth step on, the step's kernels are replayed without rebuilding the graph
+    def train_step(x: Tensor, y: Tensor) -> Tensor:
+        loss = cross_entropy(model(x).reshape(-1, CONFIG.vocab_size), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
     t0 = time.perf_counter()
     for step in range(steps):
         x, y = next(data)
         opt.lr = cosine_lr(step, lr, steps, warmup_steps=30, min_lr=lr / 10)
-        logits = model(Tensor(x, device=device))
-        loss = cross_entropy(logits.reshape(-1, CONFIG.vocab_size), Tensor(y.reshape(-1), device=device))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        loss = train_step(Tensor(x, device=device), Tensor(y, device=device))
         if step % 100 == 0 or step == steps - 1:
             log(f"step {step}: loss {loss.item():.3f} ({time.perf_counter() - t0:.1f} s)")
     seconds = time.perf_counter() - t0
