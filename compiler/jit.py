@@ -241,8 +241,10 @@ class _Plan:
         upload_src: dict[int, tuple] = {}
         ups_a, ups_b = a.uploads_by_order(), b.uploads_by_order()
         if len(ups_a) != len(ups_b):
-            raise JitError(f"jit: the function copied host data to the device {len(ups_a)} and {len(ups_b)} times "
-                           "in two calls; it cannot be replayed (see compiler/jit.py for the contract)")  # fmt: skip
+            raise JitError(
+                f"jit: the function copied host data to the device {len(ups_a)} and {len(ups_b)} times in two "
+                "calls; it cannot be replayed (see compiler/jit.py for the contract)"
+            )
         draws: list[Callable] = []  # every random draw of the call, in call order (they share one generator)
         for m, ((_, da, ra), (buf, db, rb)) in enumerate(zip(ups_a, ups_b, strict=True)):
             if da == db:
@@ -256,11 +258,7 @@ class _Plan:
                     "between calls (a Tensor made from Python values inside the function?); pass it as a Tensor "
                     "argument, or keep it in a tensor outside the function and update it with assign()"
                 )
-        self.n_args = n_args
         slots: dict[tuple, int] = {}
-        self.fetch: list[tuple] = []  # ("tensor"/"grad", tensor) read afresh at every replay
-        self.fixed: list = []  # constant buffers
-        self.redraw: list[Callable] = []
 
         def resolve(k: tuple) -> tuple:
             kind, v = k
@@ -269,7 +267,9 @@ class _Plan:
                 kind, v = k
             return kind, v
 
-        sources: list[tuple] = []  # every non-argument, non-temp source, in first-use order
+        # every non-argument, non-temp source in first-use order: ("tensor"/"grad", tensor) looked up afresh at
+        # each replay, ("const", buffer), ("random", draw)
+        sources: list[tuple] = []
 
         def slot_of(k: tuple):
             kind, v = resolve(k)

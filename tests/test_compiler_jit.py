@@ -34,7 +34,7 @@ class _BNNet(nn.Module):
         return self.fc(self.drop(self.bn(self.conv(x)).relu().max_pool2d(2).flatten(1)))
 
 
-def _train(make, opt_cls, device, use_jit, steps=6, image=True, lr_schedule=True, **opt_kw):
+def _train(make, opt_cls, device, use_jit, steps=6, image=True, lr_schedule=True, batch=8, **opt_kw):
     Tensor.manual_seed(7)  # dropout draws from the shared generator: same draws with and without jit
     net = make(device)
     opt = opt_cls(net.parameters(), lr=1e-2, **opt_kw)
@@ -50,8 +50,8 @@ def _train(make, opt_cls, device, use_jit, steps=6, image=True, lr_schedule=True
     rng = np.random.default_rng(0)
     losses = []
     for i in range(steps):
-        x = rng.random((8, 1, 8, 8) if image else (8, 64), dtype=np.float32)
-        y = rng.integers(0, 10, 8).astype(np.int32)
+        x = rng.random((batch, 1, 8, 8) if image else (batch, 64), dtype=np.float32)
+        y = rng.integers(0, 10, batch).astype(np.int32)
         if lr_schedule:
             opt.lr = 1e-2 / (1 + i)  # set outside the jitted step: every replay must read it
         losses.append(f(Tensor(x, device=device), Tensor(y, device=device)).item())
@@ -66,6 +66,16 @@ def test_mlp_training_steps_equal_with_and_without_jit(device):
     a, la, oa = _train(make, Adam, device, False, image=False)
     b, lb, ob = _train(make, Adam, device, True, image=False)
     assert la == lb and ob.steps == oa.steps == 6
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        np.testing.assert_allclose(q.numpy(), p.numpy(), atol=1e-6, err_msg=name)
+
+
+def test_digits_cnn_on_cl_equal_with_and_without_jit():
+    # the shapes of examples/train_cnn.py (batch 64, Adam), so CI compiles these kernels once for both
+    make = lambda d: SmallCNN(1, 8, 16, 32, 10, device=d, seed=0)  # noqa: E731
+    a, la, _ = _train(make, Adam, "CL", False, steps=5, batch=64)
+    b, lb, _ = _train(make, Adam, "CL", True, steps=5, batch=64)
+    assert la == lb
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         np.testing.assert_allclose(q.numpy(), p.numpy(), atol=1e-6, err_msg=name)
 
