@@ -306,8 +306,15 @@ class _Plan:
         # (draw, its slot in the environment or None when no kernel reads it), in call order
         self.draws = [(d, slots.get(("random", id(d)))) for d in draws]
         self.draws = [(d, None if i is None else n_args + i) for d, i in self.draws]
+        for kind, v in sources:
+            if kind == "const":  # a tensor holding it may be assigned later: then read that tensor
+                jit_trace.watch(v, self)
         self.backends = list({id(st.backend): st.backend for st in b.rec.steps if st.backend is not None}.values())
         self.out_spec = b.out_spec
+
+    def rebind(self, buf, tensor: Tensor) -> None:
+        """Read tensor's current buffer where the capture read the constant buf (tensor was assigned)."""
+        self.sources = [("tensor", tensor) if k == "const" and v is buf else (k, v) for k, v in self.sources]
 
     def replay(self, args: list[Tensor]):
         env = [t.node.buffer for t in args]

@@ -147,6 +147,8 @@ class Tensor:
         _ASSIGNED[id(self)] = self  # compiler.jit binds such tensors by identity, not by the buffer they held
         if jit_trace.ACTIVE is not None:
             jit_trace.ACTIVE.assign(self)
+        if jit_trace.WATCHED and self.node.realized:
+            jit_trace.replaced(self.node.buffer, self)
         v = value if isinstance(value, Tensor) else Tensor(value, device=self.device, dtype=self.dtype)
         if v.shape != self.shape:
             raise ShapeError(f"assign: value of shape {v.shape} for a tensor of shape {self.shape}")

@@ -164,3 +164,28 @@ def test_sim_runs_unjitted_with_a_warning():
     assert any("SIM" in str(m.message) for m in w) and not _replaying(f)
     for o in outs:
         np.testing.assert_array_equal(o, [2, 4, 6])
+
+
+def test_jit_on_a_method_with_keyword_tensors_under_no_grad():
+    from compiler.autograd import no_grad
+
+    class Model:
+        def __init__(self):
+            self.w = Tensor(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), device="REF")
+
+        @jit
+        def forward(self, x, *, bias):
+            return (x @ self.w + bias).relu()
+
+    m = Model()
+    with no_grad():
+        for i in range(5):
+            x, b = np.full((1, 2), i - 2, np.float32), np.array([0.5, -0.5], np.float32)
+            got = m.forward(Tensor(x, device="REF"), bias=Tensor(b, device="REF")).numpy()
+            np.testing.assert_allclose(got, np.maximum(x @ m.w.numpy() + b, 0))
+        m.w.assign(Tensor(np.eye(2, dtype=np.float32), device="REF"))  # changed in place: the replay reads it
+        got = m.forward(
+            Tensor(np.ones((1, 2), np.float32), device="REF"), bias=Tensor(np.zeros(2, np.float32), device="REF")
+        )
+    np.testing.assert_allclose(got.numpy(), [[1.0, 1.0]])
+    assert _replaying(Model.forward)
