@@ -13,7 +13,8 @@ The contract (as tinygrad's TinyJit):
   `loss.item()` cannot be replayed and are refused. Each call returns new output tensors.
 - Tensors changed with `assign` (parameters, optimizer state, batch-norm statistics) and gradients are
   updated in place on every replay; a tensor assigned outside the function (a learning rate set from a
-  schedule) is read afresh by every replay. Other Python side effects are not replayed.
+  schedule), before or after the capture, is read afresh by every replay. A tensor replaced by a new Python
+  object after the capture is not seen (use `assign`); other Python side effects are not replayed.
 - `Tensor.rand`/`randn` (dropout) draw new values from `Tensor._rng` on every replay, in the same order as
   the function would, so values equal the unjitted run's.
 - The function must run the same kernels on every call: Python control flow that depends on tensor values,
