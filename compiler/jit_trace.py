@@ -17,6 +17,9 @@ WATCHED: dict[int, weakref.WeakSet] = {}
 
 def watch(buf, plan) -> None:
     """plan replays buf as a constant until a tensor holding it is assigned a new value."""
+    if len(WATCHED) > 4096:  # forget the entries of plans that are gone
+        for k in [k for k, plans in WATCHED.items() if not plans]:
+            del WATCHED[k]
     WATCHED.setdefault(id(buf), weakref.WeakSet()).add(plan)
 
 
