@@ -121,14 +121,13 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
+        self._q1, self._q2 = self._scalar(0.0), self._scalar(0.0)  # 1 - beta1**t and 1 - beta2**t
 
     def _prepare(self) -> list[Tensor]:
         # lr * sqrt(1 - b2^t) / (1 - b1^t), and eps * sqrt(1 - b2^t): PyTorch's arrangement of the update;
         # 1 - b^t is kept on the device as q_t = (1 - b) + b * q_(t-1), exact at t = 1 and free of the
         # cancellation of 1 - b**t in float32
         b1, b2 = self.betas
-        if not hasattr(self, "_q1"):
-            self._q1, self._q2 = self._scalar(0.0), self._scalar(0.0)
         q1 = self._q1.assign(self._q1 * b1 + (1 - b1))
         q2 = self._q2.assign(self._q2 * b2 + (1 - b2))
         c2 = q2.sqrt()
