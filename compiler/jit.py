@@ -47,6 +47,8 @@ from .interpreter import eval_node
 from .lazy import GradMode, Node, toposort
 from .tensor import _ASSIGNED, _LEAVES, Tensor
 
+MANY_KEYS = 16  # captures of one function after which the jit warns that its arguments keep changing
+
 
 class JitError(CompilerError):
     """A function the jit cannot replay faithfully; the message says why and what to change."""
@@ -422,7 +424,16 @@ class jit:  # noqa: N801 - a decorator, spelled like functools.cache
         tensors, key = _inputs(args, kwargs)
         if tensors:
             tensors[0].realize(*tensors[1:])
-        entry = self.entries.setdefault(key, _Entry())
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self.entries[key] = _Entry()
+            if len(self.entries) == MANY_KEYS:
+                warnings.warn(
+                    f"jit: {self.__name__} was called with {MANY_KEYS} different input shapes or non-Tensor arguments;"
+                    " each starts a capture of its own, so a Python number that changes every call (pass it as a"
+                    " Tensor) keeps the jit from replaying",
+                    stacklevel=2,
+                )
         if entry.plan is not None:
             return entry.plan.replay(tensors)
         entry.calls += 1

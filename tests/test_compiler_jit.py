@@ -121,6 +121,9 @@ def test_new_input_shape_captures_again():
     assert len(f.entries) == 2 and all(e.plan is not None for e in f.entries.values())
     np.testing.assert_allclose(f(Tensor(np.ones((2, 3), np.float32), device="CL"), 3.0).numpy(), [9.0, 9.0])
     assert len(f.entries) == 3  # another Python argument is another capture
+    with pytest.warns(UserWarning, match="different input shapes or non-Tensor arguments"):
+        for scale in range(20):
+            f(Tensor(np.ones((2, 3), np.float32), device="REF"), float(scale))
 
 
 def test_data_dependent_control_flow_is_refused():
