@@ -194,3 +194,21 @@ def test_jit_on_a_method_with_keyword_tensors_under_no_grad():
         )
     np.testing.assert_allclose(got.numpy(), [[1.0, 1.0]])
     assert _replaying(Model.forward)
+
+
+def test_random_draws_follow_the_generator_in_call_order():
+    def f(x):
+        Tensor.rand(2, device="REF")  # drawn and unused: later draws must still line up
+        return x + Tensor.randn(3, device="REF") * Tensor.rand(3, device="REF")
+
+    x = Tensor(np.zeros(3, np.float32), device="REF")
+    outs = {}
+    for use_jit in (False, True):
+        g = jit(f) if use_jit else f
+        Tensor.manual_seed(3)
+        vals = [g(x).numpy() for _ in range(5)]
+        Tensor.manual_seed(11)  # reseeding between replays is seen too
+        outs[use_jit] = vals + [g(x).numpy()]
+    for a, b in zip(outs[False], outs[True], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(outs[True][3], outs[True][4])
