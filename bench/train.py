@@ -8,7 +8,8 @@ Each column runs in its own subprocess (this file with --column), one after anot
 median step over --steps steps after 3 warm-up steps (compilation happens in the warm-up). The models
 have the same layer shapes everywhere: CNN conv3x3(1->16)-ReLU-pool-conv3x3(16->32)-ReLU-pool-Linear(128->10)
 at batch 64 on 8x8 images; GPT vocab 128, context 64, 2 layers, 4 heads, width 64, batch 32, tied head.
-tinygrad runs without TinyJit (like this project, which has no JIT) and, where it works, with it.
+This project and tinygrad each run without and with their JIT (`compiler.jit`, TinyJit); the JIT
+columns replay the captured kernels of a step.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("cnn", "gpt")
-COLUMNS = ("ours", "torch", "tinygrad", "tinygrad_jit")
+COLUMNS = ("ours", "ours_jit", "torch", "tinygrad", "tinygrad_jit")
 CNN_BATCH, GPT_BATCH, VOCAB, BLOCK, WIDTH, HEADS, LAYERS = 64, 32, 128, 64, 64, 4, 2
 
 
@@ -38,9 +39,10 @@ def _data(model: str, step: int):
 
 
 # --- the columns ---------------------------------------------------------------------------------
-def ours_step(model: str, device: str):
+def ours_step(model: str, device: str, jit: bool = False):
     sys.path.insert(0, str(REPO))
     from compiler import Tensor
+    from compiler.jit import jit as jit_fn
     from compiler.losses import cross_entropy
     from compiler.models import GPT, GPTConfig, SmallCNN
     from compiler.optim import Adam
@@ -48,13 +50,18 @@ def ours_step(model: str, device: str):
     net = SmallCNN(device=device) if model == "cnn" else GPT(GPTConfig(VOCAB, BLOCK, LAYERS, HEADS, WIDTH), device)
     opt = Adam(net.parameters(), lr=1e-3)
 
-    def step(x, y):
-        out = net(Tensor(x, device=device))
-        loss = cross_entropy(out.reshape(-1, out.shape[-1]), Tensor(y.reshape(-1), device=device))
+    def raw(x, y):
+        out = net(x)
+        loss = cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        return loss.item()
+        return loss
+
+    fn = jit_fn(raw) if jit else raw
+
+    def step(x, y):
+        return fn(Tensor(x, device=device), Tensor(y, device=device)).item()
 
     return step
 
@@ -179,8 +186,8 @@ def tinygrad_step(model: str, device: str, jit: bool):
 
 def run_column(column: str, model: str, device: str, steps: int) -> dict:
     """Warm up 3 steps (the first compiles), then time `steps` steps; the median is the step time."""
-    if column == "ours":
-        step = ours_step(model, device)
+    if column.startswith("ours"):
+        step = ours_step(model, device, jit=column == "ours_jit")
     elif column == "torch":
         step = torch_step(model, device)
     else:
@@ -259,11 +266,12 @@ def main() -> None:
                       f"max {r['max_s'] * 1e3:.1f}; first {r['first_s']:.1f} s)", flush=True)  # fmt: skip
             else:
                 print(f"{model:4s} {column:13s} not available ({r['reason']})", flush=True)
-        ours = results[model].get("ours", {})
-        for peer in ("torch", "tinygrad", "tinygrad_jit"):
-            p = results[model].get(peer, {})
-            if ours.get("available") and p.get("available"):
-                print(f"{model:4s} ours / {peer}: {ours['median_s'] / p['median_s']:.2f}x step time")
+        for mine in ("ours", "ours_jit"):
+            ours = results[model].get(mine, {})
+            for peer in ("torch", "tinygrad", "tinygrad_jit"):
+                p = results[model].get(peer, {})
+                if ours.get("available") and p.get("available"):
+                    print(f"{model:4s} {mine} / {peer}: {ours['median_s'] / p['median_s']:.2f}x step time")
     if args.json:
         tmp = Path(args.json).with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=2))

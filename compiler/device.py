@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from . import jit_trace
 from .errors import DeviceError
 
 GPU_FAMILIES = ("CUDA", "HIP")
@@ -192,6 +193,13 @@ def describe(device: str) -> str:
 
 def to_device(arr: np.ndarray, dtype, device: str):
     """A buffer on `device` holding a copy of arr."""
+    buf = _to_device(arr, dtype, device)
+    if jit_trace.ACTIVE is not None:  # the jit must know which buffers a call filled from host data
+        jit_trace.ACTIVE.upload(buf, arr)
+    return buf
+
+
+def _to_device(arr: np.ndarray, dtype, device: str):
     if device == "REF" or device.startswith("SIM"):  # SIM buffers live on the host between programs
         return RefBuffer(arr, dtype)
     fam = device.split(":")[0]

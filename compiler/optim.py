@@ -1,9 +1,10 @@
 """Optimizers (SGD with momentum/Nesterov/weight decay, Adam, AdamW) and learning-rate schedules.
 
 An optimizer builds each update from Tensor ops under no_grad and realizes every new parameter and
-state in one schedule, so the whole update of a model fuses into a few kernels. The learning rate and
-Adam's bias corrections live in a small device tensor rather than in the kernels' constants, so changing
-them every step (a schedule) reuses the compiled kernels. Schedules are plain functions of the step.
+state in one schedule, so the whole update of a model fuses into a few kernels. The learning rate, the
+step count and Adam's bias corrections live in small device tensors updated in place rather than in the
+kernels' constants, so changing them every step (a schedule) reuses the compiled kernels, and a training
+step replayed by `compiler.jit` reads them too. Schedules are plain functions of the step.
 """
 
 from __future__ import annotations
@@ -27,35 +28,56 @@ class Optimizer:
         for p in self.params:
             if not p.requires_grad:
                 p.requires_grad = True
+        self._lr, self._lr_t = None, self._scalar(0.0)
         self.lr = lr
-        self.steps = 0
+        self._t = self._scalar(0.0)  # steps taken, on the device so that a replayed (jit) step counts too
         self.state: list[dict[str, Tensor]] = [{} for _ in self.params]
+
+    def _scalar(self, v: float) -> Tensor:
+        """A (1,)-shaped device tensor: per-step scalars live in buffers that kernels read, not in their source."""
+        return Tensor(np.array([v], np.float32), device=self.params[0].device)
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        # assigned in place, so compiled kernels (and a jit replaying a training step) read the new rate
+        if value != self._lr:
+            self._lr = float(value)
+            self._lr_t.assign(self._scalar(self._lr))
+
+    @property
+    def steps(self) -> int:
+        """How many updates step() has applied (read from the device)."""
+        return int(self._t.item())
 
     def zero_grad(self) -> None:
         """Forget the gradients (the next backward() starts from zero)."""
         for p in self.params:
             p.grad = None
 
-    def _hyper(self, values: list[float]) -> list[Tensor]:
-        """Per-step scalars as (1,)-shaped device tensors, so kernels read them instead of baking them in."""
-        dev = self.params[0].device
-        h = Tensor(np.array(values, np.float32), device=dev)
-        return [h[i : i + 1] for i in range(len(values))]
-
     def step(self) -> None:
         """Apply one update to every parameter that has a gradient."""
-        self.steps += 1
         with no_grad():
-            outs = []
+            outs = [self._t.assign(self._t + 1)] + self._prepare()
             for i, p in enumerate(self.params):
                 if p.grad is None:
                     continue
                 new, state = self._update(p, p.grad.cast(p.dtype), self.state[i])
-                self.state[i] = state
+                for k, v in state.items():  # state tensors change in place after the first step
+                    if k in self.state[i]:
+                        self.state[i][k].assign(v)
+                    else:
+                        self.state[i][k] = v
                 outs.append(p.assign(new))
-                outs.extend(state.values())
-        if outs:
-            outs[0].realize(*outs[1:])
+                outs.extend(self.state[i].values())
+        outs[0].realize(*outs[1:])
+
+    def _prepare(self) -> list[Tensor]:
+        """Per-step device scalars computed before the updates; returns the tensors it assigned."""
+        return []
 
     def _update(self, p: Tensor, g: Tensor, state: dict) -> tuple[Tensor, dict]:
         """The new value of parameter p from its gradient g and state (each optimizer defines its own rule)."""
@@ -80,10 +102,6 @@ class SGD(Optimizer):
         super().__init__(params, lr)
         self.momentum, self.dampening, self.weight_decay, self.nesterov = momentum, dampening, weight_decay, nesterov
 
-    def step(self) -> None:
-        self._lr = self._hyper([self.lr])[0]
-        super().step()
-
     def _update(self, p, g, state):
         if self.weight_decay:
             g = g + p * self.weight_decay
@@ -92,7 +110,7 @@ class SGD(Optimizer):
             buf = g if buf is None else buf * self.momentum + g * (1 - self.dampening)
             state = {"momentum_buffer": buf}
             g = g + buf * self.momentum if self.nesterov else buf
-        return p - g * self._lr, state
+        return p - g * self._lr_t, state
 
 
 class Adam(Optimizer):
@@ -103,14 +121,18 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, lr)
         self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
+        self._q1, self._q2 = self._scalar(0.0), self._scalar(0.0)  # 1 - beta1**t and 1 - beta2**t
 
-    def step(self) -> None:
+    def _prepare(self) -> list[Tensor]:
+        # lr * sqrt(1 - b2^t) / (1 - b1^t), and eps * sqrt(1 - b2^t): PyTorch's arrangement of the update;
+        # 1 - b^t is kept on the device as q_t = (1 - b) + b * q_(t-1), exact at t = 1 and free of the
+        # cancellation of 1 - b**t in float32
         b1, b2 = self.betas
-        t = self.steps + 1
-        # lr * sqrt(1 - b2^t) / (1 - b1^t), and eps * sqrt(1 - b2^t): PyTorch's arrangement of the update
-        c2 = math.sqrt(1 - b2**t)
-        self._lr_t, self._eps_t, self._wd = self._hyper([self.lr * c2 / (1 - b1**t), self.eps * c2, self.lr])
-        super().step()
+        q1 = self._q1.assign(self._q1 * b1 + (1 - b1))
+        q2 = self._q2.assign(self._q2 * b2 + (1 - b2))
+        c2 = q2.sqrt()
+        self._lr_step, self._eps_step = self._lr_t * c2 / q1, c2 * self.eps
+        return [q1, q2]
 
     def _update(self, p, g, state):
         b1, b2 = self.betas
@@ -120,8 +142,8 @@ class Adam(Optimizer):
         m = g * (1 - b1) if m is None else m * b1 + g * (1 - b1)
         v = g * g * (1 - b2) if v is None else v * b2 + g * g * (1 - b2)
         if self.weight_decay and self.decoupled:
-            p = p - p * (self._wd * self.weight_decay)
-        return p - m * self._lr_t / (v.sqrt() + self._eps_t), {"exp_avg": m, "exp_avg_sq": v}
+            p = p - p * (self._lr_t * self.weight_decay)
+        return p - m * self._lr_step / (v.sqrt() + self._eps_step), {"exp_avg": m, "exp_avg_sq": v}
 
 
 class AdamW(Adam):

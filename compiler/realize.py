@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import jit_trace
 from .backend import get_backend
 from .device import RefBuffer
 from .interpreter import evaluate
@@ -25,7 +26,10 @@ def realize(roots: list[Node]) -> None:
         return
     if roots[0].device == "REF":
         for r in roots:
-            _mark_realized(r, RefBuffer(evaluate(r), r.dtype))
+            buf = RefBuffer(evaluate(r), r.dtype)
+            if jit_trace.ACTIVE is not None:
+                jit_trace.ACTIVE.ref_eval(r, buf)
+            _mark_realized(r, buf)
         return
     run_schedule(create_schedule(roots))
 
@@ -46,7 +50,10 @@ def run_schedule(kernels: list[Kernel]) -> None:
     for k in kernels:
         be = get_backend(k.device)
         if k.out.size == 0:  # nothing to compute; an empty buffer stands for the result
-            _mark_realized(k.out, be.alloc(0, k.out.dtype))
+            out = be.alloc(0, k.out.dtype)
+            if jit_trace.ACTIVE is not None:
+                jit_trace.ACTIVE.kernel(k, be, None, out)
+            _mark_realized(k.out, out)
             continue
         prg = programs[id(k)]
         if dbg >= 4:
@@ -55,6 +62,8 @@ def run_schedule(kernels: list[Kernel]) -> None:
             print(prg.src)
         out = be.alloc(k.out.size, k.out.dtype)
         t = be.run(prg, [out] + [n.buffer for n in k.buffers[1:]], wait=dbg >= 1)
+        if jit_trace.ACTIVE is not None:
+            jit_trace.ACTIVE.kernel(k, be, prg, out)
         if dbg >= 1:
             print(
                 f"{k.name:40s} {t * 1e3:9.3f} ms {k.flops / t * 1e-9:9.2f} GFLOP/s "

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import autograd, lazy
+from . import autograd, jit_trace, lazy
 from .device import canonicalize, to_device
 from .dtypes import DType, dtypes, promote, reduce_identity, to_dtype
 from .errors import DTypeError, IndexOutOfRangeError, ShapeError
@@ -65,6 +65,8 @@ def _pair(x, n: int = 2) -> tuple:
 
 # leaf tensors with requires_grad, by node id: backward() stores each leaf's gradient in its `.grad`
 _LEAVES: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()
+# tensors ever changed in place with assign() (parameters, optimizer state, running statistics)
+_ASSIGNED: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()  # by id(tensor)
 
 
 class Tensor:
@@ -142,6 +144,11 @@ class Tensor:
 
     def assign(self, value) -> Tensor:
         """Replace the values in place (same shape and dtype), keeping requires_grad; returns self."""
+        _ASSIGNED[id(self)] = self  # compiler.jit binds such tensors by identity, not by the buffer they held
+        if jit_trace.ACTIVE is not None:
+            jit_trace.ACTIVE.assign(self)
+        if jit_trace.WATCHED and self.node.realized:
+            jit_trace.replaced(self.node.buffer, self)
         v = value if isinstance(value, Tensor) else Tensor(value, device=self.device, dtype=self.dtype)
         if v.shape != self.shape:
             raise ShapeError(f"assign: value of shape {v.shape} for a tensor of shape {self.shape}")
@@ -286,16 +293,25 @@ class Tensor:
     @classmethod
     def rand(cls, *shape, dtype=dtypes.float32, device: str | None = None, seed: int | None = None) -> Tensor:
         """Uniform [0, 1) values from the seeded generator."""
-        rng = cls._rng if seed is None else np.random.default_rng(seed)
-        return Tensor(rng.random(_shape_arg(shape), dtype=np.float32), device=device, dtype=dtype)
+        shape = _shape_arg(shape)
+        return cls._random(lambda rng: rng.random(shape, dtype=np.float32), dtype, device, seed)
 
     @classmethod
     def randn(
         cls, *shape, dtype=dtypes.float32, device: str | None = None, seed: int | None = None
     ) -> Tensor:
         """Standard normal values from the seeded generator."""
-        rng = cls._rng if seed is None else np.random.default_rng(seed)
-        return Tensor(rng.standard_normal(_shape_arg(shape), dtype=np.float32), device=device, dtype=dtype)
+        shape = _shape_arg(shape)
+        return cls._random(lambda rng: rng.standard_normal(shape, dtype=np.float32), dtype, device, seed)
+
+    @classmethod
+    def _random(cls, draw, dtype, device: str | None, seed: int | None) -> Tensor:
+        """draw(generator) on the host, as a tensor; a jit replaying the call draws again from Tensor._rng."""
+        out = Tensor(draw(cls._rng if seed is None else np.random.default_rng(seed)), device=device, dtype=dtype)
+        if seed is None and jit_trace.ACTIVE is not None:
+            dev, dt = out.device, out.dtype
+            jit_trace.ACTIVE.random(out.node.buffer, lambda: Tensor(draw(Tensor._rng), dev, dt).node.buffer)
+        return out
 
     # --- elementwise plumbing ----------------------------------------------------------------------
     def _scalar_dtype(self, v) -> DType:

@@ -96,6 +96,7 @@ def train(steps: int = 600, batch: int = 32, lr: float = 3e-3, device: str | Non
     on_step(step, loss) is called after every step (a progress display); log gets a line every 100 steps.
     """
     from ..device import Device
+    from ..jit import jit
     from ..losses import cross_entropy
     from ..optim import AdamW, cosine_lr
 
@@ -104,15 +105,20 @@ def train(steps: int = 600, batch: int = 32, lr: float = 3e-3, device: str | Non
     model = GPT(config, device=device, seed=seed)
     opt = AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     data = batches(train_ids, batch, config.block_size, np.random.default_rng(seed))
+
+    @jit  # from the fourth step on, the step's kernels are replayed without rebuilding the graph
+    def train_step(x: Tensor, y: Tensor) -> Tensor:
+        loss = cross_entropy(model(x).reshape(-1, config.vocab_size), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
     t0 = time.perf_counter()
     for step in range(steps):
         x, y = next(data)
         opt.lr = cosine_lr(step, lr, steps, warmup_steps=30, min_lr=lr / 10)
-        logits = model(Tensor(x, device=device))
-        loss = cross_entropy(logits.reshape(-1, config.vocab_size), Tensor(y.reshape(-1), device=device))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        loss = train_step(Tensor(x, device=device), Tensor(y.reshape(-1), device=device))
         if on_step is not None:
             on_step(step, loss.item())
         if step % 100 == 0 or step == steps - 1:
