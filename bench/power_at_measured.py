@@ -44,16 +44,16 @@ def main() -> int:
         print(f"\n{chip}: {best.dtype} {best.batch}x{best.m}x{best.n}x{best.k} measured {best.measured_tflops} "
               f"TFLOPS ({best.library}; {best.source_url}) on {d.name}, TDP {full.tdp_w} W")
         cols = ("peak, full DRAM", "measured, min DRAM", "measured, full DRAM")
-        print(f"  {'part (W)':<18}" + "".join(f"{c:>21}" for c in cols))
+        print(f"  {'part (W)':<22}" + "".join(f"{c:>21}" for c in cols))
         for item in full.items:
-            print(f"  {item.name:<18}" + "".join(f"{x.item(item.name):21.1f}" for x in (full, low, high)))
-        print(f"  {'total':<18}" + "".join(f"{x.total_w:21.1f}" for x in (full, low, high)))
+            print(f"  {item.name:<22}" + "".join(f"{x.item(item.name):21.1f}" for x in (full, low, high)))
+        print(f"  {'total':<22}" + "".join(f"{x.total_w:21.1f}" for x in (full, low, high)))
         if full.tdp_w:
-            print(f"  {'vs TDP':<18}" + "".join(f"{x.total_w / full.tdp_w - 1:+21.1%}" for x in (full, low, high)))
-        print(f"  {'TFLOPS':<18}" + "".join(f"{x.flops_per_s / 1e12:21.1f}" for x in (full, low, high)))
+            print(f"  {'vs TDP':<22}" + "".join(f"{x.total_w / full.tdp_w - 1:+21.1%}" for x in (full, low, high)))
+        print(f"  {'TFLOPS':<22}" + "".join(f"{x.flops_per_s / 1e12:21.1f}" for x in (full, low, high)))
         dram = (full_dram, compulsory_dram_bytes_per_s(best), full_dram)
-        print(f"  {'DRAM TB/s':<18}" + "".join(f"{b / 1e12:21.3f}" for b in dram))
-        print(f"  {'on-chip pJ/FLOP':<18}" + "".join(f"{x.on_chip_pj_per_flop:21.3f}" for x in (full, low, high)))
+        print(f"  {'DRAM TB/s':<22}" + "".join(f"{b / 1e12:21.3f}" for b in dram))
+        print(f"  {'on-chip pJ/FLOP':<22}" + "".join(f"{x.on_chip_pj_per_flop:21.3f}" for x in (full, low, high)))
         if full.tdp_w:
             print(f"  the TDP spread over the measured rate: {full.tdp_w / (best.measured_tflops * 1e12) * 1e12:.3f} "
                   "pJ/FLOP (board level, everything included)")

@@ -49,6 +49,11 @@ POWER_FIELDS: dict[str, Spec] = {
     "tdp_w": Spec("number", 0, 1e6, lo_open=True),
     "static_w": Spec("number", 0, 1e6),
     "leakage_fraction": Spec("number", 0, 1, hi_open=True),
+    "core_voltage_v": Spec("number", 0, 2, lo_open=True, doc="core supply voltage; on-die energies scale by "
+                           "(V / 0.8 V)^2 (default 0.8 V, docs/sources.md P.6)"),
+    "simt_instruction_overhead": Spec("bool", doc="charge GPU instruction overhead on tensor instructions (b.3)"),
+    "vrm_efficiency": Spec("number", 0, 1, lo_open=True, doc="voltage-regulator efficiency (default 0.9, P.7; "
+                           "1 = the chip alone)"),
     "sources": Spec("str"),
 }
 REFERENCE_FIELDS: dict[str, Spec] = {
@@ -69,6 +74,10 @@ def _check(where: str, name: str, v: Any, spec: Spec) -> Any:
         return float(check_number(where, name, v, spec, DesignTableError))
     if spec.kind == "int":
         return int(check_number(where, name, v, spec, DesignTableError))
+    if spec.kind == "bool":
+        if not isinstance(v, bool):
+            raise DesignTableError(f"{where}: field '{name}' = {v!r} must be true or false")
+        return v
     if spec.kind == "str":
         if not isinstance(v, str):
             raise DesignTableError(f"{where}: field '{name}' = {v!r} must be a string")

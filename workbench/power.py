@@ -7,7 +7,12 @@ Each term cites a figure (docs/sources.md by section: a.n/b.n, and P.n for the c
 - network-on-chip: full-swing on-chip wire energy per bit and mm (P.1) over the mean core-to-L2 distance;
 - clock tree: a quarter of on-chip power (P.2);
 - DRAM device energy per bit (b.4); memory controller + PHY per bit (P.3);
-- leakage and other static power: a fraction of the power under load by device type (P.4).
+- leakage and other static power: a fraction of the power under load by device type (P.4);
+- supply voltage: every on-die energy is at 0.8 V (b.2); `[power] core_voltage_v` moves it by V^2 (P.6);
+- GPU instruction overhead on tensor-core instructions, where a design imitates one (`[power]
+  simt_instruction_overhead`, b.3 Dally);
+- board: voltage-regulator conversion loss on everything the regulators feed, die and DRAM (`[power]
+  vrm_efficiency`, P.7), in a separate "board" group so on-chip pJ/FLOP stays comparable.
 When modelled power exceeds the design's TDP, the clock is throttled: energy per event stays, time grows.
 """
 
@@ -85,6 +90,17 @@ MEMORY_PHY_PJ_PER_BIT: dict[str, tuple[float, str]] = {
 STATIC_FRACTION_FINFET = 80.3 / 592.8
 STATIC_FRACTION_PLANAR = 0.40
 FINFET_MAX_NM = 16
+# Core supply voltage: "Nominal core operating voltages at these process nodes [7 nm, 5 nm] are currently between
+# 0.75V and 0.85V" for GPUs and AI processors (P.6, Vicor). MODEL_VDD (0.8 V, b.2) lies inside that range, so it is
+# the default; a design may set its own, and every on-die energy on the core rail scales by (V / MODEL_VDD)^2.
+CORE_VOLTAGE_RANGE_V = (0.75, 0.85)
+# GPU instruction fetch/decode/operand overhead: ~20% of a tensor-core instruction's energy (b.3 Dally): the
+# overhead per MAC is 0.2 / 0.8 of the MAC's own energy. Charged only where a design says it imitates SIMT
+# tensor instructions (a systolic array issues no instruction per MAC group).
+SIMT_INSTRUCTION_OVERHEAD_SHARE = 0.20
+# Voltage regulators: a processor VRM converting 12 V to the core voltage is "highly efficient (often exceeding
+# 90%)" (P.7); 90% is used, the low end, as the conversion loss of everything the regulators feed [E].
+VRM_EFFICIENCY = 0.90
 
 
 @dataclass
@@ -146,6 +162,7 @@ class PowerItem:
     detail: str
     source: str
     on_chip: bool = True
+    group: str = "chip"  # "chip" (die and DRAM) or "board" (voltage regulators)
 
 
 @dataclass
@@ -225,27 +242,64 @@ def static_fraction(nm: int) -> float:
     return STATIC_FRACTION_FINFET if nm <= FINFET_MAX_NM else STATIC_FRACTION_PLANAR
 
 
+def power_options(design: Design) -> dict:
+    """The design's [power] choices the energies depend on: core voltage, SIMT overhead, VRM efficiency."""
+    from workbench.design_tables import design_tables  # late import, as in die_side_mm
+
+    p = design_tables(design)["power"]
+    return {
+        "core_voltage_v": float(p.get("core_voltage_v", MODEL_VDD)),
+        "simt_instruction_overhead": bool(p.get("simt_instruction_overhead", False)),
+        "vrm_efficiency": float(p.get("vrm_efficiency", VRM_EFFICIENCY)),
+    }
+
+
+def vrm_efficiency(eta: float) -> float:
+    """A checked voltage-regulator efficiency in (0, 1]."""
+    if not 0 < eta <= 1:
+        raise PowerInputError(f"[power] vrm_efficiency = {eta} must be in (0, 1] (1 = the chip alone, no board)")
+    return eta
+
+
+def voltage_factor(core_voltage_v: float) -> float:
+    """Dynamic energy at `core_voltage_v` relative to the model's 0.8 V (C V^2, b.2)."""
+    if not 0 < core_voltage_v <= 2.0:
+        raise PowerInputError(f"[power] core_voltage_v = {core_voltage_v} must be in (0, 2] V")
+    return (core_voltage_v / MODEL_VDD) ** 2
+
+
+def simt_overhead_per_mac_pj(mac_pj: float) -> float:
+    """Instruction overhead per MAC when it is SIMT_INSTRUCTION_OVERHEAD_SHARE of a tensor instruction (b.3)."""
+    share = SIMT_INSTRUCTION_OVERHEAD_SHARE
+    return mac_pj * share / (1 - share)
+
+
 def event_energies(design: Design) -> dict[str, EventEnergy]:
     """Energy per event of `design` at its node, keyed by simulator counter name (plus the per-byte L2, NoC and
     memory-PHY energies, which are charged on every DRAM byte)."""
     nm = resolve_node(design.chip.node_nm).nm
-    f = energy_factor(nm)
+    opts = power_options(design)
+    vf = voltage_factor(opts["core_voltage_v"])
+    f = energy_factor(nm) * vf  # every on-die energy below is on the core rail
     dtype = design.matrix.input_dtype
-    hop = pe_hop_bits(design) * register_energy_pj_per_bit(nm)  # the systolic hops each MAC causes
+    hop = pe_hop_bits(design) * register_energy_pj_per_bit(nm) * vf  # the systolic hops each MAC causes
     mem = design.memory
+    mac = MAC_ENERGY_45NM_PJ[dtype] * f
+    simt = simt_overhead_per_mac_pj(mac) if opts["simt_instruction_overhead"] else 0.0
     out = {
         MACS_COUNTER[dtype]: EventEnergy(
             MACS_COUNTER[dtype],
-            MAC_ENERGY_45NM_PJ[dtype] * f + hop,
-            f"{dtype} MAC {MAC_ENERGY_45NM_PJ[dtype] * f:.4f} pJ + {pe_hop_bits(design)} register bits {hop:.4f} pJ",
-            "b.1 Horowitz x b.2 energy factor; b.3 Aladdin register",
+            mac + hop + simt,
+            f"{dtype} MAC {mac:.4f} pJ + {pe_hop_bits(design)} register bits {hop:.4f} pJ"
+            + (f" + SIMT instruction overhead {simt:.4f} pJ" if simt else ""),
+            "b.1 Horowitz x b.2 energy factor; b.3 Aladdin register" + ("; b.3 Dally overhead" if simt else ""),
         ),
         "vector_ops": EventEnergy(
             "vector_ops", VECTOR_OP_45NM_PJ[design.is_float] * f, "per element op", "b.1 Horowitz x b.2"
         ),
         "instructions": EventEnergy(
             "instructions",
-            INSTRUCTION_PJ_AT_16NM * f / energy_factor(16),
+            INSTRUCTION_PJ_AT_16NM * f / energy_factor(16),  # f carries the voltage factor
             "per instruction",
             "b.3 Dally MICRO-52 (node assumed 16 nm [E])",
         ),
@@ -276,8 +330,8 @@ def event_energies(design: Design) -> dict[str, EventEnergy]:
     hop_mm = MEAN_HOP_FRACTION_OF_SIDE * die_side_mm(design)
     out["noc_bytes"] = EventEnergy(
         "noc_bytes",
-        8 * wire_fj_per_bit_mm() * hop_mm / 1000,
-        f"per byte, {wire_fj_per_bit_mm():.0f} fJ/bit/mm over {hop_mm:.1f} mm (2/3 of the die side)",
+        8 * wire_fj_per_bit_mm() * vf * hop_mm / 1000,
+        f"per byte, {wire_fj_per_bit_mm() * vf:.0f} fJ/bit/mm over {hop_mm:.1f} mm (2/3 of the die side)",
         "P.1 full-swing wire, CV^2 to 0.8 V",
     )
     phy_bit, phy_src = memory_phy_pj_per_bit(mem.dram_type)
@@ -325,15 +379,28 @@ def sustained_power(
     util = 1.0 if flops_per_s is None else flops_per_s / peak
     port_bytes_per_s = full_port if dram_bytes_per_s is None else dram_bytes_per_s
     macs = e[MACS_COUNTER[m.input_dtype]]
-    hop = pe_hop_bits(design) * register_energy_pj_per_bit(resolve_node(design.chip.node_nm).nm)
+    nm = resolve_node(design.chip.node_nm).nm
+    opts = power_options(design)
+    vf = voltage_factor(opts["core_voltage_v"])
+    hop = pe_hop_bits(design) * register_energy_pj_per_bit(nm) * vf
+    mac = MAC_ENERGY_45NM_PJ[m.input_dtype] * energy_factor(nm) * vf
+    simt = macs.pj - mac - hop
     feed = (m.rows + m.cols) * design.input_bytes
     acc_row = design.accumulator_row_bytes
     busy = util * cycles_per_s  # core-cycles per second with the array busy
+    mac_rate = design.macs_per_cycle * clock * util
+    volts = f" at {opts['core_voltage_v']:g} V" if vf != 1 else ""
     items = [
-        PowerItem("datapath", (macs.pj - hop) * design.macs_per_cycle * clock * util * PJ,
-                  f"{design.macs_per_cycle:,} MACs x {clock / 1e9:g} GHz x {util:.1%} busy", macs.source),
-        PowerItem("pe_registers", hop * design.macs_per_cycle * clock * util * PJ,
+        PowerItem("datapath", mac * mac_rate * PJ,
+                  f"{design.macs_per_cycle:,} MACs x {clock / 1e9:g} GHz x {util:.1%} busy{volts}", macs.source),
+        PowerItem("pe_registers", hop * mac_rate * PJ,
                   f"{pe_hop_bits(design)} register bits per MAC", "b.3 Aladdin register x b.2"),
+    ]
+    if opts["simt_instruction_overhead"]:
+        items.append(PowerItem("instruction_overhead", simt * mac_rate * PJ,
+                               f"{SIMT_INSTRUCTION_OVERHEAD_SHARE:.0%} of each tensor instruction's energy "
+                               "(fetch, decode, operand delivery; [power] simt_instruction_overhead)", "b.3 Dally"))
+    items += [
         PowerItem("register_file", 2 * acc_row * e["accumulator_read_bytes"].pj * busy * PJ,
                   f"accumulator: one {acc_row} B row read + written per busy cycle per core",
                   e["accumulator_read_bytes"].source),
@@ -353,15 +420,22 @@ def sustained_power(
     items.append(PowerItem("dram", port_bytes_per_s * e["dram_read_bytes"].pj * PJ,
                            f"{port_bytes_per_s / 1e12:.2f} TB/s, {e['dram_read_bytes'].detail}",
                            e["dram_read_bytes"].source, on_chip=False))
-    dynamic = sum(i.watts for i in items)
-    nm = resolve_node(design.chip.node_nm).nm
+    chip_dynamic = sum(i.watts for i in items)
     frac = static_fraction(nm)
     if flops_per_s is None and dram_bytes_per_s is None:
-        static = dynamic * frac / (1 - frac)
+        leakage = chip_dynamic * frac / (1 - frac)
     else:
-        static = sustained_power(design).static_w
-    items.append(PowerItem("static", static, f"{frac:.1%} of the power under full load "
+        leakage = sustained_power(design).item("static")
+    items.append(PowerItem("static", leakage, f"{frac:.1%} of the power under full load "
                            f"({'FinFET' if nm <= FINFET_MAX_NM else 'planar'} {nm} nm)", "P.4"))
+    eta = vrm_efficiency(opts["vrm_efficiency"])
+    loss = 1 / eta - 1  # regulator loss per watt delivered
+    items.append(PowerItem("voltage_regulators", (chip_dynamic + leakage) * loss,
+                           f"{eta:.0%} conversion efficiency on the {chip_dynamic + leakage:,.1f} W delivered to the "
+                           "die and DRAM", "P.7", on_chip=False, group="board"))
+    # the regulators' loss follows what they deliver: its dynamic share throttles with the clock, the rest does not
+    dynamic = chip_dynamic * (1 + loss)
+    static = leakage * (1 + loss)
     total = dynamic + static
     return SustainedPower(
         design=design.name,
@@ -414,8 +488,8 @@ def run_power(
 ) -> PowerResult:
     """Energy of a run from event counters (whole chip) and its average power, capped at `tdp_w`.
 
-    Every DRAM byte is also charged its memory-PHY, L2 and network-on-chip energy, and the on-chip dynamic energy
-    its clock-tree share. Above the TDP the clock is throttled: the dynamic energy stays, the time stretches to
+    Every DRAM byte is also charged its memory-PHY, L2 and network-on-chip energy, the on-chip dynamic energy
+    its clock-tree share, and all of it the voltage regulators' conversion loss (`static_w` includes theirs). Above the TDP the clock is throttled: the dynamic energy stays, the time stretches to
     dynamic / (TDP - static), and the static energy grows with it.
     """
     if seconds <= 0:
@@ -442,6 +516,10 @@ def run_power(
     if on_chip:
         clock_j = on_chip * CLOCK_TREE_FRACTION / (1 - CLOCK_TREE_FRACTION)
         terms.append(EnergyTerm("clock_tree", on_chip, CLOCK_TREE_FRACTION / (1 - CLOCK_TREE_FRACTION), clock_j))
+    delivered = sum(t.joules for t in terms)
+    loss = 1 / vrm_efficiency(power_options(design)["vrm_efficiency"]) - 1
+    if delivered and loss:
+        terms.append(EnergyTerm("voltage_regulators", delivered, loss, delivered * loss))
     dynamic = sum(t.joules for t in terms)
     static = static_power_w(design) if static_w is None else float(static_w)
     power0 = dynamic / seconds + static
