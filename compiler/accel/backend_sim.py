@@ -84,15 +84,16 @@ class SimBackend:
             ph.buffer = buf
         try:
             t0 = time.perf_counter()
-            value, rec, events = run_kernel(k, self.design, trace=runtime.tracing())
+            value, rec, events = run_kernel(k, self.design, trace=runtime.tracing(),
+                                            collector=runtime.collector(self.device))
             wall = time.perf_counter() - t0
         finally:
             for ph in k.inputs:
                 ph.buffer = None  # hold no caller memory between launches
         out = buffers[0]
         out.data[:] = np.asarray(value, dtype=out.dtype.np).reshape(-1)
-        runtime.record(self.device, rec, events, wall)
-        return rec.cycles / self.design.chip.clock_hz
+        runtime.record(self.device, rec, events, wall, out_buffer=out)
+        return rec.cycles / self.design.chip.clock_hz  # graph mode: 0 until the run's program is simulated
 
     def synchronize(self) -> None:
         """Runs are synchronous."""

@@ -1,0 +1,82 @@
+"""One isa program per run of accelerator kernels ("graph" mode) against one program per kernel ("kernel" mode)."""
+import numpy as np
+import pytest
+
+from compiler import Tensor, models
+from compiler.accel.runtime import design_of, program_mode, sim_run
+from compiler.quantize import quantize
+from isa.functional import run as functional_run
+from sim.simulator import simulate
+
+
+def _run(model, design: str, mode: str, keep: bool = False):
+    dev = f"SIM:{design}"
+    x = model.sample_input()
+    graph = model if design_of(dev).is_float else quantize(model, x)
+    xin = x if graph is model else graph.quantize_input(x)
+    with sim_run(dev, programs=mode, keep_programs=keep) as run:
+        out = graph(Tensor(xin, device=dev)).numpy()
+    return out, run
+
+
+@pytest.mark.parametrize("design", ["small-int8-8x8", "datacenter-bf16-128x128"])
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_whole_graph_program_is_no_slower_and_gives_the_same_values(name, design):
+    model = models.mlp(batch=8, d_in=64, d_hidden=48, d_out=10) if name == "mlp" else models.cnn(batch=2)
+    got_k, per_kernel = _run(model, design, "kernel")
+    got_g, graph = _run(model, design, "graph")
+    assert np.array_equal(got_g, got_k)  # same lowering, values from the functional model: bit-identical
+    assert graph.host_ops == [] and len(graph.graph_programs) == 1 and per_kernel.graph_programs == []
+    assert 0 < graph.cycles <= per_kernel.cycles  # the single program overlaps neighbouring kernels
+    prog = graph.graph_programs[0]
+    assert prog.kernels == [k.name for k in graph.kernels] and prog.ends_at == "end of run"
+    # totals come from the one program; per-kernel figures are spans inside it (they may overlap)
+    assert graph.macs == per_kernel.macs and graph.counters["macs_" + design_of(f"SIM:{design}").matrix.input_dtype] \
+        == per_kernel.counters["macs_" + design_of(f"SIM:{design}").matrix.input_dtype]
+    starts = [k.start_cycle for k in graph.kernels]
+    assert starts == sorted(starts) and all(0 < k.cycles <= graph.cycles for k in graph.kernels)
+    assert all(k.program == 0 and k.units["matrix"]["busy"] + k.units["vector"]["busy"] > 0 for k in graph.kernels)
+    assert graph.to_json()["program_mode"] == "graph" and graph.to_json()["programs"][0]["cycles"] == graph.cycles
+
+
+def test_the_single_program_computes_the_model_on_the_simulator_and_the_functional_model():
+    """The kept program is one isa program that the simulator accepts with values (no race, no deadlock) and
+    whose final DRAM equals the functional model's: the stitched tokens order every dependency."""
+    model = models.mlp(batch=4, d_in=12, d_hidden=10, d_out=6)
+    got, run = _run(model, "tiny-int8-4x4", "graph", keep=True)
+    assert len(run.programs) == 1
+    design, program, image = run.programs[0]
+    res = simulate(design, program, image, values=True)
+    assert res.cycles == run.cycles
+    assert np.array_equal(res.state.dram, functional_run(design, program, image).dram)
+    out_bytes = got.astype(np.int8).tobytes() if got.dtype == np.int8 else None
+    if out_bytes is not None:  # the last kernel's int8 output is somewhere in that DRAM
+        assert out_bytes in res.state.dram.tobytes()
+
+
+def test_a_host_op_splits_the_program():
+    dev = "SIM:tiny-int8-4x4"
+    rng = np.random.default_rng(0)
+    a = rng.integers(-128, 128, (6, 10)).astype(np.int8)
+    b = rng.integers(-128, 128, (10, 7)).astype(np.int8)
+    outs = {}
+    for mode in ("graph", "kernel"):
+        with sim_run(dev, programs=mode) as run:
+            x = (Tensor(a, device=dev) @ Tensor(b, device=dev)).realize()
+            x.float().sqrt().realize()  # no square root on an int8 design: on the host
+            z = (x * 3).realize()
+            outs[mode] = ((z + x).numpy(), run)
+    (g, graph), (k, per_kernel) = outs["graph"], outs["kernel"]
+    assert np.array_equal(g, k) and [h.kernel for h in graph.host_ops] == [h.kernel for h in per_kernel.host_ops]
+    assert [p.ends_at.split()[0] for p in graph.graph_programs] == ["host", "end"]
+    assert [len(p.kernels) for p in graph.graph_programs] == [1, 2]
+    assert [k.program for k in graph.kernels] == [0, None, 1, 1]
+    assert graph.cycles <= per_kernel.cycles
+
+
+def test_program_mode_switch(monkeypatch):
+    monkeypatch.setenv("WB_SIM_PROGRAMS", "kernel")
+    assert program_mode() == "kernel" and program_mode("graph") == "graph"
+    monkeypatch.setenv("WB_SIM_PROGRAMS", "layer")
+    with pytest.raises(ValueError, match="WB_SIM_PROGRAMS.*graph, kernel"):
+        program_mode()
