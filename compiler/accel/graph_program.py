@@ -4,18 +4,18 @@ In the default "graph" mode the SIM device does not simulate each kernel's progr
 programs (one per GEMM batch, or its vector program) are run for values on the functional model
 (`isa.functional`, the golden model the simulator agrees with) and kept as *segments*; when the run is read, or
 a host op ends the run of accelerator kernels, the segments become one program (`assemble`) that the simulator
-times once, so it sees the overlap between kernels (the next kernel's weight loads during the previous one's
-output drain). docs/accelerator_backend.md, "One program per graph", describes the stitching:
+times once, so it sees the overlap between kernels (the next kernel's weight loads while the previous one
+computes and drains). docs/accelerator_backend.md, "One program per graph", describes it; in short:
 
 - DRAM: each segment's image is relocated to its own 64-byte aligned region of one address map.
-- Tokens: every segment follows the double-buffering protocol of `gemm_lowering.emit_groups`, which leaves some
-  compute->load (c2l) and store->compute (s2c) tokens unpopped at its end. Between segments P and S those
-  leftovers are reduced to one each, pushed by P's last compute and P's last store (completions of a unit are
-  in program order, so each stands for all). A barrier `vec.max` row 0 of the accumulator onto itself (a no-op)
-  pops P's store token and pushes a c2l token. S's loads start with an empty load that pops P's compute token
-  (the scratchpad and accumulator halves are free again), and the first S load that reads DRAM written by an
-  earlier kernel, or writes the accumulator, is preceded by an empty load that pops the barrier's token. S's
-  compute comes after the barrier in the in-order compute queue, so it never overwrites rows P still stores.
+- Tokens (the ISA has no fence): each segment follows the double-buffering protocol of
+  `gemm_lowering.emit_groups`, which leaves the compute->load tokens of its last one or two groups and some
+  store->compute tokens unpopped. Between segments P and S, P's store tokens are reduced to the one of its last
+  store (a unit completes in program order); a barrier `vec.max` of accumulator row 0 onto itself (a no-op)
+  heads S's compute, pops it and pushes a compute->load token. S's loads pop P's compute tokens before they
+  reuse the scratchpad halves P's last groups read, and the barrier's token before the first load that reads
+  DRAM an earlier kernel wrote or writes the accumulator; S's weights load before that. S's compute follows
+  the barrier in the in-order compute queue, so it never overwrites rows P still stores.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from isa.counters import event_counters
 from isa.design import Design, ceil_div
 from isa.encoding import Instr, make
 from isa.functional import run as functional_run
@@ -35,7 +36,7 @@ from sim.simulator import SimResult, simulate
 from sim.units import UNIT_NAMES, make_op
 
 __all__ = ["Segment", "GraphCollector", "ProgramRecord", "SegmentStats", "assemble", "execute", "simulate_segments",
-           "MAX_PENDING_BYTES"]
+           "segment_counters", "MAX_PENDING_BYTES"]
 
 MAX_DRAM_BYTES = INSTRUCTIONS["load"].field("dram").max + 1  # DRAM bytes a load or store can address
 MAX_PENDING_BYTES = 256 << 20  # DRAM image bytes held before a pending program is simulated anyway
@@ -128,8 +129,9 @@ def _copy(i: Instr) -> Instr:
     return Instr(i.spec, dict(i.args))
 
 
-def _empty_load(pop: bool) -> Instr:
-    return make("load.sp", sram=0, dram=0, stride=0, rows=0, cols=1, pop_next=int(pop))
+def _empty_load() -> Instr:
+    """A load of no rows that only pops a compute->load token (one cycle on the load unit, no DRAM port)."""
+    return make("load.sp", sram=0, dram=0, stride=0, rows=0, cols=1, pop_next=1)
 
 
 def _reduce_leftover(body: list[Instr], queue: str, flag: str, popper: str, pop_flag: str) -> None:
@@ -217,9 +219,9 @@ def _stitch(prev: tuple[int, bool | None], body: list[Instr], waits: tuple[tuple
             if not i.args["pop_next"]:  # the load itself takes the last of its tokens; empty loads the others
                 i.args["pop_next"] = 1
                 pops -= 1
-            out += [_empty_load(True) for _ in range(pops)]
+            out += [_empty_load() for _ in range(pops)]
         out.append(i)
-    out += [_empty_load(True) for _ in range(sum(at.values()))]  # slots past the last load
+    out += [_empty_load() for _ in range(sum(at.values()))]  # slots past the last load
     return out
 
 
@@ -313,10 +315,7 @@ def simulate_segments(segments: list[Segment], trace: bool = False, sink: list |
 def segment_counters(seg: Segment, memo: dict) -> dict[str, int]:
     """Event counters of a segment's instructions (static per instruction, so independent of the stitching)."""
     design = seg.design
-    counters: dict[str, int] = {}
-    from isa.counters import event_counters
-
-    counters.update(dict.fromkeys(event_counters(design.matrix.input_dtype), 0))
+    counters = dict.fromkeys(event_counters(design.matrix.input_dtype), 0)
     for pc, i in enumerate(seg.program):
         if i.mnemonic == "finish":
             break

@@ -22,7 +22,7 @@ from .graph_program import MAX_PENDING_BYTES, GraphCollector, ProgramRecord, seg
 from .kernel_lowering import PROGRAM_SINK, HostOp, KernelRecord
 from .sim_device import design_of
 
-__all__ = ["SimRun", "sim_run", "take_run", "record", "tracing", "collector", "program_mode", "PROGRAM_MODES"]
+__all__ = ["SimRun", "sim_run", "take_run", "record", "tracing", "collector", "flush", "program_mode", "PROGRAM_MODES"]
 
 PROGRAM_MODES = ("graph", "kernel")
 PROGRAMS_ENV = "WB_SIM_PROGRAMS"
@@ -259,6 +259,13 @@ def sim_run(device: str = "SIM", trace: bool = False, keep_programs: bool = Fals
 def tracing() -> bool:
     """Whether the current sim_run asked for trace events."""
     return _trace["on"]
+
+
+def flush(device: str, ends_at: str) -> None:
+    """Graph mode: simulate device's pending accelerator kernels now, as one program."""
+    run = _runs.get(device)
+    if run is not None:
+        run.flush(ends_at)
 
 
 def collector(device: str) -> GraphCollector | None:
