@@ -1,6 +1,8 @@
 """One isa program per run of accelerator kernels ("graph" mode) against one program per kernel ("kernel" mode)."""
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from compiler import Tensor, models
 from compiler.accel.runtime import design_of, program_mode, sim_run
@@ -80,3 +82,74 @@ def test_program_mode_switch(monkeypatch):
     monkeypatch.setenv("WB_SIM_PROGRAMS", "layer")
     with pytest.raises(ValueError, match="WB_SIM_PROGRAMS.*graph, kernel"):
         program_mode()
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_chain_of_gemm_and_vector_kernels_stitches_on_both_dataflows(tmp_path, dataflow):
+    """GEMM -> vector -> GEMM (fresh A) -> GEMM with both operands fresh: the boundaries the stitching
+    distinguishes (previous kernel on the matrix or the vector unit, fresh A or B) in one program."""
+    from isa.design import shipped_designs
+
+    text = shipped_designs()["tiny-int8-4x4"].read_text().replace('dataflow = "os"', f'dataflow = "{dataflow}"')
+    path = tmp_path / f"tiny-{dataflow}.toml"
+    path.write_text(text)
+    dev = f"SIM:{path}"
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(-1, 2, (9, 10)).astype(np.int8), rng.integers(-1, 2, (10, 12)).astype(np.int8)
+    c = rng.integers(0, 2, (12, 7)).astype(np.int8)
+    outs = {}
+    for mode in ("graph", "kernel"):
+        with sim_run(dev, programs=mode, keep_programs=mode == "graph") as run:
+            h = (Tensor(a, device=dev) @ Tensor(b, device=dev)).realize()  # int32 holding values in [-10, 10]
+            v = (h - 1).realize()
+            h2 = (v @ Tensor(c, device=dev)).realize()
+            h3 = (h2.T @ v).numpy()
+        outs[mode] = (h3, run)
+    (g, graph), (k, per_kernel) = outs["graph"], outs["kernel"]
+    ref = (a.astype(np.int64) @ b - 1) @ c
+    assert np.array_equal(g, k) and np.array_equal(g, ref.T @ (a.astype(np.int64) @ b - 1))
+    assert graph.host_ops == [] and len(graph.graph_programs) == 1 and len(graph.kernels) == 4
+    assert graph.cycles <= per_kernel.cycles
+    design, program, image = graph.programs[0]
+    res = simulate(design, program, image, values=True)
+    assert res.cycles == graph.cycles and np.array_equal(res.state.dram, functional_run(design, program, image).dram)
+
+
+def _chain(dev: str, seed: int, m: int, k: int, steps: list[tuple[int, int]]):
+    """A chain of realized kernels: clip (vector) then x @ W or x @ x.T (GEMM, fresh operands), or x * 2 + 1."""
+    rng = np.random.default_rng(seed)
+    y = Tensor(rng.integers(-3, 4, (m, k)).astype(np.int32), device=dev)  # int8 values in int32 (a clip on int8 is host)
+    for op, n in steps:
+        if op == 2:
+            y = (y * 2 + 1).realize()
+            continue
+        y = y.maximum(-5).minimum(5).realize()  # int8-valued again, so the next GEMM takes it
+        if op == 0:
+            w = rng.integers(-1, 2, (y.shape[1], n)).astype(np.int8)
+            y = (y @ Tensor(w, device=dev)).realize()
+        else:
+            y = (y @ y.T).realize()
+    return y.numpy()
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**16), m=st.integers(1, 9), k=st.integers(1, 9),
+       steps=st.lists(st.tuples(st.integers(0, 2), st.integers(1, 9)), min_size=1, max_size=4))
+def test_random_kernel_chains_one_program_equals_one_per_kernel(tmp_path, dataflow, seed, m, k, steps):
+    from isa.design import shipped_designs
+
+    path = tmp_path / f"tiny-{dataflow}.toml"
+    if not path.exists():
+        path.write_text(shipped_designs()["tiny-int8-4x4"].read_text().replace('dataflow = "os"',
+                                                                              f'dataflow = "{dataflow}"'))
+    dev = f"SIM:{path}"
+    with sim_run(dev, programs="kernel") as per_kernel:
+        want = _chain(dev, seed, m, k, steps)
+    with sim_run(dev, programs="graph", keep_programs=True) as graph:
+        got = _chain(dev, seed, m, k, steps)
+    assert np.array_equal(got, want) and graph.host_ops == [] and len(graph.programs) == 1
+    assert graph.cycles <= per_kernel.cycles
+    design, program, image = graph.programs[0]
+    res = simulate(design, program, image, values=True)  # races and deadlocks raise
+    assert np.array_equal(res.state.dram, functional_run(design, program, image).dram)

@@ -180,16 +180,22 @@ def _dram_eb(design: Design, i: Instr) -> int:
     return design.acc_bytes if i.args["mem"] and not i.args["narrow"] else design.input_bytes
 
 
-def _prev_pops(prev: list[Instr], design: Design) -> tuple[int, bool | None]:
-    """(compute->load tokens the previous segment leaves, whether its last gemm used the upper scratchpad half)."""
-    left = sum(1 for i in prev if i.spec.queue == "compute" and i.args["push_prev"]) \
-        - sum(1 for i in prev if i.spec.queue == "load" and i.args["pop_next"])
+def _prev_pops(prev: list[Instr], design: Design) -> tuple[int, bool]:
+    """(compute->load tokens the previous segment leaves, whether its last gemm used the upper scratchpad half).
+
+    A segment without gemms never reads the scratchpad, and the next one's accumulator loads wait for its
+    stores (which follow its compute) anyway: its leftover compute->load pushes are dropped instead."""
+    pushers = [i for i in prev if i.spec.queue == "compute" and i.args["push_prev"]]
+    left = len(pushers) - sum(1 for i in prev if i.spec.queue == "load" and i.args["pop_next"])
     gemms = [i for i in prev if i.mnemonic == "gemm"]
-    upper = bool(gemms) and gemms[-1].args["a"] >= design.scratchpad_rows // 2
-    return left, upper if gemms else None
+    if not gemms:
+        for i in pushers[len(pushers) - left:]:
+            i.args["push_prev"] = 0
+        return 0, False
+    return left, bool(gemms) and gemms[-1].args["a"] >= design.scratchpad_rows // 2
 
 
-def _stitch(prev: tuple[int, bool | None], body: list[Instr], waits: tuple[tuple[int, int], ...],
+def _stitch(prev: tuple[int, bool], body: list[Instr], waits: tuple[tuple[int, int], ...],
             design: Design) -> list[Instr]:
     """S's body with the barrier and the empty loads that pop what P left (`_prev_pops` of P's own body)."""
     left, upper = prev
@@ -200,9 +206,7 @@ def _stitch(prev: tuple[int, bool | None], body: list[Instr], waits: tuple[tuple
     dep = next((k for k, j in enumerate(loads) if body[j].args["pop_next"]
                 or _after_barrier(body[j], waits, _dram_eb(design, body[j]))), n)
     first_push = next((k for k, j in enumerate(loads) if body[j].args["push_next"]), n - 1)
-    if upper is None:  # P never read the scratchpad: its tokens only need popping
-        slots = [dep] * left
-    elif upper and left == 2:  # P's last two groups: half 0, then half 1, as S's first two groups use them
+    if upper and left == 2:  # P's last two groups: half 0, then half 1, as S's first two groups use them
         slots = [0, min(first_push + 1, dep)]
     else:
         slots = [0] * left
