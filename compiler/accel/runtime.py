@@ -18,6 +18,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import DeviceError
 from .graph_program import MAX_PENDING_BYTES, GraphCollector, ProgramRecord, segment_counters, simulate_segments
 from .kernel_lowering import PROGRAM_SINK, HostOp, KernelRecord
 from .sim_device import design_of
@@ -33,7 +34,7 @@ def program_mode(mode: str | None = None) -> str:
     got = mode if mode is not None else os.environ.get(PROGRAMS_ENV, "graph")
     if got not in PROGRAM_MODES:
         where = "sim_run(programs=...)" if mode is not None else f"${PROGRAMS_ENV}"
-        raise ValueError(f"{where} is {got!r}; use one of {', '.join(PROGRAM_MODES)}")
+        raise DeviceError(f"{where} is {got!r}; use one of {', '.join(PROGRAM_MODES)}")
     return got
 
 
