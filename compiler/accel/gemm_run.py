@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from compiler.accel.gemm_lowering import Epilogue, check_gemm_size, gemm_design, gemm_program
-from compiler.accel.graph_program import GraphCollector, execute
+from compiler.accel.graph_program import GraphCollector, execute, next_first_half
 from isa.design import Design
 from isa.functional import round_to_input
 from sim.simulator import SimResult, simulate
@@ -90,7 +90,8 @@ def run_gemm(design: Design, a: np.ndarray, b: np.ndarray, ideal_memory: bool = 
     """
     m, k = a.shape
     n = b.shape[1]
-    gp = gemm_program(design, m, n, k, whole_k=ideal_memory, epilogue=epilogue)
+    first = next_first_half(collector.segments) if collector is not None else 0
+    gp = gemm_program(design, m, n, k, whole_k=ideal_memory, epilogue=epilogue, first_half=first)
     if gp.dram_bytes > design.memory.dram_bytes:
         design = design.replace(memory=dataclasses.replace(design.memory, dram_bytes=gp.dram_bytes))
         gp = dataclasses.replace(gp, design=design)

@@ -36,7 +36,7 @@ from sim.simulator import SimResult, simulate
 from sim.units import UNIT_NAMES, make_op
 
 __all__ = ["Segment", "GraphCollector", "ProgramRecord", "SegmentStats", "assemble", "execute", "simulate_segments",
-           "segment_counters", "MAX_PENDING_BYTES"]
+           "segment_counters", "next_first_half", "MAX_PENDING_BYTES"]
 
 MAX_DRAM_BYTES = INSTRUCTIONS["load"].field("dram").max + 1  # DRAM bytes a load or store can address
 MAX_PENDING_BYTES = 256 << 20  # DRAM image bytes held before a pending program is simulated anyway
@@ -180,25 +180,42 @@ def _dram_eb(design: Design, i: Instr) -> int:
     return design.acc_bytes if i.args["mem"] and not i.args["narrow"] else design.input_bytes
 
 
-def _prev_pops(prev: list[Instr], design: Design) -> tuple[int, bool]:
-    """(compute->load tokens the previous segment leaves, whether its last gemm used the upper scratchpad half).
+def _gemm_half(body: list[Instr], design: Design, last: bool) -> int | None:
+    """The scratchpad half (0 lower, 1 upper) of a segment's first or last gemm; None without gemms."""
+    gemms = [i for i in body if i.mnemonic == "gemm"]
+    if not gemms:
+        return None
+    return int((gemms[-1] if last else gemms[0]).args["a"] >= design.scratchpad_rows // 2)
 
-    A segment without gemms never reads the scratchpad, and the next one's accumulator loads wait for its
-    stores (which follow its compute) anyway: its leftover compute->load pushes are dropped instead."""
+
+def _prev_pops(prev: list[Instr], design: Design) -> list[int]:
+    """The scratchpad half each compute->load token left by the previous segment stands for, oldest first.
+
+    Those tokens are the pushes of its last one or two groups, which alternate halves. A segment without gemms
+    never reads the scratchpad, and the next one's accumulator loads wait for its stores (which follow its
+    compute) anyway: its leftover compute->load pushes are dropped instead."""
     pushers = [i for i in prev if i.spec.queue == "compute" and i.args["push_prev"]]
     left = len(pushers) - sum(1 for i in prev if i.spec.queue == "load" and i.args["pop_next"])
-    gemms = [i for i in prev if i.mnemonic == "gemm"]
-    if not gemms:
+    last = _gemm_half(prev, design, last=True)
+    if last is None:
         for i in pushers[len(pushers) - left:]:
             i.args["push_prev"] = 0
-        return 0, False
-    return left, bool(gemms) and gemms[-1].args["a"] >= design.scratchpad_rows // 2
+        return []
+    return [(last + left - 1 - t) % 2 for t in range(left)]
 
 
-def _stitch(prev: tuple[int, bool], body: list[Instr], waits: tuple[tuple[int, int], ...],
+def next_first_half(segments: list[Segment]) -> int:
+    """The scratchpad half a GEMM program appended after `segments` should start in: the one the last segment's
+    last group did not use, so that its first group waits only for the second-to-last group."""
+    if not segments:
+        return 0
+    last = _gemm_half(segments[-1].program, segments[-1].design, last=True)
+    return 0 if last is None else 1 - last
+
+
+def _stitch(prev: list[int], body: list[Instr], waits: tuple[tuple[int, int], ...],
             design: Design) -> list[Instr]:
     """S's body with the barrier and the empty loads that pop what P left (`_prev_pops` of P's own body)."""
-    left, upper = prev
     _reorder_first_group(body, waits, design)
     loads = [j for j, i in enumerate(body) if i.spec.queue == "load"]
     n = len(loads)
@@ -206,10 +223,12 @@ def _stitch(prev: tuple[int, bool], body: list[Instr], waits: tuple[tuple[int, i
     dep = next((k for k, j in enumerate(loads) if body[j].args["pop_next"]
                 or _after_barrier(body[j], waits, _dram_eb(design, body[j]))), n)
     first_push = next((k for k, j in enumerate(loads) if body[j].args["push_next"]), n - 1)
-    if upper and left == 2:  # P's last two groups: half 0, then half 1, as S's first two groups use them
-        slots = [0, min(first_push + 1, dep)]
-    else:
-        slots = [0] * left
+    h0 = _gemm_half(body, design, last=False)
+    if h0 is None:  # S never writes the scratchpad: P's tokens only need popping before the barrier's
+        slots = [dep] * len(prev)
+    else:  # S's group g (half h0, then 1 - h0) waits for P's latest group that read the same half
+        need0 = max((t + 1 for t, h in enumerate(prev) if h == h0), default=0)
+        slots = [0] * need0 + [min(first_push + 1, dep)] * (len(prev) - need0)
     slots.append(dep)
     out: list[Instr] = [make("vec.max", dst=0, src=0, src2=0, rows=1, pop_next=1, push_prev=1)]
     at: dict[int, int] = {}
