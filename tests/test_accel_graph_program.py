@@ -154,3 +154,11 @@ def test_random_kernel_chains_one_program_equals_one_per_kernel(tmp_path, datafl
     design, program, image = graph.programs[0]
     res = simulate(design, program, image, values=True)  # races and deadlocks raise
     assert np.array_equal(res.state.dram, functional_run(design, program, image).dram)
+
+
+def test_kernel_counters_add_up_to_the_program():
+    model = models.cnn(batch=1)
+    _, run = _run(model, "edge-int8-16x16", "graph")
+    for key, total in run.counters.items():
+        assert sum(k.counters.get(key, 0) for k in run.kernels) == total, key
+    assert sum(k.units["load"]["instructions"] for k in run.kernels) == run.units["load"]["instructions"]

@@ -36,7 +36,7 @@ from sim.simulator import SimResult, simulate
 from sim.units import UNIT_NAMES, make_op
 
 __all__ = ["Segment", "GraphCollector", "ProgramRecord", "SegmentStats", "assemble", "execute", "simulate_segments",
-           "segment_counters", "next_first_half", "MAX_PENDING_BYTES"]
+           "next_first_half", "MAX_PENDING_BYTES"]
 
 MAX_DRAM_BYTES = INSTRUCTIONS["load"].field("dram").max + 1  # DRAM bytes a load or store can address
 MAX_PENDING_BYTES = 256 << 20  # DRAM image bytes held before a pending program is simulated anyway
@@ -65,6 +65,7 @@ class SegmentStats:
     last_cycle: int  # cycle its last instruction completed
     busy: dict[str, int]
     instructions: dict[str, int]
+    counters: dict[str, int]  # event counters of its instructions (the stitching's barrier and empty loads included)
 
 
 @dataclass
@@ -301,8 +302,12 @@ def simulate_segments(segments: list[Segment], trace: bool = False, sink: list |
     if sink is not None:
         sink.append((design, program, image))
     res = simulate(design, program, image, values=False, check_races=True, trace=trace)
-    stats = [SegmentStats(1 << 62, 0, dict.fromkeys(_UNIT_OF.values(), 0), dict.fromkeys(_UNIT_OF.values(), 0))
-             for _ in segments]
+    names_c = event_counters(design.matrix.input_dtype)
+    stats = [SegmentStats(1 << 62, 0, dict.fromkeys(_UNIT_OF.values(), 0), dict.fromkeys(_UNIT_OF.values(), 0),
+                          dict.fromkeys(names_c, 0)) for _ in segments]
+    memo: dict = {}
+    for pc, i in enumerate(program[:-1]):  # event counts are static per instruction: attribute them by owner
+        make_op(design, i, pc, False, design.matrix.overlap_tiles, stats[owner[pc]].counters, False, memo)
     busy_until: list[dict[str, int]] = [dict.fromkeys(_UNIT_OF.values(), 0) for _ in segments]
     for pc, _d, s, lat in res.schedule:  # issue order, so each unit's busy span grows monotonically
         st = stats[owner[pc]]
@@ -333,17 +338,6 @@ def simulate_segments(segments: list[Segment], trace: bool = False, sink: list |
                         {u: dict(d) for u, d in res.units.items()}, dict(res.counters),
                         time.perf_counter() - t0, ends_at)
     return rec, stats, events
-
-
-def segment_counters(seg: Segment, memo: dict) -> dict[str, int]:
-    """Event counters of a segment's instructions (static per instruction, so independent of the stitching)."""
-    design = seg.design
-    counters = dict.fromkeys(event_counters(design.matrix.input_dtype), 0)
-    for pc, i in enumerate(seg.program):
-        if i.mnemonic == "finish":
-            break
-        make_op(design, i, pc, False, design.matrix.overlap_tiles, counters, False, memo)
-    return counters
 
 
 assert UNIT_NAMES[1:] == ("load", "matrix", "vector", "store")  # the units _UNIT_OF names

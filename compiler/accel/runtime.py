@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import DeviceError
-from .graph_program import MAX_PENDING_BYTES, GraphCollector, ProgramRecord, segment_counters, simulate_segments
+from .graph_program import MAX_PENDING_BYTES, GraphCollector, ProgramRecord, simulate_segments
 from .kernel_lowering import PROGRAM_SINK, HostOp, KernelRecord
 from .sim_device import design_of
 
@@ -43,8 +43,8 @@ class SimRun:
     """A model's run on a simulated design: totals, per-kernel records, host ops; `to_json()` serializes it.
 
     mode "graph": each maximal run of accelerator kernels is one program (`graph_programs`), simulated once;
-    `cycles` is the sum over those programs, and a kernel's `cycles` is its span in its program (first issue to
-    last completion), so spans of neighbouring kernels overlap and add up to more than the total.
+    `cycles` is the sum over those programs, and a kernel's `cycles` is its span in its program (the cycle before
+    its first issue to its last completion), so spans of neighbouring kernels overlap and add up to more.
     mode "kernel": one program per kernel and batch, back to back; `cycles` is the sum of the kernels' cycles.
     Host ops are not timed by the simulator either way (see docs/accelerator_backend.md).
     """
@@ -79,7 +79,6 @@ class SimRun:
             e["ts"] += offset
         self.trace_events += events
         self.wall_seconds += prog.wall_seconds
-        memo: dict = {}
         by_owner: dict[int, list[int]] = {}
         for si, seg in enumerate(segments):
             by_owner.setdefault(id(seg.owner), []).append(si)
@@ -95,7 +94,7 @@ class SimRun:
                          for u in stats[ids[0]].busy}
             counters: dict[str, int] = {}
             for i in ids:
-                for key, v in segment_counters(segments[i], memo).items():
+                for key, v in stats[i].counters.items():
                     counters[key] = counters.get(key, 0) + v
             rec.counters = counters
             rec.dram_read_bytes, rec.dram_write_bytes = counters["dram_read_bytes"], counters["dram_write_bytes"]
