@@ -162,3 +162,15 @@ def test_kernel_counters_add_up_to_the_program():
     for key, total in run.counters.items():
         assert sum(k.counters.get(key, 0) for k in run.kernels) == total, key
     assert sum(k.units["load"]["instructions"] for k in run.kernels) == run.units["load"]["instructions"]
+
+
+def test_loads_of_an_earlier_kernels_output_wait_for_its_stores(monkeypatch):
+    """The second Linear's activations come from the first's stores: its loads of them wait (weights go ahead).
+    Treating them as independent (as if read from a buffer no kernel of the program wrote) would be faster."""
+    from compiler.accel import graph_program
+
+    model = models.mlp(batch=64, d_in=64, d_hidden=256, d_out=64)
+    _, honest = _run(model, "datacenter-bf16-128x128", "graph")
+    monkeypatch.setattr(graph_program.GraphCollector, "is_written", lambda self, buffer: False)
+    _, optimistic = _run(model, "datacenter-bf16-128x128", "graph")
+    assert optimistic.cycles < honest.cycles
