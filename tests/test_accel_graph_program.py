@@ -12,6 +12,20 @@ from isa.functional import run as functional_run
 from sim.simulator import simulate
 
 
+def _replay_checks(run) -> int:
+    """Replay each kept program on the simulator with values (races and deadlocks raise) and on the functional
+    model: the same final DRAM, and every kernel's result where the program stores it. Returns the cycles."""
+    cycles = 0
+    for (design, program, image), expected in zip(run.programs, run.expected_results, strict=True):
+        res = simulate(design, program, image, values=True)
+        dram = functional_run(design, program, image).dram
+        assert np.array_equal(res.state.dram, dram)
+        for kernel, addr, want in expected:
+            assert np.array_equal(dram[addr:addr + want.size], want), kernel
+        cycles += res.cycles
+    return cycles
+
+
 def _run(model, design: str, mode: str, keep: bool = False):
     dev = f"SIM:{design}"
     x = model.sample_input()
@@ -43,18 +57,13 @@ def test_whole_graph_program_is_no_slower_and_gives_the_same_values(name, design
 
 
 def test_the_single_program_computes_the_model_on_the_simulator_and_the_functional_model():
-    """The kept program is one isa program that the simulator accepts with values (no race, no deadlock) and
-    whose final DRAM equals the functional model's: the stitched tokens order every dependency."""
+    """The kept program is one isa program that the simulator accepts with values (no race, no deadlock), whose
+    final DRAM equals the functional model's and holds every kernel's result: the stitched tokens order every
+    dependency, and where the second GEMM reads the first one's stores directly, it reads the right bytes."""
     model = models.mlp(batch=4, d_in=12, d_hidden=10, d_out=6)
     got, run = _run(model, "tiny-int8-4x4", "graph", keep=True)
     assert len(run.programs) == 1
-    design, program, image = run.programs[0]
-    res = simulate(design, program, image, values=True)
-    assert res.cycles == run.cycles
-    assert np.array_equal(res.state.dram, functional_run(design, program, image).dram)
-    out_bytes = got.astype(np.int8).tobytes() if got.dtype == np.int8 else None
-    if out_bytes is not None:  # the last kernel's int8 output is somewhere in that DRAM
-        assert out_bytes in res.state.dram.tobytes()
+    assert _replay_checks(run) == run.cycles
 
 
 def test_a_host_op_splits_the_program():
@@ -111,9 +120,7 @@ def test_chain_of_gemm_and_vector_kernels_stitches_on_both_dataflows(tmp_path, d
     assert np.array_equal(g, k) and np.array_equal(g, ref.T @ (a.astype(np.int64) @ b - 1))
     assert graph.host_ops == [] and len(graph.graph_programs) == 1 and len(graph.kernels) == 4
     assert graph.cycles <= per_kernel.cycles
-    design, program, image = graph.programs[0]
-    res = simulate(design, program, image, values=True)
-    assert res.cycles == graph.cycles and np.array_equal(res.state.dram, functional_run(design, program, image).dram)
+    assert _replay_checks(graph) == graph.cycles
 
 
 def _chain(dev: str, seed: int, m: int, k: int, steps: list[tuple[int, int]]):
@@ -151,9 +158,7 @@ def test_random_kernel_chains_one_program_equals_one_per_kernel(tmp_path, datafl
         got = _chain(dev, seed, m, k, steps)
     assert np.array_equal(got, want) and graph.host_ops == [] and len(graph.programs) == 1
     assert graph.cycles <= per_kernel.cycles
-    design, program, image = graph.programs[0]
-    res = simulate(design, program, image, values=True)  # races and deadlocks raise
-    assert np.array_equal(res.state.dram, functional_run(design, program, image).dram)
+    _replay_checks(graph)
 
 
 def test_kernel_counters_add_up_to_the_program():
@@ -174,3 +179,15 @@ def test_loads_of_an_earlier_kernels_output_wait_for_its_stores(monkeypatch):
     monkeypatch.setattr(graph_program.GraphCollector, "is_written", lambda self, buffer: False)
     _, optimistic = _run(model, "datacenter-bf16-128x128", "graph")
     assert optimistic.cycles < honest.cycles
+
+
+def test_a_weight_stationary_gemm_reads_the_previous_gemms_stores_in_place(monkeypatch):
+    """On a WS design the first Linear's int8 output, as stored, is the second one's A (row-major M x K): the
+    second GEMM's loads read that DRAM region itself (its own copy is zeroed), so the race check orders them."""
+    from compiler.accel import graph_program
+
+    moved = []
+    real = graph_program._retarget
+    monkeypatch.setattr(graph_program, "_retarget", lambda *a: (moved.append(a[2:]), real(*a))[1])
+    _, run = _run(models.mlp(batch=8, d_in=64, d_hidden=48, d_out=10), "edge-int8-16x16", "graph", keep=True)
+    assert len(moved) == 1 and _replay_checks(run) == run.cycles

@@ -32,7 +32,7 @@ from isa.functional import from_dram_bytes, to_dram_bytes
 from isa.instructions import INSTRUCTIONS
 
 __all__ = ["GemmProgram", "gemm_program", "gemm_design", "MAX_STREAM", "GemmSizeError", "check_gemm_size",
-           "Group", "emit_groups", "split_dma", "Epilogue", "EpilogueDoesNotFit"]
+           "Group", "emit_groups", "split_dma", "Epilogue", "EpilogueDoesNotFit", "operand_bytes"]
 
 MAX_SP_ROWS = INSTRUCTIONS["gemm"].field("a").max + 1  # scratchpad rows a gemm can address
 MAX_ACC_ROWS = INSTRUCTIONS["gemm"].field("c").max + 1
@@ -317,16 +317,21 @@ def emit_groups(groups: list[Group], depth: int) -> list[Instr]:
     return prog
 
 
-def _layout(design: Design, m: int, n: int, k: int) -> tuple[int, int, int, int]:
-    """(A address, B address, C address, DRAM bytes needed) of the operands in DRAM."""
-    ib, ab = design.input_bytes, design.acc_bytes
+def operand_bytes(design: Design, m: int, n: int, k: int) -> tuple[int, int]:
+    """Bytes of A and B in their DRAM layout (OS panels pad M and N to whole tiles)."""
     rows, cols = design.matrix.rows, design.matrix.cols
     os = design.matrix.dataflow == "os"
-    a_elems = ceil_div(m, rows) * rows * k if os else m * k  # OS panels pad M and N to whole tiles
+    a_elems = ceil_div(m, rows) * rows * k if os else m * k
     b_elems = k * ceil_div(n, cols) * cols if os else k * n
-    b_addr = _align(a_elems * ib)
-    c_addr = _align(b_addr + b_elems * ib)
-    return 0, b_addr, c_addr, _align(c_addr + m * n * ab)
+    return a_elems * design.input_bytes, b_elems * design.input_bytes
+
+
+def _layout(design: Design, m: int, n: int, k: int) -> tuple[int, int, int, int]:
+    """(A address, B address, C address, DRAM bytes needed) of the operands in DRAM."""
+    a_bytes, b_bytes = operand_bytes(design, m, n, k)
+    b_addr = _align(a_bytes)
+    c_addr = _align(b_addr + b_bytes)
+    return 0, b_addr, c_addr, _align(c_addr + m * n * design.acc_bytes)
 
 
 def check_gemm_size(design: Design, m: int, n: int, k: int) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from compiler.accel.gemm_lowering import Epilogue, check_gemm_size, gemm_design, gemm_program
+from compiler.accel.gemm_lowering import Epilogue, check_gemm_size, gemm_design, gemm_program, operand_bytes
 from compiler.accel.graph_program import GraphCollector, execute, next_first_half
-from isa.design import Design
+from isa.design import DTYPE_BYTES, Design
 from isa.functional import round_to_input
 from sim.simulator import SimResult, simulate
 
@@ -97,8 +97,12 @@ def run_gemm(design: Design, a: np.ndarray, b: np.ndarray, ideal_memory: bool = 
         gp = dataclasses.replace(gp, design=design)
     image = gp.dram_image(a, b, operands)
     if collector is not None and not ideal_memory and overlap is None:
-        waits = tuple(r for r, f in zip(((gp.a_addr, gp.b_addr), (gp.b_addr, gp.c_addr)), fresh, strict=True) if f)
-        dram, _ = execute(design, gp.program, image, collector=collector, owner=owner, waits=waits)
+        a_bytes, b_bytes = operand_bytes(design, m, n, k)
+        spans = ((gp.a_addr, gp.a_addr + a_bytes), (gp.b_addr, gp.b_addr + b_bytes))
+        waits = tuple(r for r, f in zip(spans, fresh, strict=True) if f)
+        c_bytes = m * n * DTYPE_BYTES[gp.c_dtype]
+        dram, _ = execute(design, gp.program, image, collector=collector, owner=owner, waits=waits,
+                          output=(gp.c_addr, gp.c_addr + c_bytes))
         return gp.read_c(dram), None, len(gp.program)
     if sink is not None:
         sink.append((design, gp.program, image))

@@ -55,6 +55,8 @@ class Segment:
     program: list[Instr]
     image: np.ndarray
     waits: tuple[tuple[int, int], ...] = ()
+    output: tuple[int, int] = (0, 0)  # DRAM byte range of its result
+    result: np.ndarray | None = None  # those bytes after the functional model ran it
 
 
 @dataclass
@@ -110,15 +112,17 @@ class GraphCollector:
 
 
 def execute(design: Design, program: list[Instr], image: np.ndarray, trace: bool = False, sink: list | None = None,
-            collector: GraphCollector | None = None, owner: Any = None,
-            waits: tuple[tuple[int, int], ...] = ()) -> tuple[np.ndarray, SimResult | None]:
+            collector: GraphCollector | None = None, owner: Any = None, waits: tuple[tuple[int, int], ...] = (),
+            output: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, SimResult | None]:
     """Run one generated program: final DRAM bytes, and the simulator's result (None when collected for later).
 
     With a collector the values come from the functional model and the program waits as a segment of the run's
-    single program; otherwise it is simulated now (values and timing) and appended to `sink` if given."""
+    single program (`waits`: its operand ranges an earlier kernel computed; `output`: its result's range);
+    otherwise it is simulated now (values and timing) and appended to `sink` if given."""
     if collector is not None:
         state = functional_run(design, program, image)
-        collector.add(Segment(owner, design, program, image, waits))
+        lo, hi = output
+        collector.add(Segment(owner, design, program, image, waits, output, state.dram[lo:hi].copy()))
         return state.dram, None
     if sink is not None:
         sink.append((design, program, image))
@@ -249,8 +253,29 @@ def _stitch(prev: list[int], body: list[Instr], waits: tuple[tuple[int, int], ..
     return out
 
 
-def assemble(segments: list[Segment]) -> tuple[Design, list[Instr], np.ndarray, list[int]]:
-    """One program for the segments in order: (design, program, DRAM image, segment index of every pc)."""
+def _same_bytes(earlier: list[Segment], bases: list[int], data: np.ndarray) -> int | None:
+    """Global DRAM address of the latest earlier segment's result that holds exactly `data`, if any."""
+    for sj in range(len(earlier) - 1, -1, -1):
+        seg = earlier[sj]
+        if seg.result is not None and seg.result.size == data.size and data.size and np.array_equal(seg.result, data):
+            return bases[sj] + seg.output[0]
+    return None
+
+
+def _retarget(body: list[Instr], design: Design, lo: int, hi: int, delta: int) -> None:
+    """Loads that read within [lo, hi) read `delta` bytes further instead."""
+    for i in body:
+        a = i.args
+        if i.spec.queue == "load" and a["rows"] and lo <= a["dram"] < hi:
+            end = a["dram"] + (a["rows"] - 1) * a["stride"] + a["cols"] * _dram_eb(design, i)
+            if end > hi:
+                raise AssertionError("a load straddles an operand region")
+            a["dram"] += delta
+
+
+def assemble(segments: list[Segment]) -> tuple[Design, list[Instr], np.ndarray, list[int], list[int]]:
+    """One program for the segments in order: (design, program, DRAM image, segment index of every pc, DRAM
+    address where each segment's result ends up)."""
     base_design = segments[0].design
     for s in segments[1:]:
         if s.design.matrix != base_design.matrix or s.design.name != base_design.name:
@@ -267,35 +292,49 @@ def assemble(segments: list[Segment]) -> tuple[Design, list[Instr], np.ndarray, 
     if total > design.memory.dram_bytes:
         design = design.replace(memory=dataclasses.replace(design.memory, dram_bytes=total))
     bodies: list[list[Instr]] = []
-    for b, s in zip(bases, segments, strict=True):
+    all_waits: list[tuple[tuple[int, int], ...]] = []
+    for si, (b, s) in enumerate(zip(bases, segments, strict=True)):
         body = [_copy(i) for i in s.program if i.mnemonic != "finish"]
         for i in body:
             if i.spec.queue in ("load", "store"):
                 i.args["dram"] += b
+        waits = []
+        for lo, hi in s.waits:
+            src = _same_bytes(segments[:si], bases, s.image[lo:hi])
+            if src is not None:  # the producer's output is already in this layout: read it where it was stored
+                _retarget(body, design, lo + b, hi + b, src - (lo + b))
+                image[lo + b:hi + b] = 0  # the copy is not read
+                waits.append((src, src + hi - lo))
+            else:
+                waits.append((lo + b, hi + b))
         bodies.append(body)
+        all_waits.append(tuple(waits))
     left = [_prev_pops(body, design) for body in bodies]  # before stitching adds pops and pushes
     for body in bodies[:-1]:
         _reduce_leftover(body, "store", "push_prev", "compute", "pop_next")
     for si in range(1, len(bodies)):
-        waits = tuple((lo + bases[si], hi + bases[si]) for lo, hi in segments[si].waits)
-        bodies[si] = _stitch(left[si - 1], bodies[si], waits, design)
+        bodies[si] = _stitch(left[si - 1], bodies[si], all_waits[si], design)
     program: list[Instr] = []
     owner: list[int] = []
     for si, body in enumerate(bodies):
         program += body
         owner += [si] * len(body)
     program.append(make("finish"))
-    return design, program, image, owner
+    return design, program, image, owner, [b + s.output[0] for b, s in zip(bases, segments, strict=True)]
 
 
 def simulate_segments(segments: list[Segment], trace: bool = False, sink: list | None = None,
-                      ends_at: str = "end of run") -> tuple[ProgramRecord, list[SegmentStats], list[dict]]:
+                      ends_at: str = "end of run", expected: list | None = None
+                      ) -> tuple[ProgramRecord, list[SegmentStats], list[dict]]:
     """Assemble and simulate the segments as one program (timing; values came from the functional model).
 
     Returns the program's record, per-segment stats (span, busy cycles per unit) and trace events (each
-    tagged with the kernel of its instruction)."""
+    tagged with the kernel of its instruction). `sink`: append (design, program, DRAM image); `expected`:
+    append [(kernel, DRAM address, bytes)]: what each segment's result must be after the program ran."""
     t0 = time.perf_counter()
-    design, program, image, owner = assemble(segments)
+    design, program, image, owner, outs = assemble(segments)
+    if expected is not None:
+        expected.append([(getattr(s.owner, "name", ""), addr, s.result) for s, addr in zip(segments, outs, strict=True)])
     if image.size > MAX_DRAM_BYTES:
         raise ValueError(f"the program's DRAM image is {image.size:,} bytes, beyond the {MAX_DRAM_BYTES:,} a load "
                          "can address")

@@ -62,6 +62,8 @@ class SimRun:
     collector: GraphCollector | None = field(default=None, repr=False)
     trace: bool = field(default=False, repr=False)
     keep_programs: bool = field(default=False, repr=False)
+    expected_results: list = field(default_factory=list, repr=False)  # graph mode with keep_programs: per program,
+    # [(kernel, DRAM address, bytes)] each kernel's result must hold after that program ran (for replays)
 
     def flush(self, ends_at: str = "end of run") -> None:
         """Graph mode: simulate the pending accelerator kernels as one program and fill in their records."""
@@ -71,8 +73,9 @@ class SimRun:
         segments = list(coll.segments)
         coll.clear()
         offset = sum(p.cycles for p in self.graph_programs)
-        prog, stats, events = simulate_segments(segments, trace=self.trace,
-                                                sink=self.programs if self.keep_programs else None, ends_at=ends_at)
+        keep = self.keep_programs
+        prog, stats, events = simulate_segments(segments, trace=self.trace, sink=self.programs if keep else None,
+                                                ends_at=ends_at, expected=self.expected_results if keep else None)
         index = len(self.graph_programs)
         self.graph_programs.append(prog)
         for e in events:

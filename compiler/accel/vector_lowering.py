@@ -175,7 +175,8 @@ def run_vector(vp: VecProgram, trace: bool = False, sink: list | None = None, co
     `sink`: append (design, program, DRAM image) for replay (e.g. on the RTL). `collector`: keep the program as
     a segment of the run's single program (values from the functional model, result None); every load of a
     vector program goes to the accumulator, so all of them wait for the kernels before it."""
-    dram, result = execute(vp.design, vp.program, vp.image, trace=trace, sink=sink, collector=collector, owner=owner)
     eb = DTYPE_BYTES[vp.out_dtype]
+    dram, result = execute(vp.design, vp.program, vp.image, trace=trace, sink=sink, collector=collector, owner=owner,
+                           output=(vp.out_addr, vp.out_addr + vp.q * vp.w * eb))
     raw = dram[vp.out_addr:vp.out_addr + vp.q * vp.w * eb]
     return from_dram_bytes(raw, vp.out_dtype).reshape(vp.q, vp.w), result
