@@ -1,7 +1,8 @@
 """A compiled model on the RTL: the one isa program the SIM device generates for the whole int8 MLP on
-tiny-int8-4x4 (output- and weight-stationary; both GEMMs, the first with its epilogue, stitched with tokens)
-gives the same DRAM bytes as the functional model and the same cycles and event counters as the simulator on
-the Verilator-built core."""
+tiny-int8-4x4 (output- and weight-stationary; both GEMMs, the first with its epilogue, stitched with tokens;
+on WS the second reads the first's int8 output where it was stored) gives the same DRAM bytes as the
+functional model, every kernel's result, and the same cycles and event counters as the simulator on the
+Verilator-built core."""
 import numpy as np
 import pytest
 
@@ -34,6 +35,8 @@ def test_compiled_int8_mlp_agrees_on_rtl(tmp_path, dataflow):
     res = run_on_rtl(design, program, image)
     assert res.values_match and res.cycles_match and res.counters_match, res.mismatch
     assert res.rtl_cycles == run.cycles and np.isfinite(run.utilization)
+    for kernel, addr, want in run.expected_results[0]:  # each kernel's result, where the program stores it
+        assert np.array_equal(res.dram[addr:addr + want.size], want), kernel
     with sim_run(dev, programs="kernel") as per_kernel:
         qm(Tensor(qm.quantize_input(x), device=dev)).realize()
     assert run.cycles <= per_kernel.cycles
