@@ -63,7 +63,7 @@ class KernelRecord:
     counters: dict[str, int] = field(default_factory=dict)
     host: HostOp | None = None
     program: int | None = None  # graph mode: index of the run's program that holds it (SimRun.graph_programs)
-    start_cycle: int | None = None  # graph mode: its first issue, in cycles of the whole run
+    start_cycle: int | None = None  # graph mode: the cycle before its first issue, counted over the whole run
 
     def add_sim(self, result, instructions: int) -> None:
         """Accumulate one program's counters (result None: a segment, timed later with the whole program)."""
