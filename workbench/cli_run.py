@@ -57,6 +57,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(table)
         line = (f"total {s['cycles']:,} cycles ({s['seconds'] * 1e6:.1f} us), array utilization "
                 f"{s['utilization']:.1%}, DRAM {s['dram_read_bytes'] + s['dram_write_bytes']:,} B")
+        if s.get("program_mode") == "graph":  # kernel cycles are spans inside these programs and may overlap
+            line += f", {len(s['programs'])} isa program(s) for {len(s['kernels'])} kernel(s)"
         if result.energy:
             e = result.energy
             line += f", energy {e['energy_j'] * 1e6:.2f} uJ (modelled), {e['average_power_w']:.3f} W average"

@@ -78,21 +78,27 @@ class SimBackend:
         return RefBuffer(np.zeros(size, dtype=dtype.np), dtype)
 
     def run(self, program: SimProgram, buffers: list, wait: bool = False) -> float:
-        """Lower and simulate the kernel on buffers (output first); returns the simulated seconds."""
+        """Lower and simulate the kernel on buffers (output first); returns the simulated seconds.
+
+        In graph mode the kernel's program waits to be simulated with the rest of its run unless `wait`."""
         k = program.kernel
         for ph, buf in zip(k.inputs, buffers[1:], strict=True):
             ph.buffer = buf
         try:
             t0 = time.perf_counter()
-            value, rec, events = run_kernel(k, self.design, trace=runtime.tracing())
+            value, rec, events = run_kernel(k, self.design, trace=runtime.tracing(),
+                                            collector=runtime.collector(self.device))
             wall = time.perf_counter() - t0
         finally:
             for ph in k.inputs:
                 ph.buffer = None  # hold no caller memory between launches
         out = buffers[0]
         out.data[:] = np.asarray(value, dtype=out.dtype.np).reshape(-1)
-        runtime.record(self.device, rec, events, wall)
-        return rec.cycles / self.design.chip.clock_hz
+        runtime.record(self.device, rec, events, wall, out_buffer=out)
+        if wait:  # the caller wants this kernel's time now: simulate the pending program (graph mode) up to here
+            runtime.flush(self.device, "a launch that waits")
+        # simulated seconds; a host kernel, or a kernel whose program is still pending, reports its host wall time
+        return rec.cycles / self.design.chip.clock_hz if rec.cycles else wall
 
     def synchronize(self) -> None:
         """Runs are synchronous."""

@@ -32,7 +32,7 @@ from isa.functional import from_dram_bytes, to_dram_bytes
 from isa.instructions import INSTRUCTIONS
 
 __all__ = ["GemmProgram", "gemm_program", "gemm_design", "MAX_STREAM", "GemmSizeError", "check_gemm_size",
-           "Group", "emit_groups", "split_dma", "Epilogue", "EpilogueDoesNotFit"]
+           "Group", "emit_groups", "split_dma", "Epilogue", "EpilogueDoesNotFit", "operand_bytes"]
 
 MAX_SP_ROWS = INSTRUCTIONS["gemm"].field("a").max + 1  # scratchpad rows a gemm can address
 MAX_ACC_ROWS = INSTRUCTIONS["gemm"].field("c").max + 1
@@ -172,7 +172,7 @@ def split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int, c_addr: int,
-               blk: OsBlock) -> list[Group]:
+               blk: OsBlock, first_half: int = 0) -> list[Group]:
     """Output-stationary groups: per bm x bn block of C tiles, one group per reduction chunk of kc rows."""
     rows, cols = design.matrix.rows, design.matrix.cols
     ib, ab = design.input_bytes, design.acc_bytes
@@ -190,7 +190,7 @@ def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
             acc_base = (panel % blk.acc_buffers) * acc_buf
             for kk, k0 in enumerate(range(0, k, kc)):
                 kl = min(kc, k - k0)
-                half = len(groups) % 2
+                half = (len(groups) + first_half) % 2
                 sp_base = half * sp_half
                 loads = []
                 # The panel layout puts the chunk's tiles back to back: one DMA each for the A and the B tiles,
@@ -219,7 +219,7 @@ def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
 
 
 def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int, c_addr: int,
-               whole_k: bool) -> list[Group]:
+               whole_k: bool, first_half: int = 0) -> list[Group]:
     """Weight-stationary groups: per block of ml rows x bn column tiles of C, one group per kg K tiles.
 
     The kg A tiles (ml x ROWS each) of a group are loaded once and streamed against the weight tiles of all
@@ -241,7 +241,7 @@ def _ws_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
             acc_base = (panel % 2) * acc_half
             for gi, t0 in enumerate(range(0, k_tiles, kg)):
                 kts = range(t0, min(k_tiles, t0 + kg))
-                half = len(groups) % 2
+                half = (len(groups) + first_half) % 2
                 sp_base = half * sp_half
                 b_rows = min(k, (t0 + len(kts)) * rows) - t0 * rows
                 loads = []
@@ -317,16 +317,21 @@ def emit_groups(groups: list[Group], depth: int) -> list[Instr]:
     return prog
 
 
-def _layout(design: Design, m: int, n: int, k: int) -> tuple[int, int, int, int]:
-    """(A address, B address, C address, DRAM bytes needed) of the operands in DRAM."""
-    ib, ab = design.input_bytes, design.acc_bytes
+def operand_bytes(design: Design, m: int, n: int, k: int) -> tuple[int, int]:
+    """Bytes of A and B in their DRAM layout (OS panels pad M and N to whole tiles)."""
     rows, cols = design.matrix.rows, design.matrix.cols
     os = design.matrix.dataflow == "os"
-    a_elems = ceil_div(m, rows) * rows * k if os else m * k  # OS panels pad M and N to whole tiles
+    a_elems = ceil_div(m, rows) * rows * k if os else m * k
     b_elems = k * ceil_div(n, cols) * cols if os else k * n
-    b_addr = _align(a_elems * ib)
-    c_addr = _align(b_addr + b_elems * ib)
-    return 0, b_addr, c_addr, _align(c_addr + m * n * ab)
+    return a_elems * design.input_bytes, b_elems * design.input_bytes
+
+
+def _layout(design: Design, m: int, n: int, k: int) -> tuple[int, int, int, int]:
+    """(A address, B address, C address, DRAM bytes needed) of the operands in DRAM."""
+    a_bytes, b_bytes = operand_bytes(design, m, n, k)
+    b_addr = _align(a_bytes)
+    c_addr = _align(b_addr + b_bytes)
+    return 0, b_addr, c_addr, _align(c_addr + m * n * design.acc_bytes)
 
 
 def check_gemm_size(design: Design, m: int, n: int, k: int) -> None:
@@ -348,13 +353,15 @@ def check_gemm_size(design: Design, m: int, n: int, k: int) -> None:
 
 
 def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False,
-                 epilogue: Epilogue | None = None) -> GemmProgram:
+                 epilogue: Epilogue | None = None, first_half: int = 0) -> GemmProgram:
     """Tile an M x K by K x N GEMM onto `design` (ragged sizes zero-padded by the loads).
 
     whole_k: keep SCALE-Sim's fold structure (each OS tile streams the whole reduction in one gemm) for the
     ideal-memory mode, where loads are free and only the folds count.
     epilogue: vector ops on each finished block before its store (raises EpilogueDoesNotFit when the
     accumulator cannot also hold its operands).
+    first_half: the scratchpad half the first group loads into (1: the upper one), so that a program placed
+    after another one in a single program starts in the half the other one finished with first.
     """
     check_gemm_size(design, m, n, k)
     a_addr, b_addr, c_addr, dram_bytes = _layout(design, m, n, k)
@@ -363,9 +370,9 @@ def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False,
     os = design.matrix.dataflow == "os"
     if os:
         blk = os_block(tiling, m, n, k, whole_k)
-        groups = _os_groups(tiling, m, n, k, a_addr, b_addr, c_addr, blk)
+        groups = _os_groups(tiling, m, n, k, a_addr, b_addr, c_addr, blk, first_half)
     else:
-        groups = _ws_groups(tiling, m, n, k, a_addr, b_addr, c_addr, whole_k)
+        groups = _ws_groups(tiling, m, n, k, a_addr, b_addr, c_addr, whole_k, first_half)
     op_addrs: tuple[int, ...] = ()
     if epilogue is not None:
         row_bytes = ceil_div(n, design.matrix.cols) * design.matrix.cols * design.acc_bytes

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from compiler.accel.gemm_lowering import Epilogue, check_gemm_size, gemm_design, gemm_program
-from isa.design import Design
+from compiler.accel.gemm_lowering import Epilogue, check_gemm_size, gemm_design, gemm_program, operand_bytes
+from compiler.accel.graph_program import GraphCollector, execute, next_first_half
+from isa.design import DTYPE_BYTES, Design
 from isa.functional import round_to_input
 from sim.simulator import SimResult, simulate
 
@@ -76,20 +77,33 @@ class GemmResult:
 
 def run_gemm(design: Design, a: np.ndarray, b: np.ndarray, ideal_memory: bool = False,
              overlap: bool | None = None, trace: bool = False, sink: list | None = None,
-             epilogue: Epilogue | None = None, operands: tuple = ()) -> tuple[np.ndarray, SimResult, int]:
+             epilogue: Epilogue | None = None, operands: tuple = (), collector: GraphCollector | None = None,
+             owner: object = None, fresh: tuple[bool, bool] = (False, False)
+             ) -> tuple[np.ndarray, SimResult | None, int]:
     """Simulate C = a @ b on `design` with these operands; returns C, the result and the program length.
 
     The simulated address space grows to fit the operands (the design's `dram_bytes` bounds programs,
     not the data a caller brings). `sink`: append (design, program, DRAM image) for replay (e.g. on the RTL).
     `epilogue`/`operands`: vector ops on each output block before its store (C comes back transformed).
+    `collector`: keep the program as a segment of the run's single program (values from the functional model,
+    result None); `fresh` says whether A and B hold values an earlier kernel of that program computed.
     """
     m, k = a.shape
     n = b.shape[1]
-    gp = gemm_program(design, m, n, k, whole_k=ideal_memory, epilogue=epilogue)
+    first = next_first_half(collector.segments) if collector is not None else 0
+    gp = gemm_program(design, m, n, k, whole_k=ideal_memory, epilogue=epilogue, first_half=first)
     if gp.dram_bytes > design.memory.dram_bytes:
         design = design.replace(memory=dataclasses.replace(design.memory, dram_bytes=gp.dram_bytes))
         gp = dataclasses.replace(gp, design=design)
     image = gp.dram_image(a, b, operands)
+    if collector is not None and not ideal_memory and overlap is None:
+        a_bytes, b_bytes = operand_bytes(design, m, n, k)
+        spans = ((gp.a_addr, gp.a_addr + a_bytes), (gp.b_addr, gp.b_addr + b_bytes))
+        waits = tuple(r for r, f in zip(spans, fresh, strict=True) if f)
+        c_bytes = m * n * DTYPE_BYTES[gp.c_dtype]
+        dram, _ = execute(design, gp.program, image, collector=collector, owner=owner, waits=waits,
+                          output=(gp.c_addr, gp.c_addr + c_bytes))
+        return gp.read_c(dram), None, len(gp.program)
     if sink is not None:
         sink.append((design, gp.program, image))
     result = simulate(design, gp.program, image, ideal_memory=ideal_memory, overlap=overlap, trace=trace)

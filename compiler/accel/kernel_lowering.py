@@ -23,6 +23,7 @@ from ..lazy import Node, toposort
 from ..ops import ELEMENTWISE, Ops
 from .gemm_lowering import Epilogue, EpilogueDoesNotFit
 from .gemm_run import run_gemm
+from .graph_program import GraphCollector
 from .host_values import chain_base, is_leaf_chain, leaf_value
 from .vector_lowering import VectorDoesNotFit, run_vector, vector_program
 from .vector_plan import VecPlan, acc_dtype_name, plan_vector
@@ -56,14 +57,20 @@ class KernelRecord:
     dram_read_bytes: int = 0
     dram_write_bytes: int = 0
     host_layout_bytes: int = 0  # operand/result bytes rearranged by the host when building DRAM images
-    programs: int = 0
+    programs: int = 0  # isa programs generated for it (segments of the run's program in graph mode)
     instructions: int = 0
     units: dict[str, dict[str, int]] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     host: HostOp | None = None
+    program: int | None = None  # graph mode: index of the run's program that holds it (SimRun.graph_programs)
+    start_cycle: int | None = None  # graph mode: the cycle before its first issue, counted over the whole run
 
     def add_sim(self, result, instructions: int) -> None:
-        """Accumulate one simulated program's counters."""
+        """Accumulate one program's counters (result None: a segment, timed later with the whole program)."""
+        if result is None:
+            self.programs += 1
+            self.instructions += instructions
+            return
         self.cycles += result.cycles
         self.dram_read_bytes += result.dram_read_bytes
         self.dram_write_bytes += result.dram_write_bytes
@@ -190,17 +197,21 @@ def _size(shape: tuple, axes: list[int]) -> int:
     return math.prod(shape[i] for i in axes)
 
 
-def run_kernel(k, design, trace: bool = False) -> tuple[np.ndarray, KernelRecord, list]:
-    """Run kernel k on the design (or the host); returns its output value, its record and trace events."""
+def run_kernel(k, design, trace: bool = False, collector: GraphCollector | None = None
+               ) -> tuple[np.ndarray, KernelRecord, list]:
+    """Run kernel k on the design (or the host); returns its output value, its record and trace events.
+
+    collector: graph mode, the kernel's programs become segments of the run's single program (values from the
+    functional model; cycles, units and counters filled in when that program is simulated)."""
     nodes, leaf_ids = _region(k)
     flops = k.flops
     match = _match_gemm(k, design, leaf_ids)
     if not isinstance(match, str):
-        return _run_gemm_kernel(k, design, match, nodes, leaf_ids, trace)
+        return _run_gemm_kernel(k, design, match, nodes, leaf_ids, trace, collector)
     plan = plan_vector(k.out, leaf_ids, design, reduce=k.reduce)
     if isinstance(plan, VecPlan):
         try:
-            return _run_vector_kernel(k, design, plan, leaf_ids, trace)
+            return _run_vector_kernel(k, design, plan, leaf_ids, trace, collector)
         except VectorDoesNotFit as exc:
             why = f"vector unit: {exc}"
     else:
@@ -208,6 +219,11 @@ def run_kernel(k, design, trace: bool = False) -> tuple[np.ndarray, KernelRecord
     rec = KernelRecord(k.name, "host", flops=flops)
     rec.host = HostOp(k.name, why, flops, k.bytes)
     return _host_value(k.out), rec, []
+
+
+def _fresh(x: Node, leaf_ids: set[int], collector: GraphCollector | None) -> bool:
+    """Whether an operand's buffer was written by an earlier accelerator kernel of the pending program."""
+    return collector is not None and collector.is_written(chain_base(x, leaf_ids).buffer)
 
 
 def _offset_events(events: list | None, start: int, kernel: str) -> list:
@@ -220,7 +236,7 @@ def _offset_events(events: list | None, start: int, kernel: str) -> list:
     return out
 
 
-def _run_gemm_kernel(k, design, ops: tuple[Node, Node], nodes, leaf_ids, trace):
+def _run_gemm_kernel(k, design, ops: tuple[Node, Node], nodes, leaf_ids, trace, collector):
     red = k.reduce
     shape = red.src[0].shape
     x, y = leaf_value(ops[0], leaf_ids), leaf_value(ops[1], leaf_ids)
@@ -231,6 +247,7 @@ def _run_gemm_kernel(k, design, ops: tuple[Node, Node], nodes, leaf_ids, trace):
     b = np.ascontiguousarray(_take0(y, ax.m).transpose(ax.batch + ax.k + ax.n + ax.m).reshape(bs, ks, ns)).astype(in_np)
     rec = KernelRecord(k.name, "matrix", flops=k.flops, macs=bs * ms * ns * ks)
     rec.host_layout_bytes = a.nbytes + b.nbytes
+    fresh = (_fresh(ops[0], leaf_ids, collector), _fresh(ops[1], leaf_ids, collector))
     events: list = []
     acc_np = np.float32 if design.is_float else np.int32
     keep = ax.batch + ax.m + ax.n
@@ -251,11 +268,13 @@ def _run_gemm_kernel(k, design, ops: tuple[Node, Node], nodes, leaf_ids, trace):
     while i < bs:
         try:
             c[i], res, n_instr = run_gemm(design, a[i], b[i], trace=trace, sink=PROGRAM_SINK["programs"],
-                                          epilogue=fused[0] if fused else None, operands=fused[1] if fused else ())
+                                          epilogue=fused[0] if fused else None, operands=fused[1] if fused else (),
+                                          collector=collector, owner=rec, fresh=fresh)
         except EpilogueDoesNotFit:
             fused = None  # every batch runs the epilogue as its own program instead
             continue
-        events += _offset_events(res.trace_events, rec.cycles, k.name)
+        if res is not None:
+            events += _offset_events(res.trace_events, rec.cycles, k.name)
         rec.add_sim(res, n_instr)
         i += 1
     if fused:  # C left the chip already transformed (and narrowed)
@@ -279,8 +298,10 @@ def _run_gemm_kernel(k, design, ops: tuple[Node, Node], nodes, leaf_ids, trace):
             except VectorDoesNotFit as exc:
                 plan = f"vector unit: {exc}"
             else:
-                grid, res = run_vector(vp, trace=trace, sink=PROGRAM_SINK["programs"])
-                events += _offset_events(res.trace_events, rec.cycles, k.name + " epilogue")
+                grid, res = run_vector(vp, trace=trace, sink=PROGRAM_SINK["programs"], collector=collector,
+                                       owner=rec)
+                if res is not None:
+                    events += _offset_events(res.trace_events, rec.cycles, k.name + " epilogue")
                 rec.add_sim(res, len(vp.program))
                 rec.unit = "matrix+vector"
                 full = grid.reshape([shape[i] for i in keep]).transpose(order)
@@ -324,7 +345,7 @@ def _fuse(plan: VecPlan, red: Node, leaf_ids: set[int], to_c, acc_np) -> tuple[E
     return Epilogue(tuple(steps), len(rows), plan.narrow), tuple(rows)
 
 
-def _run_vector_kernel(k, design, plan: VecPlan, leaf_ids, trace):
+def _run_vector_kernel(k, design, plan: VecPlan, leaf_ids, trace, collector):
     dim = design.dim
     acc_np = np.float32 if design.is_float else np.int32
     p = k.out.size
@@ -351,9 +372,9 @@ def _run_vector_kernel(k, design, plan: VecPlan, leaf_ids, trace):
         else:
             arrays[s] = flat(v, 1)
     vp = vector_program(design, plan, arrays, r, q, dim)
-    grid, res = run_vector(vp, trace=trace, sink=PROGRAM_SINK["programs"])
     rec = KernelRecord(k.name, "vector", flops=k.flops)
+    grid, res = run_vector(vp, trace=trace, sink=PROGRAM_SINK["programs"], collector=collector, owner=rec)
     rec.add_sim(res, len(vp.program))
     rec.host_layout_bytes = sum(a.nbytes for a in arrays.values())
     out = grid.reshape(-1)[:p].reshape(k.out.shape).astype(k.out.dtype.np)
-    return out, rec, _offset_events(res.trace_events, 0, k.name)
+    return out, rec, _offset_events(res.trace_events if res is not None else None, 0, k.name)

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from isa.design import Design, ceil_div
+from isa.design import DTYPE_BYTES, Design, ceil_div
 from isa.encoding import Instr
 from isa.functional import from_dram_bytes, to_dram_bytes
 from isa.instructions import INSTRUCTIONS
-from sim.simulator import SimResult, simulate
+from sim.simulator import SimResult
 
 from .gemm_lowering import Group, emit_groups
+from .graph_program import GraphCollector, execute
 from .vector_plan import VecPlan
 
 __all__ = ["VecProgram", "vector_program", "run_vector", "VectorDoesNotFit"]
@@ -167,13 +168,15 @@ def _vec(design: Design, st, offset: dict[int, int], rows: int) -> dict:
     return x
 
 
-def run_vector(vp: VecProgram, trace: bool = False, sink: list | None = None) -> tuple[np.ndarray, SimResult]:
+def run_vector(vp: VecProgram, trace: bool = False, sink: list | None = None, collector: GraphCollector | None = None,
+               owner: object = None) -> tuple[np.ndarray, SimResult | None]:
     """Simulate the program with values; returns the (Q, W) output and the simulator's result.
 
-    `sink`: append (design, program, DRAM image) for replay (e.g. on the RTL)."""
-    if sink is not None:
-        sink.append((vp.design, vp.program, vp.image))
-    result = simulate(vp.design, vp.program, vp.image, trace=trace)
-    eb = 1 if vp.out_dtype == "int8" else 2 if vp.out_dtype in ("fp16", "bf16") else 4
-    raw = result.state.dram[vp.out_addr:vp.out_addr + vp.q * vp.w * eb]
+    `sink`: append (design, program, DRAM image) for replay (e.g. on the RTL). `collector`: keep the program as
+    a segment of the run's single program (values from the functional model, result None); every load of a
+    vector program goes to the accumulator, so all of them wait for the kernels before it."""
+    eb = DTYPE_BYTES[vp.out_dtype]
+    dram, result = execute(vp.design, vp.program, vp.image, trace=trace, sink=sink, collector=collector, owner=owner,
+                           output=(vp.out_addr, vp.out_addr + vp.q * vp.w * eb))
+    raw = dram[vp.out_addr:vp.out_addr + vp.q * vp.w * eb]
     return from_dram_bytes(raw, vp.out_dtype).reshape(vp.q, vp.w), result
