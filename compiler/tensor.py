@@ -86,6 +86,8 @@ class Tensor:
         arr = np.asarray(data)
         dt = to_dtype(dtype) if dtype is not None else _infer_dtype(arr)
         _check_conversion(arr, dt, warn_narrowing=dtype is None and isinstance(data, np.ndarray))
+        if dt == dtypes.bfloat16 and arr.dtype != dt.np:
+            arr = arr.astype(np.float32)  # to bfloat16 through float32, as a kernel's CAST rounds
         arr = arr.astype(dt.np, order="C")
         self.node = lazy.load(to_device(arr, dt, device), arr.shape, dt, device)
         if requires_grad:
@@ -341,6 +343,9 @@ class Tensor:
 
     def half(self) -> Tensor:
         return self.cast(dtypes.float16)
+
+    def bfloat16(self) -> Tensor:
+        return self.cast(dtypes.bfloat16)
 
     def int(self) -> Tensor:
         return self.cast(dtypes.int32)
@@ -931,6 +936,8 @@ class Tensor:
             if self.dtype.priority < 3
             else self
         )
+        if x.dtype == dtypes.bfloat16:  # partial sums in float32, one rounding at the end (like PyTorch)
+            return x.float()._reduce(Ops.SUM, axis, keepdim, blocked=True).cast(dtypes.bfloat16)
         return x._reduce(Ops.SUM, axis, keepdim, blocked=True)
 
     def max(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
@@ -1032,6 +1039,13 @@ class Tensor:
         """Matrix product with numpy broadcasting of batch dims (1-d operands like numpy)."""
         if not isinstance(other, Tensor):
             other = Tensor(other, device=self.device)
+        out = self._matmul_wide(other)
+        return out.cast(dtypes.bfloat16) if promote(self.dtype, other.dtype) == dtypes.bfloat16 else out
+
+    def _matmul_wide(self, other: Tensor) -> Tensor:
+        """The matrix product in the dtype it accumulates in (float32 for bfloat16, int32 for 8-bit ints)."""
+        if not isinstance(other, Tensor):
+            other = Tensor(other, device=self.device)
         a, b = self, other
         if a.ndim == 0 or b.ndim == 0:
             raise ShapeError(f"matmul: 0-d operand (shapes {a.shape} and {b.shape})")
@@ -1067,8 +1081,10 @@ class Tensor:
 
     def linear(self, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         """self @ weight.T + bias (weight is (out, in) like PyTorch)."""
-        out = self.matmul(weight.T)
-        return out + bias if bias is not None else out
+        out = self._matmul_wide(weight.T)
+        out = out + bias if bias is not None else out
+        # bfloat16 rounds once, after the bias (the add runs on the float32 accumulators, like a fused GEMM)
+        return out.cast(dtypes.bfloat16) if promote(self.dtype, weight.dtype) == dtypes.bfloat16 else out
 
     def _pool(self, kernel: tuple, stride: tuple, dilation: tuple) -> Tensor:
         """Sliding windows over the last len(kernel) axes: (..., o1..on, k1..kn), as views only."""
@@ -1139,7 +1155,8 @@ class Tensor:
         wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
         acc = _matmul_acc(win.dtype)  # the weight follows the input dtype, as before
         out = (win.cast(acc) * wt.cast(acc)).sum((4, 5, 6))
-        return out + bias.reshape(1, cout, 1, 1) if bias is not None else out
+        out = out + bias.reshape(1, cout, 1, 1) if bias is not None else out
+        return out.cast(dtypes.bfloat16) if win.dtype == dtypes.bfloat16 else out
 
     def max_pool2d(self, kernel_size=2, stride=None, padding=0, dilation=1) -> Tensor:
         """Max over sliding windows of the last two axes (padding counts as -inf)."""
@@ -1259,8 +1276,9 @@ def _as_index(idx, device: str, name: str) -> Tensor:
 
 
 def _matmul_acc(dt: DType) -> DType:
-    """The dtype a matmul or convolution multiplies and accumulates in: int32 for 8-bit ints (no wrap in int8)."""
-    return dtypes.int32 if dt in (dtypes.int8, dtypes.uint8) else dt
+    """The dtype a matmul or convolution multiplies and accumulates in: int32 for 8-bit ints (no wrap in int8),
+    float32 for bfloat16 (products of bfloat16 values are exact in float32; the result rounds once)."""
+    return dtypes.int32 if dt in (dtypes.int8, dtypes.uint8) else dtypes.float32 if dt == dtypes.bfloat16 else dt
 
 
 def _broadcast_shape(a: tuple, b: tuple, name: str, target: bool = False) -> tuple:
