@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lazy import Node, toposort
 from .dtypes import dtypes
+from .lazy import Node, toposort
 from .ops import MOVEMENT, Ops
 
 _BF16 = np.dtype(dtypes.bfloat16.np)
