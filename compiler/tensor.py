@@ -1059,8 +1059,11 @@ class Tensor:
                 f"matmul: shapes {self.shape} and {other.shape} not aligned: "
                 f"{a.shape[-1]} (dim {a.ndim - 1}) != {b.shape[-2]} (dim {b.ndim - 2})"
             )
-        dt = _matmul_acc(promote(a.dtype, b.dtype))
-        a, b = a.cast(dt), b.cast(dt)
+        dt = promote(a.dtype, b.dtype)
+        acc = _matmul_acc(dt)
+        # 8-bit ints widen first; bfloat16 widens at the product, so the GEMM templates see the 16-bit loads
+        pre = dt if dt == dtypes.bfloat16 else acc
+        a, b = a.cast(pre), b.cast(pre)
         batch = _broadcast_shape(a.shape[:-2], b.shape[:-2], "matmul")
         m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
         a = a._broadcast_to(batch + (m, k)).reshape(batch + (m, 1, k))._broadcast_to(batch + (m, n, k))
@@ -1070,7 +1073,7 @@ class Tensor:
             .reshape(batch + (1, n, k))
             ._broadcast_to(batch + (m, n, k))
         )
-        out = (a * bt).sum(-1)
+        out = (a.cast(acc) * bt.cast(acc)).sum(-1)
         if squeeze_a:
             out = out.reshape(out.shape[:-2] + (n,))
         if squeeze_b:
