@@ -63,6 +63,20 @@ def _pair(x, n: int = 2) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,) * n
 
 
+def _in_float32(method):
+    """A composite op (exp, softmax, layernorm...) on bfloat16 runs in float32 and rounds its result once,
+    as PyTorch's bfloat16 ops do inside their kernels: rounding each of its primitive ops would compound."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if self.dtype != dtypes.bfloat16:
+            return method(self, *args, **kwargs)
+        out = method(self.cast(dtypes.float32), *args, **kwargs)
+        return out.cast(dtypes.bfloat16) if out.dtype == dtypes.float32 else out
+
+    return wrapper
+
+
 # leaf tensors with requires_grad, by node id: backward() stores each leaf's gradient in its `.grad`
 _LEAVES: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()
 
@@ -372,6 +386,8 @@ class Tensor:
     def div(self, other, reverse: bool = False) -> Tensor:
         """True division; integer operands give float32."""
         x, y = self._operands(other, "div", reverse)
+        if x.dtype == dtypes.bfloat16:  # x * (1/y) in float32, one rounding
+            return x.float()._alu(Ops.MUL, y.float().reciprocal()).cast(dtypes.bfloat16)
         x, y = x._float(), y._float()
         return x._alu(Ops.MUL, y.reciprocal())
 
@@ -405,6 +421,7 @@ class Tensor:
     def log2(self) -> Tensor:
         return self._float()._alu(Ops.LOG2)
 
+    @_in_float32
     def exp(self) -> Tensor:
         """e**x to a few ulp: x = n*ln2 + r with n an integer, so only the small r meets the rounding
         of a product with log2(e); 2**n is exact."""
@@ -419,29 +436,35 @@ class Tensor:
         r = x32 + n * -_LN2_HI + n * -_LN2_LO
         return ((r * _LOG2E).exp2() * n.exp2()).cast(x.dtype)
 
+    @_in_float32
     def log(self) -> Tensor:
         return self.log2() * _LN2
 
     def sqrt(self) -> Tensor:
         return self._float()._alu(Ops.SQRT)
 
+    @_in_float32
     def rsqrt(self) -> Tensor:
         return self.sqrt().reciprocal()
 
     def sin(self) -> Tensor:
         return self._float()._alu(Ops.SIN)
 
+    @_in_float32
     def cos(self) -> Tensor:
         """cos x = 1 - 2 sin^2(x/2): halving is exact, where pi/2 - x would round away x's low bits."""
         s = (self._float() * 0.5).sin()
         return 1.0 - 2.0 * s * s
 
+    @_in_float32
     def tan(self) -> Tensor:
         return self.sin() / self.cos()
 
+    @_in_float32
     def sigmoid(self) -> Tensor:
         return (1.0 + (-self._float()).exp()).reciprocal()
 
+    @_in_float32
     def tanh(self) -> Tensor:
         """(1 - e^-2|x|) / (1 + e^-2|x|) with the sign of x; its Taylor series near 0, where 1 - e cancels."""
         x = self._float()
@@ -455,12 +478,14 @@ class Tensor:
     def relu(self) -> Tensor:
         return self.maximum(0)
 
+    @_in_float32
     def gelu(self) -> Tensor:
         """GELU, tanh approximation (as in GPT-2)."""
         x = self._float()
         # 0.5 * (1 + tanh(u)) == sigmoid(2u): the same function with fewer ops and no 1 - e cancellation
         return x * (1.5957691216057308 * (x + 0.044715 * x * x * x)).sigmoid()
 
+    @_in_float32
     def silu(self) -> Tensor:
         return self * self.sigmoid()
 
@@ -510,6 +535,7 @@ class Tensor:
 
     clamp = clip
 
+    @_in_float32
     def pow(self, exponent, reverse: bool = False) -> Tensor:
         """self ** exponent like numpy: integers stay integers, integer exponents multiply exactly,
         negative bases allowed with integer exponents, x**0 == 1 and 1**y == 1 even for NaN."""
@@ -952,6 +978,7 @@ class Tensor:
             return -((-self).max(axis, keepdim))
         return ~((~self).max(axis, keepdim))
 
+    @_in_float32
     def mean(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
         """Arithmetic mean over axes (float result; float16 accumulates in float32, like numpy)."""
         axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
@@ -960,6 +987,7 @@ class Tensor:
         s = x.sum(axis, keepdim, dtype=dtypes.float32) * (1.0 / n if n else math.nan)
         return s.cast(x.dtype)
 
+    @_in_float32
     def var(
         self, axis=None, keepdim: bool = False, ddof: int = 0, correction: int | None = None, *, dim=None,
         keepdims=None,
@@ -973,6 +1001,7 @@ class Tensor:
         d = x32 - x32.mean(axis, keepdim=True)
         return ((d * d).sum(axis, keepdim) * (1.0 / (n - ddof) if n > ddof else math.nan)).cast(x.dtype)
 
+    @_in_float32
     def std(
         self, axis=None, keepdim: bool = False, ddof: int = 0, correction: int | None = None, *, dim=None,
         keepdims=None,
@@ -1005,6 +1034,7 @@ class Tensor:
         axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
         return (-self if self.dtype.is_float else ~self).argmax(axis, keepdim)
 
+    @_in_float32
     def softmax(self, axis: int = -1, *, dim=None) -> Tensor:
         """exp(x - max) / sum(exp(x - max)) along axis."""
         axis, _ = _axis_arg(axis, dim, False, None)
@@ -1015,6 +1045,7 @@ class Tensor:
         e = ((x - x.max(axis, keepdim=True)) * _LOG2E).exp2()
         return e / e.sum(axis, keepdim=True)
 
+    @_in_float32
     def log_softmax(self, axis: int = -1, *, dim=None) -> Tensor:
         """log(softmax(x)) computed stably."""
         axis, _ = _axis_arg(axis, dim, False, None)
@@ -1022,6 +1053,7 @@ class Tensor:
         s = x - x.max(axis, keepdim=True)
         return s - s.exp().sum(axis, keepdim=True).log()
 
+    @_in_float32
     def logsumexp(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
         """log(sum(exp(x))) over axes, computed stably."""
         axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
@@ -1178,6 +1210,7 @@ class Tensor:
         x = self.pad([(0, 0)] * (self.ndim - 2) + [(p[0], p[0]), (p[1], p[1])]) if any(p) else self
         return x._pool(k, s, (1, 1)).mean((-2, -1))
 
+    @_in_float32
     def layernorm(
         self, axis=-1, eps: float = 1e-5, weight: Tensor | None = None, bias: Tensor | None = None
     ) -> Tensor:
@@ -1189,6 +1222,7 @@ class Tensor:
             out = out * weight
         return out + bias if bias is not None else out
 
+    @_in_float32
     def batchnorm(
         self, weight: Tensor | None, bias: Tensor | None, mean: Tensor, var: Tensor, eps: float = 1e-5
     ) -> Tensor:

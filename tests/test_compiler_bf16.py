@@ -96,6 +96,24 @@ def test_ref_computes_in_float32_and_rounds_once_per_op():
         np.testing.assert_array_equal(_bits(ta.sqrt().numpy()), _rne_bits(np.sqrt(fa)))
 
 
+@pytest.mark.parametrize("device", ["REF", "CL"])
+def test_composite_ops_round_once(device):
+    # exp, softmax, layernorm... run in float32 and round their result once, like PyTorch's bf16 kernels
+    x = _bf16(np.random.default_rng(6).standard_normal((4, 40)).astype(np.float32) * 4)
+    fx = x.astype(np.float32)
+    ops = {
+        "exp": lambda t: t.exp(), "tanh": lambda t: t.tanh(), "gelu": lambda t: t.gelu(),
+        "softmax": lambda t: t.softmax(-1), "layernorm": lambda t: t.layernorm(), "div": lambda t: t / 3,
+        "pow": lambda t: t.abs() ** 1.5, "mean": lambda t: t.mean(-1),
+    }  # fmt: skip
+    for name, fn in ops.items():
+        if device == "CL" and name not in ("exp", "gelu", "div"):  # kernel builds are what costs time on CL
+            continue
+        got = fn(Tensor(x, device=device)).numpy()
+        assert got.dtype == BF16, name
+        np.testing.assert_array_equal(got.view(np.uint16), _rne_bits(fn(Tensor(fx, device="REF")).numpy()), name)
+
+
 # --- CL against REF ---------------------------------------------------------------------------------
 _CASES = {
     "to_bf16": lambda x, y: x.cast("bfloat16"),
