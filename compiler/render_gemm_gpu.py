@@ -6,9 +6,10 @@ element, the global reads ordered so neighbouring work-items read neighbouring a
 work-item accumulates a TM x TN register block from float4 reads of the slabs.
 
 `render_mma_gemm` (float16/bfloat16 factors, CUDA, sm_80+): the same staging with the slabs stored as
-16-bit values, K-contiguous rows (a bfloat16 matmul is a float32 sum of float32 products of widened
-bfloat16 loads, which the tensor cores compute exactly: the template stages the bfloat16 loads themselves); each warp owns a (BM/WM) x (BN/WN) tile and runs PTX
-`mma.sync.aligned.m16n8k16` on tensor cores with float32 accumulators. The fused epilogue after the
+16-bit values, K-contiguous rows; each warp owns a (BM/WM) x (BN/WN) tile and runs PTX
+`mma.sync.aligned.m16n8k16` on tensor cores with float32 accumulators. A bfloat16 matmul is a float32
+sum of float32 products of widened bfloat16 loads, which the tensor cores compute exactly: the template
+stages the bfloat16 loads themselves (`mma_factors`). The fused epilogue after the
 reduce (bias, activation, the cast back to the output dtype) runs on the accumulators in both.
 """
 
