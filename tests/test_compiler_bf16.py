@@ -9,6 +9,8 @@ import re
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from compiler import Tensor, dtypes, nn
 from compiler.dtypes import promote, to_dtype
@@ -153,6 +155,30 @@ def test_cl_is_bit_exact_with_ref(name):
         np.testing.assert_array_equal(_bits(cl)[ok], _bits(ref)[ok])
     else:
         np.testing.assert_array_equal(_bits(cl), _bits(ref))
+
+
+_CHAIN_OPS = [
+    lambda t, u: t + u, lambda t, u: t * u, lambda t, u: t - u * 0.37, lambda t, u: t.maximum(u),
+    lambda t, u: -t, lambda t, u: (t < u).where(t, u * 1.5), lambda t, u: t.abs().sqrt(),
+    lambda t, u: (t * 0.05).exp2(), lambda t, u: t.float().bfloat16() * 3.3, lambda t, u: t.T.flip(0).T,
+]  # fmt: skip
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)  # each example builds one CL kernel
+@given(st.lists(st.integers(0, len(_CHAIN_OPS) - 1), min_size=3, max_size=7), st.integers(0, 2**16))
+def test_random_fused_bf16_chains_are_bit_exact_on_cl(ops, seed):
+    # however many ops a kernel fuses, each bfloat16 op rounds where REF's does
+    rng = np.random.default_rng(seed)
+    x, y = (_bf16(rng.standard_normal((9, 9)).astype(np.float32) * 4) for _ in range(2))
+
+    def run(dev):
+        t, u = Tensor(x, device=dev), Tensor(y, device=dev)
+        for i in ops:
+            t = _CHAIN_OPS[i](t, u)
+        return t.numpy()
+
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(_bits(run("CL")), _bits(run("REF")))
 
 
 # --- matmul and convolution ---------------------------------------------------------------------------
