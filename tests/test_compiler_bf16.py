@@ -255,7 +255,8 @@ def test_gradients_of_bf16_parameters_are_bf16():
 
 
 @pytest.mark.slow
-def test_a_bf16_mlp_learns_digits_on_cl():
+def test_a_bf16_mlp_learns_digits():
+    # on REF: CL computes the same bits (the tests above), and REF pays no kernel builds (~25 on a cold CL)
     pytest.importorskip("sklearn", reason="the dev extra installs scikit-learn (digits)")
     from sklearn.datasets import load_digits
 
@@ -268,18 +269,18 @@ def test_a_bf16_mlp_learns_digits_on_cl():
     rng = np.random.default_rng(0)
     perm = rng.permutation(len(x))
     tr, te = perm[:1400], perm[1400:]
-    model = MLP(64, (64,), 10, device="CL").to(dtypes.bfloat16)
+    model = MLP(64, (64,), 10, device="REF").to(dtypes.bfloat16)
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     for _ in range(60):
         idx = rng.choice(tr, 64)
-        loss = cross_entropy(model(Tensor(x[idx], device="CL", dtype="bfloat16")), Tensor(y[idx], device="CL"))
+        loss = cross_entropy(model(Tensor(x[idx], device="REF", dtype="bfloat16")), Tensor(y[idx], device="REF"))
         opt.zero_grad()
         loss.backward()
         opt.step()
     assert all(p.dtype == dtypes.bfloat16 for p in model.parameters())
-    logits = model(Tensor(x[te], device="CL", dtype="bfloat16")).numpy()
+    logits = model(Tensor(x[te], device="REF", dtype="bfloat16")).numpy()
     assert logits.dtype == BF16
-    assert (logits.astype(np.float32).argmax(1) == y[te]).mean() >= 0.9  # 95% after these 60 steps
+    assert (logits.astype(np.float32).argmax(1) == y[te]).mean() >= 0.9  # 95.2% after 60 steps, as float32
 
 
 # --- CUDA and HIP without a GPU (the corpus-wide compile tests in test_gpu_compile.py cover the bf16
