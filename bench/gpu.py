@@ -1,6 +1,6 @@
 """The GPU bars of issue 11 on a CUDA GPU, each against its peer in the same run:
 
-- GEMM on tensor cores (fp16; bf16 where the compiler has the dtype) and fp32 at 4096 and 8192: this
+- GEMM on tensor cores (fp16, bf16) and fp32 at 4096 and 8192: this
   project's kernel (device time of its one kernel) vs cuBLAS through PyTorch (or CuPy); bar >= 50%.
 - One GPT-2-small block forward (batch 1, 128 tokens, fp32): this project on CUDA vs PyTorch eager (bar:
   within 2x) and tinygrad's CUDA backend where it is installed (bar: faster). End-to-end wall time per
@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 
 from bench.compiler_worker import flops as workload_flops
@@ -84,7 +85,7 @@ def bench_gemm(n: int, dtype: str, reps: int) -> dict:
     from workbench.measure import KernelRunner
 
     row = {"workload": f"gemm {n}^3", "dtype": dtype, "flops": 2.0 * n**3}
-    npdt = {"float16": np.float16, "float32": np.float32}.get(dtype)
+    npdt = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32}.get(dtype)
     if npdt is None or not hasattr(dtypes, dtype):
         has = "has a" if hasattr(dtypes, dtype) else "has no"
         row["ours"] = f"not available (the compiler {has} {dtype} dtype; numpy has no {dtype} input for it here)"
@@ -100,7 +101,8 @@ def bench_gemm(n: int, dtype: str, reps: int) -> dict:
     row["ours_program"] = runner.steps[0][0].opts.key()
     torch, why = _torch()
     if torch is not None:
-        ta, tb = (torch.from_numpy(x).cuda() for x in (a, b))
+        # torch takes no ml_dtypes array: bfloat16 goes over as float32 (exact) and is narrowed there
+        ta, tb = (torch.from_numpy(x.astype(np.float32)).to(getattr(torch, dtype)).cuda() for x in (a, b))
         peer_t, ref = _torch_gemm_seconds(torch, ta, tb, reps)
         row["peer"] = f"cuBLAS via PyTorch {torch.__version__}"
         got = runner.steps[0][1][0].numpy().reshape(n, n).astype(np.float32)

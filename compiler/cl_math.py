@@ -68,7 +68,28 @@ FMAX = """inline float __attribute__((overloadable)) wb_fmax(float a, float b) {
 inline float8 __attribute__((overloadable)) wb_fmax(float8 a, float8 b) { return (a > b || a != a) ? a : b; }
 """
 
-HELPERS = {"wb_fmax": FMAX, "float8u": FLOAT8U, "wb_exp2v": EXP2V, "wb_exp2": EXP2, "wb_log2": LOG2, "wb_sqrt": SQRT}
+# bfloat16 storage: the 16 bits are the top half of a float32. Narrowing rounds to nearest even; a NaN
+# becomes the quiet NaN of its sign (0x7fc0/0xffc0), as ml_dtypes (REF) does, so no payload rounds into an
+# infinity. Written with integer operators so that OpenCL, CUDA and HIP give the same bits.
+B2F = """inline float wb_b2f(unsigned short h) { return as_float((int)(((unsigned int)h) << 16)); }
+"""
+F2B = """inline unsigned short wb_f2b(float f) {
+  unsigned int u = (unsigned int)as_int(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)(((u >> 16) & 0x8000u) | 0x7fc0u);
+  return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+"""
+# a float rounded to the nearest bfloat16, kept as float (the value a bfloat16 op's result holds)
+RBF = """inline float wb_rbf(float f) {
+  unsigned int u = (unsigned int)as_int(f);
+  unsigned int r = (u & 0x7fffffffu) > 0x7f800000u ? ((u & 0x80000000u) | 0x7fc00000u)
+                                                   : ((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+  return as_float((int)r);
+}
+"""
+
+HELPERS = {"wb_fmax": FMAX, "float8u": FLOAT8U, "wb_exp2v": EXP2V, "wb_exp2": EXP2, "wb_log2": LOG2, "wb_sqrt": SQRT,
+           "wb_b2f": B2F, "wb_f2b": F2B, "wb_rbf": RBF}  # fmt: skip
 
 
 def prelude(src_body: str, qualifier: str = "inline", overrides: dict | None = None) -> str:

@@ -11,19 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 _CL_TYPES = {"uchar": "uchar", "char": "char", "half": "half"}
-_CPP_TYPES = {"uchar": "unsigned char", "char": "signed char"}
+_CPP_TYPES = {"uchar": "unsigned char", "char": "signed char", "ushort": "unsigned short"}
 
 # CUDA without headers: half values are stored as their 16 bits and converted by the PTX cvt instruction
+# (bfloat16 uses cl_math's integer conversions instead, so NaN bits match REF's 0x7fc0/0xffc0 exactly)
 _CUDA_HEADER = r"""#define INFINITY __int_as_float(0x7f800000)
 #define NAN __int_as_float(0x7fffffff)
 #define as_float(x) __int_as_float(x)
 #define as_int(x) __float_as_int(x)
 typedef unsigned short wb_half;
-typedef unsigned short wb_bf16;
 __device__ __forceinline__ float wb_h2f(wb_half h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
 __device__ __forceinline__ wb_half wb_f2h(float f) { wb_half h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
-__device__ __forceinline__ float wb_b2f(wb_bf16 h) { return __int_as_float(((unsigned)h) << 16); }
-__device__ __forceinline__ wb_bf16 wb_f2b(float f) { wb_bf16 h; asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
 """
 
 # HIP without headers: the attributes hip_runtime.h would define, clang builtins for ids and math

@@ -1,10 +1,15 @@
-"""The dtypes a Tensor can hold, their numpy and OpenCL C names, and the promotion rule."""
+"""The dtypes a Tensor can hold, their numpy and OpenCL C names, and the promotion rule.
+
+float16 and bfloat16 are storage formats: kernels load them into float32, compute in float32 and round
+to nearest even on every store. bfloat16 values live in numpy as `ml_dtypes.bfloat16` (what JAX uses);
+devices store the 16 bits as an unsigned short."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import ml_dtypes
 import numpy as np
 
 from .errors import DTypeError
@@ -23,8 +28,8 @@ class DType:
 
     @property
     def is_float(self) -> bool:
-        """True for float16 and float32."""
-        return self.name.startswith("float")
+        """True for float16, bfloat16 and float32."""
+        return self.name in ("float16", "bfloat16", "float32")
 
     @property
     def is_int(self) -> bool:
@@ -43,8 +48,8 @@ class DType:
 
     @property
     def compute(self) -> str:
-        """The OpenCL C type arithmetic runs in: half is stored, float is computed."""
-        return "bool" if self.name == "bool" else "float" if self.cname == "half" else self.cname
+        """The OpenCL C type arithmetic runs in: 16-bit floats are stored, float is computed."""
+        return "bool" if self.name == "bool" else "float" if self.is_float else self.cname
 
     def __repr__(self) -> str:
         return f"dtypes.{self.name}"
@@ -58,15 +63,19 @@ class dtypes:
     int8 = DType("int8", 2, 1, np.int8, "char")
     int32 = DType("int32", 3, 4, np.int32, "int")
     float16 = DType("float16", 4, 2, np.float16, "half")
+    bfloat16 = DType("bfloat16", 4, 2, ml_dtypes.bfloat16, "ushort")  # the bits, loaded and stored by helpers
     float32 = DType("float32", 5, 4, np.float32, "float")
+    bf16 = bfloat16
+    half = float16
     default_float = float32
     default_int = int32
-    all = (bool, uint8, int8, int32, float16, float32)
+    all = (bool, uint8, int8, int32, float16, bfloat16, float32)
 
 
 _BY_NAME = {d.name: d for d in dtypes.all} | {
     "float": dtypes.float32,
     "half": dtypes.float16,
+    "bf16": dtypes.bfloat16,
     "int": dtypes.int32,
 }
 
@@ -75,8 +84,10 @@ def to_dtype(x) -> DType:
     """A DType from a DType, a name like 'float32', or a numpy dtype; raises DTypeError for anything else."""
     if isinstance(x, DType):
         return x
-    if isinstance(x, str) and x in _BY_NAME:
-        return _BY_NAME[x]
+    if isinstance(x, str) and x.removeprefix("torch.").removeprefix("dtypes.") in _BY_NAME:
+        return _BY_NAME[x.removeprefix("torch.").removeprefix("dtypes.")]
+    if type(x).__module__ == "torch" and type(x).__name__ == "dtype":  # torch.bfloat16 and friends, by name
+        return to_dtype(str(x))
     try:
         npd = np.dtype(x)
     except TypeError:
@@ -93,12 +104,21 @@ def to_dtype(x) -> DType:
 
 
 def promote(a: DType, b: DType) -> DType:
-    """Result dtype of a binary op: the higher of the two, with int8/uint8 mixing widening to int32."""
+    """Result dtype of a binary op: the higher of the two, with int8/uint8 mixing widening to int32 and
+    float16/bfloat16 mixing widening to float32 (neither holds the other, as in PyTorch)."""
     if {a.name, b.name} == {"int8", "uint8"}:
         return dtypes.int32
+    if {a.name, b.name} == {"float16", "bfloat16"}:
+        return dtypes.float32
     return a if a.priority >= b.priority else b
 
 
 def reduce_identity(op: Ops, dtype: DType) -> float | int:
     """The value a reduce starts from, so padding with it changes nothing: 0 for SUM, dtype.min for MAX."""
     return 0 if op == Ops.SUM else dtype.min
+
+
+def round_to(values, dtype: DType) -> np.ndarray:
+    """values as float32 rounded to dtype's precision (nearest even through float32, like a kernel's store)."""
+    v = np.asarray(values, dtype=np.float32)
+    return v.astype(dtype.np).astype(np.float32) if dtype.name in ("float16", "bfloat16") else v

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dtypes import dtypes
 from .lazy import Node, toposort
-from .ops import Ops
+from .ops import MOVEMENT, Ops
+
+_BF16 = np.dtype(dtypes.bfloat16.np)
 
 
 def _idiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -50,8 +53,20 @@ def _neg(x: np.ndarray) -> np.ndarray:
 
 def eval_node(n: Node, v: list[np.ndarray], float_np=None) -> np.ndarray:
     """The value of one node given the values of its sources, with the node's dtype (float nodes in
-    float_np instead when given: float64 evaluation is what gradient checks difference against)."""
+    float_np instead when given: float64 evaluation is what gradient checks difference against).
+
+    bfloat16 computes like the devices do: sources widened to float32, the op in float32, the result
+    rounded to bfloat16 (nearest even) once."""
     dt = float_np if float_np is not None and n.dtype.is_float else n.dtype.np
+    if n.op in MOVEMENT:  # views keep their dtype
+        return _eval(n, v, dt, float_np)
+    v = [x.astype(np.float32) if x.dtype == _BF16 else x for x in v]
+    if n.dtype.name == "bfloat16" and float_np is None:
+        return _eval(n, v, np.float32).astype(_BF16)
+    return _eval(n, v, dt, float_np)
+
+
+def _eval(n: Node, v: list[np.ndarray], dt, float_np=None) -> np.ndarray:
     if n.op == Ops.CONST:
         return np.full(n.shape, n.arg, dtype=dt)
     if n.op == Ops.NEG:
@@ -69,7 +84,7 @@ def eval_node(n: Node, v: list[np.ndarray], float_np=None) -> np.ndarray:
     if n.op == Ops.CAST:
         return v[0].astype(dt)
     if n.op == Ops.SUM:
-        acc = (float_np or np.float32) if n.dtype.is_float else dt
+        acc = (float_np or np.float32) if n.dtype.is_float else dt  # float16/bfloat16 sum in float32
         return np.sum(v[0], axis=n.arg, keepdims=True, dtype=acc).astype(dt)
     if n.op == Ops.REDUCE_MAX:
         return np.max(v[0], axis=n.arg, keepdims=True)

@@ -1,5 +1,5 @@
-"""A representative corpus of the graphs the compiler's tests build: elementwise (float, int, bool, half),
-reductions, softmax, layernorm, matmul variants (odd shapes, batched, fused epilogues, float16), conv2d,
+"""A representative corpus of the graphs the compiler's tests build: elementwise (float, int, bool, half, bfloat16),
+reductions, softmax, layernorm, matmul variants (odd shapes, batched, fused epilogues, float16, bfloat16), conv2d,
 attention and a small GPT-2 block. The CUDA and HIP compile tests and the GPU value tests run over it.
 
 Each entry is (input specs, function): the specs are (shape, numpy dtype) pairs and the function maps
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import ml_dtypes
 import numpy as np
 
 from .tensor import Tensor
 
-F32, F16, I32, I8 = np.float32, np.float16, np.int32, np.int8
+F32, F16, I32, I8, BF16 = np.float32, np.float16, np.int32, np.int8, ml_dtypes.bfloat16
 
 
 def _gpt2_block(x: Tensor) -> Tensor:
@@ -57,9 +58,16 @@ CORPUS: dict[str, tuple[list[tuple[tuple, type]], Callable[..., Tensor]]] = {
         [((2, 128, 64), F16), ((64, 96), F16), ((96,), F16)],
         lambda a, b, c: (a @ b + c).relu(),
     ),
+    "bf16_elementwise": ([((256, 48), BF16)] * 2, lambda a, b: ((a * b + 1).exp2() + a.float()).bfloat16()),
+    "matmul_bf16": ([((256, 256), BF16)] * 2, lambda a, b: a @ b),
+    "linear_bf16_odd": (
+        [((90, 40), BF16), ((130, 40), BF16), ((130,), BF16)],
+        lambda x, w, c: x.linear(w, c).relu(),
+    ),
     "conv2d": ([((2, 8, 16, 16), F32), ((16, 8, 3, 3), F32)], lambda x, w: x.conv2d(w, padding=1)),
     "conv2d_stride": ([((1, 3, 33, 33), F32), ((8, 3, 5, 5), F32)], lambda x, w: x.conv2d(w, stride=2)),
     "conv2d_f16": ([((2, 16, 12, 12), F16), ((32, 16, 3, 3), F16)], lambda x, w: x.conv2d(w, padding=1)),
+    "conv2d_bf16": ([((2, 16, 12, 12), BF16), ((32, 16, 3, 3), BF16)], lambda x, w: x.conv2d(w, padding=1)),
     "attention": (
         [((1, 4, 32, 16), F32)] * 3,
         lambda q, k, v: q.scaled_dot_product_attention(k, v, is_causal=True),

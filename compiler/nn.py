@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .autograd import no_grad
+from .dtypes import to_dtype
 from .errors import ShapeError
 from .tensor import Tensor
 
@@ -97,8 +98,10 @@ class Module:
         """Every parameter and buffer by its PyTorch-style dotted name."""
         return dict(self.named_parameters()) | dict(self.named_buffers())
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> Module:
-        """Copy values (Tensors or numpy arrays) into the parameters and buffers with the same names.
+    def load_state_dict(self, state: dict, strict: bool = True, assign: bool = False) -> Module:
+        """Copy values (Tensors or numpy arrays) into the parameters and buffers with the same names, cast
+        to each one's dtype; with assign (PyTorch's name) they take the values' dtypes instead (a BF16
+        checkpoint loaded with `load_safetensors(..., keep_bfloat16=True)` gives a bfloat16 model).
 
         Raises StateDictError naming every missing or unexpected key (strict) and any shape mismatch."""
         own = self.state_dict()
@@ -123,7 +126,18 @@ class Module:
                 )
             arr = v.numpy() if isinstance(v, Tensor) else np.asarray(v)
             with no_grad():
-                t.assign(Tensor(arr.astype(t.dtype.np), device=t.device, dtype=t.dtype))
+                if assign and to_dtype(arr.dtype) != t.dtype:
+                    _retype(t, Tensor(arr, device=t.device))
+                else:
+                    t.assign(Tensor(arr.astype(t.dtype.np), device=t.device, dtype=t.dtype))
+        return self
+
+    def to(self, dtype) -> Module:
+        """Every float parameter and buffer converted to dtype in place (`model.to(dtypes.bfloat16)`)."""
+        with no_grad():
+            for t in self.state_dict().values():
+                if t.dtype.is_float:
+                    _retype(t, t.cast(dtype).realize())
         return self
 
     def train(self, mode: bool = True) -> Module:
@@ -140,6 +154,17 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+
+def _retype(t: Tensor, value: Tensor) -> None:
+    """Make t hold value (of another dtype), keeping whether it is a trained parameter."""
+    keep = t.requires_grad
+    if keep:
+        t.requires_grad = False
+    t.node = value.detach().node
+    t.grad = None
+    if keep and t.dtype.is_float:
+        t.requires_grad = True
 
 
 class Sequential(Module):

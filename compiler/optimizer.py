@@ -80,7 +80,7 @@ def gpu_gemm_opts(k: Kernel) -> KernelOpts | None:
     plan = gemm_plan(k, ("float32", "float16", "bfloat16"))
     if plan is None:
         return None
-    if mma_eligible(plan) and k.device.split(":")[0] == "CUDA":
+    if mma_eligible(plan, k) and k.device.split(":")[0] == "CUDA":
         return KernelOpts(mma_gemm=MMA_DEFAULT)
     if plan.a.dtype.name == "float32" and plan.b.dtype.name == "float32":
         return KernelOpts(gpu_gemm=TILED_DEFAULT)

@@ -7,17 +7,22 @@ work-item accumulates a TM x TN register block from float4 reads of the slabs.
 
 `render_mma_gemm` (float16/bfloat16 factors, CUDA, sm_80+): the same staging with the slabs stored as
 16-bit values, K-contiguous rows; each warp owns a (BM/WM) x (BN/WN) tile and runs PTX
-`mma.sync.aligned.m16n8k16` on tensor cores with float32 accumulators. The fused epilogue after the
+`mma.sync.aligned.m16n8k16` on tensor cores with float32 accumulators. A bfloat16 matmul is a float32
+sum of float32 products of widened bfloat16 loads, which the tensor cores compute exactly: the template
+stages the bfloat16 loads themselves (`mma_factors`). The fused epilogue after the
 reduce (bias, activation, the cast back to the output dtype) runs on the accumulators in both.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from .dialects import CUDA, Dialect
 from .indexing import linear, reads, unravel
 from .kernel_ir import Kernel, KernelOpts, Program
+from .lazy import Node
+from .ops import Ops
 from .render_gemm import GemmPlan, _reads_along_k
 from .render_opencl import ExprWriter
 from .symbolic import Lin, in_range
@@ -225,7 +230,9 @@ def render_tiled_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts, d: Dialect) -
 def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     """k as a tensor-core GEMM (mma.sync m16n8k16, float32 accumulators) with tiles opts.mma_gemm, in CUDA."""
     bm, bn, bk, wm, wn = opts.mma_gemm
-    dt = plan.a.dtype.name
+    a, b = mma_factors(k, plan)
+    plan = replace(plan, a=a, b=b)
+    dt = a.dtype.name
     wtm, wtn = bm // wm, bn // wn
     mi_n, ni_n = wtm // 16, wtn // 8
     nthreads = 32 * wm * wn
@@ -292,9 +299,32 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     return Program(src, name, (t.nt * nthreads, t.mt, t.nbatch), (nthreads, 1, 1), opts)
 
 
-def mma_eligible(plan: GemmPlan | None) -> bool:
-    """True when both factors are 16-bit floats the tensor-core template takes."""
-    return plan is not None and plan.a.dtype.name in _MMA_ASM and plan.b.dtype.name == plan.a.dtype.name
+def _widened(k: Kernel, n: Node) -> Node | None:
+    """The 16-bit float node that n widens to float32 inside k (a CAST k computes itself), else None."""
+    if n.op != Ops.CAST or n.dtype.name != "float32" or n.src[0].dtype.name not in _MMA_ASM or n.realized:
+        return None
+    return None if any(n is b for b in k.buffers) else n.src[0]
+
+
+def mma_factors(k: Kernel, plan: GemmPlan | None) -> tuple[Node, Node] | None:
+    """The two 16-bit factors (one dtype) the tensor cores multiply for k's GEMM view, else None: float16
+    factors as they are, or float16/bfloat16 loads widened to float32 (exact products, float32 sum). A
+    bfloat16 product as such is rounded to bfloat16 by REF, which mma would not do, so it stays scalar."""
+    if plan is None:
+        return None
+    a, b = plan.a, plan.b
+    if a.dtype.name == "float32":
+        a, b = _widened(k, a), _widened(k, b)
+    elif a.dtype.name != "float16":
+        return None
+    if a is None or b is None or a.dtype != b.dtype:
+        return None
+    return a, b
+
+
+def mma_eligible(plan: GemmPlan | None, k: Kernel) -> bool:
+    """True when k's GEMM view has 16-bit float factors the tensor-core template takes."""
+    return mma_factors(k, plan) is not None
 
 
 def fits(opts_tile: tuple, plan: GemmPlan, shape: tuple) -> bool:

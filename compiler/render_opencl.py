@@ -14,6 +14,7 @@ from dataclasses import replace
 from .cl_math import prelude
 from .dialects import OPENCL, Dialect
 from .dtypes import reduce_identity as identity_value
+from .dtypes import round_to
 from .indexing import linear, unravel, view_index
 from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
 from .lazy import Node
@@ -33,6 +34,8 @@ _BIN = {
     Ops.IDIV: "({1}==0?0:{1}==-1?-{0}:{0}/{1})",
     Ops.MOD: "(({1}==0||{1}==-1)?0:{0}%{1})",
 }
+# ops whose bfloat16 result is one of their bfloat16 operands (or a rounded literal): nothing to round
+_BF16_EXACT = MOVEMENT | {Ops.CONST, Ops.GATHER, Ops.NEG, Ops.MAX, Ops.WHERE}
 # NaN wins, like numpy.maximum; a helper function, so nested maxima (the combine of split accumulators)
 # do not repeat their operands and grow the source exponentially
 _FMAX = "wb_fmax({0},{1})"
@@ -63,6 +66,8 @@ _UN = {
 def c_literal(v, dtype) -> str:
     """A C literal of value v in dtype's compute type."""
     if dtype.is_float:
+        if dtype.name == "bfloat16":  # a bfloat16 node's value is a bfloat16 value, constants included
+            v = float(round_to(v, dtype))
         if math.isnan(v):
             return "NAN"
         if math.isinf(v):
@@ -128,6 +133,9 @@ class ExprWriter:
         if key in self.memo:
             return self.memo[key]
         out = self._expr(n, idx, valid)
+        if n.dtype.name == "bfloat16" and n.op not in _BF16_EXACT and re.fullmatch(r"t\d+", out):
+            # every bfloat16 op rounds its float result, as REF and PyTorch do: fused or not, the same bits
+            out = self.tmp("float", f"wb_rbf({out})")
         self.memo[key] = out
         return out
 
@@ -159,6 +167,8 @@ class ExprWriter:
         val = (
             self.d.load_half(f"data{j}", pos)
             if n.dtype.cname == "half"
+            else f"wb_b2f(data{j}[{pos}])"
+            if n.dtype.name == "bfloat16"
             else f"(bool)data{j}[{pos}]"
             if n.dtype.name == "bool"
             else f"data{j}[{pos}]"
@@ -225,6 +235,8 @@ class ExprWriter:
         p = pos.render()
         if self.k.out.dtype.cname == "half":
             self.emit(self.d.store_half(val, p, "data0"))
+        elif self.k.out.dtype.name == "bfloat16":
+            self.emit(f"data0[{p}] = wb_f2b({val});")
         else:
             self.emit(f"data0[{p}] = ({self.d.ctype(self.k.out.dtype.cname)})({val});")
 
@@ -364,7 +376,7 @@ class _Renderer(ExprWriter):
             total = parts[0]
             for nm in parts[1:]:
                 total = combine.format(total, nm)
-            self.acc[oi] = self.tmp(ct, total)
+            self.acc[oi] = self.tmp(ct, f"wb_rbf({total})" if red.dtype.name == "bfloat16" else total)
 
 
 def gpu_local_size(global_size: tuple) -> tuple:

@@ -63,6 +63,20 @@ def _pair(x, n: int = 2) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,) * n
 
 
+def _in_float32(method):
+    """A composite op (exp, softmax, layernorm...) on bfloat16 runs in float32 and rounds its result once,
+    as PyTorch's bfloat16 ops do inside their kernels: rounding each of its primitive ops would compound."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if self.dtype != dtypes.bfloat16:
+            return method(self, *args, **kwargs)
+        out = method(self.cast(dtypes.float32), *args, **kwargs)
+        return out.cast(dtypes.bfloat16) if out.dtype == dtypes.float32 else out
+
+    return wrapper
+
+
 # leaf tensors with requires_grad, by node id: backward() stores each leaf's gradient in its `.grad`
 _LEAVES: weakref.WeakValueDictionary[int, Tensor] = weakref.WeakValueDictionary()
 # tensors ever changed in place with assign() (parameters, optimizer state, running statistics)
@@ -88,6 +102,8 @@ class Tensor:
         arr = np.asarray(data)
         dt = to_dtype(dtype) if dtype is not None else _infer_dtype(arr)
         _check_conversion(arr, dt, warn_narrowing=dtype is None and isinstance(data, np.ndarray))
+        if dt == dtypes.bfloat16 and arr.dtype != dt.np:
+            arr = arr.astype(np.float32)  # to bfloat16 through float32, as a kernel's CAST rounds
         arr = arr.astype(dt.np, order="C")
         self.node = lazy.load(to_device(arr, dt, device), arr.shape, dt, device)
         if requires_grad:
@@ -358,6 +374,9 @@ class Tensor:
     def half(self) -> Tensor:
         return self.cast(dtypes.float16)
 
+    def bfloat16(self) -> Tensor:
+        return self.cast(dtypes.bfloat16)
+
     def int(self) -> Tensor:
         return self.cast(dtypes.int32)
 
@@ -383,6 +402,8 @@ class Tensor:
     def div(self, other, reverse: bool = False) -> Tensor:
         """True division; integer operands give float32."""
         x, y = self._operands(other, "div", reverse)
+        if x.dtype == dtypes.bfloat16:  # x * (1/y) in float32, one rounding
+            return x.float()._alu(Ops.MUL, y.float().reciprocal()).cast(dtypes.bfloat16)
         x, y = x._float(), y._float()
         return x._alu(Ops.MUL, y.reciprocal())
 
@@ -416,6 +437,7 @@ class Tensor:
     def log2(self) -> Tensor:
         return self._float()._alu(Ops.LOG2)
 
+    @_in_float32
     def exp(self) -> Tensor:
         """e**x to a few ulp: x = n*ln2 + r with n an integer, so only the small r meets the rounding
         of a product with log2(e); 2**n is exact."""
@@ -430,29 +452,35 @@ class Tensor:
         r = x32 + n * -_LN2_HI + n * -_LN2_LO
         return ((r * _LOG2E).exp2() * n.exp2()).cast(x.dtype)
 
+    @_in_float32
     def log(self) -> Tensor:
         return self.log2() * _LN2
 
     def sqrt(self) -> Tensor:
         return self._float()._alu(Ops.SQRT)
 
+    @_in_float32
     def rsqrt(self) -> Tensor:
         return self.sqrt().reciprocal()
 
     def sin(self) -> Tensor:
         return self._float()._alu(Ops.SIN)
 
+    @_in_float32
     def cos(self) -> Tensor:
         """cos x = 1 - 2 sin^2(x/2): halving is exact, where pi/2 - x would round away x's low bits."""
         s = (self._float() * 0.5).sin()
         return 1.0 - 2.0 * s * s
 
+    @_in_float32
     def tan(self) -> Tensor:
         return self.sin() / self.cos()
 
+    @_in_float32
     def sigmoid(self) -> Tensor:
         return (1.0 + (-self._float()).exp()).reciprocal()
 
+    @_in_float32
     def tanh(self) -> Tensor:
         """(1 - e^-2|x|) / (1 + e^-2|x|) with the sign of x; its Taylor series near 0, where 1 - e cancels."""
         x = self._float()
@@ -466,12 +494,14 @@ class Tensor:
     def relu(self) -> Tensor:
         return self.maximum(0)
 
+    @_in_float32
     def gelu(self) -> Tensor:
         """GELU, tanh approximation (as in GPT-2)."""
         x = self._float()
         # 0.5 * (1 + tanh(u)) == sigmoid(2u): the same function with fewer ops and no 1 - e cancellation
         return x * (1.5957691216057308 * (x + 0.044715 * x * x * x)).sigmoid()
 
+    @_in_float32
     def silu(self) -> Tensor:
         return self * self.sigmoid()
 
@@ -521,6 +551,7 @@ class Tensor:
 
     clamp = clip
 
+    @_in_float32
     def pow(self, exponent, reverse: bool = False) -> Tensor:
         """self ** exponent like numpy: integers stay integers, integer exponents multiply exactly,
         negative bases allowed with integer exponents, x**0 == 1 and 1**y == 1 even for NaN."""
@@ -947,6 +978,8 @@ class Tensor:
             if self.dtype.priority < 3
             else self
         )
+        if x.dtype == dtypes.bfloat16:  # partial sums in float32, one rounding at the end (like PyTorch)
+            return x.float()._reduce(Ops.SUM, axis, keepdim, blocked=True).cast(dtypes.bfloat16)
         return x._reduce(Ops.SUM, axis, keepdim, blocked=True)
 
     def max(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
@@ -961,6 +994,7 @@ class Tensor:
             return -((-self).max(axis, keepdim))
         return ~((~self).max(axis, keepdim))
 
+    @_in_float32
     def mean(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
         """Arithmetic mean over axes (float result; float16 accumulates in float32, like numpy)."""
         axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
@@ -969,6 +1003,7 @@ class Tensor:
         s = x.sum(axis, keepdim, dtype=dtypes.float32) * (1.0 / n if n else math.nan)
         return s.cast(x.dtype)
 
+    @_in_float32
     def var(
         self, axis=None, keepdim: bool = False, ddof: int = 0, correction: int | None = None, *, dim=None,
         keepdims=None,
@@ -982,6 +1017,7 @@ class Tensor:
         d = x32 - x32.mean(axis, keepdim=True)
         return ((d * d).sum(axis, keepdim) * (1.0 / (n - ddof) if n > ddof else math.nan)).cast(x.dtype)
 
+    @_in_float32
     def std(
         self, axis=None, keepdim: bool = False, ddof: int = 0, correction: int | None = None, *, dim=None,
         keepdims=None,
@@ -1014,6 +1050,7 @@ class Tensor:
         axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
         return (-self if self.dtype.is_float else ~self).argmax(axis, keepdim)
 
+    @_in_float32
     def softmax(self, axis: int = -1, *, dim=None) -> Tensor:
         """exp(x - max) / sum(exp(x - max)) along axis."""
         axis, _ = _axis_arg(axis, dim, False, None)
@@ -1024,6 +1061,7 @@ class Tensor:
         e = ((x - x.max(axis, keepdim=True)) * _LOG2E).exp2()
         return e / e.sum(axis, keepdim=True)
 
+    @_in_float32
     def log_softmax(self, axis: int = -1, *, dim=None) -> Tensor:
         """log(softmax(x)) computed stably."""
         axis, _ = _axis_arg(axis, dim, False, None)
@@ -1031,6 +1069,7 @@ class Tensor:
         s = x - x.max(axis, keepdim=True)
         return s - s.exp().sum(axis, keepdim=True).log()
 
+    @_in_float32
     def logsumexp(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
         """log(sum(exp(x))) over axes, computed stably."""
         axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
@@ -1048,6 +1087,13 @@ class Tensor:
         """Matrix product with numpy broadcasting of batch dims (1-d operands like numpy)."""
         if not isinstance(other, Tensor):
             other = Tensor(other, device=self.device)
+        out = self._matmul_wide(other)
+        return out.cast(dtypes.bfloat16) if promote(self.dtype, other.dtype) == dtypes.bfloat16 else out
+
+    def _matmul_wide(self, other: Tensor) -> Tensor:
+        """The matrix product in the dtype it accumulates in (float32 for bfloat16, int32 for 8-bit ints)."""
+        if not isinstance(other, Tensor):
+            other = Tensor(other, device=self.device)
         a, b = self, other
         if a.ndim == 0 or b.ndim == 0:
             raise ShapeError(f"matmul: 0-d operand (shapes {a.shape} and {b.shape})")
@@ -1061,8 +1107,11 @@ class Tensor:
                 f"matmul: shapes {self.shape} and {other.shape} not aligned: "
                 f"{a.shape[-1]} (dim {a.ndim - 1}) != {b.shape[-2]} (dim {b.ndim - 2})"
             )
-        dt = _matmul_acc(promote(a.dtype, b.dtype))
-        a, b = a.cast(dt), b.cast(dt)
+        dt = promote(a.dtype, b.dtype)
+        acc = _matmul_acc(dt)
+        # 8-bit ints widen first; bfloat16 widens at the product, so the GEMM templates see the 16-bit loads
+        pre = dt if dt == dtypes.bfloat16 else acc
+        a, b = a.cast(pre), b.cast(pre)
         batch = _broadcast_shape(a.shape[:-2], b.shape[:-2], "matmul")
         m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
         a = a._broadcast_to(batch + (m, k)).reshape(batch + (m, 1, k))._broadcast_to(batch + (m, n, k))
@@ -1072,7 +1121,7 @@ class Tensor:
             .reshape(batch + (1, n, k))
             ._broadcast_to(batch + (m, n, k))
         )
-        out = (a * bt).sum(-1)
+        out = (a.cast(acc) * bt.cast(acc)).sum(-1)
         if squeeze_a:
             out = out.reshape(out.shape[:-2] + (n,))
         if squeeze_b:
@@ -1083,8 +1132,10 @@ class Tensor:
 
     def linear(self, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         """self @ weight.T + bias (weight is (out, in) like PyTorch)."""
-        out = self.matmul(weight.T)
-        return out + bias if bias is not None else out
+        out = self._matmul_wide(weight.T)
+        out = out + bias if bias is not None else out
+        # bfloat16 rounds once, after the bias (the add runs on the float32 accumulators, like a fused GEMM)
+        return out.cast(dtypes.bfloat16) if promote(self.dtype, weight.dtype) == dtypes.bfloat16 else out
 
     def _pool(self, kernel: tuple, stride: tuple, dilation: tuple) -> Tensor:
         """Sliding windows over the last len(kernel) axes: (..., o1..on, k1..kn), as views only."""
@@ -1155,7 +1206,8 @@ class Tensor:
         wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
         acc = _matmul_acc(win.dtype)  # the weight follows the input dtype, as before
         out = (win.cast(acc) * wt.cast(acc)).sum((4, 5, 6))
-        return out + bias.reshape(1, cout, 1, 1) if bias is not None else out
+        out = out + bias.reshape(1, cout, 1, 1) if bias is not None else out
+        return out.cast(dtypes.bfloat16) if win.dtype == dtypes.bfloat16 else out
 
     def max_pool2d(self, kernel_size=2, stride=None, padding=0, dilation=1) -> Tensor:
         """Max over sliding windows of the last two axes (padding counts as -inf)."""
@@ -1174,6 +1226,7 @@ class Tensor:
         x = self.pad([(0, 0)] * (self.ndim - 2) + [(p[0], p[0]), (p[1], p[1])]) if any(p) else self
         return x._pool(k, s, (1, 1)).mean((-2, -1))
 
+    @_in_float32
     def layernorm(
         self, axis=-1, eps: float = 1e-5, weight: Tensor | None = None, bias: Tensor | None = None
     ) -> Tensor:
@@ -1185,6 +1238,7 @@ class Tensor:
             out = out * weight
         return out + bias if bias is not None else out
 
+    @_in_float32
     def batchnorm(
         self, weight: Tensor | None, bias: Tensor | None, mean: Tensor, var: Tensor, eps: float = 1e-5
     ) -> Tensor:
@@ -1275,8 +1329,9 @@ def _as_index(idx, device: str, name: str) -> Tensor:
 
 
 def _matmul_acc(dt: DType) -> DType:
-    """The dtype a matmul or convolution multiplies and accumulates in: int32 for 8-bit ints (no wrap in int8)."""
-    return dtypes.int32 if dt in (dtypes.int8, dtypes.uint8) else dt
+    """The dtype a matmul or convolution multiplies and accumulates in: int32 for 8-bit ints (no wrap in int8),
+    float32 for bfloat16 (products of bfloat16 values are exact in float32; the result rounds once)."""
+    return dtypes.int32 if dt in (dtypes.int8, dtypes.uint8) else dtypes.float32 if dt == dtypes.bfloat16 else dt
 
 
 def _broadcast_shape(a: tuple, b: tuple, name: str, target: bool = False) -> tuple:

@@ -1,16 +1,20 @@
 """Model weights on disk: safetensors save/load (the `safetensors` package) and bfloat16 conversion.
 
-bfloat16 is a storage format here: tensors compute in float32, files may hold BF16 (half the bytes).
-Conversion rounds to nearest even, like PyTorch's .to(torch.bfloat16)."""
+bfloat16 is a storage dtype (`dtypes.bfloat16`, numpy arrays of `ml_dtypes.bfloat16`): files may hold BF16
+(half the bytes). Conversion rounds to nearest even, like PyTorch's .to(torch.bfloat16); NaN stays a quiet
+NaN of the same sign."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 
 from .errors import DTypeError
+
+_BF16 = np.dtype(ml_dtypes.bfloat16)
 
 # safetensors dtype names <-> numpy; BF16 is handled by the two functions below
 _ST = {
@@ -23,9 +27,7 @@ _SPEC = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16
 
 def to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
     """float32 values as bfloat16 bit patterns (uint16), rounded to nearest even; NaN stays NaN."""
-    b = np.asarray(x, np.float32).copy(order="C").view(np.uint32)
-    rounded = (b + (0x7FFF + ((b >> 16) & 1))) >> 16
-    return np.where(np.isnan(x), 0x7FC0, rounded).astype(np.uint16)
+    return np.asarray(x, np.float32).astype(_BF16).view(np.uint16)
 
 
 def from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
@@ -38,6 +40,10 @@ def round_to_bfloat16(x: np.ndarray) -> np.ndarray:
     return from_bfloat16_bits(to_bfloat16_bits(x))
 
 
+def _is_float(a: np.ndarray) -> bool:
+    return a.dtype.kind == "f" or a.dtype == _BF16
+
+
 def _arrays(state) -> dict[str, np.ndarray]:
     if hasattr(state, "state_dict"):
         state = state.state_dict()
@@ -48,8 +54,9 @@ def _arrays(state) -> dict[str, np.ndarray]:
 def save_safetensors(state, path: str | os.PathLike, dtype: str | None = None, metadata: dict | None = None) -> None:
     """Write a module's state dict (or a {name: Tensor/array} dict) to a .safetensors file.
 
-    dtype="bfloat16" (or "float16") stores the float tensors in that format. The file is written to a
-    temporary name in the same folder and renamed, so a crash never leaves half a file."""
+    dtype="bfloat16" (or "float16", "float32") stores the float tensors in that format; without it each
+    tensor keeps its own dtype (bfloat16 tensors as BF16). The file is written to a temporary name in the
+    same folder and renamed, so a crash never leaves half a file."""
     from safetensors import TensorSpec, serialize_file
 
     if dtype not in (None, "float32", "float16", "bfloat16"):
@@ -57,11 +64,11 @@ def save_safetensors(state, path: str | os.PathLike, dtype: str | None = None, m
     specs, keep = {}, []
     for name, a in _arrays(state).items():
         a = np.asarray(a).copy(order="C")  # (ascontiguousarray would turn a 0-d tensor into 1-d)
-        if a.dtype.kind == "f" and dtype == "bfloat16":
-            a, st = to_bfloat16_bits(a), "BF16"
+        if _is_float(a) and dtype is not None:
+            a = a.astype(np.float32).astype({"bfloat16": _BF16, "float16": np.float16, "float32": np.float32}[dtype])
+        if a.dtype == _BF16:
+            a, st = a.view(np.uint16), "BF16"
         else:
-            if a.dtype.kind == "f" and dtype == "float16":
-                a = a.astype(np.float16)
             st = next((k for k, v in _ST.items() if np.dtype(v) == a.dtype), None)
             if st is None:
                 raise DTypeError(f"save_safetensors: {name} has unsupported dtype {a.dtype}")
@@ -77,8 +84,9 @@ def save_safetensors(state, path: str | os.PathLike, dtype: str | None = None, m
         raise
 
 
-def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """{name: numpy array} from a .safetensors file; BF16 tensors come back as float32."""
+def load_safetensors(path: str | os.PathLike, keep_bfloat16: bool = False) -> dict[str, np.ndarray]:
+    """{name: numpy array} from a .safetensors file; BF16 tensors come back as float32 (exact), or with
+    keep_bfloat16 as `ml_dtypes.bfloat16` arrays (a Tensor made from one is a bfloat16 tensor)."""
     from safetensors import SafetensorError, deserialize
 
     p = Path(path)
@@ -92,7 +100,8 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     for name, info in items:
         st, shape, data = info["dtype"], tuple(info["shape"]), info["data"]
         if st == "BF16":
-            out[name] = from_bfloat16_bits(np.frombuffer(data, np.uint16)).reshape(shape)
+            bits = np.frombuffer(data, np.uint16).reshape(shape)
+            out[name] = bits.view(_BF16).copy() if keep_bfloat16 else from_bfloat16_bits(bits)
         elif st in _ST:
             out[name] = np.frombuffer(data, _ST[st]).reshape(shape).copy()
         else:

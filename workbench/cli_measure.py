@@ -55,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("measure", help="measure TFLOPS and TFLOPS/W of a workload on a real device (CL, CUDA, HIP)")
     p.add_argument("workload", help="gemm:MxNxK or a built-in model: " + ", ".join(f"{k}[:T]" for k in MODELS))
     p.add_argument("--device", help="CL, CL:n, CUDA, CUDA:n, HIP (default: WB_DEVICE, else the first GPU, else CL)")
-    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
-                   help="element type of a GEMM's operands (float16 runs on tensor cores on CUDA)")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                   help="element type of a GEMM's operands (float16 and bfloat16 run on tensor cores on CUDA)")
     p.add_argument("--repeats", type=REPEATS, default=10, help="timed runs after one warm-up (default 10)")
     p.add_argument("--out", metavar="FILE.json", help="also write the measurement here (for compare --measured)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

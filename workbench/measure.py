@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+import ml_dtypes
 import numpy as np
 
 from workbench.errors import UsageError
@@ -56,7 +57,7 @@ def _workload(spec: str, device: str, dtype: str):
     from compiler import Tensor
 
     rng = np.random.default_rng(0)
-    npdt = {"float32": np.float32, "float16": np.float16}[dtype]
+    npdt = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}[dtype]
     m = re.fullmatch(r"gemm:(\d+)x(\d+)x(\d+)", spec.strip(), flags=re.IGNORECASE)
     if m:
         mm, nn, kk = (int(x) for x in m.groups())
