@@ -88,8 +88,25 @@ RBF = """inline float wb_rbf(float f) {
 }
 """
 
+# a float rounded to the nearest float16 (ties to even), kept as float: the value a float16 op's result holds
+# (REF computes float16 ops in numpy float16, which rounds every result). Integer operators, so that OpenCL,
+# CUDA and HIP give the same bits; half subnormals keep their quantum of 2^-24.
+RH = """inline float wb_rh(float f) {
+  unsigned int u = (unsigned int)as_int(f);
+  unsigned int s = u & 0x80000000u, a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return f;
+  if (a >= 0x477ff000u) return as_float((int)(s | 0x7f800000u));
+  if (a >= 0x38800000u) return as_float((int)(s | ((a + 0xfffu + ((a >> 13) & 1u)) & 0xffffe000u)));
+  int drop = 126 - (int)(a >> 23);
+  if (drop > 24) return as_float((int)s);
+  unsigned int m = (a & 0x7fffffu) | 0x800000u;
+  float r = (float)((m + (1u << (drop - 1)) - 1u + ((m >> drop) & 1u)) >> drop) * 5.9604644775390625e-8f;
+  return s ? -r : r;
+}
+"""
+
 HELPERS = {"wb_fmax": FMAX, "float8u": FLOAT8U, "wb_exp2v": EXP2V, "wb_exp2": EXP2, "wb_log2": LOG2, "wb_sqrt": SQRT,
-           "wb_b2f": B2F, "wb_f2b": F2B, "wb_rbf": RBF}  # fmt: skip
+           "wb_b2f": B2F, "wb_f2b": F2B, "wb_rbf": RBF, "wb_rh": RH}  # fmt: skip
 
 
 def prelude(src_body: str, qualifier: str = "inline", overrides: dict | None = None) -> str:

@@ -34,8 +34,10 @@ _BIN = {
     Ops.IDIV: "({1}==0?0:{1}==-1?-{0}:{0}/{1})",
     Ops.MOD: "(({1}==0||{1}==-1)?0:{0}%{1})",
 }
-# ops whose bfloat16 result is one of their bfloat16 operands (or a rounded literal): nothing to round
+# ops whose bfloat16/float16 result is one of their operands (or a rounded literal): nothing to round
 _BF16_EXACT = MOVEMENT | {Ops.CONST, Ops.GATHER, Ops.NEG, Ops.MAX, Ops.WHERE}
+# the helper that rounds a float to each 16-bit float dtype's nearest value (compiler/cl_math.py)
+_ROUND = {"bfloat16": "wb_rbf", "float16": "wb_rh"}
 # NaN wins, like numpy.maximum; a helper function, so nested maxima (the combine of split accumulators)
 # do not repeat their operands and grow the source exponentially
 _FMAX = "wb_fmax({0},{1})"
@@ -66,7 +68,7 @@ _UN = {
 def c_literal(v, dtype) -> str:
     """A C literal of value v in dtype's compute type."""
     if dtype.is_float:
-        if dtype.name == "bfloat16":  # a bfloat16 node's value is a bfloat16 value, constants included
+        if dtype.name in _ROUND:  # a bfloat16/float16 node's value is a value of its dtype, constants included
             v = float(round_to(v, dtype))
         if math.isnan(v):
             return "NAN"
@@ -133,9 +135,9 @@ class ExprWriter:
         if key in self.memo:
             return self.memo[key]
         out = self._expr(n, idx, valid)
-        if n.dtype.name == "bfloat16" and n.op not in _BF16_EXACT and re.fullmatch(r"t\d+", out):
-            # every bfloat16 op rounds its float result, as REF and PyTorch do: fused or not, the same bits
-            out = self.tmp("float", f"wb_rbf({out})")
+        if n.dtype.name in _ROUND and n.op not in _BF16_EXACT and re.fullmatch(r"t\d+", out):
+            # every bfloat16/float16 op rounds its float result, as REF and PyTorch do: fused or not, the same bits
+            out = self.tmp("float", f"{_ROUND[n.dtype.name]}({out})")
         self.memo[key] = out
         return out
 
@@ -376,7 +378,7 @@ class _Renderer(ExprWriter):
             total = parts[0]
             for nm in parts[1:]:
                 total = combine.format(total, nm)
-            self.acc[oi] = self.tmp(ct, f"wb_rbf({total})" if red.dtype.name == "bfloat16" else total)
+            self.acc[oi] = self.tmp(ct, f"{_ROUND[red.dtype.name]}({total})" if red.dtype.name in _ROUND else total)
 
 
 def gpu_local_size(global_size: tuple) -> tuple:

@@ -262,3 +262,24 @@ def test_vector_reduce_over_a_reshaped_view(shape, view, op):
     x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
     got = getattr(Tensor(x, device="CL").reshape(*view), op)(-1).numpy()
     np.testing.assert_allclose(got, getattr(x.reshape(view), op)(-1), rtol=1e-5, atol=1e-5)
+
+
+def test_float16_ops_round_inside_fused_kernels():
+    """Every float16 op's result is a float16 value on CL, fused or not, as on REF (numpy float16)."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(4099) * 100).astype(np.float32)
+    y = rng.standard_normal(4099).astype(np.float32)
+    edges = np.array([65519.0, 65520.0, 65504.0, -65536.0, 1e-8, 2.9802322e-8, -3e-8, 8.94e-8, 6.0e-5,
+                      1e-45, -0.0, np.inf, np.nan], np.float32)
+    cases = [
+        (lambda t, u: t.half().float(), x, y),
+        (lambda t, u: ((t.half() * u.half() + t.half()) * u.half()).float(), x, y),
+        (lambda t, u: (t.half() * u.half()).sum().float(), x, y),
+        (lambda t, u: (t * 1.0).half().float() * 1.0, edges, edges),
+    ]
+    for f, a, b in cases:
+        got = f(Tensor(a, device="CL"), Tensor(b, device="CL")).numpy()
+        want = f(Tensor(a, device="REF"), Tensor(b, device="REF")).numpy()
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    np.testing.assert_array_equal(Tensor(edges, device="REF").half().float().numpy().view(np.uint32),
+                                  edges.astype(np.float16).astype(np.float32).view(np.uint32))
