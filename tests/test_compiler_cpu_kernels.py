@@ -101,3 +101,19 @@ def test_conv_pack_copies_in_range_runs(shape, cout, ksize, pad):
     out = Tensor(xt, device="CL").permute(0, 1, 3, 2).conv2d(Tensor(w, device="CL"), padding=pad)
     ref = np_conv(x, w, pad)
     close(out.numpy(), ref)
+
+
+def test_rendered_kernels_concatenate_into_one_program():
+    """Helpers carry include guards, so a batched build can put many kernels in one OpenCL program."""
+    import pyopencl as cl
+
+    from compiler.runtime_opencl import BUILD_OPTIONS
+
+    x = Tensor(rnd(4, 64), device="CL")
+    srcs = [program_for(k) for k in (x.softmax(-1).schedule() + x.exp2().max(-1).schedule())]
+    guards = [g for p in srcs for g in set(p.src.split()) if g.startswith("WB_HELPER_")]
+    assert len(guards) > len(set(guards))  # some helper is defined by two of the kernels
+    one = "".join(p.src.replace(f"void {p.name}(", f"void {p.name}_{i}(") for i, p in enumerate(srcs))
+    dev = get_cl_device(0)
+    prg = cl.Program(dev.ctx, one).build(options=BUILD_OPTIONS)
+    assert len(prg.kernel_names.split(";")) == len(srcs)
