@@ -325,7 +325,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     r.memo = {}
     for i in range(mr):
         if direct_a:
-            m = gm * mb + Lin.var("mi", mb) + i
+            m = gm * mb + Lin.var("mi", mb - mr + 1) + i  # mi's real range: mi + i never wraps
             a_val = r.expr(plan.a, tuple(full_index(m, Lin(), kbv * kb + Lin.var("kk", kb))), frozenset())
             emit(f"float a{i} = {a_val};")
         else:
