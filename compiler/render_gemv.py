@@ -20,7 +20,6 @@ from .render_opencl import ExprWriter
 from .symbolic import Lin
 
 MAX_ROWS = 4  # rows of x one work-item keeps accumulators for; more rows go to the GEMM template
-ACC_REGS = 8  # float8 accumulators per work-item: half of AVX2's 16 vector registers
 
 
 @dataclass
@@ -67,9 +66,9 @@ def gemv_plan(k: Kernel) -> GemvPlan | None:
 
 
 def default_gemv(gp: GemvPlan) -> tuple:
-    """(NB, U): columns per work-item and reduce steps per loop trip; at least 4 work-items where N allows."""
-    nb = VEC * max(1, ACC_REGS // gp.rows)
-    nb = max(VEC, min(nb, gp.n // 4 // VEC * VEC))
+    """(NB, U): columns per work-item and reduce steps per loop trip. Long row segments (up to 1024
+    columns, 4 KiB of a row) stream best; at least 4 work-items where N allows, to share the cores."""
+    nb = 1 << max(3, min(10, (gp.n // 4).bit_length() - 1))
     return (nb, 4 if gp.k >= 4 else 1)
 
 
@@ -85,45 +84,42 @@ def render_gemv(k: Kernel, gp: GemvPlan, opts: KernelOpts) -> Program:
     emit(f"int n0 = get_group_id(0)*{nb}; if (n0 > {gp.n - nb}) n0 = {gp.n - nb};")
     emit("int gb = get_group_id(1);")
     gb, n0 = Lin.var("gb", gp.nbatch), Lin.var("n0", gp.n)
-    for m in range(gp.rows):
-        for c in range(chunks):
-            emit(f"float8 acc{m}_{c} = (float8)(0.0f);")
-
-    def step(kv: Lin, u: int) -> None:
-        kk = kv + u
-        a_vals = [r.expr(plan.a, tuple(_full_index(plan, shape, gb, Lin(const=m), Lin(), kk)), frozenset())
-                  for m in range(gp.rows)]
-        buf, pos = _weight_load(k, plan, _full_index(plan, shape, gb, Lin(), n0, kk))
-        j = r.buf_index[buf.id]
-        for c in range(chunks):
-            w = r.tmp("float8", f"*(const __global float8u*)(data{j}+{(pos + c * VEC).render()})")
-            for m, a in enumerate(a_vals):
-                emit(f"acc{m}_{c} += {a}*{w};")
-
+    # float8 accumulators in a private array (L1): a work-item's columns can then span whole KiBs of a
+    # row, which the hardware prefetchers stream far better than short segments at a row's stride
+    emit(f"float8 accv[{gp.rows * chunks}];")
+    emit(f"for (int c = 0; c < {gp.rows * chunks}; c++) accv[c] = (float8)(0.0f);")
     main = gp.k - gp.k % unroll
-    for lo, hi, stride, steps in ((0, main, unroll, unroll), (main, gp.k, 1, 1)):
+    for lo, hi, steps in ((0, main, unroll), (main, gp.k, 1)):
         if lo >= hi:
             continue
-        emit(f"for (int k = {lo}; k < {hi}; k += {stride}) {{")
+        emit(f"for (int k = {lo}; k < {hi}; k += {steps}) {{")
         r.indent += 1
         r.memo = {}
         # k's range as the loop runs it, so k+u needs no wrap-around in the index math
-        kv = Lin.var("k", hi - stride + 1) if lo == 0 else Lin.var("k", hi)
+        kv = Lin.var("k", hi - steps + 1) if lo == 0 else Lin.var("k", hi)
+        a_vals = [[r.expr(plan.a, tuple(_full_index(plan, shape, gb, Lin(const=m), Lin(), kv + u)), frozenset())
+                   for u in range(steps)] for m in range(gp.rows)]
+        w_pos = []
         for u in range(steps):
-            step(kv, u)
+            buf, pos = _weight_load(k, plan, _full_index(plan, shape, gb, Lin(), n0, kv + u))
+            w_pos.append((r.buf_index[buf.id], pos.render()))
+        emit(f"for (int c = 0; c < {chunks}; c++) {{")
+        r.indent += 1
+        for u, (j, pos) in enumerate(w_pos):
+            emit(f"float8 w{u} = *(const __global float8u*)(data{j}+{pos}+c*{VEC});")
+        for m in range(gp.rows):
+            emit(f"accv[{m * chunks}+c] += " + "+".join(f"{a}*w{u}" for u, a in enumerate(a_vals[m])) + ";")
         r.indent -= 1
         emit("}")
-    # epilogue: the fused elementwise ops after the reduce, one output at a time from a private copy
-    emit(f"float accs[{gp.rows * nb}];")
-    for m in range(gp.rows):
-        for c in range(chunks):
-            emit(f"*(float8u*)(accs+{m * nb + c * VEC}) = acc{m}_{c};")
+        r.indent -= 1
+        emit("}")
+    # epilogue: the fused elementwise ops after the reduce, one output at a time
     emit(f"for (int mm = 0; mm < {gp.rows}; mm++) for (int e = 0; e < {nb}; e++) {{")
     r.indent += 1
     emit("int n = n0 + e;")
     r.memo = {}
     r.acc_override = "acc"
-    emit(f"float acc = accs[mm*{nb}+e];")
+    emit(f"float acc = ((float*)accv)[mm*{nb}+e];")
     oi = _full_index(plan, shape, gb, Lin.var("mm", gp.rows), Lin.var("n", gp.n), Lin())
     pos = linear(tuple(oi), k.reduce.shape)
     val = r.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != k.reduce.shape else tuple(oi), frozenset())
@@ -135,12 +131,6 @@ def render_gemv(k: Kernel, gp: GemvPlan, opts: KernelOpts) -> Program:
 
 
 def gemv_candidates(gp: GemvPlan) -> list[KernelOpts]:
-    """What WB_SEARCH times: columns per work-item (accumulator registers vs. row-segment length) and
-    the unroll of the reduce."""
-    out = []
-    for regs in (4, 8, 12, 16):
-        nb = VEC * max(1, regs // gp.rows)
-        for u in (1, 2, 4, 8):
-            if nb <= gp.n and (nb, u) not in [o.gemv for o in out]:
-                out.append(KernelOpts(gemv=(nb, u)))
-    return out
+    """What WB_SEARCH times: columns per work-item (the length of the row segments it streams, against
+    how many work-items share the cores) and the unroll of the reduce."""
+    return [KernelOpts(gemv=(nb, u)) for nb in (64, 128, 256, 512, 1024, 2048) for u in (2, 4, 8) if nb <= gp.n]

@@ -73,7 +73,7 @@ def test_other_layouts_of_matrix_vector_products():
     close(out.numpy(), x.reshape(1, 700) @ w.T)
 
 
-@pytest.mark.parametrize("gemv", [(8, 1), (96, 8)])
+@pytest.mark.parametrize("gemv", [(8, 1), (96, 8), (2048, 2)])
 def test_matrix_vector_candidates_compute_the_product(gemv):
     """Every (NB, U) WB_SEARCH may pick gives the product, N and K not multiples of NB or U."""
     x, w = rnd(2, 203), rnd(203, 700)
