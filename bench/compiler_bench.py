@@ -3,6 +3,7 @@
     python -m bench.compiler_bench                  # everything, full sizes
     python -m bench.compiler_bench --quick          # small sizes, a smoke run
     python -m bench.compiler_bench --only matmul_1024 --only gpt2_block --json out.json
+    python -m bench.compiler_bench --repeats 3       # 3 interleaved rounds: ratios with their ranges
 
 Workloads: fp32 matmul 512/1024/2048; x @ W with W 4096x4096 (a matrix-vector product, W stored in x
 out); exp2(relu(a*b+c)) on 16M floats; sum of 16M floats; row softmax on 4096x4096; conv2d batch 8,
@@ -28,6 +29,7 @@ import importlib.util
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -203,8 +205,50 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
 
-def summarize(columns: dict, first: dict, workloads: list[str]) -> list[dict]:
-    """One row per workload: per-column time and GFLOP/s, speed ratios, targets."""
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One report per column from several interleaved rounds: each workload's median over the rounds'
+    medians, its times from every round, and the rounds' medians (`round_medians_s`)."""
+    merged: dict = {}
+    for c in COLUMNS:
+        reps = [r[c] for r in rounds if c in r]
+        if not reps:
+            continue
+        out = dict(reps[0], results=[], errors={})
+        for rep in reps:
+            out["errors"].update(rep.get("errors") or {})
+        names = dict.fromkeys(rec["workload"] for rep in reps for rec in rep.get("results", []))
+        for w in names:
+            recs = [rec for rep in reps for rec in rep.get("results", []) if rec["workload"] == w]
+            meds = [rec["median_s"] for rec in recs]
+            rec = dict(recs[0], round_medians_s=meds, median_s=statistics.median(meds),
+                       min_s=min(rec["min_s"] for rec in recs),
+                       times_s=[t for rec in recs for t in rec.get("times_s", [])])
+            rec["gflops"] = rec["flop"] / rec["median_s"] / 1e9
+            rec["check"] = next((r["check"] for r in recs if r.get("check") and not r["check"].get("ok")),
+                                recs[0].get("check"))
+            out["results"].append(rec)
+        loads = [rep.get("loadavg_start") for rep in reps if rep.get("loadavg_start")]
+        if loads:
+            out["loadavg_range"] = [min(x[0] for x in loads), max(x[0] for x in loads)]
+        merged[c] = out
+    return merged
+
+
+def ratio_range(rounds: list[dict], w: str, fast: str, slow: str) -> list[float] | None:
+    """[min, max] over the interleaved rounds of slow's time / fast's time for workload w (same round)."""
+    vals = []
+    for r in rounds:
+        t = {c: next((rec["median_s"] for rec in r.get(c, {}).get("results", []) if rec["workload"] == w), None)
+             for c in (fast, slow)}
+        if t[fast] and t[slow]:
+            vals.append(t[slow] / t[fast])
+    return [min(vals), max(vals)] if vals else None
+
+
+def summarize(columns: dict, first: dict, workloads: list[str], rounds: list[dict] | None = None) -> list[dict]:
+    """One row per workload: per-column time and GFLOP/s, speed ratios (with their range over interleaved
+    rounds), targets."""
+    rounds = rounds or [columns]
     rows = []
     for w in workloads:
         row = {"workload": w}
@@ -223,6 +267,9 @@ def summarize(columns: dict, first: dict, workloads: list[str]) -> list[dict]:
         row["ours_vs_torch"] = _ratio(t["torch"], t["ours"]) if ok_ours else None
         row["tinygrad_vs_numpy"] = _ratio(t["numpy"], t["tinygrad"])
         row["torch_vs_numpy"] = _ratio(t["numpy"], t["torch"])
+        row["ranges"] = {f"{a}_vs_{b}": ratio_range(rounds, w, a, b) if (a != "ours" or ok_ours) else None
+                         for a, b in (("ours", "numpy"), ("ours", "torch"), ("ours", "tinygrad"),
+                                      ("torch", "numpy"), ("tinygrad", "numpy"))}
         row["first_call"] = {c: first.get(c, {}).get(w) for c in first}
         targets = []
         r = row["ours_vs_tinygrad"]
@@ -248,11 +295,18 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    con = Console(width=max(Console().width, 120))
+    con = Console(width=max(Console().width, 170))
     present = [c for c in COLUMNS if c in columns]
     fmt_r = lambda r: "-" if r is None else f"{r:.2f}x"
+
+    def fmt_rr(row: dict, key: str) -> str:
+        rng = row.get("ranges", {}).get(key)
+        if row[key] is None or not rng or args.repeats < 2:
+            return fmt_r(row[key])
+        return f"{row[key]:.2f}x ({rng[0]:.2f}-{rng[1]:.2f})"
+
     sizes = "quick sizes" if args.quick else "full sizes"
-    times = Table(title=f"compiler benchmark: median time (GFLOP/s), device {args.device}, {sizes}")
+    times = Table(title=f"compiler benchmark: median time (GFLOP/s; GB/s of W for gemv), device {args.device}, {sizes}")
     times.add_column("workload")
     times.add_column("GFLOP", justify="right")
     for c in present:
@@ -267,6 +321,8 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
                 continue
             bad = rec.get("check") and not rec["check"].get("ok")
             cell = f"{_fmt_s(rec['median_s'])} ({rec['gflops']:.1f})"
+            if row["workload"].startswith("gemv_"):  # memory bound: W's 4 bytes per multiply-add
+                cell += f" {2 * rec['gflops']:.1f} GB/s"
             cells.append(("[red]WRONG[/red] " if bad else "") + cell)
         times.add_row(*cells)
     con.print(times)
@@ -277,8 +333,8 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
                  "first call ours\n(cold / warm)", "first call tinygrad\n(cold / warm)", "targets"):
         ratios.add_column(name, justify="left" if name in ("workload", "targets") else "right")
     for row in rows:
-        cells = [row["workload"], fmt_r(row["ours_vs_numpy"]), fmt_r(row["ours_vs_torch"]),
-                 fmt_r(row["ours_vs_tinygrad"]), fmt_r(row["torch_vs_numpy"]), fmt_r(row["tinygrad_vs_numpy"])]
+        cells = [row["workload"]] + [fmt_rr(row, key) for key in (
+            "ours_vs_numpy", "ours_vs_torch", "ours_vs_tinygrad", "torch_vs_numpy", "tinygrad_vs_numpy")]
         for c in ("ours", "tinygrad"):
             fc = row["first_call"].get(c)
             cells.append("-" if not fc else f"{_fmt_s(fc.get('cold'))} / {_fmt_s(fc.get('warm'))}")
@@ -294,10 +350,15 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
             con.print(f"{c} {w} failed: {err}", markup=False)
     for c, rep in columns.items():
         load = ""
-        if rep.get("loadavg_start") and rep.get("loadavg_end"):
+        if rep.get("loadavg_range"):
+            load = f" [load average {rep['loadavg_range'][0]:.1f}-{rep['loadavg_range'][1]:.1f} over the rounds]"
+        elif rep.get("loadavg_start") and rep.get("loadavg_end"):
             load = f" [load average {rep['loadavg_start'][0]:.1f} -> {rep['loadavg_end'][0]:.1f}]"
         note = f" - {rep['note']}" if rep.get("note") else ""
         con.print(f"{c}: {rep.get('device_name', '?')}{note}{load}", markup=False)
+    if args.repeats > 1:
+        con.print(f"{args.repeats} interleaved rounds (every column once per round): times are the median of "
+                  "the rounds' medians; a ratio's range (min-max) is over the rounds, each from one round.")
     con.print(f"Medians of {args.runs} runs after {args.warmup} warm-up calls. First calls in a fresh "
               "process: "
               "cold = empty on-disk program caches, warm = the same caches filled by the cold run. This "
@@ -314,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma separated subset of numpy,torch,tinygrad,ours (default: all)")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per workload (at least 5)")
     ap.add_argument("--warmup", type=int, default=2, help="warm-up calls before timing (default 2)")
+    ap.add_argument("--repeats", type=int, default=1, metavar="R",
+                    help="interleaved rounds: run every column once per round, R rounds, and report each "
+                         "ratio's range over the rounds (a shared machine's load drifts between columns)")
     ap.add_argument("--no-first-call", action="store_true",
                     help="skip the fresh-process cold/warm first calls")
     ap.add_argument("--tinygrad-jit", action="store_true", help="run tinygrad under TinyJit (default: eager)")
@@ -332,22 +396,30 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}")
     wanted = [c for c in args.columns.split(",") if c]
 
-    columns: dict = {}
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
     unavailable: dict = {}
     extra = ["--only", ",".join(workloads), "--runs", str(args.runs), "--warmup", str(args.warmup)]
-    for c in wanted:
-        cmd, env, reason = column_command(c, args, extra)
-        if cmd is None:
-            unavailable[c] = reason
-            print(f"{c} column: not available ({reason})", flush=True)
-            continue
-        print(f"running the {c} column...", file=sys.stderr, flush=True)
-        rep = run_worker(cmd, env, args.timeout)
-        if not rep.get("available"):
-            unavailable[c] = rep.get("reason")
-            print(f"{c} column: not available ({rep.get('reason')})", flush=True)
-            continue
-        columns[c] = rep
+    rounds: list[dict] = []
+    for i in range(args.repeats):
+        rnd: dict = {}
+        for c in wanted:
+            if c in unavailable:
+                continue
+            cmd, env, reason = column_command(c, args, extra)
+            if cmd is None:
+                unavailable[c] = reason
+                print(f"{c} column: not available ({reason})", flush=True)
+                continue
+            print(f"running the {c} column (round {i + 1} of {args.repeats})...", file=sys.stderr, flush=True)
+            rep = run_worker(cmd, env, args.timeout)
+            if not rep.get("available"):
+                unavailable[c] = rep.get("reason")
+                print(f"{c} column: not available ({rep.get('reason')})", flush=True)
+                continue
+            rnd[c] = rep
+        rounds.append(rnd)
+    columns = merge_rounds(rounds) if args.repeats > 1 else rounds[0]
 
     first: dict = {}
     if not args.no_first_call:
@@ -356,11 +428,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"first calls of the {c} column in fresh processes...", file=sys.stderr, flush=True)
                 first[c] = first_calls(c, args, workloads)
 
-    rows = summarize(columns, first, workloads)
+    rows = summarize(columns, first, workloads, rounds)
     print_table(rows, columns, args)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "device": args.device, "quick": args.quick, "runs": args.runs, "warmup": args.warmup,
+            "repeats": args.repeats, "rounds": rounds if args.repeats > 1 else None,
             "tinygrad_jit": args.tinygrad_jit, "numpy_threads": args.numpy_threads,
             "compiler_root": str(args.compiler_root or REPO), "unavailable": unavailable,
             "columns": columns, "first_call": first, "rows": rows,

@@ -114,8 +114,12 @@ def prelude(src_body: str, qualifier: str = "inline", overrides: dict | None = N
     overrides holds a dialect's own definition of a helper (name -> code)."""
     overrides = overrides or {}
     used = [
-        overrides.get(name, code)
+        (name, overrides.get(name, code))
         for name, code in HELPERS.items()
         if name + "(" in src_body or name + "*" in src_body
     ]
-    return "".join(code if qualifier == "inline" else re.sub(r"(?m)^inline ", qualifier + " ", code) for code in used)
+    if qualifier != "inline":  # CUDA/HIP: kernels batched into one unit each get a namespace instead
+        return "".join(re.sub(r"(?m)^inline ", qualifier + " ", code) for _, code in used)
+    # OpenCL C has no namespaces: include guards let kernels concatenated into one program (a batched
+    # build) define each helper once
+    return "".join(f"#ifndef WB_HELPER_{name}\n#define WB_HELPER_{name}\n{code}#endif\n" for name, code in used)

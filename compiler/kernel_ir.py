@@ -79,6 +79,7 @@ class KernelOpts:
     local: work-group size per global dim (None lets the driver choose).
     split_acc: independent partial accumulators per output, so reductions pipeline instead of chaining.
     gemm: tile sizes of the packed GEMM template, for matmul-like kernels on CPU devices.
+    gemv: columns per work-item and unroll of the matrix-vector template (x @ W with few rows of x).
     vec: vector width for reduces over a contiguous innermost axis (falls back to 1 when an op or a load
     cannot be vectorized).
     """
@@ -91,12 +92,14 @@ class KernelOpts:
     vec: int = 1  # float8 loads and accumulators along a contiguous innermost reduce axis
     gpu_gemm: tuple | None = None  # (BM, BN, BK, TM, TN): shared-memory tiled float32 GEMM (render_gemm_gpu.py)
     mma_gemm: tuple | None = None  # (BM, BN, BK, WM, WN): tensor-core GEMM for 16-bit factors (CUDA)
+    gemv: tuple | None = None  # (NB, U): the matrix-vector template for x @ W on CPUs (render_gemv.py)
 
     def key(self) -> str:
         return (
             f"u{self.upcast}r{self.unroll}l{self.local}s{self.split_acc}g{self.gemm}v{self.vec}"
             + (f"G{self.gpu_gemm}" if self.gpu_gemm else "")
             + (f"T{self.mma_gemm}" if self.mma_gemm else "")
+            + (f"V{self.gemv}" if self.gemv else "")
         )
 
 

@@ -37,6 +37,12 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
         gpu = gpu_gemm_opts(k)
         if gpu is not None:
             return gpu
+    if is_cpu:
+        from .render_gemv import default_gemv, gemv_plan
+
+        gp = gemv_plan(k)
+        if gp is not None:
+            return KernelOpts(gemv=default_gemv(gp))
     plan = gemm_plan(k) if is_cpu else None
     if plan is not None:
         mb, nb, kb, _, _ = gemm = default_gemm(plan, shape)
@@ -119,6 +125,11 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
         if gpu.mma_gemm:
             return [KernelOpts(mma_gemm=t) for t in mma_candidates()]
         return [KernelOpts(gpu_gemm=t) for t in tiled_candidates()]
+    from .render_gemv import gemv_candidates, gemv_plan
+
+    gp = gemv_plan(k)
+    if gp is not None:
+        return gemv_candidates(gp)
     plan = gemm_plan(k)
     if plan is not None:
         from .render_gemm import default_gemm
@@ -245,6 +256,12 @@ def render_program(k: Kernel, opts: KernelOpts, dialect=None) -> Program:
         if opts.mma_gemm:
             return render_mma_gemm(k, plan, opts)
         return render_tiled_gemm(k, plan, opts, dialect)
+    if opts.gemv:
+        from .render_gemv import gemv_plan, render_gemv
+
+        gp = gemv_plan(k)
+        if gp is not None:
+            return render_gemv(k, gp, opts)
     plan = gemm_plan(k) if opts.gemm else None
     return render_gemm(k, plan, opts) if plan is not None else render(k, opts, dialect)
 
@@ -275,7 +292,7 @@ def _timer(device: str):
     return dev.ident, dev.alloc, seconds
 
 
-_OPTS_FIELDS = ("upcast", "unroll", "local", "split_acc", "gemm", "vec", "gpu_gemm", "mma_gemm")
+_OPTS_FIELDS = ("upcast", "unroll", "local", "split_acc", "gemm", "vec", "gpu_gemm", "mma_gemm", "gemv")
 
 
 def _opts_from_json(d: dict) -> KernelOpts:
@@ -289,6 +306,7 @@ def _opts_from_json(d: dict) -> KernelOpts:
         vec=d.get("vec", 1),
         gpu_gemm=tup(d.get("gpu_gemm")),
         mma_gemm=tup(d.get("mma_gemm")),
+        gemv=tup(d.get("gemv")),
     )
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .indexing import linear, reads, unravel
+from .indexing import linear, reads, unravel, view_index
 from .kernel_ir import Kernel, KernelOpts, Program
 from .lazy import Node
-from .ops import Ops
+from .ops import MOVEMENT, Ops
 from .render_opencl import ExprWriter
 from .symbolic import Lin, in_range
 
@@ -68,6 +68,91 @@ def _reads_along_k(k: Kernel, plan: GemmPlan, node: Node, is_a: bool) -> bool:
     return "k" in unit or "j" not in unit
 
 
+def _pack_k_inner(k: Kernel, plan: GemmPlan, node: Node, is_a: bool) -> bool:
+    """Loop order of a slab pack: the tile index innermost whenever it reads memory at stride 1 (a conv
+    window's output pixels), since the slab is stored along it too; else the reduce index when it does."""
+    shape = k.full_shape
+    tile_axes = plan.m_axes if is_a else plan.n_axes
+    if not tile_axes:
+        return True
+    # every other axis a variable too: at index 0 a padded window would read nothing at all
+    idx = list(_axis_vars(shape))
+    idx[plan.k_axes[-1]] = Lin.var("k", shape[plan.k_axes[-1]])
+    idx[tile_axes[-1]] = Lin.var("j", shape[tile_axes[-1]])
+    unit = set().union(*(e.unit_variables() for e in reads(k, node, tuple(idx)).index_exprs()))
+    return "j" not in unit
+
+
+@dataclass
+class _Window:
+    """A factor read as one buffer load inside a window of its innermost pack variable v: the load at pos
+    is valid where every `outer` condition holds and lo <= v < hi for each (lo, hi) in `spans`."""
+
+    buf: Node
+    pos: Lin
+    outer: list  # C conditions that do not involve v
+    spans: list  # (lo, hi) Lins: v's valid range from each bound
+
+
+def _window(k: Kernel, node: Node, idx: tuple, bounds: list, var: str) -> _Window | None:
+    """node at idx as a window of one float32 buffer (views and padding only, v at stride 1 in the load
+    and in every bound that involves it), or None when it is not such a read."""
+    inputs = {i.id for i in k.inputs}
+    bounds = list(bounds)
+    n, ix = node, idx
+    while not (n.id in inputs and n is not k.out):
+        if n.op not in MOVEMENT:
+            return None
+        ix, b = view_index(n, ix)
+        bounds += b
+        n = n.src[0]
+    if n.dtype.name != "float32":
+        return None
+    pos = linear(ix, n.shape)
+
+    def split(x: Lin) -> Lin | None:
+        """x - v when v appears in x exactly once, as a plain unit term; None otherwise."""
+        atoms = [a for a in x.terms if a.key == ("v", var)]
+        if len(atoms) != 1 or x.terms[atoms[0]] != 1:
+            return None
+        rest = Lin({a: c for a, c in x.terms.items() if a.key != ("v", var)}, x.const)
+        return None if var in rest.variables() else rest
+
+    if var not in pos.variables() or split(pos) is None:
+        return None
+    outer, spans = [], []
+    for x, lo, hi in bounds:
+        if x.lo >= lo and x.hi < hi:
+            continue
+        if var not in x.variables():
+            outer += in_range(x, lo, hi)
+            continue
+        rest = split(x)
+        if rest is None:
+            return None
+        spans.append((Lin(const=lo) - rest, Lin(const=hi) - rest))
+    return _Window(n, pos, outer, spans)
+
+
+def _emit_window(r: ExprWriter, win: _Window, name: str, dst: Lin, var: str, size: int) -> None:
+    """The pack of one slab row from a window: zeros, the in-range run copied, zeros."""
+    emit = r.emit
+    emit(f"int wlo = 0, whi = {size};")
+    for lo, hi in win.spans:
+        emit(f"wlo = {lo.render()} > wlo ? {lo.render()} : wlo;")
+        emit(f"whi = {hi.render()} < whi ? {hi.render()} : whi;")
+    if "0" in win.outer:
+        emit("whi = 0;")
+    elif win.outer:
+        emit(f"if (!({'&&'.join(win.outer)})) whi = 0;")
+    emit(f"if (wlo > {size}) wlo = {size};")
+    emit("if (whi < wlo) whi = wlo;")
+    j = r.buf_index[win.buf.id]
+    emit(f"for (int {var} = 0; {var} < wlo; {var}++) {name}[{dst.render()}] = 0.0f;")
+    emit(f"for (int {var} = wlo; {var} < whi; {var}++) {name}[{dst.render()}] = data{j}[{win.pos.render()}];")
+    emit(f"for (int {var} = whi; {var} < {size}; {var}++) {name}[{dst.render()}] = 0.0f;")
+
+
 def gemm_plan(k: Kernel, dtypes: tuple = ("float32",)) -> GemmPlan | None:
     """The GEMM view of k, or None when k is not a sum (in one of dtypes) of a product of two separable
     factors."""
@@ -117,6 +202,16 @@ def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
     nb = 64 if n >= 64 else 32 if n >= 32 else 16
     mb = 128 if m >= 8192 else 64 if m >= 64 else max(4, 1 << (m - 1).bit_length())  # big M: amortize B packs
     mr = 4
+    row = shape[plan.m_axes[-1]] if plan.m_axes else 1
+    if len(plan.m_axes) > 1 and 4 <= row <= mb and m >= 2 * mb:
+        # several M axes (a conv's output pixels): a tile of whole rows, so packing needs no division by
+        # the row length; a 6x2 register tile (12 float8 accumulators hide the FMA latency better than 8)
+        # where whole rows make a multiple of 6 up to 192, else 4x2 with rows up to mb
+        for tile_mr, cap in ((6, 192), (4, mb)):
+            fits = [r * row for r in range(1, cap // row + 1) if (r * row) % tile_mr == 0]
+            if fits and fits[-1] >= mb // 2 and m >= 2 * fits[-1]:
+                mb, mr = fits[-1], tile_mr
+                break
     if m == 1 and len(plan.k_axes) == 1:
         # x @ W: no rows to tile; wide column slabs so each work-group reads long contiguous runs of W's rows
         return (1, min(1024, -(-n // 16) * 16), min(kk, 64), 1, 2)  # 64 x 1024 slab: 256 KiB of __local
@@ -164,7 +259,12 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     r.indent += 1
     packs = [("As", plan.a, m_size, mb, gm, mb)] if not direct_a else []
     for name, node, size, tile, tv, stride in packs + [("Bs", plan.b, n_size, nb, gn, nb)]:
-        j = Lin.var("j", tile) + tv * tile
+        # a tile of whole rows of the innermost tile axis (a conv's output rows) loops over rows and
+        # columns: its index math then has no division by the row length per element
+        row = shape[(plan.m_axes if name == "As" else plan.n_axes)[-1]]
+        rows = tile // row if row < tile and tile % row == 0 and tile == (mb if name == "As" else nb) else 1
+        jl = Lin.var("jr", rows) * row + Lin.var("jw", row) if rows > 1 else Lin.var("j", tile)
+        j = jl + tv * tile
         ksizes = [shape[a] for a in plan.k_axes]
         inner = math.prod(ksizes[1:])
         if kb % inner == 0 and ksizes[0] % (kb // inner) == 0:
@@ -183,20 +283,34 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             kk = Lin.var("kk", kb) + kbv * kb
             kloops = [f"for (int kk = 0; kk < {kb}; kk++)"]
             kidx = None
-        jloop = f"for (int j = 0; j < {tile}; j++)"
-        k_inner = _reads_along_k(k, plan, node, name == "As")
-        emit(" ".join([jloop] + kloops if k_inner else kloops + [jloop]) + " {")
-        r.indent += 1
-        r.memo = {}
-        conds = in_range(j, 0, size) + in_range(kk, 0, k_size)
+        jloops = (
+            [f"for (int jr = 0; jr < {rows}; jr++)", f"for (int jw = 0; jw < {row}; jw++)"]
+            if rows > 1
+            else [f"for (int j = 0; j < {tile}; j++)"]
+        )
+        k_inner = _pack_k_inner(k, plan, node, name == "As")
         idx = full_index(j, Lin(), kk) if name == "As" else full_index(Lin(), j, kk)
         if kidx is not None:
             for a, v in zip(plan.k_axes, kidx, strict=True):
                 idx[a] = v
-        val = r.expr(node, tuple(idx), frozenset(conds))
-        val = f"({'&&'.join(conds)}?{val}:0.0f)" if conds else val
-        pos = (kk - kbv * kb) * stride + Lin.var("j", tile)
-        emit(f"{name}[{pos.render()}] = {val};")
+        pos = (kk - kbv * kb) * stride + jl
+        inner_var = "jw" if rows > 1 else "j"
+        bounds = [(j, 0, size), (kk, 0, k_size)]
+        win = None if k_inner else _window(k, node, tuple(idx), bounds, inner_var)
+        r.memo = {}
+        if win is not None:
+            # a padded view of one buffer, tile index innermost: copy the in-range run of each slab row
+            # as a plain loop (which vectorizes) and zero the rest, instead of testing every element
+            emit(" ".join(kloops + jloops[:-1]) + " {")
+            r.indent += 1
+            _emit_window(r, win, name, pos, inner_var, row if rows > 1 else tile)
+        else:
+            emit(" ".join(jloops + kloops if k_inner else kloops + jloops) + " {")
+            r.indent += 1
+            conds = [c for x, lo, hi in bounds for c in in_range(x, lo, hi)]
+            val = r.expr(node, tuple(idx), frozenset(conds))
+            val = f"({'&&'.join(conds)}?{val}:0.0f)" if conds else val
+            emit(f"{name}[{pos.render()}] = {val};")
         r.indent -= 1
         emit("}")
     emit(f"for (int mi = 0; mi < {mb}; mi += {mr}) for (int nj = 0; nj < {nb}; nj += {nr}) {{")
@@ -211,7 +325,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     r.memo = {}
     for i in range(mr):
         if direct_a:
-            m = gm * mb + Lin.var("mi", mb) + i
+            m = gm * mb + Lin.var("mi", mb - mr + 1) + i  # mi's real range: mi + i never wraps
             a_val = r.expr(plan.a, tuple(full_index(m, Lin(), kbv * kb + Lin.var("kk", kb))), frozenset())
             emit(f"float a{i} = {a_val};")
         else:

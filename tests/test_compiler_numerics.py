@@ -225,7 +225,7 @@ def test_dim_and_correction_names(dev):
         t.sum(axis=0, dim=1)
 
 
-# x @ W with W stored (in, out): the one-row GEMM path, odd sizes and a fused epilogue
+# x @ W with W stored (in, out): the matrix-vector template (render_gemv.py), odd sizes and a fused epilogue
 @pytest.mark.parametrize("k,n", [(300, 1000), (4097, 77), (64, 1030)])
 def test_matrix_vector_product(dev, k, n):
     rng = np.random.default_rng(k)

@@ -1,0 +1,119 @@
+"""The CPU kernel templates' less common paths: the matrix-vector kernel (`x @ W` with W stored in x out)
+and the conv pack that copies in-range runs of a padded window. Odd sizes (not multiples of the vector
+width, the unroll or the tile), a few rows, batch dims, strided views and fused epilogues, against numpy."""
+
+import numpy as np
+import pytest
+
+from compiler import Device, Tensor
+from compiler.backend import program_for
+from compiler.kernel_ir import KernelOpts
+from compiler.optimizer import render_program
+from compiler.runtime_opencl import get_cl_device
+
+pytestmark = pytest.mark.skipif("CL" not in Device.available(), reason="no OpenCL device")
+rng = np.random.default_rng(3)
+
+
+def rnd(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def close(out, ref, tol=2e-4):
+    ref = np.asarray(ref, np.float32)
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol * max(1.0, float(np.abs(ref).max())))
+
+
+def np_conv(x, w, pad):
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    kh, kw = w.shape[2:]
+    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))
+    return np.einsum("nchwij,ocij->nohw", win, w)
+
+
+def opts_of(t: Tensor) -> KernelOpts:
+    return program_for(t.schedule()[-1]).opts
+
+
+@pytest.mark.parametrize("rows,k,n", [(1, 515, 261), (3, 300, 517), (4, 257, 136), (1, 4100, 40)])
+def test_x_at_w_takes_the_matrix_vector_kernel(rows, k, n):
+    x, w = rnd(rows, k), rnd(k, n)
+    out = Tensor(x, device="CL") @ Tensor(w, device="CL")
+    assert opts_of(out).gemv is not None
+    close(out.numpy(), x @ w)
+
+
+def test_matrix_vector_with_batch_epilogue_and_views():
+    x, w, b = rnd(2, 1, 300), rnd(2, 300, 450), rnd(450)
+    out = ((Tensor(x, device="CL") @ Tensor(w, device="CL")) + Tensor(b, device="CL")).gelu()
+    assert opts_of(out).gemv is not None
+    ref = x @ w + b
+    close(out.numpy(), 0.5 * ref * (1 + np.tanh(0.7978845608 * (ref + 0.044715 * ref**3))))
+    # W a column slice of a wider matrix (row stride != N), x a strided column of a matrix
+    wide, xs = rnd(400, 530), rnd(400, 3)
+    out = Tensor(xs, device="CL")[:, 1].reshape(1, 400) @ Tensor(wide, device="CL")[:, 5:520]
+    assert opts_of(out).gemv is not None
+    close(out.numpy(), xs[:, 1].reshape(1, 400) @ wide[:, 5:520])
+    # a 1-d vector times a matrix
+    v = rnd(600)
+    w2 = rnd(600, 300)
+    close((Tensor(v, device="CL") @ Tensor(w2, device="CL")).numpy(), v @ w2)
+
+
+def test_other_layouts_of_matrix_vector_products():
+    """W @ x and x @ W.T read W along the reduce: the float8 reduce, not the matrix-vector kernel."""
+    w, x = rnd(300, 700), rnd(700)
+    W, X = Tensor(w, device="CL"), Tensor(x, device="CL")
+    out = W @ X
+    assert opts_of(out).gemv is None
+    close(out.numpy(), w @ x)
+    out = X.reshape(1, 700) @ W.T
+    assert opts_of(out).gemv is None
+    close(out.numpy(), x.reshape(1, 700) @ w.T)
+
+
+@pytest.mark.parametrize("gemv", [(8, 1), (96, 8), (2048, 2)])
+def test_matrix_vector_candidates_compute_the_product(gemv):
+    """Every (NB, U) WB_SEARCH may pick gives the product, N and K not multiples of NB or U."""
+    x, w = rnd(2, 203), rnd(203, 700)
+    k = (Tensor(x, device="CL") @ Tensor(w, device="CL")).schedule()[0]
+    prg = render_program(k, KernelOpts(gemv=gemv))
+    assert prg.opts.gemv == gemv
+    dev = get_cl_device(0)
+    out = dev.alloc(k.out.size, k.out.dtype)
+    dev.launch(dev.compile(prg.src, prg.name), prg.global_size, prg.local_size,
+               [out] + [n.buffer for n in k.buffers[1:]], wait=True)
+    close(out.numpy().reshape(2, 700), x @ w)
+
+
+@pytest.mark.parametrize("shape,cout,ksize,pad", [((3, 5, 13, 11), 9, 3, 1), ((2, 4, 9, 16), 12, 5, 2)])
+def test_conv_pack_copies_in_range_runs(shape, cout, ksize, pad):
+    """A padded conv packs each slab row as a bounded copy (odd widths, several rows per tile, batch > 1)."""
+    x, w, b = rnd(*shape), rnd(cout, shape[1], ksize, ksize), rnd(cout)
+    out = Tensor(x, device="CL").conv2d(Tensor(w, device="CL"), Tensor(b, device="CL"), padding=pad).relu()
+    prg = program_for(out.schedule()[0])
+    assert prg.opts.gemm is not None and "wlo" in prg.src
+    ref = np.maximum(np_conv(x, w, pad) + b[None, :, None, None], 0)
+    close(out.numpy(), ref)
+    # the input as a permuted view: the window is no longer contiguous along the output row
+    xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2))
+    out = Tensor(xt, device="CL").permute(0, 1, 3, 2).conv2d(Tensor(w, device="CL"), padding=pad)
+    ref = np_conv(x, w, pad)
+    close(out.numpy(), ref)
+
+
+def test_rendered_kernels_concatenate_into_one_program():
+    """Helpers carry include guards, so a batched build can put many kernels in one OpenCL program."""
+    import pyopencl as cl
+
+    from compiler.runtime_opencl import BUILD_OPTIONS
+
+    x = Tensor(rnd(4, 64), device="CL")
+    srcs = [program_for(k) for k in (x.softmax(-1).schedule() + x.exp2().max(-1).schedule())]
+    guards = [g for p in srcs for g in set(p.src.split()) if g.startswith("WB_HELPER_")]
+    assert len(guards) > len(set(guards))  # some helper is defined by two of the kernels
+    one = "".join(p.src.replace(f"void {p.name}(", f"void {p.name}_{i}(") for i, p in enumerate(srcs))
+    dev = get_cl_device(0)
+    prg = cl.Program(dev.ctx, one).build(options=BUILD_OPTIONS)
+    assert len(prg.kernel_names.split(";")) == len(srcs)
