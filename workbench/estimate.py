@@ -1,10 +1,13 @@
 """`estimate`: simulate a workload on a design, then apply the area, cost and power models.
 
-Multi-core designs: the simulator models one core. A GEMM is split over `chip.cores` as a gm x gn grid of
-output blocks (the grid with the fewest array tiles per core); the largest block is simulated, its cycles are
-the run's time (the slowest core), and its event counters are scaled by the ratio of total to block work.
-Each core has its own `dram_bandwidth_bytes_per_cycle` share and reads its own A rows and B columns (no
-sharing through a cache), which is pessimistic for DRAM traffic.
+Multi-core designs: the simulator models one core. Without an [l2] section a GEMM is split over `chip.cores`
+as a gm x gn grid of output blocks (the grid with the fewest array tiles per core); the largest block is
+simulated, its cycles are the run's time (the slowest core), and its event counters are scaled by the ratio of
+total to block work. Each core has its own `dram_bandwidth_bytes_per_cycle` share and reads its own A rows and
+B columns (no sharing through a cache), which is pessimistic for DRAM traffic.
+With an [l2] section the chip level applies (compiler.accel.chip_model, docs/timing.md "Chip level"): the
+cores share the L2, and the mapping (grid with idle cores allowed, split-K, batch split, blocking, loop order)
+is the best one `compiler.accel.mapping` finds, cached per design and shape.
 """
 
 from __future__ import annotations
@@ -104,18 +107,9 @@ def parse_workload(spec: str) -> Workload:
 
 def core_grid(m: int, n: int, design: Design) -> tuple[int, int]:
     """(gm, gn) with gm x gn = cores minimizing array tiles of the largest block (ties: smaller block)."""
-    cores, rows, cols = design.chip.cores, design.matrix.rows, design.matrix.cols
-    best: tuple[tuple[int, int], tuple[int, int]] | None = None
-    for gm in range(1, cores + 1):
-        if cores % gm:
-            continue
-        gn = cores // gm
-        bm, bn = math.ceil(m / gm), math.ceil(n / gn)
-        key = (math.ceil(bm / rows) * math.ceil(bn / cols), bm * bn)
-        if best is None or key < best[0]:
-            best = (key, (gm, gn))
-    assert best is not None
-    return best[1]
+    from compiler.accel.mapping import divisor_grid
+
+    return divisor_grid(m, n, design)
 
 
 def check_fits(design: Design, layer: Layer, block_m: int, block_n: int) -> None:
@@ -210,6 +204,8 @@ class LayerRun:
     block: tuple[int, int, int]
     cycles: int
     scale: float  # total work / simulated block work
+    mapping: str = ""  # the chip-level mapping (designs with [l2]); empty: the divisor grid above
+    bound: str = ""  # what sets a chip-level run's time: core, dram or l2
 
 
 @dataclass
@@ -249,6 +245,8 @@ def simulate_workload(
 
     ideal_memory: the simulator's analysis mode (free loads and stores), the matrix unit's time alone.
     """
+    if design.l2 is not None and simulate is None:
+        return _chip_level_workload(design, workload, ideal_memory)
     simulate = simulate or _default_simulator()
     runs, counters, cycles = [], {}, 0
     for layer in workload.layers:
@@ -273,6 +271,28 @@ def simulate_workload(
                 scale,
             )
         )
+    return runs, counters, cycles
+
+
+def _chip_level_workload(
+    design: Design, workload: Workload, ideal_memory: bool
+) -> tuple[list[LayerRun], dict[str, float], int]:
+    """simulate_workload for a design with a shared L2: each layer's best mapping (batch = the layer's count)."""
+    from compiler.accel.mapping import best_run
+
+    runs, counters, cycles = [], {}, 0
+    for layer in workload.layers:
+        gm, gn = core_grid(layer.m, layer.n, design)
+        check_fits(design, layer, math.ceil(layer.m / gm), math.ceil(layer.n / gn))
+        run = best_run(design, layer.m, layer.n, layer.k, layer.count, ideal_memory=ideal_memory)
+        for key, value in run.counters.items():
+            counters[key] = counters.get(key, 0.0) + value
+        cycles += run.cycles
+        mp = run.mapping
+        block_work = run.block[0] * run.block[1] * run.block[2]
+        runs.append(LayerRun(layer.name, layer.m, layer.n, layer.k, layer.count, (mp.gm, mp.gn), run.block,
+                             run.cycles, layer.count * layer.m * layer.n * layer.k / block_work,
+                             mp.describe(), run.bound))
     return runs, counters, cycles
 
 
