@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from isa.errors import UserError
-from isa.fields import Spec, check_number
+from isa.fields import Spec, check_bool, check_number
 from isa.files import read_text
 
 INPUT_DTYPES = ("int8", "fp16", "bf16", "fp32")
@@ -57,6 +57,11 @@ class Memory:
     dram_latency_cycles: int
     dram_type: str = "LPDDR5"
     dram_capacity_bytes: int = 0  # memory fitted to the product (cost model); 0 = same as dram_bytes
+    # DRAM realism (docs/timing.md, section 7; simulator only). The defaults are the blocking fixed-latency
+    # pipe the RTL implements: one DMA in flight, one burst per row, stores wait for the round trip.
+    dram_outstanding_requests: int = 1  # DMAs in flight at once; the port is held only for transfer beats
+    dram_burst_merge: bool = False  # contiguous rows (stride = row bytes) stream as one burst
+    dram_posted_stores: bool = False  # a store completes once its data has left the core
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,14 @@ class Design:
         return self.memory.accumulator_bytes // self.accumulator_row_bytes
 
     @property
+    def dram_simulator_only_features(self) -> tuple[str, ...]:
+        """The [memory] fields set away from their defaults that only the simulator implements (not the RTL)."""
+        mem = self.memory
+        on = (("dram_outstanding_requests", mem.dram_outstanding_requests != 1),
+              ("dram_burst_merge", mem.dram_burst_merge), ("dram_posted_stores", mem.dram_posted_stores))
+        return tuple(f"memory.{name}" for name, is_on in on if is_on)
+
+    @property
     def macs_per_cycle(self) -> int:
         """Peak multiply-accumulates per cycle over the whole chip."""
         return self.matrix.rows * self.matrix.cols * self.chip.cores
@@ -185,6 +198,7 @@ _RANGES: dict[tuple[str, str], Spec] = {
     ("memory", "dram_bandwidth_bytes_per_cycle"): Spec("int", 1, 2**16),
     ("memory", "dram_latency_cycles"): Spec("int", 0, 100_000),
     ("memory", "dram_capacity_bytes"): Spec("int", 0, 2**44),
+    ("memory", "dram_outstanding_requests"): Spec("int", 1, 65536),
     ("vector", "lanes"): Spec("int", 1, 4096),
     ("control", "queue_depth"): Spec("int", 1, 1024),
     ("chip", "clock_hz"): Spec("number", 1e6, 1e10),
@@ -199,6 +213,7 @@ _L2_RANGES: dict[str, Spec] = {
     "noc_bandwidth_bytes_per_cycle": Spec("int", 1, 2**20),
     "banks": Spec("int", 1, 4096),
 }
+_BOOLS: tuple[tuple[str, str], ...] = (("memory", "dram_burst_merge"), ("memory", "dram_posted_stores"))
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("matrix", "dataflow"): DATAFLOWS,
     ("matrix", "input_dtype"): INPUT_DTYPES,
@@ -229,6 +244,9 @@ def _validate(design: Design, text: str, path: str) -> None:
     for (section, key), spec in _RANGES.items():
         check_number(_where(path, text, section, key), f"{section}.{key}", getattr(getattr(design, section), key),
                      spec, DesignError)
+    for section, key in _BOOLS:
+        check_bool(_where(path, text, section, key), f"{section}.{key}", getattr(getattr(design, section), key),
+                   DesignError)
     for (section, key), choices in _CHOICES.items():
         value = getattr(getattr(design, section), key)
         if value not in choices:

@@ -47,6 +47,13 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def check_bool(where: str, name: str, value: Any, error: type[UserError] = UserError) -> bool:
+    """`value` if it is a TOML boolean; else `error` naming the field (0/1 or "yes" are not accepted)."""
+    if not isinstance(value, bool):
+        raise error(f"{where}: field '{name}' = {value!r} must be true or false")
+    return value
+
+
 def check_number(where: str, name: str, value: Any, spec: Spec,
                  error: type[UserError] = UserError) -> int | float:
     """`value` if it is a finite number of the spec's kind within its bounds; else `error` naming the field."""

@@ -347,6 +347,14 @@ def run(design: Design, program: list[Instr] | bytes, dram: np.ndarray | bytes |
 
 
 def dma_beats(design: Design, instr: Instr) -> int:
-    """DRAM bus beats of a LOAD or STORE: one burst of ceil(row bytes / bandwidth) beats per row."""
-    return instr.args["rows"] * ceil_div(instr.args["cols"] * dram_elem_bytes(design, instr),
-                                         design.memory.dram_bandwidth_bytes_per_cycle)
+    """DRAM bus beats of a LOAD or STORE with rows > 0 (docs/timing.md, sections 3 and 7).
+
+    One burst of ceil(row bytes / bandwidth) beats per row; with `memory.dram_burst_merge`, rows contiguous
+    in DRAM (stride = row bytes) go as one burst of ceil(total bytes / bandwidth) beats.
+    """
+    a = instr.args
+    row_bytes = a["cols"] * dram_elem_bytes(design, instr)
+    bw = design.memory.dram_bandwidth_bytes_per_cycle
+    if design.memory.dram_burst_merge and a["stride"] == row_bytes:
+        return ceil_div(a["rows"] * row_bytes, bw)
+    return a["rows"] * ceil_div(row_bytes, bw)

@@ -7,6 +7,7 @@ store, load). Latencies are known at issue, so time jumps from event to event; i
 from __future__ import annotations
 
 import bisect
+import heapq
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from isa.counters import EVENT_COUNTERS, MACS_COUNTER
 from isa.design import Design
 from isa.encoding import Instr
 from isa.errors import UserError
-from isa.functional import ExecutionError, State, apply, check_program, new_state
+from isa.functional import ExecutionError, State, apply, check_program, dram_elem_bytes, new_state
 from sim.trace import trace_event, write_trace
 from sim.units import TOKEN_NAMES, UNIT_NAMES, Op, make_op
 
@@ -117,7 +118,14 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
     issue = [0] * n
     push_times: list[list[int]] = [[], [], [], []]
     pops_done = [0, 0, 0, 0]
-    load_free = store_free = pipe_free = vec_done = compute_done = port_free = 1
+    pipe_free = vec_done = compute_done = port_free = 1
+    # Load (0) and store (2) units: when the next DMA with rows > 0 may start (the previous one's transfer
+    # beats are out), and when the previous DMA completed (completions stay in order within a unit).
+    dma_next = [1, 1, 1]
+    dma_done = [1, 1, 1]
+    max_requests = design.memory.dram_outstanding_requests
+    requests: list[int] = []  # min-heap of the latest `max_requests` request ends (section 7)
+    posted: list[tuple[int, int, int, int]] = []  # posted stores: (pc, dram lo, dram hi, arrival cycle)
     dma_busy = [[0] * 64, [0] * 64]  # per sram, per bank: busy until (exclusive) on the DMA side
     cmp_busy = [[0] * 64, [0] * 64]  # same, compute side
     last_busy = 0
@@ -145,10 +153,8 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
             return NEVER
         op = qops[q][h]
         t = disp[op.pc] + 1
-        if q == 0:
-            t = max(t, load_free)
-        elif q == 2:
-            t = max(t, store_free)
+        if q != 1:
+            t = max(t, dma_next[q] if op.uses_port else dma_done[q])
         elif op.is_gemm:
             t = max(t, pipe_free, vec_done)
         else:
@@ -158,8 +164,12 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
             if len(times) <= pops_done[c]:
                 return NEVER
             t = max(t, times[pops_done[c]])
-        if op.uses_port and port_free > t:
-            t = port_free
+        if op.uses_port:
+            t = max(t, port_free)
+            if len(requests) == max_requests:  # every request slot is taken until the earliest of them ends
+                t = max(t, requests[0])
+            if posted and q == 0:
+                t = _posted_store_wait(design, op, t, posted)
         if op.banks:
             other = cmp_busy if q != 1 else dma_busy
             for sram, bank in op.banks:
@@ -215,15 +225,16 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
         qissue[q].append(t)
         pc = op.pc
         issue[pc] = t
+        if q != 1:  # a DMA completes no earlier than its unit's previous one
+            op.latency = max(t + op.latency, dma_done[q]) - t
         end = t + op.latency
         for c in op.pops:
             pops_done[c] += 1
         for c in op.pushes:
             bisect.insort(push_times[c], end)
-        if q == 0:
-            load_free = end
-        elif q == 2:
-            store_free = end
+        if q != 1:
+            dma_done[q] = end
+            dma_next[q] = t + op.beats if op.uses_port else end
         elif op.is_gemm:
             pipe_free = t + op.occupancy
             compute_done = max(compute_done, end)
@@ -231,7 +242,16 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
             vec_done = end
             compute_done = max(compute_done, end)
         if op.uses_port:
-            port_free = end
+            port_free = t + op.beats
+            heapq.heappush(requests, t + op.request)
+            if len(requests) > max_requests:
+                heapq.heappop(requests)
+            if op.posted:
+                posted[:] = [p for p in posted if p[3] > t]
+                lo, hi = _dram_range(design, op)
+                posted.append((pc, lo, hi, t + op.request))
+                if t + op.request - 1 > last_busy:  # FINISH waits until the data has reached DRAM
+                    last_busy = t + op.request - 1
         if op.banks:
             mine = cmp_busy if q == 1 else dma_busy
             for sram, bank in op.banks:
@@ -269,6 +289,22 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
                      dram_write_bytes=counters["dram_write_bytes"], units=units, counters=counters,
                      seconds=cycles / design.chip.clock_hz, ideal_memory=ideal_memory, overlap=overlap,
                      values=values, wall_seconds=wall, state=state, schedule=schedule, trace_events=events)
+
+
+def _dram_range(design: Design, op: Op) -> tuple[int, int]:
+    """DRAM bytes [first, end) a DMA touches (its bounding range, as in its race footprint)."""
+    a = op.instr.args
+    lo = a["dram"]
+    return lo, lo + (a["rows"] - 1) * a["stride"] + a["cols"] * dram_elem_bytes(design, op.instr)
+
+
+def _posted_store_wait(design: Design, op: Op, t: int, posted: list[tuple[int, int, int, int]]) -> int:
+    """Earliest cycle >= t at which load `op` sees the data of every earlier posted store it overlaps."""
+    lo, hi = _dram_range(design, op)
+    for pc, s_lo, s_hi, arrival in posted:
+        if pc < op.pc and arrival > t and lo < s_hi and s_lo < hi:
+            t = arrival
+    return t
 
 
 def _check_race(op: Op, t: int, inflight: list[Op], qops: list[list[Op]], qhead: list[int],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from isa.counters import C2L, C2S, L2C, MACS_COUNTER, S2C, TOKEN_NAMES
 from isa.design import Design, ceil_div
 from isa.encoding import Instr
-from isa.functional import dram_elem_bytes, footprint
+from isa.functional import dma_beats, dram_elem_bytes, footprint
 from isa.instructions import VECTOR_OPS, VECTOR_SHIFT_IMM, VECTOR_UNARY
 
 __all__ = ["Op", "make_op", "QUEUE_INDEX", "UNIT_NAMES", "L2C", "C2L", "C2S", "S2C", "TOKEN_NAMES",
@@ -38,6 +38,9 @@ class Op:
     latency: int  # L: busy cycles
     occupancy: int  # cycles before the next gemm may enter the matrix pipeline (= latency elsewhere)
     uses_port: bool
+    beats: int  # DRAM port (transfer) cycles of a DMA with rows > 0; 0 otherwise
+    request: int  # cycles a DMA with rows > 0 stays in flight (an outstanding request); 0 otherwise
+    posted: bool  # a posted store: done at `latency`, its data reaches DRAM at `request`
     pops: tuple[int, ...]
     pushes: tuple[int, ...]
     banks: tuple[tuple[int, int], ...]  # (sram 0 sp / 1 acc, bank) for the bank interlock
@@ -99,7 +102,8 @@ def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: 
     foot = footprint(design, instr) if need_footprint or not ideal_memory else ()
     ib, ab = design.input_bytes, design.acc_bytes
     dim = design.dim
-    uses_port = False
+    uses_port = posted = False
+    beats = request = 0
     if name in ("load", "store"):
         rows, cols, pad = a["rows"], a["cols"], a["pad"]
         eb = dram_elem_bytes(design, instr)
@@ -108,8 +112,11 @@ def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: 
         if ideal_memory:
             latency = 0
         elif rows:
-            bw = design.memory.dram_bandwidth_bytes_per_cycle
-            latency = design.memory.dram_latency_cycles + rows * ceil_div(cols * eb, bw) + pad
+            beats = dma_beats(design, instr)
+            latency = request = design.memory.dram_latency_cycles + beats + pad
+            posted = name == "store" and design.memory.dram_posted_stores
+            if posted:  # done for its tokens once the data has left the core (section 7)
+                latency = beats
             uses_port = True
         else:
             latency = max(1, pad) if name == "load" else 1
@@ -148,7 +155,8 @@ def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: 
         incs.append(("accumulator_write_bytes", rows * dim * ab))
         unit = 3
         banks = () if ideal_memory else _banks(design, foot)
-    fields = (QUEUE_INDEX[queue], unit, name == "gemm", latency, occupancy, uses_port, pops, pushes, banks, foot)
+    fields = (QUEUE_INDEX[queue], unit, name == "gemm", latency, occupancy, uses_port, beats, request, posted, pops,
+              pushes, banks, foot)
     for name_, v in incs:
         counters[name_] += v
     if key is not None:
