@@ -98,7 +98,6 @@ class L2Cache:
     bandwidth_bytes_per_cycle: int  # all banks together, at the core clock
     latency_cycles: int  # a core's load that hits in the L2
     noc_bandwidth_bytes_per_cycle: int  # one core's link to the L2
-    banks: int = 1
 
 
 @dataclass(frozen=True)
@@ -211,7 +210,6 @@ _L2_RANGES: dict[str, Spec] = {
     "bandwidth_bytes_per_cycle": Spec("int", 1, 2**24),
     "latency_cycles": Spec("int", 0, 100_000),
     "noc_bandwidth_bytes_per_cycle": Spec("int", 1, 2**20),
-    "banks": Spec("int", 1, 4096),
 }
 _BOOLS: tuple[tuple[str, str], ...] = (("memory", "dram_burst_merge"), ("memory", "dram_posted_stores"))
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
