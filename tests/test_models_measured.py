@@ -1,19 +1,26 @@
 """The measured-GEMM data file is well-formed and sourced, and the comparison computes its errors (fast: a stub
 timing model stands in for the simulator; bench/validate_silicon.py runs the real one)."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
 
 from isa.counters import MACS_COUNTER
 from workbench.chips import find_chip
+from workbench.estimate import estimate
 from workbench.measured import (
+    DOCS_BEGIN,
+    DOCS_END,
     MeasuredDataError,
     compare_to_design,
+    comparison_markdown,
     error_stats,
     load_measurements,
     reference_design_for,
+    replace_docs_block,
     shape_kind,
+    source_label,
 )
 
 
@@ -45,18 +52,77 @@ def test_malformed_rows_name_the_line_and_field(tmp_path):
         load_measurements(bad)
 
 
-def test_comparison_errors_and_statistics():
-    def half_peak(m, n, k, design, values, ideal_memory=False):
-        # a stand-in timing model: the array at half its rate
-        macs = m * n * k
-        cycles = 2 * macs / (design.matrix.rows * design.matrix.cols)
-        return SimpleNamespace(cycles=cycles, counters={MACS_COUNTER[design.matrix.input_dtype]: macs})
+def _half_peak(m, n, k, design, values, ideal_memory=False):
+    # a stand-in timing model: the array at half its rate
+    macs = m * n * k
+    cycles = 2 * macs / (design.matrix.rows * design.matrix.cols)
+    return SimpleNamespace(cycles=cycles, counters={MACS_COUNTER[design.matrix.input_dtype]: macs})
 
+
+def test_comparison_errors_and_statistics():
     rows = [r for r in load_measurements() if r.chip == "rx-7900-xtx"][:2]
     design = reference_design_for("rx-7900-xtx")
-    res = compare_to_design(rows, design, simulate=half_peak)
+    res = compare_to_design(rows, design, simulate=_half_peak)
     for c, r in zip(res, rows, strict=True):
         # 96 cores share the GEMM: each simulated block runs at half the array rate
         assert c.simulated_tflops is not None and c.error == pytest.approx(c.simulated_tflops / r.measured_tflops - 1)
     stats = error_stats(res)
     assert stats["count"] == 2 and stats["worst_abs_error"] >= stats["median_abs_error"]
+
+
+def test_real_estimate_path_on_one_shape_per_chip():
+    # the bench goes through the public estimate path (so it follows the simulator and the mapping as they
+    # change): its figure for a shape is exactly what `estimate` reports for that GEMM
+    from workbench.estimate import parse_workload
+
+    for chip in ("rx-7900-xtx", "h100-sxm"):
+        row = next(r for r in load_measurements() if r.chip == chip and r.m == r.n == r.k == 1024)
+        design = reference_design_for(chip)
+        (c,) = compare_to_design([row], design)
+        est = estimate(design, parse_workload("gemm:1024x1024x1024"))
+        assert c.simulated_tflops == pytest.approx(est.figures["achieved_tflops"].value)
+        assert c.ideal_memory_tflops == pytest.approx(est.figures["achieved_tflops_ideal_memory"].value)
+        assert c.ideal_memory_tflops >= c.simulated_tflops  # free loads and stores never make a GEMM slower
+        assert c.error == pytest.approx(c.simulated_tflops / row.measured_tflops - 1)
+
+
+def test_markdown_table_statistics_and_docs_block():
+    rows = [r for r in load_measurements() if r.chip == "rx-7900-xtx"][:3]
+    design = reference_design_for("rx-7900-xtx")
+    res = [dataclasses.replace(c, simulated_tflops=c.measured_tflops * f, error=f - 1)
+           for c, f in zip(compare_to_design(rows, design, simulate=_half_peak), (0.9, 1.2, 0.5), strict=True)]
+    md = comparison_markdown({"rx-7900-xtx": res})
+    table = [line for line in md.splitlines() if line.startswith("| rx-7900-xtx")]
+    assert len(table) == 3 + 2  # one line per measurement, then 'all' and 'square' statistics
+    # errors -10%, +20%, -50%: median |error| 20%, worst 50%, median signed -10%
+    assert "| all | 3 | 3 | 0 | 20.0% | 50.0% | −10.0% |" in md
+    assert source_label(rows[0].source_url) in table[0] and "torch-performance-test-data#" in table[0]
+    assert source_label("https://example.org/a/b") == "example.org"
+    doc = f"intro\n{DOCS_BEGIN}\nstale\n{DOCS_END}\noutro\n"
+    new = replace_docs_block(doc, md)
+    assert "stale" not in new and new.startswith("intro\n") and new.endswith(f"{DOCS_END}\noutro\n") and md in new
+    assert replace_docs_block(new, md) == new  # regenerating is idempotent
+    with pytest.raises(MeasuredDataError, match="has no line"):
+        replace_docs_block("no markers here", md)
+
+
+def test_bench_writes_markdown_and_refuses_a_bad_output_path(tmp_path, capsys):
+    from bench.validate_silicon import main
+
+    assert main(["--chip", "rx-7900-xtx", "--json", str(tmp_path / "missing" / "x.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_shape_the_toolchain_cannot_run_gets_a_note_not_a_crash():
+    from workbench.errors import UsageError
+
+    def refuses_long_k(m, n, k, design, values, ideal_memory=False):
+        if k > 4096:
+            raise UsageError(f"gemm: field k = {k} out of range")
+        return _half_peak(m, n, k, design, values, ideal_memory)
+
+    rows = [r for r in load_measurements() if r.chip == "rx-7900-xtx" and r.m in (1024, 8192)][:4]
+    res = compare_to_design(rows, reference_design_for("rx-7900-xtx"), simulate=refuses_long_k)
+    skipped = [c for c in res if c.m == 8192]
+    assert skipped and all(c.simulated_tflops is None and "out of range" in c.note for c in skipped)
+    assert error_stats(res)["count"] == len(res) - len(skipped)

@@ -109,6 +109,7 @@ class Comparison:
     error: float | None  # simulated / measured - 1
     note: str = ""
     source_url: str = ""
+    ideal_memory_tflops: float | None = None  # the same GEMM with free loads/stores: the array-bound limit
 
     def to_json(self) -> dict:
         """Plain-dict form."""
@@ -119,28 +120,31 @@ def compare_to_design(rows: list[Measurement], design: Design, simulate=None) ->
     """Simulate each row's shape on `design` (`estimate`, power cap included) and compare with the measurement.
 
     Rows in a dtype other than the design's are compared too (the same array runs fp16 and bf16 at one rate);
-    shapes that do not fit the design's memory get no simulated figure and a note.
+    shapes the design or the toolchain cannot run (memory does not fit, an instruction field overflows) get no
+    simulated figure and the error as a note, so one such shape does not stop the others.
     """
-    from workbench.estimate import Layer, Workload, WorkloadError, estimate
+    from workbench.estimate import Layer, Workload, estimate
 
     out = []
-    simulated: dict[tuple[int, int, int, int], float | str] = {}  # one simulation per shape
+    simulated: dict[tuple[int, int, int, int], tuple[float, float | None] | str] = {}  # one simulation per shape
     for r in rows:
         shape = (r.m, r.n, r.k, r.batch)
         if shape not in simulated:
             layer = Layer(f"{r.m}x{r.n}x{r.k}", r.m, r.n, r.k, r.batch)
             try:
                 est = estimate(design, Workload(layer.name, (layer,)), simulate=simulate)
-                simulated[shape] = est.figures["achieved_tflops"].value
-            except WorkloadError as exc:
+                ideal = est.figures.get("achieved_tflops_ideal_memory")
+                simulated[shape] = (est.figures["achieved_tflops"].value, ideal.value if ideal else None)
+            except UsageError as exc:  # WorkloadError and the ISA's field-range errors alike
                 simulated[shape] = str(exc)
         sim = simulated[shape]
         if isinstance(sim, str):
             out.append(Comparison(r.chip, design.name, r.dtype, r.m, r.n, r.k, r.batch, r.kind, r.measured_tflops,
                                   None, None, sim, r.source_url))
             continue
-        out.append(Comparison(r.chip, design.name, r.dtype, r.m, r.n, r.k, r.batch, r.kind, r.measured_tflops, sim,
-                              sim / r.measured_tflops - 1, "", r.source_url))
+        tflops, ideal = sim
+        out.append(Comparison(r.chip, design.name, r.dtype, r.m, r.n, r.k, r.batch, r.kind, r.measured_tflops,
+                              tflops, tflops / r.measured_tflops - 1, "", r.source_url, ideal))
     return out
 
 
@@ -155,3 +159,64 @@ def error_stats(results: list[Comparison]) -> dict[str, float]:
         "worst_abs_error": max(abs(e) for e in errs),
         "median_signed_error": statistics.median(errs),
     }
+
+
+# docs/models.md holds the generated validation table between these two lines; `replace_docs_block` rewrites it.
+DOCS_BEGIN = "<!-- BEGIN bench/validate_silicon.py: generated, do not edit by hand -->"
+DOCS_END = "<!-- END bench/validate_silicon.py -->"
+
+
+def source_label(url: str) -> str:
+    """A short citation for a table cell: `repo#N` for a GitHub issue or pull request, else the host name."""
+    parts = url.removeprefix("https://").split("/")
+    if parts[0] == "github.com" and len(parts) >= 5 and parts[3] in ("issues", "pull"):
+        return f"{parts[2]}#{parts[4]}"
+    return parts[0]
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.1%}".replace("-", "−")
+
+
+def comparison_markdown(by_chip: dict[str, list[Comparison]]) -> str:
+    """Markdown tables of every comparison per chip, then the error statistics per chip and shape kind."""
+    lines = ["| chip / design | dtype | shape (batch × M × N × K) | kind | measured TFLOPS | simulated | error "
+             "| simulated, ideal memory | source |", "|---|---|---|---|---|---|---|---|---|"]
+    stats_lines = ["| chip / design | kind | rows | distinct shapes | not simulated | median abs error "
+                   "| worst abs error | median signed | median signed, ideal memory |",
+                   "|---|---|---|---|---|---|---|---|---|"]
+    for chip, results in by_chip.items():
+        design = results[0].design if results else ""
+        for c in results:
+            sim = "n/a" if c.simulated_tflops is None else f"{c.simulated_tflops:.1f}"
+            err = _pct(c.error) if c.error is not None else f"n/a ({c.note})"
+            ideal = "n/a" if c.ideal_memory_tflops is None else f"{c.ideal_memory_tflops:.1f}"
+            lines.append(f"| {chip} / {design} | {c.dtype} | {c.batch} × {c.m} × {c.n} × {c.k} | {c.kind} "
+                         f"| {c.measured_tflops:g} | {sim} | {err} | {ideal} | {source_label(c.source_url)} |")
+        groups = {"all": results} | {k: [c for c in results if c.kind == k] for k in KINDS}
+        for kind, rows in groups.items():
+            if not rows:
+                continue
+            s = error_stats(rows)
+            shapes = len({(c.batch, c.m, c.n, c.k) for c in rows})
+            missing = sum(c.error is None for c in rows)
+            if not s.get("count"):
+                stats_lines.append(f"| {chip} / {design} | {kind} | {len(rows)} | {shapes} | {missing} | n/a | n/a "
+                                   "| n/a | n/a |")
+                continue
+            ideal = [c.ideal_memory_tflops / c.measured_tflops - 1 for c in rows if c.ideal_memory_tflops]
+            ideal_cell = _pct(statistics.median(ideal)) if ideal else "n/a"
+            stats_lines.append(f"| {chip} / {design} | {kind} | {len(rows)} | {shapes} | {missing} "
+                               f"| {s['median_abs_error']:.1%} | {s['worst_abs_error']:.1%} "
+                               f"| {_pct(s['median_signed_error'])} | {ideal_cell} |")
+    return "\n".join(lines) + "\n\nError statistics (simulated / measured − 1):\n\n" + "\n".join(stats_lines) + "\n"
+
+
+def replace_docs_block(text: str, block: str) -> str:
+    """`text` with the part between DOCS_BEGIN and DOCS_END replaced by `block`; names the missing marker."""
+    start, end = text.find(DOCS_BEGIN), text.find(DOCS_END)
+    if start < 0 or end < start:
+        missing = DOCS_BEGIN if start < 0 else DOCS_END
+        raise MeasuredDataError(f"the document has no line {missing!r} (after the begin marker); add both markers "
+                                "where the validation table belongs")
+    return text[: start + len(DOCS_BEGIN)] + "\n" + block.rstrip("\n") + "\n" + text[end:]

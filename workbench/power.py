@@ -291,33 +291,54 @@ _PER_DRAM_BYTE = ("l2_bytes", "noc_bytes", "memory_phy_bytes")
 _OFF_CHIP = ("dram_read_bytes", "dram_write_bytes")
 
 
-def sustained_power(design: Design, tdp_w: float | None = None) -> SustainedPower:
-    """Power by part at sustained large-GEMM load: every MAC busy each cycle at the nominal clock.
+def sustained_power(
+    design: Design,
+    tdp_w: float | None = None,
+    *,
+    flops_per_s: float | None = None,
+    dram_bytes_per_s: float | None = None,
+) -> SustainedPower:
+    """Power by part at sustained large-GEMM load: by default every MAC busy each cycle at the nominal clock.
 
     Per core and cycle the array reads one A column and one B row, (rows + cols) input elements, from the
     scratchpad; the accumulator reads and writes one row; the core's DRAM port runs at its full bandwidth, each
     byte also written into the scratchpad and crossing the memory PHY, an L2 bank and the network-on-chip. These
     are the design's own worst-case rates, independent of how well a program reuses data. Clock tree and static
     power follow from the other parts (P.2, P.4); `tdp_w` gives the clock the cap allows.
+
+    `flops_per_s` (at most the design's peak) and `dram_bytes_per_s` (at most its DRAM bandwidth) give the power
+    at another load, e.g. a chip's measured GEMM throughput: the array-side parts scale with the FLOP rate, the
+    memory-side parts with the DRAM rate, and the static power stays the full-load figure (leakage does not
+    follow the load).
     """
     e = event_energies(design)
     clock, cores, m = design.chip.clock_hz, design.chip.cores, design.matrix
     cycles_per_s = clock * cores
-    port_bytes_per_s = design.memory.dram_bandwidth_bytes_per_cycle * cycles_per_s
+    full_port = design.memory.dram_bandwidth_bytes_per_cycle * cycles_per_s
+    peak = design.peak_flops
+    if flops_per_s is not None and not 0 < flops_per_s <= peak * (1 + 1e-9):
+        raise PowerInputError(f"{design.name}: a load of {flops_per_s / 1e12:,.2f} TFLOPS is outside (0, the "
+                              f"design's peak {peak / 1e12:,.2f} TFLOPS]")
+    if dram_bytes_per_s is not None and not 0 <= dram_bytes_per_s <= full_port * (1 + 1e-9):
+        raise PowerInputError(f"{design.name}: a DRAM rate of {dram_bytes_per_s / 1e9:,.1f} GB/s is outside [0, "
+                              f"the design's bandwidth {full_port / 1e9:,.1f} GB/s]")
+    util = 1.0 if flops_per_s is None else flops_per_s / peak
+    port_bytes_per_s = full_port if dram_bytes_per_s is None else dram_bytes_per_s
     macs = e[MACS_COUNTER[m.input_dtype]]
     hop = pe_hop_bits(design) * register_energy_pj_per_bit(resolve_node(design.chip.node_nm).nm)
     feed = (m.rows + m.cols) * design.input_bytes
     acc_row = design.accumulator_row_bytes
+    busy = util * cycles_per_s  # core-cycles per second with the array busy
     items = [
-        PowerItem("datapath", (macs.pj - hop) * design.macs_per_cycle * clock * PJ,
-                  f"{design.macs_per_cycle:,} MACs x {clock / 1e9:g} GHz", macs.source),
-        PowerItem("pe_registers", hop * design.macs_per_cycle * clock * PJ,
+        PowerItem("datapath", (macs.pj - hop) * design.macs_per_cycle * clock * util * PJ,
+                  f"{design.macs_per_cycle:,} MACs x {clock / 1e9:g} GHz x {util:.1%} busy", macs.source),
+        PowerItem("pe_registers", hop * design.macs_per_cycle * clock * util * PJ,
                   f"{pe_hop_bits(design)} register bits per MAC", "b.3 Aladdin register x b.2"),
-        PowerItem("register_file", 2 * acc_row * e["accumulator_read_bytes"].pj * cycles_per_s * PJ,
-                  f"accumulator: one {acc_row} B row read + written per cycle per core", e["accumulator_read_bytes"].source),
-        PowerItem("l1_scratchpad", (feed + port_bytes_per_s / cycles_per_s) * e["scratchpad_read_bytes"].pj
-                  * cycles_per_s * PJ,
-                  f"{feed} B operand reads + {design.memory.dram_bandwidth_bytes_per_cycle} B fills per cycle per core",
+        PowerItem("register_file", 2 * acc_row * e["accumulator_read_bytes"].pj * busy * PJ,
+                  f"accumulator: one {acc_row} B row read + written per busy cycle per core",
+                  e["accumulator_read_bytes"].source),
+        PowerItem("l1_scratchpad", (feed * busy + port_bytes_per_s) * e["scratchpad_read_bytes"].pj * PJ,
+                  f"{feed} B operand reads per busy cycle per core + {port_bytes_per_s / 1e12:.2f} TB/s of fills",
                   e["scratchpad_read_bytes"].source),
         PowerItem("l2", port_bytes_per_s * e["l2_bytes"].pj * PJ,
                   f"{port_bytes_per_s / 1e12:.2f} TB/s into the cores", e["l2_bytes"].source),
@@ -335,8 +356,11 @@ def sustained_power(design: Design, tdp_w: float | None = None) -> SustainedPowe
     dynamic = sum(i.watts for i in items)
     nm = resolve_node(design.chip.node_nm).nm
     frac = static_fraction(nm)
-    static = dynamic * frac / (1 - frac)
-    items.append(PowerItem("static", static, f"{frac:.1%} of the power under load "
+    if flops_per_s is None and dram_bytes_per_s is None:
+        static = dynamic * frac / (1 - frac)
+    else:
+        static = sustained_power(design).static_w
+    items.append(PowerItem("static", static, f"{frac:.1%} of the power under full load "
                            f"({'FinFET' if nm <= FINFET_MAX_NM else 'planar'} {nm} nm)", "P.4"))
     total = dynamic + static
     return SustainedPower(
@@ -346,7 +370,7 @@ def sustained_power(design: Design, tdp_w: float | None = None) -> SustainedPowe
         static_w=static,
         total_w=total,
         on_chip_w=sum(i.watts for i in items if i.on_chip),
-        flops_per_s=design.peak_flops,
+        flops_per_s=util * peak,
         tdp_w=tdp_w,
         clock_scale=throttle_clock_scale(dynamic, static, tdp_w),
     )
