@@ -131,7 +131,7 @@ def _from_json(raw: bytes) -> Mapping | None:
         return None
 
 
-def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, top: int = 4,
+def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, top: int = 3,
                    ideal_memory: bool = False) -> tuple[ChipRun, list[ChipRun]]:
     """The fastest simulated mapping and every simulated candidate (the heuristic first).
 
@@ -153,7 +153,7 @@ def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, to
     core = core_view(design, active_cores(m, n, k, batch, lead))
     if design.matrix.dataflow == "os":
         variants = [dataclasses.replace(lead, order="mn")]
-        variants += [dataclasses.replace(lead, block=b, order=o) for b in os_block_candidates(core, bm, bn, bk, 3)[1:]
+        variants += [dataclasses.replace(lead, block=b, order=o) for b in os_block_candidates(core, bm, bn, bk, 2)[1:]
                      for o in ("nm", "mn")]
         for mp in variants:
             if mp not in seen:
