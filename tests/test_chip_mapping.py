@@ -125,3 +125,21 @@ def test_designs_without_l2_keep_the_old_estimate_path():
     assert runs[0].mapping == "" and runs[0].grid[0] * runs[0].grid[1] == 4
     runs, _, _ = simulate_workload(chip(4), Workload("w", (Layer("g", 64, 64, 64),)))
     assert runs[0].mapping.startswith("grid")
+
+
+def test_conv_and_attention_workloads_become_gemm_layers():
+    from workbench.estimate import WorkloadError, parse_workload
+    (conv,) = parse_workload("conv:2x64x56x56,128x3x3,s2,p1").layers
+    assert (conv.m, conv.n, conv.k) == (2 * 28 * 28, 128, 64 * 9)  # implicit GEMM
+    scores, context = parse_workload("attention:2x4x256x64").layers
+    assert (scores.m, scores.n, scores.k, scores.count) == (256, 256, 64, 8)
+    assert (context.m, context.n, context.k, context.count) == (256, 64, 256, 8)
+    for bad in ("conv:1x3x8x8,4x9x9", "conv:1x3x8x8", "attention:1x2x3"):
+        with pytest.raises(WorkloadError, match="expected|must"):
+            parse_workload(bad)
+
+
+def test_batched_layers_spread_the_batch_over_cores():
+    d = chip(8)
+    best, _ = search_mapping(d, 16, 16, 64, batch=8)
+    assert best.mapping.gb > 1 and best.active > 1

@@ -70,8 +70,40 @@ class Workload:
         return sum(layer.flops for layer in self.layers)
 
 
+def _conv_workload(spec: str, text: str) -> Workload:
+    """conv:NxCxHxW,KxRxS[,sSTRIDE][,pPAD] as its implicit GEMM: M = N*OH*OW, N = K, K = C*R*S."""
+    m = re.fullmatch(r"(\d+)x(\d+)x(\d+)x(\d+),(\d+)x(\d+)x(\d+)((?:,[sp]\d+)*)", text)
+    if not m:
+        raise WorkloadError(f"workload {spec!r}: expected conv:NxCxHxW,KxRxS[,sSTRIDE][,pPAD] "
+                            "(e.g. conv:1x64x56x56,64x3x3,s1,p1)")
+    n, c, h, w, k, r, s_ = (int(x) for x in m.groups()[:7])
+    opts = {o[0]: int(o[1:]) for o in m.group(8).split(",")[1:]}
+    stride, pad = opts.get("s", 1), opts.get("p", 0)
+    oh, ow = (h + 2 * pad - r) // max(stride, 1) + 1, (w + 2 * pad - s_) // max(stride, 1) + 1
+    if min(n, c, h, w, k, r, s_, stride) < 1 or oh < 1 or ow < 1:
+        raise WorkloadError(f"workload {spec!r}: sizes and stride must be >= 1 and the kernel must fit the padded input")
+    return Workload(spec, (Layer(f"conv {n}x{c}x{h}x{w} * {k}x{c}x{r}x{s_} (implicit GEMM)", n * oh * ow, k,
+                                 c * r * s_),))
+
+
+def _attention_workload(spec: str, text: str) -> Workload:
+    """attention:BxHxSxD as its two batched GEMMs, scores Q K^T and context P V (softmax not counted)."""
+    m = re.fullmatch(r"(\d+)x(\d+)x(\d+)x(\d+)", text)
+    if not m or min(int(x) for x in m.groups()) < 1:
+        raise WorkloadError(f"workload {spec!r}: expected attention:BxHxSxD with sizes >= 1 "
+                            "(batch, heads, sequence, head dim; e.g. attention:1x32x2048x128)")
+    b, heads, seq, d = (int(x) for x in m.groups())
+    return Workload(spec, (Layer("attention scores Q K^T", seq, seq, d, b * heads),
+                           Layer("attention context P V", seq, d, seq, b * heads)))
+
+
 def parse_workload(spec: str) -> Workload:
-    """`gemm:MxNxK` or a CSV file with columns name,m,n,k[,count]."""
+    """`gemm:MxNxK`, `conv:...`, `attention:...` or a CSV file with columns name,m,n,k[,count]."""
+    kind, _, rest = spec.strip().partition(":")
+    if kind.lower() == "conv":
+        return _conv_workload(spec, rest)
+    if kind.lower() == "attention":
+        return _attention_workload(spec, rest)
     m = re.fullmatch(r"gemm:(\d+)x(\d+)x(\d+)", spec.strip(), flags=re.IGNORECASE)
     if m:
         dims = tuple(int(x) for x in m.groups())
@@ -81,8 +113,8 @@ def parse_workload(spec: str) -> Workload:
     path = Path(spec)
     if spec.startswith("gemm") or not path.suffix.lower() == ".csv":
         raise WorkloadError(
-            f"workload {spec!r}: expected gemm:MxNxK (e.g. gemm:4096x4096x4096) or a .csv file "
-            "with columns name,m,n,k[,count]"
+            f"workload {spec!r}: expected gemm:MxNxK (e.g. gemm:4096x4096x4096), conv:NxCxHxW,KxRxS[,sS][,pP], "
+            "attention:BxHxSxD or a .csv file with columns name,m,n,k[,count]"
         )
     if not path.exists():
         raise WorkloadError(f"workload file {spec} not found")

@@ -18,6 +18,7 @@ from compiler import program_cache
 from compiler.accel.chip_model import ChipRun, Mapping, active_cores, block_shape, core_view, run_mapping
 from compiler.accel.tiling import MAX_STREAM, OsBlock, os_block_candidates
 from isa.design import Design, ceil_div
+from isa.errors import UserError
 
 __all__ = ["divisor_grid", "heuristic_mapping", "search_mapping", "best_run", "candidate_grids"]
 
@@ -133,21 +134,34 @@ def _from_json(raw: bytes) -> Mapping | None:
 
 def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, top: int = 3,
                    ideal_memory: bool = False) -> tuple[ChipRun, list[ChipRun]]:
-    """The fastest simulated mapping and every simulated candidate (the heuristic first).
+    """The fastest simulated mapping and every simulated candidate (the heuristic first, when the ISA can express it).
 
     `top` grids from the analytical ranking are simulated, each with the tiling heuristic's blocking; the best
     of them also with the next-best blockings and the other loop order.
     """
     heur = heuristic_mapping(design, m, n)
-    runs = [run_mapping(design, m, n, k, heur, batch, ideal_memory)]
     if ideal_memory:  # the array-bound figure: the heuristic's fold structure, as SCALE-Sim counts it
-        return runs[0], runs
+        run = run_mapping(design, m, n, k, heur, batch, ideal_memory)
+        return run, [run]
+    runs: list[ChipRun] = []
+    errors: list[UserError] = []
+
+    def attempt(mp: Mapping) -> None:
+        # a candidate the ISA cannot express (a field overflows on its block) is skipped, not fatal
+        try:
+            runs.append(run_mapping(design, m, n, k, mp, batch))
+        except UserError as exc:
+            errors.append(exc)
+
+    attempt(heur)
     grids = sorted(candidate_grids(design, m, n, k, batch), key=lambda g: _estimate(design, m, n, k, batch, g))
     seen = {heur}
     for mp in grids[:top]:
         if mp not in seen:
             seen.add(mp)
-            runs.append(run_mapping(design, m, n, k, mp, batch))
+            attempt(mp)
+    if not runs:
+        raise errors[0]
     lead = min(runs, key=lambda r: r.cycles).mapping
     bm, bn, bk, _ = block_shape(m, n, k, batch, lead)
     core = core_view(design, active_cores(m, n, k, batch, lead))
@@ -158,7 +172,7 @@ def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, to
         for mp in variants:
             if mp not in seen:
                 seen.add(mp)
-                runs.append(run_mapping(design, m, n, k, mp, batch))
+                attempt(mp)
     best = min(runs, key=lambda r: r.cycles)  # min keeps the first of equals: the heuristic wins ties
     return best, runs
 
