@@ -20,7 +20,7 @@ from compiler.accel.tiling import MAX_STREAM, OsBlock, os_block_candidates
 from isa.design import Design, ceil_div
 from isa.errors import UserError
 
-__all__ = ["divisor_grid", "heuristic_mapping", "search_mapping", "best_run", "candidate_grids"]
+__all__ = ["divisor_grid", "heuristic_mapping", "search_mapping", "best_run", "best_mapping", "candidate_grids"]
 
 CACHE_KIND = "mapping"
 MODEL_VERSION = "1"  # bump when the chip model or the lowering changes what a mapping costs
@@ -112,6 +112,7 @@ def _estimate(design: Design, m: int, n: int, k: int, batch: int, mp: Mapping) -
 
 
 def _key(design: Design, m: int, n: int, k: int, batch: int, ideal_memory: bool) -> str:
+    """The cache key: the model version, the design's content (not its name) and the shape."""
     content = dataclasses.asdict(design)
     for drop in ("name", "description", "source"):
         content.pop(drop)
@@ -182,18 +183,34 @@ def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, to
     return best, runs
 
 
-def best_run(design: Design, m: int, n: int, k: int, batch: int = 1, ideal_memory: bool = False,
-             cache: bool = True) -> ChipRun:
-    """The best mapping's run, from the on-disk cache when this (design, shape) was searched before."""
-    key = _key(design, m, n, k, batch, ideal_memory)
+def best_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, cache: bool = True) -> Mapping:
+    """The search's mapping for this (design, shape), from the on-disk cache when it was searched before."""
+    return _best(design, m, n, k, batch, cache)[0]
+
+
+def _best(design: Design, m: int, n: int, k: int, batch: int, cache: bool) -> tuple[Mapping, ChipRun | None]:
+    key = _key(design, m, n, k, batch, False)
     if cache:
         raw = program_cache.read(CACHE_KIND, key)
         mp = _from_json(raw) if raw is not None else None
         if mp is not None:
-            return run_mapping(design, m, n, k, mp, batch, ideal_memory)
-        if raw is not None:
+            return mp, None
+        if raw is not None:  # a corrupt entry is searched again
             program_cache.remove(CACHE_KIND, key)
-    best, _ = search_mapping(design, m, n, k, batch, ideal_memory=ideal_memory)
+    best, _ = search_mapping(design, m, n, k, batch)
     if cache:
         program_cache.write(CACHE_KIND, key, _to_json(best.mapping).encode())
-    return best
+    return best.mapping, best
+
+
+def best_run(design: Design, m: int, n: int, k: int, batch: int = 1, ideal_memory: bool = False,
+             cache: bool = True) -> ChipRun:
+    """The best mapping's run (cached per design and shape).
+
+    ideal_memory: the same grid in the simulator's ideal-memory mode (free loads and stores, SCALE-Sim's fold
+    structure), so the array-bound figure is never below the run's own.
+    """
+    mp, run = _best(design, m, n, k, batch, cache)
+    if ideal_memory:
+        return run_mapping(design, m, n, k, dataclasses.replace(mp, block=None, order="nm"), batch, True)
+    return run if run is not None else run_mapping(design, m, n, k, mp, batch)
