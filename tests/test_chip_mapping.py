@@ -143,3 +143,13 @@ def test_batched_layers_spread_the_batch_over_cores():
     d = chip(8)
     best, _ = search_mapping(d, 16, 16, 64, batch=8)
     assert best.mapping.gb > 1 and best.active > 1
+
+
+def test_sweep_points_of_l2_designs_take_the_chip_level(tmp_path, monkeypatch):
+    from workbench.estimate import Layer, Workload, estimate
+    from workbench.sweep_workloads import GemmLayers
+    monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path))
+    d = dataclasses.replace(chip(4), name="chip4")
+    layers = (Layer("g", 64, 64, 64),)
+    swept = GemmLayers("g", layers).evaluate(d)
+    assert swept["seconds"]["value"] == estimate(d, Workload("g", layers)).figures["seconds"].value
