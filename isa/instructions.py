@@ -120,13 +120,15 @@ _add(Instruction(
               "SRAM[mem][sram + r][cols:dim] = 0; then rows sram+rows .. sram+rows+pad-1 are zeroed. "
               "Elements are the input dtype for sp, the accumulator dtype for acc.",
     timing="dram_latency + rows * ceil(cols * elem_bytes / bw) + pad cycles, holding the DRAM port "
-           "when rows > 0; max(1, pad) cycles when rows = 0; 0 cycles with ideal memory."))
+           "when rows > 0; max(1, pad) cycles when rows = 0; 0 cycles with ideal memory. (Default DRAM rules; "
+           "docs/timing.md section 7 has the simulator's outstanding requests and burst merging.)"))
 _add(Instruction(
     "store", 2, "store", _DMA_FIELDS,
     semantics="for r < rows: DRAM[dram + r*stride : +cols elements] = SRAM[mem][sram + r][0:cols], "
               "converted to the input dtype when narrow is set (acc only); pad must be 0.",
     timing="dram_latency + rows * ceil(cols * dram_elem_bytes / bw) cycles holding the DRAM port; "
-           "1 cycle when rows = 0; 0 cycles with ideal memory."))
+           "1 cycle when rows = 0; 0 cycles with ideal memory. (Default DRAM rules; docs/timing.md section 7 "
+           "has the simulator's outstanding requests, burst merging and posted stores.)"))
 _add(Instruction(
     "gemm", 3, "compute", (
         Field("accumulate", 8, 1, "add into the accumulator rows (else overwrite them)", kind="flag"),

@@ -43,6 +43,13 @@ class CoreParams:
         if design.is_float:
             raise UnsupportedDesignError(f"design {design.name}: the RTL implements the integer designs (int8 inputs, "
                                          "int32 accumulators); simulate a float design with `workbench sim run`")
+        extra = design.dram_simulator_only_features
+        if extra:
+            raise UnsupportedDesignError(
+                f"design {design.name}: the RTL implements the blocking DRAM port only, and {', '.join(extra)} "
+                f"{'turns on a simulator-only DRAM feature' if len(extra) == 1 else 'turn on simulator-only DRAM features'}"
+                f" (docs/timing.md, section 7); remove {'it' if len(extra) == 1 else 'them'} from [memory] to build "
+                "the RTL, or use `workbench sim`")
         m, mem = design.matrix, design.memory
         self.ws = m.dataflow == "ws"
         if m.cols < 2 or m.rows < 2:
