@@ -70,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chip", action="append", help="only these chip keys (default: every chip in the data)")
     args = ap.parse_args(argv)
     try:
-        for path in (args.json, args.markdown):  # checked before minutes of simulation, not after
+        for path in (args.json, args.markdown):  # checked before the simulations, not after
             if path:
                 check_output_file(path)
+        if args.update_docs:
+            check_output_file(DOCS)
+            replace_docs_block(DOCS.read_text(), "")  # the markers must be there
         by_chip = run(args.chip)
         table = comparison_markdown(by_chip)
         if args.json:

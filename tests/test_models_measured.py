@@ -106,7 +106,7 @@ def test_markdown_table_statistics_and_docs_block():
         replace_docs_block("no markers here", md)
 
 
-def test_bench_writes_markdown_and_refuses_a_bad_output_path(tmp_path, capsys):
+def test_bench_refuses_a_bad_output_path_before_simulating(tmp_path, capsys):
     from bench.validate_silicon import main
 
     assert main(["--chip", "rx-7900-xtx", "--json", str(tmp_path / "missing" / "x.json")]) == 2
