@@ -90,6 +90,17 @@ class Chip:
 
 
 @dataclass(frozen=True)
+class L2Cache:
+    """The chip level (optional [l2] section): an L2 / global buffer shared by all cores, and the network-on-chip
+    between the cores and it. Simulator-level only (compiler.accel.chip_model); the RTL core has no L2."""
+
+    bytes: int  # capacity shared by all cores
+    bandwidth_bytes_per_cycle: int  # all banks together, at the core clock
+    latency_cycles: int  # a core's load that hits in the L2
+    noc_bandwidth_bytes_per_cycle: int  # one core's link to the L2
+
+
+@dataclass(frozen=True)
 class Design:
     """One accelerator design: the single source of truth for every model."""
 
@@ -102,6 +113,7 @@ class Design:
     chip: Chip
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "<built in>"
+    l2: L2Cache | None = None  # no [l2]: each core's memory is its DRAM share, as before
 
     @functools.cached_property  # hot in the simulator; a frozen dataclass never changes
     def input_bytes(self) -> int:
@@ -193,6 +205,12 @@ _RANGES: dict[tuple[str, str], Spec] = {
     ("chip", "cores"): Spec("int", 1, 1_000_000),
     ("chip", "tdp_w"): Spec("number", 0, 1e6),
 }
+_L2_RANGES: dict[str, Spec] = {
+    "bytes": Spec("int", 1024, 2**40),
+    "bandwidth_bytes_per_cycle": Spec("int", 1, 2**24),
+    "latency_cycles": Spec("int", 0, 100_000),
+    "noc_bandwidth_bytes_per_cycle": Spec("int", 1, 2**20),
+}
 _BOOLS: tuple[tuple[str, str], ...] = (("memory", "dram_burst_merge"), ("memory", "dram_posted_stores"))
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("matrix", "dataflow"): DATAFLOWS,
@@ -250,6 +268,9 @@ def _validate(design: Design, text: str, path: str) -> None:
                               f"multiple of the {banks} banks, i.e. a multiple of {unit * banks} bytes >= {need * unit}")
     if mem.dram_bytes % 64:
         raise DesignError(f"{_where(path, text, 'memory', 'dram_bytes')}: field 'memory.dram_bytes' must be a multiple of 64")
+    if design.l2 is not None:
+        for key, spec in _L2_RANGES.items():
+            check_number(_where(path, text, "l2", key), f"l2.{key}", getattr(design.l2, key), spec, DesignError)
 
 
 def parse_design(text: str, path: str = "<string>", name: str | None = None) -> Design:
@@ -258,10 +279,10 @@ def parse_design(text: str, path: str = "<string>", name: str | None = None) -> 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DesignError(f"{path}: not valid TOML: {exc}") from None
-    unknown = set(data) - set(_SECTIONS) - set(EXTRA_SECTIONS) - {"name", "description"}
+    unknown = set(data) - set(_SECTIONS) - set(EXTRA_SECTIONS) - {"name", "description", "l2"}
     if unknown:
         raise DesignError(f"{path}: unknown top-level entries {sorted(unknown)}; allowed: name, description, "
-                          f"[{'], ['.join([*_SECTIONS, *EXTRA_SECTIONS])}]")
+                          f"[{'], ['.join([*_SECTIONS, 'l2', *EXTRA_SECTIONS])}]")
     kwargs: dict[str, Any] = {}
     for section, cls in _SECTIONS.items():
         table = data.get(section)
@@ -283,6 +304,7 @@ def parse_design(text: str, path: str = "<string>", name: str | None = None) -> 
             if section == "chip" and isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
                 values[key] = float(values[key])
         kwargs[section] = cls(**values)
+    kwargs["l2"] = _parse_l2(data.get("l2"), path, text)
     stem = name or (Path(path).stem if path != "<string>" else "unnamed")
     extras = {k: data[k] for k in EXTRA_SECTIONS if k in data}
     for k, v in extras.items():
@@ -295,6 +317,24 @@ def parse_design(text: str, path: str = "<string>", name: str | None = None) -> 
         design = dataclasses.replace(design, memory=dataclasses.replace(design.memory,
                                                                          dram_capacity_bytes=design.memory.dram_bytes))
     return design
+
+
+def _parse_l2(table: Any, path: str, text: str) -> L2Cache | None:
+    """The optional [l2] section; unknown or missing fields name the file and line."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise DesignError(f"{path}: [l2] must be a table")
+    names = {f.name: f for f in dataclasses.fields(L2Cache)}
+    for key in table:
+        if key not in names:
+            hint = difflib.get_close_matches(key, names, n=1)
+            raise DesignError(f"{_where(path, text, 'l2', key)}: unknown field 'l2.{key}'"
+                              + (f" (did you mean 'l2.{hint[0]}'?)" if hint else f"; allowed: {', '.join(names)}"))
+    for key, f in names.items():
+        if key not in table and f.default is dataclasses.MISSING:
+            raise DesignError(f"{path}: section [l2] is missing required field 'l2.{key}'")
+    return L2Cache(**table)
 
 
 def shipped_designs() -> dict[str, Path]:
@@ -332,5 +372,5 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-__all__ = ["Design", "DesignError", "MatrixUnit", "Memory", "VectorUnit", "Control", "Chip", "load_design",
+__all__ = ["Design", "DesignError", "L2Cache", "MatrixUnit", "Memory", "VectorUnit", "Control", "Chip", "load_design",
            "parse_design", "shipped_designs", "DEFAULT_DESIGN", "ceil_div", "DTYPE_BYTES"]

@@ -43,7 +43,8 @@ def test_random_program_agrees(design, seed):
 
 
 @pytest.mark.parametrize("design,mnk,seed", [(TINY, (6, 5, 9), 7), (SMALL, (16, 12, 20), 7),
-                                             (TINY_WS, (7, 6, 9), 8)])
+                                             (TINY_WS, (7, 6, 9), 8),
+                                             (TINY, (1, 3, 9), 9)])  # M < ROWS, N < COLS: unpadded panels
 def test_simulator_gemm_generator_program_agrees(design, mnk, seed):
     """The ISA engineer's double-buffered GEMM generator (compiler.accel.gemm_lowering), run on the RTL: C = A x B."""
     from compiler.accel.gemm_lowering import gemm_program

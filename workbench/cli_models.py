@@ -235,6 +235,10 @@ def _print_estimate(est, design) -> None:
     columns = (Column("figure", "left", wrap=True), Column("value"), Column("unit", "left", wrap=True),
                Column("provenance", "left", wrap=True, priority=1), Column("note", "left", wrap=True, priority=2))
     console.print(fit_table(f"estimate: {est.design} on {est.workload}", columns, rows, console))
+    for layer in est.layers:
+        if layer.mapping:  # designs with [l2]: the chip-level mapping the search chose
+            console.print(f"mapping of {layer.name}: {layer.mapping}; {layer.cycles:,} cycles, bound by {layer.bound}",
+                          highlight=False)
     a = Table(title=f"area at {est.area.node} (modelled, mm^2)")
     for col in ("component", "mm^2", "detail", "source"):
         a.add_column(col, overflow="fold")
@@ -426,7 +430,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("estimate", help="simulate a workload on a design: TFLOPS, energy, area, cost, ratios")
     p.add_argument("design", help="design name (see designs/) or path to a .toml file")
     p.add_argument("--workload", default="auto",
-                   help=f"gemm:MxNxK, layers.csv (name,m,n,k[,count]) or auto (default: {auto})")
+                   help=f"gemm:MxNxK, conv:NxCxHxW,KxRxS[,sS][,pP], attention:BxHxSxD, layers.csv (name,m,n,k[,count]) "
+                   f"or auto (default: {auto})")
     p.add_argument("--margin", type=MARGIN,
                    help="gross margin for the price, 0 <= margin < 1 (default: the design's [cost] margin or 0)")
     p.add_argument("--volume", type=COUNT, help="units to spread the tapeout NRE over (default: [cost] volume_units)")
@@ -442,7 +447,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"chip key to compare against (repeatable; see `workbench chips`; default: "
                         f"{', '.join(DEFAULT_COMPARE_CHIPS)})")
     p.add_argument("--workload", default="auto",
-                   help=f"gemm:MxNxK, layers.csv or auto (default: per design, {auto})")
+                   help=f"gemm:MxNxK, conv:..., attention:..., layers.csv or auto (default: per design, {auto})")
     p.add_argument("--margin", type=MARGIN,
                    help="gross margin on the designs' cost, 0 <= margin < 1 (default: each design's [cost] margin "
                         "or 0, i.e. designs at cost to make)")

@@ -1,10 +1,13 @@
 """`estimate`: simulate a workload on a design, then apply the area, cost and power models.
 
-Multi-core designs: the simulator models one core. A GEMM is split over `chip.cores` as a gm x gn grid of
-output blocks (the grid with the fewest array tiles per core); the largest block is simulated, its cycles are
-the run's time (the slowest core), and its event counters are scaled by the ratio of total to block work.
-Each core has its own `dram_bandwidth_bytes_per_cycle` share and reads its own A rows and B columns (no
-sharing through a cache), which is pessimistic for DRAM traffic.
+Multi-core designs: the simulator models one core. Without an [l2] section a GEMM is split over `chip.cores`
+as a gm x gn grid of output blocks (the grid with the fewest array tiles per core); the largest block is
+simulated, its cycles are the run's time (the slowest core), and its event counters are scaled by the ratio of
+total to block work. Each core has its own `dram_bandwidth_bytes_per_cycle` share and reads its own A rows and
+B columns (no sharing through a cache), which is pessimistic for DRAM traffic.
+With an [l2] section the chip level applies (compiler.accel.chip_model, docs/timing.md "Chip level"): the
+cores share the L2, and the mapping (grid with idle cores allowed, split-K, batch split, blocking, loop order)
+is the best one `compiler.accel.mapping` finds, cached per design and shape.
 """
 
 from __future__ import annotations
@@ -67,8 +70,40 @@ class Workload:
         return sum(layer.flops for layer in self.layers)
 
 
+def _conv_workload(spec: str, text: str) -> Workload:
+    """conv:NxCxHxW,KxRxS[,sSTRIDE][,pPAD] as its implicit GEMM: M = N*OH*OW, N = K, K = C*R*S."""
+    m = re.fullmatch(r"(\d+)x(\d+)x(\d+)x(\d+),(\d+)x(\d+)x(\d+)((?:,[sp]\d+)*)", text)
+    if not m:
+        raise WorkloadError(f"workload {spec!r}: expected conv:NxCxHxW,KxRxS[,sSTRIDE][,pPAD] "
+                            "(e.g. conv:1x64x56x56,64x3x3,s1,p1)")
+    n, c, h, w, k, r, s_ = (int(x) for x in m.groups()[:7])
+    opts = {o[0]: int(o[1:]) for o in m.group(8).split(",")[1:]}
+    stride, pad = opts.get("s", 1), opts.get("p", 0)
+    oh, ow = (h + 2 * pad - r) // max(stride, 1) + 1, (w + 2 * pad - s_) // max(stride, 1) + 1
+    if min(n, c, h, w, k, r, s_, stride) < 1 or oh < 1 or ow < 1:
+        raise WorkloadError(f"workload {spec!r}: sizes and stride must be >= 1 and the kernel must fit the padded input")
+    return Workload(spec, (Layer(f"conv {n}x{c}x{h}x{w} * {k}x{c}x{r}x{s_} (implicit GEMM)", n * oh * ow, k,
+                                 c * r * s_),))
+
+
+def _attention_workload(spec: str, text: str) -> Workload:
+    """attention:BxHxSxD as its two batched GEMMs, scores Q K^T and context P V (softmax not counted)."""
+    m = re.fullmatch(r"(\d+)x(\d+)x(\d+)x(\d+)", text)
+    if not m or min(int(x) for x in m.groups()) < 1:
+        raise WorkloadError(f"workload {spec!r}: expected attention:BxHxSxD with sizes >= 1 "
+                            "(batch, heads, sequence, head dim; e.g. attention:1x32x2048x128)")
+    b, heads, seq, d = (int(x) for x in m.groups())
+    return Workload(spec, (Layer("attention scores Q K^T", seq, seq, d, b * heads),
+                           Layer("attention context P V", seq, d, seq, b * heads)))
+
+
 def parse_workload(spec: str) -> Workload:
-    """`gemm:MxNxK` or a CSV file with columns name,m,n,k[,count]."""
+    """`gemm:MxNxK`, `conv:...`, `attention:...` or a CSV file with columns name,m,n,k[,count]."""
+    kind, _, rest = spec.strip().partition(":")
+    if kind.lower() == "conv":
+        return _conv_workload(spec, rest)
+    if kind.lower() == "attention":
+        return _attention_workload(spec, rest)
     m = re.fullmatch(r"gemm:(\d+)x(\d+)x(\d+)", spec.strip(), flags=re.IGNORECASE)
     if m:
         dims = tuple(int(x) for x in m.groups())
@@ -78,8 +113,8 @@ def parse_workload(spec: str) -> Workload:
     path = Path(spec)
     if spec.startswith("gemm") or not path.suffix.lower() == ".csv":
         raise WorkloadError(
-            f"workload {spec!r}: expected gemm:MxNxK (e.g. gemm:4096x4096x4096) or a .csv file "
-            "with columns name,m,n,k[,count]"
+            f"workload {spec!r}: expected gemm:MxNxK (e.g. gemm:4096x4096x4096), conv:NxCxHxW,KxRxS[,sS][,pP], "
+            "attention:BxHxSxD or a .csv file with columns name,m,n,k[,count]"
         )
     if not path.exists():
         raise WorkloadError(f"workload file {spec} not found")
@@ -104,18 +139,9 @@ def parse_workload(spec: str) -> Workload:
 
 def core_grid(m: int, n: int, design: Design) -> tuple[int, int]:
     """(gm, gn) with gm x gn = cores minimizing array tiles of the largest block (ties: smaller block)."""
-    cores, rows, cols = design.chip.cores, design.matrix.rows, design.matrix.cols
-    best: tuple[tuple[int, int], tuple[int, int]] | None = None
-    for gm in range(1, cores + 1):
-        if cores % gm:
-            continue
-        gn = cores // gm
-        bm, bn = math.ceil(m / gm), math.ceil(n / gn)
-        key = (math.ceil(bm / rows) * math.ceil(bn / cols), bm * bn)
-        if best is None or key < best[0]:
-            best = (key, (gm, gn))
-    assert best is not None
-    return best[1]
+    from compiler.accel.mapping import divisor_grid
+
+    return divisor_grid(m, n, design)
 
 
 def check_fits(design: Design, layer: Layer, block_m: int, block_n: int) -> None:
@@ -210,6 +236,8 @@ class LayerRun:
     block: tuple[int, int, int]
     cycles: int
     scale: float  # total work / simulated block work
+    mapping: str = ""  # the chip-level mapping (designs with [l2]); empty: the divisor grid above
+    bound: str = ""  # what sets a chip-level run's time: core, dram or l2
 
 
 @dataclass
@@ -249,6 +277,8 @@ def simulate_workload(
 
     ideal_memory: the simulator's analysis mode (free loads and stores), the matrix unit's time alone.
     """
+    if design.l2 is not None and simulate is None:
+        return _chip_level_workload(design, workload, ideal_memory)
     simulate = simulate or _default_simulator()
     runs, counters, cycles = [], {}, 0
     for layer in workload.layers:
@@ -273,6 +303,28 @@ def simulate_workload(
                 scale,
             )
         )
+    return runs, counters, cycles
+
+
+def _chip_level_workload(
+    design: Design, workload: Workload, ideal_memory: bool
+) -> tuple[list[LayerRun], dict[str, float], int]:
+    """simulate_workload for a design with a shared L2: each layer's best mapping (batch = the layer's count)."""
+    from compiler.accel.mapping import best_run
+
+    runs, counters, cycles = [], {}, 0
+    for layer in workload.layers:
+        gm, gn = core_grid(layer.m, layer.n, design)
+        check_fits(design, layer, math.ceil(layer.m / gm), math.ceil(layer.n / gn))
+        run = best_run(design, layer.m, layer.n, layer.k, layer.count, ideal_memory=ideal_memory)
+        for key, value in run.counters.items():
+            counters[key] = counters.get(key, 0.0) + value
+        cycles += run.cycles
+        mp = run.mapping
+        block_work = run.block[0] * run.block[1] * run.block[2]
+        runs.append(LayerRun(layer.name, layer.m, layer.n, layer.k, layer.count, (mp.gm, mp.gn), run.block,
+                             run.cycles, layer.count * layer.m * layer.n * layer.k / block_work,
+                             mp.describe(), run.bound))
     return runs, counters, cycles
 
 

@@ -69,6 +69,8 @@ def design_content(design: Design) -> dict[str, Any]:
     d = dataclasses.asdict(design)
     for k in ("name", "description", "source"):
         d.pop(k)
+    if d.get("l2") is None:  # designs without [l2] keep the keys they had before the section existed
+        d.pop("l2", None)
     return d
 
 

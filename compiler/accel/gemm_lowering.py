@@ -79,6 +79,8 @@ class GemmProgram:
     kc: int = 0  # OS: reduction chunk of the panel layout (see _panels)
     epilogue: Epilogue | None = None
     operand_addrs: tuple[int, ...] = ()  # the epilogue's per-column operand rows
+    a_width: int = 0  # OS: elements per A panel row (ROWS, or M when M < ROWS: no padding in DRAM); 0 = ROWS
+    b_width: int = 0  # OS: elements per B panel row (COLS, or N when N < COLS); 0 = COLS
 
     def dram_image(self, a: np.ndarray, b: np.ndarray, operands: tuple = ()) -> np.ndarray:
         """DRAM bytes holding A and B in the design's input dtype (OS: as panels, WS: A and B row-major),
@@ -87,7 +89,8 @@ class GemmProgram:
         image = np.zeros(self.dram_bytes, dtype=np.uint8)
         if self.design.matrix.dataflow == "os":
             rows, cols = self.design.matrix.rows, self.design.matrix.cols
-            a_src, b_src = _panels(np.asarray(a).T, rows, self.kc), _panels(np.asarray(b), cols, self.kc)
+            a_src = _panels(np.asarray(a).T, self.a_width or rows, self.kc)
+            b_src = _panels(np.asarray(b), self.b_width or cols, self.kc)
         else:
             a_src, b_src = a, b
         raw_a = to_dram_bytes(np.ascontiguousarray(a_src), dtype)
@@ -171,11 +174,24 @@ def split_dma(dmas: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def panel_widths(design: Design, m: int, n: int) -> tuple[int, int]:
+    """Elements per row of the OS A and B panels in DRAM: a whole array edge, or M (N) when it is smaller.
+
+    A GEMV (M = 1) then reads its activation once, one element per row, instead of ROWS - 1 zeros beside it;
+    the load zero-fills the rest of each scratchpad row, the padding the array itself needs.
+    """
+    return min(m, design.matrix.rows), min(n, design.matrix.cols)
+
+
 def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int, c_addr: int,
-               blk: OsBlock, first_half: int = 0) -> list[Group]:
-    """Output-stationary groups: per bm x bn block of C tiles, one group per reduction chunk of kc rows."""
+               blk: OsBlock, first_half: int = 0, order: str = "nm") -> list[Group]:
+    """Output-stationary groups: per bm x bn block of C tiles, one group per reduction chunk of kc rows.
+
+    order "nm": column blocks outer, row blocks inner (B panel reused across the row blocks); "mn" the reverse.
+    """
     rows, cols = design.matrix.rows, design.matrix.cols
     ib, ab = design.input_bytes, design.acc_bytes
+    a_w, b_w = panel_widths(design, m, n)
     sp_half, acc_buf = design.scratchpad_rows // 2, design.accumulator_rows // blk.acc_buffers
     bm, bn, kc = blk.bm, blk.bn, blk.kc
     m_tiles, n_tiles = ceil_div(m, rows), ceil_div(n, cols)
@@ -183,38 +199,40 @@ def _os_groups(design: Design, m: int, n: int, k: int, a_addr: int, b_addr: int,
     resident_a: list[tuple[int, int] | None] = [None, None]  # A tiles held by each scratchpad half
     resident_b: list[tuple[int, int] | None] = [None, None]  # B tiles held by each scratchpad half
     panel = 0
-    for j0 in range(0, n_tiles, bn):
+    blocks = [(i0, j0) for j0 in range(0, n_tiles, bn) for i0 in range(0, m_tiles, bm)]
+    if order == "mn":
+        blocks.sort()
+    for i0, j0 in blocks:
         col_tiles = range(j0, min(n_tiles, j0 + bn))
-        for i0 in range(0, m_tiles, bm):
-            row_tiles = range(i0, min(m_tiles, i0 + bm))
-            acc_base = (panel % blk.acc_buffers) * acc_buf
-            for kk, k0 in enumerate(range(0, k, kc)):
-                kl = min(kc, k - k0)
-                half = (len(groups) + first_half) % 2
-                sp_base = half * sp_half
-                loads = []
-                # The panel layout puts the chunk's tiles back to back: one DMA each for the A and the B tiles,
-                # so the DRAM latency is paid twice per group, not once per tile.
-                if resident_a[half] != (i0, k0):  # with one chunk, A or B may still be there from two groups ago
-                    resident_a[half] = (i0, k0)
-                    loads.append(dict(op="load.sp", sram=sp_base, dram=a_addr + _panel_row(k, kc, m_tiles, k0, i0)
-                                      * rows * ib, stride=rows * ib, rows=kl * len(row_tiles), cols=rows))
-                if resident_b[half] != (j0, k0):
-                    resident_b[half] = (j0, k0)
-                    loads.append(dict(op="load.sp", sram=sp_base + bm * kc, dram=b_addr
-                                      + _panel_row(k, kc, n_tiles, k0, j0) * cols * ib, stride=cols * ib,
-                                      rows=kl * len(col_tiles), cols=cols))
-                if not loads:  # the group still needs a load to carry its tokens: an empty one
-                    loads = [dict(op="load.sp", sram=sp_base, dram=0, stride=0, rows=0, cols=1)]
-                gemms = [dict(op="gemm", a=sp_base + t * kl, b=sp_base + bm * kc, c=acc_base + t * bn * rows, k=kl,
-                              repeat=len(col_tiles) - 1, sb=kl, sc=rows, accumulate=int(kk > 0))
-                         for t in range(len(row_tiles))]
-                groups.append(Group(loads, gemms, panel, kk == 0, acc_buffers=blk.acc_buffers))
-            groups[-1].stores = [dict(op="store.acc", sram=acc_base + (ti * bn + tj) * rows,
-                                      dram=c_addr + (i * rows * n + j * cols) * ab, stride=n * ab,
-                                      rows=min(rows, m - i * rows), cols=min(cols, n - j * cols))
-                                 for ti, i in enumerate(row_tiles) for tj, j in enumerate(col_tiles)]
-            panel += 1
+        row_tiles = range(i0, min(m_tiles, i0 + bm))
+        acc_base = (panel % blk.acc_buffers) * acc_buf
+        for kk, k0 in enumerate(range(0, k, kc)):
+            kl = min(kc, k - k0)
+            half = (len(groups) + first_half) % 2
+            sp_base = half * sp_half
+            loads = []
+            # The panel layout puts the chunk's tiles back to back: one DMA each for the A and the B tiles,
+            # so the DRAM latency is paid twice per group, not once per tile.
+            if resident_a[half] != (i0, k0):  # with one chunk, A or B may still be there from two groups ago
+                resident_a[half] = (i0, k0)
+                loads.append(dict(op="load.sp", sram=sp_base, dram=a_addr + _panel_row(k, kc, m_tiles, k0, i0)
+                                  * a_w * ib, stride=a_w * ib, rows=kl * len(row_tiles), cols=a_w))
+            if resident_b[half] != (j0, k0):
+                resident_b[half] = (j0, k0)
+                loads.append(dict(op="load.sp", sram=sp_base + bm * kc, dram=b_addr
+                                  + _panel_row(k, kc, n_tiles, k0, j0) * b_w * ib, stride=b_w * ib,
+                                  rows=kl * len(col_tiles), cols=b_w))
+            if not loads:  # the group still needs a load to carry its tokens: an empty one
+                loads = [dict(op="load.sp", sram=sp_base, dram=0, stride=0, rows=0, cols=1)]
+            gemms = [dict(op="gemm", a=sp_base + t * kl, b=sp_base + bm * kc, c=acc_base + t * bn * rows, k=kl,
+                          repeat=len(col_tiles) - 1, sb=kl, sc=rows, accumulate=int(kk > 0))
+                     for t in range(len(row_tiles))]
+            groups.append(Group(loads, gemms, panel, kk == 0, acc_buffers=blk.acc_buffers))
+        groups[-1].stores = [dict(op="store.acc", sram=acc_base + (ti * bn + tj) * rows,
+                                  dram=c_addr + (i * rows * n + j * cols) * ab, stride=n * ab,
+                                  rows=min(rows, m - i * rows), cols=min(cols, n - j * cols))
+                             for ti, i in enumerate(row_tiles) for tj, j in enumerate(col_tiles)]
+        panel += 1
     return groups
 
 
@@ -318,11 +336,11 @@ def emit_groups(groups: list[Group], depth: int) -> list[Instr]:
 
 
 def operand_bytes(design: Design, m: int, n: int, k: int) -> tuple[int, int]:
-    """Bytes of A and B in their DRAM layout (OS panels pad M and N to whole tiles)."""
+    """Bytes of A and B in their DRAM layout (OS panels pad M and N to whole tiles when larger than one)."""
     rows, cols = design.matrix.rows, design.matrix.cols
     os = design.matrix.dataflow == "os"
-    a_elems = ceil_div(m, rows) * rows * k if os else m * k
-    b_elems = k * ceil_div(n, cols) * cols if os else k * n
+    a_elems = (ceil_div(m, rows) * rows if m > rows else m) * k if os else m * k  # OS panels pad to whole tiles
+    b_elems = k * (ceil_div(n, cols) * cols if n > cols else n) if os else k * n  # (see panel_widths)
     return a_elems * design.input_bytes, b_elems * design.input_bytes
 
 
@@ -353,7 +371,8 @@ def check_gemm_size(design: Design, m: int, n: int, k: int) -> None:
 
 
 def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False,
-                 epilogue: Epilogue | None = None, first_half: int = 0) -> GemmProgram:
+                 epilogue: Epilogue | None = None, first_half: int = 0, block: OsBlock | None = None,
+                 order: str = "nm") -> GemmProgram:
     """Tile an M x K by K x N GEMM onto `design` (ragged sizes zero-padded by the loads).
 
     whole_k: keep SCALE-Sim's fold structure (each OS tile streams the whole reduction in one gemm) for the
@@ -362,6 +381,8 @@ def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False,
     accumulator cannot also hold its operands).
     first_half: the scratchpad half the first group loads into (1: the upper one), so that a program placed
     after another one in a single program starts in the half the other one finished with first.
+    block, order (OS only, a mapping search's choice): the blocking instead of `os_block`'s, and the loop
+    order of the output blocks ("nm": column blocks outer, "mn": row blocks outer).
     """
     check_gemm_size(design, m, n, k)
     a_addr, b_addr, c_addr, dram_bytes = _layout(design, m, n, k)
@@ -369,8 +390,8 @@ def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False,
         _epilogue_tiling_design(design, epilogue, m, n, k, whole_k)
     os = design.matrix.dataflow == "os"
     if os:
-        blk = os_block(tiling, m, n, k, whole_k)
-        groups = _os_groups(tiling, m, n, k, a_addr, b_addr, c_addr, blk, first_half)
+        blk = block if block is not None and epilogue is None else os_block(tiling, m, n, k, whole_k)
+        groups = _os_groups(tiling, m, n, k, a_addr, b_addr, c_addr, blk, first_half, order)
     else:
         groups = _ws_groups(tiling, m, n, k, a_addr, b_addr, c_addr, whole_k, first_half)
     op_addrs: tuple[int, ...] = ()
@@ -380,8 +401,9 @@ def gemm_program(design: Design, m: int, n: int, k: int, whole_k: bool = False,
         dram_bytes += epilogue.operands * _align(row_bytes)
         rep = design.matrix.rows if os else ws_block(tiling, m, n, k, whole_k).ml
         _add_epilogue(design, groups, epilogue, n, c_addr, op_addrs, tiling.accumulator_rows, rep)
+    a_w, b_w = panel_widths(design, m, n) if os else (0, 0)
     return GemmProgram(design, m, n, k, emit_groups(groups, design.control.queue_depth), a_addr, b_addr, c_addr,
-                       dram_bytes, blk.kc if os else 0, epilogue, op_addrs)
+                       dram_bytes, blk.kc if os else 0, epilogue, op_addrs, a_w, b_w)
 
 
 def _epilogue_tiling_design(design: Design, epilogue: Epilogue, m: int, n: int, k: int, whole_k: bool) -> Design:

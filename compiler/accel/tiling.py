@@ -100,14 +100,23 @@ def os_block(design: Design, m: int, n: int, k: int, whole_k: bool = False) -> O
     whole_k: every tile streams the whole reduction in one gemm (up to the `k` field), as the ideal-memory
     (SCALE-Sim) mode needs; blocks then grow only along N, the fold structure the formula counts.
     """
-    rows = design.matrix.rows
-    sp_half = design.scratchpad_rows // 2
-    m_tiles, n_tiles = ceil_div(m, rows), ceil_div(n, design.matrix.cols)
+    rows, sp_half = design.matrix.rows, design.scratchpad_rows // 2
+    n_tiles = ceil_div(n, design.matrix.cols)
     if whole_k:
         kc = min(k, MAX_STREAM, sp_half // 2)
         bn = max(1, min(n_tiles, sp_half // kc - 1, design.accumulator_rows // 2 // rows, MAX_REPEAT))
         return OsBlock(1, bn, kc)
-    best: tuple[int, int, OsBlock] | None = None
+    ranked = os_block_candidates(design, m, n, k, 1)
+    # not even one A and one B row fit a half: the caller's design is unusable anyway
+    return ranked[0] if ranked else OsBlock(1, 1, 1)
+
+
+def os_block_candidates(design: Design, m: int, n: int, k: int, count: int) -> list[OsBlock]:
+    """The `count` OS blockings with the fewest estimated cycles, best first (os_block's ranking)."""
+    rows = design.matrix.rows
+    sp_half = design.scratchpad_rows // 2
+    m_tiles, n_tiles = ceil_div(m, rows), ceil_div(n, design.matrix.cols)
+    ranked: list[tuple[int, int, OsBlock]] = []
     # Two accumulator buffers hide a block's stores; one buffer doubles the block (more reuse per DRAM byte)
     # at the price of exposed stores, which pays off when loads dominate and stores are rare (long K).
     for buffers in (2, 1):
@@ -118,12 +127,10 @@ def os_block(design: Design, m: int, n: int, k: int, whole_k: bool = False) -> O
                 if kc_max < 1:
                     continue
                 kc = ceil_div(k, ceil_div(k, kc_max))  # equal chunks: no short tail chunk
-                key = (_os_cycles(design, m_tiles, n_tiles, k, bm, bn, kc, buffers), bm * bn)
-                if best is None or key < best[:2]:
-                    best = (*key, OsBlock(bm, bn, kc, buffers))
-    if best is None:  # not even one A and one B row fit a half: the caller's design is unusable anyway
-        return OsBlock(1, 1, 1)
-    return best[2]
+                ranked.append((_os_cycles(design, m_tiles, n_tiles, k, bm, bn, kc, buffers), bm * bn,
+                               OsBlock(bm, bn, kc, buffers)))
+    ranked.sort(key=lambda r: r[:2])  # stable: the first of equal keys, as a strict-less scan picks
+    return [r[2] for r in ranked[:count]]
 
 
 def _ws_cycles(design: Design, m: int, n_tiles: int, k_tiles: int, ml: int, bn: int, kg: int) -> int:

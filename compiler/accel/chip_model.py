@@ -1,0 +1,186 @@
+"""The chip level of a multi-core design: how one GEMM mapping runs on all cores, the shared L2 and DRAM.
+
+The cycle simulator models one core. A `Mapping` spreads a (batched) GEMM over the cores as a grid of
+gb x gm x gn x gk blocks (batch, M, N and split-K; the product may be below the core count, the rest idle)
+and fixes the core's blocking and loop order. `run_mapping` simulates the largest block on one core and
+composes the chip from it (docs/timing.md, "Chip level"):
+
+- Without an [l2] section the core's memory is its own DRAM share, every core reads its own slices (no
+  sharing), and the time is the core's: the behaviour before the chip level existed.
+- With [l2] the core's memory is the L2: its loads see `l2.latency_cycles` and a port of
+  `min(l2.noc_bandwidth_bytes_per_cycle, l2.bandwidth_bytes_per_cycle // active cores)` bytes per cycle.
+  The chip's DRAM traffic is the unique traffic given the L2's capacity: an operand's panels are read from
+  DRAM once when everything the cores touch between two reads of the same panel fits in the L2, otherwise
+  as often as the core's loop nest re-reads them. The time is the slowest of the core, the DRAM roof (DRAM
+  bytes over the chip's DRAM bandwidth, cores x `memory.dram_bandwidth_bytes_per_cycle`) and the L2 roof
+  (core-side bytes over `l2.bandwidth_bytes_per_cycle`), plus one DRAM latency for the first miss and the
+  split-K reduction.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from compiler.accel.gemm_lowering import gemm_program
+from compiler.accel.tiling import OsBlock
+from isa.design import Design, ceil_div
+from sim.simulator import simulate
+
+__all__ = ["Mapping", "ChipRun", "run_mapping", "core_view", "block_shape", "active_cores"]
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How a GEMM is spread over the cores and run on each: the grid, split-K, blocking and loop order."""
+
+    gm: int
+    gn: int
+    gk: int = 1  # split-K: the reduction cut into gk parts on different cores, partial sums reduced after
+    gb: int = 1  # batch elements run side by side on different cores
+    block: OsBlock | None = None  # the core's OS blocking; None: the tiling heuristic's (tiling.os_block)
+    order: str = "nm"  # the core's loop over output blocks: "nm" column blocks outer, "mn" row blocks outer
+
+    @property
+    def cores(self) -> int:
+        """Cores the grid names (some may get no work when the sizes divide unevenly)."""
+        return self.gm * self.gn * self.gk * self.gb
+
+    def describe(self) -> str:
+        """One line for reports: grid, split-K, batch split, blocking and order."""
+        blk = "heuristic" if self.block is None else \
+            f"{self.block.bm}x{self.block.bn} tiles, kc {self.block.kc}, {self.block.acc_buffers} acc buffers"
+        return (f"grid {self.gm}x{self.gn}" + (f", split-K {self.gk}" if self.gk > 1 else "")
+                + (f", batch over {self.gb}" if self.gb > 1 else "") + f", block {blk}, order {self.order}")
+
+
+def block_shape(m: int, n: int, k: int, batch: int, mp: Mapping) -> tuple[int, int, int, int]:
+    """(block M, block N, block K, batch elements per core) of the largest block."""
+    return ceil_div(m, mp.gm), ceil_div(n, mp.gn), ceil_div(k, mp.gk), ceil_div(batch, mp.gb)
+
+
+def active_cores(m: int, n: int, k: int, batch: int, mp: Mapping) -> int:
+    """Cores that get a block (a grid finer than the sizes leaves some idle)."""
+    bm, bn, bk, bb = block_shape(m, n, k, batch, mp)
+    return ceil_div(m, bm) * ceil_div(n, bn) * ceil_div(k, bk) * ceil_div(batch, bb)
+
+
+def core_view(design: Design, active: int) -> Design:
+    """The design one core sees: with an L2, the L2 latency and the core's share of the L2 bandwidth as its
+    memory (a simulated address space large enough for any block); without, the design itself."""
+    l2 = design.l2
+    if l2 is None:
+        return design
+    port = max(1, min(l2.noc_bandwidth_bytes_per_cycle, l2.bandwidth_bytes_per_cycle // max(1, active)))
+    mem = dataclasses.replace(design.memory, dram_bandwidth_bytes_per_cycle=port,
+                              dram_latency_cycles=l2.latency_cycles)
+    return dataclasses.replace(design, memory=mem)
+
+
+@dataclass
+class ChipRun:
+    """A mapping's simulated run: chip cycles, the parts they come from, and whole-chip counters."""
+
+    mapping: Mapping
+    cycles: int
+    core_cycles: int  # one core's block (times its batch elements)
+    dram_roof_cycles: int
+    l2_roof_cycles: int
+    reduction_cycles: int
+    block: tuple[int, int, int]
+    active: int
+    dram_read_bytes: int
+    dram_write_bytes: int
+    counters: dict[str, float] = field(default_factory=dict)
+    bound: str = "core"  # which term sets the time: core, dram or l2
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-dict form."""
+        out = dataclasses.asdict(self)
+        out["mapping"] = self.mapping.describe()
+        return out
+
+
+def _operand_reads(gp: Any) -> tuple[int, int]:
+    """Bytes the program loads from the A and from the B region of its DRAM image."""
+    a = b = 0
+    ib = gp.design.input_bytes
+    for ins in gp.program:
+        if ins.mnemonic != "load" or not ins.args["rows"] or ins.args["mem"] != 0:
+            continue
+        nbytes = ins.args["rows"] * ins.args["cols"] * ib
+        addr = ins.args["dram"]
+        if gp.a_addr <= addr < gp.b_addr:
+            a += nbytes
+        elif gp.b_addr <= addr < gp.c_addr:
+            b += nbytes
+    return a, b
+
+
+def run_mapping(design: Design, m: int, n: int, k: int, mp: Mapping, batch: int = 1,
+                ideal_memory: bool = False) -> ChipRun:
+    """Simulate the mapping's largest block on one core and compose the chip's time and traffic from it."""
+    bm, bn, bk, bb = block_shape(m, n, k, batch, mp)
+    active = active_cores(m, n, k, batch, mp)
+    core = core_view(design, active)
+    gp = gemm_program(core, bm, bn, bk, whole_k=ideal_memory, block=mp.block, order=mp.order)
+    if gp.dram_bytes > core.memory.dram_bytes:  # the block's operands, whatever the design's address space
+        core = dataclasses.replace(core, memory=dataclasses.replace(core.memory, dram_bytes=gp.dram_bytes))
+        gp = dataclasses.replace(gp, design=core)
+    res = simulate(core, gp.program, None, ideal_memory=ideal_memory, values=False)
+    scale = batch * m * n * k / (bm * bn * bk)  # total work over one block's
+    counters = {key: float(v) * scale for key, v in res.counters.items()}
+    core_cycles = int(res.cycles) * bb
+    core_rd, core_wr = res.counters.get("dram_read_bytes", 0), res.counters.get("dram_write_bytes", 0)
+    if design.l2 is None or ideal_memory:
+        return ChipRun(mp, core_cycles, core_cycles, 0, 0, 0, (bm, bn, bk), active,
+                       int(core_rd * scale), int(core_wr * scale), counters)
+    l2 = design.l2
+    ib, ab = design.input_bytes, design.acc_bytes
+    a_reads, b_reads = _operand_reads(gp)
+    a_block, b_block = bm * bk * ib, bk * bn * ib
+    ra, rb = a_reads / a_block, b_reads / b_block  # how often the core's loop nest reads its A and B block
+    concurrent = min(batch, mp.gb)  # batch elements in flight together
+    blk = mp.block or _heuristic_block(gp)
+    rows, cols = design.matrix.rows, design.matrix.cols
+    a_all, b_all = m * k * ib * concurrent, k * n * ib * concurrent
+    a_panels = min(m, mp.gm * blk.bm * rows) * k * ib * concurrent  # A of one block row on every core
+    b_panels = min(n, mp.gn * blk.bn * cols) * k * ib * concurrent
+    # Between two reads of the same panel the cores touch: for the operand of the outer loop, everything it
+    # holds plus the other operand's current panels; for the inner one, the current panels of both.
+    outer_a = mp.order == "mn"
+    fits_a = (a_panels + b_panels if outer_a else a_all + b_panels) <= l2.bytes
+    fits_b = (b_all + a_panels if outer_a else a_panels + b_panels) <= l2.bytes
+    dram_rd = batch * (m * k * ib * (1 if fits_a else ra) + k * n * ib * (1 if fits_b else rb))
+    c_bytes = batch * m * n * ab
+    dram_wr = c_bytes
+    reduction = 0
+    if mp.gk > 1:
+        partials = mp.gk * c_bytes  # written by the cores, read back by the reduction
+        if mp.gk * m * n * ab * concurrent > l2.bytes:
+            dram_rd += partials
+            dram_wr += partials
+        port = max(1, min(l2.noc_bandwidth_bytes_per_cycle, l2.bandwidth_bytes_per_cycle // design.chip.cores))
+        move = ceil_div(partials + c_bytes, port * design.chip.cores)
+        adds = ceil_div((mp.gk - 1) * batch * m * n, design.vector.lanes * design.chip.cores)
+        reduction = max(move, adds) + l2.latency_cycles
+    l2_bytes = (core_rd + core_wr) * bb * active
+    dram_bw = design.memory.dram_bandwidth_bytes_per_cycle * design.chip.cores
+    dram_roof = ceil_div(int(dram_rd + dram_wr), dram_bw)
+    l2_roof = ceil_div(int(l2_bytes), l2.bandwidth_bytes_per_cycle)
+    body = max(core_cycles, dram_roof, l2_roof)
+    bound = "core" if body == core_cycles else ("dram" if body == dram_roof else "l2")
+    counters["l2_read_bytes"] = float(core_rd) * scale
+    counters["l2_write_bytes"] = float(core_wr) * scale
+    counters["dram_read_bytes"] = float(dram_rd)
+    counters["dram_write_bytes"] = float(dram_wr)
+    cycles = body + reduction + design.memory.dram_latency_cycles
+    return ChipRun(mp, cycles, core_cycles, dram_roof, l2_roof, reduction, (bm, bn, bk), active, int(dram_rd),
+                   int(dram_wr), counters, bound)
+
+
+def _heuristic_block(gp: Any) -> OsBlock:
+    """The blocking the lowering chose for this program (tiling.os_block on its design and shape)."""
+    from compiler.accel.tiling import os_block
+
+    return os_block(gp.design, gp.m, gp.n, gp.k)
