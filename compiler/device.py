@@ -136,16 +136,16 @@ def _first_gpu(device: str) -> str:
     )
 
 
-_default: str | None = None
+_default: tuple[str | None, str] | None = None  # (WB_DEVICE when it was chosen, the device)
 
 
 def default_device() -> str:
     """WB_DEVICE, else the first GPU (CUDA, then HIP, then an OpenCL GPU), else CL (PoCL), else REF."""
     global _default
-    if _default is None:
-        env = os.environ.get("WB_DEVICE")
-        _default = canonicalize(env) if env else _first_device()
-    return _default
+    env = os.environ.get("WB_DEVICE")
+    if _default is None or _default[0] != env:  # a changed WB_DEVICE is honoured, and a removed one undone
+        _default = (env, canonicalize(env) if env else _first_device())
+    return _default[1]
 
 
 def _first_device() -> str:
