@@ -342,6 +342,8 @@ def event_energies(design: Design) -> dict[str, EventEnergy]:
 # Energies charged on every DRAM byte besides the device itself: the byte crosses the memory PHY, an L2 bank and
 # the network-on-chip to reach its core (the simulator's cores load straight from DRAM; issue 14 adds the L2).
 _PER_DRAM_BYTE = ("l2_bytes", "noc_bytes", "memory_phy_bytes")
+# Chip-level runs (designs with [l2], compiler/accel/chip_model.py) count the bytes between the cores and the L2.
+_CORE_L2 = ("l2_read_bytes", "l2_write_bytes")
 _OFF_CHIP = ("dram_read_bytes", "dram_write_bytes")
 
 
@@ -356,8 +358,10 @@ def sustained_power(
 
     Per core and cycle the array reads one A column and one B row, (rows + cols) input elements, from the
     scratchpad; the accumulator reads and writes one row; the core's DRAM port runs at its full bandwidth, each
-    byte also written into the scratchpad and crossing the memory PHY, an L2 bank and the network-on-chip. These
-    are the design's own worst-case rates, independent of how well a program reuses data. Clock tree and static
+    byte also written into the scratchpad and crossing the memory PHY, an L2 bank and the network-on-chip; with an
+    [l2] section the cores fill from the L2 at its bandwidth (capped by their network-on-chip links) instead, and
+    DRAM refills the L2 at the DRAM bandwidth. These are the design's own worst-case rates, independent of how
+    well a program reuses data. Clock tree and static
     power follow from the other parts (P.2, P.4); `tdp_w` gives the clock the cap allows.
 
     `flops_per_s` (at most the design's peak) and `dram_bytes_per_s` (at most its DRAM bandwidth) give the power
@@ -378,6 +382,16 @@ def sustained_power(
                               f"the design's bandwidth {full_port / 1e9:,.1f} GB/s]")
     util = 1.0 if flops_per_s is None else flops_per_s / peak
     port_bytes_per_s = full_port if dram_bytes_per_s is None else dram_bytes_per_s
+    # Bytes per second into the cores. Without [l2] they come straight from DRAM. With it, from the shared L2 at
+    # its bandwidth (or the cores' network-on-chip links, whichever is less), scaled like the array by the load:
+    # at a fixed mapping the L2-to-core traffic is proportional to the FLOPs; DRAM only refills the L2.
+    l2 = design.l2
+    if l2 is None:
+        fill_bytes_per_s, l2_bytes_per_s, fill_what = port_bytes_per_s, port_bytes_per_s, "into the cores from DRAM"
+    else:
+        fill_bytes_per_s = util * min(l2.bandwidth_bytes_per_cycle, cores * l2.noc_bandwidth_bytes_per_cycle) * clock
+        l2_bytes_per_s = fill_bytes_per_s + port_bytes_per_s
+        fill_what = "from the L2 into the cores"
     macs = e[MACS_COUNTER[m.input_dtype]]
     nm = resolve_node(design.chip.node_nm).nm
     opts = power_options(design)
@@ -404,13 +418,15 @@ def sustained_power(
         PowerItem("register_file", 2 * acc_row * e["accumulator_read_bytes"].pj * busy * PJ,
                   f"accumulator: one {acc_row} B row read + written per busy cycle per core",
                   e["accumulator_read_bytes"].source),
-        PowerItem("l1_scratchpad", (feed * busy + port_bytes_per_s) * e["scratchpad_read_bytes"].pj * PJ,
-                  f"{feed} B operand reads per busy cycle per core + {port_bytes_per_s / 1e12:.2f} TB/s of fills",
+        PowerItem("l1_scratchpad", (feed * busy + fill_bytes_per_s) * e["scratchpad_read_bytes"].pj * PJ,
+                  f"{feed} B operand reads per busy cycle per core + {fill_bytes_per_s / 1e12:.2f} TB/s of fills",
                   e["scratchpad_read_bytes"].source),
-        PowerItem("l2", port_bytes_per_s * e["l2_bytes"].pj * PJ,
-                  f"{port_bytes_per_s / 1e12:.2f} TB/s into the cores", e["l2_bytes"].source),
-        PowerItem("network_on_chip", port_bytes_per_s * e["noc_bytes"].pj * PJ, e["noc_bytes"].detail,
-                  e["noc_bytes"].source),
+        PowerItem("l2", l2_bytes_per_s * e["l2_bytes"].pj * PJ,
+                  f"{fill_bytes_per_s / 1e12:.2f} TB/s {fill_what}"
+                  + (f" + {port_bytes_per_s / 1e12:.2f} TB/s of DRAM refills" if l2 is not None else ""),
+                  e["l2_bytes"].source),
+        PowerItem("network_on_chip", fill_bytes_per_s * e["noc_bytes"].pj * PJ,
+                  f"{fill_bytes_per_s / 1e12:.2f} TB/s, {e['noc_bytes'].detail}", e["noc_bytes"].source),
         PowerItem("memory_phy", port_bytes_per_s * e["memory_phy_bytes"].pj * PJ,
                   f"{port_bytes_per_s / 1e12:.2f} TB/s, {e['memory_phy_bytes'].detail}", e["memory_phy_bytes"].source),
     ]
@@ -488,7 +504,9 @@ def run_power(
 ) -> PowerResult:
     """Energy of a run from event counters (whole chip) and its average power, capped at `tdp_w`.
 
-    Every DRAM byte is also charged its memory-PHY, L2 and network-on-chip energy, the on-chip dynamic energy
+    Every DRAM byte is also charged its memory-PHY, L2 and network-on-chip energy (in a chip-level run, the
+    L2 and network-on-chip energy go on the counted core-to-L2 bytes instead, and every DRAM byte is charged
+    its L2 refill), the on-chip dynamic energy
     its clock-tree share, and all of it the voltage regulators' conversion loss (`static_w` includes theirs). Above the TDP the clock is throttled: the dynamic energy stays, the time stretches to
     dynamic / (TDP - static), and the static energy grows with it.
     """
@@ -508,10 +526,15 @@ def run_power(
         e = energies[name]
         terms.append(EnergyTerm(name, float(count), e.pj, float(count) * e.pj * PJ))
     dram_bytes = sum(float(counters.get(k, 0)) for k in _OFF_CHIP)
-    if dram_bytes:
-        for name in _PER_DRAM_BYTE:
-            e = energies[name]
-            terms.append(EnergyTerm(name, dram_bytes, e.pj, dram_bytes * e.pj * PJ))
+    core_l2_bytes = sum(float(counters.get(k, 0)) for k in _CORE_L2)
+    if core_l2_bytes:  # a chip-level run: the cores move these through the L2 and the NoC; DRAM refills the L2
+        per_byte = {"l2_bytes": core_l2_bytes + dram_bytes, "noc_bytes": core_l2_bytes, "memory_phy_bytes": dram_bytes}
+    else:  # the cores load straight from DRAM: every DRAM byte also crosses an L2 bank and the NoC
+        per_byte = dict.fromkeys(_PER_DRAM_BYTE, dram_bytes)
+    for name in _PER_DRAM_BYTE:
+        e, count = energies[name], per_byte[name]
+        if count:
+            terms.append(EnergyTerm(name, count, e.pj, count * e.pj * PJ))
     on_chip = sum(t.joules for t in terms if t.event not in _OFF_CHIP)
     if on_chip:
         clock_j = on_chip * CLOCK_TREE_FRACTION / (1 - CLOCK_TREE_FRACTION)
