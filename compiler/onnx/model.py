@@ -77,7 +77,8 @@ class OnnxModel:
         # alone (folded: name -> host array), and their device copies ((name, device) -> Tensor)
         self.constants, folded = fold_constants(self.graph, self.initializers, self.opset)
         # what a call runs: the nodes not folded, Conv + BatchNormalization pairs as one Conv
-        self.plan, self.constants = fold_batchnorm_into_conv(self.graph, folded, self.constants)
+        self.plan, known = fold_batchnorm_into_conv(self.graph, folded, self.initializers | self.constants)
+        self.constants = {k: v for k, v in known.items() if k not in self.initializers}
         self._const_tensors: dict[tuple, Tensor] = {}
 
     # --- description -------------------------------------------------------------------------------
