@@ -11,6 +11,7 @@ from onnx import numpy_helper
 
 from compiler.tensor import Tensor
 
+from . import ops_attention  # noqa: F401 - registers the Attention handler
 from .errors import OnnxImportError
 from .fuse import fold_batchnorm_into_conv
 from .ops import HANDLERS, HOST_MAX, NodeCtx, handler_for
