@@ -154,11 +154,14 @@ def prebuild(cases: list[Case], device: str) -> int:
     program built; returns the number of kernels handed over. A case that fails here fails again when run,
     with its message, so errors are left to the run."""
     from compiler.backend import get_backend
+    from compiler.device import canonicalize
     from compiler.schedule import create_schedule
     from compiler.tensor import Tensor
 
     from .model import OnnxModel
 
+    if not hasattr(get_backend(canonicalize(device)), "prepare"):  # a backend that builds nothing up front
+        return 0
     programs = []
     for c in cases:
         if excluded_reason(c.name) is not None:
@@ -175,8 +178,7 @@ def prebuild(cases: list[Case], device: str) -> int:
         except Exception:  # noqa: BLE001 - reported by the run itself
             continue
     for be in dict.fromkeys(b for b, _ in programs):
-        if hasattr(be, "prepare"):
-            be.prepare([p for b, p in programs if b is be])
+        be.prepare([p for b, p in programs if b is be])
     return len(programs)
 
 
