@@ -29,6 +29,7 @@ def _cpu() -> float:
 def collect(n_cases: int, out: str) -> None:
     """Record (source, name, global size, local size, buffer bytes) of every kernel the cases launch."""
     from compiler import runtime_opencl as rc
+    from compiler.cl_batch import split_source
     from compiler.onnx import suite
 
     recs: dict[str, tuple] = {}
@@ -36,7 +37,8 @@ def collect(n_cases: int, out: str) -> None:
 
     def spy(self, kernel, gsize, lsize, bufs, wait=False):
         src = next(s for s, k in self.programs.items() if k is kernel)
-        recs.setdefault(src, (kernel.function_name, tuple(gsize), lsize and tuple(lsize),
+        parts = split_source(src)  # the name in its own source (a batch may have renamed it)
+        recs.setdefault(src, (parts[2] if parts else kernel.function_name, tuple(gsize), lsize and tuple(lsize),
                               [b.buf.size for b in bufs]))
         return launch(self, kernel, gsize, lsize, bufs, wait)
 
