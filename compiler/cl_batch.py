@@ -42,9 +42,10 @@ def batch_source(items: list[tuple[str, str]]) -> tuple[str, list[str]] | None:
         pre, body, _ = parts
         for d in pre:
             defs.setdefault(d if d.endswith("\n") else d + "\n")
-        new = name
+        new, n = name, 0
         while new in taken:  # same name, different source (e.g. one shape, other ops): give it a suffix
-            new = f"{name}_{len(taken)}"
+            n += 1
+            new = f"{name}_{n}"
         taken.add(new)
         if new != name:
             head = _KERNEL.match(body)
