@@ -26,7 +26,7 @@ def test_batch_source_shares_helpers_and_renames_clashing_kernels():
     assert f"__kernel void {names[1]}(" in src
     # a suffixed name that is some other kernel's own name already: still one name per kernel
     k = "__kernel void {}(__global float* a) {{ a[0] = {}; }}\n"
-    clash = [(k.format("E_4", 1), "E_4"), (k.format("E_4_1", 2), "E_4_1"), (k.format("E_4", 3), "E_4")]
+    clash = [(k.format("E_4", 1), "E_4"), (k.format("E_4_2", 2), "E_4_2"), (k.format("E_4", 3), "E_4")]
     assert len(set(batch_source(clash)[1])) == 3
     assert split_source("__kernel void a() {}\n__kernel void b() {}\n") is None  # two kernels: not batched
     assert batch_source([("__kernel void a() {}", "b")]) is None  # the entry point is not the kernel named
