@@ -24,8 +24,16 @@ class OpenCLDeviceInfo:
 
 def opencl_devices() -> list:
     """pyopencl Device objects in workbench order: GPUs first, then CPUs and others, stable by platform."""
+    import os
+
     import pyopencl as cl
 
+    from .program_cache import cache_dir
+
+    # PoCL keeps built programs and compiled work-group functions in its own cache: put it with ours, so
+    # WB_CACHE_DIR names every compiled artifact (a cold WB_CACHE_DIR is a cold start); read at its first use
+    if "POCL_CACHE_DIR" not in os.environ:
+        os.environ["POCL_CACHE_DIR"] = str(cache_dir() / "pocl")
     try:
         platforms = cl.get_platforms()
     except cl.LogicError:  # no ICD registered at all: same as an empty list

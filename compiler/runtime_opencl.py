@@ -8,10 +8,16 @@ import time
 import numpy as np
 
 from . import program_cache
+from .cl_batch import batch_source
 from .errors import KernelBuildError
 from .opencl_devices import opencl_devices
 
 BUILD_OPTIONS = ["-cl-mad-enable", "-cl-std=CL1.2"]
+# kernels per clBuildProgram: PoCL compiles each kernel's work-group function at its first launch from the
+# whole program, so that cost grows with the batch; 16 keeps it near a lone kernel's while the build's fixed
+# cost is shared (measured, docs/onnx.md)
+MAX_BATCH = 16
+MIN_BATCH = 4  # a thread per this many kernels at least: below it, threads buy less than batching saves
 
 
 class CLBuffer:
@@ -63,10 +69,14 @@ class CLDevice:
         self.queue = cl.CommandQueue(self.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
         self.free_buffers: dict[int, list] = {}  # nbytes -> released cl.Buffers
         self.programs: dict[str, object] = {}  # source -> kernel object
+        self.batches: dict[str, object] = {}  # cache key of a batch program's source -> its cl.Program
         self.ident = (
             f"{self.device.name}|{self.device.driver_version}|{self.device.version}|{cl.VERSION_TEXT}"
         )
         self.is_cpu = bool(self.device.type & cl.device_type.CPU)
+        # PoCL caches its builds itself (POCL_CACHE_DIR, see opencl_devices), and asking it for a program's
+        # binary compiles every kernel in it once more (~0.3 s each): keep our binaries for other drivers only
+        self.cache_binaries = "pocl" not in self.device.platform.version.lower()
 
     def alloc(self, size: int, dtype) -> CLBuffer:
         """An uninitialised buffer of `size` elements."""
@@ -76,45 +86,116 @@ class CLDevice:
         """The kernel `name` from `src`, built once per process and cached as a binary on disk."""
         if src in self.programs:
             return self.programs[src]
-        import pyopencl as cl
+        key = self._key(src)
+        kernel = self._cached(key, name)
+        if kernel is None:
+            prg = self._build(src, name)
+            import pyopencl as cl
 
-        key = program_cache.cache_key(src, self.ident, " ".join(BUILD_OPTIONS))
-        prg = None
-        binary = program_cache.read("cl", key)
-        if binary is not None:
-            try:
-                prg = cl.Program(self.ctx, [self.device], [binary]).build(options=BUILD_OPTIONS)
-                cl.Kernel(prg, name)
-            except Exception:  # a corrupt or stale entry: rebuild from source
-                program_cache.remove("cl", key)
-                prg = None
-        if prg is None:
-            try:
-                prg = cl.Program(self.ctx, src).build(options=BUILD_OPTIONS)
-            except cl.RuntimeError as e:
-                log = str(e)
-                numbered = "\n".join(f"{i + 1:4d} {line}" for i, line in enumerate(src.splitlines()))
-                raise KernelBuildError(
-                    f"OpenCL build of kernel {name} failed on {self.device.name.strip()}:\n"
-                    f"{log}\n--- source ---\n{numbered}"
-                ) from None
-            program_cache.write("cl", key, prg.get_info(cl.program_info.BINARIES)[0])
-        self.programs[src] = cl.Kernel(prg, name)
-        return self.programs[src]
+            if self.cache_binaries:
+                program_cache.write("cl", key, prg.get_info(cl.program_info.BINARIES)[0])
+            kernel = cl.Kernel(prg, name)
+        self.programs[src] = kernel
+        return kernel
 
     def compile_many(self, items: list[tuple[str, str]]) -> None:
-        """compile() each (src, name) not built yet, in a pool of threads: pyopencl lets go of the GIL
-        while PoCL builds, so N cores build N kernels at a time."""
-        todo = list(dict.fromkeys((src, name) for src, name in items if src not in self.programs))
+        """compile() each (src, name) not built yet: those on disk are loaded, the rest built a batch of
+        kernels per program (one clBuildProgram each, see cl_batch), the batches on a pool of threads
+        (pyopencl lets go of the GIL while PoCL builds)."""
+        todo = []
+        for src, name in dict.fromkeys((src, name) for src, name in items if src not in self.programs):
+            kernel = self._cached(self._key(src), name)
+            if kernel is None:
+                todo.append((src, name))
+            else:
+                self.programs[src] = kernel
         if len(todo) < 2:
             for src, name in todo:
                 self.compile(src, name)
             return
+        workers = min(os.cpu_count() or 1, -(-len(todo) // MIN_BATCH))
+        size = min(MAX_BATCH, -(-len(todo) // workers))
+        batches = [todo[i:i + size] for i in range(0, len(todo), size)]
+        if workers < 2:
+            for b in batches:
+                self._compile_batch(b)
+            return
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:
-            for f in [pool.submit(self.compile, src, name) for src, name in todo]:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for f in [pool.submit(self._compile_batch, b) for b in batches]:
                 f.result()  # re-raises a KernelBuildError
+
+    def _compile_batch(self, items: list[tuple[str, str]]) -> None:
+        """Build items as one program and cache it once, with a pointer to it per kernel; a batch that does
+        not build (or cannot be merged) is built kernel by kernel, so an error names its own kernel."""
+        import pyopencl as cl
+
+        merged = batch_source(items)
+        prg = None
+        if merged is not None:
+            try:
+                prg = cl.Program(self.ctx, merged[0]).build(options=BUILD_OPTIONS)
+            except cl.RuntimeError:
+                prg = None
+        if prg is None:
+            for src, name in items:
+                self.compile(src, name)
+            return
+        bkey = self._key(merged[0])
+        if self.cache_binaries:
+            program_cache.write("clbatch", bkey, prg.get_info(cl.program_info.BINARIES)[0])
+        self.batches[bkey] = prg
+        for (src, _), kname in zip(items, merged[1], strict=True):
+            if self.cache_binaries:
+                program_cache.write("clref", self._key(src), f"{bkey}\n{kname}".encode())
+            self.programs[src] = cl.Kernel(prg, kname)
+
+    def _key(self, src: str) -> str:
+        return program_cache.cache_key(src, self.ident, " ".join(BUILD_OPTIONS))
+
+    def _cached(self, key: str, name: str):
+        """The kernel from the on-disk cache (its own binary, or its batch's), or None; a corrupt or stale
+        entry is removed so that the kernel is built again."""
+        if not self.cache_binaries:
+            return None
+        import pyopencl as cl
+
+        binary = program_cache.read("cl", key)
+        if binary is not None:
+            try:
+                return cl.Kernel(cl.Program(self.ctx, [self.device], [binary]).build(options=BUILD_OPTIONS), name)
+            except Exception:  # a corrupt or stale entry: rebuild from source
+                program_cache.remove("cl", key)
+        ref = program_cache.read("clref", key)
+        if ref is None:
+            return None
+        try:
+            bkey, kname = ref.decode().split("\n")
+            prg = self.batches.get(bkey)
+            if prg is None:
+                binary = program_cache.read("clbatch", bkey)
+                if binary is None:
+                    raise FileNotFoundError(bkey)
+                prg = cl.Program(self.ctx, [self.device], [binary]).build(options=BUILD_OPTIONS)
+                self.batches[bkey] = prg
+            return cl.Kernel(prg, kname)
+        except Exception:  # a missing batch or a corrupt entry: build again
+            program_cache.remove("clref", key)
+            return None
+
+    def _build(self, src: str, name: str):
+        """src built on its own, or a KernelBuildError with the build log and the numbered source."""
+        import pyopencl as cl
+
+        try:
+            return cl.Program(self.ctx, src).build(options=BUILD_OPTIONS)
+        except cl.RuntimeError as e:
+            numbered = "\n".join(f"{i + 1:4d} {line}" for i, line in enumerate(src.splitlines()))
+            raise KernelBuildError(
+                f"OpenCL build of kernel {name} failed on {self.device.name.strip()}:\n"
+                f"{e}\n--- source ---\n{numbered}"
+            ) from None
 
     def launch(
         self, kernel, gsize: tuple, lsize: tuple | None, bufs: list, wait: bool = False

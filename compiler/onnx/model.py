@@ -11,7 +11,9 @@ from onnx import numpy_helper
 
 from compiler.tensor import Tensor
 
+from . import ops_attention  # noqa: F401 - registers the Attention handler
 from .errors import OnnxImportError
+from .fuse import fold_batchnorm_into_conv
 from .ops import HANDLERS, HOST_MAX, NodeCtx, handler_for
 from .types import held_array, held_dtype, np_dtype, type_name
 
@@ -72,6 +74,13 @@ class OnnxModel:
         self.input_names = [i.name for i in self.inputs]
         self.output_names = [o.name for o in self.graph.output]
         self._weights: dict[tuple, Any] = {}
+        # load-time work, done once instead of on every call: values computed from initializers and Constants
+        # alone (folded: name -> host array), and their device copies ((name, device) -> Tensor)
+        self.constants, folded = fold_constants(self.graph, self.initializers, self.opset)
+        # what a call runs: the nodes not folded, Conv + BatchNormalization pairs as one Conv
+        self.plan, known = fold_batchnorm_into_conv(self.graph, folded, self.initializers | self.constants)
+        self.constants = {k: v for k, v in known.items() if k not in self.initializers}
+        self._const_tensors: dict[tuple, Tensor] = {}
 
     # --- description -------------------------------------------------------------------------------
     def input_specs(self) -> list[tuple[str, tuple, np.dtype]]:
@@ -118,7 +127,11 @@ class OnnxModel:
             env[vi.name] = self._feed(vi, feeds[vi.name], device)
         for name, arr in self.initializers.items():
             env[name] = feeds[name] if name in feeds else self._weight(name, arr, device)
-        return run_nodes(self.graph, env, self.opset, device)
+        if any(name in feeds for name in self.initializers):  # an initializer overridden: nothing was folded
+            return run_nodes(self.graph, env, self.opset, device)
+        env.update(self.constants)
+        return run_nodes(self.plan, env, self.opset, device, const_tensors=self._const_tensors,
+                         const_names=self.constants.keys() | self.initializers)
 
     def _weight(self, name: str, arr: np.ndarray, device: str | None) -> Any:
         """Small initializers stay on the host (shape arithmetic); large ones are uploaded once per device."""
@@ -145,18 +158,27 @@ class OnnxModel:
         return Tensor(held, device=device, dtype=dt)
 
 
-def run_nodes(graph: onnx.GraphProto, env: dict[str, Any], opset: int, device: str | None) -> list:
-    """Run a graph's nodes in order on env (name -> Tensor or host array) and return its outputs."""
-    for node in graph.node:
+def run_nodes(graph: onnx.GraphProto, env: dict[str, Any], opset: int, device: str | None,
+              skip: frozenset | set = frozenset(), const_tensors: dict | None = None,
+              const_names: Any = ()) -> list:
+    """Run a graph's nodes in order on env (name -> Tensor or host array) and return its outputs. Nodes whose
+    index is in skip are already in env (folded at load time); host arrays named in const_names become device
+    Tensors once per device, kept in const_tensors."""
+    for i, node in enumerate(graph.node):
+        if i in skip:
+            continue
         handler = handler_for(node.op_type, opset, node.name)
         ins = [env[n] if n else None for n in node.input]
         for n in node.input:
             if n and n not in env:
                 raise OnnxImportError(f"node {node.name or node.op_type}: input {n!r} is not produced by any"
                                       " earlier node, initializer or graph input")
-        ctx = NodeCtx(node, ins, opset, device, env, run_nodes)
         host = all(v is None or (isinstance(v, np.ndarray) and v.size <= HOST_MAX) for v in ins) and any(
             v is not None for v in ins) and node.op_type not in ("RandomNormal", "RandomUniform")
+        if not host and const_tensors is not None and device is not None:
+            ins = [_const_tensor(n, v, device, const_tensors) if isinstance(v, np.ndarray) and n in const_names
+                   else v for n, v in zip(node.input, ins, strict=True)]
+        ctx = NodeCtx(node, ins, opset, device, env, run_nodes)
         if host and node.op_type != "If":
             ctx.device = "REF"  # shape arithmetic on small host values: evaluated now, kept on the host
         outs = handler(ctx)
@@ -172,6 +194,52 @@ def run_nodes(graph: onnx.GraphProto, env: dict[str, Any], opset: int, device: s
     if missing:
         raise OnnxImportError(f"graph outputs {missing} are not produced by any node")
     return [env[o.name] for o in graph.output]
+
+
+def _const_tensor(name: str, arr: np.ndarray, device: str, cache: dict) -> Any:
+    """The device Tensor of a constant host value, made on first use (no upload on later calls)."""
+    key = (name, device)
+    if key not in cache:
+        try:
+            held, dt = held_array(arr, f"constant {name!r}")
+        except OnnxImportError:  # not a tensor the device can hold: the handler decides what to do with it
+            return arr
+        cache[key] = Tensor(held, device=device, dtype=dt)
+    return cache[key]
+
+
+# ops whose output is not a function of their inputs alone, or that run subgraphs: never folded
+_NOT_FOLDED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli",
+               "Multinomial", "If", "Loop", "Scan"}
+
+
+def fold_constants(graph: onnx.GraphProto, initializers: dict[str, np.ndarray],
+                   opset: int) -> tuple[dict[str, np.ndarray], set[int]]:
+    """Evaluate (on REF, as host arrays) every node whose inputs are all initializers, Constants or values
+    folded before it: ({output name: array}, indices of the folded nodes). A node that fails here is left to
+    run (and report its error) at call time."""
+    known: dict[str, Any] = dict(initializers)
+    consts: dict[str, np.ndarray] = {}
+    folded: set[int] = set()
+    for i, node in enumerate(graph.node):
+        if node.op_type in _NOT_FOLDED or any(a.type == onnx.AttributeProto.GRAPH for a in node.attribute):
+            continue
+        if not all(n == "" or n in known for n in node.input) or (not node.input and node.op_type != "Constant"):
+            continue
+        try:
+            outs = handler_for(node.op_type, opset, node.name)(
+                NodeCtx(node, [known[n] if n else None for n in node.input], opset, "REF", known, run_nodes))
+        except Exception:  # noqa: BLE001 - left to the run, which reports it with the node's name
+            continue
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        vals = [o.numpy() if isinstance(o, Tensor) else o for o in outs]
+        if len(vals) < len(node.output) or not all(isinstance(v, np.ndarray) for v in vals):
+            continue
+        for name, v in zip(node.output, vals, strict=False):
+            if name:
+                known[name] = consts[name] = v
+        folded.add(i)
+    return consts, folded
 
 
 def load_onnx(model: onnx.ModelProto | str | os.PathLike | bytes, device: str | None = None) -> OnnxModel:

@@ -3,6 +3,7 @@ compiler's Tensor methods so it runs on every device and fuses like hand-written
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -94,9 +95,10 @@ class NodeCtx:
         return OnnxImportError(f"node {self.name} ({self.node.op_type}, opset {self.opset}): {why}")
 
 
+@functools.lru_cache(maxsize=64)
 def _canon(device: str) -> str:
     from compiler.device import canonicalize
-    return canonicalize(device)
+    return canonicalize(device)  # memoized: it enumerates the OpenCL devices, and runs once per node input
 
 
 def _f(x: Tensor) -> Tensor:

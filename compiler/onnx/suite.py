@@ -148,6 +148,40 @@ def run_case(case: Case, device: str) -> tuple[str, str]:
     return "pass", ""
 
 
+def prebuild(cases: list[Case], device: str) -> int:
+    """Schedule every runnable case's graphs on device without running them and build all their kernels at
+    once (batched: a few clBuildProgram calls instead of one per kernel), so the runs that follow find every
+    program built; returns the number of kernels handed over. A case that fails here fails again when run,
+    with its message, so errors are left to the run."""
+    from compiler.backend import get_backend
+    from compiler.device import canonicalize
+    from compiler.schedule import create_schedule
+    from compiler.tensor import Tensor
+
+    from .model import OnnxModel
+
+    if not hasattr(get_backend(canonicalize(device)), "prepare"):  # a backend that builds nothing up front
+        return 0
+    programs = []
+    for c in cases:
+        if excluded_reason(c.name) is not None:
+            continue
+        try:
+            m = OnnxModel(c.model, device=device)
+            for ins, _ in c.data:
+                outs = m(**dict(zip(m.input_names, ins, strict=False)))
+                roots = [o.node for o in outs if isinstance(o, Tensor) and not o.node.realized]
+                be = get_backend(roots[0].device) if roots else None
+                for k in create_schedule(roots) if roots else []:
+                    if k.out.size:
+                        programs.append((be, be.program(k)))
+        except Exception:  # noqa: BLE001 - reported by the run itself
+            continue
+    for be in dict.fromkeys(b for b, _ in programs):
+        be.prepare([p for b, p in programs if b is be])
+    return len(programs)
+
+
 def _loads(c: Case) -> bool:
     from .model import OnnxModel
     try:
@@ -167,12 +201,15 @@ def subset(cases: list[Case], n: int) -> list[Case]:
     return [runnable[int(i * step)] for i in range(n)]
 
 
-def run_suite(device: str, cases: list[Case], verbose: bool = False) -> dict:
-    """Run cases on device; returns counts per status, per excluded reason, and the failures."""
+def run_suite(device: str, cases: list[Case], verbose: bool = False, prebuild_kernels: bool = True) -> dict:
+    """Run cases on device (building all their kernels first, see prebuild); returns counts per status, per
+    excluded reason, and the failures."""
     counts = {"pass": 0, "fail": 0, "unsupported": 0, "error": 0}
     excluded: dict[str, int] = {k: 0 for k in EXCLUDED}
     failures: list[tuple[str, str, str]] = []
     t0 = time.perf_counter()
+    if prebuild_kernels and device != "REF":
+        prebuild(cases, device)
     for c in cases:
         reason = excluded_reason(c.name)
         if reason is not None:
