@@ -24,8 +24,30 @@ def split_source(src: str) -> tuple[list[str], str, str] | None:
     if len(found) != 1:
         return None
     start = found[0].start()
-    defs = [d for d in _TOP_LEVEL.split(src[:start]) if d.strip()]
-    return defs, src[start:], found[0].group(1)
+    return _definitions(src[:start]), src[start:], found[0].group(1)
+
+
+def _definitions(preamble: str) -> list[str]:
+    """The preamble's top-level definitions; a `#if`...`#endif` block (a helper's include guard) is one."""
+    defs: list[str] = []
+    block: list[str] = []
+    depth = 0
+    for line in preamble.splitlines(keepends=True):
+        word = line.lstrip().split(None, 1)[0] if line.strip() else ""
+        if depth or word.startswith("#if"):
+            block.append(line)
+            depth += word.startswith("#if") - (word == "#endif")
+            if not depth:
+                defs.append("".join(block))
+                block = []
+            continue
+        if _TOP_LEVEL.match(line) or not defs:
+            defs.append(line)
+        else:
+            defs[-1] += line
+    if block:  # an unterminated #if: keep it whole, the build will name the error
+        defs.append("".join(block))
+    return [d for d in defs if d.strip()]
 
 
 def batch_source(items: list[tuple[str, str]]) -> tuple[str, list[str]] | None:

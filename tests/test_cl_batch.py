@@ -77,3 +77,30 @@ def test_a_broken_kernel_in_a_batch_is_named():
     broken = ("__kernel void bad(__global float* a) { a[0] = undefined_thing; }\n", "bad")
     with pytest.raises(KernelBuildError, match=r"(?s)kernel bad failed.*--- source ---"):
         CLDevice(0).compile_many([SRCS[0], broken])
+
+
+def _guarded_sources():
+    from compiler.cl_math import prelude
+
+    body = "__kernel void {n}(__global float* a) {{ a[get_global_id(0)] = {e}; }}\n"
+    exprs = [("m_4", "wb_fmax(a[get_global_id(0)], 1.0f)"), ("x_4", "wb_exp2(a[get_global_id(0)])"),
+             ("b_4", "wb_fmax(wb_exp2(a[get_global_id(0)]), 0.5f)")]
+    return [(prelude(body.format(n=n, e=e)) + body.format(n=n, e=e), n) for n, e in exprs]
+
+
+def test_include_guarded_helpers_stay_whole_in_a_batch():
+    """The renderer wraps each helper in #ifndef/#endif: a batch must keep each guard block whole (splitting
+    it at its lines kept one `#endif` for all of them, so every batch failed and was rebuilt kernel by kernel)."""
+    srcs = _guarded_sources()
+    src, _ = batch_source(srcs)
+    assert src.count("#ifndef") == src.count("#endif") == len({d for s, _ in srcs for d in split_source(s)[0]})
+
+
+@needs_cl
+def test_rendered_kernels_build_as_one_batch(tmp_path, monkeypatch):
+    from compiler.runtime_opencl import CLDevice
+
+    monkeypatch.setenv("WB_CACHE_DIR", str(tmp_path))
+    dev = CLDevice(0)
+    dev.compile_many(_guarded_sources())
+    assert len(dev.batches) == 1  # built together, not one by one after a failed batch
