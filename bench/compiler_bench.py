@@ -51,22 +51,23 @@ MATMUL_1024_VS_NUMPY_TARGET = 0.40
 # ----------------------------------------------------------------------------------------------
 # Environments of the columns
 
+def _peer_python(env_var: str, module: str, default: str) -> str:
+    """`$env_var`, else this interpreter if it has `module` (the `bench` extra), else the default venv's python."""
+    if env_var in os.environ:
+        return os.environ[env_var]
+    if importlib.util.find_spec(module) is not None:
+        return sys.executable
+    return default
+
+
 def tinygrad_python() -> str:
     """`$TINYGRAD_PYTHON`, else this interpreter if it has tinygrad (the `bench` extra), else `.venv-tinygrad`."""
-    if "TINYGRAD_PYTHON" in os.environ:
-        return os.environ["TINYGRAD_PYTHON"]
-    if importlib.util.find_spec("tinygrad") is not None:
-        return sys.executable
-    return DEFAULT_TINYGRAD_PYTHON
+    return _peer_python("TINYGRAD_PYTHON", "tinygrad", DEFAULT_TINYGRAD_PYTHON)
 
 
 def torch_python() -> str:
     """`$TORCH_PYTHON`, else this interpreter if it has torch (the `bench` extra), else `.venv-torch`."""
-    if "TORCH_PYTHON" in os.environ:
-        return os.environ["TORCH_PYTHON"]
-    if importlib.util.find_spec("torch") is not None:
-        return sys.executable
-    return DEFAULT_TORCH_PYTHON
+    return _peer_python("TORCH_PYTHON", "torch", DEFAULT_TORCH_PYTHON)
 
 
 def torch_env() -> tuple[dict | None, str | None]:
