@@ -35,7 +35,7 @@ _BIN = {
     Ops.MOD: "(({1}==0||{1}==-1)?0:{0}%{1})",
 }
 # ops whose bfloat16/float16 result is one of their operands (or a rounded literal): nothing to round
-_BF16_EXACT = MOVEMENT | {Ops.CONST, Ops.GATHER, Ops.NEG, Ops.MAX, Ops.WHERE}
+_ROUND_EXACT = MOVEMENT | {Ops.CONST, Ops.GATHER, Ops.NEG, Ops.MAX, Ops.WHERE}
 # the helper that rounds a float to each 16-bit float dtype's nearest value (compiler/cl_math.py)
 _ROUND = {"bfloat16": "wb_rbf", "float16": "wb_rh"}
 # NaN wins, like numpy.maximum; a helper function, so nested maxima (the combine of split accumulators)
@@ -135,7 +135,7 @@ class ExprWriter:
         if key in self.memo:
             return self.memo[key]
         out = self._expr(n, idx, valid)
-        if n.dtype.name in _ROUND and n.op not in _BF16_EXACT and re.fullmatch(r"t\d+", out):
+        if n.dtype.name in _ROUND and n.op not in _ROUND_EXACT and re.fullmatch(r"t\d+", out):
             # every bfloat16/float16 op rounds its float result, as REF and PyTorch do: fused or not, the same bits
             out = self.tmp("float", f"{_ROUND[n.dtype.name]}({out})")
         self.memo[key] = out
