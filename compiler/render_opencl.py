@@ -74,7 +74,8 @@ def c_literal(v, dtype) -> str:
             return "NAN"
         if math.isinf(v):
             return "INFINITY" if v > 0 else "(-INFINITY)"
-        return f"{float(v)!r}f"
+        # parenthesised when negative: NEG renders "(-{0})", and "--1.0f" is a decrement, not a value
+        return f"({float(v)!r}f)" if math.copysign(1.0, v) < 0 else f"{float(v)!r}f"
     if dtype.name == "bool":
         return "1" if v else "0"
     return "(-2147483647-1)" if v == -(2**31) else f"({int(v)})" if v < 0 else str(int(v))

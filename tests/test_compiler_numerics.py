@@ -283,3 +283,12 @@ def test_float16_ops_round_inside_fused_kernels():
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
     np.testing.assert_array_equal(Tensor(edges, device="REF").half().float().numpy().view(np.uint32),
                                   edges.astype(np.float16).astype(np.float32).view(np.uint32))
+
+
+@pytest.mark.parametrize("c", [-1e-45, -0.0, -2.5])
+def test_negative_constants_under_negation(dev, c):
+    """x - c with c < 0 renders c's negation as a value (found by the differential fuzz: '--1e-45f')."""
+    x = np.array([1.5, np.nan, -3.0], np.float32)
+    got = (Tensor(x, device=dev) - c).numpy()
+    np.testing.assert_array_equal(got, x - np.float32(c))
+    np.testing.assert_array_equal((-(Tensor(x, device=dev) * 0 + c)).numpy(), -(x * 0 + np.float32(c)))
