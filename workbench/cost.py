@@ -232,16 +232,20 @@ MEMORY_USD_PER_GB: dict[str, tuple[float, str]] = {
 #   supply_chain_model.py osat_time), i.e. to logic area at one node.
 # Checks (docs/models.md): B200 (2 x ~800 mm^2, 8 stacks) gives ~$1.4k against a published ~$1.1k; MI300X
 # (~2.4k mm^2 of chiplets, 8 stacks) ~$1.8k against ~$1.2k: the area rule overstates multi-die parts.
-# Other parts: ttm-cas's starter flip-chip package $20 + $1 assembly (a.5), for small packages only; no
-# size-scaled figure for large organic packages was found (gap).
+# Other parts sit in an organic flip-chip package. Two published points: ttm-cas's starter package $20 + $1
+# assembly (a.5, "starter examples" for small packages) and CSET's $80 assembly, test and packaging for a 610 mm^2
+# 5 nm chip (C.3). Between them the cost follows the logic area, as ttm-cas's OSAT packaging and test times do
+# (a.5, osat_time) [E]: max($21, $80 x area / 610 mm^2), split 20:1 like the starter figures [E].
 COWOS_REF_PACKAGING_USD = 750.0
 COWOS_REF_TEST_USD = 920.0
 COWOS_REF_LOGIC_MM2 = 814.0
 COWOS_REF_HBM_STACKS = 5
 HBM_STACK_FOOTPRINT_MM2 = 11.0 * 10.0
 HBM_GB_PER_STACK = 16.0  # H100: 80 GB over five active stacks (chips.csv), used when the stack count is not given
-SIMPLE_PACKAGING_USD = (20.0, "a.5 ttm-cas starter package $20 (small packages; gap for large organic ones)")
-SIMPLE_TEST_USD = (1.0, "a.5 ttm-cas assembly $1 (no test figure sourced for simple packages)")
+SIMPLE_PACKAGING_USD = 20.0  # a.5 ttm-cas starter package
+SIMPLE_TEST_USD = 1.0  # a.5 ttm-cas starter assembly
+FLIP_CHIP_REF_ATP_USD = 80.0  # C.3: CSET's assembly, test and packaging per chip (2020)
+FLIP_CHIP_REF_LOGIC_MM2 = 610.0  # C.3: CSET's chip, the die area of Nvidia's P100
 
 
 def memory_usd_per_gb(memory_type: str) -> tuple[float, str]:
@@ -254,9 +258,19 @@ def memory_usd_per_gb(memory_type: str) -> tuple[float, str]:
 def default_packaging(
     memory_type: str | None, logic_mm2: float = COWOS_REF_LOGIC_MM2, hbm_stacks: int | None = None
 ) -> tuple[tuple[float, str], tuple[float, str]]:
-    """(packaging, test) USD with sources: CoWoS-class scaled by interposer silicon for HBM, else a simple package."""
+    """(packaging, test) USD with sources: CoWoS-class scaled by interposer silicon for HBM, else an organic
+    flip-chip package scaled by logic area (never below ttm-cas's starter package)."""
     if not (memory_type and memory_type.startswith("HBM")):
-        return SIMPLE_PACKAGING_USD, SIMPLE_TEST_USD
+        starter = SIMPLE_PACKAGING_USD + SIMPLE_TEST_USD
+        atp = max(starter, FLIP_CHIP_REF_ATP_USD * logic_mm2 / FLIP_CHIP_REF_LOGIC_MM2)
+        why = (
+            f"max(a.5 ttm-cas starter ${starter:g}, C.3 CSET ${FLIP_CHIP_REF_ATP_USD:g} x logic area "
+            f"{logic_mm2:,.0f} / {FLIP_CHIP_REF_LOGIC_MM2:g} mm^2) [E]"
+        )
+        return (
+            (atp * SIMPLE_PACKAGING_USD / starter, f"organic flip-chip package: {why}, package share 20/21"),
+            (atp * SIMPLE_TEST_USD / starter, f"assembly and test: {why}, share 1/21"),
+        )
     stacks = COWOS_REF_HBM_STACKS if hbm_stacks is None else hbm_stacks
     ref_silicon = COWOS_REF_LOGIC_MM2 + COWOS_REF_HBM_STACKS * HBM_STACK_FOOTPRINT_MM2
     silicon = logic_mm2 + stacks * HBM_STACK_FOOTPRINT_MM2

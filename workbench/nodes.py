@@ -61,7 +61,7 @@ _TABLE: dict[int, tuple[float, tuple[str, ...], str]] = {
     # N4/4N/4NP: a.4 says treat as the N5 price [E]; density and D0 as N5's (an N5-family node) [E].
     4: (16988, ("wafer_price_usd", "logic_density_mtr_per_mm2", "defect_density_per_cm2"),
         f"{_CSET} (N5 price, per a.4)"),
-    3: (20000, ("wafer_price_usd", "logic_density_mtr_per_mm2", "sram_density_mbit_per_mm2"),
+    3: (20000, ("wafer_price_usd", "logic_density_mtr_per_mm2", "sram_density_mbit_per_mm2", "defect_density_per_cm2"),
         "docs/sources.md a.4 recommended 3 nm default [E]"),
     2: (30000, ("wafer_price_usd", "logic_density_mtr_per_mm2", "sram_density_mbit_per_mm2"),
         "docs/sources.md a.4 recommended 2 nm default [E]"),
@@ -75,15 +75,18 @@ _TABLE: dict[int, tuple[float, tuple[str, ...], str]] = {
 #   2020 symposium projection (SemiWiki thread 12942) [E].
 # - N6 follows N7 and N4 follows N5 (derivative nodes on the same lines) [E].
 # - 28/16 nm and older: 0.05 mature (a.3 recommendation); 10 nm: 0.10 (a mature FinFET node like N7) [E].
-# - N3/N2: 0.20 early ramp (a.3 recommendation); no later published figure.
+# - N3: 0.20 at its 2023 ramp (a.3 early-ramp recommendation); by May 2024 TSMC said N3E's defect density was
+#   "at levels similar to" N5's (Evertiq 55741), so N5's latest point from 2024.4 [E].
+# - N2: 0.20 early ramp (a.3); TSMC's 2025 slide puts it below N3 at the same stage, with no number (C.2).
+_N5_D0 = ((2020.5, 0.105), (2021.5, 0.06))
 DEFECT_DENSITY: dict[int, tuple[tuple[float, float], ...]] = {
     90: ((2005.0, 0.05),), 65: ((2007.0, 0.05),), 40: ((2009.0, 0.05),), 28: ((2012.0, 0.05),),
     20: ((2015.0, 0.05),), 16: ((2016.0, 0.05),), 10: ((2017.0, 0.10),),
     7: ((2019.0, 0.09),), 6: ((2019.0, 0.09),),
-    5: ((2020.5, 0.105), (2021.5, 0.06)), 4: ((2020.5, 0.105), (2021.5, 0.06)),
-    3: ((2023.0, 0.20),), 2: ((2025.5, 0.20),),
+    5: _N5_D0, 4: _N5_D0,
+    3: ((2023.0, 0.20), (2024.4, _N5_D0[-1][1])), 2: ((2025.5, 0.20),),
 }
-_D0_SOURCE = "docs/sources.md C.2 (TSMC via AnandTech 16028, SemiWiki 12942 [E]; a.3)"
+_D0_SOURCE = "docs/sources.md C.2 (TSMC via AnandTech 16028, SemiWiki 12942 [E], Evertiq 55741 [E]; a.3)"
 
 
 def defect_density(nm: int, year: float | None = None) -> float:
