@@ -127,6 +127,33 @@ def _design_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def _published_costs(args: argparse.Namespace) -> int:
+    """`cost --published`: each published die-cost estimate beside the model under its inputs and with defaults."""
+    from dataclasses import asdict
+
+    from workbench.cost_calibration import SUBJECT_DIES, calibration_rows, consensus_usd, model_with_defaults
+
+    rows = calibration_rows()
+    if args.json:
+        summary = {d: {"median_published_usd": consensus_usd(d), "model_default_usd": model_with_defaults(d)}
+                   for d in SUBJECT_DIES}
+        print(json.dumps({"estimates": [asdict(r) for r in rows], "by_die": summary}, indent=1))
+        return 0
+    lines = ["published die-cost estimates (docs/sources.md C.4) and the model (docs/models.md 'Cost'):"]
+    for die in SUBJECT_DIES:
+        default, median = model_with_defaults(die), consensus_usd(die)
+        lines.append(f"{die}: model with defaults ${default:,.2f}; median of published ${median:,.2f} "
+                     f"({default / median - 1:+.1%})")
+        for r in (r for r in rows if r.die == die):
+            stated = ("states neither D0 nor wafer price" if r.model_stated_usd is None
+                      else f"under its inputs ${r.model_stated_usd:,.2f} ({r.stated_error:+.1%})")
+            implied = "" if r.implied_d0 is None else f"; its good dies need D0 {r.implied_d0:.3f}"
+            lines.append(f"  {r.key:<22} ${r.published_usd:>7,.2f}  {stated}; defaults {r.default_error:+.1%}{implied}")
+            lines.append(f"  {'':<22} {r.method}  [{r.source}]")
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_cost(args: argparse.Namespace) -> int:
     """Cost of a bare die (and, with memory/packaging options, of a unit), each term shown."""
     from workbench.cost import (
@@ -140,6 +167,10 @@ def cmd_cost(args: argparse.Namespace) -> int:
         unit_cost,
     )
 
+    if args.published:
+        if args.design or args.area_mm2 is not None or args.node is not None:
+            raise UsageError("--published prints the published die-cost comparison; drop --design/--area-mm2/--node")
+        return _published_costs(args)
     if args.design:
         if args.area_mm2 is not None or args.node is not None:
             raise UsageError("--design takes the die area and node from the design; drop --area-mm2 and --node")
@@ -397,6 +428,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--area-mm2", type=POSITIVE, help="die area in mm^2 (one exposure prints at most 858)")
     p.add_argument("--node", help="process node, e.g. N4, 5nm, 7")
     p.add_argument("--design", help="instead of --area-mm2/--node: a design's modelled area and unit cost")
+    p.add_argument("--published", action="store_true",
+                   help="instead: published H100/AD102/Navi 31 die-cost estimates beside the model (C.4)")
     p.add_argument("--rtl-synth", metavar="FILE.json", help="with --design: RTL synthesis result for logic areas")
     p.add_argument("--wafer-price-usd", type=POSITIVE, help="override the node's wafer price (USD per 300 mm wafer)")
     p.add_argument("--d0", type=NON_NEGATIVE, help="defect density per cm^2 (default: the node's, see --year)")

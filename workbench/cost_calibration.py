@@ -107,7 +107,8 @@ def model_under_stated_inputs(est: PublishedDieCost) -> float | None:
 
 
 def implied_d0(est: PublishedDieCost) -> float | None:
-    """The D0 at which the model gives `est`'s stated good dies per wafer (one-die estimates without a stated D0)."""
+    """The D0 at which the model gives `est`'s stated good dies per wafer (one-die estimates without a stated D0);
+    None where it states a D0, gives no count, or counts more good dies than the model's wafer holds at D0 = 0."""
     if est.good_dies_per_wafer is None or est.d0_per_cm2 is not None or len(est.dies) != 1:
         return None
     area, node, _ = est.dies[0]
@@ -117,7 +118,7 @@ def implied_d0(est: PublishedDieCost) -> float | None:
 
     lo, hi = 0.0, 1.0
     if good(lo) < est.good_dies_per_wafer:
-        return 0.0  # more good dies than the wafer holds in the model (an area-only count); no D0 gives it
+        return None  # more good dies than the model's wafer holds at D0 = 0 (an area-only count): no D0 gives it
     for _ in range(60):  # bisection: good dies fall monotonically with D0
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if good(mid) > est.good_dies_per_wafer else (lo, mid)
