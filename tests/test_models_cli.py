@@ -82,6 +82,6 @@ def test_cost_published_comparison(capsys):
     assert main(["cost", "--published", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["by_die"]["Navi31"]["median_published_usd"] == 166
-    assert {r["die"] for r in data["estimates"]} == {"H100", "AD102", "Navi31"}
+    assert {r["die"] for r in data["estimates"]} == {"H100", "AD102", "AD103", "AD104", "Navi31"}
     assert main(["cost", "--published", "--area-mm2", "100"]) == 2
     assert "--published" in capsys.readouterr().err

@@ -110,6 +110,15 @@ def test_ad102_defaults_within_15_percent_of_the_published_consensus():
     assert model_with_defaults("AD102") == pytest.approx(cost_per_good_die(608, "N4").cost_per_good_die_usd)
 
 
+def test_other_ada_dies_within_15_percent_of_their_published_consensus():
+    """The same model and defaults for AD103 (379 mm^2) and AD104 (295 mm^2), each with two estimates (C.4)."""
+    from workbench.cost_calibration import consensus_usd, model_with_defaults, published_for
+
+    for die in ("AD103", "AD104"):
+        assert len(published_for(die)) >= 2
+        assert abs(model_with_defaults(die) / consensus_usd(die) - 1) <= 0.15, die
+
+
 def test_navi31_defaults_within_15_percent_of_published():
     from workbench.cost_calibration import model_with_defaults, published_for
 
@@ -126,7 +135,7 @@ def test_estimates_reproduced_under_their_own_stated_d0():
     from workbench.cost_calibration import PUBLISHED, model_under_stated_inputs
 
     stated = [e for e in PUBLISHED if e.d0_per_cm2 is not None]
-    assert {e.key for e in stated} >= {"ad102-mackerel", "ad102-size-ocuk", "navi31-mackerel"}
+    assert {e.key for e in stated} >= {"ad102-mackerel", "ad102-size-ocuk", "ad103-mackerel", "navi31-mackerel"}
     for est in stated:
         assert abs(model_under_stated_inputs(est) / est.usd - 1) <= 0.15, est.key
 
@@ -138,7 +147,7 @@ def test_low_estimates_imply_a_d0_below_tsmcs_published_figures():
     from workbench.nodes import DEFECT_DENSITY
 
     lowest_published = min(d0 for _, d0 in DEFECT_DENSITY[5])
-    for key in ("ad102-vgchartz", "ad102-size-cset"):
+    for key in ("ad102-vgchartz", "ad102-size-cset", "ad104-vgchartz"):
         d0 = implied_d0(next(e for e in PUBLISHED if e.key == key))
         assert 0.01 < d0 < lowest_published, (key, d0)
     # with that D0 and its own wafer price the model gives the $212.66 back, so the method agrees, the D0 does not

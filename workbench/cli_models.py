@@ -429,7 +429,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--node", help="process node, e.g. N4, 5nm, 7")
     p.add_argument("--design", help="instead of --area-mm2/--node: a design's modelled area and unit cost")
     p.add_argument("--published", action="store_true",
-                   help="instead: published H100/AD102/Navi 31 die-cost estimates beside the model (C.4)")
+                   help="instead: published H100, AD102-104 and Navi 31 die-cost estimates beside the model (C.4)")
     p.add_argument("--rtl-synth", metavar="FILE.json", help="with --design: RTL synthesis result for logic areas")
     p.add_argument("--wafer-price-usd", type=POSITIVE, help="override the node's wafer price (USD per 300 mm wafer)")
     p.add_argument("--d0", type=NON_NEGATIVE, help="defect density per cm^2 (default: the node's, see --year)")

@@ -19,7 +19,7 @@ class PublishedDieCost:
     """One published estimate of a die's (or a set of dies') manufacturing cost, with the inputs it states."""
 
     key: str
-    die: str  # what it prices: "H100", "AD102", "Navi31"
+    die: str  # what it prices: a key of SUBJECT_DIES
     usd: float
     dies: tuple[tuple[float, str, int], ...]  # (area mm^2, node, count) as the estimate priced them
     source: str  # docs/sources.md entry and address
@@ -67,6 +67,27 @@ PUBLISHED: tuple[PublishedDieCost, ...] = (
         wafer_price_usd=15000.0, d0_per_cm2=0.09,
     ),
     PublishedDieCost(
+        "ad103-mackerel", "AD103", 179.0, ((379.0, "N4", 1),),
+        "C.4: https://www.overclockers.com/forums/threads/estimated-costs-for-gpu-dies.803946/",
+        "as for AD102: N4 priced as N5, D0 0.1, zero-defect dies", d0_per_cm2=0.1,
+    ),
+    PublishedDieCost(
+        "ad103-hardwaretimes", "AD103", 150.0, ((379.0, "N4", 1),),
+        "C.4: https://www.hardwaretimes.com/amd-radeon-rx-7900-xtx-manufacturing-costs-higher-than-nvidias-rtx-4080-up-to-500-per-card-report/",
+        "'the AD103 die, which should cost roughly $150'; inputs not stated",
+    ),
+    PublishedDieCost(
+        "ad104-mackerel", "AD104", 122.0, ((295.0, "N4", 1),),
+        "C.4: https://www.overclockers.com/forums/threads/estimated-costs-for-gpu-dies.803946/",
+        "as for AD102: N4 priced as N5, D0 0.1, zero-defect dies", d0_per_cm2=0.1,
+    ),
+    PublishedDieCost(
+        "ad104-vgchartz", "AD104", 93.82, ((295.0, "N4", 1),),
+        "C.4: https://gamrconnect.vgchartz.com/post.php?id=9402926",
+        "as for AD102: $15,950 wafer, 170 dies per wafer from a die-yield calculator, D0 not stated",
+        wafer_price_usd=15950.0, good_dies_per_wafer=170.0,
+    ),
+    PublishedDieCost(
         "navi31-mackerel", "Navi31", 166.0, ((308.0, "N5", 1), (37.5, "N6", 6)),
         "C.4: https://www.overclockers.com/forums/threads/estimated-costs-for-gpu-dies.803946/",
         "GCD on N5 + six MCDs on N6 (priced as N7); D0 0.1; zero-defect dies",
@@ -79,9 +100,11 @@ PUBLISHED: tuple[PublishedDieCost, ...] = (
 SUBJECT_DIES: dict[str, tuple[tuple[float, str, int], ...]] = {
     "H100": ((814.0, "N4", 1),),
     "AD102": ((608.0, "N4", 1),),
+    "AD103": ((379.0, "N4", 1),),
+    "AD104": ((295.0, "N4", 1),),
     "Navi31": ((308.0, "N5", 1), (37.5, "N6", 6)),
 }
-SUBJECT_HARVEST: dict[str, Harvest | None] = {"H100": H100_HARVEST, "AD102": None, "Navi31": None}
+SUBJECT_HARVEST: dict[str, Harvest | None] = {"H100": H100_HARVEST}  # the others: no harvesting
 
 
 def _cost(dies, harvest: Harvest | None, wafer: float | None = None, d0: float | None = None) -> float:
@@ -94,8 +117,8 @@ def _cost(dies, harvest: Harvest | None, wafer: float | None = None, d0: float |
 
 
 def model_with_defaults(die: str) -> float:
-    """The model's cost of `die` (H100, AD102, Navi31) with every default: wafer price, D0, edge, scribe."""
-    return _cost(SUBJECT_DIES[die], SUBJECT_HARVEST[die])
+    """The model's cost of `die` (a key of SUBJECT_DIES) with every default: wafer price, D0, edge, scribe."""
+    return _cost(SUBJECT_DIES[die], SUBJECT_HARVEST.get(die))
 
 
 def model_under_stated_inputs(est: PublishedDieCost) -> float | None:
