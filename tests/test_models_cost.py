@@ -81,7 +81,8 @@ def test_defect_density_follows_the_published_points():
     assert defect_density(7) == 0.09
     assert defect_density(5, 2020.6) == pytest.approx(0.105)
     assert defect_density(5, 2022) == defect_density(5) == 0.06
-    assert defect_density(5, 2019) == pytest.approx(0.105)  # before the first point: the first point
+    assert defect_density(5, 2020.0) == pytest.approx(1.271)  # risk production: the IEDM 2019 test chip (C.2)
+    assert defect_density(5, 2019) == pytest.approx(1.271)  # before the first point: the first point
     assert defect_density(4) == defect_density(5)  # N4 is an N5-family node
     assert defect_density(28) == 0.05
     # N3: 0.20 at its 2023 ramp (a.3); N3E "at levels similar to" N5 by May 2024 (C.2)

@@ -71,14 +71,15 @@ _TABLE: dict[int, tuple[float, tuple[str, ...], str]] = {
 # (docs/sources.md C.2): (year, D0). A year between points takes the latest point at or before it; a
 # year before the first point takes the first; no year takes the last (the mature value).
 # - N7: 0.09 three quarters after HVM, i.e. early 2019 (TSMC at VLSI 2019, via AnandTech 16028).
-# - N5: 0.10-0.11 in mid-2020, below 0.10 as HVM ramped (AnandTech 16028); ~0.06 by 2H 2021 read off TSMC's
-#   2020 symposium projection (SemiWiki thread 12942) [E].
+# - N5: ~1.27 in risk production, December 2019 (AnandTech 15219's figure from TSMC's IEDM test chip: 17.92 mm^2,
+#   80% average yield); 0.10-0.11 in mid-2020, below 0.10 as HVM ramped (AnandTech 16028); ~0.06 by 2H 2021
+#   read off TSMC's 2020 symposium projection (SemiWiki thread 12942) [E].
 # - N6 follows N7 and N4 follows N5 (derivative nodes on the same lines) [E].
 # - 28/16 nm and older: 0.05 mature (a.3 recommendation); 10 nm: 0.10 (a mature FinFET node like N7) [E].
 # - N3: 0.20 at its 2023 ramp (a.3 early-ramp recommendation); by May 2024 TSMC said N3E's defect density was
 #   "at levels similar to" N5's (Evertiq 55741), so N5's latest point from 2024.4 [E].
 # - N2: 0.20 early ramp (a.3); TSMC's 2025 slide puts it below N3 at the same stage, with no number (C.2).
-_N5_D0 = ((2020.5, 0.105), (2021.5, 0.06))
+_N5_D0 = ((2019.95, 1.271), (2020.5, 0.105), (2021.5, 0.06))
 DEFECT_DENSITY: dict[int, tuple[tuple[float, float], ...]] = {
     90: ((2005.0, 0.05),), 65: ((2007.0, 0.05),), 40: ((2009.0, 0.05),), 28: ((2012.0, 0.05),),
     20: ((2015.0, 0.05),), 16: ((2016.0, 0.05),), 10: ((2017.0, 0.10),),
@@ -86,7 +87,7 @@ DEFECT_DENSITY: dict[int, tuple[tuple[float, float], ...]] = {
     5: _N5_D0, 4: _N5_D0,
     3: ((2023.0, 0.20), (2024.4, _N5_D0[-1][1])), 2: ((2025.5, 0.20),),
 }
-_D0_SOURCE = "docs/sources.md C.2 (TSMC via AnandTech 16028, SemiWiki 12942 [E], Evertiq 55741 [E]; a.3)"
+_D0_SOURCE = "docs/sources.md C.2 (TSMC via AnandTech 15219 and 16028, SemiWiki 12942 [E], Evertiq 55741 [E]; a.3)"
 
 
 def defect_density(nm: int, year: float | None = None) -> float:
