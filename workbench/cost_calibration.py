@@ -43,6 +43,12 @@ PUBLISHED: tuple[PublishedDieCost, ...] = (
         wafer_price_usd=13400.0, good_dies_per_wafer=65.0, harvest=H100_HARVEST,
     ),
     PublishedDieCost(
+        "h200-okx", "H100", 345.45, ((814.0, "N4", 1),),
+        "C.4: https://web3.okx.com/de/discover/post/64639582664800",
+        "H200 (the same GH100 die), 2026: 55 dies per wafer (85% yield) at $18-20k per N4 wafer = $327-364; midpoint",
+        wafer_price_usd=19000.0, good_dies_per_wafer=55.0, harvest=H100_HARVEST,
+    ),
+    PublishedDieCost(
         "ad102-mackerel", "AD102", 378.0, ((608.0, "N4", 1),),
         "C.4: https://www.overclockers.com/forums/threads/estimated-costs-for-gpu-dies.803946/",
         "N4 priced as N5 (web search); D0 0.1 'for everything'; good = zero defects, no harvesting",
