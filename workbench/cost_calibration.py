@@ -113,7 +113,9 @@ SUBJECT_DIES: dict[str, tuple[tuple[float, str, int], ...]] = {
 SUBJECT_HARVEST: dict[str, Harvest | None] = {"H100": H100_HARVEST}  # the others: no harvesting
 
 
-def _cost(dies, harvest: Harvest | None, wafer: float | None = None, d0: float | None = None) -> float:
+def _cost(
+    dies: tuple[tuple[float, str, int], ...], harvest: Harvest | None, wafer: float | None = None, d0: float | None = None
+) -> float:
     """Sum of count x cost per good die; `harvest` applies to the first (main) die only."""
     total = 0.0
     for i, (area, node, count) in enumerate(dies):
