@@ -87,6 +87,10 @@ class Chip:
     node_nm: int
     cores: int = 1
     tdp_w: float = 0.0  # thermal design power the clock is throttled to (power models); 0 = not given
+    # Read by the chip level only (designs with [l2]: compiler.accel.chip_model; docs/timing.md "Chip level"):
+    sustained_clock_hz: float = 0.0  # the clock held under sustained matrix load; 0 = clock_hz
+    kernel_overhead_s: float = 0.0  # fixed time per GEMM call: launch, ramp-up and drain of the kernel
+    gemm_tiles: tuple[tuple[int, int], ...] = ()  # output tiles (M x N) one core computes at a time; () = any
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,8 @@ class L2Cache:
     bandwidth_bytes_per_cycle: int  # all banks together, at the core clock
     latency_cycles: int  # a core's load that hits in the L2
     noc_bandwidth_bytes_per_cycle: int  # one core's link to the L2
+    # cores whose identical operand loads one L2 read serves (a multicast to a cluster of cores); 1 = none
+    multicast_cores: int = 1
 
 
 @dataclass(frozen=True)
@@ -204,12 +210,15 @@ _RANGES: dict[tuple[str, str], Spec] = {
     ("chip", "node_nm"): Spec("int", 2, 180),
     ("chip", "cores"): Spec("int", 1, 1_000_000),
     ("chip", "tdp_w"): Spec("number", 0, 1e6),
+    ("chip", "sustained_clock_hz"): Spec("number", 0, 1e10),
+    ("chip", "kernel_overhead_s"): Spec("number", 0, 1.0),
 }
 _L2_RANGES: dict[str, Spec] = {
     "bytes": Spec("int", 1024, 2**40),
     "bandwidth_bytes_per_cycle": Spec("int", 1, 2**24),
     "latency_cycles": Spec("int", 0, 100_000),
     "noc_bandwidth_bytes_per_cycle": Spec("int", 1, 2**20),
+    "multicast_cores": Spec("int", 1, 64),
 }
 _BOOLS: tuple[tuple[str, str], ...] = (("memory", "dram_burst_merge"), ("memory", "dram_posted_stores"))
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -268,6 +277,16 @@ def _validate(design: Design, text: str, path: str) -> None:
                               f"multiple of the {banks} banks, i.e. a multiple of {unit * banks} bytes >= {need * unit}")
     if mem.dram_bytes % 64:
         raise DesignError(f"{_where(path, text, 'memory', 'dram_bytes')}: field 'memory.dram_bytes' must be a multiple of 64")
+    chip = design.chip
+    if chip.sustained_clock_hz and not 1e6 <= chip.sustained_clock_hz <= chip.clock_hz:
+        raise DesignError(f"{_where(path, text, 'chip', 'sustained_clock_hz')}: field 'chip.sustained_clock_hz' = "
+                          f"{chip.sustained_clock_hz:g} must be 0 (= clock_hz) or between 1e6 and clock_hz "
+                          f"({chip.clock_hz:g})")
+    for tm, tn in chip.gemm_tiles:
+        if tm % m.rows or tn % m.cols:
+            raise DesignError(f"{_where(path, text, 'chip', 'gemm_tiles')}: tile {tm}x{tn} of 'chip.gemm_tiles' is "
+                              f"not a whole number of {m.rows}x{m.cols} array tiles; use multiples of {m.rows} (M) "
+                              f"and {m.cols} (N)")
     if design.l2 is not None:
         for key, spec in _L2_RANGES.items():
             check_number(_where(path, text, "l2", key), f"l2.{key}", getattr(design.l2, key), spec, DesignError)
@@ -300,9 +319,11 @@ def parse_design(text: str, path: str = "<string>", name: str | None = None) -> 
             if key not in table and f.default is dataclasses.MISSING:
                 raise DesignError(f"{path}: section [{section}] is missing required field '{section}.{key}'")
         values = dict(table)
-        for key in ("clock_hz", "tdp_w"):
+        for key in ("clock_hz", "tdp_w", "sustained_clock_hz", "kernel_overhead_s"):
             if section == "chip" and isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
                 values[key] = float(values[key])
+        if section == "chip" and "gemm_tiles" in values:
+            values["gemm_tiles"] = _gemm_tiles(values["gemm_tiles"], _where(path, text, "chip", "gemm_tiles"))
         kwargs[section] = cls(**values)
     kwargs["l2"] = _parse_l2(data.get("l2"), path, text)
     stem = name or (Path(path).stem if path != "<string>" else "unnamed")
@@ -317,6 +338,17 @@ def parse_design(text: str, path: str = "<string>", name: str | None = None) -> 
         design = dataclasses.replace(design, memory=dataclasses.replace(design.memory,
                                                                          dram_capacity_bytes=design.memory.dram_bytes))
     return design
+
+
+def _gemm_tiles(value: Any, where: str) -> tuple[tuple[int, int], ...]:
+    """[chip] gemm_tiles as a tuple of (M, N) pairs: a list of two-element lists of positive integers."""
+    ok = isinstance(value, list) and all(
+        isinstance(t, list) and len(t) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and 0 < x <= 65536
+                                                    for x in t) for t in value)
+    if not ok:
+        raise DesignError(f"{where}: field 'chip.gemm_tiles' = {value!r} must be a list of [M, N] pairs of "
+                          "positive integers, e.g. [[128, 128], [128, 256]]")
+    return tuple((int(t[0]), int(t[1])) for t in value)
 
 
 def _parse_l2(table: Any, path: str, text: str) -> L2Cache | None:

@@ -13,8 +13,12 @@ from isa.design import Design, load_design, shipped_designs
 from workbench.errors import UsageError
 
 DATA_FILE = Path(__file__).with_name("measured_gemm.csv")
-COLUMNS = ("chip", "dtype", "m", "n", "k", "batch", "kind", "measured_tflops", "library", "source_url", "source_note")
+COLUMNS = ("chip", "dtype", "m", "n", "k", "batch", "kind", "measured_tflops", "library", "timing", "source_url",
+           "source_note")
 KINDS = ("square", "skinny", "batched", "gemv")
+# wall: time per call of a loop of calls, the launch included; kernel: the device's kernel time alone (a profiler
+# or events around the kernel), so the design's per-call overhead (chip.kernel_overhead_s) is not charged
+TIMINGS = ("wall", "kernel")
 DTYPES = ("fp16", "bf16", "fp32", "int8")
 
 
@@ -35,6 +39,7 @@ class Measurement:
     kind: str
     measured_tflops: float
     library: str
+    timing: str
     source_url: str
     source_note: str
 
@@ -73,13 +78,15 @@ def load_measurements(path: str | Path = DATA_FILE) -> list[Measurement]:
             raise MeasuredDataError(f"{where}: m, n, k, batch must be >= 1 and measured_tflops > 0")
         if row["dtype"] not in DTYPES:
             raise MeasuredDataError(f"{where}: field 'dtype' = {row['dtype']!r} is not one of {', '.join(DTYPES)}")
+        if row["timing"] not in TIMINGS:
+            raise MeasuredDataError(f"{where}: field 'timing' = {row['timing']!r} is not one of {', '.join(TIMINGS)}")
         if row["kind"] != shape_kind(m, n, k, batch):
             raise MeasuredDataError(f"{where}: field 'kind' = {row['kind']!r} but the shape is "
                                     f"{shape_kind(m, n, k, batch)!r}")
         if not row["source_url"].startswith("https://") or not row["source_note"].strip():
             raise MeasuredDataError(f"{where}: every row needs an https source_url and a source_note")
         out.append(Measurement(row["chip"], row["dtype"], m, n, k, batch, row["kind"], tflops, row["library"],
-                               row["source_url"], row["source_note"]))
+                               row["timing"], row["source_url"], row["source_note"]))
     return out
 
 
@@ -110,6 +117,7 @@ class Comparison:
     note: str = ""
     source_url: str = ""
     ideal_memory_tflops: float | None = None  # the same GEMM with free loads/stores: the array-bound limit
+    timing: str = "wall"  # how the measurement was timed (TIMINGS)
 
     def to_json(self) -> dict:
         """Plain-dict form."""
@@ -134,17 +142,20 @@ def compare_to_design(rows: list[Measurement], design: Design, simulate=None) ->
             try:
                 est = estimate(design, Workload(layer.name, (layer,)), simulate=simulate)
                 ideal = est.figures.get("achieved_tflops_ideal_memory")
-                simulated[shape] = (est.figures["achieved_tflops"].value, ideal.value if ideal else None)
+                simulated[shape] = (est.figures["seconds"].value, ideal.value if ideal else None)
             except UsageError as exc:  # WorkloadError and the ISA's field-range errors alike
                 simulated[shape] = str(exc)
         sim = simulated[shape]
         if isinstance(sim, str):
             out.append(Comparison(r.chip, design.name, r.dtype, r.m, r.n, r.k, r.batch, r.kind, r.measured_tflops,
-                                  None, None, sim, r.source_url))
+                                  None, None, sim, r.source_url, timing=r.timing))
             continue
-        tflops, ideal = sim
+        seconds, ideal = sim
+        if r.timing == "kernel":  # a kernel time holds no launch: the design's per-call overhead is not charged
+            seconds -= design.chip.kernel_overhead_s
+        tflops = r.flops / seconds / 1e12
         out.append(Comparison(r.chip, design.name, r.dtype, r.m, r.n, r.k, r.batch, r.kind, r.measured_tflops,
-                              tflops, tflops / r.measured_tflops - 1, "", r.source_url, ideal))
+                              tflops, tflops / r.measured_tflops - 1, "", r.source_url, ideal, r.timing))
     return out
 
 
@@ -167,10 +178,13 @@ DOCS_END = "<!-- END bench/validate_silicon.py -->"
 
 
 def source_label(url: str) -> str:
-    """A short citation for a table cell: `repo#N` for a GitHub issue or pull request, else the host name."""
+    """A short citation for a table cell: `repo#N` for a GitHub issue or pull request, `owner/repo` for another
+    GitHub page, else the host name."""
     parts = url.removeprefix("https://").split("/")
     if parts[0] == "github.com" and len(parts) >= 5 and parts[3] in ("issues", "pull"):
         return f"{parts[2]}#{parts[4]}"
+    if parts[0] == "github.com" and len(parts) >= 3 and parts[1] and parts[2]:
+        return f"{parts[1]}/{parts[2]}"
     return parts[0]
 
 
@@ -180,8 +194,8 @@ def _pct(x: float | None) -> str:
 
 def comparison_markdown(by_chip: dict[str, list[Comparison]]) -> str:
     """Markdown tables of every comparison per chip, then the error statistics per chip and shape kind."""
-    lines = ["| chip / design | dtype | shape (batch × M × N × K) | kind | measured TFLOPS | simulated | error "
-             "| simulated, ideal memory | source |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| chip / design | dtype | shape (batch × M × N × K) | kind | timing | measured TFLOPS | simulated | error "
+             "| simulated, ideal memory | source |", "|---|---|---|---|---|---|---|---|---|---|"]
     stats_lines = ["| chip / design | kind | rows | distinct shapes | not simulated | median abs error "
                    "| worst abs error | median signed | median signed, ideal memory |",
                    "|---|---|---|---|---|---|---|---|---|"]
@@ -192,7 +206,8 @@ def comparison_markdown(by_chip: dict[str, list[Comparison]]) -> str:
             err = _pct(c.error) if c.error is not None else f"n/a ({c.note})"
             ideal = "n/a" if c.ideal_memory_tflops is None else f"{c.ideal_memory_tflops:.1f}"
             lines.append(f"| {chip} / {design} | {c.dtype} | {c.batch} × {c.m} × {c.n} × {c.k} | {c.kind} "
-                         f"| {c.measured_tflops:g} | {sim} | {err} | {ideal} | {source_label(c.source_url)} |")
+                         f"| {c.timing} | {c.measured_tflops:g} | {sim} | {err} | {ideal} "
+                         f"| {source_label(c.source_url)} |")
         groups = {"all": results} | {k: [c for c in results if c.kind == k] for k in KINDS}
         for kind, rows in groups.items():
             if not rows:

@@ -15,10 +15,20 @@ composes the chip from it (docs/timing.md, "Chip level"):
   bytes over the chip's DRAM bandwidth, cores x `memory.dram_bandwidth_bytes_per_cycle`) and the L2 roof
   (core-side bytes over `l2.bandwidth_bytes_per_cycle`), plus one DRAM latency for the first miss and the
   split-K reduction.
+
+Three per-chip mechanisms of real GPUs apply to every shape alike (`[chip]` fields, each cited in the design):
+- `gemm_tiles`: the output tiles (M x N) the chip's GEMM library offers; a mapping's blocks are whole tiles, so a
+  grid of tiles runs in waves over the cores and the last wave may leave cores idle (wave quantization).
+- `sustained_clock_hz`: the clock the chip holds under GEMM load; the core's and the L2's cycles stretch by
+  clock_hz / sustained_clock_hz (DRAM bandwidth, set in bytes per second, does not).
+- `kernel_overhead_s`: a fixed time per GEMM call (launch, ramp-up and drain) added once per call.
+`[l2] multicast_cores` lets a cluster of cores share one L2 read of a common operand panel (Hopper's TMA
+multicast): the L2 serves fewer bytes than the cores load, so each core's share of its bandwidth grows.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +37,8 @@ from compiler.accel.tiling import OsBlock
 from isa.design import Design, ceil_div
 from sim.simulator import simulate
 
-__all__ = ["Mapping", "ChipRun", "run_mapping", "core_view", "block_shape", "active_cores"]
+__all__ = ["Mapping", "ChipRun", "run_mapping", "core_view", "block_shape", "active_cores", "clock_stretch",
+           "overhead_cycles", "multicast_factor"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class Mapping:
     gb: int = 1  # batch elements run side by side on different cores
     block: OsBlock | None = None  # the core's OS blocking; None: the tiling heuristic's (tiling.os_block)
     order: str = "nm"  # the core's loop over output blocks: "nm" column blocks outer, "mn" row blocks outer
+    tile: tuple[int, int] | None = None  # the library's output tile (M x N): blocks are whole tiles; None: any size
 
     @property
     def cores(self) -> int:
@@ -50,13 +62,35 @@ class Mapping:
         """One line for reports: grid, split-K, batch split, blocking and order."""
         blk = "heuristic" if self.block is None else \
             f"{self.block.bm}x{self.block.bn} tiles, kc {self.block.kc}, {self.block.acc_buffers} acc buffers"
-        return (f"grid {self.gm}x{self.gn}" + (f", split-K {self.gk}" if self.gk > 1 else "")
+        return (f"grid {self.gm}x{self.gn}" + (f" of {self.tile[0]}x{self.tile[1]} tiles" if self.tile else "")
+                + (f", split-K {self.gk}" if self.gk > 1 else "")
                 + (f", batch over {self.gb}" if self.gb > 1 else "") + f", block {blk}, order {self.order}")
 
 
 def block_shape(m: int, n: int, k: int, batch: int, mp: Mapping) -> tuple[int, int, int, int]:
-    """(block M, block N, block K, batch elements per core) of the largest block."""
-    return ceil_div(m, mp.gm), ceil_div(n, mp.gn), ceil_div(k, mp.gk), ceil_div(batch, mp.gb)
+    """(block M, block N, block K, batch elements per core) of the largest block.
+
+    With a library tile the block is a whole number of tiles (at most the matrix): a grid of gm rows over
+    ceil(M / tile M) tiles gives each core ceil(tiles / gm) of them.
+    """
+    if mp.tile is None:
+        bm, bn = ceil_div(m, mp.gm), ceil_div(n, mp.gn)
+    else:
+        tm, tn = mp.tile
+        bm = min(m, ceil_div(ceil_div(m, tm), mp.gm) * tm)
+        bn = min(n, ceil_div(ceil_div(n, tn), mp.gn) * tn)
+    return bm, bn, ceil_div(k, mp.gk), ceil_div(batch, mp.gb)
+
+
+def clock_stretch(design: Design) -> float:
+    """How much longer a core cycle lasts under sustained load: clock_hz / sustained_clock_hz (1 when unset)."""
+    sustained = design.chip.sustained_clock_hz
+    return design.chip.clock_hz / sustained if sustained else 1.0
+
+
+def overhead_cycles(design: Design) -> int:
+    """`chip.kernel_overhead_s` in cycles of the nominal clock: the fixed cost of one GEMM call."""
+    return round(design.chip.kernel_overhead_s * design.chip.clock_hz)
 
 
 def active_cores(m: int, n: int, k: int, batch: int, mp: Mapping) -> int:
@@ -65,13 +99,27 @@ def active_cores(m: int, n: int, k: int, batch: int, mp: Mapping) -> int:
     return ceil_div(m, bm) * ceil_div(n, bn) * ceil_div(k, bk) * ceil_div(batch, bb)
 
 
-def core_view(design: Design, active: int) -> Design:
+def multicast_factor(design: Design, mp: Mapping, bm: int, bn: int) -> float:
+    """How many times fewer bytes the L2 serves than the cores load, when `l2.multicast_cores` cores of one grid
+    row (column) share one read of their common A (B) panel: the larger panel is shared if the grid has room."""
+    c = design.l2.multicast_cores if design.l2 is not None else 1
+    best = 1.0
+    if c > 1 and mp.gn >= c:  # cores of one block row load the same A panel
+        best = max(best, (bm + bn) / (bm / c + bn))
+    if c > 1 and mp.gm >= c:  # cores of one block column load the same B panel
+        best = max(best, (bm + bn) / (bm + bn / c))
+    return best
+
+
+def core_view(design: Design, active: int, multicast: float = 1.0) -> Design:
     """The design one core sees: with an L2, the L2 latency and the core's share of the L2 bandwidth as its
-    memory (a simulated address space large enough for any block); without, the design itself."""
+    memory (a simulated address space large enough for any block); without, the design itself. `multicast`
+    (multicast_factor) stretches the L2's bandwidth: shared reads leave more of it to each core."""
     l2 = design.l2
     if l2 is None:
         return design
-    port = max(1, min(l2.noc_bandwidth_bytes_per_cycle, l2.bandwidth_bytes_per_cycle // max(1, active)))
+    share = int(l2.bandwidth_bytes_per_cycle * multicast) // max(1, active)
+    port = max(1, min(l2.noc_bandwidth_bytes_per_cycle, share))
     mem = dataclasses.replace(design.memory, dram_bandwidth_bytes_per_cycle=port,
                               dram_latency_cycles=l2.latency_cycles)
     return dataclasses.replace(design, memory=mem)
@@ -83,7 +131,7 @@ class ChipRun:
 
     mapping: Mapping
     cycles: int
-    core_cycles: int  # one core's block (times its batch elements)
+    core_cycles: int  # one core's block (times its batch elements), in cycles of the nominal clock
     dram_roof_cycles: int
     l2_roof_cycles: int
     reduction_cycles: int
@@ -122,7 +170,8 @@ def run_mapping(design: Design, m: int, n: int, k: int, mp: Mapping, batch: int 
     """Simulate the mapping's largest block on one core and compose the chip's time and traffic from it."""
     bm, bn, bk, bb = block_shape(m, n, k, batch, mp)
     active = active_cores(m, n, k, batch, mp)
-    core = core_view(design, active)
+    multicast = multicast_factor(design, mp, bm, bn)
+    core = core_view(design, active, multicast)
     gp = gemm_program(core, bm, bn, bk, whole_k=ideal_memory, block=mp.block, order=mp.order)
     if gp.dram_bytes > core.memory.dram_bytes:  # the block's operands, whatever the design's address space
         core = dataclasses.replace(core, memory=dataclasses.replace(core.memory, dram_bytes=gp.dram_bytes))
@@ -167,15 +216,18 @@ def run_mapping(design: Design, m: int, n: int, k: int, mp: Mapping, batch: int 
     l2_bytes = (core_rd + core_wr) * bb * active
     dram_bw = design.memory.dram_bandwidth_bytes_per_cycle * design.chip.cores
     dram_roof = ceil_div(int(dram_rd + dram_wr), dram_bw)
-    l2_roof = ceil_div(int(l2_bytes), l2.bandwidth_bytes_per_cycle)
-    body = max(core_cycles, dram_roof, l2_roof)
-    bound = "core" if body == core_cycles else ("dram" if body == dram_roof else "l2")
+    l2_roof = ceil_div(int(l2_bytes / multicast), l2.bandwidth_bytes_per_cycle)
+    # cycles of the nominal clock: the core and the L2 run at the sustained clock, DRAM's bytes per second do not
+    stretch = clock_stretch(design)
+    core_t, l2_t, reduction = (math.ceil(c * stretch) for c in (core_cycles, l2_roof, reduction))
+    body = max(core_t, dram_roof, l2_t)
+    bound = "core" if body == core_t else ("dram" if body == dram_roof else "l2")
     counters["l2_read_bytes"] = float(core_rd) * scale
     counters["l2_write_bytes"] = float(core_wr) * scale
     counters["dram_read_bytes"] = float(dram_rd)
     counters["dram_write_bytes"] = float(dram_wr)
-    cycles = body + reduction + design.memory.dram_latency_cycles
-    return ChipRun(mp, cycles, core_cycles, dram_roof, l2_roof, reduction, (bm, bn, bk), active, int(dram_rd),
+    cycles = body + reduction + design.memory.dram_latency_cycles + overhead_cycles(design)
+    return ChipRun(mp, cycles, core_t, dram_roof, l2_t, reduction, (bm, bn, bk), active, int(dram_rd),
                    int(dram_wr), counters, bound)
 
 

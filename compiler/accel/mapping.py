@@ -7,6 +7,10 @@ with the tiling heuristic's blocking and the next-best blockings and both loop o
 (`chip_model.run_mapping`, the cycle simulator in timing-only mode) and the fastest wins. The heuristic mapping
 (`divisor_grid`, the tiling heuristic's blocking) is always one of the simulated candidates, so the search is
 never slower than it. The winner is cached on disk per (design content, shape) under `$WB_CACHE_DIR/mapping/`.
+
+A design whose `[chip] gemm_tiles` lists its GEMM library's output tiles is searched over those tiles only: every
+block is a whole number of one tile, as a library kernel's thread blocks are, so the grid quantizes into waves
+over the cores; the heuristic is then the tile and grid with the smallest block.
 """
 from __future__ import annotations
 
@@ -15,15 +19,24 @@ import json
 import math
 
 from compiler import program_cache
-from compiler.accel.chip_model import ChipRun, Mapping, active_cores, block_shape, core_view, run_mapping
+from compiler.accel.chip_model import (
+    ChipRun,
+    Mapping,
+    active_cores,
+    block_shape,
+    clock_stretch,
+    core_view,
+    multicast_factor,
+    run_mapping,
+)
 from compiler.accel.tiling import MAX_STREAM, OsBlock, os_block_candidates
 from isa.design import Design, ceil_div
 from isa.errors import UserError
 
-__all__ = ["divisor_grid", "heuristic_mapping", "search_mapping", "best_run", "best_mapping", "candidate_grids"]
+__all__ = ["divisor_grid", "tiled_grid", "heuristic_mapping", "search_mapping", "best_run", "best_mapping", "candidate_grids"]
 
 CACHE_KIND = "mapping"
-MODEL_VERSION = "1"  # bump when the chip model or the lowering changes what a mapping costs
+MODEL_VERSION = "2"  # bump when the chip model or the lowering changes what a mapping costs
 
 
 def divisor_grid(m: int, n: int, design: Design) -> tuple[int, int]:
@@ -42,8 +55,28 @@ def divisor_grid(m: int, n: int, design: Design) -> tuple[int, int]:
     return best[1]
 
 
+def tiled_grid(m: int, n: int, design: Design) -> Mapping:
+    """The library tile and grid (at most `chip.cores` blocks) with the smallest block; ties: fewer cores."""
+    cores = design.chip.cores
+    best: tuple[tuple[int, int], Mapping] | None = None
+    for tile in design.chip.gemm_tiles:
+        tiles_m, tiles_n = ceil_div(m, tile[0]), ceil_div(n, tile[1])
+        for gm in range(1, min(tiles_m, cores) + 1):
+            gn = min(tiles_n, cores // gm)
+            mp = Mapping(gm, gn, tile=tile)
+            bm, bn, _, _ = block_shape(m, n, 1, 1, mp)
+            key = (bm * bn, gm * gn)
+            if best is None or key < best[0]:
+                best = (key, mp)
+    assert best is not None
+    return best[1]
+
+
 def heuristic_mapping(design: Design, m: int, n: int) -> Mapping:
-    """The mapping before the search existed: the divisor grid, no split-K, the tiling heuristic's blocking."""
+    """The mapping before the search existed: the divisor grid, no split-K, the tiling heuristic's blocking
+    (with library tiles: the tiled grid with the smallest block)."""
+    if design.chip.gemm_tiles:
+        return tiled_grid(m, n, design)
     gm, gn = divisor_grid(m, n, design)
     return Mapping(gm, gn)
 
@@ -58,24 +91,32 @@ def _splits(total: int) -> list[tuple[int, int]]:
 
 
 def candidate_grids(design: Design, m: int, n: int, k: int, batch: int = 1) -> list[Mapping]:
-    """Every grid (gm, gn, gk, gb) with distinct block sizes and at most `chip.cores` blocks."""
+    """Every grid (gm, gn, gk, gb) with distinct block sizes and at most `chip.cores` blocks (with library
+    tiles: for each tile, grids of whole tiles)."""
     cores, rows, cols = design.chip.cores, design.matrix.rows, design.matrix.cols
-    m_parts = [p for p, _ in _splits(ceil_div(m, rows))]
-    n_parts = [p for p, _ in _splits(ceil_div(n, cols))]
+    tiles: tuple[tuple[int, int] | None, ...] = design.chip.gemm_tiles or (None,)
     k_parts = [p for p, s in _splits(ceil_div(k, rows)) if p <= 64]  # split-K in whole array tiles
     b_parts = [p for p, _ in _splits(batch)]
-    out = []
-    for gb in b_parts:
-        for gk in k_parts:
-            if gb * gk > cores:
-                break
-            for gm in m_parts:
-                if gb * gk * gm > cores:
+    out, seen = [], set()
+    for tile in tiles:
+        tm, tn = tile or (rows, cols)
+        m_parts = [p for p, _ in _splits(ceil_div(m, tm))]
+        n_parts = [p for p, _ in _splits(ceil_div(n, tn))]
+        for gb in b_parts:
+            for gk in k_parts:
+                if gb * gk > cores:
                     break
-                for gn in n_parts:
-                    if gb * gk * gm * gn > cores:
+                for gm in m_parts:
+                    if gb * gk * gm > cores:
                         break
-                    out.append(Mapping(gm, gn, gk, gb))
+                    for gn in n_parts:
+                        if gb * gk * gm * gn > cores:
+                            break
+                        mp = Mapping(gm, gn, gk, gb, tile=tile)
+                        shape = (block_shape(m, n, k, batch, mp), gm, gn, gk, gb)
+                        if shape not in seen:  # two tiles can give the same blocks: simulate them once
+                            seen.add(shape)
+                            out.append(mp)
     return out
 
 
@@ -85,7 +126,7 @@ def _estimate(design: Design, m: int, n: int, k: int, batch: int, mp: Mapping) -
     ib, ab = design.input_bytes, design.acc_bytes
     bm, bn, bk, bb = block_shape(m, n, k, batch, mp)
     active = active_cores(m, n, k, batch, mp)
-    core = core_view(design, active)
+    core = core_view(design, active, multicast_factor(design, mp, bm, bn))
     port, lat = core.memory.dram_bandwidth_bytes_per_cycle, core.memory.dram_latency_cycles
     tm, tn = ceil_div(bm, rows), ceil_div(bn, cols)
     compute = tm * tn * max(bk, rows)
@@ -99,7 +140,7 @@ def _estimate(design: Design, m: int, n: int, k: int, batch: int, mp: Mapping) -
         groups = ceil_div(tm, b1) * ceil_div(tn, b2) * ceil_div(bk, kc)
         mem = loads / port + 2 * groups * lat + bm * bn * ab / port
         best = min(best, max(compute, mem))
-    core_cycles = bb * best
+    core_cycles = bb * best * clock_stretch(design)
     if design.l2 is None:
         return core_cycles
     unique = batch * (m * k * ib + k * n * ib + m * n * ab)
@@ -127,8 +168,8 @@ def _to_json(mp: Mapping) -> str:
 def _from_json(raw: bytes) -> Mapping | None:
     try:
         d = json.loads(raw)
-        blk = d.pop("block")
-        return Mapping(**d, block=OsBlock(**blk) if blk else None)
+        blk, tile = d.pop("block"), d.pop("tile", None)
+        return Mapping(**d, block=OsBlock(**blk) if blk else None, tile=(int(tile[0]), int(tile[1])) if tile else None)
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
 
@@ -166,12 +207,12 @@ def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, to
     lead_run = min(runs, key=lambda r: r.cycles)
     lead = lead_run.mapping
     bm, bn, bk, bb = block_shape(m, n, k, batch, lead)
-    core = core_view(design, active_cores(m, n, k, batch, lead))
+    core = core_view(design, active_cores(m, n, k, batch, lead), multicast_factor(design, lead, bm, bn))
     rows, cols = design.matrix.rows, design.matrix.cols
     array_bound = bb * ceil_div(bm, rows) * ceil_div(bn, cols) * max(bk, rows)  # the array's own time
     # another blocking or loop order of the same grid only changes memory traffic: not worth simulating when
     # the lead already runs within 2% of its array bound
-    if design.matrix.dataflow == "os" and lead_run.core_cycles > 1.02 * array_bound:
+    if design.matrix.dataflow == "os" and lead_run.core_cycles > 1.02 * array_bound * clock_stretch(design):
         variants = [dataclasses.replace(lead, order="mn")]
         variants += [dataclasses.replace(lead, block=b, order=o) for b in os_block_candidates(core, bm, bn, bk, 2)[1:]
                      for o in ("nm", "mn")]

@@ -1,0 +1,133 @@
+"""The chip level's per-chip GEMM mechanisms: library tiles (wave quantization), the sustained clock, the fixed
+cost of a GEMM call and L2 multicast (docs/timing.md, "Chip level"). Small cases on an 8x8 int8 chip (~3 s)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+
+from compiler.accel.chip_model import (
+    Mapping,
+    block_shape,
+    clock_stretch,
+    core_view,
+    multicast_factor,
+    overhead_cycles,
+    run_mapping,
+)
+from compiler.accel.mapping import candidate_grids, heuristic_mapping, search_mapping
+from isa.design import DesignError, L2Cache, load_design, parse_design
+
+SMALL_TEXT = (Path(__file__).resolve().parent.parent / "designs" / "small-int8-8x8.toml").read_text()
+L2_TEXT = """
+[l2]
+bytes = 1048576
+bandwidth_bytes_per_cycle = 64
+latency_cycles = 20
+noc_bandwidth_bytes_per_cycle = 16
+"""
+
+
+def with_chip(lines: str, l2: str = L2_TEXT) -> str:
+    """small-int8-8x8's text with extra [chip] lines (and an [l2] section unless l2 is empty)."""
+    assert "[chip]\n" in SMALL_TEXT
+    return SMALL_TEXT.replace("[chip]\n", "[chip]\n" + lines + "\n") + l2
+
+
+def chip(cores: int, **fields) -> object:
+    """small-int8-8x8 (8x8 int8 array, 800 MHz) as a multi-core chip with a shared L2 and the given [chip] fields."""
+    d = load_design("small-int8-8x8")
+    multicast = fields.pop("multicast_cores", 1)
+    return dataclasses.replace(d, chip=dataclasses.replace(d.chip, cores=cores, **fields),
+                               l2=L2Cache(1 << 20, 16 * cores, 20, 16, multicast))
+
+
+def test_chip_fields_parse():
+    d = parse_design(with_chip("gemm_tiles = [[16, 8], [16, 16]]\nsustained_clock_hz = 600e6\n"
+                               "kernel_overhead_s = 2e-6"), "x.toml")
+    assert d.chip.gemm_tiles == ((16, 8), (16, 16))
+    assert d.chip.sustained_clock_hz == 600e6 and d.chip.kernel_overhead_s == 2e-6
+    assert clock_stretch(d) == pytest.approx(800 / 600) and overhead_cycles(d) == 1600
+    plain = load_design("small-int8-8x8")
+    assert plain.chip.gemm_tiles == () and clock_stretch(plain) == 1.0 and overhead_cycles(plain) == 0
+
+
+@pytest.mark.parametrize("lines, l2, message", [
+    ("gemm_tiles = [[12, 8]]", L2_TEXT, "tile 12x8 of 'chip.gemm_tiles' is not a whole number of 8x8 array tiles"),
+    ("gemm_tiles = [[16]]", L2_TEXT, "must be a list of [M, N] pairs of positive integers"),
+    ("gemm_tiles = [[16, 0]]", L2_TEXT, "must be a list of [M, N] pairs"),
+    ("sustained_clock_hz = 900e6", L2_TEXT, "must be 0 (= clock_hz) or between 1e6 and clock_hz"),
+    ("kernel_overhead_s = -1", L2_TEXT, "field 'chip.kernel_overhead_s' = -1.0 is out of range"),
+])
+def test_chip_field_errors_name_file_line_and_fix(lines, l2, message):
+    with pytest.raises(DesignError) as err:
+        parse_design(with_chip(lines, l2), "x.toml")
+    assert message in str(err.value) and str(err.value).startswith("x.toml:")
+
+
+def test_l2_multicast_field_defaults_to_one_and_is_checked():
+    assert parse_design(with_chip(""), "x.toml").l2.multicast_cores == 1
+    assert parse_design(with_chip("") + "multicast_cores = 2\n", "x.toml").l2.multicast_cores == 2
+    with pytest.raises(DesignError, match="field 'l2.multicast_cores' = 0 is out of range"):
+        parse_design(with_chip("") + "multicast_cores = 0\n", "x.toml")
+
+
+def test_blocks_are_whole_library_tiles_clipped_to_the_matrix():
+    mp = Mapping(2, 3, tile=(16, 16))
+    # 40 rows = 3 tiles of 16 over 2 grid rows: 2 tiles (32 rows) per core; 200 columns = 13 tiles over 3: 5 tiles
+    assert block_shape(40, 200, 64, 1, mp)[:2] == (32, 80)
+    assert block_shape(1, 8, 64, 1, Mapping(1, 1, tile=(16, 16)))[:2] == (1, 8)  # a GEMV is not padded to a tile
+    d = chip(6, gemm_tiles=((16, 16), (16, 32)))
+    grids = candidate_grids(d, 40, 200, 64)
+    assert grids and all(g.tile in d.chip.gemm_tiles for g in grids)
+    for g in grids:
+        bm, bn, _, _ = block_shape(40, 200, 64, 1, g)
+        assert (bm % g.tile[0] == 0 or bm == 40) and (bn % g.tile[1] == 0 or bn == 200)
+    heur = heuristic_mapping(d, 40, 200)
+    assert heur.tile in d.chip.gemm_tiles and heur.cores <= 6
+
+
+def test_tiles_quantize_the_grid_into_waves():
+    # 7 column tiles of 16 on 6 cores: the last tile makes a second wave, so one core computes two tiles
+    tiled = chip(6, gemm_tiles=((16, 16),))
+    best, runs = search_mapping(tiled, 16, 112, 256)
+    assert best.block[1] % 16 == 0 and best.block[1] >= 32
+    free, _ = search_mapping(chip(6), 16, 112, 256)  # any block size: 112 columns split finer
+    assert free.block[1] < best.block[1] and free.cycles < best.cycles
+    assert all(r.mapping.tile == (16, 16) for r in runs)
+
+
+def test_sustained_clock_stretches_the_core_but_not_dram():
+    mp = Mapping(2, 2)
+    nominal = run_mapping(chip(4), 64, 64, 512, mp)
+    slow = run_mapping(chip(4, sustained_clock_hz=400e6), 64, 64, 512, mp)  # half the 800 MHz clock
+    assert slow.core_cycles == 2 * nominal.core_cycles
+    assert slow.dram_roof_cycles == nominal.dram_roof_cycles  # bytes per second do not follow the core clock
+    assert slow.l2_roof_cycles == pytest.approx(2 * nominal.l2_roof_cycles, abs=1)
+    assert slow.cycles > nominal.cycles
+
+
+def test_kernel_overhead_is_added_once_per_call():
+    mp = Mapping(2, 2)
+    base = run_mapping(chip(4), 64, 64, 512, mp)
+    for batch in (1, 4):
+        with_cost = run_mapping(chip(4, kernel_overhead_s=5e-6), 64, 64, 512, mp, batch=batch)
+        plain = base if batch == 1 else run_mapping(chip(4), 64, 64, 512, mp, batch=batch)
+        assert with_cost.cycles - plain.cycles == round(5e-6 * 800e6)  # 4,000 cycles, once, whatever the batch
+
+
+def test_multicast_shares_the_larger_panel_and_widens_each_cores_l2_share():
+    d = chip(8, multicast_cores=2)
+    assert multicast_factor(d, Mapping(1, 1), 64, 64) == 1.0  # no second core in a row or column to share with
+    assert multicast_factor(d, Mapping(2, 2), 64, 64) == pytest.approx(128 / 96)
+    assert multicast_factor(d, Mapping(4, 1), 64, 256) == pytest.approx(320 / 192)  # B shared down a column
+    assert multicast_factor(chip(8), Mapping(2, 2), 64, 64) == 1.0  # multicast_cores = 1: no sharing
+    narrow = dataclasses.replace(d, l2=dataclasses.replace(d.l2, noc_bandwidth_bytes_per_cycle=1024))
+    plain, shared = core_view(narrow, 8), core_view(narrow, 8, multicast_factor(d, Mapping(2, 4), 64, 64))
+    assert shared.memory.dram_bandwidth_bytes_per_cycle == math.floor(128 * 4 / 3) // 8 > \
+        plain.memory.dram_bandwidth_bytes_per_cycle
+    no_mc = run_mapping(chip(8), 256, 256, 256, Mapping(2, 4))
+    mc = run_mapping(d, 256, 256, 256, Mapping(2, 4))
+    assert mc.l2_roof_cycles < no_mc.l2_roof_cycles and mc.cycles <= no_mc.cycles
