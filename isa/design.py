@@ -90,6 +90,9 @@ class Chip:
     # Read by the chip level only (designs with [l2]: compiler.accel.chip_model; docs/timing.md "Chip level"):
     sustained_clock_hz: float = 0.0  # the clock held under sustained matrix load; 0 = clock_hz
     kernel_overhead_s: float = 0.0  # fixed time per GEMM call: launch, ramp-up and drain of the kernel
+    # the DRAM bandwidth a streaming kernel sustains (a measured STREAM figure), bytes/s; 0 = the datasheet's,
+    # cores x memory.dram_bandwidth_bytes_per_cycle x clock_hz
+    sustained_dram_bandwidth_bytes_per_s: float = 0.0
     gemm_tiles: tuple[tuple[int, int], ...] = ()  # output tiles (M x N) one core computes at a time; () = any
 
 
@@ -212,6 +215,7 @@ _RANGES: dict[tuple[str, str], Spec] = {
     ("chip", "tdp_w"): Spec("number", 0, 1e6),
     ("chip", "sustained_clock_hz"): Spec("number", 0, 1e10),
     ("chip", "kernel_overhead_s"): Spec("number", 0, 1.0),
+    ("chip", "sustained_dram_bandwidth_bytes_per_s"): Spec("number", 0, 1e15),
 }
 _L2_RANGES: dict[str, Spec] = {
     "bytes": Spec("int", 1024, 2**40),
@@ -282,6 +286,12 @@ def _validate(design: Design, text: str, path: str) -> None:
         raise DesignError(f"{_where(path, text, 'chip', 'sustained_clock_hz')}: field 'chip.sustained_clock_hz' = "
                           f"{chip.sustained_clock_hz:g} must be 0 (= clock_hz) or between 1e6 and clock_hz "
                           f"({chip.clock_hz:g})")
+    peak_dram = mem.dram_bandwidth_bytes_per_cycle * chip.cores * chip.clock_hz
+    if chip.sustained_dram_bandwidth_bytes_per_s > peak_dram * (1 + 1e-9):
+        raise DesignError(f"{_where(path, text, 'chip', 'sustained_dram_bandwidth_bytes_per_s')}: field "
+                          f"'chip.sustained_dram_bandwidth_bytes_per_s' = {chip.sustained_dram_bandwidth_bytes_per_s:g} "
+                          f"exceeds the datasheet DRAM bandwidth ({peak_dram:g} B/s = cores x "
+                          f"memory.dram_bandwidth_bytes_per_cycle x clock_hz); use 0 (= that) or a smaller measured figure")
     for tm, tn in chip.gemm_tiles:
         if tm % m.rows or tn % m.cols:
             raise DesignError(f"{_where(path, text, 'chip', 'gemm_tiles')}: tile {tm}x{tn} of 'chip.gemm_tiles' is "
@@ -319,7 +329,8 @@ def parse_design(text: str, path: str = "<string>", name: str | None = None) -> 
             if key not in table and f.default is dataclasses.MISSING:
                 raise DesignError(f"{path}: section [{section}] is missing required field '{section}.{key}'")
         values = dict(table)
-        for key in ("clock_hz", "tdp_w", "sustained_clock_hz", "kernel_overhead_s"):
+        for key in ("clock_hz", "tdp_w", "sustained_clock_hz", "kernel_overhead_s",
+                    "sustained_dram_bandwidth_bytes_per_s"):
             if section == "chip" and isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
                 values[key] = float(values[key])
         if section == "chip" and "gemm_tiles" in values:

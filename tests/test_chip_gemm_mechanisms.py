@@ -11,6 +11,7 @@ import pytest
 from compiler.accel.chip_model import (
     Mapping,
     block_shape,
+    chip_dram_bytes_per_cycle,
     clock_stretch,
     core_view,
     multicast_factor,
@@ -60,6 +61,8 @@ def test_chip_fields_parse():
     ("gemm_tiles = [[16, 0]]", L2_TEXT, "must be a list of [M, N] pairs"),
     ("sustained_clock_hz = 900e6", L2_TEXT, "must be 0 (= clock_hz) or between 1e6 and clock_hz"),
     ("kernel_overhead_s = -1", L2_TEXT, "field 'chip.kernel_overhead_s' = -1.0 is out of range"),
+    # small-int8-8x8: 8 B/cycle x 1 core x 800 MHz = 6.4 GB/s of datasheet DRAM bandwidth
+    ("sustained_dram_bandwidth_bytes_per_s = 7e9", L2_TEXT, "exceeds the datasheet DRAM bandwidth (6.4e+09 B/s"),
 ])
 def test_chip_field_errors_name_file_line_and_fix(lines, l2, message):
     with pytest.raises(DesignError) as err:
@@ -107,6 +110,20 @@ def test_sustained_clock_stretches_the_core_but_not_dram():
     assert slow.dram_roof_cycles == nominal.dram_roof_cycles  # bytes per second do not follow the core clock
     assert slow.l2_roof_cycles == pytest.approx(2 * nominal.l2_roof_cycles, abs=1)
     assert slow.cycles > nominal.cycles
+
+
+def test_sustained_dram_bandwidth_sets_the_dram_roof():
+    d = parse_design(with_chip("sustained_dram_bandwidth_bytes_per_s = 4.8e9"), "x.toml")
+    assert d.chip.sustained_dram_bandwidth_bytes_per_s == 4.8e9
+    assert chip_dram_bytes_per_cycle(d) == pytest.approx(6.0)  # 4.8 GB/s at 800 MHz, below the datasheet's 8
+    assert chip_dram_bytes_per_cycle(load_design("small-int8-8x8")) == 8.0  # unset: cores x the per-core share
+    # a GEMV streams its matrix once: at half the datasheet bandwidth the DRAM roof doubles and sets the time
+    mp = Mapping(1, 4)
+    full = run_mapping(chip(4), 1, 256, 4096, mp)
+    half = run_mapping(chip(4, sustained_dram_bandwidth_bytes_per_s=0.5 * 4 * 8 * 800e6), 1, 256, 4096, mp)
+    assert half.dram_roof_cycles == pytest.approx(2 * full.dram_roof_cycles, abs=1)
+    assert half.bound == "dram" and half.core_cycles == full.core_cycles
+    assert half.cycles > full.cycles
 
 
 def test_kernel_overhead_is_added_once_per_call():

@@ -22,6 +22,8 @@ Three per-chip mechanisms of real GPUs apply to every shape alike (`[chip]` fiel
 - `sustained_clock_hz`: the clock the chip holds under GEMM load; the core's and the L2's cycles stretch by
   clock_hz / sustained_clock_hz (DRAM bandwidth, set in bytes per second, does not).
 - `kernel_overhead_s`: a fixed time per GEMM call (launch, ramp-up and drain) added once per call.
+- `sustained_dram_bandwidth_bytes_per_s`: what the DRAM delivers to a streaming kernel (a measured STREAM figure),
+  below the datasheet's pin bandwidth (refresh, ECC, read/write turnarounds); the DRAM roof uses it.
 `[l2] multicast_cores` lets a cluster of cores share one L2 read of a common operand panel (Hopper's TMA
 multicast): the L2 serves fewer bytes than the cores load, so each core's share of its bandwidth grows.
 """
@@ -38,7 +40,7 @@ from isa.design import Design, ceil_div
 from sim.simulator import simulate
 
 __all__ = ["Mapping", "ChipRun", "run_mapping", "core_view", "block_shape", "active_cores", "clock_stretch",
-           "overhead_cycles", "multicast_factor"]
+           "overhead_cycles", "multicast_factor", "chip_dram_bytes_per_cycle"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,14 @@ def clock_stretch(design: Design) -> float:
 def overhead_cycles(design: Design) -> int:
     """`chip.kernel_overhead_s` in cycles of the nominal clock: the fixed cost of one GEMM call."""
     return round(design.chip.kernel_overhead_s * design.chip.clock_hz)
+
+
+def chip_dram_bytes_per_cycle(design: Design) -> float:
+    """The chip's DRAM bandwidth per nominal cycle: the sustained (measured) figure when the design gives one,
+    else the datasheet's cores x `memory.dram_bandwidth_bytes_per_cycle`."""
+    peak = design.memory.dram_bandwidth_bytes_per_cycle * design.chip.cores
+    sustained = design.chip.sustained_dram_bandwidth_bytes_per_s
+    return min(peak, sustained / design.chip.clock_hz) if sustained else float(peak)
 
 
 def active_cores(m: int, n: int, k: int, batch: int, mp: Mapping) -> int:
@@ -214,8 +224,7 @@ def run_mapping(design: Design, m: int, n: int, k: int, mp: Mapping, batch: int 
         adds = ceil_div((mp.gk - 1) * batch * m * n, design.vector.lanes * design.chip.cores)
         reduction = max(move, adds) + l2.latency_cycles
     l2_bytes = (core_rd + core_wr) * bb * active
-    dram_bw = design.memory.dram_bandwidth_bytes_per_cycle * design.chip.cores
-    dram_roof = ceil_div(int(dram_rd + dram_wr), dram_bw)
+    dram_roof = math.ceil((dram_rd + dram_wr) / chip_dram_bytes_per_cycle(design))
     l2_roof = ceil_div(int(l2_bytes / multicast), l2.bandwidth_bytes_per_cycle)
     # cycles of the nominal clock: the core and the L2 run at the sustained clock, DRAM's bytes per second do not
     stretch = clock_stretch(design)

@@ -24,6 +24,7 @@ from compiler.accel.chip_model import (
     Mapping,
     active_cores,
     block_shape,
+    chip_dram_bytes_per_cycle,
     clock_stretch,
     core_view,
     multicast_factor,
@@ -36,7 +37,7 @@ from isa.errors import UserError
 __all__ = ["divisor_grid", "tiled_grid", "heuristic_mapping", "search_mapping", "best_run", "best_mapping", "candidate_grids"]
 
 CACHE_KIND = "mapping"
-MODEL_VERSION = "2"  # bump when the chip model or the lowering changes what a mapping costs
+MODEL_VERSION = "3"  # bump when the chip model or the lowering changes what a mapping costs
 
 
 def divisor_grid(m: int, n: int, design: Design) -> tuple[int, int]:
@@ -144,7 +145,7 @@ def _estimate(design: Design, m: int, n: int, k: int, batch: int, mp: Mapping) -
     if design.l2 is None:
         return core_cycles
     unique = batch * (m * k * ib + k * n * ib + m * n * ab)
-    dram = unique / (design.memory.dram_bandwidth_bytes_per_cycle * design.chip.cores)
+    dram = unique / chip_dram_bytes_per_cycle(design)
     reduction = 0.0
     if mp.gk > 1:
         reduction = (mp.gk + 1) * batch * m * n * ab / min(design.l2.bandwidth_bytes_per_cycle,
