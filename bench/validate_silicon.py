@@ -45,12 +45,12 @@ def run(chips: list[str] | None = None) -> dict[str, list[Comparison]]:
         results = compare_to_design([r for r in rows if r.chip == chip], design)
         wall = time.perf_counter() - t0
         print(f"\n{chip} vs {design.name} ({len(results)} measurements, {wall:.1f} s of simulation)")
-        print(f"  {'dtype':<5} {'shape (batch x m x n x k)':<28} {'kind':<8} {'measured':>9} {'simulated':>9} {'error':>8}")
+        print(f"  {'dtype':<9} {'shape (batch x m x n x k)':<28} {'kind':<8} {'measured':>9} {'simulated':>9} {'error':>8}")
         for c in results:
             shape = f"{c.batch} x {c.m} x {c.n} x {c.k}"
             sim = f"{c.simulated_tflops:9.1f}" if c.simulated_tflops is not None else "      n/a"
             err = f"{c.error:+8.1%}" if c.error is not None else f"  ({c.note[:40]})"
-            print(f"  {c.dtype:<5} {shape:<28} {c.kind:<8} {c.measured_tflops:9.1f} {sim} {err}")
+            print(f"  {c.dtype:<9} {shape:<28} {c.kind:<8} {c.measured_tflops:9.1f} {sim} {err}")
         for name in ["all", *sorted({c.kind for c in results})]:
             s = error_stats(results if name == "all" else [c for c in results if c.kind == name])
             if s.get("count"):

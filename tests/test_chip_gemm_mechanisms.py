@@ -126,6 +126,18 @@ def test_sustained_dram_bandwidth_sets_the_dram_roof():
     assert half.cycles > full.cycles
 
 
+def test_c_leaves_the_chip_in_the_calls_output_dtype():
+    # a library epilogue converts the int32 accumulator (here to int8): C's DRAM writes shrink 4x, and a split-K
+    # run's partial sums stay in the accumulator dtype
+    acc = run_mapping(chip(4), 64, 64, 512, Mapping(2, 2))
+    narrow = run_mapping(chip(4), 64, 64, 512, Mapping(2, 2), out_bytes=1)
+    assert acc.dram_write_bytes == 64 * 64 * 4 and narrow.dram_write_bytes == 64 * 64
+    assert narrow.dram_read_bytes == acc.dram_read_bytes and narrow.dram_roof_cycles < acc.dram_roof_cycles
+    small_l2 = dataclasses.replace(chip(4), l2=L2Cache(4096, 64, 20, 16))  # partials spill to DRAM
+    split = run_mapping(small_l2, 64, 64, 512, Mapping(1, 1, 4), out_bytes=1)
+    assert split.dram_write_bytes == 64 * 64 * (1 + 4 * 4)  # C in int8, four int32 partial blocks
+
+
 def test_kernel_overhead_is_added_once_per_call():
     mp = Mapping(2, 2)
     base = run_mapping(chip(4), 64, 64, 512, mp)

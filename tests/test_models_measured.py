@@ -39,19 +39,22 @@ def test_data_file_is_well_formed_and_sourced():
 
 
 def test_malformed_rows_name_the_line_and_field(tmp_path):
-    head = "chip,dtype,m,n,k,batch,kind,measured_tflops,library,timing,source_url,source_note\n"
+    head = "chip,dtype,out_dtype,m,n,k,batch,kind,measured_tflops,library,timing,source_url,source_note\n"
     bad = tmp_path / "m.csv"
-    bad.write_text("# comment\n" + head + "h100-sxm,bf16,1,4096,4096,1,square,1.0,x,wall,https://a,b\n")
+    bad.write_text("# comment\n" + head + "h100-sxm,bf16,bf16,1,4096,4096,1,square,1.0,x,wall,https://a,b\n")
     with pytest.raises(MeasuredDataError, match=r"m.csv:3: field 'kind' = 'square' but the shape is 'gemv'"):
         load_measurements(bad)
-    bad.write_text(head + "h100-sxm,bf16,64,64,64,1,square,1.0,x,wall,http://a,b\n")
+    bad.write_text(head + "h100-sxm,bf16,bf16,64,64,64,1,square,1.0,x,wall,http://a,b\n")
     with pytest.raises(MeasuredDataError, match="https source_url"):
         load_measurements(bad)
-    bad.write_text(head + "h100-sxm,fp8,64,64,64,1,square,1.0,x,wall,https://a,b\n")
+    bad.write_text(head + "h100-sxm,fp8,bf16,64,64,64,1,square,1.0,x,wall,https://a,b\n")
     with pytest.raises(MeasuredDataError, match="field 'dtype'"):
         load_measurements(bad)
-    bad.write_text(head + "h100-sxm,bf16,64,64,64,1,square,1.0,x,cpu,https://a,b\n")
+    bad.write_text(head + "h100-sxm,bf16,bf16,64,64,64,1,square,1.0,x,cpu,https://a,b\n")
     with pytest.raises(MeasuredDataError, match="m.csv:2: field 'timing' = 'cpu' is not one of wall, kernel"):
+        load_measurements(bad)
+    bad.write_text(head + "h100-sxm,bf16,f32,64,64,64,1,square,1.0,x,wall,https://a,b\n")
+    with pytest.raises(MeasuredDataError, match="m.csv:2: field 'out_dtype' = 'f32' is not one of"):
         load_measurements(bad)
 
 
@@ -75,14 +78,17 @@ def test_comparison_errors_and_statistics():
 
 def test_real_estimate_path_on_one_shape_per_chip():
     # the bench goes through the public estimate path (so it follows the simulator and the mapping as they
-    # change): its figure for a shape is exactly what `estimate` reports for that GEMM
-    from workbench.estimate import parse_workload
+    # change): its figure for a shape is exactly what `estimate` reports for that GEMM, C written in the row's
+    # output dtype
+    from workbench.estimate import Layer, Workload
 
     for chip in ("rx-7900-xtx", "h100-sxm"):
         row = next(r for r in load_measurements() if r.chip == chip and r.m == r.n == r.k == 1024)
         design = reference_design_for(chip)
         (c,) = compare_to_design([row], design)
-        est = estimate(design, parse_workload("gemm:1024x1024x1024"))
+        assert row.out_dtype == row.dtype  # torch.matmul writes C in its input dtype
+        gemm = Layer("gemm 1024^3", 1024, 1024, 1024, out_dtype=row.out_dtype)
+        est = estimate(design, Workload(gemm.name, (gemm,)))
         assert c.simulated_tflops == pytest.approx(est.figures["achieved_tflops"].value)
         assert c.ideal_memory_tflops == pytest.approx(est.figures["achieved_tflops_ideal_memory"].value)
         assert c.ideal_memory_tflops >= c.simulated_tflops  # free loads and stores never make a GEMM slower

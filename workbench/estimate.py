@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isa.design import Design
+from isa.design import DTYPE_BYTES, Design
 from isa.files import read_text
 from workbench.area import AreaBreakdown, design_area
 from workbench.cost import UnitCost
@@ -43,13 +43,18 @@ class WorkloadError(UsageError):
 
 @dataclass(frozen=True)
 class Layer:
-    """One GEMM of a workload: C[m x n] = A[m x k] @ B[k x n], run `count` times."""
+    """One GEMM of a workload: C[m x n] = A[m x k] @ B[k x n], run `count` times.
+
+    out_dtype: the dtype C is written to DRAM in (a library's epilogue converts the accumulator, e.g. to bf16);
+    None = the accumulator dtype. Read by the chip level (designs with [l2]) for its DRAM traffic.
+    """
 
     name: str
     m: int
     n: int
     k: int
     count: int = 1
+    out_dtype: str | None = None
 
     @property
     def flops(self) -> float:
@@ -316,7 +321,8 @@ def _chip_level_workload(
     for layer in workload.layers:
         gm, gn = core_grid(layer.m, layer.n, design)
         check_fits(design, layer, math.ceil(layer.m / gm), math.ceil(layer.n / gn))
-        run = best_run(design, layer.m, layer.n, layer.k, layer.count, ideal_memory=ideal_memory)
+        out_bytes = DTYPE_BYTES[layer.out_dtype] if layer.out_dtype else None
+        run = best_run(design, layer.m, layer.n, layer.k, layer.count, ideal_memory=ideal_memory, out_bytes=out_bytes)
         for key, value in run.counters.items():
             counters[key] = counters.get(key, 0.0) + value
         cycles += run.cycles

@@ -9,11 +9,11 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from isa.design import Design, load_design, shipped_designs
+from isa.design import DTYPE_BYTES, Design, load_design, shipped_designs
 from workbench.errors import UsageError
 
 DATA_FILE = Path(__file__).with_name("measured_gemm.csv")
-COLUMNS = ("chip", "dtype", "m", "n", "k", "batch", "kind", "measured_tflops", "library", "timing", "source_url",
+COLUMNS = ("chip", "dtype", "out_dtype", "m", "n", "k", "batch", "kind", "measured_tflops", "library", "timing", "source_url",
            "source_note")
 KINDS = ("square", "skinny", "batched", "gemv")
 # wall: time per call of a loop of calls, the launch included; kernel: the device's kernel time alone (a profiler
@@ -42,6 +42,7 @@ class Measurement:
     timing: str
     source_url: str
     source_note: str
+    out_dtype: str = ""  # the dtype the call wrote C in ("" = the input dtype)
 
     @property
     def flops(self) -> float:
@@ -78,6 +79,9 @@ def load_measurements(path: str | Path = DATA_FILE) -> list[Measurement]:
             raise MeasuredDataError(f"{where}: m, n, k, batch must be >= 1 and measured_tflops > 0")
         if row["dtype"] not in DTYPES:
             raise MeasuredDataError(f"{where}: field 'dtype' = {row['dtype']!r} is not one of {', '.join(DTYPES)}")
+        if row["out_dtype"] not in DTYPES:
+            raise MeasuredDataError(f"{where}: field 'out_dtype' = {row['out_dtype']!r} is not one of "
+                                    f"{', '.join(DTYPES)} (the dtype the measured call wrote C in)")
         if row["timing"] not in TIMINGS:
             raise MeasuredDataError(f"{where}: field 'timing' = {row['timing']!r} is not one of {', '.join(TIMINGS)}")
         if row["kind"] != shape_kind(m, n, k, batch):
@@ -86,7 +90,7 @@ def load_measurements(path: str | Path = DATA_FILE) -> list[Measurement]:
         if not row["source_url"].startswith("https://") or not row["source_note"].strip():
             raise MeasuredDataError(f"{where}: every row needs an https source_url and a source_note")
         out.append(Measurement(row["chip"], row["dtype"], m, n, k, batch, row["kind"], tflops, row["library"],
-                               row["timing"], row["source_url"], row["source_note"]))
+                               row["timing"], row["source_url"], row["source_note"], row["out_dtype"]))
     return out
 
 
@@ -124,6 +128,11 @@ class Comparison:
         return asdict(self)
 
 
+def _dtype_label(r: Measurement) -> str:
+    """The row's input dtype, and its output dtype after an arrow when the call wrote C in another one."""
+    return r.dtype if r.out_dtype in ("", r.dtype) else f"{r.dtype}→{r.out_dtype}"
+
+
 def compare_to_design(rows: list[Measurement], design: Design, simulate=None) -> list[Comparison]:
     """Simulate each row's shape on `design` (`estimate`, power cap included) and compare with the measurement.
 
@@ -134,11 +143,13 @@ def compare_to_design(rows: list[Measurement], design: Design, simulate=None) ->
     from workbench.estimate import Layer, Workload, estimate
 
     out = []
-    simulated: dict[tuple[int, int, int, int], tuple[float, float | None] | str] = {}  # one simulation per shape
+    # one simulation per shape and output size (fp16 and bf16 outputs are the same bytes)
+    simulated: dict[tuple[int, int, int, int, int], tuple[float, float | None] | str] = {}
     for r in rows:
-        shape = (r.m, r.n, r.k, r.batch)
+        c_dtype = r.out_dtype or r.dtype
+        shape = (r.m, r.n, r.k, r.batch, DTYPE_BYTES[c_dtype])
         if shape not in simulated:
-            layer = Layer(f"{r.m}x{r.n}x{r.k}", r.m, r.n, r.k, r.batch)
+            layer = Layer(f"{r.m}x{r.n}x{r.k}", r.m, r.n, r.k, r.batch, out_dtype=c_dtype)
             try:
                 est = estimate(design, Workload(layer.name, (layer,)), simulate=simulate)
                 ideal = est.figures.get("achieved_tflops_ideal_memory")
@@ -147,14 +158,14 @@ def compare_to_design(rows: list[Measurement], design: Design, simulate=None) ->
                 simulated[shape] = str(exc)
         sim = simulated[shape]
         if isinstance(sim, str):
-            out.append(Comparison(r.chip, design.name, r.dtype, r.m, r.n, r.k, r.batch, r.kind, r.measured_tflops,
+            out.append(Comparison(r.chip, design.name, _dtype_label(r), r.m, r.n, r.k, r.batch, r.kind, r.measured_tflops,
                                   None, None, sim, r.source_url, timing=r.timing))
             continue
         seconds, ideal = sim
         if r.timing == "kernel":  # a kernel time holds no launch: the design's per-call overhead is not charged
             seconds -= design.chip.kernel_overhead_s
         tflops = r.flops / seconds / 1e12
-        out.append(Comparison(r.chip, design.name, r.dtype, r.m, r.n, r.k, r.batch, r.kind, r.measured_tflops,
+        out.append(Comparison(r.chip, design.name, _dtype_label(r), r.m, r.n, r.k, r.batch, r.kind, r.measured_tflops,
                               tflops, tflops / r.measured_tflops - 1, "", r.source_url, ideal, r.timing))
     return out
 

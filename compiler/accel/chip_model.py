@@ -176,8 +176,11 @@ def _operand_reads(gp: Any) -> tuple[int, int]:
 
 
 def run_mapping(design: Design, m: int, n: int, k: int, mp: Mapping, batch: int = 1,
-                ideal_memory: bool = False) -> ChipRun:
-    """Simulate the mapping's largest block on one core and compose the chip's time and traffic from it."""
+                ideal_memory: bool = False, out_bytes: int | None = None) -> ChipRun:
+    """Simulate the mapping's largest block on one core and compose the chip's time and traffic from it.
+
+    out_bytes: bytes per element of C as the call writes it to DRAM (2 for a GEMM whose output is bf16 / fp16, as
+    a library's epilogue converts it); None = the accumulator dtype, as the lowering stores it."""
     bm, bn, bk, bb = block_shape(m, n, k, batch, mp)
     active = active_cores(m, n, k, batch, mp)
     multicast = multicast_factor(design, mp, bm, bn)
@@ -211,11 +214,11 @@ def run_mapping(design: Design, m: int, n: int, k: int, mp: Mapping, batch: int 
     fits_a = (a_panels + b_panels if outer_a else a_all + b_panels) <= l2.bytes
     fits_b = (b_all + a_panels if outer_a else a_panels + b_panels) <= l2.bytes
     dram_rd = batch * (m * k * ib * (1 if fits_a else ra) + k * n * ib * (1 if fits_b else rb))
-    c_bytes = batch * m * n * ab
+    c_bytes = batch * m * n * (out_bytes or ab)
     dram_wr = c_bytes
     reduction = 0
     if mp.gk > 1:
-        partials = mp.gk * c_bytes  # written by the cores, read back by the reduction
+        partials = mp.gk * batch * m * n * ab  # accumulator-dtype partial sums, written and read back
         if mp.gk * m * n * ab * concurrent > l2.bytes:
             dram_rd += partials
             dram_wr += partials

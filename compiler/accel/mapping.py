@@ -121,7 +121,7 @@ def candidate_grids(design: Design, m: int, n: int, k: int, batch: int = 1) -> l
     return out
 
 
-def _estimate(design: Design, m: int, n: int, k: int, batch: int, mp: Mapping) -> float:
+def _estimate(design: Design, m: int, n: int, k: int, batch: int, mp: Mapping, out_bytes: int | None = None) -> float:
     """Analytical cycles of a grid: the core's array time against its port time, and the chip roofs."""
     rows, cols = design.matrix.rows, design.matrix.cols
     ib, ab = design.input_bytes, design.acc_bytes
@@ -144,7 +144,7 @@ def _estimate(design: Design, m: int, n: int, k: int, batch: int, mp: Mapping) -
     core_cycles = bb * best * clock_stretch(design)
     if design.l2 is None:
         return core_cycles
-    unique = batch * (m * k * ib + k * n * ib + m * n * ab)
+    unique = batch * (m * k * ib + k * n * ib + m * n * (out_bytes or ab))
     dram = unique / chip_dram_bytes_per_cycle(design)
     reduction = 0.0
     if mp.gk > 1:
@@ -153,13 +153,14 @@ def _estimate(design: Design, m: int, n: int, k: int, batch: int, mp: Mapping) -
     return max(core_cycles, dram) + reduction
 
 
-def _key(design: Design, m: int, n: int, k: int, batch: int, ideal_memory: bool) -> str:
-    """The cache key: the model version, the design's content (not its name) and the shape."""
+def _key(design: Design, m: int, n: int, k: int, batch: int, ideal_memory: bool, out_bytes: int | None = None) -> str:
+    """The cache key: the model version, the design's content (not its name), the shape and C's output bytes."""
     content = dataclasses.asdict(design)
     for drop in ("name", "description", "source"):
         content.pop(drop)
     blob = json.dumps(content, sort_keys=True, default=str)
-    return program_cache.cache_key(MODEL_VERSION, blob, f"{batch}x{m}x{n}x{k}", str(ideal_memory))
+    shape = f"{batch}x{m}x{n}x{k}" + (f" out {out_bytes} B" if out_bytes else "")
+    return program_cache.cache_key(MODEL_VERSION, blob, shape, str(ideal_memory))
 
 
 def _to_json(mp: Mapping) -> str:
@@ -176,11 +177,12 @@ def _from_json(raw: bytes) -> Mapping | None:
 
 
 def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, top: int = 3,
-                   ideal_memory: bool = False) -> tuple[ChipRun, list[ChipRun]]:
+                   ideal_memory: bool = False, out_bytes: int | None = None) -> tuple[ChipRun, list[ChipRun]]:
     """The fastest simulated mapping and every simulated candidate (the heuristic first, when the ISA can express it).
 
     `top` grids from the analytical ranking are simulated, each with the tiling heuristic's blocking; the best
-    of them also with the next-best blockings and the other loop order.
+    of them also with the next-best blockings and the other loop order. out_bytes: C's bytes per element as the
+    call writes it (None: the accumulator's; chip_model.run_mapping).
     """
     heur = heuristic_mapping(design, m, n)
     if ideal_memory:  # the array-bound figure: the heuristic's fold structure, as SCALE-Sim counts it
@@ -192,12 +194,13 @@ def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, to
     def attempt(mp: Mapping) -> None:
         # a candidate the ISA cannot express (a field overflows on its block) is skipped, not fatal
         try:
-            runs.append(run_mapping(design, m, n, k, mp, batch))
+            runs.append(run_mapping(design, m, n, k, mp, batch, out_bytes=out_bytes))
         except UserError as exc:
             errors.append(exc)
 
     attempt(heur)
-    grids = sorted(candidate_grids(design, m, n, k, batch), key=lambda g: _estimate(design, m, n, k, batch, g))
+    grids = sorted(candidate_grids(design, m, n, k, batch),
+                   key=lambda g: _estimate(design, m, n, k, batch, g, out_bytes))
     seen = {heur}
     for mp in grids[:top]:
         if mp not in seen:
@@ -225,13 +228,15 @@ def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, to
     return best, runs
 
 
-def best_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, cache: bool = True) -> Mapping:
+def best_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, cache: bool = True,
+                 out_bytes: int | None = None) -> Mapping:
     """The search's mapping for this (design, shape), from the on-disk cache when it was searched before."""
-    return _best(design, m, n, k, batch, cache)[0]
+    return _best(design, m, n, k, batch, cache, out_bytes)[0]
 
 
-def _best(design: Design, m: int, n: int, k: int, batch: int, cache: bool) -> tuple[Mapping, ChipRun | None]:
-    key = _key(design, m, n, k, batch, False)
+def _best(design: Design, m: int, n: int, k: int, batch: int, cache: bool,
+          out_bytes: int | None = None) -> tuple[Mapping, ChipRun | None]:
+    key = _key(design, m, n, k, batch, False, out_bytes)
     if cache:
         raw = program_cache.read(CACHE_KIND, key)
         mp = _from_json(raw) if raw is not None else None
@@ -239,20 +244,21 @@ def _best(design: Design, m: int, n: int, k: int, batch: int, cache: bool) -> tu
             return mp, None
         if raw is not None:  # a corrupt entry is searched again
             program_cache.remove(CACHE_KIND, key)
-    best, _ = search_mapping(design, m, n, k, batch)
+    best, _ = search_mapping(design, m, n, k, batch, out_bytes=out_bytes)
     if cache:
         program_cache.write(CACHE_KIND, key, _to_json(best.mapping).encode())
     return best.mapping, best
 
 
 def best_run(design: Design, m: int, n: int, k: int, batch: int = 1, ideal_memory: bool = False,
-             cache: bool = True) -> ChipRun:
+             cache: bool = True, out_bytes: int | None = None) -> ChipRun:
     """The best mapping's run (cached per design and shape).
 
     ideal_memory: the same grid in the simulator's ideal-memory mode (free loads and stores, SCALE-Sim's fold
     structure), so the array-bound figure is never below the run's own.
+    out_bytes: C's bytes per element as the call writes it (None: the accumulator's).
     """
-    mp, run = _best(design, m, n, k, batch, cache)
+    mp, run = _best(design, m, n, k, batch, cache, out_bytes)
     if ideal_memory:
         return run_mapping(design, m, n, k, dataclasses.replace(mp, block=None, order="nm"), batch, True)
-    return run if run is not None else run_mapping(design, m, n, k, mp, batch)
+    return run if run is not None else run_mapping(design, m, n, k, mp, batch, out_bytes=out_bytes)
