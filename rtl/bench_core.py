@@ -1,8 +1,9 @@
 """cocotb bench of the core: loads a program and a DRAM image, models DRAM, runs to FINISH, reads DRAM back.
 
 The DRAM model is the one of docs/timing.md: a read command seen in cycle s delivers beat i (bw bytes,
-one burst of ceil(row bytes / bw) beats per row) in cycle s + lat + i; write beats are applied as they
-come. The bench samples the core's outputs and drives its inputs at the falling clock edge, so the
+one burst of ceil(row bytes / bw) beats per row; with `merge`, the design's `dram_burst_merge`, rows
+contiguous in DRAM (stride = row bytes) as one burst of ceil(rows * row bytes / bw) beats) in cycle
+s + lat + i; write beats are applied as they come. The bench samples the core's outputs and drives its inputs at the falling clock edge, so the
 core's cycle n is the n-th falling edge after `run` rises (cycle 1 is the one in which it rises).
 Ports are the core's wiring signature flattened by Amaranth (`dram.cmd.valid` is `dram__cmd__valid`);
 the counters to read back are named in the job (`rtl.params.COUNTERS`, `UNIT_COUNTERS`).
@@ -76,6 +77,8 @@ async def _run(dut, job):
             rows = int(dut.dram__cmd__rows.value)
             row_bytes = int(dut.dram__cmd__row_bytes.value)
             if not dut.dram__cmd__write.value:
+                if job.get("merge") and stride == row_bytes:  # one burst: the rows are one run of bytes
+                    rows, row_bytes = 1, rows * row_bytes
                 nb = ceil_div(row_bytes, bw)
                 i = 0
                 for r in range(rows):
