@@ -97,7 +97,9 @@ class IssueUnit(wiring.Component):
         m.d.comb += [self.store_beats.eq(s_beats), self.store_row_bytes.eq(s_row_bytes)]
         s_rows_nz = sf["rows"] != 0
         s_L = Signal(T)
-        m.d.comb += s_L.eq(Mux(s_rows_nz, p.lat + burst_beats(sf["rows"], s_row_bytes, sf["stride"], s_beats, p), 1))
+        s_B = burst_beats(sf["rows"], s_row_bytes, sf["stride"], s_beats, p)
+        # A posted store is done once its beats have left (section 7); its request lasts the round trip.
+        m.d.comb += s_L.eq(Mux(s_rows_nz, s_B if p.posted else p.lat + s_B, 1))
         g_Li = Signal(T)
         g_O = Signal(T)
         g_P, g_len = self.gemm.preload, self.gemm.steps  # WS preload cycles; array steps of one iteration
@@ -207,7 +209,9 @@ class IssueUnit(wiring.Component):
         with m.If(issue_s):
             m.d.sync += store_free.eq(s_end)
             with m.If(s_rows_nz):
-                m.d.sync += port_free.eq(s_end)
+                # Posted: the one request slot stays taken until the data has reached DRAM (s + R), which
+                # also keeps every later load, whatever its bytes, from reading DRAM before the store's arrival.
+                m.d.sync += port_free.eq(cyc + p.lat + s_B if p.posted else s_end)
         with m.If(issue_c):
             with m.If(c_is_gemm):
                 m.d.sync += pipe_free.eq(cyc + g_occ)
@@ -216,7 +220,10 @@ class IssueUnit(wiring.Component):
             with m.If(c_end > compute_done):
                 m.d.sync += compute_done.eq(c_end)
         new_last = last_end
-        for n_, (iss, end) in enumerate(((issue_l, l_end), (issue_s, s_end), (issue_c, c_end))):
+        ends = [(issue_l, l_end), (issue_s, s_end), (issue_c, c_end)]
+        if p.posted:  # FINISH waits until a posted store's data has reached DRAM
+            ends.append((issue_s & s_rows_nz, cyc + p.lat + s_B))
+        for n_, (iss, end) in enumerate(ends):
             nxt = Signal(T, name=f"new_last{n_}")
             m.d.comb += nxt.eq(Mux(iss & (end > new_last), end, new_last))
             new_last = nxt

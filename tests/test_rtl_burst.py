@@ -1,6 +1,7 @@
 """The merged-burst DMA engines (`rtl.burst`) alone in Amaranth's simulator (no Verilator), on bus widths and
 latencies the Verilator tests do not build: a bus that is not a power of two (3 and 6 bytes, so one beat
-carries up to 6 one-byte rows), latency 1 (the store reads its first row in the issue cycle) and 2.
+carries up to 6 one-byte rows), latency 1 (the store reads its first row in the issue cycle) and 2, and posted stores (whose beats leave
+from the cycle after the issue).
 
 Each DMA runs against the DRAM model of `rtl.bench_core` (beat i of a read in cycle lat + i after the issue;
 merged rows as one run of bytes) and an SRAM that answers a read the cycle after it; it must move every row
@@ -23,9 +24,9 @@ from rtl.params import CoreParams
 DIM = 4  # tiny-int8-4x4
 
 
-def _params(bw: int, lat: int) -> CoreParams:
+def _params(bw: int, lat: int, posted: bool = False) -> CoreParams:
     d = load_design("tiny-int8-4x4")
-    return CoreParams(d.replace(memory=dataclasses.replace(d.memory, dram_burst_merge=True,
+    return CoreParams(d.replace(memory=dataclasses.replace(d.memory, dram_burst_merge=True, dram_posted_stores=posted,
                                                            dram_bandwidth_bytes_per_cycle=bw, dram_latency_cycles=lat)))
 
 
@@ -104,9 +105,10 @@ def _packed(row: int, mem: int, narrow: int, cols: int) -> bytes:
     return np.clip(words, -128, 127).astype(np.int8).tobytes() if narrow else words.tobytes()
 
 
-@pytest.mark.parametrize("bw,lat", [(3, 1), (6, 2), (4, 8)])
-def test_store_sends_each_row_inside_its_busy_window(bw, lat):
-    p = _params(bw, lat)
+@pytest.mark.parametrize("bw,lat,posted", [(3, 1, False), (6, 2, False), (4, 8, False), (3, 2, True), (4, 8, True)])
+def test_store_sends_each_row_inside_its_busy_window(bw, lat, posted):
+    """Beats from `store_lead` after the issue (lat; 1 when posted), every row read inside the busy window."""
+    p = _params(bw, lat, posted)
     rng = np.random.default_rng(bw * 100 + lat)
     sram = {0: [int(v) for v in rng.integers(0, 1 << (8 * DIM), 64, dtype=np.uint64)],
             1: [int.from_bytes(rng.integers(0, 256, 4 * DIM, dtype=np.uint8).tobytes(), "little") for _ in range(64)]}

@@ -1,10 +1,11 @@
 """The RTL follows the simulator's DRAM options (docs/timing.md section 7) cycle for cycle, on Verilator.
 
-tiny-int8-4x4 (DRAM latency 8, 4 bytes a beat) with `dram_burst_merge`: a directed program whose loads and
-stores cover merged rows narrower than a beat (up to 4 rows a beat), rows straddling beats, accumulator rows,
-narrowed stores, pad rows and rows that are not contiguous; the simulator's own section-7 programs
-(tests/test_sim_dram.py); random programs with mostly contiguous rows; the compiled int8 MLP. Each must give
-the functional model's DRAM, the simulator's cycles and event counters. One Verilator build per option set.
+tiny-int8-4x4 (DRAM latency 8, 4 bytes a beat) with `dram_burst_merge`, `dram_posted_stores` and both: a
+directed program whose loads and stores cover merged rows narrower than a beat (up to 4 rows a beat), rows
+straddling beats, accumulator rows, narrowed stores, pad rows and rows that are not contiguous, then read
+some of the stored bytes back; the simulator's own section-7 programs (tests/test_sim_dram.py); random
+programs with mostly contiguous rows; the compiled int8 MLP. Each must give the functional model's DRAM,
+the simulator's cycles and event counters. One Verilator build per option set (3).
 """
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from workbench.rtl_agreement import run_on_rtl, valid_random_program
 pytestmark = [pytest.mark.rtl, pytest.mark.skipif(find_verilator() is None, reason="Verilator not installed")]
 
 MERGE = {"dram_burst_merge": True}
+POSTED = {"dram_posted_stores": True}
+BOTH = {**MERGE, **POSTED}
+OPTIONS = {"merge": MERGE, "posted": POSTED, "merge+posted": BOTH}
 
 
 def with_options(options: dict, name: str = "tiny-int8-4x4") -> Design:
@@ -48,11 +52,18 @@ store.sp sram=16 dram=1100 stride=1 rows=11 cols=1  # 4 rows start in one beat
 store.acc sram=0 dram=1200 stride=3 rows=3 cols=3 narrow
 store.acc sram=0 dram=1300 stride=12 rows=3 cols=3
 store.sp sram=32 dram=1400 stride=5 rows=3 cols=4  # not contiguous
-store.sp sram=40 dram=1500 stride=2 rows=1 cols=2
+store.sp sram=40 dram=1500 stride=2 rows=1 cols=2 push_prev
+vec.add dst=100 src=100 src2=100 rows=1 pop_next push_prev
+load.sp sram=48 dram=1098 stride=2 rows=4 cols=2 pop_next  # reads back bytes the stores just wrote
+load.sp sram=56 dram=2000 rows=1 cols=4                  # other bytes
+load.acc sram=8 dram=1300 stride=12 rows=3 cols=3 push_next
+vec.add dst=100 src=100 src2=100 rows=1 pop_prev push_next
+store.sp sram=48 dram=1600 stride=2 rows=4 cols=2 pop_prev
+store.acc sram=8 dram=1700 stride=12 rows=3 cols=3
 """
 
 
-@pytest.mark.parametrize("options", [MERGE], ids=["merge"])
+@pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
 def test_directed_round_trip_agrees(options):
     d = with_options(options)
     _check(run_on_rtl(d, assemble(ROUND_TRIP + "finish"), dram_image(d)))
@@ -61,13 +72,16 @@ def test_directed_round_trip_agrees(options):
 def test_simulator_section7_programs_agree():
     """The simulator's hand-computed section-7 schedules (tests/test_sim_dram.py) that the RTL builds."""
     programs = [(d, prog) for d, prog in _directed_timing_programs("test_sim_dram.py")
-                if d.memory.dram_burst_merge and not d.dram_simulator_only_features]
-    assert len(programs) >= 5
+                if (d.memory.dram_burst_merge or d.memory.dram_posted_stores) and not d.dram_simulator_only_features]
+    assert sum(d.memory.dram_burst_merge for d, _ in programs) >= 5
+    assert sum(d.memory.dram_posted_stores for d, _ in programs) >= 3
     for design, program in programs:
         _check(run_on_rtl(design, program))
 
 
-@pytest.mark.parametrize("options,seed", [*((MERGE, s) for s in range(6))], ids=lambda v: str(v))
+@pytest.mark.parametrize("options,seed", [*((MERGE, s) for s in range(4)), *((POSTED, s) for s in range(10, 13)),
+                                          *((BOTH, s) for s in range(20, 24))],
+                         ids=lambda v: next((k for k, o in OPTIONS.items() if o == v), str(v)))
 def test_random_contiguous_programs_agree(options, seed):
     d = with_options(options)
     prog, image = valid_random_program(d, seed, dense=True)
@@ -75,7 +89,7 @@ def test_random_contiguous_programs_agree(options, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options", [MERGE], ids=["merge"])
+@pytest.mark.parametrize("options", [MERGE, BOTH], ids=["merge", "merge+posted"])
 def test_compiled_int8_mlp_agrees(tmp_path, options):
     """The compiled int8 MLP (one program for the whole graph, as tests/test_rtl_compiled_model.py) on the options."""
     from compiler import Tensor, models

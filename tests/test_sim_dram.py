@@ -155,14 +155,15 @@ def test_bad_fields_are_named_with_their_line(field, value, message):
 
 
 def test_the_rtl_refuses_the_simulator_only_features(tmp_path, capsys):
-    with pytest.raises(UnsupportedDesignError, match="memory.dram_outstanding_requests, memory.dram_posted_stores"):
+    with pytest.raises(UnsupportedDesignError, match=r"memory\.dram_outstanding_requests turns on a simulator-only"):
         CoreParams(dram(n=2, merge=True, posted=True))
-    assert CoreParams(dram(merge=True)).merge  # the RTL follows burst merging (tests/test_rtl_dram_options.py)
-    path = tmp_path / "posted.toml"
-    path.write_text(TINY_TEXT.replace('dram_type = "LPDDR4"', 'dram_type = "LPDDR4"\ndram_posted_stores = true'))
+    p = CoreParams(dram(merge=True, posted=True))  # the RTL follows these two (tests/test_rtl_dram_options.py)
+    assert p.merge and p.posted and p.store_lead == 1
+    path = tmp_path / "outstanding.toml"
+    path.write_text(TINY_TEXT.replace('dram_type = "LPDDR4"', 'dram_type = "LPDDR4"\ndram_outstanding_requests = 4'))
     assert main(["rtl", "verilog", str(path), "-o", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "memory.dram_posted_stores" in err and "simulator-only" in err
+    assert len(err.splitlines()) == 1 and "memory.dram_outstanding_requests" in err and "simulator-only" in err
 
 
 OPTIONS = st.tuples(st.sampled_from([1, 2, 3, 8, 64]), st.booleans(), st.booleans())
