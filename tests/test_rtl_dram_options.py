@@ -115,3 +115,14 @@ def test_compiled_int8_mlp_agrees(tmp_path, options):
     assert res.rtl_cycles == run.cycles
     for kernel, addr, want in run.expected_results[0]:
         assert np.array_equal(res.dram[addr:addr + want.size], want), kernel
+
+
+def test_sweep_design_names_the_options():
+    """`python -m workbench.rtl_sweep --designs tiny-int8-4x4+merge+posted` sweeps a design with both options."""
+    from workbench.rtl_sweep import sweep_design
+
+    d = sweep_design("tiny-int8-4x4+ws+merge+posted")
+    assert (d.matrix.dataflow, d.memory.dram_burst_merge, d.memory.dram_posted_stores) == ("ws", True, True)
+    assert d.name == "tiny-int8-4x4+ws+merge+posted" and sweep_design("tiny-int8-4x4") == load_design("tiny-int8-4x4")
+    with pytest.raises(ValueError, match=r"unknown suffix \+foo"):
+        sweep_design("tiny-int8-4x4+foo")
