@@ -12,6 +12,8 @@ Memory ports (each read port registered and transparent to the writes of its cyc
   write 0 drain lane 0 or the vector unit (never in the same cycle: vec waits for the matrix unit to
   drain, and a gemm's first row completes >= 1 cycle after it issues), 1 drain lane 1, 2 the load DMA.
   The weight-stationary unit has one drain lane, on read 1 / write 1.
+- with `dram_burst_merge` both SRAMs get `bw - 1` more read ports (store1, ...) and write ports (load1, ...),
+  as the merged-burst engines (`rtl.burst`) move up to `bw` rows a cycle.
 """
 from __future__ import annotations
 
