@@ -5,8 +5,9 @@ one burst of ceil(row bytes / bw) beats per row; with `merge`, the design's `dra
 contiguous in DRAM (stride = row bytes) as one burst of ceil(rows * row bytes / bw) beats) in cycle
 s + lat + i; write beats are applied as they come, or with `posted` (the design's `dram_posted_stores`,
 whose stores send their beats from s + 1) lat - 1 cycles later, so a store's data reaches DRAM at the end
-of s + lat + beats - 1 either way. The bench samples the core's outputs and drives its inputs at the falling clock edge, so the
-core's cycle n is the n-th falling edge after `run` rises (cycle 1 is the one in which it rises).
+of s + lat + beats - 1 either way. The bench samples the core's outputs and drives its inputs at the
+falling clock edge, so the core's cycle n is the n-th falling edge after `run` rises (cycle 1 is the one
+in which it rises).
 Ports are the core's wiring signature flattened by Amaranth (`dram.cmd.valid` is `dram__cmd__valid`);
 the counters to read back are named in the job (`rtl.params.COUNTERS`, `UNIT_COUNTERS`).
 """
