@@ -91,11 +91,14 @@ def test_random_contiguous_programs_agree(options, seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("options", [MERGE, BOTH], ids=["merge", "merge+posted"])
 def test_compiled_int8_mlp_agrees(tmp_path, options):
-    """The compiled int8 MLP (one program for the whole graph, as tests/test_rtl_compiled_model.py) on the options."""
+    """The compiled int8 MLP (one program for the whole graph, as tests/test_rtl_compiled_model.py) on the options.
+
+    Batch 2 < ROWS: the lowering stores the activation panels unpadded, 2-byte rows that merge 2 to a beat."""
     from compiler import Tensor, models
     from compiler.accel.runtime import sim_run
     from compiler.quantize import quantize
     from isa.design import shipped_designs
+    from isa.functional import dram_elem_bytes
 
     text = shipped_designs()["tiny-int8-4x4"].read_text()
     lines = "".join(f"\n{k} = {str(v).lower()}" for k, v in options.items())
@@ -103,13 +106,16 @@ def test_compiled_int8_mlp_agrees(tmp_path, options):
     path = tmp_path / "tiny-options.toml"
     path.write_text(text)
     dev = f"SIM:{path}"
-    model = models.mlp(batch=4, d_in=12, d_hidden=10, d_out=6)
+    model = models.mlp(batch=2, d_in=12, d_hidden=10, d_out=6)
     x = model.sample_input()
     qm = quantize(model, x)
     with sim_run(dev, keep_programs=True, programs="graph") as run:
         qm(Tensor(qm.quantize_input(x), device=dev)).realize()
     design, program, image = run.programs[0]
     assert all(getattr(design.memory, k) == v for k, v in options.items())
+    bw = design.memory.dram_bandwidth_bytes_per_cycle
+    assert any(i.mnemonic in ("load", "store") and i.args["rows"] > 1
+               and i.args["stride"] == i.args["cols"] * dram_elem_bytes(design, i) < bw for i in program)
     res = run_on_rtl(design, program, image)
     _check(res)
     assert res.rtl_cycles == run.cycles
