@@ -166,10 +166,12 @@ class Design:
 
     @property
     def dram_simulator_only_features(self) -> tuple[str, ...]:
-        """The [memory] fields set away from their defaults that only the simulator implements (not the RTL)."""
+        """The [memory] fields set away from their defaults that only the simulator implements (not the RTL).
+
+        The RTL follows `dram_burst_merge` and `dram_posted_stores` (docs/timing.md, section 7).
+        """
         mem = self.memory
-        on = (("dram_outstanding_requests", mem.dram_outstanding_requests != 1),
-              ("dram_burst_merge", mem.dram_burst_merge), ("dram_posted_stores", mem.dram_posted_stores))
+        on = (("dram_outstanding_requests", mem.dram_outstanding_requests != 1),)
         return tuple(f"memory.{name}" for name, is_on in on if is_on)
 
     @property

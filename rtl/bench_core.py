@@ -1,9 +1,13 @@
 """cocotb bench of the core: loads a program and a DRAM image, models DRAM, runs to FINISH, reads DRAM back.
 
 The DRAM model is the one of docs/timing.md: a read command seen in cycle s delivers beat i (bw bytes,
-one burst of ceil(row bytes / bw) beats per row) in cycle s + lat + i; write beats are applied as they
-come. The bench samples the core's outputs and drives its inputs at the falling clock edge, so the
-core's cycle n is the n-th falling edge after `run` rises (cycle 1 is the one in which it rises).
+one burst of ceil(row bytes / bw) beats per row; with `merge`, the design's `dram_burst_merge`, rows
+contiguous in DRAM (stride = row bytes) as one burst of ceil(rows * row bytes / bw) beats) in cycle
+s + lat + i; write beats are applied as they come, or with `posted` (the design's `dram_posted_stores`,
+whose stores send their beats from s + 1) lat - 1 cycles later, so a store's data reaches DRAM at the end
+of s + lat + beats - 1 either way. The bench samples the core's outputs and drives its inputs at the
+falling clock edge, so the core's cycle n is the n-th falling edge after `run` rises (cycle 1 is the one
+in which it rises).
 Ports are the core's wiring signature flattened by Amaranth (`dram.cmd.valid` is `dram__cmd__valid`);
 the counters to read back are named in the job (`rtl.params.COUNTERS`, `UNIT_COUNTERS`).
 """
@@ -60,6 +64,8 @@ async def _run(dut, job):
     dut.run.value = 1  # this is cycle 1
     t_start = get_sim_time("ps")
     beats: dict[int, int] = {}
+    writes: dict[int, list[tuple[int, bytes]]] = {}  # cycle -> write beats that reach DRAM then
+    write_delay = lat - 1 if job.get("posted") else 0
     cycle = 1
     done = False
     while cycle < max_cycles:
@@ -76,6 +82,8 @@ async def _run(dut, job):
             rows = int(dut.dram__cmd__rows.value)
             row_bytes = int(dut.dram__cmd__row_bytes.value)
             if not dut.dram__cmd__write.value:
+                if job.get("merge") and stride == row_bytes:  # one burst: the rows are one run of bytes
+                    rows, row_bytes = 1, rows * row_bytes
                 nb = ceil_div(row_bytes, bw)
                 i = 0
                 for r in range(rows):
@@ -90,7 +98,9 @@ async def _run(dut, job):
             waddr = int(dut.dram__write__addr.value)
             wlen = int(dut.dram__write__len.value)
             data = int(dut.dram__write__data.value).to_bytes(bw, "little")
-            image[waddr:waddr + wlen] = np.frombuffer(data[:wlen], dtype=np.uint8)
+            writes.setdefault(cycle + write_delay, []).append((waddr, data[:wlen]))
+        for waddr, data in writes.pop(cycle, ()):
+            image[waddr:waddr + len(data)] = np.frombuffer(data, dtype=np.uint8)
         beat = beats.pop(cycle, None)
         if beat is None:
             dut.dram__read__valid.value = 0

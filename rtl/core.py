@@ -12,6 +12,8 @@ Memory ports (each read port registered and transparent to the writes of its cyc
   write 0 drain lane 0 or the vector unit (never in the same cycle: vec waits for the matrix unit to
   drain, and a gemm's first row completes >= 1 cycle after it issues), 1 drain lane 1, 2 the load DMA.
   The weight-stationary unit has one drain lane, on read 1 / write 1.
+- with `dram_burst_merge` both SRAMs get `bw - 1` more read ports (store1, ...) and write ports (load1, ...),
+  as the merged-burst engines (`rtl.burst`) move up to `bw` rows a cycle.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from isa.design import Design
 from rtl.array import ACC_BITS
+from rtl.burst import BurstLoadDMA, BurstStoreDMA
 from rtl.counters import EventCounters, UnitCounters
 from rtl.dma import LoadDMA, StoreDMA
 from rtl.fetch import Fetch
@@ -40,6 +43,11 @@ ACTIVITY_BLOCKS = {"array": "array", "vector": "vector", "dma": ("load_dma", "st
                    "scratchpad": "scratchpad", "accumulator": "accumulator", "imem": "imem"}
 SP_READS, SP_WRITES = ("matrix_a", "matrix_b", "store"), ("load",)
 ACC_READS, ACC_WRITES = ("drain0", "drain1", "vec_src", "vec_src2", "store"), ("drain0_or_vec", "drain1", "load")
+
+
+def extra_ports(name: str, rows: int) -> tuple[str, ...]:
+    """Names of a DMA engine's SRAM ports beyond its first when it moves `rows` rows a cycle (`name1`, ...)."""
+    return tuple(f"{name}{i}" for i in range(1, rows))
 
 
 class Core(wiring.Component):
@@ -64,24 +72,38 @@ class Core(wiring.Component):
                      self.cycle.eq(issue.cycle), self.done.eq(issue.done), self.error.eq(issue.error)]
         wiring.connect(m, issue.dram_cmd, wiring.flipped(self.dram.cmd))
 
-        m.submodules.scratchpad = sp = BankedSRAM(8 * p.dim, p.sp_rows, p.sp_banks, len(SP_READS), len(SP_WRITES))
-        m.submodules.accumulator = acc = BankedSRAM(ACC_BITS * p.dim, p.acc_rows, p.acc_banks, len(ACC_READS),
-                                                    len(ACC_WRITES))
-        sp_read = dict(zip(SP_READS, sp.read, strict=True))
-        acc_read = dict(zip(ACC_READS, acc.read, strict=True))
-        acc_write = dict(zip(ACC_WRITES, acc.write, strict=True))
+        # A merged burst moves up to p.dma_rows rows a cycle: the DMA engines then have that many SRAM ports.
+        dma_reads, dma_writes = extra_ports("store", p.dma_rows), extra_ports("load", p.dma_rows)
+        m.submodules.scratchpad = sp = BankedSRAM(8 * p.dim, p.sp_rows, p.sp_banks, len(SP_READS) + len(dma_reads),
+                                                  len(SP_WRITES) + len(dma_writes))
+        m.submodules.accumulator = acc = BankedSRAM(ACC_BITS * p.dim, p.acc_rows, p.acc_banks,
+                                                    len(ACC_READS) + len(dma_reads), len(ACC_WRITES) + len(dma_writes))
+        sp_read = dict(zip(SP_READS + dma_reads, sp.read, strict=True))
+        sp_write = dict(zip(SP_WRITES + dma_writes, sp.write, strict=True))
+        acc_read = dict(zip(ACC_READS + dma_reads, acc.read, strict=True))
+        acc_write = dict(zip(ACC_WRITES + dma_writes, acc.write, strict=True))
 
-        m.submodules.load_dma = ldma = LoadDMA(p)
+        m.submodules.load_dma = ldma = BurstLoadDMA(p) if p.merge else LoadDMA(p)
         m.d.comb += [ldma.issue.eq(issue.issue_load), ldma.word.eq(fetch.load.data)]
         wiring.connect(m, wiring.flipped(self.dram.read), ldma.dram)
-        wiring.connect(m, ldma.sp, sp.write[0])
-        wiring.connect(m, ldma.acc, acc_write["load"])
+        if p.merge:
+            for i, name in enumerate(("load", *dma_writes)):
+                wiring.connect(m, ldma.sp[i], sp_write[name])
+                wiring.connect(m, ldma.acc[i], acc_write[name])
+        else:
+            wiring.connect(m, ldma.sp, sp.write[0])
+            wiring.connect(m, ldma.acc, acc_write["load"])
 
-        m.submodules.store_dma = sdma = StoreDMA(p)
-        m.d.comb += [sdma.issue.eq(issue.issue_store), sdma.word.eq(fetch.store.data),
-                     sdma.issue_beats.eq(issue.store_beats), sdma.issue_row_bytes.eq(issue.store_row_bytes)]
-        wiring.connect(m, sdma.sp, sp_read["store"])
-        wiring.connect(m, sdma.acc, acc_read["store"])
+        m.submodules.store_dma = sdma = BurstStoreDMA(p) if p.merge else StoreDMA(p)
+        m.d.comb += [sdma.issue.eq(issue.issue_store), sdma.word.eq(fetch.store.data)]
+        if p.merge:
+            for i, name in enumerate(("store", *dma_reads)):
+                wiring.connect(m, sdma.sp[i], sp_read[name])
+                wiring.connect(m, sdma.acc[i], acc_read[name])
+        else:
+            m.d.comb += [sdma.issue_beats.eq(issue.store_beats), sdma.issue_row_bytes.eq(issue.store_row_bytes)]
+            wiring.connect(m, sdma.sp, sp_read["store"])
+            wiring.connect(m, sdma.acc, acc_read["store"])
         wiring.connect(m, sdma.dram, wiring.flipped(self.dram.write))
 
         m.submodules.matrix = mat = (WSMatrixUnit if p.ws else OSMatrixUnit)(p)

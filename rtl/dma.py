@@ -82,7 +82,10 @@ class LoadDMA(wiring.Component):
 
 
 class StoreDMA(wiring.Component):
-    """SRAM -> DRAM: reads row r in cycle s + lat + r*B - 1 and drives its B beats from s + lat + r*B."""
+    """SRAM -> DRAM: reads row r in cycle s + lead + r*B - 1 and drives its B beats from s + lead + r*B.
+
+    lead = `p.store_lead`: the round trip `lat`, or 1 for a posted store (its data then travels lat - 1 cycles).
+    """
 
     def __init__(self, p: CoreParams):
         self.p = p
@@ -99,6 +102,7 @@ class StoreDMA(wiring.Component):
         p = self.p
         m = Module()
         f = decode_fields(self.word, "store")
+        lead = p.store_lead  # cycles from the issue to the first beat: lat, or 1 for a posted store
         rd_en, rd_mem, rd_addr = Signal(), Signal(), Signal(DS)
         mem, narrow = Signal(), Signal()
         busy = Signal()
@@ -119,11 +123,11 @@ class StoreDMA(wiring.Component):
                          sram.eq(f["sram"]), nbeats.eq(self.issue_beats), row_bytes.eq(self.issue_row_bytes),
                          cols.eq(f["cols"]), addr.eq(f["dram"]), stride.eq(f["stride"]), beat.eq(0),
                          rows_sent.eq(0)]
-            if p.lat == 1:  # row 0 is read in the issue cycle
+            if lead == 1:  # row 0 is read in the issue cycle
                 m.d.comb += [rd_en.eq(1), rd_mem.eq(f["mem"]), rd_addr.eq(f["sram"])]
-                m.d.sync += [rows_read.eq(1), next_read.eq(p.lat - 1 + self.issue_beats)]
+                m.d.sync += [rows_read.eq(1), next_read.eq(lead - 1 + self.issue_beats)]
             else:
-                m.d.sync += [rows_read.eq(0), next_read.eq(p.lat - 1)]
+                m.d.sync += [rows_read.eq(0), next_read.eq(lead - 1)]
         with m.Elif(busy):
             m.d.sync += tau.eq(tau + 1)
             with m.If((tau == next_read) & (rows_read != rows)):
@@ -143,7 +147,7 @@ class StoreDMA(wiring.Component):
             with m.Else():
                 if 32 * e + 32 <= 8 * buf_bytes:
                     m.d.comb += packed[32 * e:32 * e + 32].eq(self.acc.data[32 * e:32 * e + 32])
-        sending = busy & (tau >= p.lat) & (rows_sent != rows)
+        sending = busy & (tau >= lead) & (rows_sent != rows)
         cur = Mux(beat == 0, packed, rowreg)
         out = self.dram
         with m.If(sending):

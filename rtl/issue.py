@@ -29,6 +29,17 @@ def dram_beats(row_bytes, p: CoreParams):
     return total
 
 
+def burst_beats(rows, row_bytes, stride, row_beats, p: CoreParams):
+    """DRAM port beats of a DMA with rows > 0 (docs/timing.md, sections 3 and 7): one burst of `row_beats`
+    per row, or with `dram_burst_merge` and rows contiguous in DRAM (stride = row bytes) ceil(rows * row bytes / bw)."""
+    per_row = rows * row_beats
+    if not p.merge:
+        return per_row
+    total = rows * row_bytes + (p.bw - 1)
+    merged = total >> (p.bw.bit_length() - 1) if p.bw & (p.bw - 1) == 0 else total // p.bw
+    return Mux(stride == row_bytes, merged, per_row)
+
+
 def bank_mask(lo, hi, rows: int, banks: int):
     """Bit b set when rows [lo, hi) touch bank b (rows of bank b: [b*per, (b+1)*per))."""
     per = rows // banks
@@ -76,17 +87,19 @@ class IssueUnit(wiring.Component):
 
         # Latencies (docs/timing.md section 3).
         l_row_bytes = Mux(lf["mem"] == 1, lf["cols"] << 2, lf["cols"])
-        l_beats = dram_beats(l_row_bytes, p)
+        l_beats = burst_beats(lf["rows"], l_row_bytes, lf["stride"], dram_beats(l_row_bytes, p), p)
         l_rows_nz = lf["rows"] != 0
         l_L = Signal(T)
-        m.d.comb += l_L.eq(Mux(l_rows_nz, p.lat + lf["rows"] * l_beats + lf["pad"],
+        m.d.comb += l_L.eq(Mux(l_rows_nz, p.lat + l_beats + lf["pad"],
                                Mux(lf["pad"] > 1, lf["pad"], 1)))
         s_row_bytes = Mux((sf["mem"] == 1) & ~sf["narrow"], sf["cols"] << 2, sf["cols"])
         s_beats = dram_beats(s_row_bytes, p)
         m.d.comb += [self.store_beats.eq(s_beats), self.store_row_bytes.eq(s_row_bytes)]
         s_rows_nz = sf["rows"] != 0
         s_L = Signal(T)
-        m.d.comb += s_L.eq(Mux(s_rows_nz, p.lat + sf["rows"] * s_beats, 1))
+        s_B = burst_beats(sf["rows"], s_row_bytes, sf["stride"], s_beats, p)
+        # A posted store is done once its beats have left (section 7); its request lasts the round trip.
+        m.d.comb += s_L.eq(Mux(s_rows_nz, s_B if p.posted else p.lat + s_B, 1))
         g_Li = Signal(T)
         g_O = Signal(T)
         g_P, g_len = self.gemm.preload, self.gemm.steps  # WS preload cycles; array steps of one iteration
@@ -196,7 +209,9 @@ class IssueUnit(wiring.Component):
         with m.If(issue_s):
             m.d.sync += store_free.eq(s_end)
             with m.If(s_rows_nz):
-                m.d.sync += port_free.eq(s_end)
+                # Posted: the one request slot stays taken until the data has reached DRAM (s + R), which
+                # also keeps every later load, whatever its bytes, from reading DRAM before the store's arrival.
+                m.d.sync += port_free.eq(cyc + p.lat + s_B if p.posted else s_end)
         with m.If(issue_c):
             with m.If(c_is_gemm):
                 m.d.sync += pipe_free.eq(cyc + g_occ)
@@ -205,7 +220,10 @@ class IssueUnit(wiring.Component):
             with m.If(c_end > compute_done):
                 m.d.sync += compute_done.eq(c_end)
         new_last = last_end
-        for n_, (iss, end) in enumerate(((issue_l, l_end), (issue_s, s_end), (issue_c, c_end))):
+        ends = [(issue_l, l_end), (issue_s, s_end), (issue_c, c_end)]
+        if p.posted:  # FINISH waits until a posted store's data has reached DRAM
+            ends.append((issue_s & s_rows_nz, cyc + p.lat + s_B))
+        for n_, (iss, end) in enumerate(ends):
             nxt = Signal(T, name=f"new_last{n_}")
             m.d.comb += nxt.eq(Mux(iss & (end > new_last), end, new_last))
             new_last = nxt

@@ -46,7 +46,7 @@ class CoreParams:
         extra = design.dram_simulator_only_features
         if extra:
             raise UnsupportedDesignError(
-                f"design {design.name}: the RTL implements the blocking DRAM port only, and {', '.join(extra)} "
+                f"design {design.name}: the RTL keeps one DRAM request in flight, and {', '.join(extra)} "
                 f"{'turns on a simulator-only DRAM feature' if len(extra) == 1 else 'turn on simulator-only DRAM features'}"
                 f" (docs/timing.md, section 7); remove {'it' if len(extra) == 1 else 'them'} from [memory] to build "
                 "the RTL, or use `workbench sim`")
@@ -63,6 +63,14 @@ class CoreParams:
         self.bw, self.lat = mem.dram_bandwidth_bytes_per_cycle, mem.dram_latency_cycles
         if self.lat < 1:
             raise UnsupportedDesignError(f"design {design.name}: the RTL's DMA needs memory.dram_latency_cycles >= 1")
+        # docs/timing.md section 7: contiguous rows as one burst; stores done once their data has left.
+        self.merge, self.posted = mem.dram_burst_merge, mem.dram_posted_stores
+        # SRAM rows a DMA moves in one cycle: a merged beat of bw bytes can finish (load) or start (store)
+        # up to bw rows of one byte each; one row per cycle otherwise.
+        self.dma_rows = self.bw if self.merge else 1
+        # Cycles from a store's issue to its first write beat: the round trip when it waits for DRAM, one
+        # (the row read) when it is posted; its data then reaches DRAM lat - 1 cycles after each beat.
+        self.store_lead = 1 if self.posted else self.lat
         self.depth = design.control.queue_depth
         self.lanes = design.vector.lanes
         self.ch = ceil_div(self.dim, self.lanes)  # cycles per vector row

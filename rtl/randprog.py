@@ -19,14 +19,20 @@ import numpy as np
 
 from isa.design import Design
 from isa.encoding import Instr, make
+from isa.functional import dram_elem_bytes
 from isa.instructions import VECTOR_OPS, VECTOR_SHIFT_IMM, VECTOR_SPECIAL
 
 # The vector ops of an integer design (special functions need a float design), in opcode order.
 INT_VEC_OPS = tuple(op for op in VECTOR_OPS if op not in VECTOR_SPECIAL)
 
 
-def random_program(design: Design, seed: int, blocks: int | None = None) -> tuple[list[Instr], np.ndarray]:
-    """A random valid program for `design` and a DRAM image for it (inputs in the first bytes)."""
+def random_program(design: Design, seed: int, blocks: int | None = None,
+                   dense: bool = False) -> tuple[list[Instr], np.ndarray]:
+    """A random valid program for `design` and a DRAM image for it (inputs in the first bytes).
+
+    dense: most loads and stores get rows contiguous in DRAM (stride = row bytes), often narrower than a
+    beat, to exercise `dram_burst_merge`; drawn after the rest, so a seed's program is otherwise the same.
+    """
     rng = np.random.default_rng(seed)
     R, C, dim = design.matrix.rows, design.matrix.cols, design.dim
     sp_half = design.scratchpad_rows // 2
@@ -110,6 +116,19 @@ def random_program(design: Design, seed: int, blocks: int | None = None) -> tupl
         stores[0] = Instr(stores[0].spec, {**stores[0].args, "pop_prev": 1})
         stores[-1] = Instr(stores[-1].spec, {**stores[-1].args, "push_prev": 1})
         prog += stores
+    if dense:
+        prog = [_densify(design, i, rng) for i in prog]
     prog.append(make("finish"))
     return prog, image
+
+
+def _densify(design: Design, instr: Instr, rng: np.random.Generator) -> Instr:
+    """`instr` with, most of the time, fewer columns and its rows back to back in DRAM (a DMA with rows > 0)."""
+    if instr.mnemonic not in ("load", "store") or not instr.args["rows"] or rng.random() < 0.2:
+        return instr
+    args = dict(instr.args)
+    if rng.random() < 0.5:
+        args["cols"] = int(rng.integers(1, args["cols"] + 1))
+    args["stride"] = args["cols"] * dram_elem_bytes(design, Instr(instr.spec, args))
+    return Instr(instr.spec, args)
 

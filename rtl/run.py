@@ -117,7 +117,9 @@ def run_core(design: Design, instrs: list[Instr], dram_image: np.ndarray | bytes
         # The bench counts the cycle in which `done` becomes visible, one after the core's FINISH cycle.
         job = {"program": [f"{encode(i):x}" for i in instrs], "dram_in": str(din), "dram_out": str(dout),
                "dram_bytes": design.memory.dram_bytes, "bw": design.memory.dram_bandwidth_bytes_per_cycle,
-               "lat": design.memory.dram_latency_cycles, "max_cycles": max_cycles + 1,
+               "lat": design.memory.dram_latency_cycles, "merge": design.memory.dram_burst_merge,
+               "posted": design.memory.dram_posted_stores,
+               "max_cycles": max_cycles + 1,
                "counters": list(COUNTERS), "unit_counters": list(UNIT_COUNTERS)}
         t0 = time.monotonic()
         res = verilator.run_bench(built, "rtl.bench_core", job, vcd=vcd)

@@ -69,14 +69,14 @@ def test_random_program_agrees_edge_16x16_ws(seed):
     _check(run_on_rtl(d, prog, image))
 
 
-def _directed_timing_programs():
-    """Every program the simulator's directed timing tests (tests/test_sim_timing.py) simulate with the
-    design's own overlap setting and real memory: captured by running those tests with a spy."""
+def _directed_timing_programs(filename: str = "test_sim_timing.py"):
+    """Every program the simulator's directed timing tests (tests/`filename`) simulate with the design's own
+    overlap setting and real memory: captured by running those tests with a spy (property tests skipped)."""
     import importlib.util
     import inspect
     from pathlib import Path
 
-    path = Path(__file__).with_name("test_sim_timing.py")
+    path = Path(__file__).with_name(filename)
     if not path.exists():
         return []
     spec = importlib.util.spec_from_file_location("_sim_timing_for_rtl", path)
@@ -92,7 +92,7 @@ def _directed_timing_programs():
 
     mod.simulate = spy
     for name, fn in vars(mod).items():
-        if not name.startswith("test_") or not callable(fn):
+        if not name.startswith("test_") or not callable(fn) or hasattr(fn, "hypothesis"):
             continue
         params = inspect.signature(fn).parameters
         marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "parametrize"]

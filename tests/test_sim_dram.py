@@ -1,5 +1,5 @@
 """DRAM realism options of docs/timing.md section 7 on hand-computed schedules (tiny-int8-4x4), their
-validation, the RTL's refusal, and the property that turning them on never costs cycles or changes values.
+validation, the RTL's refusal of what it does not implement, and the property that turning them on never costs cycles or changes values.
 
 tiny: DRAM latency 8 cycles, 4 bytes/cycle, queue depth 4, scratchpad banks of 512 rows, accumulator banks
 of 64 rows, int8 inputs, int32 accumulators.
@@ -155,13 +155,15 @@ def test_bad_fields_are_named_with_their_line(field, value, message):
 
 
 def test_the_rtl_refuses_the_simulator_only_features(tmp_path, capsys):
-    with pytest.raises(UnsupportedDesignError, match="memory.dram_outstanding_requests, memory.dram_burst_merge"):
-        CoreParams(dram(n=2, merge=True))
-    path = tmp_path / "posted.toml"
-    path.write_text(TINY_TEXT.replace('dram_type = "LPDDR4"', 'dram_type = "LPDDR4"\ndram_posted_stores = true'))
+    with pytest.raises(UnsupportedDesignError, match=r"memory\.dram_outstanding_requests turns on a simulator-only"):
+        CoreParams(dram(n=2, merge=True, posted=True))
+    p = CoreParams(dram(merge=True, posted=True))  # the RTL follows these two (tests/test_rtl_dram_options.py)
+    assert p.merge and p.posted and p.store_lead == 1
+    path = tmp_path / "outstanding.toml"
+    path.write_text(TINY_TEXT.replace('dram_type = "LPDDR4"', 'dram_type = "LPDDR4"\ndram_outstanding_requests = 4'))
     assert main(["rtl", "verilog", str(path), "-o", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "memory.dram_posted_stores" in err and "simulator-only" in err
+    assert len(err.splitlines()) == 1 and "memory.dram_outstanding_requests" in err and "simulator-only" in err
 
 
 OPTIONS = st.tuples(st.sampled_from([1, 2, 3, 8, 64]), st.booleans(), st.booleans())

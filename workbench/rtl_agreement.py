@@ -121,11 +121,15 @@ def run_on_rtl(design: Design | str, program: list[Instr] | bytes, dram_image: n
                   dram=rtl.dram)
 
 
-def valid_random_program(design: Design, seed: int, tries: int = 50) -> tuple[list[Instr], np.ndarray]:
-    """A random program (`rtl.randprog`) the simulator accepts: no race, no deadlock, all fields in range."""
+def valid_random_program(design: Design, seed: int, tries: int = 50,
+                         dense: bool = False) -> tuple[list[Instr], np.ndarray]:
+    """A random program (`rtl.randprog`) the simulator accepts: no race, no deadlock, all fields in range.
+
+    dense: rows contiguous in DRAM in most DMAs (`random_program`'s `dense`).
+    """
     last_exc: Exception | None = None
     for t in range(tries):
-        prog, image = random_program(design, seed * 1000 + t)
+        prog, image = random_program(design, seed * 1000 + t, dense=dense)
         try:
             simulate(design, prog, image, values=False, check_races=True)
         except Exception as exc:  # any rejection: draw again

@@ -20,13 +20,23 @@ DEFAULT_DESIGNS = "tiny-int8-4x4,small-int8-8x8,tiny-int8-4x4+ws,edge-int8-16x16
 DEFAULT_FIRST_SEED = 1000
 
 
+# Suffixes of a sweep design name: `NAME+ws+merge` is NAME weight-stationary with dram_burst_merge.
+VARIANTS = {"ws": ("matrix", {"dataflow": "ws"}), "merge": ("memory", {"dram_burst_merge": True}),
+            "posted": ("memory", {"dram_posted_stores": True})}
+
+
 def sweep_design(name: str) -> Design:
-    """A shipped design by name; `NAME+ws` turns a shipped OS design weight-stationary (WS coverage at small size)."""
-    if name.endswith("+ws"):
-        base = load_design(name[:-3])
-        d = base.replace(matrix=dataclasses.replace(base.matrix, dataflow="ws"))
-        return dataclasses.replace(d, name=name)
-    return load_design(name)
+    """A shipped design by name, with optional suffixes: `+ws` (weight-stationary, WS coverage at small size),
+    `+merge` / `+posted` (the DRAM options dram_burst_merge / dram_posted_stores of docs/timing.md section 7)."""
+    base, *suffixes = name.split("+")
+    d = load_design(base)
+    for suffix in suffixes:
+        if suffix not in VARIANTS:
+            raise ValueError(f"design {name!r}: unknown suffix +{suffix} (known: "
+                             f"{', '.join('+' + v for v in VARIANTS)})")
+        section, fields = VARIANTS[suffix]
+        d = d.replace(**{section: dataclasses.replace(getattr(d, section), **fields)})
+    return dataclasses.replace(d, name=name) if suffixes else d
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -61,8 +71,8 @@ def sweep(designs: list[str], seeds: list[int]) -> dict:
                "examples": {}, "seeds": list(seeds), "random_ok": 0, "random_total": 0, "failures": [],
                "cycles_run": 0, "run_seconds": 0.0}
         jobs = [(p.name, load_program(d, p), dram_image(d)) for p in example_programs()]
-        for s in seeds:
-            prog, image = valid_random_program(d, s)
+        for s in seeds:  # with burst merging, mostly contiguous rows (else merging would rarely happen)
+            prog, image = valid_random_program(d, s, dense=d.memory.dram_burst_merge)
             jobs.append((f"random-{s}", prog, image))
         for label, prog, image in jobs:
             r = run_on_rtl(d, prog, image)
@@ -84,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m workbench.rtl_sweep", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--designs", default=DEFAULT_DESIGNS,
-                    help="comma-separated design names; NAME+ws = that design weight-stationary "
-                         f"(default {DEFAULT_DESIGNS})")
+                    help="comma-separated design names; NAME+ws = that design weight-stationary, +merge / "
+                         f"+posted = with dram_burst_merge / dram_posted_stores (default {DEFAULT_DESIGNS})")
     seeds = ap.add_mutually_exclusive_group()
     seeds.add_argument("--random", type=int, default=20, metavar="N",
                        help="number of random programs per design, seeds --first-seed .. +N-1 (default 20)")
@@ -110,7 +120,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.random < 0 or args.first_seed < 0:
             ap.error("--random and --first-seed must be non-negative")
         seeds = list(range(args.first_seed, args.first_seed + args.random))
-    res = sweep([n for n in args.designs.split(",") if n], seeds)
+    names = [n for n in args.designs.split(",") if n]
+    for n in names:
+        try:
+            sweep_design(n)
+        except ValueError as exc:
+            ap.error(f"--designs: {exc}")
+    res = sweep(names, seeds)
     if args.json:
         print(json.dumps(res, indent=2))
     else:
