@@ -1196,7 +1196,8 @@ class Tensor:
                 f"conv2d: input {self.shape} with {cin} channels does not fit weight {weight.shape}"
                 f" with groups={groups}"
             )
-        (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+        geom = (_pair(stride), _pair(padding), _pair(dilation), groups)
+        (sh, sw), (ph, pw), (dh, dw), _ = geom
         x = self.pad(((0, 0), (0, 0), (ph, ph), (pw, pw)))
         win = x._pool((kh, kw), (sh, sw), (dh, dw))  # (n, cin, oh, ow, kh, kw)
         oh, ow = win.shape[2], win.shape[3]
@@ -1206,6 +1207,8 @@ class Tensor:
         wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
         acc = _matmul_acc(win.dtype)  # the weight follows the input dtype, as before
         out = (win.cast(acc) * wt.cast(acc)).sum((4, 5, 6))
+        if out.node is not self.node and out.node is not weight.node:
+            autograd.record_composite(out.node, _CONV2D, geom, (self.node, weight.node))
         out = out + bias.reshape(1, cout, 1, 1) if bias is not None else out
         return out.cast(dtypes.bfloat16) if win.dtype == dtypes.bfloat16 else out
 
@@ -1326,6 +1329,58 @@ def _as_index(idx, device: str, name: str) -> Tensor:
     if not idx.dtype.is_int:
         raise DTypeError(f"{name}: indices must be an integer tensor, got {idx.dtype.name}; use .int()")
     return idx.cast(dtypes.int32)
+
+
+def _pad_signed(t: Tensor, pads: list) -> Tensor:
+    """t padded with zeros by (lo, hi) on each axis, where a negative amount cuts that many off instead."""
+    t = t.pad([(max(lo, 0), max(hi, 0)) for lo, hi in pads])
+    return t.shrink([(max(-lo, 0), s - max(-hi, 0)) for (lo, hi), s in zip(pads, t.shape, strict=True)])
+
+
+def _conv2d_input_grad(g: Tensor, w: Tensor, in_hw: tuple, geom: tuple) -> Tensor:
+    """d(conv2d)/d(input) as a transposed convolution: the output gradient, spread out by the stride and
+    padded by what the forward window reached past each edge, convolved with the flipped weights (input and
+    output channels swapped within each group) at the forward dilation."""
+    (sh, sw), (ph, pw), (dh, dw), groups = geom
+    n, cout, oh, ow = g.shape
+    _, cg, kh, kw = w.shape
+    if sh > 1 or sw > 1:  # zeros between the gradient's pixels: the positions no window started at
+        g = g.reshape(n, cout, oh, 1, ow, 1).pad(((0, 0), (0, 0), (0, 0), (0, sh - 1), (0, 0), (0, sw - 1)))
+        g = g.reshape(n, cout, oh * sh, ow * sw)
+    pads = [(0, 0), (0, 0)]
+    for size, lo, k, d, span in ((in_hw[0], dh * (kh - 1) - ph, kh, dh, oh * sh), (in_hw[1], dw * (kw - 1) - pw, kw, dw, ow * sw)):
+        pads.append((lo, size + d * (k - 1) - lo - span))
+    g = _pad_signed(g, pads)
+    og = cout // groups
+    wf = w.reshape(groups, og, cg, kh, kw).permute(0, 2, 1, 3, 4).reshape(groups * cg, og, kh, kw).flip((2, 3))
+    return g.conv2d(wf, dilation=(dh, dw), groups=groups)
+
+
+def _conv2d_weight_grad(g: Tensor, x: Tensor, k_hw: tuple, geom: tuple) -> Tensor:
+    """d(conv2d)/d(weight) as a convolution of the input with the output gradient, batch and channels
+    swapped (the batch is what it sums over), the forward stride as dilation and the dilation as stride."""
+    (sh, sw), (ph, pw), (dh, dw), groups = geom
+    n, cin, h, w = x.shape
+    _, cout, oh, ow = g.shape
+    cg, kh, kw = cin // groups, *k_hw
+    # x as (cg, groups * n, H, W): group j's input channels are its n images
+    xt = x.reshape(n, groups, cg, h, w).permute(2, 1, 0, 3, 4).reshape(cg, groups * n, h, w)
+    # padded (or cut) to exactly the span the windows cover, so the result has the kernel's size
+    span_h, span_w = dh * (kh - 1) + sh * (oh - 1) + 1, dw * (kw - 1) + sw * (ow - 1) + 1
+    xt = _pad_signed(xt, [(0, 0), (0, 0), (ph, span_h - ph - h), (pw, span_w - pw - w)])
+    out = xt.conv2d(g.permute(1, 0, 2, 3), stride=(dh, dw), dilation=(sh, sw), groups=groups)  # (cg, cout, kh, kw)
+    return out.permute(1, 0, 2, 3)
+
+
+def _conv2d_backward(node: Node, geom: tuple, g: Node, x: Node, w: Node) -> tuple:
+    """conv2d's backward rule: both gradients as convolutions, so they run in the GEMM template too."""
+    gt = Tensor(g)
+    dx = _conv2d_input_grad(gt, Tensor(w).cast(g.dtype), x.shape[2:], geom).cast(x.dtype) if x.requires_grad else None
+    dw = _conv2d_weight_grad(gt, Tensor(x).cast(g.dtype), w.shape[2:], geom).cast(w.dtype) if w.requires_grad else None
+    return (None if dx is None else dx.node, None if dw is None else dw.node)
+
+
+_CONV2D = autograd.Composite("conv2d", _conv2d_backward)
 
 
 def _matmul_acc(dt: DType) -> DType:
