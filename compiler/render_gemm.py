@@ -288,7 +288,10 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             if rows > 1
             else [f"for (int j = 0; j < {tile}; j++)"]
         )
-        k_inner = _pack_k_inner(k, plan, node, name == "As")
+        tile_axes = plan.m_axes if name == "As" else plan.n_axes
+        # a tile index that unravels into several axes (a weight gradient's channel x kernel window) costs
+        # divisions: with the tile loop outside they are paid once per tile index, not once per element
+        k_inner = _pack_k_inner(k, plan, node, name == "As") or (rows == 1 and len(tile_axes) > 1)
         idx = full_index(j, Lin(), kk) if name == "As" else full_index(Lin(), j, kk)
         if kidx is not None:
             for a, v in zip(plan.k_axes, kidx, strict=True):

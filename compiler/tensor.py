@@ -1357,20 +1357,18 @@ def _conv2d_input_grad(g: Tensor, w: Tensor, in_hw: tuple, geom: tuple) -> Tenso
 
 
 def _conv2d_weight_grad(g: Tensor, x: Tensor, k_hw: tuple, geom: tuple) -> Tensor:
-    """d(conv2d)/d(weight) as a convolution of the input with the output gradient, batch and channels
-    swapped (the batch is what it sums over), the forward stride as dilation and the dilation as stride."""
+    """d(conv2d)/d(weight): the forward's windows of the input contracted with the output gradient over the
+    batch and the output pixels."""
     (sh, sw), (ph, pw), (dh, dw), groups = geom
     n, cin, h, w = x.shape
     _, cout, oh, ow = g.shape
     cg, kh, kw = cin // groups, *k_hw
-    # x as (cg, groups * n, H, W): group j's input channels are its n images
-    xt = x.reshape(n, groups, cg, h, w).permute(2, 1, 0, 3, 4).reshape(cg, groups * n, h, w)
-    # padded (or cut) to exactly the span the windows cover, so the result has the kernel's size
-    span_h, span_w = dh * (kh - 1) + sh * (oh - 1) + 1, dw * (kw - 1) + sw * (ow - 1) + 1
-    xt = _pad_signed(xt, [(0, 0), (0, 0), (ph, span_h - ph - h), (pw, span_w - pw - w)])
-    out = xt.conv2d(g.permute(1, 0, 2, 3), stride=(dh, dw), dilation=(sh, sw), groups=groups)  # (cg, cout, kh, kw)
-    return out.permute(1, 0, 2, 3)
-
+    og = cout // groups
+    win = x.pad(((0, 0), (0, 0), (ph, ph), (pw, pw)))._pool((kh, kw), (sh, sw), (dh, dw))  # (n, cin, oh, ow, kh, kw)
+    win = win.reshape(n, groups, 1, cg, oh, ow, kh, kw)._broadcast_to((n, groups, og, cg, oh, ow, kh, kw))
+    win = win.reshape(n, cout, cg, oh, ow, kh, kw)
+    gb = g.reshape(n, cout, 1, oh, ow, 1, 1)._broadcast_to((n, cout, cg, oh, ow, kh, kw))
+    return (win * gb).sum((0, 3, 4))
 
 def _conv2d_backward(node: Node, geom: tuple, g: Node, x: Node, w: Node) -> tuple:
     """conv2d's backward rule: both gradients as convolutions, so they run in the GEMM template too."""
