@@ -153,6 +153,28 @@ def _emit_window(r: ExprWriter, win: _Window, name: str, dst: Lin, var: str, siz
     emit(f"for (int {var} = whi; {var} < {size}; {var}++) {name}[{dst.render()}] = 0.0f;")
 
 
+def _wide_window(k: Kernel, node: Node, idx: tuple, row_bound: tuple, row: int, kx: str, kw: int) -> _Window | None:
+    """A conv's window as wide rows: when the factor at output column jw and kernel column kx reads one
+    buffer at jw + kx alone (stride 1, dilation 1; padding allowed), the KW shifted copies of a tile row
+    that an im2col pack would store are one row of row + KW - 1 values, read at offset kx. Returns that
+    row's window over the variable u (idx with jw -> u and kx -> 0), or None when A is not such a read."""
+    wide = row + kw - 1
+    jw, kv, u = Lin.var("jw", row), Lin.var(kx, kw), Lin.var("u", wide)
+    full = _window(k, node, idx, [row_bound], "jw")
+    idx0 = [u if i == jw else Lin() if i == kv else i for i in idx]
+    if sum(i == jw for i in idx) != 1 or sum(i == kv for i in idx) != 1:
+        return None
+    zero = _window(k, node, tuple(idx0), [row_bound], "u")
+    if full is None or zero is None or full.buf is not zero.buf or full.outer != zero.outer:
+        return None
+    if full.pos - jw - kv != zero.pos - u or len(full.spans) != len(zero.spans):
+        return None
+    for (lf, hf), (lz, hz) in zip(full.spans, zero.spans, strict=True):
+        if lf + kv != lz or hf + kv != hz:
+            return None
+    return zero
+
+
 def gemm_plan(k: Kernel, dtypes: tuple = ("float32",)) -> GemmPlan | None:
     """The GEMM view of k, or None when k is not a sum (in one of dtypes) of a product of two separable
     factors."""
@@ -296,13 +318,17 @@ def _direct_rows(k: Kernel, plan: GemmPlan, full_index, gm: Lin, kbv: Lin, mb: i
 
 
 def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: bool, rows, full_index,
-                       gm: Lin, kbv: Lin) -> None:
+                       gm: Lin, kbv: Lin, wide: tuple | None = None) -> None:
     """The register-tiled inner loops over one packed slab: for each NR-wide panel of Bs (kept in L1
     across the whole M tile) and each MR rows of A, MR x NV float8 accumulators updated from one float8
     load of B per vector and one broadcast of A per row, the reduce loop unrolled and walked by pointers
-    (no index arithmetic per step). rows: A's row pointers from _direct_rows, or None."""
+    (no index arithmetic per step). rows: A's row pointers from _direct_rows, or None. wide: (tile rows,
+    row length, kernel width) when As holds a conv window as wide rows (_wide_window): the reduce loop then
+    steps over whole kernel rows, each A value read at its pixel's offset in the wide row plus kx."""
     mb, nb, kb, mr, nv = gemm
     nr, emit, unroll = nv * VEC, r.emit, _k_unroll(kb)
+    if wide is not None:
+        unroll = wide[2]
     emit(f"for (int nj = 0; nj < {nb}; nj += {nr}) for (int mi = 0; mi < {mb}; mi += {mr}) {{")
     r.indent += 1
     for i in range(mr):
@@ -314,6 +340,11 @@ def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: boo
         j = r.buf_index[buf.id]
         for i, base in enumerate(bases):
             emit(f"const __global float* ap{i} = data{j}+{base};")
+    elif wide is not None:
+        tile_rows, row, kw = wide
+        for i in range(mr):  # the pixel's place in the wide rows: a register tile may span two output rows
+            emit(f"int o{i} = ((mi+{i})/{row})*{row + kw - 1}+(mi+{i})%{row};")
+        emit("__local const float* ap = As;")
     elif not direct_a:
         emit("__local const float* ap = As+mi;")
     emit(f"for (int kk = 0; kk < {kb}; kk += {unroll}) {{")
@@ -329,12 +360,16 @@ def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: boo
                 kk = kbv * kb + Lin.var("kk", kb - unroll + 1) + u
                 m = gm * mb + Lin.var("mi", mb - mr + 1) + i
                 emit(f"float a{u}_{i} = {r.expr(plan.a, tuple(full_index(m, Lin(), kk)), frozenset())};")
+            elif wide is not None:
+                emit(f"float a{u}_{i} = ap[o{i}+{u}];")
             else:
                 emit(f"float a{u}_{i} = ap[{u * mb + i}];")
             for v in range(nv):
                 emit(f"c{i}_{v} += a{u}_{i}*b{u}_{v};")
     emit(f"bp += {unroll * nb};")
-    if rows is None and not direct_a:
+    if wide is not None:
+        emit(f"ap += {wide[0] * (wide[1] + wide[2] - 1)};")
+    elif rows is None and not direct_a:
         emit(f"ap += {unroll * mb};")
     r.indent -= 1
     emit("}")
@@ -379,6 +414,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     emit(f"for (int i = 0; i < {mb * nb}; i++) Cs[i] = 0.0f;")
     emit(f"for (int kb = 0; kb < {kt}; kb++) {{")
     r.indent += 1
+    wide = None
     packs = [("As", plan.a, m_size, mb, gm, mb)] if not direct_a else []
     for name, node, size, tile, tv, stride in packs + [("Bs", plan.b, n_size, nb, gn, nb)]:
         # a tile of whole rows of the innermost tile axis (a conv's output rows) loops over rows and
@@ -423,6 +459,24 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         bounds = [(j, 0, size), (kk, 0, k_size)]
         win = None if k_inner else _window(k, node, tuple(idx), bounds, inner_var)
         r.memo = {}
+        if win is not None and name == "As" and rows > 1 and kidx is not None and len(ksizes) > 1:
+            kw = ksizes[-1]
+            row_bound = (Lin.var("jr", rows) * row + tv * tile, 0, size)
+            wwin = _wide_window(k, node, tuple(idx), row_bound, row, f"k{len(ksizes) - 1}", kw)
+            if wwin is not None:
+                # a conv window as wide rows (stored [reduce row][tile row][row + KW - 1]): a third of an
+                # im2col pack's copies for 3x3 kernels; the micro-kernel reads each kx at an offset
+                wide = (rows, row, kw)
+                kq = Lin()
+                for i, st in enumerate(_strides([d] + ksizes[1:-1])):
+                    kq = kq + Lin.var(f"k{i}", ([d] + ksizes[1:-1])[i]) * st
+                dst = kq * (rows * (row + kw - 1)) + Lin.var("jr", rows) * (row + kw - 1) + Lin.var("u", row + kw - 1)
+                emit(" ".join(kloops[:-1] + jloops[:-1]) + " {")
+                r.indent += 1
+                _emit_window(r, wwin, name, dst, "u", row + kw - 1)
+                r.indent -= 1
+                emit("}")
+                continue
         if win is not None:
             # a padded view of one buffer, tile index innermost: copy the in-range run of each slab row
             # as a plain loop (which vectorizes) and zero the rest, instead of testing every element
@@ -438,7 +492,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             emit(f"{name}[{pos.render()}] = {val};")
         r.indent -= 1
         emit("}")
-    _emit_micro_kernel(r, plan, opts.gemm, direct_a, a_rows, full_index, gm, kbv)
+    _emit_micro_kernel(r, plan, opts.gemm, direct_a, a_rows, full_index, gm, kbv, wide)
     r.indent -= 1
     emit("}")
     # epilogue: the fused elementwise ops after the reduce, one output at a time
