@@ -265,14 +265,27 @@ def default_gemm(plan: GemmPlan, shape: tuple, vector_width: int = VEC) -> tuple
         nv = min(nv, nb // VEC)
         mb = _row_tile(m, mr, mr * (32 if m >= 8192 else 16))
     ksizes = [shape[a] for a in plan.k_axes]
-    inner = math.prod(ksizes[1:])
-    if inner > 1:
-        # several reduce axes (conv: channels x kernel window): slabs of whole channel blocks, ~128 deep
-        d = max([d for d in range(1, ksizes[0] + 1) if ksizes[0] % d == 0 and d * inner <= 128] or [1])
+    if math.prod(ksizes[1:]) > 1:
+        # several reduce axes (conv: channels x kernel window; a weight gradient: batch x output pixels):
+        # ~128-deep slabs of a block of one axis times all the axes after it (_k_split), the first axis
+        # whose followers fit
+        j = next(j for j in range(len(ksizes)) if math.prod(ksizes[j + 1 :]) <= 128)
+        inner = math.prod(ksizes[j + 1 :])
+        d = max([d for d in range(1, ksizes[j] + 1) if ksizes[j] % d == 0 and d * inner <= 128] or [1])
         kb = d * inner
     else:
         kb = kk if kk <= 640 else next((d for d in (256, 384, 512, 128, 192) if kk % d == 0), 256)
     return (mb, nb, kb, mr, nv)
+
+
+def _k_split(ksizes: list, kb: int) -> tuple[int, int] | None:
+    """(js, d): KB-deep slabs as blocks of d along reduce axis js times every axis after it, for the first
+    axis where that tiles K exactly; None when no axis does (the pack then unravels a flat reduce index)."""
+    for js, size in enumerate(ksizes):
+        inner = math.prod(ksizes[js + 1 :])
+        if kb % inner == 0 and kb // inner <= size and size % (kb // inner) == 0:
+            return js, kb // inner
+    return None
 
 
 def _k_unroll(kb: int) -> int:
@@ -424,19 +437,23 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         jl = Lin.var("jr", rows) * row + Lin.var("jw", row) if rows > 1 else Lin.var("j", tile)
         j = jl + tv * tile
         ksizes = [shape[a] for a in plan.k_axes]
-        inner = math.prod(ksizes[1:])
-        if kb % inner == 0 and ksizes[0] % (kb // inner) == 0:
-            # each slab is a block of the outermost reduce axis times all the inner ones: loop over the
-            # reduce axes themselves, so the factor's index math has no divisions by their sizes
-            d = kb // inner
-            kvars = [Lin.var("k0", d) + kbv * d] + [
-                Lin.var(f"k{i}", sz) for i, sz in enumerate(ksizes[1:], 1)
+        split = _k_split(ksizes, kb)
+        if split is not None:
+            # each slab is a block of d along reduce axis js times all the axes after it: loop over those
+            # axes themselves, so the factor's index math has no divisions by their sizes (the axes
+            # before js, and the block, follow from the slab index alone)
+            js, d = split
+            q = ksizes[js] // d
+            head = unravel(kbv.floordiv(q), tuple(ksizes[:js])) if js else ()
+            block = kbv * d if js == 0 else kbv.mod(q) * d
+            local = [d] + ksizes[js + 1 :]
+            kidx = list(head) + [Lin.var(f"k{js}", d) + block] + [
+                Lin.var(f"k{i}", sz) for i, sz in enumerate(ksizes[js + 1 :], js + 1)
             ]
-            kloops = [f"for (int k{i} = 0; k{i} < {sz}; k{i}++)" for i, sz in enumerate([d] + ksizes[1:])]
-            kk = Lin()
-            for v, st in zip(kvars, _strides(ksizes), strict=True):
-                kk = kk + v * st
-            kidx = kvars
+            kloops = [f"for (int k{i} = 0; k{i} < {sz}; k{i}++)" for i, sz in enumerate(local, js)]
+            kk = kbv * kb  # slab-relative index plus the slab's start (the slabs tile K exactly)
+            for i, (sz, st) in enumerate(zip(local, _strides(local), strict=True), js):
+                kk = kk + Lin.var(f"k{i}", sz) * st
         else:
             kk = Lin.var("kk", kb) + kbv * kb
             kloops = [f"for (int kk = 0; kk < {kb}; kk++)"]
@@ -459,7 +476,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         bounds = [(j, 0, size), (kk, 0, k_size)]
         win = None if k_inner else _window(k, node, tuple(idx), bounds, inner_var)
         r.memo = {}
-        if win is not None and name == "As" and rows > 1 and kidx is not None and len(ksizes) > 1:
+        if win is not None and name == "As" and rows > 1 and split is not None and split[0] == 0 and len(ksizes) > 1:
             kw = ksizes[-1]
             row_bound = (Lin.var("jr", rows) * row + tv * tile, 0, size)
             wwin = _wide_window(k, node, tuple(idx), row_bound, row, f"k{len(ksizes) - 1}", kw)

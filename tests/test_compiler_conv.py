@@ -52,14 +52,21 @@ def test_strided_or_dilated_conv_keeps_the_im2col_pack(stride, dilation):
     close(out.numpy(), np_conv(x, w, 1, stride, dilation))
 
 
-def test_conv_gradients_are_gemm_kernels():
-    """The input gradient (transposed conv) and the weight gradient (windows x output gradient) of the
-    digits CNN's second convolution each run as one GEMM-template kernel: no window gradient, no fold."""
-    x = Tensor(rnd(64, 16, 4, 4), device="CL", requires_grad=True)
-    w = Tensor(rnd(32, 16, 3, 3), device="CL", requires_grad=True)
-    loss = (x.conv2d(w, padding=1) * Tensor(rnd(64, 32, 4, 4), device="CL")).sum()
-    grads = autograd.gradients(loss.node)
-    for nid in (x.node.id, w.node.id):
-        kernels = Tensor(grads[nid][1]).schedule()
-        reduces = [k for k in kernels if k.reduce is not None]
+# the digits CNN's second convolution, and images large enough that the weight gradient's reduce (batch x
+# output pixels) is sliced into slabs along its rows rather than its batch
+@pytest.mark.parametrize("xs,ws", [((64, 16, 4, 4), (32, 16, 3, 3)), ((2, 8, 24, 24), (16, 8, 3, 3))])
+def test_conv_gradients_are_gemm_kernels(xs, ws):
+    """The input gradient (transposed conv) and the weight gradient (windows x output gradient) each run as
+    one GEMM-template kernel: no window gradient, no fold, no per-output reduce."""
+    x, w = rnd(*xs), rnd(*ws)
+    gout = rnd(xs[0], ws[0], *xs[2:])
+    grads = {}
+    for dev in ("REF", "CL"):
+        X, W = Tensor(x, device=dev, requires_grad=True), Tensor(w, device=dev, requires_grad=True)
+        found = autograd.gradients((X.conv2d(W, padding=1) * Tensor(gout, device=dev)).sum().node)
+        grads[dev] = [Tensor(found[t.node.id][1]) for t in (X, W)]
+    for g in grads["CL"]:
+        reduces = [k for k in g.schedule() if k.reduce is not None]
         assert len(reduces) == 1 and program_for(reduces[0]).opts.gemm is not None
+    for cl, ref in zip(grads["CL"], grads["REF"], strict=True):
+        close(cl.numpy(), ref.numpy())
