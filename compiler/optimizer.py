@@ -45,7 +45,7 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
             return KernelOpts(gemv=default_gemv(gp))
     plan = gemm_plan(k) if is_cpu else None
     if plan is not None:
-        mb, nb, kb, _, _ = gemm = default_gemm(plan, shape)
+        mb, nb, kb, _, _ = gemm = default_gemm(plan, shape, _vector_width(k.device))
         if (kb * (mb + nb) + mb * nb) * 4 <= _local_mem_bytes(k.device):
             return KernelOpts(gemm=gemm)
     rsize = math.prod(shape[a] for a in k.reduce_axes)
@@ -132,17 +132,18 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
         return gemv_candidates(gp)
     plan = gemm_plan(k)
     if plan is not None:
-        from .render_gemm import default_gemm
+        from .render_gemm import _row_tile, default_gemm
 
-        kb = default_gemm(plan, shape)[2]
+        kb = default_gemm(plan, shape, _vector_width(k.device))[2]
+        m = plan.sizes(shape)[1]
         out += [
             KernelOpts(gemm=(mb, nb, kb, mr, nv))
-            # register tiles of MR rows x NV float8s: 4x2 and 8x1 fill AVX2's 16 registers, 6x2 and 2x4
-            # suit cores with more (AVX-512's 32) or fewer FMA ports; MB multiples of 6 for the 6-row tile
-            for mb in (32, 48, 64, 96, 128)
+            # register tiles of MR rows x NV float8s: 6x2, 4x2 and 8x1 fit 16 vector registers (AVX2),
+            # 6x4 needs 32 (AVX-512); MB a multiple of MR splitting M into equal tiles of ~48-192 rows
+            for mr, nv in ((6, 2), (4, 2), (8, 1), (6, 4))
+            for mb in sorted({_row_tile(m, mr, t) for t in (48, 96, 192)})
             for nb in (32, 64, 128)
-            for mr, nv in ((4, 2), (8, 1), (6, 2), (2, 4))
-            if nb % (8 * nv) == 0 and mb % mr == 0
+            if nb % (8 * nv) == 0
         ]
         return out
     for up in ups:
@@ -228,6 +229,16 @@ def _local_mem_bytes(device: str) -> int:
     from .runtime_opencl import get_cl_device
 
     return get_cl_device(cl_index(device)).device.local_mem_size
+
+
+def _vector_width(device: str) -> int:
+    """The CL device's preferred float vector width in lanes (8 on AVX2, 16 on AVX-512); 8 elsewhere."""
+    if not device.startswith("CL"):
+        return 8
+    from .device import cl_index
+    from .runtime_opencl import get_cl_device
+
+    return get_cl_device(cl_index(device)).device.preferred_vector_width_float or 8
 
 
 def _is_cpu(device: str) -> bool:

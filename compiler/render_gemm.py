@@ -196,8 +196,28 @@ def _strides(sizes: list) -> list:
     return out[::-1]
 
 
-def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
-    """(MB, NB, KB, MR, NV): tile sizes that fit the caches and registers of a typical AVX2 core."""
+def register_tile(vector_width: int = VEC) -> tuple[int, int]:
+    """(MR, NV): the micro-kernel's rows x float8 vectors of accumulators for a CPU whose preferred float
+    vector has vector_width lanes, as many as its register file holds beside NV vectors of B and one
+    broadcast of A. x86-64 has 16 vector registers up to AVX2 (4 or 8 lanes) and 32 with AVX-512 (16)."""
+    regs = 32 if vector_width >= 16 else 16
+    float8_regs = regs * min(vector_width, VEC) // VEC  # how many float8 values fit in registers at once
+    for mr, nv in ((6, 4), (6, 2), (4, 2), (2, 2), (2, 1)):
+        if mr * nv + nv + 1 <= float8_regs:
+            return mr, nv
+    return 1, 1
+
+
+def _row_tile(m: int, mr: int, target: int) -> int:
+    """MB: a multiple of MR near target that splits m into equal tiles (128 rows: 2 x 66, not 96 + 32)."""
+    tiles = -(-m // target)
+    rows = -(-m // tiles)
+    return -(-rows // mr) * mr
+
+
+def default_gemm(plan: GemmPlan, shape: tuple, vector_width: int = VEC) -> tuple:
+    """(MB, NB, KB, MR, NV): a register tile for the CPU's vector width, and tiles that keep a B panel
+    (KB x MR*8 floats) in L1 and the packed B slab (KB x NB) in L2 of any recent x86-64 core."""
     _, m, n, kk = plan.sizes(shape)
     nb = 64 if n >= 64 else 32 if n >= 32 else 16
     mb = 128 if m >= 8192 else 64 if m >= 64 else max(4, 1 << (m - 1).bit_length())  # big M: amortize B packs
@@ -216,6 +236,12 @@ def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
         # x @ W: no rows to tile; wide column slabs so each work-group reads long contiguous runs of W's rows
         return (1, min(1024, -(-n // 16) * 16), min(kk, 64), 1, 2)  # 64 x 1024 slab: 256 KiB of __local
     nv = 2 if nb >= 16 else 1
+    if len(plan.m_axes) == 1:
+        # one row index (several are a conv's pixels, above): the widest register tile for the vector
+        # registers, and MB a multiple of its rows that splits M evenly
+        mr, nv = register_tile(vector_width)
+        nv = min(nv, nb // VEC)
+        mb = _row_tile(m, mr, mr * (32 if m >= 8192 else 16))
     ksizes = [shape[a] for a in plan.k_axes]
     inner = math.prod(ksizes[1:])
     if inner > 1:
@@ -227,23 +253,107 @@ def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
     return (mb, nb, kb, mr, nv)
 
 
+def _k_unroll(kb: int) -> int:
+    """Reduce steps per trip of the micro-kernel's loop: enough to amortize its loop and pointer updates."""
+    return next(u for u in (4, 2, 1) if kb % u == 0)
+
+
+def _direct_rows(k: Kernel, plan: GemmPlan, full_index, gm: Lin, kbv: Lin, mb: int, mr: int, kb: int):
+    """(buffer, [C pointer offset per register row], k stride) of a plain strided A read straight from
+    global memory, so the micro-kernel walks one pointer per row; None when A's index is not affine in
+    the reduce index (several reduce axes unravelled). When M is no multiple of MB (one M axis only),
+    rows past the end read the last row instead: their sums are never stored."""
+    m_size = plan.sizes(k.full_shape)[1]
+    ragged = m_size % mb != 0
+    if ragged and len(plan.m_axes) != 1:
+        return None
+    kk = Lin.var("kk", kb)
+    out, stride, buf = [], None, None
+    for i in range(mr):
+        m = gm * mb + Lin.var("mi", mb - mr + 1) + i  # mi's real range: mi + i never wraps
+        if ragged:
+            m = Lin.var("mrow", m_size)
+        ((b, pos),) = reads(k, plan.a, tuple(full_index(m, Lin(), kbv * kb + kk))).loads
+        atoms = [a for a in pos.terms if a.key == ("v", "kk")]
+        if not pos.is_affine or len(atoms) != 1:
+            return None
+        c = pos.terms[atoms[0]]
+        if stride not in (None, c) or buf not in (None, b):
+            return None
+        stride, buf = c, b
+        base = pos - kk * c
+        if ragged:
+            rows = [a for a in base.terms if a.key == ("v", "mrow")]
+            if len(rows) != 1:
+                return None
+            row_stride = base.terms[rows[0]]
+            rest = base - Lin.var("mrow", m_size) * row_stride
+            row = f"(gm*{mb}+mi+{i})"
+            out.append(f"{rest.render()}+({row}<{m_size}?{row}:{m_size - 1})*{row_stride}")
+        else:
+            out.append(base.render())
+    return buf, out, stride
+
+
+def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: bool, rows, full_index,
+                       gm: Lin, kbv: Lin) -> None:
+    """The register-tiled inner loops over one packed slab: for each NR-wide panel of Bs (kept in L1
+    across the whole M tile) and each MR rows of A, MR x NV float8 accumulators updated from one float8
+    load of B per vector and one broadcast of A per row, the reduce loop unrolled and walked by pointers
+    (no index arithmetic per step). rows: A's row pointers from _direct_rows, or None."""
+    mb, nb, kb, mr, nv = gemm
+    nr, emit, unroll = nv * VEC, r.emit, _k_unroll(kb)
+    emit(f"for (int nj = 0; nj < {nb}; nj += {nr}) for (int mi = 0; mi < {mb}; mi += {mr}) {{")
+    r.indent += 1
+    for i in range(mr):
+        for v in range(nv):
+            emit(f"float8 c{i}_{v} = *(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC});")
+    emit("__local const float* bp = Bs+nj;")
+    if rows is not None:
+        buf, bases, kstride = rows
+        j = r.buf_index[buf.id]
+        for i, base in enumerate(bases):
+            emit(f"const __global float* ap{i} = data{j}+{base};")
+    elif not direct_a:
+        emit("__local const float* ap = As+mi;")
+    emit(f"for (int kk = 0; kk < {kb}; kk += {unroll}) {{")
+    r.indent += 1
+    r.memo = {}
+    for u in range(unroll):
+        for v in range(nv):
+            emit(f"float8 b{u}_{v} = *(__local const float8*)(bp+{u * nb + v * VEC});")
+        for i in range(mr):
+            if rows is not None:
+                emit(f"float a{u}_{i} = ap{i}[{f'(kk+{u})*{kstride}' if kstride != 1 else f'kk+{u}'}];")
+            elif direct_a:
+                kk = kbv * kb + Lin.var("kk", kb - unroll + 1) + u
+                m = gm * mb + Lin.var("mi", mb - mr + 1) + i
+                emit(f"float a{u}_{i} = {r.expr(plan.a, tuple(full_index(m, Lin(), kk)), frozenset())};")
+            else:
+                emit(f"float a{u}_{i} = ap[{u * mb + i}];")
+            for v in range(nv):
+                emit(f"c{i}_{v} += a{u}_{i}*b{u}_{v};")
+    emit(f"bp += {unroll * nb};")
+    if rows is None and not direct_a:
+        emit(f"ap += {unroll * mb};")
+    r.indent -= 1
+    emit("}")
+    for i in range(mr):
+        for v in range(nv):
+            emit(f"*(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC}) = c{i}_{v};")
+    r.indent -= 1
+    emit("}")
+
+
+
 def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     """OpenCL C for k as a packed GEMM with the tile sizes in opts.gemm."""
     mb, nb, kb, mr, nv = opts.gemm
-    nr = nv * VEC
     shape = k.full_shape
     nbatch, m_size, n_size, k_size = plan.sizes(shape)
     r = ExprWriter(k, opts)
     mt, nt, kt = -(-m_size // mb), -(-n_size // nb), -(-k_size // kb)
     emit = r.emit
-    # a plain strided factor A is read straight from global memory in the micro-kernel; packing it
-    # costs more than it saves when no index math or padding has to be paid per element
-    direct_a = m_size % mb == 0 and k_size % kb == 0 and _is_plain_load(k, plan.a)
-    if not direct_a:
-        emit(f"__local float As[{kb * mb}];")
-    emit(f"__local float Bs[{kb * nb}];")
-    emit(f"__local float Cs[{mb * nb}];")
-    emit("int gn = get_group_id(0); int gm = get_group_id(1); int gb = get_group_id(2);")
     gn, gm, gb = Lin.var("gn", nt), Lin.var("gm", mt), Lin.var("gb", nbatch)
     kbv = Lin.var("kb", kt)
 
@@ -253,6 +363,18 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             for a, i in zip(axes, unravel(v, tuple(shape[a] for a in axes)), strict=True):
                 idx[a] = i
         return idx
+
+    # a plain strided factor A is read straight from global memory in the micro-kernel; packing it
+    # costs more than it saves when no index math or padding has to be paid per element
+    a_rows = None
+    if k_size % kb == 0 and mb % mr == 0 and _is_plain_load(k, plan.a):
+        a_rows = _direct_rows(k, plan, full_index, gm, kbv, mb, mr, kb)
+    direct_a = a_rows is not None or (m_size % mb == 0 and k_size % kb == 0 and _is_plain_load(k, plan.a))
+    if not direct_a:
+        emit(f"__local float As[{kb * mb}];")
+    emit(f"__local float Bs[{kb * nb}];")
+    emit(f"__local float Cs[{mb * nb}];")
+    emit("int gn = get_group_id(0); int gm = get_group_id(1); int gb = get_group_id(2);")
 
     emit(f"for (int i = 0; i < {mb * nb}; i++) Cs[i] = 0.0f;")
     emit(f"for (int kb = 0; kb < {kt}; kb++) {{")
@@ -313,41 +435,19 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             emit(f"{name}[{pos.render()}] = {val};")
         r.indent -= 1
         emit("}")
-    emit(f"for (int mi = 0; mi < {mb}; mi += {mr}) for (int nj = 0; nj < {nb}; nj += {nr}) {{")
-    r.indent += 1
-    for i in range(mr):
-        for v in range(nv):
-            emit(f"float8 c{i}_{v} = *(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC});")
-    emit(f"for (int kk = 0; kk < {kb}; kk++) {{")
-    r.indent += 1
-    for v in range(nv):
-        emit(f"float8 b{v} = *(__local float8*)(Bs+kk*{nb}+nj+{v * VEC});")
-    r.memo = {}
-    for i in range(mr):
-        if direct_a:
-            m = gm * mb + Lin.var("mi", mb - mr + 1) + i  # mi's real range: mi + i never wraps
-            a_val = r.expr(plan.a, tuple(full_index(m, Lin(), kbv * kb + Lin.var("kk", kb))), frozenset())
-            emit(f"float a{i} = {a_val};")
-        else:
-            emit(f"float a{i} = As[kk*{mb}+mi+{i}];")
-        for v in range(nv):
-            emit(f"c{i}_{v} += a{i}*b{v};")
-    r.indent -= 1
-    emit("}")
-    for i in range(mr):
-        for v in range(nv):
-            emit(f"*(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC}) = c{i}_{v};")
-    r.indent -= 1
-    emit("}")
+    _emit_micro_kernel(r, plan, opts.gemm, direct_a, a_rows, full_index, gm, kbv)
     r.indent -= 1
     emit("}")
     # epilogue: the fused elementwise ops after the reduce, one output at a time
-    emit(f"for (int mm = 0; mm < {mb}; mm++) for (int nn = 0; nn < {nb}; nn++) {{")
+    # a ragged last tile bounds the loops themselves (a test per element keeps them from vectorizing)
+    ends = []
+    for name, size, tile, g in (("mend", m_size, mb, "gm"), ("nend", n_size, nb, "gn")):
+        if size % tile:
+            emit(f"int {name} = {size}-{g}*{tile} < {tile} ? {size}-{g}*{tile} : {tile};")
+        ends.append(name if size % tile else str(tile))
+    emit(f"for (int mm = 0; mm < {ends[0]}; mm++) for (int nn = 0; nn < {ends[1]}; nn++) {{")
     r.indent += 1
     m, n = Lin.var("mm", mb) + gm * mb, Lin.var("nn", nb) + gn * nb
-    conds = in_range(m, 0, m_size) + in_range(n, 0, n_size)
-    if conds:
-        emit(f"if (!({'&&'.join(conds)})) continue;")
     r.memo = {}
     r.acc_override = "acc"
     emit(f"float acc = Cs[mm*{nb}+nn];")
