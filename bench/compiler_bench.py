@@ -235,6 +235,9 @@ def merge_rounds(rounds: list[dict]) -> dict:
         for w in names:
             recs = [rec for rep in reps for rec in rep.get("results", []) if rec["workload"] == w]
             meds = [rec["median_s"] for rec in recs]
+            cpus = [rec["cpu_median_s"] for rec in recs if rec.get("cpu_median_s")]
+            if cpus:
+                recs[0] = dict(recs[0], cpu_median_s=statistics.median(cpus))
             rec = dict(recs[0], round_medians_s=meds, median_s=statistics.median(meds),
                        min_s=min(rec["min_s"] for rec in recs),
                        times_s=[t for rec in recs for t in rec.get("times_s", [])])
@@ -273,13 +276,16 @@ def summarize(columns: dict, first: dict, workloads: list[str], rounds: list[dic
                 row[c] = {"error": rep.get("errors", {}).get(w) or rep.get("reason")}
                 continue
             row[c] = {k: rec.get(k) for k in ("median_s", "min_s", "gflops", "first_call_s", "check", "flop",
-                                              "params")}
+                                              "params", "cpu_median_s")}
         t = {c: row.get(c, {}).get("median_s") for c in COLUMNS}
         ok_ours = (row.get("ours", {}).get("check") or {}).get("ok")
         # speed ratios: how many times faster the first is than the second (> 1: faster)
         row["ours_vs_numpy"] = _ratio(t["numpy"], t["ours"]) if ok_ours else None
         row["ours_vs_tinygrad"] = _ratio(t["tinygrad"], t["ours"]) if ok_ours else None
         row["ours_vs_torch"] = _ratio(t["torch"], t["ours"]) if ok_ours else None
+        cpu = {c: row.get(c, {}).get("cpu_median_s") for c in COLUMNS}
+        row["cpu_ratios"] = {f"ours_vs_{c}": _ratio(cpu[c], cpu["ours"]) if ok_ours else None
+                             for c in ("numpy", "torch", "tinygrad")}
         row["tinygrad_vs_numpy"] = _ratio(t["numpy"], t["tinygrad"])
         row["torch_vs_numpy"] = _ratio(t["numpy"], t["torch"])
         row["ranges"] = {f"{a}_vs_{b}": ratio_range(rounds, w, a, b) if (a != "ours" or ok_ours) else None
@@ -340,6 +346,8 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
             cell = f"{_fmt_s(rec['median_s'])} ({rec['gflops']:.1f})"
             if row["workload"].startswith("gemv_"):  # memory bound: W's 4 bytes per multiply-add
                 cell += f" {2 * rec['gflops']:.1f} GB/s"
+            if args.threads == 1 and rec.get("cpu_median_s"):  # one thread: its CPU time is the work done
+                cell += f"\ncpu {_fmt_s(rec['cpu_median_s'])}"
             cells.append(("[red]WRONG[/red] " if bad else "") + cell)
         times.add_row(*cells)
     con.print(times)
@@ -373,6 +381,12 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
             load = f" [load average {rep['loadavg_start'][0]:.1f} -> {rep['loadavg_end'][0]:.1f}]"
         note = f" - {rep['note']}" if rep.get("note") else ""
         con.print(f"{c}: {rep.get('device_name', '?')}{note}{load}", markup=False)
+    if args.threads == 1:
+        for row in rows:
+            rs = [f"vs {k[8:]} {v:.2f}x" for k, v in row.get("cpu_ratios", {}).items() if v]
+            if rs:
+                con.print(f"CPU-time ratio of ours (one thread each, > 1: ours does the work in less CPU time), "
+                          f"{row['workload']}: {', '.join(rs)}", markup=False)
     if args.repeats > 1:
         con.print(f"{args.repeats} interleaved rounds (every column once per round): times are the median of "
                   "the rounds' medians; a ratio's range (min-max) is over the rounds, each from one round.")
