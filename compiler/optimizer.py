@@ -17,6 +17,7 @@ import numpy as np
 
 from . import program_cache
 from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
+from .ops import Ops
 
 
 def _out_axes(k: Kernel) -> list[int]:
@@ -60,7 +61,7 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
         raxes = [a for a in k.reduce_axes if shape[a] > 1]
         inner = shape[raxes[-1]] if raxes else 1
         unroll = _largest_factor(inner, (4, 2))
-        if len(outs) >= 2 and rsize >= 16:
+        if len(outs) >= 2 and rsize >= 16 and not (is_cpu and _row_reduce(k, inner)):
             up = (
                 (outs[-1], _largest_factor(shape[outs[-1]], (4, 2))),
                 (outs[-2], _largest_factor(shape[outs[-2]], (4, 2))),
@@ -98,6 +99,24 @@ def gpu_gemm_opts(k: Kernel) -> KernelOpts | None:
     if plan.a.dtype.name == "float32" and plan.b.dtype.name == "float32":
         return KernelOpts(gpu_gemm=TILED_DEFAULT)
     return None
+
+
+def _row_reduce(k: Kernel, inner: int) -> bool:
+    """Whether k reduces rows read along its innermost reduce axis (softmax over attention heads' rows):
+    float8 loads along the rows beat register tiles over the outputs, which only pay where a product's
+    factors are shared between outputs (a small matmul)."""
+    from .render_gemm import _depends
+
+    if inner % 8 or inner < 64 or k.reduce.dtype.name != "float32":
+        return False
+    body = k.reduce.src[0]
+    if body.op == Ops.MUL and not body.realized and not any(body is i for i in k.inputs):
+        try:
+            if _depends(k, body.src[0]) != _depends(k, body.src[1]):
+                return False
+        except ValueError:
+            return False
+    return not _reduce_is_strided(k)
 
 
 def _reduce_is_strided(k: Kernel) -> bool:
