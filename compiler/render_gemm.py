@@ -237,10 +237,11 @@ def _row_tile(m: int, mr: int, target: int) -> int:
     return -(-rows // mr) * mr
 
 
-def default_gemm(plan: GemmPlan, shape: tuple, vector_width: int = VEC) -> tuple:
+def default_gemm(plan: GemmPlan, shape: tuple, vector_width: int = VEC, cores: int = 1) -> tuple:
     """(MB, NB, KB, MR, NV): a register tile for the CPU's vector width, and tiles that keep a B panel
-    (KB x MR*8 floats) in L1 and the packed B slab (KB x NB) in L2 of any recent x86-64 core."""
-    _, m, n, kk = plan.sizes(shape)
+    (KB x MR*8 floats) in L1 and the packed B slab (KB x NB) in L2 of any recent x86-64 core, with at
+    least 4 work-groups per core where the sizes allow."""
+    nbatch, m, n, kk = plan.sizes(shape)
     nb = 64 if n >= 64 else 32 if n >= 32 else 16
     mb = 128 if m >= 8192 else 64 if m >= 64 else max(4, 1 << (m - 1).bit_length())  # big M: amortize B packs
     mr = 4
@@ -263,7 +264,11 @@ def default_gemm(plan: GemmPlan, shape: tuple, vector_width: int = VEC) -> tuple
         # registers, and MB a multiple of its rows that splits M evenly
         mr, nv = register_tile(vector_width)
         nv = min(nv, nb // VEC)
-        mb = _row_tile(m, mr, mr * (32 if m >= 8192 else 16))
+        # up to 24 register tiles of rows (144 on AVX2) in one tile: a linear layer's few token rows then
+        # pack each slab of the weights once, not once per row tile (the weights are most of the traffic)
+        mb = _row_tile(m, mr, mr * (24 if m <= mr * 24 else 32 if m >= 8192 else 16))
+        while nbatch * -(-m // mb) * -(-n // nb) < 4 * cores and mb >= 4 * mr:
+            mb = _row_tile(m, mr, mb // 2)  # more row tiles until every core has work-groups to share
     ksizes = [shape[a] for a in plan.k_axes]
     if math.prod(ksizes[1:]) > 1:
         # several reduce axes (conv: channels x kernel window; a weight gradient: batch x output pixels):
@@ -295,8 +300,9 @@ def _k_unroll(kb: int) -> int:
 
 def _direct_rows(k: Kernel, plan: GemmPlan, full_index, gm: Lin, kbv: Lin, mb: int, mr: int, kb: int):
     """(buffer, [C pointer offset per register row], k stride) of a plain strided A read straight from
-    global memory, so the micro-kernel walks one pointer per row; None when A's index is not affine in
-    the reduce index (several reduce axes unravelled). When M is no multiple of MB (one M axis only),
+    global memory, so the micro-kernel walks one pointer per row; None when A is no single load or its
+    index is not affine in the reduce index within a slab (a slab of whole heads of a permuted attention
+    output is; one across heads is not). When M is no multiple of MB (one M axis only),
     rows past the end read the last row instead: their sums are never stored."""
     m_size = plan.sizes(k.full_shape)[1]
     ragged = m_size % mb != 0
@@ -308,7 +314,12 @@ def _direct_rows(k: Kernel, plan: GemmPlan, full_index, gm: Lin, kbv: Lin, mb: i
         m = gm * mb + Lin.var("mi", mb - mr + 1) + i  # mi's real range: mi + i never wraps
         if ragged:
             m = Lin.var("mrow", m_size)
-        ((b, pos),) = reads(k, plan.a, tuple(full_index(m, Lin(), kbv * kb + kk))).loads
+        rd = reads(k, plan.a, tuple(full_index(m, Lin(), kbv * kb + kk)))
+        if rd.computes or rd.checks or len(rd.loads) != 1:
+            return None
+        ((b, pos),) = rd.loads
+        if b.dtype.name != "float32":  # the micro-kernel walks A with a float pointer
+            return None
         atoms = [a for a in pos.terms if a.key == ("v", "kk")]
         if not pos.is_affine or len(atoms) != 1:
             return None
@@ -328,6 +339,35 @@ def _direct_rows(k: Kernel, plan: GemmPlan, full_index, gm: Lin, kbv: Lin, mb: i
         else:
             out.append(base.render())
     return buf, out, stride
+
+
+def _index_fn(plan: GemmPlan, shape: tuple, gb: Lin):
+    """full_index(m, n, k): the iteration-space index of GEMM row m, column n and reduce step k."""
+
+    def full_index(m: Lin, n: Lin, kk: Lin) -> list:
+        idx = [Lin()] * len(shape)
+        for axes, v in ((plan.batch, gb), (plan.m_axes, m), (plan.n_axes, n), (plan.k_axes, kk)):
+            for a, i in zip(axes, unravel(v, tuple(shape[a] for a in axes)), strict=True):
+                idx[a] = i
+        return idx
+
+    return full_index
+
+
+def _a_rows(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, gm: Lin, kbv: Lin):
+    """_direct_rows for these tiles, or None when the tiles rule it out."""
+    mb, _, kb, mr, _ = gemm
+    if plan.sizes(k.full_shape)[3] % kb or mb % mr:
+        return None
+    return _direct_rows(k, plan, full_index, gm, kbv, mb, mr, kb)
+
+
+def a_read_in_place(k: Kernel, plan: GemmPlan, gemm: tuple) -> bool:
+    """Whether render_gemm reads A straight from memory by row pointers (no packing) with these tiles."""
+    mb, nb, kb, _, _ = gemm
+    nbatch, m, _, kk = plan.sizes(k.full_shape)
+    gm, kbv = Lin.var("gm", -(-m // mb)), Lin.var("kb", -(-kk // kb))
+    return _a_rows(k, plan, gemm, _index_fn(plan, k.full_shape, Lin.var("gb", nbatch)), gm, kbv) is not None
 
 
 def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: bool, rows, full_index,
@@ -404,19 +444,10 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     emit = r.emit
     gn, gm, gb = Lin.var("gn", nt), Lin.var("gm", mt), Lin.var("gb", nbatch)
     kbv = Lin.var("kb", kt)
-
-    def full_index(m: Lin, n: Lin, kk: Lin) -> list:
-        idx = [Lin()] * len(shape)
-        for axes, v in ((plan.batch, gb), (plan.m_axes, m), (plan.n_axes, n), (plan.k_axes, kk)):
-            for a, i in zip(axes, unravel(v, tuple(shape[a] for a in axes)), strict=True):
-                idx[a] = i
-        return idx
-
+    full_index = _index_fn(plan, shape, gb)
     # a plain strided factor A is read straight from global memory in the micro-kernel; packing it
     # costs more than it saves when no index math or padding has to be paid per element
-    a_rows = None
-    if k_size % kb == 0 and mb % mr == 0 and _is_plain_load(k, plan.a):
-        a_rows = _direct_rows(k, plan, full_index, gm, kbv, mb, mr, kb)
+    a_rows = _a_rows(k, plan, opts.gemm, full_index, gm, kbv)
     direct_a = a_rows is not None or (m_size % mb == 0 and k_size % kb == 0 and _is_plain_load(k, plan.a))
     if not direct_a:
         emit(f"__local float As[{kb * mb}];")

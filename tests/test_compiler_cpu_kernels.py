@@ -144,16 +144,20 @@ def test_gemm_register_tiles_with_ragged_rows_compute_the_product(gemm):
 
 
 def test_default_gemm_tiles_split_rows_evenly_and_take_the_direct_path():
-    """The default for a GPT-2 linear (128 tokens) splits M in two tiles of a multiple of the register
-    tile's rows; A is read in place, and the epilogue stores only the real rows."""
+    """The default for a linear layer with few rows (128 tokens) keeps them in one row tile of whole
+    register tiles (the weights are packed once) unless the cores need more work-groups; A is read in
+    place, and the epilogue stores only the real rows."""
     from compiler.render_gemm import register_tile
 
-    x, w, b = rnd(128, 96), rnd(96, 136), rnd(136)
+    x, w, b = rnd(128, 96), rnd(96, 512), rnd(512)
     out = (Tensor(x, device="CL") @ Tensor(w, device="CL")) + Tensor(b, device="CL")
     prg = program_for(out.schedule()[-1])
-    mb, _, _, mr, nv = prg.opts.gemm
-    assert (mr, nv) == register_tile(get_cl_device(0).device.preferred_vector_width_float)
-    assert mb % mr == 0 and mb * 2 >= 128 > mb and "__local float As" not in prg.src
+    mb, nb, _, mr, nv = prg.opts.gemm
+    dev = get_cl_device(0).device
+    assert (mr, nv) == register_tile(dev.preferred_vector_width_float)
+    groups = -(-128 // mb) * -(-512 // nb)
+    assert mb % mr == 0 and "__local float As" not in prg.src
+    assert mb >= 128 or groups >= 4 * dev.max_compute_units  # split only to feed the cores
     close(out.numpy(), x @ w + b)
     assert register_tile(16) == (6, 4) and register_tile(8) == (6, 2) and register_tile(4) == (2, 2)
 
@@ -175,3 +179,14 @@ def test_gemm_batched_and_transposed_factors():
     for gemm in [(36, 32, 150, 6, 2), (72, 64, 50, 6, 2)]:
         _, out = _run_gemm(k, gemm)
         close(out.reshape(70, 90), a.T @ w)
+
+
+def test_gemm_reads_permuted_attention_heads_in_place():
+    """An attention output projection reads the heads' (B, H, T, dh) output as (T, H*dh): slabs of whole
+    heads make that a strided matrix, so A is read in place instead of packed through divisions."""
+    a, w, b = rnd(1, 4, 40, 32), rnd(128, 40), rnd(40)
+    y = Tensor(a, device="CL").permute(0, 2, 1, 3).reshape(1, 40, 128) @ Tensor(w, device="CL")
+    y = y + Tensor(b, device="CL")
+    prg = program_for(y.schedule()[-1])
+    assert prg.opts.gemm is not None and 32 % prg.opts.gemm[2] == 0 and "__local float As" not in prg.src
+    close(y.numpy(), a.transpose(0, 2, 1, 3).reshape(1, 40, 128) @ w + b)
