@@ -158,13 +158,11 @@ def _wide_window(k: Kernel, node: Node, idx: tuple, row_bound: tuple, row: int, 
     buffer at jw + kx alone (stride 1, dilation 1; padding allowed), the KW shifted copies of a tile row
     that an im2col pack would store are one row of row + KW - 1 values, read at offset kx. Returns that
     row's window over the variable u (idx with jw -> u and kx -> 0), or None when A is not such a read."""
-    wide = row + kw - 1
-    jw, kv, u = Lin.var("jw", row), Lin.var(kx, kw), Lin.var("u", wide)
-    full = _window(k, node, idx, [row_bound], "jw")
-    idx0 = [u if i == jw else Lin() if i == kv else i for i in idx]
+    jw, kv, u = Lin.var("jw", row), Lin.var(kx, kw), Lin.var("u", row + kw - 1)
     if sum(i == jw for i in idx) != 1 or sum(i == kv for i in idx) != 1:
         return None
-    zero = _window(k, node, tuple(idx0), [row_bound], "u")
+    full = _window(k, node, idx, [row_bound], "jw")
+    zero = _window(k, node, tuple(u if i == jw else Lin() if i == kv else i for i in idx), [row_bound], "u")
     if full is None or zero is None or full.buf is not zero.buf or full.outer != zero.outer:
         return None
     if full.pos - jw - kv != zero.pos - u or len(full.spans) != len(zero.spans):
@@ -507,25 +505,23 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         bounds = [(j, 0, size), (kk, 0, k_size)]
         win = None if k_inner else _window(k, node, tuple(idx), bounds, inner_var)
         r.memo = {}
+        wwin = None
         if win is not None and name == "As" and rows > 1 and split is not None and split[0] == 0 and len(ksizes) > 1:
             kw = ksizes[-1]
             row_bound = (Lin.var("jr", rows) * row + tv * tile, 0, size)
             wwin = _wide_window(k, node, tuple(idx), row_bound, row, f"k{len(ksizes) - 1}", kw)
-            if wwin is not None:
-                # a conv window as wide rows (stored [reduce row][tile row][row + KW - 1]): a third of an
-                # im2col pack's copies for 3x3 kernels; the micro-kernel reads each kx at an offset
-                wide = (rows, row, kw)
-                kq = Lin()
-                for i, st in enumerate(_strides([d] + ksizes[1:-1])):
-                    kq = kq + Lin.var(f"k{i}", ([d] + ksizes[1:-1])[i]) * st
-                dst = kq * (rows * (row + kw - 1)) + Lin.var("jr", rows) * (row + kw - 1) + Lin.var("u", row + kw - 1)
-                emit(" ".join(kloops[:-1] + jloops[:-1]) + " {")
-                r.indent += 1
-                _emit_window(r, wwin, name, dst, "u", row + kw - 1)
-                r.indent -= 1
-                emit("}")
-                continue
-        if win is not None:
+        if wwin is not None:
+            # a conv window as wide rows (stored [reduce row][tile row][row + KW - 1]): a third of an
+            # im2col pack's copies for 3x3 kernels; the micro-kernel reads each kx at an offset
+            wide, wrow = (rows, row, kw), row + kw - 1
+            kq = Lin()  # the slab's reduce row: every reduce axis but the kernel column
+            for i, (sz, st) in enumerate(zip([d] + ksizes[1:-1], _strides([d] + ksizes[1:-1]), strict=True)):
+                kq = kq + Lin.var(f"k{i}", sz) * st
+            dst = kq * (rows * wrow) + Lin.var("jr", rows) * wrow + Lin.var("u", wrow)
+            emit(" ".join(kloops[:-1] + jloops[:-1]) + " {")
+            r.indent += 1
+            _emit_window(r, wwin, name, dst, "u", wrow)
+        elif win is not None:
             # a padded view of one buffer, tile index innermost: copy the in-range run of each slab row
             # as a plain loop (which vectorizes) and zero the rest, instead of testing every element
             emit(" ".join(kloops + jloops[:-1]) + " {")
