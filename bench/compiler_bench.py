@@ -4,6 +4,7 @@
     python -m bench.compiler_bench --quick          # small sizes, a smoke run
     python -m bench.compiler_bench --only matmul_1024 --only gpt2_block --json out.json
     python -m bench.compiler_bench --repeats 3       # 3 interleaved rounds: ratios with their ranges
+    python -m bench.compiler_bench --threads 1       # every column on one thread (BLAS, PyTorch, PoCL)
 
 Workloads: fp32 matmul 512/1024/2048; x @ W with W 4096x4096 (a matrix-vector product, W stored in x
 out); exp2(relu(a*b+c)) on 16M floats; sum of 16M floats; row softmax on 4096x4096; conv2d batch 8,
@@ -127,22 +128,35 @@ def ours_env(root: str | None = None) -> dict:
 
 def column_command(column: str, args, extra: list[str]) -> tuple[list[str] | None, dict | None, str | None]:
     base = [str(WORKER), "--column", column, "--device", args.device] + (["--quick"] if args.quick else [])
+    if args.threads:
+        base += ["--threads", str(args.threads)]
     if column == "tinygrad":
         env, reason = tinygrad_env(args.device)
         if env is None:
             return None, None, reason
         jit = ["--tinygrad-jit"] if args.tinygrad_jit else []
-        return [tinygrad_python(), *base, *jit, *extra], env, None
+        return [tinygrad_python(), *base, *jit, *extra], thread_env(env, args.threads), None
     if column == "torch":
         env, reason = torch_env()
         if env is None:
             return None, None, reason
-        return [torch_python(), *base, *extra], env, None
+        return [torch_python(), *base, *extra], thread_env(env, args.threads), None
     env = ours_env(args.compiler_root)
     if column == "numpy" and args.numpy_threads:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(args.numpy_threads)
-    return [sys.executable, *base, *extra], env, None
+    return [sys.executable, *base, *extra], thread_env(env, args.threads), None
+
+
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",  # numpy's BLAS, PyTorch
+               "POCL_MAX_PTHREAD_COUNT", "POCL_CPU_MAX_CU_COUNT")  # PoCL's CPU driver: 3.x, then 4.x on
+
+
+def thread_env(env: dict, threads: int | None) -> dict:
+    """env with every column's thread pool limited to `threads` (BLAS, OpenMP, PoCL); env when None."""
+    if not threads:
+        return env
+    return dict(env, **{var: str(threads) for var in THREAD_VARS})
 
 
 def run_worker(cmd: list[str], env: dict, timeout: float) -> dict:
@@ -221,6 +235,9 @@ def merge_rounds(rounds: list[dict]) -> dict:
         for w in names:
             recs = [rec for rep in reps for rec in rep.get("results", []) if rec["workload"] == w]
             meds = [rec["median_s"] for rec in recs]
+            cpus = [rec["cpu_median_s"] for rec in recs if rec.get("cpu_median_s")]
+            if cpus:
+                recs[0] = dict(recs[0], cpu_median_s=statistics.median(cpus))
             rec = dict(recs[0], round_medians_s=meds, median_s=statistics.median(meds),
                        min_s=min(rec["min_s"] for rec in recs),
                        times_s=[t for rec in recs for t in rec.get("times_s", [])])
@@ -259,13 +276,16 @@ def summarize(columns: dict, first: dict, workloads: list[str], rounds: list[dic
                 row[c] = {"error": rep.get("errors", {}).get(w) or rep.get("reason")}
                 continue
             row[c] = {k: rec.get(k) for k in ("median_s", "min_s", "gflops", "first_call_s", "check", "flop",
-                                              "params")}
+                                              "params", "cpu_median_s")}
         t = {c: row.get(c, {}).get("median_s") for c in COLUMNS}
         ok_ours = (row.get("ours", {}).get("check") or {}).get("ok")
         # speed ratios: how many times faster the first is than the second (> 1: faster)
         row["ours_vs_numpy"] = _ratio(t["numpy"], t["ours"]) if ok_ours else None
         row["ours_vs_tinygrad"] = _ratio(t["tinygrad"], t["ours"]) if ok_ours else None
         row["ours_vs_torch"] = _ratio(t["torch"], t["ours"]) if ok_ours else None
+        cpu = {c: row.get(c, {}).get("cpu_median_s") for c in COLUMNS}
+        row["cpu_ratios"] = {f"ours_vs_{c}": _ratio(cpu[c], cpu["ours"]) if ok_ours else None
+                             for c in ("numpy", "torch", "tinygrad")}
         row["tinygrad_vs_numpy"] = _ratio(t["numpy"], t["tinygrad"])
         row["torch_vs_numpy"] = _ratio(t["numpy"], t["torch"])
         row["ranges"] = {f"{a}_vs_{b}": ratio_range(rounds, w, a, b) if (a != "ours" or ok_ours) else None
@@ -307,6 +327,8 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
         return f"{row[key]:.2f}x ({rng[0]:.2f}-{rng[1]:.2f})"
 
     sizes = "quick sizes" if args.quick else "full sizes"
+    if args.threads:
+        sizes += f", {args.threads} thread{'s' if args.threads != 1 else ''} per column"
     times = Table(title=f"compiler benchmark: median time (GFLOP/s; GB/s of W for gemv), device {args.device}, {sizes}")
     times.add_column("workload")
     times.add_column("GFLOP", justify="right")
@@ -324,6 +346,8 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
             cell = f"{_fmt_s(rec['median_s'])} ({rec['gflops']:.1f})"
             if row["workload"].startswith("gemv_"):  # memory bound: W's 4 bytes per multiply-add
                 cell += f" {2 * rec['gflops']:.1f} GB/s"
+            if args.threads == 1 and rec.get("cpu_median_s"):  # one thread: its CPU time is the work done
+                cell += f"\ncpu {_fmt_s(rec['cpu_median_s'])}"
             cells.append(("[red]WRONG[/red] " if bad else "") + cell)
         times.add_row(*cells)
     con.print(times)
@@ -357,6 +381,12 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
             load = f" [load average {rep['loadavg_start'][0]:.1f} -> {rep['loadavg_end'][0]:.1f}]"
         note = f" - {rep['note']}" if rep.get("note") else ""
         con.print(f"{c}: {rep.get('device_name', '?')}{note}{load}", markup=False)
+    if args.threads == 1:
+        for row in rows:
+            rs = [f"vs {k[8:]} {v:.2f}x" for k, v in row.get("cpu_ratios", {}).items() if v]
+            if rs:
+                con.print(f"CPU-time ratio of ours (one thread each, > 1: ours does the work in less CPU time), "
+                          f"{row['workload']}: {', '.join(rs)}", markup=False)
     if args.repeats > 1:
         con.print(f"{args.repeats} interleaved rounds (every column once per round): times are the median of "
                   "the rounds' medians; a ratio's range (min-max) is over the rounds, each from one round.")
@@ -383,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the fresh-process cold/warm first calls")
     ap.add_argument("--tinygrad-jit", action="store_true", help="run tinygrad under TinyJit (default: eager)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed per worker process")
+    ap.add_argument("--threads", type=int, metavar="N",
+                    help="limit every column to N threads (BLAS, PyTorch, PoCL's compute units): on a shared "
+                         "machine, --threads 1 compares the code rather than who got the free cores")
     ap.add_argument("--numpy-threads", type=int, metavar="N",
                     help="BLAS threads for the numpy column (default: BLAS's own choice, all cores)")
     ap.add_argument("--compiler-root", metavar="DIR",
@@ -399,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.repeats < 1:
         ap.error("--repeats must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        ap.error("--threads must be at least 1")
     unavailable: dict = {}
     extra = ["--only", ",".join(workloads), "--runs", str(args.runs), "--warmup", str(args.warmup)]
     rounds: list[dict] = []
@@ -435,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps({
             "device": args.device, "quick": args.quick, "runs": args.runs, "warmup": args.warmup,
             "repeats": args.repeats, "rounds": rounds if args.repeats > 1 else None,
-            "tinygrad_jit": args.tinygrad_jit, "numpy_threads": args.numpy_threads,
+            "tinygrad_jit": args.tinygrad_jit, "numpy_threads": args.numpy_threads, "threads": args.threads,
             "compiler_root": str(args.compiler_root or REPO), "unavailable": unavailable,
             "columns": columns, "first_call": first, "rows": rows,
             "host": os.uname().nodename, "cpus": os.cpu_count(),

@@ -3,6 +3,14 @@ project on CL against PyTorch on the CPU and tinygrad 0.14 on the same OpenCL de
 
     python -m bench.train                 # both models, all columns
     python -m bench.train --only cnn --steps 10 --json out.json
+    python -m bench.train --only cnn --columns ours_jit,torch --repeats 3 --threads 1
+
+--repeats R runs the columns in turn R times (interleaved rounds, so each sees the machine's load of its
+round); a ratio is then the median over the rounds with its range, each taken within one round, and the
+load average is printed per round. --threads N runs every column on N threads: PyTorch's intra-op
+threads (OMP_NUM_THREADS) and PoCL's worker threads for this project and tinygrad (POCL_MAX_PTHREAD_COUNT,
+read by PoCL 3.x's pthread device, and POCL_CPU_MAX_CU_COUNT, its name in later PoCL releases). One thread
+each is the comparison that a machine shared with other jobs disturbs least.
 
 Each column runs in its own subprocess (this file with --column), one after another. A column times the
 median step over --steps steps after 3 warm-up steps (compilation happens in the warm-up). The models
@@ -225,6 +233,9 @@ def spawn(column: str, model: str, args) -> dict:
             env["OMP_NUM_THREADS"] = str(args.torch_threads)
     else:
         env["PYTHONPATH"] = str(REPO)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+        env["POCL_MAX_PTHREAD_COUNT"] = env["POCL_CPU_MAX_CU_COUNT"] = str(args.threads)
     try:
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
@@ -244,6 +255,8 @@ def main() -> None:
     ap.add_argument("--device", default="CL")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--torch-threads", type=int, help="PyTorch's thread count (default: PyTorch's own choice)")
+    ap.add_argument("--threads", type=int, help="threads for every column: PyTorch's and PoCL's (default: all cores)")
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved rounds of all columns (ratios get a range)")
     ap.add_argument("--column", help=argparse.SUPPRESS)
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
@@ -257,21 +270,35 @@ def main() -> None:
         return
     results = {}
     for model in models:
-        results[model] = {}
-        for column in args.columns.split(","):
-            r = spawn(column, model, args)
-            results[model][column] = r
-            if r["available"]:
-                print(f"{model:4s} {column:13s} step {r['median_s'] * 1e3:9.1f} ms (min {r['min_s'] * 1e3:.1f}, "
-                      f"max {r['max_s'] * 1e3:.1f}; first {r['first_s']:.1f} s)", flush=True)  # fmt: skip
-            else:
-                print(f"{model:4s} {column:13s} not available ({r['reason']})", flush=True)
+        columns = args.columns.split(",")
+        rounds = []
+        for rnd in range(args.repeats):
+            load = os.getloadavg()[0]
+            row = {}
+            for column in columns:
+                r = spawn(column, model, args)
+                row[column] = r
+                if r["available"]:
+                    print(f"{model:4s} round {rnd + 1} {column:13s} step {r['median_s'] * 1e3:9.2f} ms (min "
+                          f"{r['min_s'] * 1e3:.2f}, max {r['max_s'] * 1e3:.2f}; first {r['first_s']:.1f} s)",
+                          flush=True)  # fmt: skip
+                else:
+                    print(f"{model:4s} round {rnd + 1} {column:13s} not available ({r['reason']})", flush=True)
+            row["load_avg"] = [load, os.getloadavg()[0]]
+            print(f"{model:4s} round {rnd + 1} load average {load:.1f} -> {row['load_avg'][1]:.1f}", flush=True)
+            rounds.append(row)
+        results[model] = {"rounds": rounds}
         for mine in ("ours", "ours_jit"):
-            ours = results[model].get(mine, {})
             for peer in ("torch", "tinygrad", "tinygrad_jit"):
-                p = results[model].get(peer, {})
-                if ours.get("available") and p.get("available"):
-                    print(f"{model:4s} {mine} / {peer}: {ours['median_s'] / p['median_s']:.2f}x step time")
+                ratios = [
+                    r[mine]["median_s"] / r[peer]["median_s"]
+                    for r in rounds
+                    if r.get(mine, {}).get("available") and r.get(peer, {}).get("available")
+                ]
+                if ratios:
+                    results[model][f"{mine}/{peer}"] = ratios
+                    print(f"{model:4s} {mine} / {peer}: {float(np.median(ratios)):.2f}x step time "
+                          f"({min(ratios):.2f}-{max(ratios):.2f} over {len(ratios)} rounds)")  # fmt: skip
     if args.json:
         tmp = Path(args.json).with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=2))

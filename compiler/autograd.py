@@ -1,8 +1,13 @@
-"""Reverse-mode autograd over the primitive ops: one backward rule per op in ops.py, nothing else.
+"""Reverse-mode autograd over the primitive ops: one backward rule per op in ops.py.
 
 Every Tensor method is composed from the primitive ops, so it is differentiable through these rules. A
 rule maps (node, gradient of the node) to one gradient per source (None where a source gets none), and
 builds it from primitive ops too, so backward graphs are scheduled, fused and run like forward ones.
+
+The one exception is a `Composite`: a method whose composed gradient is correct but has a much faster
+form the primitive rules cannot find (conv2d: the composed input gradient is a sum into a window gradient
+and a fold back onto the image; as a transposed convolution it runs in the GEMM template). Its forward
+graph stays primitive; `record_composite` makes backward treat the result as one op with its own rule.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -132,6 +138,22 @@ def _inverse(perm: tuple) -> tuple:
 # a rule gets (node, its op's arg, the node's gradient, *sources); the node stands for its own value
 Rule = Callable[..., tuple]
 
+
+@dataclass(frozen=True)
+class Composite:
+    """A Tensor method recorded for backward as one op with its own rule (see the module docstring)."""
+
+    name: str
+    rule: Rule
+
+
+def record_composite(out: Node, comp: Composite, arg, srcs: tuple) -> None:
+    """Make backward reach srcs from out through comp.rule instead of through out's primitive graph.
+
+    out must be a node made by the composite method itself (no one else holds it yet)."""
+    if out.requires_grad and out.ad is not None:
+        out.ad = (comp, arg, srcs)
+
 RULES: dict[Ops, Rule] = {
     Ops.ADD: lambda n, arg, g, a, b: (g, g),
     Ops.MUL: lambda n, arg, g, a, b: (_mul(g, b), _mul(g, a)),
@@ -196,7 +218,8 @@ def gradients(root: Node, grad: Node | None = None, retain_graph: bool = False) 
                 leaves[n.id] = (n, g)
                 continue
             op, arg, srcs = n.ad
-            outs = RULES[op](n, arg, g, *srcs)
+            rule = op.rule if isinstance(op, Composite) else RULES[op]
+            outs = rule(n, arg, g, *srcs)
             for s, gs in zip(srcs, outs, strict=True):
                 if gs is None or not s.requires_grad:
                     continue

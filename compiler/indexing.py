@@ -41,6 +41,11 @@ def view_index(n: Node, idx: tuple) -> tuple[tuple, list[tuple[Lin, int, int]]]:
     lo <= x < hi that the read needs to be in range (PAD only; outside them the value is 0)."""
     op, src = n.op, n.src[0]
     if op == Ops.RESHAPE:
+        if tuple(d for d in n.shape if d != 1) == tuple(d for d in src.shape if d != 1):
+            # only size-1 axes come or go: the other axes keep their indices. Linearizing would wrap an
+            # index that a PAD further down lets go out of range (a conv's border) into divisions
+            kept = iter([i for i, d in zip(idx, n.shape, strict=True) if d != 1])
+            return tuple(Lin() if d == 1 else next(kept) for d in src.shape), []
         return unravel(linear(idx, n.shape), src.shape), []
     if op == Ops.PERMUTE:
         sidx = [Lin()] * len(idx)

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import program_cache
 from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
+from .ops import Ops
 
 
 def _out_axes(k: Kernel) -> list[int]:
@@ -30,7 +31,7 @@ def _largest_factor(n: int, options=(8, 4, 2)) -> int:
 def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
     """A good default: packed GEMM tiles on CPUs, register tiles for other matmul-like reduces, split
     accumulators for long reduces."""
-    from .render_gemm import default_gemm, gemm_plan
+    from .render_gemm import a_read_in_place, default_gemm, gemm_plan
 
     shape, outs = k.full_shape, _out_axes(k)
     if not is_cpu:
@@ -45,7 +46,14 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
             return KernelOpts(gemv=default_gemv(gp))
     plan = gemm_plan(k) if is_cpu else None
     if plan is not None:
-        mb, nb, kb, _, _ = gemm = default_gemm(plan, shape)
+        mb, nb, kb, mr, nv = gemm = default_gemm(plan, shape, _vector_width(k.device), _compute_units(k.device))
+        if len(plan.m_axes) == 1 and not a_read_in_place(k, plan, gemm):
+            # thinner slabs where they let A be read in place: a slab of whole heads of a permuted
+            # attention output is a strided matrix, one across heads is not
+            kk = plan.sizes(shape)[3]
+            thin = [d for d in (kb // 2, kb // 4, kb // 8) if d >= 32 and kk % d == 0]
+            kb = next((d for d in thin if a_read_in_place(k, plan, (mb, nb, d, mr, nv))), kb)
+            gemm = (mb, nb, kb, mr, nv)
         if (kb * (mb + nb) + mb * nb) * 4 <= _local_mem_bytes(k.device):
             return KernelOpts(gemm=gemm)
     rsize = math.prod(shape[a] for a in k.reduce_axes)
@@ -53,7 +61,7 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
         raxes = [a for a in k.reduce_axes if shape[a] > 1]
         inner = shape[raxes[-1]] if raxes else 1
         unroll = _largest_factor(inner, (4, 2))
-        if len(outs) >= 2 and rsize >= 16:
+        if len(outs) >= 2 and rsize >= 16 and not (is_cpu and _row_reduce(k, inner)):
             up = (
                 (outs[-1], _largest_factor(shape[outs[-1]], (4, 2))),
                 (outs[-2], _largest_factor(shape[outs[-2]], (4, 2))),
@@ -91,6 +99,24 @@ def gpu_gemm_opts(k: Kernel) -> KernelOpts | None:
     if plan.a.dtype.name == "float32" and plan.b.dtype.name == "float32":
         return KernelOpts(gpu_gemm=TILED_DEFAULT)
     return None
+
+
+def _row_reduce(k: Kernel, inner: int) -> bool:
+    """Whether k reduces rows read along its innermost reduce axis (softmax over attention heads' rows):
+    float8 loads along the rows beat register tiles over the outputs, which only pay where a product's
+    factors are shared between outputs (a small matmul)."""
+    from .render_gemm import _depends
+
+    if inner % 8 or inner < 64 or k.reduce.dtype.name != "float32":
+        return False
+    body = k.reduce.src[0]
+    if body.op == Ops.MUL and not body.realized and not any(body is i for i in k.inputs):
+        try:
+            if _depends(k, body.src[0]) != _depends(k, body.src[1]):
+                return False
+        except ValueError:
+            return False
+    return not _reduce_is_strided(k)
 
 
 def _reduce_is_strided(k: Kernel) -> bool:
@@ -132,17 +158,18 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
         return gemv_candidates(gp)
     plan = gemm_plan(k)
     if plan is not None:
-        from .render_gemm import default_gemm
+        from .render_gemm import _row_tile, default_gemm
 
-        kb = default_gemm(plan, shape)[2]
+        kb = default_gemm(plan, shape, _vector_width(k.device), _compute_units(k.device))[2]
+        m = plan.sizes(shape)[1]
         out += [
             KernelOpts(gemm=(mb, nb, kb, mr, nv))
-            # register tiles of MR rows x NV float8s: 4x2 and 8x1 fill AVX2's 16 registers, 6x2 and 2x4
-            # suit cores with more (AVX-512's 32) or fewer FMA ports; MB multiples of 6 for the 6-row tile
-            for mb in (32, 48, 64, 96, 128)
+            # register tiles of MR rows x NV float8s: 6x2, 4x2 and 8x1 fit 16 vector registers (AVX2),
+            # 6x4 needs 32 (AVX-512); MB a multiple of MR splitting M into equal tiles of ~48-192 rows
+            for mr, nv in ((6, 2), (4, 2), (8, 1), (6, 4))
+            for mb in sorted({_row_tile(m, mr, t) for t in (48, 96, 192)})
             for nb in (32, 64, 128)
-            for mr, nv in ((4, 2), (8, 1), (6, 2), (2, 4))
-            if nb % (8 * nv) == 0 and mb % mr == 0
+            if nb % (8 * nv) == 0
         ]
         return out
     for up in ups:
@@ -228,6 +255,26 @@ def _local_mem_bytes(device: str) -> int:
     from .runtime_opencl import get_cl_device
 
     return get_cl_device(cl_index(device)).device.local_mem_size
+
+
+def _vector_width(device: str) -> int:
+    """The CL device's preferred float vector width in lanes (8 on AVX2, 16 on AVX-512); 8 elsewhere."""
+    if not device.startswith("CL"):
+        return 8
+    from .device import cl_index
+    from .runtime_opencl import get_cl_device
+
+    return get_cl_device(cl_index(device)).device.preferred_vector_width_float or 8
+
+
+def _compute_units(device: str) -> int:
+    """The CL device's compute units (a CPU's cores, or PoCL's thread limit); 1 elsewhere."""
+    if not device.startswith("CL"):
+        return 1
+    from .device import cl_index
+    from .runtime_opencl import get_cl_device
+
+    return get_cl_device(cl_index(device)).device.max_compute_units or 1
 
 
 def _is_cpu(device: str) -> bool:

@@ -153,6 +153,26 @@ def _emit_window(r: ExprWriter, win: _Window, name: str, dst: Lin, var: str, siz
     emit(f"for (int {var} = whi; {var} < {size}; {var}++) {name}[{dst.render()}] = 0.0f;")
 
 
+def _wide_window(k: Kernel, node: Node, idx: tuple, row_bound: tuple, row: int, kx: str, kw: int) -> _Window | None:
+    """A conv's window as wide rows: when the factor at output column jw and kernel column kx reads one
+    buffer at jw + kx alone (stride 1, dilation 1; padding allowed), the KW shifted copies of a tile row
+    that an im2col pack would store are one row of row + KW - 1 values, read at offset kx. Returns that
+    row's window over the variable u (idx with jw -> u and kx -> 0), or None when A is not such a read."""
+    jw, kv, u = Lin.var("jw", row), Lin.var(kx, kw), Lin.var("u", row + kw - 1)
+    if sum(i == jw for i in idx) != 1 or sum(i == kv for i in idx) != 1:
+        return None
+    full = _window(k, node, idx, [row_bound], "jw")
+    zero = _window(k, node, tuple(u if i == jw else Lin() if i == kv else i for i in idx), [row_bound], "u")
+    if full is None or zero is None or full.buf is not zero.buf or full.outer != zero.outer:
+        return None
+    if full.pos - jw - kv != zero.pos - u or len(full.spans) != len(zero.spans):
+        return None
+    for (lf, hf), (lz, hz) in zip(full.spans, zero.spans, strict=True):
+        if lf + kv != lz or hf + kv != hz:
+            return None
+    return zero
+
+
 def gemm_plan(k: Kernel, dtypes: tuple = ("float32",)) -> GemmPlan | None:
     """The GEMM view of k, or None when k is not a sum (in one of dtypes) of a product of two separable
     factors."""
@@ -196,9 +216,30 @@ def _strides(sizes: list) -> list:
     return out[::-1]
 
 
-def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
-    """(MB, NB, KB, MR, NV): tile sizes that fit the caches and registers of a typical AVX2 core."""
-    _, m, n, kk = plan.sizes(shape)
+def register_tile(vector_width: int = VEC) -> tuple[int, int]:
+    """(MR, NV): the micro-kernel's rows x float8 vectors of accumulators for a CPU whose preferred float
+    vector has vector_width lanes, as many as its register file holds beside NV vectors of B and one
+    broadcast of A. x86-64 has 16 vector registers up to AVX2 (4 or 8 lanes) and 32 with AVX-512 (16)."""
+    regs = 32 if vector_width >= 16 else 16
+    float8_regs = regs * min(vector_width, VEC) // VEC  # how many float8 values fit in registers at once
+    for mr, nv in ((6, 4), (6, 2), (4, 2), (2, 2), (2, 1)):
+        if mr * nv + nv + 1 <= float8_regs:
+            return mr, nv
+    return 1, 1
+
+
+def _row_tile(m: int, mr: int, target: int) -> int:
+    """MB: a multiple of MR near target that splits m into equal tiles (128 rows: 2 x 66, not 96 + 32)."""
+    tiles = -(-m // target)
+    rows = -(-m // tiles)
+    return -(-rows // mr) * mr
+
+
+def default_gemm(plan: GemmPlan, shape: tuple, vector_width: int = VEC, cores: int = 1) -> tuple:
+    """(MB, NB, KB, MR, NV): a register tile for the CPU's vector width, and tiles that keep a B panel
+    (KB x MR*8 floats) in L1 and the packed B slab (KB x NB) in L2 of any recent x86-64 core, with at
+    least 4 work-groups per core where the sizes allow."""
+    nbatch, m, n, kk = plan.sizes(shape)
     nb = 64 if n >= 64 else 32 if n >= 32 else 16
     mb = 128 if m >= 8192 else 64 if m >= 64 else max(4, 1 << (m - 1).bit_length())  # big M: amortize B packs
     mr = 4
@@ -216,36 +257,90 @@ def default_gemm(plan: GemmPlan, shape: tuple) -> tuple:
         # x @ W: no rows to tile; wide column slabs so each work-group reads long contiguous runs of W's rows
         return (1, min(1024, -(-n // 16) * 16), min(kk, 64), 1, 2)  # 64 x 1024 slab: 256 KiB of __local
     nv = 2 if nb >= 16 else 1
+    if len(plan.m_axes) == 1:
+        # one row index (several are a conv's pixels, above): the widest register tile for the vector
+        # registers, and MB a multiple of its rows that splits M evenly
+        mr, nv = register_tile(vector_width)
+        nv = min(nv, nb // VEC)
+        # up to 24 register tiles of rows (144 on AVX2) in one tile: a linear layer's few token rows then
+        # pack each slab of the weights once, not once per row tile (the weights are most of the traffic)
+        mb = _row_tile(m, mr, mr * (24 if m <= mr * 24 else 32 if m >= 8192 else 16))
+        while nbatch * -(-m // mb) * -(-n // nb) < 4 * cores and mb >= 4 * mr:
+            mb = _row_tile(m, mr, mb // 2)  # more row tiles until every core has work-groups to share
     ksizes = [shape[a] for a in plan.k_axes]
-    inner = math.prod(ksizes[1:])
-    if inner > 1:
-        # several reduce axes (conv: channels x kernel window): slabs of whole channel blocks, ~128 deep
-        d = max([d for d in range(1, ksizes[0] + 1) if ksizes[0] % d == 0 and d * inner <= 128] or [1])
+    if math.prod(ksizes[1:]) > 1:
+        # several reduce axes (conv: channels x kernel window; a weight gradient: batch x output pixels):
+        # ~128-deep slabs of a block of one axis times all the axes after it (_k_split), the first axis
+        # whose followers fit
+        j = next(j for j in range(len(ksizes)) if math.prod(ksizes[j + 1 :]) <= 128)
+        inner = math.prod(ksizes[j + 1 :])
+        d = max([d for d in range(1, ksizes[j] + 1) if ksizes[j] % d == 0 and d * inner <= 128] or [1])
         kb = d * inner
     else:
         kb = kk if kk <= 640 else next((d for d in (256, 384, 512, 128, 192) if kk % d == 0), 256)
     return (mb, nb, kb, mr, nv)
 
 
-def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
-    """OpenCL C for k as a packed GEMM with the tile sizes in opts.gemm."""
-    mb, nb, kb, mr, nv = opts.gemm
-    nr = nv * VEC
-    shape = k.full_shape
-    nbatch, m_size, n_size, k_size = plan.sizes(shape)
-    r = ExprWriter(k, opts)
-    mt, nt, kt = -(-m_size // mb), -(-n_size // nb), -(-k_size // kb)
-    emit = r.emit
-    # a plain strided factor A is read straight from global memory in the micro-kernel; packing it
-    # costs more than it saves when no index math or padding has to be paid per element
-    direct_a = m_size % mb == 0 and k_size % kb == 0 and _is_plain_load(k, plan.a)
-    if not direct_a:
-        emit(f"__local float As[{kb * mb}];")
-    emit(f"__local float Bs[{kb * nb}];")
-    emit(f"__local float Cs[{mb * nb}];")
-    emit("int gn = get_group_id(0); int gm = get_group_id(1); int gb = get_group_id(2);")
-    gn, gm, gb = Lin.var("gn", nt), Lin.var("gm", mt), Lin.var("gb", nbatch)
-    kbv = Lin.var("kb", kt)
+def _k_split(ksizes: list, kb: int) -> tuple[int, int] | None:
+    """(js, d): KB-deep slabs as blocks of d along reduce axis js times every axis after it, for the first
+    axis where that tiles K exactly; None when no axis does (the pack then unravels a flat reduce index)."""
+    for js, size in enumerate(ksizes):
+        inner = math.prod(ksizes[js + 1 :])
+        if kb % inner == 0 and kb // inner <= size and size % (kb // inner) == 0:
+            return js, kb // inner
+    return None
+
+
+def _k_unroll(kb: int) -> int:
+    """Reduce steps per trip of the micro-kernel's loop: enough to amortize its loop and pointer updates."""
+    return next(u for u in (4, 2, 1) if kb % u == 0)
+
+
+def _direct_rows(k: Kernel, plan: GemmPlan, full_index, gm: Lin, kbv: Lin, mb: int, mr: int, kb: int):
+    """(buffer, [C pointer offset per register row], k stride) of a plain strided A read straight from
+    global memory, so the micro-kernel walks one pointer per row; None when A is no single load or its
+    index is not affine in the reduce index within a slab (a slab of whole heads of a permuted attention
+    output is; one across heads is not). When M is no multiple of MB (one M axis only),
+    rows past the end read the last row instead: their sums are never stored."""
+    m_size = plan.sizes(k.full_shape)[1]
+    ragged = m_size % mb != 0
+    if ragged and len(plan.m_axes) != 1:
+        return None
+    kk = Lin.var("kk", kb)
+    out, stride, buf = [], None, None
+    for i in range(mr):
+        m = gm * mb + Lin.var("mi", mb - mr + 1) + i  # mi's real range: mi + i never wraps
+        if ragged:
+            m = Lin.var("mrow", m_size)
+        rd = reads(k, plan.a, tuple(full_index(m, Lin(), kbv * kb + kk)))
+        if rd.computes or rd.checks or len(rd.loads) != 1:
+            return None
+        ((b, pos),) = rd.loads
+        if b.dtype.name != "float32":  # the micro-kernel walks A with a float pointer
+            return None
+        atoms = [a for a in pos.terms if a.key == ("v", "kk")]
+        if not pos.is_affine or len(atoms) != 1:
+            return None
+        c = pos.terms[atoms[0]]
+        if stride not in (None, c) or buf not in (None, b):
+            return None
+        stride, buf = c, b
+        base = pos - kk * c
+        if ragged:
+            rows = [a for a in base.terms if a.key == ("v", "mrow")]
+            if len(rows) != 1:
+                return None
+            row_stride = base.terms[rows[0]]
+            rest = base - Lin.var("mrow", m_size) * row_stride
+            row = f"(gm*{mb}+mi+{i})"
+            out.append(f"{rest.render()}+({row}<{m_size}?{row}:{m_size - 1})*{row_stride}")
+        else:
+            out.append(base.render())
+    return buf, out, stride
+
+
+def _index_fn(plan: GemmPlan, shape: tuple, gb: Lin):
+    """full_index(m, n, k): the iteration-space index of GEMM row m, column n and reduce step k."""
 
     def full_index(m: Lin, n: Lin, kk: Lin) -> list:
         idx = [Lin()] * len(shape)
@@ -254,9 +349,114 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
                 idx[a] = i
         return idx
 
+    return full_index
+
+
+def _a_rows(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, gm: Lin, kbv: Lin):
+    """_direct_rows for these tiles, or None when the tiles rule it out."""
+    mb, _, kb, mr, _ = gemm
+    if plan.sizes(k.full_shape)[3] % kb or mb % mr:
+        return None
+    return _direct_rows(k, plan, full_index, gm, kbv, mb, mr, kb)
+
+
+def a_read_in_place(k: Kernel, plan: GemmPlan, gemm: tuple) -> bool:
+    """Whether render_gemm reads A straight from memory by row pointers (no packing) with these tiles."""
+    mb, nb, kb, _, _ = gemm
+    nbatch, m, _, kk = plan.sizes(k.full_shape)
+    gm, kbv = Lin.var("gm", -(-m // mb)), Lin.var("kb", -(-kk // kb))
+    return _a_rows(k, plan, gemm, _index_fn(plan, k.full_shape, Lin.var("gb", nbatch)), gm, kbv) is not None
+
+
+def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: bool, rows, full_index,
+                       gm: Lin, kbv: Lin, wide: tuple | None = None) -> None:
+    """The register-tiled inner loops over one packed slab: for each NR-wide panel of Bs (kept in L1
+    across the whole M tile) and each MR rows of A, MR x NV float8 accumulators updated from one float8
+    load of B per vector and one broadcast of A per row, the reduce loop unrolled and walked by pointers
+    (no index arithmetic per step). rows: A's row pointers from _direct_rows, or None. wide: (tile rows,
+    row length, kernel width) when As holds a conv window as wide rows (_wide_window): the reduce loop then
+    steps over whole kernel rows, each A value read at its pixel's offset in the wide row plus kx."""
+    mb, nb, kb, mr, nv = gemm
+    nr, emit, unroll = nv * VEC, r.emit, _k_unroll(kb)
+    if wide is not None:
+        unroll = wide[2]
+    emit(f"for (int nj = 0; nj < {nb}; nj += {nr}) for (int mi = 0; mi < {mb}; mi += {mr}) {{")
+    r.indent += 1
+    for i in range(mr):
+        for v in range(nv):
+            emit(f"float8 c{i}_{v} = *(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC});")
+    emit("__local const float* bp = Bs+nj;")
+    if rows is not None:
+        buf, bases, kstride = rows
+        j = r.buf_index[buf.id]
+        for i, base in enumerate(bases):
+            emit(f"const __global float* ap{i} = data{j}+{base};")
+    elif wide is not None:
+        tile_rows, row, kw = wide
+        for i in range(mr):  # the pixel's place in the wide rows: a register tile may span two output rows
+            emit(f"int o{i} = ((mi+{i})/{row})*{row + kw - 1}+(mi+{i})%{row};")
+        emit("__local const float* ap = As;")
+    elif not direct_a:
+        emit("__local const float* ap = As+mi;")
+    emit(f"for (int kk = 0; kk < {kb}; kk += {unroll}) {{")
+    r.indent += 1
+    r.memo = {}
+    for u in range(unroll):
+        for v in range(nv):
+            emit(f"float8 b{u}_{v} = *(__local const float8*)(bp+{u * nb + v * VEC});")
+        for i in range(mr):
+            if rows is not None:
+                emit(f"float a{u}_{i} = ap{i}[{f'(kk+{u})*{kstride}' if kstride != 1 else f'kk+{u}'}];")
+            elif direct_a:
+                kk = kbv * kb + Lin.var("kk", kb - unroll + 1) + u
+                m = gm * mb + Lin.var("mi", mb - mr + 1) + i
+                emit(f"float a{u}_{i} = {r.expr(plan.a, tuple(full_index(m, Lin(), kk)), frozenset())};")
+            elif wide is not None:
+                emit(f"float a{u}_{i} = ap[o{i}+{u}];")
+            else:
+                emit(f"float a{u}_{i} = ap[{u * mb + i}];")
+            for v in range(nv):
+                emit(f"c{i}_{v} += a{u}_{i}*b{u}_{v};")
+    emit(f"bp += {unroll * nb};")
+    if wide is not None:
+        emit(f"ap += {wide[0] * (wide[1] + wide[2] - 1)};")
+    elif rows is None and not direct_a:
+        emit(f"ap += {unroll * mb};")
+    r.indent -= 1
+    emit("}")
+    for i in range(mr):
+        for v in range(nv):
+            emit(f"*(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC}) = c{i}_{v};")
+    r.indent -= 1
+    emit("}")
+
+
+
+def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
+    """OpenCL C for k as a packed GEMM with the tile sizes in opts.gemm."""
+    mb, nb, kb, mr, nv = opts.gemm
+    shape = k.full_shape
+    nbatch, m_size, n_size, k_size = plan.sizes(shape)
+    r = ExprWriter(k, opts)
+    mt, nt, kt = -(-m_size // mb), -(-n_size // nb), -(-k_size // kb)
+    emit = r.emit
+    gn, gm, gb = Lin.var("gn", nt), Lin.var("gm", mt), Lin.var("gb", nbatch)
+    kbv = Lin.var("kb", kt)
+    full_index = _index_fn(plan, shape, gb)
+    # a plain strided factor A is read straight from global memory in the micro-kernel; packing it
+    # costs more than it saves when no index math or padding has to be paid per element
+    a_rows = _a_rows(k, plan, opts.gemm, full_index, gm, kbv)
+    direct_a = a_rows is not None or (m_size % mb == 0 and k_size % kb == 0 and _is_plain_load(k, plan.a))
+    if not direct_a:
+        emit(f"__local float As[{kb * mb}];")
+    emit(f"__local float Bs[{kb * nb}];")
+    emit(f"__local float Cs[{mb * nb}];")
+    emit("int gn = get_group_id(0); int gm = get_group_id(1); int gb = get_group_id(2);")
+
     emit(f"for (int i = 0; i < {mb * nb}; i++) Cs[i] = 0.0f;")
     emit(f"for (int kb = 0; kb < {kt}; kb++) {{")
     r.indent += 1
+    wide = None
     packs = [("As", plan.a, m_size, mb, gm, mb)] if not direct_a else []
     for name, node, size, tile, tv, stride in packs + [("Bs", plan.b, n_size, nb, gn, nb)]:
         # a tile of whole rows of the innermost tile axis (a conv's output rows) loops over rows and
@@ -266,19 +466,23 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         jl = Lin.var("jr", rows) * row + Lin.var("jw", row) if rows > 1 else Lin.var("j", tile)
         j = jl + tv * tile
         ksizes = [shape[a] for a in plan.k_axes]
-        inner = math.prod(ksizes[1:])
-        if kb % inner == 0 and ksizes[0] % (kb // inner) == 0:
-            # each slab is a block of the outermost reduce axis times all the inner ones: loop over the
-            # reduce axes themselves, so the factor's index math has no divisions by their sizes
-            d = kb // inner
-            kvars = [Lin.var("k0", d) + kbv * d] + [
-                Lin.var(f"k{i}", sz) for i, sz in enumerate(ksizes[1:], 1)
+        split = _k_split(ksizes, kb)
+        if split is not None:
+            # each slab is a block of d along reduce axis js times all the axes after it: loop over those
+            # axes themselves, so the factor's index math has no divisions by their sizes (the axes
+            # before js, and the block, follow from the slab index alone)
+            js, d = split
+            q = ksizes[js] // d
+            head = unravel(kbv.floordiv(q), tuple(ksizes[:js])) if js else ()
+            block = kbv * d if js == 0 else kbv.mod(q) * d
+            local = [d] + ksizes[js + 1 :]
+            kidx = list(head) + [Lin.var(f"k{js}", d) + block] + [
+                Lin.var(f"k{i}", sz) for i, sz in enumerate(ksizes[js + 1 :], js + 1)
             ]
-            kloops = [f"for (int k{i} = 0; k{i} < {sz}; k{i}++)" for i, sz in enumerate([d] + ksizes[1:])]
-            kk = Lin()
-            for v, st in zip(kvars, _strides(ksizes), strict=True):
-                kk = kk + v * st
-            kidx = kvars
+            kloops = [f"for (int k{i} = 0; k{i} < {sz}; k{i}++)" for i, sz in enumerate(local, js)]
+            kk = kbv * kb  # slab-relative index plus the slab's start (the slabs tile K exactly)
+            for i, (sz, st) in enumerate(zip(local, _strides(local), strict=True), js):
+                kk = kk + Lin.var(f"k{i}", sz) * st
         else:
             kk = Lin.var("kk", kb) + kbv * kb
             kloops = [f"for (int kk = 0; kk < {kb}; kk++)"]
@@ -288,7 +492,10 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             if rows > 1
             else [f"for (int j = 0; j < {tile}; j++)"]
         )
-        k_inner = _pack_k_inner(k, plan, node, name == "As")
+        tile_axes = plan.m_axes if name == "As" else plan.n_axes
+        # a tile index that unravels into several axes (a weight gradient's channel x kernel window) costs
+        # divisions: with the tile loop outside they are paid once per tile index, not once per element
+        k_inner = _pack_k_inner(k, plan, node, name == "As") or (rows == 1 and len(tile_axes) > 1)
         idx = full_index(j, Lin(), kk) if name == "As" else full_index(Lin(), j, kk)
         if kidx is not None:
             for a, v in zip(plan.k_axes, kidx, strict=True):
@@ -298,7 +505,23 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         bounds = [(j, 0, size), (kk, 0, k_size)]
         win = None if k_inner else _window(k, node, tuple(idx), bounds, inner_var)
         r.memo = {}
-        if win is not None:
+        wwin = None
+        if win is not None and name == "As" and rows > 1 and split is not None and split[0] == 0 and len(ksizes) > 1:
+            kw = ksizes[-1]
+            row_bound = (Lin.var("jr", rows) * row + tv * tile, 0, size)
+            wwin = _wide_window(k, node, tuple(idx), row_bound, row, f"k{len(ksizes) - 1}", kw)
+        if wwin is not None:
+            # a conv window as wide rows (stored [reduce row][tile row][row + KW - 1]): a third of an
+            # im2col pack's copies for 3x3 kernels; the micro-kernel reads each kx at an offset
+            wide, wrow = (rows, row, kw), row + kw - 1
+            kq = Lin()  # the slab's reduce row: every reduce axis but the kernel column
+            for i, (sz, st) in enumerate(zip([d] + ksizes[1:-1], _strides([d] + ksizes[1:-1]), strict=True)):
+                kq = kq + Lin.var(f"k{i}", sz) * st
+            dst = kq * (rows * wrow) + Lin.var("jr", rows) * wrow + Lin.var("u", wrow)
+            emit(" ".join(kloops[:-1] + jloops[:-1]) + " {")
+            r.indent += 1
+            _emit_window(r, wwin, name, dst, "u", wrow)
+        elif win is not None:
             # a padded view of one buffer, tile index innermost: copy the in-range run of each slab row
             # as a plain loop (which vectorizes) and zero the rest, instead of testing every element
             emit(" ".join(kloops + jloops[:-1]) + " {")
@@ -313,41 +536,19 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             emit(f"{name}[{pos.render()}] = {val};")
         r.indent -= 1
         emit("}")
-    emit(f"for (int mi = 0; mi < {mb}; mi += {mr}) for (int nj = 0; nj < {nb}; nj += {nr}) {{")
-    r.indent += 1
-    for i in range(mr):
-        for v in range(nv):
-            emit(f"float8 c{i}_{v} = *(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC});")
-    emit(f"for (int kk = 0; kk < {kb}; kk++) {{")
-    r.indent += 1
-    for v in range(nv):
-        emit(f"float8 b{v} = *(__local float8*)(Bs+kk*{nb}+nj+{v * VEC});")
-    r.memo = {}
-    for i in range(mr):
-        if direct_a:
-            m = gm * mb + Lin.var("mi", mb - mr + 1) + i  # mi's real range: mi + i never wraps
-            a_val = r.expr(plan.a, tuple(full_index(m, Lin(), kbv * kb + Lin.var("kk", kb))), frozenset())
-            emit(f"float a{i} = {a_val};")
-        else:
-            emit(f"float a{i} = As[kk*{mb}+mi+{i}];")
-        for v in range(nv):
-            emit(f"c{i}_{v} += a{i}*b{v};")
-    r.indent -= 1
-    emit("}")
-    for i in range(mr):
-        for v in range(nv):
-            emit(f"*(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC}) = c{i}_{v};")
-    r.indent -= 1
-    emit("}")
+    _emit_micro_kernel(r, plan, opts.gemm, direct_a, a_rows, full_index, gm, kbv, wide)
     r.indent -= 1
     emit("}")
     # epilogue: the fused elementwise ops after the reduce, one output at a time
-    emit(f"for (int mm = 0; mm < {mb}; mm++) for (int nn = 0; nn < {nb}; nn++) {{")
+    # a ragged last tile bounds the loops themselves (a test per element keeps them from vectorizing)
+    ends = []
+    for name, size, tile, g in (("mend", m_size, mb, "gm"), ("nend", n_size, nb, "gn")):
+        if size % tile:
+            emit(f"int {name} = {size}-{g}*{tile} < {tile} ? {size}-{g}*{tile} : {tile};")
+        ends.append(name if size % tile else str(tile))
+    emit(f"for (int mm = 0; mm < {ends[0]}; mm++) for (int nn = 0; nn < {ends[1]}; nn++) {{")
     r.indent += 1
     m, n = Lin.var("mm", mb) + gm * mb, Lin.var("nn", nb) + gn * nb
-    conds = in_range(m, 0, m_size) + in_range(n, 0, n_size)
-    if conds:
-        emit(f"if (!({'&&'.join(conds)})) continue;")
     r.memo = {}
     r.acc_override = "acc"
     emit(f"float acc = Cs[mm*{nb}+nn];")

@@ -1196,16 +1196,14 @@ class Tensor:
                 f"conv2d: input {self.shape} with {cin} channels does not fit weight {weight.shape}"
                 f" with groups={groups}"
             )
-        (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
-        x = self.pad(((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        win = x._pool((kh, kw), (sh, sw), (dh, dw))  # (n, cin, oh, ow, kh, kw)
+        geom = (_pair(stride), _pair(padding), _pair(dilation), groups)
+        win = _conv_windows(self, (kh, kw), geom, cout).permute(0, 1, 3, 4, 2, 5, 6)
         oh, ow = win.shape[2], win.shape[3]
-        og = cout // groups
-        win = win.reshape(n, groups, 1, cg, oh, ow, kh, kw)._broadcast_to((n, groups, og, cg, oh, ow, kh, kw))
-        win = win.reshape(n, cout, cg, oh, ow, kh, kw).permute(0, 1, 3, 4, 2, 5, 6)
         wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
         acc = _matmul_acc(win.dtype)  # the weight follows the input dtype, as before
         out = (win.cast(acc) * wt.cast(acc)).sum((4, 5, 6))
+        if out.node is not self.node and out.node is not weight.node:
+            autograd.record_composite(out.node, _CONV2D, geom, (self.node, weight.node))
         out = out + bias.reshape(1, cout, 1, 1) if bias is not None else out
         return out.cast(dtypes.bfloat16) if win.dtype == dtypes.bfloat16 else out
 
@@ -1326,6 +1324,73 @@ def _as_index(idx, device: str, name: str) -> Tensor:
     if not idx.dtype.is_int:
         raise DTypeError(f"{name}: indices must be an integer tensor, got {idx.dtype.name}; use .int()")
     return idx.cast(dtypes.int32)
+
+
+def _pad_signed(t: Tensor, pads: list) -> Tensor:
+    """t padded with zeros by (lo, hi) on each axis, where a negative amount cuts that many off instead."""
+    t = t.pad([(max(lo, 0), max(hi, 0)) for lo, hi in pads])
+    return t.shrink([(max(-lo, 0), s - max(-hi, 0)) for (lo, hi), s in zip(pads, t.shape, strict=True)])
+
+
+def _conv_windows(x: Tensor, k_hw: tuple, geom: tuple, cout: int) -> Tensor:
+    """The input windows each output channel of a convolution sees, as views of x: (N, Cout, Cin/groups,
+    OH, OW, KH, KW), the windows of output channel o's group repeated for every o of that group."""
+    (sh, sw), (ph, pw), (dh, dw), groups = geom
+    n, cin = x.shape[:2]
+    kh, kw = k_hw
+    cg, og = cin // groups, cout // groups
+    win = x.pad(((0, 0), (0, 0), (ph, ph), (pw, pw)))._pool((kh, kw), (sh, sw), (dh, dw))  # (n, cin, oh, ow, kh, kw)
+    oh, ow = win.shape[2], win.shape[3]
+    win = win.reshape(n, groups, 1, cg, oh, ow, kh, kw)._broadcast_to((n, groups, og, cg, oh, ow, kh, kw))
+    return win.reshape(n, cout, cg, oh, ow, kh, kw)
+
+
+def _conv2d_input_grad(g: Tensor, w: Tensor, in_hw: tuple, geom: tuple) -> Tensor:
+    """d(conv2d)/d(input) as a transposed convolution: the output gradient, spread out by the stride and
+    padded by what the forward window reached past each edge, convolved with the flipped weights (input and
+    output channels swapped within each group) at the forward dilation."""
+    (sh, sw), (ph, pw), (dh, dw), groups = geom
+    n, cout, oh, ow = g.shape
+    _, cg, kh, kw = w.shape
+    if sh > 1 or sw > 1:  # zeros between the gradient's pixels: the positions no window started at
+        g = g.reshape(n, cout, oh, 1, ow, 1).pad(((0, 0), (0, 0), (0, 0), (0, sh - 1), (0, 0), (0, sw - 1)))
+        g = g.reshape(n, cout, oh * sh, ow * sw)
+    pads = [(0, 0), (0, 0)]
+    for size, k, p, d, spread in ((in_hw[0], kh, ph, dh, oh * sh), (in_hw[1], kw, pw, dw, ow * sw)):
+        # before: the window's reach d*(k-1) less the forward padding; after: whatever makes the
+        # convolution's output exactly the input's size (negative amounts cut)
+        lo = d * (k - 1) - p
+        pads.append((lo, size + d * (k - 1) - lo - spread))
+    g = _pad_signed(g, pads)
+    og = cout // groups
+    wf = w.reshape(groups, og, cg, kh, kw).permute(0, 2, 1, 3, 4).reshape(groups * cg, og, kh, kw).flip((2, 3))
+    return g.conv2d(wf, dilation=(dh, dw), groups=groups)
+
+
+def _conv2d_weight_grad(g: Tensor, x: Tensor, k_hw: tuple, geom: tuple) -> Tensor:
+    """d(conv2d)/d(weight): the input's windows (the forward's views) times the output gradient, summed
+    over the batch and the output pixels: the correlation of input and output gradient with the batch as
+    the reduced channel, written so the GEMM template packs the same window view as the forward."""
+    n, cout, oh, ow = g.shape
+    cg = x.shape[1] // geom[3]
+    kh, kw = k_hw
+    win = _conv_windows(x, k_hw, geom, cout)  # (n, cout, cg, oh, ow, kh, kw)
+    gb = g.reshape(n, cout, 1, oh, ow, 1, 1)._broadcast_to((n, cout, cg, oh, ow, kh, kw))
+    return (win * gb).sum((0, 3, 4))
+
+
+def _conv2d_backward(node: Node, geom: tuple, g: Node, x: Node, w: Node) -> tuple:
+    """conv2d's backward rule (autograd.Composite): both gradients as GEMM-shaped contractions."""
+    gt = Tensor(g)
+    dx = dw = None
+    if x.requires_grad:
+        dx = _conv2d_input_grad(gt, Tensor(w).cast(g.dtype), x.shape[2:], geom).cast(x.dtype).node
+    if w.requires_grad:
+        dw = _conv2d_weight_grad(gt, Tensor(x).cast(g.dtype), w.shape[2:], geom).cast(w.dtype).node
+    return dx, dw
+
+
+_CONV2D = autograd.Composite("conv2d", _conv2d_backward)
 
 
 def _matmul_acc(dt: DType) -> DType:

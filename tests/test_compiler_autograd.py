@@ -141,6 +141,58 @@ def test_conv2d_and_matmul_gradients():
     _gradcheck(lambda a, b: (Tensor(a) @ Tensor(b).T).node, A, B)
 
 
+# conv2d's backward is its own rule (transposed convolution for the input, a convolution for the weight):
+# (input shape, weight shape, stride, padding, dilation, groups) with odd sizes, strides that do not divide
+# the padded input, kernels wider than the padding reaches and narrower, and grouped channels
+CONV_CASES = [
+    ((1, 2, 5, 4), (3, 2, 3, 3), 1, 1, 1, 1),
+    ((2, 3, 5, 5), (2, 3, 3, 2), 2, 0, 1, 1),
+    ((1, 4, 6, 5), (4, 2, 3, 3), (2, 1), 2, 1, 2),
+    ((1, 2, 7, 6), (2, 1, 3, 3), 1, (2, 1), 2, 2),
+    ((2, 2, 4, 5), (3, 2, 1, 1), 2, 0, 1, 1),
+    ((1, 1, 3, 4), (2, 1, 4, 4), 3, 2, 1, 1),
+]
+
+
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", CONV_CASES)
+def test_conv2d_backward_rule_matches_float64_finite_differences(xs, ws, stride, padding, dilation, groups):
+    r = np.random.default_rng(sum(xs) + sum(ws))
+    x, w = r.uniform(-1, 1, xs), r.uniform(-1, 1, ws)
+
+    def conv(a, b):
+        return Tensor(a).conv2d(Tensor(b), stride=stride, padding=padding, dilation=dilation, groups=groups).node
+
+    _gradcheck(conv, x, w, rtol=5e-3, atol=5e-4)
+
+
+def test_conv2d_records_one_composite_op():
+    x = Tensor(np.ones((1, 2, 4, 4), np.float32), device="REF", requires_grad=True)
+    w = Tensor(np.ones((3, 2, 3, 3), np.float32), device="REF", requires_grad=True)
+    out = x.conv2d(w, padding=1)
+    op, _, srcs = out.node.ad
+    assert op.name == "conv2d" and srcs == (x.node, w.node)
+    with no_grad():
+        assert x.conv2d(w).node.ad is None
+
+
+@pytest.mark.skipif(not HAS_CL, reason="no OpenCL device")
+@pytest.mark.parametrize("case", [2, 5])
+def test_conv2d_gradients_cl_match_ref(case):
+    xs, ws, stride, padding, dilation, groups = CONV_CASES[case]
+    r = np.random.default_rng(case)
+    x, w, b = r.standard_normal(xs), r.standard_normal(ws), r.standard_normal(ws[0])
+    gout = None
+    grads = {}
+    for dev in ("REF", "CL"):
+        X, W, B = (Tensor(a.astype(np.float32), device=dev, requires_grad=True) for a in (x, w, b))
+        out = X.conv2d(W, B, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        gout = r.standard_normal(out.shape).astype(np.float32) if gout is None else gout
+        (out * Tensor(gout, device=dev)).sum().backward()
+        grads[dev] = [t.grad.numpy() for t in (X, W, B)]
+    for ref, cl in zip(grads["REF"], grads["CL"], strict=True):
+        np.testing.assert_allclose(cl, ref, rtol=1e-4, atol=1e-4)
+
+
 # --- the Tensor API ---------------------------------------------------------------------------------
 def test_backward_accumulates_and_no_grad_stops_tracking():
     w = Tensor(np.array([1.0, 2.0, 3.0], np.float32), device="REF", requires_grad=True)

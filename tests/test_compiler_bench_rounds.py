@@ -23,3 +23,19 @@ def test_rounds_merge_to_median_and_ratios_keep_their_range():
     assert row["ours_vs_numpy"] == 2.0  # medians 4.0 / 2.0
     assert row["ranges"]["ours_vs_numpy"] == [1.0, 3.0]  # per round: 2.0, 3.0, 1.0
     assert row["ranges"]["ours_vs_torch"] is None  # no torch column
+
+
+def test_threads_option_limits_every_column():
+    """--threads N reaches BLAS, PyTorch (through the worker) and PoCL in each column's environment."""
+    from types import SimpleNamespace
+
+    from bench.compiler_bench import column_command
+
+    args = SimpleNamespace(device="CL", quick=True, threads=1, numpy_threads=None, compiler_root=None,
+                           tinygrad_jit=False)
+    for column in ("numpy", "ours"):
+        cmd, env, _ = column_command(column, args, [])
+        assert cmd[cmd.index("--threads") + 1] == "1"
+        assert env["OPENBLAS_NUM_THREADS"] == env["POCL_MAX_PTHREAD_COUNT"] == env["POCL_CPU_MAX_CU_COUNT"] == "1"
+    cmd, _, _ = column_command("ours", SimpleNamespace(**{**vars(args), "threads": None}), [])
+    assert "--threads" not in cmd

@@ -117,3 +117,76 @@ def test_rendered_kernels_concatenate_into_one_program():
     dev = get_cl_device(0)
     prg = cl.Program(dev.ctx, one).build(options=BUILD_OPTIONS)
     assert len(prg.kernel_names.split(";")) == len(srcs)
+
+
+def _run_gemm(k, gemm):
+    """k rendered with the packed GEMM at the given (MB, NB, KB, MR, NV), run once; its output buffer."""
+    prg = render_program(k, KernelOpts(gemm=gemm))
+    assert prg.opts.gemm == gemm
+    dev = get_cl_device(0)
+    out = dev.alloc(k.out.size, k.out.dtype)
+    dev.launch(dev.compile(prg.src, prg.name), prg.global_size, prg.local_size,
+               [out] + [n.buffer for n in k.buffers[1:]], wait=True)
+    return prg, out.numpy()
+
+
+@pytest.mark.parametrize("gemm", [(66, 64, 196, 6, 2), (12, 32, 98, 6, 4), (18, 16, 49, 6, 2),
+                                  (8, 24, 30, 8, 1), (20, 64, 28, 4, 2)])
+def test_gemm_register_tiles_with_ragged_rows_compute_the_product(gemm):
+    """Every register tile WB_SEARCH may pick gives x @ W + b: M, N and K not multiples of the tiles, the
+    vector width or the reduce unroll, A read straight from memory with its last rows clamped."""
+    x, w, b = rnd(70, 196), rnd(196, 100), rnd(100)
+    k = ((Tensor(x, device="CL") @ Tensor(w, device="CL")) + Tensor(b, device="CL")).schedule()[-1]
+    prg, out = _run_gemm(k, gemm)
+    if 196 % gemm[2] == 0:
+        assert "__local float As" not in prg.src  # A's rows walked by pointers, not packed
+    close(out.reshape(70, 100), x @ w + b)
+
+
+def test_default_gemm_tiles_split_rows_evenly_and_take_the_direct_path():
+    """The default for a linear layer with few rows (128 tokens) keeps them in one row tile of whole
+    register tiles (the weights are packed once) unless the cores need more work-groups; A is read in
+    place, and the epilogue stores only the real rows."""
+    from compiler.render_gemm import register_tile
+
+    x, w, b = rnd(128, 96), rnd(96, 512), rnd(512)
+    out = (Tensor(x, device="CL") @ Tensor(w, device="CL")) + Tensor(b, device="CL")
+    prg = program_for(out.schedule()[-1])
+    mb, nb, _, mr, nv = prg.opts.gemm
+    dev = get_cl_device(0).device
+    assert (mr, nv) == register_tile(dev.preferred_vector_width_float)
+    groups = -(-128 // mb) * -(-512 // nb)
+    assert mb % mr == 0 and "__local float As" not in prg.src
+    assert mb >= 128 or groups >= 4 * dev.max_compute_units  # split only to feed the cores
+    close(out.numpy(), x @ w + b)
+    assert register_tile(16) == (6, 4) and register_tile(8) == (6, 2) and register_tile(4) == (2, 2)
+
+
+def test_gemm_batched_and_transposed_factors():
+    """Batched products (attention's q @ k.T and p @ v) and a transposed A (its reduce index at a stride)
+    through the GEMM template."""
+    q, kt, v = rnd(3, 37, 96), rnd(3, 41, 96), rnd(3, 41, 90)
+    Q, K, V = (Tensor(a, device="CL") for a in (q, kt, v))
+    s = Q @ K.transpose(-1, -2)
+    assert program_for(s.schedule()[-1]).opts.gemm is not None
+    close(s.numpy(), q @ kt.transpose(0, 2, 1))
+    p = rnd(3, 37, 41)
+    pv = Tensor(p, device="CL") @ V
+    assert program_for(pv.schedule()[-1]).opts.gemm is not None
+    close(pv.numpy(), p @ v)
+    a, w = rnd(150, 70), rnd(150, 90)  # A = a.T: 70 x 150, the reduce at a stride of 70
+    k = (Tensor(a, device="CL").T @ Tensor(w, device="CL")).schedule()[-1]
+    for gemm in [(36, 32, 150, 6, 2), (72, 64, 50, 6, 2)]:
+        _, out = _run_gemm(k, gemm)
+        close(out.reshape(70, 90), a.T @ w)
+
+
+def test_gemm_reads_permuted_attention_heads_in_place():
+    """An attention output projection reads the heads' (B, H, T, dh) output as (T, H*dh): slabs of whole
+    heads make that a strided matrix, so A is read in place instead of packed through divisions."""
+    a, w, b = rnd(1, 4, 40, 32), rnd(128, 40), rnd(40)
+    y = Tensor(a, device="CL").permute(0, 2, 1, 3).reshape(1, 40, 128) @ Tensor(w, device="CL")
+    y = y + Tensor(b, device="CL")
+    prg = program_for(y.schedule()[-1])
+    assert prg.opts.gemm is not None and 32 % prg.opts.gemm[2] == 0 and "__local float As" not in prg.src
+    close(y.numpy(), a.transpose(0, 2, 1, 3).reshape(1, 40, 128) @ w + b)

@@ -51,6 +51,18 @@ def test_padded_conv_reads_are_checked_and_not_plain():
     assert not _is_plain_load(k, x) and _is_plain_load(k, w)
 
 
+def test_reshape_of_size_one_axes_keeps_indices_past_a_pad():
+    """A reshape that only adds or drops size-1 axes maps indices straight through: linearizing would wrap a
+    padded border's negative index into divisions (a conv's input is often a pooled buffer of (n,c,h,w,1,1))."""
+    from compiler.indexing import view_index
+
+    x = _ref(2, 3, 4, 5, 1, 1).reshape(2, 3, 4, 5).pad(((0, 0), (0, 0), (1, 1), (1, 1)))
+    (idx, bounds) = view_index(x.node, tuple(Lin.var(f"a{i}", s) for i, s in enumerate(x.shape)))
+    reshape = x.node.src[0]
+    src_idx, _ = view_index(reshape, idx)
+    assert [str(i) for i in src_idx] == ["a0", "a1", "(a2+-1)", "(a3+-1)", "0", "0"] and len(bounds) == 4
+
+
 def test_computed_factor_and_stride_along_k():
     s = (_ref(4, 6) * 2).sum(1).schedule()[0]
     assert reads(s, s.reduce.src[0], _axis_vars(s)).computes and not _is_plain_load(s, s.reduce.src[0])

@@ -1,0 +1,72 @@
+"""conv2d on CL: the GEMM template's wide-row pack (a stride-1 window stored once per kernel row, not once
+per kernel column) against numpy, the cases that must fall back to the im2col pack, and the backward
+rule's convolutions running as GEMM kernels (the gradients themselves are checked in test_compiler_autograd)."""
+
+import numpy as np
+import pytest
+
+from compiler import Device, Tensor, autograd
+from compiler.backend import program_for
+
+pytestmark = pytest.mark.skipif("CL" not in Device.available(), reason="no OpenCL device")
+rng = np.random.default_rng(5)
+
+
+def rnd(*shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def np_conv(x, w, pad, stride=1, dilation=1):
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    kh, kw = w.shape[2:]
+    span = (dilation * (kh - 1) + 1, dilation * (kw - 1) + 1)
+    win = np.lib.stride_tricks.sliding_window_view(xp, span, axis=(2, 3))[:, :, ::stride, ::stride, ::dilation, ::dilation]
+    return np.einsum("nchwij,ocij->nohw", win, w)
+
+
+def close(out, ref, tol=2e-4):
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol * max(1.0, float(np.abs(ref).max())))
+
+
+# (input shape, output channels, kernel, padding): odd widths, padding 0 (no zeros to pack), wider than
+# the kernel reaches (2 for 3x3), several images per tile (4x4 images), a 5x5 kernel
+@pytest.mark.parametrize(
+    "shape,cout,ksize,pad",
+    [((2, 8, 13, 11), 16, 3, 1), ((2, 8, 13, 11), 16, 3, 0), ((2, 6, 10, 9), 16, 3, 2),
+     ((16, 8, 4, 4), 16, 3, 1), ((1, 4, 12, 15), 16, 5, 2)],
+)  # fmt: skip
+def test_stride_one_conv_packs_wide_rows(shape, cout, ksize, pad):
+    x, w, b = rnd(*shape), rnd(cout, shape[1], ksize, ksize), rnd(cout)
+    out = Tensor(x, device="CL").conv2d(Tensor(w, device="CL"), Tensor(b, device="CL"), padding=pad).relu()
+    prg = program_for(out.schedule()[0])
+    assert prg.opts.gemm is not None and "ap[o0+" in prg.src
+    close(out.numpy(), np.maximum(np_conv(x, w, pad) + b[None, :, None, None], 0))
+
+
+@pytest.mark.parametrize("stride,dilation", [(2, 1), (1, 2)])
+def test_strided_or_dilated_conv_keeps_the_im2col_pack(stride, dilation):
+    x, w = rnd(4, 8, 17, 15), rnd(16, 8, 3, 3)
+    out = Tensor(x, device="CL").conv2d(Tensor(w, device="CL"), padding=1, stride=stride, dilation=dilation)
+    prg = program_for(out.schedule()[0])
+    assert prg.opts.gemm is not None and "ap[o0+" not in prg.src
+    close(out.numpy(), np_conv(x, w, 1, stride, dilation))
+
+
+# the digits CNN's second convolution, and images large enough that the weight gradient's reduce (batch x
+# output pixels) is sliced into slabs along its rows rather than its batch
+@pytest.mark.parametrize("xs,ws", [((64, 16, 4, 4), (32, 16, 3, 3)), ((2, 8, 24, 24), (16, 8, 3, 3))])
+def test_conv_gradients_are_gemm_kernels(xs, ws):
+    """The input gradient (transposed conv) and the weight gradient (windows x output gradient) each run as
+    one GEMM-template kernel: no window gradient, no fold, no per-output reduce."""
+    x, w = rnd(*xs), rnd(*ws)
+    gout = rnd(xs[0], ws[0], *xs[2:])
+    grads = {}
+    for dev in ("REF", "CL"):
+        X, W = Tensor(x, device=dev, requires_grad=True), Tensor(w, device=dev, requires_grad=True)
+        found = autograd.gradients((X.conv2d(W, padding=1) * Tensor(gout, device=dev)).sum().node)
+        grads[dev] = [Tensor(found[t.node.id][1]) for t in (X, W)]
+    for g in grads["CL"]:
+        reduces = [k for k in g.schedule() if k.reduce is not None]
+        assert len(reduces) == 1 and program_for(reduces[0]).opts.gemm is not None
+    for cl, ref in zip(grads["CL"], grads["REF"], strict=True):
+        close(cl.numpy(), ref.numpy())
