@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import dataclass
 
 from .indexing import linear, reads, unravel
 from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
 from .lazy import Node
 from .ops import Ops
-from .render_opencl import ExprWriter
-from .symbolic import Lin
+from .render_opencl import ExprWriter, _NoVector
+from .symbolic import Atom, Lin
 
 MAX_TAPS = 64  # taps (reduce elements) per output unrolled in full; longer reduces keep a loop
 LANES = (8, 4, 2)  # strip lengths tried, longest first (8 float32 accumulators: one AVX2 register's worth)
+VEC = 8  # strips of this length run as float8 where the row allows
 
 
 @dataclass
@@ -100,49 +102,211 @@ def depthwise_candidates(plan: DepthwisePlan, shape: tuple) -> list[KernelOpts]:
     return [KernelOpts(depthwise=(v,)) for v in LANES if shape[plan.row] % v == 0]
 
 
+STRIP = "strip"  # the loop variable over a row's strips
+
+
+class _StripWriter(ExprWriter):
+    """An ExprWriter whose float8 loads along the strip may carry conditions that do not involve the strip
+    (a padded row above or below the image: the same for every lane); a lane-dependent one refuses."""
+
+    def load(self, n: Node, idx: tuple, valid: frozenset) -> str:
+        if self.vec_atom is None or not valid or "0" in valid:
+            return super().load(n, idx, valid)
+        lin = linear(idx, n.shape)
+        if STRIP not in lin.variables():
+            return super().load(n, idx, valid)
+        if any(re.search(rf"\b{STRIP}\b", c) for c in valid):
+            raise _NoVector
+        key = ("load", n.id, idx, valid)
+        if key in self.memo:
+            return self.memo[key]
+        plain = super().load(n, idx, frozenset())  # checks that a float8 load applies; its line is taken back
+        load = self.lines.pop().split(" = ", 1)[1].rstrip(";")
+        self.memo.pop(("load", n.id, idx, frozenset()), None)
+        out = self.tmp("float8", f"(({'&&'.join(sorted(valid))})?{load}:(float8)(0.0f))")
+        self.vecs.discard(plain)
+        self.vecs.add(out)
+        self.memo[key] = out
+        return out
+
+
 def render_depthwise(k: Kernel, plan: DepthwisePlan, opts: KernelOpts) -> Program:
-    """OpenCL C for k as strips of opts.depthwise[0] outputs along the row, every tap unrolled."""
+    """OpenCL C for k: a work-item per row of outputs, looping over the row's strips of opts.depthwise[0]
+    outputs with the taps' weights held in registers; every tap unrolled. Strips whose windows stay inside
+    the image along the row run as float8 (loads, accumulator, epilogue and store; padded rows above and
+    below tested once per tap), the edge strips as scalar lanes with per-lane padding tests."""
     (lanes,) = opts.depthwise
     shape = k.full_shape
-    red = k.reduce
-    nest = LoopNest.build(shape, k.reduce_axes, KernelOpts(upcast=((plan.row, lanes),) if lanes > 1 else ()))
-    r = ExprWriter(k, opts)
+    strips = shape[plan.row] // lanes
+    # the row is looped over inside the work-item: it is not a global dimension
+    nest = LoopNest.build(shape, k.reduce_axes, KernelOpts(upcast=((plan.row, shape[plan.row]),)))
+    r = _StripWriter(k, opts)
+    gvars = []
+    for g, size in enumerate(nest.global_size):
+        r.emit(f"int gidx{g} = get_global_id({g});")
+        gvars.append(Lin.var(f"gidx{g}", size))
+    base = _bases(k, nest, gvars)
+    taps = _taps(k)
+    # each tap's weight once per work-item (it does not vary along the row)
+    ws = [r.expr(plan.weight, tuple(_index(k, plan, base, Lin(), lanes, 0, t)), frozenset()) for t in taps]
+    r.emit(f"for (int {STRIP} = 0; {STRIP} < {strips}; {STRIP}++) {{")
+    r.indent += 1
+    body = (len(r.lines), r.indent)
+    vector = False
+    if lanes == VEC and k.out.dtype.name == "float32":
+        # the widest range of strips (shrinking from both ends) over which the float8 code applies
+        for cut in range(min(3, (strips + 1) // 2)):
+            lo, hi = cut, strips - 1 - cut
+            sv = Lin({Atom(("v", STRIP), lo, hi, STRIP): 1})
+            if not _lanes_line_up(k, plan, base, sv, lanes):
+                continue
+            try:
+                r.emit(f"if ({STRIP} >= {lo} && {STRIP} <= {hi}) {{" if (lo, hi) != (0, strips - 1) else "{")
+                r.indent += 1
+                _vector_strip(r, k, plan, base, sv, ws, lanes)
+                r.indent -= 1
+                r.emit("}" if (lo, hi) == (0, strips - 1) else "} else {")
+                vector = True
+                break
+            except _NoVector:
+                del r.lines[body[0]:]
+                r.indent, r.vec_atom, r.vecs, r.opts, r.acc_override = body[1], None, set(), opts, None
+    if not vector or r.lines[-1].strip() == "} else {":
+        r.indent += vector
+        _scalar_strip(r, k, plan, base, Lin.var(STRIP, strips), ws, lanes)
+        if vector:
+            r.indent -= 1
+            r.emit("}")
+    r.indent -= 1
+    r.emit("}")
+    src, name = r.kernel_source()
+    return Program(src, name, nest.global_size, None, opts)
+
+
+def _bases(k: Kernel, nest: LoopNest, gvars: list) -> list:
+    """Each full-shape output axis's index from the work-item ids (the row's comes from the strip loop)."""
+    shape = k.full_shape
     base = [Lin()] * len(shape)
     for g, axes in enumerate(nest.global_dims):
-        gv = Lin.var(f"gidx{g}", nest.global_size[g])
-        r.emit(f"int gidx{g} = get_global_id({g});")
         stride = 1
         for a in reversed(axes):
             size = shape[a] // nest.upcast.get(a, 1)
-            base[a] = gv.floordiv(stride).mod(size) if len(axes) > 1 else gv
+            base[a] = gvars[g].floordiv(stride).mod(size) if len(axes) > 1 else gvars[g]
             stride *= size
+    return base
 
-    def out_idx(u: int) -> list:
-        return [Lin() if a in k.reduce_axes or shape[a] == 1 else base[a] * (lanes if a == plan.row else 1)
-                + (u if a == plan.row else 0) for a in range(len(shape))]
 
-    raxes = [a for a in k.reduce_axes if shape[a] > 1]
+def _taps(k: Kernel) -> list[dict]:
+    raxes = [a for a in k.reduce_axes if k.full_shape[a] > 1]
+    return [dict(zip(raxes, t, strict=True)) for t in itertools.product(*[range(k.full_shape[a]) for a in raxes])]
+
+
+def _index(k: Kernel, plan: DepthwisePlan, base: list, strip: Lin, lanes: int, u: int,
+           tap: dict | None = None) -> list:
+    """The full-shape index of lane u of a strip (at a tap, else with the reduce axes at 0)."""
+    shape = k.full_shape
+    idx = [Lin() if a in k.reduce_axes or shape[a] == 1 else base[a] for a in range(len(shape))]
+    idx[plan.row] = strip * lanes + u
+    for a, v in (tap or {}).items():
+        idx[a] = Lin(const=v)
+    return idx
+
+
+def _lanes_line_up(k: Kernel, plan: DepthwisePlan, base: list, strip: Lin, lanes: int) -> bool:
+    """Whether, over the strips `strip` ranges over, every read of the window and of the epilogue is either
+    the same for all lanes (and does not involve the strip) or lane u's is lane 0's plus u with the strip at
+    stride `lanes` (a float8 load), and no padding test involves the strip: then lane 0's code (in float8)
+    is every lane's."""
+    red = k.reduce
+
+    def lined_up(reads_of) -> bool:
+        first = reads_of(0)
+        if any(STRIP in c.variables() for c in first.checks):
+            return False
+        for u in range(1, lanes):
+            ru = reads_of(u)
+            if len(ru.loads) != len(first.loads) or any(STRIP in c.variables() for c in ru.checks):
+                return False
+            for (b0, p0), (bu, pu) in zip(first.loads, ru.loads, strict=True):
+                coef = {a.key: c for a, c in p0.terms.items()}
+                same = pu == p0 and STRIP not in p0.variables()
+                step = pu == p0 + u and coef.get(("v", STRIP)) == lanes and p0.is_affine
+                if b0 is not bu or not (same or step):
+                    return False
+        return True
+
+    try:
+        for tap in _taps(k):
+            if not lined_up(lambda u, t=tap: reads(k, plan.window, tuple(_index(k, plan, base, strip, lanes, u, t)))):
+                return False
+        if k.out is not red:
+            # the epilogue's reads, the reduce's value standing in as one more input buffer
+            as_input = Kernel(k.out, list(k.inputs) + [red], None, device=k.device)
+
+            def out_reads(u: int):
+                oi = tuple(_index(k, plan, base, strip, lanes, u))
+                idx = unravel(linear(oi, red.shape), k.out.shape) if k.out.shape != red.shape else oi
+                return reads(as_input, k.out, idx)
+
+            return lined_up(out_reads)
+    except ValueError:  # a read the index analysis does not follow
+        return False
+    return True
+
+
+def _scalar_strip(r: ExprWriter, k: Kernel, plan: DepthwisePlan, base: list, strip: Lin, ws: list,
+                  lanes: int) -> None:
+    """A strip as lanes scalar accumulators, each load with its own padding test."""
+    red = k.reduce
     accs = [f"acc{u}" for u in range(lanes)]
     for nm in accs:
         r.emit(f"float {nm} = 0.0f;")
     r.memo = {}  # kept across taps: overlapping windows share their loads
-    for tap in itertools.product(*[range(shape[a]) for a in raxes]):
-        t = dict(zip(raxes, tap, strict=True))
-        w = None
+    for tap, w in zip(_taps(k), ws, strict=True):
         for u, nm in enumerate(accs):
-            fi = out_idx(u)
-            for a, v in t.items():
-                fi[a] = Lin(const=v)
-            if w is None:
-                w = r.expr(plan.weight, tuple(fi), frozenset())
-            x = r.expr(plan.window, tuple(fi), frozenset())
+            x = r.expr(plan.window, tuple(_index(k, plan, base, strip, lanes, u, tap)), frozenset())
             r.emit(f"{nm} += {x}*{w};")
-    # epilogue: the fused elementwise ops after the sum, lane by lane
     r.memo = {}
     for u, nm in enumerate(accs):
-        oi = tuple(out_idx(u))
+        oi = tuple(_index(k, plan, base, strip, lanes, u))
         pos = linear(oi, red.shape)
         r.acc_override = nm
         r.store(r.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != red.shape else oi, frozenset()), pos)
-    src, name = r.kernel_source()
-    return Program(src, name, nest.global_size, None, opts)
+    r.acc_override, r.memo = None, {}
+
+
+def _vector_strip(r: _StripWriter, k: Kernel, plan: DepthwisePlan, base: list, strip: Lin, ws: list,
+                  lanes: int) -> None:
+    """A strip as one float8 accumulator: a float8 load of the window per tap, the epilogue in float8 with
+    one float8 store (or lane by lane where an op has no float8 form); _NoVector where it cannot apply."""
+    red = k.reduce
+    saved = r.opts
+    r.opts, r.vec_atom, r.vecs, r.memo = KernelOpts(vec=lanes), next(iter(strip.terms)), set(), {}
+    r.emit("float8 accv = (float8)(0.0f);")
+    for tap, w in zip(_taps(k), ws, strict=True):
+        x = r.expr(plan.window, tuple(_index(k, plan, base, strip, lanes, 0, tap)), frozenset())
+        if x not in r.vecs and not re.fullmatch(r"[-+0-9.ef()]+", x):
+            raise _NoVector  # a computed value not loaded as float8: lane 0's would stand for every lane
+        r.emit(f"accv += {x}*{w};" if x in r.vecs else f"accv += (float8)({x}*{w});")
+    oi = tuple(_index(k, plan, base, strip, lanes, 0))
+    pos = linear(oi, red.shape)
+    lane_pos = [linear(tuple(_index(k, plan, base, strip, lanes, u)), red.shape) - pos for u in range(lanes)]
+    mark = len(r.lines)
+    r.memo, r.acc_override = {}, "accv"
+    r.vecs.add("accv")
+    try:
+        if lane_pos != [Lin(const=u) for u in range(lanes)]:
+            raise _NoVector  # the strip's outputs are not neighbours in memory
+        val = r.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != red.shape else oi, frozenset())
+        val = val if val in r.vecs else f"((float8)({val}))"
+        r.emit(f"*(__global float8u*)(data0+{pos.render()}) = {val};")
+    except _NoVector:  # an epilogue op without a float8 form: lane by lane from the float8 accumulator
+        del r.lines[mark:]
+        r.vec_atom, r.vecs = None, set()
+        for u in range(lanes):
+            oi_u = tuple(_index(k, plan, base, strip, lanes, u))
+            pos_u = linear(oi_u, red.shape)
+            r.memo, r.acc_override = {}, f"accv.s{u}"
+            r.store(r.expr(k.out, unravel(pos_u, k.out.shape) if k.out.shape != red.shape else oi_u, frozenset()),
+                    pos_u)
+    r.acc_override, r.vec_atom, r.vecs, r.opts, r.memo = None, None, set(), saved, {}

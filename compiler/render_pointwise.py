@@ -1,12 +1,14 @@
-"""Pointwise (1x1) convolutions on CPU OpenCL devices: the GEMM template with the factors' roles swapped.
+"""Pointwise (1x1) convolutions, and convolutions with few output channels, on CPU OpenCL devices: the GEMM
+template with the factors' roles swapped.
 
 A 1x1 conv of NCHW data is out[n, co, p] = sum_ci w[co, ci] * x[n, ci, p] over the pixels p. `gemm_plan`
 takes the data as A (rows M = pixels) and the weights as B (float8 columns N = output channels), so the
 micro-kernel reads a scalar of x per step at the stride of a channel plane, and the epilogue stores each
 output a whole plane away from the one before. Both x and the output are contiguous along the pixels:
 with the weights as A and the data as B the float8 columns run along the pixels, and the B slab and the
-epilogue's stores are unit-stride runs. The template (render_gemm.py) is unchanged; only the plan and the
-tile sizes differ.
+epilogue's stores are unit-stride runs. A conv with at most 8 output channels (a network's stem: 3 -> 8
+channels) gains most: as B its channels would fill half a tile of float8 columns or less. The template
+(render_gemm.py) is unchanged; only the plan and the tile sizes differ.
 """
 
 from __future__ import annotations
@@ -29,20 +31,29 @@ def _unit_along(k: Kernel, node, axis: int) -> bool:
     return any(a.key == ("v", f"a{axis}") and c == 1 for a, c in pos.terms.items())
 
 
+# at most this many output channels: swapped whatever the reduce (one float8 column or less of a tile; wider
+# outputs up to 16 would gain too, but dense convs are the conv template's to tune: docs/onnx.md)
+NARROW = VEC
+
+
 def pointwise_plan(k: Kernel) -> GemmPlan | None:
-    """The swapped GEMM view of k, or None when k is not a float32 GEMM over one reduce axis whose output
-    and data factor are contiguous along the innermost M axis (the pixels) but not along the N axis."""
+    """The swapped GEMM view of k, or None when k is not a float32 GEMM whose output is contiguous along the
+    innermost M axis (the pixels) but not along the N axis, and which either reduces over one axis reading
+    the pixels at unit stride (a 1x1 conv) or has at most NARROW columns (output channels)."""
     plan = gemm_plan(k)
-    if plan is None or len(plan.k_axes) != 1 or not plan.m_axes or not plan.n_axes:
+    if plan is None or not plan.m_axes or not plan.n_axes:
         return None
     shape = k.full_shape
+    narrow = plan.sizes(shape)[2] <= NARROW
+    if len(plan.k_axes) != 1 and not narrow:
+        return None
     m_last, n_last = plan.m_axes[-1], plan.n_axes[-1]
     out = linear(tuple(Lin() if a in k.reduce_axes else Lin.var(f"a{a}", s) for a, s in enumerate(shape)),
                  k.reduce.shape)
     stride = {a.key[1]: c for a, c in out.terms.items() if a.key[0] == "v"}
     if stride.get(f"a{m_last}") != 1 or stride.get(f"a{n_last}") == 1:
         return None
-    if shape[m_last] < VEC or not _unit_along(k, plan.a, m_last):
+    if shape[m_last] < VEC or not (narrow or _unit_along(k, plan.a, m_last)):
         return None
     return GemmPlan(plan.b, plan.a, plan.batch, plan.n_axes, plan.m_axes, plan.k_axes)
 

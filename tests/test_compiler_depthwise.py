@@ -129,3 +129,13 @@ def test_pointwise_candidates_compute_the_conv():
         dev.launch(dev.compile(prg.src, prg.name), prg.global_size, prg.local_size,
                    [out] + [n.buffer for n in k.buffers[1:]], wait=True)
         close(out.numpy().reshape(2, 40, 3, 32), np_conv(x, w))
+
+
+def test_conv_with_few_output_channels_takes_the_swapped_gemm():
+    """A stem conv (3 -> 8 channels, 3x3, stride 2, padded): its 8 channels would fill half the float8
+    columns of a tile, so the pixels are the columns."""
+    x, w, b = rnd(2, 3, 24, 90), rnd(8, 3, 3, 3), rnd(8)
+    out = Tensor(x, device="CL").conv2d(Tensor(w, device="CL"), Tensor(b, device="CL"), stride=2, padding=1)
+    opts = program_for(out.schedule()[-1]).opts
+    assert opts.gemm is not None and opts.pointwise
+    close(out.numpy(), np_conv(x, w, (2, 2), (1, 1)) + b[None, :, None, None])
