@@ -49,21 +49,34 @@ def hardswish(y):
     return y * np.clip(y + 3, 0, 6) / 6
 
 
-@pytest.mark.parametrize("shape,k,stride,pad,dil", [
-    ((2, 6, 5, 16), 5, (1, 1), (2, 2), (1, 1)),   # PP-OCR's 5x5, same padding
-    ((1, 4, 9, 13), 3, (2, 1), (1, 1), (1, 1)),   # stride along H only, odd width
-    ((2, 3, 8, 18), 3, (1, 2), (1, 1), (1, 1)),   # stride along the strip
-    ((1, 5, 7, 12), 3, (1, 1), (2, 2), (2, 2)),   # dilated
+@pytest.mark.parametrize("shape,k,stride,pad,dil,float8", [
+    ((2, 6, 3, 32), 5, (1, 1), (2, 2), (1, 1), True),   # PP-OCR's 5x5, same padding: float8 inner strips
+    ((1, 4, 9, 40), 3, (2, 1), (1, 1), (1, 1), True),   # stride along H only
+    ((1, 4, 9, 13), 3, (2, 1), (1, 1), (1, 1), False),  # odd width: scalar strips of 1
+    ((2, 3, 8, 34), 3, (1, 2), (1, 1), (1, 1), False),  # stride along the strip: scalar lanes
+    ((1, 5, 7, 40), 3, (1, 1), (2, 2), (2, 2), True),   # dilated
 ])
-def test_depthwise_conv_takes_the_strip_kernel(shape, k, stride, pad, dil):
+def test_depthwise_conv_takes_the_strip_kernel(shape, k, stride, pad, dil, float8):
     c = shape[1]
     x, w, b = rnd(*shape), rnd(c, 1, k, k), rnd(c)
     out = Tensor(x, device="CL").conv2d(Tensor(w, device="CL"), Tensor(b, device="CL"), stride=stride,
                                         padding=pad, dilation=dil, groups=c)
     out = out * ((out + 3).relu().minimum(6) / 6)  # hard-swish, fused into the epilogue
     prg = program_for(out.schedule()[-1])
-    assert prg.opts.depthwise is not None
+    assert prg.opts.depthwise is not None and ("float8 accv" in prg.src) == float8
     close(out.numpy(), hardswish(np_conv(x, w, stride, pad, dil, groups=c) + b[None, :, None, None]))
+
+
+def test_depthwise_epilogue_without_a_float8_form_runs_lane_by_lane():
+    """A leaky ReLU (a comparison: no float8 form here) after the conv: the float8 accumulator's lanes are
+    finished one by one; a residual add reads the strip as float8."""
+    x, w, skip = rnd(2, 3, 4, 32), rnd(3, 1, 3, 3), rnd(2, 3, 4, 32)
+    y = Tensor(x, device="CL").conv2d(Tensor(w, device="CL"), padding=1, groups=3) + Tensor(skip, device="CL")
+    out = (y > 0).where(y, y * 0.1)
+    prg = program_for(out.schedule()[-1])
+    assert prg.opts.depthwise is not None and "accv.s7" in prg.src
+    ref = np_conv(x, w, pad=(1, 1), groups=3) + skip
+    close(out.numpy(), np.where(ref > 0, ref, ref * 0.1))
 
 
 @pytest.mark.parametrize("lanes", [2, 4, 8])
@@ -78,11 +91,12 @@ def test_depthwise_strip_lengths_compute_the_conv(lanes):
     dev.launch(dev.compile(prg.src, prg.name), prg.global_size, prg.local_size,
                [out] + [n.buffer for n in k.buffers[1:]], wait=True)
     close(out.numpy().reshape(2, 3, 6, 24), np_conv(x, w, pad=(2, 2), groups=3))
+    assert ("float8 accv" in prg.src) == (lanes == 8)
 
 
 def test_depthwise_nan_weight_propagates_through_padding():
     """A tap that only ever reads padding still multiplies its weight (0 * inf is NaN), as REF does."""
-    x, w = rnd(1, 2, 1, 8), rnd(2, 1, 3, 3)
+    x, w = rnd(1, 2, 1, 32), rnd(2, 1, 3, 3)
     w[0, 0, 0, 0] = np.inf
     t = Tensor(x, device="CL").conv2d(Tensor(w, device="CL"), padding=1, groups=2)
     assert program_for(t.schedule()[-1]).opts.depthwise is not None
