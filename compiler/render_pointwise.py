@@ -34,6 +34,7 @@ def _unit_along(k: Kernel, node, axis: int) -> bool:
 # at most this many output channels: swapped whatever the reduce (one float8 column or less of a tile; wider
 # outputs up to 16 would gain too, but dense convs are the conv template's to tune: docs/onnx.md)
 NARROW = VEC
+MAX_NB = 384  # columns (pixels) per tile at most: the B slab of a 256-deep reduce then fits a 512 KiB L2
 
 
 def pointwise_plan(k: Kernel) -> GemmPlan | None:
@@ -59,13 +60,18 @@ def pointwise_plan(k: Kernel) -> GemmPlan | None:
 
 
 def default_pointwise(plan: GemmPlan, shape: tuple) -> tuple:
-    """(MB, NB, KB, MR, NV) for the swapped plan: N tiles of whole pixel rows (no division by the row length
-    when packing), 64 to 256 wide; M (output channels) tiles up to 64; the whole reduce in one slab up to 256."""
+    """(MB, NB, KB, MR, NV) for the swapped plan. NB: whole pixel rows, as many as divide the image height
+    (up to MAX_NB columns), so a tile never straddles two images and packing needs no division by the row
+    length or the height; else 64. MB: the output channels in equal tiles of at most 64 (no tile mostly
+    empty). KB: the whole reduce up to 256."""
     _, m, n, kk = plan.sizes(shape)
     row = shape[plan.n_axes[-1]]
-    whole = [r * row for r in range(1, 256 // row + 1) if (r * row) % (2 * VEC) == 0 and n % (r * row) == 0]
+    height = shape[plan.n_axes[-2]] if len(plan.n_axes) > 1 else 1
+    whole = [r * row for r in range(1, height + 1)
+             if height % r == 0 and r * row <= MAX_NB and (r * row) % (2 * VEC) == 0]
     nb = whole[-1] if whole and whole[-1] >= 64 else 64 if n >= 64 else 2 * VEC
-    mb = min(64, max(4, -(-m // 4) * 4))
+    per_tile = -(-m // -(-m // 64))  # m split into equal tiles of at most 64
+    mb = max(4, -(-per_tile // 4) * 4)
     kb = kk if kk <= 256 else next((d for d in (256, 128, 192) if kk % d == 0), 256)
     return (mb, nb, kb, 4, 2)
 
