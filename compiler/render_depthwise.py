@@ -27,6 +27,7 @@ from .symbolic import Atom, Lin
 MAX_TAPS = 64  # taps (reduce elements) per output unrolled in full; longer reduces keep a loop
 LANES = (8, 4, 2)  # strip lengths tried, longest first (8 float32 accumulators: one AVX2 register's worth)
 VEC = 8  # strips of this length run as float8 where the row allows
+MAX_ROWS = 4  # output planes at most this high are one work-item each, their rows unrolled
 
 
 @dataclass
@@ -131,24 +132,30 @@ class _StripWriter(ExprWriter):
 
 
 def render_depthwise(k: Kernel, plan: DepthwisePlan, opts: KernelOpts) -> Program:
-    """OpenCL C for k: a work-item per row of outputs, looping over the row's strips of opts.depthwise[0]
-    outputs with the taps' weights held in registers; every tap unrolled. Strips whose windows stay inside
-    the image along the row run as float8 (loads, accumulator, epilogue and store; padded rows above and
-    below tested once per tap), the edge strips as scalar lanes with per-lane padding tests."""
+    """OpenCL C for k: a work-item per row of outputs (per image plane when it is at most MAX_ROWS rows high:
+    its rows then share the loads of the input rows they overlap, and the padding above and below is known
+    when rendering), looping over the row's strips of opts.depthwise[0] outputs with the taps' weights held
+    in registers; every tap unrolled. Strips whose windows stay inside the image along the row run as float8
+    (loads, accumulator, epilogue and store), the edge strips as scalar lanes with per-lane padding tests."""
     (lanes,) = opts.depthwise
     shape = k.full_shape
     strips = shape[plan.row] // lanes
-    # the row is looped over inside the work-item: it is not a global dimension
-    nest = LoopNest.build(shape, k.reduce_axes, KernelOpts(upcast=((plan.row, shape[plan.row]),)))
+    outs = [a for a, n in enumerate(shape) if a not in k.reduce_axes and n > 1]
+    col = outs[-2] if len(outs) > 1 and shape[outs[-2]] <= MAX_ROWS else None
+    # the row (and a low plane's rows) are looped over inside the work-item: not global dimensions
+    inner = ((plan.row, shape[plan.row]),) + (((col, shape[col]),) if col is not None else ())
+    nest = LoopNest.build(shape, k.reduce_axes, KernelOpts(upcast=inner))
     r = _StripWriter(k, opts)
     gvars = []
     for g, size in enumerate(nest.global_size):
         r.emit(f"int gidx{g} = get_global_id({g});")
         gvars.append(Lin.var(f"gidx{g}", size))
     base = _bases(k, nest, gvars)
+    bases = [base] if col is None else [base[:col] + [Lin(const=i)] + base[col + 1:] for i in range(shape[col])]
     taps = _taps(k)
     # each tap's weight once per work-item (it does not vary along the row)
-    ws = [r.expr(plan.weight, tuple(_index(k, plan, base, Lin(), lanes, 0, t)), frozenset()) for t in taps]
+    ws = [[r.expr(plan.weight, tuple(_index(k, plan, b, Lin(), lanes, 0, t)), frozenset()) for t in taps]
+          for b in bases]
     r.emit(f"for (int {STRIP} = 0; {STRIP} < {strips}; {STRIP}++) {{")
     r.indent += 1
     body = (len(r.lines), r.indent)
@@ -158,12 +165,12 @@ def render_depthwise(k: Kernel, plan: DepthwisePlan, opts: KernelOpts) -> Progra
         for cut in range(min(3, (strips + 1) // 2)):
             lo, hi = cut, strips - 1 - cut
             sv = Lin({Atom(("v", STRIP), lo, hi, STRIP): 1})
-            if not _lanes_line_up(k, plan, base, sv, lanes):
+            if not all(_lanes_line_up(k, plan, b, sv, lanes) for b in bases):
                 continue
             try:
                 r.emit(f"if ({STRIP} >= {lo} && {STRIP} <= {hi}) {{" if (lo, hi) != (0, strips - 1) else "{")
                 r.indent += 1
-                _vector_strip(r, k, plan, base, sv, ws, lanes)
+                _vector_strip(r, k, plan, bases, sv, ws, lanes)
                 r.indent -= 1
                 r.emit("}" if (lo, hi) == (0, strips - 1) else "} else {")
                 vector = True
@@ -173,7 +180,7 @@ def render_depthwise(k: Kernel, plan: DepthwisePlan, opts: KernelOpts) -> Progra
                 r.indent, r.vec_atom, r.vecs, r.opts, r.acc_override = body[1], None, set(), opts, None
     if not vector or r.lines[-1].strip() == "} else {":
         r.indent += vector
-        _scalar_strip(r, k, plan, base, Lin.var(STRIP, strips), ws, lanes)
+        _scalar_strip(r, k, plan, bases, Lin.var(STRIP, strips), ws, lanes)
         if vector:
             r.indent -= 1
             r.emit("}")
@@ -181,6 +188,11 @@ def render_depthwise(k: Kernel, plan: DepthwisePlan, opts: KernelOpts) -> Progra
     r.emit("}")
     src, name = r.kernel_source()
     return Program(src, name, nest.global_size, None, opts)
+
+
+def _is_zero(x: str) -> bool:
+    """Whether x is the literal a padded read renders as."""
+    return re.fullmatch(r"\(?-?0\.0f\)?", x) is not None
 
 
 def _bases(k: Kernel, nest: LoopNest, gvars: list) -> list:
@@ -254,59 +266,84 @@ def _lanes_line_up(k: Kernel, plan: DepthwisePlan, base: list, strip: Lin, lanes
     return True
 
 
-def _scalar_strip(r: ExprWriter, k: Kernel, plan: DepthwisePlan, base: list, strip: Lin, ws: list,
+def _scalar_strip(r: ExprWriter, k: Kernel, plan: DepthwisePlan, bases: list, strip: Lin, ws: list,
                   lanes: int) -> None:
-    """A strip as lanes scalar accumulators, each load with its own padding test."""
+    """A strip as lanes scalar accumulators per output row, each load with its own padding test."""
     red = k.reduce
-    accs = [f"acc{u}" for u in range(lanes)]
-    for nm in accs:
-        r.emit(f"float {nm} = 0.0f;")
-    r.memo = {}  # kept across taps: overlapping windows share their loads
-    for tap, w in zip(_taps(k), ws, strict=True):
-        for u, nm in enumerate(accs):
-            x = r.expr(plan.window, tuple(_index(k, plan, base, strip, lanes, u, tap)), frozenset())
-            r.emit(f"{nm} += {x}*{w};")
+    accs = [[f"acc{i}_{u}" for u in range(lanes)] for i in range(len(bases))]
+    r.memo = {}  # kept across taps and rows: overlapping windows share their loads
+    zsum: dict[str, str] = {}  # the same sum of zero products for many lanes: one temporary
+    for b, row_accs, row_ws in zip(bases, accs, ws, strict=True):
+        # products with a tap that only reads padding are 0 (NaN for an inf weight): added once at the end
+        zeros: dict[str, list[str]] = {nm: [] for nm in row_accs}
+        for nm in row_accs:
+            r.emit(f"float {nm} = 0.0f;")
+        for tap, w in zip(_taps(k), row_ws, strict=True):
+            for u, nm in enumerate(row_accs):
+                x = r.expr(plan.window, tuple(_index(k, plan, b, strip, lanes, u, tap)), frozenset())
+                if _is_zero(x):
+                    zeros[nm].append(f"{x}*{w}")
+                else:
+                    r.emit(f"{nm} += {x}*{w};")
+        for nm, zs in zeros.items():
+            if zs:
+                z = "+".join(zs)
+                if z not in zsum:
+                    zsum[z] = r.tmp("float", z)
+                r.emit(f"{nm} += {zsum[z]};")
     r.memo = {}
-    for u, nm in enumerate(accs):
-        oi = tuple(_index(k, plan, base, strip, lanes, u))
-        pos = linear(oi, red.shape)
-        r.acc_override = nm
-        r.store(r.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != red.shape else oi, frozenset()), pos)
-    r.acc_override, r.memo = None, {}
+    for b, row_accs in zip(bases, accs, strict=True):
+        for u, nm in enumerate(row_accs):
+            oi = tuple(_index(k, plan, b, strip, lanes, u))
+            pos = linear(oi, red.shape)
+            r.acc_override = nm
+            r.store(r.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != red.shape else oi, frozenset()), pos)
+            r.memo = {}
+    r.acc_override = None
 
 
-def _vector_strip(r: _StripWriter, k: Kernel, plan: DepthwisePlan, base: list, strip: Lin, ws: list,
+def _vector_strip(r: _StripWriter, k: Kernel, plan: DepthwisePlan, bases: list, strip: Lin, ws: list,
                   lanes: int) -> None:
-    """A strip as one float8 accumulator: a float8 load of the window per tap, the epilogue in float8 with
-    one float8 store (or lane by lane where an op has no float8 form); _NoVector where it cannot apply."""
+    """A strip as one float8 accumulator per output row: a float8 load of the window per tap, the epilogue in
+    float8 with one float8 store (or lane by lane where an op has no float8 form); _NoVector where it cannot
+    apply."""
     red = k.reduce
     saved = r.opts
     r.opts, r.vec_atom, r.vecs, r.memo = KernelOpts(vec=lanes), next(iter(strip.terms)), set(), {}
-    r.emit("float8 accv = (float8)(0.0f);")
-    for tap, w in zip(_taps(k), ws, strict=True):
-        x = r.expr(plan.window, tuple(_index(k, plan, base, strip, lanes, 0, tap)), frozenset())
-        if x not in r.vecs and not re.fullmatch(r"[-+0-9.ef()]+", x):
-            raise _NoVector  # a computed value not loaded as float8: lane 0's would stand for every lane
-        r.emit(f"accv += {x}*{w};" if x in r.vecs else f"accv += (float8)({x}*{w});")
-    oi = tuple(_index(k, plan, base, strip, lanes, 0))
-    pos = linear(oi, red.shape)
-    lane_pos = [linear(tuple(_index(k, plan, base, strip, lanes, u)), red.shape) - pos for u in range(lanes)]
-    mark = len(r.lines)
-    r.memo, r.acc_override = {}, "accv"
-    r.vecs.add("accv")
-    try:
-        if lane_pos != [Lin(const=u) for u in range(lanes)]:
-            raise _NoVector  # the strip's outputs are not neighbours in memory
-        val = r.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != red.shape else oi, frozenset())
-        val = val if val in r.vecs else f"((float8)({val}))"
-        r.emit(f"*(__global float8u*)(data0+{pos.render()}) = {val};")
-    except _NoVector:  # an epilogue op without a float8 form: lane by lane from the float8 accumulator
-        del r.lines[mark:]
-        r.vec_atom, r.vecs = None, set()
-        for u in range(lanes):
-            oi_u = tuple(_index(k, plan, base, strip, lanes, u))
-            pos_u = linear(oi_u, red.shape)
-            r.memo, r.acc_override = {}, f"accv.s{u}"
-            r.store(r.expr(k.out, unravel(pos_u, k.out.shape) if k.out.shape != red.shape else oi_u, frozenset()),
-                    pos_u)
+    accs = [f"accv{i}" for i in range(len(bases))]
+    for b, nm, row_ws in zip(bases, accs, ws, strict=True):
+        r.emit(f"float8 {nm} = (float8)(0.0f);")
+        zeros: list[str] = []  # products with a tap that only reads padding: 0 (or NaN for an inf weight)
+        for tap, w in zip(_taps(k), row_ws, strict=True):
+            x = r.expr(plan.window, tuple(_index(k, plan, b, strip, lanes, 0, tap)), frozenset())
+            if _is_zero(x):
+                zeros.append(f"{x}*{w}")
+            elif x in r.vecs:
+                r.emit(f"{nm} += {x}*{w};")
+            else:
+                raise _NoVector  # a computed value not loaded as float8: lane 0's would stand for every lane
+        if zeros:
+            r.emit(f"{nm} += (float8)({'+'.join(zeros)});")
+    r.vecs.update(accs)
+    for b, nm in zip(bases, accs, strict=True):
+        oi = tuple(_index(k, plan, b, strip, lanes, 0))
+        pos = linear(oi, red.shape)
+        lane_pos = [linear(tuple(_index(k, plan, b, strip, lanes, u)), red.shape) - pos for u in range(lanes)]
+        mark = len(r.lines)
+        r.memo, r.acc_override, r.vec_atom = {}, nm, next(iter(strip.terms))
+        try:
+            if lane_pos != [Lin(const=u) for u in range(lanes)]:
+                raise _NoVector  # the strip's outputs are not neighbours in memory
+            val = r.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != red.shape else oi, frozenset())
+            val = val if val in r.vecs else f"((float8)({val}))"
+            r.emit(f"*(__global float8u*)(data0+{pos.render()}) = {val};")
+        except _NoVector:  # an epilogue op without a float8 form: lane by lane from the float8 accumulator
+            del r.lines[mark:]
+            r.vec_atom = None
+            for u in range(lanes):
+                oi_u = tuple(_index(k, plan, b, strip, lanes, u))
+                pos_u = linear(oi_u, red.shape)
+                r.memo, r.acc_override = {}, f"{nm}.s{u}"
+                r.store(r.expr(k.out, unravel(pos_u, k.out.shape) if k.out.shape != red.shape else oi_u,
+                               frozenset()), pos_u)
     r.acc_override, r.vec_atom, r.vecs, r.opts, r.memo = None, None, set(), saved, {}
