@@ -17,17 +17,57 @@ import math
 import re
 from dataclasses import dataclass
 
-from .indexing import linear, reads, unravel
+from .indexing import linear, reads, unravel, view_index
 from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
 from .lazy import Node
-from .ops import Ops
+from .ops import MOVEMENT, Ops
 from .render_opencl import ExprWriter, _NoVector
-from .symbolic import Atom, Lin
+from .symbolic import Atom, Lin, in_range
 
 MAX_TAPS = 64  # taps (reduce elements) per output unrolled in full; longer reduces keep a loop
 LANES = (8, 4, 2)  # strip lengths tried, longest first (8 float32 accumulators: one AVX2 register's worth)
 VEC = 8  # strips of this length run as float8 where the row allows
 MAX_ROWS = 4  # output planes at most this high are one work-item each, their rows unrolled
+
+
+@dataclass
+class _WindowRead:
+    """A value that is a view of one float32 buffer: at the full-shape index (a0, a1, ...) it reads
+    buf[pos] where lo <= x < hi for each (x, lo, hi) in bounds, else 0; pos and every x affine in the axes.
+    Rendering a tap of a lane then substitutes the axes' values instead of walking the views again."""
+
+    buf: Node
+    pos: Lin
+    bounds: list
+
+    def at(self, idx: list) -> tuple[Lin, list]:
+        """(position, [(x, lo, hi), ...]) at a full-shape index of Lins."""
+        env = {f"a{a}": v for a, v in enumerate(idx)}
+        return _subst(self.pos, env), [(_subst(x, env), lo, hi) for x, lo, hi in self.bounds]
+
+
+def _subst(x: Lin, env: dict) -> Lin:
+    """The affine x with each variable replaced by its Lin in env."""
+    out = Lin(const=x.const)
+    for a, c in x.terms.items():
+        out = out + env[a.key[1]] * c
+    return out
+
+
+def _window_read(k: Kernel, node: Node) -> _WindowRead | None:
+    """node as a _WindowRead (views and padding of one float32 buffer, all affine), or None."""
+    inputs = {i.id for i in k.inputs}
+    n, ix, bounds = node, _vars(k.full_shape), []
+    while not (n.id in inputs and n is not k.out):
+        if n.op not in MOVEMENT:
+            return None
+        ix, b = view_index(n, ix)
+        bounds += b
+        n = n.src[0]
+    pos = linear(ix, n.shape)
+    if n.dtype.name != "float32" or not pos.is_affine or not all(x.is_affine for x, _, _ in bounds):
+        return None
+    return _WindowRead(n, pos, [(x, lo, hi) for x, lo, hi in bounds if not (x.lo >= lo and x.hi < hi)])
 
 
 @dataclass
@@ -39,6 +79,7 @@ class DepthwisePlan:
     weight: Node
     row: int  # the output axis a strip runs along
     taps: int
+    read: _WindowRead  # the window as one guarded load, symbolic in the full-shape axes a0, a1, ...
 
 
 def _vars(shape: tuple) -> tuple:
@@ -90,7 +131,10 @@ def depthwise_plan(k: Kernel) -> DepthwisePlan | None:
     step = coef.get(f"a{row}", 0)
     if step <= 0 or not any(_shares(step, coef.get(f"a{a}", 0), shape[a]) for a in raxes):
         return None
-    return DepthwisePlan(window, weight, row, taps)
+    read = _window_read(k, window)
+    if read is None:
+        return None
+    return DepthwisePlan(window, weight, row, taps, read)
 
 
 def default_depthwise(plan: DepthwisePlan, shape: tuple) -> tuple:
@@ -172,7 +216,7 @@ def render_depthwise(k: Kernel, plan: DepthwisePlan, opts: KernelOpts) -> Progra
         for cut in range(min(3, (strips + 1) // 2)):
             lo, hi = cut, strips - 1 - cut
             sv = Lin({Atom(("v", STRIP), lo, hi, STRIP): 1})
-            if not all(_lanes_line_up(k, plan, b, sv, lanes) for b in bases):
+            if not all(_epilogue_lines_up(k, plan, b, sv, lanes) for b in bases):
                 continue
             try:
                 r.emit(f"if ({STRIP} >= {lo} && {STRIP} <= {hi}) {{" if (lo, hi) != (0, strips - 1) else "{")
@@ -231,82 +275,107 @@ def _index(k: Kernel, plan: DepthwisePlan, base: list, strip: Lin, lanes: int, u
     return idx
 
 
-def _lanes_line_up(k: Kernel, plan: DepthwisePlan, base: list, strip: Lin, lanes: int) -> bool:
-    """Whether, over the strips `strip` ranges over, every read of the window and of the epilogue is either
-    the same for all lanes (and does not involve the strip) or lane u's is lane 0's plus u with the strip at
-    stride `lanes` (a float8 load), and no padding test involves the strip: then lane 0's code (in float8)
-    is every lane's."""
+LANE = "lane"  # a symbolic lane of a strip, for checks that hold for every lane at once
+
+
+def _epilogue_lines_up(k: Kernel, plan: DepthwisePlan, base: list, strip: Lin, lanes: int) -> bool:
+    """Whether, over the strips `strip` ranges over, every read of the epilogue is either the same for all
+    lanes (not involving the strip) or a float8 run (the strip at stride `lanes`, the lane at stride 1), and
+    no padding test involves the strip or the lane: then lane 0's code, in float8, is every lane's."""
     red = k.reduce
-
-    def lined_up(reads_of) -> bool:
-        first = reads_of(0)
-        if any(STRIP in c.variables() for c in first.checks):
-            return False
-        for u in range(1, lanes):
-            ru = reads_of(u)
-            if len(ru.loads) != len(first.loads) or any(STRIP in c.variables() for c in ru.checks):
-                return False
-            for (b0, p0), (bu, pu) in zip(first.loads, ru.loads, strict=True):
-                coef = {a.key: c for a, c in p0.terms.items()}
-                same = pu == p0 and STRIP not in p0.variables()
-                step = pu == p0 + u and coef.get(("v", STRIP)) == lanes and p0.is_affine
-                if b0 is not bu or not (same or step):
-                    return False
+    if k.out is red:
         return True
-
+    moving = {STRIP, LANE}
+    # the reduce's value stands in as one more input buffer: the analysis stops there
+    as_input = Kernel(k.out, list(k.inputs) + [red], None, device=k.device)
+    oi = tuple(_index(k, plan, base, strip, lanes, Lin.var(LANE, lanes)))
+    idx = unravel(linear(oi, red.shape), k.out.shape) if k.out.shape != red.shape else oi
     try:
-        for tap in _taps(k):
-            if not lined_up(lambda u, t=tap: reads(k, plan.window, tuple(_index(k, plan, base, strip, lanes, u, t)))):
-                return False
-        if k.out is not red:
-            # the epilogue's reads, the reduce's value standing in as one more input buffer
-            as_input = Kernel(k.out, list(k.inputs) + [red], None, device=k.device)
-
-            def out_reads(u: int):
-                oi = tuple(_index(k, plan, base, strip, lanes, u))
-                idx = unravel(linear(oi, red.shape), k.out.shape) if k.out.shape != red.shape else oi
-                return reads(as_input, k.out, idx)
-
-            return lined_up(out_reads)
+        rd = reads(as_input, k.out, idx)
     except ValueError:  # a read the index analysis does not follow
         return False
+    if any(moving & c.variables() for c in rd.checks):
+        return False
+    for _, pos in rd.loads:
+        coef = {a.key: c for a, c in pos.terms.items()}
+        if moving & pos.variables() and not (
+            pos.is_affine and coef.get(("v", STRIP)) == lanes and coef.get(("v", LANE)) == 1
+        ):
+            return False
     return True
+
+
+def _scalar_window(r: ExprWriter, plan: DepthwisePlan, idx: list) -> str:
+    """The window at idx as one scalar temporary (a guarded load), or the literal 0 where it reads padding."""
+    pos, bounds = plan.read.at(idx)
+    conds = sorted({c for x, lo, hi in bounds for c in in_range(x, lo, hi)})
+    if "0" in conds:
+        return "0.0f"
+    key = ("window", pos, tuple(conds))
+    if key not in r.memo:
+        val = f"data{r.buf_index[plan.read.buf.id]}[{pos.render()}]"
+        r.memo[key] = r.tmp("float", f"({'&&'.join(conds)}?{val}:0.0f)" if conds else val)
+    return r.memo[key]
+
+
+def _vector_window(r: ExprWriter, k: Kernel, plan: DepthwisePlan, base: list, strip: Lin, lanes: int,
+                   tap: dict) -> str:
+    """The window of a strip's lanes at a tap as one float8 temporary (a run of `lanes` neighbours, with a
+    test that is the same for every lane), or the literal 0 where every lane reads padding; _NoVector where
+    the run is not contiguous or a test differs between lanes or strips."""
+    pos, bounds = plan.read.at(_index(k, plan, base, strip, lanes, Lin.var(LANE, lanes), tap))
+    moving = {STRIP, LANE}
+    conds: set[str] = set()
+    for x, lo, hi in bounds:
+        c = in_range(x, lo, hi)
+        if c == ["0"]:
+            return "0.0f"
+        if c and moving & x.variables():
+            raise _NoVector
+        conds.update(c)
+    coef = {a.key: c for a, c in pos.terms.items()}
+    if coef.get(("v", STRIP)) != lanes or coef.get(("v", LANE)) != 1:
+        raise _NoVector
+    pos0 = pos - Lin.var(LANE, lanes)
+    key = ("window8", pos0, tuple(sorted(conds)))
+    if key not in r.memo:
+        load = f"*(const __global float8u*)(data{r.buf_index[plan.read.buf.id]}+{pos0.render()})"
+        val = f"(({'&&'.join(sorted(conds))})?{load}:(float8)(0.0f))" if conds else load
+        r.memo[key] = r.tmp("float8", val)
+        r.vecs.add(r.memo[key])
+    return r.memo[key]
 
 
 def _scalar_strip(r: ExprWriter, k: Kernel, plan: DepthwisePlan, bases: list, strip: Lin, ws: list,
                   lanes: int) -> None:
-    """A strip as lanes scalar accumulators per output row, each load with its own padding test."""
+    """A strip lane by lane (a loop: the edges are few, and their code stays small), each output row's taps
+    unrolled, each load with its own padding test."""
     red = k.reduce
-    accs = [[f"acc{i}_{u}" for u in range(lanes)] for i in range(len(bases))]
+    lane = Lin.var(LANE, lanes)
+    if lanes > 1:
+        r.emit(f"for (int {LANE} = 0; {LANE} < {lanes}; {LANE}++) {{")
+        r.indent += 1
     r.memo = {}  # kept across taps and rows: overlapping windows share their loads
-    zsum: dict[str, str] = {}  # the same sum of zero products for many lanes: one temporary
-    for b, row_accs, row_ws in zip(bases, accs, ws, strict=True):
-        # products with a tap that only reads padding are 0 (NaN for an inf weight): added once at the end
-        zeros: dict[str, list[str]] = {nm: [] for nm in row_accs}
-        for nm in row_accs:
-            r.emit(f"float {nm} = 0.0f;")
+    for i, (b, row_ws) in enumerate(zip(bases, ws, strict=True)):
+        r.emit(f"float acc{i} = 0.0f;")
+        zeros = []  # products with a tap that only reads padding: 0 (NaN for an inf weight), added once
         for tap, w in zip(_taps(k), row_ws, strict=True):
-            for u, nm in enumerate(row_accs):
-                x = r.expr(plan.window, tuple(_index(k, plan, b, strip, lanes, u, tap)), frozenset())
-                if _is_zero(x):
-                    zeros[nm].append(f"{x}*{w}")
-                else:
-                    r.emit(f"{nm} += {x}*{w};")
-        for nm, zs in zeros.items():
-            if zs:
-                z = "+".join(zs)
-                if z not in zsum:
-                    zsum[z] = r.tmp("float", z)
-                r.emit(f"{nm} += {zsum[z]};")
-    r.memo = {}
-    for b, row_accs in zip(bases, accs, strict=True):
-        for u, nm in enumerate(row_accs):
-            oi = tuple(_index(k, plan, b, strip, lanes, u))
-            pos = linear(oi, red.shape)
-            r.acc_override = nm
-            r.store(r.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != red.shape else oi, frozenset()), pos)
-            r.memo = {}
-    r.acc_override = None
+            x = _scalar_window(r, plan, _index(k, plan, b, strip, lanes, lane, tap))
+            if _is_zero(x):
+                zeros.append(f"{x}*{w}")
+            else:
+                r.emit(f"acc{i} += {x}*{w};")
+        if zeros:
+            r.emit(f"acc{i} += {'+'.join(zeros)};")
+    for i, b in enumerate(bases):
+        oi = tuple(_index(k, plan, b, strip, lanes, lane))
+        pos = linear(oi, red.shape)
+        r.memo, r.acc_override = {}, f"acc{i}"
+        r.store(r.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != red.shape else oi, frozenset()), pos)
+    r.acc_override, r.memo = None, {}
+    if lanes > 1:
+        r.indent -= 1
+        r.emit("}")
 
 
 def _vector_strip(r: _StripWriter, k: Kernel, plan: DepthwisePlan, bases: list, strip: Lin, ws: list,
@@ -322,13 +391,11 @@ def _vector_strip(r: _StripWriter, k: Kernel, plan: DepthwisePlan, bases: list, 
         r.emit(f"float8 {nm} = (float8)(0.0f);")
         zeros: list[str] = []  # products with a tap that only reads padding: 0 (or NaN for an inf weight)
         for tap, w in zip(_taps(k), row_ws, strict=True):
-            x = r.expr(plan.window, tuple(_index(k, plan, b, strip, lanes, 0, tap)), frozenset())
+            x = _vector_window(r, k, plan, b, strip, lanes, tap)
             if _is_zero(x):
                 zeros.append(f"{x}*{w}")
-            elif x in r.vecs:
-                r.emit(f"{nm} += {x}*{w};")
             else:
-                raise _NoVector  # a computed value not loaded as float8: lane 0's would stand for every lane
+                r.emit(f"{nm} += {x}*{w};")
         if zeros:
             r.emit(f"{nm} += (float8)({'+'.join(zeros)});")
     r.vecs.update(accs)
