@@ -28,6 +28,7 @@ MAX_TAPS = 64  # taps (reduce elements) per output unrolled in full; longer redu
 LANES = (8, 4, 2)  # strip lengths tried, longest first (8 float32 accumulators: one AVX2 register's worth)
 VEC = 8  # strips of this length run as float8 where the row allows
 MAX_ROWS = 4  # output planes at most this high are one work-item each, their rows unrolled
+MAX_SCALAR_MACS = 1024  # edge strips with more unrolled multiply-adds than this loop over their lanes instead
 
 
 @dataclass
@@ -348,32 +349,44 @@ def _vector_window(r: ExprWriter, k: Kernel, plan: DepthwisePlan, base: list, st
 
 def _scalar_strip(r: ExprWriter, k: Kernel, plan: DepthwisePlan, bases: list, strip: Lin, ws: list,
                   lanes: int) -> None:
-    """A strip lane by lane (a loop: the edges are few, and their code stays small), each output row's taps
-    unrolled, each load with its own padding test."""
+    """A strip as scalar lanes, each output row's taps unrolled and each load with its own padding test;
+    the lanes unrolled too (neighbouring lanes share their loads) unless the code would grow past
+    MAX_SCALAR_MACS multiply-adds, then a loop over the lanes."""
     red = k.reduce
-    lane = Lin.var(LANE, lanes)
-    if lanes > 1:
+    taps = _taps(k)
+    unrolled = lanes * len(bases) * len(taps) <= MAX_SCALAR_MACS
+    lane_ids = list(range(lanes)) if unrolled else [Lin.var(LANE, lanes)]
+    if not unrolled:
         r.emit(f"for (int {LANE} = 0; {LANE} < {lanes}; {LANE}++) {{")
         r.indent += 1
-    r.memo = {}  # kept across taps and rows: overlapping windows share their loads
+    r.memo = {}  # kept across taps, lanes and rows: overlapping windows share their loads
+    zsum: dict[str, str] = {}  # the same sum of zero products for many lanes: one temporary
     for i, (b, row_ws) in enumerate(zip(bases, ws, strict=True)):
-        r.emit(f"float acc{i} = 0.0f;")
-        zeros = []  # products with a tap that only reads padding: 0 (NaN for an inf weight), added once
-        for tap, w in zip(_taps(k), row_ws, strict=True):
-            x = _scalar_window(r, plan, _index(k, plan, b, strip, lanes, lane, tap))
-            if _is_zero(x):
-                zeros.append(f"{x}*{w}")
-            else:
-                r.emit(f"acc{i} += {x}*{w};")
-        if zeros:
-            r.emit(f"acc{i} += {'+'.join(zeros)};")
+        names = [f"acc{i}_{u}" if unrolled else f"acc{i}" for u in lane_ids]
+        zeros: dict[str, list[str]] = {nm: [] for nm in names}  # products with padding-only taps: 0 (or NaN)
+        for nm in names:
+            r.emit(f"float {nm} = 0.0f;")
+        for tap, w in zip(taps, row_ws, strict=True):  # tap-major: the lanes' chains interleave
+            for u, nm in zip(lane_ids, names, strict=True):
+                x = _scalar_window(r, plan, _index(k, plan, b, strip, lanes, u, tap))
+                if _is_zero(x):
+                    zeros[nm].append(f"{x}*{w}")
+                else:
+                    r.emit(f"{nm} += {x}*{w};")
+        for nm, zs in zeros.items():
+            if zs:
+                z = "+".join(zs)
+                if z not in zsum:
+                    zsum[z] = r.tmp("float", z)
+                r.emit(f"{nm} += {zsum[z]};")
     for i, b in enumerate(bases):
-        oi = tuple(_index(k, plan, b, strip, lanes, lane))
-        pos = linear(oi, red.shape)
-        r.memo, r.acc_override = {}, f"acc{i}"
-        r.store(r.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != red.shape else oi, frozenset()), pos)
+        for u in lane_ids:
+            oi = tuple(_index(k, plan, b, strip, lanes, u))
+            pos = linear(oi, red.shape)
+            r.memo, r.acc_override = {}, f"acc{i}_{u}" if unrolled else f"acc{i}"
+            r.store(r.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != red.shape else oi, frozenset()), pos)
     r.acc_override, r.memo = None, {}
-    if lanes > 1:
+    if not unrolled:
         r.indent -= 1
         r.emit("}")
 
