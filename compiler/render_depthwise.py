@@ -3,11 +3,16 @@ OpenCL devices.
 
 A depthwise conv sums a few taps (3x3, 5x5) of a window per output: far too short a reduce for the GEMM
 template (it has no N axis: the weights follow the output channel) and, in the general loop nest, a loop
-of 25 trips per output whose loads each test the padding. Here each work-item owns a strip of V
-neighbouring outputs along the innermost output axis (a row of output pixels) and runs every tap
-unrolled: per tap one weight load and V multiply-adds. Neighbouring outputs' windows overlap, and the
-writer's memo turns each distinct input position of the strip into one load (a 5-tap row of 8 outputs at
-stride 1 reads 12 values, not 40), whatever views and padding lie between the kernel and its buffer.
+of 25 trips per output whose loads each test the padding. Here a work-item owns a row of outputs (a whole
+plane when it is at most MAX_ROWS rows high), loads the taps' weights once, and loops over the row's strips
+of V neighbouring outputs with every tap unrolled. The window is a view of one buffer, read as a single
+affine guarded load (`_WindowRead`): each tap of each lane substitutes its index instead of walking the
+views again. Strips whose windows stay inside the image along the row are float8 code (one run load and
+one multiply-add per tap, the fused epilogue and the store in float8); the edge strips are scalar lanes
+with a padding test per load. Neighbouring outputs' windows overlap, and each distinct input position of
+a strip is loaded once (a 5-tap row of 8 outputs reads 12 values, or 5 float8 runs, not 40), also across
+the rows of a plane. Taps that only ever read padding add one sum of 0 * weight (NaN for an inf weight,
+as the general kernel gives).
 """
 
 from __future__ import annotations
@@ -152,8 +157,8 @@ STRIP = "strip"  # the loop variable over a row's strips
 
 
 class _StripWriter(ExprWriter):
-    """An ExprWriter whose float8 loads along the strip may carry conditions that do not involve the strip
-    (a padded row above or below the image: the same for every lane); a lane-dependent one refuses."""
+    """An ExprWriter whose float8 loads along the strip (the epilogue's: a residual read) may carry
+    conditions that do not involve the strip (the same for every lane); a lane-dependent one refuses."""
 
     def load(self, n: Node, idx: tuple, valid: frozenset) -> str:
         if self.vec_atom is None or not valid or "0" in valid:
