@@ -156,38 +156,6 @@ def depthwise_candidates(plan: DepthwisePlan, shape: tuple) -> list[KernelOpts]:
 STRIP = "strip"  # the loop variable over a row's strips
 
 
-class _StripWriter(ExprWriter):
-    """An ExprWriter whose float8 loads along the strip (the epilogue's: a residual read) may carry
-    conditions that do not involve the strip (the same for every lane); a lane-dependent one refuses."""
-
-    def load(self, n: Node, idx: tuple, valid: frozenset) -> str:
-        if self.vec_atom is None or not valid or "0" in valid:
-            return super().load(n, idx, valid)
-        lin = linear(idx, n.shape)
-        if STRIP not in lin.variables():
-            return super().load(n, idx, valid)
-        if any(re.search(rf"\b{STRIP}\b", c) for c in valid):
-            raise _NoVector
-        key = ("load", n.id, idx, valid)
-        if key in self.memo:
-            return self.memo[key]
-        bare = ("load", n.id, idx, frozenset())
-        if bare in self.memo:  # the same run already loaded without a test: select from it
-            load = self.memo[bare]
-        else:
-            before = len(self.lines)
-            plain = super().load(n, idx, frozenset())  # checks that a float8 load applies; its line taken back
-            if len(self.lines) != before + 1 or plain not in self.vecs:
-                raise _NoVector
-            load = self.lines.pop().split(" = ", 1)[1].rstrip(";")
-            del self.memo[bare]
-            self.vecs.discard(plain)
-        out = self.tmp("float8", f"(({'&&'.join(sorted(valid))})?{load}:(float8)(0.0f))")
-        self.vecs.add(out)
-        self.memo[key] = out
-        return out
-
-
 def render_depthwise(k: Kernel, plan: DepthwisePlan, opts: KernelOpts) -> Program:
     """OpenCL C for k: a work-item per row of outputs (per image plane when it is at most MAX_ROWS rows high:
     its rows then share the loads of the input rows they overlap, and the padding above and below is known
@@ -202,7 +170,7 @@ def render_depthwise(k: Kernel, plan: DepthwisePlan, opts: KernelOpts) -> Progra
     # the row (and a low plane's rows) are looped over inside the work-item: not global dimensions
     inner = ((plan.row, shape[plan.row]),) + (((col, shape[col]),) if col is not None else ())
     nest = LoopNest.build(shape, k.reduce_axes, KernelOpts(upcast=inner))
-    r = _StripWriter(k, opts)
+    r = ExprWriter(k, opts)
     gvars = []
     for g, size in enumerate(nest.global_size):
         r.emit(f"int gidx{g} = get_global_id({g});")
@@ -396,7 +364,7 @@ def _scalar_strip(r: ExprWriter, k: Kernel, plan: DepthwisePlan, bases: list, st
         r.emit("}")
 
 
-def _vector_strip(r: _StripWriter, k: Kernel, plan: DepthwisePlan, bases: list, strip: Lin, ws: list,
+def _vector_strip(r: ExprWriter, k: Kernel, plan: DepthwisePlan, bases: list, strip: Lin, ws: list,
                   lanes: int) -> None:
     """A strip as one float8 accumulator per output row: a float8 load of the window per tap, the epilogue in
     float8 with one float8 store (or lane by lane where an op has no float8 form); _NoVector where it cannot
