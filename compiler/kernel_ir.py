@@ -80,6 +80,8 @@ class KernelOpts:
     split_acc: independent partial accumulators per output, so reductions pipeline instead of chaining.
     gemm: tile sizes of the packed GEMM template, for matmul-like kernels on CPU devices.
     gemv: columns per work-item and unroll of the matrix-vector template (x @ W with few rows of x).
+    depthwise: outputs per work-item of the strip template for small sliding-window sums (depthwise convs).
+    pointwise: run the gemm tiles with the factors' roles swapped (1x1 convs of NCHW data, render_pointwise.py).
     vec: vector width for reduces over a contiguous innermost axis (falls back to 1 when an op or a load
     cannot be vectorized).
     """
@@ -93,6 +95,8 @@ class KernelOpts:
     gpu_gemm: tuple | None = None  # (BM, BN, BK, TM, TN): shared-memory tiled float32 GEMM (render_gemm_gpu.py)
     mma_gemm: tuple | None = None  # (BM, BN, BK, WM, WN): tensor-core GEMM for 16-bit factors (CUDA)
     gemv: tuple | None = None  # (NB, U): the matrix-vector template for x @ W on CPUs (render_gemv.py)
+    depthwise: tuple | None = None  # (V,): strips of V outputs, taps unrolled (render_depthwise.py)
+    pointwise: bool = False  # with gemm: the weights as A, the pixels as B's float8 columns
 
     def key(self) -> str:
         return (
@@ -100,6 +104,8 @@ class KernelOpts:
             + (f"G{self.gpu_gemm}" if self.gpu_gemm else "")
             + (f"T{self.mma_gemm}" if self.mma_gemm else "")
             + (f"V{self.gemv}" if self.gemv else "")
+            + (f"D{self.depthwise}" if self.depthwise else "")
+            + ("P" if self.pointwise else "")
         )
 
 

@@ -44,6 +44,12 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
         gp = gemv_plan(k)
         if gp is not None:
             return KernelOpts(gemv=default_gemv(gp))
+    if is_cpu:
+        from .render_pointwise import default_pointwise, pointwise_plan
+
+        pw = pointwise_plan(k)
+        if pw is not None:
+            return KernelOpts(gemm=default_pointwise(pw, shape), pointwise=True)
     plan = gemm_plan(k) if is_cpu else None
     if plan is not None:
         mb, nb, kb, mr, nv = gemm = default_gemm(plan, shape, _vector_width(k.device), _compute_units(k.device))
@@ -56,6 +62,12 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
             gemm = (mb, nb, kb, mr, nv)
         if (kb * (mb + nb) + mb * nb) * 4 <= _local_mem_bytes(k.device):
             return KernelOpts(gemm=gemm)
+    if is_cpu:
+        from .render_depthwise import default_depthwise, depthwise_plan
+
+        dw = depthwise_plan(k)
+        if dw is not None:
+            return KernelOpts(depthwise=default_depthwise(dw, shape))
     rsize = math.prod(shape[a] for a in k.reduce_axes)
     if k.reduce is not None:
         raxes = [a for a in k.reduce_axes if shape[a] > 1]
@@ -157,6 +169,18 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
     if gp is not None:
         return gemv_candidates(gp)
     plan = gemm_plan(k)
+    if plan is None and _is_cpu(k.device):
+        from .render_depthwise import depthwise_candidates, depthwise_plan
+
+        dw = depthwise_plan(k)
+        if dw is not None:
+            out += depthwise_candidates(dw, shape)
+    if plan is not None and _is_cpu(k.device):
+        from .render_pointwise import pointwise_candidates, pointwise_plan
+
+        pw = pointwise_plan(k)
+        if pw is not None:
+            out += pointwise_candidates(pw, shape)
     if plan is not None:
         from .render_gemm import _row_tile, default_gemm
 
@@ -309,6 +333,18 @@ def render_program(k: Kernel, opts: KernelOpts, dialect=None) -> Program:
         gp = gemv_plan(k)
         if gp is not None:
             return render_gemv(k, gp, opts)
+    if opts.depthwise:
+        from .render_depthwise import depthwise_plan, render_depthwise
+
+        dw = depthwise_plan(k)
+        if dw is not None:
+            return render_depthwise(k, dw, opts)
+    if opts.gemm and opts.pointwise:
+        from .render_pointwise import pointwise_plan
+
+        pw = pointwise_plan(k)
+        if pw is not None:
+            return render_gemm(k, pw, opts)
     plan = gemm_plan(k) if opts.gemm else None
     return render_gemm(k, plan, opts) if plan is not None else render(k, opts, dialect)
 
@@ -339,7 +375,8 @@ def _timer(device: str):
     return dev.ident, dev.alloc, seconds
 
 
-_OPTS_FIELDS = ("upcast", "unroll", "local", "split_acc", "gemm", "vec", "gpu_gemm", "mma_gemm", "gemv")
+_OPTS_FIELDS = ("upcast", "unroll", "local", "split_acc", "gemm", "vec", "gpu_gemm", "mma_gemm", "gemv",
+                "depthwise", "pointwise")
 
 
 def _opts_from_json(d: dict) -> KernelOpts:
@@ -354,6 +391,8 @@ def _opts_from_json(d: dict) -> KernelOpts:
         gpu_gemm=tup(d.get("gpu_gemm")),
         mma_gemm=tup(d.get("mma_gemm")),
         gemv=tup(d.get("gemv")),
+        depthwise=tup(d.get("depthwise")),
+        pointwise=bool(d.get("pointwise", False)),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -15,6 +16,7 @@ from . import ops_attention  # noqa: F401 - registers the Attention handler
 from .errors import OnnxImportError
 from .fuse import fold_batchnorm_into_conv
 from .ops import HANDLERS, HOST_MAX, NodeCtx, handler_for
+from .replay import Replayer, replayable, untraced
 from .types import held_array, held_dtype, np_dtype, type_name
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -52,7 +54,8 @@ class OnnxModel:
     """A loaded ONNX model: `model(x, ...)` or `model(name=x)` returns its outputs as lazy Tensors on `device`;
     `model.run({name: array})` returns numpy arrays with the dtypes the graph declares."""
 
-    def __init__(self, model: onnx.ModelProto | str | os.PathLike | bytes, device: str | None = None):
+    def __init__(self, model: onnx.ModelProto | str | os.PathLike | bytes, device: str | None = None,
+                 replay: bool = True):
         if isinstance(model, (str, os.PathLike)):
             try:
                 model = onnx.load(os.fspath(model))
@@ -81,6 +84,8 @@ class OnnxModel:
         self.plan, known = fold_batchnorm_into_conv(self.graph, folded, self.initializers | self.constants)
         self.constants = {k: v for k, v in known.items() if k not in self.initializers}
         self._const_tensors: dict[tuple, Tensor] = {}
+        self.replay = replay  # run() replays the kernels of repeated input signatures (compiler/onnx/replay.py)
+        self._replayer = Replayer(self.run_inputs)
 
     # --- description -------------------------------------------------------------------------------
     def input_specs(self) -> list[tuple[str, tuple, np.dtype]]:
@@ -103,8 +108,14 @@ class OnnxModel:
         return self._run_graph(feeds, device or self.device)
 
     def run(self, feeds: dict[str, Any], device: str | None = None) -> dict[str, np.ndarray]:
-        """Run on device and return {output name: numpy array} in the dtypes the graph declares."""
-        outs = self._run_graph(dict(feeds), device or self.device)
+        """Run on device and return {output name: numpy array} in the dtypes the graph declares. Repeated calls
+        with inputs of the same shapes and dtypes replay the recorded kernels (see compiler/onnx/replay.py)."""
+        device = device or self.device
+        feeds = dict(feeds)
+        if self.replay and replayable(feeds, self.initializers, device):
+            outs = self._replayer.run(self._input_tensors(feeds, device), device)
+        else:
+            outs = self._run_graph(feeds, device)
         tens = [o for o in outs if isinstance(o, Tensor)]
         if tens:
             tens[0].realize(*tens[1:])
@@ -114,24 +125,36 @@ class OnnxModel:
             result[name] = arr.astype(dt) if dt is not None and dt.kind != "O" else arr
         return result
 
-    def _run_graph(self, feeds: dict[str, Any], device: str | None) -> list:
-        env: dict[str, Any] = {}
+    def _input_tensors(self, feeds: dict[str, Any], device: str | None) -> list:
+        """Each graph input's fed value on device, in graph order, after checking names, shapes and dtypes."""
         for name in feeds:
             if name not in self.input_names and name not in self.initializers:
                 raise OnnxImportError(f"input {name!r}: the model has no such input (inputs: "
                                       f"{', '.join(self.input_names)})")
+        out = []
         for vi in self.inputs:
             if vi.name not in feeds:
                 raise OnnxImportError(f"input {vi.name!r} not given (shape {_value_info_shape(vi)},"
                                       f" {type_name(vi.type.tensor_type.elem_type)})")
-            env[vi.name] = self._feed(vi, feeds[vi.name], device)
+            out.append(self._feed(vi, feeds[vi.name], device))
+        return out
+
+    def _run_graph(self, feeds: dict[str, Any], device: str | None) -> list:
+        return self.run_inputs(self._input_tensors(feeds, device), device, feeds)
+
+    def run_inputs(self, inputs: list, device: str | None, feeds: dict | None = None,
+                   read_back: list | None = None) -> list:
+        """The graph's outputs for the input Tensors (in graph order); feeds may override initializers;
+        read_back, when given, collects the names of the nodes that read a device value on the host."""
+        feeds = feeds or {}
+        env: dict[str, Any] = dict(zip(self.input_names, inputs, strict=True))
         for name, arr in self.initializers.items():
             env[name] = feeds[name] if name in feeds else self._weight(name, arr, device)
         if any(name in feeds for name in self.initializers):  # an initializer overridden: nothing was folded
-            return run_nodes(self.graph, env, self.opset, device)
+            return run_nodes(self.graph, env, self.opset, device, read_back=read_back)
         env.update(self.constants)
         return run_nodes(self.plan, env, self.opset, device, const_tensors=self._const_tensors,
-                         const_names=self.constants.keys() | self.initializers)
+                         const_names=self.constants.keys() | self.initializers, read_back=read_back)
 
     def _weight(self, name: str, arr: np.ndarray, device: str | None) -> Any:
         """Small initializers stay on the host (shape arithmetic); large ones are uploaded once per device."""
@@ -158,12 +181,28 @@ class OnnxModel:
         return Tensor(held, device=device, dtype=dt)
 
 
+class _WatchedCtx(NodeCtx):
+    """A NodeCtx that notes in read_back each node that reads a device Tensor's values on the host (a shape
+    operand fed as a graph input, an If condition): a replay could not see those values change."""
+
+    def __init__(self, *args, read_back: list):
+        super().__init__(*args)
+        self.read_back = read_back
+
+    def host(self, i: int) -> np.ndarray:
+        if isinstance(self.ins[i], Tensor):
+            self.read_back.append(self.name)
+        return super().host(i)
+
+
 def run_nodes(graph: onnx.GraphProto, env: dict[str, Any], opset: int, device: str | None,
               skip: frozenset | set = frozenset(), const_tensors: dict | None = None,
-              const_names: Any = ()) -> list:
+              const_names: Any = (), read_back: list | None = None) -> list:
     """Run a graph's nodes in order on env (name -> Tensor or host array) and return its outputs. Nodes whose
     index is in skip are already in env (folded at load time); host arrays named in const_names become device
-    Tensors once per device, kept in const_tensors."""
+    Tensors once per device, kept in const_tensors; read_back, when given, collects the names of the nodes
+    that read device values on the host (subgraphs included)."""
+    sub = run_nodes if read_back is None else functools.partial(run_nodes, read_back=read_back)
     for i, node in enumerate(graph.node):
         if i in skip:
             continue
@@ -178,17 +217,22 @@ def run_nodes(graph: onnx.GraphProto, env: dict[str, Any], opset: int, device: s
         if not host and const_tensors is not None and device is not None:
             ins = [_const_tensor(n, v, device, const_tensors) if isinstance(v, np.ndarray) and n in const_names
                    else v for n, v in zip(node.input, ins, strict=True)]
-        ctx = NodeCtx(node, ins, opset, device, env, run_nodes)
+        args = (node, ins, opset, device, env, sub)
+        ctx = NodeCtx(*args) if read_back is None else _WatchedCtx(*args, read_back=read_back)
         if host and node.op_type != "If":
             ctx.device = "REF"  # shape arithmetic on small host values: evaluated now, kept on the host
-        outs = handler(ctx)
+            with untraced():  # part of building the graph, not a kernel a replay should run again
+                outs = handler(ctx)
+        else:
+            outs = handler(ctx)
         if not isinstance(outs, (list, tuple)):
             outs = [outs]
         for name, val in zip(node.output, outs, strict=False):
             if not name:
                 continue
             if host and isinstance(val, Tensor):
-                val = val.numpy()
+                with untraced():
+                    val = val.numpy()
             env[name] = val
     missing = [o.name for o in graph.output if o.name not in env]
     if missing:
@@ -242,9 +286,11 @@ def fold_constants(graph: onnx.GraphProto, initializers: dict[str, np.ndarray],
     return consts, folded
 
 
-def load_onnx(model: onnx.ModelProto | str | os.PathLike | bytes, device: str | None = None) -> OnnxModel:
-    """Load an ONNX model (path, bytes or ModelProto) and check that every op is supported."""
-    return OnnxModel(model, device)
+def load_onnx(model: onnx.ModelProto | str | os.PathLike | bytes, device: str | None = None,
+              replay: bool = True) -> OnnxModel:
+    """Load an ONNX model (path, bytes or ModelProto) and check that every op is supported; with replay,
+    `run()` replays the kernels of repeated input shapes (compiler/onnx/replay.py)."""
+    return OnnxModel(model, device, replay)
 
 
 __all__ = ["OnnxModel", "load_onnx", "held_array", "HANDLERS"]
