@@ -31,6 +31,29 @@ def test_softmax_at_most_three_kernels():
     assert len(t(16, 64).log_softmax(-1).schedule()) <= 3
 
 
+def _exp_calls_per_element(out: Tensor) -> int:
+    """How many exp2 evaluations each input element costs across out's kernels (calls in kernel bodies)."""
+    if DEV != "CL":
+        pytest.skip("counts calls in rendered OpenCL source")
+    calls = 0
+    for k in out.schedule():
+        body = program_for(k).src.split("__kernel", 1)[1]  # helpers (the exp2 definitions) come before
+        calls += body.count("wb_exp2v(") + body.count("wb_exp2(")
+    return calls
+
+
+def test_log_softmax_and_logsumexp_evaluate_exp_once_per_element():
+    # exp's full-range reduction costs two exp2 per element; a shifted input (x - max <= 0) needs one
+    assert _exp_calls_per_element(t(16, 64).log_softmax(-1)) == 1
+    assert _exp_calls_per_element(t(16, 64).logsumexp(-1)) == 1
+
+
+def test_softmax_evaluates_exp_at_most_twice_per_element():
+    # the row sum and the final divide each evaluate exp2 once: storing exp(x - max) from the sum kernel
+    # instead moves 8 more bytes per element and measured no faster (docs/benchmarks.md)
+    assert _exp_calls_per_element(t(16, 64).softmax(-1)) <= 2
+
+
 def test_conv2d_with_padding_is_one_kernel():
     assert len(t(1, 4, 8, 8).conv2d(t(8, 4, 3, 3), padding=1).schedule()) == 1
     assert len(t(1, 4, 8, 8).conv2d(t(8, 4, 3, 3), t(8), padding=1).schedule()) == 1

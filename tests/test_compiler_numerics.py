@@ -292,3 +292,18 @@ def test_negative_constants_under_negation(dev, c):
     got = (Tensor(x, device=dev) - c).numpy()
     np.testing.assert_array_equal(got, x - np.float32(c))
     np.testing.assert_array_equal((-(Tensor(x, device=dev) * 0 + c)).numpy(), -(x * 0 + np.float32(c)))
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax", "logsumexp"])
+def test_softmax_family_on_nan_inf_and_masked_rows(dev, fn):
+    """Rows with NaN, +-inf, -inf masks (some fully masked) and wide ranges give numpy's values."""
+    inf, nan = np.inf, np.nan
+    a = np.array([[1.0, 2.0, 3.0, 4.0], [nan, 0.0, 1.0, 2.0], [inf, 0.0, 1.0, 2.0], [-inf, -inf, 1.0, -inf],
+                  [-inf, -inf, -inf, -inf], [inf, inf, 0.0, 0.0], [-100.0, 0.0, -30.0, 80.0],
+                  [-1e30, 0.0, 88.0, -87.0]], np.float32)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        s = a.astype(np.float64) - a.max(-1, keepdims=True)
+        lse = np.log(np.exp(s).sum(-1, keepdims=True))
+    want = {"softmax": np.exp(s - lse), "log_softmax": s - lse, "logsumexp": (lse + a.max(-1, keepdims=True))[:, 0]}
+    got = getattr(Tensor(a, device=dev), fn)(-1).numpy()
+    np.testing.assert_allclose(got, want[fn].astype(np.float32), rtol=2e-6, atol=1e-7)

@@ -1,0 +1,108 @@
+"""Where a workload's time goes with one and with two PoCL compute units: CPU per OS thread of the process.
+
+    python -m bench.pocl_threads                      # the GPT-2 block, 1 and 2 compute units, alternating
+    python -m bench.pocl_threads --workload softmax --calls 10 --rounds 3
+
+Each (compute units, eager or @jit) case runs in a fresh process (PoCL reads its thread count at start),
+and prints per call: wall median and minimum, process CPU, the main thread's CPU (Python: graph, schedule,
+launches) and its CPU before the first kernel is enqueued, and each PoCL worker's CPU. The main thread's
+CPU before the first launch is serial work no compute unit can share; see docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import subprocess
+import sys
+import time
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of each OS thread of this process, by thread id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for path in glob.glob(f"/proc/{os.getpid()}/task/*/stat"):
+        try:
+            fields = open(path).read().rsplit(")", 1)[1].split()
+        except OSError:  # a thread that ended meanwhile
+            continue
+        out[path.split("/")[4]] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def measure(workload: str, calls: int, use_jit: bool) -> str:
+    """One line of figures for the workload in this process (its PoCL thread count is already fixed)."""
+    from bench import compiler_worker as w
+    from compiler import runtime_opencl
+    from compiler.jit import jit
+
+    p = w.sizes(workload, False)
+    fw = w.Ours("CL")
+    f = fw.fn(workload, p)
+    if use_jit:
+        f = jit(lambda *a, _f=f: _f(*a).realize())
+    args = [fw.to_device(a) for a in w.make_inputs(workload, p)]
+    first_launch: list[float] = []
+    launch = runtime_opencl.CLDevice.launch
+
+    def timed_launch(self, *a, **k):
+        if not first_launch:
+            first_launch.append(time.thread_time())
+        return launch(self, *a, **k)
+
+    runtime_opencl.CLDevice.launch = timed_launch
+    for _ in range(5):  # compile, and capture the jit
+        fw.finish(f(*args))
+    walls, before = [], []
+    t0, c0, m0 = _thread_cpu(), time.process_time(), time.thread_time()
+    for _ in range(calls):
+        first_launch.clear()
+        a, ca = time.perf_counter(), time.thread_time()
+        fw.finish(f(*args))
+        walls.append(time.perf_counter() - a)
+        before.append(first_launch[0] - ca if first_launch else 0.0)
+    t1, c1, m1 = _thread_cpu(), time.process_time(), time.thread_time()
+    runtime_opencl.CLDevice.launch = launch
+    main = str(os.getpid())
+    workers = sorted(
+        round((t1[k] - t0.get(k, 0.0)) / calls * 1e3, 2) for k in t1 if k != main and t1[k] - t0.get(k, 0.0) > 0
+    )
+    walls.sort()
+    before.sort()
+    ms = lambda s: f"{s * 1e3:.1f}"  # noqa: E731
+    return (
+        f"wall median {ms(walls[len(walls) // 2])} min {ms(walls[0])} ms | process CPU {ms((c1 - c0) / calls)} | "
+        f"main thread {ms((m1 - m0) / calls)} (before 1st launch {ms(before[len(before) // 2])}) | "
+        f"other threads {workers} ms per call"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Alternate fresh processes over compute units (1, 2) and eager/jit; print one line per case."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workload", default="gpt2_block")
+    ap.add_argument("--calls", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--one", choices=("eager", "jit"), help=argparse.SUPPRESS)  # the child process
+    a = ap.parse_args(argv)
+    if a.one:
+        print(measure(a.workload, a.calls, a.one == "jit"), flush=True)
+        return 0
+    for rnd in range(a.rounds):
+        print(f"round {rnd + 1}, load average {os.getloadavg()[0]:.1f}")
+        for cus in (1, 2):
+            for mode in ("eager", "jit"):
+                # PoCL 3.0 reads POCL_MAX_PTHREAD_COUNT, later releases POCL_CPU_MAX_CU_COUNT
+                env = dict(os.environ, POCL_MAX_PTHREAD_COUNT=str(cus), POCL_CPU_MAX_CU_COUNT=str(cus))
+                cmd = [sys.executable, "-m", "bench.pocl_threads", "--workload", a.workload,
+                       "--calls", str(a.calls), "--one", mode]
+                r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                line = r.stdout.strip() or r.stderr.strip().splitlines()[-1]
+                print(f"  {cus} CU {mode:5s} {line}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
