@@ -1,0 +1,128 @@
+"""Spatial ONNX ops that resample or transpose convolutions: Resize (opsets 10-19), Upsample, ConvTranspose."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from compiler.resample import COORD_MODES, MODES, NEAREST_MODES, axis_taps, resample_axis
+from compiler.tensor import Tensor
+
+from .ops import NodeCtx, op
+
+
+def _opt(c: NodeCtx, i: int) -> np.ndarray | None:
+    """Optional input i as a host array, or None when omitted or empty (Resize's unused roi/scales/sizes)."""
+    if not c.has(i):
+        return None
+    v = c.host(i)
+    return v if v.size else None
+
+
+def _resize(c: NodeCtx, x: Tensor, scales, sizes, roi, mode: str, coord: str, nearest: str) -> Tensor:
+    r = x.ndim
+    axes = c.attr("axes") if c.opset >= 18 else None
+    axes = [a + r if a < 0 else a for a in axes] if axes is not None else list(range(r))
+    if mode not in MODES:
+        raise c.fail(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    if coord not in COORD_MODES:
+        raise c.fail(f"coordinate_transformation_mode {coord!r} is not one of {', '.join(COORD_MODES)}")
+    if nearest not in NEAREST_MODES:
+        raise c.fail(f"nearest_mode {nearest!r} is not one of {', '.join(NEAREST_MODES)}")
+    antialias = bool(c.attr("antialias", 0)) and mode != "nearest"
+    ins = [x.shape[a] for a in axes]
+    if sizes is not None:
+        sizes = [int(s) for s in np.asarray(sizes).reshape(-1)]
+        if len(sizes) != len(axes):
+            raise c.fail(f"sizes has {len(sizes)} values for {len(axes)} resized axes of input {x.shape}")
+        sc = [s / i for s, i in zip(sizes, ins, strict=True)]
+        policy = c.attr("keep_aspect_ratio_policy", "stretch")
+        if policy != "stretch":
+            if policy not in ("not_larger", "not_smaller"):
+                raise c.fail(f"keep_aspect_ratio_policy {policy!r} is not stretch, not_larger or not_smaller")
+            s = min(sc) if policy == "not_larger" else max(sc)
+            sc = [s] * len(axes)
+            sizes = [int(s * i + 0.5) for i in ins]
+    elif scales is not None:
+        sc = [float(s) for s in np.asarray(scales, dtype=np.float64).reshape(-1)]
+        if len(sc) != len(axes):
+            raise c.fail(f"scales has {len(sc)} values for {len(axes)} resized axes of input {x.shape}")
+        sizes = [int(math.floor(s * i)) for s, i in zip(sc, ins, strict=True)]
+    else:
+        raise c.fail("neither scales nor sizes is given")
+    if roi is not None:
+        roi = [float(v) for v in np.asarray(roi).reshape(-1)]
+        n = len(roi) // 2
+        if n not in (r, len(axes)):
+            raise c.fail(f"roi has {len(roi)} values; expected {2 * len(axes)}")
+        roi = {a: (roi[a if n == r else j], roi[(a if n == r else j) + n]) for j, a in enumerate(axes)}
+    extrap = float(c.attr("extrapolation_value", 0.0))
+    for a, s, o in zip(axes, sc, sizes, strict=True):
+        ax_roi = roi.get(a) if roi is not None and coord == "tf_crop_and_resize" else None
+        if o == x.shape[a] and math.isclose(s, 1.0) and (ax_roi is None or ax_roi == (0.0, 1.0)):
+            continue  # an identity axis
+        if o == 0 or x.shape[a] == 0:
+            raise c.fail(f"resizing axis {a} of input {x.shape} to {o} positions: empty tensors are not supported")
+        taps = axis_taps(x.shape[a], o, s, mode, coord, nearest, float(c.attr("cubic_coeff_a", -0.75)),
+                         bool(c.attr("exclude_outside", 0)), antialias, ax_roi)
+        x = resample_axis(x, a, taps, extrap)
+    return x
+
+
+@op("Resize", since=10)
+def _resize10(c):
+    # opset 10: asymmetric coordinates; nearest rounds as onnxruntime does (floor, ceil when shrinking)
+    mode = c.attr("mode", "nearest")
+    return _resize(c, c.t(0), c.host(1), None, None, mode, "asymmetric", "simple")
+
+
+@op("Resize", since=11)
+def _resize11(c):
+    return _resize(c, c.t(0), _opt(c, 2), _opt(c, 3), _opt(c, 1), c.attr("mode", "nearest"),
+                   c.attr("coordinate_transformation_mode", "half_pixel"), c.attr("nearest_mode", "round_prefer_floor"))
+
+
+def _upsample(c: NodeCtx, scales) -> Tensor:
+    mode = {"bilinear": "linear"}.get(c.attr("mode", "nearest"), c.attr("mode", "nearest"))
+    return _resize(c, c.t(0), scales, None, None, mode, "asymmetric", "floor")
+
+
+op("Upsample", since=7)(lambda c: _upsample(c, c.attr("scales")))
+op("Upsample", since=9)(lambda c: _upsample(c, c.host(1)))
+
+
+@op("ConvTranspose")
+def _conv_transpose(c):
+    x, w = c.t(0), c.t(1)
+    nd = x.ndim - 2
+    if nd not in (1, 2):
+        raise c.fail(f"{nd}-d transposed convolution is not supported (1-d and 2-d are)")
+    sp = x.shape[2:]
+    kernel = w.shape[2:]
+    strides = list(c.attr("strides") or [1] * nd)
+    dil = list(c.attr("dilations") or [1] * nd)
+    out_pad = list(c.attr("output_padding") or [0] * nd)[:nd]
+    out_shape = c.attr("output_shape")
+    out_shape = list(out_shape)[-nd:] if out_shape else None
+    auto = c.attr("auto_pad", "NOTSET")
+    pads = c.attr("pads")
+    natural = [strides[i] * (sp[i] - 1) + out_pad[i] + (kernel[i] - 1) * dil[i] + 1 for i in range(nd)]
+    if pads is None and (out_shape is not None or auto in ("SAME_UPPER", "SAME_LOWER")):
+        # ONNX: the padding that makes the output out_shape (SAME_*: input * stride), split low/high
+        want = out_shape or [sp[i] * strides[i] for i in range(nd)]
+        total = [natural[i] - want[i] for i in range(nd)]
+        lo = [t // 2 if auto == "SAME_UPPER" else t - t // 2 for t in total]
+        pairs = [(lo[i], total[i] - lo[i]) for i in range(nd)]
+    else:
+        pads = list(pads or [0] * (2 * nd))
+        pairs = [(pads[i], pads[i + nd]) for i in range(nd)]
+        if out_shape is not None:  # explicit pads and output_shape: the extra positions come last
+            out_pad = [out_pad[i] + out_shape[i] - (natural[i] - sum(pairs[i])) for i in range(nd)]
+    if nd == 1:
+        x, w = x.unsqueeze(2), w.unsqueeze(2)
+        strides, dil, pairs, out_pad = [1, *strides], [1, *dil], [(0, 0), *pairs], [0, *out_pad]
+    out = x.conv_transpose2d(w.cast(x.dtype), c.t(2) if c.has(2) else None, stride=tuple(strides),
+                             padding=tuple(pairs), output_padding=tuple(out_pad), groups=int(c.attr("group", 1)),
+                             dilation=tuple(dil))
+    return out.squeeze(2) if nd == 1 else out
