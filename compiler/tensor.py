@@ -1267,7 +1267,10 @@ class Tensor:
             coord, rounding = ("align_corners" if align_corners else "pytorch_half_pixel"), "floor"
         x = self
         for j, (s, o) in enumerate(zip(scale, size, strict=True)):
-            taps = resample.axis_taps(self.shape[2 + j], o, s, kind, coord, rounding, -0.75, False, antialias)
+            # antialiased taps past the edge are dropped (PyTorch), not clamped to it
+            # (and PyTorch's antialiased bicubic uses a = -0.5)
+            taps = resample.axis_taps(self.shape[2 + j], o, s, kind, coord, rounding, -0.5 if antialias else -0.75,
+                                      antialias, antialias)
             x = resample.resample_axis(x, 2 + j, taps)
         return x
 
