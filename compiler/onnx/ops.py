@@ -815,8 +815,8 @@ def _conv(c):
     return out.squeeze(2) if nd == 1 else out
 
 
-def _pool(c: NodeCtx, kind: str) -> Tensor:
-    x = c.t(0)
+def _pool(c: NodeCtx, kind: str, x: Tensor | None = None) -> Tensor:
+    x = c.t(0) if x is None else x
     kernel = tuple(c.attr("kernel_shape"))
     nd = len(kernel)
     strides = tuple(c.attr("strides") or [1] * nd)
@@ -841,6 +841,8 @@ def _pool(c: NodeCtx, kind: str) -> Tensor:
         return xp._pool(kernel, strides, dil).max(tuple(range(-nd, 0)))
     xp = x._float().pad(lead + new)
     s = xp._pool(kernel, strides, dil).sum(tuple(range(-nd, 0)))
+    if kind == "sum":
+        return s
     if c.attr("count_include_pad", 0):
         ones = Tensor.ones(*x.shape[2:], device=c.device).pad(pads, value=1.0).pad(extra)
     else:
@@ -851,6 +853,14 @@ def _pool(c: NodeCtx, kind: str) -> Tensor:
 
 op("MaxPool")(lambda c: _pool(c, "max") if len(c.node.output) == 1 or not c.node.output[1] else _no(c, "Indices"))
 op("AveragePool")(lambda c: _pool(c, "avg"))
+
+
+@op("LpPool", since=2)
+def _lppool(c):
+    """(sum over each window of |x|^p)^(1/p); padding adds zeros."""
+    p = float(c.attr("p", 2))
+    x = _f(c.t(0))
+    return _pool(c, "sum", x.abs().pow(p)).pow(1 / p)
 
 
 def _no(c: NodeCtx, what: str):

@@ -1,0 +1,141 @@
+"""Smaller ONNX ops: CumProd, Atan/Asin/Acos, the signal windows, CenterCropPad, Compress, NonZero, SwiGLU,
+AffineGrid."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from onnx import helper
+
+from compiler.tensor import Tensor
+
+from .ops import NodeCtx, _f, op
+from .types import held_array
+
+
+@op("CumProd")
+def _cumprod(c):
+    """Running product as a log-depth scan (each step multiplies in the value 2^k places back), so integer
+    products stay exact."""
+    x = c.t(0)
+    a = int(c.host(1).item())
+    a = a + x.ndim if a < 0 else a
+    n = x.shape[a]
+    if c.attr("reverse", 0):
+        x = x.flip(a)
+    if c.attr("exclusive", 0):  # shift one place: 1, x0, x0*x1, ...
+        x = x.shrink([(0, n - 1) if i == a else None for i in range(x.ndim)]).pad(
+            [(1, 0) if i == a else (0, 0) for i in range(x.ndim)], value=1)
+    out, k = x, 1
+    while k < n:
+        back = out.shrink([(0, n - k) if i == a else None for i in range(x.ndim)]).pad(
+            [(k, 0) if i == a else (0, 0) for i in range(x.ndim)], value=1)
+        out, k = (out * back).cast(x.dtype), 2 * k
+    return out.flip(a) if c.attr("reverse", 0) else out
+
+
+# arctan on [-1, 1]: Abramowitz-Stegun 4.4.49 (|error| <= 2e-8), odd powers x^1..x^15
+_ATAN = (0.9999993329, -0.3332985605, 0.1994653599, -0.1390853351, 0.0964200441, -0.0559098861, 0.0218612288,
+         -0.0040540580)
+
+
+def atan(x: Tensor) -> Tensor:
+    """arctan from arithmetic: the A-S polynomial on |x| <= 1, pi/2 - atan(1/x) beyond."""
+    x = _f(x)
+    big = x.abs() > 1
+    t = big.where(1 / x, x)
+    t2 = t * t
+    poly = _ATAN[-1]
+    for a in reversed(_ATAN[:-1]):
+        poly = poly * t2 + a
+    r = poly * t
+    return big.where(x.sign() * (math.pi / 2) - r, r)
+
+
+def asin(x: Tensor) -> Tensor:
+    """arcsin(x) = atan(x / sqrt(1 - x^2)) (1/0 at |x| = 1 gives +-pi/2 through atan's reduction)."""
+    x = _f(x)
+    return atan(x / (1 - x * x).sqrt())
+
+
+for _n, _fn in {"Atan": atan, "Asin": asin, "Acos": lambda x: math.pi / 2 - asin(x)}.items():
+    op(_n, since=7)(lambda c, fn=_fn: fn(c.t(0)))
+
+
+def _window(c: NodeCtx, terms: tuple[float, ...]) -> Tensor:
+    """sum_k terms[k] * cos(2 pi k n / N) (signs alternate), N = size (periodic) or size - 1 (symmetric)."""
+    size = int(c.host(0).reshape(-1)[0])
+    big_n = size if c.attr("periodic", 1) else size - 1
+    n = np.arange(size, dtype=np.float64)
+    w = sum((-1) ** k * a * np.cos(2 * math.pi * k * n / big_n) for k, a in enumerate(terms))
+    to = c.attr("output_datatype", 1)
+    arr, dt = held_array(np.asarray(w).astype(helper.tensor_dtype_to_np_dtype(to)), f"node {c.name} output")
+    return Tensor(arr, device=c.device, dtype=dt)
+
+
+op("HannWindow", since=17)(lambda c: _window(c, (0.5, 0.5)))
+op("HammingWindow", since=17)(lambda c: _window(c, (25 / 46, 1 - 25 / 46)))
+op("BlackmanWindow", since=17)(lambda c: _window(c, (0.42, 0.5, 0.08)))
+
+
+@op("CenterCropPad", since=18)
+def _center_crop_pad(c):
+    x = c.t(0)
+    shape = c.ints(1)
+    axes = c.attr("axes")
+    axes = [a % x.ndim for a in axes] if axes is not None else list(range(x.ndim))
+    crop, pad = [None] * x.ndim, [(0, 0)] * x.ndim
+    for a, s in zip(axes, shape, strict=True):
+        d = x.shape[a] - s
+        if d > 0:  # crop, the odd pixel off the end
+            crop[a] = (d // 2, d // 2 + s)
+        elif d < 0:
+            pad[a] = (-d // 2, -d - -d // 2)
+    return x.shrink(crop).pad(pad)
+
+
+@op("Compress", since=9)
+def _compress(c):
+    """Slices where a condition holds; the condition is read on the host (the output size depends on it)."""
+    x = c.t(0)
+    cond = np.flatnonzero(c.host(1).reshape(-1).astype(bool)).astype(np.int32)
+    a = c.attr("axis")
+    if a is None:
+        x, a = x.reshape(-1), 0
+    return x.take(cond, axis=int(a))
+
+
+@op("NonZero", since=9)
+def _nonzero(c):
+    """Indices of the non-zero elements, (rank, count) int64; the input is read on the host (its values
+    decide the output shape)."""
+    return np.stack(np.nonzero(c.host(0)), axis=0).astype(np.int64).reshape(len(c.host(0).shape), -1)
+
+
+@op("SwiGLU")
+def _swiglu(c):
+    a, b = c.t(0), c.t(1)
+    alpha = float(c.attr("alpha", 1.0))
+    return (a * (a.float() * alpha).sigmoid().cast(a.dtype) * b).cast(a.dtype)
+
+
+@op("AffineGrid", since=20)
+def _affine_grid(c):
+    """The sampling grid of an affine transform: theta (N, 2, 3) or (N, 3, 4) times the normalized output
+    coordinates (x first, as GridSample reads them)."""
+    theta = _f(c.t(0))
+    size = c.ints(1)
+    sp = size[2:]
+    align = bool(c.attr("align_corners", 0))
+    axes = []
+    for s in sp:
+        i = np.arange(s, dtype=np.float64)
+        axes.append(np.zeros(1) if s == 1 and align else (2 * i / (s - 1) - 1 if align else (2 * i + 1) / s - 1))
+    mesh = np.meshgrid(*axes, indexing="ij")  # (D,) H, W coordinates
+    homo = np.stack([m for m in reversed(mesh)] + [np.ones_like(mesh[0])], axis=-1).reshape(-1, len(sp) + 1)
+    base = Tensor(homo.astype(np.float32), device=c.device).cast(theta.dtype)
+    n = theta.shape[0]
+    grid = base.unsqueeze(0).matmul(theta.transpose(1, 2))  # (N, points, dims)
+    return grid.reshape((n, *sp, len(sp)))
+
