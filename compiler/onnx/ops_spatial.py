@@ -1,4 +1,5 @@
-"""Spatial ONNX ops that resample or transpose convolutions: Resize (opsets 10-19), Upsample, ConvTranspose."""
+"""Spatial ONNX ops that resample or transpose convolutions: Resize (opsets 10-19), Upsample, ConvTranspose,
+GridSample."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import math
 
 import numpy as np
 
+from compiler.dtypes import dtypes
 from compiler.resample import COORD_MODES, MODES, NEAREST_MODES, axis_taps, resample_axis
 from compiler.tensor import Tensor
 
-from .ops import NodeCtx, op
+from .ops import NodeCtx, _f, op
 
 
 def _opt(c: NodeCtx, i: int) -> np.ndarray | None:
@@ -126,3 +128,103 @@ def _conv_transpose(c):
                              padding=tuple(pairs), output_padding=tuple(out_pad), groups=int(c.attr("group", 1)),
                              dilation=tuple(dil))
     return out.squeeze(2) if nd == 1 else out
+
+
+def _reflect(u: Tensor, lo: float, hi: float) -> Tensor:
+    """Coordinates folded back into [lo, hi] by mirroring at its ends (as often as it takes)."""
+    rng = hi - lo
+    below, above = u < lo, u > hi
+    dx = below.where(lo - u, u - hi)
+    n = (dx * (1 / rng)).trunc() if rng > 0 else dx * 0
+    r = dx - n * rng
+    even = (n * 0.5).floor() * 2 == n
+    inside = below.where(even.where(lo + r, hi - r), even.where(hi - r, lo + r))
+    return (below | above).where(inside, u)
+
+
+def _keys(t: Tensor, a: float = -0.75) -> list[Tensor]:
+    """Keys' cubic weights of the four taps at offsets -1, 0, 1, 2 from floor, for the fraction t."""
+    def near(d):
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d):
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+@op("GridSample", since=16)
+def _grid_sample(c):
+    """Samples X (N, C, *spatial) at the normalized positions of grid (N, *out, ndim): per spatial axis a set
+    of taps (indices and weights), then one gather over the flattened image and a weighted sum."""
+    x, grid = c.t(0), _f(c.t(1))
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(c.attr("mode", "linear"), c.attr("mode", "linear"))
+    if c.opset < 20 and c.attr("mode") is None:
+        mode = "linear"
+    pad_mode = c.attr("padding_mode", "zeros")
+    align = bool(c.attr("align_corners", 0))
+    if mode not in MODES or pad_mode not in ("zeros", "border", "reflection"):
+        raise c.fail(f"mode {mode!r} / padding_mode {pad_mode!r}: expected linear, nearest or cubic and zeros,"
+                     " border or reflection")
+    n, ch, sp = x.shape[0], x.shape[1], x.shape[2:]
+    d = len(sp)
+    out_sp = grid.shape[1:-1]
+    taps_idx, taps_w, valid = [], [], []
+    for i, size in enumerate(sp):
+        g = grid[..., d - 1 - i]  # the grid lists the last spatial axis first
+        u = (g + 1) * (0.5 * (size - 1)) if align else ((g + 1) * size - 1) * 0.5
+        lo, hi = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
+        if mode == "nearest":
+            u = _round_even(u)
+        if pad_mode == "border":
+            u = u.clip(0.0, float(size - 1))
+        elif pad_mode == "reflection":
+            u = _reflect(u, lo, hi)
+        if mode == "nearest":
+            idx, w = [u], None
+        else:
+            f0 = u.floor()
+            t = u - f0
+            offs = (0, 1) if mode == "linear" else (-1, 0, 1, 2)
+            idx = [f0 + o for o in offs]
+            w = [1 - t, t] if mode == "linear" else _keys(t)
+        ok = []
+        for k, v in enumerate(idx):
+            if pad_mode == "reflection" and mode != "nearest":
+                v = _reflect(v, lo, hi).trunc()
+            ok.append((v >= 0) & (v <= size - 1))
+            idx[k] = v.clip(0.0, float(size - 1)).cast(dtypes.int32)
+        taps_idx.append(idx)
+        taps_w.append(w)
+        valid.append(ok)
+    # every combination of one tap per axis: flat index, weight and validity, stacked on a last axis
+    flat, weight, keep = None, None, None
+    stride = 1
+    for i in reversed(range(d)):
+        fi = Tensor.stack([v * stride for v in taps_idx[i]], axis=-1)
+        wi = Tensor.stack(taps_w[i], axis=-1) if taps_w[i] is not None else None
+        oi = Tensor.stack(valid[i], axis=-1)
+        if flat is None:
+            flat, weight, keep = fi, wi, oi
+        else:  # outer combination with the axes after i
+            t_in, t_out = fi.shape[-1], flat.shape[-1]
+            comb = grid.shape[:-1]
+            flat = (fi.unsqueeze(-1) + flat.unsqueeze(-2)).reshape(comb + (t_in * t_out,))
+            keep = (oi.unsqueeze(-1) & keep.unsqueeze(-2)).reshape(comb + (t_in * t_out,))
+            if wi is not None:
+                weight = (wi.unsqueeze(-1) * weight.unsqueeze(-2)).reshape(comb + (t_in * t_out,))
+        stride *= sp[i]
+    taps = flat.shape[-1]
+    m = math.prod(out_sp) * taps
+    img = x.reshape(n, ch, math.prod(sp))
+    got = img.gather(2, flat.reshape(n, 1, m).expand(n, ch, m)).reshape((n, ch, *out_sp, taps))
+    if pad_mode == "zeros":
+        got = keep.unsqueeze(1).where(got, 0.0).cast(got.dtype)
+    if weight is None:
+        return got.squeeze(-1)
+    return (got.float() * weight.unsqueeze(1)).sum(-1).cast(x.dtype)
+
+
+def _round_even(u: Tensor) -> Tensor:
+    f = u.floor()
+    r = u - f
+    return ((r > 0.5) | ((r == 0.5) & ((f * 0.5).floor() * 2 != f))).where(f + 1, f)
