@@ -139,3 +139,38 @@ def _affine_grid(c):
     grid = base.unsqueeze(0).matmul(theta.transpose(1, 2))  # (N, points, dims)
     return grid.reshape((n, *sp, len(sp)))
 
+
+
+@op("RotaryEmbedding", since=23)
+def _rotary(c):
+    """Rotary position embedding of (batch, heads, seq, head) or (batch, seq, hidden) input: pairs of
+    channels (halves, or neighbours when interleaved) rotated by the cached cos/sin of each position."""
+    x0 = c.t(0)
+    x = x0.permute(0, 2, 1, 3) if x0.ndim == 4 else x0
+    b, s = x.shape[:2]
+    if x.ndim == 3:
+        heads = int(c.attr("num_heads", 0))
+        if not heads:
+            raise c.fail("3-d input needs the num_heads attribute")
+        x = x.reshape(b, s, heads, x.shape[2] // heads)
+    head = x.shape[3]
+    dim = int(c.attr("rotary_embedding_dim", 0)) or head
+    cos, sin = c.t(1), c.t(2)
+    if c.has(3):
+        pos = c.t(3)
+        cos, sin = cos.take(pos, axis=0), sin.take(pos, axis=0)  # (batch, seq, dim / 2)
+    cos, sin = cos.cast(x.dtype).unsqueeze(2), sin.cast(x.dtype).unsqueeze(2)
+    rot, keep = x[..., :dim], x[..., dim:]
+    half = dim // 2
+    if c.attr("interleaved", 0):
+        pairs = rot.reshape(b, s, x.shape[2], half, 2)
+        x1, x2 = pairs[..., 0], pairs[..., 1]
+    else:
+        x1, x2 = rot[..., :half], rot[..., half:]
+    real, imag = cos * x1 - sin * x2, sin * x1 + cos * x2
+    if c.attr("interleaved", 0):
+        rot = Tensor.stack([real, imag], axis=-1).reshape(rot.shape)
+    else:
+        rot = Tensor.cat([real, imag], axis=-1)
+    out = Tensor.cat([rot, keep], axis=-1) if dim < head else rot
+    return out.reshape(x0.shape) if x0.ndim == 3 else out.permute(0, 2, 1, 3)
