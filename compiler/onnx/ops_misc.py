@@ -174,3 +174,47 @@ def _rotary(c):
         rot = Tensor.cat([real, imag], axis=-1)
     out = Tensor.cat([rot, keep], axis=-1) if dim < head else rot
     return out.reshape(x0.shape) if x0.ndim == 3 else out.permute(0, 2, 1, 3)
+
+
+def _dft(c: NodeCtx, axis: int) -> Tensor:
+    """A discrete Fourier transform along one axis as a matmul with host-built cos/sin matrices (real inputs
+    (..., 1) or complex (..., 2); inverse; one-sided spectra in both directions)."""
+    x = _f(c.t(0))
+    a = axis % x.ndim
+    if a == x.ndim - 1:
+        raise c.fail("axis is the last (real/imaginary) axis; the transform runs along a signal axis")
+    inverse, onesided = bool(c.attr("inverse", 0)), bool(c.attr("onesided", 0))
+    n_in = x.shape[a]
+    n = int(c.host(1).reshape(-1)[0]) if c.has(1) else (2 * (n_in - 1) if inverse and onesided else n_in)
+    re = x[..., 0].transpose(a, -1)
+    im = x[..., 1].transpose(a, -1) if x.shape[-1] == 2 else None
+    m = n // 2 + 1 if inverse and onesided else n  # input positions used along the axis
+
+    def fit(t):  # zero-pad or crop the signal axis to m
+        return t.pad([(0, 0)] * (t.ndim - 1) + [(0, m - n_in)]) if m > n_in else t[..., :m]
+    re, im = fit(re), fit(im) if im is not None else None
+    k_out = n // 2 + 1 if onesided and not inverse else n
+    j, k = np.arange(m)[:, None], np.arange(k_out)[None, :]
+    if inverse and onesided:  # Hermitian spectrum: the middle frequencies count twice
+        k, j = np.arange(m)[:, None], np.arange(n)[None, :]
+        wgt = np.where((k == 0) | (2 * k == n), 1.0, 2.0) / n
+        ang = 2 * math.pi * k * j / n
+        cos_m = Tensor((wgt * np.cos(ang)).astype(np.float32), device=c.device)
+        sin_m = Tensor((wgt * np.sin(ang)).astype(np.float32), device=c.device)
+        out = re.matmul(cos_m) - (im.matmul(sin_m) if im is not None else 0)
+        return out.transpose(a, -1).unsqueeze(-1).cast(x.dtype)
+    ang = 2 * math.pi * j * k / n
+    cos_m = Tensor(np.cos(ang).astype(np.float32), device=c.device)
+    sin_m = Tensor(np.sin(ang).astype(np.float32), device=c.device)
+    if inverse:
+        r = re.matmul(cos_m) - (im.matmul(sin_m) if im is not None else 0)
+        i = re.matmul(sin_m) + (im.matmul(cos_m) if im is not None else 0)
+        r, i = r * (1 / n), i * (1 / n)
+    else:
+        r = re.matmul(cos_m) + (im.matmul(sin_m) if im is not None else 0)
+        i = (im.matmul(cos_m) if im is not None else 0) - re.matmul(sin_m)
+    return Tensor.stack([r.transpose(a, -1), i.transpose(a, -1)], axis=-1).cast(x.dtype)
+
+
+op("DFT", since=17)(lambda c: _dft(c, int(c.attr("axis", 1))))
+op("DFT", since=20)(lambda c: _dft(c, int(c.host(2).reshape(-1)[0]) if c.has(2) else -2))
