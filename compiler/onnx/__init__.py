@@ -1,6 +1,6 @@
 """ONNX import: run a model trained elsewhere as a `compiler.Tensor` graph on any device (REF, CL, SIM:...)."""
 
-from . import ops_index, ops_misc, ops_quant, ops_rnn, ops_spatial  # noqa: F401 - register their handlers
+from . import ops_index, ops_loop, ops_misc, ops_quant, ops_rnn, ops_spatial  # noqa: F401 - register handlers
 from .errors import OnnxImportError
 from .model import OnnxModel, load_onnx
 from .ops import HANDLERS, supported_ops

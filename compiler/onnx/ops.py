@@ -838,7 +838,23 @@ def _pool(c: NodeCtx, kind: str, x: Tensor | None = None) -> Tensor:
     lead = [(0, 0)] * (x.ndim - nd)
     if kind == "max":
         xp = x.pad(lead + new, value=x.dtype.min)
-        return xp._pool(kernel, strides, dil).max(tuple(range(-nd, 0)))
+        win = xp._pool(kernel, strides, dil)
+        out = win.max(tuple(range(-nd, 0)))
+        if len(c.node.output) < 2 or not c.node.output[1]:
+            return out
+        # Indices: the flat position (row-major, or column-major with storage_order 1) of each window's first
+        # maximum in the whole input, pooled from a map of positions the same way as the values
+        sp = x.shape[2:]
+        pos = np.arange(math.prod(sp)).reshape(sp[::-1]).transpose() if c.attr("storage_order", 0) else \
+            np.arange(math.prod(sp)).reshape(sp)
+        pmap = Tensor(pos.astype(np.int32), device=x.device).pad(new, value=-1)._pool(kernel, strides, dil)
+        flat_w = win.reshape(win.shape[:-nd] + (-1,))
+        first = flat_w.argmax(-1, keepdim=True)
+        pw = pmap.reshape(pmap.shape[:-nd] + (-1,))
+        idx = pw.reshape((1, 1) + pw.shape)._broadcast_to(flat_w.shape).gather(flat_w.ndim - 1, first).squeeze(-1)
+        n, ch = x.shape[:2]
+        base = Tensor.arange(n * ch, device=x.device).reshape((n, ch) + (1,) * nd) * math.prod(sp)
+        return [out, idx + base]
     xp = x._float().pad(lead + new)
     s = xp._pool(kernel, strides, dil).sum(tuple(range(-nd, 0)))
     if kind == "sum":
@@ -851,7 +867,7 @@ def _pool(c: NodeCtx, kind: str, x: Tensor | None = None) -> Tensor:
     return s / cnt
 
 
-op("MaxPool")(lambda c: _pool(c, "max") if len(c.node.output) == 1 or not c.node.output[1] else _no(c, "Indices"))
+op("MaxPool")(lambda c: _pool(c, "max"))
 op("AveragePool")(lambda c: _pool(c, "avg"))
 
 
