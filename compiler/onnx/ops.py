@@ -879,10 +879,6 @@ def _lppool(c):
     return _pool(c, "sum", x.abs().pow(p)).pow(1 / p)
 
 
-def _no(c: NodeCtx, what: str):
-    raise c.fail(f"the {what} output is not supported")
-
-
 @op("GlobalAveragePool")
 def _gap(c):
     x = c.t(0)
