@@ -995,11 +995,16 @@ def _einsum(c):
     lhs, _, rhs = eq.partition("->")
     terms = lhs.split(",")
     ts = [c.t(i) for i in range(len(terms))]
-    if "..." in eq:
-        raise c.fail("einsum with ... is not supported")
+    ell = ""
+    if "..." in eq:  # the broadcast axes '...' spelled out as letters the equation does not use, right-aligned
+        spare = [ch for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if ch not in eq]
+        counts = [t.ndim - (len(term) - 3) if "..." in term else 0 for t, term in zip(ts, terms, strict=True)]
+        ell = "".join(spare[:max(counts)])
+        terms = [term.replace("...", ell[len(ell) - k:] if k else "") for term, k in zip(terms, counts, strict=True)]
+        rhs = rhs.replace("...", ell)
     if not rhs and "->" not in eq:
         letters = "".join(terms)
-        rhs = "".join(sorted(ch for ch in set(letters) if letters.count(ch) == 1))
+        rhs = ell + "".join(sorted(ch for ch in set(letters) if letters.count(ch) == 1 and ch not in ell))
     letters = sorted(set("".join(terms)))
     sizes = {}
     for t, term in zip(ts, terms, strict=True):
@@ -1007,9 +1012,14 @@ def _einsum(c):
             sizes[ch] = max(sizes.get(ch, 1), s)
     out = None
     for t, term in zip(ts, terms, strict=True):
-        # diagonal (repeated letters) not supported; permute to the global letter order and broadcast
-        if len(set(term)) != len(term):
-            raise c.fail(f"einsum term {term!r} repeats an index")
+        while len(set(term)) != len(term):  # a repeated letter takes the diagonal of its two axes
+            p = next(i for i, ch in enumerate(term) if term.count(ch) > 1)
+            q = term.index(term[p], p + 1)
+            n = t.shape[p]
+            eye = np.eye(n, dtype=bool).reshape(tuple(n if i in (p, q) else 1 for i in range(t.ndim)))
+            t = Tensor(eye, device=t.device).where(t, 0).sum(q).cast(t.dtype)
+            term = term[:q] + term[q + 1:]
+        # permute to the global letter order and broadcast
         order = sorted(range(len(term)), key=lambda i: letters.index(term[i]))
         t = t.permute(tuple(order)) if order else t
         shape = tuple(sizes[ch] if ch in term else 1 for ch in letters)
