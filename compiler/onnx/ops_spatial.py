@@ -228,3 +228,41 @@ def _round_even(u: Tensor) -> Tensor:
     f = u.floor()
     r = u - f
     return ((r > 0.5) | ((r == 0.5) & ((f * 0.5).floor() * 2 != f))).where(f + 1, f)
+
+
+def _spread(t: Tensor, axis: int, s: int) -> Tensor:
+    """s - 1 zeros between neighbours along axis: (.., o, ..) -> (.., (o - 1) * s + 1, ..)."""
+    if s == 1:
+        return t
+    o = t.shape[axis]
+    t = t.unsqueeze(axis + 1).pad([(0, s - 1) if i == axis + 1 else (0, 0) for i in range(t.ndim + 1)])
+    t = t.reshape(t.shape[:axis] + (o * s,) + t.shape[axis + 2:])
+    return t.shrink([(0, (o - 1) * s + 1) if i == axis else None for i in range(t.ndim)])
+
+
+@op("Col2Im", since=18)
+def _col2im(c):
+    """Sums sliding blocks (N, C * prod(block), L) back into an image (N, C, *image_shape): each kernel
+    offset's values are spread by the stride, shifted to the offset and added."""
+    x = c.t(0)
+    img, block = c.ints(1), c.ints(2)
+    nd = len(img)
+    dil = list(c.attr("dilations") or [1] * nd)
+    pads = list(c.attr("pads") or [0] * (2 * nd))
+    strides = list(c.attr("strides") or [1] * nd)
+    full = [img[i] + pads[i] + pads[i + nd] for i in range(nd)]
+    outs = [(full[i] - dil[i] * (block[i] - 1) - 1) // strides[i] + 1 for i in range(nd)]
+    n = x.shape[0]
+    ch = x.shape[1] // math.prod(block)
+    if math.prod(outs) != x.shape[2]:
+        raise c.fail(f"{x.shape[2]} blocks do not tile image {img} with block {block}, strides {strides}")
+    cols = x.reshape((n, ch, *block, *outs))
+    acc = None
+    for k in np.ndindex(*block):
+        v = cols[(slice(None), slice(None), *k)]  # (n, ch, *outs)
+        for i in range(nd):
+            v = _spread(v, 2 + i, strides[i])
+        lo = [k[i] * dil[i] for i in range(nd)]
+        v = v.pad([(0, 0), (0, 0)] + [(lo[i], full[i] - lo[i] - v.shape[2 + i]) for i in range(nd)])
+        acc = v if acc is None else acc + v
+    return acc.shrink([None, None] + [(pads[i], pads[i] + img[i]) for i in range(nd)])
