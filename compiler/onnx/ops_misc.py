@@ -218,3 +218,43 @@ def _dft(c: NodeCtx, axis: int) -> Tensor:
 
 op("DFT", since=17)(lambda c: _dft(c, int(c.attr("axis", 1))))
 op("DFT", since=20)(lambda c: _dft(c, int(c.host(2).reshape(-1)[0]) if c.has(2) else -2))
+
+
+def _box_edges(b: Tensor, center: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(x_min, x_max, y_min, y_max) of boxes (..., 4): corners [y1, x1, y2, x2] in any order, or centre+size."""
+    if center:
+        xc, yc, w, h = (b[..., i] for i in range(4))
+        return xc - w / 2, xc + w / 2, yc - h / 2, yc + h / 2
+    y1, x1, y2, x2 = (b[..., i] for i in range(4))
+    return x1.minimum(x2), x1.maximum(x2), y1.minimum(y2), y1.maximum(y2)
+
+
+@op("NonMaxSuppression", since=10)
+def _nms(c):
+    """Greedy non-maximum suppression. The pairwise overlap test (IoU > threshold, every pair of boxes) runs
+    on the device; the greedy pass over it, whose output size depends on the data, runs on the host."""
+    boxes, scores = _f(c.t(0)), c.host(1).astype(np.float32)
+    max_out = int(c.host(2).reshape(-1)[0]) if c.has(2) and c.host(2).size else 0
+    iou_thr = float(c.host(3).reshape(-1)[0]) if c.has(3) and c.host(3).size else 0.0
+    score_thr = float(c.host(4).reshape(-1)[0]) if c.has(4) and c.host(4).size else None
+    x0, x1, y0, y1 = _box_edges(boxes, bool(c.attr("center_point_box", 0)))
+    ix = x1.unsqueeze(-1).minimum(x1.unsqueeze(-2)) - x0.unsqueeze(-1).maximum(x0.unsqueeze(-2))
+    iy = y1.unsqueeze(-1).minimum(y1.unsqueeze(-2)) - y0.unsqueeze(-1).maximum(y0.unsqueeze(-2))
+    area = (x1 - x0) * (y1 - y0)
+    inter = ix.relu() * iy.relu()
+    union = area.unsqueeze(-1) + area.unsqueeze(-2) - inter
+    ok = (ix > 0) & (iy > 0) & (area.unsqueeze(-1) > 0) & (area.unsqueeze(-2) > 0) & (union > 0)
+    suppress = (ok & (inter > union * iou_thr)).numpy()  # (batch, boxes, boxes)
+    out = []
+    for b in range(scores.shape[0]):
+        for k in range(scores.shape[1]):
+            s = scores[b, k]
+            cand = [i for i in np.argsort(-s, kind="stable") if score_thr is None or s[i] > score_thr]
+            chosen: list[int] = []
+            for i in cand:
+                if len(chosen) >= max_out:
+                    break
+                if not any(suppress[b, i, j] for j in chosen):
+                    chosen.append(int(i))
+            out += [(b, k, i) for i in chosen]
+    return np.asarray(out, dtype=np.int64).reshape(-1, 3)
