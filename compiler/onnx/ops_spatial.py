@@ -142,24 +142,20 @@ def _reflect(u: Tensor, lo: float, hi: float) -> Tensor:
     return (below | above).where(inside, u)
 
 
-def _keys(t: Tensor, a: float = -0.75) -> list[Tensor]:
-    """Keys' cubic weights of the four taps at offsets -1, 0, 1, 2 from floor, for the fraction t."""
-    def near(d):
-        return ((a + 2) * d - (a + 3)) * d * d + 1
-
-    def far(d):
-        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
-    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+def _keys(d: Tensor, a: float = -0.75) -> Tensor:
+    """Keys' cubic convolution weight at distance |d| <= 2."""
+    near = ((a + 2) * d - (a + 3)) * d * d + 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    return (d <= 1).where(near, far)
 
 
 @op("GridSample", since=16)
 def _grid_sample(c):
-    """Samples X (N, C, *spatial) at the normalized positions of grid (N, *out, ndim): per spatial axis a set
-    of taps (indices and weights), then one gather over the flattened image and a weighted sum."""
+    """Samples X (N, C, *spatial) at the normalized positions of grid (N, *out, ndim): per spatial axis a tap
+    axis (indices, weights, in-range flags, broadcast from host tap offsets), their combinations flattened,
+    then one gather over the flattened image and a weighted sum."""
     x, grid = c.t(0), _f(c.t(1))
     mode = {"bilinear": "linear", "bicubic": "cubic"}.get(c.attr("mode", "linear"), c.attr("mode", "linear"))
-    if c.opset < 20 and c.attr("mode") is None:
-        mode = "linear"
     pad_mode = c.attr("padding_mode", "zeros")
     align = bool(c.attr("align_corners", 0))
     if mode not in MODES or pad_mode not in ("zeros", "border", "reflection"):
@@ -168,10 +164,19 @@ def _grid_sample(c):
     n, ch, sp = x.shape[0], x.shape[1], x.shape[2:]
     d = len(sp)
     out_sp = grid.shape[1:-1]
-    taps_idx, taps_w, valid = [], [], []
+    offs = {"nearest": (0,), "linear": (0, 1), "cubic": (-1, 0, 1, 2)}[mode]
+    nt = len(offs)
+    # everything is computed at the full (N, C, *out, taps per axis...) shape from broadcast views of the grid
+    # (the scheduler realizes computed values before broadcasting them; views it inlines), so the index
+    # arithmetic fuses into the gather and the weights into the final sum
+    full = (n, ch, *out_sp) + (nt,) * d
+    flat = weight = keep = None
+    stride = math.prod(sp)
     for i, size in enumerate(sp):
+        stride //= size
         g = grid[..., d - 1 - i]  # the grid lists the last spatial axis first
-        u = (g + 1) * (0.5 * (size - 1)) if align else ((g + 1) * size - 1) * 0.5
+        u = g.reshape((n, 1, *out_sp) + (1,) * d).expand(full)
+        u = (u + 1) * (0.5 * (size - 1)) if align else ((u + 1) * size - 1) * 0.5
         lo, hi = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
         if mode == "nearest":
             u = _round_even(u)
@@ -179,49 +184,28 @@ def _grid_sample(c):
             u = u.clip(0.0, float(size - 1))
         elif pad_mode == "reflection":
             u = _reflect(u, lo, hi)
-        if mode == "nearest":
-            idx, w = [u], None
-        else:
-            f0 = u.floor()
-            t = u - f0
-            offs = (0, 1) if mode == "linear" else (-1, 0, 1, 2)
-            idx = [f0 + o for o in offs]
-            w = [1 - t, t] if mode == "linear" else _keys(t)
-        ok = []
-        for k, v in enumerate(idx):
-            if pad_mode == "reflection" and mode != "nearest":
-                v = _reflect(v, lo, hi).trunc()
-            ok.append((v >= 0) & (v <= size - 1))
-            idx[k] = v.clip(0.0, float(size - 1)).cast(dtypes.int32)
-        taps_idx.append(idx)
-        taps_w.append(w)
-        valid.append(ok)
-    # every combination of one tap per axis: flat index, weight and validity, stacked on a last axis
-    flat, weight, keep = None, None, None
-    stride = 1
-    for i in reversed(range(d)):
-        fi = Tensor.stack([v * stride for v in taps_idx[i]], axis=-1)
-        wi = Tensor.stack(taps_w[i], axis=-1) if taps_w[i] is not None else None
-        oi = Tensor.stack(valid[i], axis=-1)
-        if flat is None:
-            flat, weight, keep = fi, wi, oi
-        else:  # outer combination with the axes after i
-            t_in, t_out = fi.shape[-1], flat.shape[-1]
-            comb = grid.shape[:-1]
-            flat = (fi.unsqueeze(-1) + flat.unsqueeze(-2)).reshape(comb + (t_in * t_out,))
-            keep = (oi.unsqueeze(-1) & keep.unsqueeze(-2)).reshape(comb + (t_in * t_out,))
-            if wi is not None:
-                weight = (wi.unsqueeze(-1) * weight.unsqueeze(-2)).reshape(comb + (t_in * t_out,))
-        stride *= sp[i]
-    taps = flat.shape[-1]
+        tap_shape = (1,) * (2 + len(out_sp)) + tuple(nt if j == i else 1 for j in range(d))
+        o = Tensor(np.asarray(offs, np.float32).reshape(tap_shape), device=x.device).expand(full)
+        base = u if mode == "nearest" else u.floor()
+        pos = base + o
+        if mode != "nearest":
+            dist = (o - (u - base)).abs()
+            w = 1 - dist if mode == "linear" else _keys(dist)
+            weight = w if weight is None else weight * w
+            if pad_mode == "reflection":
+                pos = _reflect(pos, lo, hi).trunc()
+        ok = (pos >= 0) & (pos <= size - 1)
+        idx = pos.clip(0.0, float(size - 1)).cast(dtypes.int32) * stride
+        flat = idx if flat is None else flat + idx
+        keep = ok if keep is None else keep & ok
+    taps = nt ** d
     m = math.prod(out_sp) * taps
-    img = x.reshape(n, ch, math.prod(sp))
-    got = img.gather(2, flat.reshape(n, 1, m).expand(n, ch, m)).reshape((n, ch, *out_sp, taps))
+    got = x.reshape(n, ch, math.prod(sp)).gather(2, flat.reshape(n, ch, m)).reshape((n, ch, *out_sp, taps))
     if pad_mode == "zeros":
-        got = keep.unsqueeze(1).where(got, 0.0).cast(got.dtype)
+        got = keep.reshape(got.shape).where(got, 0.0).cast(got.dtype)
     if weight is None:
         return got.squeeze(-1)
-    return (got.float() * weight.unsqueeze(1)).sum(-1).cast(x.dtype)
+    return (got.float() * weight.reshape(got.shape)).sum(-1).cast(x.dtype)
 
 
 def _round_even(u: Tensor) -> Tensor:
