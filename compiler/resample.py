@@ -104,7 +104,12 @@ def axis_taps(n_in: int, n_out: int, scale: float, mode: str = "nearest", coord:
 def resample_axis(x, axis: int, taps: Taps, extrapolation_value: float = 0.0):
     """x (a Tensor) with `axis` resampled through taps: a gather, then the weighted sum over the taps."""
     n_out, t = taps.idx.shape
-    y = x.take(taps.idx.reshape(-1), axis=axis)  # (..., n_out * T, ...)
+    # a gather with the host indices broadcast as a view (not x.take, whose negative-index fix-up is a
+    # computed value that would be realized as its own kernel before broadcasting)
+    p, n, q = math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1:])
+    m = n_out * t
+    idx = type(x)(taps.idx.reshape(1, m, 1), device=x.device).expand(p, m, q)
+    y = x.reshape(p, n, q).gather(1, idx).reshape(x.shape[:axis] + (m,) + x.shape[axis + 1:])
     if taps.w is not None:
         shape = x.shape[:axis] + (n_out, t) + x.shape[axis + 1:]
         wshape = (1,) * axis + (n_out, t) + (1,) * (x.ndim - axis - 1)
