@@ -95,3 +95,35 @@ class _AxisCtx(NodeCtx):
         if name in ("scan_input_axes", "scan_output_axes", "scan_output_directions"):
             return default
         return super().attr(name, default)
+
+
+@op("Loop", since=1)
+def _loop(c):
+    """Loop, unrolled: the trip count and the condition are read on the host each iteration (they decide how
+    many steps run); loop-carried values flow from step to step and scan outputs are stacked on a new axis 0."""
+    body = c.attr("body")
+    max_trips = int(c.host(0).reshape(-1)[0]) if c.has(0) else None
+    cond = bool(c.host(1).reshape(-1)[0]) if c.has(1) else True
+    carried = list(c.ins[2:])
+    n_carry = len(carried)
+    n_scan = len(body.output) - 1 - n_carry
+    scans: list[list] = [[] for _ in range(n_scan)]
+    if max_trips is None and not c.has(1):
+        raise c.fail("a Loop with neither a trip count nor a condition never ends")
+    i = 0
+    while cond and (max_trips is None or i < max_trips):
+        env = dict(c.env)
+        env[body.input[0].name] = np.asarray(i, dtype=np.int64)
+        env[body.input[1].name] = np.asarray(cond)
+        for vi, v in zip(body.input[2:], carried, strict=True):
+            env[vi.name] = v
+        res = c.run_graph(body, env, c.opset, c.device)
+        v = res[0]
+        cond = bool((v.numpy() if isinstance(v, Tensor) else np.asarray(v)).reshape(-1)[0])
+        carried = list(res[1:1 + n_carry])
+        for k in range(n_scan):
+            scans[k].append(_tensor(c, res[1 + n_carry + k]))
+        i += 1
+    if any(not s for s in scans):
+        raise c.fail("a Loop that ran no iteration has scan outputs of unknown shape")
+    return carried + [Tensor.stack(s, axis=0) for s in scans]

@@ -258,3 +258,23 @@ def _nms(c):
                     chosen.append(int(i))
             out += [(b, k, i) for i in chosen]
     return np.asarray(out, dtype=np.int64).reshape(-1, 3)
+
+
+@op("Unique", since=11)
+def _unique(c):
+    """Unique values (or slices along axis), first-occurrence indices, inverse indices and counts. The input
+    is read on the host (the output size depends on its values); Y is then gathered from the device input."""
+    x = c.t(0)
+    a = c.attr("axis")
+    host = c.host(0)
+    if a is None:
+        host, x, a = host.reshape(-1), x.reshape(-1), 0
+    a = int(a) % host.ndim
+    _, idx, inv, counts = np.unique(host, return_index=True, return_inverse=True, return_counts=True, axis=a)
+    if not c.attr("sorted", 1):  # first-occurrence order instead of sorted order
+        order = np.argsort(idx, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        idx, inv, counts = idx[order], rank[inv.reshape(-1)], counts[order]
+    y = x.take(idx.astype(np.int32), axis=a)
+    return [y] + [v.reshape(-1).astype(np.int64) for v in (idx, inv, counts)][: len(c.node.output) - 1]
