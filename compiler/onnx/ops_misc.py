@@ -6,12 +6,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from onnx import helper
+from onnx import TensorProto, helper
 
 from compiler.tensor import Tensor
 
 from .ops import NodeCtx, _f, op
-from .types import held_array
+from .types import held_array, held_dtype
 
 
 @op("CumProd")
@@ -278,3 +278,74 @@ def _unique(c):
         idx, inv, counts = idx[order], rank[inv.reshape(-1)], counts[order]
     y = x.take(idx.astype(np.int32), axis=a)
     return [y] + [v.reshape(-1).astype(np.int64) for v in (idx, inv, counts)][: len(c.node.output) - 1]
+
+
+@op("STFT", since=17)
+def _stft(c):
+    """Short-time Fourier transform of (batch, length, 1 or 2) signals: frames as sliding-window views, the
+    window applied, then one matmul per real/imaginary part with host cos/sin matrices."""
+    x = _f(c.t(0))
+    step = int(c.host(1).reshape(-1)[0])
+    win = c.t(2).cast(x.dtype) if c.has(2) else None
+    flen = int(c.host(3).reshape(-1)[0]) if c.has(3) else (win.shape[0] if win is not None else x.shape[1])
+    k_out = flen // 2 + 1 if c.attr("onesided", 1) else flen
+    ang = 2 * math.pi * np.arange(flen)[:, None] * np.arange(k_out)[None, :] / flen
+    cos_m = Tensor(np.cos(ang).astype(np.float32), device=c.device)
+    sin_m = Tensor(np.sin(ang).astype(np.float32), device=c.device)
+
+    def frames(part: Tensor) -> Tensor:  # (batch, length) -> (batch, n_frames, flen)
+        f = part._pool((flen,), (step,), (1,))
+        return f * win if win is not None else f
+    re = frames(x[..., 0])
+    im = frames(x[..., 1]) if x.shape[-1] == 2 else None
+    r = re.matmul(cos_m) + (im.matmul(sin_m) if im is not None else 0)
+    i = (im.matmul(cos_m) if im is not None else 0) - re.matmul(sin_m)
+    return Tensor.stack([r, i], axis=-1).cast(x.dtype)
+
+
+@op("MelWeightMatrix", since=17)
+def _mel(c):
+    """The (dft_length // 2 + 1, num_mel_bins) triangular mel filter bank ONNX defines, built on the host."""
+    bins, n_fft, rate = (int(c.host(i).reshape(-1)[0]) for i in range(3))
+    lo, hi = (float(c.host(i).reshape(-1)[0]) for i in (3, 4))
+    mel_lo, mel_hi = 2595 * math.log10(1 + lo / 700), 2595 * math.log10(1 + hi / 700)
+    mel = np.arange(bins + 2) * ((mel_hi - mel_lo) / (bins + 2)) + mel_lo
+    edges = (((n_fft + 1) * (700 * (10 ** (mel / 2595) - 1))) // rate).astype(int)
+    w = np.zeros((n_fft // 2 + 1, bins))
+    for i in range(bins):
+        left, mid, right = edges[i], edges[i + 1], edges[i + 2]
+        if mid == left:
+            w[mid, i] = 1
+        else:
+            w[left:mid + 1, i] = (np.arange(left, mid + 1) - left) / (mid - left)
+        if right > mid:
+            w[mid:right, i] = (right - np.arange(mid, right)) / (right - mid)
+    to = c.attr("output_datatype", 1)
+    arr, dt = held_array(w.astype(helper.tensor_dtype_to_np_dtype(to)), f"node {c.name} output")
+    return Tensor(arr, device=c.device, dtype=dt)
+
+
+# integer/bool BitCasts between types of one width, as arithmetic on the held values (two's complement)
+_WRAP = {(TensorProto.INT8, TensorProto.UINT8), (TensorProto.UINT8, TensorProto.INT8),
+         (TensorProto.BOOL, TensorProto.UINT8), (TensorProto.INT16, TensorProto.UINT16),
+         (TensorProto.UINT16, TensorProto.INT16), (TensorProto.INT32, TensorProto.UINT32),
+         (TensorProto.UINT32, TensorProto.INT32)}
+
+
+@op("BitCast", since=26)
+def _bitcast(c):
+    x = c.t(0)
+    to = int(c.attr("to"))
+    src = {"int8": TensorProto.INT8, "uint8": TensorProto.UINT8, "bool": TensorProto.BOOL}.get(x.dtype.name)
+    if src is None and isinstance(c.ins[0], np.ndarray):
+        src = helper.np_dtype_to_tensor_dtype(c.ins[0].dtype)
+    if src is None and x.dtype.name == "int32":  # held int32: which 32/16-bit type is not known here
+        src = {TensorProto.UINT16: TensorProto.INT16, TensorProto.INT16: TensorProto.UINT16,
+               TensorProto.UINT32: TensorProto.INT32, TensorProto.INT32: TensorProto.UINT32}.get(to)
+    if (src, to) not in _WRAP:
+        raise c.fail(f"BitCast to {TensorProto.DataType.Name(to)} from {x.dtype.name}: only same-width integer"
+                     " and bool reinterpretations are supported (float bits have no compiler op)")
+    if to in (TensorProto.INT16, TensorProto.UINT16):
+        half = 32768 if to == TensorProto.INT16 else 0
+        return (x >= half).where(x - 65536, x) if half else (x < 0).where(x + 65536, x)
+    return x.cast(held_dtype(to, f"node {c.name} to"))
