@@ -250,3 +250,71 @@ def _col2im(c):
         v = v.pad([(0, 0), (0, 0)] + [(lo[i], full[i] - lo[i] - v.shape[2 + i]) for i in range(nd)])
         acc = v if acc is None else acc + v
     return acc.shrink([None, None] + [(pads[i], pads[i] + img[i]) for i in range(nd)])
+
+
+def _roi_samples(rois: np.ndarray, h: int, w: int, oh: int, ow: int, ratio: int, scale: float, half: bool):
+    """Host sampling plan of RoiAlign: for each roi, output cell and sample, the four bilinear corners'
+    flat positions (R, oh, ow, S, 4) and weights, a mask of the samples each roi really has (its sampling
+    grid may be smaller than the largest), and each roi's sample count."""
+    off = 0.5 if half else 0.0
+    x0, y0, x1, y1 = (rois[:, i].astype(np.float64) * scale - off for i in range(4))
+    rw, rh = x1 - x0, y1 - y0
+    if not half:
+        rw, rh = np.maximum(rw, 1.0), np.maximum(rh, 1.0)
+    bh, bw = rh / oh, rw / ow
+    gh = np.full(len(rois), ratio) if ratio > 0 else np.ceil(rh / oh).astype(int)
+    gw = np.full(len(rois), ratio) if ratio > 0 else np.ceil(rw / ow).astype(int)
+    gmh, gmw = max(int(gh.max(initial=1)), 1), max(int(gw.max(initial=1)), 1)
+    iy = np.arange(gmh)[None, None, :, None]
+    ix = np.arange(gmw)[None, None, None, :]
+    ph = np.arange(oh)[None, :, None, None]
+    pw = np.arange(ow)[None, :, None, None]
+    r = (slice(None), None, None, None)
+    ys = y0[r] + ph * bh[r] + (iy + 0.5) * bh[r] / np.maximum(gh, 1)[r]  # (R, oh, gmh, 1)
+    xs = x0[r] + pw * bw[r] + (ix + 0.5) * bw[r] / np.maximum(gw, 1)[r]  # (R, ow, 1, gmw)
+    ys, xs = ys[:, :, None, :, :], xs[:, None, :, :, :]  # (R, oh, 1, gmh, 1), (R, 1, ow, 1, gmw)
+    ys, xs = np.broadcast_arrays(ys, xs)
+    out = (ys < -1) | (ys > h) | (xs < -1) | (xs > w)
+    y, x = np.maximum(ys, 0), np.maximum(xs, 0)
+    ylo, xlo = y.astype(int), x.astype(int)
+    ytop, xtop = ylo >= h - 1, xlo >= w - 1
+    ylo, xlo = np.where(ytop, h - 1, ylo), np.where(xtop, w - 1, xlo)
+    yhi, xhi = np.where(ytop, h - 1, ylo + 1), np.where(xtop, w - 1, xlo + 1)
+    y, x = np.where(ytop, ylo, y), np.where(xtop, xlo, x)
+    ly, lx = y - ylo, x - xlo
+    pos = np.stack([ylo * w + xlo, ylo * w + xhi, yhi * w + xlo, yhi * w + xhi], -1)
+    wts = np.stack([(1 - ly) * (1 - lx), (1 - ly) * lx, ly * (1 - lx), ly * lx], -1)
+    pos, wts = np.where(out[..., None], 0, pos), np.where(out[..., None], 0.0, wts)
+    real = ((iy < gh[r]) & (ix < gw[r]))[:, :, None]  # (R, 1, 1, gmh, gmw)
+    real = np.broadcast_to(real, ys.shape)
+    n = len(rois)
+    s = gmh * gmw
+    return (pos.reshape(n, oh, ow, s, 4), wts.reshape(n, oh, ow, s, 4), real.reshape(n, oh, ow, s),
+            np.maximum(gh * gw, 1))
+
+
+@op("RoiAlign", since=10)
+def _roi_align(c):
+    """RoiAlign: bilinear samples averaged (or maxed) per output cell of each region. The regions are read
+    on the host (an adaptive sampling grid depends on their sizes); the features are gathered on the device,
+    so the op is differentiable in X."""
+    x = c.t(0)
+    rois, bidx = c.host(1), c.host(2).astype(np.int32).reshape(-1)
+    n, ch, h, w = x.shape
+    oh, ow = int(c.attr("output_height", 1)), int(c.attr("output_width", 1))
+    half = c.attr("coordinate_transformation_mode", "half_pixel" if c.opset >= 16 else "output_half_pixel") \
+        == "half_pixel"
+    pos, wts, real, count = _roi_samples(rois, h, w, oh, ow, int(c.attr("sampling_ratio", 0)),
+                                         float(c.attr("spatial_scale", 1.0)), half)
+    r, s = len(rois), pos.shape[3]
+    m = oh * ow * s * 4
+    feats = x.reshape(n, ch, h * w).take(bidx, axis=0)  # (R, C, H*W)
+    idx = Tensor(pos.astype(np.int32).reshape(r, 1, m), device=x.device).expand(r, ch, m)
+    got = _f(feats).gather(2, idx).reshape(r, ch, oh, ow, s, 4)
+    wt = Tensor(wts.astype(np.float32).reshape(r, 1, oh, ow, s, 4), device=x.device)
+    keep = Tensor(real.reshape(r, 1, oh, ow, s), device=x.device)
+    if c.attr("mode", "avg") == "max":  # as ONNX's reference: the largest weighted corner of each sample
+        v = (got * wt).max(-1)
+        return keep.where(v, -math.inf).max(-1).cast(x.dtype)
+    tot = (keep.where((got * wt).sum(-1), 0.0)).sum(-1)
+    return (tot / Tensor(count.astype(np.float32).reshape(r, 1, 1, 1), device=x.device)).cast(x.dtype)
