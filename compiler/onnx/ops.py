@@ -815,8 +815,10 @@ def _conv(c):
     return out.squeeze(2) if nd == 1 else out
 
 
-def _pool(c: NodeCtx, kind: str, x: Tensor | None = None) -> Tensor:
-    x = c.t(0) if x is None else x
+def _pool(c: NodeCtx, kind: str, each: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """Max, average or sum pooling; `each` maps the window values before a sum (on the windows, a view of
+    the padded input, so it fuses into the pooling kernel)."""
+    x = c.t(0)
     kernel = tuple(c.attr("kernel_shape"))
     nd = len(kernel)
     strides = tuple(c.attr("strides") or [1] * nd)
@@ -856,7 +858,8 @@ def _pool(c: NodeCtx, kind: str, x: Tensor | None = None) -> Tensor:
         base = Tensor.arange(n * ch, device=x.device).reshape((n, ch) + (1,) * nd) * math.prod(sp)
         return [out, idx + base]
     xp = x._float().pad(lead + new)
-    s = xp._pool(kernel, strides, dil).sum(tuple(range(-nd, 0)))
+    win = xp._pool(kernel, strides, dil)
+    s = (each(win) if each is not None else win).sum(tuple(range(-nd, 0)))
     if kind == "sum":
         return s
     if c.attr("count_include_pad", 0):
@@ -875,8 +878,7 @@ op("AveragePool")(lambda c: _pool(c, "avg"))
 def _lppool(c):
     """(sum over each window of |x|^p)^(1/p); padding adds zeros."""
     p = float(c.attr("p", 2))
-    x = _f(c.t(0))
-    return _pool(c, "sum", x.abs().pow(p)).pow(1 / p)
+    return _pool(c, "sum", lambda w: w.abs().pow(p)).pow(1 / p)
 
 
 @op("GlobalAveragePool")
