@@ -318,3 +318,45 @@ def _roi_align(c):
         return keep.where(v, -math.inf).max(-1).cast(x.dtype)
     tot = (keep.where((got * wt).sum(-1), 0.0)).sum(-1)
     return (tot / Tensor(count.astype(np.float32).reshape(r, 1, 1, 1), device=x.device)).cast(x.dtype)
+
+
+@op("DeformConv", since=19)
+def _deform_conv(c):
+    """Deformable 2-d convolution: every kernel tap of every output position samples the input bilinearly
+    (zeros outside) at its offset position, optionally scaled by the mask, and the samples are contracted
+    with the weights by one (grouped) matmul."""
+    x, w, off = _f(c.t(0)), c.t(1), _f(c.t(2))
+    if x.ndim != 4:
+        raise c.fail(f"{x.ndim - 2}-d deformable convolution is not supported (2-d is)")
+    n, ic, ih, iw = x.shape
+    oc, icg, kh, kw = w.shape
+    oh, ow = off.shape[2:]
+    group, og = int(c.attr("group", 1)), int(c.attr("offset_group", 1))
+    sh, sw = c.attr("strides") or [1, 1]
+    dh, dw = c.attr("dilations") or [1, 1]
+    pt, pl = (c.attr("pads") or [0, 0, 0, 0])[:2]
+    # everything at the full (n, ic, kh, kw, oh, ow, 4 corners) shape, from broadcast views of the inputs
+    full = (n, og, ic // og, kh, kw, oh, ow, 4)
+    o6 = off.reshape(n, og, 1, kh, kw, 2, oh, ow, 1)
+
+    def grid(vals, axis_shape):  # a host constant broadcast to the full shape
+        return Tensor(np.asarray(vals, np.float32).reshape(axis_shape), device=x.device).expand(full)
+    base_y = grid(-pt + sh * np.arange(oh)[None, :] + dh * np.arange(kh)[:, None], (1, 1, 1, kh, 1, oh, 1, 1))
+    base_x = grid(-pl + sw * np.arange(ow)[None, :] + dw * np.arange(kw)[:, None], (1, 1, 1, 1, kw, 1, ow, 1))
+    cy, cx = grid([0, 0, 1, 1], (1,) * 7 + (4,)), grid([0, 1, 0, 1], (1,) * 7 + (4,))
+    py = o6[:, :, :, :, :, 0].expand(full) + base_y
+    px = o6[:, :, :, :, :, 1].expand(full) + base_x
+    y0, x0 = py.floor(), px.floor()
+    yy, xx = y0 + cy, x0 + cx
+    wgt = (1 - (yy - py).abs()) * (1 - (xx - px).abs())
+    ok = (yy >= 0) & (yy <= ih - 1) & (xx >= 0) & (xx <= iw - 1)
+    flat = (yy.clip(0.0, ih - 1.0) * iw + xx.clip(0.0, iw - 1.0)).cast(dtypes.int32)
+    m = kh * kw * oh * ow * 4
+    got = x.reshape(n, ic, ih * iw).gather(2, flat.reshape(n, ic, m)).reshape(n, og, ic // og, kh, kw, oh, ow, 4)
+    samp = ok.where(got * wgt, 0.0).sum(-1)  # (n, og, ic / og, kh, kw, oh, ow)
+    if c.has(4):
+        samp = samp * _f(c.t(4)).reshape(n, og, 1, kh, kw, oh, ow)
+    k = icg * kh * kw
+    cols = samp.reshape(n, group, k, oh * ow)
+    out = w.cast(x.dtype).reshape(1, group, oc // group, k).matmul(cols).reshape(n, oc, oh, ow)
+    return out + c.t(3).cast(x.dtype).reshape(1, oc, 1, 1) if c.has(3) else out
