@@ -1,6 +1,6 @@
 """The ONNX ops the backend suite covers thinly (bidirectional recurrences with sequence lengths, clip,
-grouped/dilated transposed convolutions, TopK ties, duplicate scatters, Resize on real-model shapes) against
-onnxruntime on REF."""
+grouped/dilated transposed convolutions, TopK ties, duplicate scatters, Resize on real-model shapes, GridSample
+out of bounds, RoiAlign's adaptive grid, NonMaxSuppression) against onnxruntime on REF."""
 
 from __future__ import annotations
 
@@ -105,3 +105,31 @@ def test_resize_segmentation_upsample(mode, coord):
     sizes = np.array([1, 3, 16, 20], np.int64)
     node = helper.make_node("Resize", ["x", "", "", "s"], ["y"], mode=mode, coordinate_transformation_mode=coord)
     _check(node, {"x": x, "s": sizes}, {"y": F}, opset=13)
+
+
+@pytest.mark.parametrize("mode,pad", [("bilinear", "zeros"), ("nearest", "border"), ("bicubic", "reflection")])
+def test_grid_sample(mode, pad):
+    r = _rng(7)
+    x = r.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    grid = r.uniform(-1.3, 1.3, (2, 4, 7, 2)).astype(np.float32)  # some positions outside the image
+    node = helper.make_node("GridSample", ["x", "g"], ["y"], mode=mode, padding_mode=pad, align_corners=0)
+    _check(node, {"x": x, "g": grid}, {"y": F}, opset=16)
+
+
+def test_roi_align_adaptive_grid():
+    r = _rng(8)
+    x = r.standard_normal((2, 3, 10, 12)).astype(np.float32)
+    rois = np.array([[0, 0, 9, 9], [2.5, 1, 11, 7.5], [4, 4, 6, 5]], np.float32)
+    node = helper.make_node("RoiAlign", ["x", "rois", "b"], ["y"], output_height=3, output_width=2,
+                            sampling_ratio=0, spatial_scale=1.0)
+    _check(node, {"x": x, "rois": rois, "b": np.array([0, 1, 1], np.int64)}, {"y": F}, opset=16)
+
+
+def test_non_max_suppression():
+    r = _rng(9)
+    xy = r.uniform(0, 10, (1, 12, 2)).astype(np.float32)
+    boxes = np.concatenate([xy, xy + r.uniform(1, 4, (1, 12, 2)).astype(np.float32)], -1)
+    ins = {"boxes": boxes, "scores": r.uniform(0, 1, (1, 2, 12)).astype(np.float32),
+           "m": np.array([5], np.int64), "iou": np.array([0.3], np.float32), "s": np.array([0.2], np.float32)}
+    node = helper.make_node("NonMaxSuppression", list(ins), ["sel"])
+    _check(node, ins, {"sel": TensorProto.INT64}, opset=11)
