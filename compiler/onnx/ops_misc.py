@@ -246,3 +246,29 @@ def _bitcast(c):
         half = 32768 if to == TensorProto.INT16 else 0
         return (x >= half).where(x - 65536, x) if half else (x < 0).where(x + 65536, x)
     return x.cast(held_dtype(to, f"node {c.name} to"))
+
+
+@op("Det", since=11)
+def _det(c):
+    """Determinants of (..., n, n) matrices by Gaussian elimination with partial pivoting, unrolled over the
+    (static) n: each step swaps the largest remaining entry of the column into place by one-hot selection."""
+    x = c.t(0)
+    a = _f(x)
+    n = a.shape[-1]
+    det = None
+    for k in range(n):
+        sub = a  # the rows still to eliminate, (..., n - k, n)
+        m = n - k
+        p = sub[..., :, k].abs().argmax(-1)  # (...,) the pivot's row within sub
+        pick = (p.unsqueeze(-1) == Tensor.arange(m, device=a.device)).unsqueeze(-1)  # (..., m, 1)
+        prow = pick.where(sub, 0.0).sum(-2)  # (..., n)
+        rows = pick.where(sub[..., :1, :], sub)  # the pivot's old place gets row k
+        piv = prow[..., k]
+        sign = (p != 0).where(-1.0, 1.0)
+        det = sign * piv if det is None else det * sign * piv
+        if k == n - 1:
+            break
+        safe = (piv == 0).where(1.0, piv)
+        rest = rows[..., 1:, :] - (rows[..., 1:, k] / safe.unsqueeze(-1)).unsqueeze(-1) * prow.unsqueeze(-2)
+        a = rest
+    return det.cast(x.dtype if x.dtype.is_float else a.dtype)
