@@ -1,5 +1,5 @@
 """Smaller ONNX ops: CumProd, Atan/Asin/Acos, CenterCropPad, Compress, NonZero, SwiGLU, AffineGrid,
-RotaryEmbedding, NonMaxSuppression, Unique, BitCast."""
+RotaryEmbedding, NonMaxSuppression, Unique, BitCast, Det."""
 
 from __future__ import annotations
 
