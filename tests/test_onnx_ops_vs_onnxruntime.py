@@ -133,3 +133,18 @@ def test_non_max_suppression():
            "m": np.array([5], np.int64), "iou": np.array([0.3], np.float32), "s": np.array([0.2], np.float32)}
     node = helper.make_node("NonMaxSuppression", list(ins), ["sel"])
     _check(node, ins, {"sel": TensorProto.INT64}, opset=11)
+
+
+def test_maxpool_indices_then_maxunpool_with_overlapping_windows():
+    x = _rng(10).standard_normal((2, 3, 9, 9)).astype(np.float32)
+    x[0, 0, :3, :3] = 5  # ties, and one maximum picked by several overlapping windows
+    kw = dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    nodes = [helper.make_node("MaxPool", ["x"], ["y", "i"], **kw), helper.make_node("MaxUnpool", ["y", "i"], ["z"], **kw)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, x.shape)],
+                          [helper.make_tensor_value_info("z", F, None), helper.make_tensor_value_info("i", TensorProto.INT64, None)])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    got = load_onnx(model, device="REF").run({"x": x})
+    np.testing.assert_array_equal(got["i"], want[1])
+    np.testing.assert_array_equal(got["z"], want[0])

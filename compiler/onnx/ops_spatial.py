@@ -360,3 +360,46 @@ def _deform_conv(c):
     cols = samp.reshape(n, group, k, oh * ow)
     out = w.cast(x.dtype).reshape(1, group, oc // group, k).matmul(cols).reshape(n, oc, oh, ow)
     return out + c.t(3).cast(x.dtype).reshape(1, oc, 1, 1) if c.has(3) else out
+
+
+@op("MaxUnpool", since=9)
+def _max_unpool(c):
+    """Inverse of MaxPool with Indices: each output position reads only the input windows that cover it
+    (host-computed from the shapes) and takes the value whose index names it; positions no index names are
+    zero. Indices must come from a MaxPool with these kernel, strides and pads (the op's contract)."""
+    x, idx = c.t(0), c.t(1).cast(dtypes.int32)
+    kernel = list(c.attr("kernel_shape"))
+    nd = len(kernel)
+    strides = list(c.attr("strides") or [1] * nd)
+    pads = list(c.attr("pads") or [0] * (2 * nd))
+    n, ch, ins = x.shape[0], x.shape[1], x.shape[2:]
+    outs = [(ins[d] - 1) * strides[d] - pads[d] - pads[d + nd] + kernel[d] for d in range(nd)]
+    flat = valid = None
+    for d in range(nd):
+        t = -(-kernel[d] // strides[d])  # windows covering one position, at most
+        o = np.arange(outs[d])[:, None] + pads[d]
+        first = -(-(o - kernel[d] + 1) // strides[d])
+        cand = np.maximum(first, 0) + np.arange(t)[None, :]  # (out_d, t)
+        ok = (cand <= o // strides[d]) & (cand < ins[d])
+        shape = [1] * (2 * nd)
+        shape[d], shape[nd + d] = outs[d], t
+        stride_in = math.prod(ins[d + 1:])
+        fd, vd = (cand * stride_in).reshape(shape), ok.reshape(shape)
+        flat, valid = (fd, vd) if flat is None else (flat + fd, valid & vd)
+    o_tot = math.prod(outs)
+    flat, valid = np.broadcast_arrays(flat, valid)
+    flat, valid = np.where(valid, flat, 0).reshape(o_tot, -1), valid.reshape(o_tot, -1)
+    taps = flat.shape[1]
+    m = o_tot * taps
+    pos = Tensor(flat.astype(np.int32).reshape(1, 1, m), device=x.device).expand(n, ch, m)
+    xv = x.reshape(n, ch, math.prod(ins)).gather(2, pos).reshape(n, ch, o_tot, taps)
+    iv = idx.reshape(n, ch, math.prod(ins)).gather(2, pos).reshape(n, ch, o_tot, taps)
+    target = (Tensor.arange(n * ch, device=x.device).reshape(n, ch, 1, 1) * o_tot
+              + Tensor.arange(o_tot, device=x.device).reshape(1, 1, o_tot, 1))
+    hit = (iv == target) & Tensor(valid.reshape(1, 1, o_tot, taps), device=x.device)
+    out = hit.where(xv, x.dtype.min).max(-1)
+    out = (hit.cast(dtypes.int32).max(-1) > 0).where(out, 0).cast(x.dtype).reshape((n, ch, *outs))
+    if c.has(2):  # a larger output_shape: the unpooled block at its start, zeros after
+        want = c.ints(2)[2:]
+        out = out.pad([(0, 0), (0, 0)] + [(0, w - o) for w, o in zip(want, outs, strict=True)])
+    return out
