@@ -1207,6 +1207,71 @@ class Tensor:
         out = out + bias.reshape(1, cout, 1, 1) if bias is not None else out
         return out.cast(dtypes.bfloat16) if win.dtype == dtypes.bfloat16 else out
 
+    def conv_transpose2d(
+        self, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, output_padding=0, groups: int = 1,
+        dilation=1,
+    ) -> Tensor:
+        """Transposed 2-d convolution (the gradient of conv2d) of NCHW input with (Cin, Cout/groups, KH, KW)
+        weights, like torch.nn.functional.conv_transpose2d; padding may also be ((top, bottom), (left, right))."""
+        if self.ndim != 4 or weight.ndim != 4:
+            raise ShapeError(f"conv_transpose2d: input {self.shape} and weight {weight.shape} must both be 4-d")
+        n, cin, h, w = self.shape
+        wc, og, kh, kw = weight.shape
+        if wc != cin or cin % groups:
+            raise ShapeError(f"conv_transpose2d: input {self.shape} with {cin} channels does not fit weight"
+                             f" {weight.shape} (Cin, Cout/groups, KH, KW) with groups={groups}")
+        (sh, sw), (dh, dw), (oph, opw) = _pair(stride), _pair(dilation), _pair(output_padding)
+        pads = [p if isinstance(p, (tuple, list)) else (p, p) for p in _pair(padding)]
+        # spread the input: stride - 1 zeros after each pixel (the trailing ones cropped)
+        x = self.reshape(n, cin, h, 1, w, 1).pad(((0, 0), (0, 0), (0, 0), (0, sh - 1), (0, 0), (0, sw - 1)))
+        x = x.reshape(n, cin, h * sh, w * sw).shrink((None, None, (0, (h - 1) * sh + 1), (0, (w - 1) * sw + 1)))
+        # then a full correlation with the flipped kernel, less the transposed conv's own padding
+        span = ((kh - 1) * dh, (kw - 1) * dw)
+        edge = [(span[i] - pads[i][0], span[i] - pads[i][1] + (oph, opw)[i]) for i in range(2)]
+        x = x.shrink((None, None, *((max(-lo, 0), x.shape[2 + i] - max(-hi, 0)) for i, (lo, hi) in enumerate(edge))))
+        x = x.pad(((0, 0), (0, 0), *((max(lo, 0), max(hi, 0)) for lo, hi in edge)))
+        cg = cin // groups
+        wt = weight.reshape(groups, cg, og, kh, kw).permute(0, 2, 1, 3, 4).reshape(groups * og, cg, kh, kw)
+        return x.conv2d(wt.flip((2, 3)), bias, stride=1, padding=0, dilation=(dh, dw), groups=groups)
+
+    def interpolate(
+        self, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None,
+        antialias: bool = False,
+    ) -> Tensor:
+        """Resize the axes after (N, C) like torch.nn.functional.interpolate: mode nearest, nearest-exact,
+        linear/bilinear/trilinear or bicubic, to `size` or by `scale_factor` (one value or one per axis)."""
+        from . import resample
+
+        nd = self.ndim - 2
+        if nd < 1 or (size is None) == (scale_factor is None):
+            raise ShapeError(f"interpolate: give exactly one of size or scale_factor, for an (N, C, ...) input"
+                             f" (got shape {self.shape})")
+        if size is not None:
+            size = _pair(size, nd)
+            scale = [o / i for o, i in zip(size, self.shape[2:], strict=True)]
+        else:
+            scale = [float(s) for s in _pair(scale_factor, nd)]
+            size = [int(math.floor(s * i)) for s, i in zip(scale, self.shape[2:], strict=True)]
+        kind = {"nearest": "nearest", "nearest-exact": "nearest", "linear": "linear", "bilinear": "linear",
+                "trilinear": "linear", "bicubic": "cubic"}.get(mode)
+        if kind is None:
+            raise ShapeError(f"interpolate: mode {mode!r} is not nearest, nearest-exact, linear, bilinear,"
+                             " trilinear or bicubic")
+        if mode == "nearest":
+            coord, rounding = "asymmetric", "floor"
+        elif mode == "nearest-exact":
+            coord, rounding = "half_pixel", "round_prefer_ceil"
+        else:
+            coord, rounding = ("align_corners" if align_corners else "pytorch_half_pixel"), "floor"
+        x = self
+        for j, (s, o) in enumerate(zip(scale, size, strict=True)):
+            # antialiased taps past the edge are dropped (PyTorch), not clamped to it
+            # (and PyTorch's antialiased bicubic uses a = -0.5)
+            taps = resample.axis_taps(self.shape[2 + j], o, s, kind, coord, rounding, -0.5 if antialias else -0.75,
+                                      antialias, antialias)
+            x = resample.resample_axis(x, 2 + j, taps)
+        return x
+
     def max_pool2d(self, kernel_size=2, stride=None, padding=0, dilation=1) -> Tensor:
         """Max over sliding windows of the last two axes (padding counts as -inf)."""
         k = _pair(kernel_size)
@@ -1279,6 +1344,26 @@ class Tensor:
         idx = (idx < 0).where(idx + n, idx).reshape(1, m, 1)._broadcast_to((p, m, q))
         out = Tensor(lazy.gather(self.reshape(p, n, q).node, idx.node, 1))
         return out.reshape(self.shape[:a] + ishape + self.shape[a + 1 :])
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True, *, axis=None):  # noqa: A002
+        """The k largest (or smallest) values along dim and their int32 indices, like torch.topk; equal values
+        come in index order. Ranks every element against every other along dim (O(n^2) compares, fused)."""
+        a = self._axis(dim if axis is None else axis)
+        n = self.shape[a]
+        if not 0 <= k <= n:
+            raise ShapeError(f"topk: k={k} is outside 0..{n} for axis {a} of shape {self.shape}")
+        x = self.transpose(a, -1) if a != self.ndim - 1 else self
+        key = x if largest else (-x if x.dtype.is_float else ~x)
+        ki, kj = key.unsqueeze(-1), key.unsqueeze(-2)  # (..., i, 1) and (..., 1, j)
+        pos = Tensor.arange(n, device=self.device)
+        before = (kj > ki) | ((kj == ki) & (pos.reshape(1, n) < pos.reshape(n, 1)))
+        rank = before.cast(dtypes.int32).sum(-1)  # (..., n): how many elements come before each one
+        hit = rank.unsqueeze(-2) == Tensor.arange(k, device=self.device).reshape(k, 1)  # (..., k, n)
+        idx = hit.where(pos.reshape(1, n), 0).sum(-1).cast(dtypes.int32)
+        vals = x.gather(x.ndim - 1, idx)
+        if a != self.ndim - 1:
+            vals, idx = vals.transpose(a, -1), idx.transpose(a, -1)
+        return vals, idx
 
     def cumsum(self, axis: int = 0) -> Tensor:
         """Running sum along axis (as a masked sum over a lower-triangular window: O(n^2) per row)."""

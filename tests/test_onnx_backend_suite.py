@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import functools
 
+import onnx
 import pytest
 
 from compiler import Device
 from compiler.onnx import suite
 
-# the bars of issue 10; the measured counts are printed and documented in docs/onnx.md
-MIN_REF_PASSES = 1000
-MIN_CL_PASSES = 1000
+# the counts measured with this onnx release (docs/onnx.md) as floors, so a handler that stops passing fails
+# here; other releases ship other cases and get issue 10's bar of 1,000
+MEASURED_ONNX = "1.23.2"
+MIN_REF_PASSES = MIN_CL_PASSES = 1542 if onnx.__version__ == MEASURED_ONNX else 1000
 
 
 @functools.lru_cache(maxsize=1)

@@ -815,7 +815,9 @@ def _conv(c):
     return out.squeeze(2) if nd == 1 else out
 
 
-def _pool(c: NodeCtx, kind: str) -> Tensor:
+def _pool(c: NodeCtx, kind: str, each: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+    """Max, average or sum pooling; `each` maps the window values before a sum (on the windows, a view of
+    the padded input, so it fuses into the pooling kernel)."""
     x = c.t(0)
     kernel = tuple(c.attr("kernel_shape"))
     nd = len(kernel)
@@ -838,9 +840,28 @@ def _pool(c: NodeCtx, kind: str) -> Tensor:
     lead = [(0, 0)] * (x.ndim - nd)
     if kind == "max":
         xp = x.pad(lead + new, value=x.dtype.min)
-        return xp._pool(kernel, strides, dil).max(tuple(range(-nd, 0)))
+        win = xp._pool(kernel, strides, dil)
+        out = win.max(tuple(range(-nd, 0)))
+        if len(c.node.output) < 2 or not c.node.output[1]:
+            return out
+        # Indices: the flat position (row-major, or column-major with storage_order 1) of each window's first
+        # maximum in the whole input, pooled from a map of positions the same way as the values
+        sp = x.shape[2:]
+        pos = np.arange(math.prod(sp)).reshape(sp[::-1]).transpose() if c.attr("storage_order", 0) else \
+            np.arange(math.prod(sp)).reshape(sp)
+        pmap = Tensor(pos.astype(np.int32), device=x.device).pad(new, value=-1)._pool(kernel, strides, dil)
+        flat_w = win.reshape(win.shape[:-nd] + (-1,))
+        first = flat_w.argmax(-1, keepdim=True)
+        pw = pmap.reshape(pmap.shape[:-nd] + (-1,))
+        idx = pw.reshape((1, 1) + pw.shape)._broadcast_to(flat_w.shape).gather(flat_w.ndim - 1, first).squeeze(-1)
+        n, ch = x.shape[:2]
+        base = Tensor.arange(n * ch, device=x.device).reshape((n, ch) + (1,) * nd) * math.prod(sp)
+        return [out, idx + base]
     xp = x._float().pad(lead + new)
-    s = xp._pool(kernel, strides, dil).sum(tuple(range(-nd, 0)))
+    win = xp._pool(kernel, strides, dil)
+    s = (each(win) if each is not None else win).sum(tuple(range(-nd, 0)))
+    if kind == "sum":
+        return s
     if c.attr("count_include_pad", 0):
         ones = Tensor.ones(*x.shape[2:], device=c.device).pad(pads, value=1.0).pad(extra)
     else:
@@ -849,12 +870,15 @@ def _pool(c: NodeCtx, kind: str) -> Tensor:
     return s / cnt
 
 
-op("MaxPool")(lambda c: _pool(c, "max") if len(c.node.output) == 1 or not c.node.output[1] else _no(c, "Indices"))
+op("MaxPool")(lambda c: _pool(c, "max"))
 op("AveragePool")(lambda c: _pool(c, "avg"))
 
 
-def _no(c: NodeCtx, what: str):
-    raise c.fail(f"the {what} output is not supported")
+@op("LpPool", since=2)
+def _lppool(c):
+    """(sum over each window of |x|^p)^(1/p); padding adds zeros."""
+    p = float(c.attr("p", 2))
+    return _pool(c, "sum", lambda w: w.abs().pow(p)).pow(1 / p)
 
 
 @op("GlobalAveragePool")
@@ -973,11 +997,16 @@ def _einsum(c):
     lhs, _, rhs = eq.partition("->")
     terms = lhs.split(",")
     ts = [c.t(i) for i in range(len(terms))]
-    if "..." in eq:
-        raise c.fail("einsum with ... is not supported")
+    ell = ""
+    if "..." in eq:  # the broadcast axes '...' spelled out as letters the equation does not use, right-aligned
+        spare = [ch for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if ch not in eq]
+        counts = [t.ndim - (len(term) - 3) if "..." in term else 0 for t, term in zip(ts, terms, strict=True)]
+        ell = "".join(spare[:max(counts)])
+        terms = [term.replace("...", ell[len(ell) - k:] if k else "") for term, k in zip(terms, counts, strict=True)]
+        rhs = rhs.replace("...", ell)
     if not rhs and "->" not in eq:
         letters = "".join(terms)
-        rhs = "".join(sorted(ch for ch in set(letters) if letters.count(ch) == 1))
+        rhs = ell + "".join(sorted(ch for ch in set(letters) if letters.count(ch) == 1 and ch not in ell))
     letters = sorted(set("".join(terms)))
     sizes = {}
     for t, term in zip(ts, terms, strict=True):
@@ -985,9 +1014,14 @@ def _einsum(c):
             sizes[ch] = max(sizes.get(ch, 1), s)
     out = None
     for t, term in zip(ts, terms, strict=True):
-        # diagonal (repeated letters) not supported; permute to the global letter order and broadcast
-        if len(set(term)) != len(term):
-            raise c.fail(f"einsum term {term!r} repeats an index")
+        while len(set(term)) != len(term):  # a repeated letter takes the diagonal of its two axes
+            p = next(i for i, ch in enumerate(term) if term.count(ch) > 1)
+            q = term.index(term[p], p + 1)
+            n = t.shape[p]
+            eye = np.eye(n, dtype=bool).reshape(tuple(n if i in (p, q) else 1 for i in range(t.ndim)))
+            t = Tensor(eye, device=t.device).where(t, 0).sum(q).cast(t.dtype)
+            term = term[:q] + term[q + 1:]
+        # permute to the global letter order and broadcast
         order = sorted(range(len(term)), key=lambda i: letters.index(term[i]))
         t = t.permute(tuple(order)) if order else t
         shape = tuple(sizes[ch] if ch in term else 1 for ch in letters)
