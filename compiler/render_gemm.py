@@ -202,8 +202,9 @@ def gemm_plan(k: Kernel, dtypes: tuple = ("float32",)) -> GemmPlan | None:
         # one row of outputs: worth a GEMM only as x @ W with W's rows along the outputs (each work-group
         # then streams row segments of W); a matrix stored along the reduce does better with float8 rows
         return None
-    _, m, n, kk = plan.sizes(shape)
-    if m * n * kk < 2**17 or n < VEC:
+    b, m, n, kk = plan.sizes(shape)
+    # the batch counts: attention's per-head products (64x16 by 64, 128 heads) are small one by one
+    if b * m * n * kk < 2**17 or n < VEC:
         return None
     return plan
 

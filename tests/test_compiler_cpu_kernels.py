@@ -190,3 +190,27 @@ def test_gemm_reads_permuted_attention_heads_in_place():
     prg = program_for(y.schedule()[-1])
     assert prg.opts.gemm is not None and 32 % prg.opts.gemm[2] == 0 and "__local float As" not in prg.src
     close(y.numpy(), a.transpose(0, 2, 1, 3).reshape(1, 40, 128) @ w + b)
+
+
+def test_gemm_takes_many_small_attention_heads():
+    """Attention's per-head products are small one by one (a 40 x 40 score block over 16 lanes) but many
+    heads together are worth the GEMM template: q @ k.T, p @ v and their gradients, with q, k and v read as
+    head views of one packed qkv projection, as in a transformer block."""
+    bs, heads, t, dh = 4, 4, 40, 16
+    qkv, p, g = rnd(bs, t, 3 * heads * dh), rnd(bs, heads, t, t), rnd(bs, heads, t, dh)
+    QKV, P = Tensor(qkv, device="CL", requires_grad=True), Tensor(p, device="CL", requires_grad=True)
+    q, k, v = (QKV[:, :, i * heads * dh:(i + 1) * heads * dh].reshape(bs, t, heads, dh).permute(0, 2, 1, 3)
+               for i in range(3))
+    s = q @ k.transpose(-1, -2)
+    assert t * t * dh < 2**17 and opts_of(s).gemm is not None
+    o = P @ v
+    assert opts_of(o).gemm is not None
+    qn, kn, vn = (qkv[:, :, i * heads * dh:(i + 1) * heads * dh].reshape(bs, t, heads, dh).transpose(0, 2, 1, 3)
+                  for i in range(3))
+    close(s.numpy(), qn @ kn.transpose(0, 1, 3, 2))
+    close(o.numpy(), p @ vn)
+    gs = rnd(bs, heads, t, t)
+    ((s * Tensor(gs, device="CL")).sum() + (o * Tensor(g, device="CL")).sum()).backward()
+    dq, dk, dv = gs @ kn, gs.transpose(0, 1, 3, 2) @ qn, p.transpose(0, 1, 3, 2) @ g
+    close(QKV.grad.numpy(), np.concatenate([d.transpose(0, 2, 1, 3).reshape(bs, t, heads * dh) for d in (dq, dk, dv)], -1))
+    close(P.grad.numpy(), g @ vn.transpose(0, 1, 3, 2))
