@@ -66,6 +66,20 @@ def view_index(n: Node, idx: tuple) -> tuple[tuple, list[tuple[Lin, int, int]]]:
     raise ValueError(f"{op} is not a view")
 
 
+
+def input_read(k: Kernel, node: Node, idx: tuple) -> tuple[Node, tuple, list] | None:
+    """node of kernel k read at idx, traced through views to the kernel input it reads: (input, index
+    into it, PAD bounds (x, lo, hi) the read needs), or None when a non-view op is on the way."""
+    inputs = {i.id for i in k.inputs}
+    n, ix, bounds = node, idx, []
+    while not (n.id in inputs and n is not k.out):
+        if n.op not in MOVEMENT:
+            return None
+        ix, b = view_index(n, ix)
+        bounds += b
+        n = n.src[0]
+    return n, ix, bounds
+
 def _never(x: Lin, lo: int, hi: int) -> bool:
     return x.hi < lo or x.lo >= hi
 

@@ -22,10 +22,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from .indexing import linear, reads, unravel, view_index
+from .indexing import input_read, linear, reads, unravel
 from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
 from .lazy import Node
-from .ops import MOVEMENT, Ops
+from .ops import Ops
 from .render_opencl import ExprWriter, _NoVector
 from .symbolic import Atom, Lin, in_range
 
@@ -62,14 +62,10 @@ def _subst(x: Lin, env: dict) -> Lin:
 
 def _window_read(k: Kernel, node: Node) -> _WindowRead | None:
     """node as a _WindowRead (views and padding of one float32 buffer, all affine), or None."""
-    inputs = {i.id for i in k.inputs}
-    n, ix, bounds = node, _vars(k.full_shape), []
-    while not (n.id in inputs and n is not k.out):
-        if n.op not in MOVEMENT:
-            return None
-        ix, b = view_index(n, ix)
-        bounds += b
-        n = n.src[0]
+    read = input_read(k, node, _vars(k.full_shape))
+    if read is None:
+        return None
+    n, ix, bounds = read
     pos = linear(ix, n.shape)
     if n.dtype.name != "float32" or not pos.is_affine or not all(x.is_affine for x, _, _ in bounds):
         return None

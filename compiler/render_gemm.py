@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .indexing import linear, reads, unravel, view_index
+from .indexing import input_read, linear, reads, unravel
 from .kernel_ir import Kernel, KernelOpts, Program
 from .lazy import Node
-from .ops import MOVEMENT, Ops
+from .ops import Ops
 from .render_opencl import ExprWriter
 from .symbolic import Lin, in_range
 
@@ -97,17 +97,11 @@ class _Window:
 def _window(k: Kernel, node: Node, idx: tuple, bounds: list, var: str) -> _Window | None:
     """node at idx as a window of one float32 buffer (views and padding only, v at stride 1 in the load
     and in every bound that involves it), or None when it is not such a read."""
-    inputs = {i.id for i in k.inputs}
-    bounds = list(bounds)
-    n, ix = node, idx
-    while not (n.id in inputs and n is not k.out):
-        if n.op not in MOVEMENT:
-            return None
-        ix, b = view_index(n, ix)
-        bounds += b
-        n = n.src[0]
-    if n.dtype.name != "float32":
+    read = input_read(k, node, idx)
+    if read is None or read[0].dtype.name != "float32":
         return None
+    n, ix, view_bounds = read
+    bounds = list(bounds) + view_bounds
     pos = linear(ix, n.shape)
 
     def split(x: Lin) -> Lin | None:
