@@ -43,7 +43,7 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
 
         gp = gemv_plan(k)
         if gp is not None:
-            return KernelOpts(gemv=default_gemv(gp))
+            return KernelOpts(gemv=default_gemv(gp, _compute_units(k.device)))
     if is_cpu:
         from .render_pointwise import default_pointwise, pointwise_plan
 

@@ -4,13 +4,15 @@ Such a product is memory bound: each weight is used once per row of x. The packe
 local memory first, and the plain reduce would walk a column of W at a stride of its row length. Here
 each work-item owns NB neighbouring output columns and streams down W's rows: every step of the reduce
 reads NB contiguous weights as float8 loads into float8 accumulators (one set per row of x), unrolled U
-rows at a time. Many work-groups of one work-item spread the columns over the cores. The last work-item
+rows at a time. One work-group of one work-item per compute unit (or a multiple) spreads the columns over
+the cores. The last work-item
 is shifted back so that it ends at the last column (it recomputes a few columns of its neighbour with the
 same values), so N need not be a multiple of NB or of 8.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .indexing import linear, reads, unravel
@@ -20,6 +22,7 @@ from .render_opencl import ExprWriter
 from .symbolic import Lin
 
 MAX_ROWS = 4  # rows of x one work-item keeps accumulators for; more rows go to the GEMM template
+MAX_ACC = 4096  # float accumulators per work-item (16 KiB): half the smallest L1 data cache of current cores
 
 
 @dataclass
@@ -65,12 +68,22 @@ def gemv_plan(k: Kernel) -> GemvPlan | None:
     return GemvPlan(plan, m, n, kk, nbatch)
 
 
-def default_gemv(gp: GemvPlan) -> tuple:
-    """(NB, U): columns per work-item and reduce steps per loop trip. Long row segments (up to 1024
-    columns, 4 KiB of a row) stream best; at least 4 work-items where N allows, to share the cores; 8
-    rows of W in flight per step (4 left a third of one core's DRAM bandwidth unused, measured)."""
-    nb = 1 << max(3, min(10, (gp.n // 4).bit_length() - 1))
-    return (nb, 8 if gp.k >= 8 else 4 if gp.k >= 4 else 1)
+def default_gemv(gp: GemvPlan, compute_units: int = 1) -> tuple:
+    """(NB, U): columns per work-item and reduce steps per loop trip. As few work-groups as keep every
+    compute unit busy, so each streams the longest row segments: the work-item's segment of each row is
+    read at the row's stride, and the shorter it is the more often the prefetchers restart (x @ W at
+    4096x4096, PoCL device time: one thread 2.9-3.2 ms with 4096 columns against 3.8-4.0 ms with the
+    former 1024; two threads 3.3-3.4 ms with 2048 against 3.8-4.0 with 1024, measured). Work-groups
+    (column groups times batches) come in a multiple of the compute units so that none idles at the end,
+    and a segment is capped at MAX_ACC accumulators so that they stay in any core's L1. 8 rows of W in
+    flight per step (4 left a third of one core's DRAM bandwidth unused, measured)."""
+    cu = max(1, compute_units)
+    step = cu // math.gcd(cu, gp.nbatch)  # column groups per batch that make the total a multiple of cu
+    groups = step
+    while -(-gp.n // groups) * gp.rows > MAX_ACC:
+        groups += step
+    cols = -(-gp.n // groups)
+    return (-(-cols // VEC) * VEC, 8 if gp.k >= 8 else 4 if gp.k >= 4 else 1)  # whole float8 loads
 
 
 def render_gemv(k: Kernel, gp: GemvPlan, opts: KernelOpts) -> Program:

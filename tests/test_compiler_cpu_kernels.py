@@ -87,6 +87,28 @@ def test_matrix_vector_candidates_compute_the_product(gemv):
     close(out.numpy().reshape(2, 700), x @ w)
 
 
+@pytest.mark.parametrize("batch,rows,k,n,cus", [(1, 1, 4099, 1031, 2), (2, 1, 301, 457, 2), (3, 2, 203, 1003, 2),
+                                                 (3, 1, 77, 4105, 4), (2, 3, 301, 515, 3), (2, 1, 45, 9000, 1)])
+def test_matrix_vector_default_split_computes_the_product(batch, rows, k, n, cus):
+    """The default split over the compute units (a work-group count that is a multiple of them, segments
+    capped at MAX_ACC accumulators) covers every column once for odd N and K, batches and rows."""
+    from compiler.render_gemv import MAX_ACC, default_gemv, gemv_plan
+
+    x, w = rnd(batch, rows, k), rnd(batch, k, n)
+    kern = (Tensor(x, device="CL") @ Tensor(w, device="CL")).schedule()[0]
+    gp = gemv_plan(kern)
+    assert gp is not None
+    nb, u = default_gemv(gp, cus)
+    assert nb % 8 == 0 and nb * rows <= MAX_ACC
+    assert (-(-n // min(nb, n // 8 * 8)) * batch) % cus == 0  # the work-groups the kernel launches
+    prg = render_program(kern, KernelOpts(gemv=(nb, u)))
+    dev = get_cl_device(0)
+    out = dev.alloc(kern.out.size, kern.out.dtype)
+    dev.launch(dev.compile(prg.src, prg.name), prg.global_size, prg.local_size,
+               [out] + [b.buffer for b in kern.buffers[1:]], wait=True)
+    close(out.numpy().reshape(batch, rows, n), x @ w)
+
+
 @pytest.mark.parametrize("shape,cout,ksize,pad", [((3, 5, 13, 11), 9, 3, 1), ((2, 4, 9, 16), 12, 5, 2)])
 def test_conv_pack_copies_in_range_runs(shape, cout, ksize, pad):
     """A padded conv packs each slab row as a bounded copy (odd widths, several rows per tile, batch > 1)."""
