@@ -8,10 +8,12 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from isa.design import load_design
 from workbench.cost import Harvest, cost_per_good_die
+from workbench.design_tables import design_tables
 
-# GH100 has 144 SMs and the H100 SXM enables 132 (chips.csv); a.8 step 4 [E]: the SMs are 60% of the die.
-H100_HARVEST = Harvest(blocks=144, required=132, fraction=0.6)
+# The H100 SXM's 132 of GH100's 144 SMs, as designs/h100-like.toml's [cost] harvest states it (one source).
+H100_HARVEST = Harvest(**design_tables(load_design("h100-like"))["cost"]["harvest"])
 
 
 @dataclass(frozen=True)
