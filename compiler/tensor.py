@@ -1228,8 +1228,7 @@ class Tensor:
         # then a full correlation with the flipped kernel, less the transposed conv's own padding
         span = ((kh - 1) * dh, (kw - 1) * dw)
         edge = [(span[i] - pads[i][0], span[i] - pads[i][1] + (oph, opw)[i]) for i in range(2)]
-        x = x.shrink((None, None, *((max(-lo, 0), x.shape[2 + i] - max(-hi, 0)) for i, (lo, hi) in enumerate(edge))))
-        x = x.pad(((0, 0), (0, 0), *((max(lo, 0), max(hi, 0)) for lo, hi in edge)))
+        x = _pad_signed(x, [(0, 0), (0, 0), *edge])
         cg = cin // groups
         wt = weight.reshape(groups, cg, og, kh, kw).permute(0, 2, 1, 3, 4).reshape(groups * og, cg, kh, kw)
         return x.conv2d(wt.flip((2, 3)), bias, stride=1, padding=0, dilation=(dh, dw), groups=groups)
@@ -1431,25 +1430,16 @@ def _conv_windows(x: Tensor, k_hw: tuple, geom: tuple, cout: int) -> Tensor:
 
 
 def _conv2d_input_grad(g: Tensor, w: Tensor, in_hw: tuple, geom: tuple) -> Tensor:
-    """d(conv2d)/d(input) as a transposed convolution: the output gradient, spread out by the stride and
-    padded by what the forward window reached past each edge, convolved with the flipped weights (input and
-    output channels swapped within each group) at the forward dilation."""
+    """d(conv2d)/d(input): the transposed convolution of the output gradient with the forward's weights, at the
+    forward's stride, padding, dilation and groups; output_padding restores the input rows and columns that no
+    window reached (a stride that does not divide the padded input)."""
     (sh, sw), (ph, pw), (dh, dw), groups = geom
-    n, cout, oh, ow = g.shape
-    _, cg, kh, kw = w.shape
-    if sh > 1 or sw > 1:  # zeros between the gradient's pixels: the positions no window started at
-        g = g.reshape(n, cout, oh, 1, ow, 1).pad(((0, 0), (0, 0), (0, 0), (0, sh - 1), (0, 0), (0, sw - 1)))
-        g = g.reshape(n, cout, oh * sh, ow * sw)
-    pads = [(0, 0), (0, 0)]
-    for size, k, p, d, spread in ((in_hw[0], kh, ph, dh, oh * sh), (in_hw[1], kw, pw, dw, ow * sw)):
-        # before: the window's reach d*(k-1) less the forward padding; after: whatever makes the
-        # convolution's output exactly the input's size (negative amounts cut)
-        lo = d * (k - 1) - p
-        pads.append((lo, size + d * (k - 1) - lo - spread))
-    g = _pad_signed(g, pads)
-    og = cout // groups
-    wf = w.reshape(groups, og, cg, kh, kw).permute(0, 2, 1, 3, 4).reshape(groups * cg, og, kh, kw).flip((2, 3))
-    return g.conv2d(wf, dilation=(dh, dw), groups=groups)
+    oh, ow = g.shape[2:]
+    kh, kw = w.shape[2:]
+    extra = tuple(size - ((o - 1) * s - 2 * p + d * (k - 1) + 1)
+                  for size, o, s, p, d, k in ((in_hw[0], oh, sh, ph, dh, kh), (in_hw[1], ow, sw, pw, dw, kw)))
+    return g.conv_transpose2d(w, stride=(sh, sw), padding=(ph, pw), output_padding=extra, groups=groups,
+                              dilation=(dh, dw))
 
 
 def _conv2d_weight_grad(g: Tensor, x: Tensor, k_hw: tuple, geom: tuple) -> Tensor:
