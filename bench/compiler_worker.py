@@ -12,7 +12,7 @@ own virtual environments), so it must stay a standalone script: no imports from 
 Every workload is written once per framework below; the two tensor frameworks share one spelling
 where their APIs agree, with the few differences in small adapter functions (`_ours_*`, `_tg_*`).
 Inputs come from numpy's seeded generator, so every column sees identical inputs. A tensor column's
-output is checked against the numpy implementation (allclose) before its times count.
+output is checked against the numpy implementation (allclose) once every workload is timed (numpy's BLAS threads spin for a while after a call and would slow the timings), and a wrong result voids its times.
 
 The last line on stdout is the JSON report; progress goes to stderr.
 """
@@ -411,7 +411,12 @@ def check(out: np.ndarray, ref: np.ndarray) -> dict:
     return {"ok": ok, "max_abs_err": err, "ref_max_abs": scale}
 
 
-def run_workload(fw: Framework, name: str, quick: bool, runs: int, warmup: int, check_ref: bool) -> dict:
+def run_workload(fw: Framework, name: str, quick: bool, runs: int, warmup: int,
+                 pending: list | None = None) -> dict:
+    """Time one workload. With `pending`, the first call's output is appended to it for check_pending:
+    the numpy reference must not run before or between timings, since its BLAS threads keep spinning on
+    both cores for a while after a call (OpenBLAS: about 0.1 s) and would slow the column being timed
+    (measured: x @ W on `ours` 8.5-9.0 ms after the reference, 4.9-5.2 with the reference on one thread)."""
     p = sizes(name, quick)
     arrays = make_inputs(name, p)
     args = [fw.to_device(a) for a in arrays]
@@ -420,10 +425,8 @@ def run_workload(fw: Framework, name: str, quick: bool, runs: int, warmup: int, 
     out = fw.finish(fn(*args))
     first = time.perf_counter() - t0
     rec = {"workload": name, "params": p, "flop": flops(name, p), "first_call_s": first}
-    if check_ref:
-        rec["check"] = check(fw.to_numpy(out), numpy_fn(name, p)(*arrays))
-        if not rec["check"]["ok"]:
-            log(f"  {fw.name} {name}: WRONG RESULT {rec['check']}")
+    if pending is not None:
+        pending.append((rec, fw.to_numpy(out), arrays))
     for _ in range(warmup):
         fw.finish(fn(*args))
     times, cpu = [], []
@@ -440,6 +443,15 @@ def run_workload(fw: Framework, name: str, quick: bool, runs: int, warmup: int, 
     log(f"  {fw.name:8s} {name:12s} median {rec['median_s'] * 1e3:9.2f} ms  {rec['gflops']:8.2f} GFLOP/s"
         f"  first call {first * 1e3:8.1f} ms")
     return rec
+
+
+def check_pending(fw: Framework, quick: bool, pending: list) -> None:
+    """Check each timed workload's first output against the numpy implementation, after all timings."""
+    for rec, out, arrays in pending:
+        name = rec["workload"]
+        rec["check"] = check(out, numpy_fn(name, sizes(name, quick))(*arrays))
+        if not rec["check"]["ok"]:
+            log(f"  {fw.name} {name}: WRONG RESULT {rec['check']}")
 
 
 def first_call(fw: Framework, name: str, quick: bool) -> dict:
@@ -497,14 +509,16 @@ def main() -> int:
         return 0
     report["results"], report["errors"] = [], {}
     report["loadavg_start"] = list(os.getloadavg())  # how busy the shared machine was: read with the times
+    pending: list | None = [] if args.column != "numpy" else None
     for name in [w for w in args.only.split(",") if w]:
         try:
-            report["results"].append(run_workload(fw, name, args.quick, args.runs, args.warmup,
-                                                  check_ref=args.column != "numpy"))
+            report["results"].append(run_workload(fw, name, args.quick, args.runs, args.warmup, pending))
         except Exception as exc:  # one workload's failure must not hide the others
             log(f"  {fw.name} {name}: FAILED {type(exc).__name__}: {exc}")
             log(traceback.format_exc(limit=4))
             report["errors"][name] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    if pending:
+        check_pending(fw, args.quick, pending)
     report["note"] = fw.note
     report["loadavg_end"] = list(os.getloadavg())
     print(json.dumps(report))
