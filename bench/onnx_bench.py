@@ -78,14 +78,19 @@ def _set_threads(n: int) -> None:
     os.environ["POCL_CPU_MAX_CU_COUNT"] = str(n)  # PoCL >= 4 cpu device
 
 
-def _interleaved(fns: dict, repeats: int) -> dict[str, list[float]]:
-    """Seconds per call of each fn, calling them in turn repeats times (each sees the same load)."""
+def _interleaved(fns: dict, repeats: int, block: int = 5) -> dict[str, list[float]]:
+    """Seconds per call of each fn: blocks of `block` timed calls, the fns in turn, until each has `repeats`
+    (each sees the same load). Every block starts with one untimed call, because a library's thread pool
+    keeps spinning for a while after its last call (onnxruntime's intra-op threads, OpenBLAS) and would
+    otherwise slow the first calls of the library timed next."""
     out: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
+    while any(len(v) < repeats for v in out.values()):
         for k, fn in fns.items():
-            t0 = time.perf_counter()
             fn()
-            out[k].append(time.perf_counter() - t0)
+            for _ in range(min(block, repeats - len(out[k]))):
+                t0 = time.perf_counter()
+                fn()
+                out[k].append(time.perf_counter() - t0)
     return out
 
 
