@@ -39,3 +39,42 @@ def test_threads_option_limits_every_column():
         assert env["OPENBLAS_NUM_THREADS"] == env["POCL_MAX_PTHREAD_COUNT"] == env["POCL_CPU_MAX_CU_COUNT"] == "1"
     cmd, _, _ = column_command("ours", SimpleNamespace(**{**vars(args), "threads": None}), [])
     assert "--threads" not in cmd
+
+
+def test_worker_checks_against_numpy_only_after_every_timing(monkeypatch):
+    """The numpy reference runs after the timed calls: its BLAS threads spin for a while after a call and
+    would slow the column being timed."""
+    import numpy as np
+
+    from bench import compiler_worker as cw
+
+    events = []
+
+    class Fake(cw.Framework):
+        name = "fake"
+
+        def fn(self, name, p):
+            return lambda a, b: events.append("call") or (a @ b + (1.0 if name == "matmul_512" else 0.0))
+
+    real = cw.numpy_fn
+    monkeypatch.setattr(cw, "numpy_fn", lambda name, p: (events.append("reference"), real(name, p))[1])
+    pending: list = []
+    fw = Fake()
+    recs = [cw.run_workload(fw, w, quick=True, runs=3, warmup=1, pending=pending)
+            for w in ("matmul_1024", "matmul_512")]
+    assert events == ["call"] * 10 and all("check" not in r for r in recs)
+    cw.check_pending(fw, quick=True, pending=pending)
+    assert events[10:] == ["reference", "reference"]
+    assert recs[0]["check"]["ok"] and not recs[1]["check"]["ok"]  # the second fake is off by one
+    assert isinstance(pending[0][1], np.ndarray)
+
+
+def test_onnx_bench_blocks_start_with_an_untimed_call():
+    from bench.onnx_bench import _interleaved
+
+    calls = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    out = _interleaved(fns, repeats=7, block=3)
+    assert [len(v) for v in out.values()] == [7, 7]
+    # blocks of 1 untimed + 3, 3 and 1 timed calls, alternating
+    assert calls == ["a"] * 4 + ["b"] * 4 + ["a"] * 4 + ["b"] * 4 + ["a"] * 2 + ["b"] * 2
