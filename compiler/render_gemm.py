@@ -334,6 +334,57 @@ def _direct_rows(k: Kernel, plan: GemmPlan, full_index, gm: Lin, kbv: Lin, mb: i
     return buf, out, stride
 
 
+def _direct_b(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, kbv: Lin, kslab) -> tuple | None:
+    """(buffer, C offset of the first slab) when B's packed slab would be an exact copy of memory: B one plain
+    float32 load at base + k * NB + n, every column in one tile and K in whole slabs (a conv's weight stored
+    (Cin*KH*KW, Cout), tensor._weight_by_channel). The micro-kernel then reads its float8s in place; base a
+    multiple of 8 floats keeps them aligned as the float8 loads need."""
+    _, nb, kb, _, _ = gemm
+    _, _, n_size, k_size = plan.sizes(k.full_shape)
+    if n_size != nb or k_size % kb:
+        return None
+    kidx, kk = kslab
+    j = Lin.var("j", nb)
+    idx = full_index(Lin(), j, kk)
+    if kidx is not None:
+        for a, v in zip(plan.k_axes, kidx, strict=True):
+            idx[a] = v
+    rd = reads(k, plan.b, tuple(idx))
+    if rd.computes or rd.checks or len(rd.loads) != 1:
+        return None
+    ((buf, pos),) = rd.loads
+    if buf.dtype.name != "float32" or not pos.is_affine:
+        return None
+    rest = pos - j - kk * nb
+    if not rest.variables() <= {"gb"} or rest.const % VEC or any(c % VEC for c in rest.terms.values()):
+        return None
+    return buf, rest.render()
+
+
+def _slab_k(ksizes: list, kb: int, kbv: Lin) -> tuple:
+    """(split, kidx, kk, kloops) of a KB-deep slab: _k_split's (js, d) or None; the reduce axes' indices
+    (None: unravel kk); the flat reduce index (slab start plus slab-relative index); the pack's C loops."""
+    split = _k_split(ksizes, kb)
+    if split is None:
+        return None, None, Lin.var("kk", kb) + kbv * kb, [f"for (int kk = 0; kk < {kb}; kk++)"]
+    # each slab is a block of d along reduce axis js times all the axes after it: loop over those axes
+    # themselves, so the factor's index math has no divisions by their sizes (the axes before js, and the
+    # block, follow from the slab index alone)
+    js, d = split
+    q = ksizes[js] // d
+    head = unravel(kbv.floordiv(q), tuple(ksizes[:js])) if js else ()
+    block = kbv * d if js == 0 else kbv.mod(q) * d
+    local = [d] + ksizes[js + 1 :]
+    kidx = list(head) + [Lin.var(f"k{js}", d) + block] + [
+        Lin.var(f"k{i}", sz) for i, sz in enumerate(ksizes[js + 1 :], js + 1)
+    ]
+    kloops = [f"for (int k{i} = 0; k{i} < {sz}; k{i}++)" for i, sz in enumerate(local, js)]
+    kk = kbv * kb  # slab-relative index plus the slab's start (the slabs tile K exactly)
+    for i, (sz, st) in enumerate(zip(local, _strides(local), strict=True), js):
+        kk = kk + Lin.var(f"k{i}", sz) * st
+    return split, kidx, kk, kloops
+
+
 def _index_fn(plan: GemmPlan, shape: tuple, gb: Lin):
     """full_index(m, n, k): the iteration-space index of GEMM row m, column n and reduce step k."""
 
@@ -364,67 +415,122 @@ def a_read_in_place(k: Kernel, plan: GemmPlan, gemm: tuple) -> bool:
 
 
 def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: bool, rows, full_index,
-                       gm: Lin, kbv: Lin, wide: tuple | None = None) -> None:
+                       gm: Lin, kbv: Lin, wide: tuple | None = None, direct_b: tuple | None = None) -> None:
     """The register-tiled inner loops over one packed slab: for each NR-wide panel of Bs (kept in L1
     across the whole M tile) and each MR rows of A, MR x NV float8 accumulators updated from one float8
     load of B per vector and one broadcast of A per row, the reduce loop unrolled and walked by pointers
     (no index arithmetic per step). rows: A's row pointers from _direct_rows, or None. wide: (tile rows,
     row length, kernel width) when As holds a conv window as wide rows (_wide_window): the reduce loop then
-    steps over whole kernel rows, each A value read at its pixel's offset in the wide row plus kx."""
+    steps over the slab's kernel rows once per kernel column kx, each A value read at its pixel's offset
+    in the wide row plus kx. direct_b:
+    (buffer, offset) from _direct_b when B's slabs are read in place rather than from Bs."""
     mb, nb, kb, mr, nv = gemm
     nr, emit, unroll = nv * VEC, r.emit, _k_unroll(kb)
-    if wide is not None:
-        unroll = wide[2]
     emit(f"for (int nj = 0; nj < {nb}; nj += {nr}) for (int mi = 0; mi < {mb}; mi += {mr}) {{")
     r.indent += 1
     for i in range(mr):
         for v in range(nv):
             emit(f"float8 c{i}_{v} = *(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC});")
-    emit("__local const float* bp = Bs+nj;")
+    if direct_b is None:
+        emit("__local const float* bp = Bs+nj;")
+    else:
+        emit(f"const __global float* bp = data{r.buf_index[direct_b[0].id]}+{direct_b[1]}+kb*{kb * nb}+nj;")
+    bspace = "__local" if direct_b is None else "__global"
     if rows is not None:
         buf, bases, kstride = rows
         j = r.buf_index[buf.id]
         for i, base in enumerate(bases):
             emit(f"const __global float* ap{i} = data{j}+{base};")
-    elif wide is not None:
-        tile_rows, row, kw = wide
-        for i in range(mr):  # the pixel's place in the wide rows: a register tile may span two output rows
-            emit(f"int o{i} = ((mi+{i})/{row})*{row + kw - 1}+(mi+{i})%{row};")
-        emit("__local const float* ap = As;")
-    elif not direct_a:
+    elif not direct_a and wide is None:
         emit("__local const float* ap = As+mi;")
-    emit(f"for (int kk = 0; kk < {kb}; kk += {unroll}) {{")
-    r.indent += 1
-    r.memo = {}
-    for u in range(unroll):
-        for v in range(nv):
-            emit(f"float8 b{u}_{v} = *(__local const float8*)(bp+{u * nb + v * VEC});")
-        for i in range(mr):
-            if rows is not None:
-                emit(f"float a{u}_{i} = ap{i}[{f'(kk+{u})*{kstride}' if kstride != 1 else f'kk+{u}'}];")
-            elif direct_a:
-                kk = kbv * kb + Lin.var("kk", kb - unroll + 1) + u
-                m = gm * mb + Lin.var("mi", mb - mr + 1) + i
-                emit(f"float a{u}_{i} = {r.expr(plan.a, tuple(full_index(m, Lin(), kk)), frozenset())};")
-            elif wide is not None:
-                emit(f"float a{u}_{i} = ap[o{i}+{u}];")
-            else:
-                emit(f"float a{u}_{i} = ap[{u * mb + i}];")
+
+    def reduce_loop(a_at, steps: int = kb, unroll: int = unroll, b_step: int = nb, a_step: int = unroll * mb) -> None:
+        """The unrolled reduce loop over `steps` slab rows b_step floats apart in B, A's value for step u and
+        row i from a_at(u, i), A's pointer (if any) moved by a_step per trip."""
+        emit(f"for (int kk = 0; kk < {steps}; kk += {unroll}) {{")
+        r.indent += 1
+        r.memo = {}
+        for u in range(unroll):
             for v in range(nv):
-                emit(f"c{i}_{v} += a{u}_{i}*b{u}_{v};")
-    emit(f"bp += {unroll * nb};")
-    if wide is not None:
-        emit(f"ap += {wide[0] * (wide[1] + wide[2] - 1)};")
-    elif rows is None and not direct_a:
-        emit(f"ap += {unroll * mb};")
-    r.indent -= 1
-    emit("}")
+                emit(f"float8 b{u}_{v} = *({bspace} const float8*)(bp+{u * b_step + v * VEC});")
+            for i in range(mr):
+                emit(f"float a{u}_{i} = {a_at(u, i)};")
+                for v in range(nv):
+                    emit(f"c{i}_{v} += a{u}_{i}*b{u}_{v};")
+        emit(f"bp += {unroll * b_step};")
+        if rows is None and not direct_a:
+            emit(f"ap += {a_step};")
+        r.indent -= 1
+        emit("}")
+
+    if rows is not None:
+        reduce_loop(lambda u, i: f"ap{i}[{f'(kk+{u})*{kstride}' if kstride != 1 else f'kk+{u}'}]")
+    elif direct_a:
+        def a_at(u: int, i: int) -> str:
+            kk = kbv * kb + Lin.var("kk", kb - unroll + 1) + u
+            m = gm * mb + Lin.var("mi", mb - mr + 1) + i
+            return r.expr(plan.a, tuple(full_index(m, Lin(), kk)), frozenset())
+        reduce_loop(a_at)
+    elif wide is not None:
+        # the pixels' places in the wide rows. A register tile inside one output row reads them at fixed
+        # offsets from one pointer; one that spans two rows (a row length not a multiple of MR) needs an
+        # offset per pixel, which costs the loop registers and reloads, so it gets a loop of its own
+        # The loop runs over the slab's kernel rows once per kernel column kx (kx outside): the values of
+        # one step are then never those of another (at kx inside, pixel i + 1 at kx reads what pixel i
+        # reads at kx + 1, and a compiler that keeps such shared values live runs out of registers)
+        tile_rows, row, kw = wide
+        wstride = tile_rows * (row + kw - 1)  # floats from one kernel row of As to the next
+        steps = kb // kw
+        kunroll = _k_unroll(steps)
+        emit(f"{'__local const' if direct_b is None else 'const __global'} float* b0 = bp;")
+        emit(f"int o0 = (mi/{row})*{row + kw - 1}+mi%{row};")
+        if row % mr:
+            for i in range(1, mr):
+                emit(f"int o{i} = ((mi+{i})/{row})*{row + kw - 1}+(mi+{i})%{row};")
+        emit(f"for (int kx = 0; kx < {kw}; kx++) {{")
+        r.indent += 1
+        emit(f"bp = b0+kx*{nb};")
+        if row % mr:
+            emit(f"if (mi%{row} <= {row - mr}) {{")
+            r.indent += 1
+        emit("__local const float* ap = As+o0+kx;")
+        reduce_loop(lambda u, i: f"ap[{u * wstride + i}]", steps, kunroll, kw * nb, kunroll * wstride)
+        if row % mr:
+            r.indent -= 1
+            emit("} else {")  # a register tile spanning two output rows: an offset per pixel
+            r.indent += 1
+            emit("__local const float* ap = As+kx;")
+            reduce_loop(lambda u, i: f"ap[o{i}+{u * wstride}]", steps, kunroll, kw * nb, kunroll * wstride)
+            r.indent -= 1
+            emit("}")
+        r.indent -= 1
+        emit("}")
+    else:
+        reduce_loop(lambda u, i: f"ap[{u * mb + i}]")
     for i in range(mr):
         for v in range(nv):
             emit(f"*(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC}) = c{i}_{v};")
     r.indent -= 1
     emit("}")
 
+
+
+def _epilogue_rows(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, gm: Lin, n: Lin) -> tuple:
+    """(m, [loop marker, row length], Cs index) when the M tile is whole rows of the innermost M axis (a
+    conv's output rows) and the output is stored along those rows: the epilogue then walks rows and
+    columns (no division by the row length per output) with the columns innermost, so each row is one
+    unit-stride run of stores instead of one store a whole channel plane away per output.
+    (None, None, None) otherwise."""
+    mb, nb = gemm[0], gemm[1]
+    row = k.full_shape[plan.m_axes[-1]] if plan.m_axes else 1
+    if len(plan.m_axes) < 2 or not 1 < row < mb or mb % row:
+        return None, None, None
+    jr, jw = Lin.var("jr", mb // row), Lin.var("jw", row)
+    m = jr * row + jw + gm * mb
+    pos = linear(tuple(full_index(m, n, Lin())), k.reduce.shape)
+    if "jw" not in pos.unit_variables() or "nn" in pos.unit_variables():
+        return None, None, None
+    return m, ["rows", row], f"(jr*{row}+jw)*{nb}+nn"
 
 
 def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
@@ -442,9 +548,13 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     # costs more than it saves when no index math or padding has to be paid per element
     a_rows = _a_rows(k, plan, opts.gemm, full_index, gm, kbv)
     direct_a = a_rows is not None or (m_size % mb == 0 and k_size % kb == 0 and _is_plain_load(k, plan.a))
+    ksizes = [shape[a] for a in plan.k_axes]
+    split, kidx, kk, kloops = _slab_k(ksizes, kb, kbv)
+    direct_b = _direct_b(k, plan, opts.gemm, full_index, kbv, (kidx, kk))
     if not direct_a:
         emit(f"__local float As[{kb * mb}];")
-    emit(f"__local float Bs[{kb * nb}];")
+    if direct_b is None:
+        emit(f"__local float Bs[{kb * nb}];")
     emit(f"__local float Cs[{mb * nb}];")
     emit("int gn = get_group_id(0); int gm = get_group_id(1); int gb = get_group_id(2);")
 
@@ -453,35 +563,14 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     r.indent += 1
     wide = None
     packs = [("As", plan.a, m_size, mb, gm, mb)] if not direct_a else []
-    for name, node, size, tile, tv, stride in packs + [("Bs", plan.b, n_size, nb, gn, nb)]:
+    packs += [("Bs", plan.b, n_size, nb, gn, nb)] if direct_b is None else []
+    for name, node, size, tile, tv, stride in packs:
         # a tile of whole rows of the innermost tile axis (a conv's output rows) loops over rows and
         # columns: its index math then has no division by the row length per element
         row = shape[(plan.m_axes if name == "As" else plan.n_axes)[-1]]
         rows = tile // row if row < tile and tile % row == 0 and tile == (mb if name == "As" else nb) else 1
         jl = Lin.var("jr", rows) * row + Lin.var("jw", row) if rows > 1 else Lin.var("j", tile)
         j = jl + tv * tile
-        ksizes = [shape[a] for a in plan.k_axes]
-        split = _k_split(ksizes, kb)
-        if split is not None:
-            # each slab is a block of d along reduce axis js times all the axes after it: loop over those
-            # axes themselves, so the factor's index math has no divisions by their sizes (the axes
-            # before js, and the block, follow from the slab index alone)
-            js, d = split
-            q = ksizes[js] // d
-            head = unravel(kbv.floordiv(q), tuple(ksizes[:js])) if js else ()
-            block = kbv * d if js == 0 else kbv.mod(q) * d
-            local = [d] + ksizes[js + 1 :]
-            kidx = list(head) + [Lin.var(f"k{js}", d) + block] + [
-                Lin.var(f"k{i}", sz) for i, sz in enumerate(ksizes[js + 1 :], js + 1)
-            ]
-            kloops = [f"for (int k{i} = 0; k{i} < {sz}; k{i}++)" for i, sz in enumerate(local, js)]
-            kk = kbv * kb  # slab-relative index plus the slab's start (the slabs tile K exactly)
-            for i, (sz, st) in enumerate(zip(local, _strides(local), strict=True), js):
-                kk = kk + Lin.var(f"k{i}", sz) * st
-        else:
-            kk = Lin.var("kk", kb) + kbv * kb
-            kloops = [f"for (int kk = 0; kk < {kb}; kk++)"]
-            kidx = None
         jloops = (
             [f"for (int jr = 0; jr < {rows}; jr++)", f"for (int jw = 0; jw < {row}; jw++)"]
             if rows > 1
@@ -510,7 +599,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             # im2col pack's copies for 3x3 kernels; the micro-kernel reads each kx at an offset
             wide, wrow = (rows, row, kw), row + kw - 1
             kq = Lin()  # the slab's reduce row: every reduce axis but the kernel column
-            for i, (sz, st) in enumerate(zip([d] + ksizes[1:-1], _strides([d] + ksizes[1:-1]), strict=True)):
+            for i, (sz, st) in enumerate(zip([split[1]] + ksizes[1:-1], _strides([split[1]] + ksizes[1:-1]), strict=True)):
                 kq = kq + Lin.var(f"k{i}", sz) * st
             dst = kq * (rows * wrow) + Lin.var("jr", rows) * wrow + Lin.var("u", wrow)
             emit(" ".join(kloops[:-1] + jloops[:-1]) + " {")
@@ -531,22 +620,38 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             emit(f"{name}[{pos.render()}] = {val};")
         r.indent -= 1
         emit("}")
-    _emit_micro_kernel(r, plan, opts.gemm, direct_a, a_rows, full_index, gm, kbv, wide)
+    _emit_micro_kernel(r, plan, opts.gemm, direct_a, a_rows, full_index, gm, kbv, wide, direct_b)
     r.indent -= 1
     emit("}")
     # epilogue: the fused elementwise ops after the reduce, one output at a time
     # a ragged last tile bounds the loops themselves (a test per element keeps them from vectorizing)
     ends = []
     for name, size, tile, g in (("mend", m_size, mb, "gm"), ("nend", n_size, nb, "gn")):
-        if size % tile:
-            emit(f"int {name} = {size}-{g}*{tile} < {tile} ? {size}-{g}*{tile} : {tile};")
-        ends.append(name if size % tile else str(tile))
-    emit(f"for (int mm = 0; mm < {ends[0]}; mm++) for (int nn = 0; nn < {ends[1]}; nn++) {{")
+        ends.append((name, f"int {name} = {size}-{g}*{tile} < {tile} ? {size}-{g}*{tile} : {tile};")
+                    if size % tile else (str(tile), None))
+    n = Lin.var("nn", nb) + gn * nb
+    m, order, cs = _epilogue_rows(k, plan, opts.gemm, full_index, gm, n)
+    if ends[1][1]:
+        emit(ends[1][1])
+    if m is None:
+        if ends[0][1]:
+            emit(ends[0][1])
+        m, order, cs = Lin.var("mm", mb) + gm * mb, [f"for (int mm = 0; mm < {ends[0][0]}; mm++)"], f"mm*{nb}+nn"
+    elif m_size % mb:
+        rows, row = mb // order[1], order[1]
+        emit(f"int rend = {m_size // row}-gm*{rows} < {rows} ? {m_size // row}-gm*{rows} : {rows};")
+    nloop = f"for (int nn = 0; nn < {ends[1][0]}; nn++)"
+    if len(order) > 1:  # whole output rows, each stored as a unit-stride run: the channel loop outside
+        rows, row = mb // order[1], order[1]
+        order = [nloop, f"for (int jr = 0; jr < {'rend' if m_size % mb else rows}; jr++)",
+                 f"for (int jw = 0; jw < {row}; jw++)"]
+    else:
+        order = order + [nloop]
+    emit(" ".join(order) + " {")
     r.indent += 1
-    m, n = Lin.var("mm", mb) + gm * mb, Lin.var("nn", nb) + gn * nb
     r.memo = {}
     r.acc_override = "acc"
-    emit(f"float acc = Cs[mm*{nb}+nn];")
+    emit(f"float acc = Cs[{cs}];")
     oi = full_index(m, n, Lin())
     pos = linear(tuple(oi), k.reduce.shape)
     val = r.expr(

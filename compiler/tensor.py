@@ -1199,6 +1199,8 @@ class Tensor:
         geom = (_pair(stride), _pair(padding), _pair(dilation), groups)
         win = _conv_windows(self, (kh, kw), geom, cout).permute(0, 1, 3, 4, 2, 5, 6)
         oh, ow = win.shape[2], win.shape[3]
+        if _pretranspose_weight(n * oh * ow, weight.shape, groups):
+            weight = _weight_by_channel(weight)
         wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
         acc = _matmul_acc(win.dtype)  # the weight follows the input dtype, as before
         out = (win.cast(acc) * wt.cast(acc)).sum((4, 5, 6))
@@ -1427,6 +1429,34 @@ def _conv_windows(x: Tensor, k_hw: tuple, geom: tuple, cout: int) -> Tensor:
     oh, ow = win.shape[2], win.shape[3]
     win = win.reshape(n, groups, 1, cg, oh, ow, kh, kw)._broadcast_to((n, groups, og, cg, oh, ow, kh, kw))
     return win.reshape(n, cout, cg, oh, ow, kh, kw)
+
+
+# Below this many weight elements re-read through a transposing pack (the weight's size times the output
+# tiles, ~128 pixels each, that pack it), one more kernel per call (tens of microseconds) saves less than it costs.
+_PRETRANSPOSE_MIN_REREADS = 1 << 20
+
+
+def _pretranspose_weight(pixels: int, w_shape: tuple, groups: int) -> bool:
+    """Whether conv2d stores the weight transposed, (Cin*KH*KW, Cout), before the convolution kernel. The GEMM
+    template packs a slab of the weight for every tile of output pixels with the output channels innermost:
+    from the (Cout, Cin, KH, KW) layout that is a transposing gather per tile, from the transposed copy a
+    contiguous one (or none, render_gemm's direct B). 1x1 and narrow convs (render_pointwise) read the
+    weight as rows in place, grouped and depthwise ones have their own templates."""
+    from .render_pointwise import NARROW
+
+    cout, cg, kh, kw = w_shape
+    if groups != 1 or kh * kw == 1 or cout <= NARROW:
+        return False
+    return (pixels // 128) * cout * cg * kh * kw >= _PRETRANSPOSE_MIN_REREADS
+
+
+def _weight_by_channel(weight: Tensor) -> Tensor:
+    """weight (Cout, Cin, KH, KW) as the same shape over a buffer stored (Cin*KH*KW, Cout). The identity multiply
+    makes the scheduler store the transposed view (a view alone would be read through in the conv's kernel);
+    x * 1 keeps every value, -0.0, NaN and inf included."""
+    cout, cg, kh, kw = weight.shape
+    by_channel = weight.reshape(cout, cg * kh * kw).permute(1, 0) * 1
+    return by_channel.permute(1, 0).reshape(cout, cg, kh, kw)
 
 
 def _conv2d_input_grad(g: Tensor, w: Tensor, in_hw: tuple, geom: tuple) -> Tensor:

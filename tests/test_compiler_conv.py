@@ -39,7 +39,7 @@ def test_stride_one_conv_packs_wide_rows(shape, cout, ksize, pad):
     x, w, b = rnd(*shape), rnd(cout, shape[1], ksize, ksize), rnd(cout)
     out = Tensor(x, device="CL").conv2d(Tensor(w, device="CL"), Tensor(b, device="CL"), padding=pad).relu()
     prg = program_for(out.schedule()[0])
-    assert prg.opts.gemm is not None and "ap[o0+" in prg.src
+    assert prg.opts.gemm is not None and "int o0 = " in prg.src  # the wide rows: a pixel offset
     close(out.numpy(), np.maximum(np_conv(x, w, pad) + b[None, :, None, None], 0))
 
 
@@ -48,7 +48,7 @@ def test_strided_or_dilated_conv_keeps_the_im2col_pack(stride, dilation):
     x, w = rnd(4, 8, 17, 15), rnd(16, 8, 3, 3)
     out = Tensor(x, device="CL").conv2d(Tensor(w, device="CL"), padding=1, stride=stride, dilation=dilation)
     prg = program_for(out.schedule()[0])
-    assert prg.opts.gemm is not None and "ap[o0+" not in prg.src
+    assert prg.opts.gemm is not None and "int o0 = " not in prg.src
     close(out.numpy(), np_conv(x, w, 1, stride, dilation))
 
 
@@ -70,3 +70,57 @@ def test_conv_gradients_are_gemm_kernels(xs, ws):
         assert len(reduces) == 1 and program_for(reduces[0]).opts.gemm is not None
     for cl, ref in zip(grads["CL"], grads["REF"], strict=True):
         close(cl.numpy(), ref.numpy())
+
+
+def test_weight_pretransposed_only_where_its_packs_repeat():
+    """conv2d stores the weight (Cin*KH*KW, Cout) first only where the GEMM would re-pack it for many tiles of
+    output pixels; 1x1, narrow, grouped and small convolutions read it where it is."""
+    from compiler.tensor import _pretranspose_weight
+
+    assert _pretranspose_weight(8 * 56 * 56, (64, 64, 3, 3), 1)  # the bench's conv2d layer
+    assert not _pretranspose_weight(64 * 4 * 4, (32, 16, 3, 3), 1)  # the digits CNN: one extra kernel costs more
+    assert not _pretranspose_weight(8 * 56 * 56, (64, 64, 1, 1), 1)  # 1x1: render_pointwise reads weight rows
+    assert not _pretranspose_weight(8 * 56 * 56, (8, 64, 3, 3), 1)  # narrow: the weight is the A factor
+    assert not _pretranspose_weight(8 * 56 * 56, (64, 32, 3, 3), 2)  # grouped
+
+
+# a layer big enough for the transposed weight (4 images of 32x32, 64 -> 64 channels): the GEMM reads the
+# weight's float8s in place (no B slab), the epilogue stores whole output rows; ~300 MFLOP
+BIG = ((4, 64, 32, 32), (64, 64, 3, 3))
+
+
+def test_big_conv_reads_the_transposed_weight_in_place():
+    x, w, b = rnd(*BIG[0]), rnd(*BIG[1]) / 24, rnd(BIG[1][0])
+    out = Tensor(x, device="CL").conv2d(Tensor(w, device="CL"), Tensor(b, device="CL"), padding=1).relu()
+    kernels = out.schedule()
+    assert [k.reduce is not None for k in kernels] == [False, True]  # the transpose, then the convolution
+    assert kernels[0].out.shape == (64 * 9, 64)
+    prg = program_for(kernels[1])
+    assert prg.opts.gemm is not None and "Bs[" not in prg.src and "__global const float8*" in prg.src
+    assert "for (int nn = 0; nn < 64; nn++) for (int jr" in prg.src  # rows of outputs stored as runs
+    close(out.numpy(), np.maximum(np_conv(x, w, 1) + b[None, :, None, None], 0))
+
+
+def test_big_conv_follows_weight_updates():
+    """Nothing of the weight outlives a call: assigning new values, an optimizer step, and a jitted forward
+    after either all see the new weights."""
+    from compiler.jit import jit
+    from compiler.optim import SGD
+
+    x, w = rnd(*BIG[0]), rnd(*BIG[1]) / 24
+    X, W = Tensor(x, device="CL"), Tensor(w, device="CL", requires_grad=True)
+    fwd = jit(lambda inp: inp.conv2d(W, padding=1))
+    for _ in range(3):  # the jit captures on its second and third calls, then replays
+        close(fwd(X).numpy(), np_conv(x, w, 1))
+    w2 = rnd(*BIG[1]) / 24
+    W.assign(Tensor(w2, device="CL"))
+    close(X.conv2d(W, padding=1).numpy(), np_conv(x, w2, 1))
+    close(fwd(X).numpy(), np_conv(x, w2, 1))
+    opt = SGD([W], lr=0.5)
+    opt.zero_grad()
+    X.conv2d(W, padding=1).square().mean().backward()
+    opt.step()
+    w3 = W.numpy()
+    assert np.abs(w3 - w2).max() > 1e-4
+    close(X.conv2d(W, padding=1).numpy(), np_conv(x, w3, 1))
+    close(fwd(X).numpy(), np_conv(x, w3, 1))
