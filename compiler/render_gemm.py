@@ -490,17 +490,21 @@ def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: boo
         emit(f"for (int kx = 0; kx < {kw}; kx++) {{")
         r.indent += 1
         emit(f"bp = b0+kx*{nb};")
-        if row % mr:
+        one_row, two_rows = row >= mr, row % mr != 0  # a register tile may lie in one row, may span two
+        if one_row and two_rows:
             emit(f"if (mi%{row} <= {row - mr}) {{")
             r.indent += 1
-        emit("__local const float* ap = As+o0+kx;")
-        reduce_loop(lambda u, i: f"ap[{u * wstride + i}]", steps, kunroll, kw * nb, kunroll * wstride)
-        if row % mr:
+        if one_row:
+            emit("__local const float* ap = As+o0+kx;")
+            reduce_loop(lambda u, i: f"ap[{u * wstride + i}]", steps, kunroll, kw * nb, kunroll * wstride)
+        if one_row and two_rows:
             r.indent -= 1
-            emit("} else {")  # a register tile spanning two output rows: an offset per pixel
+            emit("} else {")
             r.indent += 1
+        if two_rows:  # an offset per pixel
             emit("__local const float* ap = As+kx;")
             reduce_loop(lambda u, i: f"ap[o{i}+{u * wstride}]", steps, kunroll, kw * nb, kunroll * wstride)
+        if one_row and two_rows:
             r.indent -= 1
             emit("}")
         r.indent -= 1
@@ -512,7 +516,6 @@ def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: boo
             emit(f"*(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC}) = c{i}_{v};")
     r.indent -= 1
     emit("}")
-
 
 
 def _epilogue_rows(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, gm: Lin, n: Lin) -> tuple:
