@@ -3,8 +3,9 @@
 A kernel qualifies when it sums a product X*Y where X ignores some output axes (the N axes) and Y ignores
 others (the M axes). Each work-group owns an MB x NB tile of outputs: it packs KB-long slabs of X and Y
 into local memory (so any index math, padding or broadcast in X and Y is paid once per element, not per
-FMA), then runs an MR x (NV*8) micro-kernel of float8 multiply-adds from the packed slabs. Everything is
-written with operators and pointer casts: PoCL calls OpenCL builtins (vload8, fma) out of line.
+FMA), then runs an MR x (NV*8) micro-kernel of float8 multiply-adds from the packed slabs (a factor whose
+slab would be a plain copy of memory is read in place instead: a strided A, a conv weight stored K x N).
+Everything is written with operators and pointer casts: PoCL calls OpenCL builtins (vload8, fma) out of line.
 """
 
 from __future__ import annotations
