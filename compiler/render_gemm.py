@@ -245,9 +245,9 @@ def default_gemm(plan: GemmPlan, shape: tuple, vector_width: int = VEC, cores: i
         # the row length; a 6x2 register tile (12 float8 accumulators hide the FMA latency better than 8)
         # where whole rows make a multiple of 6 up to 192, else 4x2 with rows up to mb. A register tile
         # that divides the row never spans two output rows, so a stride-1 conv's micro-kernel reads its
-        # pixels at fixed offsets: 4x2 where 4 divides the row and 6 does not (56 pixels: 8% faster than
-        # 6x2 with 2 of 28 register tiles spanning rows; equal at 48, where both divide; equal on a
-        # strided conv's im2col slab)
+        # pixels at fixed offsets: 4x2 where 4 divides the row and 6 does not (56 pixels: 6-14% faster
+        # than 6x2, 2 of whose 28 register tiles span two rows, in 5 of 6 rounds; equal at 48, where both
+        # divide; equal on a strided conv's im2col slab; docs/benchmarks.md)
         tiles = ((6, 192), (4, mb)) if row % 6 == 0 or row % 4 else ((4, 192), (6, 192))
         for tile_mr, cap in tiles:
             fits = [r * row for r in range(1, cap // row + 1) if (r * row) % tile_mr == 0]
