@@ -344,7 +344,8 @@ def _direct_b(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, kbv: Lin, ksla
     """(buffer, C offset of the first slab) when B's packed slab would be an exact copy of memory: B one plain
     float32 load at base + k * NB + n, every column in one tile and K in whole slabs (a conv's weight stored
     (Cin*KH*KW, Cout), tensor._weight_by_channel). The micro-kernel then reads its float8s in place; base a
-    multiple of 8 floats keeps them aligned as the float8 loads need."""
+    multiple of 8 floats keeps them aligned as the float8 loads need (OpenCL aligns every buffer to
+    CL_DEVICE_MEM_BASE_ADDR_ALIGN, at least the 128 bytes of a long16 in the full profile)."""
     _, nb, kb, _, _ = gemm
     _, _, n_size, k_size = plan.sizes(k.full_shape)
     if n_size != nb or k_size % kb:
