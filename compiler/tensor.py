@@ -1199,7 +1199,7 @@ class Tensor:
         geom = (_pair(stride), _pair(padding), _pair(dilation), groups)
         win = _conv_windows(self, (kh, kw), geom, cout).permute(0, 1, 3, 4, 2, 5, 6)
         oh, ow = win.shape[2], win.shape[3]
-        if _pretranspose_weight(n * oh * ow, weight.shape, groups):
+        if _pretranspose_weight(n * oh * ow, weight.shape, groups, self.device):
             weight = _weight_by_channel(weight)
         wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
         acc = _matmul_acc(win.dtype)  # the weight follows the input dtype, as before
@@ -1437,16 +1437,17 @@ def _conv_windows(x: Tensor, k_hw: tuple, geom: tuple, cout: int) -> Tensor:
 _PRETRANSPOSE_MIN_REREADS = 1 << 20
 
 
-def _pretranspose_weight(pixels: int, w_shape: tuple, groups: int) -> bool:
-    """Whether conv2d stores the weight transposed, (Cin*KH*KW, Cout), before the convolution kernel. The GEMM
-    template packs a slab of the weight for every tile of output pixels with the output channels innermost:
-    from the (Cout, Cin, KH, KW) layout that is a transposing gather per tile, from the transposed copy a
-    contiguous one (or none, render_gemm's direct B). 1x1 and narrow convs (render_pointwise) read the
-    weight as rows in place, grouped and depthwise ones have their own templates."""
+def _pretranspose_weight(pixels: int, w_shape: tuple, groups: int, device: str = "CL") -> bool:
+    """Whether conv2d stores the weight transposed, (Cin*KH*KW, Cout), before the convolution kernel. The CPU
+    GEMM template (OpenCL devices) packs a slab of the weight for every tile of output pixels with the output
+    channels innermost: from the (Cout, Cin, KH, KW) layout that is a transposing gather per tile, from the
+    transposed copy a contiguous one (or none, render_gemm's direct B). 1x1 and narrow convs
+    (render_pointwise) read the weight as rows in place, grouped and depthwise ones have their own
+    templates; the other backends (REF, SIM's matrix unit, CUDA/HIP) lay the weight out themselves."""
     from .render_pointwise import NARROW
 
     cout, cg, kh, kw = w_shape
-    if groups != 1 or kh * kw == 1 or cout <= NARROW:
+    if device.split(":")[0] != "CL" or groups != 1 or kh * kw == 1 or cout <= NARROW:
         return False
     return (pixels // 128) * cout * cg * kh * kw >= _PRETRANSPOSE_MIN_REREADS
 

@@ -82,6 +82,9 @@ def test_weight_pretransposed_only_where_its_packs_repeat():
     assert not _pretranspose_weight(8 * 56 * 56, (64, 64, 1, 1), 1)  # 1x1: render_pointwise reads weight rows
     assert not _pretranspose_weight(8 * 56 * 56, (8, 64, 3, 3), 1)  # narrow: the weight is the A factor
     assert not _pretranspose_weight(8 * 56 * 56, (64, 32, 3, 3), 2)  # grouped
+    for other in ("REF", "SIM", "CUDA"):  # their own layouts (SIM: the matrix unit's im2col image)
+        assert not _pretranspose_weight(8 * 56 * 56, (64, 64, 3, 3), 1, other)
+    assert _pretranspose_weight(8 * 56 * 56, (64, 64, 3, 3), 1, "CL:0")
 
 
 # a layer big enough for the transposed weight (4 images of 32x32, 64 -> 64 channels): the GEMM reads the
