@@ -209,3 +209,20 @@ def test_a_cold_call_writes_back_the_dirty_lines_its_reads_evict():
     slow = dataclasses.replace(d, chip=dataclasses.replace(d.chip, sustained_dram_bandwidth_bytes_per_s=0.5 * 4 * 8 * 800e6))
     warm, cold = run_mapping(slow, 1, 256, 2048, mp), run_mapping(slow, 1, 256, 2048, mp, cold=True)
     assert cold.bound == "dram" and cold.cycles - warm.cycles == cold.dram_roof_cycles - warm.dram_roof_cycles > 0
+
+
+def test_a_cold_start_is_set_only_where_flushed_measurements_exist():
+    # the cold start is calibrated on flushed measurements of the imitated chip (h100-like: docs/sources.md V.8); a
+    # design without any leaves both fields at 0, so a cold call there costs exactly what a warm one does
+    from isa.design import shipped_designs
+    from workbench.measured import load_measurements
+
+    flushed = {r.chip for r in load_measurements() if r.l2 == "flushed"}
+    assert "h100-sxm" in flushed
+    for name in shipped_designs():
+        d = load_design(name)
+        dirty = d.l2.flush_dirty_bytes if d.l2 is not None else 0
+        if d.extras.get("reference", {}).get("chip") in flushed:
+            assert d.chip.cold_start_s > 0 and 0 < dirty < d.l2.bytes, name
+        else:
+            assert d.chip.cold_start_s == 0 and dirty == 0, name
