@@ -47,8 +47,8 @@ class Layer:
 
     out_dtype: the dtype C is written to DRAM in (a library's epilogue converts the accumulator, e.g. to bf16);
     None = the accumulator dtype. Read by the chip level (designs with [l2]) for its DRAM traffic.
-    cold: every run starts right after an L2 flush (as a profiler harness times it); the chip level charges the
-    design's `chip.cold_start_s` and `l2.flush_dirty_bytes` write-back (docs/timing.md "Chip level").
+    cold: the layer's call starts right after an L2 flush (as a profiler harness times it); the chip level charges it
+    the design's `chip.cold_start_s` and `l2.flush_dirty_bytes` write-back once (docs/timing.md "Chip level").
     """
 
     name: str
