@@ -93,6 +93,9 @@ class Chip:
     # the DRAM bandwidth a streaming kernel sustains (a measured STREAM figure), bytes/s; 0 = the datasheet's,
     # cores x memory.dram_bandwidth_bytes_per_cycle x clock_hz
     sustained_dram_bandwidth_bytes_per_s: float = 0.0
+    # device time a GEMM kernel loses when it starts right after an L2 flush (operand pages' translations and the
+    # pipeline's first DRAM round trips, beyond memory.dram_latency_cycles); charged to calls that start cold
+    cold_start_s: float = 0.0
     gemm_tiles: tuple[tuple[int, int], ...] = ()  # output tiles (M x N) one core computes at a time; () = any
 
 
@@ -107,6 +110,9 @@ class L2Cache:
     noc_bandwidth_bytes_per_cycle: int  # one core's link to the L2
     # cores whose identical operand loads one L2 read serves (a multicast to a cluster of cores); 1 = none
     multicast_cores: int = 1
+    # dirty bytes the L2 still holds right after a flush (a big memset): a call that starts cold writes back the
+    # share of them its own reads evict (docs/timing.md "Chip level"); 0 = none
+    flush_dirty_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -218,6 +224,7 @@ _RANGES: dict[tuple[str, str], Spec] = {
     ("chip", "sustained_clock_hz"): Spec("number", 0, 1e10),
     ("chip", "kernel_overhead_s"): Spec("number", 0, 1.0),
     ("chip", "sustained_dram_bandwidth_bytes_per_s"): Spec("number", 0, 1e15),
+    ("chip", "cold_start_s"): Spec("number", 0, 1.0),
 }
 _L2_RANGES: dict[str, Spec] = {
     "bytes": Spec("int", 1024, 2**40),
@@ -225,6 +232,7 @@ _L2_RANGES: dict[str, Spec] = {
     "latency_cycles": Spec("int", 0, 100_000),
     "noc_bandwidth_bytes_per_cycle": Spec("int", 1, 2**20),
     "multicast_cores": Spec("int", 1, 64),
+    "flush_dirty_bytes": Spec("int", 0, 2**40),
 }
 _BOOLS: tuple[tuple[str, str], ...] = (("memory", "dram_burst_merge"), ("memory", "dram_posted_stores"))
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -332,7 +340,7 @@ def parse_design(text: str, path: str = "<string>", name: str | None = None) -> 
                 raise DesignError(f"{path}: section [{section}] is missing required field '{section}.{key}'")
         values = dict(table)
         for key in ("clock_hz", "tdp_w", "sustained_clock_hz", "kernel_overhead_s",
-                    "sustained_dram_bandwidth_bytes_per_s"):
+                    "sustained_dram_bandwidth_bytes_per_s", "cold_start_s"):
             if section == "chip" and isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
                 values[key] = float(values[key])
         if section == "chip" and "gemm_tiles" in values:

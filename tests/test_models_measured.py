@@ -56,6 +56,11 @@ def test_malformed_rows_name_the_line_and_field(tmp_path):
     bad.write_text(head + "h100-sxm,bf16,f32,64,64,64,1,square,1.0,x,wall,https://a,b\n")
     with pytest.raises(MeasuredDataError, match="m.csv:2: field 'out_dtype' = 'f32' is not one of"):
         load_measurements(bad)
+    bad.write_text(head.strip() + ",l2\n" + "h100-sxm,bf16,bf16,64,64,64,1,square,1.0,x,wall,https://a,b,cold\n")
+    with pytest.raises(MeasuredDataError, match="m.csv:2: field 'l2' = 'cold' is not one of warm, flushed"):
+        load_measurements(bad)
+    bad.write_text(head.strip() + ",l2\n" + "h100-sxm,bf16,bf16,64,64,64,1,square,1.0,x,wall,https://a,b\n")
+    assert load_measurements(bad)[0].l2 == "warm"  # an empty (or absent) l2 field is a warm L2
 
 
 def _half_peak(m, n, k, design, values, ideal_memory=False):
@@ -178,3 +183,17 @@ def test_rx7900xtx_gemv_meets_the_bandwidth_bar():
     seconds = row.flops / (c.simulated_tflops * 1e12)
     weights = row.n * row.k * 2
     assert seconds >= weights / 960e9 + design.chip.kernel_overhead_s  # never faster than the DRAM roof
+
+
+def test_rows_timed_after_an_l2_flush_start_cold():
+    # DeepGEMM's harness overwrites the L2 (an 8 GB memset) before every timed call: those rows, and only those, are
+    # simulated cold, and a cold call pays at least the design's cold start (docs/sources.md V.10-V.11)
+    rows = [r for r in load_measurements() if r.chip == "h100-sxm"]
+    assert {r.l2 for r in rows if "DeepGEMM" in r.library} == {"flushed"}
+    assert {r.l2 for r in rows if "DeepGEMM" not in r.library} == {"warm"}
+    design = reference_design_for("h100-sxm")
+    assert design.chip.cold_start_s > 0 and design.l2.flush_dirty_bytes > 0
+    row = next(r for r in rows if (r.m, r.n, r.k) == (1, 576, 7168))
+    cold, warm = compare_to_design([row, dataclasses.replace(row, l2="warm")], design)
+    assert row.flops / (cold.simulated_tflops * 1e12) - row.flops / (warm.simulated_tflops * 1e12) >= \
+        design.chip.cold_start_s * (1 - 1e-9)

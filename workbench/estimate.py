@@ -47,6 +47,8 @@ class Layer:
 
     out_dtype: the dtype C is written to DRAM in (a library's epilogue converts the accumulator, e.g. to bf16);
     None = the accumulator dtype. Read by the chip level (designs with [l2]) for its DRAM traffic.
+    cold: the layer's call starts right after an L2 flush (as a profiler harness times it); the chip level charges it
+    the design's `chip.cold_start_s` and `l2.flush_dirty_bytes` write-back once (docs/timing.md "Chip level").
     """
 
     name: str
@@ -55,6 +57,7 @@ class Layer:
     k: int
     count: int = 1
     out_dtype: str | None = None
+    cold: bool = False
 
     @property
     def flops(self) -> float:
@@ -322,7 +325,8 @@ def _chip_level_workload(
         gm, gn = core_grid(layer.m, layer.n, design)
         check_fits(design, layer, math.ceil(layer.m / gm), math.ceil(layer.n / gn))
         out_bytes = DTYPE_BYTES[layer.out_dtype] if layer.out_dtype else None
-        run = best_run(design, layer.m, layer.n, layer.k, layer.count, ideal_memory=ideal_memory, out_bytes=out_bytes)
+        run = best_run(design, layer.m, layer.n, layer.k, layer.count, ideal_memory=ideal_memory, out_bytes=out_bytes,
+                       cold=layer.cold)
         for key, value in run.counters.items():
             counters[key] = counters.get(key, 0.0) + value
         cycles += run.cycles

@@ -14,11 +14,15 @@ from workbench.errors import UsageError
 
 DATA_FILE = Path(__file__).with_name("measured_gemm.csv")
 COLUMNS = ("chip", "dtype", "out_dtype", "m", "n", "k", "batch", "kind", "measured_tflops", "library", "timing", "source_url",
-           "source_note")
+           "source_note", "l2")
 KINDS = ("square", "skinny", "batched", "gemv")
 # wall: time per call of a loop of calls, the launch included; kernel: the device's kernel time alone (a profiler
 # or events around the kernel), so the design's per-call overhead (chip.kernel_overhead_s) is not charged
 TIMINGS = ("wall", "kernel")
+# the L2's state when the measured call starts: warm (a loop of calls on the same operands; the default when the
+# field is empty or absent) or flushed (the harness overwrote the L2 right before each call, e.g. DeepGEMM's 8 GB
+# memset): a flushed call is simulated cold (chip.cold_start_s, l2.flush_dirty_bytes; docs/timing.md "Chip level")
+L2_STATES = ("warm", "flushed")
 DTYPES = ("fp16", "bf16", "fp32", "int8")
 
 
@@ -43,6 +47,7 @@ class Measurement:
     source_url: str
     source_note: str
     out_dtype: str = ""  # the dtype the call wrote C in ("" = the input dtype)
+    l2: str = "warm"  # the L2's state when the call starts (L2_STATES)
 
     @property
     def flops(self) -> float:
@@ -64,7 +69,7 @@ def load_measurements(path: str | Path = DATA_FILE) -> list[Measurement]:
     p = Path(path)
     lines = [line for line in p.read_text().splitlines() if not line.startswith("#")]
     reader = csv.DictReader(lines)
-    if tuple(reader.fieldnames or ()) != COLUMNS:
+    if tuple(reader.fieldnames or ()) not in (COLUMNS, COLUMNS[:-1]):  # the l2 column is optional
         raise MeasuredDataError(f"{p}: columns must be {','.join(COLUMNS)}, got {','.join(reader.fieldnames or ())}")
     comments = sum(1 for line in p.read_text().splitlines() if line.startswith("#"))
     out = []
@@ -87,10 +92,14 @@ def load_measurements(path: str | Path = DATA_FILE) -> list[Measurement]:
         if row["kind"] != shape_kind(m, n, k, batch):
             raise MeasuredDataError(f"{where}: field 'kind' = {row['kind']!r} but the shape is "
                                     f"{shape_kind(m, n, k, batch)!r}")
+        l2 = row.get("l2") or "warm"
+        if l2 not in L2_STATES:
+            raise MeasuredDataError(f"{where}: field 'l2' = {l2!r} is not one of {', '.join(L2_STATES)} (the L2's "
+                                    f"state when the measured call starts; empty = warm)")
         if not row["source_url"].startswith("https://") or not row["source_note"].strip():
             raise MeasuredDataError(f"{where}: every row needs an https source_url and a source_note")
         out.append(Measurement(row["chip"], row["dtype"], m, n, k, batch, row["kind"], tflops, row["library"],
-                               row["timing"], row["source_url"], row["source_note"], row["out_dtype"]))
+                               row["timing"], row["source_url"], row["source_note"], row["out_dtype"], l2))
     return out
 
 
@@ -144,12 +153,12 @@ def compare_to_design(rows: list[Measurement], design: Design, simulate=None) ->
 
     out = []
     # one simulation per shape and output size (fp16 and bf16 outputs are the same bytes)
-    simulated: dict[tuple[int, int, int, int, int], tuple[float, float | None] | str] = {}
+    simulated: dict[tuple[int, int, int, int, int, str], tuple[float, float | None] | str] = {}
     for r in rows:
         c_dtype = r.out_dtype or r.dtype
-        shape = (r.m, r.n, r.k, r.batch, DTYPE_BYTES[c_dtype])
+        shape = (r.m, r.n, r.k, r.batch, DTYPE_BYTES[c_dtype], r.l2)
         if shape not in simulated:
-            layer = Layer(f"{r.m}x{r.n}x{r.k}", r.m, r.n, r.k, r.batch, out_dtype=c_dtype)
+            layer = Layer(f"{r.m}x{r.n}x{r.k}", r.m, r.n, r.k, r.batch, out_dtype=c_dtype, cold=r.l2 == "flushed")
             try:
                 est = estimate(design, Workload(layer.name, (layer,)), simulate=simulate)
                 ideal = est.figures.get("achieved_tflops_ideal_memory")

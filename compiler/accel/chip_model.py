@@ -24,6 +24,10 @@ Three per-chip mechanisms of real GPUs apply to every shape alike (`[chip]` fiel
 - `kernel_overhead_s`: a fixed time per GEMM call (launch, ramp-up and drain) added once per call.
 - `sustained_dram_bandwidth_bytes_per_s`: what the DRAM delivers to a streaming kernel (a measured STREAM figure),
   below the datasheet's pin bandwidth (refresh, ECC, read/write turnarounds); the DRAM roof uses it.
+Two more describe a call that starts cold, right after the L2 was flushed (a profiler harness's big memset before each
+timed call): `cold_start_s` (device time before the kernel streams: its operands' address translations and the
+pipeline's first DRAM round trips) and `[l2] flush_dirty_bytes` (dirty lines the flush leaves in the L2: the call's
+reads evict them and their write-back shares the DRAM with those reads). Warm calls (the default) pay neither.
 `[l2] multicast_cores` lets a cluster of cores share one L2 read of a common operand panel (Hopper's TMA
 multicast): the L2 serves fewer bytes than the cores load, so each core's share of its bandwidth grows.
 """
@@ -40,7 +44,8 @@ from isa.design import Design, ceil_div
 from sim.simulator import simulate
 
 __all__ = ["Mapping", "ChipRun", "run_mapping", "core_view", "block_shape", "active_cores", "clock_stretch",
-           "overhead_cycles", "multicast_factor", "chip_dram_bytes_per_cycle"]
+           "overhead_cycles", "cold_start_cycles", "flush_write_back_bytes", "multicast_factor",
+           "chip_dram_bytes_per_cycle"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,20 @@ def clock_stretch(design: Design) -> float:
 def overhead_cycles(design: Design) -> int:
     """`chip.kernel_overhead_s` in cycles of the nominal clock: the fixed cost of one GEMM call."""
     return round(design.chip.kernel_overhead_s * design.chip.clock_hz)
+
+
+def cold_start_cycles(design: Design) -> int:
+    """`chip.cold_start_s` in cycles of the nominal clock: the extra fixed time of a call that starts cold."""
+    return round(design.chip.cold_start_s * design.chip.clock_hz)
+
+
+def flush_write_back_bytes(design: Design, dram_read_bytes: float) -> int:
+    """Dirty bytes a cold call writes back: each line its reads allocate evicts one of the flushed L2's lines, so
+    reads of an L2's worth or more evict all `l2.flush_dirty_bytes` of them, fewer reads that share of them."""
+    l2 = design.l2
+    if l2 is None or not l2.flush_dirty_bytes:
+        return 0
+    return round(l2.flush_dirty_bytes * min(1.0, dram_read_bytes / l2.bytes))
 
 
 def chip_dram_bytes_per_cycle(design: Design) -> float:
@@ -176,11 +195,12 @@ def _operand_reads(gp: Any) -> tuple[int, int]:
 
 
 def run_mapping(design: Design, m: int, n: int, k: int, mp: Mapping, batch: int = 1,
-                ideal_memory: bool = False, out_bytes: int | None = None) -> ChipRun:
+                ideal_memory: bool = False, out_bytes: int | None = None, cold: bool = False) -> ChipRun:
     """Simulate the mapping's largest block on one core and compose the chip's time and traffic from it.
 
     out_bytes: bytes per element of C as the call writes it to DRAM (2 for a GEMM whose output is bf16 / fp16, as
-    a library's epilogue converts it); None = the accumulator dtype, as the lowering stores it."""
+    a library's epilogue converts it); None = the accumulator dtype, as the lowering stores it.
+    cold: the call starts right after an L2 flush (`chip.cold_start_s`, `l2.flush_dirty_bytes`)."""
     bm, bn, bk, bb = block_shape(m, n, k, batch, mp)
     active = active_cores(m, n, k, batch, mp)
     multicast = multicast_factor(design, mp, bm, bn)
@@ -226,6 +246,8 @@ def run_mapping(design: Design, m: int, n: int, k: int, mp: Mapping, batch: int 
         move = ceil_div(partials + c_bytes, port * design.chip.cores)
         adds = ceil_div((mp.gk - 1) * batch * m * n, design.vector.lanes * design.chip.cores)
         reduction = max(move, adds) + l2.latency_cycles
+    if cold:  # the flush's dirty lines that this call's reads evict go back to DRAM alongside them
+        dram_wr += flush_write_back_bytes(design, dram_rd)
     l2_bytes = (core_rd + core_wr) * bb * active
     dram_roof = math.ceil((dram_rd + dram_wr) / chip_dram_bytes_per_cycle(design))
     l2_roof = ceil_div(int(l2_bytes / multicast), l2.bandwidth_bytes_per_cycle)
@@ -239,6 +261,8 @@ def run_mapping(design: Design, m: int, n: int, k: int, mp: Mapping, batch: int 
     counters["dram_read_bytes"] = float(dram_rd)
     counters["dram_write_bytes"] = float(dram_wr)
     cycles = body + reduction + design.memory.dram_latency_cycles + overhead_cycles(design)
+    if cold:
+        cycles += cold_start_cycles(design)
     return ChipRun(mp, cycles, core_t, dram_roof, l2_t, reduction, (bm, bn, bk), active, int(dram_rd),
                    int(dram_wr), counters, bound)
 

@@ -153,13 +153,15 @@ def _estimate(design: Design, m: int, n: int, k: int, batch: int, mp: Mapping, o
     return max(core_cycles, dram) + reduction
 
 
-def _key(design: Design, m: int, n: int, k: int, batch: int, ideal_memory: bool, out_bytes: int | None = None) -> str:
-    """The cache key: the model version, the design's content (not its name), the shape and C's output bytes."""
+def _key(design: Design, m: int, n: int, k: int, batch: int, ideal_memory: bool, out_bytes: int | None = None,
+         cold: bool = False) -> str:
+    """The cache key: the model version, the design's content (not its name), the shape, C's output bytes and
+    whether the call starts cold."""
     content = dataclasses.asdict(design)
     for drop in ("name", "description", "source"):
         content.pop(drop)
     blob = json.dumps(content, sort_keys=True, default=str)
-    shape = f"{batch}x{m}x{n}x{k}" + (f" out {out_bytes} B" if out_bytes else "")
+    shape = f"{batch}x{m}x{n}x{k}" + (f" out {out_bytes} B" if out_bytes else "") + (" cold" if cold else "")
     return program_cache.cache_key(MODEL_VERSION, blob, shape, str(ideal_memory))
 
 
@@ -177,12 +179,13 @@ def _from_json(raw: bytes) -> Mapping | None:
 
 
 def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, top: int = 3,
-                   ideal_memory: bool = False, out_bytes: int | None = None) -> tuple[ChipRun, list[ChipRun]]:
+                   ideal_memory: bool = False, out_bytes: int | None = None,
+                   cold: bool = False) -> tuple[ChipRun, list[ChipRun]]:
     """The fastest simulated mapping and every simulated candidate (the heuristic first, when the ISA can express it).
 
     `top` grids from the analytical ranking are simulated, each with the tiling heuristic's blocking; the best
     of them also with the next-best blockings and the other loop order. out_bytes: C's bytes per element as the
-    call writes it (None: the accumulator's; chip_model.run_mapping).
+    call writes it (None: the accumulator's; chip_model.run_mapping). cold: the call starts after an L2 flush.
     """
     heur = heuristic_mapping(design, m, n)
     if ideal_memory:  # the array-bound figure: the heuristic's fold structure, as SCALE-Sim counts it
@@ -194,7 +197,7 @@ def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, to
     def attempt(mp: Mapping) -> None:
         # a candidate the ISA cannot express (a field overflows on its block) is skipped, not fatal
         try:
-            runs.append(run_mapping(design, m, n, k, mp, batch, out_bytes=out_bytes))
+            runs.append(run_mapping(design, m, n, k, mp, batch, out_bytes=out_bytes, cold=cold))
         except UserError as exc:
             errors.append(exc)
 
@@ -229,14 +232,14 @@ def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, to
 
 
 def best_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, cache: bool = True,
-                 out_bytes: int | None = None) -> Mapping:
+                 out_bytes: int | None = None, cold: bool = False) -> Mapping:
     """The search's mapping for this (design, shape), from the on-disk cache when it was searched before."""
-    return _best(design, m, n, k, batch, cache, out_bytes)[0]
+    return _best(design, m, n, k, batch, cache, out_bytes, cold)[0]
 
 
 def _best(design: Design, m: int, n: int, k: int, batch: int, cache: bool,
-          out_bytes: int | None = None) -> tuple[Mapping, ChipRun | None]:
-    key = _key(design, m, n, k, batch, False, out_bytes)
+          out_bytes: int | None = None, cold: bool = False) -> tuple[Mapping, ChipRun | None]:
+    key = _key(design, m, n, k, batch, False, out_bytes, cold)
     if cache:
         raw = program_cache.read(CACHE_KIND, key)
         mp = _from_json(raw) if raw is not None else None
@@ -244,21 +247,22 @@ def _best(design: Design, m: int, n: int, k: int, batch: int, cache: bool,
             return mp, None
         if raw is not None:  # a corrupt entry is searched again
             program_cache.remove(CACHE_KIND, key)
-    best, _ = search_mapping(design, m, n, k, batch, out_bytes=out_bytes)
+    best, _ = search_mapping(design, m, n, k, batch, out_bytes=out_bytes, cold=cold)
     if cache:
         program_cache.write(CACHE_KIND, key, _to_json(best.mapping).encode())
     return best.mapping, best
 
 
 def best_run(design: Design, m: int, n: int, k: int, batch: int = 1, ideal_memory: bool = False,
-             cache: bool = True, out_bytes: int | None = None) -> ChipRun:
+             cache: bool = True, out_bytes: int | None = None, cold: bool = False) -> ChipRun:
     """The best mapping's run (cached per design and shape).
 
     ideal_memory: the same grid in the simulator's ideal-memory mode (free loads and stores, SCALE-Sim's fold
     structure), so the array-bound figure is never below the run's own.
     out_bytes: C's bytes per element as the call writes it (None: the accumulator's).
+    cold: the call starts right after an L2 flush (chip_model.run_mapping).
     """
-    mp, run = _best(design, m, n, k, batch, cache, out_bytes)
+    mp, run = _best(design, m, n, k, batch, cache, out_bytes, cold)
     if ideal_memory:
         return run_mapping(design, m, n, k, dataclasses.replace(mp, block=None, order="nm"), batch, True)
-    return run if run is not None else run_mapping(design, m, n, k, mp, batch, out_bytes=out_bytes)
+    return run if run is not None else run_mapping(design, m, n, k, mp, batch, out_bytes=out_bytes, cold=cold)
