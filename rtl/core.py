@@ -76,9 +76,11 @@ class Core(wiring.Component):
             m.submodules.load_delay = ld = DelayLine(p, p.load_delay)
             m.submodules.store_delay = sd = DelayLine(p, p.store_delay)
             l_rows = decode_fields(fetch.load.data, "load")["rows"] != 0
+            s_rows = decode_fields(fetch.store.data, "store")["rows"] != 0  # a store without rows moves nothing
             direct = issue.issue_load & ~l_rows  # pad rows only: they start in the issue cycle (an idle engine)
             m.d.comb += [ld.cycle.eq(issue.cycle), ld.issue.eq(issue.issue_load & l_rows), ld.word.eq(fetch.load.data),
-                         sd.cycle.eq(issue.cycle), sd.issue.eq(issue.issue_store), sd.word.eq(fetch.store.data)]
+                         sd.cycle.eq(issue.cycle), sd.issue.eq(issue.issue_store & s_rows),
+                         sd.word.eq(fetch.store.data)]
             l_issue, l_word = ld.out_issue | direct, Mux(direct, fetch.load.data, ld.out_word)
             s_issue, s_word = sd.out_issue, sd.out_word
             bad_op = fetch.bad_op | ld.overflow | sd.overflow

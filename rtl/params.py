@@ -29,6 +29,7 @@ VA = max(field_width("vec", f) for f in ("dst", "src", "src2"))
 VR, VOP, VIMM = field_width("vec", "rows"), field_width("vec", "op"), field_width("vec", "imm")
 DS, DR, DP, DC = (field_width("load", f) for f in ("sram", "rows", "pad", "cols"))
 DD, DT = field_width("load", "dram"), field_width("load", "stride")
+MAX_OUTSTANDING = 64  # request slots the RTL builds (each a cycle register, a DRAM range and comparators)
 ROW_BYTES = DC + 2  # bits of a DMA row's byte count: cols elements of up to 4 bytes
 
 
@@ -69,6 +70,10 @@ class CoreParams:
         # engine; a delay line hands it each queued command `*_delay` cycles after the issue, and the store
         # engine then drives its first beat one cycle after it gets the command (lead 1).
         self.outstanding = mem.dram_outstanding_requests
+        if self.outstanding > MAX_OUTSTANDING:
+            raise UnsupportedDesignError(
+                f"design {design.name}: the RTL builds up to {MAX_OUTSTANDING} DRAM request slots "
+                f"(memory.dram_outstanding_requests = {self.outstanding}); lower it, or use `workbench sim`")
         self.queued = self.outstanding > 1
         self.load_delay = self.lat - 1 if self.queued else 0
         self.store_delay = self.store_lead - 1 if self.queued else 0

@@ -20,7 +20,7 @@ from compiler.accel.gemm_run import run_gemm
 from isa import functional as F
 from isa.assembler import assemble
 from isa.design import DesignError, load_design, parse_design, shipped_designs
-from rtl.params import CoreParams
+from rtl.params import CoreParams, UnsupportedDesignError
 from rtl.randprog import random_program
 from sim.simulator import DeadlockError, RaceError, simulate
 from workbench.cli import main
@@ -162,6 +162,8 @@ def test_the_rtl_builds_every_dram_option(tmp_path):
     assert p.queued and p.merge and p.posted and p.store_lead == 1 and (p.load_delay, p.store_delay) == (7, 0)
     p = CoreParams(dram(n=4))  # blocking stores: the engine gets the command lat - 1 cycles after the issue
     assert p.store_lead == 1 and (p.load_delay, p.store_delay) == (7, 7)
+    with pytest.raises(UnsupportedDesignError, match=r"up to 64 DRAM request slots \(memory\.dram_outstanding_requests = 65\)"):
+        CoreParams(dram(n=65))
     p = CoreParams(dram(merge=True, posted=True))
     assert not p.queued and p.store_lead == 1 and (p.load_delay, p.store_delay) == (0, 0)
     path = tmp_path / "outstanding.toml"
