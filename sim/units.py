@@ -39,7 +39,7 @@ class Op:
     occupancy: int  # cycles before the next gemm may enter the matrix pipeline (= latency elsewhere)
     uses_port: bool
     beats: int  # DRAM port (transfer) cycles of a DMA with rows > 0; 0 otherwise
-    engine: int  # cycles a DMA with rows > 0 keeps its unit's engine: its beats, plus a load's pad rows; 0 otherwise
+    engine: int  # cycles a DMA with rows > 0 holds its unit's engine: its beats, plus a load's pad rows; 0 otherwise
     request: int  # cycles a DMA with rows > 0 stays in flight (an outstanding request); 0 otherwise
     posted: bool  # a posted store: done at `latency`, its data reaches DRAM at `request`
     pops: tuple[int, ...]
@@ -157,8 +157,8 @@ def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: 
         incs.append(("accumulator_write_bytes", rows * dim * ab))
         unit = 3
         banks = () if ideal_memory else _banks(design, foot)
-    fields = (QUEUE_INDEX[queue], unit, name == "gemm", latency, occupancy, uses_port, beats, engine, request, posted, pops,
-              pushes, banks, foot)
+    fields = (QUEUE_INDEX[queue], unit, name == "gemm", latency, occupancy, uses_port, beats, engine, request, posted,
+              pops, pushes, banks, foot)
     for name_, v in incs:
         counters[name_] += v
     if key is not None:
