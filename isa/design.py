@@ -57,8 +57,8 @@ class Memory:
     dram_latency_cycles: int
     dram_type: str = "LPDDR5"
     dram_capacity_bytes: int = 0  # memory fitted to the product (cost model); 0 = same as dram_bytes
-    # DRAM realism (docs/timing.md, section 7; simulator only). The defaults are the blocking fixed-latency
-    # pipe the RTL implements: one DMA in flight, one burst per row, stores wait for the round trip.
+    # DRAM realism (docs/timing.md, section 7; the RTL follows all three). The defaults are the blocking
+    # fixed-latency pipe: one DMA in flight, one burst per row, stores wait for the round trip.
     dram_outstanding_requests: int = 1  # DMAs in flight at once; the port is held only for transfer beats
     dram_burst_merge: bool = False  # contiguous rows (stride = row bytes) stream as one burst
     dram_posted_stores: bool = False  # a store completes once its data has left the core
@@ -169,16 +169,6 @@ class Design:
     def accumulator_rows(self) -> int:
         """Addressable accumulator rows."""
         return self.memory.accumulator_bytes // self.accumulator_row_bytes
-
-    @property
-    def dram_simulator_only_features(self) -> tuple[str, ...]:
-        """The [memory] fields set away from their defaults that only the simulator implements (not the RTL).
-
-        The RTL follows `dram_burst_merge` and `dram_posted_stores` (docs/timing.md, section 7).
-        """
-        mem = self.memory
-        on = (("dram_outstanding_requests", mem.dram_outstanding_requests != 1),)
-        return tuple(f"memory.{name}" for name, is_on in on if is_on)
 
     @property
     def macs_per_cycle(self) -> int:

@@ -69,31 +69,37 @@ class BurstLoadDMA(wiring.Component):
         en = [Signal(name=f"wr{i}_en") for i in range(k)]
         data = [Signal(8 * row_max, name=f"wr{i}_data") for i in range(k)]
         pad_row = Signal()  # write port 0 writes a zero pad row
-        with m.If(self.issue):
-            merged = f["stride"] == row_bytes
-            m.d.sync += [mem.eq(f["mem"]), cols.eq(f["cols"]), rb.eq(row_bytes), fill.eq(0),
-                         slot.eq(Mux(merged, row_bytes, dram_beats(row_bytes, p) * bw))]
-            with m.If(f["rows"] != 0):
-                m.d.sync += [row.eq(f["sram"]), rows_left.eq(f["rows"]), pad_left.eq(f["pad"])]
-            with m.Elif(f["pad"] != 0):  # pad rows only: the first one in the issue cycle
+        # Queued (N > 1): a command with rows arrives while the previous one may write its last rows; it only
+        # sets the registers (its first beat comes next cycle), after the previous one's statements.
+        pad_issue = self.issue & (f["rows"] == 0) if p.queued else self.issue  # may write a pad row now
+        for nth, start in enumerate([pad_issue, self.issue & (f["rows"] != 0)] if p.queued else [pad_issue]):
+            with m.If(start):
+                merged = f["stride"] == row_bytes
+                m.d.sync += [mem.eq(f["mem"]), cols.eq(f["cols"]), rb.eq(row_bytes), fill.eq(0),
+                             slot.eq(Mux(merged, row_bytes, dram_beats(row_bytes, p) * bw))]
+                with m.If(f["rows"] != 0):
+                    m.d.sync += [row.eq(f["sram"]), rows_left.eq(f["rows"]), pad_left.eq(f["pad"])]
+                with m.Elif(f["pad"] != 0):  # pad rows only: the first one in the issue cycle
+                    m.d.comb += pad_row.eq(1)
+                    m.d.sync += [row.eq(f["sram"] + 1), rows_left.eq(0), pad_left.eq(f["pad"] - 1)]
+            if nth:
+                break
+            with m.Elif(rows_left != 0):
+                full = Signal(8 * (buf_bytes + row_max))  # room to cut a whole row from any offset
+                m.d.comb += full.eq(buf | _place(self.dram.data, fill, buf_bytes))
+                total = fill + bw
+                used = 0
+                for i in range(k):
+                    m.d.comb += [en[i].eq(self.dram.valid & (rows_left > i) & (i * slot + rb <= total)),
+                                 data[i].eq(full >> (i * slot * 8))]
+                    used = used + Mux(en[i], slot, 0)
+                n = sum(en)
+                with m.If(self.dram.valid):
+                    m.d.sync += [row.eq(row + n), rows_left.eq(rows_left - n), fill.eq(total - used),
+                                 buf.eq(full >> (used * 8))]
+            with m.Elif(pad_left != 0):
                 m.d.comb += pad_row.eq(1)
-                m.d.sync += [row.eq(f["sram"] + 1), rows_left.eq(0), pad_left.eq(f["pad"] - 1)]
-        with m.Elif(rows_left != 0):
-            full = Signal(8 * (buf_bytes + row_max))  # room to cut a whole row from any offset
-            m.d.comb += full.eq(buf | _place(self.dram.data, fill, buf_bytes))
-            total = fill + bw
-            used = 0
-            for i in range(k):
-                m.d.comb += [en[i].eq(self.dram.valid & (rows_left > i) & (i * slot + rb <= total)),
-                             data[i].eq(full >> (i * slot * 8))]
-                used = used + Mux(en[i], slot, 0)
-            n = sum(en)
-            with m.If(self.dram.valid):
-                m.d.sync += [row.eq(row + n), rows_left.eq(rows_left - n), fill.eq(total - used),
-                             buf.eq(full >> (used * 8))]
-        with m.Elif(pad_left != 0):
-            m.d.comb += pad_row.eq(1)
-            m.d.sync += [row.eq(row + 1), pad_left.eq(pad_left - 1)]
+                m.d.sync += [row.eq(row + 1), pad_left.eq(pad_left - 1)]
         read_bytes, sp_bytes, acc_bytes = 0, 0, 0
         for i in range(k):
             wr_sp, wr_acc = Signal(8 * p.dim, name=f"wr{i}_sp"), Signal(ACC_BITS * p.dim, name=f"wr{i}_acc")
@@ -102,8 +108,8 @@ class BurstLoadDMA(wiring.Component):
                 m.d.comb += [wr_sp[8 * e:8 * e + 8].eq(Mux(keep, data[i][8 * e:8 * e + 8], 0)),
                              wr_acc[32 * e:32 * e + 32].eq(Mux(keep, data[i][32 * e:32 * e + 32], 0))]
             row_en = en[i] | pad_row if i == 0 else en[i]
-            addr = Mux(pad_row, Mux(self.issue, f["sram"], row), row + i) if i == 0 else row + i
-            pad_mem = Mux(self.issue, f["mem"], mem)
+            addr = Mux(pad_row, Mux(pad_issue, f["sram"], row), row + i) if i == 0 else row + i
+            pad_mem = Mux(pad_issue, f["mem"], mem)
             to_sp = row_en & Mux(pad_row, pad_mem == 0, mem == 0)
             to_acc = row_en & Mux(pad_row, pad_mem == 1, mem == 1)
             sp, acc = self.sp[i], self.acc[i]
@@ -224,5 +230,11 @@ class BurstStoreDMA(wiring.Component):
         n = sum(rd)
         m.d.sync += [rows_read.eq(Mux(starts & (lead != 1), 0, cur["read"] + n)), arriving.eq(n)]
         m.d.comb += [self.scratchpad_read_bytes.eq(sp_bytes), self.accumulator_read_bytes.eq(acc_bytes)]
+        if p.queued:  # a command may start in the cycle of the previous one's last beat: its registers win
+            with m.If(starts):
+                m.d.sync += [busy.eq(1), have.eq(0), buf.eq(0), addr.eq(f["dram"]), row_addr.eq(f["dram"]),
+                             beats_left.eq(burst_beats(f["rows"], row_bytes, f["stride"], dram_beats(row_bytes, p),
+                                                       p)),
+                             left.eq(Mux(merged, f["rows"] * row_bytes, row_bytes))]
         return m
 

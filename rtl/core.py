@@ -25,10 +25,12 @@ from isa.design import Design
 from rtl.array import ACC_BITS
 from rtl.burst import BurstLoadDMA, BurstStoreDMA
 from rtl.counters import EventCounters, UnitCounters
+from rtl.decoder import decode_fields
 from rtl.dma import LoadDMA, StoreDMA
 from rtl.fetch import Fetch
 from rtl.issue import IssueUnit
 from rtl.matrix import OSMatrixUnit, WSMatrixUnit
+from rtl.outstanding import DelayLine
 from rtl.params import COUNTERS, IMEM_WORDS, MACS, CoreParams, T
 from rtl.signatures import dram_port, event_counters, imem_write, unit_counters
 from rtl.sram import BankedSRAM
@@ -67,7 +69,22 @@ class Core(wiring.Component):
         wiring.connect(m, wiring.flipped(self.imem), fetch.imem)
         for q in ("load", "compute", "store"):
             wiring.connect(m, getattr(fetch, q), getattr(issue, q))
-        m.d.comb += [issue.run.eq(self.run), issue.finish_seen.eq(fetch.finish_seen), issue.bad_op.eq(fetch.bad_op),
+        # Section 7, N > 1: each DMA engine gets its commands through a delay line (rtl.outstanding).
+        l_issue, l_word, s_issue, s_word, bad_op = (issue.issue_load, fetch.load.data, issue.issue_store,
+                                                    fetch.store.data, fetch.bad_op)
+        if p.queued:
+            m.submodules.load_delay = ld = DelayLine(p, p.load_delay)
+            m.submodules.store_delay = sd = DelayLine(p, p.store_delay)
+            l_rows = decode_fields(fetch.load.data, "load")["rows"] != 0
+            s_rows = decode_fields(fetch.store.data, "store")["rows"] != 0  # a store without rows moves nothing
+            direct = issue.issue_load & ~l_rows  # pad rows only: they start in the issue cycle (an idle engine)
+            m.d.comb += [ld.cycle.eq(issue.cycle), ld.issue.eq(issue.issue_load & l_rows), ld.word.eq(fetch.load.data),
+                         sd.cycle.eq(issue.cycle), sd.issue.eq(issue.issue_store & s_rows),
+                         sd.word.eq(fetch.store.data)]
+            l_issue, l_word = ld.out_issue | direct, Mux(direct, fetch.load.data, ld.out_word)
+            s_issue, s_word = sd.out_issue, sd.out_word
+            bad_op = fetch.bad_op | ld.overflow | sd.overflow
+        m.d.comb += [issue.run.eq(self.run), issue.finish_seen.eq(fetch.finish_seen), issue.bad_op.eq(bad_op),
                      fetch.active.eq(issue.active),
                      self.cycle.eq(issue.cycle), self.done.eq(issue.done), self.error.eq(issue.error)]
         wiring.connect(m, issue.dram_cmd, wiring.flipped(self.dram.cmd))
@@ -84,7 +101,7 @@ class Core(wiring.Component):
         acc_write = dict(zip(ACC_WRITES + dma_writes, acc.write, strict=True))
 
         m.submodules.load_dma = ldma = BurstLoadDMA(p) if p.merge else LoadDMA(p)
-        m.d.comb += [ldma.issue.eq(issue.issue_load), ldma.word.eq(fetch.load.data)]
+        m.d.comb += [ldma.issue.eq(l_issue), ldma.word.eq(l_word)]
         wiring.connect(m, wiring.flipped(self.dram.read), ldma.dram)
         if p.merge:
             for i, name in enumerate(("load", *dma_writes)):
@@ -95,13 +112,14 @@ class Core(wiring.Component):
             wiring.connect(m, ldma.acc, acc_write["load"])
 
         m.submodules.store_dma = sdma = BurstStoreDMA(p) if p.merge else StoreDMA(p)
-        m.d.comb += [sdma.issue.eq(issue.issue_store), sdma.word.eq(fetch.store.data)]
+        m.d.comb += [sdma.issue.eq(s_issue), sdma.word.eq(s_word)]
         if p.merge:
             for i, name in enumerate(("store", *dma_reads)):
                 wiring.connect(m, sdma.sp[i], sp_read[name])
                 wiring.connect(m, sdma.acc[i], acc_read[name])
         else:
-            m.d.comb += [sdma.issue_beats.eq(issue.store_beats), sdma.issue_row_bytes.eq(issue.store_row_bytes)]
+            if not p.queued:  # queued: the engine takes them from the delayed word
+                m.d.comb += [sdma.issue_beats.eq(issue.store_beats), sdma.issue_row_bytes.eq(issue.store_row_bytes)]
             wiring.connect(m, sdma.sp, sp_read["store"])
             wiring.connect(m, sdma.acc, acc_read["store"])
         wiring.connect(m, sdma.dram, wiring.flipped(self.dram.write))

@@ -43,36 +43,42 @@ class LoadDMA(wiring.Component):
         buf = Signal(8 * buf_bytes)
         eb4 = f["mem"] == 1
         row_bytes = Mux(eb4, f["cols"] << 2, f["cols"])
-        with m.If(self.issue):
-            m.d.sync += [mem.eq(f["mem"]), cols.eq(f["cols"]), beat.eq(0), nbeats.eq(dram_beats(row_bytes, p))]
-            with m.If(f["rows"] != 0):
-                m.d.sync += [row.eq(f["sram"]), rows_left.eq(f["rows"]), pad_left.eq(f["pad"])]
-            with m.Elif(f["pad"] != 0):  # pad rows only: the first one in the issue cycle
-                m.d.comb += [wr_en.eq(1), wr_mem.eq(f["mem"]), wr_addr.eq(f["sram"])]
-                m.d.sync += [row.eq(f["sram"] + 1), rows_left.eq(0), pad_left.eq(f["pad"] - 1)]
-        with m.Elif(rows_left != 0):
-            full = Signal(8 * buf_bytes)
-            m.d.comb += full.eq(buf)
-            with m.Switch(beat):
-                for j in range(p.max_beats):
-                    with m.Case(j):
-                        m.d.comb += full[8 * p.bw * j:8 * p.bw * (j + 1)].eq(self.dram.data)
-            with m.If(self.dram.valid):
-                m.d.sync += buf.eq(full)
-                with m.If(beat + 1 == nbeats):
-                    m.d.comb += [wr_en.eq(1), wr_mem.eq(mem), wr_addr.eq(row),
-                                 self.dram_read_bytes.eq(Mux(mem, cols << 2, cols))]
-                    m.d.sync += [beat.eq(0), row.eq(row + 1), rows_left.eq(rows_left - 1)]
-                    for e in range(p.dim):
-                        keep = e < cols
-                        m.d.comb += wr_data_sp[8 * e:8 * e + 8].eq(Mux(keep, full[8 * e:8 * e + 8], 0))
-                        if 4 * e + 4 <= buf_bytes:
-                            m.d.comb += wr_data_acc[32 * e:32 * e + 32].eq(Mux(keep, full[32 * e:32 * e + 32], 0))
-                with m.Else():
-                    m.d.sync += beat.eq(beat + 1)
-        with m.Elif(pad_left != 0):
-            m.d.comb += [wr_en.eq(1), wr_mem.eq(mem), wr_addr.eq(row)]
-            m.d.sync += [row.eq(row + 1), pad_left.eq(pad_left - 1)]
+        # Queued (N > 1): a command with rows arrives while the previous one may write its last row; it only
+        # sets the registers (its first beat comes next cycle), after the previous one's statements.
+        starts = [self.issue & (f["rows"] == 0), self.issue & (f["rows"] != 0)] if p.queued else [self.issue]
+        for nth, start in enumerate(starts):
+            with m.If(start):
+                m.d.sync += [mem.eq(f["mem"]), cols.eq(f["cols"]), beat.eq(0), nbeats.eq(dram_beats(row_bytes, p))]
+                with m.If(f["rows"] != 0):
+                    m.d.sync += [row.eq(f["sram"]), rows_left.eq(f["rows"]), pad_left.eq(f["pad"])]
+                with m.Elif(f["pad"] != 0):  # pad rows only: the first one in the issue cycle
+                    m.d.comb += [wr_en.eq(1), wr_mem.eq(f["mem"]), wr_addr.eq(f["sram"])]
+                    m.d.sync += [row.eq(f["sram"] + 1), rows_left.eq(0), pad_left.eq(f["pad"] - 1)]
+            if nth:
+                break
+            with m.Elif(rows_left != 0):
+                full = Signal(8 * buf_bytes)
+                m.d.comb += full.eq(buf)
+                with m.Switch(beat):
+                    for j in range(p.max_beats):
+                        with m.Case(j):
+                            m.d.comb += full[8 * p.bw * j:8 * p.bw * (j + 1)].eq(self.dram.data)
+                with m.If(self.dram.valid):
+                    m.d.sync += buf.eq(full)
+                    with m.If(beat + 1 == nbeats):
+                        m.d.comb += [wr_en.eq(1), wr_mem.eq(mem), wr_addr.eq(row),
+                                     self.dram_read_bytes.eq(Mux(mem, cols << 2, cols))]
+                        m.d.sync += [beat.eq(0), row.eq(row + 1), rows_left.eq(rows_left - 1)]
+                        for e in range(p.dim):
+                            keep = e < cols
+                            m.d.comb += wr_data_sp[8 * e:8 * e + 8].eq(Mux(keep, full[8 * e:8 * e + 8], 0))
+                            if 4 * e + 4 <= buf_bytes:
+                                m.d.comb += wr_data_acc[32 * e:32 * e + 32].eq(Mux(keep, full[32 * e:32 * e + 32], 0))
+                    with m.Else():
+                        m.d.sync += beat.eq(beat + 1)
+            with m.Elif(pad_left != 0):
+                m.d.comb += [wr_en.eq(1), wr_mem.eq(mem), wr_addr.eq(row)]
+                m.d.sync += [row.eq(row + 1), pad_left.eq(pad_left - 1)]
         to_sp, to_acc = wr_en & (wr_mem == 0), wr_en & (wr_mem == 1)
         m.d.comb += [self.sp.en.eq(to_sp), self.sp.addr.eq(wr_addr), self.sp.data.eq(wr_data_sp),
                      self.acc.en.eq(to_acc), self.acc.addr.eq(wr_addr), self.acc.data.eq(wr_data_acc),
@@ -118,14 +124,20 @@ class StoreDMA(wiring.Component):
         addr, stride = Signal(DD), Signal(DT)
         buf_bytes = p.max_beats * p.bw
         rowreg = Signal(8 * buf_bytes)
-        with m.If(self.issue & (f["rows"] != 0)):
+        if p.queued:  # the beats and row bytes of the delayed command, from its word
+            issue_row_bytes = Mux((f["mem"] == 1) & ~f["narrow"], f["cols"] << 2, f["cols"])
+            issue_beats = dram_beats(issue_row_bytes, p)
+        else:
+            issue_row_bytes, issue_beats = self.issue_row_bytes, self.issue_beats
+        starts = self.issue & (f["rows"] != 0)
+        with m.If(starts):
             m.d.sync += [busy.eq(1), tau.eq(1), mem.eq(f["mem"]), narrow.eq(f["narrow"]), rows.eq(f["rows"]),
-                         sram.eq(f["sram"]), nbeats.eq(self.issue_beats), row_bytes.eq(self.issue_row_bytes),
+                         sram.eq(f["sram"]), nbeats.eq(issue_beats), row_bytes.eq(issue_row_bytes),
                          cols.eq(f["cols"]), addr.eq(f["dram"]), stride.eq(f["stride"]), beat.eq(0),
                          rows_sent.eq(0)]
             if lead == 1:  # row 0 is read in the issue cycle
                 m.d.comb += [rd_en.eq(1), rd_mem.eq(f["mem"]), rd_addr.eq(f["sram"])]
-                m.d.sync += [rows_read.eq(1), next_read.eq(lead - 1 + self.issue_beats)]
+                m.d.sync += [rows_read.eq(1), next_read.eq(lead - 1 + issue_beats)]
             else:
                 m.d.sync += [rows_read.eq(0), next_read.eq(lead - 1)]
         with m.Elif(busy):
@@ -170,4 +182,7 @@ class StoreDMA(wiring.Component):
                     m.d.sync += busy.eq(0)
             with m.Else():
                 m.d.sync += beat.eq(beat + 1)
+        if p.queued:  # a command may start in the cycle of the previous one's last beat: its registers win
+            with m.If(starts):
+                m.d.sync += [busy.eq(1), beat.eq(0), rows_sent.eq(0), addr.eq(f["dram"])]
         return m

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from isa.counters import C2L, C2S, L2C, S2C
 from isa.instructions import OPCODE_BITS, QUEUES
 from rtl.decoder import decode_fields, opcode_of
-from rtl.params import ROW_BYTES, CoreParams, T
+from rtl.params import DD, DR, DT, ROW_BYTES, CoreParams, T
 from rtl.signatures import dram_command, gemm_timing, queue_head
 from rtl.tokens import Tokens
 from rtl.vector import reads_src2
@@ -44,6 +44,48 @@ def bank_mask(lo, hi, rows: int, banks: int):
     """Bit b set when rows [lo, hi) touch bank b (rows of bank b: [b*per, (b+1)*per))."""
     per = rows // banks
     return Cat(*[(hi > lo) & (lo < (b + 1) * per) & (hi > b * per) for b in range(banks)])
+
+
+def dram_range(f, row_bytes):
+    """DRAM bytes [lo, hi) a DMA touches (docs/timing.md section 5: its bounding range)."""
+    return f["dram"], f["dram"] + (f["rows"] - 1) * f["stride"] + row_bytes
+
+
+class Requests(wiring.Component):
+    """The N request slots of section 7: each holds the end (s + R) of a DMA in flight, and for a posted store
+    its DRAM range, so a load that overlaps it waits for its arrival (which is that end)."""
+
+    def __init__(self, p: CoreParams, cycle):
+        self.p, self._cycle = p, cycle
+        super().__init__({"take": In(1), "end": In(T), "posted": In(1), "lo": In(DD + 1), "hi": In(DD + DR + DT + 1),
+                          "free": Out(1)})
+        n = p.outstanding
+        self._end = [Signal(T, init=1, name=f"req_end{i}") for i in range(n)]
+        self._post = [Signal(name=f"req_posted{i}") for i in range(n)]
+        self._lo = [Signal(DD + 1, name=f"req_lo{i}") for i in range(n)]
+        self._hi = [Signal(DD + DR + DT + 1, name=f"req_hi{i}") for i in range(n)]
+
+    def posted_overlap(self, lo, hi):
+        """A posted store still in flight writes DRAM bytes in [lo, hi)."""
+        hit = Const(0)
+        if not self.p.posted:
+            return hit
+        for e, ps, slo, shi in zip(self._end, self._post, self._lo, self._hi, strict=True):
+            hit = hit | (ps & (e > self._cycle) & (lo < shi) & (slo < hi))
+        return hit
+
+    def elaborate(self, platform):
+        m = Module()
+        cyc = self._cycle
+        free = [e <= cyc for e in self._end]
+        m.d.comb += self.free.eq(Cat(*free).any())
+        taken = Const(0)
+        for i, f in enumerate(free):  # the first free slot takes the new request
+            with m.If(self.take & f & ~taken):
+                m.d.sync += [self._end[i].eq(self.end), self._post[i].eq(self.posted), self._lo[i].eq(self.lo),
+                             self._hi[i].eq(self.hi)]
+            taken = taken | f
+        return m
 
 
 class IssueUnit(wiring.Component):
@@ -175,13 +217,27 @@ class IssueUnit(wiring.Component):
         def no_clash(sp_mask, ac_mask):
             return ~issue_c | (((sp_mask & c_sp) == 0) & ((ac_mask & c_ac) == 0))
 
-        s_ready = sq.ready & active & (cyc >= store_free)
+        if p.queued:  # section 7: a unit's next DMA with rows > 0 once the beats (and pad rows) are done
+            load_done, store_done = Signal(T, init=1), Signal(T, init=1)
+            s_ready = sq.ready & active & (cyc >= Mux(s_rows_nz, store_free, store_done))
+            req = Requests(p, cyc)
+            m.submodules.requests = req
+        else:
+            s_ready = sq.ready & active & (cyc >= store_free)
         s_tokens = ~sf["pop_prev"] | (avail[C2S] != 0)
         s_port = ~s_rows_nz | (cyc >= port_free)
+        if p.queued:
+            s_port = s_port & (~s_rows_nz | req.free)
         m.d.comb += issue_s.eq(s_ready & s_tokens & s_port & banks_free(cmp_busy, s_sp, s_ac) & no_clash(s_sp, s_ac))
-        l_ready = lq.ready & active & (cyc >= load_free)
+        if p.queued:
+            l_ready = lq.ready & active & (cyc >= Mux(l_rows_nz, load_free, load_done))
+        else:
+            l_ready = lq.ready & active & (cyc >= load_free)
         l_tokens = ~lf["pop_next"] | (avail[C2L] != 0)
         l_port = ~l_rows_nz | ((cyc >= port_free) & ~(issue_s & s_rows_nz))
+        if p.queued:
+            l_lo, l_hi = dram_range(lf, l_row_bytes)
+            l_port = l_port & (~l_rows_nz | (req.free & ~req.posted_overlap(l_lo, l_hi)))
         m.d.comb += issue_l.eq(l_ready & l_tokens & l_port & banks_free(cmp_busy, l_sp, l_ac) & no_clash(l_sp, l_ac))
         m.d.comb += [lq.take.eq(issue_l), sq.take.eq(issue_s), cq.take.eq(issue_c),
                      self.issue_load.eq(issue_l), self.issue_store.eq(issue_s),
@@ -202,16 +258,30 @@ class IssueUnit(wiring.Component):
         # Resource bookkeeping.
         l_end, s_end, c_end = cyc + l_L, cyc + s_L, cyc + c_L
         m.d.comb += [self.load_end.eq(l_end), self.store_end.eq(s_end), self.compute_end.eq(c_end)]
-        with m.If(issue_l):
-            m.d.sync += load_free.eq(l_end)
-            with m.If(l_rows_nz):
-                m.d.sync += port_free.eq(l_end)
-        with m.If(issue_s):
-            m.d.sync += store_free.eq(s_end)
-            with m.If(s_rows_nz):
-                # Posted: the one request slot stays taken until the data has reached DRAM (s + R), which
-                # also keeps every later load, whatever its bytes, from reading DRAM before the store's arrival.
-                m.d.sync += port_free.eq(cyc + p.lat + s_B if p.posted else s_end)
+        if p.queued:  # the port for the beats, a request slot for the round trip (section 7)
+            s_lo, s_hi = dram_range(sf, s_row_bytes)
+            m.d.comb += [req.take.eq((issue_l & l_rows_nz) | (issue_s & s_rows_nz)),
+                         req.end.eq(Mux(issue_s, cyc + p.lat + s_B, l_end)),
+                         req.posted.eq(issue_s & p.posted), req.lo.eq(s_lo), req.hi.eq(s_hi)]
+            with m.If(issue_l):
+                m.d.sync += [load_done.eq(l_end), load_free.eq(Mux(l_rows_nz, cyc + l_beats + lf["pad"], l_end))]
+                with m.If(l_rows_nz):
+                    m.d.sync += port_free.eq(cyc + l_beats)
+            with m.If(issue_s):
+                m.d.sync += [store_done.eq(s_end), store_free.eq(Mux(s_rows_nz, cyc + s_B, s_end))]
+                with m.If(s_rows_nz):
+                    m.d.sync += port_free.eq(cyc + s_B)
+        else:
+            with m.If(issue_l):
+                m.d.sync += load_free.eq(l_end)
+                with m.If(l_rows_nz):
+                    m.d.sync += port_free.eq(l_end)
+            with m.If(issue_s):
+                m.d.sync += store_free.eq(s_end)
+                with m.If(s_rows_nz):
+                    # Posted: the one request slot stays taken until the data has reached DRAM (s + R), which
+                    # also keeps every later load, whatever its bytes, from reading DRAM before the store's arrival.
+                    m.d.sync += port_free.eq(cyc + p.lat + s_B if p.posted else s_end)
         with m.If(issue_c):
             with m.If(c_is_gemm):
                 m.d.sync += pipe_free.eq(cyc + g_occ)

@@ -29,6 +29,7 @@ VA = max(field_width("vec", f) for f in ("dst", "src", "src2"))
 VR, VOP, VIMM = field_width("vec", "rows"), field_width("vec", "op"), field_width("vec", "imm")
 DS, DR, DP, DC = (field_width("load", f) for f in ("sram", "rows", "pad", "cols"))
 DD, DT = field_width("load", "dram"), field_width("load", "stride")
+MAX_OUTSTANDING = 64  # request slots the RTL builds (each a cycle register, a DRAM range and comparators)
 ROW_BYTES = DC + 2  # bits of a DMA row's byte count: cols elements of up to 4 bytes
 
 
@@ -43,13 +44,6 @@ class CoreParams:
         if design.is_float:
             raise UnsupportedDesignError(f"design {design.name}: the RTL implements the integer designs (int8 inputs, "
                                          "int32 accumulators); simulate a float design with `workbench sim run`")
-        extra = design.dram_simulator_only_features
-        if extra:
-            raise UnsupportedDesignError(
-                f"design {design.name}: the RTL keeps one DRAM request in flight, and {', '.join(extra)} "
-                f"{'turns on a simulator-only DRAM feature' if len(extra) == 1 else 'turn on simulator-only DRAM features'}"
-                f" (docs/timing.md, section 7); remove {'it' if len(extra) == 1 else 'them'} from [memory] to build "
-                "the RTL, or use `workbench sim`")
         m, mem = design.matrix, design.memory
         self.ws = m.dataflow == "ws"
         if m.cols < 2 or m.rows < 2:
@@ -71,6 +65,20 @@ class CoreParams:
         # Cycles from a store's issue to its first write beat: the round trip when it waits for DRAM, one
         # (the row read) when it is posted; its data then reaches DRAM lat - 1 cycles after each beat.
         self.store_lead = 1 if self.posted else self.lat
+        # docs/timing.md section 7: up to N DMAs in flight. Their data moves one DMA after another (the next
+        # one's first beat comes after the previous one's last beat and pad rows), so each engine stays one
+        # engine; a delay line hands it each queued command `*_delay` cycles after the issue, and the store
+        # engine then drives its first beat one cycle after it gets the command (lead 1).
+        self.outstanding = mem.dram_outstanding_requests
+        if self.outstanding > MAX_OUTSTANDING:
+            raise UnsupportedDesignError(
+                f"design {design.name}: the RTL builds up to {MAX_OUTSTANDING} DRAM request slots "
+                f"(memory.dram_outstanding_requests = {self.outstanding}); lower it, or use `workbench sim`")
+        self.queued = self.outstanding > 1
+        self.load_delay = self.lat - 1 if self.queued else 0
+        self.store_delay = self.store_lead - 1 if self.queued else 0
+        if self.queued:
+            self.store_lead = 1
         self.depth = design.control.queue_depth
         self.lanes = design.vector.lanes
         self.ch = ceil_div(self.dim, self.lanes)  # cycles per vector row

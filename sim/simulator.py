@@ -120,7 +120,8 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
     pops_done = [0, 0, 0, 0]
     pipe_free = vec_done = compute_done = port_free = 1
     # Load (0) and store (2) units: when the next DMA with rows > 0 may start (the previous one's transfer
-    # beats are out), and when the previous DMA completed (completions stay in order within a unit).
+    # beats are out and, for a load, its pad rows written), and when the previous DMA completed (completions
+    # stay in order within a unit).
     dma_next = [1, 1, 1]
     dma_done = [1, 1, 1]
     max_requests = design.memory.dram_outstanding_requests
@@ -234,7 +235,7 @@ def simulate(design: Design, program: list[Instr] | bytes, dram_image: np.ndarra
             bisect.insort(push_times[c], end)
         if q != 1:
             dma_done[q] = end
-            dma_next[q] = t + op.beats if op.uses_port else end
+            dma_next[q] = t + op.engine if op.uses_port else end
         elif op.is_gemm:
             pipe_free = t + op.occupancy
             compute_done = max(compute_done, end)

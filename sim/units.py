@@ -39,6 +39,7 @@ class Op:
     occupancy: int  # cycles before the next gemm may enter the matrix pipeline (= latency elsewhere)
     uses_port: bool
     beats: int  # DRAM port (transfer) cycles of a DMA with rows > 0; 0 otherwise
+    engine: int  # cycles a DMA with rows > 0 holds its unit's engine: its beats, plus a load's pad rows; 0 otherwise
     request: int  # cycles a DMA with rows > 0 stays in flight (an outstanding request); 0 otherwise
     posted: bool  # a posted store: done at `latency`, its data reaches DRAM at `request`
     pops: tuple[int, ...]
@@ -103,7 +104,7 @@ def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: 
     ib, ab = design.input_bytes, design.acc_bytes
     dim = design.dim
     uses_port = posted = False
-    beats = request = 0
+    beats = request = engine = 0
     if name in ("load", "store"):
         rows, cols, pad = a["rows"], a["cols"], a["pad"]
         eb = dram_elem_bytes(design, instr)
@@ -113,6 +114,7 @@ def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: 
             latency = 0
         elif rows:
             beats = dma_beats(design, instr)
+            engine = beats + (pad if name == "load" else 0)  # one SRAM write path: pad rows follow the data
             latency = request = design.memory.dram_latency_cycles + beats + pad
             posted = name == "store" and design.memory.dram_posted_stores
             if posted:  # done for its tokens once the data has left the core (section 7)
@@ -155,8 +157,8 @@ def make_op(design: Design, instr: Instr, pc: int, ideal_memory: bool, overlap: 
         incs.append(("accumulator_write_bytes", rows * dim * ab))
         unit = 3
         banks = () if ideal_memory else _banks(design, foot)
-    fields = (QUEUE_INDEX[queue], unit, name == "gemm", latency, occupancy, uses_port, beats, request, posted, pops,
-              pushes, banks, foot)
+    fields = (QUEUE_INDEX[queue], unit, name == "gemm", latency, occupancy, uses_port, beats, engine, request, posted,
+              pops, pushes, banks, foot)
     for name_, v in incs:
         counters[name_] += v
     if key is not None:

@@ -72,7 +72,7 @@ def test_directed_round_trip_agrees(options):
 def test_simulator_section7_programs_agree():
     """The simulator's hand-computed section-7 schedules (tests/test_sim_dram.py) that the RTL builds."""
     programs = [(d, prog) for d, prog in _directed_timing_programs("test_sim_dram.py")
-                if (d.memory.dram_burst_merge or d.memory.dram_posted_stores) and not d.dram_simulator_only_features]
+                if (d.memory.dram_burst_merge or d.memory.dram_posted_stores) and d.memory.dram_outstanding_requests == 1]
     assert sum(d.memory.dram_burst_merge for d, _ in programs) >= 5
     assert sum(d.memory.dram_posted_stores for d, _ in programs) >= 3
     for design, program in programs:
@@ -89,7 +89,8 @@ def test_random_contiguous_programs_agree(options, seed):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options", [MERGE, BOTH], ids=["merge", "merge+posted"])
+@pytest.mark.parametrize("options", [MERGE, BOTH, {**BOTH, "dram_outstanding_requests": 4}],
+                         ids=["merge", "merge+posted", "n4+merge+posted"])
 def test_compiled_int8_mlp_agrees(tmp_path, options):
     """The compiled int8 MLP (one program for the whole graph, as tests/test_rtl_compiled_model.py) on the options.
 

@@ -58,10 +58,12 @@ def test_the_port_is_held_for_the_beats_only():
     assert [s[i][1] for i in range(3)] == [2, 4, 6] and s[0][2] == 8 + 2
 
 
-def test_completions_stay_in_order_within_a_unit():
+def test_a_loads_pad_rows_hold_its_unit():
+    """The load engine has one SRAM write path: the next load starts once the pad rows are written, so a
+    load never overtakes the previous one (completions stay in order within a unit)."""
     s, _ = sched("load.sp rows=1 cols=4 pad=20\nload.sp sram=100 dram=64 rows=1 cols=4", dram(n=4))
     assert s[0] == (1, 2, 8 + 1 + 20)  # done at the end of cycle 30
-    assert s[1][1] == 3 and s[1][2] == 31 - 3  # its own 9 cycles would overtake the first: raised to cycle 31
+    assert s[1][1] == 2 + 1 + 20 and s[1][2] == 8 + 1  # issues after 1 beat and 20 pad rows; done after the first
 
 
 def test_a_dma_without_rows_waits_for_its_unit_to_complete():
@@ -135,7 +137,7 @@ def test_defaults_are_todays_rules_and_explicit_defaults_change_nothing():
                                  'dram_burst_merge = false\ndram_posted_stores = false')
     assert explicit != TINY_TEXT
     d = parse_design(explicit, "explicit.toml", name="tiny-int8-4x4")
-    assert d.memory == TINY.memory and d.dram_simulator_only_features == ()
+    assert d.memory == TINY.memory
     gp = gemm_program(TINY, 13, 9, 21)
     a, b = simulate(TINY, gp.program, values=False), simulate(d, gp.program, values=False)
     assert (a.cycles, a.schedule) == (b.cycles, b.schedule)
@@ -154,16 +156,19 @@ def test_bad_fields_are_named_with_their_line(field, value, message):
         parse_design(text, "bad.toml")
 
 
-def test_the_rtl_refuses_the_simulator_only_features(tmp_path, capsys):
-    with pytest.raises(UnsupportedDesignError, match=r"memory\.dram_outstanding_requests turns on a simulator-only"):
-        CoreParams(dram(n=2, merge=True, posted=True))
-    p = CoreParams(dram(merge=True, posted=True))  # the RTL follows these two (tests/test_rtl_dram_options.py)
-    assert p.merge and p.posted and p.store_lead == 1
+def test_the_rtl_builds_every_dram_option(tmp_path):
+    """The RTL follows all three options (tests/test_rtl_outstanding.py, tests/test_rtl_dram_options.py)."""
+    p = CoreParams(dram(n=2, merge=True, posted=True))
+    assert p.queued and p.merge and p.posted and p.store_lead == 1 and (p.load_delay, p.store_delay) == (7, 0)
+    p = CoreParams(dram(n=4))  # blocking stores: the engine gets the command lat - 1 cycles after the issue
+    assert p.store_lead == 1 and (p.load_delay, p.store_delay) == (7, 7)
+    with pytest.raises(UnsupportedDesignError, match=r"up to 64 DRAM request slots \(memory\.dram_outstanding_requests = 65\)"):
+        CoreParams(dram(n=65))
+    p = CoreParams(dram(merge=True, posted=True))
+    assert not p.queued and p.store_lead == 1 and (p.load_delay, p.store_delay) == (0, 0)
     path = tmp_path / "outstanding.toml"
     path.write_text(TINY_TEXT.replace('dram_type = "LPDDR4"', 'dram_type = "LPDDR4"\ndram_outstanding_requests = 4'))
-    assert main(["rtl", "verilog", str(path), "-o", str(tmp_path / "v")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "memory.dram_outstanding_requests" in err and "simulator-only" in err
+    assert main(["rtl", "verilog", str(path), "-o", str(tmp_path / "v")]) == 0
 
 
 OPTIONS = st.tuples(st.sampled_from([1, 2, 3, 8, 64]), st.booleans(), st.booleans())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import time
 
@@ -27,13 +28,17 @@ VARIANTS = {"ws": ("matrix", {"dataflow": "ws"}), "merge": ("memory", {"dram_bur
 
 def sweep_design(name: str) -> Design:
     """A shipped design by name, with optional suffixes: `+ws` (weight-stationary, WS coverage at small size),
-    `+merge` / `+posted` (the DRAM options dram_burst_merge / dram_posted_stores of docs/timing.md section 7)."""
+    `+merge` / `+posted` (the DRAM options dram_burst_merge / dram_posted_stores of docs/timing.md section 7),
+    `+nN` (N DRAM requests in flight: dram_outstanding_requests = N)."""
     base, *suffixes = name.split("+")
     d = load_design(base)
     for suffix in suffixes:
+        if re.fullmatch(r"n[1-9][0-9]*", suffix):  # +n4: four DRAM requests in flight (dram_outstanding_requests)
+            d = d.replace(memory=dataclasses.replace(d.memory, dram_outstanding_requests=int(suffix[1:])))
+            continue
         if suffix not in VARIANTS:
             raise ValueError(f"design {name!r}: unknown suffix +{suffix} (known: "
-                             f"{', '.join('+' + v for v in VARIANTS)})")
+                             f"{', '.join('+' + v for v in VARIANTS)}, +nN)")
         section, fields = VARIANTS[suffix]
         d = d.replace(**{section: dataclasses.replace(getattr(d, section), **fields)})
     return dataclasses.replace(d, name=name) if suffixes else d
