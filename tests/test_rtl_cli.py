@@ -140,3 +140,26 @@ def test_sweep_takes_explicit_seeds(capsys):
         assert exc.value.code == 2 and "--seeds" in capsys.readouterr().err
     args = build_parser().parse_args(["--random", "3", "--first-seed", "50"])
     assert (args.random, args.first_seed, args.seeds) == (3, 50, None)
+
+
+def test_sweep_reports_a_program_the_simulator_rejects_instead_of_crashing(monkeypatch, capsys):
+    # gemm.s races on the weight-stationary array (partially overlapping accumulator blocks): the sweep says so
+    # and goes on, and the exit code counts only RTL disagreements (no Verilator build here: both are stubbed)
+    from types import SimpleNamespace
+
+    import rtl.run
+    import workbench.rtl_agreement as agreement
+    from sim.simulator import RaceError
+    from workbench.rtl_sweep import main as sweep_main
+
+    monkeypatch.setattr(rtl.run, "build_core", lambda d: SimpleNamespace(build_seconds=0.0, cached=True))
+
+    def fake_run(design, program, image):
+        if any(getattr(i, "mnemonic", "") == "gemm" for i in program) and len(program) > 6:
+            raise RaceError("data race: gemm pc 5 ...")
+        return SimpleNamespace(ok=True, rtl_cycles=10, run_seconds=0.0, mismatch=None)
+
+    monkeypatch.setattr(agreement, "run_on_rtl", fake_run)
+    assert sweep_main(["--designs", TINY + "+ws", "--random", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "not run (the simulator rejects it on this design)" in out and "data race" in out
