@@ -75,6 +75,9 @@ def _check_same(op: Ops, srcs) -> None:
         raise ShapeError(f"{op.name}: operands on different devices {sorted(devs)}; use .to(device)")
 
 
+_ALU_OPS = UNARY | BINARY | {Ops.WHERE}  # once here: a set union per call cost a hash of every op
+
+
 def alu(op: Ops, *srcs: Node) -> Node:
     """An elementwise op on operands of one shape; dtypes must already agree (the frontend casts)."""
     _check_same(op, srcs)
@@ -90,7 +93,7 @@ def alu(op: Ops, *srcs: Node) -> Node:
         raise DTypeError(f"{op.name}: needs an integer operand, got {dt.name}")
     if op in (Ops.AND, Ops.OR, Ops.XOR) and dt.is_float:
         raise DTypeError(f"{op.name}: needs integer or bool operands, got {dt.name}")
-    assert op in UNARY | BINARY | {Ops.WHERE}
+    assert op in _ALU_OPS
     out = dtypes.bool if op in (Ops.CMPLT, Ops.CMPNE) else dt
     return Node(op, srcs, None, srcs[0].shape, out, srcs[0].device)
 
