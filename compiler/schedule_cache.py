@@ -19,6 +19,9 @@ from .kernel_ir import Kernel, arg_key
 from .lazy import Node
 
 MAX_PLANS = 256  # distinct graph structures remembered (each plan holds only numbers and Program handles)
+# and at most this many graph nodes in all the keys (a node's row is ~150 bytes: ~15 MB), so a program
+# of many large graphs (training steps of thousands of nodes) cannot grow the memo without bound
+MAX_NODES = 100_000
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,12 @@ def make_plan(kernels: list[Kernel], nodes: list[Node], programs: dict, backends
 
 
 class PlanCache:
-    """An LRU map from graph keys to plans."""
+    """An LRU map from graph keys to plans, holding at most `size` plans and `max_nodes` nodes' rows."""
 
-    def __init__(self, size: int = MAX_PLANS):
-        self.size = size
+    def __init__(self, size: int = MAX_PLANS, max_nodes: int = MAX_NODES):
+        self.size, self.max_nodes = size, max_nodes
         self.plans: OrderedDict[tuple, Plan] = OrderedDict()
+        self.nodes = 0  # rows in the keys held
         self.hits = self.misses = 0
 
     def get(self, key: tuple) -> Plan | None:
@@ -103,16 +107,25 @@ class PlanCache:
         return plan
 
     def put(self, key: tuple, plan: Plan) -> None:
-        """Remember plan, forgetting the least recently used one past `size`."""
+        """Remember plan, forgetting the least recently used ones past `size` plans or `max_nodes` rows."""
+        if key in self.plans:
+            self.nodes -= _rows(key)
         self.plans[key] = plan
         self.plans.move_to_end(key)
-        while len(self.plans) > self.size:
-            self.plans.popitem(last=False)
+        self.nodes += _rows(key)
+        while len(self.plans) > 1 and (len(self.plans) > self.size or self.nodes > self.max_nodes):
+            old, _ = self.plans.popitem(last=False)
+            self.nodes -= _rows(old)
 
     def clear(self) -> None:
         """Forget every plan (and the hit counts)."""
         self.plans.clear()
-        self.hits = self.misses = 0
+        self.nodes = self.hits = self.misses = 0
+
+
+def _rows(key: tuple) -> int:
+    """How many graph nodes a key describes (graph_key's first element holds a row per node)."""
+    return len(key[0]) if key and isinstance(key[0], tuple) else 1
 
 
 PLANS = PlanCache()

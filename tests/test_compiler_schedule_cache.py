@@ -140,6 +140,16 @@ def test_memo_is_bounded_lru():
     assert len(memo.plans) == 2
 
 
+def test_memo_is_bounded_by_nodes():
+    memo = PlanCache(size=100, max_nodes=10)
+    for i in range(5):
+        memo.put(((("row",),) * 4, (0,), None, i), f"plan{i}")  # keys of 4 nodes each
+    assert memo.nodes <= 10 and len(memo.plans) == 2
+    assert memo.get(((("row",),) * 4, (0,), None, 4)) == "plan4"
+    memo.put(((("row",),) * 50, (0,), None, "big"), "big")  # larger than the bound alone: kept alone
+    assert list(memo.plans.values()) == ["big"]
+
+
 def test_graph_key_ignores_data_and_node_ids():
     a, b = t(arr(3, 3, seed=1)), t(arr(3, 3, seed=2))
     k1, n1 = graph_key([(a + b).exp2().node])
