@@ -60,9 +60,10 @@ def graph_key(roots: list[Node]) -> tuple[tuple, list[Node]]:
             stack.extend((s, False) for s in reversed(n.src) if s.id not in num)
             continue
         else:
-            # op.value and dtype.name: plain values hash in C (a dataclass's hash is Python code)
+            # the op itself (hashed by identity) and dtype.name, not op.value (a Python descriptor) or the
+            # dtype (a dataclass hash in Python): the key is hashed in C on every lookup
             arg = n.arg if n.arg is None or type(n.arg) is not float else arg_key(n.arg)
-            row = (n.op.value, arg, n.shape, n.dtype.name, n.device, tuple([num[s.id] for s in n.src]))
+            row = (n.op, arg, n.shape, n.dtype.name, n.device, tuple([num[s.id] for s in n.src]))
         num[n.id] = len(nodes)
         nodes.append(n)
         rows.append(row)
