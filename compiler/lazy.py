@@ -132,6 +132,8 @@ def movement(op: Ops, x: Node, arg) -> Node:
     sh = x.shape
     if op == Ops.RESHAPE:
         arg = tuple(map(int, arg))
+        if arg == sh:  # a no-op (matmul's and broadcasting's reshapes often are): nothing to check
+            return x
         if math.prod(arg) != math.prod(sh) or min(arg, default=0) < 0:
             raise ShapeError(f"RESHAPE: cannot reshape {sh} ({math.prod(sh)} elements) to {arg}")
         new = arg
@@ -142,6 +144,8 @@ def movement(op: Ops, x: Node, arg) -> Node:
         new = tuple(sh[a] for a in arg)
     elif op == Ops.EXPAND:
         arg = tuple(map(int, arg))
+        if arg == sh:
+            return x
         if len(arg) != len(sh) or any(a != s and s != 1 for a, s in zip(arg, sh, strict=True)):
             raise ShapeError(f"EXPAND: cannot expand {sh} to {arg}")
         new = arg

@@ -56,7 +56,7 @@ def _check_conversion(arr: np.ndarray, dt: DType, warn_narrowing: bool) -> None:
 def _shape_arg(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
-    return tuple(int(s) for s in shape)
+    return tuple(map(int, shape))
 
 
 def _pair(x, n: int = 2) -> tuple:
