@@ -169,3 +169,14 @@ def test_memo_off_and_debug_paths_agree(monkeypatch, capsys):
     monkeypatch.setenv("WB_DEBUG", "1")
     np.testing.assert_allclose(f(t(x), t(w), t(b)).numpy(), expect, rtol=1e-5, atol=1e-6)
     assert "GFLOP/s" in capsys.readouterr().out
+
+
+def test_a_re_registered_backend_is_not_served_old_plans():
+    from compiler.backend import register_backend
+    from compiler.backend_opencl import OpenCLBackend
+
+    a = arr(4, 8, seed=7)
+    np.testing.assert_allclose((t(a) * 3.0).sum(-1).numpy(), (a * 3).sum(-1), rtol=1e-5)
+    register_backend("CL", OpenCLBackend)  # a new backend object for CL: the plan made with the old one is stale
+    np.testing.assert_allclose((t(a) * 3.0).sum(-1).numpy(), (a * 3).sum(-1), rtol=1e-5)
+    assert PLANS.misses == 2 and PLANS.hits == 0
