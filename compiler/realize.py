@@ -42,12 +42,17 @@ def realize(roots: list[Node]) -> None:
         run_schedule(create_schedule(roots))
         return
     key, nodes = graph_key(roots)
-    plan = PLANS.get(key)
-    if plan is None or any(get_backend(s.backend_device) is not s.backend for s in plan.steps):
+    plan = PLANS.get(key, _backends_current)
+    if plan is None:
         kernels = create_schedule(roots)
         plan = make_plan(kernels, nodes, _programs(kernels), {d: get_backend(d) for d in {k.device for k in kernels}})
         PLANS.put(key, plan)
     run_plan(plan, nodes)
+
+
+def _backends_current(plan: Plan) -> bool:
+    """Whether every step's backend is still its device's (register_backend may have replaced one)."""
+    return all(get_backend(s.backend_device) is s.backend for s in plan.steps)
 
 
 def _programs(kernels: list[Kernel]) -> dict:

@@ -97,9 +97,14 @@ class PlanCache:
         self.nodes = 0  # rows in the keys held
         self.hits = self.misses = 0
 
-    def get(self, key: tuple) -> Plan | None:
-        """The plan for key (now the most recently used), or None."""
+    def get(self, key: tuple, valid=None) -> Plan | None:
+        """The plan for key (now the most recently used), or None; a plan for which valid(plan) is false
+        is dropped and counts as a miss."""
         plan = self.plans.get(key)
+        if plan is not None and valid is not None and not valid(plan):
+            del self.plans[key]
+            self.nodes -= _rows(key)
+            plan = None
         if plan is None:
             self.misses += 1
             return None
