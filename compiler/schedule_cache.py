@@ -6,7 +6,8 @@ scheduler and the renderers read: op, argument, shape, dtype, device and which n
 sources; a realized node is a leaf described by shape, dtype and device only (its data never changes a
 program). Two graphs with equal keys fuse into the same kernels, with the same programs, so a `Plan` stores
 a schedule as node numbers and programs, never nodes or buffers: replaying it on a new graph looks up the
-new graph's nodes by number (no stale buffers, nothing kept alive). The cache is an LRU of `MAX_PLANS`.
+new graph's nodes by number (no stale buffers, nothing kept alive). The cache is an LRU of at most
+`MAX_PLANS` plans and `MAX_NODES` nodes in their keys.
 """
 
 from __future__ import annotations
