@@ -2,8 +2,10 @@
 
     python -m bench.pocl_threads                      # the GPT-2 block, 1 and 2 compute units, alternating
     python -m bench.pocl_threads --workload softmax --calls 10 --rounds 3
+    python -m bench.pocl_threads --modes eager,nomemo   # eager with and without the schedule memo
 
-Each (compute units, eager or @jit) case runs in a fresh process (PoCL reads its thread count at start),
+Each (compute units, mode) case runs in a fresh process (modes: eager; nomemo, eager with the schedule memo
+off, WB_PLAN_CACHE=0; jit, under @jit) (PoCL reads its thread count at start),
 and prints per call: wall median and minimum, process CPU, the main thread's CPU (Python: graph, schedule,
 launches) and its CPU before the first kernel is enqueued, and each PoCL worker's CPU. The main thread's
 CPU before the first launch is serial work no compute unit can share; see docs/benchmarks.md.
@@ -17,6 +19,8 @@ import os
 import subprocess
 import sys
 import time
+
+MODES = ("eager", "nomemo", "jit")
 
 
 def _thread_cpu() -> dict[str, float]:
@@ -85,22 +89,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workload", default="gpt2_block")
     ap.add_argument("--calls", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--one", choices=("eager", "jit"), help=argparse.SUPPRESS)  # the child process
+    ap.add_argument("--modes", default="eager,jit", help="comma-separated: eager, nomemo, jit")
+    ap.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # the child process
     a = ap.parse_args(argv)
+    modes = a.modes.split(",")
+    if any(m not in MODES for m in modes):
+        ap.error(f"--modes: {a.modes!r}; choose from {', '.join(MODES)}")
     if a.one:
         print(measure(a.workload, a.calls, a.one == "jit"), flush=True)
         return 0
     for rnd in range(a.rounds):
         print(f"round {rnd + 1}, load average {os.getloadavg()[0]:.1f}")
         for cus in (1, 2):
-            for mode in ("eager", "jit"):
+            for mode in modes:
                 # PoCL 3.0 reads POCL_MAX_PTHREAD_COUNT, later releases POCL_CPU_MAX_CU_COUNT
                 env = dict(os.environ, POCL_MAX_PTHREAD_COUNT=str(cus), POCL_CPU_MAX_CU_COUNT=str(cus))
+                if mode == "nomemo":
+                    env["WB_PLAN_CACHE"] = "0"
                 cmd = [sys.executable, "-m", "bench.pocl_threads", "--workload", a.workload,
                        "--calls", str(a.calls), "--one", mode]
                 r = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 line = r.stdout.strip() or r.stderr.strip().splitlines()[-1]
-                print(f"  {cus} CU {mode:5s} {line}", flush=True)
+                print(f"  {cus} CU {mode:6s} {line}", flush=True)
     return 0
 
 

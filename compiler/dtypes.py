@@ -54,6 +54,17 @@ class DType:
     def __repr__(self) -> str:
         return f"dtypes.{self.name}"
 
+    def __eq__(self, other) -> bool:
+        # the dtypes are singletons: identity answers nearly every comparison (graph building makes
+        # hundreds per call) before the five fields are compared
+        if self is other:
+            return True
+        if not isinstance(other, DType):
+            return NotImplemented
+        return (self.name, self.priority, self.itemsize, self.np, self.cname) == (
+            other.name, other.priority, other.itemsize, other.np, other.cname
+        )
+
 
 class dtypes:
     """Namespace of the supported dtypes, like `dtypes.float32`."""

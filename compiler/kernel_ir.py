@@ -13,6 +13,14 @@ from dataclasses import dataclass, field
 from .lazy import Node
 
 
+def arg_key(arg):
+    """A node's argument as a cache key: a float constant by its bits' spelling, so -0.0 and 0.0 differ
+    (they compare equal, but x * -0.0 is not x * 0.0) and NaN matches NaN (it equals nothing)."""
+    if isinstance(arg, float):
+        return ("f", "nan" if math.isnan(arg) else arg.hex())
+    return arg
+
+
 @dataclass(eq=False)
 class Kernel:
     """One kernel of a schedule: computes `out` from the `inputs` buffers, with at most one reduce."""
@@ -61,7 +69,7 @@ class Kernel:
                 row = ("in", slots[n.id], n.shape, n.dtype.name)
             else:
                 srcs = tuple(ids[s.id] for s in n.src)
-                row = (n.op.value, n.arg, n.shape, n.dtype.name, srcs, n is self.reduce)
+                row = (n.op.value, arg_key(n.arg), n.shape, n.dtype.name, srcs, n is self.reduce)
             rows.append(row)
             ids[n.id] = len(rows) - 1
         return (self.device, tuple(rows))

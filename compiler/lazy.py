@@ -31,7 +31,12 @@ class Node:
     def __init__(self, op: Ops, src: tuple, arg, shape: tuple, dtype: DType, device: str, buffer=None):
         self.op, self.src, self.arg, self.shape, self.dtype, self.device = op, src, arg, shape, dtype, device
         self.buffer, self.id = buffer, next(_ids)
-        track = GradMode.enabled and dtype.is_float and any(s.requires_grad for s in src)
+        track = False
+        if GradMode.enabled:  # a loop, not any(generator): every op of every eager call passes here
+            for s in src:
+                if s.requires_grad:
+                    track = dtype.is_float
+                    break
         self.requires_grad, self.ad = track, ((op, arg, src) if track else None)
 
     @property
@@ -59,6 +64,9 @@ def load(buffer, shape: tuple, dtype: DType, device: str) -> Node:
 
 
 def _check_same(op: Ops, srcs) -> None:
+    first = srcs[0]
+    if all(s.shape == first.shape and s.device == first.device for s in srcs[1:]):
+        return
     shapes = [s.shape for s in srcs]
     if any(sh != shapes[0] for sh in shapes):
         raise ShapeError(f"{op.name}: operand shapes {' and '.join(map(str, shapes))} differ")
@@ -67,13 +75,16 @@ def _check_same(op: Ops, srcs) -> None:
         raise ShapeError(f"{op.name}: operands on different devices {sorted(devs)}; use .to(device)")
 
 
+_ALU_OPS = UNARY | BINARY | {Ops.WHERE}  # once here: a set union per call cost a hash of every op
+
+
 def alu(op: Ops, *srcs: Node) -> Node:
     """An elementwise op on operands of one shape; dtypes must already agree (the frontend casts)."""
     _check_same(op, srcs)
     data = srcs[1:] if op == Ops.WHERE else srcs
     if op == Ops.WHERE and srcs[0].dtype != dtypes.bool:
         raise DTypeError(f"WHERE: condition must be bool, got {srcs[0].dtype.name}")
-    if any(d.dtype != data[0].dtype for d in data):
+    if any(d.dtype is not data[0].dtype for d in data[1:]) and any(d.dtype != data[0].dtype for d in data):
         raise DTypeError(f"{op.name}: operand dtypes {' and '.join(d.dtype.name for d in data)} differ")
     dt = data[0].dtype
     if op in FLOAT_ONLY and not dt.is_float:
@@ -82,7 +93,7 @@ def alu(op: Ops, *srcs: Node) -> Node:
         raise DTypeError(f"{op.name}: needs an integer operand, got {dt.name}")
     if op in (Ops.AND, Ops.OR, Ops.XOR) and dt.is_float:
         raise DTypeError(f"{op.name}: needs integer or bool operands, got {dt.name}")
-    assert op in UNARY | BINARY | {Ops.WHERE}
+    assert op in _ALU_OPS
     out = dtypes.bool if op in (Ops.CMPLT, Ops.CMPNE) else dt
     return Node(op, srcs, None, srcs[0].shape, out, srcs[0].device)
 
@@ -120,17 +131,21 @@ def movement(op: Ops, x: Node, arg) -> Node:
     assert op in MOVEMENT
     sh = x.shape
     if op == Ops.RESHAPE:
-        arg = tuple(int(s) for s in arg)
-        if math.prod(arg) != math.prod(sh) or any(s < 0 for s in arg):
+        arg = tuple(map(int, arg))
+        if arg == sh:  # a no-op (matmul's and broadcasting's reshapes often are): nothing to check
+            return x
+        if math.prod(arg) != math.prod(sh) or min(arg, default=0) < 0:
             raise ShapeError(f"RESHAPE: cannot reshape {sh} ({math.prod(sh)} elements) to {arg}")
         new = arg
     elif op == Ops.PERMUTE:
-        arg = tuple(int(a) for a in arg)
+        arg = tuple(map(int, arg))
         if sorted(arg) != list(range(len(sh))):
             raise ShapeError(f"PERMUTE: order {arg} is not a permutation of the axes of {sh}")
         new = tuple(sh[a] for a in arg)
     elif op == Ops.EXPAND:
-        arg = tuple(int(s) for s in arg)
+        arg = tuple(map(int, arg))
+        if arg == sh:
+            return x
         if len(arg) != len(sh) or any(a != s and s != 1 for a, s in zip(arg, sh, strict=True)):
             raise ShapeError(f"EXPAND: cannot expand {sh} to {arg}")
         new = arg

@@ -51,6 +51,10 @@ from enum import Enum, auto
 class Ops(Enum):
     """The primitive ops; see the module docstring for the meaning of each."""
 
+    # members are singletons, so identity is equality: hashing by identity keeps every `op in SET` and
+    # dict lookup in C (Enum's own __hash__ is Python code, and graph building does hundreds per call)
+    __hash__ = object.__hash__
+
     EXP2 = auto()
     LOG2 = auto()
     SIN = auto()

@@ -1,6 +1,12 @@
-"""Runs a schedule: each kernel's program and launch come from its device's backend; WB_DEBUG reports."""
+"""Runs a schedule: each kernel's program and launch come from its device's backend; WB_DEBUG reports.
+
+A graph whose structure was realized before runs its memoized plan (schedule_cache.py): no fusion and no
+program lookup, only the launches. WB_DEBUG and the jit's capture take the full path, which reports each
+kernel as a `Kernel`; `WB_PLAN_CACHE=0` turns the memo off, for comparisons."""
 
 from __future__ import annotations
+
+import os
 
 from . import jit_trace
 from .backend import get_backend
@@ -11,6 +17,7 @@ from .lazy import Node
 from .ops import Ops
 from .runtime_opencl import debug_level
 from .schedule import create_schedule
+from .schedule_cache import PLANS, Plan, graph_key, make_plan
 
 
 def _mark_realized(n: Node, buf) -> None:
@@ -31,7 +38,46 @@ def realize(roots: list[Node]) -> None:
                 jit_trace.ACTIVE.ref_eval(r, buf)
             _mark_realized(r, buf)
         return
-    run_schedule(create_schedule(roots))
+    if jit_trace.ACTIVE is not None or debug_level() or os.environ.get("WB_PLAN_CACHE") == "0":
+        run_schedule(create_schedule(roots))
+        return
+    key, nodes = graph_key(roots)
+    plan = PLANS.get(key, _backends_current)
+    if plan is None:
+        kernels = create_schedule(roots)
+        plan = make_plan(kernels, nodes, _programs(kernels), {d: get_backend(d) for d in {k.device for k in kernels}})
+        PLANS.put(key, plan)
+    run_plan(plan, nodes)
+
+
+def _backends_current(plan: Plan) -> bool:
+    """Whether every step's backend is still its device's (register_backend may have replaced one)."""
+    return all(get_backend(s.backend_device) is s.backend for s in plan.steps)
+
+
+def _programs(kernels: list[Kernel]) -> dict:
+    """Each kernel's program by id(kernel), every one built before the first launch (in parallel where
+    the backend can: the cold start)."""
+    programs = {id(k): get_backend(k.device).program(k) for k in kernels if k.out.size}
+    for dev_name in dict.fromkeys(k.device for k in kernels):
+        prepare = getattr(get_backend(dev_name), "prepare", None)
+        if prepare is not None:
+            prepare([programs[id(k)] for k in kernels if k.device == dev_name and id(k) in programs])
+    return programs
+
+
+def run_plan(plan: Plan, nodes: list[Node]) -> None:
+    """Launch a memoized schedule on the graph whose nodes (by number) are nodes, and wait for it."""
+    for st in plan.steps:
+        out_node = nodes[st.out]
+        if st.program is None:  # nothing to compute; an empty buffer stands for the result
+            out = st.backend.alloc(0, out_node.dtype)
+        else:
+            out = st.backend.alloc(out_node.size, out_node.dtype)
+            st.backend.run(st.program, [out] + [nodes[i].buffer for i in st.inputs])
+        _mark_realized(out_node, out)
+    for be in {id(st.backend): st.backend for st in plan.steps}.values():
+        be.synchronize()  # realize() returns with the results computed
 
 
 def run_schedule(kernels: list[Kernel]) -> None:
@@ -41,12 +87,7 @@ def run_schedule(kernels: list[Kernel]) -> None:
         print(f"schedule: {len(kernels)} kernels")
         for i, k in enumerate(kernels):
             print(f"  {i:3d} {k.name:40s} in={[n.shape for n in k.inputs]} flops={k.flops} bytes={k.bytes}")
-    # every program first, so a backend that can build them all at once (in parallel) does: cold start
-    programs = {id(k): get_backend(k.device).program(k) for k in kernels if k.out.size}
-    for dev_name in dict.fromkeys(k.device for k in kernels):
-        prepare = getattr(get_backend(dev_name), "prepare", None)
-        if prepare is not None:
-            prepare([programs[id(k)] for k in kernels if k.device == dev_name and id(k) in programs])
+    programs = _programs(kernels)
     for k in kernels:
         be = get_backend(k.device)
         if k.out.size == 0:  # nothing to compute; an empty buffer stands for the result

@@ -56,7 +56,7 @@ def _check_conversion(arr: np.ndarray, dt: DType, warn_narrowing: bool) -> None:
 def _shape_arg(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
-    return tuple(int(s) for s in shape)
+    return tuple(map(int, shape))
 
 
 def _pair(x, n: int = 2) -> tuple:
@@ -1111,17 +1111,17 @@ class Tensor:
         acc = _matmul_acc(dt)
         # 8-bit ints widen first; bfloat16 widens at the product, so the GEMM templates see the 16-bit loads
         pre = dt if dt == dtypes.bfloat16 else acc
-        a, b = a.cast(pre), b.cast(pre)
         batch = _broadcast_shape(a.shape[:-2], b.shape[:-2], "matmul")
         m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
-        a = a._broadcast_to(batch + (m, k)).reshape(batch + (m, 1, k))._broadcast_to(batch + (m, n, k))
-        bt = (
-            b._broadcast_to(batch + (k, n))
-            .transpose(-1, -2)
-            .reshape(batch + (1, n, k))
-            ._broadcast_to(batch + (m, n, k))
-        )
-        out = (a.cast(acc) * bt.cast(acc)).sum(-1)
+        # the operands' views built on the lazy graph directly: the shapes are checked above, and the
+        # Tensor methods' own checks made this the most expensive op of an eager model's graph building
+        an = _expand_node(lazy.cast(a.node, pre), batch + (m, k))
+        an = _expand_node(lazy.movement(Ops.RESHAPE, an, batch + (m, 1, k)), batch + (m, n, k))
+        bn = _expand_node(lazy.cast(b.node, pre), batch + (k, n))
+        swap = tuple(range(len(batch))) + (len(batch) + 1, len(batch))
+        bn = lazy.movement(Ops.RESHAPE, lazy.movement(Ops.PERMUTE, bn, swap), batch + (1, n, k))
+        bn = _expand_node(bn, batch + (m, n, k))
+        out = Tensor(lazy.alu(Ops.MUL, lazy.cast(an, acc), lazy.cast(bn, acc))).sum(-1)
         if squeeze_a:
             out = out.reshape(out.shape[:-2] + (n,))
         if squeeze_b:
@@ -1498,6 +1498,14 @@ def _conv2d_backward(node: Node, geom: tuple, g: Node, x: Node, w: Node) -> tupl
 
 
 _CONV2D = autograd.Composite("conv2d", _conv2d_backward)
+
+
+def _expand_node(x: Node, shape: tuple) -> Node:
+    """x broadcast to shape (numpy rules, the shapes already known to fit), as Tensor._broadcast_to does."""
+    if x.shape == shape:
+        return x
+    x = lazy.movement(Ops.RESHAPE, x, (1,) * (len(shape) - len(x.shape)) + x.shape)
+    return lazy.movement(Ops.EXPAND, x, shape)
 
 
 def _matmul_acc(dt: DType) -> DType:

@@ -1,0 +1,138 @@
+"""Schedules memoized by the structure of the lazy graph, so an eager model calling the same ops on new
+data (a forward pass, a training step) skips fusion and program lookup from its second call on.
+
+`graph_key` numbers the nodes of a graph in a walk from its roots and describes each one by what the
+scheduler and the renderers read: op, argument, shape, dtype, device and which numbered nodes are its
+sources; a realized node is a leaf described by shape, dtype and device only (its data never changes a
+program). Two graphs with equal keys fuse into the same kernels, with the same programs, so a `Plan` stores
+a schedule as node numbers and programs, never nodes or buffers: replaying it on a new graph looks up the
+new graph's nodes by number (no stale buffers, nothing kept alive). The cache is an LRU of at most
+`MAX_PLANS` plans and `MAX_NODES` nodes in their keys.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .kernel_ir import Kernel, arg_key
+from .lazy import Node
+
+MAX_PLANS = 256  # distinct graph structures remembered (each plan holds only numbers and Program handles)
+# and at most this many graph nodes in all the keys (a node's row is ~150 bytes: ~15 MB), so a program
+# of many large graphs (training steps of thousands of nodes) cannot grow the memo without bound
+MAX_NODES = 100_000
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kernel of a plan: the node numbers of its output and of its input buffers, and its program."""
+
+    out: int
+    inputs: tuple
+    program: object  # the backend's Program (None for an empty output)
+    backend: object  # the backend that made program: a re-registered backend makes the plan stale
+    backend_device: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A schedule by node numbers: its steps in execution order."""
+
+    steps: tuple
+
+
+def graph_key(roots: list[Node]) -> tuple[tuple, list[Node]]:
+    """(key, nodes): the structure of the unrealized graph below roots, and its nodes by number."""
+    num: dict[int, int] = {}
+    nodes: list[Node] = []
+    rows: list = []
+    stack = [(r, False) for r in reversed(roots)]
+    while stack:
+        n, ready = stack.pop()
+        if n.id in num:
+            continue
+        if n.buffer is not None:
+            row = (n.shape, n.dtype.name, n.device)
+        elif not ready:
+            stack.append((n, True))
+            stack.extend((s, False) for s in reversed(n.src) if s.id not in num)
+            continue
+        else:
+            # the op itself (hashed by identity) and dtype.name, not op.value (a Python descriptor) or the
+            # dtype (a dataclass hash in Python): the key is hashed in C on every lookup
+            arg = n.arg if n.arg is None or type(n.arg) is not float else arg_key(n.arg)
+            row = (n.op, arg, n.shape, n.dtype.name, n.device, tuple([num[s.id] for s in n.src]))
+        num[n.id] = len(nodes)
+        nodes.append(n)
+        rows.append(row)
+    key = (tuple(rows), tuple(num[r.id] for r in roots), os.environ.get("WB_SEARCH"))
+    return key, nodes
+
+
+def make_plan(kernels: list[Kernel], nodes: list[Node], programs: dict, backends: dict) -> Plan:
+    """The plan of a schedule made for the graph whose nodes (by number) are `nodes`."""
+    num = {n.id: i for i, n in enumerate(nodes)}
+    steps = tuple(
+        Step(
+            num[k.out.id],
+            tuple(num[b.id] for b in k.buffers[1:]),
+            programs.get(id(k)),
+            backends[k.device],
+            k.device,
+            k.name,
+        )
+        for k in kernels
+    )
+    return Plan(steps)
+
+
+class PlanCache:
+    """An LRU map from graph keys to plans, holding at most `size` plans and `max_nodes` nodes' rows."""
+
+    def __init__(self, size: int = MAX_PLANS, max_nodes: int = MAX_NODES):
+        self.size, self.max_nodes = size, max_nodes
+        self.plans: OrderedDict[tuple, Plan] = OrderedDict()
+        self.nodes = 0  # rows in the keys held
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple, valid=None) -> Plan | None:
+        """The plan for key (now the most recently used), or None; a plan for which valid(plan) is false
+        is dropped and counts as a miss."""
+        plan = self.plans.get(key)
+        if plan is not None and valid is not None and not valid(plan):
+            del self.plans[key]
+            self.nodes -= _rows(key)
+            plan = None
+        if plan is None:
+            self.misses += 1
+            return None
+        self.plans.move_to_end(key)
+        self.hits += 1
+        return plan
+
+    def put(self, key: tuple, plan: Plan) -> None:
+        """Remember plan, forgetting the least recently used ones past `size` plans or `max_nodes` rows."""
+        if key in self.plans:
+            self.nodes -= _rows(key)
+        self.plans[key] = plan
+        self.plans.move_to_end(key)
+        self.nodes += _rows(key)
+        while len(self.plans) > 1 and (len(self.plans) > self.size or self.nodes > self.max_nodes):
+            old, _ = self.plans.popitem(last=False)
+            self.nodes -= _rows(old)
+
+    def clear(self) -> None:
+        """Forget every plan (and the hit counts)."""
+        self.plans.clear()
+        self.nodes = self.hits = self.misses = 0
+
+
+def _rows(key: tuple) -> int:
+    """How many graph nodes a key describes (graph_key's first element holds a row per node)."""
+    return len(key[0]) if key and isinstance(key[0], tuple) else 1
+
+
+PLANS = PlanCache()
