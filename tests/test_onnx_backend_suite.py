@@ -4,6 +4,7 @@ every runnable case on REF and on CL (its ~2,700 kernels built a batch per clBui
 from __future__ import annotations
 
 import functools
+import os
 
 import onnx
 import pytest
@@ -42,17 +43,28 @@ def test_node_suite_on_ref(capsys):
     assert r["counts"]["pass"] >= MIN_REF_PASSES
 
 
+# CL runs a deterministic spread of this many runnable cases (every k-th in name order): the whole suite costs
+# ~4.5 minutes of kernel builds, a sixth of CI's budget; WB_ONNX_CL_ALL=1 runs every case, as docs/onnx.md's
+# CL figures were measured
+CL_CASES = 400
+
+
+def _cl_cases() -> list:
+    return _cases() if os.environ.get("WB_ONNX_CL_ALL") == "1" else suite.subset(_cases(), CL_CASES)
+
+
 @functools.lru_cache(maxsize=1)
 def _cl_report():
-    return suite.run_suite("CL", _cases())  # schedules every case first, then builds the kernels in batches
+    return suite.run_suite("CL", _cl_cases())  # schedules every case first, then builds the kernels in batches
 
 
 @pytest.mark.slow
 def test_node_suite_on_cl_agrees_with_ref(capsys):
-    """Every runnable case on CL: at least the bar passes, and each case gets REF's status (or passes where
-    REF does not)."""
+    """The CL cases (a spread, or all): each gets REF's status (or passes where REF does not), so CL passes at
+    least as many as REF does on them (and the measured floor when every case runs)."""
     if "CL" not in Device.available():
         pytest.skip("no OpenCL device")
+    cases = _cl_cases()
     r = _cl_report()
     with capsys.disabled():
         print("\n" + suite.format_report(r))
@@ -60,4 +72,9 @@ def test_node_suite_on_cl_agrees_with_ref(capsys):
     cl = {name: (status, detail) for name, status, detail in r["failures"]}
     disagree = [(name, *cl[name]) for name in cl if cl[name][0] != ref.get(name, "pass")]
     assert disagree == []
-    assert r["counts"]["pass"] >= MIN_CL_PASSES
+    names = {c.name for c in cases}
+    ref_passes = sum(1 for c in cases if suite.excluded_reason(c.name) is None) - sum(
+        1 for name in ref if name in names)
+    assert r["counts"]["pass"] >= ref_passes
+    if len(cases) == len(_cases()):
+        assert r["counts"]["pass"] >= MIN_CL_PASSES

@@ -53,7 +53,7 @@ def test_outstanding_requests_agree(name):
     d = with_options(DESIGNS[name])
     _check(run_on_rtl(d, assemble(FRONT + ROUND_TRIP + "finish"), dram_image(d)))
     merge = d.memory.dram_burst_merge
-    for seed in range(30, 32):
+    for seed in (30,):  # one random program per build: the hypothesis test below draws more
         prog, image = valid_random_program(d, seed, dense=merge)
         _check(run_on_rtl(d, prog, image))
 
@@ -74,7 +74,7 @@ N4 = with_options(DESIGNS["n4+merge+posted"])
 
 
 @pytest.mark.slow
-@settings(max_examples=10, deadline=None, derandomize=True, database=None,
+@settings(max_examples=6, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_posted_read_backs_and_colliding_programs_agree(data):
