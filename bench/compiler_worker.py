@@ -12,7 +12,8 @@ own virtual environments), so it must stay a standalone script: no imports from 
 Every workload is written once per framework below; the two tensor frameworks share one spelling
 where their APIs agree, with the few differences in small adapter functions (`_ours_*`, `_tg_*`).
 Inputs come from numpy's seeded generator, so every column sees identical inputs. A tensor column's
-output is checked against the numpy implementation (allclose) once every workload is timed (numpy's BLAS threads spin for a while after a call and would slow the timings), and a wrong result voids its times.
+output is checked against the numpy implementation (allclose) once every workload is timed (numpy's BLAS
+threads spin for a while after a call and would slow the timings), and a wrong result voids its times.
 
 The last line on stdout is the JSON report; progress goes to stderr.
 """
