@@ -97,6 +97,8 @@ class Chip:
     # pipeline's first DRAM round trips, beyond memory.dram_latency_cycles); charged to calls that start cold
     cold_start_s: float = 0.0
     gemm_tiles: tuple[tuple[int, int], ...] = ()  # output tiles (M x N) one core computes at a time; () = any
+    # the GEMM library also runs persistent stream-K kernels: every core takes an equal share of all tiles' K steps
+    stream_k: bool = False
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,8 @@ _L2_RANGES: dict[str, Spec] = {
     "multicast_cores": Spec("int", 1, 64),
     "flush_dirty_bytes": Spec("int", 0, 2**40),
 }
-_BOOLS: tuple[tuple[str, str], ...] = (("memory", "dram_burst_merge"), ("memory", "dram_posted_stores"))
+_BOOLS: tuple[tuple[str, str], ...] = (("memory", "dram_burst_merge"), ("memory", "dram_posted_stores"),
+                                       ("chip", "stream_k"))
 _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("matrix", "dataflow"): DATAFLOWS,
     ("matrix", "input_dtype"): INPUT_DTYPES,

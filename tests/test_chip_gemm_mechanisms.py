@@ -1,6 +1,6 @@
 """The chip level's per-chip GEMM mechanisms: library tiles (wave quantization), the sustained clock, the fixed
-cost of a GEMM call, L2 multicast and a call that starts after an L2 flush (docs/timing.md, "Chip level"). Small
-cases on an 8x8 int8 chip (~4 s)."""
+cost of a GEMM call, L2 multicast, a call that starts after an L2 flush and stream-K mappings (docs/timing.md, "Chip
+level"). Small cases on an 8x8 int8 chip (~5 s)."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,6 +11,7 @@ import pytest
 
 from compiler.accel.chip_model import (
     Mapping,
+    active_cores,
     block_shape,
     chip_dram_bytes_per_cycle,
     clock_stretch,
@@ -20,8 +21,10 @@ from compiler.accel.chip_model import (
     multicast_factor,
     overhead_cycles,
     run_mapping,
+    stream_k_peers,
+    stream_k_tiles,
 )
-from compiler.accel.mapping import candidate_grids, heuristic_mapping, search_mapping
+from compiler.accel.mapping import candidate_grids, heuristic_mapping, search_mapping, stream_k_candidates
 from isa.design import DesignError, L2Cache, load_design, parse_design
 
 SMALL_TEXT = (Path(__file__).resolve().parent.parent / "designs" / "small-int8-8x8.toml").read_text()
@@ -226,3 +229,49 @@ def test_a_cold_start_is_set_only_where_flushed_measurements_exist():
             assert d.chip.cold_start_s > 0 and 0 < dirty < d.l2.bytes, name
         else:
             assert d.chip.cold_start_s == 0 and dirty == 0, name
+
+
+def test_stream_k_field_parses_defaults_to_off_and_is_checked():
+    assert parse_design(with_chip("stream_k = true"), "x.toml").chip.stream_k is True
+    assert load_design("small-int8-8x8").chip.stream_k is False
+    with pytest.raises(DesignError, match=r"x.toml:\d+: field 'chip.stream_k' = 1 must be true or false"):
+        parse_design(with_chip("stream_k = 1"), "x.toml")
+
+
+def test_stream_k_shares_all_tiles_k_steps_evenly_over_the_cores():
+    # 3 output tiles of 16x16 (K = 64) on 4 cores: a grid of whole tiles leaves a core idle; stream-K gives each
+    # core 3 * 64 / 4 = 48 K steps of one tile (shares that end mid-tile: up to 3 cores meet in one tile)
+    mp = Mapping(3, 1, tile=(16, 16), sk_cores=4)
+    assert block_shape(48, 16, 64, 1, mp) == (16, 16, 48, 1) and active_cores(48, 16, 64, 1, mp) == 4
+    assert stream_k_tiles(48, 16, 1, mp) == 3 and stream_k_peers(64, 48) == 3
+    assert stream_k_peers(64, 64) == 1 and stream_k_peers(64, 128) == 1 and stream_k_peers(64, 96) == 2
+    assert "stream-K on 4 cores of 16x16 tiles" in mp.describe() and mp.cores == 4
+
+
+def test_stream_k_balances_a_partial_wave_and_pays_a_fixup_only_for_split_tiles():
+    d = chip(4, gemm_tiles=((16, 16),), stream_k=True)
+    grid = run_mapping(d, 48, 16, 512, Mapping(3, 1, tile=(16, 16)))  # 3 tiles: one core idle
+    sk = run_mapping(d, 48, 16, 512, Mapping(3, 1, tile=(16, 16), sk_cores=4))
+    assert grid.active == 3 and sk.active == 4 and grid.reduction_cycles == 0
+    assert sk.core_cycles < grid.core_cycles and sk.reduction_cycles > 0
+    # 4 tiles on 4 cores: every share is one whole tile, nothing to fix up, and the same work as the grid's
+    even = run_mapping(d, 64, 16, 512, Mapping(4, 1, tile=(16, 16), sk_cores=4))
+    assert even.reduction_cycles == 0 and even.block == (16, 16, 512)
+
+
+def test_stream_k_is_an_extra_candidate_of_the_search_never_a_slower_one():
+    off = chip(4, gemm_tiles=((16, 16),))
+    on = dataclasses.replace(off, chip=dataclasses.replace(off.chip, stream_k=True))
+    assert stream_k_candidates(off, 48, 16, 512) == []
+    assert [mp.sk_cores for mp in stream_k_candidates(on, 48, 16, 512)] == [4]
+    base, _ = search_mapping(off, 48, 16, 512)
+    best, runs = search_mapping(on, 48, 16, 512)
+    assert any(r.mapping.sk_cores for r in runs) and best.cycles <= base.cycles
+    no_l2 = dataclasses.replace(on, l2=None)  # stream-K is a chip-level mapping: none without an L2
+    assert stream_k_candidates(no_l2, 48, 16, 512) == []
+
+
+def test_stream_k_is_on_for_h100_like_only():
+    # cited for CUTLASS's sm90 kernels (docs/sources.md V.13); no Tensile stream-K kernel was found for gfx1100
+    assert load_design("h100-like").chip.stream_k is True
+    assert load_design("rx7900xtx-like").chip.stream_k is False

@@ -186,14 +186,14 @@ def test_rx7900xtx_gemv_meets_the_bandwidth_bar():
 
 
 def test_rx7900xtx_per_call_cost_is_bounded_by_the_gemv_on_the_same_card():
-    # docs/sources.md V.31: the ~50-70 us that PyTorch's 1024^3 loops spend outside the kernel are the system's, not the
+    # docs/sources.md V.17: the ~50-70 us that PyTorch's 1024^3 loops spend outside the kernel are the system's, not the
     # chip's. On the same card llama.cpp's GEMV (V.8) leaves at most (measured time - weights at 960 GB/s) per call, so
     # a chip-wide per-call cost above that, e.g. one fitted to the PyTorch rows, would contradict a measurement
     design = reference_design_for("rx-7900-xtx")
     row = next(r for r in load_measurements() if r.chip == "rx-7900-xtx" and r.kind == "gemv")
     outside_dram = row.flops / (row.measured_tflops * 1e12) - row.n * row.k * 2 / 960e9
     assert 0 < design.chip.kernel_overhead_s <= outside_dram < 20e-6
-    # upstream PyTorch does not list gfx1100 among its hipBLASLt-preferred archs: those submissions ran rocBLAS (V.31)
+    # upstream PyTorch does not list gfx1100 among its hipBLASLt-preferred archs: those submissions ran rocBLAS (V.17)
     for issue in ("/issues/58", "/issues/68"):
         libs = {r.library for r in load_measurements() if r.chip == "rx-7900-xtx" and r.source_url.endswith(issue)}
         assert libs and all(lib.startswith("rocBLAS via hipBLAS") for lib in libs)

@@ -28,6 +28,8 @@ Two more describe a call that starts cold, right after the L2 was flushed (a pro
 timed call): `cold_start_s` (device time before the kernel streams: its operands' address translations and the
 pipeline's first DRAM round trips) and `[l2] flush_dirty_bytes` (dirty lines the flush leaves in the L2: the call's
 reads evict them and their write-back shares the DRAM with those reads). Warm calls (the default) pay neither.
+`stream_k` adds persistent stream-K mappings (a GEMM library's load balancer for a partial last wave): each core takes
+an equal share of all tiles' K steps, and tiles whose K is split between cores are fixed up through the L2.
 `[l2] multicast_cores` lets a cluster of cores share one L2 read of a common operand panel (Hopper's TMA
 multicast): the L2 serves fewer bytes than the cores load, so each core's share of its bandwidth grows.
 """
@@ -45,7 +47,7 @@ from sim.simulator import simulate
 
 __all__ = ["Mapping", "ChipRun", "run_mapping", "core_view", "block_shape", "active_cores", "clock_stretch",
            "overhead_cycles", "cold_start_cycles", "flush_write_back_bytes", "multicast_factor",
-           "chip_dram_bytes_per_cycle"]
+           "chip_dram_bytes_per_cycle", "stream_k_tiles", "stream_k_peers"]
 
 
 @dataclass(frozen=True)
@@ -59,16 +61,23 @@ class Mapping:
     block: OsBlock | None = None  # the core's OS blocking; None: the tiling heuristic's (tiling.os_block)
     order: str = "nm"  # the core's loop over output blocks: "nm" column blocks outer, "mn" row blocks outer
     tile: tuple[int, int] | None = None  # the library's output tile (M x N): blocks are whole tiles; None: any size
+    # stream-K (chip.stream_k): a persistent kernel on sk_cores cores, each taking an equal share of all tiles' K
+    # steps (a share may end inside a tile: its partial sums are fixed up through the L2); gm x gn are then the
+    # tile grid's rows and columns in flight in one wave (for the L2 reuse and multicast), not a split of the work
+    sk_cores: int = 0
 
     @property
     def cores(self) -> int:
         """Cores the grid names (some may get no work when the sizes divide unevenly)."""
-        return self.gm * self.gn * self.gk * self.gb
+        return self.sk_cores or self.gm * self.gn * self.gk * self.gb
 
     def describe(self) -> str:
         """One line for reports: grid, split-K, batch split, blocking and order."""
         blk = "heuristic" if self.block is None else \
             f"{self.block.bm}x{self.block.bn} tiles, kc {self.block.kc}, {self.block.acc_buffers} acc buffers"
+        if self.sk_cores:
+            return (f"stream-K on {self.sk_cores} cores of {self.tile[0]}x{self.tile[1]} tiles" if self.tile else
+                    f"stream-K on {self.sk_cores} cores") + f", block {blk}, order {self.order}"
         return (f"grid {self.gm}x{self.gn}" + (f" of {self.tile[0]}x{self.tile[1]} tiles" if self.tile else "")
                 + (f", split-K {self.gk}" if self.gk > 1 else "")
                 + (f", batch over {self.gb}" if self.gb > 1 else "") + f", block {blk}, order {self.order}")
@@ -78,8 +87,12 @@ def block_shape(m: int, n: int, k: int, batch: int, mp: Mapping) -> tuple[int, i
     """(block M, block N, block K, batch elements per core) of the largest block.
 
     With a library tile the block is a whole number of tiles (at most the matrix): a grid of gm rows over
-    ceil(M / tile M) tiles gives each core ceil(tiles / gm) of them.
+    ceil(M / tile M) tiles gives each core ceil(tiles / gm) of them. A stream-K mapping's block is one tile with
+    the core's share of all tiles' K steps as its K (more than K when a share spans several tiles).
     """
+    if mp.sk_cores:
+        tm, tn = mp.tile or (m, n)
+        return min(m, tm), min(n, tn), ceil_div(stream_k_tiles(m, n, batch, mp) * k, mp.sk_cores), 1
     if mp.tile is None:
         bm, bn = ceil_div(m, mp.gm), ceil_div(n, mp.gn)
     else:
@@ -122,9 +135,25 @@ def chip_dram_bytes_per_cycle(design: Design) -> float:
     return min(peak, sustained / design.chip.clock_hz) if sustained else float(peak)
 
 
+def stream_k_tiles(m: int, n: int, batch: int, mp: Mapping) -> int:
+    """Output tiles of a stream-K mapping, over all batch elements."""
+    tm, tn = mp.tile or (m, n)
+    return ceil_div(m, tm) * ceil_div(n, tn) * batch
+
+
+def stream_k_peers(k: int, bk: int) -> int:
+    """Most cores that share one output tile when each takes `bk` consecutive K steps of a K-long tile: 1 when the
+    shares fall on tile boundaries, else the tile's pieces (a share shorter than the tile can start mid-tile)."""
+    if bk % k == 0:
+        return 1
+    return 2 if bk > k else ceil_div(k, bk) + 1
+
+
 def active_cores(m: int, n: int, k: int, batch: int, mp: Mapping) -> int:
     """Cores that get a block (a grid finer than the sizes leaves some idle)."""
     bm, bn, bk, bb = block_shape(m, n, k, batch, mp)
+    if mp.sk_cores:
+        return min(mp.sk_cores, ceil_div(stream_k_tiles(m, n, batch, mp) * k, bk))
     return ceil_div(m, bm) * ceil_div(n, bn) * ceil_div(k, bk) * ceil_div(batch, bb)
 
 
@@ -237,7 +266,13 @@ def run_mapping(design: Design, m: int, n: int, k: int, mp: Mapping, batch: int 
     c_bytes = batch * m * n * (out_bytes or ab)
     dram_wr = c_bytes
     reduction = 0
-    if mp.gk > 1:
+    if mp.sk_cores and stream_k_peers(k, bk) > 1:
+        reduction = _stream_k_fixup(design, core, bm, bn, stream_k_peers(k, bk))
+        workspace = active * bm * bn * ab  # at most one partial tile per core at a time
+        if workspace > l2.bytes:
+            dram_rd += workspace
+            dram_wr += workspace
+    elif mp.gk > 1:
         partials = mp.gk * batch * m * n * ab  # accumulator-dtype partial sums, written and read back
         if mp.gk * m * n * ab * concurrent > l2.bytes:
             dram_rd += partials
@@ -265,6 +300,17 @@ def run_mapping(design: Design, m: int, n: int, k: int, mp: Mapping, batch: int 
         cycles += cold_start_cycles(design)
     return ChipRun(mp, cycles, core_t, dram_roof, l2_t, reduction, (bm, bn, bk), active, int(dram_rd),
                    int(dram_wr), counters, bound)
+
+
+def _stream_k_fixup(design: Design, core: Design, bm: int, bn: int, peers: int) -> int:
+    """Cycles a stream-K kernel adds after its cores' shares: a core whose share ended inside a tile writes that
+    tile's accumulator-dtype partial sums to the L2, and the core that finishes the tile reads its peers' partials
+    and adds them (CUTLASS's sm90 stream-K fixup), all tiles at once, each through its core's own port."""
+    partial = bm * bn * design.acc_bytes
+    port = core.memory.dram_bandwidth_bytes_per_cycle
+    move = ceil_div(partial * peers, port)  # one partial written, peers - 1 read
+    adds = ceil_div((peers - 1) * bm * bn, design.vector.lanes)
+    return max(move, adds) + design.l2.latency_cycles
 
 
 def _heuristic_block(gp: Any) -> OsBlock:

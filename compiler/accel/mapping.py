@@ -10,7 +10,9 @@ never slower than it. The winner is cached on disk per (design content, shape) u
 
 A design whose `[chip] gemm_tiles` lists its GEMM library's output tiles is searched over those tiles only: every
 block is a whole number of one tile, as a library kernel's thread blocks are, so the grid quantizes into waves
-over the cores; the heuristic is then the tile and grid with the smallest block.
+over the cores; the heuristic is then the tile and grid with the smallest block. With `[chip] stream_k` the search
+also simulates the best persistent stream-K mapping (`stream_k_candidates`): an extra candidate, so it can only make
+a shape faster than the grids alone.
 """
 from __future__ import annotations
 
@@ -29,12 +31,14 @@ from compiler.accel.chip_model import (
     core_view,
     multicast_factor,
     run_mapping,
+    stream_k_tiles,
 )
 from compiler.accel.tiling import MAX_STREAM, OsBlock, os_block_candidates
 from isa.design import Design, ceil_div
 from isa.errors import UserError
 
-__all__ = ["divisor_grid", "tiled_grid", "heuristic_mapping", "search_mapping", "best_run", "best_mapping", "candidate_grids"]
+__all__ = ["divisor_grid", "tiled_grid", "heuristic_mapping", "search_mapping", "best_run", "best_mapping", "candidate_grids",
+           "stream_k_candidates"]
 
 CACHE_KIND = "mapping"
 MODEL_VERSION = "3"  # bump when the chip model or the lowering changes what a mapping costs
@@ -121,6 +125,23 @@ def candidate_grids(design: Design, m: int, n: int, k: int, batch: int = 1) -> l
     return out
 
 
+def stream_k_candidates(design: Design, m: int, n: int, k: int, batch: int = 1) -> list[Mapping]:
+    """One persistent stream-K mapping per library tile (chip.stream_k; none without it): all cores, with the tile
+    grid's rows and columns that one wave of `chip.cores` tiles covers as its grid (L2 reuse, multicast)."""
+    if not design.chip.stream_k or design.l2 is None:
+        return []
+    cores, rows, cols = design.chip.cores, design.matrix.rows, design.matrix.cols
+    out = []
+    for tile in design.chip.gemm_tiles or ((rows, cols),):
+        probe = Mapping(1, 1, tile=tile, sk_cores=cores)
+        if stream_k_tiles(m, n, batch, probe) * ceil_div(k, rows) < cores:  # fewer K steps than cores
+            continue
+        gm = min(ceil_div(m, tile[0]), cores)
+        gn = min(ceil_div(n, tile[1]), max(1, cores // gm))
+        out.append(Mapping(gm, gn, tile=tile, sk_cores=cores))
+    return out
+
+
 def _estimate(design: Design, m: int, n: int, k: int, batch: int, mp: Mapping, out_bytes: int | None = None) -> float:
     """Analytical cycles of a grid: the core's array time against its port time, and the chip roofs."""
     rows, cols = design.matrix.rows, design.matrix.cols
@@ -173,7 +194,8 @@ def _from_json(raw: bytes) -> Mapping | None:
     try:
         d = json.loads(raw)
         blk, tile = d.pop("block"), d.pop("tile", None)
-        return Mapping(**d, block=OsBlock(**blk) if blk else None, tile=(int(tile[0]), int(tile[1])) if tile else None)
+        return Mapping(**d, block=OsBlock(**blk) if blk else None,
+                       tile=(int(tile[0]), int(tile[1])) if tile else None)  # entries before stream-K: sk_cores 0
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
 
@@ -205,7 +227,9 @@ def search_mapping(design: Design, m: int, n: int, k: int, batch: int = 1, *, to
     grids = sorted(candidate_grids(design, m, n, k, batch),
                    key=lambda g: _estimate(design, m, n, k, batch, g, out_bytes))
     seen = {heur}
-    for mp in grids[:top]:
+    streamk = sorted(stream_k_candidates(design, m, n, k, batch),
+                     key=lambda g: _estimate(design, m, n, k, batch, g, out_bytes))
+    for mp in grids[:top] + streamk[:1]:  # the best stream-K mapping is simulated beside the grids, never instead
         if mp not in seen:
             seen.add(mp)
             attempt(mp)
