@@ -1425,10 +1425,30 @@ def _conv_windows(x: Tensor, k_hw: tuple, geom: tuple, cout: int) -> Tensor:
     n, cin = x.shape[:2]
     kh, kw = k_hw
     cg, og = cin // groups, cout // groups
-    win = x.pad(((0, 0), (0, 0), (ph, ph), (pw, pw)))._pool((kh, kw), (sh, sw), (dh, dw))  # (n, cin, oh, ow, kh, kw)
+    xp = x.pad(((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    if (sh, sw, dh, dw) == (1, 1, 1, 1) and kh <= xp.shape[2] and kw <= xp.shape[3]:
+        win = _unit_stride_windows(xp, kh, kw)
+    else:
+        win = xp._pool((kh, kw), (sh, sw), (dh, dw))  # (n, cin, oh, ow, kh, kw)
     oh, ow = win.shape[2], win.shape[3]
     win = win.reshape(n, groups, 1, cg, oh, ow, kh, kw)._broadcast_to((n, groups, og, cg, oh, ow, kh, kw))
     return win.reshape(n, cout, cg, oh, ow, kh, kw)
+
+
+def _unit_stride_windows(xp: Tensor, kh: int, kw: int) -> Tensor:
+    """The KH x KW windows at stride 1 of xp (N, C, H, W): (N, C, OH, OW, KH, KW), as views only. The same
+    view `_pool` builds (the same kernels: its index math simplifies alike) in 13 view ops rather than 21:
+    a stride-1 conv's graph is rebuilt every eager call, on the host thread before the first kernel.
+    Along each axis: KH + 1 copies of the axis read at a stride one longer than it, so copy ky at
+    position oy is element oy + ky."""
+    n, c, hp, wp = xp.shape
+    oh, ow = hp - kh + 1, wp - kw + 1
+    v = xp.reshape(n, c, 1, hp, wp)._broadcast_to((n, c, kh + 1, hp, wp)).reshape(n, c, (kh + 1) * hp, wp)
+    v = v.shrink((None, None, (0, kh * (hp + 1)), None)).reshape(n, c, kh, hp + 1, wp)
+    v = v.shrink((None, None, None, (0, oh), None)).reshape(n, c, kh, oh, 1, wp)
+    v = v._broadcast_to((n, c, kh, oh, kw + 1, wp)).reshape(n, c, kh, oh, (kw + 1) * wp)
+    v = v.shrink((None, None, None, None, (0, kw * (wp + 1)))).reshape(n, c, kh, oh, kw, wp + 1)
+    return v.shrink((None, None, None, None, None, (0, ow))).permute(0, 1, 3, 5, 2, 4)
 
 
 # Below this many weight elements re-read through a transposing pack (the weight's size times the output

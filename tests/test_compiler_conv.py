@@ -127,3 +127,24 @@ def test_big_conv_follows_weight_updates():
     assert np.abs(w3 - w2).max() > 1e-4
     close(X.conv2d(W, padding=1).numpy(), np_conv(x, w3, 1))
     close(fwd(X).numpy(), np_conv(x, w3, 1))
+
+
+@pytest.mark.parametrize("shape,k", [((2, 3, 7, 9), (3, 3)), ((1, 2, 5, 4), (5, 2)), ((1, 1, 3, 6), (3, 1))])
+def test_unit_stride_windows_are_pools_windows(shape, k):
+    """conv2d's stride-1 windows (13 view ops) hold exactly what the general sliding-window view does, down
+    to a window as tall as the input (one output row)."""
+    from compiler.tensor import _unit_stride_windows
+
+    x = Tensor(rnd(*shape), device="REF")
+    fast = _unit_stride_windows(x, *k)
+    assert fast.shape == x._pool(k, (1, 1), (1, 1)).shape
+    np.testing.assert_array_equal(fast.numpy(), x._pool(k, (1, 1), (1, 1)).numpy())
+
+
+def test_unit_stride_windows_render_the_same_conv_kernel(monkeypatch):
+    from compiler import tensor
+
+    x, w = Tensor(rnd(2, 8, 13, 11), device="CL"), Tensor(rnd(16, 8, 3, 3), device="CL")
+    fast = [program_for(k).src for k in x.conv2d(w, padding=1).schedule()]
+    monkeypatch.setattr(tensor, "_unit_stride_windows", lambda xp, kh, kw: xp._pool((kh, kw), (1, 1), (1, 1)))
+    assert [program_for(k).src for k in x.conv2d(w, padding=1).schedule()] == fast
