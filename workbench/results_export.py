@@ -47,6 +47,9 @@ def parse_filter(text: str, known_params: set[str]) -> Callable[[dict[str, Any]]
         value: Any = float(raw)
     except ValueError:
         value = raw.strip("\"'")
+        if name in METRICS:  # a metric compared with text would silently compare strings: "area_mm2<<3"
+            raise FilterError(f"--where {text!r}: {name} is a number, but {raw!r} is not; "
+                              f"e.g. \"{name}{op}100\"") from None
     fn = _OPS[op]
 
     def keep(row: dict[str, Any]) -> bool:

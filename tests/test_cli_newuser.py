@@ -1,0 +1,123 @@
+"""What a new user hit following the README (one test per problem): errors that name the thing, output that
+fits the terminal, and the documented ways to start the tool. In-process and small, so the file stays fast."""
+from __future__ import annotations
+
+import runpy
+import sys
+
+import pytest
+
+from compiler import Tensor
+from compiler.errors import ShapeError
+from workbench.cli import main
+from workbench.results_export import FilterError, parse_filter
+from workbench.tables import Column, fit_table, wrap_lines
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+# `measure --device SIM` went as far as timing and died with AttributeError: a simulated design has no clock to read.
+@pytest.mark.parametrize("device", ["SIM", "SIM:tiny-int8-4x4"])
+def test_measure_refuses_a_simulated_device(device, capsys):
+    assert main(["measure", "gemm:8x8x8", "--device", device]) == 2
+    err = _one_line_error(capsys)
+    assert "simulated accelerator" in err and "workbench estimate" in err
+
+
+# `--where "area_mm2<<3"` compared the metric with the text "<3" and quietly kept or dropped rows.
+def test_where_needs_a_number_for_a_metric():
+    with pytest.raises(FilterError, match=r"area_mm2 is a number, but '<3' is not"):
+        parse_filter("area_mm2<<3", set())
+    keep = parse_filter("design_name==edge", set())  # text fields still compare as text
+    assert keep({"design_name": "edge"}) and not keep({"design_name": "other"})
+    assert parse_filter("area_mm2<=20", set())({"area_mm2": 10.0})
+
+
+# The sweep and results tables cut every cell to "g…" at 80 columns; they now leave columns out and say which.
+def test_results_table_fits_80_columns_without_cutting(monkeypatch, capsys):
+    from workbench.cli_sweep import _table
+
+    monkeypatch.setenv("COLUMNS", "80")
+    params = {"matrix.rows": 32, "matrix.cols": 32, "matrix.dataflow": "os", "memory.scratchpad_bytes": 262144,
+              "memory.dram_bandwidth_bytes_per_cycle": 32, "chip.clock_hz": 1e9, "chip.node_nm": 16}
+    row = {"workload": "gemm:512x512x512", "params": params, "status": "ok", "tflops_per_kusd": 73.33,
+           "tflops_per_w": 0.5664, "tflops": 0.29, "area_mm2": 8.1, "peak_power_w": 6.2, "price_usd": 3.9}
+    _table([row], ["tflops_per_kusd", "tflops_per_w"], "1 result")
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80 and "…" not in out
+    assert "gemm:512x512x512" in out and "73.33" in out and "0.5664" in out
+    assert "dram_bandwidth_bytes_per_cycle" in " ".join(out.split())  # named whole in the caption
+
+
+def test_fit_table_shares_spare_width_and_counts_columns():
+    from rich.console import Console
+
+    console = Console(width=60, record=True)
+    cols = [Column("name", "left", wrap=True), Column("n"), Column("note", "left", wrap=True),
+            Column("extra_\nwide", priority=1)]
+    rows = [["a rather long name of a thing " * 2, "1", "a note that says a good deal about it " * 2, "x" * 40]]
+    console.print(fit_table("t", cols, rows, console))
+    text = console.export_text()
+    assert "1 column left out" in text and "(extra_wide)" in text
+    body = [line for line in text.splitlines() if line.strip().startswith("a ")][0]
+    name, note = body[:body.index(" 1 ")], body[body.index(" 1 ") + 3:]
+    assert len(name.strip()) > 15 and len(note.strip()) > 15  # neither text column is left a sliver
+
+
+# `cost --published` and `cost --design` printed lines of 160-240 characters.
+def test_wrap_lines_keeps_words_and_hangs_under_the_column():
+    line = "  die:GH100            $    342.09  " + "word " * 30
+    out = wrap_lines([line, "short"], 80)
+    assert all(len(x) <= 80 for x in out) and out[-1] == "short"
+    assert " ".join(" ".join(out[:-1]).split()) == " ".join(line.split())
+    hang = line.index("word")
+    assert len(out) > 2 and all(x.startswith(" " * hang) and x[hang] != " " for x in out[1:-1])
+    url = "https://example.com/" + "a" * 90  # a word longer than the line goes on a line of its own, whole
+    assert wrap_lines([f"  key  {'note ' * 12}[{url}]"], 80)[-1] == f"[{url}]"
+
+
+def test_cost_output_fits_80_columns(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["cost", "--published"]) == 0
+    assert main(["cost", "--area-mm2", "100", "--node", "N5", "--memory-gb", "80", "--memory-type", "HBM3"]) == 0
+    out = capsys.readouterr().out
+    assert all(len(line) <= 80 or " " not in line for line in out.splitlines())  # only a long link runs over
+    assert "https://www.overclockers.com/forums/threads/estimated-costs-for-gpu-dies.803946/]" in out
+
+
+# `python -m workbench.cli --help` printed nothing and exited 0; the top-level help ran to 112 columns.
+@pytest.mark.filterwarnings("ignore:'workbench.cli' found in sys.modules:RuntimeWarning")  # imported above
+def test_python_m_workbench_cli_runs_the_tool(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["workbench", "--help"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module("workbench.cli", run_name="__main__")
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "what does a petaflop cost" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+# Tensor.zeros(-1, 3) and a ragged list raised numpy's ValueError, naming no shape; zeros(2.5) made 2 elements.
+@pytest.mark.parametrize("make, message", [
+    (lambda: Tensor.zeros(-1, 3), r"Tensor.zeros: shape \(-1, 3\) must be whole numbers >= 0"),
+    (lambda: Tensor.ones((2, -1)), r"Tensor.ones: shape \(2, -1\)"),
+    (lambda: Tensor.zeros(2.5), r"Tensor.zeros: shape \(2.5,\)"),
+    (lambda: Tensor.full((2, 3.0), 1.0), r"Tensor.full: shape \(2, 3.0\)"),
+    (lambda: Tensor.randn(-2, seed=0), r"Tensor.randn: shape \(-2,\)"),
+    (lambda: Tensor([[1, 2], [3]]), r"Tensor: data is not rectangular"),
+])
+def test_tensor_creation_names_a_bad_shape(make, message):
+    with pytest.raises(ShapeError, match=message):
+        make()
+
+
+def test_tensor_creation_shapes_that_are_fine():
+    import numpy as np
+
+    assert Tensor.zeros((2, 3)).shape == (2, 3) and Tensor.ones(np.int64(4)).shape == (4,)
+    assert Tensor.zeros(0, 2).shape == (0, 2) and Tensor.full(3, 1.0).shape == (3,)
+    assert Tensor.rand([2, 2], seed=1).shape == (2, 2) and Tensor.zeros().shape == ()
