@@ -121,3 +121,34 @@ def test_tensor_creation_shapes_that_are_fine():
     assert Tensor.zeros((2, 3)).shape == (2, 3) and Tensor.ones(np.int64(4)).shape == (4,)
     assert Tensor.zeros(0, 2).shape == (0, 2) and Tensor.full(3, 1.0).shape == (3,)
     assert Tensor.rand([2, 2], seed=1).shape == (2, 2) and Tensor.zeros().shape == ()
+
+
+# A layers.csv row with a cell missing died in int(None) with a TypeError traceback.
+def test_layers_csv_short_row_names_the_line(tmp_path, capsys):
+    csv = tmp_path / "layers.csv"
+    csv.write_text("name,m,n,k\nfc1,16,16\n")
+    assert main(["estimate", "tiny-int8-4x4", "--workload", str(csv)]) == 2
+    assert "layers.csv:2: m, n, k and count must be integers" in _one_line_error(capsys)
+
+
+# A model file whose own code raised (at import or in model()) ended in a traceback and exit code 1.
+@pytest.mark.parametrize("source, line, what", [
+    ("import no_such_module_here\n", 1, "ModuleNotFoundError: No module named 'no_such_module_here'"),
+    ("def model():\n    raise RuntimeError('boom')\n", 2, "RuntimeError: boom"),
+])
+def test_model_file_errors_name_file_and_line(source, line, what, tmp_path, capsys):
+    path = tmp_path / "net.py"
+    path.write_text(source)
+    assert main(["run", str(path), "--device", "REF"]) == 2
+    assert f"net.py:{line}: the model file raised {what}" in _one_line_error(capsys)
+
+
+# `run` and `quantize` printed rich's default tables, cut to "SIM:datace…" and "per-channe…" at 80 columns.
+@pytest.mark.parametrize("argv", [["run", "mlp", "--batch", "4", "--device", "SIM:tiny-int8-4x4"],
+                                  ["quantize", "mlp", "--batch", "4", "--device", "SIM:tiny-int8-4x4"]])
+def test_run_and_quantize_tables_fit_80_columns(argv, monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80 and "…" not in out
+    assert "SIM:tiny-int8-4x4" in out or "r_4_" in out
