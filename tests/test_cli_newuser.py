@@ -152,3 +152,19 @@ def test_run_and_quantize_tables_fit_80_columns(argv, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80 and "…" not in out
     assert "SIM:tiny-int8-4x4" in out or "r_4_" in out
+
+
+# doctor gave its mostly empty "fix" column as much room as "found", folding paths every 20 characters.
+def test_doctor_gives_found_the_room(monkeypatch, capsys):
+    from workbench import doctor
+
+    path = "/opt/tools/a/rather/deep/folder/of/a/toolchain/bin/verilator"
+    monkeypatch.setattr(doctor, "run_checks", lambda: [
+        doctor.Check("verilator", True, f"5.0 at {path}"),
+        doctor.Check("cuda device", False, "no NVIDIA driver", "install the NVIDIA driver", required=False)])
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    cells = [line.split("│")[3].strip() for line in out.splitlines() if line.count("│") == 5]
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert max(len(c) for c in cells) >= 25 and path in "".join(cells)  # folded, but in wide pieces, whole
