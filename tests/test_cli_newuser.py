@@ -168,3 +168,28 @@ def test_doctor_gives_found_the_room(monkeypatch, capsys):
     cells = [line.split("│")[3].strip() for line in out.splitlines() if line.count("│") == 5]
     assert max(len(line) for line in out.splitlines()) <= 80
     assert max(len(c) for c in cells) >= 25 and path in "".join(cells)  # folded, but in wide pieces, whole
+
+
+# `python -m bench.power_at_measured --help` ran the whole script and ignored its arguments.
+def test_power_at_measured_has_help(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["power_at_measured", "--help"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module("bench.power_at_measured", run_name="__main__")
+    assert exc.value.code == 0 and "usage: python -m bench.power_at_measured" in capsys.readouterr().out
+
+
+# simulate_gemm(design, 8, 8, 8) (the design first) died in "'<' not supported between 'int' and 'Design'".
+@pytest.mark.parametrize("call, message", [
+    (lambda f, d: f(d, 8, 8, 8), "m = a Design must be a whole number >= 1; call simulate_gemm(m, n, k, design)"),
+    (lambda f, d: f(8.0, 8, 8, d), "m = 8.0 must be a whole number >= 1"),
+    (lambda f, d: f(8, 8, 8, d, rows=0), "rows = 0 must be a whole number >= 1"),
+])
+def test_simulate_gemm_names_a_bad_argument(call, message):
+    import re
+
+    from compiler.accel.gemm_lowering import GemmSizeError
+    from compiler.accel.gemm_run import simulate_gemm
+    from isa.design import load_design
+
+    with pytest.raises(GemmSizeError, match=re.escape(message)):
+        call(simulate_gemm, load_design("tiny-int8-4x4"))
