@@ -193,3 +193,16 @@ def test_simulate_gemm_names_a_bad_argument(call, message):
 
     with pytest.raises(GemmSizeError, match=re.escape(message)):
         call(simulate_gemm, load_design("tiny-int8-4x4"))
+
+
+# A 2048^3 float matmul on REF (or a SIM device's host fallback) died in numpy's bare MemoryError.
+def test_ref_out_of_memory_says_why(monkeypatch):
+    from compiler import interpreter
+    from compiler.errors import CompilerError
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 32.0 GiB")
+
+    monkeypatch.setattr(interpreter, "eval_node", no_memory)
+    with pytest.raises(CompilerError, match=r"REF: \w+ over \d+ elements does not fit in host memory.*M x N x K"):
+        (Tensor.ones(2, 3, device="REF") @ Tensor.ones(3, 4, device="REF")).numpy()
