@@ -1118,7 +1118,7 @@ class Tensor:
         if a.shape[-1] != b.shape[-2]:
             raise ShapeError(
                 f"matmul: shapes {self.shape} and {other.shape} not aligned: "
-                f"{a.shape[-1]} (dim {a.ndim - 1}) != {b.shape[-2]} (dim {b.ndim - 2})"
+                f"{a.shape[-1]} (dim {self.ndim - 1}) != {b.shape[-2]} (dim {max(other.ndim - 2, 0)})"  # dims of the given shapes
             )
         dt = promote(a.dtype, b.dtype)
         acc = _matmul_acc(dt)

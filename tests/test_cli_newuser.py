@@ -206,3 +206,11 @@ def test_ref_out_of_memory_says_why(monkeypatch):
     monkeypatch.setattr(interpreter, "eval_node", no_memory)
     with pytest.raises(CompilerError, match=r"REF: \w+ over \d+ elements does not fit in host memory.*M x N x K"):
         (Tensor.ones(2, 3, device="REF") @ Tensor.ones(3, 4, device="REF")).numpy()
+
+
+# (3,) @ (4,) said "3 (dim 1) != 4 (dim 0)": dim 1 of the internal 2-d view, not of the shape the user gave.
+def test_matmul_mismatch_names_dims_of_the_given_shapes():
+    with pytest.raises(ShapeError, match=r"3 \(dim 0\) != 4 \(dim 0\)"):
+        Tensor.ones(3) @ Tensor.ones(4)
+    with pytest.raises(ShapeError, match=r"3 \(dim 2\) != 4 \(dim 0\)"):
+        Tensor.ones(5, 2, 3) @ Tensor.ones(4, 2)
