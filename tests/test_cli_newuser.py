@@ -214,3 +214,15 @@ def test_matmul_mismatch_names_dims_of_the_given_shapes():
         Tensor.ones(3) @ Tensor.ones(4)
     with pytest.raises(ShapeError, match=r"3 \(dim 2\) != 4 \(dim 0\)"):
         Tensor.ones(5, 2, 3) @ Tensor.ones(4, 2)
+
+
+# A misspelled section ([vectr]) got no line number and no suggestion, unlike a misspelled field.
+def test_misspelled_design_section_names_line_and_suggests(tmp_path, capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "designs" / "tiny-int8-4x4.toml").read_text()
+    bad = tmp_path / "d.toml"
+    bad.write_text(text.replace("[vector]", "[vectr]"))
+    assert main(["estimate", str(bad), "--workload", "gemm:16x16x16"]) == 2
+    line = text.splitlines().index("[vector]") + 1
+    assert f"d.toml:{line}: unknown top-level entries ['vectr'] (did you mean 'vector'?)" in _one_line_error(capsys)
