@@ -226,3 +226,14 @@ def test_misspelled_design_section_names_line_and_suggests(tmp_path, capsys):
     assert main(["estimate", str(bad), "--workload", "gemm:16x16x16"]) == 2
     line = text.splitlines().index("[vector]") + 1
     assert f"d.toml:{line}: unknown top-level entries ['vectr'] (did you mean 'vector'?)" in _one_line_error(capsys)
+
+
+# `asm` printed its 105-character summary on one line.
+def test_asm_summary_fits_80_columns(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parent.parent / "examples" / "programs" / "gemm.s"
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["asm", str(src), "-o", str(tmp_path / "g.bin"), "--design", "tiny-int8-4x4"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80 and "of tiny-int8-4x4" in out
