@@ -237,3 +237,10 @@ def test_asm_summary_fits_80_columns(tmp_path, monkeypatch, capsys):
     assert main(["asm", str(src), "-o", str(tmp_path / "g.bin"), "--design", "tiny-int8-4x4"]) == 0
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80 and "of tiny-int8-4x4" in out
+
+
+# WB_DEVICE=FOO said "unknown device 'FOO'" to a user who had given no device anywhere on the command line.
+def test_bad_wb_device_names_the_variable(monkeypatch, capsys):
+    monkeypatch.setenv("WB_DEVICE", "FOO")
+    assert main(["measure", "gemm:8x8x8"]) == 2
+    assert "environment variable WB_DEVICE='FOO': unknown device 'FOO'" in _one_line_error(capsys)
