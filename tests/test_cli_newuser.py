@@ -244,3 +244,16 @@ def test_bad_wb_device_names_the_variable(monkeypatch, capsys):
     monkeypatch.setenv("WB_DEVICE", "FOO")
     assert main(["measure", "gemm:8x8x8"]) == 2
     assert "environment variable WB_DEVICE='FOO': unknown device 'FOO'" in _one_line_error(capsys)
+
+
+# The sweep's summary was one line of 130+ characters ("... x 1 workloads ...").
+def test_sweep_summary_fits_80_columns(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    spec = Path(__file__).resolve().parent.parent / "examples" / "sweep-edge.toml"
+    monkeypatch.setenv("COLUMNS", "80")
+    argv = ["sweep", str(spec), "--strategy", "random", "--points", "1", "--scheduler", "inline", "--quiet",
+            "--db", str(tmp_path / "s.db")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80 and "x 1 workload)" in out and "…" not in out

@@ -14,6 +14,7 @@ from workbench.outputs import check_output_file, write_file
 from workbench.results_db import ResultsDBError
 from workbench.results_export import FilterError
 from workbench.sweep_spec import MAX_POINTS, STRATEGIES
+from workbench.tables import print_lines
 
 
 def _console():
@@ -79,9 +80,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_json(), indent=1))
         return 1 if summary.lost else 0
     s = summary
-    print(f"sweep {s.name}: {s.results} results ({s.design_points} design points x {len(spec.workloads)} workloads) "
-          f"in {db}; computed {s.computed} in {s.seconds:.1f} s ({s.points_per_s:.1f} points/s) on {s.scheduler}, "
-          f"reused {s.reused}, {s.errors} failed" + (f", {s.invalid_skipped} invalid points skipped" if s.invalid_skipped else ""))
+    n_work = len(spec.workloads)
+    print_lines([f"sweep {s.name}: {s.results} results ({s.design_points} design points x {n_work} "
+                 f"workload{'s' if n_work != 1 else ''}) in {db}; computed {s.computed} in {s.seconds:.1f} s "
+                 f"({s.points_per_s:.1f} points/s) on {s.scheduler}, reused {s.reused}, {s.errors} failed"
+                 + (f", {s.invalid_skipped} invalid points skipped" if s.invalid_skipped else "")])
     if s.lost:
         print(f"{s.lost} points were lost to the cluster (workers died); run the same command again to finish them",
               file=sys.stderr)
