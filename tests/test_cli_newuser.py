@@ -257,3 +257,15 @@ def test_sweep_summary_fits_80_columns(tmp_path, monkeypatch, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 80 and "x 1 workload)" in out and "…" not in out
+
+
+# docs/compiler.md's first example used np without importing numpy (NameError on a copy-paste).
+def test_compiler_doc_example_runs_as_written(capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "compiler.md").read_text()
+    example = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    namespace: dict = {}
+    exec(compile(example, "docs/compiler.md", "exec"), namespace)
+    assert namespace["out"].shape == (512, 512) and capsys.readouterr().out.strip()  # kernel names may change
