@@ -269,3 +269,13 @@ def test_compiler_doc_example_runs_as_written(capsys):
     namespace: dict = {}
     exec(compile(example, "docs/compiler.md", "exec"), namespace)
     assert namespace["out"].shape == (512, 512) and capsys.readouterr().out.strip()  # kernel names may change
+
+
+# An option mistake printed argparse's usage block first (12 lines for `cost`), the error last.
+def test_option_mistakes_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["cost", "--area-mm2", "-1", "--node", "N5"])
+    assert exc.value.code == 2
+    err = _one_line_error(capsys)
+    assert err.startswith("workbench cost: error: argument --area-mm2: '-1' is out of range")
+    assert "(see `workbench cost --help`)" in err
