@@ -279,3 +279,18 @@ def test_option_mistakes_are_one_line(capsys):
     err = _one_line_error(capsys)
     assert err.startswith("workbench cost: error: argument --area-mm2: '-1' is out of range")
     assert "(see `workbench cost --help`)" in err
+
+
+# An --input .npy of strings reached the model and died in numpy's "could not convert string to float".
+def test_onnx_input_of_strings_is_refused(tmp_path):
+    import numpy as np
+
+    from isa.errors import UserError
+    from workbench.onnx_run import parse_inputs
+
+    path = tmp_path / "x.npy"
+    np.save(path, np.array([["a", "b"], ["c", "d"]]))
+    with pytest.raises(UserError, match=r"--input x: .*x.npy holds <U1 values; save numbers"):
+        parse_inputs([f"x={path}"])
+    np.save(path, np.ones((2, 2), np.int64))
+    assert parse_inputs([f"x={path}"])["x"].dtype == np.int64
