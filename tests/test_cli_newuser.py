@@ -35,6 +35,9 @@ def test_where_needs_a_number_for_a_metric():
     keep = parse_filter("design_name==edge", set())  # text fields still compare as text
     assert keep({"design_name": "edge"}) and not keep({"design_name": "other"})
     assert parse_filter("area_mm2<=20", set())({"area_mm2": 10.0})
+    with pytest.raises(FilterError, match=r"status is one of ok, error"):
+        parse_filter("status==eror", set())
+    assert parse_filter("status==error", set())({"status": "error"})
 
 
 # The sweep and results tables cut every cell to "g…" at 80 columns; they now leave columns out and say which.

@@ -12,7 +12,7 @@ from isa.fields import Spec
 from workbench.cli_args import COUNT, spec_type
 from workbench.outputs import check_output_file, write_file
 from workbench.results_db import ResultsDBError
-from workbench.results_export import FilterError
+from workbench.results_export import STATUSES, FilterError
 from workbench.sweep_spec import MAX_POINTS, STRATEGIES
 from workbench.tables import print_lines
 
@@ -196,7 +196,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--sweep", metavar="NAME", help="only this sweep's results")
     r.add_argument("--where", action="append", metavar="EXPR",
                    help="filter, e.g. 'area_mm2<=100', 'matrix.rows==32', 'status==error' (repeatable)")
-    r.add_argument("--status", choices=("ok", "error"), help="only ok or failed points")
+    r.add_argument("--status", choices=STATUSES, help="only ok or failed points")
     r.add_argument("--frontier", metavar="OBJ,OBJ[,OBJ]",
                    help="only the Pareto frontier over these objectives (default: the sweep's)")
     r.add_argument("--only-frontier", action="store_true", help="only the frontier over the sweep's objectives")
