@@ -297,3 +297,16 @@ def test_onnx_input_of_strings_is_refused(tmp_path):
         parse_inputs([f"x={path}"])
     np.save(path, np.ones((2, 2), np.int64))
     assert parse_inputs([f"x={path}"])["x"].dtype == np.int64
+
+
+# `rtl activity` printed its energy source as one line of 170 characters.
+def test_rtl_activity_text_fits_80_columns():
+    from workbench.cli_rtl import activity_lines
+
+    rep = {"design": "tiny-int8-4x4", "cycles": 215, "energy_per_toggle_pj": 0.009, "node_nm": 28,
+           "blocks": {"matrix": {"toggles": 1234, "energy_pj_per_cycle": 1.5}}, "energy_pj_per_mac": 1.53,
+           "macs": 544, "energy_pj_per_cycle": 3.886, "provenance": "modelled (traced-net toggles only; a floor)",
+           "energy_per_toggle_source": "Aladdin 40 nm register 0.009 pJ/bit (Shao et al. ISCA 2014, "
+                                       "hwcomponents-library) x Stillmaker-Baas energy scaling (0.8 V)"}
+    lines = wrap_lines(activity_lines(rep, "examples/programs/gemm.s"), 80)
+    assert max(len(x) for x in lines) <= 80 and "Stillmaker-Baas" in " ".join(lines)
