@@ -61,4 +61,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    # no options; the parser gives --help and refuses stray arguments instead of running regardless
+    argparse.ArgumentParser(prog="python -m bench.power_at_measured", description=__doc__.split("\n\n")[0]).parse_args()
     raise SystemExit(main())

@@ -144,7 +144,10 @@ def default_device() -> str:
     global _default
     env = os.environ.get("WB_DEVICE")
     if _default is None or _default[0] != env:  # a changed WB_DEVICE is honoured, and a removed one undone
-        _default = (env, canonicalize(env) if env else _first_device())
+        try:
+            _default = (env, canonicalize(env) if env else _first_device())
+        except DeviceError as exc:  # the user gave no device: say where this one came from
+            raise DeviceError(f"environment variable WB_DEVICE={env!r}: {exc}; fix or unset it") from None
     return _default[1]
 
 

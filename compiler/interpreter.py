@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .dtypes import dtypes
+from .errors import CompilerError
 from .lazy import Node, toposort
 from .ops import MOVEMENT, Ops
 
@@ -117,5 +120,12 @@ def evaluate(root: Node, float_np=None) -> np.ndarray:
                 if float_np is not None and n.dtype.is_float:
                     vals[n.id] = vals[n.id].astype(float_np)
             else:
-                vals[n.id] = eval_node(n, [vals[s.id] for s in n.src], float_np)
+                try:
+                    vals[n.id] = eval_node(n, [vals[s.id] for s in n.src], float_np)
+                except MemoryError:  # e.g. a 2048^3 matmul's product: 32 GiB; say so instead of numpy's bare error
+                    size = max(math.prod(x.shape) for x in (n, *n.src))
+                    raise CompilerError(
+                        f"REF: {n.op.name} over {size:,} elements does not fit in host memory: the numpy reference "
+                        "interpreter computes each op whole (a matmul as its M x N x K product); use smaller "
+                        "sizes, or a compiled device such as CL") from None
     return np.ascontiguousarray(vals[root.id])

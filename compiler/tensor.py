@@ -59,6 +59,16 @@ def _shape_arg(shape) -> tuple:
     return tuple(map(int, shape))
 
 
+def _new_shape(shape, what: str) -> tuple:
+    """The shape of a tensor being created: whole numbers >= 0, else a ShapeError naming `what` and the shape."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):  # zeros((2, 3)) as zeros(2, 3)
+        shape = tuple(shape[0])
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise ShapeError(f"{what}: shape {shape} must be whole numbers >= 0, e.g. (2, 3)")
+    return tuple(int(d) for d in shape)
+
+
 def _pair(x, n: int = 2) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,) * n
 
@@ -99,7 +109,10 @@ class Tensor:
         device = canonicalize(device)
         if isinstance(data, Tensor):
             data = data.numpy()
-        arr = np.asarray(data)
+        try:
+            arr = np.asarray(data)
+        except ValueError as exc:  # nested lists of different lengths: numpy names no shape we can add to
+            raise ShapeError(f"Tensor: data is not rectangular (nested lists of different lengths?): {exc}") from None
         dt = to_dtype(dtype) if dtype is not None else _infer_dtype(arr)
         _check_conversion(arr, dt, warn_narrowing=dtype is None and isinstance(data, np.ndarray))
         if dt == dtypes.bfloat16 and arr.dtype != dt.np:
@@ -265,18 +278,18 @@ class Tensor:
                 if isinstance(value, float)
                 else dtypes.int32
             )
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        shape = _new_shape(shape, "Tensor.full")
         return Tensor(lazy.const(value, shape, to_dtype(dtype), canonicalize(device)))
 
     @staticmethod
     def zeros(*shape, dtype=dtypes.float32, device: str | None = None) -> Tensor:
         """A tensor of zeros."""
-        return Tensor.full(_shape_arg(shape), 0, dtype, device)
+        return Tensor.full(_new_shape(shape, "Tensor.zeros"), 0, dtype, device)
 
     @staticmethod
     def ones(*shape, dtype=dtypes.float32, device: str | None = None) -> Tensor:
         """A tensor of ones."""
-        return Tensor.full(_shape_arg(shape), 1, dtype, device)
+        return Tensor.full(_new_shape(shape, "Tensor.ones"), 1, dtype, device)
 
     def zeros_like(self) -> Tensor:
         return Tensor.full(self.shape, 0, self.dtype, self.device)
@@ -309,7 +322,7 @@ class Tensor:
     @classmethod
     def rand(cls, *shape, dtype=dtypes.float32, device: str | None = None, seed: int | None = None) -> Tensor:
         """Uniform [0, 1) values from the seeded generator."""
-        shape = _shape_arg(shape)
+        shape = _new_shape(shape, "Tensor.rand")
         return cls._random(lambda rng: rng.random(shape, dtype=np.float32), dtype, device, seed)
 
     @classmethod
@@ -317,7 +330,7 @@ class Tensor:
         cls, *shape, dtype=dtypes.float32, device: str | None = None, seed: int | None = None
     ) -> Tensor:
         """Standard normal values from the seeded generator."""
-        shape = _shape_arg(shape)
+        shape = _new_shape(shape, "Tensor.randn")
         return cls._random(lambda rng: rng.standard_normal(shape, dtype=np.float32), dtype, device, seed)
 
     @classmethod
@@ -1105,7 +1118,7 @@ class Tensor:
         if a.shape[-1] != b.shape[-2]:
             raise ShapeError(
                 f"matmul: shapes {self.shape} and {other.shape} not aligned: "
-                f"{a.shape[-1]} (dim {a.ndim - 1}) != {b.shape[-2]} (dim {b.ndim - 2})"
+                f"{a.shape[-1]} (dim {self.ndim - 1}) != {b.shape[-2]} (dim {max(other.ndim - 2, 0)})"  # dims of the given shapes
             )
         dt = promote(a.dtype, b.dtype)
         acc = _matmul_acc(dt)

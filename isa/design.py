@@ -313,7 +313,12 @@ def parse_design(text: str, path: str = "<string>", name: str | None = None) -> 
         raise DesignError(f"{path}: not valid TOML: {exc}") from None
     unknown = set(data) - set(_SECTIONS) - set(EXTRA_SECTIONS) - {"name", "description", "l2"}
     if unknown:
-        raise DesignError(f"{path}: unknown top-level entries {sorted(unknown)}; allowed: name, description, "
+        first = sorted(unknown)[0]
+        lines = text.splitlines()
+        line = next((i for i, x in enumerate(lines, 1) if re.match(rf"\s*\[*\s*{re.escape(first)}\s*[]=.]", x)), None)
+        hint = difflib.get_close_matches(first, [*_SECTIONS, "l2", *EXTRA_SECTIONS, "name", "description"], n=1)
+        raise DesignError(f"{path}{f':{line}' if line else ''}: unknown top-level entries {sorted(unknown)}"
+                          + (f" (did you mean {hint[0]!r}?)" if hint else "") + "; allowed: name, description, "
                           f"[{'], ['.join([*_SECTIONS, 'l2', *EXTRA_SECTIONS])}]")
     kwargs: dict[str, Any] = {}
     for section, cls in _SECTIONS.items():

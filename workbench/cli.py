@@ -23,21 +23,23 @@ COMMAND_MODULES = (
 )
 
 DESCRIPTION = """\
-Petaflop Workbench: what does a petaflop cost, and could a custom accelerator do better?
+Petaflop Workbench: what does a petaflop cost, and could a custom accelerator
+do better?
 
-Run a model on this machine's GPU or CPU (OpenCL), simulate custom accelerator designs cycle by cycle
-(and on their RTL), and compare FLOPS per dollar and per watt against real chips. Start with
-`workbench demo`; `workbench doctor` checks the toolchain. Each command has --help."""
+Run a model on this machine's GPU or CPU (OpenCL), simulate custom accelerator
+designs cycle by cycle (and on their RTL), and compare FLOPS per dollar and per
+watt against real chips. Start with `workbench demo`; `workbench doctor` checks
+the toolchain. Each command has --help."""
 
 EPILOG = """\
-Mistakes (a bad file, field, shape or option) print one line naming the thing and the fix, exit code 2.
-Designs are TOML files (shipped ones by name, e.g. small-int8-8x8); the figures' sources are in docs/sources.md."""
+Mistakes (a bad file, field, shape or option) print one line naming the thing
+and the fix, exit code 2. Designs are TOML files (shipped ones by name, e.g.
+small-int8-8x8); the figures' sources are in docs/sources.md."""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 already; keep its message, drop the noise
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+    def error(self, message: str) -> None:  # one line, exit 2: the usage block (12 lines for `cost`) hid the error
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,3 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `workbench chips | head` is not an error
         return 0
+
+
+if __name__ == "__main__":  # `python -m workbench.cli` works as `python -m workbench` and `workbench` do
+    raise SystemExit(main())

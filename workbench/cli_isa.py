@@ -65,8 +65,10 @@ def cmd_asm(args: argparse.Namespace) -> int:
     design = load_design(args.design)
     program = assemble(read_text(args.source, "assembly program"), args.source, design_constants(design))
     write_file(out, to_bytes(program))
-    print(f"{out}: {len(program)} instructions, {out.stat().st_size} bytes "
-          f"(constants {', '.join(DESIGN_CONSTANT_NAMES)} of {design.name})")
+    from workbench.tables import print_lines
+
+    print_lines([f"{out}: {len(program)} instructions, {out.stat().st_size} bytes "
+                 f"(constants {', '.join(DESIGN_CONSTANT_NAMES)} of {design.name})"])
     return 0
 
 

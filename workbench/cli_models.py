@@ -12,7 +12,7 @@ from isa.design import load_design
 from isa.fields import Spec
 from workbench.cli_args import COUNT, MARGIN, NON_NEGATIVE, POSITIVE, spec_type
 from workbench.errors import UsageError
-from workbench.tables import Column, fit_table
+from workbench.tables import Column, fit_table, print_lines
 
 
 def _add(table, *cells: str) -> None:
@@ -123,7 +123,7 @@ def _design_cost(args: argparse.Namespace) -> int:
         f"  {'price':<20} ${cost.price_usd:>10,.2f}  cost / (1 - margin {cost.margin:g})",
     ]
     lines += [f"note: {n}" for n in cost.notes]
-    print("\n".join(lines))
+    print_lines(lines)
     return 0
 
 
@@ -150,7 +150,7 @@ def _published_costs(args: argparse.Namespace) -> int:
             implied = "" if r.implied_d0 is None else f"; its good dies need D0 {r.implied_d0:.3f}"
             lines.append(f"  {r.key:<22} ${r.published_usd:>7,.2f}  {stated}; defaults {r.default_error:+.1%}{implied}")
             lines.append(f"  {'':<22} {r.method}  [{r.source}]")
-    print("\n".join(lines))
+    print_lines(lines)
     return 0
 
 
@@ -218,8 +218,9 @@ def cmd_cost(args: argparse.Namespace) -> int:
     lines = [
         f"die: {die.area_mm2:g} mm^2 at {die.node} (modelled)",
         f"  wafer price          ${die.wafer_price_usd:,.0f} per 300 mm wafer",
-        f"  gross dies per wafer {die.gross_dies_per_wafer:.1f}  (pi(d/2)^2/A' - pi d/sqrt(2A'), edge excl. "
-        f"{die.edge_exclusion_mm:g} mm, scribe {die.scribe_mm:g} mm)",
+        f"  gross dies per wafer {die.gross_dies_per_wafer:.1f}  (edge excl. {die.edge_exclusion_mm:g} mm, "
+        f"scribe {die.scribe_mm:g} mm)",
+        "                       = pi(d/2)^2/A' - pi d/sqrt(2A')",
         f"  defect density D0    {die.defect_density_per_cm2:g} /cm^2, "
         f"lambda = {die.defect_density_per_cm2 * die.area_mm2 / 100:.3f}",
         *([f"  note: {RETICLE_NOTE.format(area=die.area_mm2)}"] if die.area_mm2 > RETICLE_MM2 else []),
@@ -244,7 +245,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
             f"  {'cost':<20} ${unit.cost_usd:>10,.2f}",
             f"  {'price':<20} ${unit.price_usd:>10,.2f}  cost / (1 - margin {unit.margin:g})",
         ]
-    print("\n".join(lines))
+    print_lines(lines)
     return 0
 
 

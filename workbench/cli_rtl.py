@@ -210,15 +210,23 @@ def cmd_activity(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep, indent=2))
     else:
-        print(f"{design.name}: {args.program}: {rep['cycles']} cycles traced, "
-              f"{rep['energy_per_toggle_pj'] * 1000:.2f} fJ per toggle at {design.chip.node_nm} nm")
-        for name, b in rep["blocks"].items():
-            print(f"  {name:12s} {b['toggles']:12,d} toggles  {b['energy_pj_per_cycle']:10.3f} pJ/cycle")
-        per_mac = rep["energy_pj_per_mac"]
-        print(f"  total {rep['energy_pj_per_cycle']:.3f} pJ/cycle; "
-              + (f"{per_mac:.4f} pJ per MAC ({rep['macs']} MACs)" if per_mac else "no MACs"))
-        print(f"  source: {rep['energy_per_toggle_source']}; {rep['provenance']}")
+        from workbench.tables import print_lines
+
+        print_lines(activity_lines(rep, args.program))
     return 0 if res.ok else 1
+
+
+def activity_lines(rep: dict, program: str) -> list[str]:
+    """The text form of `rtl activity`'s energy report (wrapped to the terminal by the caller)."""
+    lines = [f"{rep['design']}: {program}: {rep['cycles']} cycles traced, "
+             f"{rep['energy_per_toggle_pj'] * 1000:.2f} fJ per toggle at {rep['node_nm']} nm"]
+    lines += [f"  {name:12s} {b['toggles']:12,d} toggles  {b['energy_pj_per_cycle']:10.3f} pJ/cycle"
+              for name, b in rep["blocks"].items()]
+    per_mac = rep["energy_pj_per_mac"]
+    lines.append(f"  total {rep['energy_pj_per_cycle']:.3f} pJ/cycle; "
+                 + (f"{per_mac:.4f} pJ per MAC ({rep['macs']} MACs)" if per_mac else "no MACs"))
+    lines.append(f"  source: {rep['energy_per_toggle_source']}; {rep['provenance']}")
+    return lines
 
 
 def register(subparsers) -> None:

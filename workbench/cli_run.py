@@ -36,7 +36,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_json(), indent=2, default=str))
         return 0 if result.matches_reference else 1
     from rich.console import Console
-    from rich.table import Table
+
+    from workbench.tables import Column, fit_table
 
     console = Console()  # rich fits the terminal; --json is the form for machines
     console.print(f"[bold]{result.model}[/] on [bold]{result.device}[/] ({result.precision}): output "
@@ -47,14 +48,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                   + (f", top-1 agreement {acc['top1_agreement']:.1%}" if "top1_agreement" in acc else ""))
     if result.sim is not None:
         s = result.sim
-        table = Table(title=f"kernels on {result.design} (simulated)")
-        for col in ("kernel", "unit", "cycles", "utilization", "DRAM read B", "DRAM write B", "host FLOP"):
-            table.add_column(col, justify="left" if col in ("kernel", "unit") else "right")
-        for k in s["kernels"]:
-            host = k["host"]["flops"] if k["host"] else 0
-            table.add_row(k["name"], k["unit"], f"{k['cycles']:,}", f"{k['utilization']:.1%}",
-                          f"{k['dram_read_bytes']:,}", f"{k['dram_write_bytes']:,}", f"{host:,}" if host else "")
-        console.print(table)
+        columns = [Column("kernel", "left", wrap=True), Column("unit", "left"), Column("cycles"),
+                   Column("utilization"), Column("DRAM read B", priority=1), Column("DRAM write B", priority=1),
+                   Column("host FLOP", priority=2)]
+        rows = [[k["name"], k["unit"], f"{k['cycles']:,}", f"{k['utilization']:.1%}", f"{k['dram_read_bytes']:,}",
+                 f"{k['dram_write_bytes']:,}", f"{k['host']['flops']:,}" if k["host"] else ""] for k in s["kernels"]]
+        console.print(fit_table(f"kernels on {result.design} (simulated)", columns, rows, console))
         line = (f"total {s['cycles']:,} cycles ({s['seconds'] * 1e6:.1f} us), array utilization "
                 f"{s['utilization']:.1%}, DRAM {s['dram_read_bytes'] + s['dram_write_bytes']:,} B")
         if s.get("program_mode") == "graph":  # kernel cycles are spans inside these programs and may overlap
@@ -83,18 +82,17 @@ def cmd_run_onnx(args: argparse.Namespace) -> int:
         print(json.dumps(r.to_json(), indent=2, default=str))
         return 0
     from rich.console import Console
-    from rich.table import Table
+
+    from workbench.tables import Column, fit_table
 
     console = Console()
     console.print(f"[bold]{r.model}[/] on [bold]{r.device}[/]: loaded in {r.load_seconds * 1e3:.1f} ms, first call"
                   f" {r.first_call_seconds * 1e3:.1f} ms" + ("" if r.sim else f", warm call {r.call_seconds * 1e3:.2f} ms"))
-    table = Table(title="outputs")
-    for col in ("output", "shape", "dtype", "min", "max", "mean"):
-        table.add_column(col, justify="left" if col in ("output", "dtype") else "right")
-    for name, s in r.summary().items():
-        table.add_row(name, str(tuple(s["shape"])), s["dtype"], *(f"{s[k]:.4g}" if k in s else "-"
-                                                               for k in ("min", "max", "mean")))
-    console.print(table)
+    columns = [Column("output", "left", wrap=True), Column("shape", wrap=True), Column("dtype", "left"),
+               Column("min", priority=1), Column("max", priority=1), Column("mean", priority=1)]
+    rows = [[name, str(tuple(s["shape"])), s["dtype"], *(f"{s[k]:.4g}" if k in s else "-" for k in ("min", "max", "mean"))]
+            for name, s in r.summary().items()]
+    console.print(fit_table("outputs", columns, rows, console))
     if r.sim is not None:
         s = r.sim
         line = (f"simulated on {s['design']}: {s['cycles']:,} cycles ({s['seconds'] * 1e6:.1f} us), array utilization"
@@ -128,16 +126,16 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_json() for r in reports], indent=2))
         return 0
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"quantization of {model.name} vs its float model ({model.input_shape} inputs; calibrated on "
-                        "another batch)")
-    for col in ("scheme", "runs on", "cosine", "max |error|", "relative error", "top-1 agreement"):
-        table.add_column(col, justify="left" if col in ("scheme", "runs on") else "right")
-    for r in reports:
-        table.add_row(r.scheme, r.runs_on, f"{r.cosine:.5f}", f"{r.max_abs_error:.3g}", f"{r.relative_error:.3g}",
-                      "-" if r.top1_agreement is None else f"{r.top1_agreement:.1%}")
-    Console().print(table)  # fits the terminal
+    from workbench.tables import Column, fit_table
+
+    columns = [Column("scheme", "left", wrap=True), Column("runs on", "left", wrap=True), Column("cosine"),
+               Column("max |error|", priority=1), Column("relative error", priority=2), Column("top-1 agreement")]
+    rows = [[r.scheme, r.runs_on, f"{r.cosine:.5f}", f"{r.max_abs_error:.3g}", f"{r.relative_error:.3g}",
+             "-" if r.top1_agreement is None else f"{r.top1_agreement:.1%}"] for r in reports]
+    console = Console()  # fits the terminal
+    console.print(fit_table(f"quantization of {model.name} vs its float model ({model.input_shape} inputs; "
+                            "calibrated on another batch)", columns, rows, console))
     return 0
 
 

@@ -12,8 +12,9 @@ from isa.fields import Spec
 from workbench.cli_args import COUNT, spec_type
 from workbench.outputs import check_output_file, write_file
 from workbench.results_db import ResultsDBError
-from workbench.results_export import FilterError
+from workbench.results_export import STATUSES, FilterError
 from workbench.sweep_spec import MAX_POINTS, STRATEGIES
+from workbench.tables import print_lines
 
 
 def _console():
@@ -22,27 +23,31 @@ def _console():
     return Console()  # fits the terminal; --json is the form for machines
 
 
-def _table(rows: list[dict[str, Any]], objectives: list[str], title: str, limit: int | None = None) -> None:
-    from rich.table import Table
-    from rich.text import Text
+def _stacked(name: str) -> str:
+    """A header that may stack at its underscores ("tflops_per_kusd" over three lines), so narrow columns fit."""
+    return name.replace("_", "_\n")
 
+
+def _table(rows: list[dict[str, Any]], objectives: list[str], title: str, limit: int | None = None) -> None:
     from workbench.sweep_metrics import METRICS
+    from workbench.tables import Column, fit_table
 
     params = list(dict.fromkeys(p for r in rows for p in (r.get("params") or {})))
     metrics = [*objectives, *(m for m in ("tflops", "area_mm2", "peak_power_w", "price_usd") if m not in objectives)]
-    table = Table(title=title)
-    table.add_column("workload")
-    for p in params:
-        table.add_column(p.split(".", 1)[1], justify="right")
-    for m in metrics:
-        table.add_column(f"{m}\n{METRICS[m].unit}", justify="right")
-    table.add_column("status")
+    # A narrow terminal loses the extra metrics first, then the varied fields (right to left); the
+    # workload, the objectives and the status always show, and --json/--csv have everything.
+    columns = [Column("workload", "left", wrap=True)]
+    columns += [Column(_stacked(p.split(".", 1)[1]), priority=1) for p in params]
+    columns += [Column(f"{_stacked(m)}\n{METRICS[m].unit}", priority=0 if m in objectives else 2) for m in metrics]
+    columns.append(Column("status", "left", wrap=True))
+    table_rows = []
     for r in rows[:limit]:
         cells = [r["workload"], *(str(r["params"].get(p, "")) for p in params)]
         cells += ["—" if r.get(m) is None else f"{r[m]:.4g}" for m in metrics]
         cells.append(r["status"] if r["status"] == "ok" else f"error: {r.get('error') or ''}"[:60])
-        table.add_row(*(Text(c) for c in cells))
-    _console().print(table)
+        table_rows.append(cells)
+    console = _console()
+    console.print(fit_table(title, columns, table_rows, console))
     if limit is not None and len(rows) > limit:
         print(f"... {len(rows) - limit} more (--limit N, or --csv/--json for all)")
 
@@ -75,9 +80,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_json(), indent=1))
         return 1 if summary.lost else 0
     s = summary
-    print(f"sweep {s.name}: {s.results} results ({s.design_points} design points x {len(spec.workloads)} workloads) "
-          f"in {db}; computed {s.computed} in {s.seconds:.1f} s ({s.points_per_s:.1f} points/s) on {s.scheduler}, "
-          f"reused {s.reused}, {s.errors} failed" + (f", {s.invalid_skipped} invalid points skipped" if s.invalid_skipped else ""))
+    n_work = len(spec.workloads)
+    print_lines([f"sweep {s.name}: {s.results} results ({s.design_points} design points x {n_work} "
+                 f"workload{'s' if n_work != 1 else ''}) in {db}; computed {s.computed} in {s.seconds:.1f} s "
+                 f"({s.points_per_s:.1f} points/s) on {s.scheduler}, reused {s.reused}, {s.errors} failed"
+                 + (f", {s.invalid_skipped} invalid points skipped" if s.invalid_skipped else "")])
     if s.lost:
         print(f"{s.lost} points were lost to the cluster (workers died); run the same command again to finish them",
               file=sys.stderr)
@@ -86,6 +93,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.report:
         print(f"report: {args.report}")
     return 1 if s.lost else 0
+
+
+def _when(utc: str | None) -> str:
+    """A stored UTC timestamp as "2026-11-26 15:40:12" (a space, so a narrow column can wrap it)."""
+    return (utc or "unfinished").replace("T", " ").split(".")[0].removesuffix("+00:00").removesuffix("Z")
 
 
 def _constraints(raw: str):
@@ -144,15 +156,17 @@ def cmd_results(args: argparse.Namespace) -> int:
         print(to_json(rows))
         return 0
     if not args.sweep:
-        from rich.table import Table
+        from workbench.tables import Column, fit_table
 
-        t = Table(title=f"Sweeps in {args.db}")
-        for col in ("sweep", "strategy", "results", "ok", "failed", "frontier", "started (UTC)", "finished (UTC)"):
-            t.add_column(col)
-        for s in sweeps:
-            t.add_row(s["name"], s["strategy"], str(s["points"]), str(s["ok"] or 0), str(s["errors"] or 0),
-                      ", ".join(json.loads(s["frontier"])), s["started_utc"], s["finished_utc"] or "unfinished")
-        _console().print(t)
+        columns = [Column("sweep", "left", wrap=True), Column("strategy", "left", priority=2), Column("results"),
+                   Column("ok"), Column("failed"), Column("frontier", "left", wrap=True, priority=1),
+                   Column("started (UTC)", "left", wrap=True, priority=3),
+                   Column("finished (UTC)", "left", wrap=True, priority=2)]
+        table_rows = [[s["name"], s["strategy"], str(s["points"]), str(s["ok"] or 0), str(s["errors"] or 0),
+                       ", ".join(json.loads(s["frontier"])), _when(s["started_utc"]), _when(s["finished_utc"])]
+                      for s in sweeps]
+        console = _console()
+        console.print(fit_table(f"Sweeps in {args.db}", columns, table_rows, console))
     _table(rows, objectives, f"{len(rows)} results", limit=args.limit)
     return 0
 
@@ -182,7 +196,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--sweep", metavar="NAME", help="only this sweep's results")
     r.add_argument("--where", action="append", metavar="EXPR",
                    help="filter, e.g. 'area_mm2<=100', 'matrix.rows==32', 'status==error' (repeatable)")
-    r.add_argument("--status", choices=("ok", "error"), help="only ok or failed points")
+    r.add_argument("--status", choices=STATUSES, help="only ok or failed points")
     r.add_argument("--frontier", metavar="OBJ,OBJ[,OBJ]",
                    help="only the Pareto frontier over these objectives (default: the sweep's)")
     r.add_argument("--only-frontier", action="store_true", help="only the frontier over the sweep's objectives")

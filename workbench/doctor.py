@@ -149,9 +149,12 @@ def doctor(args: argparse.Namespace) -> int:
         from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title="workbench doctor", show_lines=False)
-        for col in ("check", "status", "found", "fix"):
-            table.add_column(col, overflow="fold")
+        table = Table(title="workbench doctor", show_lines=False, expand=True)  # expand: the ratios apply
+        # Names and statuses stay whole; what was found (long paths) gets the most room, the fix the rest.
+        table.add_column("check", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("found", overflow="fold", ratio=3)
+        table.add_column("fix", overflow="fold", ratio=2)
         for c in checks:
             status = "[green]ok[/]" if c.ok else ("[red]MISSING[/]" if c.required else "[yellow]optional[/]")
             table.add_row(c.name, status, escape(c.detail), "" if c.ok else escape(c.fix))  # "[cuda]" is no markup

@@ -135,7 +135,7 @@ def parse_workload(spec: str) -> Workload:
         for line, row in enumerate(reader, 2):
             try:
                 vals = [int(row[c]) for c in ("m", "n", "k")] + [int(row.get("count") or 1)]
-            except ValueError:
+            except (TypeError, ValueError):  # TypeError: a short row leaves its last cells None
                 raise WorkloadError(f"{spec}:{line}: m, n, k and count must be integers, got {dict(row)}") from None
             if min(vals) < 1:
                 raise WorkloadError(f"{spec}:{line}: m, n, k and count must be >= 1, got {vals}")

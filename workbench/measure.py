@@ -148,6 +148,10 @@ def measure(spec: str, device: str | None = None, dtype: str = "float32", repeat
     device = canonicalize(device)
     if device == "REF":
         raise UsageError("--device REF is the numpy reference interpreter; measure a real device (CL, CUDA, HIP)")
+    if device.startswith("SIM"):  # nothing to time: the simulator's cycles are the figure
+        raise UsageError(f"--device {device} is a simulated accelerator; measure a real device (CL, CUDA, HIP), "
+                         f"or simulate it with `workbench estimate {device.partition(':')[2] or 'DESIGN'} "
+                         f"--workload gemm:MxNxK`")
     out, flops = _workload(spec, device, dtype)
     runner = KernelRunner(out, device)
     runner.run()  # compile and warm up

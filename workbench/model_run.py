@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,15 @@ class ModelRun:
         return asdict(self)
 
 
+def _raise_if_in(exc: Exception, path: Path, spec: str) -> None:
+    """The user's model file raised in its own code: a one-line UsageError naming the file and line.
+
+    An exception raised inside other code (a bug of ours the model only reached) is left to keep its traceback."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
+    if frames and Path(frames[-1].filename).resolve() == path.resolve():
+        raise UsageError(f"{spec}:{frames[-1].lineno}: the model file raised {type(exc).__name__}: {exc}") from None
+
+
 def load_model(spec: str, batch: int | None = None):
     """A built-in model by name (mlp, cnn, gpt2-block) or a Python file that defines `model()`."""
     from compiler import models
@@ -68,9 +78,20 @@ def load_model(spec: str, batch: int | None = None):
         raise UsageError(f"{where}: not a Python model file: {exc.msg}") from None
     except OSError as exc:
         raise UsageError(f"cannot read {spec}: {exc.strerror or exc}") from None
+    except UsageError:
+        raise
+    except Exception as exc:
+        _raise_if_in(exc, path, spec)
+        raise
     if not hasattr(module, "model"):
         raise UsageError(f"{spec}: defines no model() function returning the model to run")
-    model = module.model()
+    try:
+        model = module.model()
+    except UsageError:
+        raise
+    except Exception as exc:
+        _raise_if_in(exc, path, spec)
+        raise
     if not hasattr(model, "sample_input"):
         raise UsageError(f"{spec}: model() must return a compiler.models.Sequential (it needs sample_input())")
     return model

@@ -60,6 +60,9 @@ def parse_inputs(specs: list[str] | None) -> dict[str, np.ndarray]:
             feeds[name] = np.load(p, allow_pickle=False)
         except (OSError, ValueError) as e:
             raise UserError(f"--input {name}: {path} is not a .npy array ({e})") from None
+        if feeds[name].dtype.kind not in "biuf":  # strings, dates, complex: nothing an ONNX input here takes
+            raise UserError(f"--input {name}: {path} holds {feeds[name].dtype} values; save numbers (bool, int or "
+                            "float) of the model input's shape")
     return feeds
 
 

@@ -21,6 +21,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">": lambda a, b: a > b,
 }
 PLAIN_FIELDS = ("design_name", "workload", "status")
+STATUSES = ("ok", "error")  # what a stored result's status can be
 
 
 class FilterError(UserError):
@@ -47,6 +48,11 @@ def parse_filter(text: str, known_params: set[str]) -> Callable[[dict[str, Any]]
         value: Any = float(raw)
     except ValueError:
         value = raw.strip("\"'")
+        if name in METRICS:  # a metric compared with text would silently compare strings: "area_mm2<<3"
+            raise FilterError(f"--where {text!r}: {name} is a number, but {raw!r} is not; "
+                              f"e.g. \"{name}{op}100\"") from None
+    if name == "status" and value not in STATUSES:  # a typo ("eror") would quietly match nothing
+        raise FilterError(f"--where {text!r}: status is one of {', '.join(STATUSES)}")
     fn = _OPS[op]
 
     def keep(row: dict[str, Any]) -> bool:

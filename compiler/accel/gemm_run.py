@@ -7,7 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from compiler.accel.gemm_lowering import Epilogue, check_gemm_size, gemm_design, gemm_program, operand_bytes
+from compiler.accel.gemm_lowering import (
+    Epilogue,
+    GemmSizeError,
+    check_gemm_size,
+    gemm_design,
+    gemm_program,
+    operand_bytes,
+)
 from compiler.accel.graph_program import GraphCollector, execute, next_first_half
 from isa.design import DTYPE_BYTES, Design
 from isa.functional import round_to_input
@@ -131,6 +138,13 @@ def simulate_gemm(m: int, n: int, k: int, design: Design | str | None = None, ro
                   overlap: bool | None = None, values: bool = True, seed: int = 0,
                   trace: bool = False) -> GemmResult:
     """Generate, simulate and (with values) verify C = A x B against numpy on random operands."""
+    for name, value in (("m", m), ("n", n), ("k", k), ("rows", rows), ("cols", cols)):
+        # a design passed first, or a float size, would otherwise fail deep inside in a TypeError
+        if (value is not None or name in ("m", "n", "k")) and (
+                isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            got = repr(value) if isinstance(value, (int, float, np.number)) else f"a {type(value).__name__}"
+            raise GemmSizeError(f"simulate_gemm: {name} = {got} must be a whole number >= 1; "
+                                f"call simulate_gemm(m, n, k, design)")
     d = gemm_design(design, rows, cols, dataflow, m, n, k, ideal_memory)
     check_gemm_size(d, m, n, k)  # before allocating operands
     verified = None
