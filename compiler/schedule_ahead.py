@@ -36,7 +36,9 @@ class Recording:
     """A stretch of graph building that ended in `plan`, by creation position (no nodes, no buffers)."""
 
     plan: Plan
-    rows: tuple  # per position: None (no kernel read it) or (op, arg, shape, dtype name, device, born, refs)
+    # per position: None (no kernel reads it) or ((op, shape, dtype name, device, born), arg, refs, whether
+    # any ref is an outside buffer)
+    rows: tuple
     leaves: tuple  # per outside buffer, by first use: (shape, dtype name, device)
     launch_at: dict  # position of a kernel's output -> (plan step, its inputs as refs)
     keep: frozenset  # positions of nodes that kernels read as inputs
@@ -84,25 +86,37 @@ def _on_node(n: Node) -> None:
     row = rows[i]
     if row is None:
         return None
-    op, arg, shape, dt, dev, born, refs = row
+    head, arg, refs, outside = row
     src = n.src
-    if (
-        n.op is not op
-        or n.shape != shape
-        or n.dtype.name != dt
-        or n.device != dev
-        or (n.buffer is not None) != born
-        or len(src) != len(refs)
-    ):
+    # one tuple compare in C for the usual fields; the sources by their positions in the stretch
+    if (n.op, n.shape, n.dtype.name, n.device, n.buffer is not None) != head:
         return _disarm()
     x = n.arg
     if (arg_key(x) if type(x) is float else x) != arg:
         return _disarm()
     base = a.base
+    if not outside:
+        if [s.id - base for s in src] != refs:
+            return _disarm()
+    elif len(src) != len(refs) or not _outside_match(a, src, refs):
+        return _disarm()
+    if i in a.rec.keep:
+        a.nodes[i] = n
+    step = a.rec.launch_at.get(i)
+    if step is not None:
+        _launch(a, n, *step)
+    return None
+
+
+def _outside_match(a: _Armed, src: tuple, refs: list) -> bool:
+    """Whether sources that include buffers from before the stretch are the ones recorded: the same
+    positions, and each outside buffer the same node wherever it appears (one buffer in two slots is
+    another program than two buffers)."""
+    base = a.base
     for s, r in zip(src, refs, strict=True):
         if r >= 0:
             if s.id - base != r:
-                return _disarm()
+                return False
             continue
         j = -1 - r
         have = a.leaves[j]
@@ -115,14 +129,9 @@ def _on_node(n: Node) -> None:
             or a.leaf_no.get(s.id, j) != j
             or (s.shape, s.dtype.name, s.device) != a.rec.leaves[j]
         ):
-            return _disarm()
+            return False
         a.leaves[j], a.leaf_no[s.id] = s, j
-    if i in a.rec.keep:
-        a.nodes[i] = n
-    step = a.rec.launch_at.get(i)
-    if step is not None:
-        _launch(a, n, *step)
-    return None
+    return True
 
 
 def _off() -> bool:
@@ -231,7 +240,8 @@ def record(plan: Plan, nodes: list[Node], before: dict) -> Recording | None:
         op, arg, src = before.get(n.id) or (n.op, n.arg, n.src)
         born = n.id not in before and n.buffer is not None
         arg = arg_key(arg) if type(arg) is float else arg
-        rows[n.id - base] = (op, arg, n.shape, n.dtype.name, n.device, born, tuple(ref(s) for s in src))
+        refs = [ref(s) for s in src]
+        rows[n.id - base] = ((op, n.shape, n.dtype.name, n.device, born), arg, refs, min(refs, default=0) < 0)
     launch_at, keep = {}, set()
     for st in plan.steps:
         out = nodes[st.out]
