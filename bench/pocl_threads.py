@@ -2,10 +2,11 @@
 
     python -m bench.pocl_threads                      # the GPT-2 block, 1 and 2 compute units, alternating
     python -m bench.pocl_threads --workload softmax --calls 10 --rounds 3
-    python -m bench.pocl_threads --modes eager,nomemo   # eager with and without the schedule memo
+    python -m bench.pocl_threads --modes eager,noahead,nomemo   # eager with/without launching ahead, the memo
 
-Each (compute units, mode) case runs in a fresh process (modes: eager; nomemo, eager with the schedule memo
-off, WB_PLAN_CACHE=0; jit, under @jit) (PoCL reads its thread count at start),
+Each (compute units, mode) case runs in a fresh process (modes: eager; noahead, eager launching nothing while
+the graph is built, WB_LAUNCH_AHEAD=0; nomemo, eager with the schedule memo off, WB_PLAN_CACHE=0; jit, under
+@jit) (PoCL reads its thread count at start),
 and prints per call: wall median and minimum, process CPU, the main thread's CPU (Python: graph, schedule,
 launches) and its CPU before the first kernel is enqueued, and each PoCL worker's CPU. The main thread's
 CPU before the first launch is serial work no compute unit can share; see docs/benchmarks.md.
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 
-MODES = ("eager", "nomemo", "jit")
+MODES = ("eager", "noahead", "nomemo", "jit")
 
 
 def _thread_cpu() -> dict[str, float]:
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workload", default="gpt2_block")
     ap.add_argument("--calls", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--modes", default="eager,jit", help="comma-separated: eager, nomemo, jit")
+    ap.add_argument("--modes", default="eager,jit", help="comma-separated: eager, noahead, nomemo, jit")
     ap.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # the child process
     a = ap.parse_args(argv)
     modes = a.modes.split(",")
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                 env = dict(os.environ, POCL_MAX_PTHREAD_COUNT=str(cus), POCL_CPU_MAX_CU_COUNT=str(cus))
                 if mode == "nomemo":
                     env["WB_PLAN_CACHE"] = "0"
+                if mode == "noahead":
+                    env["WB_LAUNCH_AHEAD"] = "0"
                 cmd = [sys.executable, "-m", "bench.pocl_threads", "--workload", a.workload,
                        "--calls", str(a.calls), "--one", mode]
                 r = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -135,8 +135,10 @@ def _outside_match(a: _Armed, src: tuple, refs: list) -> bool:
 
 
 def _off() -> bool:
-    """Whether the full path is asked for (WB_DEBUG reports each kernel; WB_PLAN_CACHE=0 for comparisons)."""
-    return bool(debug_level()) or os.environ.get("WB_PLAN_CACHE") == "0"
+    """Whether launching ahead is off: WB_DEBUG (it reports each kernel), WB_PLAN_CACHE=0 or
+    WB_LAUNCH_AHEAD=0 (for comparisons)."""
+    env = os.environ
+    return bool(debug_level()) or env.get("WB_PLAN_CACHE") == "0" or env.get("WB_LAUNCH_AHEAD") == "0"
 
 
 def _launch(a: _Armed, n: Node, st, ins: tuple) -> None:

@@ -145,8 +145,10 @@ def test_nothing_is_held_after_the_call(monkeypatch):
     del x, out
     gc.collect()
     assert all(r() is None for r in refs)
-    monkeypatch.setenv("WB_DEBUG", "1")  # the reporting path launches nothing ahead, and agrees
     a = arr(4, 4, seed=9)
-    out, n = ahead(lambda y: (y + 1.0).exp2().sum(), t(a))
-    assert n == 0
-    np.testing.assert_allclose(out, np.exp2(a + 1).sum(), rtol=1e-5)
+    for var, value in (("WB_LAUNCH_AHEAD", "0"), ("WB_DEBUG", "1")):  # nothing ahead, the same values
+        monkeypatch.setenv(var, value)
+        for _ in range(3):
+            out, n = ahead(lambda y: (y + 1.0).exp2().sum(), t(a))
+            assert n == 0
+            np.testing.assert_allclose(out, np.exp2(a + 1).sum(), rtol=1e-5)
