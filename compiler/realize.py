@@ -44,10 +44,12 @@ def realize(roots: list[Node]) -> None:
         kernels = create_schedule(roots)
         plan = make_plan(kernels, nodes, _programs(kernels), {d: get_backend(d) for d in {k.device for k in kernels}})
         PLANS.put(key, plan)
-    before = schedule_ahead.before_launch(plan, nodes)
     rec: list = []
-    # the recording is made while the kernels run
-    run_plan(plan, nodes, None if partial else lambda: rec.append(schedule_ahead.record(plan, nodes, before)))
+    meanwhile = None
+    if not (partial or schedule_ahead.off()):  # recorded while the kernels run, for the next call
+        before = schedule_ahead.before_launch(plan, nodes)
+        meanwhile = lambda: rec.append(schedule_ahead.record(plan, nodes, before))  # noqa: E731
+    run_plan(plan, nodes, meanwhile)
     schedule_ahead.end_stretch(plan, rec[0] if rec else None)
 
 

@@ -134,15 +134,15 @@ def _outside_match(a: _Armed, src: tuple, refs: list) -> bool:
     return True
 
 
-def _off() -> bool:
-    """Whether launching ahead is off: WB_DEBUG (it reports each kernel), WB_PLAN_CACHE=0 or
+def off() -> bool:
+    """Whether launching ahead is off (then nothing is recorded either): WB_DEBUG (it reports each kernel), WB_PLAN_CACHE=0 or
     WB_LAUNCH_AHEAD=0 (for comparisons)."""
     env = os.environ
     return bool(debug_level()) or env.get("WB_PLAN_CACHE") == "0" or env.get("WB_LAUNCH_AHEAD") == "0"
 
 
 def _launch(a: _Armed, n: Node, st, ins: tuple) -> None:
-    if _off():
+    if off():
         return _disarm()
     bufs = []
     for r in ins:
@@ -173,7 +173,7 @@ def end_stretch(plan: Plan | None, rec: Recording | None = None) -> None:
     _LAST, _ARMED = plan, None
     _BASE = lazy.next_id() + 1
     nxt = PLANS.successor(plan) if plan is not None else None
-    if nxt is None or nxt.search != os.environ.get("WB_SEARCH") or _off():
+    if nxt is None or nxt.search != os.environ.get("WB_SEARCH") or off():
         return
     if not backends_current(nxt.plan):
         return
