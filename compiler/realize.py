@@ -46,7 +46,7 @@ def realize(roots: list[Node]) -> None:
         PLANS.put(key, plan)
     rec: list = []
     meanwhile = None
-    if not (partial or schedule_ahead.off()):  # recorded while the kernels run, for the next call
+    if not partial and schedule_ahead.wanted(plan):  # recorded while the kernels run, for the next call
         before = schedule_ahead.before_launch(plan, nodes)
         meanwhile = lambda: rec.append(schedule_ahead.record(plan, nodes, before))  # noqa: E731
     run_plan(plan, nodes, meanwhile)

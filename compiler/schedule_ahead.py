@@ -18,6 +18,7 @@ were all computed ahead only waits for them. Nothing here holds a node or buffer
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -135,10 +136,39 @@ def _outside_match(a: _Armed, src: tuple, refs: list) -> bool:
 
 
 def off() -> bool:
-    """Whether launching ahead is off (then nothing is recorded either): WB_DEBUG (it reports each kernel), WB_PLAN_CACHE=0 or
-    WB_LAUNCH_AHEAD=0 (for comparisons)."""
+    """Whether launching ahead is off (then nothing is recorded either): WB_DEBUG (it reports each kernel),
+    WB_PLAN_CACHE=0 or WB_LAUNCH_AHEAD=0 (for comparisons)."""
     env = os.environ
     return bool(debug_level()) or env.get("WB_PLAN_CACHE") == "0" or env.get("WB_LAUNCH_AHEAD") == "0"
+
+
+def wanted(plan: Plan) -> bool:
+    """Whether to record and launch ahead around plan: not off(), and every device of its kernels leaves a
+    host core to the Python building the graph (WB_LAUNCH_AHEAD=1: whatever the devices)."""
+    if off():
+        return False
+    return os.environ.get("WB_LAUNCH_AHEAD") == "1" or all(_leaves_a_core(s.backend_device) for s in plan.steps)
+
+
+@functools.cache
+def _leaves_a_core(device: str) -> bool:
+    """Whether kernels running on device leave a host core free: a GPU, or a CPU OpenCL device with fewer
+    compute units than this process may use cores. Beside kernels that use every core, building the graph
+    slows down as much as it overlaps: the GPT-2 block's graph took 4.1-4.8 ms of main-thread CPU instead of
+    1.85 beside two PoCL workers on two cores, and the calls were no faster (docs/benchmarks.md)."""
+    family = device.split(":")[0]
+    if family in ("CUDA", "HIP"):
+        return True
+    if family != "CL":  # the simulator and REF run in this thread
+        return False
+    from .device import cl_index
+    from .runtime_opencl import get_cl_device
+
+    dev = get_cl_device(cl_index(device))
+    if not dev.is_cpu:
+        return True
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return (dev.device.max_compute_units or 1) < cores
 
 
 def _launch(a: _Armed, n: Node, st, ins: tuple) -> None:
@@ -173,7 +203,7 @@ def end_stretch(plan: Plan | None, rec: Recording | None = None) -> None:
     _LAST, _ARMED = plan, None
     _BASE = lazy.next_id() + 1
     nxt = PLANS.successor(plan) if plan is not None else None
-    if nxt is None or nxt.search != os.environ.get("WB_SEARCH") or off():
+    if nxt is None or nxt.search != os.environ.get("WB_SEARCH") or not wanted(nxt.plan):
         return
     if not backends_current(nxt.plan):
         return

@@ -35,7 +35,8 @@ def ref(x, w, b):
 
 
 @pytest.fixture(autouse=True)
-def fresh_memo():
+def fresh_memo(monkeypatch):
+    monkeypatch.setenv("WB_LAUNCH_AHEAD", "1")  # launch ahead even where the device uses every core
     PLANS.clear()
     yield
     PLANS.clear()
@@ -134,6 +135,15 @@ def test_alternating_graphs_each_run_ahead():
         np.testing.assert_allclose(out, (a - 1).max(-1), rtol=1e-6)
         counts.append((n1, n2))
     assert counts[-1][0] >= 1 and counts[-1][1] >= 1
+
+
+def test_by_default_only_where_a_core_is_left_for_python(monkeypatch):
+    monkeypatch.delenv("WB_LAUNCH_AHEAD")
+    a = arr(4, 8, seed=5)
+    x = t(a)
+    counts = [ahead(lambda y: (y * 2.0).exp2().sum(-1), x)[1] for _ in range(4)]
+    spare = schedule_ahead._leaves_a_core("CL")  # a CPU device on fewer compute units than cores, or a GPU
+    assert (counts[-1] > 0) == spare
 
 
 def test_nothing_is_held_after_the_call(monkeypatch):
