@@ -14,6 +14,10 @@ computes exactly the value the full schedule computes for that node. The first n
 disarms the prediction; the rest of the graph then takes the ordinary path, with the nodes already computed
 as buffers, and the prediction is dropped (the next realize records a new one). A realize whose roots
 were all computed ahead only waits for them. Nothing here holds a node or buffer past the stretch.
+
+It is on only where the kernels leave a host core to Python (`wanted`): a GPU, or a CPU OpenCL device on
+fewer compute units than cores. Beside PoCL workers on every core, building the graph slows down by about
+what it overlaps; WB_LAUNCH_AHEAD=1 turns it on anyway, WB_LAUNCH_AHEAD=0 off.
 """
 
 from __future__ import annotations
