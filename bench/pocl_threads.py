@@ -2,10 +2,13 @@
 
     python -m bench.pocl_threads                      # the GPT-2 block, 1 and 2 compute units, alternating
     python -m bench.pocl_threads --workload softmax --calls 10 --rounds 3
-    python -m bench.pocl_threads --modes eager,nomemo   # eager with and without the schedule memo
+    python -m bench.pocl_threads --modes eager,noahead,nomemo   # eager with/without launching ahead, the memo
+    python -m bench.pocl_threads --alternate 8   # launching ahead on and off in one process, blocks alternating
 
-Each (compute units, mode) case runs in a fresh process (modes: eager; nomemo, eager with the schedule memo
-off, WB_PLAN_CACHE=0; jit, under @jit) (PoCL reads its thread count at start),
+Each (compute units, mode) case runs in a fresh process (modes: eager; ahead, eager launching kernels while the
+graph is built even where PoCL uses every core, WB_LAUNCH_AHEAD=1; noahead, launching nothing ahead,
+WB_LAUNCH_AHEAD=0; nomemo, eager with the schedule memo off, WB_PLAN_CACHE=0; jit, under
+@jit) (PoCL reads its thread count at start),
 and prints per call: wall median and minimum, process CPU, the main thread's CPU (Python: graph, schedule,
 launches) and its CPU before the first kernel is enqueued, and each PoCL worker's CPU. The main thread's
 CPU before the first launch is serial work no compute unit can share; see docs/benchmarks.md.
@@ -20,7 +23,7 @@ import subprocess
 import sys
 import time
 
-MODES = ("eager", "nomemo", "jit")
+MODES = ("eager", "ahead", "noahead", "nomemo", "jit")
 
 
 def _thread_cpu() -> dict[str, float]:
@@ -83,20 +86,70 @@ def measure(workload: str, calls: int, use_jit: bool) -> str:
     )
 
 
+def alternate(workload: str, rounds: int, calls: int = 10) -> str:
+    """Eager calls with launching ahead off and forced on (WB_LAUNCH_AHEAD), blocks of calls alternating in this one
+    process, so both see the same load: each round's median wall per call, and the main thread's CPU."""
+    import statistics
+
+    from bench import compiler_worker as w
+
+    p = w.sizes(workload, False)
+    fw = w.Ours("CL")
+    f = fw.fn(workload, p)
+    args = [fw.to_device(a) for a in w.make_inputs(workload, p)]
+    walls: dict[str, list] = {"noahead": [], "ahead": []}
+    cpu: dict[str, list] = {"noahead": [], "ahead": []}
+    for _ in range(rounds):
+        for mode in walls:
+            os.environ["WB_LAUNCH_AHEAD"] = "0" if mode == "noahead" else "1"
+            for _ in range(3):  # compile, and let the mode take effect (a prediction is armed after a call)
+                fw.finish(f(*args))
+            ts, m0 = [], time.thread_time()
+            for _ in range(calls):
+                t = time.perf_counter()
+                fw.finish(f(*args))
+                ts.append(time.perf_counter() - t)
+            cpu[mode].append((time.thread_time() - m0) / calls)
+            walls[mode].append(statistics.median(ts))
+    ratios = sorted(a / b for a, b in zip(walls["noahead"], walls["ahead"], strict=True))
+    ms = lambda v: f"{statistics.median(v) * 1e3:.2f}"  # noqa: E731
+    return (
+        f"wall per call noahead {ms(walls['noahead'])} ahead {ms(walls['ahead'])} ms | noahead / ahead per round: "
+        f"median {statistics.median(ratios):.3f} ({ratios[0]:.3f}-{ratios[-1]:.3f}) | main thread CPU noahead "
+        f"{ms(cpu['noahead'])} ahead {ms(cpu['ahead'])} ms"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Alternate fresh processes over compute units (1, 2) and eager/jit; print one line per case."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workload", default="gpt2_block")
     ap.add_argument("--calls", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--modes", default="eager,jit", help="comma-separated: eager, nomemo, jit")
+    ap.add_argument("--modes", default="eager,jit", help="comma-separated: eager, ahead, noahead, nomemo, jit")
+    ap.add_argument("--alternate", type=int, metavar="ROUNDS",
+                    help="instead: launching ahead off and on, alternating in one process, per compute-unit count")
     ap.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # the child process
+    ap.add_argument("--one-alternate", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     modes = a.modes.split(",")
     if any(m not in MODES for m in modes):
         ap.error(f"--modes: {a.modes!r}; choose from {', '.join(MODES)}")
     if a.one:
         print(measure(a.workload, a.calls, a.one == "jit"), flush=True)
+        return 0
+    if a.one_alternate:
+        print(alternate(a.workload, a.one_alternate), flush=True)
+        return 0
+    if a.alternate:
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        for cus in (1, 2):
+            env = dict(os.environ, POCL_MAX_PTHREAD_COUNT=str(cus), POCL_CPU_MAX_CU_COUNT=str(cus))
+            cmd = [sys.executable, "-m", "bench.pocl_threads", "--workload", a.workload,
+                   "--one-alternate", str(a.alternate)]
+            r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            line = r.stdout.strip() or r.stderr.strip().splitlines()[-1]
+            print(f"  {cus} CU {line}", flush=True)
         return 0
     for rnd in range(a.rounds):
         print(f"round {rnd + 1}, load average {os.getloadavg()[0]:.1f}")
@@ -106,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 env = dict(os.environ, POCL_MAX_PTHREAD_COUNT=str(cus), POCL_CPU_MAX_CU_COUNT=str(cus))
                 if mode == "nomemo":
                     env["WB_PLAN_CACHE"] = "0"
+                if mode in ("ahead", "noahead"):
+                    env["WB_LAUNCH_AHEAD"] = "1" if mode == "ahead" else "0"
                 cmd = [sys.executable, "-m", "bench.pocl_threads", "--workload", a.workload,
                        "--calls", str(a.calls), "--one", mode]
                 r = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -11,6 +11,10 @@ from .ops import BINARY, FLOAT_ONLY, INT_ONLY, MOVEMENT, REDUCE, UNARY, Ops
 
 _ids = count()
 
+# Called with every new node while set (compiler.schedule_ahead arms it to launch a predicted plan's kernels
+# as their outputs are built); None otherwise, so building a graph pays one global lookup per node
+ON_NODE = None
+
 
 class GradMode:
     """Whether new nodes record their sources for autograd (`compiler.autograd.no_grad` turns it off)."""
@@ -38,6 +42,8 @@ class Node:
                     track = dtype.is_float
                     break
         self.requires_grad, self.ad = track, ((op, arg, src) if track else None)
+        if ON_NODE is not None:
+            ON_NODE(self)
 
     @property
     def realized(self) -> bool:
@@ -50,6 +56,17 @@ class Node:
 
     def __repr__(self):
         return f"<Node {self.op.name} {self.shape} {self.dtype.name}{' realized' if self.realized else ''}>"
+
+
+def next_id() -> int:
+    """An id no node has or will have: every node made after this call has a larger one."""
+    return next(_ids)
+
+
+def mark_realized(n: Node, buf) -> None:
+    """Make n a LOAD leaf of buf: nothing may still see it as the op it was (a MUL with no sources)."""
+    n.buffer, n.op, n.arg = buf, Ops.LOAD, None
+    n.src = ()  # cut the graph so the inputs' memory can be freed
 
 
 def const(value, shape: tuple, dtype: DType, device: str) -> Node:

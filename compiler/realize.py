@@ -1,58 +1,56 @@
 """Runs a schedule: each kernel's program and launch come from its device's backend; WB_DEBUG reports.
 
 A graph whose structure was realized before runs its memoized plan (schedule_cache.py): no fusion and no
-program lookup, only the launches. WB_DEBUG and the jit's capture take the full path, which reports each
-kernel as a `Kernel`; `WB_PLAN_CACHE=0` turns the memo off, for comparisons."""
+program lookup, only the launches; a graph built again after the same plan as last time has its kernels
+launched while it is being built (schedule_ahead.py). WB_DEBUG and the jit's capture take the full path,
+which reports each kernel as a `Kernel`; `WB_PLAN_CACHE=0` turns the memo off, for comparisons."""
 
 from __future__ import annotations
 
 import os
 
-from . import jit_trace
+from . import jit_trace, schedule_ahead
 from .backend import get_backend
 from .device import RefBuffer
 from .interpreter import evaluate
 from .kernel_ir import Kernel
-from .lazy import Node
-from .ops import Ops
+from .lazy import Node, mark_realized
 from .runtime_opencl import debug_level
 from .schedule import create_schedule
-from .schedule_cache import PLANS, Plan, graph_key, make_plan
-
-
-def _mark_realized(n: Node, buf) -> None:
-    # the node becomes a LOAD leaf: nothing may still see it as the op it was (a MUL with no sources)
-    n.buffer, n.op, n.arg = buf, Ops.LOAD, None
-    n.src = ()  # cut the graph so the inputs' memory can be freed
+from .schedule_cache import PLANS, Plan, backends_current, graph_key, make_plan
 
 
 def realize(roots: list[Node]) -> None:
     """Compute every unrealized root on its device."""
     roots = [r for r in roots if not r.realized]
     if not roots:
+        schedule_ahead.settle()  # they may have been launched ahead while the graph was built
         return
     if roots[0].device == "REF":
         for r in roots:
             buf = RefBuffer(evaluate(r), r.dtype)
             if jit_trace.ACTIVE is not None:
                 jit_trace.ACTIVE.ref_eval(r, buf)
-            _mark_realized(r, buf)
+            mark_realized(r, buf)
         return
+    partial = schedule_ahead.diverged()  # some of this graph was launched ahead: not a whole recording
     if jit_trace.ACTIVE is not None or debug_level() or os.environ.get("WB_PLAN_CACHE") == "0":
         run_schedule(create_schedule(roots))
+        schedule_ahead.end_stretch(None)
         return
     key, nodes = graph_key(roots)
-    plan = PLANS.get(key, _backends_current)
+    plan = PLANS.get(key, backends_current)
     if plan is None:
         kernels = create_schedule(roots)
         plan = make_plan(kernels, nodes, _programs(kernels), {d: get_backend(d) for d in {k.device for k in kernels}})
         PLANS.put(key, plan)
-    run_plan(plan, nodes)
-
-
-def _backends_current(plan: Plan) -> bool:
-    """Whether every step's backend is still its device's (register_backend may have replaced one)."""
-    return all(get_backend(s.backend_device) is s.backend for s in plan.steps)
+    rec: list = []
+    meanwhile = None
+    if not partial and schedule_ahead.wanted(plan):  # recorded while the kernels run, for the next call
+        before = schedule_ahead.before_launch(plan, nodes)
+        meanwhile = lambda: rec.append(schedule_ahead.record(plan, nodes, before))  # noqa: E731
+    run_plan(plan, nodes, meanwhile)
+    schedule_ahead.end_stretch(plan, rec[0] if rec else None)
 
 
 def _programs(kernels: list[Kernel]) -> dict:
@@ -66,8 +64,9 @@ def _programs(kernels: list[Kernel]) -> dict:
     return programs
 
 
-def run_plan(plan: Plan, nodes: list[Node]) -> None:
-    """Launch a memoized schedule on the graph whose nodes (by number) are nodes, and wait for it."""
+def run_plan(plan: Plan, nodes: list[Node], meanwhile=None) -> None:
+    """Launch a memoized schedule on the graph whose nodes (by number) are nodes, call meanwhile() (if
+    given) while it runs, and wait for it."""
     for st in plan.steps:
         out_node = nodes[st.out]
         if st.program is None:  # nothing to compute; an empty buffer stands for the result
@@ -75,7 +74,9 @@ def run_plan(plan: Plan, nodes: list[Node]) -> None:
         else:
             out = st.backend.alloc(out_node.size, out_node.dtype)
             st.backend.run(st.program, [out] + [nodes[i].buffer for i in st.inputs])
-        _mark_realized(out_node, out)
+        mark_realized(out_node, out)
+    if meanwhile is not None:
+        meanwhile()
     for be in {id(st.backend): st.backend for st in plan.steps}.values():
         be.synchronize()  # realize() returns with the results computed
 
@@ -94,7 +95,7 @@ def run_schedule(kernels: list[Kernel]) -> None:
             out = be.alloc(0, k.out.dtype)
             if jit_trace.ACTIVE is not None:
                 jit_trace.ACTIVE.kernel(k, be, None, out)
-            _mark_realized(k.out, out)
+            mark_realized(k.out, out)
             continue
         prg = programs[id(k)]
         if dbg >= 4:
@@ -111,6 +112,6 @@ def run_schedule(kernels: list[Kernel]) -> None:
                 f"{k.bytes / t * 1e-9:9.2f} GB/s"
                 f"  gsize={prg.global_size}"
             )
-        _mark_realized(k.out, out)
+        mark_realized(k.out, out)
     for dev_name in {k.device for k in kernels}:
         get_backend(dev_name).synchronize()  # realize() returns with the results computed

@@ -432,9 +432,42 @@ def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: boo
     in the wide row plus kx. direct_b:
     (buffer, offset) from _direct_b when B's slabs are read in place rather than from Bs."""
     mb, nb, kb, mr, nv = gemm
-    nr, emit, unroll = nv * VEC, r.emit, _k_unroll(kb)
-    emit(f"for (int nj = 0; nj < {nb}; nj += {nr}) for (int mi = 0; mi < {mb}; mi += {mr}) {{")
+    nr, emit = nv * VEC, r.emit
+    tail = _row_tail(plan.sizes(r.k.full_shape)[1], mb, mr) if rows is not None else None
+    if tail is None:
+        emit(f"for (int nj = 0; nj < {nb}; nj += {nr}) for (int mi = 0; mi < {mb}; mi += {mr}) {{")
+    else:
+        # the last M tile's rows end inside a register tile: full tiles up to there, then a narrower one,
+        # instead of a whole register tile over rows that are never stored (128 rows in 22 tiles of 6)
+        last, full, rest = tail
+        bound = str(full) if last == 0 else f"(gm == {last} ? {full} : {mb})"
+        emit(f"for (int nj = 0; nj < {nb}; nj += {nr}) for (int mi = 0; mi < {bound}; mi += {mr}) {{")
     r.indent += 1
+    _emit_register_tile(r, plan, gemm, mr, direct_a, rows, full_index, gm, kbv, wide, direct_b)
+    r.indent -= 1
+    emit("}")
+    if tail is not None:
+        emit(f"{f'if (gm == {last}) ' if last else ''}for (int nj = 0; nj < {nb}; nj += {nr}) {{")
+        r.indent += 1
+        emit(f"const int mi = {full};")
+        _emit_register_tile(r, plan, gemm, rest, direct_a, rows, full_index, gm, kbv, wide, direct_b)
+        r.indent -= 1
+        emit("}")
+
+
+def _row_tail(m_size: int, mb: int, mr: int) -> tuple[int, int, int] | None:
+    """(last tile's index, its rows in whole register tiles, the rows after them) when M's last tile ends
+    inside a register tile; None when every tile is whole register tiles."""
+    last = -(-m_size // mb) - 1
+    rows = m_size - last * mb
+    return None if rows % mr == 0 else (last, rows - rows % mr, rows % mr)
+
+
+def _emit_register_tile(r: ExprWriter, plan: GemmPlan, gemm: tuple, mr: int, direct_a: bool, rows, full_index,
+                        gm: Lin, kbv: Lin, wide: tuple | None, direct_b: tuple | None) -> None:
+    """One register tile of mr rows at row mi and column nj of the M x N tile (_emit_micro_kernel)."""
+    mb, nb, kb, _, nv = gemm
+    emit, unroll = r.emit, _k_unroll(kb)
     for i in range(mr):
         for v in range(nv):
             emit(f"float8 c{i}_{v} = *(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC});")
@@ -446,7 +479,7 @@ def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: boo
     if rows is not None:
         buf, bases, kstride = rows
         j = r.buf_index[buf.id]
-        for i, base in enumerate(bases):
+        for i, base in enumerate(bases[:mr]):
             emit(f"const __global float* ap{i} = data{j}+{base};")
     elif not direct_a and wide is None:
         emit("__local const float* ap = As+mi;")
@@ -521,8 +554,6 @@ def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: boo
     for i in range(mr):
         for v in range(nv):
             emit(f"*(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC}) = c{i}_{v};")
-    r.indent -= 1
-    emit("}")
 
 
 def _epilogue_rows(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, gm: Lin, n: Lin) -> tuple:

@@ -16,6 +16,7 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from . import lazy
 from .kernel_ir import Kernel, arg_key
 from .lazy import Node
 
@@ -72,6 +73,13 @@ def graph_key(roots: list[Node]) -> tuple[tuple, list[Node]]:
     return key, nodes
 
 
+def backends_current(plan: Plan) -> bool:
+    """Whether every step's backend is still its device's (register_backend may have replaced one)."""
+    from .backend import get_backend  # the backends load their runtimes: only when a plan is checked
+
+    return all(get_backend(s.backend_device) is s.backend for s in plan.steps)
+
+
 def make_plan(kernels: list[Kernel], nodes: list[Node], programs: dict, backends: dict) -> Plan:
     """The plan of a schedule made for the graph whose nodes (by number) are `nodes`."""
     num = {n.id: i for i, n in enumerate(nodes)}
@@ -97,6 +105,8 @@ class PlanCache:
         self.plans: OrderedDict[tuple, Plan] = OrderedDict()
         self.nodes = 0  # rows in the keys held
         self.hits = self.misses = 0
+        # id(plan) -> (plan, what was built after it last time): schedule_ahead's predictions (id 0: the start)
+        self.successors: OrderedDict[int, tuple] = OrderedDict()
 
     def get(self, key: tuple, valid=None) -> Plan | None:
         """The plan for key (now the most recently used), or None; a plan for which valid(plan) is false
@@ -124,9 +134,28 @@ class PlanCache:
             old, _ = self.plans.popitem(last=False)
             self.nodes -= _rows(old)
 
+    def put_successor(self, prev: Plan | None, rec) -> None:
+        """Remember rec (a schedule_ahead recording) as what followed plan prev, keeping the `size` newest."""
+        key = 0 if prev is None else id(prev)
+        self.successors[key] = (prev, rec)  # the plan itself too: its id stays its own while held
+        self.successors.move_to_end(key)
+        while len(self.successors) > self.size:
+            self.successors.popitem(last=False)
+
+    def successor(self, prev: Plan | None):
+        """The recording of what followed plan prev last time, or None."""
+        got = self.successors.get(0 if prev is None else id(prev))
+        return got[1] if got is not None and got[0] is prev else None
+
+    def drop_successor(self, prev: Plan | None) -> None:
+        """Forget what followed plan prev (it did not happen again)."""
+        self.successors.pop(0 if prev is None else id(prev), None)
+
     def clear(self) -> None:
-        """Forget every plan (and the hit counts)."""
+        """Forget every plan and prediction (and the hit counts)."""
         self.plans.clear()
+        self.successors.clear()
+        lazy.ON_NODE = None  # and stop checking the graph being built against one
         self.nodes = self.hits = self.misses = 0
 
 

@@ -165,6 +165,18 @@ def test_gemm_register_tiles_with_ragged_rows_compute_the_product(gemm):
     close(out.reshape(70, 100), x @ w + b)
 
 
+@pytest.mark.parametrize(("rows", "gemm"), [(128, (132, 32, 64, 6, 2)), (70, (24, 32, 64, 6, 2)),
+                                            (10, (6, 32, 64, 6, 2)), (70, (20, 32, 64, 4, 2))])
+def test_gemm_row_tail_computes_only_the_real_rows(rows, gemm):
+    """When M's last tile ends inside a register tile (128 rows in tiles of 6), the last rows get a narrower
+    register tile of their own, in the only tile or in the last of several (the others stay whole)."""
+    x, w, b = rnd(rows, 512), rnd(512, 40), rnd(40)
+    k = ((Tensor(x, device="CL") @ Tensor(w, device="CL")) + Tensor(b, device="CL")).schedule()[-1]
+    prg, out = _run_gemm(k, gemm)
+    assert "__local float As" not in prg.src and "const int mi" in prg.src
+    close(out.reshape(rows, 40), x @ w + b)
+
+
 def test_default_gemm_tiles_split_rows_evenly_and_take_the_direct_path():
     """The default for a linear layer with few rows (128 tokens) keeps them in one row tile of whole
     register tiles (the weights are packed once) unless the cores need more work-groups; A is read in
