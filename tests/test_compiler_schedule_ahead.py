@@ -8,30 +8,12 @@ import weakref
 import numpy as np
 import pytest
 
-from compiler import Device, Tensor, schedule_ahead
+from compiler import Device, schedule_ahead
 from compiler.schedule_cache import PLANS
+from tests.plan_example import arr, f, ref, t
 
 if "CL" not in Device.available():
     pytest.skip("plans serve device backends (REF evaluates nodes directly)", allow_module_level=True)
-
-
-def arr(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
-
-def t(a):
-    return Tensor(a, device="CL")
-
-
-def f(x, w, b):
-    """Several kernels: a matmul with its bias and activation, then a row softmax."""
-    return ((x @ w + b).relu() * 0.5).softmax(-1)
-
-
-def ref(x, w, b):
-    y = np.maximum(x @ w + b, 0) * 0.5
-    e = np.exp(y - y.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
 
 
 @pytest.fixture(autouse=True)

@@ -10,28 +10,10 @@ import pytest
 
 from compiler import Device, Tensor
 from compiler.schedule_cache import PLANS, PlanCache, graph_key
+from tests.plan_example import arr, f, ref, t
 
 if "CL" not in Device.available():
     pytest.skip("the plan memo serves device backends (REF evaluates nodes directly)", allow_module_level=True)
-
-
-def arr(*shape, seed=0, dtype=np.float32):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-def t(a):
-    return Tensor(a, device="CL")
-
-
-def f(x, w, b):
-    """A small layer: matmul, bias, activation and a row softmax (several kernels)."""
-    return ((x @ w + b).relu() * 0.5).softmax(-1)
-
-
-def ref(x, w, b):
-    y = np.maximum(x @ w + b, 0) * 0.5
-    e = np.exp(y - y.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
 
 
 @pytest.fixture(autouse=True)
