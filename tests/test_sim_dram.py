@@ -177,7 +177,7 @@ OPTIONS = st.tuples(st.sampled_from([1, 2, 3, 8, 64]), st.booleans(), st.boolean
 @settings(max_examples=25, deadline=None)
 @given(design=st.sampled_from(["tiny-int8-4x4", "small-int8-8x8"]), dataflow=st.sampled_from(["os", "ws"]),
        m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(1, 40), options=OPTIONS)
-def test_options_never_cost_cycles_on_gemms_and_keep_the_values(design, dataflow, m, n, k, options):
+def test_options_keep_the_values_and_cost_no_cycles_in_the_same_issue_order(design, dataflow, m, n, k, options):
     d = gemm_design(design, dataflow=dataflow)
     rng = np.random.default_rng(m * n * k)
     a = rng.integers(-128, 128, (m, k), dtype=np.int8)
@@ -185,7 +185,26 @@ def test_options_never_cost_cycles_on_gemms_and_keep_the_values(design, dataflow
     c_off, off, _ = run_gemm(d, a, b)
     c_on, on, _ = run_gemm(dram(d, *options), a, b)
     assert np.array_equal(c_on, c_off) and np.array_equal(c_on, a.astype(np.int64) @ b.astype(np.int64))
-    assert on.cycles <= off.cycles
+    if issue_order(on) == issue_order(off):  # else a list-scheduling anomaly may lengthen it (docs/timing.md)
+        assert on.cycles <= off.cycles
+
+
+def issue_order(result) -> list[int]:
+    """The program counters in the order the simulator issued them."""
+    return [pc for pc, _, _, _ in result.schedule]
+
+
+def test_a_shorter_dma_can_reorder_the_port_and_lengthen_a_gemm():
+    """Greedy issue is a list schedule: burst merging shortens the loads of this GEMM, a load then takes the
+    port before a store, and the program ends 13 cycles later (docs/timing.md, section 7)."""
+    d = gemm_design("small-int8-8x8", dataflow="ws")
+    rng = np.random.default_rng(13 * 17)
+    a = rng.integers(-128, 128, (13, 1), dtype=np.int8)
+    b = rng.integers(-128, 128, (1, 17), dtype=np.int8)
+    c_off, off, _ = run_gemm(d, a, b)
+    c_on, on, _ = run_gemm(dram(d, 1, True, False), a, b)
+    assert np.array_equal(c_on, c_off)
+    assert (off.cycles, on.cycles) == (424, 437) and issue_order(on) != issue_order(off)
 
 
 @settings(max_examples=25, deadline=None)
