@@ -68,13 +68,7 @@ def run_plan(plan: Plan, nodes: list[Node], meanwhile=None) -> None:
     """Launch a memoized schedule on the graph whose nodes (by number) are nodes, call meanwhile() (if
     given) while it runs, and wait for it."""
     for st in plan.steps:
-        out_node = nodes[st.out]
-        if st.program is None:  # nothing to compute; an empty buffer stands for the result
-            out = st.backend.alloc(0, out_node.dtype)
-        else:
-            out = st.backend.alloc(out_node.size, out_node.dtype)
-            st.backend.run(st.program, [out] + [nodes[i].buffer for i in st.inputs])
-        mark_realized(out_node, out)
+        st.launch(nodes[st.out], [nodes[i].buffer for i in st.inputs])
     if meanwhile is not None:
         meanwhile()
     for be in {id(st.backend): st.backend for st in plan.steps}.values():

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from . import jit_trace, lazy
 from .kernel_ir import arg_key
-from .lazy import Node, mark_realized
+from .lazy import Node
 from .runtime_opencl import debug_level
 from .schedule_cache import PLANS, Plan, backends_current
 
@@ -184,14 +184,9 @@ def _launch(a: _Armed, n: Node, st, ins: tuple) -> None:
         if m is None or m.buffer is None:
             return _disarm()
         bufs.append(m.buffer)
-    be = st.backend
-    if st.program is None:  # nothing to compute; an empty buffer stands for the result
-        out = be.alloc(0, n.dtype)
-    else:
-        out = be.alloc(n.size, n.dtype)
-        be.run(st.program, [out] + bufs)
-        a.waiting[id(be)] = be
-    mark_realized(n, out)
+    st.launch(n, bufs)
+    if st.program is not None:
+        a.waiting[id(st.backend)] = st.backend
     a.launched += 1
     LAUNCHED[0] += 1
     return None

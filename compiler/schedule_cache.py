@@ -37,6 +37,15 @@ class Step:
     backend_device: str
     name: str
 
+    def launch(self, out: Node, inputs: list) -> None:
+        """Run this step's program into a new buffer for out, from the input buffers, and make out its leaf."""
+        if self.program is None:  # nothing to compute; an empty buffer stands for the result
+            buf = self.backend.alloc(0, out.dtype)
+        else:
+            buf = self.backend.alloc(out.size, out.dtype)
+            self.backend.run(self.program, [buf, *inputs])
+        lazy.mark_realized(out, buf)
+
 
 @dataclass(frozen=True)
 class Plan:
