@@ -369,10 +369,7 @@ class Tensor:
         return (y, x) if reverse else (x, y)
 
     def _broadcast_to(self, shape: tuple) -> Tensor:
-        if self.shape == shape:
-            return self
-        x = self.reshape((1,) * (len(shape) - self.ndim) + self.shape)
-        return Tensor(lazy.movement(Ops.EXPAND, x.node, shape))
+        return self if self.shape == shape else Tensor(_expand_node(self.node, shape))
 
     def _alu(self, op: Ops, *srcs: Tensor) -> Tensor:
         return Tensor(lazy.alu(op, self.node, *[s.node for s in srcs]))
@@ -1534,7 +1531,7 @@ _CONV2D = autograd.Composite("conv2d", _conv2d_backward)
 
 
 def _expand_node(x: Node, shape: tuple) -> Node:
-    """x broadcast to shape (numpy rules, the shapes already known to fit), as Tensor._broadcast_to does."""
+    """x broadcast to shape (numpy rules: ones prepended, then expanded); a shape it does not fit raises."""
     if x.shape == shape:
         return x
     x = lazy.movement(Ops.RESHAPE, x, (1,) * (len(shape) - len(x.shape)) + x.shape)
