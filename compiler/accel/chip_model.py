@@ -266,8 +266,9 @@ def run_mapping(design: Design, m: int, n: int, k: int, mp: Mapping, batch: int 
     c_bytes = batch * m * n * (out_bytes or ab)
     dram_wr = c_bytes
     reduction = 0
-    if mp.sk_cores and stream_k_peers(k, bk) > 1:
-        reduction = _stream_k_fixup(design, core, bm, bn, stream_k_peers(k, bk))
+    peers = stream_k_peers(k, bk) if mp.sk_cores else 1
+    if peers > 1:
+        reduction = _stream_k_fixup(design, core, bm, bn, peers)
         workspace = active * bm * bn * ab  # at most one partial tile per core at a time
         if workspace > l2.bytes:
             dram_rd += workspace
