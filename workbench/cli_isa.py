@@ -18,6 +18,7 @@ from isa.files import read_bytes, read_text
 from isa.program_constants import DESIGN_CONSTANT_NAMES, design_constants
 from sim.simulator import simulate
 from workbench.outputs import check_output_file, staged_file, write_file
+from workbench.tables import print_lines
 
 # Above this many MACs `sim gemm` runs timing only unless --values is given (memory contents cost RAM and time).
 VALUES_MAC_LIMIT = 1 << 26
@@ -65,8 +66,6 @@ def cmd_asm(args: argparse.Namespace) -> int:
     design = load_design(args.design)
     program = assemble(read_text(args.source, "assembly program"), args.source, design_constants(design))
     write_file(out, to_bytes(program))
-    from workbench.tables import print_lines
-
     print_lines([f"{out}: {len(program)} instructions, {out.stat().st_size} bytes "
                  f"(constants {', '.join(DESIGN_CONSTANT_NAMES)} of {design.name})"])
     return 0

@@ -11,6 +11,7 @@ from pathlib import Path
 from isa.design import load_design
 from isa.errors import UserError
 from workbench.outputs import check_output_file, check_output_folder, staged_file
+from workbench.tables import print_lines
 
 DESIGN_HELP = "design name (a file of designs/, e.g. tiny-int8-4x4) or path to a design .toml; integer designs only"
 
@@ -210,9 +211,7 @@ def cmd_activity(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep, indent=2))
     else:
-        from workbench.tables import print_lines
-
-        print_lines(activity_lines(rep, args.program))
+            print_lines(activity_lines(rep, args.program))
     return 0 if res.ok else 1
 
 

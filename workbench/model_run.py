@@ -48,7 +48,10 @@ class ModelRun:
 def _raise_if_in(exc: Exception, path: Path, spec: str) -> None:
     """The user's model file raised in its own code: a one-line UsageError naming the file and line.
 
-    An exception raised inside other code (a bug of ours the model only reached) is left to keep its traceback."""
+    A UsageError, or an exception raised inside other code (a bug of ours the model only reached), is left as it
+    is (the latter keeps its traceback)."""
+    if isinstance(exc, UsageError):
+        return
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")]
     if frames and Path(frames[-1].filename).resolve() == path.resolve():
         raise UsageError(f"{spec}:{frames[-1].lineno}: the model file raised {type(exc).__name__}: {exc}") from None
@@ -78,8 +81,6 @@ def load_model(spec: str, batch: int | None = None):
         raise UsageError(f"{where}: not a Python model file: {exc.msg}") from None
     except OSError as exc:
         raise UsageError(f"cannot read {spec}: {exc.strerror or exc}") from None
-    except UsageError:
-        raise
     except Exception as exc:
         _raise_if_in(exc, path, spec)
         raise
@@ -87,8 +88,6 @@ def load_model(spec: str, batch: int | None = None):
         raise UsageError(f"{spec}: defines no model() function returning the model to run")
     try:
         model = module.model()
-    except UsageError:
-        raise
     except Exception as exc:
         _raise_if_in(exc, path, spec)
         raise
