@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler import Device, Tensor
+from tests.devices import DEVICES, HAS_CUDA
 
 HAS_CL = "CL" in Device.available()
-DEVICES = ["REF"] + (["CL"] if HAS_CL else [])
 NAN, INF = math.nan, math.inf
 
 FLOAT_EDGES = [NAN, INF, -INF, 0.0, -0.0, 1e-40, -1e-45, 1.0, -1.0, 0.5, -2.5, 3.0, 1e-38, 3e38, -3e38, 1e5]
@@ -232,6 +232,14 @@ def test_ref_matches_numpy(case):
 @given(cases())
 def test_cl_matches_numpy(case):
     check("CL", case)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU")
+@settings(max_examples=60, derandomize=True, **COMMON)
+@given(cases())
+def test_cuda_matches_numpy(case):
+    check("CUDA", case)
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ import pytest
 
 from compiler import Device, DeviceError, DTypeError, Tensor
 from compiler.errors import IndexOutOfRangeError
+from tests.devices import DEVICES
 
-DEVICES = ["REF"] + (["CL"] if "CL" in Device.available() else [])
 NAN, INF = float("nan"), float("inf")
 
 

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from compiler import Device, Tensor, dtypes
+from compiler import Tensor, dtypes
 from compiler.backend import program_for
+from tests.devices import DEVICES
 
-DEVICES = ["REF"] + (["CL"] if "CL" in Device.available() else [])
 rng = np.random.default_rng(0)
 
 
