@@ -133,41 +133,25 @@ def _wall(fn, finish, reps: int) -> float:
 
 
 def bench_gpt2(reps: int, quick: bool) -> dict:
-    """Ours vs PyTorch eager vs tinygrad on one GPT-2-small block forward."""
-    from compiler import Tensor
+    """Ours vs PyTorch eager vs tinygrad on one GPT-2-small block forward (the CPU bench's adapters)."""
+    from bench.compiler_worker import Ours
 
     p = sizes("gpt2_block", quick)
     arrays = make_inputs("gpt2_block", p)
     row = {"workload": f"gpt2 block b{p['batch']} t{p['tokens']} d{p['d_model']}", "flops": workload_flops("gpt2_block", p)}
-    api = {
-        "layernorm": lambda x, g, b: x.layernorm(axis=-1, eps=1e-5) * g + b,
-        "sdpa_causal": lambda q, k, v: q.scaled_dot_product_attention(k, v, is_causal=True),
-    }
-    ins = [Tensor(a, device="CUDA").realize() for a in arrays]
-    ours_out = tensor_gpt2_block(p, api, *ins).numpy()
-    row["ours_s"] = _wall(lambda: tensor_gpt2_block(p, api, *ins), lambda o: o.realize(), reps)
+    ours = Ours("CUDA")
+    ins = [ours.to_device(a) for a in arrays]
+    ours_out = tensor_gpt2_block(p, ours.api, *ins).numpy()
+    row["ours_s"] = _wall(lambda: tensor_gpt2_block(p, ours.api, *ins), lambda o: o.realize().numpy(), reps)
     torch, why = _torch()
     if torch is not None:
-        import torch.nn.functional as F
+        from bench.compiler_worker import Torch
 
-        def layernorm(x, g, b):
-            return F.layer_norm(x, (x.shape[-1],), g, b, 1e-5)
-
-        def block(x, ln1_g, ln1_b, wq, bq, wk, bk, wv, bv, wo, bo, ln2_g, ln2_b, w_fc, b_fc, w_pr, b_pr):
-            b, t, d, nh = p["batch"], p["tokens"], p["d_model"], p["heads"]
-            heads = lambda y: y.reshape(b, t, nh, d // nh).permute(0, 2, 1, 3)
-            h = layernorm(x, ln1_g, ln1_b)
-            y = F.scaled_dot_product_attention(heads(h @ wq + bq), heads(h @ wk + bk), heads(h @ wv + bv),
-                                               is_causal=True)
-            x = x + (y.permute(0, 2, 1, 3).reshape(b, t, d) @ wo + bo)
-            h = layernorm(x, ln2_g, ln2_b)
-            return x + (F.gelu(h @ w_fc + b_fc, approximate="tanh") @ w_pr + b_pr)
-
+        tapi = Torch().api  # enters inference mode, as the CPU bench does
         targs = [torch.from_numpy(a).cuda() for a in arrays]
-        with torch.no_grad():
-            ref = block(*targs).cpu().numpy()
-            row["max_abs_err_vs_torch"] = float(np.abs(ours_out - ref).max())
-            row["torch_eager_s"] = _wall(lambda: block(*targs), lambda o: torch.cuda.synchronize(), reps)
+        ref = tensor_gpt2_block(p, tapi, *targs).cpu().numpy()
+        row["max_abs_err_vs_torch"] = float(np.abs(ours_out - ref).max())
+        row["torch_eager_s"] = _wall(lambda: tensor_gpt2_block(p, tapi, *targs), lambda o: o.cpu(), reps)
         row["torch"] = f"PyTorch {torch.__version__} eager"
         row["ratio_vs_eager"] = row["ours_s"] / row["torch_eager_s"]
         row["bar_eager"] = (f"within {GPT2_EAGER_BAR:g}x of PyTorch eager: "
@@ -181,7 +165,7 @@ def bench_gpt2(reps: int, quick: bool) -> dict:
         tg = Tinygrad("CUDA", jit=True)
         tins = [tg.to_device(a) for a in arrays]
         f = tg.fn("gpt2_block", p)
-        row["tinygrad_s"] = _wall(lambda: f(*tins), tg.finish, reps)
+        row["tinygrad_s"] = _wall(lambda: f(*tins), lambda o: o.numpy(), reps)
         row["tinygrad"] = f"tinygrad {tg.version} CUDA, TinyJit"
         row["bar_tinygrad"] = f"faster than tinygrad: {'PASS' if row['ours_s'] < row['tinygrad_s'] else 'FAIL'}"
     except Exception as e:  # reported as not available

@@ -7,7 +7,7 @@ import pytest
 
 from compiler import Tensor, dtypes
 from compiler.backend import program_for
-from tests.devices import DEVICES
+from tests.devices import DEVICES, gemm_opts_field, on_cpu_cl
 
 rng = np.random.default_rng(0)
 
@@ -374,8 +374,8 @@ def test_matmul_large_tiles(dev, sa, sb):
     directly), with and without batch dims."""
     a, b = rnd(*sa), rnd(*sb)
     out = (Tensor(a, device=dev) @ Tensor(b, device=dev)).relu() * 2
-    if dev == "CL":
-        assert program_for(out.schedule()[0]).opts.gemm is not None
+    if dev != "REF":
+        assert getattr(program_for(out.schedule()[0]).opts, gemm_opts_field(dev)) is not None
     close(out, np.maximum(a @ b, 0) * 2, atol=2e-4)
 
 
@@ -385,7 +385,8 @@ def test_conv2d_large_tiles_with_fused_bias(dev):
     ks = out.schedule()
     assert len(ks) == 1
     if dev == "CL":
-        assert program_for(ks[0]).opts.gemm is not None and "__local" in program_for(ks[0]).src
+        assert getattr(program_for(ks[0]).opts, gemm_opts_field(dev)) is not None
+        assert "__local" in program_for(ks[0]).src
     close(out, np.maximum(np_conv(x, w, 1, 1) + b[None, :, None, None], 0), atol=2e-4)
 
 
@@ -438,7 +439,7 @@ def test_conv2d_many_channel_slabs(dev):
     """Cin=32 makes the GEMM pack the reduce in several channel-block slabs."""
     x, w = rnd(1, 32, 10, 10), rnd(16, 32, 3, 3)
     out = Tensor(x, device=dev).conv2d(Tensor(w, device=dev), padding=1)
-    if dev == "CL":
+    if on_cpu_cl(dev):
         opts = program_for(out.schedule()[0]).opts
         assert opts.gemm is not None and opts.gemm[2] < 32 * 9
     close(out, np_conv(x, w, 1, 1), atol=3e-4)
