@@ -121,6 +121,31 @@ def bench_gemm(n: int, dtype: str, reps: int) -> dict:
     return row
 
 
+def bench_candidates(n: int, dtype: str, reps: int) -> list[dict]:
+    """Device time of every tile the kernel search (WB_SEARCH) would try for an n^3 GEMM in dtype: what the
+    search picks from, and whether the default tile is the right one."""
+    from compiler import Tensor
+    from compiler.backend import get_backend
+    from compiler.kernel_ir import KernelOpts
+    from compiler.optimizer import render_program
+    from compiler.render_gemm_gpu import mma_candidates, tiled_candidates
+
+    npdt = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32}[dtype]
+    rng = np.random.default_rng(0)
+    a, b = ((rng.standard_normal((n, n)) * 0.1).astype(npdt) for _ in range(2))
+    (k,) = (Tensor(a, device="CUDA") @ Tensor(b, device="CUDA")).schedule()
+    be = get_backend("CUDA")
+    bufs = [be.alloc(k.out.size, k.out.dtype)] + [x.buffer for x in k.buffers[1:]]
+    rows = []
+    for tile in (tiled_candidates() if dtype == "float32" else mma_candidates()):
+        opts = KernelOpts(gpu_gemm=tile) if dtype == "float32" else KernelOpts(mma_gemm=tile)
+        prg = render_program(k, opts)
+        be.run(prg, bufs, wait=True)
+        t = statistics.median(be.run(prg, bufs, wait=True) for _ in range(reps))
+        rows.append({"n": n, "dtype": dtype, "tile": list(tile), "s": t, "tflops": 2.0 * n**3 / t / 1e12})
+    return rows
+
+
 def _wall(fn, finish, reps: int) -> float:
     finish(fn())
     finish(fn())
@@ -178,6 +203,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="write the results here as JSON")
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--candidates", action="store_true", help="also time every GEMM tile the search tries")
     args = ap.parse_args(argv)
     from compiler.device import describe, unavailable_reason
 
@@ -196,6 +222,17 @@ def main(argv=None) -> int:
                 row = {"workload": f"gemm {n}^3", "dtype": dtype, "error": f"{type(e).__name__}: {e}"[:2000]}
             results["gemm"].append(row)
             log(json.dumps(row))
+    if args.candidates:
+        results["candidates"] = []
+        for dtype in ("float16", "float32"):
+            for n in sizes_:
+                try:
+                    rows = bench_candidates(n, dtype, args.reps)
+                except Exception as e:  # reported, the rest goes on
+                    rows = [{"n": n, "dtype": dtype, "error": f"{type(e).__name__}: {e}"[:1000]}]
+                results["candidates"] += rows
+                for row in rows:
+                    log(json.dumps(row))
     try:
         results["gpt2"] = bench_gpt2(args.reps, args.quick)
     except Exception as e:

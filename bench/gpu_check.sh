@@ -74,9 +74,9 @@ fi
 
 if want 3; then
   step "3 bench vs cuBLAS / PyTorch eager / tinygrad"
-  timeout 100 "$PY" -m bench.gpu --reps 10 --out "$RAW/bench_gpu.json" > "$RAW/bench_gpu.txt" 2>&1
+  timeout 150 "$PY" -m bench.gpu --reps 10 --candidates --out "$RAW/bench_gpu.json" > "$RAW/bench_gpu.txt" 2>&1
   echo "bench exit $?" >> "$RAW/bench_gpu.txt"
-  cut -c1-400 "$RAW/bench_gpu.txt" | tail -9
+  cut -c1-300 "$RAW/bench_gpu.txt" | tail -30
 fi
 
 if want 4; then

@@ -16,7 +16,7 @@ reduce (bias, activation, the cast back to the output dtype) runs on the accumul
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from .dialects import CUDA, Dialect
 from .indexing import linear, reads, unravel
@@ -44,7 +44,26 @@ def tiled_candidates() -> list[tuple]:
 
 def mma_candidates() -> list[tuple]:
     """The (BM, BN, BK, WM, WN) shapes WB_SEARCH times for the tensor-core GEMM."""
-    return [(128, 128, 32, 2, 4), (128, 64, 32, 2, 2), (64, 128, 32, 2, 2), (64, 64, 32, 2, 2), (128, 256, 32, 2, 4)]
+    return [(128, 128, 32, 2, 4), (128, 64, 32, 2, 2), (64, 128, 32, 2, 2), (64, 64, 32, 2, 2), (64, 64, 64, 2, 2)]
+
+
+@dataclass(frozen=True)
+class _VectorCopy:
+    """A slab copied in 16-byte vectors: `count` of them, `groups` per row of the copy's layout."""
+
+    along_k: bool  # the vectors run along K (else along the tile's rows)
+    width: int  # elements per vector
+    groups: int
+    count: int
+    itemsize: int
+    conds: list  # bounds checks of a vector (all its elements are in or out together)
+    data: str  # the kernel argument read
+    pos: str  # the element offset of the vector's first element
+
+    def split(self) -> str:
+        """C statements naming this work-item's vector e by its row and vector index q in the slab."""
+        outer = "j" if self.along_k else "kk"
+        return f"int {outer} = e / {self.groups}; int q = e % {self.groups};"
 
 
 class _Tiles:
@@ -92,59 +111,67 @@ class _Tiles:
         r.indent -= 1
         r.emit("}")
 
-    def stage_vectors(self, r: ExprWriter, is_a: bool, nthreads: int, k_inner: bool, ld: int, vtype: str) -> bool:
-        """Emit this K step's slab of a factor into shared array As/Bs with 16-byte global loads (vtype:
-        uint4 for 16-bit elements, float4 for float32) when the factor is one plain load whose elements
-        are adjacent along K or along the tile's rows and 16-byte aligned; False, with nothing emitted,
-        otherwise. The shared layout is rows of the tile with K innermost (k_inner, row length ld) or K
-        rows of ld elements; loads along the layout's inner dimension are stored whole, the others
-        scattered."""
+    def vector_copy(self, r: ExprWriter, is_a: bool, nthreads: int, along_k: bool, ld: int) -> _VectorCopy | None:
+        """How this K step's slab of a factor moves in 16-byte global loads running along K (along_k) or
+        along the tile's rows, when the factor is one plain load whose elements are adjacent that way and
+        16-byte aligned, and the slab splits evenly over nthreads; None otherwise."""
         tile = self.bm if is_a else self.bn
         node, size = (self.plan.a, self.m) if is_a else (self.plan.b, self.n)
         tv = self.gm if is_a else self.gn
+        rd0 = reads(self.k, node, tuple(self.full_index(Lin(), Lin(), Lin())))
+        if rd0.computes or rd0.checks or len(rd0.loads) != 1:
+            return None
+        width = 16 // rd0.loads[0][0].dtype.itemsize
+        if along_k:
+            groups, count = self.bk // width, tile * (self.bk // width)
+            inner, full = self.kk, self.bk % width == 0
+            q = Lin.var("q", self.bk // width)
+            j, kk = Lin.var("j", tile) + tv * tile, q * width + self.kbv * self.bk
+        else:
+            groups, count = tile // width, (tile // width) * self.bk
+            inner, full = size, tile % width == 0
+            q = Lin.var("q", tile // width)
+            j, kk = q * width + tv * tile, Lin.var("kk", self.bk) + self.kbv * self.bk
+        if not full or inner % width or count % nthreads or ld % width or not q.terms:
+            return None
+        idx = self.full_index(j, Lin(), kk) if is_a else self.full_index(Lin(), j, kk)
+        rd = reads(self.k, node, tuple(idx))
+        if rd.computes or rd.checks or len(rd.loads) != 1:
+            return None
+        buf, pos = rd.loads[0]
+        q_atom = next(iter(q.terms))
+        if (
+            buf.dtype.itemsize not in (2, 4)
+            or not pos.is_affine
+            or pos.terms.get(q_atom) != width
+            or pos.const % width
+            or any(c % width for a, c in pos.terms.items() if a is not q_atom)
+        ):
+            return None
+        conds = in_range(j, 0, size) + in_range(kk, 0, self.kk)
+        return _VectorCopy(along_k, width, groups, count, buf.dtype.itemsize, conds,
+                           f"data{r.buf_index[buf.id]}", pos.render())
+
+    def stage_vectors(self, r: ExprWriter, is_a: bool, nthreads: int, k_inner: bool, ld: int, vtype: str) -> bool:
+        """Emit this K step's slab of a factor into shared array As/Bs with 16-byte global loads (vtype:
+        uint4 for 16-bit elements, float4 for float32) where `vector_copy` finds a way; False, with nothing
+        emitted, otherwise. The shared layout is rows of the tile with K innermost (k_inner, row length ld)
+        or K rows of ld elements; loads along the layout's inner dimension are stored whole, the others
+        scattered."""
         name = "As" if is_a else "Bs"
         d = r.d
         for along_k in (True, False):
-            rd0 = reads(self.k, node, tuple(self.full_index(Lin(), Lin(), Lin())))
-            if rd0.computes or rd0.checks or len(rd0.loads) != 1:
-                return False
-            width = 16 // rd0.loads[0][0].dtype.itemsize
-            if along_k:
-                groups, count = self.bk // width, tile * (self.bk // width)
-                inner, full = self.kk, self.bk % width == 0
-                q = Lin.var("q", self.bk // width)
-                j, kk = Lin.var("j", tile) + tv * tile, q * width + self.kbv * self.bk
-            else:
-                groups, count = tile // width, (tile // width) * self.bk
-                inner, full = size, tile % width == 0
-                q = Lin.var("q", tile // width)
-                j, kk = q * width + tv * tile, Lin.var("kk", self.bk) + self.kbv * self.bk
-            if not full or inner % width or count % nthreads or ld % width or not q.terms:
+            vc = self.vector_copy(r, is_a, nthreads, along_k, ld)
+            if vc is None or (vc.itemsize == 2) != (vtype == "uint4"):
                 continue
-            idx = self.full_index(j, Lin(), kk) if is_a else self.full_index(Lin(), j, kk)
-            rd = reads(self.k, node, tuple(idx))
-            if rd.computes or rd.checks or len(rd.loads) != 1:
-                return False
-            buf, pos = rd.loads[0]
-            q_atom = next(iter(q.terms))
-            if (
-                buf.dtype.itemsize not in (2, 4)
-                or (buf.dtype.itemsize == 2) != (vtype == "uint4")
-                or not pos.is_affine
-                or pos.terms.get(q_atom) != width
-                or pos.const % width
-                or any(c % width for a, c in pos.terms.items() if a is not q_atom)
-            ):
-                continue
-            conds = in_range(j, 0, size) + in_range(kk, 0, self.kk)
-            r.emit(f"for (int l = 0; l < {count // nthreads}; l++) {{")
+            width = vc.width
+            r.emit(f"for (int l = 0; l < {vc.count // nthreads}; l++) {{")
             r.indent += 1
-            split = "int j = e / {0}; int q = e % {0};" if along_k else "int kk = e / {0}; int q = e % {0};"
-            r.emit(f"int e = tid + l*{nthreads}; " + split.format(groups))
+            r.emit(f"int e = tid + l*{nthreads}; " + vc.split())
             zero = "0u" if vtype == "uint4" else "0.0f"
             r.emit(f"{vtype} v = {{{', '.join([zero] * 4)}}};" if d.name != "opencl" else f"{vtype} v = ({vtype})({zero});")
-            load = f"v = *(const {d.global_arg}{vtype}*)(data{r.buf_index[buf.id]}+{pos.render()});"
-            r.emit(f"if ({'&&'.join(conds)}) {load}" if conds else load)
+            load = f"v = *(const {d.global_arg}{vtype}*)({vc.data}+{vc.pos});"
+            r.emit(f"if ({'&&'.join(vc.conds)}) {load}" if vc.conds else load)
             # (row, k) of element i of the vector, and where it lives in the shared layout
             row, col = ("j", f"q*{width}+i") if along_k else (f"q*{width}+i", "kk")
             at = f"({row})*{ld}+{col}" if k_inner else f"({col})*{ld}+{row}"
@@ -227,60 +254,140 @@ def render_tiled_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts, d: Dialect) -
     return Program(src, name, (t.nt * nthreads, t.mt, t.nbatch), (nthreads, 1, 1), opts)
 
 
+_MMA_HELPERS = """\
+__device__ __forceinline__ unsigned wb_smem(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void wb_cp16(void* dst, const void* src, int bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(wb_smem(dst)), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void wb_cp_commit() { asm volatile("cp.async.commit_group;" ::); }
+__device__ __forceinline__ void wb_cp_wait1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+__device__ __forceinline__ void wb_ldsm4(unsigned* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+    : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(wb_smem(p)));
+}
+__device__ __forceinline__ void wb_ldsm4t(unsigned* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+    : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(wb_smem(p)));
+}
+"""
+
+MMA_SHARED_LIMIT = 48 * 1024  # static shared memory a CUDA kernel may declare
+
+
+def _mma_layouts(t: _Tiles, r: ExprWriter, nthreads: int) -> list[tuple[_VectorCopy | None, int]]:
+    """Per factor (A, B): its 16-byte async copy (None: per-element staging) and its shared layout's row
+    length. A copy along K keeps K innermost (rows of bk + 8), one along the tile's rows keeps K rows of
+    tile + 8; the 8 elements of padding put the 8 row addresses of an ldmatrix in different banks."""
+    out = []
+    for is_a in (True, False):
+        tile = t.bm if is_a else t.bn
+        vc = t.vector_copy(r, is_a, nthreads, True, t.bk + 8)
+        if vc is None or vc.itemsize != 2:
+            vc = t.vector_copy(r, is_a, nthreads, False, tile + 8)
+            if vc is not None and vc.itemsize != 2:
+                vc = None
+        out.append((vc, t.bk + 8 if vc is None or vc.along_k else tile + 8))
+    return out
+
+
+def mma_shared_bytes(tile: tuple) -> int:
+    """Shared memory of the tensor-core template's two stages at tile (BM, BN, BK, WM, WN), whichever
+    layouts its factors get (the larger of the two per factor)."""
+    bm, bn, bk = tile[:3]
+    per = lambda t: max(t * (bk + 8), bk * (t + 8))
+    return 2 * 2 * (per(bm) + per(bn))
+
+
 def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
-    """k as a tensor-core GEMM (mma.sync m16n8k16, float32 accumulators) with tiles opts.mma_gemm, in CUDA."""
+    """k as a tensor-core GEMM (mma.sync m16n8k16, float32 accumulators) with tiles opts.mma_gemm, in CUDA.
+
+    Two shared-memory stages: while the warps multiply one K slab, the next one arrives by `cp.async`
+    (16-byte copies that bypass the registers; factors that are not one plain aligned load are staged
+    element by element instead). Fragments come out of shared memory by `ldmatrix` (`.trans` where a
+    factor's slab is stored K-major), four 8x8 matrices per instruction."""
     bm, bn, bk, wm, wn = opts.mma_gemm
     a, b = mma_factors(k, plan)
     plan = replace(plan, a=a, b=b)
     dt = a.dtype.name
     wtm, wtn = bm // wm, bn // wn
     mi_n, ni_n = wtm // 16, wtn // 8
+    assert ni_n % 2 == 0 and bk % 16 == 0, f"mma tile {opts.mma_gemm}: warp tile N must be a multiple of 16"
     nthreads = 32 * wm * wn
-    lda = bk + 8  # padded rows: the fragment reads of neighbouring rows fall in different banks
     t = _Tiles(k, plan, bm, bn, bk)
     r = ExprWriter(k, opts, CUDA)
     emit = r.emit
-    emit(f"__shared__ __align__(16) unsigned short As[{bm * lda}];")
-    emit(f"__shared__ __align__(16) unsigned short Bs[{bn * lda}];")
+    (vca, lda), (vcb, ldb) = _mma_layouts(t, r, nthreads)
+    rows_a = bm if vca is None or vca.along_k else bk
+    rows_b = bn if vcb is None or vcb.along_k else bk
+    size_a, size_b = rows_a * lda, rows_b * ldb
+    emit(f"__shared__ __align__(16) unsigned short As_s[{2 * size_a}];")
+    emit(f"__shared__ __align__(16) unsigned short Bs_s[{2 * size_b}];")
     _head(r, CUDA)
     emit(f"int warp = tid >> 5; int lane = tid & 31; int wm = warp / {wn}; int wn = warp % {wn};")
-    emit("int g = lane >> 2; int lq = lane & 3;")
     for mi in range(mi_n):
         for ni in range(ni_n):
             emit(f"float c{mi}_{ni}[4] = {{0.0f, 0.0f, 0.0f, 0.0f}};")
+    to16 = _TO_16[dt]
+
+    def load_stage(kb: str, stage: str) -> None:
+        # the staging code reads the slab index as `kb`: a block of its own names the slab being fetched so
+        emit(f"{{ const int kb_load = {kb}; const int st = {stage};")
+        r.indent += 1
+        emit("{ const int kb = kb_load;")
+        r.indent += 1
+        emit(f"unsigned short* As = As_s + st*{size_a}; unsigned short* Bs = Bs_s + st*{size_b};")
+        for vc, name, ld, is_a in ((vca, "As", lda, True), (vcb, "Bs", ldb, False)):
+            if vc is None:
+                t.stage(r, name, is_a, nthreads, lambda v, name=name, ld=ld: f"{name}[j*{ld}+kk] = {to16}({v});")
+                continue
+            emit(f"for (int l = 0; l < {vc.count // nthreads}; l++) {{")
+            r.indent += 1
+            emit(f"int e = tid + l*{nthreads}; " + vc.split())
+            at = f"{'j' if vc.along_k else 'kk'}*{ld}+q*{vc.width}"
+            ok = "&&".join(vc.conds) or "true"
+            emit(f"bool ok = {ok};")
+            emit(f"wb_cp16({name}+{at}, {vc.data} + (ok ? {vc.pos} : 0), ok ? 16 : 0);")
+            r.indent -= 1
+            emit("}")
+        r.indent -= 1
+        emit("}")
+        r.indent -= 1
+        emit("}")
+
+    load_stage("0", "0")
+    emit("wb_cp_commit();")
     emit(f"for (int kb = 0; kb < {t.kt}; kb++) {{")
     r.indent += 1
-    to16 = _TO_16[dt]
-    # a plain 16-bit factor with K contiguous moves in 16-byte copies; anything else (a conv window,
-    # padding, a transposed view) goes through the general per-element staging
-    if not t.stage_vectors(r, True, nthreads, True, lda, "uint4"):
-        t.stage(r, "As", True, nthreads, lambda v: f"As[j*{lda}+kk] = {to16}({v});")
-    if not t.stage_vectors(r, False, nthreads, True, lda, "uint4"):
-        t.stage(r, "Bs", False, nthreads, lambda v: f"Bs[j*{lda}+kk] = {to16}({v});")
-    emit("__syncthreads();")
+    emit(f"if (kb + 1 < {t.kt}) {{")
+    r.indent += 1
+    load_stage("kb + 1", "(kb + 1) & 1")
+    r.indent -= 1
+    emit("}")
+    emit("wb_cp_commit(); wb_cp_wait1(); __syncthreads();")
+    emit(f"const unsigned short* As = As_s + (kb & 1)*{size_a}; const unsigned short* Bs = Bs_s + (kb & 1)*{size_b};")
     emit(f"for (int ks = 0; ks < {bk}; ks += 16) {{")
     r.indent += 1
-    frag = "*(const unsigned*)({0}+({1})*{2}+ks+lq*2{3})"
     for mi in range(mi_n):
-        row = f"wm*{wtm}+{mi * 16}+g"
-        regs = [
-            frag.format("As", row, lda, ""),
-            frag.format("As", f"{row}+8", lda, ""),
-            frag.format("As", row, lda, "+8"),
-            frag.format("As", f"{row}+8", lda, "+8"),
-        ]
-        emit(f"unsigned a{mi}[4] = {{{', '.join(regs)}}};")
-    for ni in range(ni_n):
-        col = f"wn*{wtn}+{ni * 8}+g"
-        emit(f"unsigned b{ni}[2] = {{{frag.format('Bs', col, lda, '')}, {frag.format('Bs', col, lda, '+8')}}};")
+        m0 = f"wm*{wtm}+{mi * 16}"
+        if vca is None or vca.along_k:  # rows of A, K innermost: matrices (m 0-7 | 8-15) x (k 0-7 | 8-15)
+            emit(f"unsigned a{mi}[4]; wb_ldsm4(a{mi}, As + ({m0}+(lane&15))*{lda} + ks + (lane>>4)*8);")
+        else:  # K rows of A: the same four matrices, transposed on the way out
+            emit(f"unsigned a{mi}[4]; wb_ldsm4t(a{mi}, As + (ks+(lane>>4)*8+(lane&7))*{lda} + {m0}+((lane>>3)&1)*8);")
+    for ni in range(0, ni_n, 2):
+        n0 = f"wn*{wtn}+{ni * 8}"
+        if vcb is None or vcb.along_k:  # rows of B^T: (n tile ni | ni+1) x (k 0-7 | 8-15)
+            emit(f"unsigned b{ni}[4]; wb_ldsm4(b{ni}, Bs + ({n0}+(lane>>4)*8+(lane&7))*{ldb} + ks + ((lane>>3)&1)*8);")
+        else:
+            emit(f"unsigned b{ni}[4]; wb_ldsm4t(b{ni}, Bs + (ks+((lane>>3)&1)*8+(lane&7))*{ldb} + {n0}+(lane>>4)*8);")
     for mi in range(mi_n):
         for ni in range(ni_n):
-            emit(f"wb_mma(c{mi}_{ni}, a{mi}, b{ni});")
+            emit(f"wb_mma(c{mi}_{ni}, a{mi}, b{ni - ni % 2} + {2 * (ni % 2)});")
     r.indent -= 1
     emit("}")
     emit("__syncthreads();")
     r.indent -= 1
     emit("}")
+    emit("int g = lane >> 2; int lq = lane & 3;")
     for mi in range(mi_n):
         for ni in range(ni_n):
             for q in range(4):
@@ -289,7 +396,8 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
                 t.epilogue(r, f"c{mi}_{ni}[{q}]", m, n)
     src, name = r.kernel_source()
     mma = (
-        "__device__ __forceinline__ void wb_mma(float* c, const unsigned* a, const unsigned* b) {\n"
+        _MMA_HELPERS
+        + "__device__ __forceinline__ void wb_mma(float* c, const unsigned* a, const unsigned* b) {\n"
         f'  asm volatile("{_MMA_ASM[dt]} {{%0,%1,%2,%3}}, {{%4,%5,%6,%7}}, {{%8,%9}}, {{%0,%1,%2,%3}};"\n'
         '    : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])\n'
         '    : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));\n}\n'

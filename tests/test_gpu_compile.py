@@ -90,10 +90,21 @@ def test_tensor_core_gemm_stages_plain_fp16_factors_with_16_byte_loads():
     from compiler.nvrtc import compile_cuda
 
     plain = render_program(_one("matmul_f16", "CUDA"), KernelOpts(mma_gemm=mma_candidates()[0]))
-    assert plain.src.count("uint4 v") == 2  # A along K, B along N (scattered into K-innermost rows)
-    assert compile_cuda(plain.src, plain.name, "sm_80").decode().count("ld.global.nc.v4") >= 2
+    body = plain.src[plain.src.index('extern "C"'):]
+    # A along K into K-innermost rows, B along N into K-major rows; each copy in the prologue and in the loop
+    assert body.count("wb_cp16(As+j*") == 2 and body.count("wb_cp16(Bs+kk*") == 2
+    assert "wb_ldsm4(a0" in body and "wb_ldsm4t(b0" in body  # B's K-major slab is transposed by ldmatrix
+    ptx = compile_cuda(plain.src, plain.name, "sm_80").decode()
+    assert "cp.async.cg.shared.global" in ptx and "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" in ptx
     conv = render_program(_one("conv2d_f16", "CUDA"), KernelOpts(mma_gemm=mma_candidates()[0]))
-    assert "uint4" not in conv.src  # a padded conv window goes through the per-element staging
+    assert "wb_cp16(As" not in conv.src  # a padded conv window goes through the per-element staging
+
+
+def test_tensor_core_tiles_fit_in_static_shared_memory():
+    from compiler.render_gemm_gpu import MMA_SHARED_LIMIT, mma_shared_bytes
+
+    for tile in mma_candidates():
+        assert mma_shared_bytes(tile) <= MMA_SHARED_LIMIT, tile
 
 
 def test_nvrtc_errors_name_the_kernel_and_carry_the_log():
