@@ -308,7 +308,8 @@ def test_bf16_tensor_core_ptx(arch):
     ks = _gpu_kernels("CUDA", ["matmul_bf16", "linear_bf16_odd", "conv2d_bf16"])
     assert all(heuristic_opts(k, False).mma_gemm for k in ks)  # matmul, linear with bias, conv2d: tensor cores
     prgs = [render_program(k, KernelOpts(mma_gemm=(64, 64, 32, 2, 2))) for k in ks]  # small tiles: quick builds
-    assert prgs[0].src.count("uint4 v") == 2  # plain bf16 factors move in 16-byte copies, no conversion
+    body = prgs[0].src[prgs[0].src.index('extern "C"'):]
+    assert body.count("wb_cp16(") == 4  # plain bf16 factors move in 16-byte async copies, no conversion
     ptx = compile_cuda(one_translation_unit(CUDA, [p.src for p in prgs]), "bf16", arch).decode()
     assert len(re.findall(r"^\.visible \.entry ", ptx, re.M)) == 3
     assert len(re.findall(r"mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.bf16\.bf16\.f32", ptx)) >= 3
