@@ -35,8 +35,9 @@ class GPUBackend:
 
     def run(self, program: Program, buffers: list, wait: bool = False) -> float | None:
         """Compile (cached) and launch program; with wait, block and return its device time."""
-        fn = self.dev.compile(program.src, program.name)
-        return self.dev.launch(fn, program.global_size, program.local_size, buffers, wait=wait, name=program.name)
+        fn = self.dev.compile(program.src, program.name, program.shared_bytes)
+        return self.dev.launch(fn, program.global_size, program.local_size, buffers, wait=wait, name=program.name,
+                               shared_bytes=program.shared_bytes)
 
     def synchronize(self) -> None:
         """Wait for the device's stream to drain."""

@@ -128,6 +128,7 @@ class Program:
     global_size: tuple
     local_size: tuple | None
     opts: KernelOpts = field(default_factory=KernelOpts)
+    shared_bytes: int = 0  # dynamic shared memory per work-group (CUDA/HIP launch parameter)
 
 
 @dataclass

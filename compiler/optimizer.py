@@ -101,16 +101,31 @@ def gpu_gemm_opts(k: Kernel) -> KernelOpts | None:
     """GPU GEMM templates for a matmul-like kernel: tensor cores for 16-bit factors on CUDA, the shared-memory
     tiled float32 GEMM on every GPU dialect; None when k is not such a kernel."""
     from .render_gemm import gemm_plan
-    from .render_gemm_gpu import MMA_DEFAULT, TILED_DEFAULT, mma_eligible
+    from .render_gemm_gpu import MMA_DEFAULT, MMA_SMALLER, TILED_DEFAULT, TILED_SMALLER, mma_eligible
 
     plan = gemm_plan(k, ("float32", "float16", "bfloat16"))
     if plan is None:
         return None
     if mma_eligible(plan, k) and k.device.split(":")[0] == "CUDA":
-        return KernelOpts(mma_gemm=MMA_DEFAULT)
+        return KernelOpts(mma_gemm=_enough_blocks(plan, k, MMA_DEFAULT, MMA_SMALLER))
     if plan.a.dtype.name == "float32" and plan.b.dtype.name == "float32":
-        return KernelOpts(gpu_gemm=TILED_DEFAULT)
+        return KernelOpts(gpu_gemm=_enough_blocks(plan, k, TILED_DEFAULT, TILED_SMALLER))
     return None
+
+
+# work-groups that fill a large GPU (132 SMs on an H100) about twice, so no SM idles through the last wave
+GPU_MIN_BLOCKS = 256
+
+
+def _enough_blocks(plan, k: Kernel, default: tuple, smaller: list[tuple]) -> tuple:
+    """The default GEMM tile when its grid has GPU_MIN_BLOCKS work-groups, else the first smaller tile that
+    has, else the smallest: a 128-token linear layer on 128x128 tiles would run 6 work-groups."""
+    nbatch, m, n, _ = plan.sizes(k.full_shape)
+    tiles = [default, *smaller]
+    for tile in tiles:
+        if nbatch * -(-m // tile[0]) * -(-n // tile[1]) >= GPU_MIN_BLOCKS:
+            return tile
+    return tiles[-1]
 
 
 def _row_reduce(k: Kernel, inner: int) -> bool:
@@ -244,7 +259,8 @@ def _disk_key(k: Kernel, key: tuple) -> str:
 
 def _program_json(prg: Program) -> str:
     return json.dumps({"src": prg.src, "name": prg.name, "global_size": prg.global_size,
-                       "local_size": prg.local_size, "opts": dataclasses.asdict(prg.opts)})
+                       "local_size": prg.local_size, "opts": dataclasses.asdict(prg.opts),
+                       "shared_bytes": prg.shared_bytes})
 
 
 def _read_program(disk_key: str) -> Program | None:
@@ -256,7 +272,7 @@ def _read_program(disk_key: str) -> Program | None:
         d = json.loads(raw)
         opts = _opts_from_json(d["opts"])
         local = tuple(d["local_size"]) if d["local_size"] else None
-        return Program(d["src"], d["name"], tuple(d["global_size"]), local, opts)
+        return Program(d["src"], d["name"], tuple(d["global_size"]), local, opts, d.get("shared_bytes", 0))
     except (ValueError, KeyError, TypeError):
         program_cache.remove("programs", disk_key)
         return None
@@ -369,8 +385,9 @@ def _timer(device: str):
     dev = get_gpu(gpu_index(device))
 
     def seconds(p: Program, bufs: list) -> float:
-        fn = dev.compile(p.src, p.name)
-        return min(dev.launch(fn, p.global_size, p.local_size, bufs, wait=True, name=p.name) for _ in range(3))
+        fn = dev.compile(p.src, p.name, p.shared_bytes)
+        return min(dev.launch(fn, p.global_size, p.local_size, bufs, wait=True, name=p.name,
+                              shared_bytes=p.shared_bytes) for _ in range(3))
 
     return dev.ident, dev.alloc, seconds
 

@@ -27,8 +27,12 @@ from .render_gemm import GemmPlan, _reads_along_k
 from .render_opencl import ExprWriter
 from .symbolic import Lin, in_range
 
-TILED_DEFAULT = (64, 64, 16, 4, 4)  # BM, BN, BK, TM, TN: 256 work-items, 16 outputs each
-MMA_DEFAULT = (128, 128, 32, 2, 4)  # BM, BN, BK, warps along M, warps along N: 8 warps
+# BM, BN, BK, TM, TN: 256 work-items, 32 outputs each (on an H100 at 4096-8192: 36-38 TFLOP/s, 64x64x16 4x4 30-31)
+TILED_DEFAULT = (128, 64, 16, 8, 4)
+MMA_DEFAULT = (128, 128, 32, 2, 4, 4)  # BM, BN, BK, warps along M, warps along N (8 warps), shared stages
+# the tiles a GEMM too small to give the defaults enough work-groups falls back to, largest first
+TILED_SMALLER = [(64, 64, 16, 4, 4), (32, 32, 16, 4, 4)]
+MMA_SMALLER = [(128, 64, 32, 2, 2, 4), (64, 64, 32, 2, 2, 4)]
 
 _MMA_ASM = {
     "float16": "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32",
@@ -43,8 +47,10 @@ def tiled_candidates() -> list[tuple]:
 
 
 def mma_candidates() -> list[tuple]:
-    """The (BM, BN, BK, WM, WN) shapes WB_SEARCH times for the tensor-core GEMM."""
-    return [(128, 128, 32, 2, 4), (128, 64, 32, 2, 2), (64, 128, 32, 2, 2), (64, 64, 32, 2, 2), (64, 64, 64, 2, 2)]
+    """The (BM, BN, BK, WM, WN, stages) shapes WB_SEARCH times for the tensor-core GEMM."""
+    return [(128, 128, 32, 2, 4, 4), (128, 128, 32, 2, 4, 3), (128, 128, 32, 2, 4, 2), (128, 256, 32, 2, 4, 3),
+            (256, 128, 32, 4, 2, 3), (128, 128, 64, 2, 4, 2), (128, 64, 32, 2, 2, 4), (64, 128, 32, 2, 2, 4),
+            (64, 64, 32, 2, 2, 4)]
 
 
 @dataclass(frozen=True)
@@ -260,7 +266,7 @@ __device__ __forceinline__ void wb_cp16(void* dst, const void* src, int bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(wb_smem(dst)), "l"(src), "r"(bytes));
 }
 __device__ __forceinline__ void wb_cp_commit() { asm volatile("cp.async.commit_group;" ::); }
-__device__ __forceinline__ void wb_cp_wait1() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wb_cp_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
 __device__ __forceinline__ void wb_ldsm4(unsigned* r, const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(wb_smem(p)));
@@ -271,7 +277,8 @@ __device__ __forceinline__ void wb_ldsm4t(unsigned* r, const void* p) {
 }
 """
 
-MMA_SHARED_LIMIT = 48 * 1024  # static shared memory a CUDA kernel may declare
+# shared memory per block a tile may ask for: what sm_86/sm_89 allow with the opt-in (A100 163 KB, H100 227 KB)
+MMA_SHARED_LIMIT = 99 * 1024
 
 
 def _mma_layouts(t: _Tiles, r: ExprWriter, nthreads: int) -> list[tuple[_VectorCopy | None, int]]:
@@ -290,22 +297,28 @@ def _mma_layouts(t: _Tiles, r: ExprWriter, nthreads: int) -> list[tuple[_VectorC
     return out
 
 
+def mma_stages(tile: tuple) -> int:
+    """Shared-memory stages of a tensor-core tile (tiles searched before stages were a parameter had two)."""
+    return tile[5] if len(tile) > 5 else 2
+
+
 def mma_shared_bytes(tile: tuple) -> int:
-    """Shared memory of the tensor-core template's two stages at tile (BM, BN, BK, WM, WN), whichever
+    """Shared memory of the tensor-core template's stages at tile (BM, BN, BK, WM, WN, stages), whichever
     layouts its factors get (the larger of the two per factor)."""
     bm, bn, bk = tile[:3]
     per = lambda t: max(t * (bk + 8), bk * (t + 8))
-    return 2 * 2 * (per(bm) + per(bn))
+    return mma_stages(tile) * 2 * (per(bm) + per(bn))
 
 
 def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     """k as a tensor-core GEMM (mma.sync m16n8k16, float32 accumulators) with tiles opts.mma_gemm, in CUDA.
 
-    Two shared-memory stages: while the warps multiply one K slab, the next one arrives by `cp.async`
-    (16-byte copies that bypass the registers; factors that are not one plain aligned load are staged
-    element by element instead). Fragments come out of shared memory by `ldmatrix` (`.trans` where a
+    A ring of shared-memory stages (dynamic shared memory): while the warps multiply one K slab, the next
+    stages - 1 arrive by `cp.async` (16-byte copies that bypass the registers; factors that are not one
+    plain aligned load are staged element by element instead), one barrier per slab. Fragments come out of shared memory by `ldmatrix` (`.trans` where a
     factor's slab is stored K-major), four 8x8 matrices per instruction."""
-    bm, bn, bk, wm, wn = opts.mma_gemm
+    bm, bn, bk, wm, wn = opts.mma_gemm[:5]
+    stages = mma_stages(opts.mma_gemm)
     a, b = mma_factors(k, plan)
     plan = replace(plan, a=a, b=b)
     dt = a.dtype.name
@@ -320,8 +333,8 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     rows_a = bm if vca is None or vca.along_k else bk
     rows_b = bn if vcb is None or vcb.along_k else bk
     size_a, size_b = rows_a * lda, rows_b * ldb
-    emit(f"__shared__ __align__(16) unsigned short As_s[{2 * size_a}];")
-    emit(f"__shared__ __align__(16) unsigned short Bs_s[{2 * size_b}];")
+    emit("extern __shared__ __align__(16) unsigned short wb_dynamic_shared[];")
+    emit(f"unsigned short* As_s = wb_dynamic_shared; unsigned short* Bs_s = wb_dynamic_shared + {stages * size_a};")
     _head(r, CUDA)
     emit(f"int warp = tid >> 5; int lane = tid & 31; int wm = warp / {wn}; int wn = warp % {wn};")
     for mi in range(mi_n):
@@ -354,17 +367,30 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         r.indent -= 1
         emit("}")
 
-    load_stage("0", "0")
-    emit("wb_cp_commit();")
-    emit(f"for (int kb = 0; kb < {t.kt}; kb++) {{")
+    # slab s lives in stage s % stages; stages - 1 slabs are in flight before the first multiply
+    emit(f"for (int s = 0; s < {stages - 1}; s++) {{")
     r.indent += 1
-    emit(f"if (kb + 1 < {t.kt}) {{")
+    emit(f"if (s < {t.kt}) {{")
     r.indent += 1
-    load_stage("kb + 1", "(kb + 1) & 1")
+    load_stage("s", "s")
     r.indent -= 1
     emit("}")
-    emit("wb_cp_commit(); wb_cp_wait1(); __syncthreads();")
-    emit(f"const unsigned short* As = As_s + (kb & 1)*{size_a}; const unsigned short* Bs = Bs_s + (kb & 1)*{size_b};")
+    emit("wb_cp_commit();")
+    r.indent -= 1
+    emit("}")
+    emit(f"for (int kb = 0; kb < {t.kt}; kb++) {{")
+    r.indent += 1
+    # slab kb has landed once at most stages - 2 newer copy groups are pending; the barrier also tells every
+    # warp that slab kb - 1's stage, refilled next, has been read by all
+    emit(f"wb_cp_wait<{stages - 2}>(); __syncthreads();")
+    emit(f"if (kb + {stages - 1} < {t.kt}) {{")
+    r.indent += 1
+    load_stage(f"kb + {stages - 1}", f"(kb + {stages - 1}) % {stages}")
+    r.indent -= 1
+    emit("}")
+    emit("wb_cp_commit();")
+    emit(f"const int st = kb % {stages};")
+    emit(f"const unsigned short* As = As_s + st*{size_a}; const unsigned short* Bs = Bs_s + st*{size_b};")
     emit(f"for (int ks = 0; ks < {bk}; ks += 16) {{")
     r.indent += 1
     for mi in range(mi_n):
@@ -384,7 +410,6 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             emit(f"wb_mma(c{mi}_{ni}, a{mi}, b{ni - ni % 2} + {2 * (ni % 2)});")
     r.indent -= 1
     emit("}")
-    emit("__syncthreads();")
     r.indent -= 1
     emit("}")
     emit("int g = lane >> 2; int lq = lane & 3;")
@@ -404,7 +429,8 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     )
     head = src.index('extern "C"')
     src = src[:head] + mma + src[head:]
-    return Program(src, name, (t.nt * nthreads, t.mt, t.nbatch), (nthreads, 1, 1), opts)
+    return Program(src, name, (t.nt * nthreads, t.mt, t.nbatch), (nthreads, 1, 1), opts,
+                   shared_bytes=2 * stages * (size_a + size_b))
 
 
 def _widened(k: Kernel, n: Node) -> Node | None:

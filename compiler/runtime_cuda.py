@@ -110,6 +110,9 @@ class CUDADevice:
         self.shared_mem_bytes = _check(
             drv, drv.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK, self.handle), "attribute"
         )
+        self.shared_mem_optin_bytes = _check(
+            drv, drv.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, self.handle),
+            "attribute")
         self.stream = _check(drv, drv.cuStreamCreate(0), "stream")
         self.ident = f"{self.name}|{self.arch}"
         self.free_buffers: dict[int, list] = {}
@@ -120,24 +123,34 @@ class CUDADevice:
         """An uninitialised buffer of `size` elements."""
         return CUDABuffer(self, size, dtype)
 
-    def compile(self, src: str, name: str):
-        """The kernel `name` of CUDA source src, compiled to this GPU's cubin once per process."""
+    def compile(self, src: str, name: str, shared_bytes: int = 0):
+        """The kernel `name` of CUDA source src, compiled to this GPU's cubin once per process; allowed
+        shared_bytes of dynamic shared memory (above 48 KB a kernel must opt in)."""
         fn = self.kernels.get(src)
         if fn is None:
             image = np.frombuffer(compile_cuda(src, name, self.arch, cubin=True), dtype=np.uint8)
             mod = _check(self.drv, self.drv.cuModuleLoadData(image.ctypes.data), f"module load of kernel {name}")
             self._modules.append((mod, image))
             fn = self.kernels[src] = _check(self.drv, self.drv.cuModuleGetFunction(mod, name.encode()), f"function {name}")
+            if shared_bytes > 48 * 1024:
+                if shared_bytes > self.shared_mem_optin_bytes:
+                    raise DeviceError(f"kernel {name} needs {shared_bytes} bytes of shared memory; {self.name} allows"
+                                      f" {self.shared_mem_optin_bytes} per block (choose a smaller tile)")
+                attr = self.drv.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+                _check(self.drv, (self.drv.cuFuncSetAttribute(fn, attr, shared_bytes)[0], None),
+                       f"shared memory opt-in of kernel {name}")
         return fn
 
-    def launch(self, fn, gsize: tuple, lsize: tuple, bufs: list, wait: bool = False, name: str = "") -> float | None:
-        """Launch fn over gsize work-items in blocks of lsize; with wait, block and return its time in seconds."""
+    def launch(self, fn, gsize: tuple, lsize: tuple, bufs: list, wait: bool = False, name: str = "",
+               shared_bytes: int = 0) -> float | None:
+        """Launch fn over gsize work-items in blocks of lsize with shared_bytes of dynamic shared memory; with
+        wait, block and return its time in seconds."""
         drv = self.drv
         grid, lsize, args, _keep = launch_geometry(gsize, lsize, bufs)
         if wait:
             start, end = (_check(drv, drv.cuEventCreate(0), "event") for _ in range(2))
             _check(drv, (drv.cuEventRecord(start, self.stream)[0], None), "event record")
-        res = drv.cuLaunchKernel(fn, *grid, *lsize, 0, self.stream, args.ctypes.data, 0)
+        res = drv.cuLaunchKernel(fn, *grid, *lsize, shared_bytes, self.stream, args.ctypes.data, 0)
         _check(drv, (res[0], None), f"launch of kernel {name} (grid {grid}, block {list(lsize)})")
         if not wait:
             return None

@@ -117,22 +117,25 @@ class HIPDevice:
         """An uninitialised buffer of `size` elements."""
         return HIPBuffer(self, size, dtype)
 
-    def compile(self, src: str, name: str):
-        """The kernel `name` of HIP source src, compiled for this GPU once per process."""
+    def compile(self, src: str, name: str, shared_bytes: int = 0):
+        """The kernel `name` of HIP source src, compiled for this GPU once per process (HIP needs no opt-in
+        for dynamic shared memory up to the device's limit, so shared_bytes only matters at launch)."""
         fn = self.kernels.get(src)
         if fn is None:
             mod = _check(self.hip.hipModuleLoadData(compile_hiprtc(src, name, self.arch)), f"module load of {name}")
             fn = self.kernels[src] = _check(self.hip.hipModuleGetFunction(mod, name.encode()), f"function {name}")
         return fn
 
-    def launch(self, fn, gsize: tuple, lsize: tuple, bufs: list, wait: bool = False, name: str = "") -> float | None:
-        """Launch fn over gsize work-items in blocks of lsize; with wait, block and return seconds."""
+    def launch(self, fn, gsize: tuple, lsize: tuple, bufs: list, wait: bool = False, name: str = "",
+               shared_bytes: int = 0) -> float | None:
+        """Launch fn over gsize work-items in blocks of lsize with shared_bytes of dynamic shared memory; with
+        wait, block and return seconds."""
         hip = self.hip
         grid, lsize, args, _keep = launch_geometry(gsize, lsize, bufs)
         if wait:
             start, end = _check(hip.hipEventCreate(), "event"), _check(hip.hipEventCreate(), "event")
             hip.hipEventRecord(start, self.stream)
-        _check((hip.hipModuleLaunchKernel(fn, *grid, *lsize, 0, self.stream, args.ctypes.data, None)[0], None), f"launch of {name}")
+        _check((hip.hipModuleLaunchKernel(fn, *grid, *lsize, shared_bytes, self.stream, args.ctypes.data, None)[0], None), f"launch of {name}")
         if not wait:
             return None
         hip.hipEventRecord(end, self.stream)

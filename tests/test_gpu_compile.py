@@ -100,11 +100,17 @@ def test_tensor_core_gemm_stages_plain_fp16_factors_with_16_byte_loads():
     assert "wb_cp16(As" not in conv.src  # a padded conv window goes through the per-element staging
 
 
-def test_tensor_core_tiles_fit_in_static_shared_memory():
+def test_tensor_core_tiles_fit_in_the_shared_memory_they_launch_with():
     from compiler.render_gemm_gpu import MMA_SHARED_LIMIT, mma_shared_bytes
 
+    k = _one("matmul_f16", "CUDA")
     for tile in mma_candidates():
         assert mma_shared_bytes(tile) <= MMA_SHARED_LIMIT, tile
+        prg = render_program(k, KernelOpts(mma_gemm=tile))
+        assert 0 < prg.shared_bytes <= mma_shared_bytes(tile), tile
+        assert "extern __shared__" in prg.src
+    legacy = render_program(k, KernelOpts(mma_gemm=(64, 64, 32, 2, 2)))  # a tile cached before stages existed
+    assert mma_shared_bytes((64, 64, 32, 2, 2, 1)) < legacy.shared_bytes <= mma_shared_bytes((64, 64, 32, 2, 2, 2))
 
 
 def test_nvrtc_errors_name_the_kernel_and_carry_the_log():
