@@ -174,6 +174,15 @@ def bench_gpt2(reps: int, quick: bool) -> dict:
     # the same schedule replay as tinygrad's TinyJit column: kernels launched again, no graph rebuilt
     row["ours_jit_s"] = _wall(lambda: jitted(*ins), lambda o: o.numpy(), max(reps, 3))
     row["ours_jit_max_abs_err"] = float(np.abs(jitted(*ins).numpy() - ours_out).max())
+    from workbench.measure import KernelRunner
+
+    # where the jitted time goes: each kernel's device time, slowest first
+    runner = KernelRunner(tensor_gpt2_block(p, ours.api, *ins), "CUDA")
+    runner.run()
+    per = [statistics.median(runner.backend.run(prg, bufs, wait=True) for _ in range(5)) for prg, bufs in runner.steps]
+    row["ours_kernels_device_s"] = sum(per)
+    row["ours_kernels"] = sorted(([prg.name, prg.opts.key(), t] for (prg, _), t in zip(runner.steps, per, strict=True)),
+                                 key=lambda r: -r[2])
     torch, why = _torch()
     if torch is not None:
         from bench.compiler_worker import Torch
