@@ -69,6 +69,8 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
         if dw is not None:
             return KernelOpts(depthwise=default_depthwise(dw, shape))
     rsize = math.prod(shape[a] for a in k.reduce_axes)
+    if k.reduce is not None and not is_cpu and rsize >= GROUP_REDUCE_MIN:
+        return KernelOpts(group=group_reduce_size(rsize))
     if k.reduce is not None:
         raxes = [a for a in k.reduce_axes if shape[a] > 1]
         inner = shape[raxes[-1]] if raxes else 1
@@ -95,6 +97,14 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
     if outs and k.out.size >= 4096 and not is_cpu:
         return KernelOpts(upcast=((outs[-1], _largest_factor(shape[outs[-1]], (4, 2))),))
     return KernelOpts()
+
+
+GROUP_REDUCE_MIN = 32  # a shorter reduce stays one work-item's loop on GPUs
+
+
+def group_reduce_size(rsize: int) -> int:
+    """Work-items per output for a GPU reduce of rsize elements: about 4-8 elements each, 32 to 256."""
+    return max(32, min(256, 1 << max(0, (rsize // 4).bit_length() - 1)))
 
 
 def gpu_gemm_opts(k: Kernel) -> KernelOpts | None:
@@ -222,6 +232,9 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
         for u in unrolls:
             for split in [1, 4] if not up else [1]:
                 out.append(KernelOpts(upcast=up, unroll=u, split_acc=min(split, u)))
+    rsize = math.prod(shape[a] for a in k.reduce_axes)
+    if k.reduce is not None and not _is_cpu(k.device) and rsize >= GROUP_REDUCE_MIN:
+        out += [KernelOpts(group=g) for g in (32, 64, 128, 256) if g <= rsize]
     return out
 
 
@@ -393,7 +406,7 @@ def _timer(device: str):
 
 
 _OPTS_FIELDS = ("upcast", "unroll", "local", "split_acc", "gemm", "vec", "gpu_gemm", "mma_gemm", "gemv",
-                "depthwise", "pointwise")
+                "depthwise", "pointwise", "group")
 
 
 def _opts_from_json(d: dict) -> KernelOpts:
@@ -410,6 +423,7 @@ def _opts_from_json(d: dict) -> KernelOpts:
         gemv=tup(d.get("gemv")),
         depthwise=tup(d.get("depthwise")),
         pointwise=bool(d.get("pointwise", False)),
+        group=d.get("group", 0),
     )
 
 

@@ -268,18 +268,24 @@ class _Renderer(ExprWriter):
         shape = k.full_shape
         base = [Lin()] * len(shape)
         local = self.opts.local
-        if self.d.fixed_local:
+        group = self.opts.group if k.reduce is not None and not nest.upcast else 0
+        guard = []
+        if group:  # one work-group per output: the group ids are the output's coordinates
+            local = (group,) + (1,) * (len(nest.global_size) - 1)
+            self.emit(f"int lid = {self.d.local_ids[0]};")
+        elif self.d.fixed_local:
             local = local or gpu_local_size(nest.global_size)
             guard = [f"gidx{g}>={s}" for g, (s, lo) in enumerate(zip(nest.global_size, local, strict=True)) if s % lo]
         for g, axes in enumerate(nest.global_dims):
             gv = Lin.var(f"gidx{g}", nest.global_size[g])
-            self.emit(f"int gidx{g} = {self.d.global_id(g, local[g] if local else 1)};")
+            gid = self.d.group_ids[g] if group else self.d.global_id(g, local[g] if local else 1)
+            self.emit(f"int gidx{g} = {gid};")
             stride = 1
             for a in reversed(axes):
                 size = shape[a] // nest.upcast.get(a, 1)
                 base[a] = gv.floordiv(stride).mod(size) if len(axes) > 1 else gv
                 stride *= size
-        if self.d.fixed_local and guard:
+        if guard:
             # the grid is rounded up to whole work-groups; the extra work-items do nothing
             self.emit(f"if ({'||'.join(guard)}) return;")
         up_axes = [a for a, f in nest.upcast.items() if f > 1]
@@ -297,8 +303,14 @@ class _Renderer(ExprWriter):
             )
 
         if k.reduce is not None:
-            self.render_reduce(lanes, out_idx)
+            if group:
+                self.render_group_reduce(group, out_idx)
+            else:
+                self.render_reduce(lanes, out_idx)
         self.memo = {}
+        if group:  # every work-item holds the total; one writes it
+            self.emit("if (lid == 0) {")
+            self.indent += 1
         for lane in lanes:
             oi = out_idx(lane)
             pos = linear(oi, k.reduce.shape if k.reduce is not None else k.out.shape)
@@ -308,8 +320,49 @@ class _Renderer(ExprWriter):
                 self.acc_override = self.acc[pos]
             val = self.expr(k.out, unravel(pos, k.out.shape) if k.out.shape != shape else oi, frozenset())
             self.store(val, pos)
+        if group:
+            self.indent -= 1
+            self.emit("}")
         src, name = self.kernel_source()
-        return Program(src, name, nest.global_size, local, self.opts)
+        gsize = (nest.global_size[0] * group, *nest.global_size[1:]) if group else nest.global_size
+        return Program(src, name, gsize, local, self.opts)
+
+    def render_group_reduce(self, group: int, out_idx) -> None:
+        """The reduce of this work-group's one output: its work-items take every group-th element of the
+        flattened reduce axes, then halve their partial results through shared memory."""
+        k, shape = self.k, self.k.full_shape
+        red = k.reduce
+        raxes = [a for a in k.reduce_axes if shape[a] > 1]
+        ct = red.dtype.compute
+        combine = reduce_combine(red.op, red.dtype)
+        rsize = math.prod(shape[a] for a in raxes)
+        self.emit(f"{ct} acc = {reduce_identity(red.op, red.dtype)};")
+        self.emit(f"for (int ridx = lid; ridx < {rsize}; ridx += {group}) {{")
+        self.indent += 1
+        flat, stride, ridx = Lin.var("ridx", rsize), 1, {}
+        for a in reversed(raxes):
+            ridx[a] = flat.floordiv(stride).mod(shape[a]) if len(raxes) > 1 else flat
+            stride *= shape[a]
+        oi = out_idx({})
+        fi = tuple(ridx.get(a, oi[a]) for a in range(len(shape)))
+        val = self.expr(red.src[0], fi, frozenset())
+        if red.src[0].dtype.compute != ct:
+            val = f"({ct})({val})"
+        self.emit(f"acc = {combine.format('acc', val)};")
+        self.indent -= 1
+        self.emit("}")
+        d = self.d
+        self.emit(f"{d.shared} {ct} wb_part[{group}];")
+        self.emit(f"wb_part[lid] = acc; {d.barrier}")
+        self.emit(f"for (int s = {group // 2}; s > 0; s >>= 1) {{")
+        self.indent += 1
+        self.emit(f"if (lid < s) wb_part[lid] = {combine.format('wb_part[lid]', 'wb_part[lid + s]')};")
+        self.emit(d.barrier)
+        self.indent -= 1
+        self.emit("}")
+        total = "wb_part[0]"
+        pos = linear(oi, red.shape)
+        self.acc[pos] = self.tmp(ct, f"{_ROUND[red.dtype.name]}({total})" if red.dtype.name in _ROUND else total)
 
     def render_reduce(self, lanes: list, out_idx) -> None:
         """Accumulators, the loops over the reduce axes, and each output's reduced value in self.acc.
