@@ -336,7 +336,7 @@ class _Renderer(ExprWriter):
         ct = red.dtype.compute
         combine = reduce_combine(red.op, red.dtype)
         rsize = math.prod(shape[a] for a in raxes)
-        self.emit(f"{ct} acc = {reduce_identity(red.op, red.dtype)};")
+        self.emit(f"{self.d.ctype(ct)} acc = {reduce_identity(red.op, red.dtype)};")
         self.emit(f"for (int ridx = lid; ridx < {rsize}; ridx += {group}) {{")
         self.indent += 1
         flat, stride, ridx = Lin.var("ridx", rsize), 1, {}
@@ -352,7 +352,7 @@ class _Renderer(ExprWriter):
         self.indent -= 1
         self.emit("}")
         d = self.d
-        self.emit(f"{d.shared} {ct} wb_part[{group}];")
+        self.emit(f"{d.shared} {d.ctype(ct)} wb_part[{group}];")
         self.emit(f"wb_part[lid] = acc; {d.barrier}")
         self.emit(f"for (int s = {group // 2}; s > 0; s >>= 1) {{")
         self.indent += 1
@@ -396,7 +396,7 @@ class _Renderer(ExprWriter):
             for li, lane in enumerate(lanes):
                 names = [f"acc{li}_{s}" for s in range(split)]
                 for nm in names:
-                    self.emit(f"{ct} {nm} = {init};")
+                    self.emit(f"{self.d.ctype(ct)} {nm} = {init};")
                 accs[linear(out_idx(lane), red.shape)] = names
             unroll = step = opts.unroll if raxes and shape[raxes[-1]] % opts.unroll == 0 else 1
         ridx = {}

@@ -113,6 +113,23 @@ def test_tensor_core_tiles_fit_in_the_shared_memory_they_launch_with():
     assert mma_shared_bytes((64, 64, 32, 2, 2, 1)) < legacy.shared_bytes <= mma_shared_bytes((64, 64, 32, 2, 2, 2))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int32, np.float16])
+@pytest.mark.parametrize("opts", [KernelOpts(), KernelOpts(group=32)])
+def test_small_integer_reduces_compile_for_cuda(dtype, opts):
+    """A reduce's accumulators are declared in the dialect's type names (uint8 max once declared `uchar`, an
+    OpenCL name, which NVRTC rejected; found by the differential test on an H200)."""
+    from compiler import Tensor
+    from compiler.nvrtc import compile_cuda
+
+    for t in (Tensor(np.arange(40, dtype=dtype).reshape(4, 10), device="REF").max(-1),
+              Tensor(np.array([3], dtype=dtype), device="REF").max()):
+        (k,) = t.schedule()
+        k.device = "CUDA"
+        prg = render_program(k, opts, CUDA)
+        assert "uchar" not in prg.src
+        compile_cuda(prg.src, prg.name, "sm_80")
+
+
 def test_nvrtc_errors_name_the_kernel_and_carry_the_log():
     from compiler.errors import KernelBuildError
     from compiler.nvrtc import compile_cuda
