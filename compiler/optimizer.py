@@ -116,11 +116,25 @@ def gpu_gemm_opts(k: Kernel) -> KernelOpts | None:
     plan = gemm_plan(k, ("float32", "float16", "bfloat16"))
     if plan is None:
         return None
-    if mma_eligible(plan, k) and k.device.split(":")[0] == "CUDA":
+    if mma_eligible(plan, k) and k.device.split(":")[0] == "CUDA" and _cuda_arch_at_least(k.device, 80):
         return KernelOpts(mma_gemm=_enough_blocks(plan, k, MMA_DEFAULT, MMA_SMALLER))
     if plan.a.dtype.name == "float32" and plan.b.dtype.name == "float32":
         return KernelOpts(gpu_gemm=_enough_blocks(plan, k, TILED_DEFAULT, TILED_SMALLER))
     return None
+
+
+def _cuda_arch_at_least(device: str, sm: int) -> bool:
+    """Whether the CUDA device is compute capability sm (80: sm_80) or newer; True where none can be asked
+    (kernels rendered for CUDA on a machine without one, as the compile tests do)."""
+    from .device import gpu_index
+    from .errors import DeviceError
+
+    try:
+        from .runtime_cuda import get_cuda_device
+
+        return int(get_cuda_device(gpu_index(device)).arch[3:]) >= sm
+    except DeviceError:
+        return True
 
 
 # work-groups that fill a large GPU (132 SMs on an H100) about twice, so no SM idles through the last wave
