@@ -3,6 +3,8 @@
 PoCL compiles OpenCL builtins into out-of-line calls, which is slow and stops vectorization across
 work-items; these inline versions are accurate to a few float32 ulp over the whole float32 range,
 subnormal inputs and results included (exp2 below -125 runs 64 higher and scales back by 2**-64).
+Below -151 (the result is 0) that scale is 0, not 2**-64: multiplying into the subnormal range is slow on
+x86 (microcode assists), and softmax's masked -inf scores and sigmoid/GELU's large arguments land there.
 """
 
 import re
@@ -16,8 +18,7 @@ EXP2 = """inline float wb_exp2(float x) {
   float p = 1.0f + f*(0.69314718056f + f*(0.24022650695f + f*(0.05550410866f + f*(0.00961812911f
             + f*(0.00133335581f + f*(0.00015403530f + f*0.00001525273f))))));
   float r = (p * 2.0f) * as_float((n + 126) << 23);
-  r = sub ? r * 5.421010862427522e-20f : r;
-  r = x < -151.0f ? 0.0f : r;
+  r = sub ? r * (x < -151.0f ? 0.0f : 5.421010862427522e-20f) : r;
   return x != x ? x : r;
 }
 """
@@ -53,8 +54,7 @@ EXP2V = """inline float8 wb_exp2v(float8 x) {
   float8 p = 1.0f + f*(0.69314718056f + f*(0.24022650695f + f*(0.05550410866f + f*(0.00961812911f
              + f*(0.00133335581f + f*(0.00015403530f + f*0.00001525273f))))));
   float8 r = (p * 2.0f) * as_float8((n + 126) << 23);
-  r = sub ? r * 5.421010862427522e-20f : r;
-  r = x < -151.0f ? (float8)0.0f : r;
+  r = sub ? r * (x < -151.0f ? (float8)0.0f : (float8)5.421010862427522e-20f) : r;
   return x != x ? x : r;
 }
 """

@@ -307,3 +307,16 @@ def test_softmax_family_on_nan_inf_and_masked_rows(dev, fn):
     want = {"softmax": np.exp(s - lse), "log_softmax": s - lse, "logsumexp": (lse + a.max(-1, keepdims=True))[:, 0]}
     got = getattr(Tensor(a, device=dev), fn)(-1).numpy()
     np.testing.assert_allclose(got, want[fn].astype(np.float32), rtol=2e-6, atol=1e-7)
+
+
+
+def test_exp2_at_the_bottom_of_float32(dev):
+    """exp2 across the subnormal results' range and past it is numpy's (0 below -150, -inf included), in
+    an elementwise kernel and in a row sum (whose loads and exp2 render as float8, wb_exp2v)."""
+    edge = f32(-INF, -1e30, -400.0, -152.0, -151.5, -151.0, -150.5, -150.0, -149.5, -149.0, -140.25, -126.0,
+               -125.5, -125.0, -124.9, 0.0)
+    want = np.exp2(edge.astype(np.float64)).astype(np.float32)
+    got = Tensor(edge, device=dev).exp2().numpy()
+    assert ulp_distance(got, want).max() <= 4 and (got[edge < -151] == 0).all()
+    rows = Tensor(np.repeat(edge[:, None], 256, axis=1), device=dev).exp2().sum(-1).numpy()
+    assert ulp_distance(rows, want * 256).max() <= 4 and (rows[edge < -151] == 0).all()
