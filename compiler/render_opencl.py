@@ -347,7 +347,7 @@ class _Renderer(ExprWriter):
         fi = tuple(ridx.get(a, oi[a]) for a in range(len(shape)))
         val = self.expr(red.src[0], fi, frozenset())
         if red.src[0].dtype.compute != ct:
-            val = f"({ct})({val})"
+            val = f"({self.d.ctype(ct)})({val})"
         self.emit(f"acc = {combine.format('acc', val)};")
         self.indent -= 1
         self.emit("}")
@@ -420,7 +420,7 @@ class _Renderer(ExprWriter):
                 if vec > 1:
                     val = val if val in self.vecs else f"((float8)({val}))"
                 elif red.src[0].dtype.compute != ct:
-                    val = f"({ct})({val})"
+                    val = f"({self.d.ctype(ct)})({val})"
                 nm = accs[linear(oi, red.shape)][u % split]
                 self.emit(f"{nm} = {combine.format(nm, val)};")
         self.vec_atom = None
