@@ -317,8 +317,9 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
 
     A ring of shared-memory stages (dynamic shared memory): while the warps multiply one K slab, the next
     stages - 1 arrive by `cp.async` (16-byte copies that bypass the registers; factors that are not one
-    plain aligned load are staged element by element instead), one barrier per slab. Fragments come out of shared memory by `ldmatrix` (`.trans` where a
-    factor's slab is stored K-major), four 8x8 matrices per instruction."""
+    plain aligned load are staged element by element instead), one barrier per slab. Fragments come out of
+    shared memory by `ldmatrix` (`.trans` where a factor's slab is stored K-major), four 8x8 matrices per
+    instruction."""
     bm, bn, bk, wm, wn = opts.mma_gemm[:5]
     stages = mma_stages(opts.mma_gemm)
     a, b = mma_factors(k, plan)
@@ -344,9 +345,11 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             emit(f"float c{mi}_{ni}[4] = {{0.0f, 0.0f, 0.0f, 0.0f}};")
     to16 = _TO_16[dt]
 
-    def load_stage(kb: str, stage: str) -> None:
-        # the staging code reads the slab index as `kb`: a block of its own names the slab being fetched so
-        emit(f"{{ const int kb_load = {kb}; const int st = {stage};")
+    def fetch_slab(kb: str, stage: str) -> None:
+        """Emit the copy of K slab kb (when there is one) into shared stage `stage`, as one cp.async group
+        (an empty group past the last slab keeps the wait counts uniform)."""
+        # the staging code reads the slab index as `kb`: an inner block names the slab being fetched so
+        emit(f"if ({kb} < {t.kt}) {{ const int kb_load = {kb}; const int st = {stage};")
         r.indent += 1
         emit("{ const int kb = kb_load;")
         r.indent += 1
@@ -368,16 +371,12 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         emit("}")
         r.indent -= 1
         emit("}")
+        emit("wb_cp_commit();")
 
     # slab s lives in stage s % stages; stages - 1 slabs are in flight before the first multiply
     emit(f"for (int s = 0; s < {stages - 1}; s++) {{")
     r.indent += 1
-    emit(f"if (s < {t.kt}) {{")
-    r.indent += 1
-    load_stage("s", "s")
-    r.indent -= 1
-    emit("}")
-    emit("wb_cp_commit();")
+    fetch_slab("s", "s")
     r.indent -= 1
     emit("}")
     emit(f"for (int kb = 0; kb < {t.kt}; kb++) {{")
@@ -385,12 +384,7 @@ def render_mma_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     # slab kb has landed once at most stages - 2 newer copy groups are pending; the barrier also tells every
     # warp that slab kb - 1's stage, refilled next, has been read by all
     emit(f"wb_cp_wait<{stages - 2}>(); __syncthreads();")
-    emit(f"if (kb + {stages - 1} < {t.kt}) {{")
-    r.indent += 1
-    load_stage(f"kb + {stages - 1}", f"(kb + {stages - 1}) % {stages}")
-    r.indent -= 1
-    emit("}")
-    emit("wb_cp_commit();")
+    fetch_slab(f"kb + {stages - 1}", f"(kb + {stages - 1}) % {stages}")
     emit(f"const int st = kb % {stages};")
     emit(f"const unsigned short* As = As_s + st*{size_a}; const unsigned short* Bs = Bs_s + st*{size_b};")
     emit(f"for (int ks = 0; ks < {bk}; ks += 16) {{")
