@@ -69,7 +69,7 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
         if dw is not None:
             return KernelOpts(depthwise=default_depthwise(dw, shape))
     rsize = math.prod(shape[a] for a in k.reduce_axes)
-    if k.reduce is not None and not is_cpu and rsize >= GROUP_REDUCE_MIN:
+    if _group_reduce_applies(k, is_cpu):
         return KernelOpts(group=group_reduce_size(rsize))
     if k.reduce is not None:
         raxes = [a for a in k.reduce_axes if shape[a] > 1]
@@ -100,6 +100,11 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
 
 
 GROUP_REDUCE_MIN = 32  # a shorter reduce stays one work-item's loop on GPUs
+
+
+def _group_reduce_applies(k: Kernel, is_cpu: bool) -> bool:
+    """Whether k is a reduce that GPUs run as one work-group per output (not on CPUs, not short reduces)."""
+    return k.reduce is not None and not is_cpu and math.prod(k.full_shape[a] for a in k.reduce_axes) >= GROUP_REDUCE_MIN
 
 
 def group_reduce_size(rsize: int) -> int:
@@ -246,8 +251,8 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
         for u in unrolls:
             for split in [1, 4] if not up else [1]:
                 out.append(KernelOpts(upcast=up, unroll=u, split_acc=min(split, u)))
-    rsize = math.prod(shape[a] for a in k.reduce_axes)
-    if k.reduce is not None and not _is_cpu(k.device) and rsize >= GROUP_REDUCE_MIN:
+    if _group_reduce_applies(k, _is_cpu(k.device)):
+        rsize = math.prod(shape[a] for a in k.reduce_axes)
         out += [KernelOpts(group=g) for g in (32, 64, 128, 256) if g <= rsize]
     return out
 
