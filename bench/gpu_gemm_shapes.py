@@ -216,7 +216,9 @@ def main(argv=None) -> int:
         return 2
     shapes = unique_shapes(args.chip)
     if not shapes:
-        print(f"no measurements of chip {args.chip!r} in workbench/measured_gemm.csv", file=sys.stderr)
+        chips = ", ".join(sorted({r.chip for r in load_measurements()}))
+        print(f"no measurements of chip {args.chip!r} in workbench/measured_gemm.csv; its chips: {chips}",
+              file=sys.stderr)
         return 2
     if args.smoke:
         shapes = [(d, o, max(1, m // 64), max(1, n // 64), max(1, k // 64), b) for d, o, m, n, k, b in shapes[:6]]
