@@ -1,13 +1,13 @@
 """Schedules memoized by the structure of the lazy graph, so an eager model calling the same ops on new
 data (a forward pass, a training step) skips fusion and program lookup from its second call on.
 
-`graph_key` numbers the nodes of a graph in a walk from its roots and describes each one by what the
-scheduler and the renderers read: op, argument, shape, dtype, device and which numbered nodes are its
-sources; a realized node is a leaf described by shape, dtype and device only (its data never changes a
-program). Two graphs with equal keys fuse into the same kernels, with the same programs, so a `Plan` stores
-a schedule as node numbers and programs, never nodes or buffers: replaying it on a new graph looks up the
-new graph's nodes by number (no stale buffers, nothing kept alive). The cache is an LRU of at most
-`MAX_PLANS` plans and `MAX_NODES` nodes in their keys.
+`graph_key` numbers the nodes of a graph in the order they were made (realized leaves at their first use) and
+describes each one by what the scheduler and the renderers read: op, argument, shape, dtype, device and which
+numbered nodes are its sources; a realized node is a leaf described by shape, dtype and device only (its data
+never changes a program). Two graphs with equal keys fuse into the same kernels, with the same programs, so a
+`Plan` stores a schedule as node numbers and programs, never nodes or buffers: replaying it on a new graph
+looks up the new graph's nodes by number (no stale buffers, nothing kept alive). The cache is an LRU of at
+most `MAX_PLANS` plans and `MAX_NODES` nodes in their keys.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from operator import attrgetter
 
 from . import lazy
 from .kernel_ir import Kernel, arg_key
@@ -24,6 +25,7 @@ MAX_PLANS = 256  # distinct graph structures remembered (each plan holds only nu
 # and at most this many graph nodes in all the keys (a node's row is ~150 bytes: ~15 MB), so a program
 # of many large graphs (training steps of thousands of nodes) cannot grow the memo without bound
 MAX_NODES = 100_000
+_BY_ID = attrgetter("id")
 
 
 @dataclass(frozen=True)
@@ -56,29 +58,44 @@ class Plan:
 
 def graph_key(roots: list[Node]) -> tuple[tuple, list[Node]]:
     """(key, nodes): the structure of the unrealized graph below roots, and its nodes by number."""
+    # a node's sources are made before it, so creation order (ids) is already an order sources-first: one
+    # walk collects the graph and a sort in C orders it, half the Python of a two-visit depth-first walk
+    seen: set[int] = set()
+    stack = list(roots)
+    inner: list[Node] = []
+    while stack:
+        n = stack.pop()
+        if n.id in seen:
+            continue
+        seen.add(n.id)
+        if n.buffer is None:
+            inner.append(n)
+            stack.extend(n.src)
+    inner.sort(key=_BY_ID)
     num: dict[int, int] = {}
     nodes: list[Node] = []
     rows: list = []
-    stack = [(r, False) for r in reversed(roots)]
-    while stack:
-        n, ready = stack.pop()
-        if n.id in num:
-            continue
-        if n.buffer is not None:
-            row = (n.shape, n.dtype.name, n.device)
-        elif not ready:
-            stack.append((n, True))
-            stack.extend((s, False) for s in reversed(n.src) if s.id not in num)
-            continue
-        else:
-            # the op itself (hashed by identity) and dtype.name, not op.value (a Python descriptor) or the
-            # dtype (a dataclass hash in Python): the key is hashed in C on every lookup
-            arg = n.arg if n.arg is None or type(n.arg) is not float else arg_key(n.arg)
-            row = (n.op, arg, n.shape, n.dtype.name, n.device, tuple([num[s.id] for s in n.src]))
+    for n in inner:
+        srcs = []
+        for s in n.src:
+            j = num.get(s.id)
+            if j is None:  # a realized leaf (unrealized sources come earlier in inner): numbered at first use
+                j = num[s.id] = len(nodes)
+                nodes.append(s)
+                rows.append((s.shape, s.dtype.name, s.device))
+            srcs.append(j)
+        # the op itself (hashed by identity) and dtype.name, not op.value (a Python descriptor) or the
+        # dtype (a dataclass hash in Python): the key is hashed in C on every lookup
+        arg = n.arg if type(n.arg) is not float else arg_key(n.arg)
         num[n.id] = len(nodes)
         nodes.append(n)
-        rows.append(row)
-    key = (tuple(rows), tuple(num[r.id] for r in roots), os.environ.get("WB_SEARCH"))
+        rows.append((n.op, arg, n.shape, n.dtype.name, n.device, tuple(srcs)))
+    for r in roots:
+        if r.id not in num:  # a root that is already a buffer
+            num[r.id] = len(nodes)
+            nodes.append(r)
+            rows.append((r.shape, r.dtype.name, r.device))
+    key = (tuple(rows), tuple([num[r.id] for r in roots]), os.environ.get("WB_SEARCH"))
     return key, nodes
 
 

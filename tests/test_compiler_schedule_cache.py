@@ -141,6 +141,19 @@ def test_graph_key_ignores_data_and_node_ids():
     assert k3 != k1
 
 
+def test_graph_key_tells_a_shared_node_from_two_equal_ones():
+    a = t(arr(3, 3, seed=1))
+    y = a * 2.0
+    shared, n1 = graph_key([(y + y).node])
+    twice, n2 = graph_key([((a * 2.0) + (a * 2.0)).node])
+    assert shared != twice and len(n1) + 2 == len(n2)  # one MUL and its CONST, against two of each
+    again, _ = graph_key([((a * 2.0) + (a * 2.0)).node])
+    assert again == twice
+    # sources come before the nodes that read them, so a plan's steps can run in number order
+    for i, n in enumerate(n2):
+        assert all(n2.index(s) < i for s in n.src)
+
+
 def test_memo_off_and_debug_paths_agree(monkeypatch, capsys):
     x, w, b = arr(8, 16), arr(16, 12, seed=1), arr(12, seed=2)
     expect = ref(x, w, b)
