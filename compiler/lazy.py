@@ -7,7 +7,7 @@ from itertools import count
 
 from .dtypes import DType, dtypes
 from .errors import DTypeError, ShapeError
-from .ops import BINARY, FLOAT_ONLY, INT_ONLY, MOVEMENT, REDUCE, UNARY, Ops
+from .ops import BINARY, FLOAT_ONLY, INT_ONLY, REDUCE, UNARY, Ops
 
 _ids = count()
 
@@ -93,26 +93,40 @@ def _check_same(op: Ops, srcs) -> None:
 
 
 _ALU_OPS = UNARY | BINARY | {Ops.WHERE}  # once here: a set union per call cost a hash of every op
+_BITWISE = frozenset({Ops.AND, Ops.OR, Ops.XOR})
+_TYPED_OPS = FLOAT_ONLY | INT_ONLY | _BITWISE  # ops that accept only some dtypes
 
 
 def alu(op: Ops, *srcs: Node) -> Node:
     """An elementwise op on operands of one shape; dtypes must already agree (the frontend casts)."""
-    _check_same(op, srcs)
-    data = srcs[1:] if op == Ops.WHERE else srcs
-    if op == Ops.WHERE and srcs[0].dtype != dtypes.bool:
-        raise DTypeError(f"WHERE: condition must be bool, got {srcs[0].dtype.name}")
-    if any(d.dtype is not data[0].dtype for d in data[1:]) and any(d.dtype != data[0].dtype for d in data):
-        raise DTypeError(f"{op.name}: operand dtypes {' and '.join(d.dtype.name for d in data)} differ")
+    # every elementwise op of every eager call passes here: plain loops and identity tests first, the
+    # messages only once something is wrong
+    first = srcs[0]
+    shape, device = first.shape, first.device
+    for s in srcs:
+        if s.shape != shape or s.device != device:
+            _check_same(op, srcs)
+    if op is Ops.WHERE:
+        if first.dtype is not dtypes.bool:
+            raise DTypeError(f"WHERE: condition must be bool, got {first.dtype.name}")
+        data = srcs[1:]
+    else:
+        data = srcs
     dt = data[0].dtype
-    if op in FLOAT_ONLY and not dt.is_float:
-        raise DTypeError(f"{op.name}: needs a float operand, got {dt.name}")
-    if op in INT_ONLY and not dt.is_int:
-        raise DTypeError(f"{op.name}: needs an integer operand, got {dt.name}")
-    if op in (Ops.AND, Ops.OR, Ops.XOR) and dt.is_float:
-        raise DTypeError(f"{op.name}: needs integer or bool operands, got {dt.name}")
-    assert op in _ALU_OPS
-    out = dtypes.bool if op in (Ops.CMPLT, Ops.CMPNE) else dt
-    return Node(op, srcs, None, srcs[0].shape, out, srcs[0].device)
+    for d in data:
+        if d.dtype is not dt and d.dtype != dt:
+            raise DTypeError(f"{op.name}: operand dtypes {' and '.join(d.dtype.name for d in data)} differ")
+    if op in _TYPED_OPS:
+        if op in FLOAT_ONLY and not dt.is_float:
+            raise DTypeError(f"{op.name}: needs a float operand, got {dt.name}")
+        if op in INT_ONLY and not dt.is_int:
+            raise DTypeError(f"{op.name}: needs an integer operand, got {dt.name}")
+        if op in _BITWISE and dt.is_float:
+            raise DTypeError(f"{op.name}: needs integer or bool operands, got {dt.name}")
+    elif op not in _ALU_OPS:
+        raise AssertionError(f"{op.name} is not an elementwise op")
+    out = dtypes.bool if op is Ops.CMPLT or op is Ops.CMPNE else dt
+    return Node(op, srcs, None, shape, out, device)
 
 
 def cast(x: Node, dtype: DType) -> Node:
@@ -145,57 +159,56 @@ def gather(x: Node, idx: Node, axis: int) -> Node:
 
 def movement(op: Ops, x: Node, arg) -> Node:
     """A view op; validates its argument against the shape and skips it when it changes nothing."""
-    assert op in MOVEMENT
     sh = x.shape
-    if op == Ops.RESHAPE:
+    # each branch tests its own no-op case first: matmul's and broadcasting's reshapes and expands often are
+    if op is Ops.RESHAPE:
         arg = tuple(map(int, arg))
-        if arg == sh:  # a no-op (matmul's and broadcasting's reshapes often are): nothing to check
+        if arg == sh:
             return x
         if math.prod(arg) != math.prod(sh) or min(arg, default=0) < 0:
             raise ShapeError(f"RESHAPE: cannot reshape {sh} ({math.prod(sh)} elements) to {arg}")
         new = arg
-    elif op == Ops.PERMUTE:
-        arg = tuple(map(int, arg))
-        if sorted(arg) != list(range(len(sh))):
-            raise ShapeError(f"PERMUTE: order {arg} is not a permutation of the axes of {sh}")
-        new = tuple(sh[a] for a in arg)
-    elif op == Ops.EXPAND:
+    elif op is Ops.EXPAND:
         arg = tuple(map(int, arg))
         if arg == sh:
             return x
-        if len(arg) != len(sh) or any(a != s and s != 1 for a, s in zip(arg, sh, strict=True)):
+        if len(arg) != len(sh):
             raise ShapeError(f"EXPAND: cannot expand {sh} to {arg}")
+        for a, s in zip(arg, sh, strict=True):  # lengths checked above
+            if a != s and s != 1:
+                raise ShapeError(f"EXPAND: cannot expand {sh} to {arg}")
         new = arg
-    elif op == Ops.PAD:
+    elif op is Ops.PERMUTE:
+        arg = tuple(map(int, arg))
+        if sorted(arg) != list(range(len(sh))):
+            raise ShapeError(f"PERMUTE: order {arg} is not a permutation of the axes of {sh}")
+        if arg == tuple(range(len(sh))):
+            return x
+        new = tuple([sh[a] for a in arg])
+    elif op is Ops.PAD:
         arg = tuple((int(b), int(a)) for b, a in arg)
         if len(arg) != len(sh) or any(b < 0 or a < 0 for b, a in arg):
             raise ShapeError(f"PAD: padding {arg} does not fit shape {sh}")
+        if all(b == 0 and a == 0 for b, a in arg):
+            return x
         new = tuple(s + b + a for s, (b, a) in zip(sh, arg, strict=True))
-    elif op == Ops.SHRINK:
+    elif op is Ops.SHRINK:
         arg = tuple((int(b), int(e)) for b, e in arg)
         if len(arg) != len(sh) or any(not (0 <= b <= e <= s) for (b, e), s in zip(arg, sh, strict=True)):
             raise ShapeError(f"SHRINK: ranges {arg} do not fit shape {sh}")
+        if all(b == 0 and e == s for (b, e), s in zip(arg, sh, strict=True)):
+            return x
         new = tuple(e - b for b, e in arg)
-    else:  # FLIP
+    elif op is Ops.FLIP:
         arg = tuple(sorted(set(int(a) for a in arg)))
         if any(not 0 <= a < len(sh) for a in arg):
             raise ShapeError(f"FLIP: axes {arg} out of range for shape {sh}")
+        if all(sh[a] == 1 for a in arg):  # FLIP of size-1 axes
+            return x
         new = sh
-    if _is_noop(op, arg, sh):
-        return x
+    else:
+        raise AssertionError(f"{op.name} is not a movement op")
     return Node(op, (x,), arg, new, x.dtype, x.device)
-
-
-def _is_noop(op: Ops, arg, sh: tuple) -> bool:
-    if op in (Ops.RESHAPE, Ops.EXPAND):
-        return tuple(arg) == sh
-    if op == Ops.PERMUTE:
-        return arg == tuple(range(len(sh)))
-    if op == Ops.PAD:
-        return all(b == 0 and a == 0 for b, a in arg)
-    if op == Ops.SHRINK:
-        return all(b == 0 and e == s for (b, e), s in zip(arg, sh, strict=True))
-    return all(sh[a] == 1 for a in arg)  # FLIP of size-1 axes
 
 
 def toposort(roots: list[Node], stop_realized: bool = True, sources=None) -> list[Node]:

@@ -353,14 +353,17 @@ class Tensor:
     def _operands(self, other, name: str, reverse: bool = False) -> tuple[Tensor, Tensor]:
         """Both operands broadcast to one shape and promoted to one dtype."""
         x = self
-        if not isinstance(other, Tensor):
-            if isinstance(other, (np.ndarray, list, tuple)):
-                other = Tensor(other, device=self.device)
-            else:
-                dt = self._scalar_dtype(other)
-                x = x.cast(dt)
-                y = Tensor(lazy.const(other, x.shape, dt, x.device))
-                return (y, x) if reverse else (x, y)
+        if isinstance(other, Tensor):
+            xn, yn = self.node, other.node
+            if xn.dtype is yn.dtype and xn.shape == yn.shape:  # the usual case: nothing to cast or broadcast
+                return (other, self) if reverse else (self, other)
+        elif isinstance(other, (np.ndarray, list, tuple)):
+            other = Tensor(other, device=self.device)
+        else:
+            dt = self._scalar_dtype(other)
+            x = x.cast(dt)
+            y = Tensor(lazy.const(other, x.shape, dt, x.device))
+            return (y, x) if reverse else (x, y)
         y = other
         dt = promote(x.dtype, y.dtype)
         x, y = x.cast(dt), y.cast(dt)
