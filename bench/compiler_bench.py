@@ -142,6 +142,8 @@ def column_command(column: str, args, extra: list[str]) -> tuple[list[str] | Non
             return None, None, reason
         return [torch_python(), *base, *extra], thread_env(env, args.threads), None
     env = ours_env(args.compiler_root)
+    if column == "ours" and args.ours_jit:
+        extra = ["--ours-jit", *extra]
     if column == "numpy" and args.numpy_threads:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(args.numpy_threads)
@@ -412,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-first-call", action="store_true",
                     help="skip the fresh-process cold/warm first calls")
     ap.add_argument("--tinygrad-jit", action="store_true", help="run tinygrad under TinyJit (default: eager)")
+    ap.add_argument("--ours-jit", action="store_true",
+                    help="run ours under compiler.jit (default: eager, the graph built every call)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed per worker process")
     ap.add_argument("--threads", type=int, metavar="N",
                     help="limit every column to N threads (BLAS, PyTorch, PoCL's compute units): on a shared "
@@ -470,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps({
             "device": args.device, "quick": args.quick, "runs": args.runs, "warmup": args.warmup,
             "repeats": args.repeats, "rounds": rounds if args.repeats > 1 else None,
-            "tinygrad_jit": args.tinygrad_jit, "numpy_threads": args.numpy_threads, "threads": args.threads,
+            "tinygrad_jit": args.tinygrad_jit, "ours_jit": args.ours_jit, "numpy_threads": args.numpy_threads, "threads": args.threads,
             "compiler_root": str(args.compiler_root or REPO), "unavailable": unavailable,
             "columns": columns, "first_call": first, "rows": rows,
             "host": os.uname().nodename, "cpus": os.cpu_count(),

@@ -267,11 +267,11 @@ class Ours(Framework):
 
     name = "ours"
 
-    def __init__(self, device: str):
+    def __init__(self, device: str, jit: bool = False):
         import compiler
         from compiler import Tensor
 
-        self.Tensor, self.device = Tensor, device
+        self.Tensor, self.device, self.jit = Tensor, device, jit
         self.version = getattr(compiler, "__version__", "source")
         self.device_name = f"compiler {device}: " + _cl_device_name_ours(device)
         self.api = {
@@ -282,12 +282,19 @@ class Ours(Framework):
             "gelu": lambda a: a.gelu(),
         }
         self._sync = _ours_synchronizer(device)
+        mode = "@jit (compiler.jit: recorded kernels replayed, no graph building)" if jit else "eager"
+        self.note = "; ".join(x for x in (mode, Ours.note) if x)
 
     def to_device(self, arr):
         return self.Tensor(arr, device=self.device).realize()
 
     def fn(self, name, p):
-        return tensor_fn(name, p, self.api)
+        f = tensor_fn(name, p, self.api)
+        if self.jit:
+            from compiler.jit import jit
+
+            return jit(lambda *a: f(*a).realize())
+        return f
 
     def finish(self, out):
         out = out.realize()
@@ -465,7 +472,7 @@ def first_call(fw: Framework, name: str, quick: bool) -> dict:
     return {"workload": name, "first_call_s": time.perf_counter() - t0}
 
 
-def make_framework(column: str, device: str, jit: bool) -> Framework:
+def make_framework(column: str, device: str, jit: bool, ours_jit: bool = False) -> Framework:
     if column == "numpy":
         return Framework()
     if column == "tinygrad":
@@ -473,7 +480,7 @@ def make_framework(column: str, device: str, jit: bool) -> Framework:
     if column == "torch":
         return Torch()
     if column == "ours":
-        return Ours(device)
+        return Ours(device, ours_jit)
     raise SystemExit(f"unknown column {column}")
 
 
@@ -486,13 +493,14 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--tinygrad-jit", action="store_true")
+    ap.add_argument("--ours-jit", action="store_true")
     ap.add_argument("--first-call", metavar="WORKLOAD", help="time only the first call of one workload")
     ap.add_argument("--threads", type=int, help="the thread limit the driver set (checked and reported)")
     args = ap.parse_args()
     t_import = time.perf_counter()
     report: dict = {"column": args.column, "device": args.device, "quick": args.quick}
     try:
-        fw = make_framework(args.column, args.device, args.tinygrad_jit)
+        fw = make_framework(args.column, args.device, args.tinygrad_jit, args.ours_jit)
     except Exception as exc:  # the column cannot run here: say why, and let the driver skip it
         report.update(available=False, reason=f"{type(exc).__name__}: {exc}")
         print(json.dumps(report))

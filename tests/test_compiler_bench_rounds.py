@@ -32,13 +32,36 @@ def test_threads_option_limits_every_column():
     from bench.compiler_bench import column_command
 
     args = SimpleNamespace(device="CL", quick=True, threads=1, numpy_threads=None, compiler_root=None,
-                           tinygrad_jit=False)
+                           tinygrad_jit=False, ours_jit=False)
     for column in ("numpy", "ours"):
         cmd, env, _ = column_command(column, args, [])
         assert cmd[cmd.index("--threads") + 1] == "1"
         assert env["OPENBLAS_NUM_THREADS"] == env["POCL_MAX_PTHREAD_COUNT"] == env["POCL_CPU_MAX_CU_COUNT"] == "1"
     cmd, _, _ = column_command("ours", SimpleNamespace(**{**vars(args), "threads": None}), [])
     assert "--threads" not in cmd
+
+
+def test_ours_jit_option_runs_the_workload_under_compiler_jit():
+    """--ours-jit reaches only the ours column, whose worker then replays the workload with compiler.jit."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from bench import compiler_worker as cw
+    from bench.compiler_bench import column_command
+
+    args = SimpleNamespace(device="CL", quick=True, threads=None, numpy_threads=None, compiler_root=None,
+                           tinygrad_jit=False, ours_jit=True)
+    assert "--ours-jit" in column_command("ours", args, [])[0]
+    assert "--ours-jit" not in column_command("numpy", args, [])[0]
+    fw = cw.make_framework("ours", "REF", jit=False, ours_jit=True)
+    assert fw.note.startswith("@jit")
+    p = cw.sizes("elementwise", quick=True)
+    ins = [fw.to_device(a[:4096]) for a in cw.make_inputs("elementwise", p)]
+    f = fw.fn("elementwise", p)
+    expect = cw.numpy_fn("elementwise", p)(*[a[:4096] for a in cw.make_inputs("elementwise", p)])
+    for _ in range(3):  # the first call records, the later ones replay
+        np.testing.assert_allclose(fw.to_numpy(fw.finish(f(*ins))), expect, rtol=1e-6)
 
 
 def test_worker_checks_against_numpy_only_after_every_timing(monkeypatch):
