@@ -95,6 +95,8 @@ def _check_same(op: Ops, srcs) -> None:
 _ALU_OPS = UNARY | BINARY | {Ops.WHERE}  # once here: a set union per call cost a hash of every op
 _BITWISE = frozenset({Ops.AND, Ops.OR, Ops.XOR})
 _TYPED_OPS = FLOAT_ONLY | INT_ONLY | _BITWISE  # ops that accept only some dtypes
+_COMPARES = frozenset({Ops.CMPLT, Ops.CMPNE})
+_WHERE, _BOOL = Ops.WHERE, dtypes.bool
 
 
 def alu(op: Ops, *srcs: Node) -> Node:
@@ -106,8 +108,8 @@ def alu(op: Ops, *srcs: Node) -> Node:
     for s in srcs:
         if s.shape != shape or s.device != device:
             _check_same(op, srcs)
-    if op is Ops.WHERE:
-        if first.dtype is not dtypes.bool:
+    if op is _WHERE:
+        if first.dtype is not _BOOL:
             raise DTypeError(f"WHERE: condition must be bool, got {first.dtype.name}")
         data = srcs[1:]
     else:
@@ -125,7 +127,7 @@ def alu(op: Ops, *srcs: Node) -> Node:
             raise DTypeError(f"{op.name}: needs integer or bool operands, got {dt.name}")
     elif op not in _ALU_OPS:
         raise AssertionError(f"{op.name} is not an elementwise op")
-    out = dtypes.bool if op is Ops.CMPLT or op is Ops.CMPNE else dt
+    out = _BOOL if op in _COMPARES else dt
     return Node(op, srcs, None, shape, out, device)
 
 
@@ -157,18 +159,22 @@ def gather(x: Node, idx: Node, axis: int) -> Node:
     return Node(Ops.GATHER, (x, idx), axis, idx.shape, x.dtype, x.device)
 
 
+# the movement ops as module globals: an Enum member's attribute lookup costs more than the test that uses it
+_RESHAPE, _EXPAND, _PERMUTE, _PAD, _SHRINK, _FLIP = Ops.RESHAPE, Ops.EXPAND, Ops.PERMUTE, Ops.PAD, Ops.SHRINK, Ops.FLIP
+
+
 def movement(op: Ops, x: Node, arg) -> Node:
     """A view op; validates its argument against the shape and skips it when it changes nothing."""
     sh = x.shape
     # each branch tests its own no-op case first: matmul's and broadcasting's reshapes and expands often are
-    if op is Ops.RESHAPE:
+    if op is _RESHAPE:
         arg = tuple(map(int, arg))
         if arg == sh:
             return x
-        if math.prod(arg) != math.prod(sh) or min(arg, default=0) < 0:
+        if math.prod(arg) != math.prod(sh) or (arg and min(arg) < 0):
             raise ShapeError(f"RESHAPE: cannot reshape {sh} ({math.prod(sh)} elements) to {arg}")
         new = arg
-    elif op is Ops.EXPAND:
+    elif op is _EXPAND:
         arg = tuple(map(int, arg))
         if arg == sh:
             return x
@@ -178,28 +184,28 @@ def movement(op: Ops, x: Node, arg) -> Node:
             if a != s and s != 1:
                 raise ShapeError(f"EXPAND: cannot expand {sh} to {arg}")
         new = arg
-    elif op is Ops.PERMUTE:
+    elif op is _PERMUTE:
         arg = tuple(map(int, arg))
         if sorted(arg) != list(range(len(sh))):
             raise ShapeError(f"PERMUTE: order {arg} is not a permutation of the axes of {sh}")
         if arg == tuple(range(len(sh))):
             return x
         new = tuple([sh[a] for a in arg])
-    elif op is Ops.PAD:
+    elif op is _PAD:
         arg = tuple((int(b), int(a)) for b, a in arg)
         if len(arg) != len(sh) or any(b < 0 or a < 0 for b, a in arg):
             raise ShapeError(f"PAD: padding {arg} does not fit shape {sh}")
         if all(b == 0 and a == 0 for b, a in arg):
             return x
         new = tuple(s + b + a for s, (b, a) in zip(sh, arg, strict=True))
-    elif op is Ops.SHRINK:
+    elif op is _SHRINK:
         arg = tuple((int(b), int(e)) for b, e in arg)
         if len(arg) != len(sh) or any(not (0 <= b <= e <= s) for (b, e), s in zip(arg, sh, strict=True)):
             raise ShapeError(f"SHRINK: ranges {arg} do not fit shape {sh}")
         if all(b == 0 and e == s for (b, e), s in zip(arg, sh, strict=True)):
             return x
         new = tuple(e - b for b, e in arg)
-    elif op is Ops.FLIP:
+    elif op is _FLIP:
         arg = tuple(sorted(set(int(a) for a in arg)))
         if any(not 0 <= a < len(sh) for a in arg):
             raise ShapeError(f"FLIP: axes {arg} out of range for shape {sh}")
