@@ -4,6 +4,7 @@
     python -m bench.pocl_threads --workload softmax --calls 10 --rounds 3
     python -m bench.pocl_threads --modes eager,noahead,nomemo   # eager with/without launching ahead, the memo
     python -m bench.pocl_threads --alternate 8   # launching ahead on and off in one process, blocks alternating
+    python -m bench.pocl_threads --timeline 20   # one process: each kernel's time inside eager calls
 
 Each (compute units, mode) case runs in a fresh process (modes: eager; ahead, eager launching kernels while the
 graph is built even where PoCL uses every core, WB_LAUNCH_AHEAD=1; noahead, launching nothing ahead,
@@ -120,6 +121,62 @@ def alternate(workload: str, rounds: int, calls: int = 10) -> str:
     )
 
 
+def timeline(workload: str, calls: int, quick: bool = False) -> str:
+    """Eager calls in this process, each kernel's OpenCL profiling times recorded: the host's time before
+    the first launch, the kernels' busy time, the gaps between them, and each kernel's median, as text."""
+    import statistics
+
+    from bench import compiler_worker as w
+    from compiler import runtime_opencl
+
+    p = w.sizes(workload, quick)
+    fw = w.Ours("CL")
+    f = fw.fn(workload, p)
+    args = [fw.to_device(a) for a in w.make_inputs(workload, p)]
+    events: list = []
+    first: list[float] = []
+    launch = runtime_opencl.CLDevice.launch
+
+    def recorded(self, kernel, gsize, lsize, bufs, wait=False):
+        import pyopencl as cl
+
+        if not first:
+            first.append(time.perf_counter())
+        kernel.set_args(*[b.buf for b in bufs])
+        ev = cl.enqueue_nd_range_kernel(self.queue, kernel, gsize, lsize)
+        events.append((kernel.function_name, ev))
+        if wait:
+            ev.wait()
+            return (ev.profile.end - ev.profile.start) * 1e-9
+        return None
+
+    for _ in range(3):  # compile, memoize
+        fw.finish(f(*args))
+    runtime_opencl.CLDevice.launch = recorded
+    calls_ms: list[tuple] = []
+    per_kernel: dict = {}
+    try:
+        for _ in range(calls):
+            events.clear()
+            first.clear()
+            t0 = time.perf_counter()
+            fw.finish(f(*args))
+            wall = time.perf_counter() - t0
+            spans = [(name, ev.profile.start, ev.profile.end) for name, ev in events]
+            busy = sum(e - s for _, s, e in spans)
+            gaps = sum(max(0, spans[i + 1][1] - spans[i][2]) for i in range(len(spans) - 1))
+            calls_ms.append((wall * 1e3, (first[0] - t0) * 1e3 if first else 0.0, busy * 1e-6, gaps * 1e-6))
+            for i, (name, s_, e_) in enumerate(spans):
+                per_kernel.setdefault((i, name), []).append((e_ - s_) * 1e-6)
+    finally:
+        runtime_opencl.CLDevice.launch = launch
+    med = [statistics.median(c[j] for c in calls_ms) for j in range(4)]
+    lines = [f"{workload}, {calls} eager calls, medians: wall {med[0]:.2f} ms, host before the first launch "
+             f"{med[1]:.2f}, kernels busy {med[2]:.2f}, gaps between kernels {med[3]:.2f}"]
+    lines += [f"  {i:3d} {name[:44]:44s} {statistics.median(v):8.3f} ms" for (i, name), v in per_kernel.items()]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Alternate fresh processes over compute units (1, 2) and eager/jit; print one line per case."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -129,12 +186,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default="eager,jit", help="comma-separated: eager, ahead, noahead, nomemo, jit")
     ap.add_argument("--alternate", type=int, metavar="ROUNDS",
                     help="instead: launching ahead off and on, alternating in one process, per compute-unit count")
+    ap.add_argument("--timeline", type=int, metavar="CALLS",
+                    help="instead: this many eager calls in this process, each kernel's time inside them")
     ap.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # the child process
     ap.add_argument("--one-alternate", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     modes = a.modes.split(",")
     if any(m not in MODES for m in modes):
         ap.error(f"--modes: {a.modes!r}; choose from {', '.join(MODES)}")
+    if a.timeline:
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        print(timeline(a.workload, a.timeline), flush=True)
+        return 0
     if a.one:
         print(measure(a.workload, a.calls, a.one == "jit"), flush=True)
         return 0

@@ -101,3 +101,17 @@ def test_onnx_bench_blocks_start_with_an_untimed_call():
     assert [len(v) for v in out.values()] == [7, 7]
     # blocks of 1 untimed + 3, 3 and 1 timed calls, alternating
     assert calls == ["a"] * 4 + ["b"] * 4 + ["a"] * 4 + ["b"] * 4 + ["a"] * 2 + ["b"] * 2
+
+
+def test_pocl_threads_timeline_lists_each_kernel_of_an_eager_call():
+    """--timeline reports the host's part before the first launch and every kernel of the call, and puts
+    the runtime's launch back afterwards."""
+    from bench import pocl_threads
+    from compiler import runtime_opencl
+
+    launch = runtime_opencl.CLDevice.launch
+    text = pocl_threads.timeline("softmax", calls=2, quick=True)
+    assert runtime_opencl.CLDevice.launch is launch
+    head, *kernels = text.splitlines()
+    assert head.startswith("softmax, 2 eager calls") and "host before the first launch" in head
+    assert len(kernels) >= 2 and all(line.rstrip().endswith(" ms") for line in kernels)
