@@ -14,6 +14,7 @@ from . import autograd, jit_trace, lazy
 from .device import canonicalize, to_device
 from .dtypes import DType, dtypes, promote, reduce_identity, to_dtype
 from .errors import DTypeError, IndexOutOfRangeError, ShapeError
+from .graph_template import composite
 from .lazy import Node
 from .ops import Ops
 
@@ -450,6 +451,7 @@ class Tensor:
     def log2(self) -> Tensor:
         return self._float()._alu(Ops.LOG2)
 
+    @composite
     @_in_float32
     def exp(self) -> Tensor:
         """e**x to a few ulp: x = n*ln2 + r with n an integer, so only the small r meets the rounding
@@ -489,10 +491,12 @@ class Tensor:
     def tan(self) -> Tensor:
         return self.sin() / self.cos()
 
+    @composite
     @_in_float32
     def sigmoid(self) -> Tensor:
         return (1.0 + (-self._float()).exp()).reciprocal()
 
+    @composite
     @_in_float32
     def tanh(self) -> Tensor:
         """(1 - e^-2|x|) / (1 + e^-2|x|) with the sign of x; its Taylor series near 0, where 1 - e cancels."""
@@ -507,6 +511,7 @@ class Tensor:
     def relu(self) -> Tensor:
         return self.maximum(0)
 
+    @composite
     @_in_float32
     def gelu(self) -> Tensor:
         """GELU, tanh approximation (as in GPT-2)."""
@@ -514,6 +519,7 @@ class Tensor:
         # 0.5 * (1 + tanh(u)) == sigmoid(2u): the same function with fewer ops and no 1 - e cancellation
         return x * (1.5957691216057308 * (x + 0.044715 * x * x * x)).sigmoid()
 
+    @composite
     @_in_float32
     def silu(self) -> Tensor:
         return self * self.sigmoid()
@@ -1063,6 +1069,7 @@ class Tensor:
         axis, keepdim = _axis_arg(axis, dim, keepdim, keepdims)
         return (-self if self.dtype.is_float else ~self).argmax(axis, keepdim)
 
+    @composite
     @_in_float32
     def softmax(self, axis: int = -1, *, dim=None) -> Tensor:
         """exp(x - max) / sum(exp(x - max)) along axis."""
@@ -1074,6 +1081,7 @@ class Tensor:
         e = ((x - x.max(axis, keepdim=True)) * _LOG2E).exp2()
         return e / e.sum(axis, keepdim=True)
 
+    @composite
     @_in_float32
     def log_softmax(self, axis: int = -1, *, dim=None) -> Tensor:
         """log(softmax(x)) computed stably."""
@@ -1082,6 +1090,7 @@ class Tensor:
         s = x - x.max(axis, keepdim=True)
         return s - _sum_exp_shifted(s, axis).log()
 
+    @composite
     @_in_float32
     def logsumexp(self, axis=None, keepdim: bool = False, *, dim=None, keepdims=None) -> Tensor:
         """log(sum(exp(x))) over axes, computed stably."""
@@ -1303,6 +1312,7 @@ class Tensor:
         x = self.pad([(0, 0)] * (self.ndim - 2) + [(p[0], p[0]), (p[1], p[1])]) if any(p) else self
         return x._pool(k, s, (1, 1)).mean((-2, -1))
 
+    @composite
     @_in_float32
     def layernorm(
         self, axis=-1, eps: float = 1e-5, weight: Tensor | None = None, bias: Tensor | None = None
@@ -1398,6 +1408,7 @@ class Tensor:
         keep = Tensor.rand(*self.shape, device=self.device) >= p
         return keep.where(self * (1.0 / (1.0 - p)), 0.0)
 
+    @composite
     def scaled_dot_product_attention(
         self, key: Tensor, value: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False
     ) -> Tensor:

@@ -1,0 +1,125 @@
+"""Composite Tensor ops (layernorm, softmax, attention, GELU...) rebuilt from a recorded graph template.
+
+A composite op builds tens of primitive nodes through the Tensor frontend, which checks, promotes and
+broadcasts at every step: ~5-10 us of Python per node, a tenth of an eager GPT-2 block's call on two cores.
+Its graph depends only on its inputs' shapes, dtypes and devices and on its other arguments, so the first
+call with a given signature records the nodes it made (op, argument, shape, dtype, device, and each source
+as one of those nodes, an input, or a buffer that existed before the call), and later calls make the same
+nodes directly: same ops in the same order, hence the same kernels and the same memoized plan. Nodes are
+still made by `Node()`, so autograd and launching ahead see them as usual.
+
+Only methods whose graph is a function of that signature may be decorated: no random numbers, no data read
+back, no training flag. A call that cannot be recorded (it read a node made before it that is neither an
+input nor a buffer) is simply run again next time. WB_COMPOSITE_MEMO=0 turns the memo off (comparisons).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections import OrderedDict
+
+from . import lazy
+from .lazy import GradMode, Node
+
+MAX_TEMPLATES = 64  # signatures remembered per decorated method (each holds one graph's rows)
+MAX_ROWS = 2000  # a composite that builds more nodes than this is not recorded
+
+
+def _signature(args: tuple, kwargs: dict) -> tuple[tuple, list[Node]] | None:
+    """(key, input nodes): each tensor argument by shape, dtype, device, grad flag and first position (one
+    tensor passed twice is another graph than two tensors), every other argument by type and value; None
+    when an argument cannot be keyed."""
+    key: list = [GradMode.enabled]
+    nodes: list[Node] = []
+    first: dict[int, int] = {}
+    for name, a in (*((None, a) for a in args), *sorted(kwargs.items())):
+        n = getattr(a, "node", None)
+        if isinstance(n, Node):
+            j = first.setdefault(id(n), len(nodes))
+            if j == len(nodes):
+                nodes.append(n)
+            key.append((name, j, n.shape, n.dtype.name, n.device, n.requires_grad))
+        elif a is None or type(a) in (bool, int, float, str):
+            key.append((name, type(a), a))
+        elif type(a) is tuple and all(type(x) in (bool, int, float) for x in a):
+            key.append((name, tuple, a))
+        else:
+            return None
+    return tuple(key), nodes
+
+
+def _record(out: Node, inputs: list[Node], start: int) -> tuple | None:
+    """The rows that rebuild out from inputs: the nodes made since node id `start` that out depends on, in
+    the order they were made; None when out reads a node made before the call that is no input or buffer."""
+    where = {id(n): -1 - j for j, n in enumerate(inputs)}
+    made: dict[int, Node] = {}
+    stack = [out]
+    while stack:
+        n = stack.pop()
+        if id(n) in where or n.id in made:
+            continue
+        if n.buffer is not None:
+            if n.id > start:  # computed or uploaded during the call: its data may depend on this call
+                return None
+            continue  # a buffer from before the call (a cached constant such as a causal mask)
+        if n.id <= start:  # an unrealized node from before the call that is no input
+            return None
+        made[n.id] = n
+        if len(made) > MAX_ROWS:
+            return None
+        stack.extend(n.src)
+    order = sorted(made)
+    pos = {i: k for k, i in enumerate(order)}
+    rows = []
+    for i in order:
+        n = made[i]
+        srcs = tuple(
+            where[id(s)] if id(s) in where else pos[s.id] if s.id in pos else s  # s: a buffer from before
+            for s in n.src
+        )
+        rows.append((n.op, srcs, n.arg, n.shape, n.dtype, n.device))
+    if out.id not in pos:  # the composite returned an input unchanged
+        return None
+    return tuple(rows), pos[out.id]
+
+
+def _replay(template: tuple, inputs: list[Node]) -> Node:
+    rows, out = template
+    made: list[Node] = []
+    for op, srcs, arg, shape, dtype, device in rows:
+        src = tuple(
+            (made[s] if s >= 0 else inputs[-1 - s]) if type(s) is int else s for s in srcs
+        )
+        made.append(Node(op, src, arg, shape, dtype, device))
+    return made[out]
+
+
+def composite(method):
+    """Memoize the graph a composite Tensor method builds, per signature of its arguments (see above)."""
+    templates: OrderedDict = OrderedDict()
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        sig = _signature((self, *args), kwargs)
+        if sig is None or os.environ.get("WB_COMPOSITE_MEMO") == "0":
+            return method(self, *args, **kwargs)
+        key, inputs = sig
+        hit = templates.get(key)
+        if hit is not None:
+            templates.move_to_end(key)
+            cls, template = hit
+            return cls(_replay(template, inputs))
+        start = lazy.next_id()
+        out = method(self, *args, **kwargs)
+        n = getattr(out, "node", None)
+        if isinstance(n, Node):
+            template = _record(n, inputs, start)
+            if template is not None:
+                templates[key] = (type(out), template)
+                if len(templates) > MAX_TEMPLATES:
+                    templates.popitem(last=False)
+        return out
+
+    wrapper.templates = templates  # tests and benchmarks look inside
+    return wrapper
