@@ -1,4 +1,4 @@
-"""Composite Tensor ops (layernorm, softmax, attention, GELU...) rebuilt from a recorded graph template.
+"""Composite Tensor ops (matmul, conv2d, layernorm, softmax, attention, GELU...) rebuilt from a recorded graph.
 
 A composite op builds tens of primitive nodes through the Tensor frontend, which checks, promotes and
 broadcasts at every step: ~5-10 us of Python per node, a tenth of an eager GPT-2 block's call on two cores.
@@ -9,7 +9,8 @@ nodes directly: same ops in the same order, hence the same kernels and the same 
 still made by `Node()`, so autograd and launching ahead see them as usual.
 
 Only methods whose graph is a function of that signature may be decorated: no random numbers, no data read
-back, no training flag. A call that cannot be recorded (it read a node made before it that is neither an
+back, no training flag; what the frontend reads of an input node beyond its shape (whether a sum over it
+is a contraction that the GEMM template takes whole) joins the signature through `traits`. A call that cannot be recorded (it read a node made before it that is neither an
 input nor a buffer) is simply run again next time. WB_COMPOSITE_MEMO=0 turns the memo off (comparisons).
 """
 
@@ -26,10 +27,10 @@ MAX_TEMPLATES = 64  # signatures remembered per decorated method (each holds one
 MAX_ROWS = 2000  # a composite that builds more nodes than this is not recorded
 
 
-def _signature(args: tuple, kwargs: dict) -> tuple[tuple, list[Node]] | None:
-    """(key, input nodes): each tensor argument by shape, dtype, device, grad flag and first position (one
-    tensor passed twice is another graph than two tensors), every other argument by type and value; None
-    when an argument cannot be keyed."""
+def _signature(args: tuple, kwargs: dict, traits=None) -> tuple[tuple, list[Node]] | None:
+    """(key, input nodes): each tensor argument by shape, dtype, device, grad flag, first position (one
+    tensor passed twice is another graph than two tensors) and `traits(node)` where given, every other
+    argument by type and value; None when an argument cannot be keyed."""
     key: list = [GradMode.enabled]
     nodes: list[Node] = []
     first: dict[int, int] = {}
@@ -39,7 +40,8 @@ def _signature(args: tuple, kwargs: dict) -> tuple[tuple, list[Node]] | None:
             j = first.setdefault(id(n), len(nodes))
             if j == len(nodes):
                 nodes.append(n)
-            key.append((name, j, n.shape, n.dtype.name, n.device, n.requires_grad))
+            key.append((name, j, n.shape, n.dtype.name, n.device, n.requires_grad,
+                        traits(n) if traits is not None else None))
         elif a is None or type(a) in (bool, int, float, str):
             key.append((name, type(a), a))
         elif type(a) is tuple and all(type(x) in (bool, int, float) for x in a):
@@ -71,14 +73,20 @@ def _record(out: Node, inputs: list[Node], start: int) -> tuple | None:
         stack.extend(n.src)
     order = sorted(made)
     pos = {i: k for k, i in enumerate(order)}
+
+    def ref(s: Node):  # an input (< 0), a node of this graph (>= 0), or a buffer from before (the node)
+        return where[id(s)] if id(s) in where else pos[s.id] if s.id in pos else s
+
     rows = []
     for i in order:
         n = made[i]
-        srcs = tuple(
-            where[id(s)] if id(s) in where else pos[s.id] if s.id in pos else s  # s: a buffer from before
-            for s in n.src
-        )
-        rows.append((n.op, srcs, n.arg, n.shape, n.dtype, n.device))
+        rule = None
+        if n.ad is not None and n.ad[0] is not n.op:  # backward through a rule of its own (conv2d's)
+            comp, arg, srcs = n.ad
+            if any(id(s) not in where and s.id not in pos for s in srcs):
+                return None
+            rule = (comp, arg, tuple(ref(s) for s in srcs))
+        rows.append((n.op, tuple(ref(s) for s in n.src), n.arg, n.shape, n.dtype, n.device, rule))
     if out.id not in pos:  # the composite returned an input unchanged
         return None
     return tuple(rows), pos[out.id]
@@ -87,21 +95,26 @@ def _record(out: Node, inputs: list[Node], start: int) -> tuple | None:
 def _replay(template: tuple, inputs: list[Node]) -> Node:
     rows, out = template
     made: list[Node] = []
-    for op, srcs, arg, shape, dtype, device in rows:
-        src = tuple(
-            (made[s] if s >= 0 else inputs[-1 - s]) if type(s) is int else s for s in srcs
-        )
-        made.append(Node(op, src, arg, shape, dtype, device))
+
+    def node(s):
+        return (made[s] if s >= 0 else inputs[-1 - s]) if type(s) is int else s
+
+    for op, srcs, arg, shape, dtype, device, rule in rows:
+        n = Node(op, tuple([node(s) for s in srcs]), arg, shape, dtype, device)
+        if rule is not None and n.ad is not None:  # what autograd.record_composite did when recorded
+            n.ad = (rule[0], rule[1], tuple(node(s) for s in rule[2]))
+        made.append(n)
     return made[out]
 
 
-def composite(method):
-    """Memoize the graph a composite Tensor method builds, per signature of its arguments (see above)."""
+def composite(method, traits=None):
+    """Memoize the graph a composite Tensor method builds, per signature of its arguments (see above);
+    traits(node), where given, names what else of an input node the frontend's choices read."""
     templates: OrderedDict = OrderedDict()
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        sig = _signature((self, *args), kwargs)
+        sig = _signature((self, *args), kwargs, traits)
         if sig is None or os.environ.get("WB_COMPOSITE_MEMO") == "0":
             return method(self, *args, **kwargs)
         key, inputs = sig

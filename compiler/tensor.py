@@ -10,11 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import autograd, jit_trace, lazy
+from . import autograd, graph_template, jit_trace, lazy
 from .device import canonicalize, to_device
 from .dtypes import DType, dtypes, promote, reduce_identity, to_dtype
 from .errors import DTypeError, IndexOutOfRangeError, ShapeError
-from .graph_template import composite
 from .lazy import Node
 from .ops import Ops
 
@@ -72,6 +71,12 @@ def _new_shape(shape, what: str) -> tuple:
 
 def _pair(x, n: int = 2) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,) * n
+
+
+def composite(method):
+    """graph_template.composite, with whether each input is a contraction in the signature: a sum over one
+    stays whole for the GEMM template, over anything else long sums add in blocks (Tensor._reduce)."""
+    return graph_template.composite(method, traits=lambda n: _is_contraction(n))
 
 
 def _in_float32(method):
@@ -1105,6 +1110,7 @@ class Tensor:
         )
 
     # --- linear algebra and nn functions ---------------------------------------------------------------
+    @composite
     def matmul(self, other: Tensor) -> Tensor:
         """Matrix product with numpy broadcasting of batch dims (1-d operands like numpy)."""
         if not isinstance(other, Tensor):
@@ -1152,6 +1158,7 @@ class Tensor:
 
     dot = matmul
 
+    @composite
     def linear(self, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         """self @ weight.T + bias (weight is (out, in) like PyTorch)."""
         out = self._matmul_wide(weight.T)
@@ -1205,6 +1212,7 @@ class Tensor:
         back = list(range(axis)) + [nd, nd + 1] + list(range(axis, nd))
         return x.permute(back)
 
+    @composite
     def conv2d(
         self, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1, groups: int = 1
     ) -> Tensor:
@@ -1295,6 +1303,7 @@ class Tensor:
             x = resample.resample_axis(x, 2 + j, taps)
         return x
 
+    @composite
     def max_pool2d(self, kernel_size=2, stride=None, padding=0, dilation=1) -> Tensor:
         """Max over sliding windows of the last two axes (padding counts as -inf)."""
         k = _pair(kernel_size)
@@ -1304,6 +1313,7 @@ class Tensor:
         x = self.pad([(0, 0)] * (self.ndim - 2) + [(p[0], p[0]), (p[1], p[1])], value=lo) if any(p) else self
         return x._pool(k, s, _pair(dilation)).max((-2, -1))
 
+    @composite
     def avg_pool2d(self, kernel_size=2, stride=None, padding=0) -> Tensor:
         """Mean over sliding windows of the last two axes (zero padding counted, like PyTorch's default)."""
         k = _pair(kernel_size)
@@ -1325,6 +1335,7 @@ class Tensor:
             out = out * weight
         return out + bias if bias is not None else out
 
+    @composite
     @_in_float32
     def batchnorm(
         self, weight: Tensor | None, bias: Tensor | None, mean: Tensor, var: Tensor, eps: float = 1e-5

@@ -120,3 +120,57 @@ def test_a_graph_that_reads_an_unrealized_node_from_before_is_not_recorded():
     assert _record(out, [x.node], start) is not None
     mixed = lazy.alu(Ops.ADD, out, outside)
     assert _record(mixed, [x.node], start) is None
+
+
+def test_conv2d_replayed_keeps_its_own_backward_rule(monkeypatch):
+    """conv2d's result carries a backward rule of its own (autograd.record_composite): a replayed graph
+    carries it too, so gradients agree with building the graph afresh."""
+    x, w, g = arr(2, 3, 6, 6), arr(4, 3, 3, 3), arr(2, 4, 6, 6)
+
+    def grads():
+        xt, wt = t(x, requires_grad=True), t(w, requires_grad=True)
+        out = xt.conv2d(wt, padding=1)
+        (out * t(g)).sum().backward()
+        return out.numpy(), xt.grad.numpy(), wt.grad.numpy()
+
+    first, replayed = grads(), grads()
+    assert Tensor.conv2d.templates
+    monkeypatch.setenv("WB_COMPOSITE_MEMO", "0")
+    direct = grads()
+    for a, b, c in zip(first, replayed, direct, strict=True):
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(b, c, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_replayed_for_each_broadcast_signature():
+    for sa, sb in (((3, 4), (4, 5)), ((2, 3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((2, 3, 4), (4, 5))):
+        for _ in range(2):
+            a, b = arr(*sa), arr(*sb)
+            np.testing.assert_allclose((t(a) @ t(b)).numpy(), a @ b, rtol=1e-5, atol=1e-5)
+
+
+def test_pooling_and_batchnorm_replayed():
+    for _ in range(2):
+        x = arr(2, 3, 6, 6)
+        win = x.reshape(2, 3, 3, 2, 3, 2)
+        np.testing.assert_allclose(t(x).max_pool2d(2).numpy(), win.max((3, 5)), rtol=1e-6)
+        np.testing.assert_allclose(t(x).avg_pool2d(2).numpy(), win.mean((3, 5)), rtol=1e-5, atol=1e-6)
+        m, v = arr(3), np.abs(arr(3)) + 0.5
+        got = t(x).batchnorm(None, None, t(m), t(v)).numpy()
+        want = (x - m.reshape(1, 3, 1, 1)) / np.sqrt(v.reshape(1, 3, 1, 1) + 1e-5)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_what_the_frontend_reads_of_an_input_joins_the_signature():
+    """A long sum over a product of broadcast operands stays whole (the GEMM template takes it), over
+    anything else it adds in blocks: layernorm over either input gets its own template and graph."""
+    a, b = arr(8192), arr(1, 8192)
+    plain = t(b)
+    product = t(a).reshape(1, 8192).expand(2, 8192)[0:1] * t(b)  # broadcast operand: a contraction's shape
+    from compiler.lazy import toposort
+
+    def sums(x):  # the reduces layernorm built: one per sum kept whole, three per sum of 8192 in blocks
+        return sum(n.op == Ops.SUM for n in toposort([x.layernorm().node]))
+
+    assert [sums(x) for x in (product, plain, product, plain)] == [4, 6, 4, 6]
+    np.testing.assert_allclose(product.layernorm().numpy(), np_layernorm(a[None] * b, 1e-5), rtol=1e-4, atol=1e-4)
