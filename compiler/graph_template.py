@@ -9,9 +9,10 @@ nodes directly: same ops in the same order, hence the same kernels and the same 
 still made by `Node()`, so autograd and launching ahead see them as usual.
 
 Only methods whose graph is a function of that signature may be decorated: no random numbers, no data read
-back, no training flag; what the frontend reads of an input node beyond its shape (whether a sum over it
-is a contraction that the GEMM template takes whole) joins the signature through `traits`. A call that cannot be recorded (it read a node made before it that is neither an
-input nor a buffer) is simply run again next time. WB_COMPOSITE_MEMO=0 turns the memo off (comparisons).
+back, no training flag; what the frontend reads of an input node beyond its shape (whether a sum over it is a
+contraction that the GEMM template takes whole) joins the signature through `traits`. A call that cannot be
+recorded (it read a node made before it that is neither an input nor a buffer) is simply run again next time.
+WB_COMPOSITE_MEMO=0 turns the memo off (comparisons).
 """
 
 from __future__ import annotations
