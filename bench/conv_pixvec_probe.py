@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--shape", default="8,64,56,64")
     ap.add_argument("--calls", type=int, default=12)
-    ap.add_argument("--local", type=int, default=0, help="work-group size along dim 0 (0: PoCL's choice)")
+    ap.add_argument("--local", default="", help="work-group size, e.g. 16 or 16,7,1 (default: PoCL's choice)")
     ap.add_argument("--wblock", action="store_true", help="mode 0: weights stored [block][ci][ky][kx][o]")
     ap.add_argument("--ob-dim", type=int, default=0, help="1: channel blocks on dim 1 (rows fastest)")
     args = ap.parse_args(argv)
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             src, gdim = kernel_source(c, hw, hw, ot, segs, max(rh, 1), rh == 0, args.wblock), hw // max(rh, 1) * len(segs)
         prg = cl.Program(ctx, src).build(options=[f"-D COUT={cout}", f"-D OBDIM={args.ob_dim}"])
         gsz = (gdim, cout // ot, n) if args.ob_dim else (cout // ot, gdim, n)
-        lsz = (args.local, 1, 1) if args.local else None
+        lsz = tuple(int(v) for v in (args.local.split(",") + ["1", "1"])[:3]) if args.local else None
         if args.wblock:  # the layout a weight-transpose kernel would store, made here on the host
             blocked = wt.reshape(cout // ot, ot, c, 9).transpose(0, 2, 3, 1)
             wbuf = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=np.ascontiguousarray(blocked))
