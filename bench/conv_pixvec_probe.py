@@ -218,8 +218,29 @@ def conv_ref(x: np.ndarray, wt: np.ndarray) -> np.ndarray:
     return out
 
 
+def parse_variant(var: str, shape: tuple, wblock: bool = False) -> tuple[int, list[int], int]:
+    """(OT, segments, MODE) of an OT:SEGMENTS[:MODE] variant, or ValueError naming what does not fit shape."""
+    n, c, hw, cout = shape
+    try:
+        ot_s, segs_s, *mode_s = var.split(":")
+        ot, segs, mode = int(ot_s), [int(v) for v in segs_s.split(",")], int(mode_s[0]) if mode_s else 1
+        if len(mode_s) > 1:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"variant {var!r}: write OT:SEGMENTS[:MODE], e.g. 4:3,3,1:0") from None
+    if hw % 8 or sum(segs) * 8 != hw or min(segs) < 1:
+        raise ValueError(f"variant {var!r}: the segments must cover a {hw}-pixel row in float8s ({hw / 8:g} vectors)")
+    if ot < 1 or cout % ot:
+        raise ValueError(f"variant {var!r}: OT={ot} must divide the {cout} output channels")
+    if mode and hw % abs(mode):
+        raise ValueError(f"variant {var!r}: MODE {mode} needs the {hw} rows to be a multiple of {abs(mode)}")
+    if wblock and mode != 0:
+        raise ValueError(f"variant {var!r}: --wblock is for MODE 0 variants only")
+    return ot, segs, mode
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Check and time each variant (process CPU per call, one PoCL thread unless POCL_* say otherwise)."""
+    """Check and time each variant (process CPU per call); print one line per variant."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--variants",
@@ -233,11 +254,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wblock", action="store_true", help="mode 0: weights stored [block][ci][ky][kx][o]")
     ap.add_argument("--ob-dim", type=int, default=0, help="1: channel blocks on dim 1 (rows fastest)")
     args = ap.parse_args(argv)
-    os.environ.setdefault("POCL_MAX_PTHREAD_COUNT", "1")
-    os.environ.setdefault("POCL_CPU_MAX_CU_COUNT", "1")
+    try:
+        shape = tuple(int(v) for v in args.shape.split(","))
+        if len(shape) != 4 or min(shape) < 1:
+            raise ValueError
+    except ValueError:
+        print(f"--shape {args.shape!r}: give N,C,H=W,Cout, e.g. 8,64,56,64", file=sys.stderr)
+        return 2
+    try:
+        variants = [(var, *parse_variant(var, shape, args.wblock)) for var in args.variants]
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
     import pyopencl as cl
 
-    n, c, hw, cout = (int(v) for v in args.shape.split(","))
+    n, c, hw, cout = shape
     ctx = cl.Context(cl.get_platforms()[0].get_devices())
     q = cl.CommandQueue(ctx)
     rng = np.random.default_rng(0)
@@ -249,15 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     wb = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=wt)
     yb = cl.Buffer(ctx, mf.WRITE_ONLY, size=4 * n * cout * hw * hw)
     zb = cl.Buffer(ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=np.zeros(cout * c * 9, np.float32))
-    for var in args.variants:
-        ot_s, segs_s, *rh_s = var.split(":")
-        ot, segs, rh = int(ot_s), [int(s) for s in segs_s.split(",")], int(rh_s[0]) if rh_s else 1
-        assert sum(segs) * 8 == hw and cout % ot == 0, var
+    for var, ot, segs, rh in variants:
         if rh < 0:  # -R: groups of R rows with the short segments merged
             src, ntiles = kernel_source_pairs(c, hw, hw, ot, segs, -rh)
             gdim = hw // -rh * ntiles
         else:
-            src, gdim = kernel_source(c, hw, hw, ot, segs, max(rh, 1), rh == 0, args.wblock), hw // max(rh, 1) * len(segs)
+            src, gdim = (
+                kernel_source(c, hw, hw, ot, segs, max(rh, 1), rh == 0, args.wblock),
+                hw // max(rh, 1) * len(segs),
+            )
         prg = cl.Program(ctx, src).build(options=[f"-D COUT={cout}", f"-D OBDIM={args.ob_dim}"])
         gsz = (gdim, cout // ot, n) if args.ob_dim else (cout // ot, gdim, n)
         lsz = tuple(int(v) for v in (args.local.split(",") + ["1", "1"])[:3]) if args.local else None
@@ -294,4 +325,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # one PoCL thread unless told otherwise (set before PoCL starts; a test importing main leaves it alone)
+    os.environ.setdefault("POCL_MAX_PTHREAD_COUNT", "1")
+    os.environ.setdefault("POCL_CPU_MAX_CU_COUNT", "1")
     sys.exit(main())
