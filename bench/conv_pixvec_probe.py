@@ -27,8 +27,18 @@ import time
 import numpy as np
 
 
-def kernel_source(
-    c: int, h: int, w: int, ot: int, segs: list[int], rh: int = 1, branch_free: bool = False, wblock: bool = False
+def _row_vector(xr: str, off: int, w: int) -> str:
+    """The float8 of input row `xr` starting at pixel `off` (kx - 1 + 8p): a plain load inside the row, and
+    the first or last 8 pixels shifted one lane, with a zero for the padding pixel, at the row's edges."""
+    if off < 0:
+        return f"__builtin_shufflevector(*(const __global float8u*)({xr}), (float8)(0.0f), 8, 0, 1, 2, 3, 4, 5, 6)"
+    if off + 8 > w:
+        return (f"__builtin_shufflevector(*(const __global float8u*)({xr} + {w - 8}), (float8)(0.0f), "
+                "1, 2, 3, 4, 5, 6, 7, 8)")
+    return f"*(const __global float8u*)({xr} + {off})"
+
+
+def kernel_source(    c: int, h: int, w: int, ot: int, segs: list[int], rh: int = 1, branch_free: bool = False, wblock: bool = False
 ) -> str:
     """OpenCL C for one variant: OT output channels x RH output rows x the float8 pixel vectors of one row
     segment; each input vector loaded feeds every (row, channel) accumulator it belongs to."""
@@ -66,14 +76,7 @@ def kernel_source(
             for ky in range(3):
                 for kx in range(3):
                     for p in range(np_):
-                        off = 8 * (p0 + p) + kx - 1
-                        xr = f"xr{ky} + xo"
-                        if off < 0:
-                            v = f"__builtin_shufflevector(*(const __global float8u*)({xr}), (float8)(0.0f), 8, 0, 1, 2, 3, 4, 5, 6)"
-                        elif off + 8 > w:
-                            v = f"__builtin_shufflevector(*(const __global float8u*)({xr} + {w - 8}), (float8)(0.0f), 1, 2, 3, 4, 5, 6, 7, 8)"
-                        else:
-                            v = f"*(const __global float8u*)({xr} + {off})"
+                        v = _row_vector(f"xr{ky} + xo", 8 * (p0 + p) + kx - 1, w)
                         lines.append(f"      const float8 v{ky}{kx}_{p} = {v};")
                     for o in range(ot):
                         lines.append(f"      {{ const float wv = wk{ky}[wof + {o * ws[2] + kx * ws[3]}];")
@@ -90,13 +93,7 @@ def kernel_source(
             lines.append(f"      for (int ci = 0; ci < {c}; ci++, xr += {h * w}, wk += 9) {{")
             for kx in range(3):
                 for p in range(np_):
-                    off = 8 * (p0 + p) + kx - 1
-                    if off < 0:
-                        v = "__builtin_shufflevector(*(const __global float8u*)(xr), (float8)(0.0f), 8, 0, 1, 2, 3, 4, 5, 6)"
-                    elif off + 8 > w:
-                        v = f"__builtin_shufflevector(*(const __global float8u*)(xr + {w - 8}), (float8)(0.0f), 1, 2, 3, 4, 5, 6, 7, 8)"
-                    else:
-                        v = f"*(const __global float8u*)(xr + {off})"
+                    v = _row_vector("xr", 8 * (p0 + p) + kx - 1, w)
                     lines.append(f"        const float8 v{kx}_{p} = {v};")
                 for o in range(ot):
                     lines.append(f"        {{ const float wv = wk[{o * c * 9 + kx}];")
@@ -115,13 +112,7 @@ def kernel_source(
                 lines.append(f"        if ({cond}) {{ const __global float* xr = xc + iy * {w};")
                 for kx in range(3):
                     for p in range(np_):
-                        off = 8 * (p0 + p) + kx - 1
-                        if off < 0:
-                            v = "__builtin_shufflevector(*(const __global float8u*)(xr), (float8)(0.0f), 8, 0, 1, 2, 3, 4, 5, 6)"
-                        elif off + 8 > w:
-                            v = f"__builtin_shufflevector(*(const __global float8u*)(xr + {w - 8}), (float8)(0.0f), 1, 2, 3, 4, 5, 6, 7, 8)"
-                        else:
-                            v = f"*(const __global float8u*)(xr + {off})"
+                        v = _row_vector("xr", 8 * (p0 + p) + kx - 1, w)
                         lines.append(f"          const float8 v{kx}_{p} = {v};")
                     for j in range(rh):
                         ky = r - j
@@ -181,14 +172,7 @@ def kernel_source_pairs(c: int, h: int, w: int, ot: int, segs: list[int], rows: 
         for ky in range(3):
             for kx in range(3):
                 for i, (dr, p) in enumerate(tile):
-                    off = 8 * p + kx - 1
-                    xr = f"xr{dr}{ky} + xo"
-                    if off < 0:
-                        v = f"__builtin_shufflevector(*(const __global float8u*)({xr}), (float8)(0.0f), 8, 0, 1, 2, 3, 4, 5, 6)"
-                    elif off + 8 > w:
-                        v = f"__builtin_shufflevector(*(const __global float8u*)({xr} + {w - 8}), (float8)(0.0f), 1, 2, 3, 4, 5, 6, 7, 8)"
-                    else:
-                        v = f"*(const __global float8u*)({xr} + {off})"
+                    v = _row_vector(f"xr{dr}{ky} + xo", 8 * p + kx - 1, w)
                     lines.append(f"      const float8 v{ky}{kx}_{i} = {v};")
                 for o in range(ot):
                     for dr in drs:
