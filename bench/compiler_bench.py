@@ -433,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown workload(s) {unknown}; choose from {', '.join(WORKLOADS)}")
     wanted = [c for c in args.columns.split(",") if c]
-
+    unknown = [c for c in wanted if c not in COLUMNS]
+    if unknown or not wanted:
+        ap.error(f"--columns: unknown column(s) {unknown or [args.columns]}; choose from {', '.join(COLUMNS)}")
     if args.repeats < 1:
         ap.error("--repeats must be at least 1")
     if args.threads is not None and args.threads < 1:

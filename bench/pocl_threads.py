@@ -183,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)  # the child process
     ap.add_argument("--one-alternate", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    from bench.compiler_worker import WORKLOADS
+
+    if a.workload not in WORKLOADS:
+        ap.error(f"--workload: unknown workload {a.workload!r}; choose from {', '.join(WORKLOADS)}")
     modes = a.modes.split(",")
     if any(m not in MODES for m in modes):
         ap.error(f"--modes: {a.modes!r}; choose from {', '.join(MODES)}")

@@ -1,5 +1,7 @@
 """bench/compiler_bench.py's interleaved rounds: merged medians and per-round ratio ranges (no subprocess)."""
 
+import pytest
+
 from bench.compiler_bench import merge_rounds, summarize
 
 
@@ -116,3 +118,18 @@ def test_pocl_threads_timeline_lists_each_kernel_of_an_eager_call():
     head, *kernels = text.splitlines()
     assert head.startswith("softmax, 2 eager calls") and "host before the first launch" in head
     assert len(kernels) >= 2 and all(line.rstrip().endswith(" ms") for line in kernels)
+
+
+@pytest.mark.parametrize(
+    "module,argv,word",
+    [
+        ("bench.compiler_bench", ["--columns", "bogus"], "--columns"),
+        ("bench.pocl_threads", ["--workload", "nope", "--timeline", "1"], "--workload"),
+    ],
+)
+def test_an_unknown_column_or_workload_is_refused_before_any_run(capsys, module, argv, word):
+    import importlib
+
+    with pytest.raises(SystemExit) as exc:
+        importlib.import_module(module).main(argv)
+    assert exc.value.code == 2 and word in capsys.readouterr().err
