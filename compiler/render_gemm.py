@@ -247,8 +247,11 @@ def default_gemm(plan: GemmPlan, shape: tuple, vector_width: int = VEC, cores: i
         # that divides the row never spans two output rows, so a stride-1 conv's micro-kernel reads its
         # pixels at fixed offsets: 4x2 where 4 divides the row and 6 does not (56 pixels: 6-14% faster
         # than 6x2, 2 of whose 28 register tiles span two rows, in 5 of 6 rounds; equal at 48, where both
-        # divide; equal on a strided conv's im2col slab; docs/benchmarks.md)
-        tiles = ((6, 192), (4, mb)) if row % 6 == 0 or row % 4 else ((4, 192), (6, 192))
+        # divide; equal on a strided conv's im2col slab; docs/benchmarks.md), unless the rows are long
+        # enough for the register tiles to run over each row's padding (_padded_rows: 56 pixels 2% faster)
+        kw = shape[plan.k_axes[-1]] if len(plan.k_axes) > 1 else 1
+        six = row % 6 == 0 or row % 4 or (kw > 1 and padding_pays(row, kw))
+        tiles = ((6, 192), (4, mb)) if six else ((4, 192), (6, 192))
         for tile_mr, cap in tiles:
             fits = [r * row for r in range(1, cap // row + 1) if (r * row) % tile_mr == 0]
             if fits and fits[-1] >= mb // 2 and m >= 2 * fits[-1]:
@@ -435,7 +438,8 @@ def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: boo
     nr, emit = nv * VEC, r.emit
     tail = _row_tail(plan.sizes(r.k.full_shape)[1], mb, mr) if rows is not None else None
     if tail is None:
-        emit(f"for (int nj = 0; nj < {nb}; nj += {nr}) for (int mi = 0; mi < {mb}; mi += {mr}) {{")
+        mend = wide[3] if wide is not None and len(wide) > 3 else mb  # padded wide rows: _padded_rows
+        emit(f"for (int nj = 0; nj < {nb}; nj += {nr}) for (int mi = 0; mi < {mend}; mi += {mr}) {{")
     else:
         # the last M tile's rows end inside a register tile: full tiles up to there, then a narrower one,
         # instead of a whole register tile over rows that are never stored (128 rows in 22 tiles of 6)
@@ -518,19 +522,21 @@ def _emit_register_tile(r: ExprWriter, plan: GemmPlan, gemm: tuple, mr: int, dir
         # The loop runs over the slab's kernel rows once per kernel column kx (kx outside): the values of
         # one step are then never those of another (at kx inside, pixel i + 1 at kx reads what pixel i
         # reads at kx + 1, and a compiler that keeps such shared values live runs out of registers)
-        tile_rows, row, kw = wide
+        tile_rows, row, kw = wide[:3]
+        padded = len(wide) > 3  # _padded_rows: mi is the pixel's place in the wide rows themselves
         wstride = tile_rows * (row + kw - 1)  # floats from one kernel row of As to the next
         steps = kb // kw
         kunroll = _k_unroll(steps)
         emit(f"{'__local const' if direct_b is None else 'const __global'} float* b0 = bp;")
-        emit(f"int o0 = (mi/{row})*{row + kw - 1}+mi%{row};")
-        if row % mr:
+        emit("int o0 = mi;" if padded else f"int o0 = (mi/{row})*{row + kw - 1}+mi%{row};")
+        # a register tile may lie in one row, may span two
+        one_row, two_rows = padded or row >= mr, not padded and row % mr != 0
+        if two_rows:
             for i in range(1, mr):
                 emit(f"int o{i} = ((mi+{i})/{row})*{row + kw - 1}+(mi+{i})%{row};")
         emit(f"for (int kx = 0; kx < {kw}; kx++) {{")
         r.indent += 1
         emit(f"bp = b0+kx*{nb};")
-        one_row, two_rows = row >= mr, row % mr != 0  # a register tile may lie in one row, may span two
         if one_row and two_rows:
             emit(f"if (mi%{row} <= {row - mr}) {{")
             r.indent += 1
@@ -556,12 +562,34 @@ def _emit_register_tile(r: ExprWriter, plan: GemmPlan, gemm: tuple, mr: int, dir
             emit(f"*(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC}) = c{i}_{v};")
 
 
-def _epilogue_rows(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, gm: Lin, n: Lin) -> tuple:
+def padding_pays(row: int, kw: int) -> bool:
+    """Whether a conv's register tiles may run over the KW - 1 pixels past each output row (_padded_rows):
+    where those cost at most 1/16 more FMAs."""
+    return (kw - 1) * 16 <= row
+
+
+def _padded_rows(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, gm: Lin, gn: Lin, wrow: int) -> bool:
+    """Whether the micro-kernel over a conv window stored as wide rows (_wide_window) computes the
+    wide rows whole: their KW - 1 extra pixels a row are never stored (the epilogue walks whole output
+    rows, _epilogue_rows), and As has room for the last register tile's reads past the slab."""
+    mb, nb, kb, mr, _ = gemm
+    row = k.full_shape[plan.m_axes[-1]]
+    kw = wrow - row + 1
+    if row % mr == 0 or not padding_pays(row, kw):  # whole register tiles in each row: nothing to gain
+        return False
+    if _epilogue_rows(k, plan, gemm, full_index, gm, Lin.var("nn", nb) + gn * nb)[0] is None:
+        return False
+    rows = mb // row
+    mpad = -(-rows * wrow // mr) * mr
+    return kb // kw * rows * wrow + mpad - rows * wrow + kw - 1 <= kb * mb
+
+
+def _epilogue_rows(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, gm: Lin, n: Lin, cs_row: int = 0) -> tuple:
     """(m, [loop marker, row length], Cs index) when the M tile is whole rows of the innermost M axis (a
     conv's output rows) and the output is stored along those rows: the epilogue then walks rows and
     columns (no division by the row length per output) with the columns innermost, so each row is one
-    unit-stride run of stores instead of one store a whole channel plane away per output.
-    (None, None, None) otherwise."""
+    unit-stride run of stores instead of one store a whole channel plane away per output. cs_row: the
+    length of a row in Cs when it is longer than the output's (_padded_rows). (None, None, None) otherwise."""
     mb, nb = gemm[0], gemm[1]
     row = k.full_shape[plan.m_axes[-1]] if plan.m_axes else 1
     if len(plan.m_axes) < 2 or not VEC <= row < mb or mb % row:  # runs shorter than a float8 gain nothing
@@ -571,7 +599,7 @@ def _epilogue_rows(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, gm: Lin, 
     pos = linear(tuple(full_index(m, n, Lin())), k.reduce.shape)
     if "jw" not in pos.unit_variables() or "nn" in pos.unit_variables():
         return None, None, None
-    return m, ["rows", row], f"(jr*{row}+jw)*{nb}+nn"
+    return m, ["rows", row], f"(jr*{cs_row or row}+jw)*{nb}+nn"
 
 
 def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
@@ -596,9 +624,11 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         emit(f"__local float As[{kb * mb}];")
     if direct_b is None:
         emit(f"__local float Bs[{kb * nb}];")
+    cs_decl = len(r.lines)
     emit(f"__local float Cs[{mb * nb}];")
     emit("int gn = get_group_id(0); int gm = get_group_id(1); int gb = get_group_id(2);")
 
+    cs_zero = len(r.lines)
     emit(f"for (int i = 0; i < {mb * nb}; i++) Cs[i] = 0.0f;")
     emit(f"for (int kb = 0; kb < {kt}; kb++) {{")
     r.indent += 1
@@ -639,6 +669,18 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             # a conv window as wide rows (stored [reduce row][tile row][row + KW - 1]): a third of an
             # im2col pack's copies for 3x3 kernels; the micro-kernel reads each kx at an offset
             wide, wrow = (rows, row, kw), row + kw - 1
+            if _padded_rows(k, plan, opts.gemm, full_index, gm, gn, wrow):
+                # the register tiles walk the wide rows themselves, KW - 1 pixels past each output row
+                # included (never stored): every tile then reads its pixels at fixed offsets, whatever
+                # MR and the row length are, for a few percent more FMAs
+                mpad = -(-rows * wrow // mr) * mr
+                wide = (rows, row, kw, mpad)
+                r.lines[cs_decl] = r.lines[cs_decl].replace(f"Cs[{mb * nb}]", f"Cs[{mpad * nb}]")
+                r.lines[cs_zero] = r.lines[cs_zero].replace(f"< {mb * nb};", f"< {mpad * nb};")
+                # the last tiles' reads run up to MR + KW - 2 floats past the slab: zeros, not stale values
+                used = kb // kw * rows * wrow
+                r.lines.insert(cs_zero + 1, "  " * (r.indent - 1)
+                               + f"for (int i = {used}; i < {used + mpad - rows * wrow + kw - 1}; i++) As[i] = 0.0f;")
             kq = Lin()  # the slab's reduce row: every reduce axis but the kernel column
             for i, (sz, st) in enumerate(zip([split[1]] + ksizes[1:-1], _strides([split[1]] + ksizes[1:-1]), strict=True)):
                 kq = kq + Lin.var(f"k{i}", sz) * st
@@ -671,7 +713,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         ends.append((name, f"int {name} = {size}-{g}*{tile} < {tile} ? {size}-{g}*{tile} : {tile};")
                     if size % tile else (str(tile), None))
     n = Lin.var("nn", nb) + gn * nb
-    m, order, cs = _epilogue_rows(k, plan, opts.gemm, full_index, gm, n)
+    m, order, cs = _epilogue_rows(k, plan, opts.gemm, full_index, gm, n, wide[1] + wide[2] - 1 if wide and len(wide) > 3 else 0)
     if ends[1][1]:
         emit(ends[1][1])
     if m is None:

@@ -43,6 +43,23 @@ def test_stride_one_conv_packs_wide_rows(shape, cout, ksize, pad):
     close(out.numpy(), np.maximum(np_conv(x, w, pad) + b[None, :, None, None], 0))
 
 
+# rows long enough (>= 16 x (KW - 1) pixels) that the 6-pixel register tiles run over each row's KW - 1
+# padding pixels instead of spanning two output rows: a ragged last tile (10 x 34 = 340 pixels an image),
+# padding 0, a 5x5 kernel on 64-pixel rows; (input shape, output channels, kernel, padding, wide row)
+@pytest.mark.parametrize(
+    "shape,cout,ksize,pad,wrow",
+    [((2, 8, 10, 34), 16, 3, 1, 36), ((1, 8, 10, 40), 16, 3, 0, 40), ((1, 4, 7, 64), 16, 5, 2, 68)],
+)  # fmt: skip
+def test_long_rows_run_register_tiles_over_the_padding(shape, cout, ksize, pad, wrow):
+    x, w, b = rnd(*shape), rnd(cout, shape[1], ksize, ksize), rnd(cout)
+    out = Tensor(x, device="CL").conv2d(Tensor(w, device="CL"), Tensor(b, device="CL"), padding=pad).relu()
+    prg = program_for(out.schedule()[0])
+    mb, _, _, mr, _ = prg.opts.gemm
+    assert mr == 6 and "int o0 = mi;" in prg.src and "int o1 = " not in prg.src  # fixed offsets, every tile
+    assert f"Cs[(jr*{wrow}+jw)*" in prg.src  # the epilogue skips each wide row's padding pixels
+    close(out.numpy(), np.maximum(np_conv(x, w, pad) + b[None, :, None, None], 0))
+
+
 @pytest.mark.parametrize("stride,dilation", [(2, 1), (1, 2)])
 def test_strided_or_dilated_conv_keeps_the_im2col_pack(stride, dilation):
     x, w = rnd(4, 8, 17, 15), rnd(16, 8, 3, 3)
