@@ -90,6 +90,7 @@ class KernelOpts:
     gemv: columns per work-item and unroll of the matrix-vector template (x @ W with few rows of x).
     depthwise: outputs per work-item of the strip template for small sliding-window sums (depthwise convs).
     pointwise: run the gemm tiles with the factors' roles swapped (1x1 convs of NCHW data, render_pointwise.py).
+    winograd: tile rows per work-group of the F(2x2, 3x3) template for 3x3 stride-1 convs (render_winograd.py).
     group: work-items per output of a reduce (GPUs): they stride through the reduce together and combine
     their partial results in shared memory, so a few long rows (layernorm, softmax) fill the GPU.
     vec: vector width for reduces over a contiguous innermost axis (falls back to 1 when an op or a load
@@ -107,6 +108,7 @@ class KernelOpts:
     gemv: tuple | None = None  # (NB, U): the matrix-vector template for x @ W on CPUs (render_gemv.py)
     depthwise: tuple | None = None  # (V,): strips of V outputs, taps unrolled (render_depthwise.py)
     pointwise: bool = False  # with gemm: the weights as A, the pixels as B's float8 columns
+    winograd: tuple | None = None  # (TY,): 3x3 convs by F(2x2, 3x3), TY tile rows a work-group (render_winograd.py)
     group: int = 0  # work-items (a power of two) sharing each output's reduce in one work-group
 
     def key(self) -> str:
@@ -117,6 +119,7 @@ class KernelOpts:
             + (f"V{self.gemv}" if self.gemv else "")
             + (f"D{self.depthwise}" if self.depthwise else "")
             + ("P" if self.pointwise else "")
+            + (f"W{self.winograd}" if self.winograd else "")
             + (f"R{self.group}" if self.group else "")
         )
 

@@ -50,6 +50,14 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
         pw = pointwise_plan(k)
         if pw is not None:
             return KernelOpts(gemm=default_pointwise(pw, shape), pointwise=True)
+    if is_cpu and _winograd_enabled():
+        from .render_winograd import default_winograd, local_floats, winograd_plan
+
+        wp = winograd_plan(k)
+        if wp is not None:
+            for ty in dict.fromkeys((default_winograd(wp, _compute_units(k.device))[0], 1)):
+                if local_floats(wp, ty) * 4 <= _local_mem_bytes(k.device):
+                    return KernelOpts(winograd=(ty,))
     plan = gemm_plan(k) if is_cpu else None
     if plan is not None:
         mb, nb, kb, mr, nv = gemm = default_gemm(plan, shape, _vector_width(k.device), _compute_units(k.device))
@@ -219,6 +227,13 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
         dw = depthwise_plan(k)
         if dw is not None:
             out += depthwise_candidates(dw, shape)
+    if plan is not None and _is_cpu(k.device) and _winograd_enabled():
+        from .render_winograd import local_floats, winograd_candidates, winograd_plan
+
+        wp = winograd_plan(k)
+        if wp is not None:
+            out += [o for o in winograd_candidates(wp)
+                    if local_floats(wp, o.winograd[0]) * 4 <= _local_mem_bytes(k.device)]
     if plan is not None and _is_cpu(k.device):
         from .render_pointwise import pointwise_candidates, pointwise_plan
 
@@ -257,13 +272,14 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
     return out
 
 
-_PROGRAMS: dict[tuple, Program] = {}  # (structure key, WB_SEARCH) -> Program
+_PROGRAMS: dict[tuple, Program] = {}  # (structure key, WB_SEARCH, WB_WINOGRAD) -> Program
 
 
 def cached_program(k: Kernel) -> Program:
-    """The program choose_program picks for k, memoized by k's structure key (and WB_SEARCH) in memory
-    and on disk, so a new process running a model it ran before skips rendering too."""
-    key = (k.structure_key(), os.environ.get("WB_SEARCH"))
+    """The program choose_program picks for k, memoized by k's structure key (and the switches that change
+    the choice, WB_SEARCH and WB_WINOGRAD) in memory and on disk, so a new process running a model it ran
+    before skips rendering too."""
+    key = (k.structure_key(), os.environ.get("WB_SEARCH"), _winograd_enabled())
     prg = _PROGRAMS.get(key)
     if prg is None:
         disk_key = _disk_key(k, key)
@@ -349,6 +365,12 @@ def _compute_units(device: str) -> int:
     return get_cl_device(cl_index(device)).device.max_compute_units or 1
 
 
+def _winograd_enabled() -> bool:
+    """3x3 stride-1 convs by F(2x2, 3x3) on CPUs (render_winograd.py); WB_WINOGRAD=0 keeps the direct
+    template, for comparisons and for the exact inf semantics of the direct sum."""
+    return os.environ.get("WB_WINOGRAD", "1") != "0"
+
+
 def _is_cpu(device: str) -> bool:
     if device.split(":")[0] in ("CUDA", "HIP"):
         return False
@@ -387,6 +409,12 @@ def render_program(k: Kernel, opts: KernelOpts, dialect=None) -> Program:
         dw = depthwise_plan(k)
         if dw is not None:
             return render_depthwise(k, dw, opts)
+    if opts.winograd:
+        from .render_winograd import render_winograd, winograd_plan
+
+        wp = winograd_plan(k)
+        if wp is not None:
+            return render_winograd(k, wp, opts)
     if opts.gemm and opts.pointwise:
         from .render_pointwise import pointwise_plan
 
@@ -425,7 +453,7 @@ def _timer(device: str):
 
 
 _OPTS_FIELDS = ("upcast", "unroll", "local", "split_acc", "gemm", "vec", "gpu_gemm", "mma_gemm", "gemv",
-                "depthwise", "pointwise", "group")
+                "depthwise", "pointwise", "group", "winograd")
 
 
 def _opts_from_json(d: dict) -> KernelOpts:
@@ -443,6 +471,7 @@ def _opts_from_json(d: dict) -> KernelOpts:
         depthwise=tup(d.get("depthwise")),
         pointwise=bool(d.get("pointwise", False)),
         group=d.get("group", 0),
+        winograd=tup(d.get("winograd")),
     )
 
 

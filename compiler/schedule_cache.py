@@ -95,7 +95,8 @@ def graph_key(roots: list[Node]) -> tuple[tuple, list[Node]]:
             num[r.id] = len(nodes)
             nodes.append(r)
             rows.append((r.shape, r.dtype.name, r.device))
-    key = (tuple(rows), tuple([num[r.id] for r in roots]), os.environ.get("WB_SEARCH"))
+    # the switches that change which program a kernel gets (optimizer.cached_program keys by them too)
+    key = (tuple(rows), tuple([num[r.id] for r in roots]), os.environ.get("WB_SEARCH"), os.environ.get("WB_WINOGRAD"))
     return key, nodes
 
 

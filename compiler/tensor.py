@@ -1229,7 +1229,8 @@ class Tensor:
         geom = (_pair(stride), _pair(padding), _pair(dilation), groups)
         win = _conv_windows(self, (kh, kw), geom, cout).permute(0, 1, 3, 4, 2, 5, 6)
         oh, ow = win.shape[2], win.shape[3]
-        if _pretranspose_weight(n * oh * ow, weight.shape, groups, self.device):
+        if _pretranspose_weight(n * oh * ow, weight.shape, groups, self.device) or _winograd_fits(
+                self.shape, weight.shape, geom, (oh, ow), self.device):
             weight = _weight_by_channel(weight)
         wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
         acc = _matmul_acc(win.dtype)  # the weight follows the input dtype, as before
@@ -1505,6 +1506,14 @@ def _pretranspose_weight(pixels: int, w_shape: tuple, groups: int, device: str =
     if device.split(":")[0] != "CL" or groups != 1 or kh * kw == 1 or cout <= NARROW:
         return False
     return (pixels // 128) * cout * cg * kh * kw >= _PRETRANSPOSE_MIN_REREADS
+
+
+def _winograd_fits(x_shape: tuple, w_shape: tuple, geom: tuple, out_hw: tuple, device: str) -> bool:
+    """Whether a CL conv takes the F(2x2, 3x3) template, which reads the weight transposed (render_winograd)."""
+    from .render_winograd import winograd_fits
+
+    (stride, _, dilation, groups) = geom
+    return device.split(":")[0] == "CL" and winograd_fits(x_shape, w_shape, stride, dilation, groups, out_hw)
 
 
 def _weight_by_channel(weight: Tensor) -> Tensor:
