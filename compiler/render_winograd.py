@@ -41,6 +41,18 @@ VEC = 8
 MIN_CHANNELS = 16
 MIN_ROW = 8
 MIN_PIXELS = 256
+# F(2x2, 3x3)'s matrices (Lavin and Gray, points 0, 1, -1): U = G w G^T, V = B^T d B, y = A^T M A
+G = ((1, 0, 0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0, 0, 1))
+BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
+AT = ((1, 1, 1, 0), (0, 1, -1, -1))
+
+
+def _combo(row: tuple, terms: list) -> str:
+    """C for the sum of row[i] * terms[i] over a transform row whose nonzero entries share one magnitude."""
+    nz = [(c, t) for c, t in zip(row, terms, strict=True) if c]
+    expr = "".join(("-" if c < 0 else "+" if i else "") + t for i, (c, t) in enumerate(nz))
+    mag = abs(nz[0][0])
+    return expr if mag == 1 else f"{mag}f*({expr})"
 
 
 def winograd_fits(x_shape: tuple, w_shape: tuple, stride: tuple, dilation: tuple, groups: int, out_hw: tuple) -> bool:
@@ -154,22 +166,19 @@ def render_winograd(k: Kernel, wp: WinogradPlan, opts: KernelOpts) -> Program:
     emit("}")
     wbase = f"data{r.buf_index[wp.w.id]}+{wp.w_offset}"
     for j in range(4):  # the 4x4 tile's column j: g = 4 i + j for i = 0..3
-        # U[i][c][co] = sum_a G[i][a] s[a], s[a] = sum_b G[j][b] w[a][b], with G's rows (1,0,0),
-        # (1,1,1)/2, (1,-1,1)/2, (0,0,1)
+        # U[i][c][co] = sum_a G[i][a] s[a] with s[a] = sum_b G[j][b] w[a][b]
         emit(f"for (int c = 0; c < {cin}; c++) for (int cv = 0; cv < {cout}; cv += {VEC}) {{")
         r.indent += 1
         emit(f"const __global float* wp = {wbase}+c*{9 * cout}+cv;")
         for a in range(3):
             w = [f"(*(const __global float8u*)(wp+{(a * 3 + b) * cout}))" for b in range(3)]
-            s = (w[0], f"0.5f*({w[0]}+{w[1]}+{w[2]})", f"0.5f*({w[0]}-{w[1]}+{w[2]})", w[2])[j]
-            emit(f"float8 s{a} = {s};")
-        for i, u in enumerate(("s0", "0.5f*(s0+s1+s2)", "0.5f*(s0-s1+s2)", "s2")):
-            emit(f"*(__local float8u*)(Ub+{i * cin * cout}+c*{cout}+cv) = {u};")
+            emit(f"float8 s{a} = {_combo(G[j], w)};")
+        for i in range(4):
+            emit(f"*(__local float8u*)(Ub+{i * cin * cout}+c*{cout}+cv) = {_combo(G[i], ['s0', 's1', 's2'])};")
         r.indent -= 1
         emit("}")
-        # V[i][c][t] = sum_r B^T[i][r] q[r], q[r] = sum_s B^T[j][s] d[r][s], B^T's rows (1,0,-1,0),
-        # (0,1,1,0), (0,-1,1,0), (0,1,0,-1); eight tiles' d[r][s] are the even and odd lanes of two
-        # float16 loads of input row r
+        # V[i][c][t] = sum_r B^T[i][r] q[r] with q[r] = sum_s B^T[j][s] d[r][s]; eight tiles' d[r][0..3]
+        # are the even and odd lanes of two float16 loads of input row r, two columns apart
         emit(f"for (int c = 0; c < {cin}; c++) for (int tyl = 0; tyl < {ty}; tyl++) "
              f"for (int tv = 0; tv < {txp}; tv += {VEC}) {{")
         r.indent += 1
@@ -177,11 +186,10 @@ def render_winograd(k: Kernel, wp: WinogradPlan, opts: KernelOpts) -> Program:
         for rr in range(4):
             emit(f"float16 l{rr} = *(__local const float16u*)(xp+{rr * xw});")
             emit(f"float16 h{rr} = *(__local const float16u*)(xp+{rr * xw + 2});")
-            q = (f"l{rr}.even-h{rr}.even", f"l{rr}.odd+h{rr}.even", f"h{rr}.even-l{rr}.odd", f"l{rr}.odd-h{rr}.odd")[j]
-            emit(f"float8 q{rr} = {q};")
+            emit(f"float8 q{rr} = {_combo(BT[j], [f'l{rr}.even', f'l{rr}.odd', f'h{rr}.even', f'h{rr}.odd'])};")
         emit(f"int o = c*{ts}+tyl*{tx}+tv;")
-        for i, v in enumerate(("q0-q2", "q1+q2", "q2-q1", "q1-q3")):
-            emit(f"*(__local float8u*)(Vb+{i * cin * ts}+o) = {v};")
+        for i in range(4):
+            emit(f"*(__local float8u*)(Vb+{i * cin * ts}+o) = {_combo(BT[i], ['q0', 'q1', 'q2', 'q3'])};")
         r.indent -= 1
         emit("}")
         # M[g][t][co] = sum_c V[i][c][t] U[i][c][co]: 4 tiles x 16 output channels of accumulators
@@ -217,9 +225,12 @@ def render_winograd(k: Kernel, wp: WinogradPlan, opts: KernelOpts) -> Program:
     r.indent += 1
     for g in range(16):
         emit(f"float8 m{g} = *(__local const float8u*)(Mb+({g * t}+tt)*{cout}+cv);")
-    for jj in range(4):
-        emit(f"float8 p{jj} = m{jj}+m{4 + jj}+m{8 + jj}; float8 n{jj} = m{4 + jj}-m{8 + jj}-m{12 + jj};")
-    emit("float8 y00 = p0+p1+p2, y01 = p1-p2-p3, y10 = n0+n1+n2, y11 = n1-n2-n3;")
+    for jj in range(4):  # (A^T M)[a][jj], then y[a][b] = sum_jj (A^T M)[a][jj] A^T[b][jj]
+        for a, pre in enumerate("pn"):
+            emit(f"float8 {pre}{jj} = {_combo(AT[a], [f'm{4 * i + jj}' for i in range(4)])};")
+    for a, pre in enumerate("pn"):
+        for b in range(2):
+            emit(f"float8 y{a}{b} = {_combo(AT[b], [f'{pre}{jj}' for jj in range(4)])};")
     emit(f"__local float* yp = Yb+cv*{2 * ty * yw}+2*(tt/{tx})*{yw}+2*(tt%{tx});")
     for lane in range(VEC):
         o = lane * 2 * ty * yw
