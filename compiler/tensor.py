@@ -1229,8 +1229,9 @@ class Tensor:
         geom = (_pair(stride), _pair(padding), _pair(dilation), groups)
         win = _conv_windows(self, (kh, kw), geom, cout).permute(0, 1, 3, 4, 2, 5, 6)
         oh, ow = win.shape[2], win.shape[3]
-        if _pretranspose_weight(n * oh * ow, weight.shape, groups, self.device) or _winograd_fits(
-                self.shape, weight.shape, geom, (oh, ow), self.device):
+        if _pretranspose_weight(n * oh * ow, weight.shape, groups, self.device) or (
+                self.dtype == weight.dtype == dtypes.float32
+                and _winograd_fits(self.shape, weight.shape, geom, (oh, ow), self.device)):
             weight = _weight_by_channel(weight)
         wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
         acc = _matmul_acc(win.dtype)  # the weight follows the input dtype, as before
@@ -1509,7 +1510,8 @@ def _pretranspose_weight(pixels: int, w_shape: tuple, groups: int, device: str =
 
 
 def _winograd_fits(x_shape: tuple, w_shape: tuple, geom: tuple, out_hw: tuple, device: str) -> bool:
-    """Whether a CL conv takes the F(2x2, 3x3) template, which reads the weight transposed (render_winograd)."""
+    """Whether a float32 CL conv of these shapes takes the F(2x2, 3x3) template, which reads the weight
+    transposed (render_winograd)."""
     from .render_winograd import winograd_fits
 
     (stride, _, dilation, groups) = geom

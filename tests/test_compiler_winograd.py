@@ -98,3 +98,14 @@ def test_search_times_winograd_beside_the_direct_tiles():
     out, _ = conv_case((2, 16, 12, 16), 16, 1)
     opts = candidate_opts(out.schedule()[-1])
     assert any(o.winograd for o in opts) and any(o.gemm for o in opts)
+
+
+def test_bf16_convs_keep_the_direct_template_and_their_weight_layout():
+    """The template is float32 only; a bfloat16 conv of a shape it takes does not store its weight
+    transposed for it either (an extra kernel for nothing)."""
+    from compiler import dtypes
+
+    x = Tensor(rng.standard_normal((2, 16, 12, 12)).astype(np.float32), device="CL").cast(dtypes.bfloat16)
+    w = Tensor(rng.standard_normal((32, 16, 3, 3)).astype(np.float32), device="CL").cast(dtypes.bfloat16)
+    ks = x.realize().conv2d(w.realize(), padding=1).schedule()
+    assert len(ks) == 1 and program_for(ks[0]).opts.winograd is None
