@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from .indexing import input_read, linear, unravel
 from .kernel_ir import Kernel, KernelOpts, Program
 from .lazy import Node
-from .render_gemm import _emit_window, _wide_window, gemm_plan
+from .render_gemm import VEC, _emit_window, _wide_window, gemm_plan
 from .render_opencl import ExprWriter
 from .symbolic import Lin
 
-VEC = 8
 # smallest convolution worth the transforms: channels that fill the 4x2 register tile's float8 columns and
 # the reduce's unrolled steps, images with several tiles a row, and enough outputs to cover the extra
 # kernel that stores the weight transposed
@@ -122,34 +121,52 @@ def winograd_candidates(wp: WinogradPlan) -> list[KernelOpts]:
     return [KernelOpts(winograd=(ty,)) for ty in (1, 2, 3)]
 
 
-def local_floats(wp: WinogradPlan, ty: int) -> int:
-    """The work-group's __local floats: input band, U and V for four g, M for all sixteen, output tile."""
-    _, cout, _, ow, cin = wp.shape
+@dataclass(frozen=True)
+class _Layout:
+    """A band's sizes, in floats unless noted, for TY tile rows."""
+
+    tx: int  # tiles a row (an odd last column is computed and not stored)
+    txp: int  # the V transform's float8s of tiles cover this many
+    xw: int  # an input row in Xb: every column those float8s read, zeros past the image
+    xr: int  # input rows a band reads
+    t: int  # tiles a band
+    ts: int  # Vb's row stride: room past the band's tiles for the last float8 and the last register tile
+    yw: int  # a row of the output tile Yb
+    bands: int  # bands an image
+
+
+def _layout(wp: WinogradPlan, ty: int) -> _Layout:
+    _, _, oh, ow, _ = wp.shape
     tx = -(-ow // 2)
     txp = -(-tx // VEC) * VEC
-    return cin * (2 * ty + 2) * (2 * txp + 2) + 4 * cin * cout + 4 * cin * (ty * tx + txp - tx + 4) \
-        + 16 * ty * tx * cout + cout * 2 * ty * 2 * tx
+    t = ty * tx
+    return _Layout(tx, txp, 2 * txp + 2, 2 * ty + 2, t, t + txp - tx + (4 if t % 4 else 0), 2 * tx, -(-oh // (2 * ty)))
+
+
+def _local_arrays(wp: WinogradPlan, ty: int) -> dict:
+    """The work-group's __local arrays and their floats: input band, U and V for four g, M for all
+    sixteen, the output tile."""
+    _, cout, _, _, cin = wp.shape
+    lay = _layout(wp, ty)
+    return {"Xb": cin * lay.xr * lay.xw, "Ub": 4 * cin * cout, "Vb": 4 * cin * lay.ts, "Mb": 16 * lay.t * cout,
+            "Yb": cout * 2 * ty * lay.yw}
+
+
+def local_floats(wp: WinogradPlan, ty: int) -> int:
+    """The floats of __local memory a work-group of TY tile rows needs."""
+    return sum(_local_arrays(wp, ty).values())
 
 
 def render_winograd(k: Kernel, wp: WinogradPlan, opts: KernelOpts) -> Program:
     """OpenCL C for k by F(2x2, 3x3), TY = opts.winograd[0] tile rows per work-group."""
     (ty,) = opts.winograd
     n, cout, oh, ow, cin = wp.shape
-    tx = -(-ow // 2)  # tiles a row (an odd last column is computed and not stored)
-    txp = -(-tx // VEC) * VEC  # the V transform's float8s of tiles cover this many
-    xw = 2 * txp + 2  # an input row in Xb: every column those float8s read, zeros past the image
-    xr = 2 * ty + 2  # input rows a band reads
-    t = ty * tx  # tiles a band
-    # Vb's row stride: room for the last float8 of tiles past the band's end, and for the last register
-    # tile's reads past it when 4 does not divide the band's tiles
-    ts = t + txp - tx + (4 if t % 4 else 0)
-    yw = 2 * tx
-    bands = -(-oh // (2 * ty))
+    lay = _layout(wp, ty)
+    tx, txp, xw, xr, t, ts, yw, bands = (lay.tx, lay.txp, lay.xw, lay.xr, lay.t, lay.ts, lay.yw, lay.bands)
     r = ExprWriter(k, opts)
     emit = r.emit
     emit("typedef float float16u __attribute__((ext_vector_type(16), aligned(4)));")
-    for name, size in (("Xb", cin * xr * xw), ("Ub", 4 * cin * cout), ("Vb", 4 * cin * ts),
-                       ("Mb", 16 * t * cout), ("Yb", cout * 2 * ty * yw)):
+    for name, size in _local_arrays(wp, ty).items():
         emit(f"__local float {name}[{size}];")
     emit(f"int wg = get_group_id(1); int wn = wg / {bands}; int tb = wg % {bands};")
     # the band's input rows, each once, with its padding as zeros (the direct template's wide-row copy)
