@@ -38,6 +38,16 @@ def _row_vector(xr: str, off: int, w: int) -> str:
     return f"*(const __global float8u*)({xr} + {off})"
 
 
+def _weight_fmas(lines: list, pad: str, weights: list[str], np_: int, v: str, acc: int = 0) -> None:
+    """Each output channel o's weight (weights[o], a C expression) broadcast once and multiplied into its
+    NP float8 accumulators a{acc}_{o}_{p} with the input vectors {v}_{p}."""
+    for o, weight in enumerate(weights):
+        lines.append(f"{pad}{{ const float wv = {weight};")
+        for p in range(np_):
+            lines.append(f"{pad}a{acc}_{o}_{p} += wv * {v}_{p};")
+        lines.append(f"{pad}}}")
+
+
 def kernel_source(    c: int, h: int, w: int, ot: int, segs: list[int], rh: int = 1, branch_free: bool = False, wblock: bool = False
 ) -> str:
     """OpenCL C for one variant: OT output channels x RH output rows x the float8 pixel vectors of one row
@@ -78,11 +88,8 @@ def kernel_source(    c: int, h: int, w: int, ot: int, segs: list[int], rh: int 
                     for p in range(np_):
                         v = _row_vector(f"xr{ky} + xo", 8 * (p0 + p) + kx - 1, w)
                         lines.append(f"      const float8 v{ky}{kx}_{p} = {v};")
-                    for o in range(ot):
-                        lines.append(f"      {{ const float wv = wk{ky}[wof + {o * ws[2] + kx * ws[3]}];")
-                        for p in range(np_):
-                            lines.append(f"      a0_{o}_{p} += wv * v{ky}{kx}_{p};")
-                        lines.append("      }")
+                    _weight_fmas(lines, "      ", [f"wk{ky}[wof + {o * ws[2] + kx * ws[3]}]" for o in range(ot)],
+                                 np_, f"v{ky}{kx}")
             lines.append("    }")
         elif rh == 1:
             # the row test outside the channel loop: a branch inside it makes the compiler spill every
@@ -95,11 +102,7 @@ def kernel_source(    c: int, h: int, w: int, ot: int, segs: list[int], rh: int 
                 for p in range(np_):
                     v = _row_vector("xr", 8 * (p0 + p) + kx - 1, w)
                     lines.append(f"        const float8 v{kx}_{p} = {v};")
-                for o in range(ot):
-                    lines.append(f"        {{ const float wv = wk[{o * c * 9 + kx}];")
-                    for p in range(np_):
-                        lines.append(f"        a0_{o}_{p} += wv * v{kx}_{p};")
-                    lines.append("        }")
+                _weight_fmas(lines, "        ", [f"wk[{o * c * 9 + kx}]" for o in range(ot)], np_, f"v{kx}")
             lines.append("      }")
             lines.append("    }")
         else:
@@ -118,11 +121,8 @@ def kernel_source(    c: int, h: int, w: int, ot: int, segs: list[int], rh: int 
                         ky = r - j
                         if not 0 <= ky <= 2:
                             continue
-                        for o in range(ot):
-                            lines.append(f"          {{ const float wv = wc[{o * c * 9 + ky * 3 + kx}];")
-                            for p in range(np_):
-                                lines.append(f"          a{j}_{o}_{p} += wv * v{kx}_{p};")
-                            lines.append("          }")
+                        _weight_fmas(lines, "          ", [f"wc[{o * c * 9 + ky * 3 + kx}]" for o in range(ot)],
+                                     np_, f"v{kx}", j)
                 lines.append("        }")
                 lines.append("      }")
             lines.append("    }")
