@@ -51,13 +51,12 @@ def heuristic_opts(k: Kernel, is_cpu: bool = True) -> KernelOpts:
         if pw is not None:
             return KernelOpts(gemm=default_pointwise(pw, shape), pointwise=True)
     if is_cpu and _winograd_enabled():
-        from .render_winograd import default_winograd, local_floats, winograd_plan
+        from .render_winograd import default_winograd, winograd_plan
 
         wp = winograd_plan(k)
-        if wp is not None:
-            for ty in dict.fromkeys((default_winograd(wp, _compute_units(k.device))[0], 1)):
-                if local_floats(wp, ty) * 4 <= _local_mem_bytes(k.device):
-                    return KernelOpts(winograd=(ty,))
+        ty = None if wp is None else default_winograd(wp, _compute_units(k.device), _local_mem_bytes(k.device))
+        if ty is not None:
+            return KernelOpts(winograd=ty)
     plan = gemm_plan(k) if is_cpu else None
     if plan is not None:
         mb, nb, kb, mr, nv = gemm = default_gemm(plan, shape, _vector_width(k.device), _compute_units(k.device))
@@ -228,12 +227,11 @@ def candidate_opts(k: Kernel) -> list[KernelOpts]:
         if dw is not None:
             out += depthwise_candidates(dw, shape)
     if plan is not None and _is_cpu(k.device) and _winograd_enabled():
-        from .render_winograd import local_floats, winograd_candidates, winograd_plan
+        from .render_winograd import winograd_candidates, winograd_plan
 
         wp = winograd_plan(k)
         if wp is not None:
-            out += [o for o in winograd_candidates(wp)
-                    if local_floats(wp, o.winograd[0]) * 4 <= _local_mem_bytes(k.device)]
+            out += winograd_candidates(wp, _local_mem_bytes(k.device))
     if plan is not None and _is_cpu(k.device):
         from .render_pointwise import pointwise_candidates, pointwise_plan
 

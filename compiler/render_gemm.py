@@ -430,15 +430,16 @@ def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: boo
     across the whole M tile) and each MR rows of A, MR x NV float8 accumulators updated from one float8
     load of B per vector and one broadcast of A per row, the reduce loop unrolled and walked by pointers
     (no index arithmetic per step). rows: A's row pointers from _direct_rows, or None. wide: (tile rows,
-    row length, kernel width) when As holds a conv window as wide rows (_wide_window): the reduce loop then
-    steps over the slab's kernel rows once per kernel column kx, each A value read at its pixel's offset
-    in the wide row plus kx. direct_b:
+    row length, kernel width, padded positions) when As holds a conv window as wide rows (_wide_window): the
+    reduce loop then steps over the slab's kernel rows once per kernel column kx, each A value read at its
+    pixel's offset in the wide row plus kx; padded positions is 0, or the register tiles' span over the wide
+    rows themselves (_padded_rows). direct_b:
     (buffer, offset) from _direct_b when B's slabs are read in place rather than from Bs."""
     mb, nb, kb, mr, nv = gemm
     nr, emit = nv * VEC, r.emit
     tail = _row_tail(plan.sizes(r.k.full_shape)[1], mb, mr) if rows is not None else None
     if tail is None:
-        mend = wide[3] if wide is not None and len(wide) > 3 else mb  # padded wide rows: _padded_rows
+        mend = (wide and wide[3]) or mb  # padded wide rows: _padded_rows
         emit(f"for (int nj = 0; nj < {nb}; nj += {nr}) for (int mi = 0; mi < {mend}; mi += {mr}) {{")
     else:
         # the last M tile's rows end inside a register tile: full tiles up to there, then a narrower one,
@@ -522,8 +523,8 @@ def _emit_register_tile(r: ExprWriter, plan: GemmPlan, gemm: tuple, mr: int, dir
         # The loop runs over the slab's kernel rows once per kernel column kx (kx outside): the values of
         # one step are then never those of another (at kx inside, pixel i + 1 at kx reads what pixel i
         # reads at kx + 1, and a compiler that keeps such shared values live runs out of registers)
-        tile_rows, row, kw = wide[:3]
-        padded = len(wide) > 3  # _padded_rows: mi is the pixel's place in the wide rows themselves
+        tile_rows, row, kw, mpad = wide
+        padded = mpad > 0  # _padded_rows: mi is the pixel's place in the wide rows themselves
         wstride = tile_rows * (row + kw - 1)  # floats from one kernel row of As to the next
         steps = kb // kw
         kunroll = _k_unroll(steps)
@@ -668,7 +669,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         if wwin is not None:
             # a conv window as wide rows (stored [reduce row][tile row][row + KW - 1]): a third of an
             # im2col pack's copies for 3x3 kernels; the micro-kernel reads each kx at an offset
-            wide, wrow = (rows, row, kw), row + kw - 1
+            wide, wrow = (rows, row, kw, 0), row + kw - 1
             if _padded_rows(k, plan, opts.gemm, full_index, gm, gn, wrow):
                 # the register tiles walk the wide rows themselves, KW - 1 pixels past each output row
                 # included (never stored): every tile then reads its pixels at fixed offsets, whatever
@@ -713,7 +714,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         ends.append((name, f"int {name} = {size}-{g}*{tile} < {tile} ? {size}-{g}*{tile} : {tile};")
                     if size % tile else (str(tile), None))
     n = Lin.var("nn", nb) + gn * nb
-    m, order, cs = _epilogue_rows(k, plan, opts.gemm, full_index, gm, n, wide[1] + wide[2] - 1 if wide and len(wide) > 3 else 0)
+    m, order, cs = _epilogue_rows(k, plan, opts.gemm, full_index, gm, n, wide[1] + wide[2] - 1 if wide and wide[3] else 0)
     if ends[1][1]:
         emit(ends[1][1])
     if m is None:

@@ -109,16 +109,24 @@ def winograd_plan(k: Kernel) -> WinogradPlan | None:
     return WinogradPlan(plan.a, read[0], pos.const, (n, cout, oh, ow, cin))
 
 
-def default_winograd(wp: WinogradPlan, cores: int = 1) -> tuple:
+def band_heights(wp: WinogradPlan, local_bytes: int) -> list[int]:
+    """The tile rows per work-group (1 to 3) whose local arrays fit the device's local_bytes."""
+    return [ty for ty in (1, 2, 3) if 4 * sum(_local_arrays(wp, ty).values()) <= local_bytes]
+
+
+def default_winograd(wp: WinogradPlan, cores: int, local_bytes: int) -> tuple | None:
     """(TY,): tile rows per work-group. Two (four output rows) amortize the weight transform each
-    work-group repeats; one where that leaves fewer than 4 work-groups per core."""
+    work-group repeats; one where that leaves fewer than 4 work-groups per core or two do not fit in
+    local memory; None where not even one does."""
     n, _, oh, _, _ = wp.shape
-    return (2,) if n * -(-oh // 4) >= 4 * cores else (1,)
+    fits = band_heights(wp, local_bytes)
+    ty = 2 if n * -(-oh // 4) >= 4 * cores and 2 in fits else 1
+    return (ty,) if ty in fits else None
 
 
-def winograd_candidates(wp: WinogradPlan) -> list[KernelOpts]:
-    """Tile-row counts WB_SEARCH times beside the direct template's tiles."""
-    return [KernelOpts(winograd=(ty,)) for ty in (1, 2, 3)]
+def winograd_candidates(wp: WinogradPlan, local_bytes: int) -> list[KernelOpts]:
+    """The tile-row counts that fit, which WB_SEARCH times beside the direct template's tiles."""
+    return [KernelOpts(winograd=(ty,)) for ty in band_heights(wp, local_bytes)]
 
 
 @dataclass(frozen=True)
@@ -150,11 +158,6 @@ def _local_arrays(wp: WinogradPlan, ty: int) -> dict:
     lay = _layout(wp, ty)
     return {"Xb": cin * lay.xr * lay.xw, "Ub": 4 * cin * cout, "Vb": 4 * cin * lay.ts, "Mb": 16 * lay.t * cout,
             "Yb": cout * 2 * ty * lay.yw}
-
-
-def local_floats(wp: WinogradPlan, ty: int) -> int:
-    """The floats of __local memory a work-group of TY tile rows needs."""
-    return sum(_local_arrays(wp, ty).values())
 
 
 def render_winograd(k: Kernel, wp: WinogradPlan, opts: KernelOpts) -> Program:

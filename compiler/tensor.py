@@ -1229,9 +1229,8 @@ class Tensor:
         geom = (_pair(stride), _pair(padding), _pair(dilation), groups)
         win = _conv_windows(self, (kh, kw), geom, cout).permute(0, 1, 3, 4, 2, 5, 6)
         oh, ow = win.shape[2], win.shape[3]
-        if _pretranspose_weight(n * oh * ow, weight.shape, groups, self.device) or (
-                self.dtype == weight.dtype == dtypes.float32
-                and _winograd_fits(self.shape, weight.shape, geom, (oh, ow), self.device)):
+        if _pretranspose_weight(n * oh * ow, weight.shape, groups, self.device) or _winograd_fits(
+                self, weight, geom, (oh, ow)):
             weight = _weight_by_channel(weight)
         wt = weight.reshape(1, cout, 1, 1, cg, kh, kw)._broadcast_to((n, cout, oh, ow, cg, kh, kw))
         acc = _matmul_acc(win.dtype)  # the weight follows the input dtype, as before
@@ -1509,13 +1508,14 @@ def _pretranspose_weight(pixels: int, w_shape: tuple, groups: int, device: str =
     return (pixels // 128) * cout * cg * kh * kw >= _PRETRANSPOSE_MIN_REREADS
 
 
-def _winograd_fits(x_shape: tuple, w_shape: tuple, geom: tuple, out_hw: tuple, device: str) -> bool:
-    """Whether a float32 CL conv of these shapes takes the F(2x2, 3x3) template, which reads the weight
-    transposed (render_winograd)."""
+def _winograd_fits(x: Tensor, weight: Tensor, geom: tuple, out_hw: tuple) -> bool:
+    """Whether conv2d of x by weight takes the F(2x2, 3x3) template (float32 on a CL device, a shape
+    render_winograd takes), which reads the weight transposed."""
     from .render_winograd import winograd_fits
 
     (stride, _, dilation, groups) = geom
-    return device.split(":")[0] == "CL" and winograd_fits(x_shape, w_shape, stride, dilation, groups, out_hw)
+    return (x.device.split(":")[0] == "CL" and x.dtype == weight.dtype == dtypes.float32
+            and winograd_fits(x.shape, weight.shape, stride, dilation, groups, out_hw))
 
 
 def _weight_by_channel(weight: Tensor) -> Tensor:
