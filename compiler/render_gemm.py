@@ -129,9 +129,24 @@ def _window(k: Kernel, node: Node, idx: tuple, bounds: list, var: str) -> _Windo
     return _Window(n, pos, outer, spans)
 
 
-def _emit_window(r: ExprWriter, win: _Window, name: str, dst: Lin, var: str, size: int) -> None:
-    """The pack of one slab row from a window: zeros, the in-range run copied, zeros."""
+PREFETCH_ROWS = 8  # how many pack rows ahead a pack prefetches the row it will copy
+LINE_FLOATS = 16  # float32s per 64-byte cache line (x86-64, and most ARM cores)
+
+
+def _emit_window(r: ExprWriter, win: _Window, name: str, dst: Lin, var: str, size: int,
+                 ahead: tuple[str, int] | None = None) -> None:
+    """The pack of one slab row from a window: zeros, the in-range run copied, zeros. ahead: (the pack's
+    outer loop variable, its trip count) to prefetch the row PREFETCH_ROWS trips ahead, a cache line at a
+    time: a weight's rows lie a page or more apart, so a row-by-row copy waits on a TLB and cache miss per
+    row, which the prefetch overlaps with the copies before it."""
     emit = r.emit
+    if ahead is not None:
+        outer, trips = ahead
+        step = sum(c for a, c in win.pos.terms.items() if a.key == ("v", outer)) * PREFETCH_ROWS
+        if step and trips > PREFETCH_ROWS:
+            j = r.buf_index[win.buf.id]
+            emit(f"if ({outer} < {trips - PREFETCH_ROWS}) for (int {var} = 0; {var} < {size}; {var} += {LINE_FLOATS}) "
+                 f"__builtin_prefetch(data{j}+{win.pos.render()}+{step});")
     emit(f"int wlo = 0, whi = {size};")
     for lo, hi in win.spans:
         emit(f"wlo = {lo.render()} > wlo ? {lo.render()} : wlo;")
@@ -373,10 +388,11 @@ def _direct_b(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, kbv: Lin, ksla
 
 def _slab_k(ksizes: list, kb: int, kbv: Lin) -> tuple:
     """(split, kidx, kk, kloops) of a KB-deep slab: _k_split's (js, d) or None; the reduce axes' indices
-    (None: unravel kk); the flat reduce index (slab start plus slab-relative index); the pack's C loops."""
+    (None: unravel kk); the flat reduce index (slab start plus slab-relative index); the pack's loops as
+    (variable, trip count), outermost first."""
     split = _k_split(ksizes, kb)
     if split is None:
-        return None, None, Lin.var("kk", kb) + kbv * kb, [f"for (int kk = 0; kk < {kb}; kk++)"]
+        return None, None, Lin.var("kk", kb) + kbv * kb, [("kk", kb)]
     # each slab is a block of d along reduce axis js times all the axes after it: loop over those axes
     # themselves, so the factor's index math has no divisions by their sizes (the axes before js, and the
     # block, follow from the slab index alone)
@@ -388,7 +404,7 @@ def _slab_k(ksizes: list, kb: int, kbv: Lin) -> tuple:
     kidx = list(head) + [Lin.var(f"k{js}", d) + block] + [
         Lin.var(f"k{i}", sz) for i, sz in enumerate(ksizes[js + 1 :], js + 1)
     ]
-    kloops = [f"for (int k{i} = 0; k{i} < {sz}; k{i}++)" for i, sz in enumerate(local, js)]
+    kloops = [(f"k{i}", sz) for i, sz in enumerate(local, js)]
     kk = kbv * kb  # slab-relative index plus the slab's start (the slabs tile K exactly)
     for i, (sz, st) in enumerate(zip(local, _strides(local), strict=True), js):
         kk = kk + Lin.var(f"k{i}", sz) * st
@@ -619,7 +635,8 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     a_rows = _a_rows(k, plan, opts.gemm, full_index, gm, kbv)
     direct_a = a_rows is not None or (m_size % mb == 0 and k_size % kb == 0 and _is_plain_load(k, plan.a))
     ksizes = [shape[a] for a in plan.k_axes]
-    split, kidx, kk, kloops = _slab_k(ksizes, kb, kbv)
+    split, kidx, kk, kvars = _slab_k(ksizes, kb, kbv)
+    kloops = [f"for (int {v} = 0; {v} < {n}; {v}++)" for v, n in kvars]
     direct_b = _direct_b(k, plan, opts.gemm, full_index, kbv, (kidx, kk))
     if not direct_a:
         emit(f"__local float As[{kb * mb}];")
@@ -694,7 +711,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             # as a plain loop (which vectorizes) and zero the rest, instead of testing every element
             emit(" ".join(kloops + jloops[:-1]) + " {")
             r.indent += 1
-            _emit_window(r, win, name, pos, inner_var, row if rows > 1 else tile)
+            _emit_window(r, win, name, pos, inner_var, row if rows > 1 else tile, kvars[0])
         else:
             emit(" ".join(jloops + kloops if k_inner else kloops + jloops) + " {")
             r.indent += 1

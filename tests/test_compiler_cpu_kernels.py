@@ -177,6 +177,21 @@ def test_gemm_row_tail_computes_only_the_real_rows(rows, gemm):
     close(out.reshape(rows, 40), x @ w + b)
 
 
+@pytest.mark.parametrize("k_size", [40, 300])
+def test_gemm_pack_prefetches_weight_rows_ahead(k_size):
+    """A weight stored K x N is packed a row (N floats apart) at a time: each row prefetches the one
+    PREFETCH_ROWS ahead, a cache line at a time, and stops short of the slab's end (the product stays
+    exact, a short or ragged slab included)."""
+    from compiler.render_gemm import LINE_FLOATS, PREFETCH_ROWS
+
+    x, w, b = rnd(70, k_size), rnd(k_size, 256), rnd(256)
+    k = ((Tensor(x, device="CL") @ Tensor(w, device="CL")) + Tensor(b, device="CL")).schedule()[-1]
+    prg, out = _run_gemm(k, (72, 64, 20, 6, 2))
+    assert f"k0 < {20 - PREFETCH_ROWS}) for (int j = 0; j < 64; j += {LINE_FLOATS})" in prg.src
+    assert f"+{256 * PREFETCH_ROWS});" in prg.src  # the row PREFETCH_ROWS ahead of this one
+    close(out.reshape(70, 256), x @ w + b)
+
+
 def test_default_gemm_tiles_split_rows_evenly_and_take_the_direct_path():
     """The default for a linear layer with few rows (128 tokens) keeps them in one row tile of whole
     register tiles (the weights are packed once) unless the cores need more work-groups; A is read in
