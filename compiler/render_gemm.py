@@ -163,6 +163,26 @@ def _emit_window(r: ExprWriter, win: _Window, name: str, dst: Lin, var: str, siz
     emit(f"for (int {var} = whi; {var} < {size}; {var}++) {name}[{dst.render()}] = 0.0f;")
 
 
+def _next_slab_prefetch(r: ExprWriter, win: _Window, kvar: tuple[str, int], var: str, size: int, gemm: tuple,
+                        slabs: int) -> str | None:
+    """C that prefetches this register tile's share of the rows the pack of the next slab will copy from
+    win (a slab row per trip of kvar, var along the row): spread over the slab's register tiles, the next
+    pack's rows arrive while the micro-kernel computes instead of the pack waiting on them (the pack's own
+    prefetch, _emit_window, cannot cover its first rows). None where win does not move with the slab."""
+    mb, nb, _, mr, nv = gemm
+    step = sum(c for a, c in win.pos.terms.items() if a.key == ("v", "kb"))
+    if not step or slabs < 2:
+        return None
+    name, trips = kvar
+    tiles_m = -(-mb // mr)
+    share = -(-trips // (nb // (nv * VEC) * tiles_m))
+    j = r.buf_index[win.buf.id]
+    return (f"if (kb < {slabs - 1}) {{ const int pt = (nj/{nv * VEC})*{tiles_m}+mi/{mr}; "
+            f"for (int {name} = pt*{share}; {name} < pt*{share}+{share} && {name} < {trips}; {name}++) "
+            f"for (int {var} = 0; {var} < {size}; {var} += {LINE_FLOATS}) "
+            f"__builtin_prefetch(data{j}+{win.pos.render()}+{step}); }}")
+
+
 def _wide_window(k: Kernel, node: Node, idx: tuple, row_bound: tuple, row: int, kx: str, kw: int) -> _Window | None:
     """A conv's window as wide rows: when the factor at output column jw and kernel column kx reads one
     buffer at jw + kx alone (stride 1, dilation 1; padding allowed), the KW shifted copies of a tile row
@@ -441,7 +461,8 @@ def a_read_in_place(k: Kernel, plan: GemmPlan, gemm: tuple) -> bool:
 
 
 def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: bool, rows, full_index,
-                       gm: Lin, kbv: Lin, wide: tuple | None = None, direct_b: tuple | None = None) -> None:
+                       gm: Lin, kbv: Lin, wide: tuple | None = None, direct_b: tuple | None = None,
+                       prefetch: list | None = None) -> None:
     """The register-tiled inner loops over one packed slab: for each NR-wide panel of Bs (kept in L1
     across the whole M tile) and each MR rows of A, MR x NV float8 accumulators updated from one float8
     load of B per vector and one broadcast of A per row, the reduce loop unrolled and walked by pointers
@@ -464,14 +485,14 @@ def _emit_micro_kernel(r: ExprWriter, plan: GemmPlan, gemm: tuple, direct_a: boo
         bound = str(full) if last == 0 else f"(gm == {last} ? {full} : {mb})"
         emit(f"for (int nj = 0; nj < {nb}; nj += {nr}) for (int mi = 0; mi < {bound}; mi += {mr}) {{")
     r.indent += 1
-    _emit_register_tile(r, plan, gemm, mr, direct_a, rows, full_index, gm, kbv, wide, direct_b)
+    _emit_register_tile(r, plan, gemm, mr, direct_a, rows, full_index, gm, kbv, wide, direct_b, prefetch)
     r.indent -= 1
     emit("}")
     if tail is not None:
         emit(f"{f'if (gm == {last}) ' if last else ''}for (int nj = 0; nj < {nb}; nj += {nr}) {{")
         r.indent += 1
         emit(f"const int mi = {full};")
-        _emit_register_tile(r, plan, gemm, rest, direct_a, rows, full_index, gm, kbv, wide, direct_b)
+        _emit_register_tile(r, plan, gemm, rest, direct_a, rows, full_index, gm, kbv, wide, direct_b, prefetch)
         r.indent -= 1
         emit("}")
 
@@ -485,10 +506,13 @@ def _row_tail(m_size: int, mb: int, mr: int) -> tuple[int, int, int] | None:
 
 
 def _emit_register_tile(r: ExprWriter, plan: GemmPlan, gemm: tuple, mr: int, direct_a: bool, rows, full_index,
-                        gm: Lin, kbv: Lin, wide: tuple | None, direct_b: tuple | None) -> None:
+                        gm: Lin, kbv: Lin, wide: tuple | None, direct_b: tuple | None,
+                        prefetch: list | None) -> None:
     """One register tile of mr rows at row mi and column nj of the M x N tile (_emit_micro_kernel)."""
     mb, nb, kb, _, nv = gemm
     emit, unroll = r.emit, _k_unroll(kb)
+    for line in prefetch or ():
+        emit(line)
     for i in range(mr):
         for v in range(nv):
             emit(f"float8 c{i}_{v} = *(__local float8*)(Cs+(mi+{i})*{nb}+nj+{v * VEC});")
@@ -653,6 +677,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     wide = None
     packs = [("As", plan.a, m_size, mb, gm, mb)] if not direct_a else []
     packs += [("Bs", plan.b, n_size, nb, gn, nb)] if direct_b is None else []
+    prefetch: list = []  # C run at the start of each register tile: the next slab's rows
     for name, node, size, tile, tv, stride in packs:
         # a tile of whole rows of the innermost tile axis (a conv's output rows) loops over rows and
         # columns: its index math then has no division by the row length per element
@@ -712,6 +737,8 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             emit(" ".join(kloops + jloops[:-1]) + " {")
             r.indent += 1
             _emit_window(r, win, name, pos, inner_var, row if rows > 1 else tile, kvars[0])
+            if rows == 1 and len(kvars) == 1:
+                prefetch.append(_next_slab_prefetch(r, win, kvars[0], inner_var, tile, opts.gemm, kt))
         else:
             emit(" ".join(jloops + kloops if k_inner else kloops + jloops) + " {")
             r.indent += 1
@@ -721,7 +748,8 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             emit(f"{name}[{pos.render()}] = {val};")
         r.indent -= 1
         emit("}")
-    _emit_micro_kernel(r, plan, opts.gemm, direct_a, a_rows, full_index, gm, kbv, wide, direct_b)
+    _emit_micro_kernel(r, plan, opts.gemm, direct_a, a_rows, full_index, gm, kbv, wide, direct_b,
+                       [p for p in prefetch if p])
     r.indent -= 1
     emit("}")
     # epilogue: the fused elementwise ops after the reduce, one output at a time

@@ -180,8 +180,8 @@ def test_gemm_row_tail_computes_only_the_real_rows(rows, gemm):
 @pytest.mark.parametrize("k_size", [40, 300])
 def test_gemm_pack_prefetches_weight_rows_ahead(k_size):
     """A weight stored K x N is packed a row (N floats apart) at a time: each row prefetches the one
-    PREFETCH_ROWS ahead, a cache line at a time, and stops short of the slab's end (the product stays
-    exact, a short or ragged slab included)."""
+    PREFETCH_ROWS ahead, a cache line at a time, and stops short of the slab's end; each register tile
+    prefetches its share of the next slab's rows, none after the last slab (the product stays exact)."""
     from compiler.render_gemm import LINE_FLOATS, PREFETCH_ROWS
 
     x, w, b = rnd(70, k_size), rnd(k_size, 256), rnd(256)
@@ -189,6 +189,9 @@ def test_gemm_pack_prefetches_weight_rows_ahead(k_size):
     prg, out = _run_gemm(k, (72, 64, 20, 6, 2))
     assert f"k0 < {20 - PREFETCH_ROWS}) for (int j = 0; j < 64; j += {LINE_FLOATS})" in prg.src
     assert f"+{256 * PREFETCH_ROWS});" in prg.src  # the row PREFETCH_ROWS ahead of this one
+    # 4 panels x 12 register tiles of rows share the next slab's 20 rows, one each; 4800: a slab of rows ahead
+    assert f"if (kb < {k_size // 20 - 1}) {{ const int pt = (nj/16)*12+mi/6; for (int k0 = pt*1;" in prg.src
+    assert f"+{20 * 256}); }}" in prg.src
     close(out.reshape(70, 256), x @ w + b)
 
 
