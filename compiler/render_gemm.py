@@ -175,7 +175,7 @@ def _next_slab_prefetch(r: ExprWriter, win: _Window, kvar: tuple[str, int], var:
         return None
     name, trips = kvar
     tiles_m = -(-mb // mr)
-    share = -(-trips // (nb // (nv * VEC) * tiles_m))
+    share = -(-trips // (max(1, nb // (nv * VEC)) * tiles_m))
     j = r.buf_index[win.buf.id]
     return (f"if (kb < {slabs - 1}) {{ const int pt = (nj/{nv * VEC})*{tiles_m}+mi/{mr}; "
             f"for (int {name} = pt*{share}; {name} < pt*{share}+{share} && {name} < {trips}; {name}++) "
