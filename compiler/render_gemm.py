@@ -133,6 +133,16 @@ PREFETCH_ROWS = 8  # how many pack rows ahead a pack prefetches the row it will 
 LINE_FLOATS = 16  # float32s per 64-byte cache line (x86-64, and most ARM cores)
 
 
+def _prefetch_row(r: ExprWriter, win: _Window, var: str, size: int, by: str, trips: int) -> str | None:
+    """C that prefetches, a cache line at a time, the row of win (var along it, size long) that lies `trips`
+    steps of loop variable `by` further on; None where win does not move with `by`."""
+    step = sum(c for a, c in win.pos.terms.items() if a.key == ("v", by)) * trips
+    if not step:
+        return None
+    return (f"for (int {var} = 0; {var} < {size}; {var} += {LINE_FLOATS}) "
+            f"__builtin_prefetch(data{r.buf_index[win.buf.id]}+{win.pos.render()}+{step});")
+
+
 def _emit_window(r: ExprWriter, win: _Window, name: str, dst: Lin, var: str, size: int,
                  ahead: tuple[str, int] | None = None) -> None:
     """The pack of one slab row from a window: zeros, the in-range run copied, zeros. ahead: (the pack's
@@ -140,13 +150,11 @@ def _emit_window(r: ExprWriter, win: _Window, name: str, dst: Lin, var: str, siz
     time: a weight's rows lie a page or more apart, so a row-by-row copy waits on a TLB and cache miss per
     row, which the prefetch overlaps with the copies before it."""
     emit = r.emit
-    if ahead is not None:
+    if ahead is not None and ahead[1] > PREFETCH_ROWS:
         outer, trips = ahead
-        step = sum(c for a, c in win.pos.terms.items() if a.key == ("v", outer)) * PREFETCH_ROWS
-        if step and trips > PREFETCH_ROWS:
-            j = r.buf_index[win.buf.id]
-            emit(f"if ({outer} < {trips - PREFETCH_ROWS}) for (int {var} = 0; {var} < {size}; {var} += {LINE_FLOATS}) "
-                 f"__builtin_prefetch(data{j}+{win.pos.render()}+{step});")
+        line = _prefetch_row(r, win, var, size, outer, PREFETCH_ROWS)
+        if line:
+            emit(f"if ({outer} < {trips - PREFETCH_ROWS}) {line}")
     emit(f"int wlo = 0, whi = {size};")
     for lo, hi in win.spans:
         emit(f"wlo = {lo.render()} > wlo ? {lo.render()} : wlo;")
@@ -170,17 +178,15 @@ def _next_slab_prefetch(r: ExprWriter, win: _Window, kvar: tuple[str, int], var:
     pack's rows arrive while the micro-kernel computes instead of the pack waiting on them (the pack's own
     prefetch, _emit_window, cannot cover its first rows). None where win does not move with the slab."""
     mb, nb, _, mr, nv = gemm
-    step = sum(c for a, c in win.pos.terms.items() if a.key == ("v", "kb"))
-    if not step or slabs < 2:
+    line = _prefetch_row(r, win, var, size, "kb", 1)
+    if line is None or slabs < 2:
         return None
     name, trips = kvar
     tiles_m = -(-mb // mr)
     share = -(-trips // (max(1, nb // (nv * VEC)) * tiles_m))
-    j = r.buf_index[win.buf.id]
     return (f"if (kb < {slabs - 1}) {{ const int pt = (nj/{nv * VEC})*{tiles_m}+mi/{mr}; "
             f"for (int {name} = pt*{share}; {name} < pt*{share}+{share} && {name} < {trips}; {name}++) "
-            f"for (int {var} = 0; {var} < {size}; {var} += {LINE_FLOATS}) "
-            f"__builtin_prefetch(data{j}+{win.pos.render()}+{step}); }}")
+            f"{line} }}")
 
 
 def _wide_window(k: Kernel, node: Node, idx: tuple, row_bound: tuple, row: int, kx: str, kw: int) -> _Window | None:
@@ -738,7 +744,8 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             r.indent += 1
             _emit_window(r, win, name, pos, inner_var, row if rows > 1 else tile, kvars[0])
             if rows == 1 and len(kvars) == 1:
-                prefetch.append(_next_slab_prefetch(r, win, kvars[0], inner_var, tile, opts.gemm, kt))
+                line = _next_slab_prefetch(r, win, kvars[0], inner_var, tile, opts.gemm, kt)
+                prefetch += [line] if line else []
         else:
             emit(" ".join(jloops + kloops if k_inner else kloops + jloops) + " {")
             r.indent += 1
@@ -748,8 +755,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
             emit(f"{name}[{pos.render()}] = {val};")
         r.indent -= 1
         emit("}")
-    _emit_micro_kernel(r, plan, opts.gemm, direct_a, a_rows, full_index, gm, kbv, wide, direct_b,
-                       [p for p in prefetch if p])
+    _emit_micro_kernel(r, plan, opts.gemm, direct_a, a_rows, full_index, gm, kbv, wide, direct_b, prefetch)
     r.indent -= 1
     emit("}")
     # epilogue: the fused elementwise ops after the reduce, one output at a time
