@@ -23,6 +23,17 @@ EXP2 = """inline float wb_exp2(float x) {
 }
 """
 
+# exp2 of an integer-valued float (or NaN): 2**n built from its bits, no polynomial. exp computes e**x as
+# exp2(r) * exp2(n) with n a rounded integer (tensor.exp), and render_opencl gives that second exp2 this
+# helper; the same values as wb_exp2 gives for integers, subnormal results and 0 and inf past the ends included
+EXP2I = """inline float wb_exp2i(float x) {
+  float c = x > 128.0f ? 128.0f : (x < -150.0f ? -150.0f : x);
+  int n = (int)(c == c ? c : 0.0f);
+  float r = n >= -126 ? as_float((n + 127) << 23) : (n >= -149 ? as_float(1 << (n + 149 < 0 ? 0 : n + 149)) : 0.0f);
+  return x != x ? x : r;
+}
+"""
+
 LOG2 = """inline float wb_log2(float x) {
   int sub = x < 1.17549435e-38f;
   int i = as_int(sub ? x * 8388608.0f : x);
@@ -55,6 +66,15 @@ EXP2V = """inline float8 wb_exp2v(float8 x) {
              + f*(0.00133335581f + f*(0.00015403530f + f*0.00001525273f))))));
   float8 r = (p * 2.0f) * as_float8((n + 126) << 23);
   r = sub ? r * (x < -151.0f ? (float8)0.0f : (float8)5.421010862427522e-20f) : r;
+  return x != x ? x : r;
+}
+"""
+
+EXP2IV = """inline float8 wb_exp2iv(float8 x) {
+  float8 c = x > 128.0f ? (float8)128.0f : (x < -150.0f ? (float8)-150.0f : x);
+  int8 n = __builtin_convertvector(c == c ? c : (float8)0.0f, int8);
+  int8 s = n + 149 < 0 ? (int8)0 : n + 149;
+  float8 r = n >= -126 ? as_float8((n + 127) << 23) : (n >= -149 ? as_float8((int8)1 << s) : (float8)0.0f);
   return x != x ? x : r;
 }
 """
@@ -105,7 +125,7 @@ RH = """inline float wb_rh(float f) {
 }
 """
 
-HELPERS = {"wb_fmax": FMAX, "float8u": FLOAT8U, "wb_exp2v": EXP2V, "wb_exp2": EXP2, "wb_log2": LOG2, "wb_sqrt": SQRT,
+HELPERS = {"wb_fmax": FMAX, "float8u": FLOAT8U, "wb_exp2v": EXP2V, "wb_exp2iv": EXP2IV, "wb_exp2i": EXP2I, "wb_exp2": EXP2, "wb_log2": LOG2, "wb_sqrt": SQRT,
            "wb_b2f": B2F, "wb_f2b": F2B, "wb_rbf": RBF, "wb_rh": RH}  # fmt: skip
 
 

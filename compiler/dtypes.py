@@ -91,6 +91,11 @@ _BY_NAME = {d.name: d for d in dtypes.all} | {
 }
 
 
+# x + ROUNDER - ROUNDER rounds a float32 x to an integer (no cast) for |x| < 2**22: the sum has no fraction
+# bits, so the add itself rounds and the subtraction is exact (tensor.exp; render_opencl spots the pattern)
+FLOAT32_ROUNDER = 1.5 * 2.0**23
+
+
 def to_dtype(x) -> DType:
     """A DType from a DType, a name like 'float32', or a numpy dtype; raises DTypeError for anything else."""
     if isinstance(x, DType):

@@ -13,8 +13,8 @@ from dataclasses import replace
 
 from .cl_math import prelude
 from .dialects import OPENCL, Dialect
+from .dtypes import FLOAT32_ROUNDER, round_to
 from .dtypes import reduce_identity as identity_value
-from .dtypes import round_to
 from .indexing import linear, unravel, view_index
 from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
 from .lazy import Node
@@ -63,6 +63,31 @@ _UN = {
     Ops.RECIP: "(1.0f/{0})",
     Ops.NEG: "(-{0})",
 }
+
+
+_VIEWS = frozenset({Ops.RESHAPE, Ops.EXPAND, Ops.PERMUTE, Ops.SHRINK, Ops.FLIP})  # views that add no values
+
+
+def _const_value(n: Node):
+    """The value of a constant seen through views, or None."""
+    while n.op in _VIEWS:
+        n = n.src[0]
+    return n.arg if n.op == Ops.CONST else None
+
+
+def integer_valued(n: Node) -> bool:
+    """Whether float node n is (y + R) - R with R = FLOAT32_ROUNDER: the round to nearest that tensor.exp
+    writes without a cast. Its values are integers (or NaN, +-inf) for every y but -2**23 < y <= -2**22, where
+    a half may remain; there exp2 is 0 either way. So exp2 of it may take wb_exp2i whatever y is."""
+    if n.op != Ops.ADD:
+        return False
+    for inner, c in (n.src, n.src[::-1]):
+        while inner.op in _VIEWS:
+            inner = inner.src[0]
+        if _const_value(c) == -FLOAT32_ROUNDER and inner.op == Ops.ADD:
+            if FLOAT32_ROUNDER in (_const_value(inner.src[0]), _const_value(inner.src[1])):
+                return True
+    return False
 
 
 def c_literal(v, dtype) -> str:
@@ -205,12 +230,13 @@ class ExprWriter:
             sidx = tuple(Lin.var(pos, size) if a == n.arg else j for a, j in enumerate(idx))
             return self.expr(n.src[0], sidx, valid)
         srcs = [self.expr(s, idx, valid) for s in n.src]
+        # 2**n of an integer n (exp's scale factor): its bits, not exp2's polynomial
+        exact = op == Ops.EXP2 and n.dtype.name == "float32" and integer_valued(n.src[0])
         if self.vecs.intersection(srcs):
             if n.dtype.name != "float32" or op not in _VEC_OPS:
                 raise _NoVector
-            out = self.tmp(
-                "float8", _VEC_OPS[op].format(*[v if v in self.vecs else f"((float8)({v}))" for v in srcs])
-            )
+            tpl = "wb_exp2iv({0})" if exact else _VEC_OPS[op]
+            out = self.tmp("float8", tpl.format(*[v if v in self.vecs else f"((float8)({v}))" for v in srcs]))
             self.vecs.add(out)
             return out
         if op == Ops.CAST:
@@ -226,7 +252,7 @@ class ExprWriter:
             w = 8 * sdt.itemsize - 1
             amt = f"({srcs[1]}<0?0:{srcs[1]}>{w}?{w}:{srcs[1]})"
             return self.tmp(ct, f"({srcs[0]}{'<<' if op == Ops.SHL else '>>'}{amt})")
-        tpl = self.d.unary.get(op.name) or _UN.get(op) or _BIN[op]
+        tpl = self.d.unary.get(op.name) or ("wb_exp2i({0})" if exact else _UN.get(op)) or _BIN[op]
         if op == Ops.MAX and sdt.is_float:
             tpl = _FMAX
             if not re.fullmatch(r"t\d+|acc\w*", srcs[0]):  # keep literals out of the NaN test

@@ -12,6 +12,7 @@ import numpy as np
 
 from . import autograd, graph_template, jit_trace, lazy
 from .device import canonicalize, to_device
+from .dtypes import FLOAT32_ROUNDER as _ROUNDER
 from .dtypes import DType, dtypes, promote, reduce_identity, to_dtype
 from .errors import DTypeError, IndexOutOfRangeError, ShapeError
 from .lazy import Node
@@ -21,7 +22,6 @@ _LOG2E, _LN2 = 1.4426950408889634, 0.6931471805599453
 # ln 2 split so that n * _LN2_HI is exact in float32 for |n| < 2**8 (Cody-Waite argument reduction)
 _LN2_HI, _LN2_LO = 0.693145751953125, 1.4286068203094172e-06
 _NO_FRACTION = 2.0**23  # float32 values at least this large are integers
-_ROUNDER = 1.5 * 2.0**23  # x + _ROUNDER - _ROUNDER == round(x) in float32 for |x| < 2**22
 
 
 def _infer_dtype(arr: np.ndarray) -> DType:

@@ -310,6 +310,42 @@ def test_softmax_family_on_nan_inf_and_masked_rows(dev, fn):
 
 
 
+def _kernel_sources(t: Tensor) -> str:
+    """The OpenCL source of every kernel that would realize t."""
+    from compiler.optimizer import choose_program
+    from compiler.schedule import create_schedule
+
+    return "".join(choose_program(k).src for k in create_schedule([t.node]))
+
+
+def test_exp2_of_rounded_integers_is_exact():
+    """exp's scale factor 2**n, n rounded by adding and subtracting 1.5 * 2**23 from a clamped value, renders
+    as wb_exp2i (its bits, no polynomial) in scalar and float8 kernels and equals numpy's exp2 exactly: normal,
+    subnormal, 0 and inf results, NaN kept."""
+    from compiler.dtypes import FLOAT32_ROUNDER as R
+
+    t = np.concatenate([np.arange(-170, 140, 0.5), [NAN, INF, -INF, 3e9, -3e9, 0.49999997]]).astype(np.float32)
+    want = np.exp2(np.rint(np.clip(t, -151, 127)).astype(np.float64)).astype(np.float32)
+    want[np.isnan(t)] = NAN
+
+    def scale(x: Tensor) -> Tensor:
+        return ((x.minimum(127.0).maximum(-151.0) + R) + -R).exp2()
+
+    x = Tensor(t, device="CL")
+    assert "wb_exp2i(" in _kernel_sources(scale(x))
+    np.testing.assert_array_equal(scale(x).numpy(), want)
+    rows = Tensor(np.repeat(t[:, None], 64, axis=1), device="CL")  # a row max: its loads and exp2 are float8
+    assert "wb_exp2iv(" in _kernel_sources(scale(rows).max(-1))
+    np.testing.assert_array_equal(scale(rows).max(-1).numpy(), want)
+    # no clamp: (x + R) - R is an integer wherever 2**x is not 0 (and keeps a half only below -2**22)
+    big = f32(-12582911.0, -8000000.5, -4194305.0, -200.3, -149.6, 0.7, 127.4, 6000000.5, 2e9, NAN)
+    unclamped = ((Tensor(big, device="CL") + R) + -R).exp2()
+    assert "wb_exp2i(" in _kernel_sources(unclamped)
+    n = (big + np.float32(R)) - np.float32(R)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(unclamped.numpy(), np.exp2(n.astype(np.float64)).astype(np.float32))
+
+
 def test_exp2_at_the_bottom_of_float32(dev):
     """exp2 across the subnormal results' range and past it is numpy's (0 below -150, -inf included), in
     an elementwise kernel and in a row sum (whose loads and exp2 render as float8, wb_exp2v)."""
