@@ -267,9 +267,8 @@ def _epilogue_lines_up(k: Kernel, plan: DepthwisePlan, base: list, strip: Lin, l
     if any(moving & c.variables() for c in rd.checks):
         return False
     for _, pos in rd.loads:
-        coef = {a.key: c for a, c in pos.terms.items()}
         if moving & pos.variables() and not (
-            pos.is_affine and coef.get(("v", STRIP)) == lanes and coef.get(("v", LANE)) == 1
+            pos.is_affine and pos.coefficient(STRIP) == lanes and pos.coefficient(LANE) == 1
         ):
             return False
     return True
@@ -303,8 +302,7 @@ def _vector_window(r: ExprWriter, k: Kernel, plan: DepthwisePlan, base: list, st
         if c and moving & x.variables():
             raise _NoVector
         conds.update(c)
-    coef = {a.key: c for a, c in pos.terms.items()}
-    if coef.get(("v", STRIP)) != lanes or coef.get(("v", LANE)) != 1:
+    if pos.coefficient(STRIP) != lanes or pos.coefficient(LANE) != 1:
         raise _NoVector
     pos0 = pos - Lin.var(LANE, lanes)
     key = ("window8", pos0, tuple(sorted(conds)))

@@ -107,10 +107,9 @@ def _window(k: Kernel, node: Node, idx: tuple, bounds: list, var: str) -> _Windo
 
     def split(x: Lin) -> Lin | None:
         """x - v when v appears in x exactly once, as a plain unit term; None otherwise."""
-        atoms = [a for a in x.terms if a.key == ("v", var)]
-        if len(atoms) != 1 or x.terms[atoms[0]] != 1:
+        if x.coefficient(var) != 1:
             return None
-        rest = Lin({a: c for a, c in x.terms.items() if a.key != ("v", var)}, x.const)
+        rest = x.without(var)
         return None if var in rest.variables() else rest
 
     if var not in pos.variables() or split(pos) is None:
@@ -136,7 +135,7 @@ LINE_FLOATS = 16  # float32s per 64-byte cache line (x86-64, and most ARM cores)
 def _prefetch_row(r: ExprWriter, win: _Window, var: str, size: int, by: str, trips: int) -> str | None:
     """C that prefetches, a cache line at a time, the row of win (var along it, size long) that lies `trips`
     steps of loop variable `by` further on; None where win does not move with `by`."""
-    step = sum(c for a, c in win.pos.terms.items() if a.key == ("v", by)) * trips
+    step = win.pos.coefficient(by) * trips
     if not step:
         return None
     return (f"for (int {var} = 0; {var} < {size}; {var} += {LINE_FLOATS}) "
@@ -363,19 +362,17 @@ def _direct_rows(k: Kernel, plan: GemmPlan, full_index, gm: Lin, kbv: Lin, mb: i
         ((b, pos),) = rd.loads
         if b.dtype.name != "float32":  # the micro-kernel walks A with a float pointer
             return None
-        atoms = [a for a in pos.terms if a.key == ("v", "kk")]
-        if not pos.is_affine or len(atoms) != 1:
+        c = pos.coefficient("kk")
+        if not pos.is_affine or not c:
             return None
-        c = pos.terms[atoms[0]]
         if stride not in (None, c) or buf not in (None, b):
             return None
         stride, buf = c, b
         base = pos - kk * c
         if ragged:
-            rows = [a for a in base.terms if a.key == ("v", "mrow")]
-            if len(rows) != 1:
+            row_stride = base.coefficient("mrow")
+            if not row_stride:
                 return None
-            row_stride = base.terms[rows[0]]
             rest = base - Lin.var("mrow", m_size) * row_stride
             row = f"(gm*{mb}+mi+{i})"
             out.append(f"{rest.render()}+({row}<{m_size}?{row}:{m_size - 1})*{row_stride}")

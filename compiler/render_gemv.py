@@ -62,8 +62,7 @@ def gemv_plan(k: Kernel) -> GemvPlan | None:
         return None
     idx = _full_index(plan, shape, Lin.var("b", nbatch), Lin(), Lin.var("n0", n), Lin.var("k", kk))
     buf, pos = _weight_load(k, plan, idx)
-    n0 = [a for a in pos.terms if a.key == ("v", "n0")]
-    if buf.dtype.name != "float32" or len(n0) != 1 or pos.terms[n0[0]] != 1 or not pos.is_affine:
+    if buf.dtype.name != "float32" or pos.coefficient("n0") != 1 or not pos.is_affine:
         return None  # W read along the reduce, through a division, or not float32: not this kernel
     return GemvPlan(plan, m, n, kk, nbatch)
 

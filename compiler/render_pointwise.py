@@ -28,7 +28,7 @@ def _unit_along(k: Kernel, node, axis: int) -> bool:
     if len(r.loads) != 1:
         return False
     pos = r.loads[0][1]
-    return any(a.key == ("v", f"a{axis}") and c == 1 for a, c in pos.terms.items())
+    return pos.coefficient(f"a{axis}") == 1
 
 
 # at most this many output channels: swapped whatever the reduce (one float8 column or less of a tile; wider
@@ -51,8 +51,7 @@ def pointwise_plan(k: Kernel) -> GemmPlan | None:
     m_last, n_last = plan.m_axes[-1], plan.n_axes[-1]
     out = linear(tuple(Lin() if a in k.reduce_axes else Lin.var(f"a{a}", s) for a, s in enumerate(shape)),
                  k.reduce.shape)
-    stride = {a.key[1]: c for a, c in out.terms.items() if a.key[0] == "v"}
-    if stride.get(f"a{m_last}") != 1 or stride.get(f"a{n_last}") == 1:
+    if out.coefficient(f"a{m_last}") != 1 or out.coefficient(f"a{n_last}") == 1:
         return None
     if shape[m_last] < VEC or not (narrow or _unit_along(k, plan.a, m_last)):
         return None

@@ -120,6 +120,15 @@ class Lin:
     def _atom_mod(self, m: int) -> Lin:
         return Lin({Atom(("mod", self, m), 0, min(m - 1, self.hi), f"({self.render()}%{m})"): 1})
 
+    def coefficient(self, name: str) -> int:
+        """The coefficient of variable `name` as a plain term: 0 where it is absent or only inside a division
+        or remainder."""
+        return self.terms.get(Atom(("v", name), 0, 0, name), 0)
+
+    def without(self, name: str) -> Lin:
+        """The expression less its plain term in variable `name` (uses inside divisions stay)."""
+        return Lin({a: c for a, c in self.terms.items() if a.key != ("v", name)}, self.const)
+
     def variables(self) -> set[str]:
         """Names of the variables the expression uses, inside divisions and remainders too."""
         out: set[str] = set()

@@ -74,6 +74,18 @@ def test_computed_factor_and_stride_along_k():
     assert not _reads_along_k(k, plan, plan.b, False)
 
 
+def test_coefficient_of_a_variable_is_its_plain_term_only():
+    """Lin.coefficient reads a variable's plain term (0 when absent or only inside a division or remainder);
+    Lin.without drops that term and keeps the rest."""
+    i, j = Lin.var("i", 8), Lin.var("j", 40)
+    x = i * 3 + j.floordiv(4) * 5 + j.mod(4) + 7
+    assert (x.coefficient("i"), x.coefficient("j"), x.coefficient("k")) == (3, 0, 0)
+    assert ((x + j * 2).coefficient("j"), (x - i * 3).coefficient("i")) == (2, 0)
+    rest = (x + j * 2).without("j")
+    assert rest.coefficient("j") == 0 and "j" in rest.variables() and rest.const == 7
+    assert rest.render() == x.render()
+
+
 @pytest.mark.parametrize(
     "dtype,lowest",
     [("float32", -np.inf), ("float16", -np.inf), ("int32", -(2**31)), ("int8", -128), ("uint8", 0), ("bool", 0)],
