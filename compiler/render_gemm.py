@@ -646,6 +646,69 @@ def _epilogue_rows(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, gm: Lin, 
     return m, ["rows", row], f"(jr*{cs_row or row}+jw)*{nb}+nn"
 
 
+@dataclass
+class _WideRows:
+    """A conv window packed as wide rows (_wide_window): the window and the kernel width."""
+
+    win: _Window
+    kw: int
+
+
+@dataclass
+class _PackSpec:
+    """How render_gemm packs one factor's slab: its loops' shape, its index, and which copy it takes (a wide
+    window, a window, or element by element)."""
+
+    name: str  # "As" or "Bs"
+    node: Node
+    tile: int
+    rows: int  # whole rows of the innermost tile axis in the tile (1: a flat tile index j)
+    row: int
+    k_inner: bool
+    idx: tuple
+    pos: Lin  # the element's place in the slab
+    inner_var: str
+    bounds: list
+    win: _Window | None
+    wide: _WideRows | None
+
+
+def _pack_spec(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, slab: tuple, name: str, node: Node,
+               size: int, tile: int, tv: Lin, stride: int) -> _PackSpec:
+    """The pack of factor `name` (its slab `tile` wide along the tile axes, `stride` floats per slab row)
+    as analysed before render_gemm writes any C: the wide-rows choice sizes Cs."""
+    mb, nb, kb, _, _ = gemm
+    split, kidx, kk, kbv = slab
+    shape = k.full_shape
+    k_size = plan.sizes(shape)[3]
+    ksizes = [shape[a] for a in plan.k_axes]
+    # a tile of whole rows of the innermost tile axis (a conv's output rows) loops over rows and
+    # columns: its index math then has no division by the row length per element
+    tile_axes = plan.m_axes if name == "As" else plan.n_axes
+    row = shape[tile_axes[-1]]
+    rows = tile // row if row < tile and tile % row == 0 and tile == (mb if name == "As" else nb) else 1
+    jl = Lin.var("jr", rows) * row + Lin.var("jw", row) if rows > 1 else Lin.var("j", tile)
+    j = jl + tv * tile
+    # a tile index that unravels into several axes (a weight gradient's channel x kernel window) costs
+    # divisions: with the tile loop outside they are paid once per tile index, not once per element
+    k_inner = _pack_k_inner(k, plan, node, name == "As") or (rows == 1 and len(tile_axes) > 1)
+    idx = full_index(j, Lin(), kk) if name == "As" else full_index(Lin(), j, kk)
+    if kidx is not None:
+        for a, v in zip(plan.k_axes, kidx, strict=True):
+            idx[a] = v
+    inner_var = "jw" if rows > 1 else "j"
+    bounds = [(j, 0, size), (kk, 0, k_size)]
+    win = None if k_inner else _window(k, node, tuple(idx), bounds, inner_var)
+    wide = None
+    if win is not None and name == "As" and rows > 1 and split is not None and split[0] == 0 and len(ksizes) > 1:
+        kw = ksizes[-1]
+        row_bound = (Lin.var("jr", rows) * row + tv * tile, 0, size)
+        wwin = _wide_window(k, node, tuple(idx), row_bound, row, f"k{len(ksizes) - 1}", kw)
+        wide = _WideRows(wwin, kw) if wwin is not None else None
+    pos = (kk - kbv * kb) * stride + jl
+    return _PackSpec(name, node, tile, rows, row, k_inner, tuple(idx), pos, inner_var, bounds, win, wide)
+
+
 def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     """OpenCL C for k as a packed GEMM with the tile sizes in opts.gemm."""
     mb, nb, kb, mr, nv = opts.gemm
@@ -665,91 +728,71 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     split, kidx, kk, kvars = _slab_k(ksizes, kb, kbv)
     kloops = [f"for (int {v} = 0; {v} < {n}; {v}++)" for v, n in kvars]
     direct_b = _direct_b(k, plan, opts.gemm, full_index, kbv, (kidx, kk))
-    if not direct_a:
-        emit(f"__local float As[{kb * mb}];")
-    if direct_b is None:
-        emit(f"__local float Bs[{kb * nb}];")
-    cs_decl = len(r.lines)
-    emit(f"__local float Cs[{mb * nb}];")
-    emit("int gn = get_group_id(0); int gm = get_group_id(1); int gb = get_group_id(2);")
-
-    cs_zero = len(r.lines)
-    emit(f"for (int i = 0; i < {mb * nb}; i++) Cs[i] = 0.0f;")
-    emit(f"for (int kb = 0; kb < {kt}; kb++) {{")
-    r.indent += 1
-    wide = None
     packs = [("As", plan.a, m_size, mb, gm, mb)] if not direct_a else []
     packs += [("Bs", plan.b, n_size, nb, gn, nb)] if direct_b is None else []
-    prefetch: list = []  # C run at the start of each register tile: the next slab's rows
-    for name, node, size, tile, tv, stride in packs:
-        # a tile of whole rows of the innermost tile axis (a conv's output rows) loops over rows and
-        # columns: its index math then has no division by the row length per element
-        row = shape[(plan.m_axes if name == "As" else plan.n_axes)[-1]]
-        rows = tile // row if row < tile and tile % row == 0 and tile == (mb if name == "As" else nb) else 1
-        jl = Lin.var("jr", rows) * row + Lin.var("jw", row) if rows > 1 else Lin.var("j", tile)
-        j = jl + tv * tile
-        jloops = (
-            [f"for (int jr = 0; jr < {rows}; jr++)", f"for (int jw = 0; jw < {row}; jw++)"]
-            if rows > 1
-            else [f"for (int j = 0; j < {tile}; j++)"]
-        )
-        tile_axes = plan.m_axes if name == "As" else plan.n_axes
-        # a tile index that unravels into several axes (a weight gradient's channel x kernel window) costs
-        # divisions: with the tile loop outside they are paid once per tile index, not once per element
-        k_inner = _pack_k_inner(k, plan, node, name == "As") or (rows == 1 and len(tile_axes) > 1)
-        idx = full_index(j, Lin(), kk) if name == "As" else full_index(Lin(), j, kk)
-        if kidx is not None:
-            for a, v in zip(plan.k_axes, kidx, strict=True):
-                idx[a] = v
-        pos = (kk - kbv * kb) * stride + jl
-        inner_var = "jw" if rows > 1 else "j"
-        bounds = [(j, 0, size), (kk, 0, k_size)]
-        win = None if k_inner else _window(k, node, tuple(idx), bounds, inner_var)
-        r.memo = {}
-        wwin = None
-        if win is not None and name == "As" and rows > 1 and split is not None and split[0] == 0 and len(ksizes) > 1:
-            kw = ksizes[-1]
-            row_bound = (Lin.var("jr", rows) * row + tv * tile, 0, size)
-            wwin = _wide_window(k, node, tuple(idx), row_bound, row, f"k{len(ksizes) - 1}", kw)
-        if wwin is not None:
-            # a conv window as wide rows (stored [reduce row][tile row][row + KW - 1]): a third of an
-            # im2col pack's copies for 3x3 kernels; the micro-kernel reads each kx at an offset
-            wide, wrow = (rows, row, kw, 0), row + kw - 1
+    specs = [_pack_spec(k, plan, opts.gemm, full_index, (split, kidx, kk, kbv), *p) for p in packs]
+    # a conv window packed as wide rows sets the micro-kernel's layout, and the rows it walks size Cs
+    wide = None
+    for sp in specs:
+        if sp.wide is not None:
+            wrow = sp.row + sp.wide.kw - 1
+            wide = (sp.rows, sp.row, sp.wide.kw, 0)
             if _padded_rows(k, plan, opts.gemm, full_index, gm, gn, wrow):
                 # the register tiles walk the wide rows themselves, KW - 1 pixels past each output row
                 # included (never stored): every tile then reads its pixels at fixed offsets, whatever
                 # MR and the row length are, for a few percent more FMAs
-                mpad = -(-rows * wrow // mr) * mr
-                wide = (rows, row, kw, mpad)
-                r.lines[cs_decl] = r.lines[cs_decl].replace(f"Cs[{mb * nb}]", f"Cs[{mpad * nb}]")
-                r.lines[cs_zero] = r.lines[cs_zero].replace(f"< {mb * nb};", f"< {mpad * nb};")
-                # the last tiles' reads run up to MR + KW - 2 floats past the slab: zeros, not stale values
-                used = kb // kw * rows * wrow
-                r.lines.insert(cs_zero + 1, "  " * (r.indent - 1)
-                               + f"for (int i = {used}; i < {used + mpad - rows * wrow + kw - 1}; i++) As[i] = 0.0f;")
+                wide = (sp.rows, sp.row, sp.wide.kw, -(-sp.rows * wrow // mr) * mr)
+    cs_rows = (wide and wide[3]) or mb
+    if not direct_a:
+        emit(f"__local float As[{kb * mb}];")
+    if direct_b is None:
+        emit(f"__local float Bs[{kb * nb}];")
+    emit(f"__local float Cs[{cs_rows * nb}];")
+    emit("int gn = get_group_id(0); int gm = get_group_id(1); int gb = get_group_id(2);")
+
+    emit(f"for (int i = 0; i < {cs_rows * nb}; i++) Cs[i] = 0.0f;")
+    if wide and wide[3]:
+        # the last tiles' reads run up to MR + KW - 2 floats past the slab: zeros, not stale values
+        rows, row, kw, mpad = wide
+        used = kb // kw * rows * (row + kw - 1)
+        emit(f"for (int i = {used}; i < {used + mpad - rows * (row + kw - 1) + kw - 1}; i++) As[i] = 0.0f;")
+    emit(f"for (int kb = 0; kb < {kt}; kb++) {{")
+    r.indent += 1
+    prefetch: list = []  # C run at the start of each register tile: the next slab's rows
+    for sp in specs:
+        r.memo = {}
+        jloops = (
+            [f"for (int jr = 0; jr < {sp.rows}; jr++)", f"for (int jw = 0; jw < {sp.row}; jw++)"]
+            if sp.rows > 1
+            else [f"for (int j = 0; j < {sp.tile}; j++)"]
+        )
+        if sp.wide is not None:
+            # a conv window as wide rows (stored [reduce row][tile row][row + KW - 1]): a third of an
+            # im2col pack's copies for 3x3 kernels; the micro-kernel reads each kx at an offset
+            wrow = sp.row + sp.wide.kw - 1
             kq = Lin()  # the slab's reduce row: every reduce axis but the kernel column
             for i, (sz, st) in enumerate(zip([split[1]] + ksizes[1:-1], _strides([split[1]] + ksizes[1:-1]), strict=True)):
                 kq = kq + Lin.var(f"k{i}", sz) * st
-            dst = kq * (rows * wrow) + Lin.var("jr", rows) * wrow + Lin.var("u", wrow)
+            dst = kq * (sp.rows * wrow) + Lin.var("jr", sp.rows) * wrow + Lin.var("u", wrow)
             emit(" ".join(kloops[:-1] + jloops[:-1]) + " {")
             r.indent += 1
-            _emit_window(r, wwin, name, dst, "u", wrow)
-        elif win is not None:
+            _emit_window(r, sp.wide.win, sp.name, dst, "u", wrow)
+        elif sp.win is not None:
             # a padded view of one buffer, tile index innermost: copy the in-range run of each slab row
             # as a plain loop (which vectorizes) and zero the rest, instead of testing every element
             emit(" ".join(kloops + jloops[:-1]) + " {")
             r.indent += 1
-            _emit_window(r, win, name, pos, inner_var, row if rows > 1 else tile, kvars[0])
-            if rows == 1 and len(kvars) == 1:
-                line = _next_slab_prefetch(r, win, kvars[0], inner_var, tile, opts.gemm, kt)
+            _emit_window(r, sp.win, sp.name, sp.pos, sp.inner_var, sp.row if sp.rows > 1 else sp.tile, kvars[0])
+            if sp.rows == 1 and len(kvars) == 1:
+                line = _next_slab_prefetch(r, sp.win, kvars[0], sp.inner_var, sp.tile, opts.gemm, kt)
                 prefetch += [line] if line else []
         else:
-            emit(" ".join(jloops + kloops if k_inner else kloops + jloops) + " {")
+            emit(" ".join(jloops + kloops if sp.k_inner else kloops + jloops) + " {")
             r.indent += 1
-            conds = [c for x, lo, hi in bounds for c in in_range(x, lo, hi)]
-            val = r.expr(node, tuple(idx), frozenset(conds))
+            conds = [c for x, lo, hi in sp.bounds for c in in_range(x, lo, hi)]
+            val = r.expr(sp.node, sp.idx, frozenset(conds))
             val = f"({'&&'.join(conds)}?{val}:0.0f)" if conds else val
-            emit(f"{name}[{pos.render()}] = {val};")
+            emit(f"{sp.name}[{sp.pos.render()}] = {val};")
         r.indent -= 1
         emit("}")
     _emit_micro_kernel(r, plan, opts.gemm, direct_a, a_rows, full_index, gm, kbv, wide, direct_b, prefetch)
