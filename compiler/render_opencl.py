@@ -34,6 +34,21 @@ _BIN = {
     Ops.IDIV: "({1}==0?0:{1}==-1?-{0}:{0}/{1})",
     Ops.MOD: "(({1}==0||{1}==-1)?0:{0}%{1})",
 }
+_INT_LITERAL = re.compile(r"\(?(-?\d+)\)?")
+
+
+def _int_division(op: Ops, a: str, b: str, unsigned: bool) -> str:
+    """C for a / b or a % b on integers, as _BIN spells them, less the tests that cannot hold: a literal
+    divisor needs none, an unsigned one is never -1 (clang warns of such constant operands)."""
+    lit = _INT_LITERAL.fullmatch(b)
+    if lit is not None:
+        d = int(lit.group(1))
+        if d == 0 or (d == -1 and op is Ops.MOD):
+            return "0"
+        return f"(-{a})" if d == -1 else f"({a}/{b})" if op is Ops.IDIV else f"({a}%{b})"
+    if unsigned:
+        return f"({b}==0?0:{a}/{b})" if op is Ops.IDIV else f"({b}==0?0:{a}%{b})"
+    return _BIN[op].format(a, b)
 # ops whose bfloat16/float16 result is one of their operands (or a rounded literal): nothing to round
 _ROUND_EXACT = MOVEMENT | {Ops.CONST, Ops.GATHER, Ops.NEG, Ops.MAX, Ops.WHERE}
 # the helper that rounds a float to each 16-bit float dtype's nearest value (compiler/cl_math.py)
@@ -252,6 +267,8 @@ class ExprWriter:
             w = 8 * sdt.itemsize - 1
             amt = f"({srcs[1]}<0?0:{srcs[1]}>{w}?{w}:{srcs[1]})"
             return self.tmp(ct, f"({srcs[0]}{'<<' if op == Ops.SHL else '>>'}{amt})")
+        if op in (Ops.IDIV, Ops.MOD):
+            return self.tmp(ct, _int_division(op, srcs[0], srcs[1], sdt.is_unsigned))
         tpl = self.d.unary.get(op.name) or ("wb_exp2i({0})" if exact else _UN.get(op)) or _BIN[op]
         if op == Ops.MAX and sdt.is_float:
             tpl = _FMAX

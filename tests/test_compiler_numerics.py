@@ -346,6 +346,25 @@ def test_exp2_of_rounded_integers_is_exact():
         np.testing.assert_array_equal(unclamped.numpy(), np.exp2(n.astype(np.float64)).astype(np.float32))
 
 
+@pytest.mark.parametrize("d", [3, -3, 1, -1, 0])
+def test_integer_division_by_a_literal_renders_no_dead_tests(d):
+    """x // d and x % d with a constant d keep numpy's values (x / 0 and x % 0 give 0, as documented) and
+    render without the divisor tests that cannot hold (clang warned of constant operands); an unsigned
+    divisor is never tested against -1."""
+    x = np.array([7, -7, 0, 5, -2147483647, 2147483647], np.int32)
+    t = Tensor(x, device="CL")
+    for got, op in ((t // d, np.floor_divide), (t % d, np.mod)):
+        src = _kernel_sources(got).split("__kernel")[-1]
+        assert "==0" not in src and "==-1" not in src and f"=={d}" not in src
+        with np.errstate(divide="ignore"):
+            want = op(x, d) if d else np.zeros_like(x)
+        np.testing.assert_array_equal(got.numpy(), want)
+    u, v = np.array([250, 3, 7, 9], np.uint8), np.array([7, 0, 2, 9], np.uint8)
+    q = Tensor(u, device="CL") // Tensor(v, device="CL")
+    assert "==-1" not in _kernel_sources(q).split("__kernel")[-1]
+    np.testing.assert_array_equal(q.numpy(), np.where(v == 0, 0, u // np.maximum(v, 1)))
+
+
 def test_exp2_at_the_bottom_of_float32(dev):
     """exp2 across the subnormal results' range and past it is numpy's (0 below -150, -inf included), in
     an elementwise kernel and in a row sum (whose loads and exp2 render as float8, wb_exp2v)."""
