@@ -648,10 +648,12 @@ def _epilogue_rows(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, gm: Lin, 
 
 @dataclass
 class _WideRows:
-    """A conv window packed as wide rows (_wide_window): the window and the kernel width."""
+    """A conv window packed as wide rows (_wide_window): the window, the kernel width and the wide row's
+    length (the output row plus KW - 1)."""
 
     win: _Window
     kw: int
+    wrow: int
 
 
 @dataclass
@@ -704,7 +706,7 @@ def _pack_spec(k: Kernel, plan: GemmPlan, gemm: tuple, full_index, slab: tuple, 
         kw = ksizes[-1]
         row_bound = (Lin.var("jr", rows) * row + tv * tile, 0, size)
         wwin = _wide_window(k, node, tuple(idx), row_bound, row, f"k{len(ksizes) - 1}", kw)
-        wide = _WideRows(wwin, kw) if wwin is not None else None
+        wide = _WideRows(wwin, kw, row + kw - 1) if wwin is not None else None
     pos = (kk - kbv * kb) * stride + jl
     return _PackSpec(name, node, tile, rows, row, k_inner, tuple(idx), pos, inner_var, bounds, win, wide)
 
@@ -735,7 +737,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     wide = None
     for sp in specs:
         if sp.wide is not None:
-            wrow = sp.row + sp.wide.kw - 1
+            wrow = sp.wide.wrow
             wide = (sp.rows, sp.row, sp.wide.kw, 0)
             if _padded_rows(k, plan, opts.gemm, full_index, gm, gn, wrow):
                 # the register tiles walk the wide rows themselves, KW - 1 pixels past each output row
@@ -754,8 +756,9 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     if wide and wide[3]:
         # the last tiles' reads run up to MR + KW - 2 floats past the slab: zeros, not stale values
         rows, row, kw, mpad = wide
-        used = kb // kw * rows * (row + kw - 1)
-        emit(f"for (int i = {used}; i < {used + mpad - rows * (row + kw - 1) + kw - 1}; i++) As[i] = 0.0f;")
+        wrow = row + kw - 1
+        used = kb // kw * rows * wrow
+        emit(f"for (int i = {used}; i < {used + mpad - rows * wrow + kw - 1}; i++) As[i] = 0.0f;")
     emit(f"for (int kb = 0; kb < {kt}; kb++) {{")
     r.indent += 1
     prefetch: list = []  # C run at the start of each register tile: the next slab's rows
@@ -769,7 +772,7 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
         if sp.wide is not None:
             # a conv window as wide rows (stored [reduce row][tile row][row + KW - 1]): a third of an
             # im2col pack's copies for 3x3 kernels; the micro-kernel reads each kx at an offset
-            wrow = sp.row + sp.wide.kw - 1
+            wrow = sp.wide.wrow
             kq = Lin()  # the slab's reduce row: every reduce axis but the kernel column
             for i, (sz, st) in enumerate(zip([split[1]] + ksizes[1:-1], _strides([split[1]] + ksizes[1:-1]), strict=True)):
                 kq = kq + Lin.var(f"k{i}", sz) * st

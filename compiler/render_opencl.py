@@ -49,6 +49,8 @@ def _int_division(op: Ops, a: str, b: str, unsigned: bool) -> str:
     if unsigned:
         return f"({b}==0?0:{a}/{b})" if op is Ops.IDIV else f"({b}==0?0:{a}%{b})"
     return _BIN[op].format(a, b)
+
+
 # ops whose bfloat16/float16 result is one of their operands (or a rounded literal): nothing to round
 _ROUND_EXACT = MOVEMENT | {Ops.CONST, Ops.GATHER, Ops.NEG, Ops.MAX, Ops.WHERE}
 # the helper that rounds a float to each 16-bit float dtype's nearest value (compiler/cl_math.py)
@@ -83,10 +85,16 @@ _UN = {
 _VIEWS = frozenset({Ops.RESHAPE, Ops.EXPAND, Ops.PERMUTE, Ops.SHRINK, Ops.FLIP})  # views that add no values
 
 
-def _const_value(n: Node):
-    """The value of a constant seen through views, or None."""
+def _under_views(n: Node) -> Node:
+    """The node a chain of value-preserving views reads."""
     while n.op in _VIEWS:
         n = n.src[0]
+    return n
+
+
+def _const_value(n: Node):
+    """The value of a constant seen through views, or None."""
+    n = _under_views(n)
     return n.arg if n.op == Ops.CONST else None
 
 
@@ -97,8 +105,7 @@ def integer_valued(n: Node) -> bool:
     if n.op != Ops.ADD:
         return False
     for inner, c in (n.src, n.src[::-1]):
-        while inner.op in _VIEWS:
-            inner = inner.src[0]
+        inner = _under_views(inner)
         if _const_value(c) == -FLOAT32_ROUNDER and inner.op == Ops.ADD:
             if FLOAT32_ROUNDER in (_const_value(inner.src[0]), _const_value(inner.src[1])):
                 return True
