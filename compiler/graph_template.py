@@ -53,9 +53,13 @@ def _signature(args: tuple, kwargs: dict, traits=None) -> tuple[tuple, list[Node
 
 
 def _record(out: Node, inputs: list[Node], start: int) -> tuple | None:
-    """The rows that rebuild out from inputs: the nodes made since node id `start` that out depends on, in
-    the order they were made; None when out reads a node made before the call that is no input or buffer."""
-    where = {id(n): -1 - j for j, n in enumerate(inputs)}
+    """The template that rebuilds out from inputs: (rows, out's index, outside buffers), where each row is a
+    node made since node id `start` that out depends on, in the order they were made; None when out reads a
+    node made before the call that is no input or buffer.
+
+    Replay keeps one list, the outside buffers, then the inputs, then each node as it is made, so a row names
+    every source by its index there."""
+    where = {id(n): j for j, n in enumerate(inputs)}
     made: dict[int, Node] = {}
     stack = [out]
     while stack:
@@ -72,11 +76,23 @@ def _record(out: Node, inputs: list[Node], start: int) -> tuple | None:
         if len(made) > MAX_ROWS:
             return None
         stack.extend(n.src)
+    if out.id not in made:  # the composite returned an input unchanged
+        return None
     order = sorted(made)
-    pos = {i: k for k, i in enumerate(order)}
+    outside: dict[int, Node] = {}  # buffers from before the call, by first use
+    for i in order:
+        n = made[i]
+        for s in (*n.src, *(n.ad[2] if n.ad is not None and n.ad[0] is not n.op else ())):
+            if id(s) not in where and s.id not in made:
+                if s.buffer is None:  # an autograd source made before the call that is no input
+                    return None
+                outside.setdefault(s.id, s)
+    base = len(outside) + len(inputs)
+    index = {i: k for k, i in enumerate(outside)}
+    index.update({i: base + k for k, i in enumerate(order)})
 
-    def ref(s: Node):  # an input (< 0), a node of this graph (>= 0), or a buffer from before (the node)
-        return where[id(s)] if id(s) in where else pos[s.id] if s.id in pos else s
+    def ref(s: Node) -> int:
+        return len(outside) + where[id(s)] if id(s) in where else index[s.id]
 
     rows = []
     for i in order:
@@ -84,28 +100,21 @@ def _record(out: Node, inputs: list[Node], start: int) -> tuple | None:
         rule = None
         if n.ad is not None and n.ad[0] is not n.op:  # backward through a rule of its own (conv2d's)
             comp, arg, srcs = n.ad
-            if any(id(s) not in where and s.id not in pos for s in srcs):
-                return None
             rule = (comp, arg, tuple(ref(s) for s in srcs))
         rows.append((n.op, tuple(ref(s) for s in n.src), n.arg, n.shape, n.dtype, n.device, rule))
-    if out.id not in pos:  # the composite returned an input unchanged
-        return None
-    return tuple(rows), pos[out.id]
+    return tuple(rows), index[out.id], tuple(outside.values())
 
 
 def _replay(template: tuple, inputs: list[Node]) -> Node:
-    rows, out = template
-    made: list[Node] = []
-
-    def node(s):
-        return (made[s] if s >= 0 else inputs[-1 - s]) if type(s) is int else s
-
+    rows, out, outside = template
+    env = [*outside, *inputs]
+    made = env.append
     for op, srcs, arg, shape, dtype, device, rule in rows:
-        n = Node(op, tuple([node(s) for s in srcs]), arg, shape, dtype, device)
+        n = Node(op, tuple([env[s] for s in srcs]), arg, shape, dtype, device)
         if rule is not None and n.ad is not None:  # what autograd.record_composite did when recorded
-            n.ad = (rule[0], rule[1], tuple(node(s) for s in rule[2]))
-        made.append(n)
-    return made[out]
+            n.ad = (rule[0], rule[1], tuple([env[s] for s in rule[2]]))
+        made(n)
+    return env[out]
 
 
 def composite(method, traits=None):

@@ -217,6 +217,22 @@ def movement(op: Ops, x: Node, arg) -> Node:
     return Node(op, (x,), arg, new, x.dtype, x.device)
 
 
+def broadcast(x: Node, shape: tuple) -> Node:
+    """x broadcast to shape by numpy's rules (ones prepended, size-1 axes expanded): the RESHAPE and EXPAND
+    `movement` would make, built directly since every binary op with a bias or a scalar row comes here."""
+    sh = x.shape
+    if sh == shape:
+        return x
+    lead = len(shape) - len(sh)
+    if lead < 0 or any(s != 1 and s != t for s, t in zip(sh, shape[lead:], strict=True)):
+        raise ShapeError(f"EXPAND: cannot expand {sh} to {tuple(shape)}")
+    shape = tuple([int(s) for s in shape])
+    if lead:
+        sh = (1,) * lead + sh
+        x = Node(_RESHAPE, (x,), sh, sh, x.dtype, x.device)
+    return x if sh == shape else Node(_EXPAND, (x,), shape, shape, x.dtype, x.device)
+
+
 def toposort(roots: list[Node], stop_realized: bool = True, sources=None) -> list[Node]:
     """Nodes reachable from roots, sources first; realized nodes are leaves when stop_realized.
 

@@ -132,6 +132,7 @@ class PlanCache:
         self.plans: OrderedDict[tuple, Plan] = OrderedDict()
         self.nodes = 0  # rows in the keys held
         self.hits = self.misses = 0
+        self._newest = None  # the most recently used plan: hitting it again needs no reordering
         # id(plan) -> (plan, what was built after it last time): schedule_ahead's predictions (id 0: the start)
         self.successors: OrderedDict[int, tuple] = OrderedDict()
 
@@ -142,11 +143,15 @@ class PlanCache:
         if plan is not None and valid is not None and not valid(plan):
             del self.plans[key]
             self.nodes -= _rows(key)
+            if plan is self._newest:
+                self._newest = None
             plan = None
         if plan is None:
             self.misses += 1
             return None
-        self.plans.move_to_end(key)
+        if plan is not self._newest:  # an eager loop hits the same plan call after call: no second hash of key
+            self.plans.move_to_end(key)
+            self._newest = plan
         self.hits += 1
         return plan
 
@@ -154,8 +159,9 @@ class PlanCache:
         """Remember plan, forgetting the least recently used ones past `size` plans or `max_nodes` rows."""
         if key in self.plans:
             self.nodes -= _rows(key)
-        self.plans[key] = plan
+        self.plans[key] = plan  # each put stores a plan object of its own (make_plan makes one per schedule)
         self.plans.move_to_end(key)
+        self._newest = plan
         self.nodes += _rows(key)
         while len(self.plans) > 1 and (len(self.plans) > self.size or self.nodes > self.max_nodes):
             old, _ = self.plans.popitem(last=False)
@@ -181,6 +187,7 @@ class PlanCache:
     def clear(self) -> None:
         """Forget every plan and prediction (and the hit counts)."""
         self.plans.clear()
+        self._newest = None
         self.successors.clear()
         lazy.ON_NODE = None  # and stop checking the graph being built against one
         self.nodes = self.hits = self.misses = 0

@@ -361,8 +361,13 @@ class Tensor:
         x = self
         if isinstance(other, Tensor):
             xn, yn = self.node, other.node
-            if xn.dtype is yn.dtype and xn.shape == yn.shape:  # the usual case: nothing to cast or broadcast
-                return (other, self) if reverse else (self, other)
+            if xn.dtype is yn.dtype:  # the usual cases: nothing to cast, and nothing or a bias to broadcast
+                if xn.shape == yn.shape:
+                    return (other, self) if reverse else (self, other)
+                shape = _broadcast_shape(xn.shape, yn.shape, name)
+                x = self if xn.shape == shape else Tensor(lazy.broadcast(xn, shape))
+                y = other if yn.shape == shape else Tensor(lazy.broadcast(yn, shape))
+                return (y, x) if reverse else (x, y)
         elif isinstance(other, (np.ndarray, list, tuple)):
             other = Tensor(other, device=self.device)
         else:
@@ -378,7 +383,7 @@ class Tensor:
         return (y, x) if reverse else (x, y)
 
     def _broadcast_to(self, shape: tuple) -> Tensor:
-        return self if self.shape == shape else Tensor(_expand_node(self.node, shape))
+        return self if self.shape == shape else Tensor(lazy.broadcast(self.node, shape))
 
     def _alu(self, op: Ops, *srcs: Tensor) -> Tensor:
         return Tensor(lazy.alu(op, self.node, *[s.node for s in srcs]))
@@ -1143,12 +1148,12 @@ class Tensor:
         m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
         # the operands' views built on the lazy graph directly: the shapes are checked above, and the
         # Tensor methods' own checks made this the most expensive op of an eager model's graph building
-        an = _expand_node(lazy.cast(a.node, pre), batch + (m, k))
-        an = _expand_node(lazy.movement(Ops.RESHAPE, an, batch + (m, 1, k)), batch + (m, n, k))
-        bn = _expand_node(lazy.cast(b.node, pre), batch + (k, n))
+        an = lazy.broadcast(lazy.cast(a.node, pre), batch + (m, k))
+        an = lazy.broadcast(lazy.movement(Ops.RESHAPE, an, batch + (m, 1, k)), batch + (m, n, k))
+        bn = lazy.broadcast(lazy.cast(b.node, pre), batch + (k, n))
         swap = tuple(range(len(batch))) + (len(batch) + 1, len(batch))
         bn = lazy.movement(Ops.RESHAPE, lazy.movement(Ops.PERMUTE, bn, swap), batch + (1, n, k))
-        bn = _expand_node(bn, batch + (m, n, k))
+        bn = lazy.broadcast(bn, batch + (m, n, k))
         out = Tensor(lazy.alu(Ops.MUL, lazy.cast(an, acc), lazy.cast(bn, acc))).sum(-1)
         if squeeze_a:
             out = out.reshape(out.shape[:-2] + (n,))
@@ -1564,14 +1569,6 @@ def _conv2d_backward(node: Node, geom: tuple, g: Node, x: Node, w: Node) -> tupl
 
 
 _CONV2D = autograd.Composite("conv2d", _conv2d_backward)
-
-
-def _expand_node(x: Node, shape: tuple) -> Node:
-    """x broadcast to shape (numpy rules: ones prepended, then expanded); a shape it does not fit raises."""
-    if x.shape == shape:
-        return x
-    x = lazy.movement(Ops.RESHAPE, x, (1,) * (len(shape) - len(x.shape)) + x.shape)
-    return lazy.movement(Ops.EXPAND, x, shape)
 
 
 def _matmul_acc(dt: DType) -> DType:

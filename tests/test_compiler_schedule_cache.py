@@ -122,6 +122,21 @@ def test_memo_is_bounded_lru():
     assert len(memo.plans) == 2
 
 
+def test_memo_lru_order_with_repeated_hits_of_the_newest_plan():
+    memo = PlanCache(size=2)
+    memo.put(("a",), "A")
+    memo.put(("b",), "B")
+    for _ in range(3):
+        assert memo.get(("b",)) == "B"  # already the newest: the order stays a, b
+    assert memo.get(("a",)) == "A"  # now b is the oldest
+    memo.put(("c",), "C")
+    assert memo.get(("b",)) is None and list(memo.plans) == [("a",), ("c",)]
+    assert memo.get(("a",)) == "A" and list(memo.plans) == [("c",), ("a",)]
+    memo.clear()
+    memo.put(("d",), "D")
+    assert memo.get(("d",)) == "D" and list(memo.plans) == [("d",)]
+
+
 def test_memo_is_bounded_by_nodes():
     memo = PlanCache(size=100, max_nodes=10)
     for i in range(5):
