@@ -392,7 +392,8 @@ def print_table(rows: list[dict], columns: dict, args) -> None:
     if args.repeats > 1:
         con.print(f"{args.repeats} interleaved rounds (every column once per round): times are the median of "
                   "the rounds' medians; a ratio's range (min-max) is over the rounds, each from one round.")
-    con.print(f"Medians of {args.runs} runs after {args.warmup} warm-up calls. First calls in a fresh "
+    con.print(f"Medians of at least {args.runs} runs and {args.min_time:g} s of runs per workload, after "
+              f"{args.warmup} warm-up calls. First calls in a fresh "
               "process: "
               "cold = empty on-disk program caches, warm = the same caches filled by the cold run. This "
               "machine is small and shared, so timings are noisy.")
@@ -408,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma separated subset of numpy,torch,tinygrad,ours (default: all)")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per workload (at least 5)")
     ap.add_argument("--warmup", type=int, default=2, help="warm-up calls before timing (default 2)")
+    ap.add_argument("--min-time", type=float, default=1.0, metavar="S",
+                    help="time each workload for at least S seconds (and at least --runs calls, at most "
+                         "500): a median over many calls of a short workload (default 1.0)")
     ap.add_argument("--repeats", type=int, default=1, metavar="R",
                     help="interleaved rounds: run every column once per round, R rounds, and report each "
                          "ratio's range over the rounds (a shared machine's load drifts between columns)")
@@ -428,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.runs < 5:
         ap.error("--runs must be at least 5 (the median of at least 5 runs is reported)")
+    if args.min_time < 0:
+        ap.error("--min-time must be 0 or more seconds")
     workloads = [w for o in (args.only or [",".join(WORKLOADS)]) for w in o.split(",") if w]
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown:
@@ -441,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None and args.threads < 1:
         ap.error("--threads must be at least 1")
     unavailable: dict = {}
-    extra = ["--only", ",".join(workloads), "--runs", str(args.runs), "--warmup", str(args.warmup)]
+    extra = ["--only", ",".join(workloads), "--runs", str(args.runs), "--warmup", str(args.warmup),
+             "--min-time", str(args.min_time)]
     rounds: list[dict] = []
     for i in range(args.repeats):
         rnd: dict = {}
@@ -474,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, columns, args)
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "device": args.device, "quick": args.quick, "runs": args.runs, "warmup": args.warmup,
+            "device": args.device, "quick": args.quick, "runs": args.runs, "min_time_s": args.min_time,
+            "warmup": args.warmup,
             "repeats": args.repeats, "rounds": rounds if args.repeats > 1 else None,
             "tinygrad_jit": args.tinygrad_jit, "ours_jit": args.ours_jit, "numpy_threads": args.numpy_threads, "threads": args.threads,
             "compiler_root": str(args.compiler_root or REPO), "unavailable": unavailable,

@@ -3,7 +3,7 @@
 Run by the driver in a fresh subprocess per column, so frameworks never share a process:
 
     python bench/compiler_worker.py --column numpy|torch|tinygrad|ours [--device CL] [--quick] \
-        [--only w1,w2] [--runs 5] [--warmup 2] [--first-call WORKLOAD]
+        [--only w1,w2] [--runs 5] [--warmup 2] [--min-time 1.0] [--first-call WORKLOAD]
 
 It imports only numpy and the framework it measures (the tinygrad and torch columns may run in their
 own virtual environments), so it must stay a standalone script: no imports from the repository besides
@@ -419,9 +419,14 @@ def check(out: np.ndarray, ref: np.ndarray) -> dict:
     return {"ok": ok, "max_abs_err": err, "ref_max_abs": scale}
 
 
+MAX_RUNS = 500  # a workload of a few milliseconds stops here, whatever --min-time asks
+
+
 def run_workload(fw: Framework, name: str, quick: bool, runs: int, warmup: int,
-                 pending: list | None = None) -> dict:
-    """Time one workload. With `pending`, the first call's output is appended to it for check_pending:
+                 pending: list | None = None, min_time: float = 0.0) -> dict:
+    """Time one workload: at least `runs` calls and at least `min_time` seconds of them (at most MAX_RUNS
+    calls), so a workload of a few milliseconds gets a median over many calls rather than over a few that
+    one burst of another tenant's load can own. With `pending`, the first call's output is appended to it for check_pending:
     the numpy reference must not run before or between timings, since its BLAS threads keep spinning on
     both cores for a while after a call (OpenBLAS: about 0.1 s) and would slow the column being timed
     (measured: x @ W on `ours` 8.5-9.0 ms after the reference, 4.9-5.2 with the reference on one thread)."""
@@ -438,7 +443,8 @@ def run_workload(fw: Framework, name: str, quick: bool, runs: int, warmup: int,
     for _ in range(warmup):
         fw.finish(fn(*args))
     times, cpu = [], []
-    for _ in range(runs):
+    until = time.perf_counter() + min_time
+    while len(times) < runs or (time.perf_counter() < until and len(times) < MAX_RUNS):
         c0, t0 = time.process_time(), time.perf_counter()
         fw.finish(fn(*args))
         times.append(time.perf_counter() - t0)
@@ -492,6 +498,7 @@ def main() -> int:
     ap.add_argument("--only", default=",".join(WORKLOADS))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--min-time", type=float, default=0.0, help="timed seconds per workload, at least")
     ap.add_argument("--tinygrad-jit", action="store_true")
     ap.add_argument("--ours-jit", action="store_true")
     ap.add_argument("--first-call", metavar="WORKLOAD", help="time only the first call of one workload")
@@ -521,7 +528,7 @@ def main() -> int:
     pending: list | None = [] if args.column != "numpy" else None
     for name in [w for w in args.only.split(",") if w]:
         try:
-            report["results"].append(run_workload(fw, name, args.quick, args.runs, args.warmup, pending))
+            report["results"].append(run_workload(fw, name, args.quick, args.runs, args.warmup, pending, args.min_time))
         except Exception as exc:  # one workload's failure must not hide the others
             log(f"  {fw.name} {name}: FAILED {type(exc).__name__}: {exc}")
             log(traceback.format_exc(limit=4))

@@ -1,5 +1,7 @@
 """bench/compiler_bench.py's interleaved rounds: merged medians and per-round ratio ranges (no subprocess)."""
 
+import time
+
 import pytest
 
 from bench.compiler_bench import merge_rounds, summarize
@@ -133,3 +135,23 @@ def test_an_unknown_column_or_workload_is_refused_before_any_run(capsys, module,
     with pytest.raises(SystemExit) as exc:
         importlib.import_module(module).main(argv)
     assert exc.value.code == 2 and word in capsys.readouterr().err
+
+
+def test_worker_times_a_short_workload_for_at_least_min_time(monkeypatch):
+    """A workload of a few milliseconds gets its median over every call of --min-time seconds, not over
+    --runs calls alone; --runs still sets the least number, and MAX_RUNS the most."""
+    from bench import compiler_worker as cw
+
+    calls = []
+
+    class Fake(cw.Framework):
+        name = "fake"
+
+        def fn(self, name, p):
+            return lambda a: calls.append(time.perf_counter()) or time.sleep(0.002)
+
+    rec = cw.run_workload(Fake(), "sum", quick=True, runs=5, warmup=0, min_time=0.1)
+    assert len(rec["times_s"]) >= 30 and sum(rec["times_s"]) >= 0.1
+    assert len(cw.run_workload(Fake(), "sum", quick=True, runs=5, warmup=0)["times_s"]) == 5
+    monkeypatch.setattr(cw, "MAX_RUNS", 12)
+    assert len(cw.run_workload(Fake(), "sum", quick=True, runs=5, warmup=0, min_time=60)["times_s"]) == 12
