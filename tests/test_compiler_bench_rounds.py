@@ -151,7 +151,7 @@ def test_worker_times_a_short_workload_for_at_least_min_time(monkeypatch):
             return lambda a: calls.append(time.perf_counter()) or time.sleep(0.002)
 
     rec = cw.run_workload(Fake(), "sum", quick=True, runs=5, warmup=0, min_time=0.1)
-    assert len(rec["times_s"]) >= 30 and sum(rec["times_s"]) >= 0.1
+    assert len(rec["times_s"]) > 5 and sum(rec["times_s"]) >= 0.1  # 2 ms calls: more than --runs of them
     assert len(cw.run_workload(Fake(), "sum", quick=True, runs=5, warmup=0)["times_s"]) == 5
     monkeypatch.setattr(cw, "MAX_RUNS", 12)
     assert len(cw.run_workload(Fake(), "sum", quick=True, runs=5, warmup=0, min_time=60)["times_s"]) == 12
