@@ -426,10 +426,10 @@ def run_workload(fw: Framework, name: str, quick: bool, runs: int, warmup: int,
                  pending: list | None = None, min_time: float = 0.0) -> dict:
     """Time one workload: at least `runs` calls and at least `min_time` seconds of them (at most MAX_RUNS
     calls), so a workload of a few milliseconds gets a median over many calls rather than over a few that
-    one burst of another tenant's load can own. With `pending`, the first call's output is appended to it for check_pending:
-    the numpy reference must not run before or between timings, since its BLAS threads keep spinning on
-    both cores for a while after a call (OpenBLAS: about 0.1 s) and would slow the column being timed
-    (measured: x @ W on `ours` 8.5-9.0 ms after the reference, 4.9-5.2 with the reference on one thread)."""
+    one burst of another tenant's load can own. With `pending`, the first call's output is appended to it
+    for check_pending: the numpy reference must not run before or between timings, since its BLAS threads
+    keep spinning on both cores for a while after a call (OpenBLAS: about 0.1 s) and would slow the column
+    being timed (measured: x @ W on `ours` 8.5-9.0 ms after the reference, 4.9-5.2 with the reference on one thread)."""
     p = sizes(name, quick)
     arrays = make_inputs(name, p)
     args = [fw.to_device(a) for a in arrays]

@@ -132,7 +132,9 @@ class PlanCache:
         self.plans: OrderedDict[tuple, Plan] = OrderedDict()
         self.nodes = 0  # rows in the keys held
         self.hits = self.misses = 0
-        self._newest = None  # the most recently used plan: hitting it again needs no reordering
+        # the most recently used plan, kept rather than read back: an OrderedDict finds its last value through
+        # the last key, which hashes the whole key again (what skipping the reorder is for)
+        self._newest = None
         # id(plan) -> (plan, what was built after it last time): schedule_ahead's predictions (id 0: the start)
         self.successors: OrderedDict[int, tuple] = OrderedDict()
 

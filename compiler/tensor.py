@@ -361,13 +361,8 @@ class Tensor:
         x = self
         if isinstance(other, Tensor):
             xn, yn = self.node, other.node
-            if xn.dtype is yn.dtype:  # the usual cases: nothing to cast, and nothing or a bias to broadcast
-                if xn.shape == yn.shape:
-                    return (other, self) if reverse else (self, other)
-                shape = _broadcast_shape(xn.shape, yn.shape, name)
-                x = self if xn.shape == shape else Tensor(lazy.broadcast(xn, shape))
-                y = other if yn.shape == shape else Tensor(lazy.broadcast(yn, shape))
-                return (y, x) if reverse else (x, y)
+            if xn.dtype is yn.dtype and xn.shape == yn.shape:  # the usual case: nothing to cast or broadcast
+                return (other, self) if reverse else (self, other)
         elif isinstance(other, (np.ndarray, list, tuple)):
             other = Tensor(other, device=self.device)
         else:
@@ -376,8 +371,9 @@ class Tensor:
             y = Tensor(lazy.const(other, x.shape, dt, x.device))
             return (y, x) if reverse else (x, y)
         y = other
-        dt = promote(x.dtype, y.dtype)
-        x, y = x.cast(dt), y.cast(dt)
+        if x.dtype != y.dtype:  # a bias of the same dtype (the next most usual case) has nothing to cast
+            dt = promote(x.dtype, y.dtype)
+            x, y = x.cast(dt), y.cast(dt)
         shape = _broadcast_shape(x.shape, y.shape, name)
         x, y = x._broadcast_to(shape), y._broadcast_to(shape)
         return (y, x) if reverse else (x, y)
