@@ -6,7 +6,9 @@ Its graph depends only on its inputs' shapes, dtypes and devices and on its othe
 call with a given signature records the nodes it made (op, argument, shape, dtype, device, and each source
 as one of those nodes, an input, or a buffer that existed before the call), and later calls make the same
 nodes directly: same ops in the same order, hence the same kernels and the same memoized plan. Nodes are
-still made by `Node()`, so autograd and launching ahead see them as usual.
+still made by `Node()`, so autograd and launching ahead see them as usual. The output of each recorded or
+rebuilt graph is marked (`Node.unit`) with the template's number and the nodes it made, so the plan memo's
+graph key describes the whole composite by one row (schedule_cache.graph_key).
 
 Only methods whose graph is a function of that signature may be decorated: no random numbers, no data read
 back, no training flag; what the frontend reads of an input node beyond its shape (whether a sum over it is a
@@ -18,12 +20,15 @@ WB_COMPOSITE_MEMO=0 turns the memo off (comparisons).
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections import OrderedDict
 
 from . import lazy
 from .lazy import GradMode, Node
 
+# a template's number in graph keys: never reused, where id() of a template evicted from its memo could be
+_NUMBERS = itertools.count()
 MAX_TEMPLATES = 64  # signatures remembered per decorated method (each holds one graph's rows)
 MAX_ROWS = 2000  # a composite that builds more nodes than this is not recorded
 
@@ -53,9 +58,10 @@ def _signature(args: tuple, kwargs: dict, traits=None) -> tuple[tuple, list[Node
 
 
 def _record(out: Node, inputs: list[Node], start: int) -> tuple | None:
-    """The template that rebuilds out from inputs: (rows, out's index, outside buffers), where each row is a
-    node made since node id `start` that out depends on, in the order they were made; None when out reads a
-    node made before the call that is no input or buffer.
+    """The template that rebuilds out from inputs: (rows, out's index, outside buffers, its number, the
+    indices of the outside buffers and inputs its rows read), where each row is a node made since node id
+    `start` that out depends on, in the order they were made; None when out reads a node made before the
+    call that is no input or buffer. Marks out as the template's unit (`_mark_unit`).
 
     Replay keeps one list, the outside buffers, then the inputs, then each node as it is made, so a row names
     every source by its index there."""
@@ -102,18 +108,30 @@ def _record(out: Node, inputs: list[Node], start: int) -> tuple | None:
             comp, arg, srcs = n.ad
             rule = (comp, arg, tuple(ref(s) for s in srcs))
         rows.append((n.op, tuple(ref(s) for s in n.src), n.arg, n.shape, n.dtype, n.device, rule))
-    return tuple(rows), index[out.id], tuple(outside.values())
+    used = tuple(sorted({s for r in rows for s in r[1] if s < base}))  # the outside nodes the graph reads
+    template = (tuple(rows), index[out.id], tuple(outside.values()), next(_NUMBERS), used)
+    env = (*outside.values(), *inputs)
+    _mark_unit(out, template, [made[i] for i in order[:-1]], env)  # out was made last: its sources first
+    return template
+
+
+def _mark_unit(out: Node, template: tuple, inner: list[Node], env) -> None:
+    """Tag out as the output of template's graph (Node.unit), so graph_key describes it by one row."""
+    if out.buffer is None:  # launched ahead while being rebuilt: already a leaf
+        out.unit = (template[3], tuple(inner), tuple([env[i] for i in template[4]]))
 
 
 def _replay(template: tuple, inputs: list[Node]) -> Node:
-    rows, out, outside = template
+    rows, out, outside = template[:3]
     env = [*outside, *inputs]
+    base = len(env)
     made = env.append
     for op, srcs, arg, shape, dtype, device, rule in rows:
         n = Node(op, tuple([env[s] for s in srcs]), arg, shape, dtype, device)
         if rule is not None and n.ad is not None:  # what autograd.record_composite did when recorded
             n.ad = (rule[0], rule[1], tuple([env[s] for s in rule[2]]))
         made(n)
+    _mark_unit(env[out], template, env[base:-1], env)
     return env[out]
 
 

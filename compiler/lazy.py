@@ -26,10 +26,15 @@ class Node:
     """A primitive op with its sources, argument, shape, dtype and device; `buffer` is set once realized.
 
     `requires_grad` marks float nodes that depend on a parameter; such nodes keep (op, arg, sources) in
-    `ad` (realizing turns a node into a LOAD without sources, but backward still needs the graph)."""
+    `ad` (realizing turns a node into a LOAD without sources, but backward still needs the graph).
+
+    `unit` is set on the output of a composite op rebuilt from its recorded graph (graph_template.py):
+    (template number, the other nodes the rebuild made in order, the outside nodes its graph reads), so
+    schedule_cache.graph_key can describe the whole rebuild by one row instead of one per node."""
 
     __slots__ = (
-        "op", "src", "arg", "shape", "dtype", "device", "buffer", "id", "requires_grad", "ad", "__weakref__"
+        "op", "src", "arg", "shape", "dtype", "device", "buffer", "id", "requires_grad", "ad", "unit",
+        "__weakref__",
     )  # fmt: skip
 
     def __init__(self, op: Ops, src: tuple, arg, shape: tuple, dtype: DType, device: str, buffer=None):
@@ -41,7 +46,7 @@ class Node:
                 if s.requires_grad:
                     track = dtype.is_float
                     break
-        self.requires_grad, self.ad = track, ((op, arg, src) if track else None)
+        self.requires_grad, self.ad, self.unit = track, ((op, arg, src) if track else None), None
         if ON_NODE is not None:
             ON_NODE(self)
 
@@ -66,7 +71,7 @@ def next_id() -> int:
 def mark_realized(n: Node, buf) -> None:
     """Make n a LOAD leaf of buf: nothing may still see it as the op it was (a MUL with no sources)."""
     n.buffer, n.op, n.arg = buf, Ops.LOAD, None
-    n.src = ()  # cut the graph so the inputs' memory can be freed
+    n.src, n.unit = (), None  # cut the graph so the inputs' memory can be freed
 
 
 def const(value, shape: tuple, dtype: DType, device: str) -> Node:

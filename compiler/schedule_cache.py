@@ -4,10 +4,12 @@ data (a forward pass, a training step) skips fusion and program lookup from its 
 `graph_key` numbers the nodes of a graph in the order they were made (realized leaves at their first use) and
 describes each one by what the scheduler and the renderers read: op, argument, shape, dtype, device and which
 numbered nodes are its sources; a realized node is a leaf described by shape, dtype and device only (its data
-never changes a program). Two graphs with equal keys fuse into the same kernels, with the same programs, so a
-`Plan` stores a schedule as node numbers and programs, never nodes or buffers: replaying it on a new graph
-looks up the new graph's nodes by number (no stale buffers, nothing kept alive). The cache is an LRU of at
-most `MAX_PLANS` plans and `MAX_NODES` nodes in their keys.
+never changes a program). A composite op rebuilt from its recorded graph (graph_template.py) is one row: its
+template's number and its sources, its nodes numbered in the order made (a node computed inside it since, as
+launching ahead may do, makes it a row per node again). Two graphs with equal keys fuse into the same
+kernels, with the same programs, so a `Plan` stores a schedule as node numbers and programs, never nodes or
+buffers: replaying it on a new graph looks up the new graph's nodes by number (no stale buffers, nothing
+kept alive). The cache is an LRU of at most `MAX_PLANS` plans and `MAX_NODES` rows in their keys.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def graph_key(roots: list[Node]) -> tuple[tuple, list[Node]]:
     seen: set[int] = set()
     stack = list(roots)
     inner: list[Node] = []
+    units: dict[int, tuple] = {}
     while stack:
         n = stack.pop()
         if n.id in seen:
@@ -70,20 +73,36 @@ def graph_key(roots: list[Node]) -> tuple[tuple, list[Node]]:
         seen.add(n.id)
         if n.buffer is None:
             inner.append(n)
-            stack.extend(n.src)
+            u = n.unit
+            if u is not None and all(m.buffer is None for m in u[1]):
+                units[n.id] = u  # a composite rebuilt whole: its graph is its template's
+                stack.extend(u[2])
+            else:
+                stack.extend(n.src)
     inner.sort(key=_BY_ID)
     num: dict[int, int] = {}
     nodes: list[Node] = []
     rows: list = []
     for n in inner:
+        u = units.get(n.id)
         srcs = []
-        for s in n.src:
+        for s in n.src if u is None else u[2]:
             j = num.get(s.id)
             if j is None:  # a realized leaf (unrealized sources come earlier in inner): numbered at first use
                 j = num[s.id] = len(nodes)
                 nodes.append(s)
                 rows.append((s.shape, s.dtype.name, s.device))
             srcs.append(j)
+        if u is not None:
+            # one row (template number, sources) for the nodes the rebuild made, numbered in the order made:
+            # no other node was made in between, and no node outside the composite reads one of them
+            for m in u[1]:
+                num[m.id] = len(nodes)
+                nodes.append(m)
+            num[n.id] = len(nodes)
+            nodes.append(n)
+            rows.append((u[0], tuple(srcs)))
+            continue
         # the op itself (hashed by identity) and dtype.name, not op.value (a Python descriptor) or the
         # dtype (a dataclass hash in Python): the key is hashed in C on every lookup
         arg = n.arg if type(n.arg) is not float else arg_key(n.arg)
