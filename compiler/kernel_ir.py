@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 
 from .lazy import Node
 
+# the trailing argument of a kernel whose work-groups take output tiles one at a time from a counter
+# (render_gemm): an OpenCL device passes its own two-int counter there (runtime_opencl.CLDevice.launch)
+TILE_COUNTER = "wb_tiles"
+
 
 def arg_key(arg):
     """A node's argument as a cache key: a float constant by its bits' spelling, so -0.0 and 0.0 differ

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from .indexing import input_read, linear, reads, unravel
-from .kernel_ir import Kernel, KernelOpts, Program
+from .kernel_ir import TILE_COUNTER, Kernel, KernelOpts, Program
 from .lazy import Node
 from .ops import Ops
 from .render_opencl import ExprWriter
@@ -750,8 +750,20 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     if direct_b is None:
         emit(f"__local float Bs[{kb * nb}];")
     emit(f"__local float Cs[{cs_rows * nb}];")
-    emit("int gn = get_group_id(0); int gm = get_group_id(1); int gb = get_group_id(2);")
-
+    # Each work-group takes output tiles from a counter until none are left, rather than computing the
+    # tile its group id names. PoCL hands half of a kernel's work-groups to the first of two threads at
+    # once (6 of the 12 tiles of a 768-wide GEMM), so a core that runs slow for a while (another process
+    # on it, or a shared host) made the whole GEMM wait for its half while the other core sat idle. Taken
+    # one at a time, the faster core takes more tiles. The last work-group to finish (of however many
+    # were launched) sets the counter back to zero for the next launch.
+    ntiles = nt * mt * nbatch
+    r.extra_args.append(f"__global int* restrict {TILE_COUNTER}")
+    emit("for (;;) {")
+    r.indent += 1
+    emit(f"const int tile = atomic_inc({TILE_COUNTER});")
+    emit(f"if (tile >= {ntiles}) break;")
+    gm_of = "0" if mt == 1 else f"tile / {nt}" if nbatch == 1 else f"tile / {nt} % {mt}"
+    emit(f"const int gn = tile % {nt}, gm = {gm_of}, gb = {'0' if nbatch == 1 else f'tile / {nt * mt}'};")
     emit(f"for (int i = 0; i < {cs_rows * nb}; i++) Cs[i] = 0.0f;")
     if wide and wide[3]:
         # the last tiles' reads run up to MR + KW - 2 floats past the slab: zeros, not stale values
@@ -838,5 +850,9 @@ def render_gemm(k: Kernel, plan: GemmPlan, opts: KernelOpts) -> Program:
     r.store(val, pos)
     r.indent -= 1
     emit("}")
+    r.indent -= 1
+    emit("}")
+    emit(f"if (atomic_inc({TILE_COUNTER} + 1) == get_num_groups(0) * get_num_groups(1) * get_num_groups(2) - 1)")
+    emit(f"  {TILE_COUNTER}[0] = {TILE_COUNTER}[1] = 0;")
     src, name = r.kernel_source()
     return Program(src, name, (nt, mt, nbatch), (1, 1, 1), opts)

@@ -159,6 +159,7 @@ class ExprWriter:
         self.vec_atom = None  # the reduce loop variable that float8 loads step along (opts.vec)
         self.vecs: set[str] = set()  # temporaries holding float8 values
         self.indent = 1
+        self.extra_args: list[str] = []  # parameters after the buffers (render_gemm's tile counter)
 
     def emit(self, line: str) -> None:
         """Append one statement at the current indent."""
@@ -300,7 +301,7 @@ class ExprWriter:
         args = [f"{d.global_arg}{d.ctype(k.out.dtype.cname)}* {d.restrict} data0"] + [
             f"const {d.global_arg}{d.ctype(b.dtype.cname)}* {d.restrict} data{i}"
             for i, b in enumerate(self.bufs[1:], 1)
-        ]
+        ] + self.extra_args
         body = "\n".join(self.lines)
         helpers = prelude(body, d.func, d.helpers)
         return d.header + helpers + f"{d.kernel_head} {name}({', '.join(args)}) {{\n" + body + "\n}\n", name

@@ -9,7 +9,9 @@ import numpy as np
 
 from . import program_cache
 from .cl_batch import batch_source
+from .dtypes import dtypes
 from .errors import KernelBuildError
+from .kernel_ir import TILE_COUNTER
 from .opencl_devices import opencl_devices
 
 BUILD_OPTIONS = ["-cl-mad-enable", "-cl-std=CL1.2"]
@@ -69,6 +71,11 @@ class CLDevice:
         self.queue = cl.CommandQueue(self.ctx, properties=cl.command_queue_properties.PROFILING_ENABLE)
         self.free_buffers: dict[int, list] = {}  # nbytes -> released cl.Buffers
         self.programs: dict[str, object] = {}  # source -> kernel object
+        # the tile counter of kernels that declare TILE_COUNTER (id of each such kernel object): two ints,
+        # zero between launches (the kernel's last work-group resets them); one queue, so one counter
+        self.tile_kernels: set[int] = set()
+        self.tiles = CLBuffer(self, 2, dtypes.int32)
+        self.tiles.copyin(np.zeros(2, np.int32))
         self.batches: dict[str, object] = {}  # cache key of a batch program's source -> its cl.Program
         self.ident = (
             f"{self.device.name}|{self.device.driver_version}|{self.device.version}|{cl.VERSION_TEXT}"
@@ -95,8 +102,7 @@ class CLDevice:
             if self.cache_binaries:
                 program_cache.write("cl", key, prg.get_info(cl.program_info.BINARIES)[0])
             kernel = cl.Kernel(prg, name)
-        self.programs[src] = kernel
-        return kernel
+        return self._keep(src, kernel)
 
     def compile_many(self, items: list[tuple[str, str]]) -> None:
         """compile() each (src, name) not built yet: those on disk are loaded, the rest built a batch of
@@ -108,7 +114,7 @@ class CLDevice:
             if kernel is None:
                 todo.append((src, name))
             else:
-                self.programs[src] = kernel
+                self._keep(src, kernel)
         if len(todo) < 2:
             for src, name in todo:
                 self.compile(src, name)
@@ -149,7 +155,14 @@ class CLDevice:
         for (src, _), kname in zip(items, merged[1], strict=True):
             if self.cache_binaries:
                 program_cache.write("clref", self._key(src), f"{bkey}\n{kname}".encode())
-            self.programs[src] = cl.Kernel(prg, kname)
+            self._keep(src, cl.Kernel(prg, kname))
+
+    def _keep(self, src: str, kernel):
+        """Remember kernel as src's, and whether it takes the device's tile counter; returns it."""
+        self.programs[src] = kernel
+        if TILE_COUNTER in src:
+            self.tile_kernels.add(id(kernel))  # kernels are never dropped, so their ids stay theirs
+        return kernel
 
     def _key(self, src: str) -> str:
         return program_cache.cache_key(src, self.ident, " ".join(BUILD_OPTIONS))
@@ -201,6 +214,8 @@ class CLDevice:
         self, kernel, gsize: tuple, lsize: tuple | None, bufs: list, wait: bool = False
     ) -> float | None:
         """Enqueue a kernel; with wait, block and return its device time in seconds."""
+        if id(kernel) in self.tile_kernels:
+            bufs = [*bufs, self.tiles]
         kernel.set_args(*[b.buf for b in bufs])
         import pyopencl as cl
 

@@ -266,3 +266,25 @@ def test_gemm_takes_many_small_attention_heads():
     dq, dk, dv = gs @ kn, gs.transpose(0, 1, 3, 2) @ qn, p.transpose(0, 1, 3, 2) @ g
     close(QKV.grad.numpy(), np.concatenate([d.transpose(0, 2, 1, 3).reshape(bs, t, heads * dh) for d in (dq, dk, dv)], -1))
     close(P.grad.numpy(), g @ vn.transpose(0, 1, 3, 2))
+
+
+def test_gemm_tiles_taken_from_the_counter_cover_every_output_once():
+    """The GEMM's work-groups take tiles from the device's counter (batch, row and column tiles, ragged at
+    both edges): every output is computed once, the counter is zero again after each launch, and a launch
+    with more work-groups than tiles (the extra ones find none left) changes nothing."""
+    from compiler.kernel_ir import TILE_COUNTER
+    from compiler.render_gemm import gemm_plan
+
+    x, w, b = rnd(3, 200, 70), rnd(3, 70, 150), rnd(150)
+    kern = ((Tensor(x, device="CL") @ Tensor(w, device="CL")) + Tensor(b, device="CL")).schedule()[-1]
+    assert gemm_plan(kern) is not None
+    prg = render_program(kern, KernelOpts(gemm=(66, 64, 32, 6, 2)))
+    assert TILE_COUNTER in prg.src and prg.global_size == (3, 4, 3)  # 150 / 64 columns, 200 / 66 rows, 3
+    dev = get_cl_device(0)
+    fn = dev.compile(prg.src, prg.name)
+    for gsize in (prg.global_size, (3, 4, 5)):
+        out = dev.alloc(kern.out.size, kern.out.dtype)
+        out.copyin(np.full(kern.out.size, np.nan, np.float32))
+        dev.launch(fn, gsize, prg.local_size, [out] + [n.buffer for n in kern.buffers[1:]], wait=True)
+        close(out.numpy().reshape(3, 200, 150), x @ w + b)
+        assert dev.tiles.numpy().tolist() == [0, 0]
