@@ -113,3 +113,33 @@ def test_freed_results_return_their_memory():
         assert r.numpy()[0] == 4.0
         del r  # no reference cycle may keep the result alive: its buffer goes back to the pool
     assert get_cl_device(0).free_buffers.get(12345 * 4)
+
+
+def test_pocl_workers_are_pinned_only_where_each_has_its_cpu():
+    # PoCL pins worker i to CPU i: only when every such CPU is the process's to use
+    from compiler.opencl_devices import pocl_can_pin
+
+    assert pocl_can_pin({}, {0, 1}, 2)
+    assert not pocl_can_pin({}, {0, 1, 2, 3}, 64)  # a container with 4 of 64 CPUs: 64 workers
+    assert pocl_can_pin({"POCL_MAX_PTHREAD_COUNT": "2"}, {0, 1, 2, 3}, 64)
+    assert not pocl_can_pin({"POCL_MAX_PTHREAD_COUNT": "1"}, {5}, 64)  # taskset -c 5: CPU 0 is not ours
+    assert not pocl_can_pin({"POCL_CPU_MAX_CU_COUNT": "8", "POCL_MAX_PTHREAD_COUNT": "2"}, {0, 1, 2, 3}, 4)
+    assert not pocl_can_pin({}, None, 2)  # no CPU affinity on this OS
+
+
+@needs_cl
+@pytest.mark.parametrize("given", [None, "0"])
+def test_pocl_affinity_is_set_unless_the_user_chose(given):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "POCL_AFFINITY"}
+    if given is not None:
+        env["POCL_AFFINITY"] = given
+    code = ("import os; from compiler import Tensor; from compiler.opencl_devices import pocl_can_pin, _allowed_cpus;"
+            "(Tensor([1.0], device='CL') + 1).numpy();"
+            "print(os.environ.get('POCL_AFFINITY'), pocl_can_pin(os.environ, _allowed_cpus(), os.cpu_count()))")
+    got, can = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                              check=True).stdout.split()
+    assert got == (given if given is not None else ("1" if can == "True" else "None"))
