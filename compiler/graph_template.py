@@ -23,12 +23,26 @@ import functools
 import itertools
 import os
 from collections import OrderedDict
+from typing import NamedTuple
 
 from . import lazy
 from .lazy import GradMode, Node
 
 # a template's number in graph keys: never reused, where id() of a template evicted from its memo could be
 _NUMBERS = itertools.count()
+
+
+class Template(NamedTuple):
+    """What rebuilds a composite's graph: one row per node in the order made, each source an index into one
+    list (the outside buffers, then the inputs, then each node as it is made)."""
+
+    rows: tuple
+    out: int  # the output's index in that list
+    outside: tuple  # buffers from before the recording call that the rows read (a cached causal mask)
+    number: int  # the template's row in graph keys
+    used: tuple  # indices of the outside buffers and inputs the rows read (graph_key's sources)
+
+
 MAX_TEMPLATES = 64  # signatures remembered per decorated method (each holds one graph's rows)
 MAX_ROWS = 2000  # a composite that builds more nodes than this is not recorded
 
@@ -57,14 +71,10 @@ def _signature(args: tuple, kwargs: dict, traits=None) -> tuple[tuple, list[Node
     return tuple(key), nodes
 
 
-def _record(out: Node, inputs: list[Node], start: int) -> tuple | None:
-    """The template that rebuilds out from inputs: (rows, out's index, outside buffers, its number, the
-    indices of the outside buffers and inputs its rows read), where each row is a node made since node id
-    `start` that out depends on, in the order they were made; None when out reads a node made before the
-    call that is no input or buffer. Marks out as the template's unit (`_mark_unit`).
-
-    Replay keeps one list, the outside buffers, then the inputs, then each node as it is made, so a row names
-    every source by its index there."""
+def _record(out: Node, inputs: list[Node], start: int) -> Template | None:
+    """The template that rebuilds out from inputs, a row for each node made since node id `start` that out
+    depends on, in the order they were made; None when out reads a node made before the call that is no
+    input or buffer. Marks out as the template's unit (`_mark_unit`)."""
     where = {id(n): j for j, n in enumerate(inputs)}
     made: dict[int, Node] = {}
     stack = [out]
@@ -109,20 +119,20 @@ def _record(out: Node, inputs: list[Node], start: int) -> tuple | None:
             rule = (comp, arg, tuple(ref(s) for s in srcs))
         rows.append((n.op, tuple(ref(s) for s in n.src), n.arg, n.shape, n.dtype, n.device, rule))
     used = tuple(sorted({s for r in rows for s in r[1] if s < base}))  # the outside nodes the graph reads
-    template = (tuple(rows), index[out.id], tuple(outside.values()), next(_NUMBERS), used)
+    template = Template(tuple(rows), index[out.id], tuple(outside.values()), next(_NUMBERS), used)
     env = (*outside.values(), *inputs)
     _mark_unit(out, template, [made[i] for i in order[:-1]], env)  # out was made last: its sources first
     return template
 
 
-def _mark_unit(out: Node, template: tuple, inner: list[Node], env) -> None:
+def _mark_unit(out: Node, template: Template, inner: list[Node], env) -> None:
     """Tag out as the output of template's graph (Node.unit), so graph_key describes it by one row."""
     if out.buffer is None:  # launched ahead while being rebuilt: already a leaf
-        out.unit = (template[3], tuple(inner), tuple([env[i] for i in template[4]]))
+        out.unit = (template.number, tuple(inner), tuple([env[i] for i in template.used]))
 
 
-def _replay(template: tuple, inputs: list[Node]) -> Node:
-    rows, out, outside = template[:3]
+def _replay(template: Template, inputs: list[Node]) -> Node:
+    rows, out, outside = template.rows, template.out, template.outside
     env = [*outside, *inputs]
     base = len(env)
     made = env.append

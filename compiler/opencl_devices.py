@@ -38,7 +38,7 @@ def opencl_devices() -> list:
     # wakes its workers together, and unpinned both were often queued on the one CPU that was idle, while
     # the CPU the main thread then left idle took neither for ~2 ms (Linux skips balancing on a CPU whose
     # idle spells are short): the GPT-2 block's first GEMMs ran at half speed in about half the calls
-    if "POCL_AFFINITY" not in os.environ and pocl_can_pin(os.environ, _allowed_cpus(), os.cpu_count() or 1):
+    if "POCL_AFFINITY" not in os.environ and pocl_can_pin(os.environ, allowed_cpus(), os.cpu_count() or 1):
         os.environ["POCL_AFFINITY"] = "1"
     try:
         platforms = cl.get_platforms()
@@ -60,7 +60,8 @@ def pocl_can_pin(env, allowed: set[int] | None, cpu_count: int) -> bool:
     return workers >= 1 and set(range(workers)) <= allowed
 
 
-def _allowed_cpus() -> set[int] | None:
+def allowed_cpus() -> set[int] | None:
+    """The CPUs this process may run on (its affinity), or None where the OS has no such call."""
     import os
 
     return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from . import jit_trace, lazy
 from .kernel_ir import arg_key
 from .lazy import Node
+from .opencl_devices import allowed_cpus
 from .runtime_opencl import debug_level
 from .schedule_cache import PLANS, Plan, backends_current
 
@@ -171,7 +172,8 @@ def _leaves_a_core(device: str) -> bool:
     dev = get_cl_device(cl_index(device))
     if not dev.is_cpu:
         return True
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    allowed = allowed_cpus()
+    cores = len(allowed) if allowed is not None else os.cpu_count() or 1
     return (dev.device.max_compute_units or 1) < cores
 
 

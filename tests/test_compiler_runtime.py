@@ -137,9 +137,9 @@ def test_pocl_affinity_is_set_unless_the_user_chose(given):
     env = {k: v for k, v in os.environ.items() if k != "POCL_AFFINITY"}
     if given is not None:
         env["POCL_AFFINITY"] = given
-    code = ("import os; from compiler import Tensor; from compiler.opencl_devices import pocl_can_pin, _allowed_cpus;"
+    code = ("import os; from compiler import Tensor; from compiler.opencl_devices import pocl_can_pin, allowed_cpus;"
             "(Tensor([1.0], device='CL') + 1).numpy();"
-            "print(os.environ.get('POCL_AFFINITY'), pocl_can_pin(os.environ, _allowed_cpus(), os.cpu_count()))")
+            "print(os.environ.get('POCL_AFFINITY'), pocl_can_pin(os.environ, allowed_cpus(), os.cpu_count()))")
     got, can = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                               check=True).stdout.split()
     assert got == (given if given is not None else ("1" if can == "True" else "None"))
