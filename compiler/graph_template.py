@@ -5,16 +5,22 @@ broadcasts at every step: ~5-10 us of Python per node, a tenth of an eager GPT-2
 Its graph depends only on its inputs' shapes, dtypes and devices and on its other arguments, so the first
 call with a given signature records the nodes it made (op, argument, shape, dtype, device, and each source
 as one of those nodes, an input, or a buffer that existed before the call), and later calls make the same
-nodes directly: same ops in the same order, hence the same kernels and the same memoized plan. Nodes are
-still made by `Node()`, so autograd and launching ahead see them as usual. The output of each recorded or
-rebuilt graph is marked (`Node.unit`) with the template's number and the nodes it made, so the plan memo's
-graph key describes the whole composite by one row (schedule_cache.graph_key).
+nodes directly: same ops in the same order, hence the same kernels and the same memoized plan. The output
+of each recorded or rebuilt graph is marked (`Node.unit`) with the template's number and the nodes it made,
+so the plan memo's graph key describes the whole composite by one row (schedule_cache.graph_key).
+
+A rebuild is *packed* where nothing reads its inner nodes as they are made: only the output node is made,
+its sources `lazy.PACKED` and its inner nodes' ids reserved, and `lazy.expand` makes them (with those ids,
+so the graph is the unpacked one) when something reads them: the scheduler on a plan miss, the interpreter,
+a composite recorded around it. On a plan hit they are never made (the GPT-2 block: 158 of its 198 nodes).
+Gradients and launching ahead (schedule_ahead: a GPU, or PoCL leaving a core free) see every node, so
+there rebuilds are unpacked, their nodes made by `Node()` as usual.
 
 Only methods whose graph is a function of that signature may be decorated: no random numbers, no data read
 back, no training flag; what the frontend reads of an input node beyond its shape (whether a sum over it is a
 contraction that the GEMM template takes whole) joins the signature through `traits`. A call that cannot be
 recorded (it read a node made before it that is neither an input nor a buffer) is simply run again next time.
-WB_COMPOSITE_MEMO=0 turns the memo off (comparisons).
+WB_COMPOSITE_MEMO=0 turns the memo off, WB_COMPOSITE_MEMO=unpacked the packing (comparisons).
 """
 
 from __future__ import annotations
@@ -88,6 +94,8 @@ def _record(out: Node, inputs: list[Node], start: int) -> Template | None:
             continue  # a buffer from before the call (a cached constant such as a causal mask)
         if n.id <= start:  # an unrealized node from before the call that is no input
             return None
+        if n.src is lazy.PACKED:  # a composite rebuilt inside this one: its nodes become rows here
+            lazy.expand(n)
         made[n.id] = n
         if len(made) > MAX_ROWS:
             return None
@@ -145,6 +153,39 @@ def _replay(template: Template, inputs: list[Node]) -> Node:
     return env[out]
 
 
+def _replay_packed(template: Template, inputs: list[Node]) -> Node:
+    """The composite's output alone, its sources packed (lazy.PACKED): the plan memo's graph key needs only
+    the template's row, so its inner nodes are made (lazy.expand) only if something reads them: scheduling
+    a graph with no memoized plan, the interpreter, an enclosing composite's recording."""
+    rows = template.rows
+    env = (*template.outside, *inputs)
+    first = lazy.reserve_ids(len(rows) - 1)
+    op, _, arg, shape, dtype, device, _ = rows[-1]
+    out = Node(op, (), arg, shape, dtype, device)
+    out.src = lazy.PACKED
+    out.unit = (template.number, None, tuple([env[i] for i in template.used]), rows, env, first)
+    return out
+
+
+def _packs(inputs: list[Node], template: Template) -> bool:
+    """Whether a rebuild may leave its inner nodes unmade: no gradient to record, nothing watching nodes as
+    they are made (schedule_ahead's prediction), and no launching ahead to record them later (it numbers
+    every node of a stretch: a GPU, or PoCL leaving a core free; WB_LAUNCH_AHEAD=1)."""
+    if lazy.ON_NODE is not None:
+        return False
+    for n in inputs:
+        if n.requires_grad:
+            return False
+    for n in template.outside:
+        if n.requires_grad:
+            return False
+    from . import schedule_ahead  # the runtimes: loaded only once a composite is rebuilt
+
+    if schedule_ahead.leaves_a_core(template.rows[-1][5]):
+        return schedule_ahead.off()
+    return os.environ.get("WB_LAUNCH_AHEAD") != "1"
+
+
 def composite(method, traits=None):
     """Memoize the graph a composite Tensor method builds, per signature of its arguments (see above);
     traits(node), where given, names what else of an input node the frontend's choices read."""
@@ -152,14 +193,17 @@ def composite(method, traits=None):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
+        memo = os.environ.get("WB_COMPOSITE_MEMO")
         sig = _signature((self, *args), kwargs, traits)
-        if sig is None or os.environ.get("WB_COMPOSITE_MEMO") == "0":
+        if sig is None or memo == "0":
             return method(self, *args, **kwargs)
         key, inputs = sig
         hit = templates.get(key)
         if hit is not None:
             templates.move_to_end(key)
             cls, template = hit
+            if memo != "unpacked" and _packs(inputs, template):
+                return cls(_replay_packed(template, inputs))
             return cls(_replay(template, inputs))
         start = lazy.next_id()
         out = method(self, *args, **kwargs)

@@ -30,7 +30,9 @@ class Node:
 
     `unit` is set on the output of a composite op rebuilt from its recorded graph (graph_template.py):
     (template number, the other nodes the rebuild made in order, the outside nodes its graph reads), so
-    schedule_cache.graph_key can describe the whole rebuild by one row instead of one per node."""
+    schedule_cache.graph_key can describe the whole rebuild by one row instead of one per node. A packed
+    rebuild made no other nodes: its `src` is PACKED and its unit (number, None, outside nodes read,
+    template rows, the rows' inputs, the first id reserved for its inner nodes) until `expand`."""
 
     __slots__ = (
         "op", "src", "arg", "shape", "dtype", "device", "buffer", "id", "requires_grad", "ad", "unit",
@@ -66,6 +68,67 @@ class Node:
 def next_id() -> int:
     """An id no node has or will have: every node made after this call has a larger one."""
     return next(_ids)
+
+
+class _Packed:
+    """The `src` of a composite's output rebuilt without its inner nodes (graph_template.py): not a tuple,
+    so code that walks sources without calling `expand` first fails loudly instead of seeing a leaf."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<packed sources: lazy.expand(node) makes them>"
+
+
+PACKED = _Packed()
+
+
+def reserve_ids(count_: int) -> int:
+    """The first of count_ consecutive ids that no node made later will take (a packed composite's inner
+    nodes get them when expanded, so creation order stays an order sources-first)."""
+    global _ids
+    first = next(_ids)
+    _ids = count(first + count_)
+    return first
+
+
+def expand(out: Node) -> None:
+    """Make the inner nodes of a packed composite output (graph_template) and its real sources, in place;
+    they take the ids reserved for them, so the graph is the one an unpacked rebuild makes."""
+    global ON_NODE
+    number, _, used, rows, env, first = out.unit
+    env = list(env)
+    base = len(env)
+    # made as they would have been while the composite was built: no gradient tracking (a packed composite
+    # had none) and not seen by schedule_ahead (armed for a later stretch, not this one)
+    hook, grad, ON_NODE, GradMode.enabled = ON_NODE, GradMode.enabled, None, False
+    try:
+        for k in range(len(rows) - 1):
+            op, srcs, arg, shape, dtype, device, _rule = rows[k]
+            n = Node(op, tuple([env[s] for s in srcs]), arg, shape, dtype, device)
+            n.id = first + k
+            env.append(n)
+    finally:
+        ON_NODE, GradMode.enabled = hook, grad
+    out.src = tuple([env[s] for s in rows[-1][1]])
+    out.unit = (number, tuple(env[base:]), used)
+
+
+def expand_all(roots: list[Node]) -> bool:
+    """Expand every packed composite output below roots (unrealized nodes only); True if there was one."""
+    seen: set[int] = set()
+    stack = list(roots)
+    found = False
+    while stack:
+        n = stack.pop()
+        if n.id in seen or n.buffer is not None:
+            continue
+        seen.add(n.id)
+        if n.src is PACKED:
+            expand(n)
+            found = True
+        stack.extend(n.src)
+    return found
 
 
 def mark_realized(n: Node, buf) -> None:
@@ -256,5 +319,7 @@ def toposort(roots: list[Node], stop_realized: bool = True, sources=None) -> lis
         if sources is not None:
             stack.extend((s, False) for s in reversed(sources(n)) if s.id not in seen)
         elif not (stop_realized and n.realized):
+            if n.src is PACKED:
+                expand(n)
             stack.extend((s, False) for s in reversed(n.src) if s.id not in seen)
     return order

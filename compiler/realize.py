@@ -14,10 +14,10 @@ from .backend import get_backend
 from .device import RefBuffer
 from .interpreter import evaluate
 from .kernel_ir import Kernel
-from .lazy import Node, mark_realized
+from .lazy import Node, expand_all, mark_realized
 from .runtime_opencl import debug_level
 from .schedule import create_schedule
-from .schedule_cache import PLANS, Plan, backends_current, graph_key, make_plan
+from .schedule_cache import PLANS, Plan, Slot, backends_current, graph_key, make_plan
 
 
 def realize(roots: list[Node]) -> None:
@@ -41,12 +41,16 @@ def realize(roots: list[Node]) -> None:
     key, nodes = graph_key(roots)
     plan = PLANS.get(key, backends_current)
     if plan is None:
+        if expand_all(roots):  # packed composites: the scheduler reads every node, so number the real ones
+            key, nodes = graph_key(roots)
         kernels = create_schedule(roots)
         plan = make_plan(kernels, nodes, _programs(kernels), {d: get_backend(d) for d in {k.device for k in kernels}})
         PLANS.put(key, plan)
         del kernels
     del key
-    ahead = not partial and schedule_ahead.wanted(plan)
+    # a recording numbers real nodes: none where a packed composite left its inner ones unmade (graph_template
+    # packs only where launching ahead is off, but the switches may have changed since the graph was built)
+    ahead = not partial and schedule_ahead.wanted(plan) and None not in nodes
     before = schedule_ahead.before_launch(plan, nodes) if ahead else None
     launch_plan(plan, nodes)
     rec = schedule_ahead.record(plan, nodes, before) if ahead else None  # recorded while the kernels run
@@ -72,7 +76,10 @@ def _programs(kernels: list[Kernel]) -> dict:
 def launch_plan(plan: Plan, nodes: list[Node]) -> None:
     """Launch a memoized schedule on the graph whose nodes (by number) are nodes (wait_plan waits)."""
     for st in plan.steps:
-        st.launch(nodes[st.out], [nodes[i].buffer for i in st.inputs])
+        out = nodes[st.out]
+        if out is None:  # inside a packed composite: only the buffer is needed, by later steps
+            out = nodes[st.out] = Slot()
+        st.launch(out, [nodes[i].buffer for i in st.inputs])
 
 
 def wait_plan(plan: Plan) -> None:

@@ -152,11 +152,11 @@ def wanted(plan: Plan) -> bool:
     host core to the Python building the graph (WB_LAUNCH_AHEAD=1: whatever the devices)."""
     if off():
         return False
-    return os.environ.get("WB_LAUNCH_AHEAD") == "1" or all(_leaves_a_core(s.backend_device) for s in plan.steps)
+    return os.environ.get("WB_LAUNCH_AHEAD") == "1" or all(leaves_a_core(s.backend_device) for s in plan.steps)
 
 
 @functools.cache
-def _leaves_a_core(device: str) -> bool:
+def leaves_a_core(device: str) -> bool:
     """Whether kernels running on device leave a host core free: a GPU, or a CPU OpenCL device with fewer
     compute units than this process may use cores. Beside kernels that use every core, building the graph
     slows down as much as it overlaps: the GPT-2 block's graph took 4.1-4.8 ms of main-thread CPU instead of

@@ -40,15 +40,29 @@ class Step:
     backend: object  # the backend that made program: a re-registered backend makes the plan stale
     backend_device: str
     name: str
+    size: int  # the output's elements and dtype (a packed composite's inner output has no node to say)
+    dtype: object
 
-    def launch(self, out: Node, inputs: list) -> None:
+    def launch(self, out: Node | Slot, inputs: list) -> None:
         """Run this step's program into a new buffer for out, from the input buffers, and make out its leaf."""
         if self.program is None:  # nothing to compute; an empty buffer stands for the result
-            buf = self.backend.alloc(0, out.dtype)
+            buf = self.backend.alloc(0, self.dtype)
         else:
-            buf = self.backend.alloc(out.size, out.dtype)
+            buf = self.backend.alloc(self.size, self.dtype)
             self.backend.run(self.program, [buf, *inputs])
-        lazy.mark_realized(out, buf)
+        if type(out) is Slot:
+            out.buffer = buf
+        else:
+            lazy.mark_realized(out, buf)
+
+
+class Slot:
+    """The buffer of a kernel output inside a packed composite (graph_template), which has no node."""
+
+    __slots__ = ("buffer",)
+
+    def __init__(self):
+        self.buffer = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +88,7 @@ def graph_key(roots: list[Node]) -> tuple[tuple, list[Node]]:
         if n.buffer is None:
             inner.append(n)
             u = n.unit
-            if u is not None and all(m.buffer is None for m in u[1]):
+            if u is not None and (u[1] is None or all(m.buffer is None for m in u[1])):
                 units[n.id] = u  # a composite rebuilt whole: its graph is its template's
                 stack.extend(u[2])
             else:
@@ -95,10 +109,14 @@ def graph_key(roots: list[Node]) -> tuple[tuple, list[Node]]:
             srcs.append(j)
         if u is not None:
             # one row (template number, sources) for the nodes the rebuild made, numbered in the order made:
-            # no other node was made in between, and no node outside the composite reads one of them
-            for m in u[1]:
-                num[m.id] = len(nodes)
-                nodes.append(m)
+            # no other node was made in between, and no node outside the composite reads one of them. A
+            # packed rebuild made none: its numbers hold None until a kernel's output needs one (launch_plan)
+            if u[1] is None:
+                nodes.extend([None] * (len(u[3]) - 1))
+            else:
+                for m in u[1]:
+                    num[m.id] = len(nodes)
+                    nodes.append(m)
             num[n.id] = len(nodes)
             nodes.append(n)
             rows.append((u[0], tuple(srcs)))
@@ -137,6 +155,8 @@ def make_plan(kernels: list[Kernel], nodes: list[Node], programs: dict, backends
             backends[k.device],
             k.device,
             k.name,
+            k.out.size,
+            k.out.dtype,
         )
         for k in kernels
     )

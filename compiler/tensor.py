@@ -174,6 +174,8 @@ class Tensor:
         n = self.node
         if n.realized:
             return Tensor(lazy.load(n.buffer, n.shape, n.dtype, n.device))
+        if n.src is lazy.PACKED:
+            lazy.expand(n)
         with autograd.no_grad():
             return Tensor(Node(n.op, n.src, n.arg, n.shape, n.dtype, n.device))
 
@@ -1619,12 +1621,28 @@ def _is_contraction(n: Node) -> bool:
     pass, and the GEMM kernel needs the reduce whole."""
     if n.op != Ops.MUL:
         return False
-    for s in n.src:
-        while s.op in (Ops.CAST, Ops.RESHAPE, Ops.PERMUTE, Ops.SHRINK, Ops.PAD, Ops.FLIP):
-            s = s.src[0]
-        if s.op == Ops.EXPAND:
-            return True
-    return False
+    if n.src is lazy.PACKED:  # read from the composite's template rows, making none of its nodes
+        rows, env = n.unit[3], n.unit[4]
+        base = len(env)
+        for j in rows[-1][1]:
+            while j >= base and rows[j - base][0] in _VIEWS_AND_CASTS:
+                j = rows[j - base][1][0]
+            if (rows[j - base][0] == Ops.EXPAND) if j >= base else _broadcast_operand(env[j]):
+                return True
+        return False
+    return any(_broadcast_operand(s) for s in n.src)
+
+
+_VIEWS_AND_CASTS = (Ops.CAST, Ops.RESHAPE, Ops.PERMUTE, Ops.SHRINK, Ops.PAD, Ops.FLIP)
+
+
+def _broadcast_operand(s: Node) -> bool:
+    """Whether s is an EXPAND under views and casts (an operand broadcast for a contraction)."""
+    while s.op in _VIEWS_AND_CASTS:
+        if s.src is lazy.PACKED:
+            lazy.expand(s)
+        s = s.src[0]
+    return s.op == Ops.EXPAND
 
 
 def _sum_exp_shifted(s: Tensor, axis) -> Tensor:

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from compiler import Tensor
+from compiler import Tensor, lazy
 from compiler.graph_template import _record
 from compiler.ops import Ops
 from compiler.schedule_cache import graph_key
@@ -111,8 +111,6 @@ def test_gradients_through_a_replayed_composite(monkeypatch):
 
 
 def test_a_graph_that_reads_an_unrealized_node_from_before_is_not_recorded():
-    from compiler import lazy
-
     outside = (t(arr(3)) * 2.0).node  # made before the "call", not an input, not a buffer
     start = lazy.next_id()
     x = t(arr(3))
@@ -185,7 +183,10 @@ def test_a_rebuilt_composite_is_one_row_of_the_graph_key():
         out = x.softmax(-1)
         key, nodes = graph_key([out.node])
         assert key[0][-1][0] == out.node.unit[0] and len(key[0]) == 2  # the input leaf, then the softmax
-        assert nodes[0] is x.node and nodes[-1] is out.node and len(nodes) == 2 + len(out.node.unit[1])
+        inner = len(Tensor.softmax.templates[next(iter(Tensor.softmax.templates))][1].rows) - 1
+        assert nodes[0] is x.node and nodes[-1] is out.node and len(nodes) == 2 + inner
+        # the recording call made the inner nodes; a packed rebuild leaves their numbers empty
+        assert all(n is None for n in nodes[1:-1]) == (out.node.src is lazy.PACKED)
         rows.append(key[0])
     assert rows[0] == rows[1] == rows[2]
     other = graph_key([t(arr(5, 8)).log_softmax(-1).node])[0]  # same shapes, another template
@@ -196,6 +197,7 @@ def test_a_composite_with_a_node_computed_inside_is_keyed_node_by_node():
     x = arr(4, 6)
     t(x).softmax(-1)  # recorded
     out = t(x).softmax(-1)
+    lazy.expand(out.node)  # packed: make its inner nodes, as an unpacked rebuild would have
     inside = next(n for n in out.node.unit[1] if n.op in (Ops.MAX, Ops.SUM))
     Tensor(inside).realize()  # as launching ahead may do: the rebuilt graph is no longer the template's
     key, nodes = graph_key([out.node])
@@ -222,3 +224,87 @@ def test_a_template_recorded_again_gets_a_new_number():
     Tensor.gelu.templates.clear()
     t(arr(2, 3)).gelu()
     assert t(arr(2, 3)).gelu().node.unit[0] != first
+
+
+# packed rebuilds: a replay on a device with no launching ahead makes the composite's output alone (its
+# sources lazy.PACKED); the inner nodes are made only when something reads them
+
+
+def test_a_packed_rebuild_makes_one_node_and_expands_to_the_unpacked_graph(monkeypatch):
+    x = arr(4, 8)
+    xt = t(x)
+    xt.layernorm()  # recorded
+    made = []
+    init = lazy.Node.__init__
+    monkeypatch.setattr(lazy.Node, "__init__", lambda self, *a, **k: (made.append(a[0]), init(self, *a, **k))[1])
+    out = xt.layernorm().node
+    assert out.src is lazy.PACKED and len(made) == 1
+    key = graph_key([out])[0]
+    lazy.expand(out)
+    inner = out.unit[1]
+    assert out.src is not lazy.PACKED and len(made) == 1 + len(inner) and graph_key([out])[0] == key
+    # the ids reserved at the rebuild: creation order is still an order sources-first
+    assert [n.id for n in inner] == sorted(n.id for n in inner) and xt.node.id < inner[0].id < out.id
+    assert all(s.id < out.id for s in out.src)
+    monkeypatch.setenv("WB_COMPOSITE_MEMO", "unpacked")
+    unpacked = xt.layernorm().node
+    assert unpacked.src is not lazy.PACKED and graph_key([unpacked])[0] == key
+    np.testing.assert_allclose(Tensor(out).numpy(), np_layernorm(x, 1e-5), rtol=2e-5, atol=2e-6)
+
+
+def test_packed_rebuilds_on_cl_first_scheduled_then_replayed_by_their_plan():
+    # the plan memo misses (the graph is expanded and scheduled), then hits: the kernels whose outputs lie
+    # inside a packed composite (layernorm's reduces, softmax's) write into buffers with no node (Slot)
+    from compiler.schedule_cache import PLANS
+
+    for i in range(4):
+        x = arr(6, 16)
+        h = Tensor(x, device="CL").layernorm(eps=1e-5)
+        out = (h * 2.0).softmax(-1)
+        assert i < 2 or (h.node.src is lazy.PACKED and out.node.src is lazy.PACKED)
+        hits = PLANS.hits
+        np.testing.assert_allclose(out.numpy(), np_softmax(np_layernorm(x, 1e-5) * 2.0), rtol=1e-5, atol=1e-6)
+        assert i < 3 or PLANS.hits == hits + 1
+
+
+def test_a_composite_recorded_around_a_packed_one_expands_it_into_its_rows():
+    x = arr(3, 5)
+    t(x).sigmoid()
+    t(x).sigmoid()  # sigmoid (and the exp inside it) recorded and packing
+    Tensor.gelu.templates.clear()
+    want = 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    keys = []
+    for _ in range(3):  # gelu recorded around a packed sigmoid, then rebuilt from its own template
+        out = t(x).gelu()
+        keys.append(graph_key([out.node])[0])
+        np.testing.assert_allclose(out.numpy(), want, rtol=2e-5, atol=2e-6)
+    assert keys[0] == keys[1] == keys[2]
+    rows = next(iter(Tensor.gelu.templates.values()))[1].rows
+    assert sum(r[0] == Ops.EXP2 for r in rows) == 2  # sigmoid's exp is in gelu's rows, not a packed node
+
+
+def test_what_the_frontend_reads_of_a_packed_output_needs_no_expanding():
+    from compiler.graph_template import composite
+    from compiler.tensor import _is_contraction
+
+    outer = composite(lambda self, other: self.reshape(1, 8).expand(2, 8)[0:1] * other)
+    a, b = t(arr(8)), t(arr(1, 8))
+    outer(a, b)
+    packed = outer(a, b).node
+    assert packed.src is lazy.PACKED and _is_contraction(packed) and packed.src is lazy.PACKED
+    lazy.expand(packed)
+    assert _is_contraction(packed)
+    plain = composite(lambda self, other: (self + 1.0) * other)
+    plain(b, b)
+    packed = plain(b, b).node
+    assert not _is_contraction(packed) and packed.src is lazy.PACKED
+    np.testing.assert_allclose(Tensor(packed).detach().numpy(), (b.numpy() + 1) * b.numpy(), rtol=1e-6)
+
+
+def test_no_packing_where_gradients_or_launching_ahead_read_the_nodes(monkeypatch):
+    x = arr(4, 8)
+    for _ in range(2):
+        assert t(x, requires_grad=True).layernorm().node.src is not lazy.PACKED
+    assert t(x).layernorm().node.src is lazy.PACKED
+    monkeypatch.setenv("WB_LAUNCH_AHEAD", "1")
+    assert t(x).layernorm().node.src is not lazy.PACKED

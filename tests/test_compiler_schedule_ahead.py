@@ -124,7 +124,7 @@ def test_by_default_only_where_a_core_is_left_for_python(monkeypatch):
     a = arr(4, 8, seed=5)
     x = t(a)
     counts = [ahead(lambda y: (y * 2.0).exp2().sum(-1), x)[1] for _ in range(4)]
-    spare = schedule_ahead._leaves_a_core("CL")  # a CPU device on fewer compute units than cores, or a GPU
+    spare = schedule_ahead.leaves_a_core("CL")  # a CPU device on fewer compute units than cores, or a GPU
     assert (counts[-1] > 0) == spare
 
 
