@@ -87,35 +87,10 @@ def measure(workload: str, calls: int, use_jit: bool) -> str:
 def alternate(workload: str, rounds: int, calls: int = 10) -> str:
     """Eager calls with launching ahead off and forced on (WB_LAUNCH_AHEAD), blocks of calls alternating in this one
     process, so both see the same load: each round's median wall per call, and the main thread's CPU."""
-    import statistics
+    from bench.eager_modes import alternate as run_modes
+    from bench.eager_modes import summary
 
-    from bench import compiler_worker as w
-
-    p = w.sizes(workload, False)
-    fw = w.Ours("CL")
-    f = fw.fn(workload, p)
-    args = [fw.to_device(a) for a in w.make_inputs(workload, p)]
-    walls: dict[str, list] = {"noahead": [], "ahead": []}
-    cpu: dict[str, list] = {"noahead": [], "ahead": []}
-    for _ in range(rounds):
-        for mode in walls:
-            os.environ["WB_LAUNCH_AHEAD"] = "0" if mode == "noahead" else "1"
-            for _ in range(3):  # compile, and let the mode take effect (a prediction is armed after a call)
-                fw.finish(f(*args))
-            ts, m0 = [], time.thread_time()
-            for _ in range(calls):
-                t = time.perf_counter()
-                fw.finish(f(*args))
-                ts.append(time.perf_counter() - t)
-            cpu[mode].append((time.thread_time() - m0) / calls)
-            walls[mode].append(statistics.median(ts))
-    ratios = sorted(a / b for a, b in zip(walls["noahead"], walls["ahead"], strict=True))
-    ms = lambda v: f"{statistics.median(v) * 1e3:.2f}"  # noqa: E731
-    return (
-        f"wall per call noahead {ms(walls['noahead'])} ahead {ms(walls['ahead'])} ms | noahead / ahead per round: "
-        f"median {statistics.median(ratios):.3f} ({ratios[0]:.3f}-{ratios[-1]:.3f}) | main thread CPU noahead "
-        f"{ms(cpu['noahead'])} ahead {ms(cpu['ahead'])} ms"
-    )
+    return summary(run_modes(workload, "CL", ["noahead", "ahead"], rounds, calls))
 
 
 def timeline(workload: str, calls: int, quick: bool = False) -> str:

@@ -1,5 +1,6 @@
 """bench/compiler_bench.py's interleaved rounds: merged medians and per-round ratio ranges (no subprocess)."""
 
+import os
 import time
 
 import pytest
@@ -122,11 +123,35 @@ def test_pocl_threads_timeline_lists_each_kernel_of_an_eager_call():
     assert len(kernels) >= 2 and all(line.rstrip().endswith(" ms") for line in kernels)
 
 
+def test_eager_modes_alternates_the_switches_and_puts_them_back(monkeypatch, tmp_path):
+    """bench.eager_modes sets each mode's switches for its blocks of calls, packed rebuilds happen only in
+    the modes that allow them, and the environment is as it was afterwards."""
+    import json
+
+    from bench import eager_modes
+    from compiler import graph_template
+
+    monkeypatch.setenv("WB_LAUNCH_AHEAD", "0")
+    monkeypatch.delenv("WB_COMPOSITE_MEMO", raising=False)
+    packed = []
+    replay = graph_template._replay_packed
+    monkeypatch.setattr(graph_template, "_replay_packed",
+                        lambda *a: (packed.append(os.environ.get("WB_COMPOSITE_MEMO")), replay(*a))[1])
+    out = tmp_path / "modes.json"
+    assert eager_modes.main(["--workload", "softmax", "--device", "CL", "--rounds", "2", "--calls", "1",
+                             "--modes", "packed,unpacked,ahead", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())["modes"]
+    assert list(res) == ["packed", "unpacked", "ahead"] and all(len(r["wall"]) == 2 for r in res.values())
+    assert packed and set(packed) == {None}  # only the packed mode rebuilt packed
+    assert os.environ["WB_LAUNCH_AHEAD"] == "0" and "WB_COMPOSITE_MEMO" not in os.environ
+
+
 @pytest.mark.parametrize(
     "module,argv,word",
     [
         ("bench.compiler_bench", ["--columns", "bogus"], "--columns"),
         ("bench.pocl_threads", ["--workload", "nope", "--timeline", "1"], "--workload"),
+        ("bench.eager_modes", ["--modes", "fast"], "--modes"),
     ],
 )
 def test_an_unknown_column_or_workload_is_refused_before_any_run(capsys, module, argv, word):
