@@ -13,8 +13,8 @@ A rebuild is *packed* where nothing reads its inner nodes as they are made: only
 its sources `lazy.PACKED` and its inner nodes' ids reserved, and `lazy.expand` makes them (with those ids,
 so the graph is the unpacked one) when something reads them: the scheduler on a plan miss, the interpreter,
 a composite recorded around it. On a plan hit they are never made (the GPT-2 block: 158 of its 198 nodes).
-Gradients and launching ahead (schedule_ahead: a GPU, or PoCL leaving a core free) see every node, so
-there rebuilds are unpacked, their nodes made by `Node()` as usual.
+Gradients and launching ahead (schedule_ahead: PoCL leaving a core free, or WB_LAUNCH_AHEAD=1) see every
+node, so there rebuilds are unpacked, their nodes made by `Node()` as usual.
 
 Only methods whose graph is a function of that signature may be decorated: no random numbers, no data read
 back, no training flag; what the frontend reads of an input node beyond its shape (whether a sum over it is a
@@ -170,7 +170,7 @@ def _replay_packed(template: Template, inputs: list[Node]) -> Node:
 def _packs(inputs: list[Node], template: Template) -> bool:
     """Whether a rebuild may leave its inner nodes unmade: no gradient to record, nothing watching nodes as
     they are made (schedule_ahead's prediction), and no launching ahead to record them later (it numbers
-    every node of a stretch: a GPU, or PoCL leaving a core free; WB_LAUNCH_AHEAD=1)."""
+    every node of a stretch: PoCL leaving a core free, or WB_LAUNCH_AHEAD=1)."""
     if lazy.ON_NODE is not None:
         return False
     for n in inputs:
@@ -181,7 +181,7 @@ def _packs(inputs: list[Node], template: Template) -> bool:
             return False
     from . import schedule_ahead  # the runtimes: loaded only once a composite is rebuilt
 
-    if schedule_ahead.leaves_a_core(template.rows[-1][5]):
+    if schedule_ahead.pays(template.rows[-1][5]):
         return schedule_ahead.off()
     return os.environ.get("WB_LAUNCH_AHEAD") != "1"
 

@@ -15,9 +15,11 @@ disarms the prediction; the rest of the graph then takes the ordinary path, with
 as buffers, and the prediction is dropped (the next realize records a new one). A realize whose roots
 were all computed ahead only waits for them. Nothing here holds a node or buffer past the stretch.
 
-It is on only where the kernels leave a host core to Python (`wanted`): a GPU, or a CPU OpenCL device on
-fewer compute units than cores. Beside PoCL workers on every core, building the graph slows down by about
-what it overlaps; WB_LAUNCH_AHEAD=1 turns it on anyway, WB_LAUNCH_AHEAD=0 off.
+It is on by default only where it pays (`wanted`): a CPU OpenCL device on fewer compute units than cores,
+whose long kernels leave a host core to Python. Beside PoCL workers on every core, building the graph
+slows down by about what it overlaps; on a GPU the kernels are short and already run while the host goes
+on, so checking every node costs more than the overlap gains (the eager GPT-2 block on an H200: 1.56 ms a
+call launching ahead, 1.09 without). WB_LAUNCH_AHEAD=1 turns it on anyway, WB_LAUNCH_AHEAD=0 off.
 """
 
 from __future__ import annotations
@@ -148,30 +150,30 @@ def off() -> bool:
 
 
 def wanted(plan: Plan) -> bool:
-    """Whether to record and launch ahead around plan: not off(), and every device of its kernels leaves a
-    host core to the Python building the graph (WB_LAUNCH_AHEAD=1: whatever the devices)."""
+    """Whether to record and launch ahead around plan: not off(), and launching ahead pays on every device
+    of its kernels (WB_LAUNCH_AHEAD=1: whatever the devices)."""
     if off():
         return False
-    return os.environ.get("WB_LAUNCH_AHEAD") == "1" or all(leaves_a_core(s.backend_device) for s in plan.steps)
+    return os.environ.get("WB_LAUNCH_AHEAD") == "1" or all(pays(s.backend_device) for s in plan.steps)
 
 
 @functools.cache
-def leaves_a_core(device: str) -> bool:
-    """Whether kernels running on device leave a host core free: a GPU, or a CPU OpenCL device with fewer
-    compute units than this process may use cores. Beside kernels that use every core, building the graph
-    slows down as much as it overlaps: the GPT-2 block's graph took 4.1-4.8 ms of main-thread CPU instead of
-    1.85 beside two PoCL workers on two cores, and the calls were no faster (docs/benchmarks.md)."""
-    family = device.split(":")[0]
-    if family in ("CUDA", "HIP"):
-        return True
-    if family != "CL":  # the simulator and REF run in this thread
+def pays(device: str) -> bool:
+    """Whether launching ahead pays by default on device: a CPU OpenCL device with fewer compute units than
+    this process may use cores (one compute unit of two: the GPT-2 block 4-7% faster). Beside kernels that
+    use every core, building the graph slows down as much as it overlaps: the block's graph took 4.1-4.8 ms
+    of main-thread CPU instead of 1.85 beside two PoCL workers on two cores, and the calls were no faster.
+    On a GPU (CUDA, HIP, OpenCL) the kernels already run while the host goes on building and launching;
+    the per-node check costs more than the little overlap left: the block's eager call on an H200 took
+    1.34-1.96 ms launching ahead against 1.02-1.52 without, in 12 alternated rounds (docs/benchmarks.md)."""
+    if device.split(":")[0] != "CL":  # GPUs (above); the simulator and REF run in this thread
         return False
     from .device import cl_index
     from .runtime_opencl import get_cl_device
 
     dev = get_cl_device(cl_index(device))
     if not dev.is_cpu:
-        return True
+        return False
     allowed = allowed_cpus()
     cores = len(allowed) if allowed is not None else os.cpu_count() or 1
     return (dev.device.max_compute_units or 1) < cores
