@@ -4,12 +4,12 @@ buffers."""
 from __future__ import annotations
 
 import functools
-import os
 
 import numpy as np
 
 from . import jit_trace
 from .errors import DeviceError
+from .switches import switch
 
 GPU_FAMILIES = ("CUDA", "HIP")
 
@@ -142,7 +142,7 @@ _default: tuple[str | None, str] | None = None  # (WB_DEVICE when it was chosen,
 def default_device() -> str:
     """WB_DEVICE, else the first GPU (CUDA, then HIP, then an OpenCL GPU), else CL (PoCL), else REF."""
     global _default
-    env = os.environ.get("WB_DEVICE")
+    env = switch("WB_DEVICE")
     if _default is None or _default[0] != env:  # a changed WB_DEVICE is honoured, and a removed one undone
         try:
             _default = (env, canonicalize(env) if env else _first_device())

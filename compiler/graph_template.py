@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 from collections import OrderedDict
 from typing import NamedTuple
 
 from . import lazy
 from .lazy import GradMode, Node
+from .switches import switch
 
 # a template's number in graph keys: never reused, where id() of a template evicted from its memo could be
 _NUMBERS = itertools.count()
@@ -179,11 +179,20 @@ def _packs(inputs: list[Node], template: Template) -> bool:
     for n in template.outside:
         if n.requires_grad:
             return False
-    from . import schedule_ahead  # the runtimes: loaded only once a composite is rebuilt
+    if _ahead_pays(template.rows[-1][5]):
+        from . import schedule_ahead
 
-    if schedule_ahead.pays(template.rows[-1][5]):
         return schedule_ahead.off()
-    return os.environ.get("WB_LAUNCH_AHEAD") != "1"
+    return switch("WB_LAUNCH_AHEAD") != "1"
+
+
+@functools.cache
+def _ahead_pays(device: str) -> bool:
+    """schedule_ahead.pays, imported once (an import statement per rebuild cost more than the rest of the
+    test): the runtimes load when a composite is first rebuilt, not with the frontend."""
+    from . import schedule_ahead
+
+    return schedule_ahead.pays(device)
 
 
 def composite(method, traits=None):
@@ -193,7 +202,7 @@ def composite(method, traits=None):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        memo = os.environ.get("WB_COMPOSITE_MEMO")
+        memo = switch("WB_COMPOSITE_MEMO")
         sig = _signature((self, *args), kwargs, traits)
         if sig is None or memo == "0":
             return method(self, *args, **kwargs)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from .device import RefBuffer
 from .errors import CompilerError
 from .interpreter import eval_node
 from .lazy import GradMode, Node, toposort
+from .switches import switch
 from .tensor import _ASSIGNED, _LEAVES, Tensor
 
 MANY_KEYS = 16  # captures of one function after which the jit warns that its arguments keep changing
@@ -419,7 +419,7 @@ class jit:  # noqa: N801 - a decorator, spelled like functools.cache
         self.entries.clear()
 
     def __call__(self, *args, **kwargs):
-        if jit_trace.ACTIVE is not None or os.environ.get("WB_JIT", "1") == "0":
+        if jit_trace.ACTIVE is not None or switch("WB_JIT", "1") == "0":
             return self.fn(*args, **kwargs)  # inside another capture (it records these kernels), or turned off
         tensors, key = _inputs(args, kwargs)
         if tensors:

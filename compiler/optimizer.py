@@ -10,7 +10,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 from . import program_cache
 from .kernel_ir import Kernel, KernelOpts, LoopNest, Program
 from .ops import Ops
+from .switches import switch
 
 
 def _out_axes(k: Kernel) -> list[int]:
@@ -277,7 +277,7 @@ def cached_program(k: Kernel) -> Program:
     """The program choose_program picks for k, memoized by k's structure key (and the switches that change
     the choice, WB_SEARCH and WB_WINOGRAD) in memory and on disk, so a new process running a model it ran
     before skips rendering too."""
-    key = (k.structure_key(), os.environ.get("WB_SEARCH"), _winograd_enabled())
+    key = (k.structure_key(), switch("WB_SEARCH"), _winograd_enabled())
     prg = _PROGRAMS.get(key)
     if prg is None:
         disk_key = _disk_key(k, key)
@@ -328,7 +328,7 @@ def choose_program(k: Kernel) -> Program:
     """Render k with the heuristic's opts, or the cached/searched winner when WB_SEARCH=1 on a CL, CUDA or
     HIP device."""
     opts = heuristic_opts(k, _is_cpu(k.device))
-    if os.environ.get("WB_SEARCH") == "1" and k.device.split(":")[0] in ("CL", "CUDA", "HIP"):
+    if switch("WB_SEARCH") == "1" and k.device.split(":")[0] in ("CL", "CUDA", "HIP"):
         opts = search(k, opts)
     return render_program(k, opts)
 
@@ -366,7 +366,7 @@ def _compute_units(device: str) -> int:
 def _winograd_enabled() -> bool:
     """3x3 stride-1 convs by F(2x2, 3x3) on CPUs (render_winograd.py); WB_WINOGRAD=0 keeps the direct
     template, for comparisons and for the exact inf semantics of the direct sum."""
-    return os.environ.get("WB_WINOGRAD", "1") != "0"
+    return switch("WB_WINOGRAD", "1") != "0"
 
 
 def _is_cpu(device: str) -> bool:

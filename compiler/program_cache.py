@@ -7,10 +7,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from .switches import switch
+
 
 def cache_dir() -> Path:
     """`WB_CACHE_DIR`, else ~/.cache/petaflop-workbench."""
-    return Path(os.environ.get("WB_CACHE_DIR") or Path.home() / ".cache" / "petaflop-workbench")
+    return Path(switch("WB_CACHE_DIR") or Path.home() / ".cache" / "petaflop-workbench")
 
 
 def cache_key(*parts: str) -> str:

@@ -7,8 +7,6 @@ which reports each kernel as a `Kernel`; `WB_PLAN_CACHE=0` turns the memo off, f
 
 from __future__ import annotations
 
-import os
-
 from . import jit_trace, schedule_ahead
 from .backend import get_backend
 from .device import RefBuffer
@@ -18,6 +16,7 @@ from .lazy import Node, expand_all, mark_realized
 from .runtime_opencl import debug_level
 from .schedule import create_schedule
 from .schedule_cache import PLANS, Plan, Slot, backends_current, graph_key, make_plan
+from .switches import switch
 
 
 def realize(roots: list[Node]) -> None:
@@ -34,7 +33,7 @@ def realize(roots: list[Node]) -> None:
             mark_realized(r, buf)
         return
     partial = schedule_ahead.diverged()  # some of this graph was launched ahead: not a whole recording
-    if jit_trace.ACTIVE is not None or debug_level() or os.environ.get("WB_PLAN_CACHE") == "0":
+    if jit_trace.ACTIVE is not None or debug_level() or switch("WB_PLAN_CACHE") == "0":
         run_schedule(create_schedule(roots))
         schedule_ahead.end_stretch(None)
         return

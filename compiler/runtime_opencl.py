@@ -13,6 +13,7 @@ from .dtypes import dtypes
 from .errors import KernelBuildError
 from .kernel_ir import TILE_COUNTER
 from .opencl_devices import opencl_devices
+from .switches import switch
 
 BUILD_OPTIONS = ["-cl-mad-enable", "-cl-std=CL1.2"]
 # kernels per clBuildProgram: PoCL compiles each kernel's work-group function at its first launch from the
@@ -252,6 +253,6 @@ def get_cl_device(index: int) -> CLDevice:
 def debug_level() -> int:
     """WB_DEBUG as an int (0 when unset)."""
     try:
-        return int(os.environ.get("WB_DEBUG", "0"))
+        return int(switch("WB_DEBUG", "0"))
     except ValueError:
         return 0

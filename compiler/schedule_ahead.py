@@ -35,6 +35,7 @@ from .lazy import Node
 from .opencl_devices import allowed_cpus
 from .runtime_opencl import debug_level
 from .schedule_cache import PLANS, Plan, backends_current
+from .switches import switch
 
 MAX_ROWS = 100_000  # a stretch of more nodes than this is not recorded (the memo's own bound on a key)
 
@@ -145,8 +146,7 @@ def _outside_match(a: _Armed, src: tuple, refs: list) -> bool:
 def off() -> bool:
     """Whether launching ahead is off (then nothing is recorded either): WB_DEBUG (it reports each kernel),
     WB_PLAN_CACHE=0 or WB_LAUNCH_AHEAD=0 (for comparisons)."""
-    env = os.environ
-    return bool(debug_level()) or env.get("WB_PLAN_CACHE") == "0" or env.get("WB_LAUNCH_AHEAD") == "0"
+    return bool(debug_level()) or switch("WB_PLAN_CACHE") == "0" or switch("WB_LAUNCH_AHEAD") == "0"
 
 
 def wanted(plan: Plan) -> bool:
@@ -154,7 +154,7 @@ def wanted(plan: Plan) -> bool:
     of its kernels (WB_LAUNCH_AHEAD=1: whatever the devices)."""
     if off():
         return False
-    return os.environ.get("WB_LAUNCH_AHEAD") == "1" or all(pays(s.backend_device) for s in plan.steps)
+    return switch("WB_LAUNCH_AHEAD") == "1" or all(pays(s.backend_device) for s in plan.steps)
 
 
 @functools.cache
@@ -206,7 +206,7 @@ def end_stretch(plan: Plan | None, rec: Recording | None = None) -> None:
     _LAST, _ARMED = plan, None
     _BASE = lazy.next_id() + 1
     nxt = PLANS.successor(plan) if plan is not None else None
-    if nxt is None or nxt.search != os.environ.get("WB_SEARCH") or not wanted(nxt.plan):
+    if nxt is None or nxt.search != switch("WB_SEARCH") or not wanted(nxt.plan):
         return
     if not backends_current(nxt.plan):
         return
@@ -291,4 +291,4 @@ def record(plan: Plan, nodes: list[Node], before: dict) -> Recording | None:
                 return None
             ins.append(ref(m))
         launch_at[out.id - base] = (st, tuple(ins))
-    return Recording(plan, tuple(rows), tuple(leaves), launch_at, frozenset(keep), os.environ.get("WB_SEARCH"))
+    return Recording(plan, tuple(rows), tuple(leaves), launch_at, frozenset(keep), switch("WB_SEARCH"))

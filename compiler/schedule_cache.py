@@ -14,7 +14,6 @@ kept alive). The cache is an LRU of at most `MAX_PLANS` plans and `MAX_NODES` ro
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from operator import attrgetter
@@ -22,6 +21,7 @@ from operator import attrgetter
 from . import lazy
 from .kernel_ir import Kernel, arg_key
 from .lazy import Node
+from .switches import switch
 
 MAX_PLANS = 256  # distinct graph structures remembered (each plan holds only numbers and Program handles)
 # and at most this many graph nodes in all the keys (a node's row is ~150 bytes: ~15 MB), so a program
@@ -133,7 +133,7 @@ def graph_key(roots: list[Node]) -> tuple[tuple, list[Node]]:
             nodes.append(r)
             rows.append((r.shape, r.dtype.name, r.device))
     # the switches that change which program a kernel gets (optimizer.cached_program keys by them too)
-    key = (tuple(rows), tuple([num[r.id] for r in roots]), os.environ.get("WB_SEARCH"), os.environ.get("WB_WINOGRAD"))
+    key = (tuple(rows), tuple([num[r.id] for r in roots]), switch("WB_SEARCH"), switch("WB_WINOGRAD"))
     return key, nodes
 
 

@@ -143,3 +143,21 @@ def test_pocl_affinity_is_set_unless_the_user_chose(given):
     got, can = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                               check=True).stdout.split()
     assert got == (given if given is not None else ("1" if can == "True" else "None"))
+
+
+def test_switches_read_what_os_environ_holds(monkeypatch):
+    """compiler.switches.switch is os.environ.get at a tenth of the cost: values set, changed and removed
+    through os.environ (as monkeypatch and users' exports do) are seen at once, defaults apply when unset."""
+    import os
+
+    from compiler.switches import switch
+
+    monkeypatch.delenv("WB_TEST_SWITCH", raising=False)
+    assert switch("WB_TEST_SWITCH") is None and switch("WB_TEST_SWITCH", "d") == "d"
+    monkeypatch.setenv("WB_TEST_SWITCH", "1")
+    assert switch("WB_TEST_SWITCH") == "1" == os.environ.get("WB_TEST_SWITCH")
+    os.environ["WB_TEST_SWITCH"] = "é"  # a value as the locale encodes it, decoded back
+    assert switch("WB_TEST_SWITCH", "d") == "é"
+    monkeypatch.delenv("WB_TEST_SWITCH")
+    assert switch("WB_TEST_SWITCH", "d") == "d"
+    assert switch("PATH") == os.environ.get("PATH")
