@@ -99,9 +99,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--modes: {a.modes!r}; choose from {', '.join(MODES)}")
     if a.rounds < 1 or a.calls < 1:
         ap.error("--rounds and --calls must be at least 1")
-    from compiler.device import default_device
+    from compiler.device import canonicalize, default_device
+    from compiler.errors import DeviceError
 
-    device = a.device or default_device()
+    try:
+        device = canonicalize(a.device) if a.device else default_device()
+    except DeviceError as e:
+        ap.error(f"--device: {e}")
     res = alternate(a.workload, device, modes, a.rounds, a.calls)
     print(f"{a.workload} on {device}, {a.rounds} rounds of {a.calls} calls: {summary(res)}")
     if a.json:

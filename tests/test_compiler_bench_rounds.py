@@ -152,6 +152,7 @@ def test_eager_modes_alternates_the_switches_and_puts_them_back(monkeypatch, tmp
         ("bench.compiler_bench", ["--columns", "bogus"], "--columns"),
         ("bench.pocl_threads", ["--workload", "nope", "--timeline", "1"], "--workload"),
         ("bench.eager_modes", ["--modes", "fast"], "--modes"),
+        ("bench.eager_modes", ["--device", "NOPE"], "--device"),
     ],
 )
 def test_an_unknown_column_or_workload_is_refused_before_any_run(capsys, module, argv, word):
