@@ -170,7 +170,7 @@ def _replay_packed(template: Template, inputs: list[Node]) -> Node:
 def _packs(inputs: list[Node], template: Template) -> bool:
     """Whether a rebuild may leave its inner nodes unmade: no gradient to record, nothing watching nodes as
     they are made (schedule_ahead's prediction), and no launching ahead to record them later (it numbers
-    every node of a stretch: PoCL leaving a core free, or WB_LAUNCH_AHEAD=1)."""
+    every node of a stretch)."""
     if lazy.ON_NODE is not None:
         return False
     for n in inputs:
@@ -179,20 +179,16 @@ def _packs(inputs: list[Node], template: Template) -> bool:
     for n in template.outside:
         if n.requires_grad:
             return False
-    if _ahead_pays(template.rows[-1][5]):
-        from . import schedule_ahead
-
-        return schedule_ahead.off()
-    return switch("WB_LAUNCH_AHEAD") != "1"
+    return not _schedule_ahead().launches_ahead(template.rows[-1][5])
 
 
 @functools.cache
-def _ahead_pays(device: str) -> bool:
-    """schedule_ahead.pays, imported once (an import statement per rebuild cost more than the rest of the
-    test): the runtimes load when a composite is first rebuilt, not with the frontend."""
+def _schedule_ahead():
+    """compiler.schedule_ahead, imported once: an import statement per rebuild cost more than the rest of
+    _packs, and the runtimes it loads should come with the first rebuild, not with the frontend."""
     from . import schedule_ahead
 
-    return schedule_ahead.pays(device)
+    return schedule_ahead
 
 
 def composite(method, traits=None):

@@ -150,11 +150,14 @@ def off() -> bool:
 
 
 def wanted(plan: Plan) -> bool:
-    """Whether to record and launch ahead around plan: not off(), and launching ahead pays on every device
-    of its kernels (WB_LAUNCH_AHEAD=1: whatever the devices)."""
-    if off():
-        return False
-    return switch("WB_LAUNCH_AHEAD") == "1" or all(pays(s.backend_device) for s in plan.steps)
+    """Whether to record and launch ahead around plan: it launches ahead on every device of its kernels."""
+    return all(launches_ahead(d) for d in {s.backend_device for s in plan.steps})
+
+
+def launches_ahead(device: str) -> bool:
+    """Whether kernels on device may be launched ahead: not off(), and it pays there (WB_LAUNCH_AHEAD=1:
+    whatever the device). Where not, graph_template rebuilds composites packed."""
+    return not off() and (switch("WB_LAUNCH_AHEAD") == "1" or pays(device))
 
 
 @functools.cache
