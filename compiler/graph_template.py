@@ -47,6 +47,9 @@ class Template(NamedTuple):
     outside: tuple  # buffers from before the recording call that the rows read (a cached causal mask)
     number: int  # the template's row in graph keys
     used: tuple  # indices of the outside buffers and inputs the rows read (graph_key's sources)
+    # (kind, parameters, indices of the inputs it names) where the method says one kernel can compute the
+    # whole composite (schedule_attention.py), else None
+    fused: tuple | None = None
 
 
 MAX_TEMPLATES = 64  # signatures remembered per decorated method (each holds one graph's rows)
@@ -77,10 +80,11 @@ def _signature(args: tuple, kwargs: dict, traits=None) -> tuple[tuple, list[Node
     return tuple(key), nodes
 
 
-def _record(out: Node, inputs: list[Node], start: int) -> Template | None:
+def _record(out: Node, inputs: list[Node], start: int, fused=None) -> Template | None:
     """The template that rebuilds out from inputs, a row for each node made since node id `start` that out
     depends on, in the order they were made; None when out reads a node made before the call that is no
-    input or buffer. Marks out as the template's unit (`_mark_unit`)."""
+    input or buffer. Marks out as the template's unit (`_mark_unit`). fused: (kind, parameters, input
+    nodes) where one kernel may compute the whole composite."""
     where = {id(n): j for j, n in enumerate(inputs)}
     made: dict[int, Node] = {}
     stack = [out]
@@ -127,7 +131,9 @@ def _record(out: Node, inputs: list[Node], start: int) -> Template | None:
             rule = (comp, arg, tuple(ref(s) for s in srcs))
         rows.append((n.op, tuple(ref(s) for s in n.src), n.arg, n.shape, n.dtype, n.device, rule))
     used = tuple(sorted({s for r in rows for s in r[1] if s < base}))  # the outside nodes the graph reads
-    template = Template(tuple(rows), index[out.id], tuple(outside.values()), next(_NUMBERS), used)
+    if fused is not None:
+        fused = (fused[0], fused[1], tuple(len(outside) + where[id(n)] for n in fused[2]))
+    template = Template(tuple(rows), index[out.id], tuple(outside.values()), next(_NUMBERS), used, fused)
     env = (*outside.values(), *inputs)
     _mark_unit(out, template, [made[i] for i in order[:-1]], env)  # out was made last: its sources first
     return template
@@ -136,7 +142,13 @@ def _record(out: Node, inputs: list[Node], start: int) -> Template | None:
 def _mark_unit(out: Node, template: Template, inner: list[Node], env) -> None:
     """Tag out as the output of template's graph (Node.unit), so graph_key describes it by one row."""
     if out.buffer is None:  # launched ahead while being rebuilt: already a leaf
-        out.unit = (template.number, tuple(inner), tuple([env[i] for i in template.used]))
+        out.unit = (template.number, tuple(inner), tuple([env[i] for i in template.used]), _fused(template, env))
+
+
+def _fused(template: Template, env) -> tuple | None:
+    """The unit's fused description with its inputs as nodes: (kind, parameters, input nodes)."""
+    f = template.fused
+    return None if f is None else (f[0], f[1], tuple([env[i] for i in f[2]]))
 
 
 def _replay(template: Template, inputs: list[Node]) -> Node:
@@ -163,7 +175,8 @@ def _replay_packed(template: Template, inputs: list[Node]) -> Node:
     op, _, arg, shape, dtype, device, _ = rows[-1]
     out = Node(op, (), arg, shape, dtype, device)
     out.src = lazy.PACKED
-    out.unit = (template.number, None, tuple([env[i] for i in template.used]), rows, env, first)
+    out.unit = (template.number, None, tuple([env[i] for i in template.used]), rows, env, first,
+                _fused(template, env))
     return out
 
 
@@ -191,9 +204,11 @@ def _schedule_ahead():
     return schedule_ahead
 
 
-def composite(method, traits=None):
+def composite(method, traits=None, fuse=None):
     """Memoize the graph a composite Tensor method builds, per signature of its arguments (see above);
-    traits(node), where given, names what else of an input node the frontend's choices read."""
+    traits(node), where given, names what else of an input node the frontend's choices read. fuse(self,
+    *args, **kwargs), where given, returns (kind, parameters, input tensors) when one kernel of that kind
+    may compute the whole composite (the scheduler decides where: schedule_attention.py), else None."""
     templates: OrderedDict = OrderedDict()
 
     @functools.wraps(method)
@@ -214,7 +229,10 @@ def composite(method, traits=None):
         out = method(self, *args, **kwargs)
         n = getattr(out, "node", None)
         if isinstance(n, Node):
-            template = _record(n, inputs, start)
+            spec = fuse(self, *args, **kwargs) if fuse is not None else None
+            if spec is not None:
+                spec = (spec[0], spec[1], tuple(t.node for t in spec[2]))
+            template = _record(n, inputs, start, spec)
             if template is not None:
                 templates[key] = (type(out), template)
                 if len(templates) > MAX_TEMPLATES:

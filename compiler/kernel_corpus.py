@@ -8,6 +8,7 @@ Tensors to the Tensor to compute, so the same graph is built on any device from 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import ml_dtypes
@@ -93,6 +94,23 @@ def build(name: str, device: str, arrays: list[np.ndarray] | None = None) -> Ten
     specs, fn = CORPUS[name]
     arrays = inputs(name) if arrays is None else arrays
     return fn(*[Tensor(a, device=device) for a in arrays])
+
+
+def gpu_kernels(name: str, family: str) -> list:
+    """The corpus graph's kernels as a GPU of family (CUDA, HIP) schedules them, scheduled on the CPU OpenCL
+    device and re-targeted (Kernel is plain data): without the fused attention only CPUs get."""
+    old = os.environ.get("WB_FUSED_ATTENTION")
+    os.environ["WB_FUSED_ATTENTION"] = "0"
+    try:
+        kernels = build(name, "CL").schedule()
+    finally:
+        if old is None:
+            del os.environ["WB_FUSED_ATTENTION"]
+        else:
+            os.environ["WB_FUSED_ATTENTION"] = old
+    for k in kernels:
+        k.device = family
+    return kernels
 
 
 def one_translation_unit(dialect, sources: list[str]) -> str:

@@ -27,7 +27,11 @@ def arg_key(arg):
 
 @dataclass(eq=False)
 class Kernel:
-    """One kernel of a schedule: computes `out` from the `inputs` buffers, with at most one reduce."""
+    """One kernel of a schedule: computes `out` from the `inputs` buffers, with at most one reduce.
+
+    `fused` describes a kernel that computes a whole composite instead of a region of primitive ops
+    (schedule_attention.py): (kind, parameters, the composite's input nodes, each a view chain down to one
+    of `inputs`); its program comes from that kind's template (render_attention.py)."""
 
     out: Node
     inputs: list[Node]
@@ -36,6 +40,7 @@ class Kernel:
     flops: int = 0
     bytes: int = 0
     device: str = ""
+    fused: tuple | None = None
 
     @property
     def full_shape(self) -> tuple:
@@ -56,6 +61,16 @@ class Kernel:
         """Everything a program for this kernel depends on: ops, args, shapes, dtypes, sharing, input
         slots and device (not the node ids, so rebuilding the same graph gives the same key)."""
         slots = {n.id: i for i, n in enumerate(self.buffers[1:])}
+        if self.fused is not None:
+            kind, params, views = self.fused
+            chains = []
+            for v in views:  # each input as its chain of views down to its buffer's slot
+                chain = []
+                while v.id not in slots:
+                    chain.append((v.op.value, arg_key(v.arg), v.shape))
+                    v = v.src[0]
+                chains.append((tuple(chain), slots[v.id], v.shape, v.dtype.name))
+            return (self.device, (kind, params, self.out.shape, self.out.dtype.name, tuple(chains)))
         ids: dict[int, int] = {}
         rows: list = []
         # iterative post-order walk (a recursive closure would be a reference cycle holding the buffers)

@@ -29,10 +29,12 @@ class Node:
     `ad` (realizing turns a node into a LOAD without sources, but backward still needs the graph).
 
     `unit` is set on the output of a composite op rebuilt from its recorded graph (graph_template.py):
-    (template number, the other nodes the rebuild made in order, the outside nodes its graph reads), so
+    (template number, the other nodes the rebuild made in order, the outside nodes its graph reads, fused), so
     schedule_cache.graph_key can describe the whole rebuild by one row instead of one per node. A packed
     rebuild made no other nodes: its `src` is PACKED and its unit (number, None, outside nodes read,
-    template rows, the rows' inputs, the first id reserved for its inner nodes) until `expand`."""
+    template rows, the rows' inputs, the first id reserved for its inner nodes, fused) until `expand`.
+    The last element, `fused`, is (kind, parameters, input nodes) where one kernel may compute the whole
+    composite (schedule_attention.py), else None."""
 
     __slots__ = (
         "op", "src", "arg", "shape", "dtype", "device", "buffer", "id", "requires_grad", "ad", "unit",
@@ -96,7 +98,7 @@ def expand(out: Node) -> None:
     """Make the inner nodes of a packed composite output (graph_template) and its real sources, in place;
     they take the ids reserved for them, so the graph is the one an unpacked rebuild makes."""
     global ON_NODE
-    number, _, used, rows, env, first = out.unit
+    number, _, used, rows, env, first, fused = out.unit
     env = list(env)
     base = len(env)
     # made as they would have been while the composite was built: no gradient tracking (a packed composite
@@ -111,7 +113,7 @@ def expand(out: Node) -> None:
     finally:
         ON_NODE, GradMode.enabled = hook, grad
     out.src = tuple([env[s] for s in rows[-1][1]])
-    out.unit = (number, tuple(env[base:]), used)
+    out.unit = (number, tuple(env[base:]), used, fused)
 
 
 def expand_all(roots: list[Node]) -> bool:

@@ -326,7 +326,9 @@ def _read_program(disk_key: str) -> Program | None:
 
 def choose_program(k: Kernel) -> Program:
     """Render k with the heuristic's opts, or the cached/searched winner when WB_SEARCH=1 on a CL, CUDA or
-    HIP device."""
+    HIP device; a fused kernel (Kernel.fused) from its kind's template."""
+    if k.fused is not None:
+        return render_program(k, KernelOpts())
     opts = heuristic_opts(k, _is_cpu(k.device))
     if switch("WB_SEARCH") == "1" and k.device.split(":")[0] in ("CL", "CUDA", "HIP"):
         opts = search(k, opts)
@@ -388,6 +390,13 @@ def render_program(k: Kernel, opts: KernelOpts, dialect=None) -> Program:
     from .render_opencl import render
 
     dialect = dialect or dialect_for(k.device)
+    if k.fused is not None:  # schedule_attention's kernels: CPU OpenCL devices only
+        from .dialects import OPENCL
+        from .render_attention import render_attention
+
+        if dialect is not OPENCL:
+            raise ValueError(f"{k.name}: fused attention renders as OpenCL C only, not for {k.device}")
+        return render_attention(k)
     if opts.gpu_gemm or opts.mma_gemm:
         from .render_gemm_gpu import render_mma_gemm, render_tiled_gemm
 

@@ -2,7 +2,8 @@
 
 Rules: elementwise ops and views are inlined into whichever kernel consumes them; every reduce starts a
 kernel that also absorbs the single-consumer elementwise chain after it; a computed (non-leaf) value that
-is broadcast by EXPAND is realized first, so broadcasting never repeats its computation.
+is broadcast by EXPAND is realized first, so broadcasting never repeats its computation. An attention
+composite's kernels then become one where its device has the fused template (schedule_attention.py).
 
 The kernels it returns are plain data (`kernel_ir.Kernel`); choosing and running their programs is the
 backends' job (`backend.py`), so nothing here depends on how or where a kernel runs.
@@ -18,6 +19,7 @@ import networkx as nx
 from .kernel_ir import Kernel
 from .lazy import Node, toposort
 from .ops import ELEMENTWISE, MOVEMENT, REDUCE, Ops
+from .schedule_attention import fuse_attention
 
 
 def _leafy(n: Node, realize: set) -> bool:
@@ -114,7 +116,8 @@ def create_schedule(roots: list[Node]) -> list[Kernel]:
         for m in inputs:
             if m.id in realize:
                 graph.add_edge(m.id, n.id)
-    return [kernels[i] for i in nx.lexicographical_topological_sort(graph, key=lambda i: i)]
+    order = [kernels[i] for i in nx.lexicographical_topological_sort(graph, key=lambda i: i)]
+    return fuse_attention(order)
 
 
 def _describe(k: Kernel, region: list[Node]) -> None:

@@ -132,8 +132,10 @@ def graph_key(roots: list[Node]) -> tuple[tuple, list[Node]]:
             num[r.id] = len(nodes)
             nodes.append(r)
             rows.append((r.shape, r.dtype.name, r.device))
-    # the switches that change which program a kernel gets (optimizer.cached_program keys by them too)
-    key = (tuple(rows), tuple([num[r.id] for r in roots]), switch("WB_SEARCH"), switch("WB_WINOGRAD"))
+    # the switches that change which program a kernel gets (optimizer.cached_program keys by them too),
+    # and which kernels a schedule has (schedule_attention)
+    key = (tuple(rows), tuple([num[r.id] for r in roots]), switch("WB_SEARCH"), switch("WB_WINOGRAD"),
+           switch("WB_FUSED_ATTENTION"))
     return key, nodes
 
 

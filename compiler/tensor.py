@@ -73,10 +73,17 @@ def _pair(x, n: int = 2) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,) * n
 
 
-def composite(method):
+def composite(method=None, *, fuse=None):
     """graph_template.composite, with whether each input is a contraction in the signature: a sum over one
     stays whole for the GEMM template, over anything else long sums add in blocks (Tensor._reduce)."""
-    return graph_template.composite(method, traits=lambda n: _is_contraction(n))
+    if method is None:
+        return functools.partial(composite, fuse=fuse)
+    return graph_template.composite(method, traits=lambda n: _is_contraction(n), fuse=fuse)
+
+
+def _attention_fuses(q, key, value, attn_mask=None, is_causal=False):
+    """Scaled dot-product attention without a mask tensor may run as one kernel (schedule_attention.py)."""
+    return ("attention", bool(is_causal), (q, key, value)) if attn_mask is None else None
 
 
 def _in_float32(method):
@@ -1423,7 +1430,7 @@ class Tensor:
         keep = Tensor.rand(*self.shape, device=self.device) >= p
         return keep.where(self * (1.0 / (1.0 - p)), 0.0)
 
-    @composite
+    @composite(fuse=_attention_fuses)
     def scaled_dot_product_attention(
         self, key: Tensor, value: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False
     ) -> Tensor:

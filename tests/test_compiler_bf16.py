@@ -286,14 +286,9 @@ def test_a_bf16_mlp_learns_digits():
 # --- CUDA and HIP without a GPU (the corpus-wide compile tests in test_gpu_compile.py cover the bf16
 # corpus entries too; these check what is particular to bfloat16) -------------------------------------------
 def _gpu_kernels(family: str, names: list[str]) -> list:
-    from compiler.kernel_corpus import build
+    from compiler.kernel_corpus import gpu_kernels
 
-    out = []
-    for name in names:
-        for k in build(name, "CL").schedule():
-            k.device = family
-            out.append(k)
-    return out
+    return [k for name in names for k in gpu_kernels(name, family)]
 
 
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])

@@ -15,7 +15,7 @@ from compiler.backend_opencl import OpenCLBackend
 from compiler.device import canonicalize
 from compiler.dialects import CUDA, HIP, OPENCL
 from compiler.errors import DeviceError
-from compiler.kernel_corpus import CORPUS, build, inputs, one_translation_unit
+from compiler.kernel_corpus import CORPUS, build, gpu_kernels, inputs, one_translation_unit
 from compiler.kernel_ir import KernelOpts
 from compiler.optimizer import gpu_gemm_opts, heuristic_opts, render_program
 from compiler.render_gemm_gpu import mma_candidates, tiled_candidates
@@ -25,12 +25,7 @@ nvrtc = pytest.importorskip("cuda.bindings.nvrtc", reason="the dev extra install
 
 def _kernels(family: str) -> list:
     """Every corpus kernel as scheduled, re-targeted at a GPU family (Kernel is plain data)."""
-    out = []
-    for name in CORPUS:
-        for k in build(name, "CL").schedule():
-            k.device = family
-            out.append(k)
-    return out
+    return [k for name in CORPUS for k in gpu_kernels(name, family)]
 
 
 def _programs(family: str) -> list:
@@ -61,8 +56,7 @@ def test_every_corpus_kernel_compiles_with_nvrtc(cuda_programs, arch):
 
 
 def _one(name: str, family: str):
-    (k,) = [k for k in build(name, "CL").schedule() if k.reduce is not None]
-    k.device = family
+    (k,) = [k for k in gpu_kernels(name, family) if k.reduce is not None]
     return k
 
 
