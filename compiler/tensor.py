@@ -19,6 +19,7 @@ from .lazy import Node
 from .ops import Ops
 
 _LOG2E, _LN2 = 1.4426950408889634, 0.6931471805599453
+_GELU_EXP2 = -1.5957691216057308 * _LOG2E  # -2 sqrt(2/pi) log2(e): gelu's e**-2u as exp2(_GELU_EXP2 * (x + ...))
 # ln 2 split so that n * _LN2_HI is exact in float32 for |n| < 2**8 (Cody-Waite argument reduction)
 _LN2_HI, _LN2_LO = 0.693145751953125, 1.4286068203094172e-06
 _NO_FRACTION = 2.0**23  # float32 values at least this large are integers
@@ -531,8 +532,10 @@ class Tensor:
     def gelu(self) -> Tensor:
         """GELU, tanh approximation (as in GPT-2)."""
         x = self._float()
-        # 0.5 * (1 + tanh(u)) == sigmoid(2u): the same function with fewer ops and no 1 - e cancellation
-        return x * (1.5957691216057308 * (x + 0.044715 * x * x * x)).sigmoid()
+        # 0.5 * (1 + tanh(u)) == sigmoid(2u) = 1 / (1 + e**-2u): the same function with fewer ops and no
+        # 1 - e cancellation; e**-2u as exp2(-2u log2 e) in one product, not exp's exact split (rounding
+        # the product errs by |2u| * 4e-8 relatively, a few ulp where the result is not already 0 or x)
+        return x * (1.0 + (_GELU_EXP2 * (x + 0.044715 * x * x * x)).exp2()).reciprocal()
 
     @composite
     @_in_float32
