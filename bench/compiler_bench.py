@@ -8,7 +8,8 @@
 
 Workloads: fp32 matmul 512/1024/2048; x @ W with W 4096x4096 (a matrix-vector product, W stored in x
 out); exp2(relu(a*b+c)) on 16M floats; sum of 16M floats; row softmax on 4096x4096; conv2d batch 8,
-64->64, 56x56, 3x3, padding 1; one GPT-2-small block forward (batch 1, 128 tokens, d_model 768, 12
+64->64, 56x56, 3x3, padding 1; GPT-2 small's causal attention alone (12 heads of 128 x 64, q, k and v given);
+one GPT-2-small block forward (batch 1, 128 tokens, d_model 768, 12
 heads, MLP 3072).
 
 Each column runs in its own subprocess (bench/compiler_worker.py) so frameworks cannot interfere:
@@ -37,11 +38,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.compiler_worker import WORKLOADS
+
 REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "compiler_worker.py"
 DEFAULT_TINYGRAD_PYTHON = str(Path(__file__).resolve().parent.parent / ".venv-tinygrad" / "bin" / "python")
-WORKLOADS = ("matmul_512", "matmul_1024", "matmul_2048", "gemv_4096", "elementwise", "sum", "softmax",
-             "conv2d", "gpt2_block")
 COLUMNS = ("numpy", "torch", "tinygrad", "ours")
 DEFAULT_TORCH_PYTHON = str(Path(__file__).resolve().parent.parent / ".venv-torch" / "bin" / "python")
 TORCH_TARGET_WORKLOADS = ("softmax", "conv2d", "gpt2_block")  # issue 17: at least as fast as PyTorch there

@@ -32,7 +32,7 @@ import numpy as np
 
 SEED = 1234
 WORKLOADS = ("matmul_512", "matmul_1024", "matmul_2048", "gemv_4096", "elementwise", "sum", "softmax",
-             "conv2d", "gpt2_block")
+             "conv2d", "attention", "gpt2_block")
 
 
 def log(msg: str) -> None:
@@ -53,6 +53,9 @@ def sizes(name: str, quick: bool) -> dict:
     if name == "conv2d":
         return ({"batch": 1, "cin": 16, "cout": 16, "hw": 28} if quick
                 else {"batch": 8, "cin": 64, "cout": 64, "hw": 56})
+    if name == "attention":  # GPT-2 small's causal self-attention alone (q, k, v given per head)
+        return ({"batch": 1, "heads": 4, "tokens": 32, "head_dim": 32} if quick
+                else {"batch": 1, "heads": 12, "tokens": 128, "head_dim": 64})
     if name == "gpt2_block":
         return ({"batch": 1, "tokens": 32, "d_model": 256, "heads": 4, "d_mlp": 1024} if quick
                 else {"batch": 1, "tokens": 128, "d_model": 768, "heads": 12, "d_mlp": 3072})
@@ -72,6 +75,8 @@ def flops(name: str, p: dict) -> float:
         return 5.0 * p["rows"] * p["cols"]
     if name == "conv2d":  # 3x3, stride 1, padding 1: output H = W = input
         return 2.0 * p["batch"] * p["cout"] * p["hw"] * p["hw"] * p["cin"] * 9
+    if name == "attention":  # QK^T and AV in full, as the unfused reference computes them (causal: half used)
+        return 4.0 * p["batch"] * p["heads"] * p["tokens"] ** 2 * p["head_dim"]
     if name == "gpt2_block":  # the four projections, the MLP, and attention's two batched matmuls
         b, t, d, m = p["batch"], p["tokens"], p["d_model"], p["d_mlp"]
         proj = 2.0 * b * t * d * (3 * d + d + 2 * m)
@@ -98,6 +103,9 @@ def make_inputs(name: str, p: dict) -> list[np.ndarray]:
         fan_in = p["cin"] * 9
         return [f32(p["batch"], p["cin"], p["hw"], p["hw"]),
                 f32(p["cout"], p["cin"], 3, 3, scale=1 / math.sqrt(fan_in))]
+    if name == "attention":
+        shape = (p["batch"], p["heads"], p["tokens"], p["head_dim"])
+        return [f32(*shape), f32(*shape), f32(*shape)]
     if name == "gpt2_block":
         b, t, d, m = p["batch"], p["tokens"], p["d_model"], p["d_mlp"]
         w = lambda *shape: f32(*shape, scale=0.02)  # GPT-2's initialisation scale
@@ -137,15 +145,20 @@ def np_conv2d_3x3_pad1(x, w):
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
+def np_causal_attention(q, k, v):
+    t = q.shape[-2]
+    scores = (q @ np.swapaxes(k, -1, -2)) / np.float32(math.sqrt(q.shape[-1]))
+    scores = np.where(np.tril(np.ones((t, t), dtype=bool)), scores, np.float32(-np.inf))
+    return np_softmax(scores) @ v
+
+
 def np_gpt2_block(p, x, ln1_g, ln1_b, wq, bq, wk, bk, wv, bv, wo, bo, ln2_g, ln2_b, w_fc, b_fc, w_pr, b_pr):
     b, t, d, nh = p["batch"], p["tokens"], p["d_model"], p["heads"]
     dh = d // nh
     heads = lambda y: y.reshape(b, t, nh, dh).transpose(0, 2, 1, 3)  # B, H, T, dh
     h = np_layernorm(x, ln1_g, ln1_b)
     q, k, v = heads(h @ wq + bq), heads(h @ wk + bk), heads(h @ wv + bv)
-    scores = (q @ k.transpose(0, 1, 3, 2)) / np.float32(math.sqrt(dh))
-    scores = np.where(np.tril(np.ones((t, t), dtype=bool)), scores, np.float32(-np.inf))
-    y = (np_softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(b, t, d)
+    y = np_causal_attention(q, k, v).transpose(0, 2, 1, 3).reshape(b, t, d)
     x = x + (y @ wo + bo)
     h = np_layernorm(x, ln2_g, ln2_b)
     return x + (np_gelu(h @ w_fc + b_fc) @ w_pr + b_pr)
@@ -162,6 +175,8 @@ def numpy_fn(name: str, p: dict):
         return lambda a: np_softmax(a, axis=-1)
     if name == "conv2d":
         return np_conv2d_3x3_pad1
+    if name == "attention":
+        return np_causal_attention
     if name == "gpt2_block":
         return lambda *args: np_gpt2_block(p, *args)
     raise KeyError(name)
@@ -182,6 +197,8 @@ def tensor_fn(name: str, p: dict, api: dict):
         return lambda a: api["softmax"](a)
     if name == "conv2d":
         return lambda x, w: api["conv2d"](x, w)
+    if name == "attention":
+        return lambda q, k, v: api["sdpa_causal"](q, k, v)
     if name == "gpt2_block":
         return lambda *args: tensor_gpt2_block(p, api, *args)
     raise KeyError(name)
