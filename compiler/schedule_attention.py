@@ -1,15 +1,17 @@
 """Attention as one kernel: the scheduler's pass that replaces the kernels of a scaled dot-product attention
 composite (scores, their row max, the sum of exponentials, the probabilities, probabilities @ V: five
 kernels, four launches' gaps and four round trips of a (T, S) matrix through memory) by one kernel that
-keeps a block of score rows in local memory (render_attention.py). With a causal mask it also skips the
-masked half of both products.
+keeps the scores in local memory a chunk of keys at a time (render_attention.py, an online softmax as in
+flash attention). With a causal mask it also skips the masked half of both products.
 
 It applies where the composite said it may (graph_template's `fused`: no mask tensor), on CPU OpenCL
 devices, to float32 attention whose inputs are views of computed buffers (not padded) with equal batch
-shapes, a value width that is a multiple of 8 and keys few enough for the work-group's local memory; and
-only where no gradient is tracked (backward reads the probabilities). Elsewhere, and with
-WB_FUSED_ATTENTION=0, the composite's own kernels run. The fused kernel computes the same ops (the sum of
-exponentials in another order), so the two agree to float32 rounding, NaN and inf included.
+shapes, a value width that is a multiple of 8 and head widths small enough for a work-group's local
+memory (`tiles`: up to ~580 for q and v alike), any number of keys; and only where no gradient is tracked
+(backward reads the probabilities). Elsewhere, and with WB_FUSED_ATTENTION=0, the composite's own kernels
+run. The fused kernel computes the same products; the softmax's sum and its normalization come in another order
+(running sums rescaled as the max grows, the output divided at the end), so the two agree to float32
+rounding, NaN and inf included.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .ops import MOVEMENT, Ops
 from .switches import switch
 
 ROWS = 6  # query rows a block: 6 x 16 scores in 12 float8 accumulators, as the GEMM template's tile
-LOCAL_BYTES = 256 << 10  # K^T, V and a block of scores per work-group: kept within a core's L2
+LOCAL_BYTES = 256 << 10  # a work-group's local memory (render_attention.tiles): kept within a core's L2
 
 
 def enabled() -> bool:
@@ -31,15 +33,17 @@ def enabled() -> bool:
     return switch("WB_FUSED_ATTENTION", "1") != "0"
 
 
-def padded_keys(s: int) -> int:
-    """Keys rounded up to whole 16-key score tiles."""
-    return -(-s // 16) * 16
-
-
-def local_floats(d: int, s: int, dv: int) -> int:
-    """Floats of local memory a work-group uses: K^T (d x padded keys), V (keys x dv), a block of scores."""
-    sp = padded_keys(s)
-    return d * sp + s * dv + ROWS * sp
+def tiles(t: int, d: int, dv: int) -> tuple[int, int] | None:
+    """(query rows a work-group, keys a chunk) whose local memory fits LOCAL_BYTES, or None: a work-group
+    keeps its rows' queries, running max and sum and output, and one chunk of K^T and V at a time."""
+    # up to 192 rows a work-group takes them all: K and V packed once a head (the GPT-2 block's 128 rows);
+    # longer sequences split into groups of 96, more work-groups for more cores
+    whole = -(-t // ROWS) * ROWS
+    for rows, chunk in ((whole if whole <= 192 else 96, 128), (96, 128), (48, 64), (24, 32)):
+        rows = min(rows, whole)
+        if 4 * (d * chunk + chunk * dv + rows * (d + dv + 2) + ROWS * (chunk + 1)) <= LOCAL_BYTES:
+            return rows, chunk
+    return None
 
 
 def _applies(device: str) -> bool:
@@ -78,7 +82,7 @@ def _fusable(k: Kernel, outs: set) -> tuple | None:
         return None
     if min(q.shape) == 0 or key.shape[-2] == 0:
         return None
-    if local_floats(q.shape[-1], key.shape[-2], v.shape[-1]) * 4 > LOCAL_BYTES:
+    if tiles(q.shape[-2], q.shape[-1], v.shape[-1]) is None:
         return None
     bases = [_base(x, outs) for x in views]
     if None in bases or not _applies(k.device):

@@ -62,6 +62,10 @@ def third_call(fn, *arrays):
         ((9, 16), 21, 16, True),  # no batch dims, more keys than queries (top-left causal mask)
         ((2, 20, 8), 9, 8, True),  # more queries than keys
         ((1, 2, 37, 32), 37, 32, False),
+        ((1, 2, 300, 64), 300, 64, True),  # three chunks of keys, two groups of rows
+        ((2, 130, 16), 257, 16, True),  # more keys than queries, across chunks
+        ((1, 400, 32), 400, 32, False),
+        ((1, 2, 50, 256), 50, 256, True),  # wide heads: smaller row groups and chunks
     ],
 )
 def test_fused_attention_matches_numpy(qshape, kv_len, dv, causal):
@@ -103,6 +107,22 @@ def test_new_data_every_call_through_the_memoized_plan():
         np.testing.assert_allclose(got, np_sdpa(q, k.numpy(), v.numpy(), True), rtol=2e-5, atol=2e-6)
 
 
+def test_a_long_sequence_skips_masked_chunks_unless_v_is_not_finite():
+    """Rows of the first group never visit the last chunks under a causal mask; an inf in V there must still
+    give numpy's NaN (0 * inf) in the rows it is masked from, and nothing else changes."""
+    q, k, v = arr(1, 400, 16), arr(1, 400, 16), arr(1, 400, 16)
+    fn = lambda a, b, c: sdpa(t(a), t(b), t(c))  # noqa: E731
+    out, names = third_call(fn, q, k, v)
+    assert names == ["attn_1_400_400_16"]
+    np.testing.assert_allclose(out.numpy(), np_sdpa(q, k, v, True), rtol=2e-5, atol=2e-6)
+    v[0, 350, 3] = np.inf
+    got, want = fn(q, k, v).numpy(), np_sdpa(q, k, v, True)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got[0, :350, 3]).all() and np.isinf(got[0, 350:, 3]).all()
+    ok = np.isfinite(want)
+    np.testing.assert_allclose(got[ok], want[ok], rtol=2e-5, atol=2e-6)
+
+
 def test_a_computed_input_is_realized_by_its_own_kernel_first():
     q, k, v = arr(2, 12, 8), arr(2, 12, 8), arr(2, 12, 8)
     out, names = third_call(lambda a, b, c: sdpa(t(a) * 2.0, t(b).exp(), t(c)), q, k, v)
@@ -128,7 +148,7 @@ def test_nan_and_inf_as_numpy():
     np.testing.assert_allclose(got[ok], want[ok], rtol=2e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("case", ["mask tensor", "gradient", "v width", "padded input", "REF"])
+@pytest.mark.parametrize("case", ["mask tensor", "gradient", "v width", "head width", "padded input", "REF"])
 def test_where_it_does_not_apply_the_composite_runs_as_before(case):
     q, k, v = arr(2, 12, 8), arr(2, 12, 8), arr(2, 12, 8)
     kw, dev = {}, "CL"
@@ -136,6 +156,8 @@ def test_where_it_does_not_apply_the_composite_runs_as_before(case):
         kw["attn_mask"] = Tensor(np.tril(np.ones((12, 12), bool)), device="CL")
     elif case == "v width":
         v = arr(2, 12, 6)
+    elif case == "head width":  # K^T and V chunks of 1024-wide heads do not fit a work-group's local memory
+        q, k, v = arr(1, 6, 1024), arr(1, 6, 1024), arr(1, 6, 1024)
     if case == "gradient":
         def fn(a, b, c):
             return sdpa(Tensor(a, device="CL", requires_grad=True), t(b), t(c))
