@@ -112,6 +112,23 @@ def test_nan_semantics(dev):
     np.testing.assert_array_equal(m.argmax(dim=1).numpy(), [2, 0])
 
 
+def test_gelu_within_the_error_of_its_own_float32_argument(dev):
+    """GELU's tanh form as x / (1 + exp2(-2u log2 e)): within a few tens of ulp of the exact function where the
+    float32 rounding of u = sqrt(2/pi)(x + 0.044715 x^3) alone costs as much (docs/compiler.md), and the
+    special values as 0.5 x (1 + tanh u) gives them."""
+    x = np.concatenate([np.linspace(-8, 8, 20001), np.geomspace(1e-30, 8, 400), -np.geomspace(1e-30, 8, 400)])
+    x = x.astype(np.float32)
+    x64 = x.astype(np.float64)
+    exact = (x64 / (1 + np.exp(-2 * math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)))).astype(np.float32)
+    got = Tensor(x, device=dev).gelu().numpy()
+    near = np.abs(x) < 4
+    assert ulp_distance(got[near], exact[near]).max() <= 32
+    assert ulp_distance(got[~near], exact[~near]).max() <= 256
+    special = Tensor(f32(NAN, INF, -INF, -0.0, 0.0, -100.0, 100.0), device=dev).gelu().numpy()
+    np.testing.assert_array_equal(special, f32(NAN, INF, NAN, -0.0, 0.0, -0.0, 100.0))
+    assert np.signbit(special[3]) and np.signbit(special[5])
+
+
 # 6. transcendentals to a few ulp over the float32 range
 def test_transcendental_ulps(dev):
     rng = np.random.default_rng(1)
