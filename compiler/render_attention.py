@@ -23,7 +23,7 @@ from .cl_math import prelude
 from .indexing import linear, view_index
 from .kernel_ir import Kernel, KernelOpts, Program
 from .render_opencl import c_literal
-from .schedule_attention import ROWS, tiles
+from .schedule_attention import ROWS, local_budget, tiles
 from .symbolic import Lin
 
 _LOG2E = 1.4426950408889634  # the softmax's own constant (Tensor.softmax), rounded to float32 alike
@@ -45,7 +45,7 @@ def render_attention(k: Kernel) -> Program:
     _, causal, (q, key, v) = k.fused
     *batch, t, d = q.shape
     s, dv = key.shape[-2], v.shape[-1]
-    rg, ch = tiles(t, d, dv)
+    rg, ch = tiles(t, d, dv, local_budget(k.device))
     groups = -(-t // rg)
     nv = 2 if dv % 16 == 0 else 1
     w = 8 * nv  # V's columns a tile: V is packed [column tile][key][w], K^T [key tile][d][16]: each tile's

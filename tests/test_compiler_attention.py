@@ -123,6 +123,23 @@ def test_a_long_sequence_skips_masked_chunks_unless_v_is_not_finite():
     np.testing.assert_allclose(got[ok], want[ok], rtol=2e-5, atol=2e-6)
 
 
+def test_a_device_with_little_local_memory_gets_smaller_tiles_or_the_five_kernels(monkeypatch):
+    """Other CPU OpenCL drivers offer as little as 32 KiB of local memory a work-group (PoCL: 512)."""
+    from compiler import schedule_attention
+
+    monkeypatch.setattr(schedule_attention, "LOCAL_BYTES", 32 << 10)
+    assert schedule_attention.tiles(70, 40, 40, schedule_attention.local_budget("CL")) == (24, 32)
+    q, k, v = arr(1, 3, 70, 40), arr(1, 3, 70, 40), arr(1, 3, 70, 40)  # a shape no other test compiles
+    out, names = third_call(lambda a, b, c: sdpa(t(a), t(b), t(c)), q, k, v)
+    assert names == ["attn_1_3_70_70_40"]
+    np.testing.assert_allclose(out.numpy(), np_sdpa(q, k, v, True), rtol=2e-5, atol=2e-6)
+    monkeypatch.setattr(schedule_attention, "LOCAL_BYTES", 8 << 10)
+    q, k, v = arr(1, 3, 71, 40), arr(1, 3, 71, 40), arr(1, 3, 71, 40)
+    out, names = third_call(lambda a, b, c: sdpa(t(a), t(b), t(c)), q, k, v)
+    assert not any(n.startswith("attn_") for n in names)
+    np.testing.assert_allclose(out.numpy(), np_sdpa(q, k, v, True), rtol=2e-5, atol=2e-6)
+
+
 def test_a_computed_input_is_realized_by_its_own_kernel_first():
     q, k, v = arr(2, 12, 8), arr(2, 12, 8), arr(2, 12, 8)
     out, names = third_call(lambda a, b, c: sdpa(t(a) * 2.0, t(b).exp(), t(c)), q, k, v)
