@@ -396,7 +396,7 @@ def render_program(k: Kernel, opts: KernelOpts, dialect=None) -> Program:
 
         if dialect is not OPENCL:
             raise ValueError(f"{k.name}: fused attention renders as OpenCL C only, not for {k.device}")
-        return render_attention(k)
+        return render_attention(k, _local_mem_bytes(k.device))
     if opts.gpu_gemm or opts.mma_gemm:
         from .render_gemm_gpu import render_mma_gemm, render_tiled_gemm
 

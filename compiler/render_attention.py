@@ -2,7 +2,7 @@
 of flash attention: the (T, S) scores never leave local memory, whatever S.
 
 A work-group takes one batch entry (a (batch, head) pair) and a group of query rows (all of them up to 192,
-else 96: `schedule_attention.tiles`). It walks the keys in chunks of 128, packing a chunk of K transposed
+else 96: `tiles`). It walks the keys in chunks of 128, packing a chunk of K transposed
 and of V into local memory as 16-wide tiles, and for each block of 6 of its rows computes the 6 x chunk
 scores with the GEMM template's 6 x 16 register tile (broadcast query values times float8 rows of K^T).
 The softmax is online: each row keeps its running max and sum of exp2((score - max) log2 e), and what it
@@ -23,10 +23,26 @@ from .cl_math import prelude
 from .indexing import linear, view_index
 from .kernel_ir import Kernel, KernelOpts, Program
 from .render_opencl import c_literal
-from .schedule_attention import ROWS, local_budget, tiles
 from .symbolic import Lin
 
-_LOG2E = 1.4426950408889634  # the softmax's own constant (Tensor.softmax), rounded to float32 alike
+_LOG2E = math.log2(math.e)  # the softmax's constant (Tensor.softmax multiplies by it rounded to float32 alike)
+ROWS = 6  # query rows a block: 6 x 16 scores in 12 float8 accumulators, as the GEMM template's tile
+LOCAL_BYTES = 256 << 10  # a work-group's local memory at most: kept within a core's L2
+
+
+def tiles(t: int, d: int, dv: int, device_local_bytes: int) -> tuple[int, int] | None:
+    """(query rows a work-group, keys a chunk) whose local memory fits LOCAL_BYTES and the device's own
+    (PoCL gives 512 KiB, other CPU OpenCL drivers as little as 32), or None: a work-group keeps its rows'
+    queries, running max and sum and output, and one chunk of K^T and V at a time."""
+    budget = min(LOCAL_BYTES, device_local_bytes)
+    # up to 192 rows a work-group takes them all: K and V packed once a head (the GPT-2 block's 128 rows);
+    # longer sequences split into groups of 96, more work-groups for more cores
+    whole = -(-t // ROWS) * ROWS
+    for rows, chunk in ((whole if whole <= 192 else 96, 128), (96, 128), (48, 64), (24, 32)):
+        rows = min(rows, whole)
+        if 4 * (d * chunk + chunk * dv + rows * (d + dv + 2) + ROWS * (chunk + 1)) <= budget:
+            return rows, chunk
+    return None
 
 
 def _read(k: Kernel, view, slot: dict, batch: list, row: tuple, col: tuple) -> str:
@@ -40,12 +56,13 @@ def _read(k: Kernel, view, slot: dict, batch: list, row: tuple, col: tuple) -> s
     return f"data{slot[n.id]}[{linear(idx, n.shape).render()}]"
 
 
-def render_attention(k: Kernel) -> Program:
-    """The fused attention program for kernel k (k.fused from schedule_attention.fuse_attention)."""
+def render_attention(k: Kernel, device_local_bytes: int) -> Program:
+    """The fused attention program for kernel k (k.fused from schedule_attention.fuse_attention), its tiles
+    fitting device_local_bytes of local memory."""
     _, causal, (q, key, v) = k.fused
     *batch, t, d = q.shape
     s, dv = key.shape[-2], v.shape[-1]
-    rg, ch = tiles(t, d, dv, local_budget(k.device))
+    rg, ch = tiles(t, d, dv, device_local_bytes)
     groups = -(-t // rg)
     nv = 2 if dv % 16 == 0 else 1
     w = 8 * nv  # V's columns a tile: V is packed [column tile][key][w], K^T [key tile][d][16]: each tile's
@@ -76,12 +93,14 @@ def render_attention(k: Kernel) -> Program:
     for i in reversed(range(len(batch))):
         body.append(f"  const int b{i} = (g / {stride}) % {batch[i]};")
         stride *= batch[i]
+    if causal:  # keys past the last row's are skipped, unless V holds an inf or NaN: then 0 * inf must give
+        # NaN as in numpy and the composite's own kernels, so every key is visited (without a mask: always)
+        body += [
+            "  int finite = 1;",
+            f"  for (int j = 0; j < {s}; j++) for (int e = 0; e < {dv}; e++) {{ const float x = {vread};"
+            " finite &= x >= -FLT_MAX && x <= FLT_MAX; }",
+        ]
     body += [
-        # keys past the last row's are skipped under a causal mask, unless V holds an inf or NaN: then 0 * inf
-        # must give NaN as in numpy and the composite's own kernels, so every key is visited
-        "  int finite = 1;",
-        f"  for (int j = 0; j < {s}; j++) for (int e = 0; e < {dv}; e++) {{ const float x = {vread};"
-        " finite &= x >= -FLT_MAX && x <= FLT_MAX; }",
         f"  const int kend = {f'finite ? min({s}, thi) : {s}' if causal else s};",
         f"  for (int r = 0; r < {rg}; r++) {{ const int t = min(tlo + r, {t - 1});"
         f" for (int d = 0; d < {d}; d++) Qs[r*{d}+d] = {qread};"

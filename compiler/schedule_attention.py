@@ -7,7 +7,7 @@ flash attention). With a causal mask it also skips the masked half of both produ
 It applies where the composite said it may (graph_template's `fused`: no mask tensor), on CPU OpenCL
 devices, to float32 attention whose inputs are views of computed buffers (not padded) with equal batch
 shapes, a value width that is a multiple of 8 and head widths small enough for a work-group's local
-memory (`tiles` within `local_budget`: up to ~580 for q and v alike at 256 KiB), any number of keys; and
+memory (`render_attention.tiles`: up to ~580 for q and v alike at 256 KiB), any number of keys; and
 only where no gradient is tracked (backward reads the probabilities). Elsewhere, and with
 WB_FUSED_ATTENTION=0, the composite's own kernels run. The fused kernel computes the same products; the
 softmax's sum and its normalization come in another order (running sums rescaled as the max grows, the
@@ -23,45 +23,11 @@ from .lazy import Node
 from .ops import MOVEMENT, Ops
 from .switches import switch
 
-ROWS = 6  # query rows a block: 6 x 16 scores in 12 float8 accumulators, as the GEMM template's tile
-LOCAL_BYTES = 256 << 10  # a work-group's local memory at most (`tiles`): kept within a core's L2
-
 
 def enabled() -> bool:
     """WB_FUSED_ATTENTION=0 keeps the composite's own kernels (comparisons); it changes plans, so the plan
     memo keys by it."""
     return switch("WB_FUSED_ATTENTION", "1") != "0"
-
-
-def local_budget(device: str) -> int:
-    """Bytes of local memory a fused attention work-group may use on device: LOCAL_BYTES, or less where the
-    device has less (PoCL gives 512 KiB; other CPU OpenCL drivers as little as 32)."""
-    from .device import cl_index  # the runtime is asked only once a composite could fuse
-    from .runtime_opencl import get_cl_device
-
-    return min(LOCAL_BYTES, get_cl_device(cl_index(device)).device.local_mem_size)
-
-
-def tiles(t: int, d: int, dv: int, budget: int = LOCAL_BYTES) -> tuple[int, int] | None:
-    """(query rows a work-group, keys a chunk) whose local memory fits budget bytes, or None: a work-group
-    keeps its rows' queries, running max and sum and output, and one chunk of K^T and V at a time."""
-    # up to 192 rows a work-group takes them all: K and V packed once a head (the GPT-2 block's 128 rows);
-    # longer sequences split into groups of 96, more work-groups for more cores
-    whole = -(-t // ROWS) * ROWS
-    for rows, chunk in ((whole if whole <= 192 else 96, 128), (96, 128), (48, 64), (24, 32)):
-        rows = min(rows, whole)
-        if 4 * (d * chunk + chunk * dv + rows * (d + dv + 2) + ROWS * (chunk + 1)) <= budget:
-            return rows, chunk
-    return None
-
-
-def _applies(device: str) -> bool:
-    if not device.startswith("CL"):
-        return False
-    from .device import cl_index
-    from .runtime_opencl import get_cl_device
-
-    return get_cl_device(cl_index(device)).is_cpu
 
 
 def _base(view: Node, outs: set) -> Node | None:
@@ -92,9 +58,13 @@ def _fusable(k: Kernel, outs: set) -> tuple | None:
     if min(q.shape) == 0 or key.shape[-2] == 0:
         return None
     bases = [_base(x, outs) for x in views]
-    if None in bases or not _applies(k.device):
+    if None in bases or not k.device.startswith("CL"):
         return None
-    if tiles(q.shape[-2], q.shape[-1], v.shape[-1], local_budget(k.device)) is None:
+    # the device's facts as the optimizer reads them for every template (asked only once a composite could fuse)
+    from .optimizer import _is_cpu, _local_mem_bytes
+    from .render_attention import tiles
+
+    if not _is_cpu(k.device) or tiles(q.shape[-2], q.shape[-1], v.shape[-1], _local_mem_bytes(k.device)) is None:
         return None
     return causal, views, bases
 

@@ -125,15 +125,16 @@ def test_a_long_sequence_skips_masked_chunks_unless_v_is_not_finite():
 
 def test_a_device_with_little_local_memory_gets_smaller_tiles_or_the_five_kernels(monkeypatch):
     """Other CPU OpenCL drivers offer as little as 32 KiB of local memory a work-group (PoCL: 512)."""
-    from compiler import schedule_attention
+    from compiler import render_attention
+    from compiler.optimizer import _local_mem_bytes
 
-    monkeypatch.setattr(schedule_attention, "LOCAL_BYTES", 32 << 10)
-    assert schedule_attention.tiles(70, 40, 40, schedule_attention.local_budget("CL")) == (24, 32)
+    monkeypatch.setattr(render_attention, "LOCAL_BYTES", 32 << 10)
+    assert render_attention.tiles(70, 40, 40, _local_mem_bytes("CL")) == (24, 32)
     q, k, v = arr(1, 3, 70, 40), arr(1, 3, 70, 40), arr(1, 3, 70, 40)  # a shape no other test compiles
     out, names = third_call(lambda a, b, c: sdpa(t(a), t(b), t(c)), q, k, v)
     assert names == ["attn_1_3_70_70_40"]
     np.testing.assert_allclose(out.numpy(), np_sdpa(q, k, v, True), rtol=2e-5, atol=2e-6)
-    monkeypatch.setattr(schedule_attention, "LOCAL_BYTES", 8 << 10)
+    monkeypatch.setattr(render_attention, "LOCAL_BYTES", 8 << 10)
     q, k, v = arr(1, 3, 71, 40), arr(1, 3, 71, 40), arr(1, 3, 71, 40)
     out, names = third_call(lambda a, b, c: sdpa(t(a), t(b), t(c)), q, k, v)
     assert not any(n.startswith("attn_") for n in names)
